@@ -1,0 +1,311 @@
+//! `eyeward-relay admin`: provisioning from the command line, on the same database whether or
+//! not the server runs. The only way to create accounts, add cameras or reset a password.
+
+use crate::auth::{Token, hash_password};
+use crate::error::Error;
+use crate::store::{Account, Audit, NewAccount, NewCamera, Store};
+use clap::{Args, Subcommand};
+use eyeward::{
+    CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, GuardCenter, Language,
+    Password, Plan, Role, UnixMillis,
+};
+use serde_json::{Value, json};
+use std::io::BufRead;
+
+/// Prefix of agent tokens, so a leaked one is recognisable.
+pub const AGENT_TOKEN_PREFIX: &str = "ewa_";
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Customer (home owner) accounts.
+    #[command(subcommand)]
+    Customer(AccountCommand<CustomerExtra>),
+    /// Guard-center operator accounts.
+    #[command(subcommand)]
+    Operator(AccountCommand<NoExtra>),
+    /// Cameras and their agent tokens.
+    #[command(subcommand)]
+    Camera(CameraCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand<E: Args> {
+    /// Creates an account. The password is read from stdin (one line).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_from_str::<GuardCenter>)]
+        guard_center: GuardCenter,
+        #[command(flatten)]
+        extra: E,
+    },
+    /// Lists the accounts.
+    List,
+    /// Removes an account and everything it owns.
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Sets a new password (read from stdin) after an identity check, and ends the account's
+    /// sessions. Forgotten passwords are reset only this way, never by mail.
+    SetPassword {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+/// Options only customers have.
+#[derive(Debug, Args)]
+pub struct CustomerExtra {
+    /// The language of the customer's pages and mail.
+    #[arg(long, default_value = "ja", value_parser = parse_from_str::<Language>)]
+    lang: Language,
+}
+
+/// Operators have no extra options.
+#[derive(Debug, Args)]
+pub struct NoExtra {}
+
+#[derive(Debug, Subcommand)]
+pub enum CameraCommand {
+    /// Provisions a camera for a customer. With `--source agent` an agent token is printed,
+    /// once: give it to the camera's agent.
+    Add {
+        #[arg(long)]
+        customer: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_from_str::<CameraModel>)]
+        model: CameraModel,
+        /// Fixed for the camera's life: a camera-only camera can never get dispatch later.
+        #[arg(long, value_parser = parse_from_str::<Plan>)]
+        plan: Plan,
+        /// `agent`, or the camera's `rtsp://[user:password@]host[:port]/path`.
+        #[arg(long)]
+        source: String,
+    },
+    /// Lists cameras (sources shown without credentials).
+    List {
+        /// Only this customer's cameras.
+        #[arg(long)]
+        customer: Option<i64>,
+    },
+    /// Removes a camera.
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Issues a new agent token for an agent camera; the old one stops working at once.
+    NewToken {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+fn parse_from_str<T: std::str::FromStr<Err = eyeward::Error>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: eyeward::Error| e.to_string())
+}
+
+/// What a command prints: a JSON object, and the same for people.
+pub struct Output {
+    pub json: Value,
+    pub human: String,
+}
+
+/// Runs one admin command against `store`, reading passwords from `stdin`.
+pub async fn run(store: &Store, cmd: AdminCommand, stdin: impl BufRead) -> Result<Output, Error> {
+    let audit = Audit::admin(UnixMillis::now());
+    match cmd {
+        AdminCommand::Customer(c) => {
+            account(store, Role::Customer, c, |e| e.lang, stdin, &audit).await
+        }
+        AdminCommand::Operator(c) => {
+            account(store, Role::Operator, c, |_| Language::Ja, stdin, &audit).await
+        }
+        AdminCommand::Camera(c) => camera(store, c, &audit).await,
+    }
+}
+
+async fn account<E: Args>(
+    store: &Store,
+    role: Role,
+    cmd: AccountCommand<E>,
+    lang_of: impl Fn(&E) -> Language,
+    stdin: impl BufRead,
+    audit: &Audit,
+) -> Result<Output, Error> {
+    match cmd {
+        AccountCommand::Add {
+            email,
+            name,
+            guard_center,
+            extra,
+        } => {
+            let password = read_password(stdin)?;
+            let new = NewAccount {
+                role,
+                email: Email::parse(&email)?,
+                name: DisplayName::parse(&name)?,
+                guard_center,
+                lang: lang_of(&extra),
+                password_hash: hash_blocking(password).await?,
+            };
+            let id = store.create_account(new, audit).await?;
+            Ok(Output {
+                json: json!({ "id": id }),
+                human: format!("created {role} {id}"),
+            })
+        }
+        AccountCommand::List => {
+            let accounts = store.accounts(role).await?;
+            let human = accounts.iter().map(describe).collect::<Vec<_>>().join("\n");
+            Ok(Output {
+                json: json!({ format!("{role}s"): accounts }),
+                human,
+            })
+        }
+        AccountCommand::Remove { id } => {
+            if !store.remove_account(role, id, audit).await? {
+                return Err(Error::not_found(role.as_str()));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "removed": true }),
+                human: format!("removed {role} {id}"),
+            })
+        }
+        AccountCommand::SetPassword { id } => {
+            let hash = hash_blocking(read_password(stdin)?).await?;
+            if !store.set_password_hash(role, id, &hash, audit).await? {
+                return Err(Error::not_found(role.as_str()));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "password_set": true }),
+                human: format!("new password set for {role} {id}; their sessions were ended"),
+            })
+        }
+    }
+}
+
+fn describe(a: &Account) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        a.id, a.email, a.guard_center, a.lang, a.name
+    )
+}
+
+async fn camera(store: &Store, cmd: CameraCommand, audit: &Audit) -> Result<Output, Error> {
+    match cmd {
+        CameraCommand::Add {
+            customer,
+            name,
+            model,
+            plan,
+            source,
+        } => {
+            let source = CameraSource::parse(&source)?;
+            let token =
+                matches!(source, CameraSource::Agent).then(|| Token::generate(AGENT_TOKEN_PREFIX));
+            let new = NewCamera {
+                customer_id: CustomerId(customer),
+                name: DisplayName::parse(&name)?,
+                model,
+                plan,
+                source,
+                agent_token_hash: token.as_ref().map(|t| t.hash.clone()),
+            };
+            let id = store.add_camera(new, audit).await?;
+            Ok(match token {
+                Some(t) => Output {
+                    json: json!({ "id": id, "agent_token": t.secret() }),
+                    human: format!(
+                        "added camera {id}\nagent token (shown only now): {}",
+                        t.secret()
+                    ),
+                },
+                None => Output {
+                    json: json!({ "id": id }),
+                    human: format!("added camera {id}"),
+                },
+            })
+        }
+        CameraCommand::List { customer } => {
+            let cams = store.all_cameras().await?;
+            let cams: Vec<_> = cams
+                .into_iter()
+                .filter(|c| customer.is_none_or(|id| c.customer_id.0 == id))
+                .collect();
+            let human = cams
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}\tcustomer {}\t{}\t{}\t{}\t{}",
+                        c.id, c.customer_id, c.model, c.plan, c.source, c.name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let json = cams
+                .iter()
+                .map(|c| {
+                    let has_credentials = match &c.source {
+                        CameraSource::Rtsp(r) => r.username().is_some() || r.password().is_some(),
+                        CameraSource::Agent => false,
+                    };
+                    json!({
+                        "id": c.id, "customer_id": c.customer_id, "name": c.name,
+                        "model": c.model, "plan": c.plan, "source": c.source.to_string(),
+                        "source_has_credentials": has_credentials,
+                    })
+                })
+                .collect::<Vec<_>>();
+            Ok(Output {
+                json: json!({ "cameras": json }),
+                human,
+            })
+        }
+        CameraCommand::Remove { id } => {
+            if !store.remove_camera(CameraId(id), audit).await? {
+                return Err(Error::not_found("camera"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "removed": true }),
+                human: format!("removed camera {id}"),
+            })
+        }
+        CameraCommand::NewToken { id } => {
+            let token = Token::generate(AGENT_TOKEN_PREFIX);
+            store
+                .replace_agent_token(CameraId(id), &token.hash, audit)
+                .await?;
+            Ok(Output {
+                json: json!({ "id": id, "agent_token": token.secret() }),
+                human: format!(
+                    "new agent token for camera {id} (shown only now): {}",
+                    token.secret()
+                ),
+            })
+        }
+    }
+}
+
+/// One line from stdin, without its line ending.
+fn read_password(mut stdin: impl BufRead) -> Result<Password, Error> {
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|e| Error::bad_request(format!("cannot read the password from stdin: {e}")))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(Error::bad_request("expected the password on stdin"));
+    }
+    Ok(Password::new(line)?)
+}
+
+async fn hash_blocking(password: Password) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::internal(format!("password hash: {e}")))?
+}

@@ -1,0 +1,149 @@
+//! The command line: `serve` and `admin`.
+
+use crate::admin::{self, AdminCommand};
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::Store;
+use clap::{Parser, Subcommand};
+use eyeward::telemetry::{self, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// eyeward's relay: live video from home cameras to browsers, alert mail and guard dispatch.
+#[derive(Debug, Parser)]
+#[command(name = "eyeward-relay", version)]
+pub struct Cli {
+    /// Log line format on stderr: human or json. The level comes from RUST_LOG (default info).
+    #[arg(long, global = true, default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server until SIGTERM or Ctrl-C. Prints `eyeward-relay listening on
+    /// http://ADDRESS` on stdout once it accepts connections.
+    Serve {
+        /// The TOML configuration file (see docs/config.md). Without one, the defaults:
+        /// 127.0.0.1:8080 and ./eyeward-data.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Provisions accounts and cameras, on the same database whether or not the server runs.
+    Admin {
+        /// The same configuration file as `serve` (for data_dir).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Print exactly one JSON object on stdout (errors too, as {"error": "..."}).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eyeward-relay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => report(serve(config).await),
+            Command::Admin {
+                config,
+                json,
+                command,
+            } => run_admin(config, json, command).await,
+        }
+    })
+}
+
+fn report(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "eyeward-relay stopped");
+            eprintln!("eyeward-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
+    let config = Config::load(config.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    tracing::info!(config = %config.redacted(), "starting");
+    // Tests and scripts wait for this line to know the server (and its port) is ready.
+    println!("eyeward-relay listening on http://{bound}");
+    crate::http::run(listener, &config, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> ExitCode {
+    let result = async {
+        let config = Config::load(config.as_deref())?;
+        let store = Store::open(&config.data_dir).await?;
+        admin::run(&store, cmd, std::io::stdin().lock()).await
+    }
+    .await;
+    match (result, json) {
+        (Ok(out), true) => {
+            println!("{}", out.json);
+            ExitCode::SUCCESS
+        }
+        (Ok(out), false) => {
+            if !out.human.is_empty() {
+                println!("{}", out.human);
+            }
+            ExitCode::SUCCESS
+        }
+        (Err(e), json) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": e.to_string() }));
+            }
+            eprintln!("eyeward-relay admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The relay's configuration: a TOML file, every key optional.
+//!
+//! Each field is documented here and in `docs/config.md`. Unknown keys are refused so that a
+//! typo never silently falls back to a default.
+
+use crate::error::{Error, ErrorKind};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP server listens on. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Folder for everything the relay keeps: the SQLite database, snapshots, and the mail
+    /// outbox when no SMTP server is configured. Created if missing.
+    pub data_dir: PathBuf,
+    /// The URL people use to reach this relay: used in mail links, and its origin is the only
+    /// one allowed to make state-changing requests (CSRF). Default: `http://` + `listen`.
+    /// When it is `https://`, session cookies are marked `Secure`.
+    pub public_url: Option<url::Url>,
+    /// Outgoing mail.
+    pub mail: MailConfig,
+    /// Live video over WebRTC.
+    pub webrtc: WebrtcConfig,
+    /// Logins and sessions.
+    pub auth: AuthConfig,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// The Prometheus endpoint `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[mail]`: how alert and confirmation mail leaves the relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server, as `smtp://host:port` (STARTTLS when offered), `smtps://host:port` (TLS),
+    /// optionally with `user:password@`. Absent: mails are written as `.eml` files to
+    /// `<data_dir>/outbox`.
+    pub smtp_url: Option<url::Url>,
+    /// The `From:` of every mail.
+    pub from: String,
+}
+
+/// `[webrtc]`: the relay's side of live video.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcConfig {
+    /// Gather ICE host candidates only on these local addresses. Absent: every interface but
+    /// loopback. Tests use `["127.0.0.1"]`.
+    pub ice_addresses: Option<Vec<IpAddr>>,
+}
+
+/// `[auth]`: sessions and login throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session ends after this long without a request (e.g. `"12h"`).
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after login, however active (e.g. `"30d"`).
+    #[serde(with = "humantime_serde")]
+    pub session_max_age: Duration,
+    /// Failed logins allowed per account within `login_failure_window` before further
+    /// attempts on that account are refused with 429 until the window has passed.
+    pub login_failures_per_account: u32,
+    /// Failed logins allowed per client address within `login_failure_window`.
+    pub login_failures_per_address: u32,
+    /// The window over which failed logins are counted (e.g. `"15m"`).
+    #[serde(with = "humantime_serde")]
+    pub login_failure_window: Duration,
+}
+
+/// `[http]`: request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted body of a JSON API request, in bytes; larger ones get 413.
+    pub max_json_body_bytes: usize,
+}
+
+/// `[metrics]`: who may read `/metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` also answers clients that send `Authorization: Bearer <token>`.
+    /// Clients on loopback may always read it; everyone else gets 401.
+    pub bearer_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./eyeward-data"),
+            public_url: None,
+            mail: MailConfig::default(),
+            webrtc: WebrtcConfig::default(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: None,
+            from: "eyeward <alerts@example.com>".to_owned(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_timeout: Duration::from_secs(12 * 3600),
+            session_max_age: Duration::from_secs(30 * 24 * 3600),
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_failure_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_json_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config, Error> {
+        let config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::new(
+                        ErrorKind::BadRequest,
+                        format!("cannot read config file {}: {e}", path.display()),
+                    )
+                })?;
+                Config::parse(&text).map_err(|e| {
+                    Error::new(
+                        ErrorKind::BadRequest,
+                        format!("config file {}: {e}", path.display()),
+                    )
+                })?
+            }
+        };
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The checks serde cannot make.
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: &str| Err(Error::new(ErrorKind::BadRequest, msg.to_owned()));
+        if let Some(u) = &self.public_url {
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return bad("public_url must be an http:// or https:// URL with a host");
+            }
+        }
+        if let Some(u) = &self.mail.smtp_url {
+            if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none() {
+                return bad("mail.smtp_url must be an smtp:// or smtps:// URL with a host");
+            }
+        }
+        if self.mail.from.trim().is_empty() || self.mail.from.contains(['\r', '\n']) {
+            return bad("mail.from must be one line, such as \"eyeward <alerts@example.com>\"");
+        }
+        let a = &self.auth;
+        if a.session_idle_timeout.is_zero() || a.session_max_age.is_zero() {
+            return bad("auth session timeouts must be longer than zero");
+        }
+        if a.login_failures_per_account == 0 || a.login_failures_per_address == 0 {
+            return bad("auth login failure limits must be at least 1");
+        }
+        if a.login_failure_window.is_zero() {
+            return bad("auth.login_failure_window must be longer than zero");
+        }
+        if self.http.max_json_body_bytes < 1024 {
+            return bad("http.max_json_body_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The URL people reach the relay at, given the address it actually listens on.
+    pub fn public_url(&self, bound: SocketAddr) -> url::Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            url::Url::parse(&format!("http://{bound}/")).expect("a socket address is a valid host")
+        })
+    }
+
+    /// A one-line summary safe for logs: secrets are replaced.
+    pub fn redacted(&self) -> String {
+        let smtp = self.mail.smtp_url.as_ref().map(|u| {
+            let mut u = u.clone();
+            if u.password().is_some() {
+                let _ = u.set_password(Some("REDACTED"));
+            }
+            u.to_string()
+        });
+        format!(
+            "listen={} data_dir={} public_url={} smtp_url={} ice_addresses={:?} metrics_token={}",
+            self.listen,
+            self.data_dir.display(),
+            self.public_url.as_ref().map_or("(default)", |u| u.as_str()),
+            smtp.as_deref().unwrap_or("(outbox folder)"),
+            self.webrtc.ice_addresses,
+            if self.metrics.bearer_token.is_some() {
+                "set"
+            } else {
+                "unset"
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_config_at_all_works() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./eyeward-data"));
+        assert_eq!(c.public_url(c.listen).as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn the_contract_keys_parse() {
+        let c = Config::parse(
+            r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/tmp/ew"
+            public_url = "https://cam.example.jp"
+            [mail]
+            smtp_url = "smtp://user:pw@127.0.0.1:2525"
+            from = "eyeward <alerts@example.com>"
+            [webrtc]
+            ice_addresses = ["127.0.0.1"]
+            [auth]
+            session_idle_timeout = "2h"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.auth.session_idle_timeout, Duration::from_secs(7200));
+        assert_eq!(
+            c.webrtc.ice_addresses,
+            Some(vec!["127.0.0.1".parse().unwrap()])
+        );
+        let r = c.redacted();
+        assert!(!r.contains("pw@"), "{r}");
+        assert!(r.contains("REDACTED"), "{r}");
+    }
+
+    #[test]
+    fn unknown_and_bad_values_are_refused() {
+        for (text, wanted) in [
+            ("lisen = \"127.0.0.1:1\"", "unknown field `lisen`"),
+            ("[mail]\nsmtp = \"x\"", "unknown field `smtp`"),
+            ("public_url = \"ftp://x\"", "public_url must be"),
+            ("[mail]\nsmtp_url = \"http://x\"", "smtp_url must be"),
+            ("[auth]\nsession_max_age = \"0s\"", "longer than zero"),
+            ("[auth]\nlogin_failures_per_account = 0", "at least 1"),
+            ("listen = \"nowhere\"", "invalid socket address"),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The relay's one error type, and the one place that maps its kinds to HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// What went wrong, in the terms a client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request (or a config value, or a CLI argument) is malformed or not acceptable.
+    BadRequest,
+    /// No valid session or token.
+    Unauthenticated,
+    /// Authenticated, but this role or origin may not do this.
+    Forbidden,
+    /// No such thing, or not the caller's (the two are never told apart).
+    NotFound,
+    /// The method does not apply to this path.
+    MethodNotAllowed,
+    /// The request conflicts with what is stored (a taken email address...).
+    Conflict,
+    /// The body is larger than allowed.
+    PayloadTooLarge,
+    /// The body is not of a type this endpoint takes.
+    UnsupportedMediaType,
+    /// Too many attempts; retry later.
+    TooManyRequests,
+    /// A fault on our side; details go to the log, never to the client.
+    Internal,
+}
+
+/// A relay error: a kind, a message fit for the client, and for 429 a retry delay.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+    retry_after: Option<Duration>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Error {
+            kind,
+            msg: msg.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::BadRequest, msg)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Error::new(ErrorKind::NotFound, format!("no such {what}"))
+    }
+
+    pub fn unauthenticated() -> Self {
+        Error::new(ErrorKind::Unauthenticated, "login required")
+    }
+
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Forbidden, msg)
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, msg)
+    }
+
+    pub fn too_many_requests(retry_after: Duration) -> Self {
+        Error {
+            kind: ErrorKind::TooManyRequests,
+            msg: "too many failed attempts; try again later".to_owned(),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// The HTTP status for each kind: the one mapping in the relay.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<eyeward::Error> for Error {
+    fn from(e: eyeward::Error) -> Self {
+        Error::bad_request(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::internal(format!("database: {e}"))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::internal(format!("database migration: {e}"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let msg = if self.kind == ErrorKind::Internal {
+            tracing::error!(error = %self.msg, "internal error");
+            "internal error".to_owned()
+        } else {
+            self.msg
+        };
+        let mut resp = (status, axum::Json(serde_json::json!({ "error": msg }))).into_response();
+        if let Some(d) = self.retry_after {
+            // Round up so a client that waits exactly this long is let in.
+            let secs = d.as_millis().div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

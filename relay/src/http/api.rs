@@ -1,0 +1,276 @@
+//! The JSON API handlers: login and sessions, the caller's account, cameras and history.
+
+use super::AppState;
+use super::extract::{ApiJson, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE};
+use crate::auth::{Token, verify_password};
+use crate::error::{Error, ErrorKind};
+use crate::store::{Account, Camera, HistoryEntry};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eyeward::{
+    CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role, UnixMillis,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// `POST /api/login`: checks the password and sets the session cookie.
+pub async fn login(
+    State(st): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, Error> {
+    let now = UnixMillis::now();
+    let email = Email::parse(&req.email)?;
+    if req.password.len() > Password::MAX_BYTES {
+        return Err(Error::bad_request("password is too long"));
+    }
+    if let Err(wait) = lock_limiter(&st).check(email.as_str(), addr, now) {
+        st.metrics.login("throttled");
+        return Err(Error::too_many_requests(wait));
+    }
+    let found = st.store.account_for_login(&email).await?;
+    let hash = found.as_ref().map(|a| a.password_hash.clone());
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
+        .await
+        .map_err(|e| Error::internal(format!("password check: {e}")))?;
+    let Some(account) = found.filter(|_| ok).map(|a| a.account) else {
+        lock_limiter(&st).record_failure(email.as_str(), addr, now);
+        st.metrics.login("failure");
+        return Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "wrong email address or password",
+        ));
+    };
+    lock_limiter(&st).record_success(email.as_str());
+    let token = Token::generate("");
+    st.store
+        .create_session(&token.hash, account.id, now)
+        .await?;
+    let caller = Caller {
+        account,
+        token_hash: token.hash.clone(),
+    };
+    record_own(&st, &caller, "login", json!({})).await?;
+    st.metrics.login("success");
+    let cookie = session_cookie(&st, token.secret(), st.sessions.max_age.as_secs());
+    Ok(([(header::SET_COOKIE, cookie)], Json(caller.account)).into_response())
+}
+
+fn lock_limiter(st: &AppState) -> std::sync::MutexGuard<'_, crate::auth::LoginLimiter> {
+    // The limiter's state stays consistent even if a holder panicked mid-update.
+    st.limiter.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue {
+    let secure = if st.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
+}
+
+/// Records an operation in the caller's own history (customers only have one).
+async fn record_own(
+    st: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    let owner =
+        (caller.account.role == Role::Customer).then_some(eyeward::CustomerId(caller.account.id));
+    st.store
+        .record(&caller.audit(), owner, action, detail)
+        .await
+}
+
+/// `POST /api/logout`: ends the session and clears the cookie.
+pub async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, Error> {
+    st.store.delete_session(&caller.token_hash).await?;
+    record_own(&st, &caller, "logout", json!({})).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie(&st, "", 0))],
+    )
+        .into_response())
+}
+
+/// `GET /api/me`.
+pub async fn me(caller: Caller) -> Json<Account> {
+    Json(caller.account)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    lang: Language,
+}
+
+/// `PATCH /api/me`: the caller's own settings (today: the language).
+pub async fn update_me(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<UpdateMe>,
+) -> Result<Json<Account>, Error> {
+    let a = &caller.account;
+    if a.lang != req.lang {
+        st.store
+            .set_language(a.id, a.role, req.lang, &caller.audit())
+            .await?;
+    }
+    let mut account = caller.account;
+    account.lang = req.lang;
+    Ok(Json(account))
+}
+
+/// A camera as its owner sees it: no source, no credentials.
+#[derive(Serialize)]
+pub struct CameraView {
+    id: CameraId,
+    name: String,
+    model: CameraModel,
+    plan: Plan,
+    online: bool,
+}
+
+impl From<Camera> for CameraView {
+    fn from(c: Camera) -> Self {
+        CameraView {
+            id: c.id,
+            name: c.name,
+            model: c.model,
+            plan: c.plan,
+            // Nothing connects cameras yet: the agent link (and its heartbeats) will set this.
+            online: false,
+        }
+    }
+}
+
+/// `GET /api/cameras`: the caller's own cameras.
+pub async fn cameras(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+) -> Result<Json<Vec<CameraView>>, Error> {
+    let cams = st.store.cameras_of(c.id).await?;
+    Ok(Json(cams.into_iter().map(CameraView::from).collect()))
+}
+
+/// `GET /api/cameras/{id}`.
+pub async fn camera(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Json<CameraView>, Error> {
+    let cam = st
+        .store
+        .camera_of(c.id, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    Ok(Json(cam.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCamera {
+    name: DisplayName,
+}
+
+/// `PATCH /api/cameras/{id}`: the owner renames a camera.
+pub async fn update_camera(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<UpdateCamera>,
+) -> Result<Json<CameraView>, Error> {
+    let id = CameraId(id);
+    if !st
+        .store
+        .rename_camera(c.id, id, &req.name, &c.caller.audit())
+        .await?
+    {
+        return Err(Error::not_found("camera"));
+    }
+    let cam = st
+        .store
+        .camera_of(c.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    Ok(Json(cam.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only entries older than this id (paging).
+    before: Option<i64>,
+    /// At most this many (1–200, default 50).
+    limit: Option<u32>,
+}
+
+/// `GET /api/history`: the caller's operation history, newest first.
+pub async fn history(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<HistoryEntry>>, Error> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    Ok(Json(st.store.history_of(c.id, q.before, limit).await?))
+}
+
+/// `GET /healthz`: the process answers and its database does.
+pub async fn healthz(State(st): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
+    st.store.ping().await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// `GET /metrics`: for clients on loopback, or with the configured bearer token.
+pub async fn metrics(
+    State(st): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token_ok = match (&st.metrics_token, bearer) {
+        (Some(want), Some(got)) => crate::auth::hash_token(want) == crate::auth::hash_token(got),
+        _ => false,
+    };
+    if !addr.is_loopback() && !token_ok {
+        return Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "metrics are served to loopback clients or with the metrics bearer token",
+        ));
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
+        .into_response())
+}
+
+/// Unknown paths under `/api`.
+pub async fn no_such_route() -> Error {
+    Error::not_found("API route")
+}
+
+/// A known path with a method it does not take.
+pub async fn method_not_allowed() -> Error {
+    Error::new(
+        ErrorKind::MethodNotAllowed,
+        "method not allowed on this path",
+    )
+}

@@ -1,0 +1,175 @@
+//! Request extractors: who is calling, JSON bodies and ids, each failing with our JSON errors.
+
+use super::AppState;
+use crate::auth::{SessionCheck, hash_token};
+use crate::error::{Error, ErrorKind};
+use crate::store::{Account, Actor, Audit, Channel};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use eyeward::{CustomerId, Role, UnixMillis};
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "eyeward_session";
+
+/// A logged-in account, from a valid session cookie. Missing or expired: 401.
+pub struct Caller {
+    pub account: Account,
+    pub token_hash: String,
+}
+
+impl Caller {
+    /// An audit record of an operation this caller makes through the web, now.
+    pub fn audit(&self) -> Audit {
+        let (id, name) = (self.account.id, self.account.name.clone());
+        Audit {
+            actor: match self.account.role {
+                Role::Customer => Actor::Customer { id, name },
+                Role::Operator => Actor::Operator { id, name },
+            },
+            channel: Channel::Web,
+            at: UnixMillis::now(),
+        }
+    }
+}
+
+/// The session token from the `Cookie` header, if any.
+pub fn session_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = session_token(parts).ok_or_else(Error::unauthenticated)?;
+        let token_hash = hash_token(token);
+        let session = state
+            .store
+            .session(&token_hash)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        let now = UnixMillis::now();
+        match state
+            .sessions
+            .check(session.created_at, session.last_seen_at, now)
+        {
+            SessionCheck::Expired => {
+                state.store.delete_session(&token_hash).await?;
+                state.metrics.sessions_expired.inc();
+                Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "session expired; please log in again",
+                ))
+            }
+            SessionCheck::Valid { touch } => {
+                if touch {
+                    state.store.touch_session(&token_hash, now).await?;
+                }
+                Ok(Caller {
+                    account: session.account,
+                    token_hash,
+                })
+            }
+        }
+    }
+}
+
+/// A logged-in customer. Other roles: 403.
+pub struct CustomerCaller {
+    pub id: CustomerId,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for CustomerCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.account.role != Role::Customer {
+            return Err(Error::forbidden("this is for customers only"));
+        }
+        Ok(CustomerCaller {
+            id: CustomerId(caller.account.id),
+            caller,
+        })
+    }
+}
+
+/// The client's address (the TCP peer), for throttling. Tests without a socket get
+/// `0.0.0.0`.
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        ))
+    }
+}
+
+/// A JSON body whose every failure is one of our JSON errors (400, 413 or 415).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Error::new(
+            ErrorKind::UnsupportedMediaType,
+            "expected a body of type application/json",
+        ),
+        JsonRejection::BytesRejection(r) if r.status() == 413 => {
+            Error::new(ErrorKind::PayloadTooLarge, "request body is too large")
+        }
+        // Syntax and data errors: serde's message says where and what ("missing field
+        // `email` at line 1 column 2"); it quotes field names, not values.
+        JsonRejection::JsonDataError(e) => Error::bad_request(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request(e.body_text()),
+        other => Error::bad_request(other.body_text()),
+    }
+}
+
+/// The numeric id in a path such as `/api/cameras/{id}`. Anything else names nothing: 404.
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::not_found("resource"))?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(IdPath)
+            .ok_or_else(|| Error::not_found("resource"))
+    }
+}

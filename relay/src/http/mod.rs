@@ -1,0 +1,143 @@
+//! The HTTP server: the JSON API, the embedded web pages, `/healthz` and `/metrics`.
+//!
+//! Deny by default: every `/api` route takes a [`extract::Caller`] (a session) and every
+//! query is scoped by the account taken from it, never from the path.
+
+mod api;
+mod extract;
+mod middleware;
+mod web;
+
+use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use eyeward::UnixMillis;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<Mutex<LoginLimiter>>,
+    pub sessions: SessionPolicy,
+    /// `scheme://host[:port]` of `public_url`: the only origin allowed to change state.
+    pub origin: String,
+    /// Mark cookies `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    pub metrics_token: Option<String>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, bound: SocketAddr, store: Store) -> AppState {
+        let public_url = config.public_url(bound);
+        let a = &config.auth;
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::new()),
+            limiter: Arc::new(Mutex::new(LoginLimiter::new(LoginLimits {
+                per_account: a.login_failures_per_account,
+                per_address: a.login_failures_per_address,
+                window: a.login_failure_window,
+            }))),
+            sessions: SessionPolicy {
+                idle_timeout: a.session_idle_timeout,
+                max_age: a.session_max_age,
+            },
+            origin: public_url.origin().ascii_serialization(),
+            secure_cookies: public_url.scheme() == "https",
+            metrics_token: config.metrics.bearer_token.clone(),
+        }
+    }
+}
+
+/// The whole router, for `run` and for in-process tests.
+pub fn router(state: AppState, max_json_body: usize) -> Router {
+    let api = Router::new()
+        .route("/login", post(api::login))
+        .route("/logout", post(api::logout))
+        .route("/me", get(api::me).patch(api::update_me))
+        .route("/cameras", get(api::cameras))
+        .route("/cameras/{id}", get(api::camera).patch(api::update_camera))
+        .route("/history", get(api::history))
+        .fallback(api::no_such_route)
+        .layer(DefaultBodyLimit::max(max_json_body));
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .fallback(web::asset)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::refuse_foreign_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::count_requests,
+        ))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(middleware::request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let store = Store::open(&config.data_dir).await?;
+    let state = AppState::new(config, bound, store);
+    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let app = router(state, config.http.max_json_body_bytes);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| Error::internal(format!("server: {e}")));
+    sweeper.abort();
+    result
+}
+
+/// Deletes expired sessions now and then, so the table holds only live ones.
+async fn sweep_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = UnixMillis::now();
+        let idle_before = UnixMillis(now.0 - state.sessions.idle_timeout.as_millis() as i64);
+        let created_before = UnixMillis(now.0 - state.sessions.max_age.as_millis() as i64);
+        match state
+            .store
+            .delete_expired_sessions(idle_before, created_before)
+            .await
+        {
+            Ok(n) => {
+                state.metrics.sessions_expired.inc_by(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}

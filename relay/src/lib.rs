@@ -1,0 +1,14 @@
+//! # eyeward-relay
+//!
+//! The relay server: accounts and sessions, storage, the JSON API and web pages; later live
+//! video (RTSP → WebRTC), the agents' link, alert mail and dispatch. `main.rs` is a thin
+//! wrapper over [`cli::main`]; tests start the server in-process with [`http::run`].
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod store;

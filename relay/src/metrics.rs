@@ -1,0 +1,88 @@
+//! Prometheus metrics, served as text at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern (`/api/cameras/{id}`), never the concrete path, to bound cardinality.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabels {
+    /// `success`, `failure` (wrong email or password) or `throttled`.
+    pub result: &'static str,
+}
+
+/// Every metric the relay exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_seconds: Family<RouteLabels, Histogram>,
+    pub logins: Family<LoginLabels, Counter>,
+    pub sessions_expired: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("eyeward");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "http_request_seconds",
+            "Time to answer HTTP requests, by route",
+            http_request_seconds.clone(),
+        );
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register("logins", "Login attempts, by result", logins.clone());
+        let sessions_expired = Counter::default();
+        registry.register(
+            "sessions_expired",
+            "Sessions ended by the idle or age limit",
+            sessions_expired.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_request_seconds,
+            logins,
+            sessions_expired,
+        }
+    }
+
+    pub fn login(&self, result: &'static str) {
+        self.logins.get_or_create(&LoginLabels { result }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

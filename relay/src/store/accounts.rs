@@ -1,0 +1,259 @@
+//! Customer and operator accounts. Both live in one table so that an email address names
+//! exactly one account, whatever its role.
+
+use super::history::{Audit, record};
+use super::{Store, conflict_on_unique, parse_column};
+use crate::error::Error;
+use eyeward::{CustomerId, DisplayName, Email, GuardCenter, Language, Role};
+use serde::Serialize;
+use serde_json::json;
+
+/// An account as the rest of the relay sees it (no password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: i64,
+    pub role: Role,
+    pub email: Email,
+    pub name: String,
+    pub guard_center: GuardCenter,
+    pub lang: Language,
+}
+
+/// An account with its password hash, for login only.
+pub struct AccountWithHash {
+    pub account: Account,
+    pub password_hash: String,
+}
+
+/// What the admin gives to create an account.
+pub struct NewAccount {
+    pub role: Role,
+    pub email: Email,
+    pub name: DisplayName,
+    pub guard_center: GuardCenter,
+    pub lang: Language,
+    pub password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountRow {
+    id: i64,
+    role: String,
+    email: String,
+    name: String,
+    guard_center: String,
+    lang: String,
+    password_hash: String,
+}
+
+impl AccountRow {
+    pub(super) fn into_account(self) -> Result<AccountWithHash, Error> {
+        Ok(AccountWithHash {
+            account: Account {
+                id: self.id,
+                role: parse_column("role", &self.role)?,
+                email: Email::parse(&self.email)
+                    .map_err(|_| Error::internal("database holds a malformed email"))?,
+                name: self.name,
+                guard_center: parse_column("guard center", &self.guard_center)?,
+                lang: parse_column("language", &self.lang)?,
+            },
+            password_hash: self.password_hash,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, role, email, name, guard_center, lang, password_hash";
+
+/// The history belongs to the customer when the account is one.
+fn owner(role: Role, id: i64) -> Option<CustomerId> {
+    (role == Role::Customer).then_some(CustomerId(id))
+}
+
+impl Store {
+    pub async fn create_account(&self, new: NewAccount, audit: &Audit) -> Result<i64, Error> {
+        let mut tx = self.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO accounts (role, email, name, guard_center, lang, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(new.role.as_str())
+        .bind(new.email.as_str())
+        .bind(new.name.as_str())
+        .bind(new.guard_center.as_str())
+        .bind(new.lang.as_str())
+        .bind(&new.password_hash)
+        .bind(audit.at.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_unique(e, "an account with this email address already exists"))?;
+        record(
+            &mut tx,
+            audit,
+            owner(new.role, id),
+            &format!("{}.created", new.role),
+            json!({ "id": id, "email": new.email, "guard_center": new.guard_center }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The account with this email, with its hash, for login.
+    pub async fn account_for_login(&self, email: &Email) -> Result<Option<AccountWithHash>, Error> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"))
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(AccountRow::into_account).transpose()
+    }
+
+    pub async fn accounts(&self, role: Role) -> Result<Vec<Account>, Error> {
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE role = $1 ORDER BY id"
+        ))
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| r.into_account().map(|a| a.account))
+            .collect()
+    }
+
+    /// Removes an account of `role` with everything it owns; false if there was none.
+    pub async fn remove_account(&self, role: Role, id: i64, audit: &Audit) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE id = $1 AND role = $2")
+            .bind(id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            // The customer's own history went with the account; this entry stays for the
+            // relay's records.
+            record(
+                &mut tx,
+                audit,
+                None,
+                &format!("{role}.removed"),
+                json!({ "id": id }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Replaces the password hash and ends every session of the account.
+    pub async fn set_password_hash(
+        &self,
+        role: Role,
+        id: i64,
+        hash: &str,
+        audit: &Audit,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2 AND role = $3")
+                .bind(hash)
+                .bind(id)
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if done {
+            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            record(&mut tx, audit, owner(role, id), "password.reset", json!({})).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub async fn set_language(
+        &self,
+        id: i64,
+        role: Role,
+        lang: Language,
+        audit: &Audit,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE accounts SET lang = $1 WHERE id = $2")
+            .bind(lang.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            audit,
+            owner(role, id),
+            "language.changed",
+            json!({ "lang": lang }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::store::testing::store;
+    use eyeward::UnixMillis;
+
+    fn customer(email: &str) -> NewAccount {
+        NewAccount {
+            role: Role::Customer,
+            email: Email::parse(email).unwrap(),
+            name: DisplayName::parse("Taro").unwrap(),
+            guard_center: GuardCenter::Tokyo,
+            lang: Language::Ja,
+            password_hash: "h".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_email_names_one_account_whatever_the_role() {
+        let (s, _dir) = store().await;
+        let audit = Audit::admin(UnixMillis(1));
+        s.create_account(customer("a@example.jp"), &audit)
+            .await
+            .unwrap();
+        let mut op = customer("A@example.jp");
+        op.role = Role::Operator;
+        let err = s.create_account(op, &audit).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+    }
+
+    #[tokio::test]
+    async fn password_reset_is_scoped_to_the_role_and_recorded() {
+        let (s, _dir) = store().await;
+        let audit = Audit::admin(UnixMillis(1));
+        let id = s
+            .create_account(customer("a@example.jp"), &audit)
+            .await
+            .unwrap();
+        assert!(
+            !s.set_password_hash(Role::Operator, id, "x", &audit)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.set_password_hash(Role::Customer, id, "x", &audit)
+                .await
+                .unwrap()
+        );
+        let h = s.history_of(CustomerId(id), None, 10).await.unwrap();
+        let actions: Vec<_> = h.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["password.reset", "customer.created"]);
+        assert!(h.iter().all(|e| e.channel == "admin-cli"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The operation history: when, who, what, through what.
+
+use super::{Store, Tx};
+use crate::error::Error;
+use eyeward::{CustomerId, UnixMillis};
+use serde::Serialize;
+
+/// Who did something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A logged-in customer.
+    Customer { id: i64, name: String },
+    /// A logged-in operator.
+    Operator { id: i64, name: String },
+    /// Someone at the relay's command line.
+    Admin,
+    /// A camera's agent.
+    Agent { camera_id: i64 },
+    /// The relay itself.
+    System,
+}
+
+impl Actor {
+    fn parts(&self) -> (&'static str, Option<i64>, String) {
+        match self {
+            Actor::Customer { id, name } => ("customer", Some(*id), name.clone()),
+            Actor::Operator { id, name } => ("operator", Some(*id), name.clone()),
+            Actor::Admin => ("admin", None, "admin".to_owned()),
+            Actor::Agent { camera_id } => {
+                ("agent", Some(*camera_id), format!("camera {camera_id}"))
+            }
+            Actor::System => ("system", None, "eyeward".to_owned()),
+        }
+    }
+}
+
+/// Through what an operation came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Web,
+    Agent,
+    AdminCli,
+    System,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Agent => "agent",
+            Channel::AdminCli => "admin-cli",
+            Channel::System => "system",
+        }
+    }
+}
+
+/// Who is making a change, through what, and when: written to the history with the change.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub actor: Actor,
+    pub channel: Channel,
+    pub at: UnixMillis,
+}
+
+impl Audit {
+    pub fn admin(at: UnixMillis) -> Audit {
+        Audit {
+            actor: Actor::Admin,
+            channel: Channel::AdminCli,
+            at,
+        }
+    }
+}
+
+/// One history entry as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub id: i64,
+    /// Milliseconds in the database; RFC 3339 in the API.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor_name: String,
+    pub channel: String,
+    pub action: String,
+    /// JSON text in the database; an object in the API.
+    #[serde(serialize_with = "raw_json")]
+    pub detail: String,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&UnixMillis(*at).to_rfc3339())
+}
+
+fn raw_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    v.serialize(s)
+}
+
+/// Appends one entry inside the caller's transaction.
+pub(super) async fn record(
+    tx: &mut Tx<'_>,
+    audit: &Audit,
+    customer: Option<CustomerId>,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    let (kind, actor_id, actor_name) = audit.actor.parts();
+    sqlx::query(
+        "INSERT INTO history (at, customer_id, actor_kind, actor_id, actor_name, channel, action, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(audit.at.0)
+    .bind(customer.map(|c| c.0))
+    .bind(kind)
+    .bind(actor_id)
+    .bind(actor_name)
+    .bind(audit.channel.as_str())
+    .bind(action)
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records an operation that changes nothing else (a login, a logout...).
+    pub async fn record(
+        &self,
+        audit: &Audit,
+        customer: Option<CustomerId>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        record(&mut tx, audit, customer, action, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A customer's history, newest first: at most `limit` entries with ids below `before`.
+    pub async fn history_of(
+        &self,
+        customer: CustomerId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, actor_kind, actor_name, channel, action, detail FROM history
+             WHERE customer_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(customer.0)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,98 @@
+//! Storage: the relay's database behind one handle.
+//!
+//! SQLite (WAL) in `data_dir` is the embedded default. Queries use `$N` parameters and
+//! portable types so that PostgreSQL can follow without a rewrite. Every change that a person
+//! asked for is written together with its operation-history entry, in one transaction.
+
+mod accounts;
+mod cameras;
+mod history;
+mod sessions;
+
+pub use accounts::{Account, AccountWithHash, NewAccount};
+pub use cameras::{Camera, NewCamera};
+pub use history::{Actor, Audit, Channel, HistoryEntry};
+pub use sessions::SessionRow;
+
+use crate::error::{Error, ErrorKind};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+/// The file name of the database inside `data_dir`.
+pub const DB_FILE: &str = "eyeward.db";
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create data_dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is acknowledged, even after power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // The admin CLI may write while the server runs; wait rather than fail.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    async fn begin(&self) -> Result<Tx<'_>, Error> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Checks that the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Maps a unique-constraint violation to a 409 with `msg`; anything else stays internal.
+fn conflict_on_unique(e: sqlx::Error, msg: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::new(ErrorKind::Conflict, msg.to_owned())
+        }
+        _ => e.into(),
+    }
+}
+
+/// Parses a value the database holds in a checked TEXT column.
+fn parse_column<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Error> {
+    value
+        .parse()
+        .map_err(|_| Error::internal(format!("database holds an unknown {column} {value:?}")))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A fresh store in a temporary folder, removed when the guard drops.
+    pub(crate) async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        (store, dir)
+    }
+}

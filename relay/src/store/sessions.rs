@@ -1,0 +1,95 @@
+//! Login sessions, keyed by the SHA-256 of the cookie's token.
+
+use super::Store;
+use super::accounts::{Account, AccountRow, AccountWithHash};
+use crate::error::Error;
+use eyeward::UnixMillis;
+
+/// A live session and its account.
+pub struct SessionRow {
+    pub account: Account,
+    pub created_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    created_at: i64,
+    last_seen_at: i64,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        account_id: i64,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, account_id, created_at, last_seen_at)
+             VALUES ($1, $2, $3, $3)",
+        )
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, Error> {
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT s.created_at, s.last_seen_at, a.id, a.role, a.email, a.name,
+                    a.guard_center, a.lang, a.password_hash
+             FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let AccountWithHash { account, .. } = r.account.into_account()?;
+            Ok(SessionRow {
+                account,
+                created_at: UnixMillis(r.created_at),
+                last_seen_at: UnixMillis(r.last_seen_at),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn touch_session(&self, token_hash: &str, now: UnixMillis) -> Result<(), Error> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(now.0)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes sessions idle since before `idle_before` or created before `created_before`.
+    pub async fn delete_expired_sessions(
+        &self,
+        idle_before: UnixMillis,
+        created_before: UnixMillis,
+    ) -> Result<u64, Error> {
+        Ok(
+            sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(idle_before.0)
+                .bind(created_before.0)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}

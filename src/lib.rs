@@ -1,0 +1,23 @@
+//! # eyeward
+//!
+//! The library shared by eyeward's two binaries, `eyeward-relay` (the server) and
+//! `eyeward-agent` (the on-camera agent): the domain types (ids, accounts, cameras and their
+//! plans) and, as the link grows, the agent–relay wire protocol.
+//!
+//! Nothing here does I/O. Values are validated when they are made ([`Email::parse`],
+//! [`CameraSource::parse`], ...), so code that holds one can trust it. Decisions that depend on
+//! time take `now` as an argument ([`UnixMillis`]) so tests can drive them with a fake clock.
+
+mod account;
+mod camera;
+mod error;
+mod ids;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
+mod time;
+
+pub use account::{DisplayName, Email, GuardCenter, Language, Password, Role};
+pub use camera::{CameraModel, CameraSource, Plan, RtspSource};
+pub use error::{Error, ErrorKind};
+pub use ids::{CameraId, CustomerId, OperatorId};
+pub use time::UnixMillis;
