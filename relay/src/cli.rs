@@ -82,6 +82,7 @@ fn report(result: Result<(), Error>) -> ExitCode {
 
 async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     let config = Config::load(config.as_deref())?;
+    let store = Store::open(&config.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -91,7 +92,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     tracing::info!(config = %config.redacted(), "starting");
     // Tests and scripts wait for this line to know the server (and its port) is ready.
     println!("eyeward-relay listening on http://{bound}");
-    crate::http::run(listener, &config, shutdown_signal()).await?;
+    crate::http::run(listener, &config, store, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

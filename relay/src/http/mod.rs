@@ -101,12 +101,12 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
 pub async fn run(
     listener: TcpListener,
     config: &Config,
+    store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
-    let store = Store::open(&config.data_dir).await?;
     let state = AppState::new(config, bound, store);
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let app = router(state, config.http.max_json_body_bytes);

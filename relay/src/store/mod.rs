@@ -53,7 +53,14 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // sqlx takes no lock for SQLite migrations; the server and an admin command starting
+        // on a fresh folder at once would both try them. A file lock makes them take turns.
+        let lock = std::fs::File::create(data_dir.join("migrate.lock"))
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| Error::internal(format!("cannot lock {}: {e}", data_dir.display())))?;
+        let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+        drop(lock);
+        migrated?;
         Ok(Store { pool })
     }
 

@@ -1,0 +1,262 @@
+//! The admin command line as CONTRACT.md gives it: exactly one JSON object with `--json`,
+//! tokens shown once and stored only as hashes, clear errors.
+
+mod common;
+
+use anyhow::Result;
+use common::{Relay, bin};
+use std::process::Command;
+
+const PW: &str = "correct horse battery";
+
+#[tokio::test]
+async fn provisioning_prints_the_contract_json() -> Result<()> {
+    let relay = Relay::start("")?;
+    let cust = relay.admin(
+        &[
+            "customer",
+            "add",
+            "--email",
+            "taro@example.jp",
+            "--name",
+            "山田太郎",
+            "--guard-center",
+            "tokyo",
+            "--lang",
+            "ja",
+        ],
+        &format!("{PW}\n"),
+    )?;
+    let cust_id = cust["id"].as_i64().expect("id");
+    assert_eq!(cust.as_object().unwrap().len(), 1, "{cust}");
+    let op = relay.admin(
+        &[
+            "operator",
+            "add",
+            "--email",
+            "op@example.jp",
+            "--name",
+            "Oscar",
+            "--guard-center",
+            "west",
+        ],
+        &format!("{PW}\r\n"),
+    )?;
+    assert!(op["id"].as_i64().is_some());
+
+    let agent_cam = relay.camera(cust_id, "Living room", "pan-tilt", "dispatch", "agent")?;
+    let token = agent_cam["agent_token"]
+        .as_str()
+        .expect("agent token")
+        .to_owned();
+    assert!(token.starts_with("ewa_") && token.len() >= 47, "{token}");
+    let direct = relay.camera(
+        cust_id,
+        "Gate",
+        "fixed",
+        "camera-only",
+        "rtsp://admin:hunter2secret@192.0.2.9:554/live",
+    )?;
+    assert!(direct.get("agent_token").is_none(), "{direct}");
+
+    let list = relay.admin(&["camera", "list"], "")?;
+    let text = list.to_string();
+    assert!(
+        !text.contains(&token) && !text.contains("hunter2secret"),
+        "{text}"
+    );
+    assert_eq!(list["cameras"][1]["source"], "rtsp://192.0.2.9:554/live");
+    assert_eq!(list["cameras"][1]["source_has_credentials"], true);
+    let customers = relay.admin(&["customer", "list"], "")?;
+    assert_eq!(customers["customers"][0]["name"], "山田太郎");
+    assert_eq!(customers["customers"][0]["lang"], "ja");
+
+    // The token is stored only as a hash.
+    let db = std::fs::read(relay.dir.path().join("data/eyeward.db"))?;
+    let wal = std::fs::read(relay.dir.path().join("data/eyeward.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "token stored in clear"
+        );
+    }
+    // A new token replaces the old one.
+    let fresh = relay.admin(
+        &["camera", "new-token", "--id", &agent_cam["id"].to_string()],
+        "",
+    )?;
+    assert_ne!(fresh["agent_token"].as_str().unwrap(), token);
+
+    // The customer logs in with the password given on stdin, and sees both cameras.
+    let c = relay.login("taro@example.jp", PW).await?;
+    let (_, cams) = common::status_json(c.get("/api/cameras").await?).await?;
+    assert_eq!(cams.as_array().unwrap().len(), 2);
+    assert!(!relay.log().contains(PW), "passwords never reach the log");
+    Ok(())
+}
+
+#[test]
+fn bad_arguments_fail_with_clear_errors() -> Result<()> {
+    let relay = Relay::start("")?;
+    let id = relay
+        .customer("a@example.jp", "Alice", "east", PW)?
+        .to_string();
+    for (args, stdin, says) in [
+        (
+            vec![
+                "customer",
+                "add",
+                "--email",
+                "a@example.jp",
+                "--name",
+                "A",
+                "--guard-center",
+                "east",
+            ],
+            PW,
+            "already exists",
+        ),
+        (
+            vec![
+                "customer",
+                "add",
+                "--email",
+                "nope",
+                "--name",
+                "A",
+                "--guard-center",
+                "east",
+            ],
+            PW,
+            "not an email address",
+        ),
+        (
+            vec![
+                "customer",
+                "add",
+                "--email",
+                "b@example.jp",
+                "--name",
+                "A",
+                "--guard-center",
+                "east",
+            ],
+            "short",
+            "at least 8",
+        ),
+        (
+            vec![
+                "customer",
+                "add",
+                "--email",
+                "b@example.jp",
+                "--name",
+                "A",
+                "--guard-center",
+                "east",
+            ],
+            "",
+            "password on stdin",
+        ),
+        (
+            vec![
+                "camera",
+                "add",
+                "--customer",
+                "999",
+                "--name",
+                "X",
+                "--model",
+                "fixed",
+                "--plan",
+                "dispatch",
+                "--source",
+                "agent",
+            ],
+            "",
+            "no such customer",
+        ),
+        (
+            vec![
+                "camera",
+                "add",
+                "--customer",
+                &id,
+                "--name",
+                "X",
+                "--model",
+                "fixed",
+                "--plan",
+                "dispatch",
+                "--source",
+                "http://u:topsecret@cam/",
+            ],
+            "",
+            "rtsp://",
+        ),
+        (
+            vec!["camera", "remove", "--id", "999"],
+            "",
+            "no such camera",
+        ),
+        (
+            vec!["customer", "set-password", "--id", "999"],
+            PW,
+            "no such customer",
+        ),
+        (
+            vec!["operator", "remove", "--id", &id],
+            "",
+            "no such operator",
+        ),
+    ] {
+        let (ok, json, stderr) = relay.admin_raw(&args, stdin)?;
+        assert!(!ok, "{args:?} succeeded");
+        let err = json["error"].as_str().unwrap_or_default();
+        assert!(err.contains(says), "{args:?}: {json}");
+        assert!(
+            !err.contains("topsecret") && !stderr.contains("topsecret"),
+            "{err} {stderr}"
+        );
+    }
+    // Closed sets are checked by the argument parser, which names the allowed values.
+    let out = Command::new(bin("eyeward-relay"))
+        .args(["admin", "--config"])
+        .arg(&relay.config)
+        .args([
+            "customer",
+            "add",
+            "--email",
+            "c@example.jp",
+            "--name",
+            "C",
+            "--guard-center",
+            "osaka",
+            "--json",
+        ])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)?.contains("expected one of: east, tokyo, west"));
+    Ok(())
+}
+
+#[test]
+fn removing_a_customer_removes_their_cameras() -> Result<()> {
+    let relay = Relay::start("")?;
+    let a = relay.customer("a@example.jp", "Alice", "east", PW)?;
+    let b = relay.customer("b@example.jp", "Bob", "east", PW)?;
+    relay.camera(a, "A1", "fixed", "camera-only", "agent")?;
+    relay.camera(b, "B1", "fixed", "camera-only", "agent")?;
+    relay.admin(&["customer", "remove", "--id", &a.to_string()], "")?;
+    let list = relay.admin(&["camera", "list"], "")?;
+    let names: Vec<_> = list["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["B1"]);
+    let only_b = relay.admin(&["camera", "list", "--customer", &b.to_string()], "")?;
+    assert_eq!(only_b["cameras"].as_array().unwrap().len(), 1);
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The harness for end-to-end tests: the real `eyeward-relay` binary on a free loopback port,
+//! provisioned through its real admin command line, spoken to over real HTTP.
+//!
+//! The binaries must be built first (`cargo build --workspace`); the README's test command
+//! does that.
+
+#![allow(dead_code)] // Each test file uses its own part of the harness.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The path of one of the workspace's binaries, next to this test's own executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A running relay with its own data folder; stopped (SIGTERM) when dropped.
+pub struct Relay {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub base: String,
+    child: Option<Child>,
+}
+
+impl Relay {
+    /// Starts a relay on `127.0.0.1:0`; `extra` is appended to its config file.
+    pub fn start(extra: &str) -> Result<Relay> {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("relay.toml");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n",
+                data.to_str().context("utf-8 temp path")?
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("relay.log"))?;
+        let mut child = Command::new(bin("eyeward-relay"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()?;
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut relay = Relay {
+            dir,
+            config,
+            base: String::new(),
+            child: Some(child),
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .with_context(|| format!("relay did not start; log:\n{}", relay.log()))?;
+        let Some(addr) = line.trim().strip_prefix("eyeward-relay listening on ") else {
+            bail!("unexpected first line {line:?}; log:\n{}", relay.log());
+        };
+        relay.base = addr.to_owned();
+        Ok(relay)
+    }
+
+    /// Everything the relay has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs `eyeward-relay admin --config <ours> ARGS --json` with `stdin`; returns the exit
+    /// status's success, and stdout parsed as the one JSON object it must be.
+    pub fn admin_raw(&self, args: &[&str], stdin: &str) -> Result<(bool, Value, String)> {
+        let mut child = Command::new(bin("eyeward-relay"))
+            .arg("admin")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8(out.stdout)?;
+        let stderr = String::from_utf8(out.stderr)?;
+        let json: Value = serde_json::from_str(stdout.trim())
+            .with_context(|| format!("admin {args:?} printed {stdout:?}; stderr: {stderr}"))?;
+        assert!(
+            json.is_object(),
+            "admin --json must print one object: {stdout}"
+        );
+        Ok((out.status.success(), json, stderr))
+    }
+
+    /// Like `admin_raw`, but the command must succeed.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Result<Value> {
+        let (ok, json, stderr) = self.admin_raw(args, stdin)?;
+        if !ok {
+            bail!("admin {args:?} failed: {json} {stderr}");
+        }
+        Ok(json)
+    }
+
+    /// Creates a customer with `password`; returns the id.
+    pub fn customer(&self, email: &str, name: &str, center: &str, password: &str) -> Result<i64> {
+        let v = self.admin(
+            &[
+                "customer",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--guard-center",
+                center,
+                "--lang",
+                "en",
+            ],
+            &format!("{password}\n"),
+        )?;
+        v["id"].as_i64().context("customer id")
+    }
+
+    pub fn operator(&self, email: &str, name: &str, center: &str, password: &str) -> Result<i64> {
+        let v = self.admin(
+            &[
+                "operator",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--guard-center",
+                center,
+            ],
+            &format!("{password}\n"),
+        )?;
+        v["id"].as_i64().context("operator id")
+    }
+
+    /// Adds a camera; returns what `camera add --json` printed.
+    pub fn camera(
+        &self,
+        customer: i64,
+        name: &str,
+        model: &str,
+        plan: &str,
+        source: &str,
+    ) -> Result<Value> {
+        self.admin(
+            &[
+                "camera",
+                "add",
+                "--customer",
+                &customer.to_string(),
+                "--name",
+                name,
+                "--model",
+                model,
+                "--plan",
+                plan,
+                "--source",
+                source,
+            ],
+            "",
+        )
+    }
+
+    /// A browser-like client (cookie jar, our Origin) logged in as `email`.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Client> {
+        let client = self.client();
+        let resp = client
+            .post(
+                "/api/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await?;
+        if resp.status() != 200 {
+            bail!("login as {email}: {} {}", resp.status(), resp.text().await?);
+        }
+        Ok(client)
+    }
+
+    /// A client with an empty cookie jar that sends our Origin on every request.
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("http client"),
+            base: self.base.clone(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        Ok(child.wait()?)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// An HTTP client bound to one relay, acting like the relay's own web page.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Client {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
+            rb
+        } else {
+            rb.header("Origin", &self.base)
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        Ok(self.request(reqwest::Method::GET, path).send().await?)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
+        Ok(self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await?)
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
+        Ok(self
+            .request(reqwest::Method::PATCH, path)
+            .json(body)
+            .send()
+            .await?)
+    }
+}
+
+/// Reads a response as (status, JSON body); error bodies must be JSON `{"error": "..."}`.
+pub async fn status_json(resp: reqwest::Response) -> Result<(u16, Value)> {
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = resp.text().await?;
+    if text.is_empty() {
+        return Ok((status, Value::Null));
+    }
+    let json: Value = serde_json::from_str(&text)
+        .with_context(|| format!("status {status}, body is not JSON ({ctype}): {text:?}"))?;
+    if status >= 400 {
+        assert!(
+            json["error"].as_str().is_some_and(|s| !s.is_empty()),
+            "error bodies are {{\"error\": \"...\"}}: {json}"
+        );
+        assert!(
+            ctype.starts_with("application/json"),
+            "error content type {ctype}"
+        );
+    }
+    Ok((status, json))
+}
