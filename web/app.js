@@ -124,6 +124,8 @@ function loggedIn(me) {
 
 function loggedOut() {
   state.me = null;
+  // Nothing of the last account stays in the page for the next one to see.
+  for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email']) $(id).replaceChildren();
   $('password').value = '';
   show('login-view');
   $('email').focus();

@@ -170,15 +170,15 @@ impl Config {
     /// The checks serde cannot make.
     fn validate(&self) -> Result<(), Error> {
         let bad = |msg: &str| Err(Error::new(ErrorKind::BadRequest, msg.to_owned()));
-        if let Some(u) = &self.public_url {
-            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return bad("public_url must be an http:// or https:// URL with a host");
-            }
+        let url_ok = |u: &Option<url::Url>, schemes: [&str; 2]| {
+            u.as_ref()
+                .is_none_or(|u| schemes.contains(&u.scheme()) && u.host_str().is_some())
+        };
+        if !url_ok(&self.public_url, ["http", "https"]) {
+            return bad("public_url must be an http:// or https:// URL with a host");
         }
-        if let Some(u) = &self.mail.smtp_url {
-            if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none() {
-                return bad("mail.smtp_url must be an smtp:// or smtps:// URL with a host");
-            }
+        if !url_ok(&self.mail.smtp_url, ["smtp", "smtps"]) {
+            return bad("mail.smtp_url must be an smtp:// or smtps:// URL with a host");
         }
         if self.mail.from.trim().is_empty() || self.mail.from.contains(['\r', '\n']) {
             return bad("mail.from must be one line, such as \"eyeward <alerts@example.com>\"");

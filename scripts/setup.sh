@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what eyeward's demo and tests need and this machine lacks: Debian packages (with
+# sudo when not root) and the browser-test npm packages (into tests/browser). Safe to re-run:
+# it installs only what is missing. Usage: scripts/setup.sh [demo|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-test}
+
+# Debian packages, by what needs them.
+packages=(pkg-config)
+if [ "$purpose" = test ]; then
+  # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
+  packages+=(chromium fonts-ipafont-gothic)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+for tool in cargo node npm; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is required but not installed" >&2; exit 1; }
+done
+
+if [ "$purpose" = test ]; then
+  # playwright-core drives Debian's chromium; it never downloads a browser of its own.
+  if [ ! -d tests/browser/node_modules/playwright-core ] \
+     || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    echo "setup: installing the browser-test npm packages" >&2
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >&2
+  fi
+fi

@@ -1,0 +1,116 @@
+// Drives Debian's headless Chromium through the web shell as a customer would: log in, see
+// their own cameras (and nothing of anyone else's), switch language, use a phone-sized screen,
+// log out; then an operator logs in. Run by tests/browser_shell.rs, which starts the relay and
+// provisions the accounts; settings come from the environment.
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const BASE = env('BASE_URL');
+const OUT = env('OUT_DIR');
+const OWN = JSON.parse(env('OWN_CAMERAS'));
+const FOREIGN = JSON.parse(env('FOREIGN_CAMERAS'));
+mkdirSync(OUT, { recursive: true });
+
+const profile = mkdtempSync(join(tmpdir(), 'eyeward-chromium-'));
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  locale: 'en-US',
+  viewport: { width: 1280, height: 800 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const problems = [];
+try {
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // Chromium logs every 4xx answer as a console error; the expected 401s (logged out, wrong
+  // password) are not problems, anything else is.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('status of 401')) problems.push(`console: ${m.text()}`);
+  });
+
+  const visible = (sel) => page.waitForSelector(`${sel}:not([hidden])`, { timeout: 10_000 });
+  const heading = (view) => page.textContent(`#${view} h1`);
+  const lang = () => page.getAttribute('html', 'lang');
+
+  // An English browser sees the login page in English.
+  await page.goto(BASE);
+  await visible('#login-view');
+  assert.equal(await lang(), 'en');
+  assert.equal(await heading('login-view'), 'Log in');
+
+  // A wrong password is told plainly.
+  await page.fill('#email', env('EMAIL'));
+  await page.fill('#password', 'not the password');
+  await page.click('#login-submit');
+  await visible('#login-error');
+  assert.equal(await page.textContent('#login-error'), 'Wrong email address or password.');
+
+  // The right one shows the customer's cameras, in the customer's language (Japanese).
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await visible('#cameras-view');
+  await page.waitForFunction(() => document.documentElement.lang === 'ja');
+  assert.equal(await heading('cameras-view'), 'カメラ一覧');
+  const names = await page.$$eval('#cameras .camera-name', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(names, OWN);
+  for (const f of FOREIGN) assert.ok(!(await page.content()).includes(f), `foreign camera ${f} shown`);
+  assert.equal(await page.textContent('#cameras .status-text'), 'オフライン');
+  // Markup in a camera name stays text: no element was made from it, no script ran.
+  assert.equal(await page.$$eval('#cameras img', (els) => els.length), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  const history = await page.$$eval('#history li .what', (els) => els.map((e) => e.textContent));
+  assert.ok(history.includes('ログイン'), `history: ${history}`);
+  await page.screenshot({ path: join(OUT, 'cameras-ja.png'), fullPage: true });
+
+  // Switching to English changes every word and is saved for the account.
+  const saved = page.waitForResponse((r) => r.url().endsWith('/api/me') && r.request().method() === 'PATCH');
+  await page.click('button[data-lang="en"]');
+  assert.equal((await saved).status(), 200);
+  assert.equal(await lang(), 'en');
+  assert.equal(await heading('cameras-view'), 'Your cameras');
+  assert.equal(await page.textContent('#cameras .status-text'), 'Offline');
+  assert.equal(await page.textContent('#logout'), 'Log out');
+  await page.reload();
+  await visible('#cameras-view');
+  assert.equal(await heading('cameras-view'), 'Your cameras');
+  await page.screenshot({ path: join(OUT, 'cameras-en.png'), fullPage: true });
+
+  // A phone-sized screen: nothing spills sideways.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone`);
+  await page.screenshot({ path: join(OUT, 'cameras-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Logging out ends the session on the server.
+  await page.click('#logout');
+  await visible('#login-view');
+  assert.equal(await page.evaluate(async () => (await fetch('/api/me')).status), 401);
+  await page.screenshot({ path: join(OUT, 'login.png') });
+
+  // An operator sees their guard center, not customers' cameras.
+  await page.fill('#email', env('OPERATOR_EMAIL'));
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await visible('#operator-view');
+  assert.equal(await page.textContent('#operator-center'), env('OPERATOR_CENTER_TEXT'));
+  assert.equal(await page.$$eval('#cameras li', (els) => els.length), 0);
+  await page.screenshot({ path: join(OUT, 'operator.png') });
+
+  assert.deepEqual(problems, []);
+  console.log(JSON.stringify({ ok: true, cameras: names, screenshots: OUT }));
+} finally {
+  await ctx.close();
+  rmSync(profile, { recursive: true, force: true });
+}
