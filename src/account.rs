@@ -48,6 +48,37 @@ macro_rules! string_enum {
 }
 pub(crate) use string_enum;
 
+/// The impls every validated string type shares: made only through its `parse`, read as
+/// `&str`, and (de)serialized as a plain string that is checked on the way in.
+macro_rules! validated_string {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self, Error> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 string_enum!(
     /// What an account may do. Admin work is done only through the relay's command line.
     Role, "role" {
@@ -106,30 +137,9 @@ impl Email {
         }
         Ok(Email(s))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Email {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        Email::parse(&s)
-    }
-}
-
-impl From<Email> for String {
-    fn from(e: Email) -> String {
-        e.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+validated_string!(Email);
 
 /// A name people gave to a person or a camera: 1 to 100 characters after trimming.
 ///
@@ -158,30 +168,9 @@ impl DisplayName {
         }
         Ok(DisplayName(t.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for DisplayName {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        DisplayName::parse(&s)
-    }
-}
-
-impl From<DisplayName> for String {
-    fn from(n: DisplayName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for DisplayName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+validated_string!(DisplayName);
 
 /// A password as typed. Its `Debug` never shows it, so it cannot slip into a log.
 #[derive(Clone, PartialEq, Eq)]

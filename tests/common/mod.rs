@@ -127,41 +127,39 @@ impl Relay {
         Ok(json)
     }
 
-    /// Creates a customer with `password`; returns the id.
+    /// Creates an account of `role` (`customer` in English, or `operator`) with `password`;
+    /// returns its id.
+    fn account(
+        &self,
+        role: &str,
+        email: &str,
+        name: &str,
+        center: &str,
+        password: &str,
+    ) -> Result<i64> {
+        let mut args = vec![
+            role,
+            "add",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--guard-center",
+            center,
+        ];
+        if role == "customer" {
+            args.extend(["--lang", "en"]);
+        }
+        let v = self.admin(&args, &format!("{password}\n"))?;
+        v["id"].as_i64().context("account id")
+    }
+
     pub fn customer(&self, email: &str, name: &str, center: &str, password: &str) -> Result<i64> {
-        let v = self.admin(
-            &[
-                "customer",
-                "add",
-                "--email",
-                email,
-                "--name",
-                name,
-                "--guard-center",
-                center,
-                "--lang",
-                "en",
-            ],
-            &format!("{password}\n"),
-        )?;
-        v["id"].as_i64().context("customer id")
+        self.account("customer", email, name, center, password)
     }
 
     pub fn operator(&self, email: &str, name: &str, center: &str, password: &str) -> Result<i64> {
-        let v = self.admin(
-            &[
-                "operator",
-                "add",
-                "--email",
-                email,
-                "--name",
-                name,
-                "--guard-center",
-                center,
-            ],
-            &format!("{password}\n"),
-        )?;
-        v["id"].as_i64().context("operator id")
+        self.account("operator", email, name, center, password)
     }
 
     /// Adds a camera; returns what `camera add --json` printed.
