@@ -7,10 +7,14 @@ cd "$(dirname "$0")/.."
 purpose=${1:-test}
 
 # Debian packages, by what needs them.
-packages=(pkg-config)
+# GStreamer: the agent's capture and camera simulator (x264 from -ugly, the clock overlay
+# from -x, rtspsrc from -good); ffmpeg's ffprobe checks the simulator from the outside.
+packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-x gstreamer1.0-tools)
 if [ "$purpose" = test ]; then
   # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
-  packages+=(chromium fonts-ipafont-gothic)
+  packages+=(chromium fonts-ipafont-gothic ffmpeg)
 fi
 
 missing=()

@@ -12,6 +12,7 @@ mod account;
 mod camera;
 mod error;
 mod ids;
+pub mod link;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 mod time;

@@ -1,0 +1,37 @@
+//! The agent's one error type.
+
+/// What went wrong in the agent. Messages never carry tokens or camera passwords.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting or argument is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// GStreamer could not build or run a pipeline.
+    #[error("GStreamer: {0}")]
+    Media(String),
+    /// The link to the relay failed.
+    #[error("link to the relay: {0}")]
+    Link(String),
+    /// The relay refused the agent's token: retrying will not help.
+    #[error("the relay refused this agent's token (revoked or wrong?)")]
+    Unauthorized,
+    /// Local I/O (files, sockets).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+impl From<eyeward::Error> for Error {
+    fn from(e: eyeward::Error) -> Self {
+        Error::Config(e.to_string())
+    }
+}

@@ -1,0 +1,308 @@
+//! The camera simulator: a virtual fixed or pan-tilt camera served over RTSP by
+//! gst-rtsp-server, so the demo and the tests have real H.264 cameras.
+//!
+//! Frames are drawn by [`scene`] (plain code), pushed into an `appsrc` at the configured rate,
+//! stamped with a live clock, encoded by x264 like a camera's own encoder (constrained
+//! baseline, no B-frames, a keyframe every few seconds) and packetized for RTSP clients. One
+//! encoder is shared by all clients of the simulator.
+
+pub mod scene;
+
+use crate::error::Error;
+use eyeward::CameraModel;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+use scene::{MotionScript, PanTilt, PanTiltLimits, Scene};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a simulated camera looks and encodes.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    pub model: CameraModel,
+    /// Where to serve RTSP; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Time between keyframes (a real camera's GOP; 4 s is common).
+    pub keyframe_interval: Duration,
+    pub bitrate_kbps: u32,
+    /// RTSP credentials clients must give (Digest), as real cameras ask.
+    pub credentials: Option<(String, String)>,
+    pub script: MotionScript,
+}
+
+impl SimulatorConfig {
+    /// A 1280×720, 15 fps camera with a keyframe every 4 s on 127.0.0.1:8554, and an
+    /// intruder crossing every 20 s, 5 s after start.
+    pub fn new(model: CameraModel) -> SimulatorConfig {
+        SimulatorConfig {
+            model,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8554)),
+            width: 1280,
+            height: 720,
+            fps: 15,
+            keyframe_interval: Duration::from_secs(4),
+            bitrate_kbps: 2000,
+            credentials: None,
+            script: MotionScript {
+                offset: Duration::from_secs(5),
+                every: Some(Duration::from_secs(20)),
+                crossing: Duration::from_secs(4),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::Config(m.to_owned()));
+        if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
+            return bad("simulated picture size must be 16×16 to 3840×2160");
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return bad("simulated picture width and height must be even");
+        }
+        if !(1..=60).contains(&self.fps) {
+            return bad("simulated frame rate must be 1 to 60 fps");
+        }
+        if self.keyframe_interval.is_zero() || self.keyframe_interval > Duration::from_secs(60) {
+            return bad("keyframe interval must be between 0 and 60 s");
+        }
+        if !(50..=50_000).contains(&self.bitrate_kbps) {
+            return bad("bitrate must be 50 to 50000 kbit/s");
+        }
+        Ok(())
+    }
+}
+
+/// What the frame pushers share: the scene, its clock, and the pan-tilt head.
+struct World {
+    scene: Scene,
+    started: Instant,
+    head: Option<Mutex<PanTilt>>,
+    fps: u32,
+}
+
+impl World {
+    fn frame(&self) -> Vec<u8> {
+        let t = self.started.elapsed();
+        match &self.head {
+            Some(head) => {
+                let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
+                head.advance(t);
+                self.scene.render(t, Some(&head)).to_i420()
+            }
+            None => self.scene.render(t, None).to_i420(),
+        }
+    }
+}
+
+/// A running simulated camera. Dropping it stops the server.
+pub struct Simulator {
+    url: String,
+    world: Arc<World>,
+    main_loop: glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts serving at `rtsp://<listen>/live`.
+    pub fn start(config: SimulatorConfig) -> Result<Simulator, Error> {
+        config.validate()?;
+        gst::init().map_err(|e| Error::Media(format!("init: {e}")))?;
+        let pan_tilt = config.model == CameraModel::PanTilt;
+        let world = Arc::new(World {
+            scene: Scene::new(
+                config.width as usize,
+                config.height as usize,
+                pan_tilt,
+                config.script,
+            ),
+            started: Instant::now(),
+            head: pan_tilt.then(|| Mutex::new(PanTilt::new(PanTiltLimits::default()))),
+            fps: config.fps,
+        });
+        let context = glib::MainContext::new();
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (world, main_loop, config) = (world.clone(), main_loop.clone(), config.clone());
+            std::thread::Builder::new()
+                .name("rtsp-sim".into())
+                .spawn(move || {
+                    let served = context.with_thread_default(|| {
+                        let server = serve(&config, &world, &context);
+                        let ok = server.is_ok();
+                        let _ = ready_tx.send(
+                            server
+                                .as_ref()
+                                .map(|(_, port)| *port)
+                                .map_err(|e| e.to_string()),
+                        );
+                        if ok {
+                            main_loop.run();
+                        }
+                        server
+                    });
+                    // The server and its sources live until the loop ends.
+                    drop(served);
+                })
+                .map_err(Error::io("starting the simulator thread"))?
+        };
+        let port = ready_rx
+            .recv()
+            .map_err(|_| Error::Media("simulator thread ended early".into()))?
+            .map_err(Error::Media)?;
+        Ok(Simulator {
+            url: format!("rtsp://{}:{port}/live", config.listen.ip()),
+            world,
+            main_loop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The camera's URL, without credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Seconds of scene time: the motion script runs on this clock.
+    pub fn scene_time(&self) -> Duration {
+        self.world.started.elapsed()
+    }
+
+    /// Runs `f` on the pan-tilt head (at the current scene time); `None` for a fixed camera.
+    pub fn with_head<R>(&self, f: impl FnOnce(&mut PanTilt, Duration) -> R) -> Option<R> {
+        let head = self.world.head.as_ref()?;
+        let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut head, self.world.started.elapsed()))
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Builds the server on the current thread's default context; returns it and its port.
+fn serve(
+    config: &SimulatorConfig,
+    world: &Arc<World>,
+    context: &glib::MainContext,
+) -> Result<((rtsp::RTSPServer, glib::SourceId, glib::SourceId), u16), Error> {
+    let server = rtsp::RTSPServer::new();
+    server.set_address(&config.listen.ip().to_string());
+    server.set_service(&config.listen.port().to_string());
+    let factory = rtsp::RTSPMediaFactory::new();
+    let gop = (config.keyframe_interval.as_secs_f64() * f64::from(config.fps))
+        .round()
+        .max(1.0);
+    factory.set_launch(&format!(
+        "( appsrc name=src is-live=true do-timestamp=true format=time \
+             caps=video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
+           ! queue max-size-buffers=2 leaky=downstream \
+           ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" halignment=right valignment=top \
+               font-desc=\"Sans 18\" shaded-background=true \
+           ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} \
+           ! video/x-h264,profile=constrained-baseline \
+           ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        w = config.width,
+        h = config.height,
+        fps = config.fps,
+        kbps = config.bitrate_kbps,
+    ));
+    // One encoder for every client, as one camera has one.
+    factory.set_shared(true);
+    let world_for_media = world.clone();
+    factory.connect_media_configure(move |_, media| {
+        let Some(src) = media
+            .element()
+            .downcast::<gst::Bin>()
+            .ok()
+            .and_then(|bin| bin.by_name_recurse_up("src"))
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        else {
+            tracing::error!("simulator pipeline has no appsrc");
+            return;
+        };
+        let world = world_for_media.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("rtsp-sim-frames".into())
+            .spawn(move || push_frames(&src, &world))
+        {
+            tracing::error!(error = %e, "cannot start the frame thread");
+        }
+    });
+    if let Some((user, password)) = &config.credentials {
+        let auth = rtsp::RTSPAuth::new();
+        let token = rtsp::RTSPToken::builder()
+            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera-user")
+            .build();
+        // Digest, as IP cameras ask for: the password never crosses the wire.
+        auth.add_digest(user, password, &token);
+        auth.set_supported_methods(gstreamer_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
+        server.set_auth(Some(&auth));
+        factory.add_role_from_structure(
+            &gst::Structure::builder("camera-user")
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                .build(),
+        );
+    }
+    server
+        .mount_points()
+        .ok_or_else(|| Error::Media("no mount points".into()))?
+        .add_factory("/live", factory);
+    let source = server
+        .attach(Some(context))
+        .map_err(|e| Error::Media(format!("cannot listen on {}: {e}", config.listen)))?;
+    // Sessions of clients that vanished are reaped only when asked to.
+    let pool = server.session_pool();
+    let cleanup = glib::timeout_source_new(
+        Duration::from_secs(2),
+        None,
+        glib::Priority::DEFAULT,
+        move || {
+            if let Some(pool) = &pool {
+                pool.cleanup();
+            }
+            glib::ControlFlow::Continue
+        },
+    )
+    .attach(Some(context));
+    let port = u16::try_from(server.bound_port())
+        .map_err(|_| Error::Media(format!("cannot listen on {}", config.listen)))?;
+    Ok(((server, source, cleanup), port))
+}
+
+/// Pushes frames at the configured rate until the pipeline stops taking them.
+fn push_frames(src: &gst_app::AppSrc, world: &World) {
+    let period = Duration::from_secs(1) / world.fps;
+    let start = Instant::now();
+    let mut n: u32 = 0;
+    loop {
+        let buffer = gst::Buffer::from_mut_slice(world.frame());
+        if src.push_buffer(buffer).is_err() {
+            // Flushing or EOS: the last client left and the media is going away.
+            return;
+        }
+        n = n.wrapping_add(1);
+        // Keep to the wall clock; a late frame is not made up for by a burst.
+        let due = start + period * n;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else {
+            n = ((now - start).as_nanos() / period.as_nanos()) as u32;
+        }
+    }
+}
