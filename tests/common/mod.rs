@@ -28,6 +28,110 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A child process that prints one "ready" line on stdout, stopped (SIGTERM) when dropped;
+/// its stderr goes to a file for assertions and failure messages.
+pub struct Process {
+    child: Option<Child>,
+    log: PathBuf,
+    /// The ready line, trimmed.
+    pub ready: String,
+}
+
+impl Process {
+    /// Spawns `cmd` and waits up to 30 s for its first stdout line, which must start with
+    /// `prefix`.
+    pub fn spawn(mut cmd: Command, prefix: &str, log: PathBuf) -> Result<Process> {
+        cmd.stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?);
+        let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut p = Process {
+            child: Some(child),
+            log,
+            ready: String::new(),
+        };
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        if !line.starts_with(prefix) {
+            bail!(
+                "{cmd:?} did not start (first line {line:?}); log:\n{}",
+                p.log()
+            );
+        }
+        p.ready = line.trim().to_owned();
+        Ok(p)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn signal(&mut self, signal: libc::c_int) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+        Ok(child.wait()?)
+    }
+
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// A simulated camera (`eyeward-agent simulate`) on a free loopback port.
+pub struct Camera {
+    pub process: Process,
+    /// `rtsp://127.0.0.1:PORT/live`
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Camera {
+    /// Starts `eyeward-agent simulate --model MODEL --listen 127.0.0.1:0 EXTRA...`;
+    /// `password` sets EYEWARD_SIM_PASSWORD.
+    pub fn start(model: &str, extra: &[&str], password: Option<&str>) -> Result<Camera> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = Command::new(bin("eyeward-agent"));
+        cmd.args(["simulate", "--model", model, "--listen", "127.0.0.1:0"])
+            .args(extra);
+        if let Some(p) = password {
+            cmd.env("EYEWARD_SIM_PASSWORD", p);
+        }
+        let process = Process::spawn(cmd, "eyeward-agent simulating", dir.path().join("sim.log"))?;
+        let url = process
+            .ready
+            .rsplit(' ')
+            .next()
+            .context("camera url")?
+            .to_owned();
+        Ok(Camera {
+            process,
+            url,
+            _dir: dir,
+        })
+    }
+}
+
 /// A running relay with its own data folder; stopped (SIGTERM) when dropped.
 pub struct Relay {
     pub dir: tempfile::TempDir,
