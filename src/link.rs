@@ -120,6 +120,19 @@ pub enum RelayMessage {
     },
 }
 
+/// Checks the RTSP path an agent announces: `/` followed by at most 1 KiB of printable
+/// ASCII, so it can be put into a URL as it is.
+pub fn check_rtsp_path(path: &str) -> Result<(), Error> {
+    let printable = path.bytes().all(|b| b.is_ascii_graphic());
+    if path.starts_with('/') && path.len() <= 1024 && printable && !path.contains('#') {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "the RTSP path must start with / and be printable ASCII (at most 1 KiB)",
+        ))
+    }
+}
+
 /// Decodes one control message, refusing oversized, malformed and unknown ones.
 pub fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Error> {
     if text.len() > MAX_MESSAGE_BYTES {
@@ -144,8 +157,8 @@ pub fn link_timeout(heartbeat: Duration) -> Duration {
     heartbeat * MISSED_HEARTBEATS
 }
 
-/// Reconnect delays: exponential from `initial` to `max`, with "full jitter" (a uniformly
-/// random share of the delay), so that many agents cut off at once do not return at once.
+/// Reconnect delays: exponential from `initial` to `max`, with "equal jitter" (half the delay
+/// fixed, half random), so that many agents cut off at once do not return at once.
 /// No I/O: the caller supplies the randomness and sleeps.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -222,6 +235,27 @@ mod tests {
         );
         let err = decode::<AgentMessage>(&huge).unwrap_err();
         assert!(err.to_string().contains("over the limit"), "{err}");
+    }
+
+    #[test]
+    fn rtsp_paths_are_plain() {
+        for ok in [
+            "/",
+            "/live",
+            "/Streaming/Channels/101?transportmode=unicast",
+        ] {
+            assert!(check_rtsp_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "live",
+            "/a b",
+            "/a\r\nX: y",
+            "/#x",
+            &format!("/{}", "a".repeat(1024)),
+        ] {
+            assert!(check_rtsp_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

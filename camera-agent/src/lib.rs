@@ -5,15 +5,18 @@
 //! pan-tilt drivers build on this crate.
 
 pub mod error;
+pub mod link;
 pub mod simulate;
 
 use clap::{Args, Parser, Subcommand};
 use error::Error;
 use eyeward::CameraModel;
 use eyeward::telemetry::{self, LogFormat};
+use link::{CameraAddr, LinkConfig};
 use simulate::scene::MotionScript;
 use simulate::{Simulator, SimulatorConfig};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -30,9 +33,90 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Keeps the camera's link to the relay until SIGTERM or Ctrl-C, carrying its video to the
+    /// relay when someone watches.
+    Run(RunArgs),
     /// Serves a simulated camera at rtsp://LISTEN/live until SIGTERM or Ctrl-C. Prints
     /// `eyeward-agent simulating a MODEL camera at rtsp://…/live` on stdout once it serves.
     Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The relay's URL, e.g. https://relay.example.jp (http:// only on a trusted network).
+    #[arg(long)]
+    relay: url::Url,
+    /// A file holding the camera's agent token (from `eyeward-relay admin camera add`).
+    #[arg(long)]
+    token_file: PathBuf,
+    /// The camera: its rtsp:// URL on the home network, or sim://fixed or sim://pan-tilt
+    /// for a built-in simulated camera.
+    #[arg(long)]
+    camera: String,
+}
+
+impl RunArgs {
+    fn token(&self) -> Result<String, Error> {
+        let text = std::fs::read_to_string(&self.token_file)
+            .map_err(Error::io(format!("reading {}", self.token_file.display())))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(Error::Config(format!(
+                "{} is empty",
+                self.token_file.display()
+            )));
+        }
+        Ok(token.to_owned())
+    }
+}
+
+/// The camera `run` serves: a real one by URL, or a simulator started here.
+enum RunCamera {
+    Real(CameraAddr),
+    Simulated(Simulator),
+}
+
+impl RunCamera {
+    fn open(spec: &str) -> Result<RunCamera, Error> {
+        if let Some(model) = spec.strip_prefix("sim://") {
+            let model = parse_model(model).map_err(Error::Config)?;
+            let config = SimulatorConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..SimulatorConfig::new(model)
+            };
+            return Simulator::start(config).map(RunCamera::Simulated);
+        }
+        let source = eyeward::RtspSource::parse(spec)?;
+        camera_addr(source.url()).map(RunCamera::Real)
+    }
+
+    fn addr(&self) -> Result<CameraAddr, Error> {
+        match self {
+            RunCamera::Real(a) => Ok(a.clone()),
+            RunCamera::Simulated(sim) => camera_addr(sim.url()),
+        }
+    }
+}
+
+/// Host, port (554 by default) and path of an rtsp:// URL without credentials.
+fn camera_addr(url: &str) -> Result<CameraAddr, Error> {
+    let url = url::Url::parse(url).map_err(|e| Error::Config(format!("camera URL: {e}")))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| Error::Config("camera URL has no host".into()))?;
+    let mut path = url.path().to_owned();
+    if let Some(q) = url.query() {
+        path = format!("{path}?{q}");
+    }
+    eyeward::link::check_rtsp_path(&path)?;
+    Ok(CameraAddr {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port: url.port().unwrap_or(554),
+        path,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +202,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Run(args) => run(args).await,
             Command::Simulate(args) => simulate(args).await,
         }
     });
@@ -129,6 +214,25 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run(args: RunArgs) -> Result<(), Error> {
+    let token = args.token()?;
+    let camera = RunCamera::open(&args.camera)?;
+    let addr = camera.addr()?;
+    if let RunCamera::Simulated(sim) = &camera {
+        tracing::info!(url = sim.url(), "simulated camera started");
+    }
+    tracing::info!(relay = %args.relay, camera = %format!("{}:{}{}", addr.host, addr.port, addr.path), "agent starting");
+    let config = LinkConfig {
+        relay: args.relay,
+        token,
+        camera: addr,
+    };
+    config.check()?;
+    link::run(config, shutdown_signal()).await;
+    drop(camera);
+    Ok(())
 }
 
 async fn simulate(args: SimulateArgs) -> Result<(), Error> {

@@ -10,5 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ingest;
+pub mod link;
 pub mod metrics;
 pub mod store;

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,9 @@ pub struct Metrics {
     pub http_request_seconds: Family<RouteLabels, Histogram>,
     pub logins: Family<LoginLabels, Counter>,
     pub sessions_expired: Counter,
+    pub agent_links: Gauge,
+    pub agent_auth_failures: Counter,
+    pub tunnels_opened: Counter,
 }
 
 impl Metrics {
@@ -59,8 +63,29 @@ impl Metrics {
             "Sessions ended by the idle or age limit",
             sessions_expired.clone(),
         );
+        let agent_links = Gauge::default();
+        registry.register(
+            "agent_links",
+            "Agents connected (cameras online)",
+            agent_links.clone(),
+        );
+        let agent_auth_failures = Counter::default();
+        registry.register(
+            "agent_auth_failures",
+            "Agent connections refused for an unknown or revoked token",
+            agent_auth_failures.clone(),
+        );
+        let tunnels_opened = Counter::default();
+        registry.register(
+            "tunnels_opened",
+            "Video tunnels opened by agents at the relay's request",
+            tunnels_opened.clone(),
+        );
         Metrics {
             registry,
+            agent_links,
+            agent_auth_failures,
+            tunnels_opened,
             http_requests,
             http_request_seconds,
             logins,

@@ -38,9 +38,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// Spawns `cmd` and waits up to 30 s for its first stdout line, which must start with
-    /// `prefix`.
-    pub fn spawn(mut cmd: Command, prefix: &str, log: PathBuf) -> Result<Process> {
+    /// Spawns `cmd` and, given a `prefix`, waits up to 30 s for its first stdout line, which
+    /// must start with it.
+    pub fn spawn(mut cmd: Command, prefix: Option<&str>, log: PathBuf) -> Result<Process> {
         cmd.stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?);
         let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
@@ -55,6 +55,9 @@ impl Process {
             child: Some(child),
             log,
             ready: String::new(),
+        };
+        let Some(prefix) = prefix else {
+            return Ok(p);
         };
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         if !line.starts_with(prefix) {
@@ -88,6 +91,16 @@ impl Process {
     pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
         self.signal(libc::SIGTERM)
     }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT...) without waiting for an exit.
+    pub fn kill_only(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on our own child's pid has no memory effects.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
 }
 
 impl Drop for Process {
@@ -117,7 +130,11 @@ impl Camera {
         if let Some(p) = password {
             cmd.env("EYEWARD_SIM_PASSWORD", p);
         }
-        let process = Process::spawn(cmd, "eyeward-agent simulating", dir.path().join("sim.log"))?;
+        let process = Process::spawn(
+            cmd,
+            Some("eyeward-agent simulating"),
+            dir.path().join("sim.log"),
+        )?;
         let url = process
             .ready
             .rsplit(' ')
@@ -132,12 +149,51 @@ impl Camera {
     }
 }
 
+/// Runs `eyeward-relay admin --config CONFIG ARGS --json` with `stdin`; returns the exit
+/// status's success, stdout parsed as the one JSON object it must be, and stderr.
+pub fn admin_raw(config: &Path, args: &[&str], stdin: &str) -> Result<(bool, Value, String)> {
+    let mut child = Command::new(bin("eyeward-relay"))
+        .arg("admin")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    let json: Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("admin {args:?} printed {stdout:?}; stderr: {stderr}"))?;
+    assert!(
+        json.is_object(),
+        "admin --json must print one object: {stdout}"
+    );
+    Ok((out.status.success(), json, stderr))
+}
+
+/// Like [`admin_raw`], but the command must succeed.
+pub fn admin(config: &Path, args: &[&str], stdin: &str) -> Result<Value> {
+    let (ok, json, stderr) = admin_raw(config, args, stdin)?;
+    if !ok {
+        bail!("admin {args:?} failed: {json} {stderr}");
+    }
+    Ok(json)
+}
+
 /// A running relay with its own data folder; stopped (SIGTERM) when dropped.
 pub struct Relay {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub base: String,
-    child: Option<Child>,
+    pub process: Process,
 }
 
 impl Relay {
@@ -153,82 +209,62 @@ impl Relay {
                 data.to_str().context("utf-8 temp path")?
             ),
         )?;
-        let log = std::fs::File::create(dir.path().join("relay.log"))?;
-        let mut child = Command::new(bin("eyeward-relay"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()?;
-        let stdout = child.stdout.take().context("relay stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut relay = Relay {
+        let (process, base) = Relay::spawn(dir.path(), &config)?;
+        Ok(Relay {
             dir,
             config,
-            base: String::new(),
-            child: Some(child),
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .with_context(|| format!("relay did not start; log:\n{}", relay.log()))?;
-        let Some(addr) = line.trim().strip_prefix("eyeward-relay listening on ") else {
-            bail!("unexpected first line {line:?}; log:\n{}", relay.log());
-        };
-        relay.base = addr.to_owned();
-        Ok(relay)
+            base,
+            process,
+        })
     }
 
-    /// Everything the relay has logged so far.
+    fn spawn(dir: &Path, config: &Path) -> Result<(Process, String)> {
+        let mut cmd = Command::new(bin("eyeward-relay"));
+        cmd.args(["serve", "--config"]).arg(config);
+        let process = Process::spawn(
+            cmd,
+            Some("eyeward-relay listening on "),
+            dir.join("relay.log"),
+        )?;
+        let base = process
+            .ready
+            .rsplit(' ')
+            .next()
+            .context("relay address")?
+            .to_owned();
+        Ok((process, base))
+    }
+
+    /// Stops the relay and starts it again on the same address and data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.stop()?;
+        let addr = self.base.trim_start_matches("http://");
+        let text = std::fs::read_to_string(&self.config)?
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+        std::fs::write(&self.config, text)?;
+        let (process, base) = Relay::spawn(self.dir.path(), &self.config)?;
+        self.process = process;
+        self.base = base;
+        Ok(())
+    }
+
+    /// Everything the relay has logged (since its last start).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+        self.process.log()
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// Runs `eyeward-relay admin --config <ours> ARGS --json` with `stdin`; returns the exit
-    /// status's success, and stdout parsed as the one JSON object it must be.
+    /// `eyeward-relay admin` on this relay's config: see [`admin_raw`].
     pub fn admin_raw(&self, args: &[&str], stdin: &str) -> Result<(bool, Value, String)> {
-        let mut child = Command::new(bin("eyeward-relay"))
-            .arg("admin")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .arg("--json")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(stdin.as_bytes())?;
-        let out = child.wait_with_output()?;
-        let stdout = String::from_utf8(out.stdout)?;
-        let stderr = String::from_utf8(out.stderr)?;
-        let json: Value = serde_json::from_str(stdout.trim())
-            .with_context(|| format!("admin {args:?} printed {stdout:?}; stderr: {stderr}"))?;
-        assert!(
-            json.is_object(),
-            "admin --json must print one object: {stdout}"
-        );
-        Ok((out.status.success(), json, stderr))
+        admin_raw(&self.config, args, stdin)
     }
 
-    /// Like `admin_raw`, but the command must succeed.
+    /// `eyeward-relay admin` on this relay's config: see [`admin`].
     pub fn admin(&self, args: &[&str], stdin: &str) -> Result<Value> {
-        let (ok, json, stderr) = self.admin_raw(args, stdin)?;
-        if !ok {
-            bail!("admin {args:?} failed: {json} {stderr}");
-        }
-        Ok(json)
+        admin(&self.config, args, stdin)
     }
 
     /// Creates an account of `role` (`customer` in English, or `operator`) with `password`;
@@ -322,20 +358,7 @@ impl Relay {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        let mut child = self.child.take().context("already stopped")?;
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        Ok(child.wait()?)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
+        self.process.stop()
     }
 }
 

@@ -64,7 +64,7 @@ impl SimulatorConfig {
         if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
             return bad("simulated picture size must be 16×16 to 3840×2160");
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return bad("simulated picture width and height must be even");
         }
         if !(1..=60).contains(&self.fps) {

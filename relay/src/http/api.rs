@@ -142,15 +142,20 @@ pub struct CameraView {
     online: bool,
 }
 
-impl From<Camera> for CameraView {
-    fn from(c: Camera) -> Self {
+impl CameraView {
+    /// An agent camera is online while its agent's link is up. A direct RTSP camera has no
+    /// link; it counts as online until pulling it fails (that state comes with live video).
+    fn new(c: Camera, st: &AppState) -> Self {
+        let online = match c.source {
+            eyeward::CameraSource::Agent => st.links.is_online(c.id),
+            eyeward::CameraSource::Rtsp(_) => false,
+        };
         CameraView {
             id: c.id,
             name: c.name,
             model: c.model,
             plan: c.plan,
-            // Nothing connects cameras yet: the agent link (and its heartbeats) will set this.
-            online: false,
+            online,
         }
     }
 }
@@ -161,7 +166,9 @@ pub async fn cameras(
     c: CustomerCaller,
 ) -> Result<Json<Vec<CameraView>>, Error> {
     let cams = st.store.cameras_of(c.id).await?;
-    Ok(Json(cams.into_iter().map(CameraView::from).collect()))
+    Ok(Json(
+        cams.into_iter().map(|c| CameraView::new(c, &st)).collect(),
+    ))
 }
 
 /// `GET /api/cameras/{id}`.
@@ -175,7 +182,7 @@ pub async fn camera(
         .camera_of(c.id, CameraId(id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    Ok(Json(cam.into()))
+    Ok(Json(CameraView::new(cam, &st)))
 }
 
 #[derive(Deserialize)]
@@ -204,7 +211,7 @@ pub async fn update_camera(
         .camera_of(c.id, id)
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    Ok(Json(cam.into()))
+    Ok(Json(CameraView::new(cam, &st)))
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ mod web;
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::Config;
 use crate::error::Error;
+use crate::link::{self, Links};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
     pub metrics_token: Option<String>,
+    /// The agents' links and their tunnels.
+    pub links: Arc<Links>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
             metrics_token: config.metrics.bearer_token.clone(),
+            links: Arc::new(Links::default()),
         }
     }
 }
@@ -75,6 +79,8 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_json_body));
     Router::new()
         .nest("/api", api)
+        .route("/agent/v1/link", get(link::link))
+        .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(web::asset)
@@ -108,8 +114,18 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let state = AppState::new(config, bound, store);
+    serve(listener, state, config.http.max_json_body_bytes, shutdown).await
+}
+
+/// Like [`run`], with a state the caller made (tests keep a clone to look inside).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    max_json_body: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
-    let app = router(state, config.http.max_json_body_bytes);
+    let app = router(state, max_json_body);
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

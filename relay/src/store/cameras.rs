@@ -241,6 +241,28 @@ impl Store {
         Ok(())
     }
 
+    /// Records an operation on a camera in its owner's history (online, offline...).
+    pub async fn record_camera(
+        &self,
+        audit: &Audit,
+        camera: CameraId,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        let owner: Option<(i64,)> = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
+            .bind(camera.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((customer,)) = owner {
+            let mut detail = detail;
+            detail["camera_id"] = json!(camera);
+            record(&mut tx, audit, Some(CustomerId(customer)), action, detail).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The camera an agent token belongs to.
     pub async fn camera_for_agent_token(&self, hash: &str) -> Result<Option<Camera>, Error> {
         let row: Option<CameraRow> = sqlx::query_as(&format!(

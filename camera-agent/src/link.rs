@@ -1,0 +1,280 @@
+//! The agent's outbound link to the relay: one control WebSocket kept open with heartbeats
+//! and reconnected with backoff, and one WebSocket per RTSP tunnel the relay asks for.
+//!
+//! The agent connects tunnels only to its own camera's address: nothing the relay sends can
+//! make it dial anywhere else.
+
+use crate::error::Error;
+use eyeward::link::{
+    self, AgentMessage, Backoff, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION,
+    RelayMessage, TunnelId,
+};
+use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Where the camera's RTSP server is, as the agent reaches it on the home network.
+#[derive(Debug, Clone)]
+pub struct CameraAddr {
+    pub host: String,
+    pub port: u16,
+    /// Path and query of the stream, e.g. `/live`.
+    pub path: String,
+}
+
+/// What the link needs.
+#[derive(Clone)]
+pub struct LinkConfig {
+    /// The relay's base URL, `http://` or `https://` (the link then uses TLS).
+    pub relay: url::Url,
+    pub token: String,
+    pub camera: CameraAddr,
+}
+
+impl std::fmt::Debug for LinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkConfig")
+            .field("relay", &self.relay.as_str())
+            .field("camera", &self.camera)
+            .finish_non_exhaustive()
+    }
+}
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const CAMERA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl LinkConfig {
+    /// Checks the relay URL once, at start, so a typo is an error rather than a retry loop.
+    pub fn check(&self) -> Result<(), Error> {
+        self.ws_url("agent/v1/link").map(|_| ())
+    }
+
+    /// `ws(s)://relay/<path>` for one of the agent endpoints.
+    fn ws_url(&self, path: &str) -> Result<url::Url, Error> {
+        let mut url = self
+            .relay
+            .join(path)
+            .map_err(|e| Error::Config(format!("relay URL: {e}")))?;
+        let scheme = match url.scheme() {
+            "http" | "ws" => "ws",
+            "https" | "wss" => "wss",
+            other => {
+                return Err(Error::Config(format!(
+                    "relay URL must be http(s)://, not {other}://"
+                )));
+            }
+        };
+        url.set_scheme(scheme)
+            .map_err(|()| Error::Config("relay URL cannot take a ws scheme".into()))?;
+        Ok(url)
+    }
+
+    async fn connect(&self, path: &str, max_message: usize) -> Result<Ws, Error> {
+        let mut request = self
+            .ws_url(path)?
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Config(format!("relay URL: {e}")))?;
+        let bearer = format!("Bearer {}", self.token).parse().map_err(|_| {
+            Error::Config("the agent token has characters a header cannot carry".into())
+        })?;
+        request.headers_mut().insert("Authorization", bearer);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message));
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::Error::Http(resp)) if resp.status() == 401 => Err(Error::Unauthorized),
+            Err(tungstenite::Error::Http(resp)) => {
+                Err(Error::Link(format!("relay answered {}", resp.status())))
+            }
+            Err(e) => Err(Error::Link(e.to_string())),
+        }
+    }
+}
+
+/// Keeps the link up until `shutdown` resolves, reconnecting with backoff after failures.
+pub async fn run(config: LinkConfig, shutdown: impl Future<Output = ()>) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        let result = tokio::select! {
+            r = session(&config, &mut backoff) => r,
+            () = &mut shutdown => return,
+        };
+        let delay = backoff.next_delay(rand::random());
+        match result {
+            Err(Error::Unauthorized) => {
+                tracing::error!(retry_in = ?delay, "the relay refused this agent's token; ask the administrator for a new one")
+            }
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "link down"),
+            Ok(()) => tracing::info!(retry_in = ?delay, "link closed by the relay"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => return,
+        }
+    }
+}
+
+/// One connection of the link, from hello until it fails or the relay closes it.
+async fn session(config: &LinkConfig, backoff: &mut Backoff) -> Result<(), Error> {
+    let mut ws = config.connect("agent/v1/link", MAX_MESSAGE_BYTES).await?;
+    let hello = AgentMessage::Hello {
+        version: PROTOCOL_VERSION,
+        agent: format!("eyeward-agent {}", env!("CARGO_PKG_VERSION")),
+        rtsp_path: config.camera.path.clone(),
+    };
+    send(&mut ws, &hello).await?;
+    let heartbeat = match tokio::time::timeout(HELLO_TIMEOUT, next_message(&mut ws)).await {
+        Ok(Ok(Some(RelayMessage::Welcome {
+            heartbeat_ms,
+            camera_id,
+            ..
+        }))) => {
+            tracing::info!(camera = camera_id.0, "link up");
+            Duration::from_millis(heartbeat_ms.clamp(500, 60_000))
+        }
+        Ok(Ok(Some(other))) => return Err(Error::Link(format!("expected welcome, got {other:?}"))),
+        Ok(Ok(None)) => return Err(Error::Link("the relay closed the link during hello".into())),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(Error::Link("no welcome in time".into())),
+    };
+    backoff.reset();
+    let (report_tx, mut report_rx) = mpsc::channel::<AgentMessage>(16);
+    let mut ticker = tokio::time::interval(heartbeat);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                seq += 1;
+                send(&mut ws, &AgentMessage::Heartbeat { seq }).await?;
+            }
+            Some(report) = report_rx.recv() => send(&mut ws, &report).await?,
+            incoming = tokio::time::timeout(link::link_timeout(heartbeat), next_message(&mut ws)) => {
+                match incoming.map_err(|_| Error::Link("the relay went silent".into()))?? {
+                    None => return Ok(()),
+                    Some(RelayMessage::HeartbeatAck { .. }) => {}
+                    Some(RelayMessage::OpenTunnel { tunnel }) => {
+                        tokio::spawn(open_tunnel(config.clone(), tunnel, report_tx.clone()));
+                    }
+                    Some(RelayMessage::Welcome { .. }) => {
+                        return Err(Error::Link("the relay said welcome twice".into()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &AgentMessage) -> Result<(), Error> {
+    ws.send(Message::Text(link::encode(msg).into()))
+        .await
+        .map_err(|e| Error::Link(e.to_string()))
+}
+
+/// The next control message; `None` when the relay closed the link.
+async fn next_message(ws: &mut Ws) -> Result<Option<RelayMessage>, Error> {
+    loop {
+        match ws.next().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(Error::Link(e.to_string())),
+            Some(Ok(Message::Text(t))) => {
+                return link::decode(&t)
+                    .map(Some)
+                    .map_err(|e| Error::Link(e.to_string()));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                if let Some(f) = frame {
+                    tracing::info!(code = %f.code, reason = %f.reason, "relay closed the link");
+                }
+                return Ok(None);
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Err(Error::Link("binary data on the control link".into()));
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Connects the camera's RTSP server to the relay through a new tunnel WebSocket.
+async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<AgentMessage>) {
+    let addr = (config.camera.host.as_str(), config.camera.port);
+    let tcp = match tokio::time::timeout(CAMERA_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return tunnel_failed(&report, tunnel, e.to_string()).await,
+        Err(_) => return tunnel_failed(&report, tunnel, "timed out".into()).await,
+    };
+    let _ = tcp.set_nodelay(true);
+    let ws = match config
+        .connect(&format!("agent/v1/tunnel/{tunnel}"), MAX_TUNNEL_FRAME_BYTES)
+        .await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot connect the tunnel to the relay");
+            return;
+        }
+    };
+    tracing::info!(%tunnel, "tunnel open");
+    bridge(tcp, ws).await;
+    tracing::info!(%tunnel, "tunnel closed");
+}
+
+async fn tunnel_failed(report: &mpsc::Sender<AgentMessage>, tunnel: TunnelId, reason: String) {
+    tracing::warn!(%tunnel, %reason, "cannot reach the camera for a tunnel");
+    let _ = report
+        .send(AgentMessage::TunnelFailed { tunnel, reason })
+        .await;
+}
+
+/// Copies bytes both ways between the camera's TCP connection and the tunnel.
+async fn bridge(tcp: TcpStream, ws: Ws) {
+    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let upstream = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tcp_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx
+                        .send(Message::Binary(buf[..n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    let downstream = async {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            let bytes = match msg {
+                Message::Binary(b) => b,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if tcp_tx.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = tcp_tx.shutdown().await;
+    };
+    tokio::select! {
+        () = upstream => {},
+        () = downstream => {},
+    }
+}

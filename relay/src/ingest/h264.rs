@@ -1,0 +1,77 @@
+//! H.264 byte-format conversions: retina hands frames in AVCC form (each NAL unit prefixed by
+//! its 4-byte length) and parameter sets in an `avcC` record; browsers want Annex B (each NAL
+//! unit after a start code). Plain functions over bytes.
+
+const START_CODE: [u8; 4] = [0, 0, 0, 1];
+
+/// Appends the NAL units of an AVCC frame to `out` in Annex B form.
+pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+    while !avcc.is_empty() {
+        let Some((len, rest)) = avcc.split_first_chunk::<4>() else {
+            return Err("truncated NAL length");
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len == 0 || len > rest.len() {
+            return Err("NAL length beyond the frame");
+        }
+        out.extend_from_slice(&START_CODE);
+        out.extend_from_slice(&rest[..len]);
+        avcc = &rest[len..];
+    }
+    Ok(())
+}
+
+/// The SPS and PPS of an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.2.4.1), in
+/// Annex B form; `None` if the record is malformed.
+pub fn parameter_sets_from_avcc(record: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let sps_count = usize::from(*record.get(5)? & 0x1f);
+    let mut rest = record.get(6..)?;
+    for table in 0..2 {
+        let count = if table == 0 {
+            sps_count
+        } else {
+            let (&n, tail) = rest.split_first()?;
+            rest = tail;
+            usize::from(n)
+        };
+        for _ in 0..count {
+            let (len, tail) = rest.split_first_chunk::<2>()?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(tail.get(..len)?);
+            rest = &tail[len..];
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avcc_frames_become_annex_b() {
+        let avcc = [0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 1, 0x06];
+        let mut out = Vec::new();
+        avcc_to_annex_b(&avcc, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xaa, 0, 0, 0, 1, 0x06]);
+        for bad in [&[0, 0, 0][..], &[0, 0, 0, 9, 1], &[0, 0, 0, 0]] {
+            assert!(avcc_to_annex_b(bad, &mut Vec::new()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parameter_sets_come_out_of_the_avcc_record() {
+        // version 1, profile 42, compat, level 1f, length size 4, 1 SPS of 3 bytes, 1 PPS of 2.
+        let record = [
+            1, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, 3, 0x67, 0x42, 0x1f, 1, 0, 2, 0x68, 0xce,
+        ];
+        assert_eq!(
+            parameter_sets_from_avcc(&record).unwrap(),
+            [0, 0, 0, 1, 0x67, 0x42, 0x1f, 0, 0, 0, 1, 0x68, 0xce]
+        );
+        assert!(parameter_sets_from_avcc(&record[..10]).is_none());
+        assert!(parameter_sets_from_avcc(&[]).is_none());
+    }
+}

@@ -1,0 +1,122 @@
+//! Ingest: the relay's RTSP client (retina), pulling H.264 from a camera directly or through
+//! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
+//! (SPS, PPS) put before every keyframe, as browsers' decoders need them.
+
+mod h264;
+
+use crate::error::{Error, ErrorKind};
+use futures_util::StreamExt;
+use retina::client::{
+    Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+    Transport,
+};
+use retina::codec::{CodecItem, ParametersRef};
+use std::pin::Pin;
+
+/// One coded picture.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The RTP timestamp, in 90 kHz ticks since the stream started.
+    pub timestamp: i64,
+    /// A keyframe: decoding can start here (the parameter sets come first in `data`).
+    pub is_key: bool,
+    /// Annex B: NAL units with start codes.
+    pub data: Vec<u8>,
+}
+
+/// A playing RTSP session of one camera's H.264 video.
+pub struct Ingest {
+    session: Pin<Box<Demuxed>>,
+    stream: usize,
+    /// SPS and PPS in Annex B form, from the SDP or in-band.
+    parameter_sets: Vec<u8>,
+}
+
+fn rtsp_error(what: &str) -> impl FnOnce(retina::Error) -> Error + '_ {
+    // retina's messages carry the URL it was given; ours never holds credentials (they go
+    // in `Credentials`), so they are safe to pass on.
+    move |e| Error::new(ErrorKind::Conflict, format!("camera {what}: {e}"))
+}
+
+impl Ingest {
+    /// DESCRIBE, SETUP (interleaved over the RTSP TCP connection) and PLAY.
+    pub async fn connect(
+        url: &str,
+        credentials: Option<(String, String)>,
+    ) -> Result<Ingest, Error> {
+        let url =
+            url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
+        let options = SessionOptions::default()
+            .user_agent(format!("eyeward-relay {}", env!("CARGO_PKG_VERSION")))
+            .creds(credentials.map(|(username, password)| Credentials { username, password }));
+        let mut session = Session::describe(url, options)
+            .await
+            .map_err(rtsp_error("DESCRIBE"))?;
+        let stream = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name() == "h264")
+            .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera offers no H.264 video"))?;
+        session
+            .setup(
+                stream,
+                SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())),
+            )
+            .await
+            .map_err(rtsp_error("SETUP"))?;
+        let session = session
+            .play(PlayOptions::default())
+            .await
+            .map_err(rtsp_error("PLAY"))?
+            .demuxed()
+            .map_err(rtsp_error("demuxer"))?;
+        let mut ingest = Ingest {
+            session: Box::pin(session),
+            stream,
+            parameter_sets: Vec::new(),
+        };
+        ingest.refresh_parameters();
+        Ok(ingest)
+    }
+
+    /// Re-reads SPS/PPS after the camera announced new ones (or at start, from the SDP).
+    fn refresh_parameters(&mut self) {
+        if let Some(ParametersRef::Video(v)) = self.session.streams()[self.stream].parameters()
+            && let Some(ps) = h264::parameter_sets_from_avcc(v.extra_data())
+        {
+            self.parameter_sets = ps;
+        }
+    }
+
+    /// The next frame; `None` when the camera ended the session.
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        loop {
+            let item = match self.session.next().await {
+                None => return Ok(None),
+                Some(item) => item.map_err(rtsp_error("stream"))?,
+            };
+            let CodecItem::VideoFrame(f) = item else {
+                continue;
+            };
+            if f.has_new_parameters() {
+                self.refresh_parameters();
+            }
+            let is_key = f.is_random_access_point();
+            let mut data = Vec::with_capacity(f.data().len() + self.parameter_sets.len() + 16);
+            if is_key {
+                data.extend_from_slice(&self.parameter_sets);
+            }
+            h264::avcc_to_annex_b(f.data(), &mut data).map_err(|e| {
+                Error::new(
+                    ErrorKind::Conflict,
+                    format!("camera sent a malformed frame: {e}"),
+                )
+            })?;
+            return Ok(Some(Frame {
+                timestamp: f.timestamp().elapsed(),
+                is_key,
+                data,
+            }));
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The agents' side of the relay: `GET /agent/v1/link` (one control WebSocket per agent),
+//! `GET /agent/v1/tunnel/{tunnel}` (a WebSocket carrying one camera's RTSP bytes), and the
+//! local TCP endpoint that lets the relay's RTSP client talk through a tunnel.
+//!
+//! The relay never dials anything an agent names: tunnels are opened by the agent, towards
+//! the relay, and the agent alone knows (and connects to) its camera's address.
+
+mod registry;
+
+pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot};
+
+use crate::auth::hash_token;
+use crate::error::{Error, ErrorKind};
+use crate::http::AppState;
+use crate::store::{Actor, Audit, Camera, Channel};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use eyeward::link::{
+    self, AgentMessage, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION, RelayMessage,
+    TunnelId,
+};
+use eyeward::{CameraId, UnixMillis};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
+
+/// How often agents send heartbeats; a link silent for three of these is dead.
+pub const HEARTBEAT: Duration = Duration::from_secs(4);
+
+/// How long an agent has to say hello after connecting.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An agent, authenticated by its bearer token. Anything else: 401, logged without the token.
+pub struct AgentCaller {
+    pub camera: Camera,
+}
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let camera = match token {
+            Some(t) => state.store.camera_for_agent_token(&hash_token(t)).await?,
+            None => None,
+        };
+        match camera {
+            Some(camera) => Ok(AgentCaller { camera }),
+            None => {
+                state.metrics.agent_auth_failures.inc();
+                tracing::warn!(
+                    path = %parts.uri.path(),
+                    token_given = token.is_some(),
+                    "agent refused: unknown or revoked token"
+                );
+                Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "unknown or revoked agent token",
+                ))
+            }
+        }
+    }
+}
+
+/// `GET /agent/v1/link`: the agent's control WebSocket.
+pub async fn link(
+    State(st): State<AppState>,
+    agent: AgentCaller,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("agent_link", camera = agent.camera.id.0);
+            serve_link(st, agent.camera.id, socket).instrument(span)
+        }))
+}
+
+fn agent_audit(camera: CameraId) -> Audit {
+    Audit {
+        actor: Actor::Agent {
+            camera_id: camera.0,
+        },
+        channel: Channel::Agent,
+        at: UnixMillis::now(),
+    }
+}
+
+async fn close(
+    socket: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &str,
+) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// Runs one agent's link until it ends; the camera is online for exactly that long.
+async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => {
+            link::decode::<AgentMessage>(&t).map_err(|e| e.to_string())
+        }
+        Ok(_) => Err("the link closed before hello".to_owned()),
+        Err(_) => Err("no hello in time".to_owned()),
+    };
+    let (agent, rtsp_path) = match hello {
+        Ok(AgentMessage::Hello {
+            version,
+            agent,
+            rtsp_path,
+        }) if version == PROTOCOL_VERSION => match link::check_rtsp_path(&rtsp_path) {
+            Ok(()) => (agent, rtsp_path),
+            Err(e) => return close(&mut tx, close_code::POLICY, &e.to_string()).await,
+        },
+        Ok(AgentMessage::Hello { version, .. }) => {
+            let reason = format!(
+                "protocol version {version} is not supported; this relay speaks {PROTOCOL_VERSION}"
+            );
+            return close(&mut tx, close_code::PROTOCOL, &reason).await;
+        }
+        Ok(_) => {
+            return close(
+                &mut tx,
+                close_code::PROTOCOL,
+                "the first message must be hello",
+            )
+            .await;
+        }
+        Err(e) => return close(&mut tx, close_code::POLICY, &e).await,
+    };
+    let welcome = RelayMessage::Welcome {
+        version: PROTOCOL_VERSION,
+        camera_id: camera,
+        heartbeat_ms: HEARTBEAT.as_millis() as u64,
+    };
+    if tx
+        .send(Message::Text(link::encode(&welcome).into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut reg = st.links.register(camera, rtsp_path);
+    st.metrics.agent_links.set(st.links.online_count() as i64);
+    tracing::info!(agent = %agent, replaced_older = reg.replaced_older, "camera online");
+    let agent_name: String = agent.chars().take(100).collect();
+    if let Err(e) = st
+        .store
+        .record_camera(
+            &agent_audit(camera),
+            camera,
+            "camera.online",
+            json!({ "agent": agent_name }),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record camera.online");
+    }
+
+    let reason: String = loop {
+        tokio::select! {
+            incoming = tokio::time::timeout(link::link_timeout(HEARTBEAT), rx.next()) => {
+                let text = match incoming {
+                    Err(_) => break "heartbeats stopped".into(),
+                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break "the agent closed the link".into(),
+                    Ok(Some(Err(e))) => break format!("the link failed: {e}"),
+                    Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(Message::Binary(_)))) => {
+                        close(&mut tx, close_code::UNSUPPORTED, "binary frames belong on tunnels").await;
+                        break "the agent sent binary data on the control link".into();
+                    }
+                    Ok(Some(Ok(_))) => continue, // ping, pong
+                };
+                match link::decode::<AgentMessage>(&text) {
+                    Ok(AgentMessage::Heartbeat { seq }) => {
+                        let ack = link::encode(&RelayMessage::HeartbeatAck { seq });
+                        if tx.send(Message::Text(ack.into())).await.is_err() {
+                            break "the link failed".into();
+                        }
+                    }
+                    Ok(AgentMessage::TunnelFailed { tunnel, reason }) => {
+                        st.links.tunnel_failed(&tunnel, camera, reason.chars().take(200).collect());
+                    }
+                    Ok(AgentMessage::Hello { .. }) => {
+                        close(&mut tx, close_code::PROTOCOL, "hello was already said").await;
+                        break "the agent broke the protocol".into();
+                    }
+                    Err(e) => {
+                        close(&mut tx, close_code::POLICY, &e.to_string()).await;
+                        break "the agent sent a bad message".into();
+                    }
+                }
+            }
+            outgoing = reg.to_agent.recv() => match outgoing {
+                Some(msg) => {
+                    if tx.send(Message::Text(link::encode(&msg).into())).await.is_err() {
+                        break "the link failed".into();
+                    }
+                }
+                None => {
+                    close(&mut tx, close_code::NORMAL, "replaced by a newer link of this camera").await;
+                    break "replaced by a newer link".into();
+                }
+            },
+        }
+    };
+    if st.links.unregister(camera, reg.conn) {
+        st.metrics.agent_links.set(st.links.online_count() as i64);
+        tracing::info!(%reason, "camera offline");
+        if let Err(e) = st
+            .store
+            .record_camera(
+                &agent_audit(camera),
+                camera,
+                "camera.offline",
+                json!({ "reason": reason }),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record camera.offline");
+        }
+    } else {
+        tracing::info!(%reason, "older link closed");
+    }
+}
+
+/// `GET /agent/v1/tunnel/{tunnel}`: the agent connects a tunnel the relay asked for. A
+/// tunnel of another camera, or one nobody asked for, is 404.
+pub async fn tunnel(
+    State(st): State<AppState>,
+    agent: AgentCaller,
+    Path(tunnel): Path<String>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let tunnel = TunnelId::parse(&tunnel).map_err(|_| Error::not_found("tunnel"))?;
+    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
+    let deliver = st
+        .links
+        .claim_tunnel(&tunnel, agent.camera.id)
+        .ok_or_else(|| Error::not_found("tunnel"))?;
+    st.metrics.tunnels_opened.inc();
+    Ok(ws
+        .max_message_size(MAX_TUNNEL_FRAME_BYTES)
+        .max_frame_size(MAX_TUNNEL_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let _ = deliver.send(Ok(socket));
+        }))
+}
+
+/// A tunnel offered as a local RTSP server: `url` is `rtsp://127.0.0.1:PORT/<camera path>`,
+/// and the first client to connect there talks to the camera through the agent.
+pub struct LocalTunnel {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalTunnel {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client.
+pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTunnel, Error> {
+    let path = links
+        .rtsp_path(camera)
+        .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?
+        .port();
+    let task = tokio::spawn(async move {
+        let Ok(Ok((tcp, _))) =
+            tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+        else {
+            return;
+        };
+        drop(listener);
+        match links.open_tunnel(camera).await {
+            Ok((ws, _slot)) => bridge(tcp, ws).await,
+            Err(e) => tracing::warn!(camera = camera.0, error = %e, "tunnel not opened"),
+        }
+    });
+    Ok(LocalTunnel {
+        url: format!("rtsp://127.0.0.1:{port}{path}"),
+        task,
+    })
+}
+
+/// Copies bytes both ways between a TCP connection and a tunnel WebSocket until either ends.
+async fn bridge(tcp: TcpStream, ws: WebSocket) {
+    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let upstream = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tcp_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx
+                        .send(Message::Binary(buf[..n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    let downstream = async {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            let bytes = match msg {
+                Message::Binary(b) => b,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if tcp_tx.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = tcp_tx.shutdown().await;
+    };
+    tokio::select! {
+        () = upstream => {},
+        () = downstream => {},
+    }
+}

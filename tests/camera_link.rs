@@ -1,0 +1,176 @@
+//! The agent's link as real processes: relay, agent and simulated camera. The camera is online
+//! while its agent's link is up, goes offline when the agent dies, and comes back by itself
+//! after the relay restarts. Tokens open only their own camera.
+
+mod common;
+
+use anyhow::{Context, Result, bail};
+use common::{Process, Relay, bin, status_json};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery";
+
+/// A relay with one customer and one agent camera; returns the relay, the camera id and its
+/// token file.
+fn relay_with_agent_camera() -> Result<(Relay, i64, std::path::PathBuf)> {
+    let relay = Relay::start("")?;
+    let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
+    let token_file = relay.dir.path().join("agent.token");
+    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
+    Ok((relay, cam["id"].as_i64().context("id")?, token_file))
+}
+
+fn start_agent(relay: &Relay, token_file: &std::path::Path, name: &str) -> Result<Process> {
+    let mut cmd = Command::new(bin("eyeward-agent"));
+    cmd.args([
+        "run",
+        "--relay",
+        &relay.base,
+        "--camera",
+        "sim://fixed",
+        "--token-file",
+    ])
+    .arg(token_file);
+    Process::spawn(cmd, None, relay.dir.path().join(format!("{name}.log")))
+}
+
+/// Polls the customer's camera list until the camera's `online` is `want`; returns how long
+/// that took.
+async fn wait_online(
+    client: &common::Client,
+    cam: i64,
+    want: bool,
+    limit: Duration,
+) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let (_, list) = status_json(client.get("/api/cameras").await?).await?;
+        let online = list
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["id"] == cam))
+            .and_then(|c| c["online"].as_bool());
+        if online == Some(want) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("camera {cam} not online={want} after {limit:?}: {list}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn actions(history: &Value) -> Vec<String> {
+    history
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|e| e["action"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_camera_is_online_while_its_agent_is_and_the_agent_comes_back_after_a_relay_restart()
+-> Result<()> {
+    let (mut relay, cam, token_file) = relay_with_agent_camera()?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam, false, Duration::ZERO)
+        .await
+        .context("offline before the agent runs")?;
+
+    let mut agent = start_agent(&relay, &token_file, "agent")?;
+    let took = wait_online(&alice, cam, true, Duration::from_secs(2))
+        .await
+        .with_context(|| agent.log())?;
+    eprintln!("online {took:?} after the agent started");
+
+    // kill -9: no goodbye, the relay notices on its own.
+    agent.signal(libc::SIGKILL)?;
+    let took = wait_online(&alice, cam, false, Duration::from_secs(15)).await?;
+    eprintln!("offline {took:?} after kill -9");
+    let (_, history) = status_json(alice.get("/api/history").await?).await?;
+    let a = actions(&history);
+    assert_eq!(a[..2], ["camera.offline", "camera.online"], "{history}");
+    assert_eq!(history[0]["channel"], "agent");
+
+    // The relay restarts; the agent finds it again without help.
+    let agent = start_agent(&relay, &token_file, "agent2")?;
+    wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
+    relay.restart()?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let took = wait_online(&alice, cam, true, Duration::from_secs(20))
+        .await
+        .with_context(|| agent.log())?;
+    eprintln!("back online {took:?} after the relay restarted");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_agent_with_the_same_token_replaces_the_first_and_wrong_tokens_are_refused()
+-> Result<()> {
+    let (relay, cam, token_file) = relay_with_agent_camera()?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let mut first = start_agent(&relay, &token_file, "first")?;
+    wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
+    let second = start_agent(&relay, &token_file, "second")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !relay.log().contains("replaced_older=true") {
+        assert!(Instant::now() < deadline, "no replacement: {}", relay.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The replaced agent's departure does not take the camera offline.
+    first.signal(libc::SIGKILL)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_online(&alice, cam, true, Duration::ZERO)
+        .await
+        .with_context(|| second.log())?;
+
+    let bad = relay.dir.path().join("bad.token");
+    let secret = "ewa_thisIsNotAValidTokenButLooksLikeOne1234567";
+    std::fs::write(&bad, secret)?;
+    let refused = start_agent(&relay, &bad, "refused")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !refused.log().contains("refused this agent's token") {
+        assert!(Instant::now() < deadline, "not refused: {}", refused.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        relay
+            .log()
+            .contains("agent refused: unknown or revoked token")
+    );
+    assert!(!relay.log().contains(secret), "tokens never reach the log");
+    let metrics = relay.client().get("/metrics").await?.text().await?;
+    assert!(
+        metrics.contains("eyeward_agent_auth_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("eyeward_agent_links 1"), "{metrics}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_agent_goes_offline_after_missed_heartbeats_and_recovers() -> Result<()> {
+    let (relay, cam, token_file) = relay_with_agent_camera()?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let agent = start_agent(&relay, &token_file, "agent")?;
+    wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
+    // Frozen, its socket still open: only the missing heartbeats tell.
+    agent.kill_only(libc::SIGSTOP);
+    let took = wait_online(&alice, cam, false, Duration::from_secs(15)).await?;
+    eprintln!("offline {took:?} after the agent froze");
+    assert!(
+        relay.log().contains("heartbeats stopped"),
+        "{}",
+        relay.log()
+    );
+    agent.kill_only(libc::SIGCONT);
+    wait_online(&alice, cam, true, Duration::from_secs(10))
+        .await
+        .with_context(|| agent.log())?;
+    Ok(())
+}
