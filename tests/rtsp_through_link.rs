@@ -1,0 +1,232 @@
+//! The relay's RTSP client (retina) receives H.264 from a simulated camera through an agent's
+//! tunnel, and from a direct rtsp:// camera. The relay runs in-process so the test can ask its
+//! link registry for a tunnel, as live video will; the agent and camera are real processes.
+
+mod common;
+
+use anyhow::{Context, Result, bail};
+use common::{Camera, Process, admin, bin};
+use eyeward::CameraId;
+use eyeward_relay::config::Config;
+use eyeward_relay::http::{self, AppState};
+use eyeward_relay::ingest::Ingest;
+use eyeward_relay::link::{self, Links};
+use eyeward_relay::store::Store;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A relay served in-process, with a handle on its link registry.
+struct InProcessRelay {
+    dir: tempfile::TempDir,
+    config_path: std::path::PathBuf,
+    base: String,
+    links: Arc<Links>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl InProcessRelay {
+    async fn start() -> Result<InProcessRelay> {
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("relay.toml");
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            dir.path().join("data").to_str().context("utf-8 path")?
+        );
+        std::fs::write(&config_path, &text)?;
+        let config = Config::parse(&text)?;
+        let store = Store::open(&config.data_dir).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(&config, addr, store);
+        let links = state.links.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(http::serve(
+            listener,
+            state,
+            config.http.max_json_body_bytes,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(InProcessRelay {
+            dir,
+            config_path,
+            base: format!("http://{addr}"),
+            links,
+            stop: Some(stop),
+        })
+    }
+
+    /// A customer with an agent camera; returns the camera id and its token.
+    fn agent_camera(&self, email: &str) -> Result<(CameraId, String)> {
+        let c = admin(
+            &self.config_path,
+            &[
+                "customer",
+                "add",
+                "--email",
+                email,
+                "--name",
+                "C",
+                "--guard-center",
+                "east",
+            ],
+            "correct horse battery\n",
+        )?;
+        let cam = admin(
+            &self.config_path,
+            &[
+                "camera",
+                "add",
+                "--customer",
+                &c["id"].to_string(),
+                "--name",
+                "Cam",
+                "--model",
+                "fixed",
+                "--plan",
+                "camera-only",
+                "--source",
+                "agent",
+            ],
+            "",
+        )?;
+        Ok((
+            CameraId(cam["id"].as_i64().context("id")?),
+            cam["agent_token"].as_str().context("token")?.to_owned(),
+        ))
+    }
+
+    fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
+        let token_file = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&token_file, token)?;
+        let mut cmd = Command::new(bin("eyeward-agent"));
+        cmd.args([
+            "run",
+            "--relay",
+            &self.base,
+            "--camera",
+            camera,
+            "--token-file",
+        ])
+        .arg(&token_file);
+        Process::spawn(cmd, None, self.dir.path().join(format!("{name}.log")))
+    }
+
+    async fn wait_online(&self, cam: CameraId) -> Result<()> {
+        let start = Instant::now();
+        while !self.links.is_online(cam) {
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("camera {cam} never came online");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for InProcessRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads frames until a keyframe and `n` frames have come; checks they are Annex B H.264 with
+/// parameter sets ahead of the keyframe.
+async fn expect_frames(ingest: &mut Ingest, n: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut frames, mut keyframes, mut last_ts) = (0, 0, None);
+    while frames < n || keyframes == 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, ingest.next_frame())
+            .await
+            .context("frames stopped coming")??
+            .context("the camera ended the session")?;
+        assert!(frame.data.starts_with(&[0, 0, 0, 1]), "Annex B start code");
+        if frame.is_key {
+            keyframes += 1;
+            let nal_types: Vec<u8> = frame
+                .data
+                .windows(5)
+                .filter(|w| w[..4] == [0, 0, 0, 1])
+                .map(|w| w[4] & 0x1f)
+                .collect();
+            assert_eq!(
+                nal_types[..2],
+                [7, 8],
+                "SPS and PPS lead the keyframe: {nal_types:?}"
+            );
+            assert!(nal_types.contains(&5), "an IDR slice: {nal_types:?}");
+        }
+        if let Some(prev) = last_ts {
+            assert!(frame.timestamp > prev, "timestamps increase");
+        }
+        last_ts = Some(frame.timestamp);
+        frames += 1;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
+    let relay = InProcessRelay::start().await?;
+    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    let agent = relay.start_agent(&token, "sim://fixed", "agent")?;
+    relay.wait_online(cam).await?;
+
+    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    assert!(
+        tunnel.url.starts_with("rtsp://127.0.0.1:") && tunnel.url.ends_with("/live"),
+        "{}",
+        tunnel.url
+    );
+    let mut ingest = Ingest::connect(&tunnel.url, None)
+        .await
+        .with_context(|| agent.log())?;
+    expect_frames(&mut ingest, 20).await?;
+
+    // Two viewers' worth of tunnels side by side, each its own RTSP session.
+    let second = link::local_tunnel(relay.links.clone(), cam).await?;
+    let mut ingest2 = Ingest::connect(&second.url, None).await?;
+    expect_frames(&mut ingest2, 5).await?;
+    expect_frames(&mut ingest, 5).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retina_receives_h264_from_a_direct_camera_with_credentials() -> Result<()> {
+    let camera = Camera::start(
+        "pan-tilt",
+        &["--username", "admin", "--width", "640", "--height", "360"],
+        Some("cam-pass-1"),
+    )?;
+    let refused = Ingest::connect(&camera.url, None)
+        .await
+        .err()
+        .context("no credentials, no video")?;
+    assert!(refused.to_string().contains("401"), "{refused}");
+    let mut ingest =
+        Ingest::connect(&camera.url, Some(("admin".into(), "cam-pass-1".into()))).await?;
+    expect_frames(&mut ingest, 10).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
+    let relay = InProcessRelay::start().await?;
+    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    // Nothing listens on port 9 of loopback: the agent cannot reach its camera.
+    let _agent = relay.start_agent(&token, "rtsp://127.0.0.1:9/live", "agent")?;
+    relay.wait_online(cam).await?;
+    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    let err = Ingest::connect(&tunnel.url, None)
+        .await
+        .err()
+        .context("no camera, no session")?;
+    eprintln!("{err}");
+    assert!(relay.links.is_online(cam), "the link itself stays up");
+    Ok(())
+}
