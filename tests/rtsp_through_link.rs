@@ -188,11 +188,16 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         .with_context(|| agent.log())?;
     expect_frames(&mut ingest, 20).await?;
 
-    // Two viewers' worth of tunnels side by side, each its own RTSP session.
+    // Two tunnels side by side, each its own RTSP session. Both are read all along, as the
+    // relay reads its cameras: a session left unread would hold up the camera's encoder.
+    let first = tokio::spawn(async move {
+        expect_frames(&mut ingest, 60).await?;
+        anyhow::Ok(())
+    });
     let second = link::local_tunnel(relay.links.clone(), cam).await?;
     let mut ingest2 = Ingest::connect(&second.url, None).await?;
     expect_frames(&mut ingest2, 5).await?;
-    expect_frames(&mut ingest, 5).await?;
+    first.await??;
     Ok(())
 }
 
@@ -228,5 +233,47 @@ async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
         .context("no camera, no session")?;
     eprintln!("{err}");
     assert!(relay.links.is_online(cam), "the link itself stays up");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
+    let camera = Camera::start(
+        "fixed",
+        &["--username", "admin", "--width", "640", "--height", "360"],
+        Some("only-the-agent-knows"),
+    )?;
+    let relay = InProcessRelay::start().await?;
+    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    let with_credentials = camera
+        .url
+        .replacen("rtsp://", "rtsp://admin:only-the-agent-knows@", 1);
+    let agent = relay.start_agent(&token, &with_credentials, "agent")?;
+    relay.wait_online(cam).await?;
+    // The relay's client has no credentials, yet the camera's Digest challenge is answered.
+    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    let mut ingest = Ingest::connect(&tunnel.url, None)
+        .await
+        .with_context(|| agent.log())?;
+    expect_frames(&mut ingest, 10)
+        .await
+        .with_context(|| agent.log())?;
+    assert!(
+        !agent.log().contains("only-the-agent-knows"),
+        "{}",
+        agent.log()
+    );
+
+    // Wrong credentials on the agent: the relay sees the camera's refusal, not a hang.
+    let (cam2, token2) = relay.agent_camera("b@example.jp")?;
+    let wrong = camera.url.replacen("rtsp://", "rtsp://admin:wrong@", 1);
+    let _agent2 = relay.start_agent(&token2, &wrong, "agent2")?;
+    relay.wait_online(cam2).await?;
+    let tunnel = link::local_tunnel(relay.links.clone(), cam2).await?;
+    let err = Ingest::connect(&tunnel.url, None)
+        .await
+        .err()
+        .context("wrong credentials, no video")?;
+    assert!(err.to_string().contains("401"), "{err}");
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod link;
+pub mod rtsp_auth;
 pub mod simulate;
 
 use clap::{Args, Parser, Subcommand};
@@ -87,7 +88,14 @@ impl RunCamera {
             return Simulator::start(config).map(RunCamera::Simulated);
         }
         let source = eyeward::RtspSource::parse(spec)?;
-        camera_addr(source.url()).map(RunCamera::Real)
+        let mut addr = camera_addr(source.url())?;
+        addr.credentials = source.username().map(|u| {
+            (
+                u.to_owned(),
+                source.password().unwrap_or_default().to_owned(),
+            )
+        });
+        Ok(RunCamera::Real(addr))
     }
 
     fn addr(&self) -> Result<CameraAddr, Error> {
@@ -116,6 +124,7 @@ fn camera_addr(url: &str) -> Result<CameraAddr, Error> {
             .to_owned(),
         port: url.port().unwrap_or(554),
         path,
+        credentials: None,
     })
 }
 
@@ -223,7 +232,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     if let RunCamera::Simulated(sim) = &camera {
         tracing::info!(url = sim.url(), "simulated camera started");
     }
-    tracing::info!(relay = %args.relay, camera = %format!("{}:{}{}", addr.host, addr.port, addr.path), "agent starting");
+    tracing::info!(relay = %args.relay, camera = ?addr, "agent starting");
     let config = LinkConfig {
         relay: args.relay,
         token,

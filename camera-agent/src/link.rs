@@ -5,6 +5,7 @@
 //! make it dial anywhere else.
 
 use crate::error::Error;
+use crate::rtsp_auth::{AuthProxy, Output};
 use eyeward::link::{
     self, AgentMessage, Backoff, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION,
     RelayMessage, TunnelId,
@@ -23,12 +24,25 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Where the camera's RTSP server is, as the agent reaches it on the home network.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CameraAddr {
     pub host: String,
     pub port: u16,
     /// Path and query of the stream, e.g. `/live`.
     pub path: String,
+    /// The camera's RTSP user name and password: they stay here, and the tunnel answers the
+    /// camera's challenges (see [`crate::rtsp_auth`]).
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for CameraAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}{}", self.host, self.port, self.path)?;
+        if self.credentials.is_some() {
+            f.write_str(" (with credentials)")?;
+        }
+        Ok(())
+    }
 }
 
 /// What the link needs.
@@ -227,7 +241,12 @@ async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<
         }
     };
     tracing::info!(%tunnel, "tunnel open");
-    bridge(tcp, ws).await;
+    let proxy = config
+        .camera
+        .credentials
+        .clone()
+        .map(|(user, password)| AuthProxy::new(user, password));
+    bridge(tcp, ws, proxy).await;
     tracing::info!(%tunnel, "tunnel closed");
 }
 
@@ -238,43 +257,57 @@ async fn tunnel_failed(report: &mpsc::Sender<AgentMessage>, tunnel: TunnelId, re
         .await;
 }
 
-/// Copies bytes both ways between the camera's TCP connection and the tunnel.
-async fn bridge(tcp: TcpStream, ws: Ws) {
+/// Copies bytes both ways between the camera's TCP connection and the tunnel, answering the
+/// camera's authentication challenges on the way when the agent holds credentials.
+async fn bridge(tcp: TcpStream, ws: Ws, mut proxy: Option<AuthProxy>) {
     let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
     let (mut ws_tx, mut ws_rx) = ws.split();
-    let upstream = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match tcp_rx.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if ws_tx
-                        .send(Message::Binary(buf[..n].to_vec().into()))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        tokio::select! {
+            read = tcp_rx.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) => break "the camera closed the connection".to_owned(),
+                    Err(e) => break format!("camera: {e}"),
+                    Ok(n) => n,
+                };
+                let out = match &mut proxy {
+                    None => Output { to_client: buf[..n].to_vec(), to_camera: Vec::new() },
+                    Some(p) => match p.camera_bytes(&buf[..n]) {
+                        Ok(out) => out,
+                        Err(e) => break format!("camera sent bad RTSP: {e}"),
+                    },
+                };
+                if !out.to_camera.is_empty() && tcp_tx.write_all(&out.to_camera).await.is_err() {
+                    break "camera write failed".into();
+                }
+                if !out.to_client.is_empty()
+                    && ws_tx.send(Message::Binary(out.to_client.into())).await.is_err()
+                {
+                    break "relay write failed".into();
+                }
+            }
+            msg = ws_rx.next() => {
+                let bytes = match msg {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(_))) | None => break "the relay closed the tunnel".into(),
+                    Some(Err(e)) => break format!("relay: {e}"),
+                    Some(Ok(_)) => continue,
+                };
+                let to_camera = match &mut proxy {
+                    None => bytes.to_vec(),
+                    Some(p) => match p.client_bytes(&bytes) {
+                        Ok(out) => out.to_camera,
+                        Err(e) => break format!("relay sent bad RTSP: {e}"),
+                    },
+                };
+                if tcp_tx.write_all(&to_camera).await.is_err() {
+                    break "camera write failed".into();
                 }
             }
         }
-        let _ = ws_tx.close().await;
     };
-    let downstream = async {
-        while let Some(Ok(msg)) = ws_rx.next().await {
-            let bytes = match msg {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            if tcp_tx.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = tcp_tx.shutdown().await;
-    };
-    tokio::select! {
-        () = upstream => {},
-        () = downstream => {},
-    }
+    tracing::debug!(reason = %end, "tunnel ending");
+    let _ = ws_tx.close().await;
+    let _ = tcp_tx.shutdown().await;
 }
