@@ -13,3 +13,12 @@ echo "== cargo build" >&2
 cargo build --workspace --locked
 echo "== cargo test" >&2
 cargo test --workspace --locked
+
+# The demo command itself: relay, two simulated cameras and their agents come up, and the demo
+# customer sees both cameras online.
+echo "== demo check" >&2
+demo_dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+EYEWARD_DEMO_CHECK=1 EYEWARD_DEMO_PROFILE=debug EYEWARD_DEMO_DIR="$demo_dir" \
+  EYEWARD_DEMO_LISTEN="127.0.0.1:$port" scripts/demo.sh
+rm -rf "$demo_dir"
