@@ -170,6 +170,15 @@ async function onLogout() {
   loggedOut();
 }
 
+// Camera status changes as agents come and go: refresh it while the list is on screen.
+const REFRESH_MS = 10_000;
+setInterval(async () => {
+  if (!state.me || state.me.role !== 'customer' || document.hidden || $('cameras-view').hidden) return;
+  const { resp, data } = await api('GET', '/api/cameras').catch(() => ({ resp: { ok: false } }));
+  if (resp.ok) renderCameras(data);
+  else if (resp.status === 401) loggedOut();
+}, REFRESH_MS);
+
 async function start() {
   applyLang();
   for (const b of document.querySelectorAll('[data-lang]')) {
