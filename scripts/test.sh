@@ -12,7 +12,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build" >&2
 cargo build --workspace --locked
 echo "== cargo test" >&2
-cargo test --workspace --locked
+test_log=$(mktemp)
+cargo test --workspace --locked 2>&1 | tee "$test_log"
 
 # The demo command itself: relay, two simulated cameras and their agents come up, and the demo
 # customer sees both cameras online.
@@ -22,3 +23,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 EYEWARD_DEMO_CHECK=1 EYEWARD_DEMO_PROFILE=debug EYEWARD_DEMO_DIR="$demo_dir" \
   EYEWARD_DEMO_LISTEN="127.0.0.1:$port" scripts/demo.sh
 rm -rf "$demo_dir"
+
+# One closing line for the whole run: the cargo tests, and the demo check as one more.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p + 1, f }' "$test_log"
+rm -f "$test_log"

@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::{Context, Result};
-use common::{Process, Relay, bin, status_json};
+use common::{Process, Relay, bin, status_json, wait_online};
 use futures_util::{SinkExt, StreamExt};
 use std::process::Command;
 use std::time::Duration;
@@ -73,7 +73,12 @@ async fn bad_agents_are_refused_and_the_good_one_stays_online() -> Result<()> {
         "--token-file",
     ])
     .arg(&token_file);
-    let _agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let good_id = good["id"].as_i64().context("id")?;
+    wait_online(&alice, good_id, true, Duration::from_secs(10))
+        .await
+        .with_context(|| agent.log())?;
 
     // Wrong, missing and malformed tokens: 401 before any WebSocket.
     for token in ["", "ewa_nope", &"x".repeat(5000)] {
@@ -162,7 +167,6 @@ async fn bad_agents_are_refused_and_the_good_one_stays_online() -> Result<()> {
     }
 
     // Through it all the good camera stayed online.
-    let alice = relay.login("a@example.jp", PW).await?;
     let (_, cams) = status_json(alice.get("/api/cameras").await?).await?;
     let online: Vec<_> = cams
         .as_array()

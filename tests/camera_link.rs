@@ -4,8 +4,8 @@
 
 mod common;
 
-use anyhow::{Context, Result, bail};
-use common::{Process, Relay, bin, status_json};
+use anyhow::{Context, Result};
+use common::{Process, Relay, bin, status_json, wait_online};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -35,31 +35,6 @@ fn start_agent(relay: &Relay, token_file: &std::path::Path, name: &str) -> Resul
     ])
     .arg(token_file);
     Process::spawn(cmd, None, relay.dir.path().join(format!("{name}.log")))
-}
-
-/// Polls the customer's camera list until the camera's `online` is `want`; returns how long
-/// that took.
-async fn wait_online(
-    client: &common::Client,
-    cam: i64,
-    want: bool,
-    limit: Duration,
-) -> Result<Duration> {
-    let start = Instant::now();
-    loop {
-        let (_, list) = status_json(client.get("/api/cameras").await?).await?;
-        let online = list
-            .as_array()
-            .and_then(|l| l.iter().find(|c| c["id"] == cam))
-            .and_then(|c| c["online"].as_bool());
-        if online == Some(want) {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > limit {
-            bail!("camera {cam} not online={want} after {limit:?}: {list}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn actions(history: &Value) -> Vec<String> {

@@ -428,3 +428,28 @@ pub async fn status_json(resp: reqwest::Response) -> Result<(u16, Value)> {
     }
     Ok((status, json))
 }
+
+/// Polls the customer's camera list until camera `cam`'s `online` is `want`; returns how long
+/// that took.
+pub async fn wait_online(
+    client: &Client,
+    cam: i64,
+    want: bool,
+    limit: Duration,
+) -> Result<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, list) = status_json(client.get("/api/cameras").await?).await?;
+        let online = list
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["id"] == cam))
+            .and_then(|c| c["online"].as_bool());
+        if online == Some(want) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("camera {cam} not online={want} after {limit:?}: {list}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
