@@ -38,7 +38,7 @@ impl InProcessRelay {
         let store = Store::open(&config.data_dir).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(&config, addr, store);
+        let state = AppState::new(&config, addr, store)?;
         let links = state.links.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(

@@ -153,7 +153,7 @@ async fn main() -> Result<()> {
     let store = Store::open(&config.data_dir).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let relay_addr = listener.local_addr()?;
-    let state = AppState::new(&config, relay_addr, store);
+    let state = AppState::new(&config, relay_addr, store)?;
     let links: Arc<Links> = state.links.clone();
     tokio::spawn(http::serve(
         listener,

@@ -47,12 +47,53 @@ pub struct MailConfig {
 }
 
 /// `[webrtc]`: the relay's side of live video.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebrtcConfig {
     /// Gather ICE host candidates only on these local addresses. Absent: every interface but
     /// loopback. Tests use `["127.0.0.1"]`.
     pub ice_addresses: Option<Vec<IpAddr>>,
+    /// The UDP ports WebRTC may use, `[first, last]`, for firewalls. Absent: any free port.
+    pub udp_ports: Option<[u16; 2]>,
+    /// The public addresses of a 1:1 NAT in front of the relay, announced instead of the
+    /// local ones (a cloud VM's elastic IP, say).
+    pub public_ips: Vec<IpAddr>,
+    /// STUN and TURN servers handed to browsers (in WHEP `Link` headers).
+    pub ice_servers: Vec<IceServer>,
+    /// Viewers one camera may have at once.
+    pub max_viewers_per_camera: usize,
+    /// Live-video sessions one customer may have open at once.
+    pub max_viewers_per_customer: usize,
+    /// How long a camera is still pulled after its last viewer left (e.g. `"10s"`), so a
+    /// viewer who comes straight back starts at once.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+}
+
+/// One STUN or TURN server for browsers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:…`.
+    pub urls: Vec<String>,
+    /// For TURN.
+    pub username: Option<String>,
+    /// For TURN.
+    pub credential: Option<String>,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            ice_addresses: None,
+            udp_ports: None,
+            public_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            max_viewers_per_camera: 16,
+            max_viewers_per_customer: 16,
+            linger: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[auth]`: sessions and login throttling.
@@ -193,6 +234,24 @@ impl Config {
         if a.login_failure_window.is_zero() {
             return bad("auth.login_failure_window must be longer than zero");
         }
+        let w = &self.webrtc;
+        if w.udp_ports.is_some_and(|[a, b]| a == 0 || a > b) {
+            return bad("webrtc.udp_ports must be [first, last] with 0 < first <= last");
+        }
+        if w.max_viewers_per_camera == 0 || w.max_viewers_per_customer == 0 {
+            return bad("webrtc viewer limits must be at least 1");
+        }
+        let scheme_ok = |u: &String| {
+            ["stun:", "turn:", "turns:"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        };
+        if w.ice_servers
+            .iter()
+            .any(|s| s.urls.is_empty() || !s.urls.iter().all(scheme_ok))
+        {
+            return bad("webrtc.ice_servers urls must start with stun:, turn: or turns:");
+        }
         if self.http.max_json_body_bytes < 1024 {
             return bad("http.max_json_body_bytes must be at least 1024");
         }
@@ -216,12 +275,15 @@ impl Config {
             u.to_string()
         });
         format!(
-            "listen={} data_dir={} public_url={} smtp_url={} ice_addresses={:?} metrics_token={}",
+            "listen={} data_dir={} public_url={} smtp_url={} ice_addresses={:?} udp_ports={:?} public_ips={:?} ice_servers={} metrics_token={}",
             self.listen,
             self.data_dir.display(),
             self.public_url.as_ref().map_or("(default)", |u| u.as_str()),
             smtp.as_deref().unwrap_or("(outbox folder)"),
             self.webrtc.ice_addresses,
+            self.webrtc.udp_ports,
+            self.webrtc.public_ips,
+            self.webrtc.ice_servers.len(),
             if self.metrics.bearer_token.is_some() {
                 "set"
             } else {
@@ -238,7 +300,7 @@ mod tests {
     #[test]
     fn no_config_at_all_works() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("./eyeward-data"));
         assert_eq!(c.public_url(c.listen).as_str(), "http://127.0.0.1:8080/");
     }

@@ -21,6 +21,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraLabels {
+    pub camera: i64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoginLabels {
     /// `success`, `failure` (wrong email or password) or `throttled`.
     pub result: &'static str,
@@ -36,6 +41,12 @@ pub struct Metrics {
     pub agent_links: Gauge,
     pub agent_auth_failures: Counter,
     pub tunnels_opened: Counter,
+    pub ingest_frames: Counter,
+    pub viewers: Family<CameraLabels, Gauge>,
+    pub frames_forwarded: Counter,
+    pub bytes_forwarded: Counter,
+    pub viewer_frames_dropped: Counter,
+    pub first_frame_seconds: Histogram,
 }
 
 impl Metrics {
@@ -81,8 +92,46 @@ impl Metrics {
             "Video tunnels opened by agents at the relay's request",
             tunnels_opened.clone(),
         );
+        let ingest_frames = Counter::default();
+        registry.register(
+            "ingest_frames",
+            "Frames received from cameras",
+            ingest_frames.clone(),
+        );
+        let viewers = Family::<CameraLabels, Gauge>::default();
+        registry.register("viewers", "Live-video sessions, by camera", viewers.clone());
+        let frames_forwarded = Counter::default();
+        registry.register(
+            "frames_forwarded",
+            "Frames sent to viewers (per viewer)",
+            frames_forwarded.clone(),
+        );
+        let bytes_forwarded = Counter::default();
+        registry.register(
+            "bytes_forwarded",
+            "H.264 bytes sent to viewers (per viewer)",
+            bytes_forwarded.clone(),
+        );
+        let viewer_frames_dropped = Counter::default();
+        registry.register(
+            "viewer_frames_dropped",
+            "Frames a slow viewer skipped to catch up at the next keyframe",
+            viewer_frames_dropped.clone(),
+        );
+        let first_frame_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register(
+            "first_frame_seconds",
+            "From a viewer's offer to its first frame handed to WebRTC",
+            first_frame_seconds.clone(),
+        );
         Metrics {
             registry,
+            ingest_frames,
+            viewers,
+            frames_forwarded,
+            bytes_forwarded,
+            viewer_frames_dropped,
+            first_frame_seconds,
             agent_links,
             agent_auth_failures,
             tunnels_opened,

@@ -173,3 +173,60 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             .ok_or_else(|| Error::not_found("resource"))
     }
 }
+
+/// The largest SDP offer accepted (browsers' offers are a few kilobytes).
+const SDP_LIMIT: usize = 64 * 1024;
+
+/// An `application/sdp` body (WHEP offers), at most [`SDP_LIMIT`].
+pub struct SdpBody(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for SdpBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
+        let is_sdp = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+            });
+        if !is_sdp {
+            return Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "expected a body of type application/sdp",
+            ));
+        }
+        let bytes = read_capped(req, SDP_LIMIT).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(SdpBody)
+            .map_err(|_| Error::bad_request("the SDP offer is not UTF-8"))
+    }
+}
+
+/// Reads a body of at most `limit` bytes. A larger one is read on (and dropped) up to a few
+/// megabytes before the 413, so that the client, still sending, gets the answer instead of
+/// a reset connection.
+async fn read_capped(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
+    const DRAIN: usize = 4 * 1024 * 1024;
+    let mut body = req.into_body().into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(Error::new(
+            ErrorKind::PayloadTooLarge,
+            "request body is too large",
+        ));
+    }
+    Ok(kept)
+}

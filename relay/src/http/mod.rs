@@ -4,19 +4,21 @@
 //! query is scoped by the account taken from it, never from the path.
 
 mod api;
-mod extract;
+pub mod extract;
 mod middleware;
 mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::Config;
 use crate::error::Error;
+use crate::fanout::Feeds;
 use crate::link::{self, Links};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::whep::{self, Whep};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use eyeward::UnixMillis;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,15 +42,27 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// The agents' links and their tunnels.
     pub links: Arc<Links>,
+    /// One pull per camera, shared by its viewers.
+    pub feeds: Arc<Feeds>,
+    /// Live-video sessions.
+    pub whep: Arc<Whep>,
 }
 
 impl AppState {
-    pub fn new(config: &Config, bound: SocketAddr, store: Store) -> AppState {
+    pub fn new(config: &Config, bound: SocketAddr, store: Store) -> Result<AppState, Error> {
         let public_url = config.public_url(bound);
         let a = &config.auth;
-        AppState {
+        let metrics = Arc::new(Metrics::new());
+        let links = Arc::new(Links::default());
+        let feeds = Arc::new(Feeds::new(
+            links.clone(),
+            metrics.clone(),
+            config.webrtc.linger,
+        ));
+        let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
+        Ok(AppState {
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             limiter: Arc::new(Mutex::new(LoginLimiter::new(LoginLimits {
                 per_account: a.login_failures_per_account,
                 per_address: a.login_failures_per_address,
@@ -61,8 +75,10 @@ impl AppState {
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
             metrics_token: config.metrics.bearer_token.clone(),
-            links: Arc::new(Links::default()),
-        }
+            links,
+            feeds,
+            whep,
+        })
     }
 }
 
@@ -74,6 +90,8 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/me", get(api::me).patch(api::update_me))
         .route("/cameras", get(api::cameras))
         .route("/cameras/{id}", get(api::camera).patch(api::update_camera))
+        .route("/cameras/{id}/whep", post(whep::offer))
+        .route("/cameras/{id}/whep/{session}", delete(whep::delete))
         .route("/history", get(api::history))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body));
@@ -113,7 +131,7 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
-    let state = AppState::new(config, bound, store);
+    let state = AppState::new(config, bound, store)?;
     serve(listener, state, config.http.max_json_body_bytes, shutdown).await
 }
 

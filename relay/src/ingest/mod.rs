@@ -20,8 +20,8 @@ pub struct Frame {
     pub timestamp: i64,
     /// A keyframe: decoding can start here (the parameter sets come first in `data`).
     pub is_key: bool,
-    /// Annex B: NAL units with start codes.
-    pub data: Vec<u8>,
+    /// Annex B: NAL units with start codes. Shared, not copied, by every viewer.
+    pub data: bytes::Bytes,
 }
 
 /// A playing RTSP session of one camera's H.264 video.
@@ -115,7 +115,7 @@ impl Ingest {
             return Ok(Some(Frame {
                 timestamp: f.timestamp().elapsed(),
                 is_key,
-                data,
+                data: data.into(),
             }));
         }
     }

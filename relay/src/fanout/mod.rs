@@ -1,0 +1,225 @@
+//! Fan-out: one pull per camera, many viewers. A camera's feed starts when its first viewer
+//! arrives, keeps the current group of pictures for instant starts, hands every frame to every
+//! viewer without copying it, reconnects after camera faults, and stops `linger` after the
+//! last viewer left.
+
+mod gop;
+
+use crate::ingest::{Frame, Ingest};
+use crate::link::{self, Links};
+use crate::metrics::Metrics;
+use crate::store::Camera;
+use eyeward::link::Backoff;
+use eyeward::{CameraId, CameraSource};
+use gop::Gop;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// Frames queued per viewer before a slow viewer is told it lagged (then it waits for the
+/// next keyframe): about 8 s at 30 fps.
+const VIEWER_QUEUE: usize = 256;
+
+/// What a feed is doing, for viewers' status lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedStatus {
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+struct Shared {
+    gop: Gop,
+    viewers: usize,
+    /// When the last viewer left (the feed stops `linger` later).
+    idle_since: Option<Instant>,
+}
+
+/// One camera's feed.
+pub struct Feed {
+    camera: CameraId,
+    shared: Mutex<Shared>,
+    frames: broadcast::Sender<Arc<Frame>>,
+    status: watch::Sender<FeedStatus>,
+}
+
+/// A viewer's subscription: the cached frames to send first, then the live ones.
+pub struct Subscription {
+    pub cached: Vec<Arc<Frame>>,
+    pub live: broadcast::Receiver<Arc<Frame>>,
+    pub status: watch::Receiver<FeedStatus>,
+    _guard: ViewerGuard,
+}
+
+struct ViewerGuard(Arc<Feed>);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.viewers = s.viewers.saturating_sub(1);
+        if s.viewers == 0 {
+            s.idle_since = Some(Instant::now());
+        }
+    }
+}
+
+impl Feed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribe(self: &Arc<Self>) -> Subscription {
+        let mut s = self.lock();
+        s.viewers += 1;
+        s.idle_since = None;
+        // Under the lock: no frame can fall between the cached ones and the live ones.
+        Subscription {
+            cached: s.gop.frames().to_vec(),
+            live: self.frames.subscribe(),
+            status: self.status.subscribe(),
+            _guard: ViewerGuard(self.clone()),
+        }
+    }
+
+    fn publish(&self, frame: Frame) {
+        let frame = Arc::new(frame);
+        let mut s = self.lock();
+        s.gop.push(frame.clone());
+        // No receivers is fine: the feed lingers a while after the last viewer.
+        let _ = self.frames.send(frame);
+    }
+
+    /// True once the feed has had no viewer for `linger`.
+    fn expired(&self, linger: Duration) -> bool {
+        self.lock()
+            .idle_since
+            .is_some_and(|t| t.elapsed() >= linger)
+    }
+}
+
+/// Every camera's feed.
+pub struct Feeds {
+    feeds: Mutex<HashMap<CameraId, Arc<Feed>>>,
+    links: Arc<Links>,
+    metrics: Arc<Metrics>,
+    linger: Duration,
+}
+
+impl Feeds {
+    pub fn new(links: Arc<Links>, metrics: Arc<Metrics>, linger: Duration) -> Feeds {
+        Feeds {
+            feeds: Mutex::new(HashMap::new()),
+            links,
+            metrics,
+            linger,
+        }
+    }
+
+    /// Joins the camera's feed, starting it if nobody watches yet.
+    pub fn watch(self: &Arc<Self>, camera: &Camera) -> Subscription {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = feeds.get(&camera.id) {
+            return feed.subscribe();
+        }
+        let (frames, _) = broadcast::channel(VIEWER_QUEUE);
+        let (status, _) = watch::channel(FeedStatus::Connecting);
+        let feed = Arc::new(Feed {
+            camera: camera.id,
+            shared: Mutex::new(Shared {
+                gop: Gop::default(),
+                viewers: 0,
+                idle_since: None,
+            }),
+            frames,
+            status,
+        });
+        let sub = feed.subscribe();
+        feeds.insert(camera.id, feed.clone());
+        let this = self.clone();
+        let camera = camera.clone();
+        tokio::spawn(async move {
+            let span = tracing::info_span!("feed", camera = camera.id.0);
+            let _ = tracing::Instrument::instrument(this.run(feed, camera), span).await;
+        });
+        sub
+    }
+
+    /// Runs the feed until it has had no viewer for `linger`, then removes it.
+    async fn run(self: Arc<Self>, feed: Arc<Feed>, camera: Camera) {
+        tracing::info!("feed starting");
+        loop {
+            self.pull(&feed, &camera).await;
+            let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            // A viewer may have joined since the last check: then the feed goes on.
+            if feed.lock().viewers == 0 {
+                feeds.remove(&feed.camera);
+                tracing::info!("feed stopped: nobody watches");
+                return;
+            }
+        }
+    }
+
+    /// Pulls the camera, reconnecting with backoff, until the feed is idle for `linger`.
+    async fn pull(&self, feed: &Feed, camera: &Camera) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        while !feed.expired(self.linger) {
+            let (mut ingest, _tunnel) = match self.connect(camera).await {
+                Ok(session) => session,
+                Err(e) => {
+                    let _ = feed.status.send(FeedStatus::Reconnecting);
+                    let delay = backoff.next_delay(rand::random());
+                    tracing::warn!(error = %e, retry_in = ?delay, "camera not reachable");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            backoff.reset();
+            let _ = feed.status.send(FeedStatus::Live);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    frame = ingest.next_frame() => match frame {
+                        Ok(Some(frame)) => {
+                            self.metrics.ingest_frames.inc();
+                            feed.publish(frame);
+                        }
+                        Ok(None) => { tracing::warn!("camera ended the session"); break; }
+                        Err(e) => { tracing::warn!(error = %e, "camera stream failed"); break; }
+                    },
+                    _ = tick.tick() => if feed.expired(self.linger) { return; },
+                }
+            }
+            // Frames from before a camera restart may not decode with its new parameter sets.
+            feed.lock().gop.clear();
+            let _ = feed.status.send(FeedStatus::Reconnecting);
+        }
+    }
+
+    /// Opens an RTSP session to the camera, directly or through its agent's tunnel.
+    async fn connect(
+        &self,
+        camera: &Camera,
+    ) -> Result<(Ingest, Option<link::LocalTunnel>), crate::error::Error> {
+        match &camera.source {
+            CameraSource::Rtsp(r) => {
+                let creds = r
+                    .username()
+                    .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
+                Ok((Ingest::connect(r.url(), creds).await?, None))
+            }
+            CameraSource::Agent => {
+                let tunnel = link::local_tunnel(self.links.clone(), camera.id).await?;
+                let ingest = Ingest::connect(&tunnel.url, None).await?;
+                Ok((ingest, Some(tunnel)))
+            }
+        }
+    }
+
+    /// Viewers of `camera` right now.
+    pub fn viewers(&self, camera: CameraId) -> usize {
+        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds.get(&camera).map_or(0, |f| f.lock().viewers)
+    }
+}

@@ -1,0 +1,514 @@
+//! WHEP (WebRTC-HTTP Egress Protocol): a viewer POSTs an SDP offer to
+//! `/api/cameras/{id}/whep`, gets `201 Created` with the answer and a `Location`, and DELETEs
+//! that location to stop. Each session is one webrtc-rs peer connection fed from the camera's
+//! feed (see [`crate::fanout`]); nothing is transcoded.
+//!
+//! A new session is sent the camera's current group of pictures first, re-stamped a
+//! millisecond apart, so the browser has a decodable picture at once and reaches the live
+//! edge within a few frames; live frames then keep the camera's own spacing.
+
+use crate::config::WebrtcConfig;
+use crate::error::{Error, ErrorKind};
+use crate::fanout::{Feeds, Subscription};
+use crate::http::AppState;
+use crate::http::extract::{CustomerCaller, IdPath, SdpBody};
+use crate::metrics::Metrics;
+use crate::store::Camera;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eyeward::{CameraId, CustomerId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{API, APIBuilder};
+use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp;
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+
+/// The H.264 the relay forwards: what cameras send and every browser decodes.
+fn h264() -> RTCRtpCodecCapability {
+    RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
+            .iter()
+            .map(|fb| {
+                let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
+                RTCPFeedback {
+                    typ: typ.to_owned(),
+                    parameter: parameter.to_owned(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Spacing of the cached frames a session starts with.
+const CACHED_FRAME_SPACING: Duration = Duration::from_millis(1);
+/// Spacing assumed when a camera's timestamps give none (the first frame, a jump).
+const DEFAULT_FRAME_SPACING: Duration = Duration::from_millis(66);
+
+struct Session {
+    customer: CustomerId,
+    camera: CameraId,
+    pc: Arc<RTCPeerConnection>,
+}
+
+/// The WebRTC side of the relay: the webrtc-rs API set up from config, and the live sessions.
+pub struct Whep {
+    api: API,
+    sessions: Mutex<HashMap<String, Session>>,
+    feeds: Arc<Feeds>,
+    metrics: Arc<Metrics>,
+    config: WebrtcConfig,
+}
+
+impl Whep {
+    pub fn new(
+        config: &WebrtcConfig,
+        feeds: Arc<Feeds>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Whep, Error> {
+        let internal = |e: webrtc::Error| Error::internal(format!("webrtc set-up: {e}"));
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    capability: h264(),
+                    payload_type: 102,
+                    ..Default::default()
+                },
+                RTPCodecType::Video,
+            )
+            .map_err(internal)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media).map_err(internal)?;
+        let mut settings = SettingEngine::default();
+        if let Some(addrs) = config.ice_addresses.clone() {
+            settings.set_include_loopback_candidate(addrs.iter().any(|a| a.is_loopback()));
+            settings.set_ip_filter(Box::new(move |ip| addrs.contains(&ip)));
+        }
+        if let Some([first, last]) = config.udp_ports {
+            let ports = EphemeralUDP::new(first, last)
+                .map_err(|e| Error::internal(format!("webrtc.udp_ports: {e}")))?;
+            settings.set_udp_network(UDPNetwork::Ephemeral(ports));
+        }
+        if !config.public_ips.is_empty() {
+            let ips = config.public_ips.iter().map(ToString::to_string).collect();
+            settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
+        }
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .build();
+        Ok(Whep {
+            api,
+            sessions: Mutex::new(HashMap::new()),
+            feeds,
+            metrics,
+            config: config.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The STUN/TURN servers for browsers, as WHEP `Link` header values.
+    pub fn link_headers(&self) -> Vec<String> {
+        self.config
+            .ice_servers
+            .iter()
+            .flat_map(|s| {
+                s.urls.iter().map(move |u| {
+                    let mut v = format!("<{u}>; rel=\"ice-server\"");
+                    if let (Some(user), Some(cred)) = (&s.username, &s.credential) {
+                        v.push_str(&format!(
+                            "; username=\"{user}\"; credential=\"{cred}\"; credential-type=\"password\""
+                        ));
+                    }
+                    v
+                })
+            })
+            .collect()
+    }
+
+    /// Answers a viewer's offer: a new session of `camera` for `customer`.
+    pub async fn start(
+        self: &Arc<Self>,
+        customer: CustomerId,
+        camera: &Camera,
+        offer: &str,
+    ) -> Result<(String, String), Error> {
+        check_offer(offer)?;
+        {
+            let sessions = self.lock();
+            if sessions.values().filter(|s| s.customer == customer).count()
+                >= self.config.max_viewers_per_customer
+            {
+                return Err(Error::new(
+                    ErrorKind::TooManyRequests,
+                    "you have too many live views open; close one first",
+                ));
+            }
+            if sessions.values().filter(|s| s.camera == camera.id).count()
+                >= self.config.max_viewers_per_camera
+            {
+                return Err(Error::new(
+                    ErrorKind::TooManyRequests,
+                    "this camera has as many viewers as it can take",
+                ));
+            }
+        }
+        let offer = RTCSessionDescription::offer(offer.to_owned())
+            .map_err(|e| Error::bad_request(format!("not an SDP offer: {e}")))?;
+        let pc = Arc::new(
+            self.api
+                .new_peer_connection(RTCConfiguration::default())
+                .await
+                .map_err(|e| Error::internal(format!("peer connection: {e}")))?,
+        );
+        let track = Arc::new(TrackLocalStaticSample::new(
+            h264(),
+            "video".into(),
+            format!("camera-{}", camera.id),
+        ));
+        let answer = async {
+            let sender = pc
+                .add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>)
+                .await?;
+            // RTCP must be read for the interceptors (NACK, reports) to work.
+            tokio::spawn(async move { while sender.read_rtcp().await.is_ok() {} });
+            pc.set_remote_description(offer).await?;
+            let answer = pc.create_answer(None).await?;
+            let mut gathered = pc.gathering_complete_promise().await;
+            pc.set_local_description(answer).await?;
+            let _ = gathered.recv().await;
+            Ok::<_, webrtc::Error>(pc.local_description().await)
+        }
+        .await;
+        let answer = match answer {
+            Ok(Some(a)) => a.sdp,
+            Ok(None) => {
+                let _ = pc.close().await;
+                return Err(Error::internal("no local description"));
+            }
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(Error::bad_request(format!("cannot answer this offer: {e}")));
+            }
+        };
+        let id: String = rand::random::<[u8; 16]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.lock().insert(
+            id.clone(),
+            Session {
+                customer,
+                camera: camera.id,
+                pc: pc.clone(),
+            },
+        );
+        self.metrics
+            .viewers
+            .get_or_create(&crate::metrics::CameraLabels {
+                camera: camera.id.0,
+            })
+            .inc();
+        // Joining now starts the camera's feed while ICE and DTLS are still under way.
+        let early = self.feeds.watch(camera);
+        let (connected_tx, connected) = watch::channel(false);
+        let this = self.clone();
+        let session_id = id.clone();
+        let camera_id = camera.id;
+        pc.on_peer_connection_state_change(Box::new(move |state| {
+            let this = this.clone();
+            let session_id = session_id.clone();
+            if state == RTCPeerConnectionState::Connected {
+                let _ = connected_tx.send(true);
+            }
+            Box::pin(async move {
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                        | RTCPeerConnectionState::Disconnected
+                ) {
+                    this.end(&session_id).await;
+                }
+            })
+        }));
+        let start = Start {
+            pc: pc.clone(),
+            feeds: self.feeds.clone(),
+            camera: camera.clone(),
+            early,
+            connected,
+            joined: Instant::now(),
+        };
+        let sender = tokio::spawn(send_frames(track, start, self.metrics.clone()));
+        let this = self.clone();
+        let session_id = id.clone();
+        tokio::spawn(async move {
+            let _ = sender.await;
+            this.end(&session_id).await;
+        });
+        tracing::info!(camera = camera_id.0, session = %id, "viewer joined");
+        Ok((id, answer))
+    }
+
+    /// Ends a session of the customer's camera; 404 when it is not theirs.
+    pub async fn stop(
+        &self,
+        customer: CustomerId,
+        camera: CameraId,
+        id: &str,
+    ) -> Result<(), Error> {
+        let owned = self
+            .lock()
+            .get(id)
+            .is_some_and(|s| s.customer == customer && s.camera == camera);
+        if !owned {
+            return Err(Error::not_found("session"));
+        }
+        self.end(id).await;
+        Ok(())
+    }
+
+    async fn end(&self, id: &str) {
+        let session = self.lock().remove(id);
+        if let Some(s) = session {
+            self.metrics
+                .viewers
+                .get_or_create(&crate::metrics::CameraLabels { camera: s.camera.0 })
+                .dec();
+            let _ = s.pc.close().await;
+            tracing::info!(camera = s.camera.0, session = %id, "viewer left");
+        }
+    }
+}
+
+/// `POST /api/cameras/{id}/whep`: an SDP offer in, `201 Created` with the answer out.
+pub async fn offer(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+    SdpBody(offer): SdpBody,
+) -> Result<Response, Error> {
+    let camera = st
+        .store
+        .camera_of(c.id, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    let (session, answer) = st.whep.start(c.id, &camera, &offer).await?;
+    let location = format!("/api/cameras/{id}/whep/{session}");
+    let mut resp = (
+        StatusCode::CREATED,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/sdp"),
+            ),
+            (
+                header::LOCATION,
+                HeaderValue::from_str(&location).map_err(|_| Error::internal("location"))?,
+            ),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&format!("\"{session}\""))
+                    .map_err(|_| Error::internal("etag"))?,
+            ),
+        ],
+        answer,
+    )
+        .into_response();
+    for link in st.whep.link_headers() {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().append(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `DELETE /api/cameras/{id}/whep/{session}`: the viewer leaves.
+pub async fn delete(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    Path((id, session)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
+    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
+    st.whep.stop(c.id, CameraId(id), &session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses offers that cannot work before any WebRTC state is made.
+fn check_offer(sdp: &str) -> Result<(), Error> {
+    if !sdp.starts_with("v=0") {
+        return Err(Error::bad_request("the body is not an SDP offer"));
+    }
+    let video = sdp.lines().any(|l| l.starts_with("m=video"));
+    if !video {
+        return Err(Error::bad_request("the offer has no video section"));
+    }
+    if !sdp.to_ascii_lowercase().contains("h264/90000") {
+        return Err(Error::bad_request("the offer does not accept H.264 video"));
+    }
+    Ok(())
+}
+
+/// How a session's frames begin.
+struct Start {
+    pc: Arc<RTCPeerConnection>,
+    feeds: Arc<Feeds>,
+    camera: Camera,
+    /// The subscription taken at offer time, which keeps the feed running meanwhile.
+    early: Subscription,
+    connected: watch::Receiver<bool>,
+    joined: Instant,
+}
+
+/// How long a viewer may take to connect (ICE, DTLS) before its session is dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Once the viewer is connected, writes the cached frames, then the live ones, to its track
+/// until it ends. Frames written before the connection is up would be lost.
+async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: Arc<Metrics>) {
+    let Start {
+        pc,
+        feeds,
+        camera,
+        early,
+        mut connected,
+        joined,
+    } = start;
+    let ready = async {
+        let _ = connected.wait_for(|c| *c).await;
+        srtp_ready(&pc).await;
+    };
+    if tokio::time::timeout(CONNECT_TIMEOUT, ready).await.is_err() {
+        return;
+    }
+    // A fresh subscription: the group of pictures as it is now, not as it was at offer time.
+    let mut sub = feeds.watch(&camera);
+    drop(early);
+    tracing::info!(cached = sub.cached.len(), first_is_key = sub.cached.first().map(|f| f.is_key), after = ?joined.elapsed(), "viewer connected");
+    let mut first = true;
+    let mut previous: Option<i64> = None;
+    for frame in std::mem::take(&mut sub.cached) {
+        if write(&track, &frame.data, CACHED_FRAME_SPACING)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        previous = Some(frame.timestamp);
+        if first {
+            metrics
+                .first_frame_seconds
+                .observe(joined.elapsed().as_secs_f64());
+            first = false;
+        }
+    }
+    // Before the first keyframe (or after falling behind), frames could not be decoded.
+    let mut waiting_for_key = previous.is_none();
+    loop {
+        let frame = match sub.live.recv().await {
+            Ok(f) => f,
+            Err(RecvError::Lagged(n)) => {
+                metrics.viewer_frames_dropped.inc_by(n);
+                waiting_for_key = true;
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if waiting_for_key && !frame.is_key {
+            continue;
+        }
+        waiting_for_key = false;
+        let spacing = previous
+            .map(|p| frame.timestamp - p)
+            .filter(|d| (1..=90_000).contains(d))
+            .map_or(DEFAULT_FRAME_SPACING, |d| {
+                Duration::from_micros(d as u64 * 100 / 9)
+            });
+        previous = Some(frame.timestamp);
+        if write(&track, &frame.data, spacing).await.is_err() {
+            return;
+        }
+        metrics.frames_forwarded.inc();
+        metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
+        if first {
+            metrics
+                .first_frame_seconds
+                .observe(joined.elapsed().as_secs_f64());
+            first = false;
+        }
+    }
+}
+
+/// Waits until media can be sent. webrtc-rs reports the connection up a moment before its
+/// SRTP keys are in place, and drops media written in between; an SRTCP write tells the two
+/// apart (an empty receiver report: every peer ignores it).
+async fn srtp_ready(pc: &RTCPeerConnection) {
+    let probe: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
+        vec![Box::new(rtcp::receiver_report::ReceiverReport::default())];
+    while !matches!(pc.dtls_transport().write_rtcp(&probe).await, Ok(n) if n > 0) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn write(
+    track: &TrackLocalStaticSample,
+    data: &bytes::Bytes,
+    duration: Duration,
+) -> Result<(), webrtc::Error> {
+    track
+        .write_sample(&Sample {
+            data: data.clone(),
+            duration,
+            ..Default::default()
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_without_h264_video_are_refused_early() {
+        assert!(check_offer("garbage").is_err());
+        assert!(check_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n").is_err());
+        assert!(
+            check_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n")
+                .is_err()
+        );
+        assert!(
+            check_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n")
+                .is_ok()
+        );
+    }
+}

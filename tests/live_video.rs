@@ -1,0 +1,295 @@
+//! Live video over WHEP, received by a real WebRTC peer (webrtc-rs as the viewer): the first
+//! frame is decodable (SPS, PPS, IDR), sessions end with DELETE, and bad offers get clean 4xx.
+
+mod common;
+
+use anyhow::{Context, Result, bail};
+use common::{Process, Relay, bin, status_json, wait_online};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp::codecs::h264::H264Packet;
+use webrtc::rtp::packetizer::Depacketizer;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+
+const PW: &str = "correct horse battery";
+const LOOPBACK_ONLY: &str = "[webrtc]\nice_addresses = [\"127.0.0.1\"]";
+
+/// A relay with a customer whose agent camera is online (simulated, keyframe every 4 s).
+async fn relay_with_live_camera() -> Result<(Relay, i64, Process, common::Client)> {
+    let relay = Relay::start(LOOPBACK_ONLY)?;
+    let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
+    let id = cam["id"].as_i64().context("id")?;
+    let token_file = relay.dir.path().join("agent.token");
+    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
+    let mut cmd = Command::new(bin("eyeward-agent"));
+    cmd.args([
+        "run",
+        "--relay",
+        &relay.base,
+        "--camera",
+        "sim://fixed",
+        "--token-file",
+    ])
+    .arg(&token_file);
+    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, id, true, Duration::from_secs(10)).await?;
+    Ok((relay, id, agent, alice))
+}
+
+/// A receive-only WebRTC peer on loopback.
+async fn viewer() -> Result<Arc<RTCPeerConnection>> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    let mut settings = SettingEngine::default();
+    settings.set_include_loopback_candidate(true);
+    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build();
+    let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
+    pc.add_transceiver_from_kind(
+        RTPCodecType::Video,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            send_encodings: vec![],
+        }),
+    )
+    .await?;
+    Ok(pc)
+}
+
+/// Offers, posts to WHEP, and applies the answer; returns the session's Location.
+async fn watch(client: &common::Client, cam: i64, pc: &RTCPeerConnection) -> Result<String> {
+    let offer = pc.create_offer(None).await?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await?;
+    let _ = gathered.recv().await;
+    let sdp = pc
+        .local_description()
+        .await
+        .context("local description")?
+        .sdp;
+    let resp = client
+        .request(reqwest::Method::POST, &format!("/api/cameras/{cam}/whep"))
+        .header("content-type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await?;
+    if resp.status() != 201 {
+        bail!("WHEP answered {}: {}", resp.status(), resp.text().await?);
+    }
+    assert_eq!(resp.headers()["content-type"], "application/sdp");
+    assert!(resp.headers().contains_key("etag"));
+    let location = resp.headers()["location"].to_str()?.to_owned();
+    let answer = resp.text().await?;
+    pc.set_remote_description(RTCSessionDescription::answer(answer)?)
+        .await?;
+    Ok(location)
+}
+
+/// Waits for the video track and returns the NAL unit types of its first access unit and how
+/// long after `since` it arrived.
+async fn first_access_unit(pc: &RTCPeerConnection, since: Instant) -> Result<(Vec<u8>, Duration)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    pc.on_track(Box::new(move |track, _, _| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            let mut depacketizer = H264Packet::default();
+            let mut unit = Vec::new();
+            while let Ok((packet, _)) = track.read_rtp().await {
+                if let Ok(payload) = depacketizer.depacketize(&packet.payload) {
+                    unit.extend_from_slice(&payload);
+                }
+                if packet.header.marker && !unit.is_empty() {
+                    let _ = tx.send(std::mem::take(&mut unit)).await;
+                    return;
+                }
+            }
+        })
+    }));
+    let unit = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .context("no video within 15 s")?
+        .context("track ended")?;
+    let took = since.elapsed();
+    let types = unit
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w[..3] == [0, 0, 1])
+        .map(|(i, _)| unit[i + 3] & 0x1f)
+        .collect();
+    Ok((types, took))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
+    let (relay, cam, _agent, alice) = relay_with_live_camera().await?;
+    // The first viewer starts the camera's feed; the second finds its picture cached.
+    for round in 0..2 {
+        let pc = viewer().await?;
+        let start = Instant::now();
+        let location = watch(&alice, cam, &pc).await?;
+        assert!(
+            location.starts_with(&format!("/api/cameras/{cam}/whep/")),
+            "{location}"
+        );
+        let (types, took) = first_access_unit(&pc, start).await?;
+        eprintln!("viewer {round}: first frame after {took:?}, NAL types {types:?}");
+        assert_eq!(types[..2], [7, 8], "SPS and PPS first: {types:?}");
+        assert!(types.contains(&5), "then an IDR slice: {types:?}");
+        if round == 1 {
+            assert!(
+                took < Duration::from_secs(2),
+                "a cached picture comes at once, not at the next keyframe: {took:?}"
+            );
+        }
+        let resp = alice
+            .request(reqwest::Method::DELETE, &location)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 204);
+        assert_eq!(
+            status_json(
+                alice
+                    .request(reqwest::Method::DELETE, &location)
+                    .send()
+                    .await?
+            )
+            .await?
+            .0,
+            404
+        );
+        pc.close().await?;
+    }
+    let metrics = relay.client().get("/metrics").await?.text().await?;
+    assert!(
+        metrics.contains("eyeward_first_frame_seconds_count 2"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
+    let (relay, cam, _agent, alice) = relay_with_live_camera().await?;
+    let bob_id = relay.customer("b@example.jp", "Bob", "west", PW)?;
+    let bob_cam = relay.camera(bob_id, "Bob's", "fixed", "dispatch", "agent")?["id"]
+        .as_i64()
+        .context("id")?;
+    let bob = relay.login("b@example.jp", PW).await?;
+    let path = format!("/api/cameras/{cam}/whep");
+    let post = |client: &common::Client, path: &str, ctype: &str, body: String| {
+        client
+            .request(reqwest::Method::POST, path)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    let no_video =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+            .to_owned();
+    for (ctype, body, want) in [
+        ("application/sdp", "garbage".to_owned(), 400),
+        ("application/sdp", no_video, 400),
+        (
+            "application/sdp",
+            format!("v=0\r\n{}", "a=x\r\n".repeat(200_000)),
+            413,
+        ), // 1 MB
+        ("text/plain", "v=0".to_owned(), 415),
+    ] {
+        let (status, err) = status_json(post(&alice, &path, ctype, body).await?).await?;
+        assert_eq!(status, want, "{err}");
+    }
+    // Another customer's camera, no session, an unknown camera.
+    let pc = viewer().await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer.clone()).await?;
+    assert_eq!(
+        status_json(
+            post(
+                &alice,
+                &format!("/api/cameras/{bob_cam}/whep"),
+                "application/sdp",
+                offer.sdp.clone()
+            )
+            .await?
+        )
+        .await?
+        .0,
+        404
+    );
+    assert_eq!(
+        status_json(post(&relay.client(), &path, "application/sdp", offer.sdp.clone()).await?)
+            .await?
+            .0,
+        401
+    );
+    assert_eq!(
+        status_json(
+            post(
+                &alice,
+                "/api/cameras/99999/whep",
+                "application/sdp",
+                offer.sdp
+            )
+            .await?
+        )
+        .await?
+        .0,
+        404
+    );
+    pc.close().await?;
+
+    // A real session: another customer cannot end it; its owner can.
+    let pc = viewer().await?;
+    let location = watch(&alice, cam, &pc).await?;
+    assert_eq!(
+        status_json(
+            bob.request(reqwest::Method::DELETE, &location)
+                .send()
+                .await?
+        )
+        .await?
+        .0,
+        404
+    );
+    let foreign = location.replace(&format!("/cameras/{cam}/"), &format!("/cameras/{bob_cam}/"));
+    assert_eq!(
+        status_json(
+            bob.request(reqwest::Method::DELETE, &foreign)
+                .send()
+                .await?
+        )
+        .await?
+        .0,
+        404
+    );
+    let (types, _) = first_access_unit(&pc, Instant::now()).await?;
+    assert_eq!(types[..2], [7, 8]);
+    assert_eq!(
+        alice
+            .request(reqwest::Method::DELETE, &location)
+            .send()
+            .await?
+            .status(),
+        204
+    );
+    Ok(())
+}
