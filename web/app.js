@@ -1,9 +1,10 @@
 // The viewer shell: login, the customer's cameras and activity, the language switch, logout.
 // User text (names, addresses) is only ever assigned to textContent, never parsed as HTML.
 import { LANGS, t } from './i18n.js';
+import { LivePlayer } from './live.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: initialLang(), me: null };
+const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null };
 
 function initialLang() {
   const saved = localStorage.getItem('eyeward.lang');
@@ -47,7 +48,7 @@ async function setLang(lang) {
 }
 
 function show(view) {
-  for (const id of ['login-view', 'cameras-view', 'operator-view']) $(id).hidden = id !== view;
+  for (const id of ['login-view', 'cameras-view', 'live-view', 'operator-view']) $(id).hidden = id !== view;
   const loggedIn = view !== 'login-view';
   $('logout').hidden = !loggedIn;
   $('who').hidden = !loggedIn;
@@ -61,6 +62,7 @@ function renderCameras(cameras) {
   for (const cam of cameras) {
     const tile = tpl.content.firstElementChild.cloneNode(true);
     tile.dataset.cameraId = cam.id;
+    tile.querySelector('.tile-link').href = `#camera/${cam.id}`;
     tile.querySelector('.camera-name').textContent = cam.name;
     tile.querySelector('.model').textContent = t(state.lang, cam.model);
     tile.querySelector('.plan').textContent = t(state.lang, cam.plan);
@@ -107,9 +109,58 @@ async function render() {
   }
   const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')]);
   if (cams.resp.status === 401) return loggedOut();
-  renderCameras(cams.data || []);
+  state.cameras = cams.data || [];
+  renderCameras(state.cameras);
   renderHistory(hist.data || []);
-  show('cameras-view');
+  await route();
+}
+
+// #camera/ID shows that camera live; anything else, the list.
+async function route() {
+  if (!state.me || state.me.role !== 'customer') return;
+  const m = location.hash.match(/^#camera\/(\d+)$/);
+  const cam = m && state.cameras.find((c) => String(c.id) === m[1]);
+  if (!cam) {
+    await stopLive();
+    show('cameras-view');
+    return;
+  }
+  $('live-name').textContent = cam.name;
+  show('live-view');
+  if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
+  if (state.player.cameraId !== cam.id) {
+    state.player.play(cam.id).catch((e) => {
+      $('fatal').textContent = e.message;
+      $('fatal').hidden = false;
+    });
+  }
+}
+
+function setLiveStatus(status) {
+  const badge = $('live-status');
+  badge.dataset.status = status || '';
+  badge.textContent = status ? t(state.lang, `live.${status}`) : '';
+}
+
+async function stopLive() {
+  if (state.player) await state.player.stop();
+  showStats(false);
+}
+
+function showStats(on) {
+  $('stats').hidden = !on;
+  $('stats-toggle').setAttribute('aria-pressed', String(on));
+  clearInterval(state.statsTimer);
+  state.statsTimer = null;
+  if (!on) return;
+  const update = async () => {
+    const s = state.player && (await state.player.stats());
+    if (!s) return;
+    const rtt = s.rttMs === null ? '–' : `${s.rttMs} ms`;
+    $('stats').textContent = `${s.width}×${s.height}  ${s.fps} fps\n${s.kbps} kbit/s  RTT ${rtt}`;
+  };
+  update();
+  state.statsTimer = setInterval(update, 1000);
 }
 
 function loggedIn(me) {
@@ -124,6 +175,7 @@ function loggedIn(me) {
 
 function loggedOut() {
   state.me = null;
+  stopLive();
   // Nothing of the last account stays in the page for the next one to see.
   for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email']) $(id).replaceChildren();
   $('password').value = '';
@@ -173,9 +225,12 @@ async function onLogout() {
 // Camera status changes as agents come and go: refresh it while the list is on screen.
 const REFRESH_MS = 10_000;
 setInterval(async () => {
-  if (!state.me || state.me.role !== 'customer' || document.hidden || $('cameras-view').hidden) return;
+  if (!state.me || state.me.role !== 'customer' || document.hidden) return;
   const { resp, data } = await api('GET', '/api/cameras').catch(() => ({ resp: { ok: false } }));
-  if (resp.ok) renderCameras(data);
+  if (resp.ok) {
+    state.cameras = data;
+    renderCameras(data);
+  }
   else if (resp.status === 401) loggedOut();
 }, REFRESH_MS);
 
@@ -186,6 +241,16 @@ async function start() {
   }
   $('login-form').addEventListener('submit', onLogin);
   $('logout').addEventListener('click', onLogout);
+  window.addEventListener('hashchange', () => route());
+  $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
+  $('fullscreen').addEventListener('click', () => {
+    const player = document.querySelector('.player');
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (player.requestFullscreen) player.requestFullscreen();
+    else if ($('video').webkitEnterFullscreen) $('video').webkitEnterFullscreen();
+  });
+  // Leaving the page ends the live session on the relay at once.
+  window.addEventListener('pagehide', () => { if (state.player) state.player.closeSession(); });
   try {
     const { resp, data } = await api('GET', '/api/me');
     if (resp.ok) await loggedIn(data);

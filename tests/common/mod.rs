@@ -123,9 +123,19 @@ impl Camera {
     /// Starts `eyeward-agent simulate --model MODEL --listen 127.0.0.1:0 EXTRA...`;
     /// `password` sets EYEWARD_SIM_PASSWORD.
     pub fn start(model: &str, extra: &[&str], password: Option<&str>) -> Result<Camera> {
+        Camera::start_on("127.0.0.1:0", model, extra, password)
+    }
+
+    /// Like [`Camera::start`], on a given address (to restart a camera where it was).
+    pub fn start_on(
+        listen: &str,
+        model: &str,
+        extra: &[&str],
+        password: Option<&str>,
+    ) -> Result<Camera> {
         let dir = tempfile::tempdir()?;
         let mut cmd = Command::new(bin("eyeward-agent"));
-        cmd.args(["simulate", "--model", model, "--listen", "127.0.0.1:0"])
+        cmd.args(["simulate", "--model", model, "--listen", listen])
             .args(extra);
         if let Some(p) = password {
             cmd.env("EYEWARD_SIM_PASSWORD", p);
@@ -452,4 +462,42 @@ pub async fn wait_online(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// True inside the loopback-only network namespace that [`in_loopback_namespace`] makes.
+const NETNS_MARK: &str = "EYEWARD_TEST_IN_NETNS";
+
+/// Browser WebRTC tests must keep to loopback, yet Chromium only offers loopback candidates
+/// when loopback is all there is. So such a test runs itself again, alone, inside a new network
+/// namespace with only `lo` up (`unshare -n`, as root). Returns `Ok(true)` when the caller is
+/// that inner run and should do the work; `Ok(false)` after the inner run passed.
+pub fn in_loopback_namespace(test: &str) -> Result<bool> {
+    if std::env::var_os(NETNS_MARK).is_some() {
+        return Ok(true);
+    }
+    let exe = std::env::current_exe()?;
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(NETNS_MARK, "1")
+        .status()
+        .context("running unshare (util-linux) as root")?;
+    if !status.success() {
+        bail!("{test} failed inside its network namespace: {status}");
+    }
+    Ok(false)
+}
+
+/// A free TCP port on loopback (for a camera that must come back on the same port).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

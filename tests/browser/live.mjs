@@ -1,0 +1,119 @@
+// Live video in Chromium: log in, open the camera, decode 1280×720 frames; a second browser at
+// once; kill the camera and start it again, and the same page plays again without a reload.
+// Run by tests/browser_live.rs inside a loopback-only network namespace.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const BASE = env('BASE_URL');
+const OUT = env('OUT_DIR');
+const CAMERA = env('CAMERA_ID');
+mkdirSync(OUT, { recursive: true });
+
+const profiles = [];
+async function browser() {
+  const dir = mkdtempSync(join(tmpdir(), 'eyeward-chromium-'));
+  profiles.push(dir);
+  return chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    locale: 'en-US',
+    viewport: { width: 1280, height: 900 },
+    // With loopback as the only network, Chromium offers 127.0.0.1 candidates only to a page
+    // that holds a media permission.
+    permissions: ['camera', 'microphone'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+  });
+}
+
+async function openCamera(ctx) {
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(BASE);
+  await page.waitForSelector('#login-view:not([hidden])');
+  await page.fill('#email', env('EMAIL'));
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await page.waitForSelector('#cameras-view:not([hidden])');
+  const started = Date.now();
+  await page.click(`a[href="#camera/${CAMERA}"]`);
+  await page.waitForSelector('#live-view:not([hidden])');
+  return { page, started };
+}
+
+// Frames decoded during `ms`, counted with requestVideoFrameCallback.
+function framesIn(page, ms) {
+  return page.evaluate((ms) => new Promise((resolve) => {
+    const v = document.getElementById('video');
+    let n = 0;
+    const tick = () => { n += 1; v.requestVideoFrameCallback(tick); };
+    v.requestVideoFrameCallback(tick);
+    setTimeout(() => resolve(n), ms);
+  }), ms);
+}
+
+async function waitPlaying(page, timeout) {
+  await page.waitForFunction(() => document.getElementById('video').videoWidth > 0, null, { timeout });
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if ((await framesIn(page, 1000)) >= 5) return;
+  }
+  throw new Error('frames do not advance');
+}
+
+let sim = null;
+const ctxs = [];
+try {
+  const first = await browser();
+  ctxs.push(first);
+  const { page, started } = await openCamera(first);
+  await waitPlaying(page, 20_000);
+  const firstFrameMs = Date.now() - started;
+  assert.equal(await page.evaluate(() => document.getElementById('video').videoWidth), 1280);
+  assert.equal(await page.evaluate(() => document.getElementById('video').videoHeight), 720);
+  assert.equal(await page.textContent('#live-status'), 'Live');
+  await page.click('#stats-toggle');
+  await page.waitForFunction(() => document.getElementById('stats').textContent.includes('1280×720'));
+  await page.screenshot({ path: join(OUT, 'live.png') });
+
+  // A second browser on the same camera, at the same time.
+  const second = await browser();
+  ctxs.push(second);
+  const other = await openCamera(second);
+  await waitPlaying(other.page, 20_000);
+  const secondFrameMs = Date.now() - other.started;
+  assert.ok((await framesIn(page, 1000)) >= 5, 'the first viewer still plays');
+
+  // Another customer's camera: 404 on WHEP.
+  const foreign = await page.evaluate(async (id) => (await fetch(`/api/cameras/${id}/whep`, {
+    method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n',
+  })).status, env('FOREIGN_CAMERA_ID'));
+  assert.equal(foreign, 404);
+
+  // The camera dies: the page says so; it comes back: the same page plays again.
+  process.kill(Number(env('SIM_PID')), 'SIGKILL');
+  await page.waitForFunction(() => document.getElementById('live-status').textContent === 'Reconnecting…', null, { timeout: 10_000 });
+  const [cmd, ...args] = JSON.parse(env('SIM_CMD'));
+  sim = spawn(cmd, args, { stdio: 'ignore' });
+  const restarted = Date.now();
+  await page.waitForFunction(() => document.getElementById('live-status').textContent === 'Live', null, { timeout: 30_000 });
+  await waitPlaying(page, 10_000);
+  const recoveredMs = Date.now() - restarted;
+  await page.screenshot({ path: join(OUT, 'live-after-restart.png') });
+
+  console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
+} finally {
+  for (const c of ctxs) await c.close().catch(() => {});
+  if (sim) sim.kill('SIGTERM');
+  for (const d of profiles) rmSync(d, { recursive: true, force: true });
+}

@@ -1,0 +1,92 @@
+//! Live video in a real browser: headless Chromium logs in, opens a camera, decodes 1280×720
+//! frames; a second browser watches at once; the camera dies and comes back and the same page
+//! shows video again without a reload. Runs in a loopback-only network namespace.
+
+mod common;
+
+use anyhow::{Context, Result, ensure};
+use common::{Camera, Process, Relay, bin, free_port, in_loopback_namespace, wait_online};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const PW: &str = "correct horse battery";
+const TEST: &str = "chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() -> Result<()> {
+    if !in_loopback_namespace(TEST)? {
+        return Ok(());
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    ensure!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed in tests/browser: run the README's test command"
+    );
+    let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
+    let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
+    let cam = relay.camera(me, "Living room", "pan-tilt", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let foreign = relay.camera(other, "Bob's", "fixed", "dispatch", "agent")?["id"]
+        .as_i64()
+        .context("id")?;
+
+    // The camera runs as its own process on a known port, so the browser test can kill it
+    // and start it again where it was.
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let sim_args = ["--keyframe-interval", "2s"];
+    let camera = Camera::start_on(&listen, "pan-tilt", &sim_args, None)?;
+    let token_file = relay.dir.path().join("agent.token");
+    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
+    let mut cmd = Command::new(bin("eyeward-agent"));
+    cmd.args([
+        "run",
+        "--relay",
+        &relay.base,
+        "--camera",
+        &camera.url,
+        "--token-file",
+    ])
+    .arg(&token_file);
+    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
+
+    let sim_cmd: Vec<String> = [bin("eyeward-agent").display().to_string()]
+        .into_iter()
+        .chain(["simulate", "--model", "pan-tilt", "--listen", &listen].map(String::from))
+        .chain(sim_args.map(String::from))
+        .collect();
+    let out_dir = root.join("target/test-output/browser_live");
+    let output = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/live.mjs"))
+        .env("BASE_URL", &relay.base)
+        .env("OUT_DIR", &out_dir)
+        .env("EMAIL", "a@example.jp")
+        .env("PASSWORD", PW)
+        .env("CAMERA_ID", cam_id.to_string())
+        .env("FOREIGN_CAMERA_ID", foreign.to_string())
+        .env(
+            "SIM_PID",
+            camera.process.pid().context("sim pid")?.to_string(),
+        )
+        .env("SIM_CMD", serde_json::to_string(&sim_cmd)?)
+        .output()
+        .await
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "browser test failed\nstdout: {stdout}\nstderr: {}\nrelay log:\n{}\nagent log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        relay.log(),
+        agent.log()
+    );
+    eprintln!("{stdout}");
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    drop(camera);
+    Ok(())
+}

@@ -1,0 +1,170 @@
+// Live video: a WHEP client (RFC 9725) on a standard RTCPeerConnection, with the status a
+// person needs (connecting, live, reconnecting, camera offline) and optional stats.
+
+const STALL_MS = 2500;      // no new frame for this long: the picture is stuck
+const RETRY_MS = 2000;      // wait before setting up a failed session again
+const GATHER_MS = 2000;     // at most this long gathering ICE candidates before offering
+
+export class LivePlayer {
+  // video: the <video> element; onStatus(status) with status one of
+  // 'connecting' | 'live' | 'reconnecting' | 'offline'.
+  constructor(video, onStatus) {
+    this.video = video;
+    this.onStatus = onStatus;
+    this.pc = null;
+    this.location = null;
+    this.cameraId = null;
+    this.lastFrameAt = 0;
+    this.frames = 0;
+    this.status = null;
+    this.timer = null;
+    this.watchFrames();
+  }
+
+  setStatus(s) {
+    if (s !== this.status) {
+      this.status = s;
+      this.onStatus(s);
+    }
+  }
+
+  // Counts decoded frames, so "live" means pictures, not just a connection.
+  watchFrames() {
+    const v = this.video;
+    const tick = () => {
+      this.frames += 1;
+      this.lastFrameAt = performance.now();
+      if (this.pc) this.setStatus('live');
+      v.requestVideoFrameCallback(tick);
+    };
+    if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
+      v.requestVideoFrameCallback(tick);
+    } else {
+      v.addEventListener('timeupdate', () => { this.lastFrameAt = performance.now(); if (this.pc) this.setStatus('live'); });
+    }
+  }
+
+  async play(cameraId) {
+    await this.stop();
+    this.cameraId = cameraId;
+    this.lastFrameAt = performance.now();
+    this.setStatus('connecting');
+    // A stuck picture or a dropped connection: say so, and set the session up again.
+    this.timer = setInterval(() => this.checkHealth(), 500);
+    await this.connect();
+  }
+
+  checkHealth() {
+    if (!this.cameraId || this.status === 'connecting' && !this.pc) return;
+    const stuck = performance.now() - this.lastFrameAt > STALL_MS;
+    const state = this.pc ? this.pc.connectionState : 'closed';
+    if (state === 'failed' || state === 'closed') {
+      this.setStatus('reconnecting');
+      this.retry();
+    } else if (stuck && this.status === 'live') {
+      this.setStatus('reconnecting');
+    }
+  }
+
+  retry() {
+    if (this.retrying) return;
+    this.retrying = true;
+    setTimeout(async () => {
+      this.retrying = false;
+      if (this.cameraId) await this.connect();
+    }, RETRY_MS);
+  }
+
+  async connect() {
+    await this.closeSession();
+    const cameraId = this.cameraId;
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (e) => {
+      this.video.srcObject = e.streams[0] || new MediaStream([e.track]);
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      const resp = await fetch(`/api/cameras/${cameraId}/whep`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp' },
+        body: pc.localDescription.sdp,
+        credentials: 'same-origin',
+      });
+      if (cameraId !== this.cameraId) return pc.close();
+      if (resp.status === 201) {
+        this.location = resp.headers.get('Location');
+        await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+        return;
+      }
+      pc.close();
+      this.pc = null;
+      const body = await resp.json().catch(() => ({}));
+      if (resp.status === 409) this.setStatus('offline');
+      else this.setStatus('reconnecting');
+      if (resp.status === 401 || resp.status === 404) throw new Error(body.error || resp.statusText);
+      this.retry();
+    } catch (e) {
+      if (pc.connectionState !== 'closed') pc.close();
+      if (this.pc === pc) this.pc = null;
+      throw e;
+    }
+  }
+
+  async closeSession() {
+    const { pc, location } = this;
+    this.pc = null;
+    this.location = null;
+    if (location) {
+      // keepalive: the DELETE still goes out when the page is closing.
+      await fetch(location, { method: 'DELETE', keepalive: true, credentials: 'same-origin' }).catch(() => {});
+    }
+    if (pc) pc.close();
+  }
+
+  async stop() {
+    this.cameraId = null;
+    clearInterval(this.timer);
+    this.timer = null;
+    await this.closeSession();
+    this.video.srcObject = null;
+    this.status = null;
+  }
+
+  // Resolution, frame rate, bitrate and round trip, from the standard stats.
+  async stats() {
+    if (!this.pc) return null;
+    const report = await this.pc.getStats();
+    let inbound = null;
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s;
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pair = s;
+    });
+    const now = performance.now();
+    const bytes = inbound ? inbound.bytesReceived : 0;
+    const kbps = this.prevBytes !== undefined ? ((bytes - this.prevBytes) * 8) / (now - this.prevAt) : 0;
+    this.prevBytes = bytes;
+    this.prevAt = now;
+    return {
+      width: this.video.videoWidth,
+      height: this.video.videoHeight,
+      fps: inbound && inbound.framesPerSecond ? inbound.framesPerSecond : 0,
+      kbps: Math.max(0, Math.round(kbps)),
+      rttMs: pair && pair.currentRoundTripTime !== undefined ? Math.round(pair.currentRoundTripTime * 1000) : null,
+    };
+  }
+}
+
+// Resolves when ICE gathering is complete (or after GATHER_MS: host candidates come first).
+function gathered(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener('icegatheringstatechange', check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    pc.addEventListener('icegatheringstatechange', check);
+    setTimeout(done, GATHER_MS);
+  });
+}
