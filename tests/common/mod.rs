@@ -476,7 +476,7 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
         return Ok(true);
     }
     let exe = std::env::current_exe()?;
-    let status = Command::new("unshare")
+    let out = Command::new("unshare")
         .args([
             "--net",
             "--",
@@ -487,10 +487,15 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
         .arg(exe)
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env(NETNS_MARK, "1")
-        .status()
+        .output()
         .context("running unshare (util-linux) as root")?;
-    if !status.success() {
-        bail!("{test} failed inside its network namespace: {status}");
+    if !out.status.success() {
+        bail!(
+            "{test} failed inside its network namespace: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(false)
 }
