@@ -444,16 +444,21 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
             }
             Err(RecvError::Closed) => return,
         };
+        let gap = previous
+            .map(|p| frame.timestamp - p)
+            .filter(|d| (1..=90_000).contains(d));
+        // A jump in time means the camera's session restarted: its frames decode only from
+        // its next keyframe on.
+        if previous.is_some() && gap.is_none() {
+            waiting_for_key = true;
+        }
         if waiting_for_key && !frame.is_key {
             continue;
         }
         waiting_for_key = false;
-        let spacing = previous
-            .map(|p| frame.timestamp - p)
-            .filter(|d| (1..=90_000).contains(d))
-            .map_or(DEFAULT_FRAME_SPACING, |d| {
-                Duration::from_micros(d as u64 * 100 / 9)
-            });
+        let spacing = gap.map_or(DEFAULT_FRAME_SPACING, |d| {
+            Duration::from_micros(d as u64 * 100 / 9)
+        });
         previous = Some(frame.timestamp);
         if write(&track, &frame.data, spacing).await.is_err() {
             return;
