@@ -151,8 +151,12 @@ async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
         );
         let (types, took) = first_access_unit(&pc, start).await?;
         eprintln!("viewer {round}: first frame after {took:?}, NAL types {types:?}");
-        assert_eq!(types[..2], [7, 8], "SPS and PPS first: {types:?}");
-        assert!(types.contains(&5), "then an IDR slice: {types:?}");
+        assert_eq!(
+            types[..3],
+            [7, 8, 5],
+            "SPS, PPS, then an IDR slice: {types:?}"
+        );
+        assert!(!types.contains(&6), "no SEI: {types:?}");
         if round == 1 {
             assert!(
                 took < Duration::from_secs(2),
@@ -180,6 +184,10 @@ async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
     let metrics = relay.client().get("/metrics").await?.text().await?;
     assert!(
         metrics.contains("eyeward_first_frame_seconds_count 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("eyeward_relay_latency_seconds_count"),
         "{metrics}"
     );
     Ok(())

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub bytes_forwarded: Counter,
     pub viewer_frames_dropped: Counter,
     pub first_frame_seconds: Histogram,
+    pub relay_latency_seconds: Histogram,
 }
 
 impl Metrics {
@@ -124,8 +125,15 @@ impl Metrics {
             "From a viewer's offer to its first frame handed to WebRTC",
             first_frame_seconds.clone(),
         );
+        let relay_latency_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "relay_latency_seconds",
+            "The relay's own added latency: a live frame whole from the camera to handed to SRTP",
+            relay_latency_seconds.clone(),
+        );
         Metrics {
             registry,
+            relay_latency_seconds,
             ingest_frames,
             viewers,
             frames_forwarded,

@@ -55,6 +55,7 @@ mod tests {
             timestamp: ts,
             is_key: key,
             data: vec![0; len].into(),
+            received: std::time::Instant::now(),
         })
     }
 

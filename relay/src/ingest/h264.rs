@@ -4,7 +4,13 @@
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
-/// Appends the NAL units of an AVCC frame to `out` in Annex B form.
+/// NAL unit types left out on the way to browsers: SEI (6), which decoders do not need and
+/// some browsers stumble on (x264 puts its whole settings string in one), and access unit
+/// delimiters (9), which WebRTC packetization does without.
+const DROPPED_NAL_TYPES: [u8; 2] = [6, 9];
+
+/// Appends the NAL units of an AVCC frame to `out` in Annex B form, without SEI and access
+/// unit delimiters.
 pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
     while !avcc.is_empty() {
         let Some((len, rest)) = avcc.split_first_chunk::<4>() else {
@@ -14,8 +20,11 @@ pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'stati
         if len == 0 || len > rest.len() {
             return Err("NAL length beyond the frame");
         }
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(&rest[..len]);
+        let nal = &rest[..len];
+        if !DROPPED_NAL_TYPES.contains(&(nal[0] & 0x1f)) {
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(nal);
+        }
         avcc = &rest[len..];
     }
     Ok(())
@@ -52,10 +61,18 @@ mod tests {
 
     #[test]
     fn avcc_frames_become_annex_b() {
-        let avcc = [0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 1, 0x06];
+        let avcc = [0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 1, 0x41];
         let mut out = Vec::new();
         avcc_to_annex_b(&avcc, &mut out).unwrap();
-        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xaa, 0, 0, 0, 1, 0x06]);
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xaa, 0, 0, 0, 1, 0x41]);
+        // SEI and access unit delimiters stay behind.
+        let mut out = Vec::new();
+        avcc_to_annex_b(
+            &[0, 0, 0, 2, 0x06, 5, 0, 0, 0, 1, 0x09, 0, 0, 0, 1, 0x65],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x65]);
         for bad in [&[0, 0, 0][..], &[0, 0, 0, 9, 1], &[0, 0, 0, 0]] {
             assert!(avcc_to_annex_b(bad, &mut Vec::new()).is_err(), "{bad:?}");
         }

@@ -22,6 +22,8 @@ pub struct Frame {
     pub is_key: bool,
     /// Annex B: NAL units with start codes. Shared, not copied, by every viewer.
     pub data: bytes::Bytes,
+    /// When the relay had the whole frame (for the relay's own added latency).
+    pub received: std::time::Instant,
 }
 
 /// A playing RTSP session of one camera's H.264 video.
@@ -116,6 +118,7 @@ impl Ingest {
                 timestamp: f.timestamp().elapsed(),
                 is_key,
                 data: data.into(),
+                received: std::time::Instant::now(),
             }));
         }
     }

@@ -463,6 +463,9 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
         if write(&track, &frame.data, spacing).await.is_err() {
             return;
         }
+        metrics
+            .relay_latency_seconds
+            .observe(frame.received.elapsed().as_secs_f64());
         metrics.frames_forwarded.inc();
         metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
         if first {
