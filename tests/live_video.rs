@@ -16,6 +16,7 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::codecs::h264::H264Packet;
 use webrtc::rtp::packetizer::Depacketizer;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
@@ -26,8 +27,8 @@ const PW: &str = "correct horse battery";
 const LOOPBACK_ONLY: &str = "[webrtc]\nice_addresses = [\"127.0.0.1\"]";
 
 /// A relay with a customer whose agent camera is online (simulated, keyframe every 4 s).
-async fn relay_with_live_camera() -> Result<(Relay, i64, Process, common::Client)> {
-    let relay = Relay::start(LOOPBACK_ONLY)?;
+async fn relay_with_live_camera(extra: &str) -> Result<(Relay, i64, Process, common::Client)> {
+    let relay = Relay::start(&format!("{LOOPBACK_ONLY}\n{extra}"))?;
     let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
     let id = cam["id"].as_i64().context("id")?;
@@ -103,10 +104,9 @@ async fn watch(client: &common::Client, cam: i64, pc: &RTCPeerConnection) -> Res
     Ok(location)
 }
 
-/// Waits for the video track and returns the NAL unit types of its first access unit and how
-/// long after `since` it arrived.
-async fn first_access_unit(pc: &RTCPeerConnection, since: Instant) -> Result<(Vec<u8>, Duration)> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+/// The NAL unit types of every access unit the viewer receives, with the track's SSRC.
+fn access_units(pc: &RTCPeerConnection) -> tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<u8>)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     pc.on_track(Box::new(move |track, _, _| {
         let tx = tx.clone();
         Box::pin(async move {
@@ -117,39 +117,49 @@ async fn first_access_unit(pc: &RTCPeerConnection, since: Instant) -> Result<(Ve
                     unit.extend_from_slice(&payload);
                 }
                 if packet.header.marker && !unit.is_empty() {
-                    let _ = tx.send(std::mem::take(&mut unit)).await;
-                    return;
+                    let types = unit
+                        .windows(4)
+                        .enumerate()
+                        .filter(|(_, w)| w[..3] == [0, 0, 1])
+                        .map(|(i, _)| unit[i + 3] & 0x1f)
+                        .collect();
+                    unit.clear();
+                    if tx.send((track.ssrc(), types)).is_err() {
+                        return;
+                    }
                 }
             }
         })
     }));
-    let unit = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+    rx
+}
+
+/// The NAL unit types of the first access unit, and how long after `since` it came.
+async fn first_access_unit(
+    units: &mut tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
+    since: Instant,
+) -> Result<(Vec<u8>, Duration)> {
+    let (_, types) = tokio::time::timeout(Duration::from_secs(15), units.recv())
         .await
         .context("no video within 15 s")?
         .context("track ended")?;
-    let took = since.elapsed();
-    let types = unit
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| w[..3] == [0, 0, 1])
-        .map(|(i, _)| unit[i + 3] & 0x1f)
-        .collect();
-    Ok((types, took))
+    Ok((types, since.elapsed()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
-    let (relay, cam, _agent, alice) = relay_with_live_camera().await?;
+    let (relay, cam, _agent, alice) = relay_with_live_camera("").await?;
     // The first viewer starts the camera's feed; the second finds its picture cached.
     for round in 0..2 {
         let pc = viewer().await?;
+        let mut units = access_units(&pc);
         let start = Instant::now();
         let location = watch(&alice, cam, &pc).await?;
         assert!(
             location.starts_with(&format!("/api/cameras/{cam}/whep/")),
             "{location}"
         );
-        let (types, took) = first_access_unit(&pc, start).await?;
+        let (types, took) = first_access_unit(&mut units, start).await?;
         eprintln!("viewer {round}: first frame after {took:?}, NAL types {types:?}");
         assert_eq!(
             types[..3],
@@ -195,7 +205,8 @@ async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
-    let (relay, cam, _agent, alice) = relay_with_live_camera().await?;
+    let (relay, cam, _agent, alice) =
+        relay_with_live_camera("max_viewers_per_customer = 1").await?;
     let bob_id = relay.customer("b@example.jp", "Bob", "west", PW)?;
     let bob_cam = relay.camera(bob_id, "Bob's", "fixed", "dispatch", "agent")?["id"]
         .as_i64()
@@ -267,6 +278,7 @@ async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
 
     // A real session: another customer cannot end it; its owner can.
     let pc = viewer().await?;
+    let mut units = access_units(&pc);
     let location = watch(&alice, cam, &pc).await?;
     assert_eq!(
         status_json(
@@ -289,8 +301,19 @@ async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
         .0,
         404
     );
-    let (types, _) = first_access_unit(&pc, Instant::now()).await?;
+    let (types, _) = first_access_unit(&mut units, Instant::now()).await?;
     assert_eq!(types[..2], [7, 8]);
+    // One live view per customer here: a second is refused, and the first plays on.
+    let extra = viewer().await?;
+    let offer = extra.create_offer(None).await?;
+    extra.set_local_description(offer.clone()).await?;
+    let (status, err) =
+        status_json(post(&alice, &path, "application/sdp", offer.sdp).await?).await?;
+    assert_eq!(status, 429, "{err}");
+    assert!(
+        units.recv().await.is_some(),
+        "the first viewer still gets video"
+    );
     assert_eq!(
         alice
             .request(reqwest::Method::DELETE, &location)
@@ -298,6 +321,45 @@ async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
             .await?
             .status(),
         204
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyframe_request_is_answered_from_the_cache() -> Result<()> {
+    let (relay, cam, _agent, alice) = relay_with_live_camera("").await?;
+    let pc = viewer().await?;
+    let mut units = access_units(&pc);
+    watch(&alice, cam, &pc).await?;
+    first_access_unit(&mut units, Instant::now()).await?;
+    // Let the cached start pass, then ask for a keyframe the camera would only send seconds
+    // later (it sends one every 4 s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ssrc, _) = units.recv().await.context("video")?;
+    while units.try_recv().is_ok() {}
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc: ssrc,
+    };
+    let asked = Instant::now();
+    pc.write_rtcp(&[Box::new(pli)]).await?;
+    let deadline = asked + Duration::from_millis(700);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (_, types) = tokio::time::timeout(left, units.recv())
+            .await
+            .context("no keyframe soon after the request")?
+            .context("track ended")?;
+        if types.contains(&5) {
+            assert_eq!(types[..2], [7, 8], "{types:?}");
+            eprintln!("keyframe {:?} after the request", asked.elapsed());
+            break;
+        }
+    }
+    let metrics = relay.client().get("/metrics").await?.text().await?;
+    assert!(
+        metrics.contains("eyeward_keyframe_requests_answered_total 1"),
+        "{metrics}"
     );
     Ok(())
 }

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub viewer_frames_dropped: Counter,
     pub first_frame_seconds: Histogram,
     pub relay_latency_seconds: Histogram,
+    pub keyframe_requests_answered: Counter,
 }
 
 impl Metrics {
@@ -131,8 +132,15 @@ impl Metrics {
             "The relay's own added latency: a live frame whole from the camera to handed to SRTP",
             relay_latency_seconds.clone(),
         );
+        let keyframe_requests_answered = Counter::default();
+        registry.register(
+            "keyframe_requests_answered",
+            "Viewers' keyframe requests (PLI, FIR) answered from the cached group of pictures",
+            keyframe_requests_answered.clone(),
+        );
         Metrics {
             registry,
+            keyframe_requests_answered,
             relay_latency_seconds,
             ingest_frames,
             viewers,

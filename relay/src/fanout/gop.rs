@@ -56,6 +56,7 @@ mod tests {
             is_key: key,
             data: vec![0; len].into(),
             received: std::time::Instant::now(),
+            epoch: 0,
         })
     }
 

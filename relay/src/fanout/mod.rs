@@ -45,12 +45,19 @@ pub struct Feed {
     status: watch::Sender<FeedStatus>,
 }
 
+impl Subscription {
+    /// The feed's group of pictures as it is now (to answer a viewer's keyframe request).
+    pub fn current_gop(&self) -> Vec<Arc<Frame>> {
+        self.guard.0.lock().gop.frames().to_vec()
+    }
+}
+
 /// A viewer's subscription: the cached frames to send first, then the live ones.
 pub struct Subscription {
     pub cached: Vec<Arc<Frame>>,
     pub live: broadcast::Receiver<Arc<Frame>>,
     pub status: watch::Receiver<FeedStatus>,
-    _guard: ViewerGuard,
+    guard: ViewerGuard,
 }
 
 struct ViewerGuard(Arc<Feed>);
@@ -79,7 +86,7 @@ impl Feed {
             cached: s.gop.frames().to_vec(),
             live: self.frames.subscribe(),
             status: self.status.subscribe(),
-            _guard: ViewerGuard(self.clone()),
+            guard: ViewerGuard(self.clone()),
         }
     }
 
@@ -164,6 +171,7 @@ impl Feeds {
     /// Pulls the camera, reconnecting with backoff, until the feed is idle for `linger`.
     async fn pull(&self, feed: &Feed, camera: &Camera) {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let mut epoch = 0u64;
         while !feed.expired(self.linger) {
             let (mut ingest, _tunnel) = match self.connect(camera).await {
                 Ok(session) => session,
@@ -176,13 +184,15 @@ impl Feeds {
                 }
             };
             backoff.reset();
+            epoch += 1;
             let _ = feed.status.send(FeedStatus::Live);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     frame = ingest.next_frame() => match frame {
-                        Ok(Some(frame)) => {
+                        Ok(Some(mut frame)) => {
                             self.metrics.ingest_frames.inc();
+                            frame.epoch = epoch;
                             feed.publish(frame);
                         }
                         Ok(None) => { tracing::warn!("camera ended the session"); break; }

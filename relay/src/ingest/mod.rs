@@ -24,6 +24,9 @@ pub struct Frame {
     pub data: bytes::Bytes,
     /// When the relay had the whole frame (for the relay's own added latency).
     pub received: std::time::Instant,
+    /// Which RTSP session of the camera this frame came from: timestamps restart with each
+    /// (set by the feed; 0 from `Ingest`).
+    pub epoch: u64,
 }
 
 /// A playing RTSP session of one camera's H.264 video.
@@ -119,6 +122,7 @@ impl Ingest {
                 is_key,
                 data: data.into(),
                 received: std::time::Instant::now(),
+                epoch: 0,
             }));
         }
     }

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::fanout::{Feeds, Subscription};
 use crate::http::AppState;
 use crate::http::extract::{CustomerCaller, IdPath, SdpBody};
+use crate::ingest::Frame;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use axum::extract::{Path, State};
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
@@ -66,7 +67,7 @@ fn h264() -> RTCRtpCodecCapability {
 
 /// Spacing of the cached frames a session starts with.
 const CACHED_FRAME_SPACING: Duration = Duration::from_millis(1);
-/// Spacing assumed when a camera's timestamps give none (the first frame, a jump).
+/// Spacing of a frame that follows no frame of the same camera session.
 const DEFAULT_FRAME_SPACING: Duration = Duration::from_millis(66);
 
 struct Session {
@@ -195,12 +196,25 @@ impl Whep {
             "video".into(),
             format!("camera-{}", camera.id),
         ));
+        let (pli_tx, pli) = mpsc::channel(1);
         let answer = async {
             let sender = pc
                 .add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>)
                 .await?;
-            // RTCP must be read for the interceptors (NACK, reports) to work.
-            tokio::spawn(async move { while sender.read_rtcp().await.is_ok() {} });
+            // RTCP must be read for the interceptors (NACK, reports) to work; keyframe
+            // requests go to the viewer's task.
+            tokio::spawn(async move {
+                while let Ok((packets, _)) = sender.read_rtcp().await {
+                    let wants_key = packets.iter().any(|p| {
+                        let any = p.as_any();
+                        any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                            || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
+                    });
+                    if wants_key {
+                        let _ = pli_tx.try_send(());
+                    }
+                }
+            });
             pc.set_remote_description(offer).await?;
             let answer = pc.create_answer(None).await?;
             let mut gathered = pc.gathering_complete_promise().await;
@@ -262,6 +276,7 @@ impl Whep {
             })
         }));
         let start = Start {
+            pli,
             pc: pc.clone(),
             feeds: self.feeds.clone(),
             camera: camera.clone(),
@@ -381,6 +396,8 @@ fn check_offer(sdp: &str) -> Result<(), Error> {
 
 /// How a session's frames begin.
 struct Start {
+    /// Keyframe requests (PLI, FIR) from the viewer.
+    pli: mpsc::Receiver<()>,
     pc: Arc<RTCPeerConnection>,
     feeds: Arc<Feeds>,
     camera: Camera,
@@ -402,6 +419,7 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
         camera,
         early,
         mut connected,
+        mut pli,
         joined,
     } = start;
     let ready = async {
@@ -414,65 +432,115 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
     // A fresh subscription: the group of pictures as it is now, not as it was at offer time.
     let mut sub = feeds.watch(&camera);
     drop(early);
-    tracing::info!(cached = sub.cached.len(), first_is_key = sub.cached.first().map(|f| f.is_key), after = ?joined.elapsed(), "viewer connected");
-    let mut first = true;
-    let mut previous: Option<i64> = None;
-    for frame in std::mem::take(&mut sub.cached) {
-        if write(&track, &frame.data, CACHED_FRAME_SPACING)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        previous = Some(frame.timestamp);
-        if first {
-            metrics
-                .first_frame_seconds
-                .observe(joined.elapsed().as_secs_f64());
-            first = false;
+    let mut out = ViewerStream {
+        track,
+        metrics,
+        last: None,
+        joined,
+        first_sent: false,
+    };
+    if out
+        .send_cached(&std::mem::take(&mut sub.cached))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut last_refresh: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            frame = sub.live.recv() => match frame {
+                Ok(frame) => {
+                    if out.send_live(&frame).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    out.metrics.viewer_frames_dropped.inc_by(n);
+                    out.wait_for_key();
+                }
+                Err(RecvError::Closed) => return,
+            },
+            Some(()) = pli.recv() => {
+                // The viewer lost a picture and asks for a keyframe, which an RTSP camera
+                // cannot be asked for: answer from the cache, at most once a second.
+                if last_refresh.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
+                    continue;
+                }
+                last_refresh = Some(Instant::now());
+                let gop = sub.current_gop();
+                if !gop.is_empty() {
+                    out.metrics.keyframe_requests_answered.inc();
+                    if out.send_cached(&gop).await.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
-    // Before the first keyframe (or after falling behind), frames could not be decoded.
-    let mut waiting_for_key = previous.is_none();
-    loop {
-        let frame = match sub.live.recv().await {
-            Ok(f) => f,
-            Err(RecvError::Lagged(n)) => {
-                metrics.viewer_frames_dropped.inc_by(n);
-                waiting_for_key = true;
-                continue;
+}
+
+/// How often a viewer's keyframe requests are answered from the cache.
+const PLI_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One viewer's outgoing frames: which camera session and timestamp it is at, so every frame
+/// goes out once, in order, and only when it can be decoded.
+struct ViewerStream {
+    track: Arc<TrackLocalStaticSample>,
+    metrics: Arc<Metrics>,
+    /// The camera session (feed epoch) and timestamp of the last frame sent; `None` while
+    /// waiting for a keyframe.
+    last: Option<(u64, i64)>,
+    joined: Instant,
+    first_sent: bool,
+}
+
+impl ViewerStream {
+    fn wait_for_key(&mut self) {
+        self.last = None;
+    }
+
+    /// Sends cached frames (a keyframe and those after it) 1 ms apart: the decoder shows the
+    /// newest at once.
+    async fn send_cached(&mut self, frames: &[Arc<Frame>]) -> Result<(), webrtc::Error> {
+        for frame in frames {
+            write(&self.track, &frame.data, CACHED_FRAME_SPACING).await?;
+            self.sent(frame);
+        }
+        Ok(())
+    }
+
+    /// Sends a live frame with the camera's own spacing, unless it was sent already (from
+    /// the cache) or cannot be decoded (no keyframe since the last gap).
+    async fn send_live(&mut self, frame: &Frame) -> Result<(), webrtc::Error> {
+        let spacing = match self.last {
+            Some((epoch, ts)) if epoch == frame.epoch => {
+                if frame.timestamp <= ts {
+                    return Ok(()); // sent from the cache already
+                }
+                Duration::from_micros(((frame.timestamp - ts).min(90_000) as u64) * 100 / 9)
             }
-            Err(RecvError::Closed) => return,
+            // A new camera session (it restarted) or a gap: only a keyframe can start again.
+            _ if !frame.is_key => return Ok(()),
+            _ => DEFAULT_FRAME_SPACING,
         };
-        let gap = previous
-            .map(|p| frame.timestamp - p)
-            .filter(|d| (1..=90_000).contains(d));
-        // A jump in time means the camera's session restarted: its frames decode only from
-        // its next keyframe on.
-        if previous.is_some() && gap.is_none() {
-            waiting_for_key = true;
-        }
-        if waiting_for_key && !frame.is_key {
-            continue;
-        }
-        waiting_for_key = false;
-        let spacing = gap.map_or(DEFAULT_FRAME_SPACING, |d| {
-            Duration::from_micros(d as u64 * 100 / 9)
-        });
-        previous = Some(frame.timestamp);
-        if write(&track, &frame.data, spacing).await.is_err() {
-            return;
-        }
-        metrics
+        write(&self.track, &frame.data, spacing).await?;
+        self.metrics
             .relay_latency_seconds
             .observe(frame.received.elapsed().as_secs_f64());
-        metrics.frames_forwarded.inc();
-        metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
-        if first {
-            metrics
+        self.metrics.frames_forwarded.inc();
+        self.metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
+        self.sent(frame);
+        Ok(())
+    }
+
+    fn sent(&mut self, frame: &Frame) {
+        self.last = Some((frame.epoch, frame.timestamp));
+        if !self.first_sent {
+            self.first_sent = true;
+            self.metrics
                 .first_frame_seconds
-                .observe(joined.elapsed().as_secs_f64());
-            first = false;
+                .observe(self.joined.elapsed().as_secs_f64());
         }
     }
 }
