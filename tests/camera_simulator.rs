@@ -9,8 +9,11 @@ use std::process::Command;
 
 /// Runs ffprobe over RTSP/TCP for `seconds` of video; returns its CSV lines.
 fn probe(url: &str, entries: &str, seconds: u32) -> Result<(bool, String, String)> {
-    let out = Command::new("ffprobe")
+    // `timeout`: a camera that stops sending must fail the test, not hang it.
+    let out = Command::new("timeout")
         .args([
+            "30",
+            "ffprobe",
             "-v",
             "error",
             "-rtsp_transport",

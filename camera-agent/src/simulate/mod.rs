@@ -18,6 +18,7 @@ use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 use scene::{MotionScript, PanTilt, PanTiltLimits, Scene};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -207,7 +208,7 @@ fn serve(
         .round()
         .max(1.0);
     factory.set_launch(&format!(
-        "( appsrc name=src is-live=true do-timestamp=true format=time \
+        "( appsrc name=src is-live=true do-timestamp=true format=time block=true max-buffers=3 \
              caps=video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
            ! queue max-size-buffers=2 leaky=downstream \
            ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" halignment=right valignment=top \
@@ -235,9 +236,13 @@ fn serve(
             return;
         };
         let world = world_for_media.clone();
+        // The frame thread ends with the media (its last client left).
+        let ended = Arc::new(AtomicBool::new(false));
+        let ended_for_signal = ended.clone();
+        media.connect_unprepared(move |_| ended_for_signal.store(true, Ordering::Relaxed));
         if let Err(e) = std::thread::Builder::new()
             .name("rtsp-sim-frames".into())
-            .spawn(move || push_frames(&src, &world))
+            .spawn(move || push_frames(&src, &world, &ended))
         {
             tracing::error!(error = %e, "cannot start the frame thread");
         }
@@ -285,15 +290,20 @@ fn serve(
 }
 
 /// Pushes frames at the configured rate until the pipeline stops taking them.
-fn push_frames(src: &gst_app::AppSrc, world: &World) {
+fn push_frames(src: &gst_app::AppSrc, world: &World, ended: &AtomicBool) {
     let period = Duration::from_secs(1) / world.fps;
     let start = Instant::now();
     let mut n: u32 = 0;
-    loop {
-        let buffer = gst::Buffer::from_mut_slice(world.frame());
-        if src.push_buffer(buffer).is_err() {
-            // Flushing or EOS: the last client left and the media is going away.
-            return;
+    while !ended.load(Ordering::Relaxed) {
+        // A live source's frames are stamped with the running time when pushed, which means
+        // nothing until the pipeline plays: frames pushed before would be due hours later
+        // and hold up every frame after them.
+        if src.current_state() == gst::State::Playing {
+            let buffer = gst::Buffer::from_mut_slice(world.frame());
+            if src.push_buffer(buffer).is_err() {
+                // Flushing or EOS: the last client left and the media is going away.
+                return;
+            }
         }
         n = n.wrapping_add(1);
         // Keep to the wall clock; a late frame is not made up for by a burst.
