@@ -79,7 +79,8 @@ try {
   assert.equal((await saved).status(), 200);
   assert.equal(await lang(), 'en');
   assert.equal(await heading('cameras-view'), 'Your cameras');
-  assert.equal(await page.textContent('#cameras .status-text'), 'Offline');
+  // The list is drawn again in English once the account's language is saved.
+  await page.waitForFunction(() => document.querySelector('#cameras .status-text')?.textContent === 'Offline');
   assert.equal(await page.textContent('#logout'), 'Log out');
   await page.reload();
   await visible('#cameras-view');
