@@ -265,11 +265,10 @@ impl Whep {
                 let _ = connected_tx.send(true);
             }
             Box::pin(async move {
+                // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
                 if matches!(
                     state,
-                    RTCPeerConnectionState::Failed
-                        | RTCPeerConnectionState::Closed
-                        | RTCPeerConnectionState::Disconnected
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
                 ) {
                     this.end(&session_id).await;
                 }
