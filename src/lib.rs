@@ -13,7 +13,7 @@ mod camera;
 mod error;
 mod ids;
 pub mod link;
-#[cfg(feature = "telemetry")]
+#[cfg(feature = "binary")]
 pub mod telemetry;
 mod time;
 

@@ -1,6 +1,7 @@
-//! The tracing set-up shared by both binaries: human or JSON lines on stderr, a filter from
-//! `RUST_LOG` (default `info`), and a panic hook that logs the panic before the default
-//! hook runs, so a panicking task leaves a line in the log.
+//! What both binaries share around `main`: the tracing set-up (human or JSON lines on
+//! stderr, a filter from `RUST_LOG`, default `info`, and a panic hook that logs the panic
+//! before the default hook runs, so a panicking task leaves a line in the log), and the
+//! shutdown signal.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -42,4 +43,25 @@ pub fn init(format: LogFormat) {
         tracing::error!(panic = %info, "panic");
         default_hook(info);
     }));
+}
+
+/// Resolves on SIGTERM or Ctrl-C (logging which).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
 }

@@ -5,9 +5,8 @@
 mod common;
 
 use anyhow::{Context, Result};
-use common::{Process, Relay, bin, status_json, wait_online};
+use common::{Relay, status_json, wait_online};
 use futures_util::{SinkExt, StreamExt};
-use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -61,19 +60,7 @@ async fn bad_agents_are_refused_and_the_good_one_stays_online() -> Result<()> {
     let bad = relay.camera(customer, "Bad", "fixed", "dispatch", "agent")?;
     let good_token = good["agent_token"].as_str().context("token")?;
     let bad_token = bad["agent_token"].as_str().context("token")?.to_owned();
-    let token_file = relay.dir.path().join("good.token");
-    std::fs::write(&token_file, good_token)?;
-    let mut cmd = Command::new(bin("eyeward-agent"));
-    cmd.args([
-        "run",
-        "--relay",
-        &relay.base,
-        "--camera",
-        "sim://fixed",
-        "--token-file",
-    ])
-    .arg(&token_file);
-    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let agent = relay.start_agent(good_token, "sim://fixed", "good")?;
     let alice = relay.login("a@example.jp", PW).await?;
     let good_id = good["id"].as_i64().context("id")?;
     wait_online(&alice, good_id, true, Duration::from_secs(10))

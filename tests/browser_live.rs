@@ -5,9 +5,8 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use common::{Camera, Process, Relay, bin, free_port, in_loopback_namespace, wait_online};
+use common::{Camera, Relay, bin, free_port, in_loopback_namespace, wait_online};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
@@ -39,19 +38,8 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
     let listen = format!("127.0.0.1:{port}");
     let sim_args = ["--keyframe-interval", "2s"];
     let camera = Camera::start_on(&listen, "pan-tilt", &sim_args, None)?;
-    let token_file = relay.dir.path().join("agent.token");
-    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
-    let mut cmd = Command::new(bin("eyeward-agent"));
-    cmd.args([
-        "run",
-        "--relay",
-        &relay.base,
-        "--camera",
-        &camera.url,
-        "--token-file",
-    ])
-    .arg(&token_file);
-    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let token = cam["agent_token"].as_str().context("token")?;
+    let agent = relay.start_agent(token, &camera.url, "agent")?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
 

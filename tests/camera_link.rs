@@ -5,36 +5,24 @@
 mod common;
 
 use anyhow::{Context, Result};
-use common::{Process, Relay, bin, status_json, wait_online};
+use common::{Process, Relay, status_json, wait_online};
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PW: &str = "correct horse battery";
 
 /// A relay with one customer and one agent camera; returns the relay, the camera id and its
-/// token file.
-fn relay_with_agent_camera() -> Result<(Relay, i64, std::path::PathBuf)> {
+/// token.
+fn relay_with_agent_camera() -> Result<(Relay, i64, String)> {
     let relay = Relay::start("")?;
     let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
-    let token_file = relay.dir.path().join("agent.token");
-    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
-    Ok((relay, cam["id"].as_i64().context("id")?, token_file))
+    let token = cam["agent_token"].as_str().context("token")?.to_owned();
+    Ok((relay, cam["id"].as_i64().context("id")?, token))
 }
 
-fn start_agent(relay: &Relay, token_file: &std::path::Path, name: &str) -> Result<Process> {
-    let mut cmd = Command::new(bin("eyeward-agent"));
-    cmd.args([
-        "run",
-        "--relay",
-        &relay.base,
-        "--camera",
-        "sim://fixed",
-        "--token-file",
-    ])
-    .arg(token_file);
-    Process::spawn(cmd, None, relay.dir.path().join(format!("{name}.log")))
+fn start_agent(relay: &Relay, token: &str, name: &str) -> Result<Process> {
+    relay.start_agent(token, "sim://fixed", name)
 }
 
 fn actions(history: &Value) -> Vec<String> {
@@ -51,13 +39,13 @@ fn actions(history: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_camera_is_online_while_its_agent_is_and_the_agent_comes_back_after_a_relay_restart()
 -> Result<()> {
-    let (mut relay, cam, token_file) = relay_with_agent_camera()?;
+    let (mut relay, cam, token) = relay_with_agent_camera()?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam, false, Duration::ZERO)
         .await
         .context("offline before the agent runs")?;
 
-    let mut agent = start_agent(&relay, &token_file, "agent")?;
+    let mut agent = start_agent(&relay, &token, "agent")?;
     let took = wait_online(&alice, cam, true, Duration::from_secs(2))
         .await
         .with_context(|| agent.log())?;
@@ -73,7 +61,7 @@ async fn the_camera_is_online_while_its_agent_is_and_the_agent_comes_back_after_
     assert_eq!(history[0]["channel"], "agent");
 
     // The relay restarts; the agent finds it again without help.
-    let agent = start_agent(&relay, &token_file, "agent2")?;
+    let agent = start_agent(&relay, &token, "agent2")?;
     wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
     relay.restart()?;
     let alice = relay.login("a@example.jp", PW).await?;
@@ -87,11 +75,11 @@ async fn the_camera_is_online_while_its_agent_is_and_the_agent_comes_back_after_
 #[tokio::test]
 async fn a_second_agent_with_the_same_token_replaces_the_first_and_wrong_tokens_are_refused()
 -> Result<()> {
-    let (relay, cam, token_file) = relay_with_agent_camera()?;
+    let (relay, cam, token) = relay_with_agent_camera()?;
     let alice = relay.login("a@example.jp", PW).await?;
-    let mut first = start_agent(&relay, &token_file, "first")?;
+    let mut first = start_agent(&relay, &token, "first")?;
     wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
-    let second = start_agent(&relay, &token_file, "second")?;
+    let second = start_agent(&relay, &token, "second")?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !relay.log().contains("replaced_older=true") {
         assert!(Instant::now() < deadline, "no replacement: {}", relay.log());
@@ -104,10 +92,8 @@ async fn a_second_agent_with_the_same_token_replaces_the_first_and_wrong_tokens_
         .await
         .with_context(|| second.log())?;
 
-    let bad = relay.dir.path().join("bad.token");
     let secret = "ewa_thisIsNotAValidTokenButLooksLikeOne1234567";
-    std::fs::write(&bad, secret)?;
-    let refused = start_agent(&relay, &bad, "refused")?;
+    let refused = start_agent(&relay, secret, "refused")?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !refused.log().contains("refused this agent's token") {
         assert!(Instant::now() < deadline, "not refused: {}", refused.log());
@@ -130,9 +116,9 @@ async fn a_second_agent_with_the_same_token_replaces_the_first_and_wrong_tokens_
 
 #[tokio::test]
 async fn a_silent_agent_goes_offline_after_missed_heartbeats_and_recovers() -> Result<()> {
-    let (relay, cam, token_file) = relay_with_agent_camera()?;
+    let (relay, cam, token) = relay_with_agent_camera()?;
     let alice = relay.login("a@example.jp", PW).await?;
-    let agent = start_agent(&relay, &token_file, "agent")?;
+    let agent = start_agent(&relay, &token, "agent")?;
     wait_online(&alice, cam, true, Duration::from_secs(5)).await?;
     // Frozen, its socket still open: only the missing heartbeats tell.
     agent.kill_only(libc::SIGSTOP);

@@ -4,8 +4,7 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
-use common::{Process, Relay, bin, status_json, wait_online};
-use std::process::Command;
+use common::{Process, Relay, status_json, wait_online};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::api::APIBuilder;
@@ -32,19 +31,8 @@ async fn relay_with_live_camera(extra: &str) -> Result<(Relay, i64, Process, com
     let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
     let id = cam["id"].as_i64().context("id")?;
-    let token_file = relay.dir.path().join("agent.token");
-    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
-    let mut cmd = Command::new(bin("eyeward-agent"));
-    cmd.args([
-        "run",
-        "--relay",
-        &relay.base,
-        "--camera",
-        "sim://fixed",
-        "--token-file",
-    ])
-    .arg(&token_file);
-    let agent = Process::spawn(cmd, None, relay.dir.path().join("agent.log"))?;
+    let token = cam["agent_token"].as_str().context("token")?;
+    let agent = relay.start_agent(token, "sim://fixed", "agent")?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, id, true, Duration::from_secs(10)).await?;
     Ok((relay, id, agent, alice))

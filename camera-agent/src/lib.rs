@@ -239,7 +239,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         camera: addr,
     };
     config.check()?;
-    link::run(config, shutdown_signal()).await;
+    link::run(config, telemetry::shutdown_signal()).await;
     drop(camera);
     Ok(())
 }
@@ -249,28 +249,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Error> {
     let model = config.model;
     let sim = Simulator::start(config)?;
     println!("eyeward-agent simulating a {model} camera at {}", sim.url());
-    shutdown_signal().await;
+    telemetry::shutdown_signal().await;
     drop(sim);
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
-    }
 }

@@ -92,33 +92,9 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     tracing::info!(config = %config.redacted(), "starting");
     // Tests and scripts wait for this line to know the server (and its port) is ready.
     println!("eyeward-relay listening on http://{bound}");
-    crate::http::run(listener, &config, store, shutdown_signal()).await?;
+    crate::http::run(listener, &config, store, telemetry::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
-    }
 }
 
 async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> ExitCode {

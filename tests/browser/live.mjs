@@ -3,37 +3,26 @@
 // Run by tests/browser_live.rs inside a loopback-only network namespace.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { env, launch } from './common.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const BASE = env('BASE_URL');
 const OUT = env('OUT_DIR');
 const CAMERA = env('CAMERA_ID');
 mkdirSync(OUT, { recursive: true });
 
-const profiles = [];
+const browsers = [];
 async function browser() {
-  const dir = mkdtempSync(join(tmpdir(), 'eyeward-chromium-'));
-  profiles.push(dir);
-  return chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    locale: 'en-US',
+  const b = await launch({
     viewport: { width: 1280, height: 900 },
     // With loopback as the only network, Chromium offers 127.0.0.1 candidates only to a page
     // that holds a media permission.
     permissions: ['camera', 'microphone'],
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+    args: ['--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
   });
+  browsers.push(b);
+  return b.ctx;
 }
 
 async function openCamera(ctx) {
@@ -72,10 +61,8 @@ async function waitPlaying(page, timeout) {
 }
 
 let sim = null;
-const ctxs = [];
 try {
   const first = await browser();
-  ctxs.push(first);
   const { page, started } = await openCamera(first);
   await waitPlaying(page, 20_000);
   const firstFrameMs = Date.now() - started;
@@ -88,7 +75,6 @@ try {
 
   // A second browser on the same camera, at the same time.
   const second = await browser();
-  ctxs.push(second);
   const other = await openCamera(second);
   await waitPlaying(other.page, 20_000);
   const secondFrameMs = Date.now() - other.started;
@@ -113,7 +99,6 @@ try {
 
   console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
 } finally {
-  for (const c of ctxs) await c.close().catch(() => {});
+  for (const b of browsers) await b.close();
   if (sim) sim.kill('SIGTERM');
-  for (const d of profiles) rmSync(d, { recursive: true, force: true });
 }

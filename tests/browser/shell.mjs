@@ -3,31 +3,18 @@
 // log out; then an operator logs in. Run by tests/browser_shell.rs, which starts the relay and
 // provisions the accounts; settings come from the environment.
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { env, launch } from './common.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const BASE = env('BASE_URL');
 const OUT = env('OUT_DIR');
 const OWN = JSON.parse(env('OWN_CAMERAS'));
 const FOREIGN = JSON.parse(env('FOREIGN_CAMERAS'));
 mkdirSync(OUT, { recursive: true });
 
-const profile = mkdtempSync(join(tmpdir(), 'eyeward-chromium-'));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  locale: 'en-US',
-  viewport: { width: 1280, height: 800 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
+const { ctx } = browser;
 const problems = [];
 try {
   const page = ctx.pages()[0] ?? await ctx.newPage();
@@ -112,6 +99,5 @@ try {
   assert.deepEqual(problems, []);
   console.log(JSON.stringify({ ok: true, cameras: names, screenshots: OUT }));
 } finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }

@@ -370,6 +370,24 @@ impl Relay {
     pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
         self.process.stop()
     }
+
+    /// Runs `eyeward-agent run` against this relay with `token` for `camera` (an rtsp:// URL
+    /// or sim://…); its log is `<name>.log` in the relay's folder.
+    pub fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
+        let token_file = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&token_file, token)?;
+        let mut cmd = Command::new(bin("eyeward-agent"));
+        cmd.args([
+            "run",
+            "--relay",
+            &self.base,
+            "--camera",
+            camera,
+            "--token-file",
+        ])
+        .arg(&token_file);
+        Process::spawn(cmd, None, self.dir.path().join(format!("{name}.log")))
+    }
 }
 
 /// An HTTP client bound to one relay, acting like the relay's own web page.
