@@ -15,20 +15,11 @@ use gop::Gop;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 /// Frames queued per viewer before a slow viewer is told it lagged (then it waits for the
 /// next keyframe): about 8 s at 30 fps.
 const VIEWER_QUEUE: usize = 256;
-
-/// What a feed is doing, for viewers' status lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedStatus {
-    Connecting,
-    Live,
-    Reconnecting,
-}
 
 struct Shared {
     gop: Gop,
@@ -42,7 +33,6 @@ pub struct Feed {
     camera: CameraId,
     shared: Mutex<Shared>,
     frames: broadcast::Sender<Arc<Frame>>,
-    status: watch::Sender<FeedStatus>,
 }
 
 impl Subscription {
@@ -56,7 +46,6 @@ impl Subscription {
 pub struct Subscription {
     pub cached: Vec<Arc<Frame>>,
     pub live: broadcast::Receiver<Arc<Frame>>,
-    pub status: watch::Receiver<FeedStatus>,
     guard: ViewerGuard,
 }
 
@@ -85,7 +74,6 @@ impl Feed {
         Subscription {
             cached: s.gop.frames().to_vec(),
             live: self.frames.subscribe(),
-            status: self.status.subscribe(),
             guard: ViewerGuard(self.clone()),
         }
     }
@@ -131,7 +119,6 @@ impl Feeds {
             return feed.subscribe();
         }
         let (frames, _) = broadcast::channel(VIEWER_QUEUE);
-        let (status, _) = watch::channel(FeedStatus::Connecting);
         let feed = Arc::new(Feed {
             camera: camera.id,
             shared: Mutex::new(Shared {
@@ -140,7 +127,6 @@ impl Feeds {
                 idle_since: None,
             }),
             frames,
-            status,
         });
         let sub = feed.subscribe();
         feeds.insert(camera.id, feed.clone());
@@ -176,7 +162,6 @@ impl Feeds {
             let (mut ingest, _tunnel) = match self.connect(camera).await {
                 Ok(session) => session,
                 Err(e) => {
-                    let _ = feed.status.send(FeedStatus::Reconnecting);
                     let delay = backoff.next_delay(rand::random());
                     tracing::warn!(error = %e, retry_in = ?delay, "camera not reachable");
                     tokio::time::sleep(delay).await;
@@ -185,7 +170,6 @@ impl Feeds {
             };
             backoff.reset();
             epoch += 1;
-            let _ = feed.status.send(FeedStatus::Live);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
@@ -203,7 +187,6 @@ impl Feeds {
             }
             // Frames from before a camera restart may not decode with its new parameter sets.
             feed.lock().gop.clear();
-            let _ = feed.status.send(FeedStatus::Reconnecting);
         }
     }
 
@@ -225,11 +208,5 @@ impl Feeds {
                 Ok((ingest, Some(tunnel)))
             }
         }
-    }
-
-    /// Viewers of `camera` right now.
-    pub fn viewers(&self, camera: CameraId) -> usize {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        feeds.get(&camera).map_or(0, |f| f.lock().viewers)
     }
 }
