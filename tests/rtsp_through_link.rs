@@ -5,14 +5,13 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
-use common::{Camera, Process, admin, bin};
+use common::{Camera, Process, admin};
 use eyeward::CameraId;
 use eyeward_relay::config::Config;
 use eyeward_relay::http::{self, AppState};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
 use eyeward_relay::store::Store;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,19 +98,7 @@ impl InProcessRelay {
     }
 
     fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
-        let token_file = self.dir.path().join(format!("{name}.token"));
-        std::fs::write(&token_file, token)?;
-        let mut cmd = Command::new(bin("eyeward-agent"));
-        cmd.args([
-            "run",
-            "--relay",
-            &self.base,
-            "--camera",
-            camera,
-            "--token-file",
-        ])
-        .arg(&token_file);
-        Process::spawn(cmd, None, self.dir.path().join(format!("{name}.log")))
+        common::start_agent(&self.base, self.dir.path(), token, camera, name)
     }
 
     async fn wait_online(&self, cam: CameraId) -> Result<()> {

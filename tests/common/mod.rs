@@ -371,22 +371,9 @@ impl Relay {
         self.process.stop()
     }
 
-    /// Runs `eyeward-agent run` against this relay with `token` for `camera` (an rtsp:// URL
-    /// or sim://…); its log is `<name>.log` in the relay's folder.
+    /// `eyeward-agent run` against this relay: see [`start_agent`].
     pub fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
-        let token_file = self.dir.path().join(format!("{name}.token"));
-        std::fs::write(&token_file, token)?;
-        let mut cmd = Command::new(bin("eyeward-agent"));
-        cmd.args([
-            "run",
-            "--relay",
-            &self.base,
-            "--camera",
-            camera,
-            "--token-file",
-        ])
-        .arg(&token_file);
-        Process::spawn(cmd, None, self.dir.path().join(format!("{name}.log")))
+        start_agent(&self.base, self.dir.path(), token, camera, name)
     }
 }
 
@@ -523,4 +510,21 @@ pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Runs `eyeward-agent run` against the relay at `base` with `token` for `camera` (an rtsp://
+/// URL or sim://…); its token file and log (`<name>.log`) go in `dir`.
+pub fn start_agent(
+    base: &str,
+    dir: &Path,
+    token: &str,
+    camera: &str,
+    name: &str,
+) -> Result<Process> {
+    let token_file = dir.join(format!("{name}.token"));
+    std::fs::write(&token_file, token)?;
+    let mut cmd = Command::new(bin("eyeward-agent"));
+    cmd.args(["run", "--relay", base, "--camera", camera, "--token-file"])
+        .arg(&token_file);
+    Process::spawn(cmd, None, dir.join(format!("{name}.log")))
 }
