@@ -8,10 +8,9 @@ use anyhow::{Context, Result, bail};
 use common::{Camera, Process, admin};
 use eyeward::CameraId;
 use eyeward_relay::config::Config;
-use eyeward_relay::http::{self, AppState};
+use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
-use eyeward_relay::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,20 +33,12 @@ impl InProcessRelay {
         );
         std::fs::write(&config_path, &text)?;
         let config = Config::parse(&text)?;
-        let store = Store::open(&config.data_dir).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let state = AppState::new(&config, addr, store)?;
-        let links = state.links.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(http::serve(
-            listener,
-            state,
-            config.http.max_json_body_bytes,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, state) = http::spawn(&config, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        let links = state.links.clone();
         Ok(InProcessRelay {
             dir,
             config_path,

@@ -9,10 +9,9 @@
 use anyhow::{Context, Result, bail};
 use eyeward::CameraId;
 use eyeward_relay::config::Config;
-use eyeward_relay::http::{self, AppState};
+use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
-use eyeward_relay::store::Store;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,17 +149,8 @@ async fn main() -> Result<()> {
         dir.join("data").display().to_string()
     );
     let config = Config::parse(&text)?;
-    let store = Store::open(&config.data_dir).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let relay_addr = listener.local_addr()?;
-    let state = AppState::new(&config, relay_addr, store)?;
+    let (relay_addr, state) = http::spawn(&config, std::future::pending()).await?;
     let links: Arc<Links> = state.links.clone();
-    tokio::spawn(http::serve(
-        listener,
-        state,
-        config.http.max_json_body_bytes,
-        std::future::pending(),
-    ));
     std::fs::write(dir.join("relay.toml"), &text)?;
     let admin = |args: &[&str], stdin: &str| -> Result<String> {
         use std::io::Write;

@@ -135,6 +135,30 @@ pub async fn run(
     serve(listener, state, config.http.max_json_body_bytes, shutdown).await
 }
 
+/// Opens the store, binds `config.listen` and serves in a background task until `shutdown`
+/// resolves. Returns the bound address and the state, for in-process tests and benchmarks
+/// that look inside (the agents' links, say).
+pub async fn spawn(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, AppState), Error> {
+    let store = Store::open(&config.data_dir).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let state = AppState::new(config, bound, store)?;
+    tokio::spawn(serve(
+        listener,
+        state.clone(),
+        config.http.max_json_body_bytes,
+        shutdown,
+    ));
+    Ok((bound, state))
+}
+
 /// Like [`run`], with a state the caller made (tests keep a clone to look inside).
 pub async fn serve(
     listener: TcpListener,
