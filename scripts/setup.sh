@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what eyeward's demo and tests need and this machine lacks: Debian packages (with
 # sudo when not root) and the browser-test npm packages (into tests/browser). Safe to re-run:
-# it installs only what is missing. Usage: scripts/setup.sh [demo|test]
+# it installs only what is missing. Usage: scripts/setup.sh [demo|test|bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-test}
@@ -12,9 +12,13 @@ purpose=${1:-test}
 packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-x gstreamer1.0-tools)
-if [ "$purpose" = test ]; then
+if [ "$purpose" != demo ]; then
   # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
   packages+=(chromium fonts-ipafont-gothic ffmpeg)
+fi
+if [ "$purpose" = bench ]; then
+  # The live-video benchmark's peer: Janus Gateway's streaming plugin.
+  packages+=(janus)
 fi
 
 missing=()
@@ -33,7 +37,7 @@ for tool in cargo node npm; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is required but not installed" >&2; exit 1; }
 done
 
-if [ "$purpose" = test ]; then
+if [ "$purpose" != demo ]; then
   # playwright-core drives Debian's chromium; it never downloads a browser of its own.
   if [ ! -d tests/browser/node_modules/playwright-core ] \
      || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then

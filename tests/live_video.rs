@@ -7,20 +7,11 @@ use anyhow::{Context, Result, bail};
 use common::{Process, Relay, status_json, wait_online};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webrtc::api::APIBuilder;
-use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::MediaEngine;
-use webrtc::api::setting_engine::SettingEngine;
-use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::codecs::h264::H264Packet;
 use webrtc::rtp::packetizer::Depacketizer;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
-use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
 const PW: &str = "correct horse battery";
 const LOOPBACK_ONLY: &str = "[webrtc]\nice_addresses = [\"127.0.0.1\"]";
@@ -40,27 +31,7 @@ async fn relay_with_live_camera(extra: &str) -> Result<(Relay, i64, Process, com
 
 /// A receive-only WebRTC peer on loopback.
 async fn viewer() -> Result<Arc<RTCPeerConnection>> {
-    let mut media = MediaEngine::default();
-    media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
-    let mut settings = SettingEngine::default();
-    settings.set_include_loopback_candidate(true);
-    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
-    let api = APIBuilder::new()
-        .with_media_engine(media)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(settings)
-        .build();
-    let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
-    pc.add_transceiver_from_kind(
-        RTPCodecType::Video,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            send_encodings: vec![],
-        }),
-    )
-    .await?;
-    Ok(pc)
+    eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await
 }
 
 /// Offers, posts to WHEP, and applies the answer; returns the session's Location.

@@ -8,14 +8,13 @@
 
 use anyhow::{Context, Result, bail};
 use eyeward::CameraId;
+use eyeward_bench::process::{Running, relay_admin, spawn_until_line, target_bin};
 use eyeward_relay::config::Config;
 use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -77,27 +76,6 @@ async fn pump(
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn target_bin(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("target dir")?.join(name);
-    if !path.exists() {
-        bail!(
-            "{} is missing: build it first (bench/run.sh does)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// Reads frames for `secs`; returns the frames' payload bytes.
 async fn watch(ingest: &mut Ingest, secs: Duration) -> Result<u64> {
     let end = Instant::now() + secs;
@@ -128,14 +106,10 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // The camera: a simulator at its defaults (1280×720, 15 fps, 2000 kbit/s, GOP 4 s).
-    let mut sim = Command::new(target_bin("eyeward-agent")?)
-        .args(["simulate", "--model", "fixed", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let _sim = Killed(sim);
+    let mut sim = Command::new(target_bin("eyeward-agent")?);
+    sim.args(["simulate", "--model", "fixed", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    let (_sim, line) = spawn_until_line(sim, "")?;
     let camera_url = line
         .trim()
         .rsplit(' ')
@@ -151,25 +125,10 @@ async fn main() -> Result<()> {
     let config = Config::parse(&text)?;
     let (relay_addr, state) = http::spawn(&config, std::future::pending()).await?;
     let links: Arc<Links> = state.links.clone();
-    std::fs::write(dir.join("relay.toml"), &text)?;
-    let admin = |args: &[&str], stdin: &str| -> Result<String> {
-        use std::io::Write;
-        let mut c = Command::new(target_bin("eyeward-relay")?)
-            .arg("admin")
-            .arg("--config")
-            .arg(dir.join("relay.toml"))
-            .args(args)
-            .arg("--json")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        c.stdin
-            .take()
-            .context("stdin")?
-            .write_all(stdin.as_bytes())?;
-        Ok(String::from_utf8(c.wait_with_output()?.stdout)?)
-    };
-    admin(
+    let config_file = dir.join("relay.toml");
+    std::fs::write(&config_file, &text)?;
+    relay_admin(
+        &config_file,
         &[
             "customer",
             "add",
@@ -182,7 +141,8 @@ async fn main() -> Result<()> {
         ],
         "bench password\n",
     )?;
-    let cam = admin(
+    let cam = relay_admin(
+        &config_file,
         &[
             "camera",
             "add",
@@ -199,11 +159,7 @@ async fn main() -> Result<()> {
         ],
         "",
     )?;
-    let token = cam
-        .split("\"agent_token\":\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .context("token")?;
+    let token = cam["agent_token"].as_str().context("token")?;
     std::fs::write(dir.join("agent.token"), token)?;
     let cam = CameraId(1);
 
@@ -220,7 +176,7 @@ async fn main() -> Result<()> {
         .arg(dir.join("agent.token"))
         .stderr(Stdio::null())
         .spawn()?;
-    let _agent = Killed(agent);
+    let _agent = Running(agent);
     let start = Instant::now();
     while !links.is_online(cam) {
         if start.elapsed() > Duration::from_secs(10) {

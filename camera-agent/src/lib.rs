@@ -147,6 +147,10 @@ struct SimulateArgs {
     keyframe_interval: Duration,
     #[arg(long, default_value_t = 2000)]
     bitrate_kbps: u32,
+    /// Sensor grain in luma levels, 0 to 64 (0: a clean picture); grain makes the encoder
+    /// spend its whole bitrate.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    grain: u8,
     /// RTSP user name clients must give; the password comes from the environment variable
     /// EYEWARD_SIM_PASSWORD (never from the command line, where `ps` would show it).
     #[arg(long)]
@@ -184,6 +188,7 @@ impl SimulateArgs {
             fps: self.fps,
             keyframe_interval: self.keyframe_interval,
             bitrate_kbps: self.bitrate_kbps,
+            grain: self.grain,
             credentials,
             script: MotionScript {
                 offset: self.motion_offset,

@@ -34,6 +34,9 @@ pub struct SimulatorConfig {
     /// Time between keyframes (a real camera's GOP; 4 s is common).
     pub keyframe_interval: Duration,
     pub bitrate_kbps: u32,
+    /// Sensor grain in luma levels (0: a clean picture). Grain makes the encoder spend its
+    /// whole bitrate, as a busy or dim scene does.
+    pub grain: u8,
     /// RTSP credentials clients must give (Digest), as real cameras ask.
     pub credentials: Option<(String, String)>,
     pub script: MotionScript,
@@ -51,6 +54,7 @@ impl SimulatorConfig {
             fps: 15,
             keyframe_interval: Duration::from_secs(4),
             bitrate_kbps: 2000,
+            grain: 0,
             credentials: None,
             script: MotionScript {
                 offset: Duration::from_secs(5),
@@ -123,7 +127,8 @@ impl Simulator {
                 config.height as usize,
                 pan_tilt,
                 config.script,
-            ),
+            )
+            .with_grain(config.grain, rand::random()),
             started: Instant::now(),
             head: pan_tilt.then(|| Mutex::new(PanTilt::new(PanTiltLimits::default()))),
             fps: config.fps,

@@ -219,6 +219,8 @@ pub struct Scene {
     panorama: Picture,
     view: (usize, usize),
     script: MotionScript,
+    /// Sensor grain: luma offsets, twice a view long, read from a time-dependent start.
+    grain: Vec<i8>,
 }
 
 /// Colours in (Y, U, V).
@@ -280,7 +282,30 @@ impl Scene {
             panorama: p,
             view: (width, height),
             script,
+            grain: Vec::new(),
         }
+    }
+
+    /// Adds sensor grain of up to ±`amplitude` luma levels, different in every frame, as a
+    /// cheap camera's sensor has in dim light (and as a busy scene costs an encoder).
+    pub fn with_grain(mut self, amplitude: u8, seed: u64) -> Scene {
+        if amplitude == 0 {
+            self.grain.clear();
+            return self;
+        }
+        let (w, h) = self.view;
+        let span = 2 * i16::from(amplitude) + 1;
+        // xorshift: repeatable and fast; the grain only has to look random to an encoder.
+        let mut x = seed | 1;
+        self.grain = (0..2 * w * h)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x % span as u64) as i16 - i16::from(amplitude)) as i8
+            })
+            .collect();
+        self
     }
 
     /// The picture at scene time `t`, seen through `head` (or straight ahead for a fixed
@@ -319,6 +344,15 @@ impl Scene {
                 body_w * 2 / 3,
                 SKIN,
             );
+        }
+        if !self.grain.is_empty() {
+            // A different stretch of the grain table per frame (odd, so rows do not repeat).
+            let frame = (t.as_millis() as usize / 10) | 1;
+            let start = frame.wrapping_mul(7919) % (w * h);
+            let grain = &self.grain[start..start + w * h];
+            for (y, g) in out.y.iter_mut().zip(grain) {
+                *y = y.saturating_add_signed(*g);
+            }
         }
         out
     }
@@ -399,5 +433,23 @@ mod tests {
             changed(&empty, &fixed.render(Duration::from_secs(8), None)),
             0
         );
+    }
+
+    #[test]
+    fn grain_differs_between_frames_within_its_amplitude() {
+        let clean = Scene::new(64, 36, false, SCRIPT);
+        let grainy = Scene::new(64, 36, false, SCRIPT).with_grain(6, 42);
+        let t0 = Duration::from_millis(100);
+        let base = clean.render(t0, None);
+        let a = grainy.render(t0, None);
+        let b = grainy.render(Duration::from_millis(166), None);
+        assert_ne!(a.y, b.y, "grain moves from frame to frame");
+        assert!(
+            base.y
+                .iter()
+                .zip(&a.y)
+                .all(|(c, g)| (i16::from(*c) - i16::from(*g)).abs() <= 6)
+        );
+        assert_eq!(a.u, base.u, "grain is luma only");
     }
 }

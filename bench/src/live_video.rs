@@ -1,0 +1,541 @@
+//! Live video, eyeward against Janus Gateway's streaming plugin, side by side in one run on
+//! one simulated camera (1280×720, 15 fps, about 2 Mbit/s, a keyframe every 4 s):
+//!
+//! 1. time to first frame in Chromium over joins at random moments (`bench/ttff.mjs`);
+//! 2. the relay's CPU per forwarded packet per viewer (from `/proc`) for growing numbers of
+//!    webrtc-rs viewers, eyeward's over WHEP and Janus's over its HTTP API;
+//! 3. memory per viewer (resident memory growth over viewers);
+//! 4. eyeward's relay-added latency, p99 from its own histogram.
+//!
+//! Run `bench/live.sh` (release builds, a loopback-only network namespace, Janus installed).
+
+use anyhow::{Context, Result, bail};
+use eyeward_bench::plot::{self, Chart, Series};
+use eyeward_bench::process::{
+    Running, relay_admin, spawn_until_line, target_bin, udp_receive_drops, usage,
+};
+use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use webrtc::api::API;
+
+const EMAIL: &str = "bench@example.jp";
+const PASSWORD: &str = "bench password";
+/// Where the simulator serves, as the Janus configuration in `shared/peers/janus` expects.
+const CAMERA_URL: &str = "rtsp://127.0.0.1:8554/live";
+const JANUS_URL: &str = "http://127.0.0.1:8088/janus";
+/// Janus gathers no candidates on loopback: `bench/live.sh` gives the namespace a veth pair
+/// with this address (local to the namespace), and `bench/janus/janus.jcfg` enforces it.
+const JANUS_ICE_ADDRESS: [u8; 4] = [10, 99, 0, 1];
+const JANUS_MOUNTPOINT: u64 = 1;
+
+struct Args {
+    viewers: Vec<usize>,
+    seconds: u64,
+    joins: usize,
+    svg: Option<PathBuf>,
+    janus_config: PathBuf,
+}
+
+fn args() -> Result<Args> {
+    let mut args = Args {
+        viewers: vec![1, 10, 50, 100, 200],
+        seconds: 10,
+        joins: 20,
+        svg: None,
+        janus_config: Path::new(env!("CARGO_MANIFEST_DIR")).join("janus"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--viewers" => {
+                args.viewers = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--seconds" => args.seconds = value()?.parse()?,
+            "--joins" => args.joins = value()?.parse()?,
+            "--svg" => args.svg = Some(value()?.into()),
+            "--janus-config" => args.janus_config = value()?.into(),
+            _ => bail!(
+                "usage: live-video [--viewers 1,10,50,100,200] [--seconds 10] [--joins 20] \
+                 [--svg FILE] [--janus-config DIR]"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+/// The systems under test, as a viewer joins and leaves them.
+enum Peer<'a> {
+    Eyeward(&'a Eyeward, i64),
+    Janus(&'a Janus),
+}
+
+impl Peer<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Peer::Eyeward(..) => "eyeward",
+            Peer::Janus(_) => "janus",
+        }
+    }
+
+    async fn join(&self, api: &API) -> Result<Viewer> {
+        match self {
+            Peer::Eyeward(e, camera) => e.join(api, *camera).await,
+            Peer::Janus(j) => j.join(api, JANUS_MOUNTPOINT).await,
+        }
+    }
+
+    async fn leave(&self, viewer: Viewer) -> Result<()> {
+        match self {
+            Peer::Eyeward(e, _) => e.leave(viewer).await,
+            Peer::Janus(j) => j.leave(viewer).await,
+        }
+    }
+}
+
+/// What one system used with `viewers` viewers.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    viewers: usize,
+    /// CPU time per RTP packet received by one viewer.
+    cpu_us_per_packet_viewer: f64,
+    /// CPU in use, in cores.
+    cores: f64,
+    rss_mb: f64,
+    /// Resident memory growth per viewer since the first viewer, in KB.
+    kb_per_viewer: Option<f64>,
+    packets_per_viewer_per_s: f64,
+    kbit_per_viewer: f64,
+    /// Viewers that received nothing during the measurement.
+    silent: usize,
+    udp_drops: u64,
+}
+
+/// Adds viewers up to each count in turn and measures the relay process `pid` at each.
+async fn load(peer: &Peer<'_>, pid: u32, counts: &[usize], secs: u64) -> Result<Vec<Point>> {
+    let api = match peer {
+        Peer::Eyeward(..) => viewer::loopback_api()?,
+        Peer::Janus(_) => viewer::local_api(&[JANUS_ICE_ADDRESS.into()])?,
+    };
+    let mut viewers: Vec<Viewer> = Vec::new();
+    let mut points = Vec::new();
+    let mut first_rss = None;
+    for &n in counts {
+        while viewers.len() < n {
+            viewers.push(peer.join(&api).await?);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while viewers.iter().any(|v| v.packets() == 0) {
+            if Instant::now() > deadline {
+                bail!("{}: some of {n} viewers got no video", peer.name());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (u0, drops0, t0) = (usage(pid)?, udp_receive_drops()?, Instant::now());
+        let before: Vec<(u64, u64)> = viewers.iter().map(|v| (v.packets(), v.bytes())).collect();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let (u1, drops1, elapsed) = (usage(pid)?, udp_receive_drops()?, t0.elapsed());
+        let deltas: Vec<(u64, u64)> = viewers
+            .iter()
+            .zip(&before)
+            .map(|(v, (p, b))| (v.packets() - p, v.bytes() - b))
+            .collect();
+        let packets: u64 = deltas.iter().map(|d| d.0).sum();
+        let bytes: u64 = deltas.iter().map(|d| d.1).sum();
+        let cpu = (u1.cpu - u0.cpu).as_secs_f64();
+        let rss = u1.rss_bytes as f64;
+        let first = *first_rss.get_or_insert(rss);
+        let per_viewer_per_s = |x: u64| x as f64 / n as f64 / elapsed.as_secs_f64();
+        let point = Point {
+            viewers: n,
+            cpu_us_per_packet_viewer: cpu * 1e6 / packets.max(1) as f64,
+            cores: cpu / elapsed.as_secs_f64(),
+            rss_mb: rss / 1e6,
+            kb_per_viewer: (n > counts[0]).then(|| (rss - first) / 1e3 / (n - counts[0]) as f64),
+            packets_per_viewer_per_s: per_viewer_per_s(packets),
+            kbit_per_viewer: per_viewer_per_s(bytes) * 8.0 / 1e3,
+            silent: deltas.iter().filter(|d| d.0 == 0).count(),
+            udp_drops: drops1 - drops0,
+        };
+        eprintln!("  {}: {point:?}", peer.name());
+        points.push(point);
+    }
+    for v in viewers {
+        peer.leave(v).await?;
+    }
+    Ok(points)
+}
+
+/// Waits until `url` answers with a success status.
+async fn wait_http(url: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts Janus with the peer configuration, its mountpoint keeping the last keyframe for
+/// new viewers (`videobufferkf`) as eyeward keeps its group of pictures.
+async fn start_janus(config: &Path, dir: &Path) -> Result<Running> {
+    let cfg = dir.join("janus");
+    std::fs::create_dir_all(&cfg)?;
+    for entry in std::fs::read_dir(config)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "jcfg") {
+            let text = std::fs::read_to_string(entry.path())?
+                .replace("CONFIG_DIR", cfg.to_str().context("utf-8 path")?)
+                .replace("video = true", "video = true\n  videobufferkf = true");
+            std::fs::write(cfg.join(entry.file_name()), text)?;
+        }
+    }
+    let janus = Command::new("janus")
+        .arg("-F")
+        .arg(&cfg)
+        .arg("-C")
+        .arg(cfg.join("janus.jcfg"))
+        .stdout(std::fs::File::create(dir.join("janus.log"))?)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("janus (apt-get install janus; bench/live.sh does)")?;
+    let janus = Running(janus);
+    wait_http(&format!("{JANUS_URL}/info"), Duration::from_secs(15)).await?;
+    Ok(janus)
+}
+
+/// Starts the relay (release binary) with a customer and the simulator as a direct RTSP
+/// camera; returns it, its base URL and the camera id.
+async fn start_relay(dir: &Path, max_viewers: usize) -> Result<(Running, String, i64)> {
+    let config = dir.join("relay.toml");
+    // A minute's linger: the joins at random moments meet a camera that is being pulled, as
+    // one watched in the last minute is (the first join, measured apart, starts the pull).
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
+             max_viewers_per_camera = {max_viewers}\nmax_viewers_per_customer = {max_viewers}\n\
+             linger = \"60s\"\n",
+            dir.join("data").to_str().context("utf-8 path")?
+        ),
+    )?;
+    let customer = relay_admin(
+        &config,
+        &[
+            "customer",
+            "add",
+            "--email",
+            EMAIL,
+            "--name",
+            "Bench",
+            "--guard-center",
+            "east",
+        ],
+        &format!("{PASSWORD}\n"),
+    )?;
+    let camera = relay_admin(
+        &config,
+        &[
+            "camera",
+            "add",
+            "--customer",
+            &customer["id"].to_string(),
+            "--name",
+            "Street",
+            "--model",
+            "fixed",
+            "--plan",
+            "camera-only",
+            "--source",
+            CAMERA_URL,
+        ],
+        "",
+    )?;
+    let mut cmd = Command::new(target_bin("eyeward-relay")?);
+    cmd.args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(dir.join("relay.log"))?);
+    let (relay, line) = spawn_until_line(cmd, "eyeward-relay listening on ")?;
+    let base = line.rsplit(' ').next().context("address")?.to_owned();
+    Ok((relay, base, camera["id"].as_i64().context("camera id")?))
+}
+
+/// Times to first frame in Chromium, in ms: each system's first join, then its joins at
+/// random moments (the two interleaved).
+struct FirstFrames {
+    eyeward_first: f64,
+    janus_first: f64,
+    eyeward: Vec<f64>,
+    janus: Vec<f64>,
+}
+
+async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<FirstFrames> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ttff.mjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .env("BASE_URL", base)
+        .env("EMAIL", EMAIL)
+        .env("PASSWORD", PASSWORD)
+        .env("CAMERA_ID", camera.to_string())
+        .env("JANUS_URL", JANUS_URL)
+        .env("JANUS_MOUNTPOINT", JANUS_MOUNTPOINT.to_string())
+        .env("JOINS", joins.to_string())
+        .stdout(Stdio::piped())
+        .spawn()?
+        .wait_with_output()
+        .await?;
+    if !out.status.success() {
+        bail!("ttff.mjs failed");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ms = |k: &str| -> Result<Vec<f64>> {
+        v[k].as_array()
+            .context("ttff output")?
+            .iter()
+            .map(|x| x.as_f64().context("ms"))
+            .collect()
+    };
+    Ok(FirstFrames {
+        eyeward_first: v["eyeward_first"].as_f64().context("eyeward_first")?,
+        janus_first: v["janus_first"].as_f64().context("janus_first")?,
+        eyeward: ms("eyeward")?,
+        janus: ms("janus")?,
+    })
+}
+
+/// The `q` quantile (nearest rank) of `xs`.
+fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// The `q` quantile of a Prometheus histogram in `text`, interpolated within its bucket as
+/// Prometheus's `histogram_quantile` does; in the histogram's unit.
+fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            Some((le.parse().ok()?, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    let rank = q * total;
+    let mut below = (0.0, 0.0);
+    for &(le, count) in &buckets {
+        if count >= rank {
+            if le == f64::INFINITY {
+                return Some(below.0);
+            }
+            let share = (rank - below.1) / (count - below.1).max(1.0);
+            return Some(below.0 + (le - below.0) * share);
+        }
+        below = (le, count);
+    }
+    None
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let dir = std::env::temp_dir().join(format!("eyeward-live-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+
+    let mut sim = Command::new(target_bin("eyeward-agent")?);
+    // Grain makes x264 spend its whole 2 Mbit/s, as a busy street does.
+    sim.args([
+        "simulate",
+        "--model",
+        "fixed",
+        "--listen",
+        "127.0.0.1:8554",
+        "--grain",
+        "12",
+    ])
+    .stderr(Stdio::null());
+    let (_sim, _) = spawn_until_line(sim, "")?;
+    let janus = start_janus(&args.janus_config, &dir).await?;
+    let max = args.viewers.iter().copied().max().unwrap_or(1);
+    let (relay, base, camera) = start_relay(&dir, max + 5).await?;
+    let eyeward = Eyeward::login(&base, EMAIL, PASSWORD).await?;
+
+    eprintln!(
+        "time to first frame in Chromium, {} joins each…",
+        args.joins
+    );
+    let ttff = time_to_first_frame(&base, camera, args.joins).await?;
+
+    eprintln!("viewer load…");
+    let e_points = load(
+        &Peer::Eyeward(&eyeward, camera),
+        relay.pid(),
+        &args.viewers,
+        args.seconds,
+    )
+    .await?;
+    let latency_p99 = histogram_quantile(
+        &eyeward.metrics().await?,
+        "eyeward_relay_latency_seconds",
+        0.99,
+    );
+    let janus_session = Janus::connect(JANUS_URL).await?;
+    let j_points = load(
+        &Peer::Janus(&janus_session),
+        janus.pid(),
+        &args.viewers,
+        args.seconds,
+    )
+    .await?;
+
+    println!(
+        "live video: eyeward vs Janus {} (streaming plugin, rtsp mountpoint, videobufferkf)",
+        janus_version()
+    );
+    println!(
+        "camera: simulator 1280x720 15 fps, x264 2000 kbit/s, keyframe every 4 s; machine: {}",
+        machine()
+    );
+    println!();
+    println!(
+        "time to first frame in Chromium ({} joins each at random moments), ms:",
+        args.joins
+    );
+    println!("             p50     p95     min     max   first join");
+    for (name, xs, first) in [
+        ("eyeward", &ttff.eyeward, ttff.eyeward_first),
+        ("janus", &ttff.janus, ttff.janus_first),
+    ] {
+        println!(
+            "  {name:<8} {:>6.0}  {:>6.0}  {:>6.0}  {:>6.0}  {first:>6.0}",
+            quantile(xs, 0.5),
+            quantile(xs, 0.95),
+            quantile(xs, 0.0),
+            quantile(xs, 1.0)
+        );
+    }
+    println!("  goal: eyeward p50 <= 300, p95 <= 600");
+    println!("  (first join: eyeward starts pulling the camera then; Janus pulls it all the time)");
+    println!();
+    println!("relay process CPU per packet per viewer (us), CPU (cores), memory:");
+    println!(
+        "  viewers | us/pkt-viewer eyeward  janus  ratio | cores eyeward janus | KB/viewer eyeward  janus | RSS MB eyeward janus | pkt/s/viewer e j | kbit/s | silent | udp drops"
+    );
+    for (e, j) in e_points.iter().zip(&j_points) {
+        let kb = |p: &Point| p.kb_per_viewer.map_or("-".into(), |k| format!("{k:.0}"));
+        println!(
+            "  {:>7} | {:>21.2} {:>6.2} {:>6.2} | {:>13.2} {:>5.2} | {:>17} {:>6} | {:>14.1} {:>5.1} | {:>7.0} {:>5.0} | {:>6.0} | {:>3} {:>3} | {} {}",
+            e.viewers,
+            e.cpu_us_per_packet_viewer,
+            j.cpu_us_per_packet_viewer,
+            e.cpu_us_per_packet_viewer / j.cpu_us_per_packet_viewer,
+            e.cores,
+            j.cores,
+            kb(e),
+            kb(j),
+            e.rss_mb,
+            j.rss_mb,
+            e.packets_per_viewer_per_s,
+            j.packets_per_viewer_per_s,
+            e.kbit_per_viewer,
+            e.silent,
+            j.silent,
+            e.udp_drops,
+            j.udp_drops,
+        );
+    }
+    println!("  goal: eyeward <= 4 us per packet-viewer and below Janus; <= 300 KB per viewer");
+    println!();
+    match latency_p99 {
+        Some(s) => println!(
+            "eyeward relay-added latency (camera frame in -> SRTP out), p99: {:.2} ms (goal <= 2 ms)",
+            s * 1e3
+        ),
+        None => println!("eyeward relay-added latency: no samples"),
+    }
+
+    if let Some(svg) = &args.svg {
+        let curve = |points: &[Point], f: fn(&Point) -> Option<f64>| {
+            points
+                .iter()
+                .filter_map(|p| Some((p.viewers as f64, f(p)?)))
+                .collect()
+        };
+        plot::side_by_side(
+            svg,
+            &[
+                Chart {
+                    title: "Relay CPU per packet per viewer",
+                    x: "viewers",
+                    y: "µs per packet-viewer",
+                    series: vec![
+                        Series {
+                            name: "eyeward",
+                            points: curve(&e_points, |p| Some(p.cpu_us_per_packet_viewer)),
+                        },
+                        Series {
+                            name: "Janus",
+                            points: curve(&j_points, |p| Some(p.cpu_us_per_packet_viewer)),
+                        },
+                    ],
+                },
+                Chart {
+                    title: "Relay resident memory",
+                    x: "viewers",
+                    y: "RSS, MB",
+                    series: vec![
+                        Series {
+                            name: "eyeward",
+                            points: curve(&e_points, |p| Some(p.rss_mb)),
+                        },
+                        Series {
+                            name: "Janus",
+                            points: curve(&j_points, |p| Some(p.rss_mb)),
+                        },
+                    ],
+                },
+            ],
+        )?;
+        println!("\nplot: {}", svg.display());
+    }
+    drop((relay, janus));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn janus_version() -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "janus"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,134 @@
+//! The processes a benchmark starts (the project's release binaries, its peers) and what
+//! `/proc` says they use.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process, killed and reaped when dropped.
+pub struct Running(pub Child);
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary of this workspace, beside the benchmark's own (build it first: `bench/run.sh`
+/// does).
+pub fn target_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("target dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first (bench/run.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Starts `cmd` and waits for a line of its standard output that starts with `prefix`;
+/// returns the process and that line. The rest of its output is read and dropped, so it
+/// never blocks on a full pipe.
+pub fn spawn_until_line(mut cmd: Command, prefix: &str) -> Result<(Running, String)> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let running = Running(child);
+    let line = loop {
+        match lines.next() {
+            Some(line) => {
+                let line = line?;
+                if line.starts_with(prefix) {
+                    break line;
+                }
+            }
+            None => bail!("{cmd:?} ended before printing {prefix:?}"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((running, line))
+}
+
+/// Runs `eyeward-relay admin --config CONFIG ARGS --json` with `stdin`; returns what it
+/// printed.
+pub fn relay_admin(config: &Path, args: &[&str], stdin: &str) -> Result<serde_json::Value> {
+    let mut child = Command::new(target_bin("eyeward-relay")?)
+        .arg("admin")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    if !out.status.success() {
+        bail!("admin {args:?} failed: {json}");
+    }
+    Ok(json)
+}
+
+/// What a process has used so far: CPU time (user and system, all threads) and resident
+/// memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu: Duration,
+    pub rss_bytes: u64,
+}
+
+/// Reads `pid`'s usage from `/proc`.
+pub fn usage(pid: u32) -> Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let rest = &stat[stat.rfind(')').context("stat format")? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("VmRSS")?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()?;
+    Ok(Usage {
+        cpu: Duration::from_secs_f64(ticks as f64 / per_second as f64),
+        rss_bytes: rss_kb * 1024,
+    })
+}
+
+/// UDP datagrams this network namespace's kernel dropped for want of receive buffer
+/// (`RcvbufErrors` in `/proc/net/snmp`): a sign that the load client could not keep up.
+pub fn udp_receive_drops() -> Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().context("Udp")?, udp.next().context("Udp")?);
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .context("RcvbufErrors")?
+        .1
+        .parse()
+        .map_err(Into::into)
+}

@@ -1,0 +1,337 @@
+//! Receive-only WebRTC viewers on loopback (webrtc-rs as the client), joined to eyeward over
+//! WHEP or to Janus's streaming plugin over its HTTP API. Each counts the RTP packets it
+//! receives.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{API, APIBuilder};
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+
+/// A webrtc-rs API for viewers that use loopback only (the tests' network).
+pub fn loopback_api() -> Result<API> {
+    local_api(&[IpAddr::from([127, 0, 0, 1])])
+}
+
+/// A webrtc-rs API for viewers whose host candidates are `addresses` only: this machine's,
+/// so that no packet leaves it.
+pub fn local_api(addresses: &[IpAddr]) -> Result<API> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    let mut settings = SettingEngine::default();
+    settings.set_include_loopback_candidate(addresses.iter().any(IpAddr::is_loopback));
+    let addresses = addresses.to_vec();
+    settings.set_ip_filter(Box::new(move |ip| addresses.contains(&ip)));
+    Ok(APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build())
+}
+
+/// A peer connection that receives one video track.
+pub async fn recvonly(api: &API) -> Result<Arc<RTCPeerConnection>> {
+    let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
+    pc.add_transceiver_from_kind(
+        RTPCodecType::Video,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            send_encodings: vec![],
+        }),
+    )
+    .await?;
+    Ok(pc)
+}
+
+/// Sets `description` locally and waits for ICE gathering (loopback: at once); returns the
+/// SDP with its candidates.
+async fn local_sdp(pc: &RTCPeerConnection, description: RTCSessionDescription) -> Result<String> {
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(description).await?;
+    let _ = gathered.recv().await;
+    Ok(pc.local_description().await.context("no local SDP")?.sdp)
+}
+
+/// One joined viewer.
+pub struct Viewer {
+    pub pc: Arc<RTCPeerConnection>,
+    /// RTP packets and payload bytes received so far.
+    received: Arc<[AtomicU64; 2]>,
+    /// Where to end the session: a WHEP Location, or a Janus handle.
+    leave: Leave,
+}
+
+enum Leave {
+    Whep(String),
+    Janus(u64),
+}
+
+impl Viewer {
+    fn new(pc: Arc<RTCPeerConnection>, leave: Leave) -> Viewer {
+        let received: Arc<[AtomicU64; 2]> = Arc::default();
+        let counter = received.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let counter = counter.clone();
+            Box::pin(async move {
+                while let Ok((packet, _)) = track.read_rtp().await {
+                    counter[0].fetch_add(1, Ordering::Relaxed);
+                    counter[1].fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                }
+            })
+        }));
+        Viewer {
+            pc,
+            received,
+            leave,
+        }
+    }
+
+    /// RTP packets received so far.
+    pub fn packets(&self) -> u64 {
+        self.received[0].load(Ordering::Relaxed)
+    }
+
+    /// RTP payload bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.received[1].load(Ordering::Relaxed)
+    }
+}
+
+/// An eyeward customer's HTTP client.
+pub struct Eyeward {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Eyeward {
+    /// Logs in at `base` (`http://host:port`).
+    pub async fn login(base: &str, email: &str, password: &str) -> Result<Eyeward> {
+        let http = reqwest::Client::builder().cookie_store(true).build()?;
+        let resp = http
+            .post(format!("{base}/api/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("login: {}", resp.status());
+        }
+        Ok(Eyeward {
+            http,
+            base: base.to_owned(),
+        })
+    }
+
+    /// Joins `camera` over WHEP: the viewer offers, the relay answers.
+    pub async fn join(&self, api: &API, camera: i64) -> Result<Viewer> {
+        let pc = recvonly(api).await?;
+        let offer = pc.create_offer(None).await?;
+        let sdp = local_sdp(&pc, offer).await?;
+        let resp = self
+            .http
+            .post(format!("{}/api/cameras/{camera}/whep", self.base))
+            .header("content-type", "application/sdp")
+            .body(sdp)
+            .send()
+            .await?;
+        if resp.status() != 201 {
+            bail!("WHEP answered {}: {}", resp.status(), resp.text().await?);
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .context("no Location")?
+            .to_str()?
+            .to_owned();
+        let viewer = Viewer::new(pc, Leave::Whep(location));
+        let answer = RTCSessionDescription::answer(resp.text().await?)?;
+        viewer.pc.set_remote_description(answer).await?;
+        Ok(viewer)
+    }
+
+    /// Ends the viewer's session (WHEP DELETE) and closes its peer connection.
+    pub async fn leave(&self, viewer: Viewer) -> Result<()> {
+        if let Leave::Whep(location) = &viewer.leave {
+            self.http
+                .delete(format!("{}{location}", self.base))
+                .send()
+                .await?;
+        }
+        viewer.pc.close().await?;
+        Ok(())
+    }
+
+    /// The relay's Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// A Janus session (HTTP API): many viewers (plugin handles) on one session, with a task
+/// that long-polls its events and one that keeps it alive.
+pub struct Janus {
+    http: reqwest::Client,
+    session: String,
+    /// Handles waiting for their JSEP offer.
+    pending: Pending,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Janus {
+    /// Creates a session on the Janus at `base` (`http://host:port/janus`).
+    pub async fn connect(base: &str) -> Result<Janus> {
+        let http = reqwest::Client::new();
+        let created = request(&http, base, json!({"janus": "create"})).await?;
+        let id = created["data"]["id"].as_u64().context("session id")?;
+        let session = format!("{base}/{id}");
+        let pending: Pending = Arc::default();
+        let poll = tokio::spawn(poll_events(http.clone(), session.clone(), pending.clone()));
+        let keepalive = {
+            let (http, session) = (http.clone(), session.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    let _ = request(&http, &session, json!({"janus": "keepalive"})).await;
+                }
+            })
+        };
+        Ok(Janus {
+            http,
+            session,
+            pending,
+            tasks: vec![poll, keepalive],
+        })
+    }
+
+    /// Joins streaming mountpoint `mountpoint`: attach, `watch`, answer Janus's offer,
+    /// `start`.
+    pub async fn join(&self, api: &API, mountpoint: u64) -> Result<Viewer> {
+        let attached = request(
+            &self.http,
+            &self.session,
+            json!({"janus": "attach", "plugin": "janus.plugin.streaming"}),
+        )
+        .await?;
+        let handle_id = attached["data"]["id"].as_u64().context("handle id")?;
+        let handle = format!("{}/{handle_id}", self.session);
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(handle_id, tx);
+        request(
+            &self.http,
+            &handle,
+            json!({"janus": "message", "body": {"request": "watch", "id": mountpoint}}),
+        )
+        .await?;
+        let jsep = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .context("Janus sent no offer")??;
+        let offer = RTCSessionDescription::offer(jsep["sdp"].as_str().context("sdp")?.to_owned())?;
+        let pc = recvonly(api).await?;
+        let viewer = Viewer::new(pc, Leave::Janus(handle_id));
+        viewer.pc.set_remote_description(offer).await?;
+        let answer = viewer.pc.create_answer(None).await?;
+        let sdp = local_sdp(&viewer.pc, answer).await?;
+        request(
+            &self.http,
+            &handle,
+            json!({"janus": "message", "body": {"request": "start"},
+                   "jsep": {"type": "answer", "sdp": sdp}}),
+        )
+        .await?;
+        Ok(viewer)
+    }
+
+    /// Detaches the viewer's handle and closes its peer connection.
+    pub async fn leave(&self, viewer: Viewer) -> Result<()> {
+        if let Leave::Janus(handle) = viewer.leave {
+            request(
+                &self.http,
+                &format!("{}/{handle}", self.session),
+                json!({"janus": "detach"}),
+            )
+            .await?;
+        }
+        viewer.pc.close().await?;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Value>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Posts a Janus request; fails unless Janus acknowledges or succeeds.
+async fn request(http: &reqwest::Client, url: &str, mut body: Value) -> Result<Value> {
+    body["transaction"] = json!(format!("{:016x}", rand_u64()));
+    let reply: Value = http.post(url).json(&body).send().await?.json().await?;
+    match reply["janus"].as_str() {
+        Some("success" | "ack") => Ok(reply),
+        _ => bail!("Janus refused {body}: {reply}"),
+    }
+}
+
+/// Long-polls the session's events; hands each JSEP offer to the handle waiting for it.
+async fn poll_events(http: reqwest::Client, session: String, pending: Pending) {
+    let url = format!("{session}?maxev=20");
+    loop {
+        let Ok(resp) = http.get(&url).send().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(events) = resp.json::<Value>().await else {
+            continue;
+        };
+        let events = match events {
+            Value::Array(events) => events,
+            event => vec![event],
+        };
+        for event in events {
+            let (Some(sender), Some(jsep)) = (event["sender"].as_u64(), event.get("jsep")) else {
+                continue;
+            };
+            let waiting = pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&sender);
+            if let Some(tx) = waiting {
+                let _ = tx.send(jsep.clone());
+            }
+        }
+    }
+}
+
+/// A transaction id: unique enough within one session.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
