@@ -12,7 +12,7 @@
 use anyhow::{Context, Result, bail};
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
-    Running, relay_admin, spawn_until_line, target_bin, udp_receive_drops, usage,
+    Running, dies_with_parent, relay_admin, spawn_until_line, target_bin, udp_receive_drops, usage,
 };
 use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
 use std::path::{Path, PathBuf};
@@ -202,7 +202,7 @@ async fn start_janus(config: &Path, dir: &Path) -> Result<Running> {
             std::fs::write(cfg.join(entry.file_name()), text)?;
         }
     }
-    let janus = Command::new("janus")
+    let janus = dies_with_parent(&mut Command::new("janus"))
         .arg("-F")
         .arg(&cfg)
         .arg("-C")

@@ -37,11 +37,27 @@ pub fn target_bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Makes the process `cmd` starts end when the benchmark does, even when the benchmark is
+/// killed and cannot drop its [`Running`] handles.
+pub fn dies_with_parent(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+}
+
 /// Starts `cmd` and waits for a line of its standard output that starts with `prefix`;
 /// returns the process and that line. The rest of its output is read and dropped, so it
 /// never blocks on a full pipe.
 pub fn spawn_until_line(mut cmd: Command, prefix: &str) -> Result<(Running, String)> {
-    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let mut child = dies_with_parent(&mut cmd).stdout(Stdio::piped()).spawn()?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let running = Running(child);
     let line = loop {

@@ -55,6 +55,7 @@ mod tests {
             timestamp: ts,
             is_key: key,
             data: vec![0; len].into(),
+            rtp_payloads: Vec::new(),
             received: std::time::Instant::now(),
             epoch: 0,
         })

@@ -9,6 +9,21 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 /// delimiters (9), which WebRTC packetization does without.
 const DROPPED_NAL_TYPES: [u8; 2] = [6, 9];
 
+/// The largest RTP packet the relay sends: fits any path's MTU, tunnels included (as
+/// browsers' own senders assume).
+const RTP_PACKET_BYTES: usize = 1200;
+const RTP_HEADER_BYTES: usize = 12;
+
+/// Cuts an Annex B frame into RTP payloads (RFC 6184: single NAL units, STAP-A for the
+/// parameter sets, FU-A for large slices). Done once per frame for every viewer.
+pub fn rtp_payloads(annex_b: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, &'static str> {
+    use webrtc::rtp::codecs::h264::H264Payloader;
+    use webrtc::rtp::packetizer::Payloader;
+    H264Payloader::default()
+        .payload(RTP_PACKET_BYTES - RTP_HEADER_BYTES, annex_b)
+        .map_err(|_| "cannot packetize the frame")
+}
+
 /// Appends the NAL units of an AVCC frame to `out` in Annex B form, without SEI and access
 /// unit delimiters.
 pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {

@@ -22,6 +22,8 @@ pub struct Frame {
     pub is_key: bool,
     /// Annex B: NAL units with start codes. Shared, not copied, by every viewer.
     pub data: bytes::Bytes,
+    /// `data` cut into RTP payloads, once for all viewers (each viewer adds its own headers).
+    pub rtp_payloads: Vec<bytes::Bytes>,
     /// When the relay had the whole frame (for the relay's own added latency).
     pub received: std::time::Instant,
     /// Which RTSP session of the camera this frame came from: timestamps restart with each
@@ -111,16 +113,19 @@ impl Ingest {
             if is_key {
                 data.extend_from_slice(&self.parameter_sets);
             }
-            h264::avcc_to_annex_b(f.data(), &mut data).map_err(|e| {
+            let malformed = |e| {
                 Error::new(
                     ErrorKind::Conflict,
                     format!("camera sent a malformed frame: {e}"),
                 )
-            })?;
+            };
+            h264::avcc_to_annex_b(f.data(), &mut data).map_err(malformed)?;
+            let data = bytes::Bytes::from(data);
             return Ok(Some(Frame {
                 timestamp: f.timestamp().elapsed(),
                 is_key,
-                data: data.into(),
+                rtp_payloads: h264::rtp_payloads(&data).map_err(malformed)?,
+                data,
                 received: std::time::Instant::now(),
                 epoch: 0,
             }));

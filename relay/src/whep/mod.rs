@@ -6,6 +6,10 @@
 //! A new session is sent the camera's current group of pictures first, re-stamped a
 //! millisecond apart, so the browser has a decodable picture at once and reaches the live
 //! edge within a few frames; live frames then keep the camera's own spacing.
+//!
+//! Frames are cut into RTP payloads once per camera (at ingest); a session only writes its
+//! own headers (sequence numbers, timestamps) around the shared payloads, so a viewer costs
+//! SRTP and a send per packet, not a copy of the stream.
 
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
@@ -24,25 +28,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
-use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
 use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
-use webrtc::media::Sample;
+use webrtc::interceptor::report::sender::SenderReport;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp;
+use webrtc::rtp;
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
-use webrtc::track::track_local::TrackLocal;
-use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
 /// The H.264 the relay forwards: what cameras send and every browser decodes.
 fn h264() -> RTCRtpCodecCapability {
@@ -65,15 +70,22 @@ fn h264() -> RTCRtpCodecCapability {
     }
 }
 
-/// Spacing of the cached frames a session starts with.
-const CACHED_FRAME_SPACING: Duration = Duration::from_millis(1);
-/// Spacing of a frame that follows no frame of the same camera session.
-const DEFAULT_FRAME_SPACING: Duration = Duration::from_millis(66);
+/// RTP clock ticks (90 kHz) between the cached frames a session starts with: 1 ms.
+const CACHED_FRAME_TICKS: u32 = 90;
+/// Ticks before a frame that follows no frame of the same camera session: 1/15 s.
+const DEFAULT_FRAME_TICKS: u32 = 6_000;
+/// The longest gap kept between two frames (1 s): a camera's stall is not replayed.
+const MAX_FRAME_TICKS: i64 = 90_000;
+/// Packets a session keeps to answer NACKs: about two seconds of a 2 Mbit/s camera, older
+/// ones would arrive too late to matter.
+const NACK_HISTORY_LOG2: u8 = 9;
 
 struct Session {
     customer: CustomerId,
     camera: CameraId,
     pc: Arc<RTCPeerConnection>,
+    /// The task writing the session's frames, stopped when the session ends.
+    sender: Option<tokio::task::AbortHandle>,
 }
 
 /// The WebRTC side of the relay: the webrtc-rs API set up from config, and the live sessions.
@@ -103,8 +115,13 @@ impl Whep {
                 RTPCodecType::Video,
             )
             .map_err(internal)?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media).map_err(internal)?;
+        // Only what a sender needs: answers to NACKs and sender reports. (The defaults add
+        // receive-side interceptors, which cost time on every packet sent.)
+        let mut registry = Registry::new();
+        registry.add(Box::new(
+            Responder::builder().with_log2_size(NACK_HISTORY_LOG2),
+        ));
+        registry.add(Box::new(SenderReport::builder()));
         let mut settings = SettingEngine::default();
         if let Some(addrs) = config.ice_addresses.clone() {
             settings.set_include_loopback_candidate(addrs.iter().any(|a| a.is_loopback()));
@@ -191,7 +208,7 @@ impl Whep {
                 .await
                 .map_err(|e| Error::internal(format!("peer connection: {e}")))?,
         );
-        let track = Arc::new(TrackLocalStaticSample::new(
+        let track = Arc::new(TrackLocalStaticRTP::new(
             h264(),
             "video".into(),
             format!("camera-{}", camera.id),
@@ -244,6 +261,7 @@ impl Whep {
                 customer,
                 camera: camera.id,
                 pc: pc.clone(),
+                sender: None,
             },
         );
         self.metrics
@@ -284,6 +302,9 @@ impl Whep {
             joined: Instant::now(),
         };
         let sender = tokio::spawn(send_frames(track, start, self.metrics.clone()));
+        if let Some(s) = self.lock().get_mut(&id) {
+            s.sender = Some(sender.abort_handle());
+        }
         let this = self.clone();
         let session_id = id.clone();
         tokio::spawn(async move {
@@ -315,6 +336,9 @@ impl Whep {
     async fn end(&self, id: &str) {
         let session = self.lock().remove(id);
         if let Some(s) = session {
+            if let Some(sender) = &s.sender {
+                sender.abort();
+            }
             self.metrics
                 .viewers
                 .get_or_create(&crate::metrics::CameraLabels { camera: s.camera.0 })
@@ -411,7 +435,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Once the viewer is connected, writes the cached frames, then the live ones, to its track
 /// until it ends. Frames written before the connection is up would be lost.
-async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: Arc<Metrics>) {
+async fn send_frames(track: Arc<TrackLocalStaticRTP>, start: Start, metrics: Arc<Metrics>) {
     let Start {
         pc,
         feeds,
@@ -437,6 +461,8 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
         last: None,
         joined,
         first_sent: false,
+        sequence_number: rand::random(),
+        rtp_time: rand::random(),
     };
     if out
         .send_cached(&std::mem::take(&mut sub.cached))
@@ -483,15 +509,18 @@ async fn send_frames(track: Arc<TrackLocalStaticSample>, start: Start, metrics: 
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One viewer's outgoing frames: which camera session and timestamp it is at, so every frame
-/// goes out once, in order, and only when it can be decoded.
+/// goes out once, in order, and only when it can be decoded; and the viewer's own RTP
+/// sequence numbers and clock, continuous across the cached and the live frames.
 struct ViewerStream {
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<TrackLocalStaticRTP>,
     metrics: Arc<Metrics>,
     /// The camera session (feed epoch) and timestamp of the last frame sent; `None` while
     /// waiting for a keyframe.
     last: Option<(u64, i64)>,
     joined: Instant,
     first_sent: bool,
+    sequence_number: u16,
+    rtp_time: u32,
 }
 
 impl ViewerStream {
@@ -503,7 +532,7 @@ impl ViewerStream {
     /// newest at once.
     async fn send_cached(&mut self, frames: &[Arc<Frame>]) -> Result<(), webrtc::Error> {
         for frame in frames {
-            write(&self.track, &frame.data, CACHED_FRAME_SPACING).await?;
+            self.write(frame, CACHED_FRAME_TICKS).await?;
             self.sent(frame);
         }
         Ok(())
@@ -512,24 +541,46 @@ impl ViewerStream {
     /// Sends a live frame with the camera's own spacing, unless it was sent already (from
     /// the cache) or cannot be decoded (no keyframe since the last gap).
     async fn send_live(&mut self, frame: &Frame) -> Result<(), webrtc::Error> {
-        let spacing = match self.last {
+        let ticks = match self.last {
             Some((epoch, ts)) if epoch == frame.epoch => {
                 if frame.timestamp <= ts {
                     return Ok(()); // sent from the cache already
                 }
-                Duration::from_micros(((frame.timestamp - ts).min(90_000) as u64) * 100 / 9)
+                (frame.timestamp - ts).min(MAX_FRAME_TICKS) as u32
             }
             // A new camera session (it restarted) or a gap: only a keyframe can start again.
             _ if !frame.is_key => return Ok(()),
-            _ => DEFAULT_FRAME_SPACING,
+            _ => DEFAULT_FRAME_TICKS,
         };
-        write(&self.track, &frame.data, spacing).await?;
+        self.write(frame, ticks).await?;
         self.metrics
             .relay_latency_seconds
             .observe(frame.received.elapsed().as_secs_f64());
         self.metrics.frames_forwarded.inc();
         self.metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
         self.sent(frame);
+        Ok(())
+    }
+
+    /// Writes `frame`'s shared payloads with this viewer's headers, `ticks` after the last.
+    async fn write(&mut self, frame: &Frame, ticks: u32) -> Result<(), webrtc::Error> {
+        self.rtp_time = self.rtp_time.wrapping_add(ticks);
+        let last = frame.rtp_payloads.len().saturating_sub(1);
+        for (i, payload) in frame.rtp_payloads.iter().enumerate() {
+            let packet = rtp::packet::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    // The track sets the negotiated payload type and its SSRC.
+                    marker: i == last,
+                    sequence_number: self.sequence_number,
+                    timestamp: self.rtp_time,
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+            };
+            self.sequence_number = self.sequence_number.wrapping_add(1);
+            self.track.write_rtp(&packet).await?;
+        }
         Ok(())
     }
 
@@ -553,20 +604,6 @@ async fn srtp_ready(pc: &RTCPeerConnection) {
     while !matches!(pc.dtls_transport().write_rtcp(&probe).await, Ok(n) if n > 0) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-async fn write(
-    track: &TrackLocalStaticSample,
-    data: &bytes::Bytes,
-    duration: Duration,
-) -> Result<(), webrtc::Error> {
-    track
-        .write_sample(&Sample {
-            data: data.clone(),
-            duration,
-            ..Default::default()
-        })
-        .await
 }
 
 #[cfg(test)]
