@@ -5,7 +5,7 @@
 //
 // eyeward: from creating the offer to the first decoded frame (requestVideoFrameCallback).
 // Janus: from attaching the plugin handle (Janus makes the offer) to the first decoded frame.
-// Both clients gather ICE candidates for at most 150 ms, as the viewer page does.
+// Both clients wait for ICE candidates as the viewer page does (web/live.js `gathered`).
 import { env, launch } from '../tests/browser/common.mjs';
 
 const BASE = env('BASE_URL');
@@ -24,9 +24,10 @@ page.on('pageerror', (e) => console.error('page error:', e.message));
 page.on('crash', () => console.error('page crashed'));
 await page.goto(BASE);
 
-// Helpers installed in the page once: a video element that resolves on its first frame,
-// and ICE gathering capped at 150 ms.
-await page.evaluate(() => {
+// Helpers installed in the page once: a video element that resolves on its first frame, and
+// the viewer page's own wait for ICE candidates (web/live.js), used by both clients.
+await page.evaluate(async () => {
+  window.gathered = (await import('/live.js')).gathered;
   window.firstFrame = (pc) => {
     const v = document.createElement('video');
     v.muted = true;
@@ -40,13 +41,6 @@ await page.evaluate(() => {
     });
     return { shown, done: () => v.remove() };
   };
-  window.gathered = (pc) => new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') resolve();
-    });
-    setTimeout(resolve, 150);
-  });
 });
 
 const login = await page.evaluate(async ([email, password]) => {

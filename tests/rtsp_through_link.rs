@@ -7,7 +7,7 @@ mod common;
 use anyhow::{Context, Result, bail};
 use common::{Camera, Process, admin};
 use eyeward::CameraId;
-use eyeward_relay::config::Config;
+use eyeward_relay::config::{Config, RtspTransport};
 use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
@@ -161,7 +161,7 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         "{}",
         tunnel.url
     );
-    let mut ingest = Ingest::connect(&tunnel.url, None)
+    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
     expect_frames(&mut ingest, 20).await?;
@@ -173,27 +173,30 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         anyhow::Ok(())
     });
     let second = link::local_tunnel(relay.links.clone(), cam).await?;
-    let mut ingest2 = Ingest::connect(&second.url, None).await?;
+    let mut ingest2 = Ingest::connect(&second.url, None, RtspTransport::Tcp).await?;
     expect_frames(&mut ingest2, 5).await?;
     first.await??;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retina_receives_h264_from_a_direct_camera_with_credentials() -> Result<()> {
+async fn retina_receives_h264_from_a_direct_camera_with_credentials_over_tcp_or_udp() -> Result<()>
+{
     let camera = Camera::start(
         "pan-tilt",
         &["--username", "admin", "--width", "640", "--height", "360"],
         Some("cam-pass-1"),
     )?;
-    let refused = Ingest::connect(&camera.url, None)
+    let refused = Ingest::connect(&camera.url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("no credentials, no video")?;
     assert!(refused.to_string().contains("401"), "{refused}");
-    let mut ingest =
-        Ingest::connect(&camera.url, Some(("admin".into(), "cam-pass-1".into()))).await?;
-    expect_frames(&mut ingest, 10).await?;
+    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+        let creds = Some(("admin".into(), "cam-pass-1".into()));
+        let mut ingest = Ingest::connect(&camera.url, creds, transport).await?;
+        expect_frames(&mut ingest, 10).await?;
+    }
     Ok(())
 }
 
@@ -205,7 +208,7 @@ async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
     let _agent = relay.start_agent(&token, "rtsp://127.0.0.1:9/live", "agent")?;
     relay.wait_online(cam).await?;
     let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
-    let err = Ingest::connect(&tunnel.url, None)
+    let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("no camera, no session")?;
@@ -230,7 +233,7 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     relay.wait_online(cam).await?;
     // The relay's client has no credentials, yet the camera's Digest challenge is answered.
     let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
-    let mut ingest = Ingest::connect(&tunnel.url, None)
+    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
     expect_frames(&mut ingest, 10)
@@ -248,7 +251,7 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     let _agent2 = relay.start_agent(&token2, &wrong, "agent2")?;
     relay.wait_online(cam2).await?;
     let tunnel = link::local_tunnel(relay.links.clone(), cam2).await?;
-    let err = Ingest::connect(&tunnel.url, None)
+    let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("wrong credentials, no video")?;

@@ -3,9 +3,10 @@
 
 const STALL_MS = 2500;      // no new frame for this long: the picture is stuck
 const RETRY_MS = 2000;      // wait before setting up a failed session again
-// How long to gather ICE candidates before offering. The relay learns the browser's address
-// from its connectivity checks (peer-reflexive candidates), so candidates in the offer only
-// help; waiting for all of them (STUN can take seconds) would only delay the picture.
+// The longest wait for ICE candidates before offering. The offer goes as soon as the first
+// candidate is known: the relay learns the browser's other addresses from its connectivity
+// checks (peer-reflexive candidates), and waiting for all of them (STUN can take seconds)
+// would only delay the picture.
 const GATHER_MS = 150;
 
 export class LivePlayer {
@@ -161,13 +162,19 @@ export class LivePlayer {
   }
 }
 
-// Resolves when ICE gathering is complete (or after GATHER_MS: host candidates come first).
-function gathered(pc) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+// Resolves once the local description holds a candidate, gathering is complete, or
+// GATHER_MS have passed. Call it right after setLocalDescription.
+export function gathered(pc) {
+  const hasCandidate = () => pc.localDescription && pc.localDescription.sdp.includes('a=candidate:');
+  if (pc.iceGatheringState === 'complete' || hasCandidate()) return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => { pc.removeEventListener('icegatheringstatechange', check); resolve(); };
-    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
-    pc.addEventListener('icegatheringstatechange', check);
-    setTimeout(done, GATHER_MS);
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icecandidate', done);
+      resolve();
+    };
+    // Fired for each candidate, and once with none when gathering ends: either will do.
+    pc.addEventListener('icecandidate', done);
+    const timer = setTimeout(done, GATHER_MS);
   });
 }

@@ -9,7 +9,7 @@
 use anyhow::{Context, Result, bail};
 use eyeward::CameraId;
 use eyeward_bench::process::{Running, relay_admin, spawn_until_line, target_bin};
-use eyeward_relay::config::Config;
+use eyeward_relay::config::{Config, RtspTransport};
 use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
 use eyeward_relay::link::{self, Links};
@@ -193,7 +193,7 @@ async fn main() -> Result<()> {
 
     // One viewer, through the tunnel.
     let tunnel = link::local_tunnel(links.clone(), cam).await?;
-    let mut ingest = Ingest::connect(&tunnel.url, None).await?;
+    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp).await?;
     watch(&mut ingest, Duration::from_secs(2)).await?;
     let before = upstream.load(Ordering::Relaxed);
     let t0 = Instant::now();
@@ -212,7 +212,7 @@ async fn main() -> Result<()> {
         .parse()?;
     let (direct_proxy, direct_up) = counting_proxy(camera_addr, Count::FromTarget).await?;
     let direct_url = camera_url.replace(&camera_addr.to_string(), &direct_proxy.to_string());
-    let mut direct = Ingest::connect(&direct_url, None).await?;
+    let mut direct = Ingest::connect(&direct_url, None, RtspTransport::Tcp).await?;
     watch(&mut direct, Duration::from_secs(2)).await?;
     let before = direct_up.load(Ordering::Relaxed);
     let t0 = Instant::now();

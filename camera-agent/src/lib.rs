@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod link;
+pub mod motion;
 pub mod rtsp_auth;
 pub mod simulate;
 

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub ingest_frames: Counter,
     pub viewers: Family<CameraLabels, Gauge>,
     pub frames_forwarded: Counter,
+    pub packets_forwarded: Counter,
     pub bytes_forwarded: Counter,
     pub viewer_frames_dropped: Counter,
     pub first_frame_seconds: Histogram,
@@ -108,6 +109,12 @@ impl Metrics {
             "Frames sent to viewers (per viewer)",
             frames_forwarded.clone(),
         );
+        let packets_forwarded = Counter::default();
+        registry.register(
+            "packets_forwarded",
+            "RTP packets sent to viewers (per viewer)",
+            packets_forwarded.clone(),
+        );
         let bytes_forwarded = Counter::default();
         registry.register(
             "bytes_forwarded",
@@ -145,6 +152,7 @@ impl Metrics {
             ingest_frames,
             viewers,
             frames_forwarded,
+            packets_forwarded,
             bytes_forwarded,
             viewer_frames_dropped,
             first_frame_seconds,

@@ -5,6 +5,7 @@
 
 mod gop;
 
+use crate::config::RtspTransport;
 use crate::ingest::{Frame, Ingest};
 use crate::link::{self, Links};
 use crate::metrics::Metrics;
@@ -100,15 +101,23 @@ pub struct Feeds {
     links: Arc<Links>,
     metrics: Arc<Metrics>,
     linger: Duration,
+    /// For direct cameras; tunnels are always TCP.
+    rtsp_transport: RtspTransport,
 }
 
 impl Feeds {
-    pub fn new(links: Arc<Links>, metrics: Arc<Metrics>, linger: Duration) -> Feeds {
+    pub fn new(
+        links: Arc<Links>,
+        metrics: Arc<Metrics>,
+        linger: Duration,
+        rtsp_transport: RtspTransport,
+    ) -> Feeds {
         Feeds {
             feeds: Mutex::new(HashMap::new()),
             links,
             metrics,
             linger,
+            rtsp_transport,
         }
     }
 
@@ -200,11 +209,12 @@ impl Feeds {
                 let creds = r
                     .username()
                     .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
-                Ok((Ingest::connect(r.url(), creds).await?, None))
+                let ingest = Ingest::connect(r.url(), creds, self.rtsp_transport).await?;
+                Ok((ingest, None))
             }
             CameraSource::Agent => {
                 let tunnel = link::local_tunnel(self.links.clone(), camera.id).await?;
-                let ingest = Ingest::connect(&tunnel.url, None).await?;
+                let ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp).await?;
                 Ok((ingest, Some(tunnel)))
             }
         }

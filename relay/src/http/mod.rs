@@ -58,6 +58,7 @@ impl AppState {
             links.clone(),
             metrics.clone(),
             config.webrtc.linger,
+            config.cameras.rtsp_transport,
         ));
         let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
         Ok(AppState {

@@ -4,11 +4,12 @@
 
 mod h264;
 
+use crate::config::RtspTransport;
 use crate::error::{Error, ErrorKind};
 use futures_util::StreamExt;
 use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-    Transport,
+    Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, ParametersRef};
 use std::pin::Pin;
@@ -46,10 +47,11 @@ fn rtsp_error(what: &str) -> impl FnOnce(retina::Error) -> Error + '_ {
 }
 
 impl Ingest {
-    /// DESCRIBE, SETUP (interleaved over the RTSP TCP connection) and PLAY.
+    /// DESCRIBE, SETUP (RTP interleaved over the RTSP TCP connection, or over UDP) and PLAY.
     pub async fn connect(
         url: &str,
         credentials: Option<(String, String)>,
+        transport: RtspTransport,
     ) -> Result<Ingest, Error> {
         let url =
             url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
@@ -64,11 +66,12 @@ impl Ingest {
             .iter()
             .position(|s| s.media() == "video" && s.encoding_name() == "h264")
             .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera offers no H.264 video"))?;
+        let transport = match transport {
+            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+        };
         session
-            .setup(
-                stream,
-                SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())),
-            )
+            .setup(stream, SetupOptions::default().transport(transport))
             .await
             .map_err(rtsp_error("SETUP"))?;
         let session = session

@@ -557,6 +557,9 @@ impl ViewerStream {
             .relay_latency_seconds
             .observe(frame.received.elapsed().as_secs_f64());
         self.metrics.frames_forwarded.inc();
+        self.metrics
+            .packets_forwarded
+            .inc_by(frame.rtp_payloads.len() as u64);
         self.metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
         self.sent(frame);
         Ok(())

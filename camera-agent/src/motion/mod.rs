@@ -1,0 +1,505 @@
+//! Motion detection as plain code: grey pictures and their times in, decisions out. No I/O
+//! and no clock of its own, so tests drive it with synthetic pictures and made-up times.
+//!
+//! Per picture (about 320 px wide, a few per second):
+//! 1. **Change**: each pixel is compared with an adaptive background (a running average, in
+//!    fixed point), after taking out the picture-wide brightness change (auto exposure),
+//!    against a threshold above the measured sensor noise. Masked pixels are skipped.
+//! 2. **Speckle**: changed pixels are counted per 8×8 cell; a cell with fewer than a quarter
+//!    changed is noise or rain and is dropped.
+//! 3. **Area**: neighbouring busy cells form regions; the largest must cover `min_area` of
+//!    the picture to count as motion.
+//! 4. **Global change**: a change over most of the picture at once (lights, the day/night IR
+//!    switch) is not motion. The background is re-learned from the new pictures, and
+//!    detection resumes a few pictures later, so motion during the change is still caught.
+//! 5. **Hysteresis**: an event starts after `start_after` pictures in a row with motion, ends
+//!    after `stop_after` without, and no new one starts within `cooldown` of the last.
+//! 6. **Pan-tilt**: while the head moves nothing is detected; once it stops, the background is
+//!    re-learned from the new view.
+
+pub mod mask;
+
+use mask::Polygon;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How readily motion is reported, in plain words; the numbers behind each are in
+/// [`DetectorConfig::tuning`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    /// Large, clear movement only (a busy street in view).
+    Low,
+    /// A person crossing the picture.
+    #[default]
+    Normal,
+    /// Smaller or more distant movement (a quiet back yard).
+    High,
+}
+
+/// The detector's settings: a sensitivity, optional numeric overrides, and masks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// The starting point for every number below.
+    pub sensitivity: Sensitivity,
+    /// Luma levels (0–255) above the measured sensor noise for a pixel to count as changed.
+    pub pixel_threshold: Option<u8>,
+    /// The share of the picture (0–1) the largest moving region must cover.
+    pub min_area: Option<f64>,
+    /// Pictures in a row with motion before an event starts.
+    pub start_after: Option<u32>,
+    /// Time without motion before an event ends (e.g. `"1500ms"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub stop_after: Option<Duration>,
+    /// Time after an event ends during which no new event starts (e.g. `"5s"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub cooldown: Option<Duration>,
+    /// The share of the picture (0–1) that, changing at once, is a lighting change, not motion.
+    pub global_change: Option<f64>,
+    /// Areas never looked at (and blacked out in snapshots).
+    pub masks: Vec<Polygon>,
+}
+
+/// The numbers the detector runs with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub pixel_threshold: u8,
+    pub min_area: f64,
+    pub start_after: u32,
+    pub stop_after: Duration,
+    pub cooldown: Duration,
+    pub global_change: f64,
+}
+
+impl DetectorConfig {
+    /// The sensitivity's numbers with the overrides applied; an error names a bad value.
+    pub fn tuning(&self) -> Result<Tuning, String> {
+        let (pixel_threshold, min_area, start_after) = match self.sensitivity {
+            Sensitivity::Low => (30, 0.02, 3),
+            Sensitivity::Normal => (20, 0.008, 2),
+            Sensitivity::High => (12, 0.003, 2),
+        };
+        let t = Tuning {
+            pixel_threshold: self.pixel_threshold.unwrap_or(pixel_threshold),
+            min_area: self.min_area.unwrap_or(min_area),
+            start_after: self.start_after.unwrap_or(start_after),
+            stop_after: self.stop_after.unwrap_or(Duration::from_millis(1500)),
+            cooldown: self.cooldown.unwrap_or(Duration::from_secs(5)),
+            global_change: self.global_change.unwrap_or(0.45),
+        };
+        if t.pixel_threshold == 0 {
+            return Err("pixel_threshold must be at least 1".into());
+        }
+        if !(t.min_area > 0.0 && t.min_area < 1.0) {
+            return Err("min_area is a share of the picture, above 0 and below 1".into());
+        }
+        if !(t.global_change > t.min_area && t.global_change <= 1.0) {
+            return Err("global_change must be above min_area and at most 1".into());
+        }
+        if t.start_after == 0 || t.start_after > 100 {
+            return Err("start_after must be 1 to 100 pictures".into());
+        }
+        if t.stop_after.is_zero() {
+            return Err("stop_after must be longer than zero".into());
+        }
+        for m in &self.masks {
+            m.validate()?;
+        }
+        Ok(t)
+    }
+}
+
+/// A rectangle in the detection picture's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BBox {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl BBox {
+    /// The same rectangle in a picture `sx` times as wide and `sy` times as tall.
+    pub fn scaled(&self, sx: f64, sy: f64) -> [u32; 4] {
+        [
+            (self.x as f64 * sx).round() as u32,
+            (self.y as f64 * sy).round() as u32,
+            (self.w as f64 * sx).round() as u32,
+            (self.h as f64 * sy).round() as u32,
+        ]
+    }
+}
+
+/// What the detector saw in one picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Motion {
+    /// The share of the picture the largest moving region covers.
+    pub score: f64,
+    pub bbox: BBox,
+}
+
+/// A finished motion event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MotionEvent {
+    /// The first picture with motion.
+    pub start: Duration,
+    /// The last picture with motion.
+    pub end: Duration,
+    pub peak_score: f64,
+    /// Where the motion was at its peak.
+    pub bbox: BBox,
+}
+
+/// What the caller must act on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// An event began: the picture just given (at `at`) is the one to snapshot; the motion
+    /// was first seen at `since`.
+    Started {
+        at: Duration,
+        since: Duration,
+        motion: Motion,
+    },
+    /// The event ended.
+    Ended(MotionEvent),
+}
+
+#[derive(Debug)]
+enum State {
+    Idle {
+        /// Pictures in a row with motion so far, and when the first of them was.
+        run: u32,
+        run_start: Duration,
+        cooldown_until: Option<Duration>,
+    },
+    Active {
+        start: Duration,
+        last_motion: Duration,
+        peak: Motion,
+    },
+}
+
+/// Side of the square cells changed pixels are counted in.
+const CELL: usize = 8;
+/// Fixed-point fraction bits of the background.
+const FIX: u32 = 4;
+/// Pictures without detection after the background was re-learned (lights, a pan-tilt
+/// stop), while the scene settles (auto exposure, a lamp warming up).
+const SETTLE_PICTURES: u32 = 3;
+/// Background learning rates, as shifts: still pixels follow the scene within a couple of
+/// seconds at 10 pictures a second; changed pixels far slower, so that something that stops
+/// in view is absorbed eventually but a moving person is not.
+const LEARN_STILL: u32 = 4;
+const LEARN_CHANGED: u32 = 8;
+
+/// The motion detector of one camera's detection picture (`width`×`height`, grey).
+pub struct Detector {
+    tuning: Tuning,
+    width: usize,
+    height: usize,
+    masked: Vec<bool>,
+    unmasked: usize,
+    /// Luma << FIX.
+    background: Vec<i32>,
+    /// The next picture becomes the background (at start, after a pan-tilt move).
+    relearn: bool,
+    settle: u32,
+    /// Mean difference of unchanged pixels from the background (<< FIX): the sensor noise.
+    noise: i32,
+    head_moving: bool,
+    cells_across: usize,
+    /// Changed pixels per cell, and how many make a cell busy (`u16::MAX`: fully masked).
+    cells: Vec<u16>,
+    cell_needs: Vec<u16>,
+    state: State,
+}
+
+impl Detector {
+    pub fn new(config: &DetectorConfig, width: usize, height: usize) -> Result<Detector, String> {
+        let tuning = config.tuning()?;
+        if width < CELL || height < CELL {
+            return Err(format!(
+                "the detection picture must be at least {CELL}×{CELL}"
+            ));
+        }
+        let masked = mask::rasterize(&config.masks, width, height);
+        let unmasked = masked.iter().filter(|m| !**m).count();
+        if unmasked == 0 {
+            return Err("the masks cover the whole picture".into());
+        }
+        let cells_across = width.div_ceil(CELL);
+        let cells_down = height.div_ceil(CELL);
+        let mut open = vec![0u16; cells_across * cells_down];
+        for (i, m) in masked.iter().enumerate() {
+            if !m {
+                open[(i / width) / CELL * cells_across + (i % width) / CELL] += 1;
+            }
+        }
+        let cell_needs = open
+            .iter()
+            .map(|&n| if n == 0 { u16::MAX } else { n.div_ceil(4) })
+            .collect();
+        Ok(Detector {
+            tuning,
+            width,
+            height,
+            masked,
+            unmasked,
+            background: vec![0; width * height],
+            relearn: true,
+            settle: 0,
+            noise: 0,
+            head_moving: false,
+            cells_across,
+            cells: vec![0; cells_across * cells_down],
+            cell_needs,
+            state: State::Idle {
+                run: 0,
+                run_start: Duration::ZERO,
+                cooldown_until: None,
+            },
+        })
+    }
+
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// Tells the detector whether the pan-tilt head is moving: nothing is detected while it
+    /// moves, and the view after the move becomes the new background.
+    pub fn set_head_moving(&mut self, moving: bool) {
+        if moving {
+            self.relearn = true;
+        }
+        self.head_moving = moving;
+    }
+
+    /// Takes the picture seen at `at` (`width`×`height` luma, row by row).
+    pub fn process(&mut self, luma: &[u8], at: Duration) -> Option<Decision> {
+        assert_eq!(luma.len(), self.width * self.height, "picture size");
+        if self.head_moving {
+            return self.observe(None, at);
+        }
+        if self.relearn {
+            self.learn(luma);
+            self.relearn = false;
+            self.settle = SETTLE_PICTURES;
+            return self.observe(None, at);
+        }
+        if self.settle > 0 {
+            self.settle -= 1;
+            self.learn(luma);
+            return self.observe(None, at);
+        }
+        let changed = self.compare(luma);
+        if changed as f64 > self.tuning.global_change * self.unmasked as f64 {
+            // Lights, the IR switch: learn the new scene, then look again.
+            self.learn(luma);
+            self.settle = SETTLE_PICTURES;
+            return self.observe(None, at);
+        }
+        let motion = self
+            .largest_region()
+            .filter(|m| m.score >= self.tuning.min_area);
+        self.observe(motion, at)
+    }
+
+    /// The input ended at `at`: ends an open event.
+    pub fn finish(&mut self) -> Option<Decision> {
+        match self.state {
+            State::Active {
+                start,
+                last_motion,
+                peak,
+            } => {
+                self.state = State::Idle {
+                    run: 0,
+                    run_start: Duration::ZERO,
+                    cooldown_until: None,
+                };
+                Some(Decision::Ended(MotionEvent {
+                    start,
+                    end: last_motion,
+                    peak_score: peak.score,
+                    bbox: peak.bbox,
+                }))
+            }
+            State::Idle { .. } => None,
+        }
+    }
+
+    fn learn(&mut self, luma: &[u8]) {
+        for (b, &l) in self.background.iter_mut().zip(luma) {
+            *b = i32::from(l) << FIX;
+        }
+    }
+
+    /// Marks changed pixels (counted per cell) and updates the background and the noise
+    /// estimate; returns how many pixels changed.
+    fn compare(&mut self, luma: &[u8]) -> usize {
+        let w = self.width;
+        // Auto exposure moves every pixel alike: measure and take out that shift.
+        let (mut sum_picture, mut sum_background) = (0i64, 0i64);
+        for ((&l, &b), &m) in luma.iter().zip(&self.background).zip(&self.masked) {
+            if !m {
+                sum_picture += i64::from(l);
+                sum_background += i64::from(b);
+            }
+        }
+        let offset = (((sum_picture << FIX) - sum_background) / self.unmasked as i64) as i32;
+        let threshold = (i32::from(self.tuning.pixel_threshold) << FIX) + 2 * self.noise;
+        self.cells.fill(0);
+        let (mut changed, mut still_sum, mut still) = (0usize, 0i64, 0i64);
+        for y in 0..self.height {
+            let row = y * w;
+            let cell_row = y / CELL * self.cells_across;
+            for x in 0..w {
+                let i = row + x;
+                if self.masked[i] {
+                    continue;
+                }
+                let picture = i32::from(luma[i]) << FIX;
+                let b = self.background[i];
+                let d = (picture - b - offset).abs();
+                if d > threshold {
+                    changed += 1;
+                    self.cells[cell_row + x / CELL] += 1;
+                    self.background[i] = b + ((picture - b) >> LEARN_CHANGED);
+                } else {
+                    still_sum += i64::from(d);
+                    still += 1;
+                    self.background[i] = b + ((picture - b) >> LEARN_STILL);
+                }
+            }
+        }
+        if still > 0 {
+            let mean = (still_sum / still) as i32;
+            self.noise += (mean - self.noise) / 8;
+        }
+        changed
+    }
+
+    /// The largest region of busy cells (8-connected), as a share of the picture.
+    fn largest_region(&self) -> Option<Motion> {
+        let busy: Vec<bool> = self
+            .cells
+            .iter()
+            .zip(&self.cell_needs)
+            .map(|(c, need)| c >= need)
+            .collect();
+        let across = self.cells_across;
+        let down = self.cells.len() / across;
+        let mut seen = vec![false; busy.len()];
+        let mut best: Option<(usize, [usize; 4])> = None;
+        let mut stack = Vec::new();
+        for start in 0..busy.len() {
+            if !busy[start] || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            stack.push(start);
+            let (mut pixels, mut bounds) = (0usize, [usize::MAX, usize::MAX, 0, 0]);
+            while let Some(c) = stack.pop() {
+                let (cx, cy) = (c % across, c / across);
+                pixels += usize::from(self.cells[c]);
+                bounds = [
+                    bounds[0].min(cx),
+                    bounds[1].min(cy),
+                    bounds[2].max(cx),
+                    bounds[3].max(cy),
+                ];
+                for ny in cy.saturating_sub(1)..=(cy + 1).min(down - 1) {
+                    for nx in cx.saturating_sub(1)..=(cx + 1).min(across - 1) {
+                        let n = ny * across + nx;
+                        if busy[n] && !seen[n] {
+                            seen[n] = true;
+                            stack.push(n);
+                        }
+                    }
+                }
+            }
+            if best.is_none_or(|(p, _)| pixels > p) {
+                best = Some((pixels, bounds));
+            }
+        }
+        best.map(|(pixels, [x0, y0, x1, y1])| {
+            let x = x0 * CELL;
+            let y = y0 * CELL;
+            Motion {
+                score: pixels as f64 / self.unmasked as f64,
+                bbox: BBox {
+                    x,
+                    y,
+                    w: ((x1 + 1) * CELL).min(self.width) - x,
+                    h: ((y1 + 1) * CELL).min(self.height) - y,
+                },
+            }
+        })
+    }
+
+    /// Hysteresis and cooldown over the per-picture verdicts.
+    fn observe(&mut self, motion: Option<Motion>, at: Duration) -> Option<Decision> {
+        let t = self.tuning;
+        match &mut self.state {
+            State::Idle {
+                run,
+                run_start,
+                cooldown_until,
+            } => {
+                let Some(motion) = motion else {
+                    *run = 0;
+                    return None;
+                };
+                if cooldown_until.is_some_and(|until| at < until) {
+                    return None;
+                }
+                if *run == 0 {
+                    *run_start = at;
+                }
+                *run += 1;
+                if *run < t.start_after {
+                    return None;
+                }
+                let since = *run_start;
+                self.state = State::Active {
+                    start: since,
+                    last_motion: at,
+                    peak: motion,
+                };
+                Some(Decision::Started { at, since, motion })
+            }
+            State::Active {
+                start,
+                last_motion,
+                peak,
+            } => {
+                if let Some(motion) = motion {
+                    *last_motion = at;
+                    if motion.score > peak.score {
+                        *peak = motion;
+                    }
+                    return None;
+                }
+                if at.saturating_sub(*last_motion) < t.stop_after {
+                    return None;
+                }
+                let event = MotionEvent {
+                    start: *start,
+                    end: *last_motion,
+                    peak_score: peak.score,
+                    bbox: peak.bbox,
+                };
+                self.state = State::Idle {
+                    run: 0,
+                    run_start: Duration::ZERO,
+                    cooldown_until: Some(event.end + t.cooldown),
+                };
+                Some(Decision::Ended(event))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
