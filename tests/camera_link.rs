@@ -55,7 +55,17 @@ async fn the_camera_is_online_while_its_agent_is_and_the_agent_comes_back_after_
     agent.signal(libc::SIGKILL)?;
     let took = wait_online(&alice, cam, false, Duration::from_secs(15)).await?;
     eprintln!("offline {took:?} after kill -9");
-    let (_, history) = status_json(alice.get("/api/history").await?).await?;
+    // The history row is written just after the camera shows offline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let history = loop {
+        let (_, history) = status_json(alice.get("/api/history").await?).await?;
+        if actions(&history).first().map(String::as_str) == Some("camera.offline")
+            || std::time::Instant::now() > deadline
+        {
+            break history;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let a = actions(&history);
     assert_eq!(a[..2], ["camera.offline", "camera.online"], "{history}");
     assert_eq!(history[0]["channel"], "agent");

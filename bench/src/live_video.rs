@@ -509,44 +509,44 @@ async fn main() -> Result<()> {
     println!("  goal: p99 <= 2 ms");
 
     if let Some(svg) = &args.svg {
-        let curve = |points: &[Point], f: fn(&Point) -> Option<f64>| {
-            points
-                .iter()
-                .filter_map(|p| Some((p.viewers as f64, f(p)?)))
-                .collect()
+        let curve = |points: &[Point], f: fn(&Point) -> f64| {
+            points.iter().map(|p| (p.viewers as f64, f(p))).collect()
+        };
+        let both = |f: fn(&Point) -> f64| {
+            vec![
+                Series {
+                    name: "eyeward",
+                    points: curve(&e_points, f),
+                },
+                Series {
+                    name: "Janus",
+                    points: curve(&j_points, f),
+                },
+            ]
         };
         plot::side_by_side(
             svg,
             &[
                 Chart {
-                    title: "Relay CPU per packet per viewer",
+                    title: "Relay CPU, % of one core",
+                    x: "viewers",
+                    y: "% of one core",
+                    y_max: None,
+                    series: both(|p| p.cores * 100.0),
+                },
+                Chart {
+                    title: "CPU per packet per viewer (cut at 60 µs)",
                     x: "viewers",
                     y: "µs per packet-viewer",
-                    series: vec![
-                        Series {
-                            name: "eyeward",
-                            points: curve(&e_points, |p| Some(p.cpu_us_per_packet_viewer)),
-                        },
-                        Series {
-                            name: "Janus",
-                            points: curve(&j_points, |p| Some(p.cpu_us_per_packet_viewer)),
-                        },
-                    ],
+                    y_max: Some(60.0),
+                    series: both(|p| p.cpu_us_per_packet_viewer),
                 },
                 Chart {
                     title: "Relay resident memory",
                     x: "viewers",
                     y: "RSS, MB",
-                    series: vec![
-                        Series {
-                            name: "eyeward",
-                            points: curve(&e_points, |p| Some(p.rss_mb)),
-                        },
-                        Series {
-                            name: "Janus",
-                            points: curve(&j_points, |p| Some(p.rss_mb)),
-                        },
-                    ],
+                    y_max: None,
+                    series: both(|p| p.rss_mb),
                 },
             ],
         )?;

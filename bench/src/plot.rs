@@ -16,6 +16,8 @@ pub struct Chart<'a> {
     pub title: &'a str,
     pub x: &'a str,
     pub y: &'a str,
+    /// The top of the y axis; points above it are off the chart. `None`: fits every point.
+    pub y_max: Option<f64>,
     pub series: Vec<Series<'a>>,
 }
 
@@ -30,7 +32,9 @@ pub fn side_by_side(path: &Path, charts: &[Chart]) -> Result<()> {
     for (area, chart) in root.split_evenly((1, charts.len())).iter().zip(charts) {
         let points = chart.series.iter().flat_map(|s| &s.points);
         let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
-        let y_max = points.map(|p| p.1).fold(0.0, f64::max) * 1.15 + f64::EPSILON;
+        let y_max = chart
+            .y_max
+            .unwrap_or_else(|| points.map(|p| p.1).fold(0.0, f64::max) * 1.15 + f64::EPSILON);
         let mut ctx = ChartBuilder::on(area)
             .caption(chart.title, ("sans-serif", 18))
             .margin(12)

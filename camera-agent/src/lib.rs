@@ -4,17 +4,22 @@
 //! (`run`), and it can stand in for a camera (`simulate`). Motion detection, snapshots and
 //! pan-tilt drivers build on this crate.
 
+pub mod capture;
+pub mod config;
 pub mod error;
 pub mod link;
 pub mod motion;
 pub mod rtsp_auth;
 pub mod simulate;
 
+use capture::Capture;
 use clap::{Args, Parser, Subcommand};
+use config::AgentConfig;
 use error::Error;
 use eyeward::CameraModel;
 use eyeward::telemetry::{self, LogFormat};
 use link::{CameraAddr, LinkConfig};
+use motion::{Decision, Detector, MotionEvent};
 use simulate::scene::MotionScript;
 use simulate::{Simulator, SimulatorConfig};
 use std::net::SocketAddr;
@@ -41,6 +46,18 @@ enum Command {
     /// Serves a simulated camera at rtsp://LISTEN/live until SIGTERM or Ctrl-C. Prints
     /// `eyeward-agent simulating a MODEL camera at rtsp://…/live` on stdout once it serves.
     Simulate(SimulateArgs),
+    /// Runs the agent's motion detector on a video file or rtsp:// URL: one JSON line per
+    /// motion event on stdout, then a summary line, for tuning on one's own recordings.
+    Detect(DetectArgs),
+}
+
+#[derive(Debug, Args)]
+struct DetectArgs {
+    /// A video file, or an rtsp:// URL (read until Ctrl-C).
+    input: String,
+    /// The agent's configuration file; its [motion] section tunes the detector.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +236,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Simulate(args) => simulate(args).await,
+            Command::Detect(args) => tokio::task::spawn_blocking(move || detect(args))
+                .await
+                .unwrap_or_else(|e| Err(Error::Media(format!("detector stopped: {e}")))),
         }
     });
     match result {
@@ -247,6 +267,57 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     config.check()?;
     link::run(config, telemetry::shutdown_signal()).await;
     drop(camera);
+    Ok(())
+}
+
+/// `detect`: decodes the input, runs the detector with the configured tuning, and prints
+/// `{"start_ms","end_ms","peak_score","bbox"}` per event (the box in the input's pixels), then
+/// `{"frames","events"}`.
+fn detect(args: DetectArgs) -> Result<(), Error> {
+    let config = AgentConfig::load(args.config.as_deref())?.motion;
+    let mut capture = Capture::open(&args.input, config.picture_width, config.max_fps)?;
+    let mut detector: Option<Detector> = None;
+    let (mut frames, mut events) = (0u64, 0u64);
+    let mut scale = (1.0, 1.0);
+    let mut print = |event: MotionEvent, scale: (f64, f64)| {
+        events += 1;
+        println!(
+            "{}",
+            serde_json::json!({
+                "start_ms": event.start.as_millis() as u64,
+                "end_ms": event.end.as_millis() as u64,
+                "peak_score": (event.peak_score * 1e4).round() / 1e4,
+                "bbox": event.bbox.scaled(scale.0, scale.1),
+            })
+        );
+    };
+    while let Some(picture) = capture.next_picture()? {
+        frames += 1;
+        let d = match &mut detector {
+            Some(d) => d,
+            None => {
+                if let Some((w, h)) = capture.source_size() {
+                    scale = (
+                        f64::from(w) / picture.width as f64,
+                        f64::from(h) / picture.height as f64,
+                    );
+                }
+                detector.insert(
+                    Detector::new(&config, picture.width, picture.height).map_err(Error::Config)?,
+                )
+            }
+        };
+        if let Some(Decision::Ended(event)) = d.process(&picture.luma, picture.at) {
+            print(event, scale);
+        }
+    }
+    if let Some(Decision::Ended(event)) = detector.as_mut().and_then(Detector::finish) {
+        print(event, scale);
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "frames": frames, "events": events })
+    );
     Ok(())
 }
 

@@ -7,8 +7,10 @@
 //!    against a threshold above the measured sensor noise. Masked pixels are skipped.
 //! 2. **Speckle**: changed pixels are counted per 8×8 cell; a cell with fewer than a quarter
 //!    changed is noise or rain and is dropped.
-//! 3. **Area**: neighbouring busy cells form regions; the largest must cover `min_area` of
-//!    the picture to count as motion.
+//! 3. **Area and movement**: neighbouring busy cells form regions; the largest must cover
+//!    `min_area` of the picture, and part of it must differ from the previous picture too.
+//!    A change that holds still (an on-screen clock's box redrawn, a parked car) is not
+//!    motion: it fades into the background within seconds.
 //! 4. **Global change**: a change over most of the picture at once (lights, the day/night IR
 //!    switch) is not motion. The background is re-learned from the new pictures, and
 //!    detection resumes a few pictures later, so motion during the change is still caught.
@@ -37,10 +39,16 @@ pub enum Sensitivity {
     High,
 }
 
-/// The detector's settings: a sensitivity, optional numeric overrides, and masks.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The detector's settings: the detection picture, a sensitivity, optional numeric overrides,
+/// and masks.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
+    /// Width of the grey picture the detector looks at, in pixels (the height keeps the
+    /// camera's shape).
+    pub picture_width: u32,
+    /// Pictures looked at per second, at most (every frame of a slower camera).
+    pub max_fps: u32,
     /// The starting point for every number below.
     pub sensitivity: Sensitivity,
     /// Luma levels (0–255) above the measured sensor noise for a pixel to count as changed.
@@ -59,6 +67,23 @@ pub struct DetectorConfig {
     pub global_change: Option<f64>,
     /// Areas never looked at (and blacked out in snapshots).
     pub masks: Vec<Polygon>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            picture_width: 320,
+            max_fps: 10,
+            sensitivity: Sensitivity::default(),
+            pixel_threshold: None,
+            min_area: None,
+            start_after: None,
+            stop_after: None,
+            cooldown: None,
+            global_change: None,
+            masks: Vec::new(),
+        }
+    }
 }
 
 /// The numbers the detector runs with.
@@ -187,11 +212,14 @@ const FIX: u32 = 4;
 /// Pictures without detection after the background was re-learned (lights, a pan-tilt
 /// stop), while the scene settles (auto exposure, a lamp warming up).
 const SETTLE_PICTURES: u32 = 3;
-/// Background learning rates, as shifts: still pixels follow the scene within a couple of
-/// seconds at 10 pictures a second; changed pixels far slower, so that something that stops
-/// in view is absorbed eventually but a moving person is not.
+/// Background learning rates, as shifts: the scene (and any change that holds still) is
+/// followed within a couple of seconds at 10 pictures a second; moving pixels far slower, so
+/// a moving person is not absorbed.
 const LEARN_STILL: u32 = 4;
-const LEARN_CHANGED: u32 = 8;
+const LEARN_CHANGED: u32 = 6;
+/// A region is moving when at least one in this many of its changed pixels also changed
+/// since the previous picture (a slow walker's edges are enough).
+const MOVING_SHARE: usize = 16;
 
 /// The motion detector of one camera's detection picture (`width`×`height`, grey).
 pub struct Detector {
@@ -211,6 +239,9 @@ pub struct Detector {
     cells_across: usize,
     /// Changed pixels per cell, and how many make a cell busy (`u16::MAX`: fully masked).
     cells: Vec<u16>,
+    /// Of the changed pixels per cell, those that also differ from the previous picture.
+    cells_moving: Vec<u16>,
+    previous: Vec<u8>,
     cell_needs: Vec<u16>,
     state: State,
 }
@@ -253,6 +284,8 @@ impl Detector {
             head_moving: false,
             cells_across,
             cells: vec![0; cells_across * cells_down],
+            cells_moving: vec![0; cells_across * cells_down],
+            previous: vec![0; width * height],
             cell_needs,
             state: State::Idle {
                 run: 0,
@@ -293,6 +326,7 @@ impl Detector {
             return self.observe(None, at);
         }
         let changed = self.compare(luma);
+        self.previous.copy_from_slice(luma);
         if changed as f64 > self.tuning.global_change * self.unmasked as f64 {
             // Lights, the IR switch: learn the new scene, then look again.
             self.learn(luma);
@@ -333,6 +367,7 @@ impl Detector {
         for (b, &l) in self.background.iter_mut().zip(luma) {
             *b = i32::from(l) << FIX;
         }
+        self.previous.copy_from_slice(luma);
     }
 
     /// Marks changed pixels (counted per cell) and updates the background and the noise
@@ -350,6 +385,8 @@ impl Detector {
         let offset = (((sum_picture << FIX) - sum_background) / self.unmasked as i64) as i32;
         let threshold = (i32::from(self.tuning.pixel_threshold) << FIX) + 2 * self.noise;
         self.cells.fill(0);
+        self.cells_moving.fill(0);
+        let frame_threshold = i32::from(self.tuning.pixel_threshold) + 2 * (self.noise >> FIX);
         let (mut changed, mut still_sum, mut still) = (0usize, 0i64, 0i64);
         for y in 0..self.height {
             let row = y * w;
@@ -364,8 +401,19 @@ impl Detector {
                 let d = (picture - b - offset).abs();
                 if d > threshold {
                     changed += 1;
-                    self.cells[cell_row + x / CELL] += 1;
-                    self.background[i] = b + ((picture - b) >> LEARN_CHANGED);
+                    let cell = cell_row + x / CELL;
+                    self.cells[cell] += 1;
+                    // What moves is learned slowly (a walker is not absorbed); a change that
+                    // holds still as fast as the rest of the scene (no ghosts).
+                    let learn = if (i32::from(luma[i]) - i32::from(self.previous[i])).abs()
+                        > frame_threshold
+                    {
+                        self.cells_moving[cell] += 1;
+                        LEARN_CHANGED
+                    } else {
+                        LEARN_STILL
+                    };
+                    self.background[i] = b + ((picture - b) >> learn);
                 } else {
                     still_sum += i64::from(d);
                     still += 1;
@@ -380,7 +428,7 @@ impl Detector {
         changed
     }
 
-    /// The largest region of busy cells (8-connected), as a share of the picture.
+    /// The largest moving region of busy cells (8-connected), as a share of the picture.
     fn largest_region(&self) -> Option<Motion> {
         let busy: Vec<bool> = self
             .cells
@@ -399,10 +447,12 @@ impl Detector {
             }
             seen[start] = true;
             stack.push(start);
-            let (mut pixels, mut bounds) = (0usize, [usize::MAX, usize::MAX, 0, 0]);
+            let (mut pixels, mut moving) = (0usize, 0usize);
+            let mut bounds = [usize::MAX, usize::MAX, 0, 0];
             while let Some(c) = stack.pop() {
                 let (cx, cy) = (c % across, c / across);
                 pixels += usize::from(self.cells[c]);
+                moving += usize::from(self.cells_moving[c]);
                 bounds = [
                     bounds[0].min(cx),
                     bounds[1].min(cy),
@@ -419,7 +469,8 @@ impl Detector {
                     }
                 }
             }
-            if best.is_none_or(|(p, _)| pixels > p) {
+            // A region that holds still is a change that stays, not motion.
+            if moving * MOVING_SHARE >= pixels && best.is_none_or(|(p, _)| pixels > p) {
                 best = Some((pixels, bounds));
             }
         }

@@ -1,0 +1,153 @@
+//! Capture for motion detection: GStreamer decodes the camera's stream (or a video file)
+//! once and hands small grey pictures, at most `max_fps` a second, to the detector.
+
+use crate::error::Error;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::time::Duration;
+
+/// One grey picture for the detector.
+pub struct GreyPicture {
+    /// Luma, `width` bytes a row, no padding.
+    pub luma: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
+    /// Time from the first picture of the input.
+    pub at: Duration,
+}
+
+/// A running decode of one input.
+pub struct Capture {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    source: gst::Element,
+    first_pts: Option<gst::ClockTime>,
+}
+
+impl Capture {
+    /// Opens `input` (an `rtsp://` URL or a video file's path), scaled to `width` pixels
+    /// across (the height keeps the picture's shape), at most `max_fps` pictures a second.
+    pub fn open(input: &str, width: u32, max_fps: u32) -> Result<Capture, Error> {
+        gst::init().map_err(|e| Error::Media(format!("init: {e}")))?;
+        let uri = if input.starts_with("rtsp://") || input.starts_with("rtsps://") {
+            input.to_owned()
+        } else {
+            let path = std::fs::canonicalize(input).map_err(Error::io(input))?;
+            gst::glib::filename_to_uri(&path, None)
+                .map_err(|e| Error::Config(format!("{input}: {e}")))?
+                .to_string()
+        };
+        if uri.contains(['"', '\\']) {
+            return Err(Error::Config(
+                "the input's name may not contain quotes or backslashes".into(),
+            ));
+        }
+        if !(16..=1920).contains(&width) || !(1..=60).contains(&max_fps) {
+            return Err(Error::Config(
+                "detection width must be 16 to 1920 pixels and the rate 1 to 60 a second".into(),
+            ));
+        }
+        let launch = format!(
+            "uridecodebin uri=\"{uri}\" ! videoconvert \
+             ! videorate max-rate={max_fps} drop-only=true ! identity name=source \
+             ! videoscale ! video/x-raw,format=GRAY8,width={width},pixel-aspect-ratio=1/1 \
+             ! appsink name=sink sync=false max-buffers=4"
+        );
+        let pipeline = gst::parse::launch(&launch)
+            .map_err(|e| Error::Media(format!("pipeline: {e}")))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| Error::Media("not a pipeline".into()))?;
+        let named = |name: &str| {
+            pipeline
+                .by_name(name)
+                .ok_or_else(|| Error::Media(format!("no {name} element")))
+        };
+        let sink = named("sink")?
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| Error::Media("sink is not an appsink".into()))?;
+        let source = named("source")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| Error::Media(format!("cannot play {input}: {e}")))?;
+        Ok(Capture {
+            pipeline,
+            sink,
+            source,
+            first_pts: None,
+        })
+    }
+
+    /// The input's picture size before scaling, once the first picture came.
+    pub fn source_size(&self) -> Option<(u32, u32)> {
+        let caps = self.source.static_pad("src")?.current_caps()?;
+        let s = caps.structure(0)?;
+        Some((
+            s.get::<i32>("width").ok()? as u32,
+            s.get::<i32>("height").ok()? as u32,
+        ))
+    }
+
+    /// The next picture; `None` at the end of the input.
+    pub fn next_picture(&mut self) -> Result<Option<GreyPicture>, Error> {
+        let sample = match self.sink.pull_sample() {
+            Ok(sample) => sample,
+            Err(_) => return self.ended(),
+        };
+        let caps = sample
+            .caps()
+            .ok_or_else(|| Error::Media("picture without caps".into()))?;
+        let s = caps
+            .structure(0)
+            .ok_or_else(|| Error::Media("empty caps".into()))?;
+        let size = |k: &str| {
+            s.get::<i32>(k)
+                .map(|v| v as usize)
+                .map_err(|e| Error::Media(format!("caps {k}: {e}")))
+        };
+        let (width, height) = (size("width")?, size("height")?);
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| Error::Media("picture without data".into()))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|e| Error::Media(format!("map: {e}")))?;
+        // GStreamer pads grey rows to a multiple of four bytes.
+        let stride = width.next_multiple_of(4);
+        if map.len() < stride * (height - 1) + width {
+            return Err(Error::Media("picture shorter than its size".into()));
+        }
+        let mut luma = Vec::with_capacity(width * height);
+        for row in map.chunks(stride).take(height) {
+            luma.extend_from_slice(&row[..width]);
+        }
+        let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+        let first = *self.first_pts.get_or_insert(pts);
+        Ok(Some(GreyPicture {
+            luma,
+            width,
+            height,
+            at: Duration::from_nanos(pts.saturating_sub(first).nseconds()),
+        }))
+    }
+
+    /// End of stream, or the error that stopped it.
+    fn ended(&self) -> Result<Option<GreyPicture>, Error> {
+        let bus = self
+            .pipeline
+            .bus()
+            .ok_or_else(|| Error::Media("no bus".into()))?;
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = msg.view()
+        {
+            return Err(Error::Media(e.error().to_string()));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
