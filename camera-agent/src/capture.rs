@@ -90,9 +90,19 @@ impl Capture {
 
     /// The next picture; `None` at the end of the input.
     pub fn next_picture(&mut self) -> Result<Option<GreyPicture>, Error> {
-        let sample = match self.sink.pull_sample() {
-            Ok(sample) => sample,
-            Err(_) => return self.ended(),
+        // An error (a file that is no video, a camera gone) stops the pipeline without an
+        // end of stream: look at the bus between waits.
+        let sample = loop {
+            if let Some(sample) = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+            {
+                break sample;
+            }
+            if self.sink.is_eos() {
+                return Ok(None);
+            }
+            self.check_bus()?;
         };
         let caps = sample
             .caps()
@@ -131,8 +141,8 @@ impl Capture {
         }))
     }
 
-    /// End of stream, or the error that stopped it.
-    fn ended(&self) -> Result<Option<GreyPicture>, Error> {
+    /// The error that stopped the pipeline, if any.
+    fn check_bus(&self) -> Result<(), Error> {
         let bus = self
             .pipeline
             .bus()
@@ -142,7 +152,7 @@ impl Capture {
         {
             return Err(Error::Media(e.error().to_string()));
         }
-        Ok(None)
+        Ok(())
     }
 }
 
