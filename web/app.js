@@ -68,6 +68,14 @@ function renderCameras(cameras) {
     tile.querySelector('.plan').textContent = t(state.lang, cam.plan);
     tile.classList.toggle('online', cam.online);
     tile.querySelector('.status-text').textContent = t(state.lang, cam.online ? 'online' : 'offline');
+    const still = sessionStorage.getItem(stillKey(cam.id));
+    if (still) {
+      const img = document.createElement('img');
+      img.className = 'still';
+      img.alt = '';
+      img.src = still;
+      tile.querySelector('.poster').append(img);
+    }
     list.append(tile);
   }
 }
@@ -122,6 +130,7 @@ async function route() {
   const cam = m && state.cameras.find((c) => String(c.id) === m[1]);
   if (!cam) {
     await stopLive();
+    renderCameras(state.cameras);
     show('cameras-view');
     return;
   }
@@ -142,7 +151,36 @@ function setLiveStatus(status) {
   badge.textContent = status ? t(state.lang, `live.${status}`) : '';
 }
 
+// The last picture seen of a camera becomes its tile's poster, kept for this tab only and
+// forgotten at logout. (Motion snapshots take its place once a camera has events.)
+const STILL_WIDTH = 320;
+
+function stillKey(cameraId) {
+  return `eyeward.still.${state.me ? state.me.id : ''}.${cameraId}`;
+}
+
+function keepStill() {
+  const v = $('video');
+  if (!state.player || !state.player.cameraId || !v.videoWidth) return;
+  const canvas = document.createElement('canvas');
+  canvas.width = STILL_WIDTH;
+  canvas.height = Math.round((STILL_WIDTH * v.videoHeight) / v.videoWidth);
+  canvas.getContext('2d').drawImage(v, 0, 0, canvas.width, canvas.height);
+  try {
+    sessionStorage.setItem(stillKey(state.player.cameraId), canvas.toDataURL('image/jpeg', 0.7));
+  } catch {
+    // Storage full or disabled: the tile keeps its plain poster.
+  }
+}
+
+function forgetStills() {
+  for (const k of Object.keys(sessionStorage)) {
+    if (k.startsWith('eyeward.still.')) sessionStorage.removeItem(k);
+  }
+}
+
 async function stopLive() {
+  keepStill();
   if (state.player) await state.player.stop();
   showStats(false);
 }
@@ -174,8 +212,9 @@ function loggedIn(me) {
 }
 
 function loggedOut() {
-  state.me = null;
   stopLive();
+  forgetStills();
+  state.me = null;
   // Nothing of the last account stays in the page for the next one to see.
   for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email']) $(id).replaceChildren();
   $('password').value = '';

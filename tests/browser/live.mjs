@@ -97,6 +97,13 @@ try {
   const recoveredMs = Date.now() - restarted;
   await page.screenshot({ path: join(OUT, 'live-after-restart.png') });
 
+  // Back to the list: the camera's tile shows the last picture seen as its poster.
+  await page.evaluate(() => { location.hash = ''; });
+  await page.waitForSelector('#cameras-view:not([hidden]) .tile img.still');
+  const still = await page.evaluate(() => document.querySelector('.tile img.still').naturalWidth);
+  assert.equal(still, 320);
+  await page.screenshot({ path: join(OUT, 'tiles-with-still.png') });
+
   console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
 } finally {
   for (const b of browsers) await b.close();
