@@ -15,6 +15,7 @@ const PW: &str = "correct horse battery";
 fn camera_endpoints() -> Vec<(Method, &'static str, Option<Value>)> {
     vec![
         (Method::GET, "/api/cameras/{cam}", None),
+        (Method::GET, "/api/cameras/{cam}/events", None),
         (
             Method::PATCH,
             "/api/cameras/{cam}",

@@ -26,6 +26,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// How cameras are pulled.
     pub cameras: CamerasConfig,
+    /// Motion events and their snapshots.
+    pub events: EventsConfig,
     /// Live video over WebRTC.
     pub webrtc: WebrtcConfig,
     /// Logins and sessions.
@@ -46,6 +48,29 @@ pub struct MailConfig {
     pub smtp_url: Option<url::Url>,
     /// The `From:` of every mail.
     pub from: String,
+}
+
+/// `[events]`: motion events and their snapshots.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// How long events and their snapshots are kept (e.g. `"30d"`); older ones are deleted,
+    /// files and rows together.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// An event that reaches the relay this long after it was captured is marked delayed
+    /// (the agent was offline, or the relay was).
+    #[serde(with = "humantime_serde")]
+    pub delayed_after: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            delayed_after: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[cameras]`: how the relay pulls cameras.
@@ -163,6 +188,7 @@ impl Default for Config {
             public_url: None,
             mail: MailConfig::default(),
             cameras: CamerasConfig::default(),
+            events: EventsConfig::default(),
             webrtc: WebrtcConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
@@ -274,6 +300,9 @@ impl Config {
             .any(|s| s.urls.is_empty() || !s.urls.iter().all(scheme_ok))
         {
             return bad("webrtc.ice_servers urls must start with stun:, turn: or turns:");
+        }
+        if self.events.retention < Duration::from_secs(3600) {
+            return bad("events.retention must be at least an hour");
         }
         if self.http.max_json_body_bytes < 1024 {
             return bad("http.max_json_body_bytes must be at least 1024");

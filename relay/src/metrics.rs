@@ -45,6 +45,7 @@ pub struct Metrics {
     pub viewers: Family<CameraLabels, Gauge>,
     pub frames_forwarded: Counter,
     pub packets_forwarded: Counter,
+    pub events_stored: Counter,
     pub bytes_forwarded: Counter,
     pub viewer_frames_dropped: Counter,
     pub first_frame_seconds: Histogram,
@@ -109,6 +110,12 @@ impl Metrics {
             "Frames sent to viewers (per viewer)",
             frames_forwarded.clone(),
         );
+        let events_stored = Counter::default();
+        registry.register(
+            "events_stored",
+            "Motion events stored (repeated uploads not counted)",
+            events_stored.clone(),
+        );
         let packets_forwarded = Counter::default();
         registry.register(
             "packets_forwarded",
@@ -153,6 +160,7 @@ impl Metrics {
             viewers,
             frames_forwarded,
             packets_forwarded,
+            events_stored,
             bytes_forwarded,
             viewer_frames_dropped,
             first_frame_seconds,

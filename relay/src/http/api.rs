@@ -1,12 +1,14 @@
 //! The JSON API handlers: login and sessions, the caller's account, cameras and history.
 
 use super::AppState;
-use super::extract::{ApiJson, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE};
+use super::extract::{
+    ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE,
+};
 use crate::auth::{Token, verify_password};
 use crate::error::{Error, ErrorKind};
 use crate::store::{Account, Camera, HistoryEntry};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::{
@@ -227,7 +229,7 @@ pub struct HistoryQuery {
 pub async fn history(
     State(st): State<AppState>,
     c: CustomerCaller,
-    Query(q): Query<HistoryQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Vec<HistoryEntry>>, Error> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     Ok(Json(st.store.history_of(c.id, q.before, limit).await?))

@@ -124,6 +124,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// A query string whose every failure is one of our JSON errors (400): unknown keys and
+/// bad values are named.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|rejection| Error::bad_request(rejection.body_text()))
+    }
+}
+
 /// A JSON body whose every failure is one of our JSON errors (400, 413 or 415).
 pub struct ApiJson<T>(pub T);
 
@@ -184,26 +199,60 @@ impl<S: Send + Sync> FromRequest<S> for SdpBody {
     type Rejection = Error;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
-        let is_sdp = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
-            });
-        if !is_sdp {
-            return Err(Error::new(
-                ErrorKind::UnsupportedMediaType,
-                "expected a body of type application/sdp",
-            ));
-        }
-        let bytes = read_capped(req, SDP_LIMIT).await?;
-        String::from_utf8(bytes.to_vec())
+        let bytes = typed_body(req, "application/sdp", SDP_LIMIT).await?;
+        String::from_utf8(bytes)
             .map(SdpBody)
             .map_err(|_| Error::bad_request("the SDP offer is not UTF-8"))
     }
+}
+
+/// The largest snapshot accepted by default (a 1080p JPEG is well under 1 MiB).
+pub const JPEG_LIMIT: usize = 4 * 1024 * 1024;
+
+/// An `image/jpeg` body (snapshots), at most [`JPEG_LIMIT`]; its content is checked by
+/// whoever takes it.
+pub struct JpegBody(pub Vec<u8>);
+
+impl<S: Send + Sync> FromRequest<S> for JpegBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
+        typed_body(req, "image/jpeg", JPEG_LIMIT)
+            .await
+            .map(JpegBody)
+    }
+}
+
+/// The body of a request whose `Content-Type` is `mime`, at most `limit` bytes.
+async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, Error> {
+    let typed = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(mime))
+        });
+    if !typed {
+        return Err(Error::new(
+            ErrorKind::UnsupportedMediaType,
+            format!("expected a body of type {mime}"),
+        ));
+    }
+    // Refused before reading when the client says up front that it is too large.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::new(
+            ErrorKind::PayloadTooLarge,
+            "request body is too large",
+        ));
+    }
+    read_capped(req, limit).await
 }
 
 /// Reads a body of at most `limit` bytes. A larger one is read on (and dropped) up to a few

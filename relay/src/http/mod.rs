@@ -11,6 +11,7 @@ mod web;
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::Config;
 use crate::error::Error;
+use crate::events::{self, Events};
 use crate::fanout::Feeds;
 use crate::link::{self, Links};
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub feeds: Arc<Feeds>,
     /// Live-video sessions.
     pub whep: Arc<Whep>,
+    /// Motion events and their snapshots.
+    pub events: Arc<Events>,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
             links,
             feeds,
             whep,
+            events: Arc::new(Events::new(&config.data_dir, &config.events)),
         })
     }
 }
@@ -94,12 +98,15 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/cameras/{id}/whep", post(whep::offer))
         .route("/cameras/{id}/whep/{session}", delete(whep::delete))
         .route("/history", get(api::history))
+        .route("/cameras/{id}/events", get(events::list))
+        .route("/events/{id}/snapshot", get(events::snapshot))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body));
     Router::new()
         .nest("/api", api)
         .route("/agent/v1/link", get(link::link))
         .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
+        .route("/agent/v1/events", post(events::upload))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(web::asset)
@@ -168,6 +175,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let retention = tokio::spawn(state.events.clone().keep_retention(state.store.clone()));
     let app = router(state, max_json_body);
     let result = axum::serve(
         listener,
@@ -177,6 +185,7 @@ pub async fn serve(
     .await
     .map_err(|e| Error::internal(format!("server: {e}")));
     sweeper.abort();
+    retention.abort();
     result
 }
 

@@ -6,11 +6,13 @@
 
 mod accounts;
 mod cameras;
+mod events;
 mod history;
 mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use cameras::{Camera, NewCamera};
+pub use events::{Event, NewEvent, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use sessions::SessionRow;
 

@@ -1,0 +1,124 @@
+//! Motion events: one row per event, keyed per camera by the agent's idempotency key. The
+//! snapshot file is the `events` module's business; this holds the rows.
+
+use super::{Store, conflict_on_unique};
+use crate::error::{Error, ErrorKind};
+use eyeward::{CameraId, CustomerId, UnixMillis};
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub camera_id: i64,
+    pub idempotency_key: String,
+    pub captured_at: i64,
+    pub received_at: i64,
+    pub score: f64,
+    /// `[x, y, w, h]` as JSON.
+    pub bbox: String,
+    pub width: i64,
+    pub height: i64,
+    pub snapshot_bytes: i64,
+}
+
+/// What an agent reported, checked.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub camera: CameraId,
+    pub idempotency_key: String,
+    pub captured_at: UnixMillis,
+    pub received_at: UnixMillis,
+    pub score: f64,
+    pub bbox: [u32; 4],
+    pub width: u32,
+    pub height: u32,
+    pub snapshot_bytes: usize,
+}
+
+const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
+                       width, height, snapshot_bytes";
+
+impl Store {
+    /// The camera's event with this idempotency key, if it was stored already.
+    pub async fn event_by_key(&self, camera: CameraId, key: &str) -> Result<Option<Event>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE camera_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(camera.0)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores the event (its snapshot is on disk already); a 409 when its key was taken
+    /// meanwhile.
+    pub async fn insert_event(&self, e: &NewEvent) -> Result<Event, Error> {
+        let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
+        sqlx::query_as(&format!(
+            "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
+             bbox, width, height, snapshot_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(e.camera.0)
+        .bind(&e.idempotency_key)
+        .bind(e.captured_at.0)
+        .bind(e.received_at.0)
+        .bind(e.score)
+        .bind(bbox)
+        .bind(i64::from(e.width))
+        .bind(i64::from(e.height))
+        .bind(e.snapshot_bytes as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| conflict_on_unique(err, "this event is being stored already"))
+    }
+
+    /// The owner's events of one camera, newest first: at most `limit`, captured before
+    /// `before` when given.
+    pub async fn events_of(
+        &self,
+        customer: CustomerId,
+        camera: CameraId,
+        before: Option<UnixMillis>,
+        limit: u32,
+    ) -> Result<Vec<Event>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE camera_id = $1 \
+             AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $2) \
+             AND captured_at < $3 ORDER BY captured_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(camera.0)
+        .bind(customer.0)
+        .bind(before.map_or(i64::MAX, |b| b.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One of the owner's events; `None` when it is not theirs.
+    pub async fn event_of(&self, customer: CustomerId, id: i64) -> Result<Option<Event>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE id = $1 \
+             AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $2)"
+        ))
+        .bind(id)
+        .bind(customer.0)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Deletes the events captured before `cutoff`; returns them (their files go next).
+    pub async fn delete_events_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "DELETE FROM events WHERE captured_at < $1 RETURNING {COLUMNS}"
+        ))
+        .bind(cutoff.0)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// A 409 from [`Store::insert_event`]: the key was stored by a concurrent upload.
+pub fn is_taken_key(e: &Error) -> bool {
+    e.kind() == ErrorKind::Conflict
+}

@@ -1,0 +1,339 @@
+//! Motion events from agents (`POST /agent/v1/events`): stored with their snapshot before
+//! they are acknowledged, the same event for a repeated key, visible to the owner only, and
+//! every kind of bad upload refused with a 4xx while nothing is stored and nothing else is
+//! disturbed.
+
+mod common;
+
+use anyhow::{Context, Result};
+use common::{Relay, status_json};
+use eyeward::UnixMillis;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const PW: &str = "correct horse battery";
+
+/// A 640×360 JPEG with a gradient, as an agent's snapshot.
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&img)
+        .expect("encode");
+    out
+}
+
+/// The same JPEG claiming another size in its frame header (SOF0).
+fn with_claimed_size(mut jpeg: Vec<u8>, width: u16, height: u16) -> Vec<u8> {
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w == [0xff, 0xc0])
+        .expect("a baseline JPEG has SOF0");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
+struct Agent {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Agent {
+    async fn post(&self, query: &str, body: Vec<u8>, ctype: &str) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}/agent/v1/events?{query}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await?;
+        status_json(resp).await
+    }
+}
+
+fn query(key: &str, captured_at: i64, bbox: &str) -> String {
+    format!("key={key}&captured_at={captured_at}&score=0.04&bbox={bbox}")
+}
+
+fn snapshot_files(relay: &Relay) -> usize {
+    walk(&relay.dir.path().join("data/snapshots"))
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_stored_once_and_shown_to_its_owner_only() -> Result<()> {
+    let relay = Relay::start("")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let agent = Agent {
+        base: relay.base.clone(),
+        token: cam["agent_token"].as_str().context("token")?.to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let picture = jpeg(640, 360);
+    let now = UnixMillis::now().0;
+
+    let (status, first) = agent
+        .post(
+            &query("event-0001", now, "100,50,80,200"),
+            picture.clone(),
+            "image/jpeg",
+        )
+        .await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["camera_id"], cam_id);
+    assert_eq!(first["delayed"], false);
+    assert_eq!(first["bbox"], serde_json::json!([100, 50, 80, 200]));
+    assert_eq!(first["width"], 640);
+    // The agent retries (it never saw the answer): the same event, nothing new stored.
+    let (status, again) = agent
+        .post(
+            &query("event-0001", now, "100,50,80,200"),
+            picture.clone(),
+            "image/jpeg",
+        )
+        .await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // An event that comes a minute late (the relay was away) says so.
+    let (status, late) = agent
+        .post(
+            &query("event-0002", now - 60_000, "0,0,16,16"),
+            picture.clone(),
+            "image/jpeg",
+        )
+        .await?;
+    assert_eq!(status, 201, "{late}");
+    assert_eq!(late["delayed"], true);
+
+    let alice = relay.login("a@example.jp", PW).await?;
+    let (status, list) =
+        status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+    assert_eq!(status, 200);
+    let list = list.as_array().context("array")?;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["id"], first["id"], "newest first");
+    let url = list[0]["snapshot_url"].as_str().context("url")?;
+    let resp = alice.get(url).await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        resp.bytes().await?.to_vec(),
+        picture,
+        "the very bytes the agent sent"
+    );
+    let (_, page) = status_json(
+        alice
+            .get(&format!(
+                "/api/cameras/{cam_id}/events?limit=1&before={now}"
+            ))
+            .await?,
+    )
+    .await?;
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page[0]["id"], late["id"]);
+
+    let bob = relay.login("b@example.jp", PW).await?;
+    assert_eq!(
+        bob.get(&format!("/api/cameras/{cam_id}/events"))
+            .await?
+            .status(),
+        404
+    );
+    assert_eq!(bob.get(url).await?.status(), 404);
+    let anonymous = relay.client();
+    assert_eq!(anonymous.get(url).await?.status(), 401);
+    assert_eq!(snapshot_files(&relay), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_store_nothing() -> Result<()> {
+    let relay = Relay::start("")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let token = cam["agent_token"].as_str().context("token")?.to_owned();
+    let agent = Agent {
+        base: relay.base.clone(),
+        token: token.clone(),
+        http: reqwest::Client::new(),
+    };
+    let good = jpeg(640, 360);
+    let now = UnixMillis::now().0;
+    let q = |key: &str| query(key, now, "0,0,32,32");
+
+    let mut png = Vec::new();
+    image::RgbImage::new(32, 32)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .ok();
+    let cases: Vec<(&str, String, Vec<u8>, &str, u16)> = vec![
+        ("a PNG", q("bad-00001"), png.clone(), "image/jpeg", 400),
+        (
+            "not a picture",
+            q("bad-00010"),
+            b"hello".to_vec(),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "truncated",
+            q("bad-00002"),
+            good[..good.len() / 2].to_vec(),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "huge header",
+            q("bad-00003"),
+            with_claimed_size(good.clone(), 65000, 65000),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "wrong type",
+            q("bad-00004"),
+            good.clone(),
+            "application/octet-stream",
+            415,
+        ),
+        ("short key", q("k"), good.clone(), "image/jpeg", 400),
+        (
+            "key with a path",
+            q("..%2F..%2Fetc"),
+            good.clone(),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "bbox outside",
+            query("bad-00005", now, "600,300,100,100"),
+            good.clone(),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "from the future",
+            query("bad-00006", now + 3_600_000, "0,0,1,1"),
+            good.clone(),
+            "image/jpeg",
+            400,
+        ),
+        (
+            "unknown field",
+            format!("{}&camera_id=2", q("bad-00007")),
+            good.clone(),
+            "image/jpeg",
+            400,
+        ),
+    ];
+    for (what, query, body, ctype, want) in cases {
+        let (status, body) = agent.post(&query, body, ctype).await?;
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(body["error"].is_string(), "{what}: a JSON error: {body}");
+    }
+
+    // Another camera's token, or none at all.
+    let stranger = Agent {
+        token: "not-a-token-of-any-camera".into(),
+        ..agent
+    };
+    let (status, _) = stranger
+        .post(&q("bad-00008"), good.clone(), "image/jpeg")
+        .await?;
+    assert_eq!(status, 401);
+    let agent = Agent { token, ..stranger };
+
+    // 50 MB announced: refused before it is read.
+    let addr = relay.base.trim_start_matches("http://").to_owned();
+    let bearer = agent.token.clone();
+    let answer = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "POST /agent/v1/events?{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: image/jpeg\r\nContent-Length: 52428800\r\n\r\n",
+            query("bad-00009", now, "0,0,1,1"),
+            bearer
+        )?;
+        s.write_all(&[0u8; 65536])?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })
+    .await??;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // Nothing of that was stored, and a good upload still works.
+    assert_eq!(snapshot_files(&relay), 0);
+    let (status, ok) = agent.post(&q("good-0001"), good, "image/jpeg").await?;
+    assert_eq!(status, 201, "{ok}");
+    let alice = relay.login("a@example.jp", PW).await?;
+    let (_, list) = status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_older_than_the_retention_go_with_their_snapshots() -> Result<()> {
+    let mut relay = Relay::start("[events]\nretention = \"1h\"")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let agent = Agent {
+        base: relay.base.clone(),
+        token: cam["agent_token"].as_str().context("token")?.to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let now = UnixMillis::now().0;
+    for (key, at) in [("old-00001", now - 2 * 3_600_000), ("new-00001", now)] {
+        let (status, body) = agent
+            .post(&query(key, at, "0,0,16,16"), jpeg(320, 180), "image/jpeg")
+            .await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(snapshot_files(&relay), 2);
+    // Retention runs at start and hourly: a restart runs it now.
+    relay.restart()?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, list) =
+            status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+        let list = list.as_array().context("array")?.clone();
+        if list.len() == 1 {
+            assert!(list[0]["at"].as_str().is_some());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old event stays: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(snapshot_files(&relay), 1, "its snapshot went with it");
+    Ok(())
+}
