@@ -1,10 +1,14 @@
 //! Capture for motion detection: GStreamer decodes the camera's stream (or a video file)
-//! once and hands small grey pictures, at most `max_fps` a second, to the detector.
+//! once and hands small grey pictures, at most `max_fps` a second, to the detector. When
+//! snapshots are wanted, a second branch keeps the newest full-size decoded frame (I420, as
+//! the decoder made it) for the moment of motion; nothing is converted or encoded unless a
+//! snapshot is taken.
 
 use crate::error::Error;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
 use std::time::Duration;
 
 /// One grey picture for the detector.
@@ -17,10 +21,20 @@ pub struct GreyPicture {
     pub at: Duration,
 }
 
+/// A full-size decoded frame: planar I420 without row padding.
+pub struct FullPicture {
+    pub width: usize,
+    pub height: usize,
+    /// Y (`width`×`height`), then U and V (each half as wide and tall, rounded up).
+    pub i420: Vec<u8>,
+}
+
 /// A running decode of one input.
 pub struct Capture {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
+    /// The newest full-size frame, when snapshots are wanted.
+    full: Option<gst_app::AppSink>,
     source: gst::Element,
     first_pts: Option<gst::ClockTime>,
 }
@@ -28,7 +42,7 @@ pub struct Capture {
 impl Capture {
     /// Opens `input` (an `rtsp://` URL or a video file's path), scaled to `width` pixels
     /// across (the height keeps the picture's shape), at most `max_fps` pictures a second.
-    pub fn open(input: &str, width: u32, max_fps: u32) -> Result<Capture, Error> {
+    pub fn open(input: &str, width: u32, max_fps: u32, snapshots: bool) -> Result<Capture, Error> {
         gst::init().map_err(|e| Error::Media(format!("init: {e}")))?;
         let uri = if input.starts_with("rtsp://") || input.starts_with("rtsps://") {
             input.to_owned()
@@ -48,11 +62,19 @@ impl Capture {
                 "detection width must be 16 to 1920 pixels and the rate 1 to 60 a second".into(),
             ));
         }
+        // The detection branch never drops (a file is read at the detector's pace); the
+        // snapshot branch keeps only the newest frame and never holds the decoder up.
+        let full = if snapshots {
+            " t. ! queue max-size-buffers=1 leaky=downstream \
+             ! appsink name=full sync=false max-buffers=1 drop=true"
+        } else {
+            ""
+        };
         let launch = format!(
-            "uridecodebin uri=\"{uri}\" ! videoconvert \
-             ! videorate max-rate={max_fps} drop-only=true ! identity name=source \
-             ! videoscale ! video/x-raw,format=GRAY8,width={width},pixel-aspect-ratio=1/1 \
-             ! appsink name=sink sync=false max-buffers=4"
+            "uridecodebin uri=\"{uri}\" ! videoconvert ! video/x-raw,format=I420 ! tee name=t \
+             t. ! queue ! videorate max-rate={max_fps} drop-only=true ! identity name=source \
+             ! videoscale ! videoconvert ! video/x-raw,format=GRAY8,width={width},pixel-aspect-ratio=1/1 \
+             ! appsink name=sink sync=false max-buffers=4{full}"
         );
         let pipeline = gst::parse::launch(&launch)
             .map_err(|e| Error::Media(format!("pipeline: {e}")))?
@@ -67,12 +89,22 @@ impl Capture {
             .downcast::<gst_app::AppSink>()
             .map_err(|_| Error::Media("sink is not an appsink".into()))?;
         let source = named("source")?;
+        let full = if snapshots {
+            Some(
+                named("full")?
+                    .downcast::<gst_app::AppSink>()
+                    .map_err(|_| Error::Media("full is not an appsink".into()))?,
+            )
+        } else {
+            None
+        };
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| Error::Media(format!("cannot play {input}: {e}")))?;
         Ok(Capture {
             pipeline,
             sink,
+            full,
             source,
             first_pts: None,
         })
@@ -138,6 +170,42 @@ impl Capture {
             width,
             height,
             at: Duration::from_nanos(pts.saturating_sub(first).nseconds()),
+        }))
+    }
+
+    /// The newest full-size frame (for a snapshot), if snapshots were asked for.
+    pub fn full_picture(&self) -> Result<Option<FullPicture>, Error> {
+        let Some(sample) = self
+            .full
+            .as_ref()
+            .and_then(|s| s.try_pull_sample(gst::ClockTime::ZERO))
+        else {
+            return Ok(None);
+        };
+        let media = |m: &str| Error::Media(m.to_owned());
+        let caps = sample.caps().ok_or_else(|| media("frame without caps"))?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| media(&e.to_string()))?;
+        let buffer = sample.buffer().ok_or_else(|| media("frame without data"))?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+            .map_err(|e| media(&e.to_string()))?;
+        let (width, height) = (info.width() as usize, info.height() as usize);
+        let mut i420 = Vec::with_capacity(width * height * 3 / 2 + 2);
+        for plane in 0..3u32 {
+            let (w, h) = if plane == 0 {
+                (width, height)
+            } else {
+                (width.div_ceil(2), height.div_ceil(2))
+            };
+            let stride = info.stride()[plane as usize] as usize;
+            let data = frame.plane_data(plane).map_err(|e| media(&e.to_string()))?;
+            for row in data.chunks(stride).take(h) {
+                i420.extend_from_slice(row.get(..w).ok_or_else(|| media("short row"))?);
+            }
+        }
+        Ok(Some(FullPicture {
+            width,
+            height,
+            i420,
         }))
     }
 

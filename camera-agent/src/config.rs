@@ -11,6 +11,25 @@ use std::path::Path;
 pub struct AgentConfig {
     /// `[motion]`: motion detection (see `docs/config.md`).
     pub motion: DetectorConfig,
+    /// `[queue]`: the snapshots waiting for the relay.
+    pub queue: QueueConfig,
+}
+
+/// `[queue]`: the durable upload queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Disk the queued snapshots may take, in bytes; beyond it the oldest are dropped (and
+    /// counted), so a long relay outage cannot fill the camera's disk.
+    pub max_bytes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl AgentConfig {

@@ -9,8 +9,11 @@ pub mod config;
 pub mod error;
 pub mod link;
 pub mod motion;
+pub mod queue;
 pub mod rtsp_auth;
 pub mod simulate;
+pub mod snapshot;
+pub mod watch;
 
 use capture::Capture;
 use clap::{Args, Parser, Subcommand};
@@ -20,11 +23,14 @@ use eyeward::CameraModel;
 use eyeward::telemetry::{self, LogFormat};
 use link::{CameraAddr, LinkConfig};
 use motion::{Decision, Detector, MotionEvent};
+use queue::Queue;
 use simulate::scene::MotionScript;
 use simulate::{Simulator, SimulatorConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// eyeward's on-camera agent: motion detection, snapshots, pan-tilt and the link to the relay.
@@ -72,6 +78,12 @@ struct RunArgs {
     /// for a built-in simulated camera.
     #[arg(long)]
     camera: String,
+    /// The agent's configuration file (motion detection, the upload queue).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where snapshots wait for the relay (default: the token file's path + `.queue`).
+    #[arg(long)]
+    queue_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -121,6 +133,27 @@ impl RunCamera {
             RunCamera::Real(a) => Ok(a.clone()),
             RunCamera::Simulated(sim) => camera_addr(sim.url()),
         }
+    }
+
+    /// The stream's URL for the agent's own decoder, credentials included, and the password
+    /// (to keep out of logs).
+    fn capture_url(&self) -> Result<(String, Option<String>), Error> {
+        let a = self.addr()?;
+        let host = if a.host.contains(':') {
+            format!("[{}]", a.host)
+        } else {
+            a.host.clone()
+        };
+        let mut url = url::Url::parse(&format!("rtsp://{host}:{}{}", a.port, a.path))
+            .map_err(|e| Error::Config(format!("camera URL: {e}")))?;
+        let mut secret = None;
+        if let Some((user, password)) = &a.credentials {
+            let bad = |_| Error::Config("camera URL cannot hold credentials".into());
+            url.set_username(user).map_err(bad)?;
+            url.set_password(Some(password)).map_err(bad)?;
+            secret = url.password().map(str::to_owned);
+        }
+        Ok((url.to_string(), secret))
     }
 }
 
@@ -259,13 +292,50 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         tracing::info!(url = sim.url(), "simulated camera started");
     }
     tracing::info!(relay = %args.relay, camera = ?addr, "agent starting");
+    let agent_config = AgentConfig::load(args.config.as_deref())?;
     let config = LinkConfig {
         relay: args.relay,
         token,
         camera: addr,
     };
     config.check()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let uploader = if agent_config.motion.enabled {
+        // One queue per camera: beside its token file, named after it.
+        let queue_dir = args.queue_dir.clone().unwrap_or_else(|| {
+            let mut dir = args.token_file.clone().into_os_string();
+            dir.push(".queue");
+            PathBuf::from(dir)
+        });
+        let queue = Queue::open(&queue_dir, agent_config.queue.max_bytes)?;
+        if !queue.is_empty() {
+            tracing::info!(
+                events = queue.len(),
+                "snapshots from before are still to upload"
+            );
+        }
+        let shared = watch::Shared::new(queue);
+        let (url, secret) = camera.capture_url()?;
+        watch::spawn_detector(
+            url,
+            secret,
+            agent_config.motion,
+            shared.clone(),
+            stop.clone(),
+        )?;
+        Some(tokio::spawn(watch::upload(
+            shared,
+            config.relay.clone(),
+            config.token.clone(),
+        )))
+    } else {
+        None
+    };
     link::run(config, telemetry::shutdown_signal()).await;
+    stop.store(true, Ordering::Relaxed);
+    if let Some(u) = uploader {
+        u.abort();
+    }
     drop(camera);
     Ok(())
 }
@@ -275,7 +345,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
 /// `{"frames","events"}`.
 fn detect(args: DetectArgs) -> Result<(), Error> {
     let config = AgentConfig::load(args.config.as_deref())?.motion;
-    let mut capture = Capture::open(&args.input, config.picture_width, config.max_fps)?;
+    let mut capture = Capture::open(&args.input, config.picture_width, config.max_fps, false)?;
     let mut detector: Option<Detector> = None;
     let (mut frames, mut events) = (0u64, 0u64);
     let mut scale = (1.0, 1.0);

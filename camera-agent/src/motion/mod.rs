@@ -44,6 +44,8 @@ pub enum Sensitivity {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
+    /// Whether `run` watches for motion at all.
+    pub enabled: bool,
     /// Width of the grey picture the detector looks at, in pixels (the height keeps the
     /// camera's shape).
     pub picture_width: u32,
@@ -72,6 +74,7 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
+            enabled: true,
             picture_width: 320,
             max_fps: 10,
             sensitivity: Sensitivity::default(),
