@@ -4,7 +4,7 @@ import { LANGS, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null };
+const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null, eventsTimer: null };
 
 function initialLang() {
   const saved = localStorage.getItem('eyeward.lang');
@@ -138,11 +138,84 @@ async function route() {
   show('live-view');
   if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
   if (state.player.cameraId !== cam.id) {
-    state.player.play(cam.id).catch((e) => {
+    const playing = state.player.play(cam.id);
+    watchEvents(cam.id);
+    playing.catch((e) => {
       $('fatal').textContent = e.message;
       $('fatal').hidden = false;
     });
   }
+}
+
+// The camera's motion events under its live picture: newest first, one day or the latest,
+// refreshed while the page is open.
+const EVENTS_MS = 5000;
+const DAY_MS = 24 * 3600 * 1000;
+
+async function loadEvents(cameraId) {
+  const day = $('events-day').value;
+  let url = `/api/cameras/${cameraId}/events?limit=100`;
+  // The day in the viewer's own time zone: from its local midnight to the next.
+  let from = new Date();
+  from.setHours(0, 0, 0, 0);
+  if (day) {
+    from = new Date(`${day}T00:00:00`);
+    url += `&before=${from.getTime() + DAY_MS}`;
+  }
+  const { resp, data } = await api('GET', url).catch(() => ({ resp: { ok: false } }));
+  if (!resp.ok || !state.player || state.player.cameraId !== cameraId) return;
+  const shown = day ? data.filter((e) => Date.parse(e.at) >= from.getTime()) : data;
+  renderEvents(shown, from.getTime());
+}
+
+function renderEvents(events, dayStart) {
+  const list = $('event-list');
+  list.replaceChildren();
+  $('events-empty').hidden = events.length > 0;
+  const when = new Intl.DateTimeFormat(state.lang, { dateStyle: 'short', timeStyle: 'medium' });
+  for (const e of events) {
+    const li = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = e.snapshot_url;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    const img = document.createElement('img');
+    img.className = 'thumb';
+    img.loading = 'lazy';
+    img.src = e.snapshot_url;
+    const label = when.format(new Date(e.at));
+    img.alt = t(state.lang, 'eventAlt', { t: label });
+    const time = document.createElement('time');
+    time.dateTime = e.at;
+    time.textContent = label;
+    link.append(img, time);
+    if (e.delayed) {
+      const late = document.createElement('span');
+      late.className = 'badge';
+      late.textContent = t(state.lang, 'eventDelayed');
+      link.append(late);
+    }
+    li.append(link);
+    list.append(li);
+  }
+  // The day as a bar, each event a mark at its time.
+  const bar = $('timeline');
+  bar.replaceChildren();
+  for (const e of events) {
+    const at = Date.parse(e.at) - dayStart;
+    if (at < 0 || at >= DAY_MS) continue;
+    const mark = document.createElement('span');
+    mark.className = 'mark';
+    mark.style.left = `${(at / DAY_MS) * 100}%`;
+    bar.append(mark);
+  }
+}
+
+function watchEvents(cameraId) {
+  clearInterval(state.eventsTimer);
+  $('event-list').replaceChildren();
+  loadEvents(cameraId);
+  state.eventsTimer = setInterval(() => { if (!document.hidden) loadEvents(cameraId); }, EVENTS_MS);
 }
 
 function setLiveStatus(status) {
@@ -181,6 +254,7 @@ function forgetStills() {
 
 async function stopLive() {
   keepStill();
+  clearInterval(state.eventsTimer);
   if (state.player) await state.player.stop();
   showStats(false);
 }
@@ -216,7 +290,7 @@ function loggedOut() {
   forgetStills();
   state.me = null;
   // Nothing of the last account stays in the page for the next one to see.
-  for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email']) $(id).replaceChildren();
+  for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email', 'event-list', 'timeline']) $(id).replaceChildren();
   $('password').value = '';
   show('login-view');
   $('email').focus();
@@ -282,6 +356,7 @@ async function start() {
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
+  $('events-day').addEventListener('change', () => { if (state.player && state.player.cameraId) loadEvents(state.player.cameraId); });
   $('fullscreen').addEventListener('click', () => {
     const player = document.querySelector('.player');
     if (document.fullscreenElement) document.exitFullscreen();

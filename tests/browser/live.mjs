@@ -104,6 +104,14 @@ try {
   assert.equal(still, 320);
   await page.screenshot({ path: join(OUT, 'tiles-with-still.png') });
 
+  // The camera's agent watches for motion: the simulated intruder crossing becomes an event
+  // under the live picture, with its snapshot, without a reload.
+  await page.click(`a[href="#camera/${CAMERA}"]`);
+  await page.waitForSelector('#event-list li img.thumb', { timeout: 40_000 });
+  await page.waitForFunction(() => document.querySelector('#event-list img.thumb').naturalWidth === 1280);
+  assert.ok(await page.$('#timeline .mark'), 'the event is on the day\'s timeline');
+  await page.screenshot({ path: join(OUT, 'events.png') });
+
   console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
 } finally {
   for (const b of browsers) await b.close();

@@ -205,6 +205,8 @@ enum State {
         start: Duration,
         last_motion: Duration,
         peak: Motion,
+        /// The motion of the picture before, if it had any.
+        previous: Option<Motion>,
     },
 }
 
@@ -349,6 +351,7 @@ impl Detector {
                 start,
                 last_motion,
                 peak,
+                ..
             } => {
                 self.state = State::Idle {
                     run: 0,
@@ -520,6 +523,7 @@ impl Detector {
                     start: since,
                     last_motion: at,
                     peak: motion,
+                    previous: Some(motion),
                 };
                 Some(Decision::Started { at, since, motion })
             }
@@ -527,14 +531,23 @@ impl Detector {
                 start,
                 last_motion,
                 peak,
+                previous,
             } => {
                 if let Some(motion) = motion {
                     *last_motion = at;
-                    if motion.score > peak.score {
-                        *peak = motion;
+                    // The peak is what lasted two pictures: one picture's spike (a keyframe's
+                    // new compression noise joining the region) is not the motion's size.
+                    let lasting = match previous {
+                        Some(p) if p.score < motion.score => *p,
+                        _ => motion,
+                    };
+                    if previous.is_some() && lasting.score > peak.score {
+                        *peak = lasting;
                     }
+                    *previous = Some(motion);
                     return None;
                 }
+                *previous = None;
                 if at.saturating_sub(*last_motion) < t.stop_after {
                     return None;
                 }
