@@ -15,6 +15,9 @@ packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgst
 if [ "$purpose" != demo ]; then
   # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
   packages+=(chromium fonts-ipafont-gothic ffmpeg)
+  # Network namespaces and a lossy link between the agent and the relay (random drops with
+  # nftables: this kernel has no netem).
+  packages+=(iproute2 nftables)
 fi
 if [ "$purpose" = bench ]; then
   # The live-video benchmark's peer: Janus Gateway's streaming plugin.

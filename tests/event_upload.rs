@@ -44,16 +44,17 @@ struct Agent {
 }
 
 impl Agent {
+    /// Posts `body` as `ctype` (an empty `ctype`: no `Content-Type`).
     async fn post(&self, query: &str, body: Vec<u8>, ctype: &str) -> Result<(u16, Value)> {
-        let resp = self
+        let mut req = self
             .http
             .post(format!("{}/agent/v1/events?{query}", self.base))
             .bearer_auth(&self.token)
-            .header("content-type", ctype)
-            .body(body)
-            .send()
-            .await?;
-        status_json(resp).await
+            .body(body);
+        if !ctype.is_empty() {
+            req = req.header("content-type", ctype);
+        }
+        status_json(req.send().await?).await
     }
 }
 
@@ -166,6 +167,180 @@ async fn an_event_is_stored_once_and_shown_to_its_owner_only() -> Result<()> {
     let anonymous = relay.client();
     assert_eq!(anonymous.get(url).await?.status(), 401);
     assert_eq!(snapshot_files(&relay), 2);
+    Ok(())
+}
+
+/// Reads a server-sent event stream until a message of type `event` arrives; its data.
+async fn next_message(stream: &mut reqwest::Response, event: &str) -> Result<Value> {
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .with_context(|| format!("no '{event}' message; so far: {text:?}"))??
+            .context("the stream ended")?;
+        text.push_str(std::str::from_utf8(&chunk)?);
+        // Messages end with a blank line; keep-alive comments start with ':'.
+        while let Some(end) = text.find("\n\n") {
+            let message: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                message
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+            };
+            if field("event:").as_deref() == Some(event) {
+                return Ok(serde_json::from_str(&field("data:").context("data")?)?);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_events_reach_the_owner_live_and_a_queue_gap_is_reported() -> Result<()> {
+    let mut relay = Relay::start("")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let other = relay.camera(alice_id, "Garden", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let agent = Agent {
+        base: relay.base.clone(),
+        token: cam["agent_token"].as_str().context("token")?.to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let garden = Agent {
+        base: relay.base.clone(),
+        token: other["agent_token"].as_str().context("token")?.to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let alice = relay.login("a@example.jp", PW).await?;
+    let live_path = format!("/api/cameras/{cam_id}/events/live");
+    let mut live = alice.get(&live_path).await?;
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let bob = relay.login("b@example.jp", PW).await?;
+    assert_eq!(bob.get(&live_path).await?.status(), 404, "owner only");
+    assert_eq!(relay.client().get(&live_path).await?.status(), 401);
+
+    // Another camera's event is not on this camera's feed; this camera's is, at once.
+    let now = UnixMillis::now().0;
+    let (status, _) = garden
+        .post(
+            &query("garden-001", now, "0,0,16,16"),
+            jpeg(64, 64),
+            "image/jpeg",
+        )
+        .await?;
+    assert_eq!(status, 201);
+    let (status, stored) = agent
+        .post(
+            &query("event-0001", now, "0,0,16,16"),
+            jpeg(64, 64),
+            "image/jpeg",
+        )
+        .await?;
+    assert_eq!(status, 201);
+    let pushed = next_message(&mut live, "event").await?;
+    assert_eq!(pushed["id"], stored["id"], "{pushed}");
+
+    // After a long outage the agent's queue kept the event but dropped its picture...
+    let (status, dropped) = agent
+        .post(
+            &format!(
+                "{}&snapshot=dropped",
+                query("event-0002", now - 1000, "0,0,16,16")
+            ),
+            Vec::new(),
+            "",
+        )
+        .await?;
+    assert_eq!(status, 201, "{dropped}");
+    assert_eq!(dropped["snapshot_url"], Value::Null);
+    assert_eq!(next_message(&mut live, "event").await?["id"], dropped["id"]);
+    let (status, body) = status_json(
+        alice
+            .get(&format!("/api/events/{}/snapshot", dropped["id"]))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 404, "{body}");
+    // ... and says how much it dropped; the report grows while the outage lasts.
+    let gap = |n: u32| {
+        format!(
+            "kind=gap&key=gap-000001&captured_at={}&until={}&lost_snapshots={n}&lost_events=1",
+            now - 5000,
+            now - 1000
+        )
+    };
+    let (status, first) = agent.post(&gap(3), Vec::new(), "").await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (first["kind"].as_str(), first["lost_snapshots"].as_i64()),
+        (Some("gap"), Some(3))
+    );
+    next_message(&mut live, "event").await?;
+    let (status, grown) = agent.post(&gap(5), Vec::new(), "").await?;
+    assert_eq!((status, grown["id"].clone()), (200, first["id"].clone()));
+    assert_eq!(next_message(&mut live, "event").await?["lost_snapshots"], 5);
+    let (status, stale) = agent.post(&gap(4), Vec::new(), "").await?;
+    assert_eq!(
+        (status, stale["lost_snapshots"].as_i64()),
+        (200, Some(5)),
+        "counts only grow"
+    );
+
+    // Each kind with the wrong body, or wrong fields, is refused.
+    for (what, q, body, ctype) in [
+        (
+            "motion without its snapshot",
+            query("bad-00001", now, "0,0,1,1"),
+            Vec::new(),
+            "",
+        ),
+        (
+            "a dropped snapshot with a body",
+            format!("{}&snapshot=dropped", query("bad-00002", now, "0,0,1,1")),
+            jpeg(64, 64),
+            "image/jpeg",
+        ),
+        (
+            "a gap with a body",
+            gap(6).replace("gap-000001", "gap-000002"),
+            jpeg(64, 64),
+            "image/jpeg",
+        ),
+        (
+            "a gap with a score",
+            format!("{}&score=0.1", gap(6)),
+            Vec::new(),
+            "",
+        ),
+        (
+            "a gap that lost nothing",
+            gap(0).replace("lost_events=1", "lost_events=0"),
+            Vec::new(),
+            "",
+        ),
+        (
+            "an unknown kind",
+            query("bad-00003", now, "0,0,1,1").replace("key=", "kind=noise&key="),
+            jpeg(64, 64),
+            "image/jpeg",
+        ),
+    ] {
+        let (status, body) = agent.post(&q, body, ctype).await?;
+        assert_eq!(status, 400, "{what}: {body}");
+    }
+    let (_, list) = status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+
+    // An open feed does not hold up the relay's stop.
+    let stopping = std::time::Instant::now();
+    relay.stop()?;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@ import { LANGS, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null, eventsTimer: null };
+const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null, eventFeed: null };
 
 function initialLang() {
   const saved = localStorage.getItem('eyeward.lang');
@@ -148,8 +148,7 @@ async function route() {
 }
 
 // The camera's motion events under its live picture: newest first, one day or the latest,
-// refreshed while the page is open.
-const EVENTS_MS = 5000;
+// fetched again whenever the relay's live feed says one was stored.
 const DAY_MS = 24 * 3600 * 1000;
 
 async function loadEvents(cameraId) {
@@ -175,6 +174,21 @@ function renderEvents(events, dayStart) {
   const when = new Intl.DateTimeFormat(state.lang, { dateStyle: 'short', timeStyle: 'medium' });
   for (const e of events) {
     const li = document.createElement('li');
+    const label = when.format(new Date(e.at));
+    if (!e.snapshot_url) {
+      // A gap in what the camera could keep, or an event whose picture it had to drop.
+      li.className = 'no-snapshot';
+      const time = document.createElement('time');
+      time.dateTime = e.at;
+      time.textContent = label;
+      const what = document.createElement('span');
+      what.textContent = e.kind === 'gap'
+        ? t(state.lang, 'eventGap', { n: e.lost_snapshots + e.lost_events, until: when.format(new Date(e.until)) })
+        : t(state.lang, 'eventNoSnapshot');
+      li.append(time, what);
+      list.append(li);
+      continue;
+    }
     const link = document.createElement('a');
     link.href = e.snapshot_url;
     link.target = '_blank';
@@ -183,7 +197,6 @@ function renderEvents(events, dayStart) {
     img.className = 'thumb';
     img.loading = 'lazy';
     img.src = e.snapshot_url;
-    const label = when.format(new Date(e.at));
     img.alt = t(state.lang, 'eventAlt', { t: label });
     const time = document.createElement('time');
     time.dateTime = e.at;
@@ -211,11 +224,22 @@ function renderEvents(events, dayStart) {
   }
 }
 
+// The relay pushes each new event (server-sent events); the browser reconnects the feed by
+// itself, and every (re)connection fetches the list, so nothing stored meanwhile is missed.
 function watchEvents(cameraId) {
-  clearInterval(state.eventsTimer);
+  stopEvents();
   $('event-list').replaceChildren();
-  loadEvents(cameraId);
-  state.eventsTimer = setInterval(() => { if (!document.hidden) loadEvents(cameraId); }, EVENTS_MS);
+  const feed = new EventSource(`/api/cameras/${cameraId}/events/live`);
+  const reload = () => loadEvents(cameraId);
+  feed.addEventListener('open', reload);
+  feed.addEventListener('event', reload);
+  feed.addEventListener('resync', reload);
+  state.eventFeed = feed;
+}
+
+function stopEvents() {
+  if (state.eventFeed) state.eventFeed.close();
+  state.eventFeed = null;
 }
 
 function setLiveStatus(status) {
@@ -254,7 +278,7 @@ function forgetStills() {
 
 async function stopLive() {
   keepStill();
-  clearInterval(state.eventsTimer);
+  stopEvents();
   if (state.player) await state.player.stop();
   showStats(false);
 }

@@ -5,7 +5,7 @@
 use crate::capture::Capture;
 use crate::error::Error;
 use crate::motion::{Decision, Detector, DetectorConfig};
-use crate::queue::{EventMeta, Queue};
+use crate::queue::{EventMeta, Queue, Record, new_key};
 use crate::snapshot;
 use eyeward::UnixMillis;
 use eyeward::link::Backoff;
@@ -114,16 +114,21 @@ fn watch_once(
         ];
         let jpeg = snapshot::jpeg(&full, &config.masks, Some(bbox));
         let meta = EventMeta {
-            key: rand::random::<[u8; 16]>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            key: new_key(),
             captured_at: captured_at.0,
             score: (motion.score * 1e4).round() / 1e4,
             bbox,
+            snapshot_dropped: false,
         };
+        let key = meta.key.clone();
         let seq = shared.lock().push(meta, &jpeg)?;
-        tracing::info!(seq, bytes = jpeg.len(), "motion: snapshot queued");
+        tracing::info!(
+            seq,
+            key = %key,
+            captured_at = captured_at.0,
+            bytes = jpeg.len(),
+            "motion: snapshot queued"
+        );
         shared.wake.notify_one();
     }
     Ok(())
@@ -170,20 +175,14 @@ pub async fn upload(shared: Shared, relay: url::Url, token: String) {
                 continue;
             }
         };
-        let m = &item.meta;
-        let sent = http
+        let mut request = http
             .post(url.clone())
             .bearer_auth(&token)
-            .query(&[
-                ("key", m.key.clone()),
-                ("captured_at", m.captured_at.to_string()),
-                ("score", m.score.to_string()),
-                ("bbox", m.bbox.map(|v| v.to_string()).join(",")),
-            ])
-            .header("content-type", "image/jpeg")
-            .body(jpeg)
-            .send()
-            .await;
+            .query(&upload_query(&item.record));
+        if !jpeg.is_empty() {
+            request = request.header("content-type", "image/jpeg").body(jpeg);
+        }
+        let sent = request.send().await;
         let done = match sent {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(
@@ -220,12 +219,41 @@ pub async fn upload(shared: Shared, relay: url::Url, token: String) {
         if done {
             backoff.reset();
             let queue = shared.clone();
-            let removed = tokio::task::spawn_blocking(move || queue.lock().remove(item.seq)).await;
+            let removed =
+                tokio::task::spawn_blocking(move || queue.lock().uploaded(item.seq, &item.record))
+                    .await;
             if let Ok(Err(e)) = removed {
                 tracing::error!(error = %e, "cannot remove an uploaded event from the queue");
             }
         } else {
             tokio::time::sleep(backoff.next_delay(rand::random())).await;
         }
+    }
+}
+
+/// The query string of `POST /agent/v1/events` for a queued record (the snapshot, if any, is
+/// the body).
+fn upload_query(record: &Record) -> Vec<(&'static str, String)> {
+    match record {
+        Record::Motion(m) => {
+            let mut q = vec![
+                ("key", m.key.clone()),
+                ("captured_at", m.captured_at.to_string()),
+                ("score", m.score.to_string()),
+                ("bbox", m.bbox.map(|v| v.to_string()).join(",")),
+            ];
+            if m.snapshot_dropped {
+                q.push(("snapshot", "dropped".into()));
+            }
+            q
+        }
+        Record::Gap(g) => vec![
+            ("kind", "gap".into()),
+            ("key", g.key.clone()),
+            ("captured_at", g.first_at.to_string()),
+            ("until", g.last_at.to_string()),
+            ("lost_snapshots", g.snapshots.to_string()),
+            ("lost_events", g.events.to_string()),
+        ],
     }
 }

@@ -209,13 +209,18 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay on `127.0.0.1:0`; `extra` is appended to its config file.
     pub fn start(extra: &str) -> Result<Relay> {
+        Relay::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts a relay listening on `listen`; `extra` is appended to its config file.
+    pub fn start_on(listen: &str, extra: &str) -> Result<Relay> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
         let data = dir.path().join("data");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n",
+                "listen = \"{listen}\"\ndata_dir = {:?}\n{extra}\n",
                 data.to_str().context("utf-8 temp path")?
             ),
         )?;
@@ -245,12 +250,23 @@ impl Relay {
         Ok((process, base))
     }
 
-    /// Stops the relay and starts it again on the same address and data.
+    /// Stops the relay (unless stopped already) and starts it again on the same address and
+    /// data.
     pub fn restart(&mut self) -> Result<()> {
-        self.process.stop()?;
+        if self.process.pid().is_some() {
+            self.process.stop()?;
+        }
         let addr = self.base.trim_start_matches("http://");
         let text = std::fs::read_to_string(&self.config)?
-            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+            .lines()
+            .map(|l| {
+                if l.starts_with("listen = ") {
+                    format!("listen = \"{addr}\"\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect::<String>();
         std::fs::write(&self.config, text)?;
         let (process, base) = Relay::spawn(self.dir.path(), &self.config)?;
         self.process = process;

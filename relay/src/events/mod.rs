@@ -1,34 +1,59 @@
 //! Motion events: agents upload them with their snapshot (`POST /agent/v1/events`), owners
-//! list them and fetch the pictures. An event exists once its row is committed; its snapshot
-//! is written and fsynced to `data_dir/snapshots/<camera>/<key>.jpg` before that, so an
-//! acknowledged event always has its picture. A repeated idempotency key is the same event.
+//! list them, follow new ones live and fetch the pictures. An event exists once its row is
+//! committed; its snapshot is written and fsynced to `data_dir/snapshots/<camera>/<key>.jpg`
+//! before that, so an acknowledged event always has its picture. A repeated idempotency key
+//! is the same event.
+//!
+//! An agent whose queue overflowed during a long outage sends the events whose snapshots it
+//! dropped without a picture, and a gap event saying how many it dropped.
 
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
 use crate::link::AgentCaller;
-use crate::store::{Event, NewEvent, Store, is_taken_key};
+use crate::store::{Event, Gap, NewEvent, Store, is_taken_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eyeward::{CameraId, UnixMillis};
+use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::convert::Infallible;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{broadcast, watch};
 
 /// The largest snapshot picture accepted, in pixels each way (8K).
 const MAX_WIDTH: u32 = 7680;
 const MAX_HEIGHT: u32 = 4320;
 
-/// Where snapshots live, and the event settings.
+/// New and changed events as they are stored, for the owners watching live: the camera and
+/// the event as the API shows it.
+pub type LiveEvent = Arc<(i64, Value)>;
+
+/// Where snapshots live, the event settings, and the live feed.
 pub struct Events {
     dir: PathBuf,
     config: EventsConfig,
+    live: broadcast::Sender<LiveEvent>,
+    /// Set at shutdown: live streams end, so that the server's graceful stop is not held up.
+    closing: watch::Sender<bool>,
+}
+
+/// What storing an upload did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stored {
+    Created,
+    /// A gap that had grown since its last report.
+    Updated,
+    /// A repeated upload: nothing changed.
+    Same,
 }
 
 impl Events {
@@ -36,7 +61,15 @@ impl Events {
         Events {
             dir: data_dir.join("snapshots"),
             config: config.clone(),
+            // Viewers that fall this far behind are told to reload the list.
+            live: broadcast::channel(64).0,
+            closing: watch::channel(false).0,
         }
+    }
+
+    /// Ends every live stream (the server is stopping).
+    pub fn close_live(&self) {
+        self.closing.send_replace(true);
     }
 
     fn path(&self, camera: i64, key: &str) -> PathBuf {
@@ -57,38 +90,58 @@ impl Events {
         std::fs::File::open(folder)?.sync_all()
     }
 
-    /// Stores an agent's event: the existing one for a repeated key; `true` when new.
+    /// Stores an agent's event (with its snapshot, if it has one): the existing one for a
+    /// repeated key, with a gap's counts raised to the new report.
     async fn record(
         self: &Arc<Self>,
         store: &Store,
         event: NewEvent,
-        jpeg: Vec<u8>,
-    ) -> Result<(Event, bool), Error> {
-        if let Some(existing) = store
+        jpeg: Option<Vec<u8>>,
+    ) -> Result<(Event, Stored), Error> {
+        let existing = match store
             .event_by_key(event.camera, &event.idempotency_key)
             .await?
         {
-            return Ok((existing, false));
-        }
-        let this = self.clone();
-        let (camera, key) = (event.camera.0, event.idempotency_key.clone());
-        tokio::task::spawn_blocking(move || this.write(camera, &key, &jpeg))
-            .await
-            .map_err(|e| Error::internal(format!("snapshot writer: {e}")))?
-            .map_err(|e| Error::internal(format!("cannot store a snapshot: {e}")))?;
-        match store.insert_event(&event).await {
-            Ok(stored) => Ok((stored, true)),
-            // The same upload, retried while the first was being stored: one event.
-            Err(e) if is_taken_key(&e) => store
-                .event_by_key(event.camera, &event.idempotency_key)
-                .await?
-                .map(|existing| (existing, false))
-                .ok_or(e),
-            Err(e) => {
-                let _ = std::fs::remove_file(self.path(camera, &event.idempotency_key));
-                Err(e)
+            Some(existing) => existing,
+            None => {
+                let (camera, key) = (event.camera.0, event.idempotency_key.clone());
+                if let Some(jpeg) = jpeg {
+                    let this = self.clone();
+                    tokio::task::spawn_blocking(move || this.write(camera, &key, &jpeg))
+                        .await
+                        .map_err(|e| Error::internal(format!("snapshot writer: {e}")))?
+                        .map_err(|e| Error::internal(format!("cannot store a snapshot: {e}")))?;
+                }
+                match store.insert_event(&event).await {
+                    Ok(stored) => return Ok((stored, Stored::Created)),
+                    // The same upload, retried while the first was being stored: one event.
+                    Err(e) if is_taken_key(&e) => store
+                        .event_by_key(event.camera, &event.idempotency_key)
+                        .await?
+                        .ok_or(e)?,
+                    Err(e) => {
+                        if event.snapshot_bytes > 0 {
+                            let _ = std::fs::remove_file(self.path(camera, &event.idempotency_key));
+                        }
+                        return Err(e);
+                    }
+                }
             }
+        };
+        if let Some(gap) = event.gap
+            && let Some(grown) = store.grow_gap(existing.id, gap).await?
+        {
+            return Ok((grown, Stored::Updated));
         }
+        Ok((existing, Stored::Same))
+    }
+
+    /// The live feed of stored events, for [`live`].
+    fn publish(&self, event: &Event) {
+        // Nobody listening is fine.
+        let _ = self
+            .live
+            .send(Arc::new((event.camera_id, self.to_json(event))));
     }
 
     /// Deletes events older than the retention, rows first (an event without its row does
@@ -100,7 +153,9 @@ impl Events {
         );
         let gone = store.delete_events_before(cutoff).await?;
         for e in &gone {
-            let _ = std::fs::remove_file(self.path(e.camera_id, &e.idempotency_key));
+            if e.snapshot_bytes > 0 {
+                let _ = std::fs::remove_file(self.path(e.camera_id, &e.idempotency_key));
+            }
         }
         Ok(gone.len())
     }
@@ -122,9 +177,11 @@ impl Events {
         let bbox: Value = serde_json::from_str(&e.bbox).unwrap_or(Value::Null);
         let delayed =
             UnixMillis(e.received_at).since(UnixMillis(e.captured_at)) > self.config.delayed_after;
-        json!({
+        let snapshot_url = (e.snapshot_bytes > 0).then(|| format!("/api/events/{}/snapshot", e.id));
+        let mut v = json!({
             "id": e.id,
             "camera_id": e.camera_id,
+            "kind": e.kind,
             "at": UnixMillis(e.captured_at).to_rfc3339(),
             "received_at": UnixMillis(e.received_at).to_rfc3339(),
             "delayed": delayed,
@@ -132,8 +189,14 @@ impl Events {
             "bbox": bbox,
             "width": e.width,
             "height": e.height,
-            "snapshot_url": format!("/api/events/{}/snapshot", e.id),
-        })
+            "snapshot_url": snapshot_url,
+        });
+        if e.kind == "gap" {
+            v["lost_snapshots"] = json!(e.lost_snapshots);
+            v["lost_events"] = json!(e.lost_events);
+            v["until"] = json!(e.until_at.map(|t| UnixMillis(t).to_rfc3339()));
+        }
+        v
     }
 }
 
@@ -141,18 +204,50 @@ impl Events {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
+    /// `motion` (the default) or `gap`.
+    kind: Option<String>,
     /// The agent's idempotency key: 8 to 64 of `A-Z a-z 0-9 - _`.
     key: String,
-    /// When the picture was taken (Unix milliseconds).
+    /// When the picture was taken (Unix milliseconds); for a gap, the first dropped event's.
     captured_at: i64,
-    /// The share of the picture that moved (0 to 1).
-    score: f64,
-    /// `x,y,w,h` of the moving region in the snapshot's pixels.
-    bbox: String,
+    /// Motion: the share of the picture that moved (0 to 1).
+    score: Option<f64>,
+    /// Motion: `x,y,w,h` of the moving region in the snapshot's pixels.
+    bbox: Option<String>,
+    /// Motion: `dropped` when the agent had to drop the snapshot (and sends no body).
+    snapshot: Option<String>,
+    /// Gap: the capture time of the last dropped event.
+    until: Option<i64>,
+    /// Gap: snapshots dropped (their events come on without a picture).
+    lost_snapshots: Option<u64>,
+    /// Gap: events dropped whole.
+    lost_events: Option<u64>,
+}
+
+/// An upload's query, checked.
+enum Checked {
+    /// A motion event; `with_snapshot` says whether a JPEG must be the body.
+    Motion {
+        score: f64,
+        bbox: [u32; 4],
+        with_snapshot: bool,
+    },
+    Gap(Gap),
+}
+
+/// A capture time that makes sense: not before 2020, not more than a minute ahead of the
+/// relay's clock.
+fn check_time(at: i64, name: &str) -> Result<UnixMillis, Error> {
+    if at < 1_577_836_800_000 || at > UnixMillis::now().plus(Duration::from_secs(60)).0 {
+        return Err(Error::bad_request(format!(
+            "{name} must be a capture time in Unix milliseconds"
+        )));
+    }
+    Ok(UnixMillis(at))
 }
 
 impl Upload {
-    fn check(&self, width: u32, height: u32) -> Result<[u32; 4], Error> {
+    fn check(&self) -> Result<Checked, Error> {
         let key_ok = (8..=64).contains(&self.key.len())
             && self
                 .key
@@ -163,30 +258,78 @@ impl Upload {
                 "key must be 8 to 64 letters, digits, '-' or '_'",
             ));
         }
-        if !(0.0..=1.0).contains(&self.score) {
-            return Err(Error::bad_request("score is a share, from 0 to 1"));
+        let captured_at = check_time(self.captured_at, "captured_at")?;
+        match self.kind.as_deref().unwrap_or("motion") {
+            "motion" => {
+                if self.until.is_some()
+                    || self.lost_snapshots.is_some()
+                    || self.lost_events.is_some()
+                {
+                    return Err(Error::bad_request(
+                        "until, lost_snapshots and lost_events are for gap events",
+                    ));
+                }
+                let score = self
+                    .score
+                    .filter(|s| (0.0..=1.0).contains(s))
+                    .ok_or_else(|| Error::bad_request("score is a share, from 0 to 1"))?;
+                let bad_bbox = || Error::bad_request("bbox must be x,y,w,h in pixels");
+                let parts: Vec<u32> = self
+                    .bbox
+                    .as_deref()
+                    .ok_or_else(bad_bbox)?
+                    .split(',')
+                    .map(|p| p.trim().parse::<u32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad_bbox())?;
+                let [x, y, w, h] = parts[..] else {
+                    return Err(bad_bbox());
+                };
+                let with_snapshot = match self.snapshot.as_deref() {
+                    None => true,
+                    Some("dropped") => false,
+                    Some(_) => return Err(Error::bad_request("snapshot can only be 'dropped'")),
+                };
+                Ok(Checked::Motion {
+                    score,
+                    bbox: [x, y, w, h],
+                    with_snapshot,
+                })
+            }
+            "gap" => {
+                if self.score.is_some() || self.bbox.is_some() || self.snapshot.is_some() {
+                    return Err(Error::bad_request(
+                        "score, bbox and snapshot are for motion events",
+                    ));
+                }
+                let until = check_time(
+                    self.until
+                        .ok_or_else(|| Error::bad_request("a gap needs until"))?,
+                    "until",
+                )?;
+                if until < captured_at {
+                    return Err(Error::bad_request("until comes before captured_at"));
+                }
+                let (lost_snapshots, lost_events) = (
+                    self.lost_snapshots.unwrap_or(0),
+                    self.lost_events.unwrap_or(0),
+                );
+                if lost_snapshots == 0 && lost_events == 0 {
+                    return Err(Error::bad_request(
+                        "a gap loses at least one snapshot or event",
+                    ));
+                }
+                if lost_snapshots.max(lost_events) > i64::MAX as u64 {
+                    return Err(Error::bad_request("lost counts are too large"));
+                }
+                Ok(Checked::Gap(Gap {
+                    lost_snapshots,
+                    lost_events,
+                    until,
+                }))
+            }
+            _ => Err(Error::bad_request("kind is motion or gap")),
         }
-        // Not before 2020, not more than a minute ahead of the relay's clock.
-        if self.captured_at < 1_577_836_800_000
-            || self.captured_at > UnixMillis::now().plus(Duration::from_secs(60)).0
-        {
-            return Err(Error::bad_request(
-                "captured_at must be the capture time in Unix milliseconds",
-            ));
-        }
-        let parts: Vec<u32> = self
-            .bbox
-            .split(',')
-            .map(|p| p.trim().parse::<u32>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| Error::bad_request("bbox must be x,y,w,h in pixels"))?;
-        let [x, y, w, h] = parts[..] else {
-            return Err(Error::bad_request("bbox must be x,y,w,h in pixels"));
-        };
-        if x.saturating_add(w) > width || y.saturating_add(h) > height {
-            return Err(Error::bad_request("bbox reaches outside the snapshot"));
-        }
-        Ok([x, y, w, h])
     }
 }
 
@@ -220,40 +363,86 @@ fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
 }
 
 /// `POST /agent/v1/events?key=…&captured_at=…&score=…&bbox=x,y,w,h` with the JPEG as the
-/// body: `201` with the event once it is stored, `200` with the same event for a repeated
-/// key.
+/// body (or `&snapshot=dropped` and no body; or `kind=gap&…` and no body): `201` with the
+/// event once it is stored, `200` with the same event for a repeated key.
 pub async fn upload(
     State(st): State<AppState>,
     agent: AgentCaller,
     ApiQuery(upload): ApiQuery<Upload>,
     JpegBody(jpeg): JpegBody,
 ) -> Result<Response, Error> {
-    let jpeg = tokio::task::spawn_blocking(move || check_jpeg(&jpeg).map(|size| (size, jpeg)))
-        .await
-        .map_err(|e| Error::internal(format!("JPEG check: {e}")))?;
-    let ((width, height), jpeg) = jpeg?;
-    let bbox = upload.check(width, height)?;
-    let event = NewEvent {
+    let checked = upload.check()?;
+    let mut event = NewEvent {
         camera: agent.camera.id,
         idempotency_key: upload.key,
         captured_at: UnixMillis(upload.captured_at),
         received_at: UnixMillis::now(),
-        score: upload.score,
-        bbox,
-        width,
-        height,
-        snapshot_bytes: jpeg.len(),
+        score: 0.0,
+        bbox: [0; 4],
+        width: 0,
+        height: 0,
+        snapshot_bytes: 0,
+        gap: None,
     };
-    let (stored, created) = st.events.record(&st.store, event, jpeg).await?;
-    if created {
+    let jpeg = match (checked, jpeg) {
+        (
+            Checked::Motion {
+                with_snapshot: true,
+                ..
+            },
+            None,
+        ) => {
+            return Err(Error::bad_request("the snapshot (image/jpeg) is missing"));
+        }
+        (
+            Checked::Motion {
+                with_snapshot: false,
+                ..
+            }
+            | Checked::Gap(_),
+            Some(_),
+        ) => {
+            return Err(Error::bad_request(
+                "this event has no snapshot: send no body",
+            ));
+        }
+        (Checked::Motion { score, bbox, .. }, None) => {
+            (event.score, event.bbox) = (score, bbox);
+            None
+        }
+        (Checked::Gap(gap), None) => {
+            event.gap = Some(gap);
+            None
+        }
+        (Checked::Motion { score, bbox, .. }, Some(jpeg)) => {
+            let checked =
+                tokio::task::spawn_blocking(move || check_jpeg(&jpeg).map(|size| (size, jpeg)))
+                    .await
+                    .map_err(|e| Error::internal(format!("JPEG check: {e}")))?;
+            let ((width, height), jpeg) = checked?;
+            let [x, y, w, h] = bbox;
+            if x.saturating_add(w) > width || y.saturating_add(h) > height {
+                return Err(Error::bad_request("bbox reaches outside the snapshot"));
+            }
+            (event.score, event.bbox, event.width, event.height) = (score, bbox, width, height);
+            event.snapshot_bytes = jpeg.len();
+            Some(jpeg)
+        }
+    };
+    let (stored, what) = st.events.record(&st.store, event, jpeg).await?;
+    if what != Stored::Same {
+        st.events.publish(&stored);
+    }
+    if what == Stored::Created {
         st.metrics.events_stored.inc();
         tracing::info!(
             camera = stored.camera_id,
             event = stored.id,
-            "motion event stored"
+            kind = stored.kind,
+            "event stored"
         );
     }
-    let status = if created {
+    let status = if what == Stored::Created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -293,6 +482,44 @@ pub async fn list(
     Ok(Json(events.iter().map(|e| st.events.to_json(e)).collect()))
 }
 
+/// `GET /api/cameras/{id}/events/live`: server-sent events while the page is open, one
+/// `event` message with the event (as in the list) for each new or grown one of that
+/// camera, or `resync` when this viewer fell behind and should fetch the list again.
+pub async fn live(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Error> {
+    st.store
+        .camera_of(c.id, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    let feed = st.events.live.subscribe();
+    let closing = st.events.closing.subscribe();
+    let stream =
+        futures_util::stream::unfold((feed, closing), move |(mut feed, mut closing)| async move {
+            loop {
+                let received = tokio::select! {
+                    r = feed.recv() => r,
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                let message = match received {
+                    Ok(live) if live.0 == id => {
+                        SseEvent::default().event("event").data(live.1.to_string())
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        SseEvent::default().event("resync").data("{}")
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok(message), (feed, closing)));
+            }
+        });
+    // Comments every 15 s keep proxies from closing a quiet stream.
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
 /// `GET /api/events/{id}/snapshot`: the picture of one of the owner's events.
 pub async fn snapshot(
     State(st): State<AppState>,
@@ -304,6 +531,12 @@ pub async fn snapshot(
         .event_of(c.id, id)
         .await?
         .ok_or_else(|| Error::not_found("event"))?;
+    if event.snapshot_bytes == 0 {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "this event has no snapshot: the camera had to drop it",
+        ));
+    }
     let path = st.events.path(event.camera_id, &event.idempotency_key);
     let jpeg = tokio::fs::read(&path).await.map_err(|e| {
         Error::new(

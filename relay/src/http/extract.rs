@@ -209,17 +209,27 @@ impl<S: Send + Sync> FromRequest<S> for SdpBody {
 /// The largest snapshot accepted by default (a 1080p JPEG is well under 1 MiB).
 pub const JPEG_LIMIT: usize = 4 * 1024 * 1024;
 
-/// An `image/jpeg` body (snapshots), at most [`JPEG_LIMIT`]; its content is checked by
-/// whoever takes it.
-pub struct JpegBody(pub Vec<u8>);
+/// An `image/jpeg` body (snapshots), at most [`JPEG_LIMIT`], or `None` for a request with
+/// neither a body nor a `Content-Type`; its content is checked by whoever takes it.
+pub struct JpegBody(pub Option<Vec<u8>>);
 
 impl<S: Send + Sync> FromRequest<S> for JpegBody {
     type Rejection = Error;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
-        typed_body(req, "image/jpeg", JPEG_LIMIT)
-            .await
-            .map(JpegBody)
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return typed_body(req, "image/jpeg", JPEG_LIMIT)
+                .await
+                .map(|b| JpegBody(Some(b)));
+        }
+        if read_capped(req, JPEG_LIMIT).await?.is_empty() {
+            Ok(JpegBody(None))
+        } else {
+            Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "expected a body of type image/jpeg",
+            ))
+        }
     }
 }
 

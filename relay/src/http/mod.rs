@@ -99,6 +99,7 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/cameras/{id}/whep/{session}", delete(whep::delete))
         .route("/history", get(api::history))
         .route("/cameras/{id}/events", get(events::list))
+        .route("/cameras/{id}/events/live", get(events::live))
         .route("/events/{id}/snapshot", get(events::snapshot))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body));
@@ -176,6 +177,11 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let retention = tokio::spawn(state.events.clone().keep_retention(state.store.clone()));
+    let events = state.events.clone();
+    let shutdown = async move {
+        shutdown.await;
+        events.close_live();
+    };
     let app = router(state, max_json_body);
     let result = axum::serve(
         listener,

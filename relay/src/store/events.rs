@@ -1,5 +1,6 @@
-//! Motion events: one row per event, keyed per camera by the agent's idempotency key. The
-//! snapshot file is the `events` module's business; this holds the rows.
+//! Events: one row per event, keyed per camera by the agent's idempotency key. Most are
+//! motion; a gap tells of snapshots or events an agent's full queue had to drop. The snapshot
+//! file is the `events` module's business; this holds the rows.
 
 use super::{Store, conflict_on_unique};
 use crate::error::{Error, ErrorKind};
@@ -18,7 +19,23 @@ pub struct Event {
     pub bbox: String,
     pub width: i64,
     pub height: i64,
+    /// 0: no snapshot (a gap, or a motion event whose picture the agent had to drop).
     pub snapshot_bytes: i64,
+    /// `motion` or `gap`.
+    pub kind: String,
+    /// For a gap: the snapshots dropped (their events came on) and the events dropped whole.
+    pub lost_snapshots: i64,
+    pub lost_events: i64,
+    /// For a gap: the capture time of the last dropped event.
+    pub until_at: Option<i64>,
+}
+
+/// What an agent's queue dropped, for a gap event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    pub lost_snapshots: u64,
+    pub lost_events: u64,
+    pub until: UnixMillis,
 }
 
 /// What an agent reported, checked.
@@ -33,10 +50,12 @@ pub struct NewEvent {
     pub width: u32,
     pub height: u32,
     pub snapshot_bytes: usize,
+    /// `Some` for a gap event.
+    pub gap: Option<Gap>,
 }
 
 const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
-                       width, height, snapshot_bytes";
+                       width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at";
 
 impl Store {
     /// The camera's event with this idempotency key, if it was stored already.
@@ -56,8 +75,8 @@ impl Store {
         let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
         sqlx::query_as(&format!(
             "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
-             bbox, width, height, snapshot_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING {COLUMNS}"
+             bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
         ))
         .bind(e.camera.0)
         .bind(&e.idempotency_key)
@@ -68,9 +87,29 @@ impl Store {
         .bind(i64::from(e.width))
         .bind(i64::from(e.height))
         .bind(e.snapshot_bytes as i64)
+        .bind(if e.gap.is_some() { "gap" } else { "motion" })
+        .bind(e.gap.map_or(0, |g| g.lost_snapshots as i64))
+        .bind(e.gap.map_or(0, |g| g.lost_events as i64))
+        .bind(e.gap.map(|g| g.until.0))
         .fetch_one(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, "this event is being stored already"))
+    }
+
+    /// Raises a stored gap's counts to what the agent reports now (they only grow: a late
+    /// retry of an older report changes nothing). `None` when nothing changed.
+    pub async fn grow_gap(&self, id: i64, gap: Gap) -> Result<Option<Event>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "UPDATE events SET lost_snapshots = $2, lost_events = $3, until_at = $4 \
+             WHERE id = $1 AND kind = 'gap' AND lost_snapshots <= $2 AND lost_events <= $3 \
+             AND (lost_snapshots < $2 OR lost_events < $3) RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(gap.lost_snapshots as i64)
+        .bind(gap.lost_events as i64)
+        .bind(gap.until.0)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The owner's events of one camera, newest first: at most `limit`, captured before

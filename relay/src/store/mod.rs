@@ -12,7 +12,7 @@ mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use cameras::{Camera, NewCamera};
-pub use events::{Event, NewEvent, is_taken_key};
+pub use events::{Event, Gap, NewEvent, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use sessions::SessionRow;
 

@@ -1,0 +1,553 @@
+//! The motion detector's benchmark.
+//!
+//! 1. Accuracy: labelled clips made here at run time (the simulator's street scene, encoded
+//!    with GStreamer's x264 at 1280×720, 15 fps), each run through `eyeward-agent detect`
+//!    with its defaults: events expected vs found, and the delay from the object's entry.
+//! 2. Cost: the detector alone, in nanoseconds per pixel of its 320×180 picture.
+//! 3. The whole agent (`eyeward-agent run`, decoding included) on the simulator's 720p 15 fps
+//!    stream: CPU and memory, against a bare GStreamer decode of the same stream (the peer:
+//!    what any agent must at least spend).
+//!
+//! `bench/motion.sh` builds and runs it.
+
+use anyhow::{Context, Result, bail};
+use eyeward_agent::motion::{Detector, DetectorConfig};
+use eyeward_agent::simulate::scene::{MotionScript, PanTilt, PanTiltLimits, Picture, Scene};
+use eyeward_bench::process::{
+    Running, dies_with_parent, relay_admin, spawn_until_line, target_bin, usage,
+};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WIDTH: usize = 1280;
+const HEIGHT: usize = 720;
+const FPS: u32 = 15;
+
+/// What a clip shows and what the detector should make of it.
+struct Clip {
+    name: &'static str,
+    seconds: f64,
+    /// Events a person would expect.
+    expected: usize,
+    /// When the object enters the picture (for the detection delay).
+    entry: Option<f64>,
+    /// Extra agent configuration (masks).
+    config: &'static str,
+    /// The frame at a time.
+    render: Box<dyn FnMut(usize, f64) -> Picture>,
+}
+
+/// xorshift64: repeatable noise.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn street(script: Option<MotionScript>) -> Scene {
+    let script = script.unwrap_or(MotionScript {
+        offset: Duration::ZERO,
+        every: None,
+        crossing: Duration::from_secs(1),
+    });
+    Scene::new(WIDTH, HEIGHT, false, script)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Scales the picture's brightness (lights, night).
+fn dim(p: &mut Picture, factor: f64) {
+    for y in &mut p.y {
+        *y = (f64::from(*y) * factor).round().clamp(0.0, 255.0) as u8;
+    }
+}
+
+fn rect(p: &mut Picture, x: usize, y: usize, w: usize, h: usize, luma: u8) {
+    for row in y.min(p.height)..(y + h).min(p.height) {
+        let line = &mut p.y[row * p.width..(row + 1) * p.width];
+        line[x.min(p.width)..(x + w).min(p.width)].fill(luma);
+    }
+}
+
+/// The window that the mask clip masks, as fractions of the picture.
+const WINDOW: (f64, f64, f64, f64) = (0.55, 0.15, 0.2, 0.3);
+
+fn clips() -> Vec<Clip> {
+    let crossing = |offset: f64, crossing: f64| MotionScript {
+        offset: secs(offset),
+        every: Some(secs(600.0)),
+        crossing: secs(crossing),
+    };
+    let mut rain = Noise(7);
+    let mut night = Noise(11);
+    let mut pan = PanTilt::new(PanTiltLimits::default());
+    let pan_scene = Scene::new(WIDTH, HEIGHT, true, crossing(600.0, 1.0));
+    let walker = street(Some(crossing(3.0, 4.0)));
+    let slow = street(Some(crossing(2.0, 12.0)));
+    let lights = street(None);
+    let dark = street(None);
+    let animal = street(None);
+    let masked = street(None);
+    let wet = street(None);
+    vec![
+        Clip {
+            name: "person crossing",
+            seconds: 9.0,
+            expected: 1,
+            entry: Some(3.0),
+            config: "",
+            render: Box::new(move |_, t| walker.render(secs(t), None)),
+        },
+        Clip {
+            name: "slow walk",
+            seconds: 16.0,
+            expected: 1,
+            entry: Some(2.0),
+            config: "",
+            render: Box::new(move |_, t| slow.render(secs(t), None)),
+        },
+        Clip {
+            name: "lights on and off",
+            seconds: 10.0,
+            expected: 0,
+            entry: None,
+            config: "",
+            render: Box::new(move |_, t| {
+                let mut p = lights.render(secs(t), None);
+                if !(3.0..7.0).contains(&t) {
+                    dim(&mut p, 0.45);
+                }
+                p
+            }),
+        },
+        Clip {
+            name: "sensor noise at night",
+            seconds: 10.0,
+            expected: 0,
+            entry: None,
+            config: "",
+            render: Box::new(move |_, t| {
+                let mut p = dark.render(secs(t), None);
+                dim(&mut p, 0.3);
+                for y in &mut p.y {
+                    let n = (night.next() % 41) as i16 - 20;
+                    *y = (i16::from(*y) + n).clamp(0, 255) as u8;
+                }
+                p
+            }),
+        },
+        Clip {
+            name: "rain",
+            seconds: 10.0,
+            expected: 0,
+            entry: None,
+            config: "",
+            render: Box::new(move |_, t| {
+                let mut p = wet.render(secs(t), None);
+                dim(&mut p, 0.7);
+                // Streaks: short bright lines, new in every frame, over the whole picture.
+                for _ in 0..600 {
+                    let x = (rain.next() % WIDTH as u64) as usize;
+                    let y = (rain.next() % HEIGHT as u64) as usize;
+                    rect(&mut p, x, y, 2, 14, 235);
+                }
+                p
+            }),
+        },
+        Clip {
+            name: "small animal",
+            seconds: 9.0,
+            expected: 0,
+            entry: None,
+            config: "",
+            render: Box::new(move |_, t| {
+                let mut p = animal.render(secs(t), None);
+                // A cat: 30×16 px at 720p, 0.05% of the picture, along the ground.
+                if (2.0..7.0).contains(&t) {
+                    let x = ((t - 2.0) / 5.0 * (WIDTH + 30) as f64) as usize;
+                    rect(
+                        &mut p,
+                        x.saturating_sub(30),
+                        HEIGHT * 85 / 100,
+                        30.min(x),
+                        16,
+                        30,
+                    );
+                }
+                p
+            }),
+        },
+        Clip {
+            name: "motion inside a mask",
+            seconds: 9.0,
+            expected: 0,
+            entry: None,
+            config: "masks = [[[0.55, 0.15], [0.75, 0.15], [0.75, 0.45], [0.55, 0.45]]]\n",
+            render: Box::new(move |_, t| {
+                let mut p = masked.render(secs(t), None);
+                // Someone moving about behind the neighbour's window.
+                if (2.0..7.0).contains(&t) {
+                    let (wx, wy, ww, wh) = WINDOW;
+                    let (w, h) = (WIDTH as f64, HEIGHT as f64);
+                    let swing = ((t - 2.0) * 2.0).sin() * 0.5 + 0.5;
+                    let x = (wx + 0.02 + swing * (ww - 0.12)) * w;
+                    rect(
+                        &mut p,
+                        x as usize,
+                        ((wy + 0.03) * h) as usize,
+                        (0.08 * w) as usize,
+                        ((wh - 0.06) * h) as usize,
+                        25,
+                    );
+                }
+                p
+            }),
+        },
+        Clip {
+            name: "pan-tilt move",
+            seconds: 10.0,
+            expected: 0,
+            entry: None,
+            config: "",
+            render: Box::new(move |_, t| {
+                let now = secs(t);
+                if (3.0..3.1).contains(&t) {
+                    pan.set_velocity(1.0, 0.0, now);
+                } else if (5.0..5.1).contains(&t) {
+                    pan.stop(now);
+                }
+                pan.advance(now);
+                pan_scene.render(now, Some(&pan))
+            }),
+        },
+    ]
+}
+
+/// Encodes `clip` to an MP4 file with GStreamer (x264, a keyframe every 4 s as cameras do).
+fn encode(clip: &mut Clip, path: &Path) -> Result<()> {
+    let mut gst = Command::new("gst-launch-1.0");
+    gst.args([
+        "-q",
+        "fdsrc",
+        "fd=0",
+        "!",
+        "rawvideoparse",
+        "format=i420",
+        &format!("width={WIDTH}"),
+        &format!("height={HEIGHT}"),
+        &format!("framerate={FPS}/1"),
+        "!",
+        "x264enc",
+        "speed-preset=ultrafast",
+        "tune=zerolatency",
+        "bitrate=2000",
+        &format!("key-int-max={}", 4 * FPS),
+        "!",
+        "h264parse",
+        "!",
+        "mp4mux",
+        "!",
+        "filesink",
+    ])
+    .arg(format!("location={}", path.display()))
+    .stdin(Stdio::piped());
+    let mut child = dies_with_parent(&mut gst)
+        .spawn()
+        .context("gst-launch-1.0")?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let frames = (clip.seconds * f64::from(FPS)).round() as usize;
+    for i in 0..frames {
+        let picture = (clip.render)(i, i as f64 / f64::from(FPS));
+        stdin.write_all(&picture.to_i420())?;
+    }
+    drop(stdin);
+    if !child.wait()?.success() {
+        bail!("encoding {} failed", clip.name);
+    }
+    Ok(())
+}
+
+/// `eyeward-agent detect` on a clip: the events' start times (ms) and the frame count.
+fn detect(clip: &Path, config: &Path) -> Result<(Vec<i64>, u64)> {
+    let out = Command::new(target_bin("eyeward-agent")?)
+        .arg("detect")
+        .arg(clip)
+        .arg("--config")
+        .arg(config)
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!("detect {} failed", clip.display());
+    }
+    let mut starts = Vec::new();
+    let mut frames = 0;
+    for line in String::from_utf8(out.stdout)?.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        if let Some(start) = v["start_ms"].as_i64() {
+            starts.push(start);
+        } else if let Some(n) = v["frames"].as_u64() {
+            frames = n;
+        }
+    }
+    Ok((starts, frames))
+}
+
+fn accuracy(dir: &Path) -> Result<bool> {
+    println!("## Accuracy: labelled clips, `eyeward-agent detect` at its defaults\n");
+    println!("| clip | seconds | events expected | found | delay from entry | verdict |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    let mut all_ok = true;
+    for mut clip in clips() {
+        let file = dir.join(format!("{}.mp4", clip.name.replace(' ', "-")));
+        encode(&mut clip, &file)?;
+        let config = dir.join("agent.toml");
+        std::fs::write(&config, format!("[motion]\n{}", clip.config))?;
+        let (starts, _) = detect(&file, &config)?;
+        let delay = clip
+            .entry
+            .zip(starts.first())
+            .map(|(entry, start)| *start - (entry * 1000.0) as i64);
+        let ok = starts.len() == clip.expected && delay.is_none_or(|d| d <= 300);
+        all_ok &= ok;
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            clip.name,
+            clip.seconds,
+            clip.expected,
+            starts.len(),
+            delay.map_or("–".into(), |d| format!("{d} ms")),
+            if ok { "ok" } else { "MISSED GOAL" }
+        );
+    }
+    println!();
+    Ok(all_ok)
+}
+
+/// The detector alone on the crossing clip's pictures, scaled to 320×180 as the agent does.
+fn cost() -> Result<f64> {
+    let (w, h) = (320, 180);
+    let scene = street(Some(MotionScript {
+        offset: secs(2.0),
+        every: Some(secs(6.0)),
+        crossing: secs(4.0),
+    }));
+    let pictures: Vec<Vec<u8>> = (0..300)
+        .map(|i| {
+            let p = scene.render(secs(i as f64 / f64::from(FPS)), None);
+            // A 4×4 box filter: 1280×720 → 320×180.
+            (0..h)
+                .flat_map(|y| (0..w).map(move |x| (x, y)))
+                .map(|(x, y)| {
+                    let sum: u32 = (0..4)
+                        .flat_map(|dy| (0..4).map(move |dx| (dx, dy)))
+                        .map(|(dx, dy)| u32::from(p.y[(y * 4 + dy) * WIDTH + x * 4 + dx]))
+                        .sum();
+                    (sum / 16) as u8
+                })
+                .collect()
+        })
+        .collect();
+    let config = DetectorConfig::default();
+    let mut detector = Detector::new(&config, w, h).map_err(anyhow::Error::msg)?;
+    let (mut n, mut events) = (0u64, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        for p in &pictures {
+            let at = Duration::from_millis(n * 1000 / u64::from(FPS));
+            if let Some(eyeward_agent::motion::Decision::Started { .. }) = detector.process(p, at) {
+                events += 1;
+            }
+            n += 1;
+        }
+    }
+    let ns_per_pixel = start.elapsed().as_nanos() as f64 / (n as f64 * (w * h) as f64);
+    println!("## Detector cost\n");
+    println!(
+        "{n} pictures of {w}×{h} ({events} events): {ns_per_pixel:.2} ns per pixel, {:.1} µs per picture (goal: ≤ 1 ns per pixel)\n",
+        ns_per_pixel * (w * h) as f64 / 1000.0
+    );
+    Ok(ns_per_pixel)
+}
+
+/// CPU share of one core and peak resident memory of `pid` over `span`.
+fn measure(pid: u32, span: Duration) -> Result<(f64, u64)> {
+    let before = usage(pid)?;
+    let mut peak = before.rss_bytes;
+    let start = Instant::now();
+    while start.elapsed() < span {
+        std::thread::sleep(Duration::from_millis(250));
+        peak = peak.max(usage(pid)?.rss_bytes);
+    }
+    let after = usage(pid)?;
+    Ok((
+        (after.cpu - before.cpu).as_secs_f64() / start.elapsed().as_secs_f64(),
+        peak,
+    ))
+}
+
+fn whole_agent(dir: &Path, span: Duration) -> Result<bool> {
+    // The camera: the simulator at its defaults (1280×720, 15 fps, 2000 kbit/s).
+    let mut sim = Command::new(target_bin("eyeward-agent")?);
+    sim.args([
+        "simulate",
+        "--model",
+        "fixed",
+        "--listen",
+        "127.0.0.1:0",
+        "--motion-every",
+        "10s",
+    ])
+    .stderr(Stdio::null());
+    let (_sim, line) = spawn_until_line(sim, "")?;
+    let camera = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .context("camera url")?
+        .to_owned();
+
+    // A relay for the agent to link to and upload into.
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+        dir.join("data").display().to_string()
+    );
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, &text)?;
+    relay_admin(
+        &config,
+        &[
+            "customer",
+            "add",
+            "--email",
+            "bench@example.jp",
+            "--name",
+            "B",
+            "--guard-center",
+            "east",
+        ],
+        "bench password\n",
+    )?;
+    let cam = relay_admin(
+        &config,
+        &[
+            "camera",
+            "add",
+            "--customer",
+            "1",
+            "--name",
+            "C",
+            "--model",
+            "fixed",
+            "--plan",
+            "camera-only",
+            "--source",
+            "agent",
+        ],
+        "",
+    )?;
+    std::fs::write(
+        dir.join("agent.token"),
+        cam["agent_token"].as_str().context("token")?,
+    )?;
+    let mut relay = Command::new(target_bin("eyeward-relay")?);
+    relay
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null());
+    let (_relay, line) = spawn_until_line(relay, "eyeward-relay listening on ")?;
+    let base = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .context("relay address")?
+        .to_owned();
+
+    let mut agent = Command::new(target_bin("eyeward-agent")?);
+    agent
+        .args(["run", "--relay", &base, "--camera", &camera, "--token-file"])
+        .arg(dir.join("agent.token"))
+        .stderr(std::fs::File::create(dir.join("agent.log"))?);
+    let agent = Running(dies_with_parent(&mut agent).spawn()?);
+    std::thread::sleep(Duration::from_secs(3));
+    let (agent_cpu, agent_rss) = measure(agent.pid(), span)?;
+    let queued = std::fs::read_to_string(dir.join("agent.log"))?
+        .matches("motion: snapshot queued")
+        .count();
+    drop(agent);
+
+    let mut peer = Command::new("gst-launch-1.0");
+    peer.args(["-q", "rtspsrc"])
+        .arg(format!("location={camera}"))
+        .args([
+            "protocols=tcp",
+            "!",
+            "rtph264depay",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "fakesink",
+            "sync=false",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let peer = Running(dies_with_parent(&mut peer).spawn()?);
+    std::thread::sleep(Duration::from_secs(3));
+    let (peer_cpu, peer_rss) = measure(peer.pid(), span)?;
+
+    println!(
+        "## The whole agent on the 720p 15 fps simulator, {} s\n",
+        span.as_secs()
+    );
+    println!("| process | CPU (share of one core) | peak RSS | |");
+    println!("| --- | ---: | ---: | --- |");
+    println!(
+        "| eyeward-agent run (decode, detector, link; {queued} snapshots queued) | {:.1}% | {:.1} MB | goals: < 25%, < 60 MB |",
+        agent_cpu * 100.0,
+        agent_rss as f64 / 1e6
+    );
+    println!(
+        "| peer: gst-launch-1.0 rtspsrc ! avdec_h264 ! fakesink (decode only) | {:.1}% | {:.1} MB | |",
+        peer_cpu * 100.0,
+        peer_rss as f64 / 1e6
+    );
+    println!(
+        "| ratio agent / bare decode | {:.2} | {:.2} | |\n",
+        agent_cpu / peer_cpu,
+        agent_rss as f64 / peer_rss as f64
+    );
+    Ok(agent_cpu < 0.25 && agent_rss < 60_000_000)
+}
+
+fn main() -> Result<()> {
+    let span = Duration::from_secs(
+        std::env::args()
+            .nth(1)
+            .map_or(Ok(20), |s| s.parse())
+            .context("seconds to measure the agent")?,
+    );
+    let dir = std::env::temp_dir().join(format!("eyeward-motion-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let accurate = accuracy(&dir)?;
+    let ns = cost()?;
+    let light = whole_agent(&dir, span)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "goals: accuracy {}, detector ≤ 1 ns/pixel {}, agent < 25% CPU and < 60 MB {}",
+        if accurate { "met" } else { "NOT met" },
+        if ns <= 1.0 { "met" } else { "NOT met" },
+        if light { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
