@@ -68,16 +68,29 @@ function renderCameras(cameras) {
     tile.querySelector('.plan').textContent = t(state.lang, cam.plan);
     tile.classList.toggle('online', cam.online);
     tile.querySelector('.status-text').textContent = t(state.lang, cam.online ? 'online' : 'offline');
+    // The poster: the last picture seen in this tab, else the latest motion snapshot.
+    const poster = tile.querySelector('.poster');
     const still = sessionStorage.getItem(stillKey(cam.id));
-    if (still) {
-      const img = document.createElement('img');
-      img.className = 'still';
-      img.alt = '';
-      img.src = still;
-      tile.querySelector('.poster').append(img);
-    }
+    if (still) showPoster(poster, still);
+    else latestSnapshot(cam.id).then((url) => { if (url) showPoster(poster, url); });
     list.append(tile);
   }
+}
+
+function showPoster(poster, src) {
+  const img = document.createElement('img');
+  img.className = 'still';
+  img.alt = '';
+  img.src = src;
+  poster.replaceChildren(img);
+}
+
+async function latestSnapshot(cameraId) {
+  const { resp, data } = await api('GET', `/api/cameras/${cameraId}/events?limit=10`)
+    .catch(() => ({ resp: { ok: false } }));
+  if (!resp.ok) return null;
+  const withPicture = data.find((e) => e.snapshot_url);
+  return withPicture ? withPicture.snapshot_url : null;
 }
 
 function renderHistory(entries) {
@@ -249,7 +262,7 @@ function setLiveStatus(status) {
 }
 
 // The last picture seen of a camera becomes its tile's poster, kept for this tab only and
-// forgotten at logout. (Motion snapshots take its place once a camera has events.)
+// forgotten at logout. (Without one, the tile shows the camera's latest motion snapshot.)
 const STILL_WIDTH = 320;
 
 function stillKey(cameraId) {

@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result, bail};
 use eyeward::CameraId;
-use eyeward_bench::process::{Running, relay_admin, spawn_until_line, target_bin};
+use eyeward_bench::process::{Running, provision_relay, start_simulator, target_bin};
 use eyeward_relay::config::{Config, RtspTransport};
 use eyeward_relay::http::{self};
 use eyeward_relay::ingest::Ingest;
@@ -106,59 +106,13 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // The camera: a simulator at its defaults (1280×720, 15 fps, 2000 kbit/s, GOP 4 s).
-    let mut sim = Command::new(target_bin("eyeward-agent")?);
-    sim.args(["simulate", "--model", "fixed", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::null());
-    let (_sim, line) = spawn_until_line(sim, "")?;
-    let camera_url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .context("camera url")?
-        .to_owned();
+    let (_sim, camera_url) = start_simulator("127.0.0.1:0", &[])?;
 
     // The relay, in-process, behind a counting proxy that the agent dials.
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
-        dir.join("data").display().to_string()
-    );
-    let config = Config::parse(&text)?;
+    let (config_file, cam) = provision_relay(&dir, "", "agent")?;
+    let config = Config::parse(&std::fs::read_to_string(&config_file)?)?;
     let (relay_addr, state) = http::spawn(&config, std::future::pending()).await?;
     let links: Arc<Links> = state.links.clone();
-    let config_file = dir.join("relay.toml");
-    std::fs::write(&config_file, &text)?;
-    relay_admin(
-        &config_file,
-        &[
-            "customer",
-            "add",
-            "--email",
-            "bench@example.jp",
-            "--name",
-            "B",
-            "--guard-center",
-            "east",
-        ],
-        "bench password\n",
-    )?;
-    let cam = relay_admin(
-        &config_file,
-        &[
-            "camera",
-            "add",
-            "--customer",
-            "1",
-            "--name",
-            "C",
-            "--model",
-            "fixed",
-            "--plan",
-            "camera-only",
-            "--source",
-            "agent",
-        ],
-        "",
-    )?;
     let token = cam["agent_token"].as_str().context("token")?;
     std::fs::write(dir.join("agent.token"), token)?;
     let cam = CameraId(1);

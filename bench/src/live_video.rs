@@ -12,7 +12,8 @@
 use anyhow::{Context, Result, bail};
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
-    Running, dies_with_parent, relay_admin, spawn_until_line, target_bin, udp_receive_drops, usage,
+    self, BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_simulator,
+    udp_receive_drops, usage,
 };
 use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use webrtc::api::API;
 
-const EMAIL: &str = "bench@example.jp";
-const PASSWORD: &str = "bench password";
 /// Where the simulator serves, as the Janus configuration in `shared/peers/janus` expects.
 const CAMERA_URL: &str = "rtsp://127.0.0.1:8554/live";
 const JANUS_URL: &str = "http://127.0.0.1:8088/janus";
@@ -242,57 +241,18 @@ async fn start_janus(config: &Path, dir: &Path) -> Result<Running> {
 /// Starts the relay (release binary) with a customer and the simulator as a direct RTSP
 /// camera; returns it, its base URL and the camera id.
 async fn start_relay(dir: &Path, max_viewers: usize) -> Result<(Running, String, i64)> {
-    let config = dir.join("relay.toml");
     // A minute's linger: the joins at random moments meet a camera that is being pulled, as
     // one watched in the last minute is (the first join, measured apart, starts the pull).
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
+    let (config, camera) = provision_relay(
+        dir,
+        &format!(
+            "[webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
              max_viewers_per_camera = {max_viewers}\nmax_viewers_per_customer = {max_viewers}\n\
-             linger = \"60s\"\n",
-            dir.join("data").to_str().context("utf-8 path")?
+             linger = \"60s\"\n"
         ),
+        CAMERA_URL,
     )?;
-    let customer = relay_admin(
-        &config,
-        &[
-            "customer",
-            "add",
-            "--email",
-            EMAIL,
-            "--name",
-            "Bench",
-            "--guard-center",
-            "east",
-        ],
-        &format!("{PASSWORD}\n"),
-    )?;
-    let camera = relay_admin(
-        &config,
-        &[
-            "camera",
-            "add",
-            "--customer",
-            &customer["id"].to_string(),
-            "--name",
-            "Street",
-            "--model",
-            "fixed",
-            "--plan",
-            "camera-only",
-            "--source",
-            CAMERA_URL,
-        ],
-        "",
-    )?;
-    let mut cmd = Command::new(target_bin("eyeward-relay")?);
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::fs::File::create(dir.join("relay.log"))?);
-    let (relay, line) = spawn_until_line(cmd, "eyeward-relay listening on ")?;
-    let base = line.rsplit(' ').next().context("address")?.to_owned();
+    let (relay, base) = process::start_relay(&config, &dir.join("relay.log"))?;
     Ok((relay, base, camera["id"].as_i64().context("camera id")?))
 }
 
@@ -310,8 +270,8 @@ async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<Fi
     let out = tokio::process::Command::new("node")
         .arg(script)
         .env("BASE_URL", base)
-        .env("EMAIL", EMAIL)
-        .env("PASSWORD", PASSWORD)
+        .env("EMAIL", BENCH_EMAIL)
+        .env("PASSWORD", BENCH_PASSWORD)
         .env("CAMERA_ID", camera.to_string())
         .env("JANUS_URL", JANUS_URL)
         .env("JANUS_MOUNTPOINT", JANUS_MOUNTPOINT.to_string())
@@ -399,23 +359,12 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("eyeward-live-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
-    let mut sim = Command::new(target_bin("eyeward-agent")?);
     // Grain makes x264 spend its whole 2 Mbit/s, as a busy street does.
-    sim.args([
-        "simulate",
-        "--model",
-        "fixed",
-        "--listen",
-        "127.0.0.1:8554",
-        "--grain",
-        "12",
-    ])
-    .stderr(Stdio::null());
-    let (_sim, _) = spawn_until_line(sim, "")?;
+    let (_sim, _) = start_simulator("127.0.0.1:8554", &["--grain", "12"])?;
     let janus = start_janus(&args.janus_config, &dir).await?;
     let max = args.viewers.iter().copied().max().unwrap_or(1);
     let (relay, base, camera) = start_relay(&dir, max + 5).await?;
-    let eyeward = Eyeward::login(&base, EMAIL, PASSWORD).await?;
+    let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
 
     eprintln!(
         "time to first frame in Chromium, {} joins each…",

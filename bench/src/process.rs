@@ -106,6 +106,9 @@ pub fn relay_admin(config: &Path, args: &[&str], stdin: &str) -> Result<serde_js
 pub struct Usage {
     pub cpu: Duration,
     pub rss_bytes: u64,
+    /// The part of `rss_bytes` that is the process's own (heap, stacks), not shared library
+    /// code or files.
+    pub anon_bytes: u64,
 }
 
 /// Reads `pid`'s usage from `/proc`.
@@ -119,17 +122,20 @@ pub fn usage(pid: u32) -> Result<Usage> {
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("VmRSS")?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()?;
+    let kb = |field: &str| -> Result<u64> {
+        Ok(status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .with_context(|| format!("{field} in /proc/{pid}/status"))?
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()?)
+    };
     Ok(Usage {
         cpu: Duration::from_secs_f64(ticks as f64 / per_second as f64),
-        rss_bytes: rss_kb * 1024,
+        rss_bytes: kb("VmRSS:")? * 1024,
+        anon_bytes: kb("RssAnon:")? * 1024,
     })
 }
 
@@ -147,4 +153,89 @@ pub fn udp_receive_drops() -> Result<u64> {
         .1
         .parse()
         .map_err(Into::into)
+}
+
+/// The customer every benchmark's relay has.
+pub const BENCH_EMAIL: &str = "bench@example.jp";
+pub const BENCH_PASSWORD: &str = "bench password";
+
+/// Writes a relay configuration in `dir` (listening on a free loopback port, data in
+/// `dir/data`, `extra` appended) with the bench customer and one fixed camera whose source is
+/// `source` (`agent`, or a camera's rtsp:// URL). Returns the config file and what
+/// `camera add` printed (`id`, and `agent_token` for an agent camera).
+pub fn provision_relay(
+    dir: &Path,
+    extra: &str,
+    source: &str,
+) -> Result<(PathBuf, serde_json::Value)> {
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}",
+            dir.join("data").to_str().context("utf-8 path")?
+        ),
+    )?;
+    let customer = relay_admin(
+        &config,
+        &[
+            "customer",
+            "add",
+            "--email",
+            BENCH_EMAIL,
+            "--name",
+            "Bench",
+            "--guard-center",
+            "east",
+        ],
+        &format!("{BENCH_PASSWORD}\n"),
+    )?;
+    let camera = relay_admin(
+        &config,
+        &[
+            "camera",
+            "add",
+            "--customer",
+            &customer["id"].to_string(),
+            "--name",
+            "Street",
+            "--model",
+            "fixed",
+            "--plan",
+            "camera-only",
+            "--source",
+            source,
+        ],
+        "",
+    )?;
+    Ok((config, camera))
+}
+
+/// Starts the release relay on `config`, its log in `log`; returns it and its base URL.
+pub fn start_relay(config: &Path, log: &Path) -> Result<(Running, String)> {
+    let mut cmd = Command::new(target_bin("eyeward-relay")?);
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(log)?);
+    let (relay, line) = spawn_until_line(cmd, "eyeward-relay listening on ")?;
+    let base = line.rsplit(' ').next().context("relay address")?.to_owned();
+    Ok((relay, base))
+}
+
+/// Starts a simulated camera (`eyeward-agent simulate --model fixed`) on `listen` with
+/// `extra` arguments; returns it and its URL.
+pub fn start_simulator(listen: &str, extra: &[&str]) -> Result<(Running, String)> {
+    let mut sim = Command::new(target_bin("eyeward-agent")?);
+    sim.args(["simulate", "--model", "fixed", "--listen", listen])
+        .args(extra)
+        .stderr(Stdio::null());
+    let (sim, line) = spawn_until_line(sim, "")?;
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .context("camera url")?
+        .to_owned();
+    Ok((sim, url))
 }

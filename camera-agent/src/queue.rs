@@ -75,6 +75,14 @@ pub struct Item {
 }
 
 impl Item {
+    fn without_snapshot(seq: u64, record: Record) -> Item {
+        Item {
+            seq,
+            record,
+            snapshot_bytes: 0,
+        }
+    }
+
     /// What the item counts for against the bound. The one gap record waiting at any time
     /// counts for nothing, so that noting a drop never causes another.
     fn bytes(&self) -> u64 {
@@ -258,14 +266,7 @@ impl Queue {
                 self.write_record(seq, &record)?;
                 let jpg = self.path(seq, "jpg");
                 std::fs::remove_file(&jpg).map_err(io("removing", &jpg))?;
-                self.items.insert(
-                    seq,
-                    Item {
-                        seq,
-                        record,
-                        snapshot_bytes: 0,
-                    },
-                );
+                self.items.insert(seq, Item::without_snapshot(seq, record));
                 self.bytes -= freed;
                 tracing::warn!(
                     seq,
@@ -320,14 +321,7 @@ impl Queue {
         if !self.items.contains_key(&seq) {
             self.sync_dir()?;
         }
-        self.items.insert(
-            seq,
-            Item {
-                seq,
-                record,
-                snapshot_bytes: 0,
-            },
-        );
+        self.items.insert(seq, Item::without_snapshot(seq, record));
         self.open_gap = Some(seq);
         Ok(())
     }

@@ -112,6 +112,15 @@ try {
   assert.ok(await page.$('#timeline .mark'), 'the event is on the day\'s timeline');
   await page.screenshot({ path: join(OUT, 'events.png') });
 
+  // A tab that has seen no picture of the camera shows its latest motion snapshot instead.
+  await other.page.evaluate(() => { location.hash = ''; });
+  await other.page.waitForSelector('#cameras-view:not([hidden])');
+  await other.page.evaluate(() => sessionStorage.clear());
+  await other.page.waitForFunction(() => {
+    const img = document.querySelector('.tile img.still');
+    return img && img.src.includes('/api/events/') && img.naturalWidth === 1280;
+  }, null, { timeout: 20_000 });
+
   console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
 } finally {
   for (const b of browsers) await b.close();
