@@ -9,7 +9,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// One grey picture for the detector.
 pub struct GreyPicture {
@@ -29,6 +30,31 @@ pub struct FullPicture {
     pub i420: Vec<u8>,
 }
 
+/// Set once OpenH264 failed on this process's camera: libav decodes from then on.
+static OPENH264_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// How long a capture that prefers OpenH264 may go without a picture before it is given up
+/// for libav.
+const OPENH264_GRACE: Duration = Duration::from_secs(10);
+
+/// Lets the next pipeline pick OpenH264 over libav (where both are installed) or not, by its
+/// rank. libav's plugin maps libavfilter and everything that links (speech synthesis, SVG,
+/// HEVC encoding...): about 40 MB of resident library pages against OpenH264's 15 MB, for the
+/// same decoding work (`bench/motion.sh` measures the agent). libav copes with more broken
+/// input, so it stays the choice for files and the fallback.
+fn prefer_openh264(prefer: bool) -> bool {
+    let Some(openh264) = gst::ElementFactory::find("openh264dec") else {
+        return false;
+    };
+    let prefer = prefer && !OPENH264_FAILED.load(Ordering::Relaxed);
+    openh264.set_rank(if prefer {
+        gst::Rank::PRIMARY + 1
+    } else {
+        gst::Rank::MARGINAL
+    });
+    prefer
+}
+
 /// A running decode of one input.
 pub struct Capture {
     pipeline: gst::Pipeline,
@@ -37,13 +63,24 @@ pub struct Capture {
     full: Option<gst_app::AppSink>,
     source: gst::Element,
     first_pts: Option<gst::ClockTime>,
+    /// Since when an OpenH264 pipeline has waited for its first picture.
+    openh264_waiting: Option<Instant>,
 }
 
 impl Capture {
     /// Opens `input` (an `rtsp://` URL or a video file's path), scaled to `width` pixels
     /// across (the height keeps the picture's shape), at most `max_fps` pictures a second.
-    pub fn open(input: &str, width: u32, max_fps: u32, snapshots: bool) -> Result<Capture, Error> {
+    /// A live camera (`light`) is decoded with OpenH264 where it is installed, until it fails
+    /// once; otherwise with libav.
+    pub fn open(
+        input: &str,
+        width: u32,
+        max_fps: u32,
+        snapshots: bool,
+        light: bool,
+    ) -> Result<Capture, Error> {
         gst::init().map_err(|e| Error::Media(format!("init: {e}")))?;
+        let openh264 = prefer_openh264(light);
         let uri = if input.starts_with("rtsp://") || input.starts_with("rtsps://") {
             input.to_owned()
         } else {
@@ -107,6 +144,7 @@ impl Capture {
             full,
             source,
             first_pts: None,
+            openh264_waiting: openh264.then(Instant::now),
         })
     }
 
@@ -135,7 +173,18 @@ impl Capture {
                 return Ok(None);
             }
             self.check_bus()?;
+            if self
+                .openh264_waiting
+                .is_some_and(|since| since.elapsed() > OPENH264_GRACE)
+            {
+                OPENH264_FAILED.store(true, Ordering::Relaxed);
+                return Err(Error::Media(format!(
+                    "OpenH264 decoded no picture in {}s: libav decodes from now on",
+                    OPENH264_GRACE.as_secs()
+                )));
+            }
         };
+        self.openh264_waiting = None;
         let caps = sample
             .caps()
             .ok_or_else(|| Error::Media("picture without caps".into()))?;

@@ -345,7 +345,13 @@ async fn run(args: RunArgs) -> Result<(), Error> {
 /// `{"frames","events"}`.
 fn detect(args: DetectArgs) -> Result<(), Error> {
     let config = AgentConfig::load(args.config.as_deref())?.motion;
-    let mut capture = Capture::open(&args.input, config.picture_width, config.max_fps, false)?;
+    let mut capture = Capture::open(
+        &args.input,
+        config.picture_width,
+        config.max_fps,
+        false,
+        false,
+    )?;
     let mut detector: Option<Detector> = None;
     let (mut frames, mut events) = (0u64, 0u64);
     let mut scale = (1.0, 1.0);

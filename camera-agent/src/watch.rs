@@ -81,7 +81,7 @@ fn watch_once(
     stop: &AtomicBool,
     backoff: &mut Backoff,
 ) -> Result<(), Error> {
-    let mut capture = Capture::open(camera, config.picture_width, config.max_fps, true)?;
+    let mut capture = Capture::open(camera, config.picture_width, config.max_fps, true, true)?;
     let mut detector: Option<Detector> = None;
     while let Some(picture) = capture.next_picture()? {
         if stop.load(Ordering::Relaxed) {

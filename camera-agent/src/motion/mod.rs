@@ -17,7 +17,9 @@
 //! 5. **Hysteresis**: an event starts after `start_after` pictures in a row with motion, ends
 //!    after `stop_after` without, and no new one starts within `cooldown` of the last.
 //! 6. **Pan-tilt**: while the head moves nothing is detected; once it stops, the background is
-//!    re-learned from the new view.
+//!    re-learned from the new view. A move nobody reported (the camera's own patrol) is seen
+//!    in the pictures: when much changes and the whole view slid (brightness profiles match
+//!    better shifted), it is handled like a global change.
 
 pub mod mask;
 
@@ -105,7 +107,7 @@ impl DetectorConfig {
     pub fn tuning(&self) -> Result<Tuning, String> {
         let (pixel_threshold, min_area, start_after) = match self.sensitivity {
             Sensitivity::Low => (30, 0.02, 3),
-            Sensitivity::Normal => (20, 0.008, 2),
+            Sensitivity::Normal => (20, 0.005, 2),
             Sensitivity::High => (12, 0.003, 2),
         };
         let t = Tuning {
@@ -225,6 +227,51 @@ const LEARN_CHANGED: u32 = 6;
 /// A region is moving when at least one in this many of its changed pixels also changed
 /// since the previous picture (a slow walker's edges are enough).
 const MOVING_SHARE: usize = 16;
+
+/// The share of the picture that must change before the detector asks whether the whole
+/// view moved: a walker changes far less.
+const VIEW_MOVE_GATE: f64 = 0.08;
+
+/// Whether `now` is `before` slid sideways or up and down as a whole (the camera turned, and
+/// nobody said so): the pictures' column and row brightness profiles, compared at shifts up to
+/// an eighth of the picture, match far better shifted than in place. Someone walking changes
+/// a few columns; sliding every edge in the view to fit them only makes the match worse.
+fn view_moved(before: &[u8], now: &[u8], width: usize) -> bool {
+    let profiles = |p: &[u8]| {
+        let mut columns = vec![0u32; width];
+        let mut rows = Vec::with_capacity(p.len() / width);
+        for row in p.chunks(width) {
+            for (c, &l) in columns.iter_mut().zip(row) {
+                *c += u32::from(l);
+            }
+            rows.push(row.iter().map(|&l| u32::from(l)).sum::<u32>());
+        }
+        (columns, rows)
+    };
+    let (columns_before, rows_before) = profiles(before);
+    let (columns, rows) = profiles(now);
+    slid(&columns_before, &columns) || slid(&rows_before, &rows)
+}
+
+/// Whether the profile `now` matches `before` shifted (by 2 to len/8 places) with less than
+/// half the mean difference it has in place.
+fn slid(before: &[u32], now: &[u32]) -> bool {
+    let n = now.len() as isize;
+    let max = n / 8;
+    // Mean absolute difference of now[i] and before[i - shift] where both exist.
+    let error = |shift: isize| {
+        let range = shift.max(0)..(n + shift).min(n);
+        let pairs = range.len() as f64;
+        let sum: u64 = range
+            .map(|i| u64::from(now[i as usize].abs_diff(before[(i - shift) as usize])))
+            .sum();
+        sum as f64 / pairs
+    };
+    let in_place = error(0);
+    (-max..=max)
+        .filter(|s| s.abs() >= 2)
+        .any(|s| error(s) < in_place / 2.0)
+}
 
 /// The motion detector of one camera's detection picture (`width`×`height`, grey).
 pub struct Detector {
@@ -353,9 +400,12 @@ impl Detector {
             return self.observe(None, at);
         }
         let changed = self.compare(luma);
+        let view_moved = changed as f64 > VIEW_MOVE_GATE * self.unmasked as f64
+            && view_moved(&self.previous, luma, self.width);
         self.previous.copy_from_slice(luma);
-        if changed as f64 > self.tuning.global_change * self.unmasked as f64 {
-            // Lights, the IR switch: learn the new scene, then look again.
+        if view_moved || changed as f64 > self.tuning.global_change * self.unmasked as f64 {
+            // Lights, the IR switch, or the view sliding as the camera turns (a patrol, a
+            // move the agent was not told of): learn the new scene, then look again.
             self.learn(luma);
             self.settle = SETTLE_PICTURES;
             return self.observe(None, at);

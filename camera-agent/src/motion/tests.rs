@@ -259,6 +259,42 @@ fn a_pan_tilt_move_gives_no_event_and_the_new_view_is_learned() {
     assert!(decisions.is_empty(), "{decisions:?}");
 }
 
+/// The scene's view slid `shift` pixels left (and `down` pixels up), as a turning camera
+/// sees it.
+fn slid_view(p: &[u8], shift: usize, down: usize) -> Vec<u8> {
+    (0..W * H)
+        .map(|j| p[((j / W + down) % H) * W + (j % W + shift) % W])
+        .collect()
+}
+
+#[test]
+fn a_pan_nobody_reported_gives_no_event() {
+    for (across, down) in [(2, 0), (0, 3), (3, 2)] {
+        let mut d = detector(DetectorConfig::default());
+        let mut scene = Scene::new(4);
+        let mut decisions = Vec::new();
+        for i in 0..120 {
+            // The camera's own patrol turns it between pictures 30 and 50.
+            let step = i.clamp(30, 50) - 30;
+            let p = slid_view(&scene.picture(), step * across, step * down);
+            decisions.extend(d.process(&p, STEP * i as u32));
+        }
+        assert!(decisions.is_empty(), "pan {across},{down}: {decisions:?}");
+    }
+}
+
+#[test]
+fn a_large_figure_close_to_the_camera_is_motion_not_a_pan() {
+    let mut d = detector(DetectorConfig::default());
+    let decisions = run(&mut d, &mut Scene::new(4), 100, |i, p| {
+        // A fifth of the picture, walking past right in front of the lens.
+        if (20..60).contains(&i) {
+            fill(p, (i - 20) * 6, 30, 90, 130, 20);
+        }
+    });
+    assert_eq!(events(&decisions).len(), 1, "{decisions:?}");
+}
+
 #[test]
 fn a_one_picture_blip_gives_no_event() {
     let mut d = detector(DetectorConfig::default());
