@@ -459,14 +459,19 @@ impl Detector {
         let w = self.width;
         // Auto exposure moves every pixel alike: measure and take out that shift.
         // 16-bit partial sums (128 × 255 fits), which vectorize best.
-        let sum_picture: i64 = luma
-            .chunks(128)
-            .zip(self.open_bytes.chunks(128))
-            .map(|(l, o)| {
-                let part: u16 = l.iter().zip(o).map(|(&l, &o)| u16::from(l & o)).sum();
-                i64::from(part)
-            })
-            .sum();
+        let sum_picture: i64 = if self.unmasked == luma.len() {
+            luma.chunks(128)
+                .map(|l| i64::from(l.iter().map(|&l| u16::from(l)).sum::<u16>()))
+                .sum()
+        } else {
+            luma.chunks(128)
+                .zip(self.open_bytes.chunks(128))
+                .map(|(l, o)| {
+                    let part: u16 = l.iter().zip(o).map(|(&l, &o)| u16::from(l & o)).sum();
+                    i64::from(part)
+                })
+                .sum()
+        };
         // In 16 bits (twice the pixels per vector instruction): luma << FIX is at most 4080,
         // so a difference with the offset clamped to that fits.
         const MAX: i64 = 255 << FIX;
@@ -522,27 +527,31 @@ impl Detector {
                 *still = d & !is_changed & open;
             }
             let sum = |v: &[i16]| v.iter().map(|&x| i32::from(x)).sum::<i32>();
-            let n_changed: i32 = row_changed.iter().map(|&f| i32::from(f)).sum();
-            still += i64::from(self.open_per_row[y] - n_changed);
             still_sum += i64::from(sum(row_still));
-            background_sum += i64::from(
+            background_sum += i64::from(if self.open_per_row[y] == w as i32 {
+                sum(background)
+            } else {
                 background
                     .iter()
                     .zip(open)
                     .map(|(&b, &o)| i32::from(b & o))
-                    .sum::<i32>(),
-            );
+                    .sum::<i32>()
+            });
             let cell_row = y / CELL * self.cells_across;
             let cells = &mut self.cells[cell_row..cell_row + self.cells_across];
             let cells_moving = &mut self.cells_moving[cell_row..cell_row + self.cells_across];
+            let mut n_changed = 0i32;
             for ((c, m), (n, n_moving)) in row_changed
                 .chunks(CELL)
                 .zip(row_moving.chunks(CELL))
                 .zip(cells.iter_mut().zip(cells_moving.iter_mut()))
             {
-                *n += c.iter().map(|&f| u16::from(f)).sum::<u16>();
+                let here = c.iter().map(|&f| u16::from(f)).sum::<u16>();
+                *n += here;
+                n_changed += i32::from(here);
                 *n_moving += m.iter().map(|&f| u16::from(f)).sum::<u16>();
             }
+            still += i64::from(self.open_per_row[y] - n_changed);
             changed += n_changed as usize;
         }
         self.background_sum = background_sum;
