@@ -138,7 +138,10 @@ impl Events {
 
     /// The live feed of stored events, for [`live`].
     fn publish(&self, event: &Event) {
-        // Nobody listening is fine.
+        if self.live.receiver_count() == 0 {
+            return;
+        }
+        // A viewer gone meanwhile is fine.
         let _ = self
             .live
             .send(Arc::new((event.camera_id, self.to_json(event))));
