@@ -26,7 +26,11 @@ fn camera_endpoints() -> Vec<(Method, &'static str, Option<Value>)> {
 
 /// Customer endpoints without an id.
 fn customer_endpoints() -> Vec<(Method, &'static str)> {
-    vec![(Method::GET, "/api/cameras"), (Method::GET, "/api/history")]
+    vec![
+        (Method::GET, "/api/cameras"),
+        (Method::GET, "/api/history"),
+        (Method::GET, "/api/alert-addresses"),
+    ]
 }
 
 /// Endpoints for any logged-in account.
@@ -151,6 +155,35 @@ async fn customers_see_only_their_own_cameras_and_history() -> Result<()> {
             "{m} {path}"
         );
     }
+
+    // Alert addresses: Bob can neither see nor remove Alice's.
+    let (status, added) = status_json(
+        alice
+            .post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_i64().unwrap();
+    let by_path = format!("/api/alert-addresses/{id}");
+    assert_eq!(call(&bob, &Method::DELETE, &by_path, &None).await?.0, 404);
+    let body = Some(json!({"id": id}));
+    assert_eq!(
+        call(&bob, &Method::DELETE, "/api/alert-addresses", &body)
+            .await?
+            .0,
+        404
+    );
+    assert_eq!(
+        call(&anonymous, &Method::DELETE, &by_path, &None).await?.0,
+        401
+    );
+    assert_eq!(call(&oscar, &Method::DELETE, &by_path, &None).await?.0, 403);
+    let (_, bobs) = status_json(bob.get("/api/alert-addresses").await?).await?;
+    assert_eq!(bobs, json!([]));
+    let (_, alices) = status_json(alice.get("/api/alert-addresses").await?).await?;
+    assert_eq!(alices[0]["email"], "home@example.jp");
+    assert_eq!(alices[0]["confirmed"], false);
     Ok(())
 }
 

@@ -48,6 +48,10 @@ pub struct MailConfig {
     pub smtp_url: Option<url::Url>,
     /// The `From:` of every mail.
     pub from: String,
+    /// At most one alert mail per camera in this span (e.g. `"60s"`); the events in between
+    /// are kept and counted in the next mail.
+    #[serde(with = "humantime_serde")]
+    pub alert_cooldown: Duration,
 }
 
 /// `[events]`: motion events and their snapshots.
@@ -202,6 +206,7 @@ impl Default for MailConfig {
         MailConfig {
             smtp_url: None,
             from: "eyeward <alerts@example.com>".to_owned(),
+            alert_cooldown: Duration::from_secs(60),
         }
     }
 }

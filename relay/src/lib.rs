@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod http;
 pub mod ingest;
 pub mod link;
+pub mod mail;
 pub mod metrics;
 pub mod store;
 pub mod whep;

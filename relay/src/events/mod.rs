@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
 use crate::link::AgentCaller;
-use crate::store::{Event, Gap, NewEvent, Store, is_taken_key};
+use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -97,6 +97,7 @@ impl Events {
         store: &Store,
         event: NewEvent,
         jpeg: Option<Vec<u8>>,
+        alerts: &AlertPolicy<'_>,
     ) -> Result<(Event, Stored), Error> {
         let existing = match store
             .event_by_key(event.camera, &event.idempotency_key)
@@ -112,7 +113,7 @@ impl Events {
                         .map_err(|e| Error::internal(format!("snapshot writer: {e}")))?
                         .map_err(|e| Error::internal(format!("cannot store a snapshot: {e}")))?;
                 }
-                match store.insert_event(&event).await {
+                match store.insert_event(&event, alerts).await {
                     Ok(stored) => return Ok((stored, Stored::Created)),
                     // The same upload, retried while the first was being stored: one event.
                     Err(e) if is_taken_key(&e) => store
@@ -134,6 +135,17 @@ impl Events {
             return Ok((grown, Stored::Updated));
         }
         Ok((existing, Stored::Same))
+    }
+
+    /// The snapshot of a stored event that has one.
+    pub async fn read_snapshot(&self, event: &Event) -> Result<Vec<u8>, Error> {
+        let path = self.path(event.camera_id, &event.idempotency_key);
+        tokio::fs::read(&path).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("snapshot of event {} unreadable: {e}", event.id),
+            )
+        })
     }
 
     /// The live feed of stored events, for [`live`].
@@ -432,7 +444,15 @@ pub async fn upload(
             Some(jpeg)
         }
     };
-    let (stored, what) = st.events.record(&st.store, event, jpeg).await?;
+    let alerts = AlertPolicy {
+        cooldown: st.alert_cooldown,
+        domain: st.mailer.domain(),
+    };
+    let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;
+    if what == Stored::Created {
+        // Its alert mail, if any, is queued: send it now.
+        st.mailer.wake.notify_one();
+    }
     if what != Stored::Same {
         st.events.publish(&stored);
     }
@@ -540,13 +560,7 @@ pub async fn snapshot(
             "this event has no snapshot: the camera had to drop it",
         ));
     }
-    let path = st.events.path(event.camera_id, &event.idempotency_key);
-    let jpeg = tokio::fs::read(&path).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Internal,
-            format!("snapshot of event {id} unreadable: {e}"),
-        )
-    })?;
+    let jpeg = st.events.read_snapshot(&event).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),

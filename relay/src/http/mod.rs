@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::events::{self, Events};
 use crate::fanout::Feeds;
 use crate::link::{self, Links};
+use crate::mail::{self, Mailer};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::whep::{self, Whep};
@@ -49,6 +50,10 @@ pub struct AppState {
     pub whep: Arc<Whep>,
     /// Motion events and their snapshots.
     pub events: Arc<Events>,
+    /// Alert and confirmation mail.
+    pub mailer: Arc<Mailer>,
+    /// At most one alert mail per camera in this span.
+    pub alert_cooldown: Duration,
 }
 
 impl AppState {
@@ -83,6 +88,8 @@ impl AppState {
             feeds,
             whep,
             events: Arc::new(Events::new(&config.data_dir, &config.events)),
+            mailer: Arc::new(Mailer::new(&config.mail, &config.data_dir, public_url)?),
+            alert_cooldown: config.mail.alert_cooldown,
         })
     }
 }
@@ -101,6 +108,13 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/cameras/{id}/events", get(events::list))
         .route("/cameras/{id}/events/live", get(events::live))
         .route("/events/{id}/snapshot", get(events::snapshot))
+        .route(
+            "/alert-addresses",
+            get(mail::api::list)
+                .post(mail::api::add)
+                .delete(mail::api::remove_by_body),
+        )
+        .route("/alert-addresses/{id}", delete(mail::api::remove))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body));
     Router::new()
@@ -108,6 +122,15 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/agent/v1/link", get(link::link))
         .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
         .route("/agent/v1/events", post(events::upload))
+        // Links in mails, for whoever holds the mail: the token is the authority.
+        .route(
+            "/confirm/{token}",
+            get(mail::api::confirm_page).post(mail::api::confirm),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(mail::api::unsubscribe_page).post(mail::api::unsubscribe),
+        )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(web::asset)
@@ -177,6 +200,12 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let retention = tokio::spawn(state.events.clone().keep_retention(state.store.clone()));
+    let mailer = tokio::spawn(
+        state
+            .mailer
+            .clone()
+            .run(state.store.clone(), state.events.clone()),
+    );
     let events = state.events.clone();
     let shutdown = async move {
         shutdown.await;
@@ -192,6 +221,7 @@ pub async fn serve(
     .map_err(|e| Error::internal(format!("server: {e}")));
     sweeper.abort();
     retention.abort();
+    mailer.abort();
     result
 }
 

@@ -109,6 +109,19 @@ impl Store {
         row.map(AccountRow::into_account).transpose()
     }
 
+    /// The account with this id, if any.
+    pub async fn account(&self, id: i64) -> Result<Option<Account>, Error> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(AccountRow::into_account)
+            .transpose()?
+            .map(|a| a.account))
+    }
+
     pub async fn accounts(&self, role: Role) -> Result<Vec<Account>, Error> {
         let rows: Vec<AccountRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM accounts WHERE role = $1 ORDER BY id"

@@ -2,9 +2,11 @@
 //! motion; a gap tells of snapshots or events an agent's full queue had to drop. The snapshot
 //! file is the `events` module's business; this holds the rows.
 
-use super::{Store, conflict_on_unique};
+use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
+use super::{Store, Tx, conflict_on_unique};
 use crate::error::{Error, ErrorKind};
 use eyeward::{CameraId, CustomerId, UnixMillis};
+use std::time::Duration;
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -69,11 +71,18 @@ impl Store {
         .await?)
     }
 
-    /// Stores the event (its snapshot is on disk already); a 409 when its key was taken
-    /// meanwhile.
-    pub async fn insert_event(&self, e: &NewEvent) -> Result<Event, Error> {
+    /// Stores the event (its snapshot is on disk already) and, for motion, its alert mail to
+    /// each confirmed address of the camera's owner, in one transaction: unless `alerts` says
+    /// the camera was mailed about too recently (the next mail will count this event). A 409
+    /// when its key was taken meanwhile.
+    pub async fn insert_event(
+        &self,
+        e: &NewEvent,
+        alerts: &AlertPolicy<'_>,
+    ) -> Result<Event, Error> {
         let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
-        sqlx::query_as(&format!(
+        let mut tx = self.begin().await?;
+        let event: Event = sqlx::query_as(&format!(
             "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
              bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
@@ -91,9 +100,14 @@ impl Store {
         .bind(e.gap.map_or(0, |g| g.lost_snapshots as i64))
         .bind(e.gap.map_or(0, |g| g.lost_events as i64))
         .bind(e.gap.map(|g| g.until.0))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|err| conflict_on_unique(err, "this event is being stored already"))
+        .map_err(|err| conflict_on_unique(err, "this event is being stored already"))?;
+        if e.gap.is_none() {
+            queue_alerts(&mut tx, &event, alerts).await?;
+        }
+        tx.commit().await?;
+        Ok(event)
     }
 
     /// Raises a stored gap's counts to what the agent reports now (they only grow: a late
@@ -155,6 +169,69 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// How a new event's alert mail is queued.
+pub struct AlertPolicy<'a> {
+    /// At most one alert mail per camera in this span; the events in between are counted in
+    /// the next one.
+    pub cooldown: Duration,
+    /// The domain of Message-IDs (the sender's).
+    pub domain: &'a str,
+}
+
+/// Whether a camera whose last alert mail was queued at `last` may have another at `now`.
+pub fn alert_due(last: Option<UnixMillis>, now: UnixMillis, cooldown: Duration) -> bool {
+    last.is_none_or(|last| now.since(last) >= cooldown)
+}
+
+/// Queues the event's alert mail, one per confirmed address of the camera's owner (the one
+/// recipient rule: see `mail::recipients`), unless the camera is in its cooldown.
+async fn queue_alerts(
+    tx: &mut Tx<'_>,
+    event: &Event,
+    policy: &AlertPolicy<'_>,
+) -> Result<(), Error> {
+    let now = UnixMillis(event.received_at);
+    let (owner,): (i64,) = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
+        .bind(event.camera_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let (last,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(o.created_at) FROM outbox o JOIN events e ON e.id = o.event_id \
+         WHERE o.kind = 'alert' AND e.camera_id = $1",
+    )
+    .bind(event.camera_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if !alert_due(last.map(UnixMillis), now, policy.cooldown) {
+        return Ok(());
+    }
+    let addresses = confirmed_addresses_in(tx, owner).await?;
+    for to in crate::mail::recipients(owner, &addresses) {
+        let message_id = format!(
+            "<alert.{}.{}.{:016x}@{}>",
+            event.id,
+            to.id,
+            rand::random::<u64>(),
+            policy.domain
+        );
+        queue(
+            tx,
+            &NewMail {
+                kind: MailKind::Alert,
+                customer: CustomerId(owner),
+                address: Some(to.id),
+                recipient: &to.email,
+                event: Some(event.id),
+                message_id: &message_id,
+                body: None,
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A 409 from [`Store::insert_event`]: the key was stored by a concurrent upload.

@@ -16,6 +16,8 @@ pub enum Actor {
     Admin,
     /// A camera's agent.
     Agent { camera_id: i64 },
+    /// Whoever holds a mail the relay sent to this address (a link in it was used).
+    MailRecipient { email: String },
     /// The relay itself.
     System,
 }
@@ -29,6 +31,7 @@ impl Actor {
             Actor::Agent { camera_id } => {
                 ("agent", Some(*camera_id), format!("camera {camera_id}"))
             }
+            Actor::MailRecipient { email } => ("recipient", None, email.clone()),
             Actor::System => ("system", None, "eyeward".to_owned()),
         }
     }
@@ -40,6 +43,8 @@ pub enum Channel {
     Web,
     Agent,
     AdminCli,
+    /// A link in a mail.
+    MailLink,
     System,
 }
 
@@ -49,6 +54,7 @@ impl Channel {
             Channel::Web => "web",
             Channel::Agent => "agent",
             Channel::AdminCli => "admin-cli",
+            Channel::MailLink => "mail-link",
             Channel::System => "system",
         }
     }

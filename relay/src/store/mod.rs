@@ -8,12 +8,14 @@ mod accounts;
 mod cameras;
 mod events;
 mod history;
+mod mail;
 mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use cameras::{Camera, NewCamera};
-pub use events::{Event, Gap, NewEvent, is_taken_key};
+pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
+pub use mail::{AlertAddress, MAX_ALERT_ADDRESSES, MailKind, OutboxMail};
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};

@@ -1,0 +1,340 @@
+//! The mails themselves, in the customer's language: plain code that turns what a mail is
+//! about into an RFC 5322 message (lettre's builder does the MIME and header encoding).
+//! Everything a person typed (camera names) is cleaned of control characters before it goes
+//! into a header and escaped before it goes into HTML, so it can neither add a header nor
+//! change the markup.
+
+use crate::error::Error;
+use eyeward::{Language, UnixMillis};
+use lettre::Message;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use std::time::SystemTime;
+
+/// A header lettre has no type for, with its value as given.
+macro_rules! raw_header {
+    ($ty:ident, $name:literal) => {
+        #[derive(Clone)]
+        struct $ty(String);
+
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_owned()))
+            }
+
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+raw_header!(ListUnsubscribe, "List-Unsubscribe");
+raw_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+raw_header!(AutoSubmitted, "Auto-Submitted");
+
+/// Text that came from a person, fit for a header: no control characters (CR and LF above
+/// all), at most 200 characters.
+fn header_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// Text escaped for HTML.
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time as the customers' clocks show it: Japan (UTC+9, no daylight saving).
+fn local_time(at: UnixMillis, lang: Language) -> String {
+    let jst = time::UtcOffset::from_hms(9, 0, 0).expect("a valid offset");
+    let t = time::OffsetDateTime::from_unix_timestamp(at.0.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(jst);
+    match lang {
+        Language::Ja => format!(
+            "{}年{}月{}日 {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Language::En => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} JST",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+    }
+}
+
+fn mailbox(s: &str) -> Result<Mailbox, Error> {
+    s.parse()
+        .map_err(|e| Error::bad_request(format!("{s:?} is not a mail address: {e}")))
+}
+
+/// What every mail has: from, to, a stable Message-ID, the date, and a mark that a machine
+/// sent it (so auto-replies stay away).
+fn envelope(
+    from: &str,
+    to: &str,
+    message_id: &str,
+    subject: &str,
+) -> Result<lettre::message::MessageBuilder, Error> {
+    Ok(Message::builder()
+        .from(mailbox(from)?)
+        .to(mailbox(to)?)
+        .message_id(Some(message_id.to_owned()))
+        .date(SystemTime::now())
+        .subject(header_text(subject))
+        .header(AutoSubmitted("auto-generated".into())))
+}
+
+fn built(m: Result<Message, lettre::error::Error>) -> Result<Vec<u8>, Error> {
+    m.map(|m| m.formatted())
+        .map_err(|e| Error::internal(format!("building a mail: {e}")))
+}
+
+/// What an alert mail says.
+pub struct Alert<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message_id: &'a str,
+    pub lang: Language,
+    pub camera: &'a str,
+    pub captured_at: UnixMillis,
+    /// Events of the camera since the last alert mail that had none of their own.
+    pub more: i64,
+    /// The snapshot, if the camera could keep it.
+    pub jpeg: Option<&'a [u8]>,
+    /// Links: the live view, the event, and one-click unsubscribe.
+    pub live_url: &'a str,
+    pub event_url: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+/// The alert mail: text and HTML, the snapshot inline and attached, a one-click unsubscribe
+/// (RFC 8058) that removes this address alone.
+pub fn alert(a: &Alert<'_>) -> Result<Vec<u8>, Error> {
+    let when = local_time(a.captured_at, a.lang);
+    let camera = header_text(a.camera);
+    let (subject, seen, more, live, event, stop) = match a.lang {
+        Language::Ja => (
+            format!("【動体検知】{camera} {when}"),
+            format!("カメラ「{camera}」が {when} に動きを検知しました。"),
+            (a.more > 0).then(|| format!("前回の通知以降、ほかに {} 件の検知があります。", a.more)),
+            "ライブ映像を見る",
+            "この記録を見る",
+            "このアドレスへの通知を停止する",
+        ),
+        Language::En => (
+            format!("Motion: {camera}, {when}"),
+            format!("The camera \"{camera}\" saw motion at {when}."),
+            (a.more > 0).then(|| format!("And {} more events since the last alert.", a.more)),
+            "Watch live",
+            "See this event",
+            "Stop alerts to this address",
+        ),
+    };
+    let more = more.unwrap_or_default();
+    let text = format!(
+        "{seen}\n{more}\n\n{live}: {}\n{event}: {}\n\n{stop}: {}\n",
+        a.live_url, a.event_url, a.unsubscribe_url
+    );
+    let picture = if a.jpeg.is_some() {
+        "<p><img src=\"cid:snapshot\" alt=\"\" style=\"max-width:100%\"></p>"
+    } else {
+        ""
+    };
+    let body_html = format!(
+        "<!doctype html><html><body><p>{}</p><p>{}</p>{picture}\
+         <p><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a></p>\
+         <p style=\"font-size:small\"><a href=\"{}\">{}</a></p></body></html>",
+        html(&seen),
+        html(&more),
+        html(a.live_url),
+        html(live),
+        html(a.event_url),
+        html(event),
+        html(a.unsubscribe_url),
+        html(stop)
+    );
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::plain(text))
+        .singlepart(SinglePart::html(body_html));
+    let jpeg_type = ContentType::parse("image/jpeg").expect("a valid content type");
+    let body = match a.jpeg {
+        Some(jpeg) => {
+            let file = format!(
+                "snapshot-{}.jpg",
+                local_time(a.captured_at, Language::En)
+                    .replace([' ', ':'], "-")
+                    .trim_end_matches("-JST")
+            );
+            MultiPart::mixed()
+                .multipart(
+                    MultiPart::related().multipart(alternative).singlepart(
+                        Attachment::new_inline("snapshot".into())
+                            .body(jpeg.to_vec(), jpeg_type.clone()),
+                    ),
+                )
+                .singlepart(Attachment::new(file).body(jpeg.to_vec(), jpeg_type))
+        }
+        None => alternative,
+    };
+    built(
+        envelope(a.from, a.to, a.message_id, &subject)?
+            .header(ListUnsubscribe(format!("<{}>", a.unsubscribe_url)))
+            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
+            .multipart(body),
+    )
+}
+
+/// What a confirmation mail says.
+pub struct Confirmation<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message_id: &'a str,
+    pub lang: Language,
+    /// Who added the address (the customer's name).
+    pub by: &'a str,
+    pub confirm_url: &'a str,
+    pub expires: UnixMillis,
+}
+
+/// The mail that asks a new alert address to confirm itself.
+pub fn confirmation(c: &Confirmation<'_>) -> Result<Vec<u8>, Error> {
+    let until = local_time(c.expires, c.lang);
+    let by = header_text(c.by);
+    let (subject, text) = match c.lang {
+        Language::Ja => (
+            "【eyeward】通知先メールアドレスの確認".to_owned(),
+            format!(
+                "{by} 様がこのアドレスを eyeward の動体検知通知の宛先に登録しました。\n\
+                 通知を受け取るには、{until} までに次のリンクを開いて確認してください（一度だけ有効です）。\n\n{}\n\n\
+                 お心当たりがなければ、このメールは破棄してください。通知は届きません。\n",
+                c.confirm_url
+            ),
+        ),
+        Language::En => (
+            "eyeward: confirm your alert address".to_owned(),
+            format!(
+                "{by} added this address to receive eyeward's motion alerts.\n\
+                 To receive them, open this link before {until} (it works once):\n\n{}\n\n\
+                 If this was not expected, ignore this mail: no alerts will be sent.\n",
+                c.confirm_url
+            ),
+        ),
+    };
+    built(envelope(c.from, c.to, c.message_id, &subject)?.singlepart(SinglePart::plain(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert_to(camera: &str, jpeg: Option<&[u8]>) -> String {
+        let bytes = alert(&Alert {
+            from: "eyeward <alerts@example.com>",
+            to: "owner@example.jp",
+            message_id: "<alert.1.1.0@example.com>",
+            lang: Language::En,
+            camera,
+            captured_at: UnixMillis(1_800_000_000_000),
+            more: 7,
+            jpeg,
+            live_url: "https://relay.example.jp/#camera/1",
+            event_url: "https://relay.example.jp/api/events/1/snapshot",
+            unsubscribe_url: "https://relay.example.jp/unsubscribe/tok",
+        })
+        .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn headers(mail: &str) -> Vec<&str> {
+        mail.split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .split("\r\n")
+            .collect()
+    }
+
+    #[test]
+    fn a_camera_name_cannot_add_a_header_or_a_recipient() {
+        let mail = alert_to(
+            "Front\r\nBcc: x@evil.example\r\n.\r\n",
+            Some(b"\xff\xd8jpeg\xff\xd9"),
+        );
+        let hs = headers(&mail);
+        assert!(
+            !hs.iter()
+                .any(|h| h.to_ascii_lowercase().starts_with("bcc:")),
+            "{hs:?}"
+        );
+        assert!(!hs.iter().any(|h| h.to_ascii_lowercase().starts_with("cc:")));
+        let to: Vec<&str> = hs
+            .iter()
+            .copied()
+            .filter(|h| h.starts_with("To:"))
+            .collect();
+        assert_eq!(to, ["To: owner@example.jp"]);
+        // No line of the whole message is a lone dot (that would end the SMTP DATA).
+        assert!(!mail.split("\r\n").any(|l| l == "."), "{mail}");
+        assert!(hs.iter().any(|h| h.starts_with("Subject:")));
+    }
+
+    #[test]
+    fn an_alert_has_both_parts_the_picture_twice_and_one_click_unsubscribe() {
+        let mail = alert_to("Porch", Some(b"\xff\xd8jpeg\xff\xd9"));
+        for needle in [
+            "Message-ID: <alert.1.1.0@example.com>",
+            "List-Unsubscribe: <https://relay.example.jp/unsubscribe/tok>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "Auto-Submitted: auto-generated",
+            "Content-Type: text/plain",
+            "Content-Type: text/html",
+            "Content-ID: <snapshot>",
+            "Content-Disposition: attachment",
+            "multipart/related",
+        ] {
+            assert!(mail.contains(needle), "{needle} missing in\n{mail}");
+        }
+        assert!(mail.contains("Date: "));
+    }
+
+    #[test]
+    fn html_is_escaped_and_times_are_japans() {
+        assert_eq!(html("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+        // 1_800_000_000 s is 2027-01-15 08:00 UTC: 17:00 in Japan.
+        assert_eq!(
+            local_time(UnixMillis(1_800_000_000_000), Language::En),
+            "2027-01-15 17:00:00 JST"
+        );
+        assert_eq!(
+            local_time(UnixMillis(1_800_000_000_000), Language::Ja),
+            "2027年1月15日 17:00:00"
+        );
+    }
+}

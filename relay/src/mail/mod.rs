@@ -1,0 +1,373 @@
+//! Mail: alert mail with the snapshot to the customer's own confirmed addresses, and the
+//! confirmation of new addresses. Mail is queued in the database with what it is about (see
+//! `store::mail`); the [`Mailer`] sends the queue over SMTP (or into `<data_dir>/outbox` as
+//! `.eml` files when no server is configured), retrying temporary failures with backoff and
+//! marking permanent ones on the event. A crash loses nothing: the queue is read again at
+//! start, and a mail sent just before a crash goes at most once more, with the same
+//! Message-ID.
+
+pub mod api;
+pub mod compose;
+
+use crate::config::MailConfig;
+use crate::error::Error;
+use crate::events::Events;
+use crate::store::{AlertAddress, OutboxMail, Store};
+use eyeward::{CameraId, CustomerId, UnixMillis};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The one recipient rule: an alert about `owner`'s camera goes to `owner`'s confirmed alert
+/// addresses and to nothing else — no operator, admin or system address, no copies — once
+/// each. Every alert's recipients come from here.
+pub fn recipients(owner: i64, addresses: &[AlertAddress]) -> Vec<&AlertAddress> {
+    let mut out: Vec<&AlertAddress> = Vec::new();
+    for a in addresses {
+        let theirs = a.customer_id == owner && a.confirmed_at.is_some();
+        if theirs && !out.iter().any(|o| o.email.eq_ignore_ascii_case(&a.email)) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// Where mail goes.
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// How a send went.
+enum Sent {
+    Ok,
+    /// Worth another try later (the server is away, or said 4xx).
+    Retry(String),
+    /// The server refused for good (5xx).
+    Refused(String),
+}
+
+/// The delay before try `attempt` (1, 2, ...): doubling from 5 s, at most 10 minutes.
+pub fn retry_delay(attempt: i64) -> Duration {
+    let exp = attempt.clamp(1, 8) as u32 - 1;
+    Duration::from_secs(5 << exp).min(Duration::from_secs(600))
+}
+
+/// Sends the outbox.
+pub struct Mailer {
+    transport: Transport,
+    from: String,
+    public_url: url::Url,
+    /// Rung when mail was queued, so it leaves at once.
+    pub wake: Notify,
+}
+
+impl Mailer {
+    /// A mailer for `config`: SMTP when `smtp_url` is set, else `.eml` files in
+    /// `data_dir/outbox`. Mail links start with `public_url`.
+    pub fn new(
+        config: &MailConfig,
+        data_dir: &Path,
+        public_url: url::Url,
+    ) -> Result<Mailer, Error> {
+        compose_check_from(&config.from)?;
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::Smtp(smtp(url)?),
+            None => {
+                let dir = data_dir.join("outbox");
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::internal(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                Transport::Files(AsyncFileTransport::new(dir))
+            }
+        };
+        Ok(Mailer {
+            transport,
+            from: config.from.clone(),
+            public_url,
+            wake: Notify::new(),
+        })
+    }
+
+    /// The domain of this relay's Message-IDs: the sender address's.
+    pub fn domain(&self) -> &str {
+        self.from
+            .rsplit('@')
+            .next()
+            .map(|d| d.trim_end_matches('>'))
+            .filter(|d| !d.is_empty())
+            .unwrap_or("eyeward.invalid")
+    }
+
+    /// An absolute link to `path` on this relay.
+    pub fn link(&self, path: &str) -> String {
+        self.public_url
+            .join(path)
+            .map(String::from)
+            .unwrap_or_else(|_| format!("{}{path}", self.public_url))
+    }
+
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+
+    /// Sends due mail until the future is dropped: at once when woken, and when retries come
+    /// due.
+    pub async fn run(self: Arc<Self>, store: Store, events: Arc<Events>) {
+        loop {
+            match self.send_due(&store, &events).await {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "the mail outbox could not be read"),
+            }
+            let wait = match store.next_mail_due().await {
+                Ok(Some(at)) => {
+                    Duration::from_millis(at.0.saturating_sub(UnixMillis::now().0).max(0) as u64)
+                }
+                _ => Duration::from_secs(60),
+            };
+            let _ =
+                tokio::time::timeout(wait.min(Duration::from_secs(60)), self.wake.notified()).await;
+        }
+    }
+
+    async fn send_due(&self, store: &Store, events: &Events) -> Result<(), Error> {
+        loop {
+            let due = store.due_mail(UnixMillis::now(), 20).await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for mail in due {
+                self.send_one(store, events, &mail).await?;
+            }
+        }
+    }
+
+    async fn send_one(
+        &self,
+        store: &Store,
+        events: &Events,
+        mail: &OutboxMail,
+    ) -> Result<(), Error> {
+        let span = tracing::info_span!("mail", id = mail.id, kind = %mail.kind);
+        let _guard = span.enter();
+        let message = match self.render(store, events, mail).await {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return store
+                    .mail_ended(mail.id, "cancelled", "nothing left to send")
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot render a mail; it is kept for a retry");
+                let retry = UnixMillis::now().plus(retry_delay(mail.attempts + 1));
+                return store.mail_retry(mail.id, retry, &e.to_string()).await;
+            }
+        };
+        let envelope = Envelope::new(
+            Some(compose_check_from(&self.from)?.email),
+            vec![
+                mail.recipient
+                    .parse()
+                    .map_err(|e| Error::internal(format!("recipient: {e}")))?,
+            ],
+        )
+        .map_err(|e| Error::internal(format!("envelope: {e}")))?;
+        match self.deliver(&envelope, &message).await {
+            Sent::Ok => {
+                tracing::info!("mail sent");
+                store.mail_sent(mail.id, UnixMillis::now()).await
+            }
+            Sent::Retry(why) => {
+                let retry = UnixMillis::now().plus(retry_delay(mail.attempts + 1));
+                tracing::warn!(%why, attempts = mail.attempts + 1, "mail not sent yet");
+                store.mail_retry(mail.id, retry, &why).await
+            }
+            Sent::Refused(why) => {
+                tracing::warn!(%why, "the mail server refused a mail for good");
+                store.mail_ended(mail.id, "failed", &why).await
+            }
+        }
+    }
+
+    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Sent {
+        match &self.transport {
+            Transport::Smtp(t) => match t.send_raw(envelope, message).await {
+                Ok(_) => Sent::Ok,
+                Err(e) if e.is_permanent() => Sent::Refused(e.to_string()),
+                Err(e) => Sent::Retry(e.to_string()),
+            },
+            Transport::Files(t) => match t.send_raw(envelope, message).await {
+                Ok(_) => Sent::Ok,
+                Err(e) => Sent::Retry(e.to_string()),
+            },
+        }
+    }
+
+    /// The message as it goes out; `None` when there is nothing to send any more (the
+    /// address or the event is gone).
+    async fn render(
+        &self,
+        store: &Store,
+        events: &Events,
+        mail: &OutboxMail,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(body) = &mail.body {
+            return Ok(Some(body.clone()));
+        }
+        let (Some(event_id), Some(address_id)) = (mail.event_id, mail.address_id) else {
+            return Ok(None);
+        };
+        let customer = CustomerId(mail.customer_id);
+        let (Some(address), Some(event), Some(account)) = (
+            store.alert_address(address_id).await?,
+            store.event_of(customer, event_id).await?,
+            store.account(mail.customer_id).await?,
+        ) else {
+            return Ok(None);
+        };
+        // The rule once more at the last moment: still theirs, still confirmed.
+        if recipients(mail.customer_id, std::slice::from_ref(&address)).is_empty() {
+            return Ok(None);
+        }
+        let Some(camera) = store.camera_of(customer, CameraId(event.camera_id)).await? else {
+            return Ok(None);
+        };
+        let jpeg = if event.snapshot_bytes > 0 {
+            Some(events.read_snapshot(&event).await?)
+        } else {
+            None
+        };
+        let more = store.events_held_before(event.camera_id, event.id).await?;
+        compose::alert(&compose::Alert {
+            from: &self.from,
+            to: &address.email,
+            message_id: &mail.message_id,
+            lang: account.lang,
+            camera: &camera.name,
+            captured_at: UnixMillis(event.captured_at),
+            more,
+            jpeg: jpeg.as_deref(),
+            live_url: &self.link(&format!("/#camera/{}", camera.id.0)),
+            event_url: &self.link(&format!("/api/events/{}/snapshot", event.id)),
+            unsubscribe_url: &self.link(&format!("/unsubscribe/{}", address.unsubscribe)),
+        })
+        .map(Some)
+    }
+}
+
+/// The configured sender, checked.
+fn compose_check_from(from: &str) -> Result<lettre::message::Mailbox, Error> {
+    from.parse()
+        .map_err(|e| Error::bad_request(format!("mail.from {from:?} is not a mail address: {e}")))
+}
+
+/// An SMTP transport for `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS
+/// from the start), with the URL's user and password if any.
+fn smtp(url: &url::Url) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| Error::bad_request("mail.smtp_url needs a host"))?;
+    let tls = TlsParameters::new(host.to_owned())
+        .map_err(|e| Error::bad_request(format!("mail.smtp_url TLS: {e}")))?;
+    let (tls, default_port) = match url.scheme() {
+        "smtps" => (Tls::Wrapper(tls), 465),
+        _ => (Tls::Opportunistic(tls), 25),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(url.port().unwrap_or(default_port))
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(30)));
+    if !url.username().is_empty() {
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        builder = builder.credentials(Credentials::new(
+            decode(url.username()),
+            decode(url.password().unwrap_or_default()),
+        ));
+    }
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(id: i64, customer: i64, email: &str, confirmed: bool) -> AlertAddress {
+        AlertAddress {
+            id,
+            customer_id: customer,
+            email: email.into(),
+            confirmed_at: confirmed.then_some(1),
+            confirm_expires: None,
+            unsubscribe: format!("u{id}"),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_the_owners_confirmed_addresses_receive_alerts_once_each() {
+        let all = [
+            address(1, 7, "a@example.jp", true),
+            address(2, 7, "b@example.jp", false),
+            address(3, 8, "c@example.jp", true),
+            address(4, 7, "A@example.jp", true),
+        ];
+        let got: Vec<_> = recipients(7, &all).iter().map(|a| a.id).collect();
+        assert_eq!(got, [1]);
+        assert!(recipients(9, &all).is_empty());
+    }
+
+    /// Random address books: whatever they hold, every recipient is one of the owner's
+    /// confirmed addresses, each address at most once, and every such address is there.
+    #[test]
+    fn the_recipient_rule_holds_for_any_address_book() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..2000 {
+            let book: Vec<AlertAddress> = (0..next(12))
+                .map(|i| {
+                    let email = format!(
+                        "{}@example.jp",
+                        ["a", "b", "c", "ops", "admin"][next(5) as usize]
+                    );
+                    address(i as i64, next(3) as i64, &email, next(2) == 1)
+                })
+                .collect();
+            let owner = next(3) as i64;
+            let got = recipients(owner, &book);
+            for r in &got {
+                assert!(r.customer_id == owner && r.confirmed_at.is_some(), "{r:?}");
+            }
+            let mut emails: Vec<_> = got.iter().map(|r| r.email.to_lowercase()).collect();
+            emails.sort();
+            emails.dedup();
+            assert_eq!(emails.len(), got.len(), "one message per recipient");
+            for a in &book {
+                if a.customer_id == owner && a.confirmed_at.is_some() {
+                    assert!(emails.contains(&a.email.to_lowercase()), "{a:?} left out");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retries_back_off_to_ten_minutes() {
+        assert_eq!(retry_delay(1), Duration::from_secs(5));
+        assert_eq!(retry_delay(2), Duration::from_secs(10));
+        assert_eq!(retry_delay(20), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,553 @@
+//! Alert addresses and the mail outbox. Mail is queued in the same transaction as what it is
+//! about (a new address, an event), so nothing acknowledged can lose its mail; the `mail`
+//! module sends it.
+
+use super::history::{Actor, Audit, Channel, record};
+use super::{Store, Tx, conflict_on_unique};
+use crate::error::{Error, ErrorKind};
+use eyeward::{CustomerId, Email, UnixMillis};
+use serde_json::json;
+
+/// The most alert addresses a customer may have.
+pub const MAX_ALERT_ADDRESSES: i64 = 5;
+
+/// One of a customer's alert addresses.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AlertAddress {
+    pub id: i64,
+    pub customer_id: i64,
+    pub email: String,
+    pub confirmed_at: Option<i64>,
+    pub confirm_expires: Option<i64>,
+    pub unsubscribe: String,
+    pub created_at: i64,
+}
+
+const ADDRESS_COLUMNS: &str =
+    "id, customer_id, email, confirmed_at, confirm_expires, unsubscribe, created_at";
+
+/// What a mail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A motion alert with its snapshot, to a confirmed address.
+    Alert,
+    /// The link that confirms a new address, to that address.
+    Confirm,
+}
+
+impl MailKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Alert => "alert",
+            MailKind::Confirm => "confirm",
+        }
+    }
+}
+
+/// A mail in the outbox.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub kind: String,
+    pub customer_id: i64,
+    pub address_id: Option<i64>,
+    pub recipient: String,
+    pub event_id: Option<i64>,
+    pub message_id: String,
+    pub body: Option<Vec<u8>>,
+    pub attempts: i64,
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, kind, customer_id, address_id, recipient, event_id, message_id, body, attempts";
+
+/// A new mail for the outbox.
+pub struct NewMail<'a> {
+    pub kind: MailKind,
+    pub customer: CustomerId,
+    pub address: Option<i64>,
+    pub recipient: &'a str,
+    pub event: Option<i64>,
+    pub message_id: &'a str,
+    pub body: Option<&'a [u8]>,
+}
+
+/// Queues `mail` in the transaction of what it is about.
+pub(super) async fn queue(
+    tx: &mut Tx<'_>,
+    mail: &NewMail<'_>,
+    now: UnixMillis,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO outbox (kind, customer_id, address_id, recipient, event_id, message_id, \
+         body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(mail.kind.as_str())
+    .bind(mail.customer.0)
+    .bind(mail.address)
+    .bind(mail.recipient)
+    .bind(mail.event)
+    .bind(mail.message_id)
+    .bind(mail.body)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The confirmed alert addresses of `customer`, in the transaction `tx`.
+pub(super) async fn confirmed_addresses_in(
+    tx: &mut Tx<'_>,
+    customer: i64,
+) -> Result<Vec<AlertAddress>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ADDRESS_COLUMNS} FROM alert_addresses \
+         WHERE customer_id = $1 AND confirmed_at IS NOT NULL ORDER BY id"
+    ))
+    .bind(customer)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+impl Store {
+    /// The customer's alert addresses, oldest first.
+    pub async fn alert_addresses(&self, customer: CustomerId) -> Result<Vec<AlertAddress>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE customer_id = $1 ORDER BY id"
+        ))
+        .bind(customer.0)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds an unconfirmed address with its confirmation mail (`body` renders the mail for
+    /// the new address's id), in one transaction; 409 for an address the customer has, or a
+    /// sixth one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_alert_address(
+        &self,
+        customer: CustomerId,
+        email: &Email,
+        confirm_hash: &str,
+        confirm_expires: UnixMillis,
+        unsubscribe: &str,
+        message_id: &str,
+        body: impl FnOnce(&AlertAddress) -> Result<Vec<u8>, Error>,
+        audit: &Audit,
+    ) -> Result<AlertAddress, Error> {
+        let mut tx = self.begin().await?;
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM alert_addresses WHERE customer_id = $1")
+                .bind(customer.0)
+                .fetch_one(&mut *tx)
+                .await?;
+        if count >= MAX_ALERT_ADDRESSES {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("at most {MAX_ALERT_ADDRESSES} alert addresses"),
+            ));
+        }
+        let address: AlertAddress = sqlx::query_as(&format!(
+            "INSERT INTO alert_addresses (customer_id, email, confirm_hash, confirm_expires, \
+             unsubscribe, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ADDRESS_COLUMNS}"
+        ))
+        .bind(customer.0)
+        .bind(email.as_str())
+        .bind(confirm_hash)
+        .bind(confirm_expires.0)
+        .bind(unsubscribe)
+        .bind(audit.at.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_unique(e, "this address is on the list already"))?;
+        let body = body(&address)?;
+        queue(
+            &mut tx,
+            &NewMail {
+                kind: MailKind::Confirm,
+                customer,
+                address: Some(address.id),
+                recipient: &address.email,
+                event: None,
+                message_id,
+                body: Some(&body),
+            },
+            audit.at,
+        )
+        .await?;
+        record(
+            &mut tx,
+            audit,
+            Some(customer),
+            "alert_address_added",
+            json!({"email": address.email}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(address)
+    }
+
+    /// Confirms the address whose link carries the token with this hash, once, before it
+    /// expires, recording it in the owner's history; `None` for an unknown, used or expired
+    /// token.
+    pub async fn confirm_alert_address(
+        &self,
+        confirm_hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<AlertAddress>, Error> {
+        let mut tx = self.begin().await?;
+        let confirmed: Option<AlertAddress> = sqlx::query_as(&format!(
+            "UPDATE alert_addresses SET confirmed_at = $2, confirm_hash = NULL, \
+             confirm_expires = NULL WHERE confirm_hash = $1 AND confirm_expires > $2 \
+             RETURNING {ADDRESS_COLUMNS}"
+        ))
+        .bind(confirm_hash)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(a) = &confirmed {
+            record(
+                &mut tx,
+                &by_recipient(a, now),
+                Some(CustomerId(a.customer_id)),
+                "alert_address_confirmed",
+                json!({"email": a.email}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(confirmed)
+    }
+
+    /// Removes one of the customer's addresses at once (its queued mail goes with it);
+    /// `false` when it is not theirs.
+    pub async fn remove_alert_address(
+        &self,
+        customer: CustomerId,
+        id: i64,
+        audit: &Audit,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let removed: Option<(String,)> = sqlx::query_as(
+            "DELETE FROM alert_addresses WHERE id = $1 AND customer_id = $2 RETURNING email",
+        )
+        .bind(id)
+        .bind(customer.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((email,)) = removed else {
+            return Ok(false);
+        };
+        cancel_queued_to(&mut tx, customer.0, &email).await?;
+        record(
+            &mut tx,
+            audit,
+            Some(customer),
+            "alert_address_removed",
+            json!({"email": email}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes the address whose mails carry this unsubscribe token (RFC 8058 one-click),
+    /// with its queued mail, recording it in the owner's history; returns it, `None` for an
+    /// unknown token.
+    pub async fn unsubscribe(
+        &self,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<Option<AlertAddress>, Error> {
+        let mut tx = self.begin().await?;
+        let removed: Option<AlertAddress> = sqlx::query_as(&format!(
+            "DELETE FROM alert_addresses WHERE unsubscribe = $1 RETURNING {ADDRESS_COLUMNS}"
+        ))
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(a) = &removed {
+            cancel_queued_to(&mut tx, a.customer_id, &a.email).await?;
+            record(
+                &mut tx,
+                &by_recipient(a, now),
+                Some(CustomerId(a.customer_id)),
+                "alert_address_unsubscribed",
+                json!({"email": a.email}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// One alert address by id, if it still exists.
+    pub async fn alert_address(&self, id: i64) -> Result<Option<AlertAddress>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The camera's events stored since the one before `event` that was mailed, `event`
+    /// excluded: what an alert mail summarises ("and N more").
+    pub async fn events_held_before(&self, camera: i64, event: i64) -> Result<i64, Error> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND id < $2 \
+             AND id > COALESCE((SELECT MAX(o.event_id) FROM outbox o JOIN events e \
+             ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), 0)",
+        )
+        .bind(camera)
+        .bind(event)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Mail due for sending at `now`, oldest first.
+    pub async fn due_mail(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxMail>, Error> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1 \
+             ORDER BY id LIMIT $2"
+        ))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// When the next queued mail is due, if any.
+    pub async fn next_mail_due(&self) -> Result<Option<UnixMillis>, Error> {
+        let (at,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(at.map(UnixMillis))
+    }
+
+    /// The mail left: done (its rendered body, holding any token, is dropped).
+    pub async fn mail_sent(&self, id: i64, now: UnixMillis) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = $2, body = NULL, \
+             attempts = attempts + 1, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `retry_at`.
+    pub async fn mail_retry(&self, id: i64, retry_at: UnixMillis, why: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(retry_at.0)
+        .bind(why)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A permanent failure (the server refused the recipient), or nothing left to send
+    /// (`cancelled`): the mail stays, with why, for the customer to see.
+    pub async fn mail_ended(&self, id: i64, state: &str, why: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3, body = NULL \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(why)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The delivery of an event's alert mails: `(recipient, state, last_error)` each.
+    pub async fn alert_deliveries(
+        &self,
+        event: i64,
+    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT recipient, state, last_error FROM outbox WHERE event_id = $1 AND kind = 'alert' \
+             ORDER BY id",
+        )
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// What a link in a mail to `address` did, for the history.
+fn by_recipient(address: &AlertAddress, at: UnixMillis) -> Audit {
+    Audit {
+        actor: Actor::MailRecipient {
+            email: address.email.clone(),
+        },
+        channel: Channel::MailLink,
+        at,
+    }
+}
+
+/// Cancels the customer's queued mail to `recipient`, an address just removed: removal is
+/// immediate.
+async fn cancel_queued_to(tx: &mut Tx<'_>, customer: i64, recipient: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'cancelled', last_error = 'the address was removed', \
+         body = NULL WHERE customer_id = $1 AND recipient = $2 AND state = 'queued'",
+    )
+    .bind(customer)
+    .bind(recipient)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewAccount;
+    use crate::store::testing::store;
+    use eyeward::{DisplayName, GuardCenter, Language, Role};
+    use std::time::Duration;
+
+    async fn customer(s: &Store, email: &str) -> CustomerId {
+        let id = s
+            .create_account(
+                NewAccount {
+                    role: Role::Customer,
+                    email: Email::parse(email).unwrap(),
+                    name: DisplayName::parse("Taro").unwrap(),
+                    guard_center: GuardCenter::Tokyo,
+                    lang: Language::Ja,
+                    password_hash: "h".into(),
+                },
+                &Audit::admin(UnixMillis(1)),
+            )
+            .await
+            .unwrap();
+        CustomerId(id)
+    }
+
+    async fn add(
+        s: &Store,
+        c: CustomerId,
+        email: &str,
+        hash: &str,
+        at: UnixMillis,
+    ) -> AlertAddress {
+        s.add_alert_address(
+            c,
+            &Email::parse(email).unwrap(),
+            hash,
+            at.plus(Duration::from_secs(24 * 3600)),
+            &format!("u-{hash}"),
+            &format!("<{hash}@test>"),
+            |_| Ok(b"mail".to_vec()),
+            &Audit::admin(at),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_link_works_once_within_a_day_for_its_own_address_only() {
+        let (s, _dir) = store().await;
+        let (alice, bob) = (
+            customer(&s, "a@example.jp").await,
+            customer(&s, "b@example.jp").await,
+        );
+        let t0 = UnixMillis(1_800_000_000_000);
+        let mine = add(&s, alice, "home@example.jp", "hash-a", t0).await;
+        // Bob adds the same address: his own entry, with his own link.
+        let his = add(&s, bob, "home@example.jp", "hash-b", t0).await;
+        let late = t0.plus(Duration::from_secs(25 * 3600));
+        assert_eq!(
+            s.confirm_alert_address("hash-a", late).await.unwrap(),
+            None,
+            "expired"
+        );
+        let soon = t0.plus(Duration::from_secs(3600));
+        let confirmed = s
+            .confirm_alert_address("hash-a", soon)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((confirmed.id, confirmed.customer_id), (mine.id, alice.0));
+        assert_eq!(
+            s.confirm_alert_address("hash-a", soon).await.unwrap(),
+            None,
+            "used"
+        );
+        let bobs = s.alert_addresses(bob).await.unwrap();
+        assert_eq!((bobs[0].id, bobs[0].confirmed_at), (his.id, None));
+        assert_eq!(
+            s.confirm_alert_address("made-up", soon).await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn at_most_five_addresses_and_removal_cancels_queued_mail() {
+        let (s, _dir) = store().await;
+        let alice = customer(&s, "a@example.jp").await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let mut added = Vec::new();
+        for i in 0..5 {
+            added.push(add(&s, alice, &format!("r{i}@example.jp"), &format!("h{i}"), t0).await);
+        }
+        let sixth = s
+            .add_alert_address(
+                alice,
+                &Email::parse("r5@example.jp").unwrap(),
+                "h5",
+                t0,
+                "u-h5",
+                "<h5@test>",
+                |_| Ok(b"mail".to_vec()),
+                &Audit::admin(t0),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(sixth.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            s.due_mail(t0, 20).await.unwrap().len(),
+            5,
+            "five confirmations"
+        );
+        assert!(
+            s.remove_alert_address(alice, added[0].id, &Audit::admin(t0))
+                .await
+                .unwrap()
+        );
+        let gone = s.unsubscribe("u-h1", t0).await.unwrap().unwrap();
+        assert_eq!(gone.id, added[1].id);
+        let due: Vec<_> = s
+            .due_mail(t0, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.recipient)
+            .collect();
+        assert_eq!(due, ["r2@example.jp", "r3@example.jp", "r4@example.jp"]);
+        let left: Vec<_> = s
+            .alert_addresses(alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(left, [added[2].id, added[3].id, added[4].id]);
+        assert!(
+            !s.remove_alert_address(CustomerId(999), added[2].id, &Audit::admin(t0))
+                .await
+                .unwrap()
+        );
+    }
+}
