@@ -18,6 +18,8 @@ if [ "$purpose" != demo ]; then
   # Network namespaces and a lossy link between the agent and the relay (random drops with
   # nftables: this kernel has no netem).
   packages+=(iproute2 nftables)
+  # The tests' SMTP server (aiosmtpd, from PyPI, in a venv of its own).
+  packages+=(python3 python3-venv)
 fi
 if [ "$purpose" = bench ]; then
   # The live-video benchmark's peer: Janus Gateway's streaming plugin.
@@ -46,5 +48,10 @@ if [ "$purpose" != demo ]; then
      || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
     echo "setup: installing the browser-test npm packages" >&2
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >&2
+  fi
+  if ! tests/smtp/.venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
+    echo "setup: installing the tests' SMTP server (aiosmtpd)" >&2
+    python3 -m venv tests/smtp/.venv >&2
+    tests/smtp/.venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' >&2
   fi
 fi

@@ -1,0 +1,339 @@
+//! Alert mail through a real SMTP server (aiosmtpd, `tests/smtp/sink.py`): a new address is
+//! confirmed once through its mailed link; motion in the simulator mails the camera's owner's
+//! confirmed addresses only, one message each, with the stored snapshot attached, whatever
+//! the camera is called; the one-click unsubscribe removes that address alone.
+
+mod common;
+
+use anyhow::{Context, Result, bail};
+use common::{Process, Relay, free_port, status_json, wait_online};
+use mail_parser::{MessageParser, MimeHeaders};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery";
+
+/// The tests' SMTP server, on a port of its own; stopped when dropped.
+struct Smtp {
+    process: Process,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+/// A message the server accepted: its envelope recipients and its bytes.
+struct Received {
+    to: Vec<String>,
+    raw: Vec<u8>,
+}
+
+impl Smtp {
+    fn start() -> Result<Smtp> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let process = Smtp::spawn(dir.path(), port)?;
+        Ok(Smtp { process, dir, port })
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Result<Process> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join("tests/smtp/.venv/bin/python");
+        anyhow::ensure!(
+            python.exists(),
+            "no aiosmtpd: run scripts/setup.sh test (the README's test command does)"
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg(root.join("tests/smtp/sink.py"))
+            .arg(dir.join("mail"))
+            .arg(port.to_string());
+        Process::spawn(cmd, Some("smtp listening on"), dir.join("smtp.log"))
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything received so far, in order.
+    fn received(&self) -> Result<Vec<Received>> {
+        let folder = self.dir.path().join("mail");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|json| {
+                let envelope: Value = serde_json::from_slice(&std::fs::read(json)?)?;
+                let to = serde_json::from_value(envelope["to"].clone())?;
+                let raw = std::fs::read(json.with_extension("eml"))?;
+                Ok(Received { to, raw })
+            })
+            .collect()
+    }
+
+    /// Waits until `ok` holds for what was received.
+    async fn wait_for(
+        &self,
+        what: &str,
+        ok: impl Fn(&[Received]) -> bool,
+    ) -> Result<Vec<Received>> {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let got = self.received()?;
+            if ok(&got) {
+                return Ok(got);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{what}: {} messages so far; {}",
+                    got.len(),
+                    self.process.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn subject(raw: &[u8]) -> String {
+    MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.subject().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The first link in the message's text that starts with `prefix` (after the relay's base).
+fn link(raw: &[u8], prefix: &str) -> Result<String> {
+    let message = MessageParser::default().parse(raw).context("a mail")?;
+    let text = message.body_text(0).context("a text part")?;
+    let start = text
+        .find(prefix)
+        .with_context(|| format!("no {prefix} in {text}"))?;
+    let end = text[start..]
+        .find(|c: char| c.is_whitespace())
+        .map_or(text.len(), |n| start + n);
+    Ok(text[start..end].to_owned())
+}
+
+fn is_alert(r: &Received) -> bool {
+    subject(&r.raw).starts_with("Motion:")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let relay = Relay::start(&format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()))?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
+    relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let bob = relay.login("b@example.jp", PW).await?;
+
+    // Alice lists three addresses; Bob lists one of hers too (his own entry).
+    let mut ids = Vec::new();
+    for email in ["home@example.jp", "never@example.jp", "former@example.jp"] {
+        let (status, a) = status_json(
+            alice
+                .post("/api/alert-addresses", &json!({"email": email}))
+                .await?,
+        )
+        .await?;
+        assert_eq!((status, &a["confirmed"]), (201, &json!(false)), "{a}");
+        ids.push(a["id"].as_i64().context("id")?);
+    }
+    let (status, _) = status_json(
+        bob.post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201);
+    let (status, dup) = status_json(
+        alice
+            .post("/api/alert-addresses", &json!({"email": "HOME@example.jp"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 409, "{dup}");
+    let (status, bad) = status_json(
+        alice
+            .post("/api/alert-addresses", &json!({"email": "not an address"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 400, "{bad}");
+
+    // Four confirmation mails, each to its address alone.
+    let mails = smtp
+        .wait_for("four confirmation mails", |m| m.len() >= 4)
+        .await?;
+    let confirm_link = |to: &str, nth: usize| -> Result<String> {
+        let mail = mails
+            .iter()
+            .filter(|m| m.to == [to])
+            .nth(nth)
+            .with_context(|| format!("confirmation to {to}"))?;
+        link(&mail.raw, &format!("{}/confirm/", relay.base))
+    };
+    let anonymous = reqwest::Client::new();
+    let home = confirm_link("home@example.jp", 0)?;
+    // Opening the link shows a page; only its button (a POST) confirms.
+    let page = anonymous.get(&home).send().await?;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await?.contains("<form method=\"post\">"));
+    assert_eq!(anonymous.post(&home).send().await?.status(), 200);
+    assert_eq!(
+        anonymous.post(&home).send().await?.status(),
+        404,
+        "single use"
+    );
+    let former = confirm_link("former@example.jp", 0)?;
+    assert_eq!(anonymous.post(&former).send().await?.status(), 200);
+    let (_, bobs) = status_json(bob.get("/api/alert-addresses").await?).await?;
+    assert_eq!(
+        bobs[0]["confirmed"], false,
+        "Alice's link confirmed her entry only"
+    );
+    // Removal is immediate.
+    let removed = alice
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/alert-addresses/{}", ids[2]),
+        )
+        .send()
+        .await?;
+    assert_eq!(removed.status(), 204);
+
+    // A camera whose name tries to add a recipient.
+    let cam = relay.camera(alice_id, "Street", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let evil = "Front\r\nBcc: x@evil.example\r\n.\r\n";
+    let (status, _) = status_json(
+        alice
+            .patch(&format!("/api/cameras/{cam_id}"), &json!({"name": evil}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+
+    smtp.wait_for("the alert", |m| m.iter().any(is_alert))
+        .await?;
+    // The crossing goes on a few seconds: still one alert per address.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mails = smtp
+        .received()?
+        .into_iter()
+        .filter(is_alert)
+        .collect::<Vec<_>>();
+    assert_eq!(mails.len(), 1, "one alert, to one address");
+    let alert = &mails[0];
+    assert_eq!(alert.to, ["home@example.jp"]);
+    for m in smtp.received()? {
+        assert!(
+            !m.to
+                .iter()
+                .any(|t| t.contains("op@") || t.contains("evil") || t.contains("a@example.jp")),
+            "{:?}",
+            m.to
+        );
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/alert_mail");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("alert.eml"), &alert.raw)?;
+    let message = MessageParser::default()
+        .parse(&alert.raw)
+        .context("the alert")?;
+    let text = String::from_utf8_lossy(&alert.raw);
+    let header_block = text.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        !header_block.to_ascii_lowercase().contains("\nbcc:"),
+        "{header_block}"
+    );
+    assert!(!text.split("\r\n").any(|l| l == "."), "no lone dot");
+    let subject = message.subject().context("subject")?;
+    assert!(
+        subject.starts_with("Motion: Front") && subject.ends_with("JST"),
+        "{subject}"
+    );
+    assert!(
+        message
+            .body_text(0)
+            .context("text")?
+            .contains("saw motion at")
+    );
+    assert!(
+        message
+            .body_html(0)
+            .context("html")?
+            .contains("cid:snapshot")
+    );
+    assert!(
+        message
+            .message_id()
+            .is_some_and(|id| id.starts_with("alert."))
+    );
+
+    // The attachment is the stored snapshot.
+    let (_, events) =
+        status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+    let stored = alice
+        .get(events[0]["snapshot_url"].as_str().context("snapshot url")?)
+        .await?
+        .bytes()
+        .await?;
+    let attachment = message
+        .attachments()
+        .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".jpg")))
+        .context("a .jpg attachment")?;
+    assert_eq!(attachment.contents(), &stored[..]);
+    image::load_from_memory_with_format(attachment.contents(), image::ImageFormat::Jpeg)?;
+
+    // One click removes that address, and only it.
+    let unsubscribe = message
+        .header_raw("List-Unsubscribe")
+        .context("List-Unsubscribe")?
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned();
+    assert_eq!(
+        message.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let clicked = anonymous
+        .post(&unsubscribe)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(clicked.status(), 200);
+    let (_, left) = status_json(alice.get("/api/alert-addresses").await?).await?;
+    let left: Vec<_> = left
+        .as_array()
+        .context("list")?
+        .iter()
+        .map(|a| a["email"].clone())
+        .collect();
+    assert_eq!(left, [json!("never@example.jp")]);
+    let (_, bobs) = status_json(bob.get("/api/alert-addresses").await?).await?;
+    assert_eq!(bobs.as_array().map(Vec::len), Some(1), "Bob's entry stays");
+    let (_, history) = status_json(alice.get("/api/history").await?).await?;
+    let history = history.to_string();
+    for action in [
+        "alert_address_added",
+        "alert_address_confirmed",
+        "alert_address_removed",
+        "alert_address_unsubscribed",
+    ] {
+        assert!(history.contains(action), "{action} in {history}");
+    }
+    Ok(())
+}
