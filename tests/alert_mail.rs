@@ -6,7 +6,7 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
-use common::{Process, Relay, free_port, status_json, wait_online};
+use common::{Camera, Process, Relay, free_port, start_agent_with, status_json, wait_online};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,18 @@ impl Smtp {
             .arg(dir.join("mail"))
             .arg(port.to_string());
         Process::spawn(cmd, Some("smtp listening on"), dir.join("smtp.log"))
+    }
+
+    /// Stops the server; mail to it fails until [`Smtp::restart`].
+    fn stop(&mut self) -> Result<()> {
+        self.process.stop()?;
+        Ok(())
+    }
+
+    /// Starts it again on the same port, keeping what it received.
+    fn restart(&mut self) -> Result<()> {
+        self.process = Smtp::spawn(self.dir.path(), self.port)?;
+        Ok(())
     }
 
     fn url(&self) -> String {
@@ -335,5 +347,122 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
     ] {
         assert!(history.contains(action), "{action} in {history}");
     }
+    Ok(())
+}
+
+/// The Message-ID of a message, without its angle brackets.
+fn message_id(raw: &[u8]) -> String {
+    MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.message_id().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Adds `email` to the customer's alert addresses and confirms it through its mail.
+async fn confirmed_address(
+    relay: &Relay,
+    smtp: &Smtp,
+    customer: &common::Client,
+    email: &str,
+) -> Result<()> {
+    let (status, _) = status_json(
+        customer
+            .post("/api/alert-addresses", &json!({"email": email}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201);
+    let mails = smtp
+        .wait_for("the confirmation", |m| m.iter().any(|r| r.to == [email]))
+        .await?;
+    let mail = mails
+        .iter()
+        .find(|r| r.to == [email])
+        .context("confirmation")?;
+    let url = link(&mail.raw, &format!("{}/confirm/", relay.base))?;
+    assert_eq!(
+        reqwest::Client::new().post(&url).send().await?.status(),
+        200
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_alerts_survive_a_mail_server_outage_and_a_relay_crash() -> Result<()> {
+    let mut smtp = Smtp::start()?;
+    let mut relay = Relay::start(&format!(
+        "[mail]\nsmtp_url = \"{}\"\nalert_cooldown = \"1s\"\n",
+        smtp.url()
+    ))?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    confirmed_address(&relay, &smtp, &alice, "home@example.jp").await?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    // Someone crosses every 4 s; the agent makes each crossing an event.
+    let camera = Camera::start(
+        "fixed",
+        &[
+            "--motion-offset",
+            "2s",
+            "--motion-every",
+            "4s",
+            "--motion-crossing",
+            "2s",
+        ],
+        None,
+    )?;
+    let config = relay.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[motion]\nstop_after = \"500ms\"\ncooldown = \"1s\"\n",
+    )?;
+    let _agent = start_agent_with(
+        &relay.base,
+        relay.dir.path(),
+        cam["agent_token"].as_str().context("token")?,
+        &camera.url,
+        "agent",
+        &["--config", config.to_str().context("utf-8")?],
+    )?;
+
+    // The mail server goes away; events (and their mails) pile up.
+    smtp.stop()?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let events = loop {
+        let (_, list) =
+            status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+        let list = list.as_array().cloned().unwrap_or_default();
+        if list.len() >= 3 {
+            break list;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "events: {list:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The relay dies with its mail queued, comes back, and so does the mail server.
+    relay.process.signal(libc::SIGKILL)?;
+    relay.restart()?;
+    smtp.restart()?;
+
+    let wanted: Vec<String> = events
+        .iter()
+        .map(|e| format!("alert.{}.", e["id"]))
+        .collect();
+    let got = smtp
+        .wait_for("every queued alert", |m| {
+            wanted
+                .iter()
+                .all(|w| m.iter().any(|r| message_id(&r.raw).starts_with(w.as_str())))
+        })
+        .await?;
+    // At most once more each (a mail sent right before the crash), never to anyone else.
+    for w in &wanted {
+        let copies = got
+            .iter()
+            .filter(|r| message_id(&r.raw).starts_with(w.as_str()))
+            .count();
+        assert!((1..=2).contains(&copies), "{w}: {copies} copies");
+    }
+    assert!(got.iter().all(|r| r.to == ["home@example.jp"]));
     Ok(())
 }

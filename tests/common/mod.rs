@@ -537,10 +537,23 @@ pub fn start_agent(
     camera: &str,
     name: &str,
 ) -> Result<Process> {
+    start_agent_with(base, dir, token, camera, name, &[])
+}
+
+/// Like [`start_agent`], with more arguments for `eyeward-agent run`.
+pub fn start_agent_with(
+    base: &str,
+    dir: &Path,
+    token: &str,
+    camera: &str,
+    name: &str,
+    extra: &[&str],
+) -> Result<Process> {
     let token_file = dir.join(format!("{name}.token"));
     std::fs::write(&token_file, token)?;
     let mut cmd = Command::new(bin("eyeward-agent"));
     cmd.args(["run", "--relay", base, "--camera", camera, "--token-file"])
-        .arg(&token_file);
+        .arg(&token_file)
+        .args(extra);
     Process::spawn(cmd, None, dir.join(format!("{name}.log")))
 }

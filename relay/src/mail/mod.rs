@@ -52,10 +52,11 @@ enum Sent {
     Refused(String),
 }
 
-/// The delay before try `attempt` (1, 2, ...): doubling from 5 s, at most 10 minutes.
+/// The delay before try `attempt` (1, 2, ...): doubling from 5 s, at most a minute, so an
+/// alert leaves within a minute of the mail server's return.
 pub fn retry_delay(attempt: i64) -> Duration {
     let exp = attempt.clamp(1, 8) as u32 - 1;
-    Duration::from_secs(5 << exp).min(Duration::from_secs(600))
+    Duration::from_secs(5 << exp).min(Duration::from_secs(60))
 }
 
 /// Sends the outbox.
@@ -119,6 +120,10 @@ impl Mailer {
     /// Sends due mail until the future is dropped: at once when woken, and when retries come
     /// due.
     pub async fn run(self: Arc<Self>, store: Store, events: Arc<Events>) {
+        // What waited through a stop is due at once: the restart may well be the fix.
+        if let Err(e) = store.all_mail_due(UnixMillis::now()).await {
+            tracing::warn!(error = %e, "the mail outbox could not be read");
+        }
         loop {
             match self.send_due(&store, &events).await {
                 Ok(()) => {}
@@ -365,9 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn retries_back_off_to_ten_minutes() {
+    fn retries_back_off_to_a_minute() {
         assert_eq!(retry_delay(1), Duration::from_secs(5));
         assert_eq!(retry_delay(2), Duration::from_secs(10));
-        assert_eq!(retry_delay(20), Duration::from_secs(600));
+        assert_eq!(retry_delay(5), Duration::from_secs(60));
+        assert_eq!(retry_delay(20), Duration::from_secs(60));
     }
 }

@@ -318,6 +318,15 @@ impl Store {
         .await?)
     }
 
+    /// Makes every queued mail due at `now` (at start).
+    pub async fn all_mail_due(&self, now: UnixMillis) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// When the next queued mail is due, if any.
     pub async fn next_mail_due(&self) -> Result<Option<UnixMillis>, Error> {
         let (at,): (Option<i64>,) =
