@@ -146,7 +146,12 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
 
     // Alice lists three addresses; Bob lists one of hers too (his own entry).
     let mut ids = Vec::new();
-    for email in ["home@example.jp", "never@example.jp", "former@example.jp"] {
+    for email in [
+        "home@example.jp",
+        "never@example.jp",
+        "former@example.jp",
+        "gone@example.jp",
+    ] {
         let (status, a) = status_json(
             alice
                 .post("/api/alert-addresses", &json!({"email": email}))
@@ -177,9 +182,9 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
     .await?;
     assert_eq!(status, 400, "{bad}");
 
-    // Four confirmation mails, each to its address alone.
+    // Five confirmation mails, each to its address alone.
     let mails = smtp
-        .wait_for("four confirmation mails", |m| m.len() >= 4)
+        .wait_for("five confirmation mails", |m| m.len() >= 5)
         .await?;
     let confirm_link = |to: &str, nth: usize| -> Result<String> {
         let mail = mails
@@ -201,8 +206,10 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
         404,
         "single use"
     );
-    let former = confirm_link("former@example.jp", 0)?;
-    assert_eq!(anonymous.post(&former).send().await?.status(), 200);
+    for email in ["former@example.jp", "gone@example.jp"] {
+        let url = confirm_link(email, 0)?;
+        assert_eq!(anonymous.post(&url).send().await?.status(), 200);
+    }
     let (_, bobs) = status_json(bob.get("/api/alert-addresses").await?).await?;
     assert_eq!(
         bobs[0]["confirmed"], false,
@@ -306,6 +313,25 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
         .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".jpg")))
         .context("a .jpg attachment")?;
     assert_eq!(attachment.contents(), &stored[..]);
+    // The mailbox that is gone refused its copy for good: the event says so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, events) =
+            status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+        let mail = &events[0]["mail"];
+        let state_of = |to: &str| {
+            mail.as_array()
+                .and_then(|m| m.iter().find(|d| d["to"] == to))
+                .map(|d| d["state"].clone())
+        };
+        if state_of("gone@example.jp") == Some(json!("failed")) {
+            assert_eq!(state_of("home@example.jp"), Some(json!("sent")), "{mail}");
+            assert_eq!(mail.as_array().map(Vec::len), Some(2), "{mail}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no failed delivery: {mail}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     image::load_from_memory_with_format(attachment.contents(), image::ImageFormat::Jpeg)?;
 
     // One click removes that address, and only it.
@@ -334,7 +360,7 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
         .iter()
         .map(|a| a["email"].clone())
         .collect();
-    assert_eq!(left, [json!("never@example.jp")]);
+    assert_eq!(left, [json!("never@example.jp"), json!("gone@example.jp")]);
     let (_, bobs) = status_json(bob.get("/api/alert-addresses").await?).await?;
     assert_eq!(bobs.as_array().map(Vec::len), Some(1), "Bob's entry stays");
     let (_, history) = status_json(alice.get("/api/history").await?).await?;

@@ -4,7 +4,8 @@
 
 Listens on 127.0.0.1:PORT and writes every message it accepts to OUT_DIR/<n>.eml, then its
 envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...]}; written last, so a .json means the
-message is whole). Prints "smtp listening on PORT" once it serves; stops on SIGTERM.
+message is whole). Alert mail to a "gone@" address is refused for good (550), as for a mailbox
+that no longer exists. Prints "smtp listening on PORT" once it serves; stops on SIGTERM.
 """
 
 import json
@@ -21,6 +22,9 @@ class Sink:
         self.count = len([f for f in os.listdir(out) if f.endswith(".json")])
 
     async def handle_DATA(self, server, session, envelope):
+        # A mailbox that is gone, as a real server says for good: alerts to "gone@..." bounce.
+        if any(r.startswith("gone@") for r in envelope.rcpt_tos) and b"Motion" in envelope.original_content:
+            return "550 5.1.1 mailbox unavailable"
         self.count += 1
         base = os.path.join(self.out, f"{self.count:05}")
         with open(base + ".eml", "wb") as f:

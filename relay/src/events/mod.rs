@@ -502,7 +502,33 @@ pub async fn list(
         .store
         .events_of(c.id, CameraId(id), q.before.map(UnixMillis), limit)
         .await?;
-    Ok(Json(events.iter().map(|e| st.events.to_json(e)).collect()))
+    // How each event's alert mail went, in one query for the page (newest first).
+    let deliveries = match (events.last(), events.first()) {
+        (Some(oldest), Some(newest)) => {
+            st.store
+                .alert_deliveries(
+                    id,
+                    UnixMillis(oldest.captured_at),
+                    UnixMillis(newest.captured_at),
+                )
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Json(
+        events
+            .iter()
+            .map(|e| {
+                let mut v = st.events.to_json(e);
+                v["mail"] = deliveries
+                    .iter()
+                    .filter(|(event, ..)| *event == e.id)
+                    .map(|(_, to, state)| json!({"to": to, "state": state}))
+                    .collect();
+                v
+            })
+            .collect(),
+    ))
 }
 
 /// `GET /api/cameras/{id}/events/live`: server-sent events while the page is open, one

@@ -378,16 +378,22 @@ impl Store {
         Ok(())
     }
 
-    /// The delivery of an event's alert mails: `(recipient, state, last_error)` each.
+    /// How the alert mails of the camera's events captured in `from..=to` went:
+    /// `(event, recipient, state)` each, for the event list.
     pub async fn alert_deliveries(
         &self,
-        event: i64,
-    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
+        camera: i64,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<(i64, String, String)>, Error> {
         Ok(sqlx::query_as(
-            "SELECT recipient, state, last_error FROM outbox WHERE event_id = $1 AND kind = 'alert' \
-             ORDER BY id",
+            "SELECT o.event_id, o.recipient, o.state FROM outbox o JOIN events e ON e.id = o.event_id \
+             WHERE e.camera_id = $1 AND e.captured_at >= $2 AND e.captured_at <= $3 \
+             AND o.kind = 'alert' ORDER BY o.id",
         )
-        .bind(event)
+        .bind(camera)
+        .bind(from.0)
+        .bind(to.0)
         .fetch_all(&self.pool)
         .await?)
     }
