@@ -366,10 +366,10 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
     let (_, history) = status_json(alice.get("/api/history").await?).await?;
     let history = history.to_string();
     for action in [
-        "alert_address_added",
-        "alert_address_confirmed",
-        "alert_address_removed",
-        "alert_address_unsubscribed",
+        "alert_address.added",
+        "alert_address.confirmed",
+        "alert_address.removed",
+        "alert_address.unsubscribed",
     ] {
         assert!(history.contains(action), "{action} in {history}");
     }

@@ -133,7 +133,65 @@ async function render() {
   state.cameras = cams.data || [];
   renderCameras(state.cameras);
   renderHistory(hist.data || []);
+  loadAddresses();
   await route();
+}
+
+// The addresses that receive alert mail: listed with their state, added (a confirmation mail
+// goes out) and removed here.
+async function loadAddresses() {
+  const { resp, data } = await api('GET', '/api/alert-addresses').catch(() => ({ resp: { ok: false } }));
+  if (resp.ok) renderAddresses(data);
+}
+
+function renderAddresses(addresses) {
+  const list = $('alert-addresses');
+  list.replaceChildren();
+  if (addresses.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = t(state.lang, 'alertsEmpty');
+    list.append(li);
+  }
+  for (const a of addresses) {
+    const li = document.createElement('li');
+    li.dataset.addressId = a.id;
+    const email = document.createElement('span');
+    email.className = 'email';
+    email.textContent = a.email;
+    const badge = document.createElement('span');
+    badge.className = a.confirmed ? 'badge' : 'badge pending';
+    badge.textContent = t(state.lang, a.confirmed ? 'alertConfirmed' : 'alertPending');
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'secondary';
+    remove.textContent = t(state.lang, 'alertRemove');
+    remove.setAttribute('aria-label', t(state.lang, 'alertRemoveLabel', { email: a.email }));
+    remove.addEventListener('click', async () => {
+      remove.disabled = true;
+      await api('DELETE', `/api/alert-addresses/${a.id}`).catch(() => {});
+      loadAddresses();
+    });
+    li.append(email, badge, remove);
+    list.append(li);
+  }
+  $('alert-add').disabled = addresses.length >= 5;
+}
+
+async function onAddAddress(ev) {
+  ev.preventDefault();
+  const input = $('alert-email');
+  const err = $('alert-error');
+  err.hidden = true;
+  const { resp, data } = await api('POST', '/api/alert-addresses', { email: input.value })
+    .catch(() => ({ resp: { ok: false }, data: null }));
+  if (resp.ok) {
+    input.value = '';
+    loadAddresses();
+    return;
+  }
+  err.textContent = (data && data.error) || t(state.lang, 'networkError');
+  err.hidden = false;
 }
 
 // #camera/ID shows that camera live; anything else, the list.
@@ -222,6 +280,12 @@ function renderEvents(events, dayStart) {
       link.append(late);
     }
     li.append(link);
+    for (const m of (e.mail || []).filter((d) => d.state === 'failed')) {
+      const failed = document.createElement('span');
+      failed.className = 'mail-failed';
+      failed.textContent = t(state.lang, 'eventMailFailed', { to: m.to });
+      li.append(failed);
+    }
     list.append(li);
   }
   // The day as a bar, each event a mark at its time.
@@ -390,6 +454,7 @@ async function start() {
     b.addEventListener('click', () => setLang(b.dataset.lang));
   }
   $('login-form').addEventListener('submit', onLogin);
+  $('alert-form').addEventListener('submit', onAddAddress);
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));

@@ -179,7 +179,7 @@ impl Store {
             &mut tx,
             audit,
             Some(customer),
-            "alert_address_added",
+            "alert_address.added",
             json!({"email": address.email}),
         )
         .await?;
@@ -210,7 +210,7 @@ impl Store {
                 &mut tx,
                 &by_recipient(a, now),
                 Some(CustomerId(a.customer_id)),
-                "alert_address_confirmed",
+                "alert_address.confirmed",
                 json!({"email": a.email}),
             )
             .await?;
@@ -243,7 +243,7 @@ impl Store {
             &mut tx,
             audit,
             Some(customer),
-            "alert_address_removed",
+            "alert_address.removed",
             json!({"email": email}),
         )
         .await?;
@@ -272,7 +272,7 @@ impl Store {
                 &mut tx,
                 &by_recipient(a, now),
                 Some(CustomerId(a.customer_id)),
-                "alert_address_unsubscribed",
+                "alert_address.unsubscribed",
                 json!({"email": a.email}),
             )
             .await?;
