@@ -492,3 +492,86 @@ async fn queued_alerts_survive_a_mail_server_outage_and_a_relay_crash() -> Resul
     assert!(got.iter().all(|r| r.to == ["home@example.jp"]));
     Ok(())
 }
+
+/// The `.eml` files of the relay's outbox folder (no SMTP server configured), oldest first.
+fn outbox_files(relay: &Relay) -> Result<Vec<Vec<u8>>> {
+    let dir = relay.dir.path().join("data/outbox");
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| Ok((e.metadata()?.modified()?, e.path())))
+        .collect::<Result<_>>()?;
+    files.sort();
+    files.iter().map(|(_, p)| Ok(std::fs::read(p)?)).collect()
+}
+
+/// Waits for at least `n` files in the relay's outbox folder.
+async fn wait_for_outbox(relay: &Relay, n: usize) -> Result<Vec<Vec<u8>>> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let files = outbox_files(relay)?;
+        if files.len() >= n {
+            return Ok(files);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} .eml files, want {n}",
+            files.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_mail_server_mail_goes_to_the_outbox_folder_in_the_customers_language()
+-> Result<()> {
+    let relay = Relay::start("")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let (status, _) = status_json(alice.patch("/api/me", &json!({"lang": "ja"})).await?).await?;
+    assert_eq!(status, 200);
+    let (status, _) = status_json(
+        alice
+            .post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201);
+
+    let files = wait_for_outbox(&relay, 1).await?;
+    assert_eq!(subject(&files[0]), "【eyeward】通知先メールアドレスの確認");
+    let confirm = link(&files[0], &format!("{}/confirm/", relay.base))?;
+    assert_eq!(
+        reqwest::Client::new().post(&confirm).send().await?.status(),
+        200
+    );
+
+    let cam = relay.camera(alice_id, "玄関", "fixed", "dispatch", "agent")?;
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    let files = wait_for_outbox(&relay, 2).await?;
+    let alert = MessageParser::default()
+        .parse(&files[1])
+        .context("the alert")?;
+    let subject = alert.subject().context("subject")?;
+    assert!(subject.starts_with("【動体検知】玄関 "), "{subject}");
+    assert!(
+        alert
+            .body_text(0)
+            .context("text")?
+            .contains("動きを検知しました")
+    );
+    assert_eq!(
+        alert.to().and_then(|t| t.first()).and_then(|a| a.address()),
+        Some("home@example.jp")
+    );
+    assert!(
+        alert
+            .attachments()
+            .any(|a| a.attachment_name().is_some_and(|n| n.ends_with(".jpg")))
+    );
+    Ok(())
+}

@@ -444,10 +444,7 @@ pub async fn upload(
             Some(jpeg)
         }
     };
-    let alerts = AlertPolicy {
-        cooldown: st.alert_cooldown,
-        domain: st.mailer.domain(),
-    };
+    let alerts = st.mailer.policy();
     let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;
     if what == Stored::Created {
         // Its alert mail, if any, is queued: send it now.

@@ -52,8 +52,6 @@ pub struct AppState {
     pub events: Arc<Events>,
     /// Alert and confirmation mail.
     pub mailer: Arc<Mailer>,
-    /// At most one alert mail per camera in this span.
-    pub alert_cooldown: Duration,
 }
 
 impl AppState {
@@ -89,7 +87,6 @@ impl AppState {
             whep,
             events: Arc::new(Events::new(&config.data_dir, &config.events)),
             mailer: Arc::new(Mailer::new(&config.mail, &config.data_dir, public_url)?),
-            alert_cooldown: config.mail.alert_cooldown,
         })
     }
 }

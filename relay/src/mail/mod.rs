@@ -12,7 +12,7 @@ pub mod compose;
 use crate::config::MailConfig;
 use crate::error::Error;
 use crate::events::Events;
-use crate::store::{AlertAddress, OutboxMail, Store};
+use crate::store::{AlertAddress, AlertPolicy, OutboxMail, Store};
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
@@ -59,10 +59,14 @@ pub fn retry_delay(attempt: i64) -> Duration {
     Duration::from_secs(5 << exp).min(Duration::from_secs(60))
 }
 
+/// How often the sender looks for cameras whose alert cooldown ended with events held back.
+const STORM_CHECK: Duration = Duration::from_secs(2);
+
 /// Sends the outbox.
 pub struct Mailer {
     transport: Transport,
     from: String,
+    alert_cooldown: Duration,
     public_url: url::Url,
     /// Rung when mail was queued, so it leaves at once.
     pub wake: Notify,
@@ -90,6 +94,7 @@ impl Mailer {
         Ok(Mailer {
             transport,
             from: config.from.clone(),
+            alert_cooldown: config.alert_cooldown,
             public_url,
             wake: Notify::new(),
         })
@@ -125,18 +130,30 @@ impl Mailer {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {
-            match self.send_due(&store, &events).await {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "the mail outbox could not be read"),
+            let flushed = store
+                .flush_held_alerts(&self.policy(), UnixMillis::now())
+                .await;
+            if let Err(e) = flushed {
+                tracing::warn!(error = %e, "held alerts could not be queued");
+            }
+            if let Err(e) = self.send_due(&store, &events).await {
+                tracing::warn!(error = %e, "the mail outbox could not be read");
             }
             let wait = match store.next_mail_due().await {
                 Ok(Some(at)) => {
                     Duration::from_millis(at.0.saturating_sub(UnixMillis::now().0).max(0) as u64)
                 }
-                _ => Duration::from_secs(60),
+                _ => STORM_CHECK,
             };
-            let _ =
-                tokio::time::timeout(wait.min(Duration::from_secs(60)), self.wake.notified()).await;
+            let _ = tokio::time::timeout(wait.min(STORM_CHECK), self.wake.notified()).await;
+        }
+    }
+
+    /// How alert mail is queued: the cooldown, and our Message-ID domain.
+    pub fn policy(&self) -> AlertPolicy<'_> {
+        AlertPolicy {
+            cooldown: self.alert_cooldown,
+            domain: self.domain(),
         }
     }
 

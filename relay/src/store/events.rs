@@ -185,18 +185,13 @@ pub fn alert_due(last: Option<UnixMillis>, now: UnixMillis, cooldown: Duration) 
     last.is_none_or(|last| now.since(last) >= cooldown)
 }
 
-/// Queues the event's alert mail, one per confirmed address of the camera's owner (the one
-/// recipient rule: see `mail::recipients`), unless the camera is in its cooldown.
+/// Queues the event's alert mail unless the camera is in its cooldown.
 async fn queue_alerts(
     tx: &mut Tx<'_>,
     event: &Event,
     policy: &AlertPolicy<'_>,
 ) -> Result<(), Error> {
     let now = UnixMillis(event.received_at);
-    let (owner,): (i64,) = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
-        .bind(event.camera_id)
-        .fetch_one(&mut **tx)
-        .await?;
     let (last,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(o.created_at) FROM outbox o JOIN events e ON e.id = o.event_id \
          WHERE o.kind = 'alert' AND e.camera_id = $1",
@@ -204,17 +199,31 @@ async fn queue_alerts(
     .bind(event.camera_id)
     .fetch_one(&mut **tx)
     .await?;
-    if !alert_due(last.map(UnixMillis), now, policy.cooldown) {
-        return Ok(());
+    if alert_due(last.map(UnixMillis), now, policy.cooldown) {
+        queue_alert_mail(tx, event.camera_id, event.id, policy.domain, now).await?;
     }
+    Ok(())
+}
+
+/// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
+/// one recipient rule: see `mail::recipients`).
+async fn queue_alert_mail(
+    tx: &mut Tx<'_>,
+    camera: i64,
+    event: i64,
+    domain: &str,
+    now: UnixMillis,
+) -> Result<(), Error> {
+    let (owner,): (i64,) = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
+        .bind(camera)
+        .fetch_one(&mut **tx)
+        .await?;
     let addresses = confirmed_addresses_in(tx, owner).await?;
     for to in crate::mail::recipients(owner, &addresses) {
         let message_id = format!(
-            "<alert.{}.{}.{:016x}@{}>",
-            event.id,
+            "<alert.{event}.{}.{:016x}@{domain}>",
             to.id,
             rand::random::<u64>(),
-            policy.domain
         );
         queue(
             tx,
@@ -223,7 +232,7 @@ async fn queue_alerts(
                 customer: CustomerId(owner),
                 address: Some(to.id),
                 recipient: &to.email,
-                event: Some(event.id),
+                event: Some(event),
                 message_id: &message_id,
                 body: None,
             },
@@ -234,7 +243,167 @@ async fn queue_alerts(
     Ok(())
 }
 
+impl Store {
+    /// Ends alert storms: a camera whose cooldown is over and that had events since its last
+    /// alert mail (held back by the cooldown) gets one mail now, about the newest of them,
+    /// counting the others. Cameras last mailed more than a day ago are left alone (their
+    /// owner has no confirmed address any more). Returns how many cameras got one.
+    pub async fn flush_held_alerts(
+        &self,
+        policy: &AlertPolicy<'_>,
+        now: UnixMillis,
+    ) -> Result<usize, Error> {
+        let over = now.0 - policy.cooldown.as_millis() as i64;
+        let mut tx = self.begin().await?;
+        let held: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT e.camera_id, MAX(e.id) FROM events e JOIN \
+             (SELECT ev.camera_id, MAX(o.event_id) AS last_event, MAX(o.created_at) AS last_at \
+              FROM outbox o JOIN events ev ON ev.id = o.event_id WHERE o.kind = 'alert' \
+              GROUP BY ev.camera_id) l ON l.camera_id = e.camera_id \
+             WHERE e.kind = 'motion' AND e.id > l.last_event AND l.last_at <= $1 AND l.last_at > $2 \
+             GROUP BY e.camera_id",
+        )
+        .bind(over)
+        .bind(now.0 - 24 * 3600 * 1000)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (camera, event) in &held {
+            queue_alert_mail(&mut tx, *camera, *event, policy.domain, now).await?;
+        }
+        tx.commit().await?;
+        Ok(held.len())
+    }
+}
+
 /// A 409 from [`Store::insert_event`]: the key was stored by a concurrent upload.
 pub fn is_taken_key(e: &Error) -> bool {
     e.kind() == ErrorKind::Conflict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::store;
+    use crate::store::{Audit, NewAccount, NewCamera};
+    use eyeward::{
+        CameraModel, CameraSource, DisplayName, Email, GuardCenter, Language, Plan, Role,
+    };
+
+    fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
+        NewEvent {
+            camera,
+            idempotency_key: key.into(),
+            captured_at: at,
+            received_at: at,
+            score: 0.05,
+            bbox: [0, 0, 16, 16],
+            width: 64,
+            height: 64,
+            snapshot_bytes: 100,
+            gap: None,
+        }
+    }
+
+    /// Events at 0, 10, 20 s with a minute's cooldown: the first is mailed at once, the other
+    /// two are held; when the minute is over one mail goes about the newest, counting one more.
+    #[tokio::test]
+    async fn an_alert_storm_is_one_mail_per_cooldown_and_the_rest_are_counted() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let audit = Audit::admin(t0);
+        let owner = s
+            .create_account(
+                NewAccount {
+                    role: Role::Customer,
+                    email: Email::parse("a@example.jp").unwrap(),
+                    name: DisplayName::parse("A").unwrap(),
+                    guard_center: GuardCenter::Tokyo,
+                    lang: Language::En,
+                    password_hash: "h".into(),
+                },
+                &audit,
+            )
+            .await
+            .unwrap();
+        let camera = s
+            .add_camera(
+                NewCamera {
+                    customer_id: CustomerId(owner),
+                    name: DisplayName::parse("Porch").unwrap(),
+                    model: CameraModel::Fixed,
+                    plan: Plan::Dispatch,
+                    source: CameraSource::Agent,
+                    agent_token_hash: Some("t".into()),
+                },
+                &audit,
+            )
+            .await
+            .unwrap();
+        s.add_alert_address(
+            CustomerId(owner),
+            &Email::parse("home@example.jp").unwrap(),
+            "c",
+            t0.plus(Duration::from_secs(3600)),
+            "u",
+            "<c@test>",
+            |_| Ok(b"confirm".to_vec()),
+            &audit,
+        )
+        .await
+        .unwrap();
+        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let mut ids = Vec::new();
+        for (i, secs) in [0u64, 10, 20].into_iter().enumerate() {
+            let at = t0.plus(Duration::from_secs(secs));
+            let e = s
+                .insert_event(&motion(camera, &format!("event-{i:04}"), at), &policy)
+                .await
+                .unwrap();
+            ids.push(e.id);
+        }
+        let alerts = |rows: Vec<OutboxMailRef>| {
+            rows.into_iter()
+                .filter(|m| m.0 == "alert")
+                .map(|m| m.1)
+                .collect::<Vec<_>>()
+        };
+        let queued = alerts(outbox(&s).await);
+        assert_eq!(queued, [Some(ids[0])], "held in the cooldown");
+        let at = |secs| t0.plus(Duration::from_secs(secs));
+        assert_eq!(
+            s.flush_held_alerts(&policy, at(30)).await.unwrap(),
+            0,
+            "cooldown not over"
+        );
+        assert_eq!(s.flush_held_alerts(&policy, at(61)).await.unwrap(), 1);
+        assert_eq!(alerts(outbox(&s).await), [Some(ids[0]), Some(ids[2])]);
+        assert_eq!(
+            s.events_held_before(camera.0, ids[2]).await.unwrap(),
+            1,
+            "and 1 more"
+        );
+        assert_eq!(
+            s.flush_held_alerts(&policy, at(200)).await.unwrap(),
+            0,
+            "nothing held"
+        );
+        // After the flush, a new event waits for the flush's own cooldown.
+        s.insert_event(&motion(camera, "event-0009", at(100)), &policy)
+            .await
+            .unwrap();
+        assert_eq!(alerts(outbox(&s).await).len(), 2);
+    }
+
+    type OutboxMailRef = (String, Option<i64>);
+
+    async fn outbox(s: &Store) -> Vec<OutboxMailRef> {
+        sqlx::query_as("SELECT kind, event_id FROM outbox ORDER BY id")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap()
+    }
 }
