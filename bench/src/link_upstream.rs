@@ -106,7 +106,7 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // The camera: a simulator at its defaults (1280×720, 15 fps, 2000 kbit/s, GOP 4 s).
-    let (_sim, camera_url) = start_simulator("127.0.0.1:0", &[])?;
+    let (_sim, camera_url) = start_simulator("127.0.0.1:0", &[], &dir.join("sim.log"))?;
 
     // The relay, in-process, behind a counting proxy that the agent dials.
     let (config_file, cam) = provision_relay(&dir, "", "agent")?;

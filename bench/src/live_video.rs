@@ -360,7 +360,7 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // Grain makes x264 spend its whole 2 Mbit/s, as a busy street does.
-    let (_sim, _) = start_simulator("127.0.0.1:8554", &["--grain", "12"])?;
+    let (_sim, _) = start_simulator("127.0.0.1:8554", &["--grain", "12"], &dir.join("sim.log"))?;
     let janus = start_janus(&args.janus_config, &dir).await?;
     let max = args.viewers.iter().copied().max().unwrap_or(1);
     let (relay, base, camera) = start_relay(&dir, max + 5).await?;

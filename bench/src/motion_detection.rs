@@ -408,8 +408,11 @@ fn whole_agent(dir: &Path, span: Duration) -> Result<bool> {
     // The camera: the simulator at its defaults (1280×720, 15 fps, 2000 kbit/s), and a
     // relay for the agent to link to and upload into.
     // Sensor grain makes the encoder spend its whole bitrate, as a real street does.
-    let (_sim, camera) =
-        start_simulator("127.0.0.1:0", &["--motion-every", "10s", "--grain", "8"])?;
+    let (_sim, camera) = start_simulator(
+        "127.0.0.1:0",
+        &["--motion-every", "10s", "--grain", "8"],
+        &dir.join("sim.log"),
+    )?;
     let (config, cam) = provision_relay(dir, "", "agent")?;
     std::fs::write(
         dir.join("agent.token"),

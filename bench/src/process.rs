@@ -224,12 +224,12 @@ pub fn start_relay(config: &Path, log: &Path) -> Result<(Running, String)> {
 }
 
 /// Starts a simulated camera (`eyeward-agent simulate --model fixed`) on `listen` with
-/// `extra` arguments; returns it and its URL.
-pub fn start_simulator(listen: &str, extra: &[&str]) -> Result<(Running, String)> {
+/// `extra` arguments, its log in `log`; returns it and its URL.
+pub fn start_simulator(listen: &str, extra: &[&str], log: &Path) -> Result<(Running, String)> {
     let mut sim = Command::new(target_bin("eyeward-agent")?);
     sim.args(["simulate", "--model", "fixed", "--listen", listen])
         .args(extra)
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(log)?);
     let (sim, line) = spawn_until_line(sim, "")?;
     let url = line
         .trim()

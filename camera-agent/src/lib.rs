@@ -401,6 +401,10 @@ async fn simulate(args: SimulateArgs) -> Result<(), Error> {
     let config = args.config()?;
     let model = config.model;
     let sim = Simulator::start(config)?;
+    // When the scene's clock started, on the wall clock: tests and benchmarks date the
+    // scripted crossings from it.
+    let started = eyeward::UnixMillis::now().0 - sim.scene_time().as_millis() as i64;
+    tracing::info!(scene_started_unix_ms = started, "the scene's clock runs");
     println!("eyeward-agent simulating a {model} camera at {}", sim.url());
     telemetry::shutdown_signal().await;
     drop(sim);

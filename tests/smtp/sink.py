@@ -3,15 +3,17 @@
     sink.py OUT_DIR PORT
 
 Listens on 127.0.0.1:PORT and writes every message it accepts to OUT_DIR/<n>.eml, then its
-envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...]}; written last, so a .json means the
-message is whole). Alert mail to a "gone@" address is refused for good (550), as for a mailbox
-that no longer exists. Prints "smtp listening on PORT" once it serves; stops on SIGTERM.
+envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...], "at_ms": when it was accepted}; written
+last, so a .json means the message is whole). Alert mail to a "gone@" address is refused for
+good (550), as for a mailbox that no longer exists. Prints "smtp listening on PORT" once it
+serves; stops on SIGTERM.
 """
 
 import json
 import os
 import signal
 import sys
+import time
 
 from aiosmtpd.controller import Controller
 
@@ -30,7 +32,7 @@ class Sink:
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content)
         with open(base + ".json", "w") as f:
-            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos}, f)
+            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "at_ms": int(time.time() * 1000)}, f)
         return "250 OK"
 
 
