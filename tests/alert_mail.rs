@@ -62,6 +62,12 @@ impl Smtp {
         Ok(())
     }
 
+    /// Waits for a message with this subject.
+    async fn wait_subject(&self, want: &str) -> Result<Vec<Received>> {
+        self.wait_for(want, |m| m.iter().any(|r| subject(&r.raw) == want))
+            .await
+    }
+
     fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
@@ -573,5 +579,88 @@ async fn without_a_mail_server_mail_goes_to_the_outbox_folder_in_the_customers_l
             .attachments()
             .any(|a| a.attachment_name().is_some_and(|n| n.ends_with(".jpg")))
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let relay = Relay::start(&format!(
+        "[mail]\nsmtp_url = \"{}\"\noffline_after = \"2s\"\n",
+        smtp.url()
+    ))?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    confirmed_address(&relay, &smtp, &alice, "home@example.jp").await?;
+
+    // Operations: the confirmation itself, a new login, a renamed camera.
+    smtp.wait_subject("Account activity: Alert address confirmed: home@example.jp")
+        .await?;
+    relay.login("a@example.jp", PW).await?;
+    smtp.wait_subject("Account activity: New login").await?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let (status, _) = status_json(
+        alice
+            .patch(&format!("/api/cameras/{cam_id}"), &json!({"name": "Gate"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    smtp.wait_subject("Account activity: Camera renamed to Gate")
+        .await?;
+
+    // Switched off, operations are no longer mailed.
+    let (status, settings) = status_json(
+        alice
+            .request(reqwest::Method::PUT, "/api/mail-settings")
+            .json(&json!({"offline": true, "operations": false}))
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!(
+        (status, settings),
+        (200, json!({"offline": true, "operations": false}))
+    );
+    let (status, _) = status_json(
+        alice
+            .patch(&format!("/api/cameras/{cam_id}"), &json!({"name": "Porch"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 200);
+
+    // The camera goes offline for longer than 2 s, then comes back.
+    let mut agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    agent.stop()?;
+    wait_online(&alice, cam_id, false, Duration::from_secs(15)).await?;
+    smtp.wait_subject("Camera offline: Porch").await?;
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    smtp.wait_subject("Camera back online: Porch").await?;
+
+    let all: Vec<String> = smtp.received()?.iter().map(|r| subject(&r.raw)).collect();
+    assert!(
+        !all.iter()
+            .any(|s| s == "Account activity: Camera renamed to Porch"),
+        "switched off: {all:?}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|s| s.starts_with("Camera offline"))
+            .count(),
+        1,
+        "{all:?}"
+    );
+    assert!(smtp.received()?.iter().all(|r| r.to == ["home@example.jp"]));
     Ok(())
 }

@@ -140,8 +140,22 @@ async function render() {
 // The addresses that receive alert mail: listed with their state, added (a confirmation mail
 // goes out) and removed here.
 async function loadAddresses() {
-  const { resp, data } = await api('GET', '/api/alert-addresses').catch(() => ({ resp: { ok: false } }));
-  if (resp.ok) renderAddresses(data);
+  const [addresses, notices] = await Promise.all([
+    api('GET', '/api/alert-addresses'),
+    api('GET', '/api/mail-settings'),
+  ]).catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
+  if (addresses.resp.ok) renderAddresses(addresses.data);
+  if (notices.resp.ok) {
+    $('notify-offline').checked = notices.data.offline;
+    $('notify-operations').checked = notices.data.operations;
+  }
+}
+
+async function saveNotices() {
+  await api('PUT', '/api/mail-settings', {
+    offline: $('notify-offline').checked,
+    operations: $('notify-operations').checked,
+  }).catch(() => {});
 }
 
 function renderAddresses(addresses) {
@@ -455,6 +469,8 @@ async function start() {
   }
   $('login-form').addEventListener('submit', onLogin);
   $('alert-form').addEventListener('submit', onAddAddress);
+  $('notify-offline').addEventListener('change', saveNotices);
+  $('notify-operations').addEventListener('change', saveNotices);
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));

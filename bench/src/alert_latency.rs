@@ -42,8 +42,8 @@ fn accepted(folder: &Path) -> Result<Vec<Accepted>> {
         .iter()
         .map(|json| {
             let envelope: Value = serde_json::from_slice(&std::fs::read(json)?)?;
-            let raw = String::from_utf8_lossy(&std::fs::read(json.with_extension("eml"))?)
-                .into_owned();
+            let raw =
+                String::from_utf8_lossy(&std::fs::read(json.with_extension("eml"))?).into_owned();
             let message_id = raw
                 .lines()
                 .find_map(|l| l.strip_prefix("Message-ID: <"))

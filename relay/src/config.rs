@@ -52,6 +52,10 @@ pub struct MailConfig {
     /// are kept and counted in the next mail.
     #[serde(with = "humantime_serde")]
     pub alert_cooldown: Duration,
+    /// A camera offline this long (e.g. `"5m"`) is mailed about to its owner (who can switch
+    /// these mails off), and again when it is back.
+    #[serde(with = "humantime_serde")]
+    pub offline_after: Duration,
 }
 
 /// `[events]`: motion events and their snapshots.
@@ -207,6 +211,7 @@ impl Default for MailConfig {
             smtp_url: None,
             from: "eyeward <alerts@example.com>".to_owned(),
             alert_cooldown: Duration::from_secs(60),
+            offline_after: Duration::from_secs(300),
         }
     }
 }

@@ -88,6 +88,12 @@ try {
   await page.screenshot({ path: join(OUT, 'alert-addresses.png'), fullPage: true });
   await page.click('#alert-addresses button[aria-label="Remove family@example.jp"]');
   await page.waitForFunction(() => !document.querySelector('#alert-addresses .email'));
+  // The other mails are on by default and switch off for the account.
+  assert.equal(await page.isChecked('#notify-operations'), true);
+  const switched = page.waitForResponse((r) => r.url().endsWith('/api/mail-settings') && r.request().method() === 'PUT');
+  await page.uncheck('#notify-operations');
+  assert.equal((await switched).status(), 200);
+  assert.deepEqual(await page.evaluate(async () => (await fetch('/api/mail-settings')).json()), { offline: true, operations: false });
 
   // A phone-sized screen: nothing spills sideways.
   await page.setViewportSize({ width: 390, height: 844 });

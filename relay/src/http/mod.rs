@@ -112,6 +112,10 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
                 .delete(mail::api::remove_by_body),
         )
         .route("/alert-addresses/{id}", delete(mail::api::remove))
+        .route(
+            "/mail-settings",
+            get(mail::api::notices).put(mail::api::set_notices),
+        )
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body));
     Router::new()

@@ -239,3 +239,33 @@ pub async fn unsubscribe(
         None => Ok(invalid_link()),
     }
 }
+
+/// Which of the other mails the customer receives (alert mail follows the addresses alone).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notices {
+    /// A camera offline for more than `mail.offline_after`, and back.
+    offline: bool,
+    /// Operations on the account: logins, alert addresses changed, cameras renamed...
+    operations: bool,
+}
+
+/// `GET /api/mail-settings`: `{"offline", "operations"}`.
+pub async fn notices(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
+    let (offline, operations) = st.store.notices_wanted(c.id).await?;
+    Ok(Json(json!({"offline": offline, "operations": operations})))
+}
+
+/// `PUT /api/mail-settings {"offline", "operations"}`: switches them (in the history).
+pub async fn set_notices(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    ApiJson(n): ApiJson<Notices>,
+) -> Result<Json<Value>, Error> {
+    st.store
+        .set_notices_wanted(c.id, n.offline, n.operations, &c.caller.audit())
+        .await?;
+    Ok(Json(
+        json!({"offline": n.offline, "operations": n.operations}),
+    ))
+}

@@ -251,6 +251,133 @@ pub fn confirmation(c: &Confirmation<'_>) -> Result<Vec<u8>, Error> {
     built(envelope(c.from, c.to, c.message_id, &subject)?.singlepart(SinglePart::plain(text)))
 }
 
+/// What a notice mail says: one entry of the account's history.
+pub struct Notice<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message_id: &'a str,
+    pub lang: Language,
+    /// The history entry's action (`camera.offline`, `login`...).
+    pub action: &'a str,
+    /// The camera it is about, if any.
+    pub camera: Option<&'a str>,
+    pub actor: &'a str,
+    pub channel: &'a str,
+    pub at: UnixMillis,
+    pub detail: &'a serde_json::Value,
+    /// Where the customer switches these mails, and the one-click unsubscribe.
+    pub settings_url: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+/// An operation in words, as the customer's history shows it.
+fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String {
+    let field = |k: &str| header_text(detail[k].as_str().unwrap_or_default());
+    match (lang, action) {
+        (Language::Ja, "login") => "ログイン".into(),
+        (Language::Ja, "password.reset") => "パスワード再設定".into(),
+        (Language::Ja, "camera.renamed") => format!("カメラ名の変更：{}", field("to")),
+        (Language::Ja, "alert_address.added") => format!("通知先を追加：{}", field("email")),
+        (Language::Ja, "alert_address.confirmed") => format!("通知先を確認：{}", field("email")),
+        (Language::Ja, "alert_address.removed") => format!("通知先を削除：{}", field("email")),
+        (Language::Ja, "alert_address.unsubscribed") => {
+            format!("通知先の配信停止：{}", field("email"))
+        }
+        (Language::En, "login") => "New login".into(),
+        (Language::En, "password.reset") => "Password reset".into(),
+        (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
+        (Language::En, "alert_address.added") => format!("Alert address added: {}", field("email")),
+        (Language::En, "alert_address.confirmed") => {
+            format!("Alert address confirmed: {}", field("email"))
+        }
+        (Language::En, "alert_address.removed") => {
+            format!("Alert address removed: {}", field("email"))
+        }
+        (Language::En, "alert_address.unsubscribed") => {
+            format!("Alert address unsubscribed: {}", field("email"))
+        }
+        (_, other) => other.to_owned(),
+    }
+}
+
+fn channel(channel: &str, lang: Language) -> &'static str {
+    match (lang, channel) {
+        (Language::Ja, "web") => "Web",
+        (Language::Ja, "mail-link") => "メール内のリンク",
+        (Language::Ja, "admin-cli") => "サービス管理者",
+        (Language::Ja, "agent") => "カメラ",
+        (Language::Ja, _) => "システム",
+        (Language::En, "web") => "the web",
+        (Language::En, "mail-link") => "a link in a mail",
+        (Language::En, "admin-cli") => "the service's administrator",
+        (Language::En, "agent") => "the camera",
+        (Language::En, _) => "the system",
+    }
+}
+
+/// A notice: a camera offline for more than 5 minutes or back, or an operation on the
+/// account (who, when, through what).
+pub fn notice(n: &Notice<'_>) -> Result<Vec<u8>, Error> {
+    let when = local_time(n.at, n.lang);
+    let camera = header_text(n.camera.unwrap_or_default());
+    let (subject, lead) = match (n.lang, n.action) {
+        (Language::Ja, "camera.offline") => (
+            format!("【カメラ停止】{camera}"),
+            format!("カメラ「{camera}」に {when} から接続できません。電源と回線をご確認ください。"),
+        ),
+        (Language::Ja, "camera.online") => (
+            format!("【カメラ復旧】{camera}"),
+            format!("カメラ「{camera}」が {when} に復旧しました。"),
+        ),
+        (Language::En, "camera.offline") => (
+            format!("Camera offline: {camera}"),
+            format!(
+                "The camera \"{camera}\" has been unreachable since {when}. Please check its power and network."
+            ),
+        ),
+        (Language::En, "camera.online") => (
+            format!("Camera back online: {camera}"),
+            format!("The camera \"{camera}\" is reachable again since {when}."),
+        ),
+        (lang, action) => {
+            let what = operation(action, n.detail, lang);
+            let by = header_text(n.actor);
+            let via = channel(n.channel, lang);
+            match lang {
+                Language::Ja => (
+                    format!("【操作通知】{what}"),
+                    format!(
+                        "お客様のアカウントで次の操作がありました。\n{what}\n操作者：{by}（{via}）\n日時：{when}\nお心当たりがない場合は、警備会社へご連絡ください。"
+                    ),
+                ),
+                Language::En => (
+                    format!("Account activity: {what}"),
+                    format!(
+                        "This happened on your account:\n{what}\nBy: {by} (through {via})\nWhen: {when}\nIf this was not you, please call your security company."
+                    ),
+                ),
+            }
+        }
+    };
+    let (settings, stop) = match n.lang {
+        Language::Ja => ("通知メールの設定", "このアドレスへの通知を停止する"),
+        Language::En => (
+            "Choose which mails you receive",
+            "Stop mail to this address",
+        ),
+    };
+    let text = format!(
+        "{lead}\n\n{settings}: {}\n{stop}: {}\n",
+        n.settings_url, n.unsubscribe_url
+    );
+    built(
+        envelope(n.from, n.to, n.message_id, &subject)?
+            .header(ListUnsubscribe(format!("<{}>", n.unsubscribe_url)))
+            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
+            .singlepart(SinglePart::plain(text)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +463,63 @@ mod tests {
             local_time(UnixMillis(1_800_000_000_000), Language::Ja),
             "2027年1月15日 17:00:00"
         );
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    fn mail(action: &str, lang: Language, detail: serde_json::Value) -> String {
+        let bytes = notice(&Notice {
+            from: "eyeward <alerts@example.com>",
+            to: "owner@example.jp",
+            message_id: "<notice.1.1@example.com>",
+            lang,
+            action,
+            camera: Some("Porch"),
+            actor: "Alice\r\nBcc: x@evil.example",
+            channel: "web",
+            at: UnixMillis(1_800_000_000_000),
+            detail: &detail,
+            settings_url: "https://relay.example.jp/",
+            unsubscribe_url: "https://relay.example.jp/unsubscribe/tok",
+        })
+        .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn subject(mail: &str) -> String {
+        mail.split("\r\n")
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn notices_say_what_happened_in_the_owners_language() {
+        assert_eq!(
+            subject(&mail("camera.offline", Language::En, serde_json::json!({}))),
+            "Camera offline: Porch"
+        );
+        assert_eq!(
+            subject(&mail("camera.online", Language::En, serde_json::json!({}))),
+            "Camera back online: Porch"
+        );
+        assert_eq!(
+            subject(&mail(
+                "alert_address.added",
+                Language::En,
+                serde_json::json!({"email": "x@example.jp"})
+            )),
+            "Account activity: Alert address added: x@example.jp"
+        );
+        // Japanese subjects are encoded words: the header is ASCII and one line's worth.
+        let ja = mail("login", Language::Ja, serde_json::json!({}));
+        assert!(subject(&ja).starts_with("=?utf-8?"), "{ja}");
+        let headers = mail("login", Language::En, serde_json::json!({}));
+        let head = headers.split("\r\n\r\n").next().unwrap();
+        assert!(!head.to_ascii_lowercase().contains("bcc:"), "{head}");
+        assert!(head.contains("List-Unsubscribe: <https://relay.example.jp/unsubscribe/tok>"));
     }
 }

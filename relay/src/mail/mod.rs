@@ -67,6 +67,8 @@ pub struct Mailer {
     transport: Transport,
     from: String,
     alert_cooldown: Duration,
+    /// How long a camera is offline before its owner is told.
+    offline_after: Duration,
     public_url: url::Url,
     /// Rung when mail was queued, so it leaves at once.
     pub wake: Notify,
@@ -95,6 +97,7 @@ impl Mailer {
             transport,
             from: config.from.clone(),
             alert_cooldown: config.alert_cooldown,
+            offline_after: config.offline_after,
             public_url,
             wake: Notify::new(),
         })
@@ -130,11 +133,14 @@ impl Mailer {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {
-            let flushed = store
-                .flush_held_alerts(&self.policy(), UnixMillis::now())
-                .await;
+            let now = UnixMillis::now();
+            let flushed = store.flush_held_alerts(&self.policy(), now).await;
             if let Err(e) = flushed {
                 tracing::warn!(error = %e, "held alerts could not be queued");
+            }
+            let outage = UnixMillis(now.0 - self.offline_after.as_millis() as i64);
+            if let Err(e) = store.queue_offline_notices(outage, now).await {
+                tracing::warn!(error = %e, "offline notices could not be queued");
             }
             if let Err(e) = self.send_due(&store, &events).await {
                 tracing::warn!(error = %e, "the mail outbox could not be read");
@@ -241,13 +247,12 @@ impl Mailer {
         if let Some(body) = &mail.body {
             return Ok(Some(body.clone()));
         }
-        let (Some(event_id), Some(address_id)) = (mail.event_id, mail.address_id) else {
-            return Ok(None);
-        };
         let customer = CustomerId(mail.customer_id);
-        let (Some(address), Some(event), Some(account)) = (
-            store.alert_address(address_id).await?,
-            store.event_of(customer, event_id).await?,
+        let (Some(address), Some(account)) = (
+            match mail.address_id {
+                Some(id) => store.alert_address(id).await?,
+                None => None,
+            },
             store.account(mail.customer_id).await?,
         ) else {
             return Ok(None);
@@ -256,6 +261,48 @@ impl Mailer {
         if recipients(mail.customer_id, std::slice::from_ref(&address)).is_empty() {
             return Ok(None);
         }
+        // Notices get this relay's domain in their Message-ID here.
+        let message_id = if mail.message_id.contains('@') {
+            mail.message_id.clone()
+        } else {
+            format!("<{}@{}>", mail.message_id, self.domain())
+        };
+        let unsubscribe_url = self.link(&format!("/unsubscribe/{}", address.unsubscribe));
+        if let Some(history) = mail.history_id {
+            let Some(entry) = store.history_entry(history).await? else {
+                return Ok(None);
+            };
+            let detail: serde_json::Value =
+                serde_json::from_str(&entry.detail).unwrap_or(serde_json::Value::Null);
+            let camera = match detail["camera_id"].as_i64() {
+                Some(id) => store
+                    .camera_of(customer, CameraId(id))
+                    .await?
+                    .map(|c| c.name),
+                None => None,
+            };
+            return compose::notice(&compose::Notice {
+                from: &self.from,
+                to: &address.email,
+                message_id: &message_id,
+                lang: account.lang,
+                action: &entry.action,
+                camera: camera.as_deref(),
+                actor: &entry.actor_name,
+                channel: &entry.channel,
+                at: UnixMillis(entry.at),
+                detail: &detail,
+                settings_url: &self.link("/"),
+                unsubscribe_url: &unsubscribe_url,
+            })
+            .map(Some);
+        }
+        let Some(event_id) = mail.event_id else {
+            return Ok(None);
+        };
+        let Some(event) = store.event_of(customer, event_id).await? else {
+            return Ok(None);
+        };
         let Some(camera) = store.camera_of(customer, CameraId(event.camera_id)).await? else {
             return Ok(None);
         };
@@ -268,7 +315,7 @@ impl Mailer {
         compose::alert(&compose::Alert {
             from: &self.from,
             to: &address.email,
-            message_id: &mail.message_id,
+            message_id: &message_id,
             lang: account.lang,
             camera: &camera.name,
             captured_at: UnixMillis(event.captured_at),
@@ -276,7 +323,7 @@ impl Mailer {
             jpeg: jpeg.as_deref(),
             live_url: &self.link(&format!("/#camera/{}", camera.id.0)),
             event_url: &self.link(&format!("/api/events/{}/snapshot", event.id)),
-            unsubscribe_url: &self.link(&format!("/unsubscribe/{}", address.unsubscribe)),
+            unsubscribe_url: &unsubscribe_url,
         })
         .map(Some)
     }

@@ -1,6 +1,7 @@
 //! Cameras and their agent tokens. Every read that serves a customer is scoped by the owner.
 
 use super::history::{Audit, record};
+use super::mail::{Notice, queue_notice};
 use super::{Store, parse_column};
 use crate::error::Error;
 use eyeward::{CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan, RtspSource};
@@ -257,7 +258,40 @@ impl Store {
         if let Some((customer,)) = owner {
             let mut detail = detail;
             detail["camera_id"] = json!(camera);
-            record(&mut tx, audit, Some(CustomerId(customer)), action, detail).await?;
+            let entry = record(&mut tx, audit, Some(CustomerId(customer)), action, detail).await?;
+            match action {
+                // The outage starts; its notice waits (see `queue_offline_notices`).
+                "camera.offline" => {
+                    sqlx::query(
+                        "UPDATE cameras SET offline_history_id = $2, offline_since = $3, \
+                         offline_mailed = 0 WHERE id = $1",
+                    )
+                    .bind(camera.0)
+                    .bind(entry)
+                    .bind(audit.at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // Back: the owner who was told of the outage is told of its end.
+                "camera.online" => {
+                    let (told,): (bool,) =
+                        sqlx::query_as("SELECT offline_mailed FROM cameras WHERE id = $1")
+                            .bind(camera.0)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    sqlx::query(
+                        "UPDATE cameras SET offline_history_id = NULL, offline_since = NULL, \
+                         offline_mailed = 0 WHERE id = $1",
+                    )
+                    .bind(camera.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    if told {
+                        queue_notice(&mut tx, customer, entry, Notice::Offline, audit.at).await?;
+                    }
+                }
+                _ => {}
+            }
         }
         tx.commit().await?;
         Ok(())

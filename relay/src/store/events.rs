@@ -233,6 +233,7 @@ async fn queue_alert_mail(
                 address: Some(to.id),
                 recipient: &to.email,
                 event: Some(event),
+                history: None,
                 message_id: &message_id,
                 body: None,
             },

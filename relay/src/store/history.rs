@@ -1,5 +1,6 @@
 //! The operation history: when, who, what, through what.
 
+use super::mail::{Notice, queue_notice};
 use super::{Store, Tx};
 use crate::error::Error;
 use eyeward::{CustomerId, UnixMillis};
@@ -103,18 +104,19 @@ fn raw_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
     v.serialize(s)
 }
 
-/// Appends one entry inside the caller's transaction.
+/// Appends one entry inside the caller's transaction, and queues the owner's notice mail if it
+/// is an operation they are told of; returns its id.
 pub(super) async fn record(
     tx: &mut Tx<'_>,
     audit: &Audit,
     customer: Option<CustomerId>,
     action: &str,
     detail: serde_json::Value,
-) -> Result<(), Error> {
+) -> Result<i64, Error> {
     let (kind, actor_id, actor_name) = audit.actor.parts();
-    sqlx::query(
+    let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO history (at, customer_id, actor_kind, actor_id, actor_name, channel, action, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(audit.at.0)
     .bind(customer.map(|c| c.0))
@@ -124,10 +126,26 @@ pub(super) async fn record(
     .bind(audit.channel.as_str())
     .bind(action)
     .bind(detail.to_string())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    if let Some(customer) = customer
+        && OPERATION_NOTICES.contains(&action)
+    {
+        queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
+    }
+    Ok(id)
 }
+
+/// The operations on an account that its owner is told of by mail (when they want it).
+const OPERATION_NOTICES: &[&str] = &[
+    "login",
+    "password.reset",
+    "camera.renamed",
+    "alert_address.added",
+    "alert_address.confirmed",
+    "alert_address.removed",
+    "alert_address.unsubscribed",
+];
 
 impl Store {
     /// Records an operation that changes nothing else (a login, a logout...).

@@ -33,6 +33,18 @@ pub enum MailKind {
     Alert,
     /// The link that confirms a new address, to that address.
     Confirm,
+    /// Something the owner is told of (an operation, a camera offline or back), to the
+    /// confirmed addresses.
+    Notice,
+}
+
+/// Which switch governs a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A camera offline for more than 5 minutes, and back.
+    Offline,
+    /// Operations on the account.
+    Operations,
 }
 
 impl MailKind {
@@ -40,6 +52,7 @@ impl MailKind {
         match self {
             MailKind::Alert => "alert",
             MailKind::Confirm => "confirm",
+            MailKind::Notice => "notice",
         }
     }
 }
@@ -53,13 +66,14 @@ pub struct OutboxMail {
     pub address_id: Option<i64>,
     pub recipient: String,
     pub event_id: Option<i64>,
+    pub history_id: Option<i64>,
     pub message_id: String,
     pub body: Option<Vec<u8>>,
     pub attempts: i64,
 }
 
-const OUTBOX_COLUMNS: &str =
-    "id, kind, customer_id, address_id, recipient, event_id, message_id, body, attempts";
+const OUTBOX_COLUMNS: &str = "id, kind, customer_id, address_id, recipient, event_id, history_id, \
+                              message_id, body, attempts";
 
 /// A new mail for the outbox.
 pub struct NewMail<'a> {
@@ -68,6 +82,7 @@ pub struct NewMail<'a> {
     pub address: Option<i64>,
     pub recipient: &'a str,
     pub event: Option<i64>,
+    pub history: Option<i64>,
     pub message_id: &'a str,
     pub body: Option<&'a [u8]>,
 }
@@ -79,19 +94,65 @@ pub(super) async fn queue(
     now: UnixMillis,
 ) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO outbox (kind, customer_id, address_id, recipient, event_id, message_id, \
-         body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        "INSERT INTO outbox (kind, customer_id, address_id, recipient, event_id, history_id, \
+         message_id, body, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
     .bind(mail.kind.as_str())
     .bind(mail.customer.0)
     .bind(mail.address)
     .bind(mail.recipient)
     .bind(mail.event)
+    .bind(mail.history)
     .bind(mail.message_id)
     .bind(mail.body)
     .bind(now.0)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Queues a notice about history entry `history` to the customer's confirmed addresses, if
+/// the customer wants that kind. Its Message-ID gets the relay's domain when it is sent.
+pub(super) async fn queue_notice(
+    tx: &mut Tx<'_>,
+    customer: i64,
+    history: i64,
+    notice: Notice,
+    now: UnixMillis,
+) -> Result<(), Error> {
+    let column = match notice {
+        Notice::Offline => "notify_offline",
+        Notice::Operations => "notify_operations",
+    };
+    let wanted: Option<(bool,)> = sqlx::query_as(&format!(
+        "SELECT {column} FROM accounts WHERE id = $1 AND role = 'customer'"
+    ))
+    .bind(customer)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if wanted != Some((true,)) {
+        return Ok(());
+    }
+    let addresses = confirmed_addresses_in(tx, customer).await?;
+    for to in crate::mail::recipients(customer, &addresses) {
+        let message_id = format!("notice.{history}.{}", to.id);
+        queue(
+            tx,
+            &NewMail {
+                kind: MailKind::Notice,
+                customer: CustomerId(customer),
+                address: Some(to.id),
+                recipient: &to.email,
+                event: None,
+                history: Some(history),
+                message_id: &message_id,
+                body: None,
+            },
+            now,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -169,6 +230,7 @@ impl Store {
                 address: Some(address.id),
                 recipient: &address.email,
                 event: None,
+                history: None,
                 message_id,
                 body: Some(&body),
             },
@@ -279,6 +341,78 @@ impl Store {
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    /// Which notices the customer wants: `(offline, operations)`.
+    pub async fn notices_wanted(&self, customer: CustomerId) -> Result<(bool, bool), Error> {
+        Ok(
+            sqlx::query_as("SELECT notify_offline, notify_operations FROM accounts WHERE id = $1")
+                .bind(customer.0)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Switches the customer's notices, with its history entry.
+    pub async fn set_notices_wanted(
+        &self,
+        customer: CustomerId,
+        offline: bool,
+        operations: bool,
+        audit: &Audit,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE accounts SET notify_offline = $2, notify_operations = $3 WHERE id = $1",
+        )
+        .bind(customer.0)
+        .bind(offline)
+        .bind(operations)
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            audit,
+            Some(customer),
+            "notices.changed",
+            json!({"offline": offline, "operations": operations}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Tells owners of cameras offline since `before` or earlier (once per outage). Returns
+    /// how many cameras.
+    pub async fn queue_offline_notices(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<usize, Error> {
+        let mut tx = self.begin().await?;
+        let down: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE cameras SET offline_mailed = 1 WHERE offline_mailed = 0 \
+             AND offline_since <= $1 AND offline_history_id IS NOT NULL \
+             RETURNING id, customer_id, offline_history_id",
+        )
+        .bind(before.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (_, customer, history) in &down {
+            queue_notice(&mut tx, *customer, *history, Notice::Offline, now).await?;
+        }
+        tx.commit().await?;
+        Ok(down.len())
+    }
+
+    /// A history entry by id (for a notice mail).
+    pub async fn history_entry(&self, id: i64) -> Result<Option<super::HistoryEntry>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, actor_kind, actor_name, channel, action, detail FROM history WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// One alert address by id, if it still exists.
