@@ -20,6 +20,8 @@ struct Smtp {
     process: Process,
     dir: tempfile::TempDir,
     port: u16,
+    /// What it was started with beyond its folder and port.
+    options: Vec<String>,
 }
 
 /// A message the server accepted: its envelope recipients and its bytes.
@@ -30,13 +32,23 @@ struct Received {
 
 impl Smtp {
     fn start() -> Result<Smtp> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let process = Smtp::spawn(dir.path(), port)?;
-        Ok(Smtp { process, dir, port })
+        Smtp::start_with(Vec::new())
     }
 
-    fn spawn(dir: &Path, port: u16) -> Result<Process> {
+    /// With `options` for `sink.py` (`--tls CERT KEY USER PASSWORD`).
+    fn start_with(options: Vec<String>) -> Result<Smtp> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let process = Smtp::spawn(dir.path(), port, &options)?;
+        Ok(Smtp {
+            process,
+            dir,
+            port,
+            options,
+        })
+    }
+
+    fn spawn(dir: &Path, port: u16, options: &[String]) -> Result<Process> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = root.join("tests/smtp/.venv/bin/python");
         anyhow::ensure!(
@@ -46,7 +58,8 @@ impl Smtp {
         let mut cmd = Command::new(python);
         cmd.arg(root.join("tests/smtp/sink.py"))
             .arg(dir.join("mail"))
-            .arg(port.to_string());
+            .arg(port.to_string())
+            .args(options);
         Process::spawn(cmd, Some("smtp listening on"), dir.join("smtp.log"))
     }
 
@@ -58,7 +71,7 @@ impl Smtp {
 
     /// Starts it again on the same port, keeping what it received.
     fn restart(&mut self) -> Result<()> {
-        self.process = Smtp::spawn(self.dir.path(), self.port)?;
+        self.process = Smtp::spawn(self.dir.path(), self.port, &self.options)?;
         Ok(())
     }
 
@@ -662,5 +675,52 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
         "{all:?}"
     );
     assert!(smtp.received()?.iter().all(|r| r.to == ["home@example.jp"]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls_with_a_password_to_a_server_of_a_private_ca() -> Result<()> {
+    // A mail server with a certificate nobody public signed, that insists on STARTTLS and a
+    // login before it takes a message.
+    let certs = tempfile::tempdir()?;
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.key_pair.serialize_pem())?;
+    let path = |p: &Path| p.to_str().map(str::to_owned).context("utf-8 path");
+    let smtp = Smtp::start_with(vec![
+        "--tls".into(),
+        path(&cert)?,
+        path(&key)?,
+        "relay".into(),
+        "p@ss word".into(),
+    ])?;
+    let url = format!("smtp://relay:p%40ss%20word@127.0.0.1:{}", smtp.port);
+    let relay = Relay::start(&format!(
+        "[mail]\nsmtp_url = \"{url}\"\nca_file = {:?}\n",
+        path(&cert)?
+    ))?;
+    relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let (status, _) = status_json(
+        alice
+            .post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201);
+    let got = smtp
+        .wait_for("the confirmation over TLS", |m| {
+            m.iter().any(|r| r.to == ["home@example.jp"])
+        })
+        .await?;
+    assert!(
+        subject(&got[0].raw).contains("confirm"),
+        "{}",
+        subject(&got[0].raw)
+    );
+    // Neither the password nor the URL with it reached the log.
+    let log = relay.log();
+    assert!(!log.contains("p@ss") && !log.contains("p%40ss"), "{log}");
     Ok(())
 }

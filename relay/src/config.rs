@@ -46,6 +46,9 @@ pub struct MailConfig {
     /// optionally with `user:password@`. Absent: mails are written as `.eml` files to
     /// `<data_dir>/outbox`.
     pub smtp_url: Option<url::Url>,
+    /// PEM certificates to trust for the SMTP server besides the public roots (a private
+    /// mail server with its own certificate authority).
+    pub ca_file: Option<PathBuf>,
     /// The `From:` of every mail.
     pub from: String,
     /// At most one alert mail per camera in this span (e.g. `"60s"`); the events in between
@@ -209,6 +212,7 @@ impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
             smtp_url: None,
+            ca_file: None,
             from: "eyeward <alerts@example.com>".to_owned(),
             alert_cooldown: Duration::from_secs(60),
             offline_after: Duration::from_secs(300),

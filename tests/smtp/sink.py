@@ -1,21 +1,24 @@
 """A real SMTP server for eyeward's tests (aiosmtpd, from PyPI).
 
-    sink.py OUT_DIR PORT
+    sink.py OUT_DIR PORT [--tls CERT KEY USER PASSWORD]
 
 Listens on 127.0.0.1:PORT and writes every message it accepts to OUT_DIR/<n>.eml, then its
 envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...], "at_ms": when it was accepted}; written
 last, so a .json means the message is whole). Alert mail to a "gone@" address is refused for
-good (550), as for a mailbox that no longer exists. Prints "smtp listening on PORT" once it
+good (550), as for a mailbox that no longer exists. With --tls, clients must STARTTLS (with
+that certificate) and then log in. Prints "smtp listening on PORT" once it
 serves; stops on SIGTERM.
 """
 
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
@@ -36,11 +39,35 @@ class Sink:
         return "250 OK"
 
 
+class Password:
+    """AUTH with one user and password."""
+
+    def __init__(self, user, password):
+        self.user, self.password = user.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login == self.user and auth_data.password == self.password
+        )
+        return AuthResult(success=ok)
+
+
 def main():
     out, port = sys.argv[1], int(sys.argv[2])
     os.makedirs(out, exist_ok=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    controller = Controller(Sink(out), hostname="127.0.0.1", port=port)
+    options = {}
+    # --tls CERT KEY USER PASSWORD: STARTTLS required, then AUTH required.
+    if len(sys.argv) == 8 and sys.argv[3] == "--tls":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        options = {
+            "tls_context": context,
+            "require_starttls": True,
+            "authenticator": Password(sys.argv[6], sys.argv[7]),
+            "auth_required": True,
+        }
+    controller = Controller(Sink(out), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print(f"smtp listening on {port}", flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})

@@ -16,7 +16,7 @@ use crate::store::{AlertAddress, AlertPolicy, OutboxMail, Store};
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::Path;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ impl Mailer {
     ) -> Result<Mailer, Error> {
         compose_check_from(&config.from)?;
         let transport = match &config.smtp_url {
-            Some(url) => Transport::Smtp(smtp(url)?),
+            Some(url) => Transport::Smtp(smtp(url, config.ca_file.as_deref())?),
             None => {
                 let dir = data_dir.join("outbox");
                 std::fs::create_dir_all(&dir).map_err(|e| {
@@ -336,12 +336,25 @@ fn compose_check_from(from: &str) -> Result<lettre::message::Mailbox, Error> {
 }
 
 /// An SMTP transport for `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS
-/// from the start), with the URL's user and password if any.
-fn smtp(url: &url::Url) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
+/// from the start), with the URL's user and password if any, trusting the public roots and
+/// the certificates in `ca_file`.
+fn smtp(
+    url: &url::Url,
+    ca_file: Option<&Path>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
     let host = url
         .host_str()
         .ok_or_else(|| Error::bad_request("mail.smtp_url needs a host"))?;
-    let tls = TlsParameters::new(host.to_owned())
+    let mut tls = TlsParameters::builder(host.to_owned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::bad_request(format!("mail.ca_file {}: {e}", path.display())))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| Error::bad_request(format!("mail.ca_file {}: {e}", path.display())))?;
+        tls = tls.add_root_certificate(cert);
+    }
+    let tls = tls
+        .build()
         .map_err(|e| Error::bad_request(format!("mail.smtp_url TLS: {e}")))?;
     let (tls, default_port) = match url.scheme() {
         "smtps" => (Tls::Wrapper(tls), 465),
