@@ -678,10 +678,11 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mail_goes_over_starttls_with_a_password_to_a_server_of_a_private_ca() -> Result<()> {
-    // A mail server with a certificate nobody public signed, that insists on STARTTLS and a
-    // login before it takes a message.
+/// A mail server with a certificate nobody public signed, that insists on TLS (`mode`:
+/// `--tls` for STARTTLS, `--implicit-tls` for TLS from the start) and a login; the relay
+/// trusts that certificate through `ca_file`. The confirmation mail must get through, and the
+/// password must stay out of the log.
+async fn mail_over_tls(mode: &str, scheme: &str) -> Result<()> {
     let certs = tempfile::tempdir()?;
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
@@ -689,13 +690,13 @@ async fn mail_goes_over_starttls_with_a_password_to_a_server_of_a_private_ca() -
     std::fs::write(&key, made.key_pair.serialize_pem())?;
     let path = |p: &Path| p.to_str().map(str::to_owned).context("utf-8 path");
     let smtp = Smtp::start_with(vec![
-        "--tls".into(),
+        mode.into(),
         path(&cert)?,
         path(&key)?,
         "relay".into(),
         "p@ss word".into(),
     ])?;
-    let url = format!("smtp://relay:p%40ss%20word@127.0.0.1:{}", smtp.port);
+    let url = format!("{scheme}://relay:p%40ss%20word@127.0.0.1:{}", smtp.port);
     let relay = Relay::start(&format!(
         "[mail]\nsmtp_url = \"{url}\"\nca_file = {:?}\n",
         path(&cert)?
@@ -713,14 +714,24 @@ async fn mail_goes_over_starttls_with_a_password_to_a_server_of_a_private_ca() -
         .wait_for("the confirmation over TLS", |m| {
             m.iter().any(|r| r.to == ["home@example.jp"])
         })
-        .await?;
+        .await
+        .with_context(|| relay.log())?;
     assert!(
         subject(&got[0].raw).contains("confirm"),
         "{}",
         subject(&got[0].raw)
     );
-    // Neither the password nor the URL with it reached the log.
     let log = relay.log();
     assert!(!log.contains("p@ss") && !log.contains("p%40ss"), "{log}");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls_with_a_password_to_a_server_of_a_private_ca() -> Result<()> {
+    mail_over_tls("--tls", "smtp").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_implicit_tls_with_a_password() -> Result<()> {
+    mail_over_tls("--implicit-tls", "smtps").await
 }

@@ -1,12 +1,12 @@
 """A real SMTP server for eyeward's tests (aiosmtpd, from PyPI).
 
-    sink.py OUT_DIR PORT [--tls CERT KEY USER PASSWORD]
+    sink.py OUT_DIR PORT [--tls|--implicit-tls CERT KEY USER PASSWORD]
 
 Listens on 127.0.0.1:PORT and writes every message it accepts to OUT_DIR/<n>.eml, then its
 envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...], "at_ms": when it was accepted}; written
 last, so a .json means the message is whole). Alert mail to a "gone@" address is refused for
 good (550), as for a mailbox that no longer exists. With --tls, clients must STARTTLS (with
-that certificate) and then log in. Prints "smtp listening on PORT" once it
+that certificate) and then log in; with --implicit-tls, speak TLS from the start. Prints "smtp listening on PORT" once it
 serves; stops on SIGTERM.
 """
 
@@ -57,16 +57,18 @@ def main():
     os.makedirs(out, exist_ok=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     options = {}
-    # --tls CERT KEY USER PASSWORD: STARTTLS required, then AUTH required.
-    if len(sys.argv) == 8 and sys.argv[3] == "--tls":
+    # --tls / --implicit-tls CERT KEY USER PASSWORD: STARTTLS required (or TLS from the first
+    # byte), then AUTH required.
+    if len(sys.argv) == 8 and sys.argv[3] in ("--tls", "--implicit-tls"):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(sys.argv[4], sys.argv[5])
-        options = {
-            "tls_context": context,
-            "require_starttls": True,
-            "authenticator": Password(sys.argv[6], sys.argv[7]),
-            "auth_required": True,
-        }
+        login = {"authenticator": Password(sys.argv[6], sys.argv[7]), "auth_required": True}
+        if sys.argv[3] == "--tls":
+            options = {"tls_context": context, "require_starttls": True, **login}
+        else:
+            # aiosmtpd only counts STARTTLS as TLS when it offers AUTH; here the whole
+            # connection is TLS.
+            options = {"ssl_context": context, "auth_require_tls": False, **login}
     controller = Controller(Sink(out), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print(f"smtp listening on {port}", flush=True)

@@ -283,6 +283,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         (Language::Ja, "alert_address.unsubscribed") => {
             format!("通知先の配信停止：{}", field("email"))
         }
+        (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
+        (Language::Ja, "dispatch.requested") => "警備員の派遣を依頼".into(),
+        (Language::Ja, "dispatch.cancelled") => "警備員の派遣依頼を取り消し".into(),
         (Language::En, "login") => "New login".into(),
         (Language::En, "password.reset") => "Password reset".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
@@ -296,6 +299,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         (Language::En, "alert_address.unsubscribed") => {
             format!("Alert address unsubscribed: {}", field("email"))
         }
+        (Language::En, "ptz.moved") => format!("Pan-tilt moved: {}", field("camera")),
+        (Language::En, "dispatch.requested") => "Guard dispatch requested".into(),
+        (Language::En, "dispatch.cancelled") => "Guard dispatch request cancelled".into(),
         (_, other) => other.to_owned(),
     }
 }

@@ -137,6 +137,7 @@ pub(super) async fn record(
 }
 
 /// The operations on an account that its owner is told of by mail (when they want it).
+/// Pan-tilt moves and dispatch requests are recorded under these names when they come.
 const OPERATION_NOTICES: &[&str] = &[
     "login",
     "password.reset",
@@ -145,6 +146,9 @@ const OPERATION_NOTICES: &[&str] = &[
     "alert_address.confirmed",
     "alert_address.removed",
     "alert_address.unsubscribed",
+    "ptz.moved",
+    "dispatch.requested",
+    "dispatch.cancelled",
 ];
 
 impl Store {
