@@ -68,25 +68,11 @@ fn local_time(at: UnixMillis, lang: Language) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(at.0.div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .to_offset(jst);
+    let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
     match lang {
-        Language::Ja => format!(
-            "{}年{}月{}日 {:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Language::En => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} JST",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
+        Language::Ja => format!("{y}年{mo}月{d}日 {h:02}:{mi:02}:{s:02}"),
+        Language::En => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} JST"),
     }
 }
 

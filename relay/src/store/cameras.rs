@@ -327,27 +327,8 @@ async fn insert_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewAccount;
-    use crate::store::testing::store;
-    use eyeward::{Email, GuardCenter, Language, Role, UnixMillis};
-
-    async fn customer(s: &Store, email: &str) -> CustomerId {
-        let id = s
-            .create_account(
-                NewAccount {
-                    role: Role::Customer,
-                    email: Email::parse(email).unwrap(),
-                    name: DisplayName::parse("c").unwrap(),
-                    guard_center: GuardCenter::East,
-                    lang: Language::En,
-                    password_hash: "h".into(),
-                },
-                &Audit::admin(UnixMillis(0)),
-            )
-            .await
-            .unwrap();
-        CustomerId(id)
-    }
+    use crate::store::testing::{customer, store};
+    use eyeward::UnixMillis;
 
     fn camera(owner: CustomerId, source: &str, token: Option<&str>) -> NewCamera {
         NewCamera {

@@ -284,11 +284,9 @@ pub fn is_taken_key(e: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::store;
-    use crate::store::{Audit, NewAccount, NewCamera};
-    use eyeward::{
-        CameraModel, CameraSource, DisplayName, Email, GuardCenter, Language, Plan, Role,
-    };
+    use crate::store::testing::{customer, store};
+    use crate::store::{Audit, NewCamera};
+    use eyeward::{CameraModel, CameraSource, DisplayName, Email, Plan};
 
     fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
         NewEvent {
@@ -312,20 +310,7 @@ mod tests {
         let (s, _dir) = store().await;
         let t0 = UnixMillis(1_800_000_000_000);
         let audit = Audit::admin(t0);
-        let owner = s
-            .create_account(
-                NewAccount {
-                    role: Role::Customer,
-                    email: Email::parse("a@example.jp").unwrap(),
-                    name: DisplayName::parse("A").unwrap(),
-                    guard_center: GuardCenter::Tokyo,
-                    lang: Language::En,
-                    password_hash: "h".into(),
-                },
-                &audit,
-            )
-            .await
-            .unwrap();
+        let owner = customer(&s, "a@example.jp").await.0;
         let camera = s
             .add_camera(
                 NewCamera {

@@ -561,28 +561,8 @@ async fn cancel_queued_to(tx: &mut Tx<'_>, customer: i64, recipient: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewAccount;
-    use crate::store::testing::store;
-    use eyeward::{DisplayName, GuardCenter, Language, Role};
+    use crate::store::testing::{customer, store};
     use std::time::Duration;
-
-    async fn customer(s: &Store, email: &str) -> CustomerId {
-        let id = s
-            .create_account(
-                NewAccount {
-                    role: Role::Customer,
-                    email: Email::parse(email).unwrap(),
-                    name: DisplayName::parse("Taro").unwrap(),
-                    guard_center: GuardCenter::Tokyo,
-                    lang: Language::Ja,
-                    password_hash: "h".into(),
-                },
-                &Audit::admin(UnixMillis(1)),
-            )
-            .await
-            .unwrap();
-        CustomerId(id)
-    }
 
     async fn add(
         s: &Store,

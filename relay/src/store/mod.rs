@@ -106,4 +106,24 @@ pub(crate) mod testing {
         let store = Store::open(dir.path()).await.unwrap();
         (store, dir)
     }
+
+    /// A customer with this email (in English, password hash "h").
+    pub(crate) async fn customer(s: &Store, email: &str) -> eyeward::CustomerId {
+        use eyeward::{DisplayName, Email, GuardCenter, Language, Role, UnixMillis};
+        let id = s
+            .create_account(
+                NewAccount {
+                    role: Role::Customer,
+                    email: Email::parse(email).unwrap(),
+                    name: DisplayName::parse("Taro").unwrap(),
+                    guard_center: GuardCenter::Tokyo,
+                    lang: Language::En,
+                    password_hash: "h".into(),
+                },
+                &Audit::admin(UnixMillis(1)),
+            )
+            .await
+            .unwrap();
+        eyeward::CustomerId(id)
+    }
 }
