@@ -9,3 +9,5 @@ ALTER TABLE cameras ADD COLUMN offline_since BIGINT;
 ALTER TABLE cameras ADD COLUMN offline_mailed BOOLEAN NOT NULL DEFAULT 0;
 -- A notice mail is about one history entry.
 ALTER TABLE outbox ADD COLUMN history_id BIGINT REFERENCES history (id) ON DELETE SET NULL;
+-- The sender looks at the last day's alerts every few seconds (storms to summarise).
+CREATE INDEX outbox_by_age ON outbox (kind, created_at);

@@ -259,9 +259,10 @@ impl Store {
         let held: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT e.camera_id, MAX(e.id) FROM events e JOIN \
              (SELECT ev.camera_id, MAX(o.event_id) AS last_event, MAX(o.created_at) AS last_at \
-              FROM outbox o JOIN events ev ON ev.id = o.event_id WHERE o.kind = 'alert' \
-              GROUP BY ev.camera_id) l ON l.camera_id = e.camera_id \
-             WHERE e.kind = 'motion' AND e.id > l.last_event AND l.last_at <= $1 AND l.last_at > $2 \
+              FROM outbox o JOIN events ev ON ev.id = o.event_id \
+              WHERE o.kind = 'alert' AND o.created_at > $2 GROUP BY ev.camera_id) l \
+             ON l.camera_id = e.camera_id \
+             WHERE e.kind = 'motion' AND e.id > l.last_event AND l.last_at <= $1 \
              GROUP BY e.camera_id",
         )
         .bind(over)
