@@ -18,7 +18,7 @@ if [ "$purpose" != demo ]; then
   # Network namespaces and a lossy link between the agent and the relay (random drops with
   # nftables: this kernel has no netem).
   packages+=(iproute2 nftables)
-  # The tests' SMTP server (aiosmtpd, from PyPI, in a venv of its own).
+  # The tests' Python peers (from PyPI, in a venv of their own).
   packages+=(python3 python3-venv)
 fi
 if [ "$purpose" = bench ]; then
@@ -49,9 +49,11 @@ if [ "$purpose" != demo ]; then
     echo "setup: installing the browser-test npm packages" >&2
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >&2
   fi
-  if ! tests/smtp/.venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
-    echo "setup: installing the tests' SMTP server (aiosmtpd)" >&2
-    python3 -m venv tests/smtp/.venv >&2
-    tests/smtp/.venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' >&2
+  # The tests' Python peers, in a venv of their own: a real SMTP server (aiosmtpd) and a
+  # third-party ONVIF client (onvif-zeep).
+  if ! tests/.venv/bin/python -c 'import aiosmtpd, onvif' 2>/dev/null; then
+    echo "setup: installing the tests' Python peers (aiosmtpd, onvif-zeep)" >&2
+    python3 -m venv tests/.venv >&2
+    tests/.venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' 'onvif-zeep==0.2.12' >&2
   fi
 fi

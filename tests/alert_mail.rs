@@ -50,7 +50,7 @@ impl Smtp {
 
     fn spawn(dir: &Path, port: u16, options: &[String]) -> Result<Process> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join("tests/smtp/.venv/bin/python");
+        let python = root.join("tests/.venv/bin/python");
         anyhow::ensure!(
             python.exists(),
             "no aiosmtpd: run scripts/setup.sh test (the README's test command does)"

@@ -78,7 +78,7 @@ async fn main() -> Result<()> {
         .local_addr()?
         .port();
     let mail = dir.join("mail");
-    let mut smtp = Command::new(root.join("tests/smtp/.venv/bin/python"));
+    let mut smtp = Command::new(root.join("tests/.venv/bin/python"));
     smtp.arg(root.join("tests/smtp/sink.py"))
         .arg(&mail)
         .arg(port.to_string())

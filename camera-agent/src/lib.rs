@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod link;
 pub mod motion;
+pub mod onvif;
 pub mod queue;
 pub mod rtsp_auth;
 pub mod simulate;
@@ -215,6 +216,11 @@ struct SimulateArgs {
     /// How long one crossing takes.
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     motion_crossing: Duration,
+    /// Address of the camera's ONVIF service (port 0: any free port); printed on a second
+    /// line, `eyeward-agent onvif at http://…/onvif/device_service`. The RTSP credentials
+    /// guard it too.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    onvif_listen: std::net::SocketAddr,
 }
 
 fn parse_model(s: &str) -> Result<CameraModel, String> {
@@ -398,14 +404,35 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
 }
 
 async fn simulate(args: SimulateArgs) -> Result<(), Error> {
+    let onvif_listen = args.onvif_listen;
     let config = args.config()?;
     let model = config.model;
+    let credentials = config.credentials.clone();
     let sim = Simulator::start(config)?;
     // When the scene's clock started, on the wall clock: tests and benchmarks date the
     // scripted crossings from it.
     let started = eyeward::UnixMillis::now().0 - sim.scene_time().as_millis() as i64;
     tracing::info!(scene_started_unix_ms = started, "the scene's clock runs");
+    // Its ONVIF service, as a real camera has (with PTZ on the pan-tilt model only).
+    let listener = tokio::net::TcpListener::bind(onvif_listen)
+        .await
+        .map_err(Error::io(format!("listening on {onvif_listen}")))?;
+    let onvif = listener
+        .local_addr()
+        .map_err(Error::io("the ONVIF address"))?;
+    let router = onvif::server::router(onvif::server::Camera {
+        stream_url: sim.url().to_owned(),
+        credentials,
+        head: sim.head(),
+        base: format!("http://{onvif}"),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the ONVIF service stopped");
+        }
+    });
     println!("eyeward-agent simulating a {model} camera at {}", sim.url());
+    println!("eyeward-agent onvif at http://{onvif}/onvif/device_service");
     telemetry::shutdown_signal().await;
     drop(sim);
     Ok(())

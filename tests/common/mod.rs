@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// The path of one of the workspace's binaries, next to this test's own executable.
@@ -35,6 +35,8 @@ pub struct Process {
     log: PathBuf,
     /// The ready line, trimmed.
     pub ready: String,
+    /// Every stdout line so far, trimmed.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -46,15 +48,27 @@ impl Process {
         let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for (n, line) in BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .enumerate()
+            {
+                if n == 0 {
+                    let _ = tx.send(line.clone());
+                }
+                kept.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.trim().to_owned());
+            }
         });
         let mut p = Process {
             child: Some(child),
             log,
             ready: String::new(),
+            stdout: lines,
         };
         let Some(prefix) = prefix else {
             return Ok(p);
@@ -72,6 +86,23 @@ impl Process {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Every line printed on stdout so far, waiting up to 5 s for the second one (a server
+    /// that prints its ready line first and more addresses after).
+    pub fn ready_lines(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines = self
+                .stdout
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if lines.len() >= 2 || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {

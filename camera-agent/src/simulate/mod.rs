@@ -184,9 +184,30 @@ impl Simulator {
 
     /// Runs `f` on the pan-tilt head (at the current scene time); `None` for a fixed camera.
     pub fn with_head<R>(&self, f: impl FnOnce(&mut PanTilt, Duration) -> R) -> Option<R> {
-        let head = self.world.head.as_ref()?;
+        self.head().map(|h| h.with(f))
+    }
+
+    /// A handle on the pan-tilt head that other threads keep (the ONVIF service); `None` for
+    /// a fixed camera.
+    pub fn head(&self) -> Option<Head> {
+        self.world.head.is_some().then(|| Head(self.world.clone()))
+    }
+}
+
+/// The simulated pan-tilt head, shared.
+#[derive(Clone)]
+pub struct Head(Arc<World>);
+
+impl Head {
+    /// Runs `f` on the head at the current scene time.
+    pub fn with<R>(&self, f: impl FnOnce(&mut PanTilt, Duration) -> R) -> R {
+        let head = self
+            .0
+            .head
+            .as_ref()
+            .expect("a Head exists for pan-tilt cameras only");
         let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
-        Some(f(&mut head, self.world.started.elapsed()))
+        f(&mut head, self.0.started.elapsed())
     }
 }
 
