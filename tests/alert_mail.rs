@@ -149,6 +149,16 @@ fn link(raw: &[u8], prefix: &str) -> Result<String> {
     Ok(text[start..end].to_owned())
 }
 
+/// `POST /api/alert-addresses {"email"}` as `client`: the status and the answer.
+async fn add_address(client: &common::Client, email: &str) -> Result<(u16, Value)> {
+    status_json(
+        client
+            .post("/api/alert-addresses", &json!({"email": email}))
+            .await?,
+    )
+    .await
+}
+
 fn is_alert(r: &Received) -> bool {
     subject(&r.raw).starts_with("Motion:")
 }
@@ -171,34 +181,15 @@ async fn alerts_go_to_the_owners_confirmed_addresses_only() -> Result<()> {
         "former@example.jp",
         "gone@example.jp",
     ] {
-        let (status, a) = status_json(
-            alice
-                .post("/api/alert-addresses", &json!({"email": email}))
-                .await?,
-        )
-        .await?;
+        let (status, a) = add_address(&alice, email).await?;
         assert_eq!((status, &a["confirmed"]), (201, &json!(false)), "{a}");
         ids.push(a["id"].as_i64().context("id")?);
     }
-    let (status, _) = status_json(
-        bob.post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
-            .await?,
-    )
-    .await?;
+    let (status, _) = add_address(&bob, "home@example.jp").await?;
     assert_eq!(status, 201);
-    let (status, dup) = status_json(
-        alice
-            .post("/api/alert-addresses", &json!({"email": "HOME@example.jp"}))
-            .await?,
-    )
-    .await?;
+    let (status, dup) = add_address(&alice, "HOME@example.jp").await?;
     assert_eq!(status, 409, "{dup}");
-    let (status, bad) = status_json(
-        alice
-            .post("/api/alert-addresses", &json!({"email": "not an address"}))
-            .await?,
-    )
-    .await?;
+    let (status, bad) = add_address(&alice, "not an address").await?;
     assert_eq!(status, 400, "{bad}");
 
     // Five confirmation mails, each to its address alone.
@@ -410,12 +401,7 @@ async fn confirmed_address(
     customer: &common::Client,
     email: &str,
 ) -> Result<()> {
-    let (status, _) = status_json(
-        customer
-            .post("/api/alert-addresses", &json!({"email": email}))
-            .await?,
-    )
-    .await?;
+    let (status, _) = add_address(customer, email).await?;
     assert_eq!(status, 201);
     let mails = smtp
         .wait_for("the confirmation", |m| m.iter().any(|r| r.to == [email]))
@@ -550,12 +536,7 @@ async fn without_a_mail_server_mail_goes_to_the_outbox_folder_in_the_customers_l
     let alice = relay.login("a@example.jp", PW).await?;
     let (status, _) = status_json(alice.patch("/api/me", &json!({"lang": "ja"})).await?).await?;
     assert_eq!(status, 200);
-    let (status, _) = status_json(
-        alice
-            .post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
-            .await?,
-    )
-    .await?;
+    let (status, _) = add_address(&alice, "home@example.jp").await?;
     assert_eq!(status, 201);
 
     let confirmation = wait_for_outbox(&relay, "【eyeward】通知先メールアドレスの確認").await?;
@@ -703,12 +684,7 @@ async fn mail_over_tls(mode: &str, scheme: &str) -> Result<()> {
     ))?;
     relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let alice = relay.login("a@example.jp", PW).await?;
-    let (status, _) = status_json(
-        alice
-            .post("/api/alert-addresses", &json!({"email": "home@example.jp"}))
-            .await?,
-    )
-    .await?;
+    let (status, _) = add_address(&alice, "home@example.jp").await?;
     assert_eq!(status, 201);
     let got = smtp
         .wait_for("the confirmation over TLS", |m| {
