@@ -133,10 +133,25 @@ impl RtspSource {
 }
 
 fn decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    // Userinfo is percent-encoded only: a `+` is a plus, not a space.
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Takes `user:password@` out of `url` (decoded), leaving a URL that is safe to log.
+pub fn take_credentials(url: &mut url::Url) -> Option<(String, String)> {
+    if url.username().is_empty() {
+        return None;
+    }
+    let credentials = (
+        decode(url.username()),
+        url.password().map(decode).unwrap_or_default(),
+    );
+    // Cannot fail for URLs with a host, the only ones that can carry credentials.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
 }
 
 impl fmt::Debug for RtspSource {

@@ -13,12 +13,13 @@ mod camera;
 mod error;
 mod ids;
 pub mod link;
+pub mod ptz;
 #[cfg(feature = "binary")]
 pub mod telemetry;
 mod time;
 
 pub use account::{DisplayName, Email, GuardCenter, Language, Password, Role};
-pub use camera::{CameraModel, CameraSource, Plan, RtspSource};
+pub use camera::{CameraModel, CameraSource, Plan, RtspSource, take_credentials};
 pub use error::{Error, ErrorKind};
 pub use ids::{CameraId, CustomerId, OperatorId};
 pub use time::UnixMillis;

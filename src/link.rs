@@ -16,11 +16,16 @@
 //!   ◀── OpenTunnel {tunnel} ────────────────   when a viewer needs video
 //!   ══ GET /agent/v1/tunnel/{tunnel} (WebSocket, binary RTSP bytes) ══
 //!   ── TunnelFailed {tunnel, reason} ──────▶   if the camera cannot be reached
+//!   ◀── Ptz {id, command, deadman_ms} ──────   a pan-tilt command from a viewer
+//!   ── PtzDone {id, state} ────────────────▶   carried out: where the camera looks now
+//!   ── PtzFailed {id, failure, reason} ───▶   or why not
+//!   ── PtzState {state} ──────────────────▶   the camera moved (or stopped) by itself
 //! ```
 //!
 //! Unknown message types, unknown fields and oversized frames are refused: the receiver
 //! closes the link with a reason rather than guessing.
 
+use crate::ptz::{PtzCommand, PtzFailure, PtzState};
 use crate::{CameraId, Error};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -80,7 +85,7 @@ impl fmt::Display for TunnelId {
 }
 
 /// Messages from the agent to the relay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentMessage {
     /// The first message on a link.
@@ -97,10 +102,21 @@ pub enum AgentMessage {
     Heartbeat { seq: u64 },
     /// The agent could not open the tunnel the relay asked for.
     TunnelFailed { tunnel: TunnelId, reason: String },
+    /// The pan-tilt command `id` was carried out; `state` is the camera's after it.
+    PtzDone { id: u64, state: PtzState },
+    /// The pan-tilt command `id` was not carried out.
+    PtzFailed {
+        id: u64,
+        failure: PtzFailure,
+        reason: String,
+    },
+    /// The camera's pan-tilt state changed without a command (it is still turning, stopped,
+    /// or moved by itself, as on a patrol).
+    PtzState { state: PtzState },
 }
 
 /// Messages from the relay to the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RelayMessage {
     /// The answer to `Hello`: the link is up.
@@ -117,6 +133,13 @@ pub enum RelayMessage {
     /// `/agent/v1/tunnel/{tunnel}`.
     OpenTunnel {
         tunnel: TunnelId,
+    },
+    /// Carry out a pan-tilt command and answer `PtzDone` or `PtzFailed` with the same `id`.
+    /// A `move` lasts `deadman_ms` unless another command follows.
+    Ptz {
+        id: u64,
+        command: PtzCommand,
+        deadman_ms: u64,
     },
 }
 
@@ -214,6 +237,25 @@ mod tests {
             tunnel: TunnelId::from_random([0xab; 16]),
         };
         assert_eq!(decode::<RelayMessage>(&encode(&open)).unwrap(), open);
+        let ptz = RelayMessage::Ptz {
+            id: 7,
+            command: PtzCommand::Move {
+                pan: 1.0,
+                tilt: 0.0,
+            },
+            deadman_ms: 1000,
+        };
+        assert_eq!(
+            encode(&ptz),
+            r#"{"type":"ptz","id":7,"command":{"action":"move","pan":1.0,"tilt":0.0},"deadman_ms":1000}"#
+        );
+        assert_eq!(decode::<RelayMessage>(&encode(&ptz)).unwrap(), ptz);
+        let failed = AgentMessage::PtzFailed {
+            id: 7,
+            failure: PtzFailure::Refused,
+            reason: "no preset named door".into(),
+        };
+        assert_eq!(decode::<AgentMessage>(&encode(&failed)).unwrap(), failed);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::motion::DetectorConfig;
+use crate::ptz::PtzConfig;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -13,6 +14,8 @@ pub struct AgentConfig {
     pub motion: DetectorConfig,
     /// `[queue]`: the snapshots waiting for the relay.
     pub queue: QueueConfig,
+    /// `[ptz]`: the pan-tilt driver.
+    pub ptz: PtzConfig,
 }
 
 /// `[queue]`: the durable upload queue.
@@ -46,6 +49,10 @@ impl AgentConfig {
             .motion
             .tuning()
             .map_err(|e| Error::Config(format!("{}: motion: {e}", path.display())))?;
+        config
+            .ptz
+            .check()
+            .map_err(|e| Error::Config(format!("{}: ptz: {e}", path.display())))?;
         Ok(config)
     }
 }

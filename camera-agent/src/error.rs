@@ -12,6 +12,12 @@ pub enum Error {
     /// The link to the relay failed.
     #[error("link to the relay: {0}")]
     Link(String),
+    /// The camera's ONVIF service refused a request (a SOAP fault): its values or a name.
+    #[error("the camera refused: {0}")]
+    CameraRefused(String),
+    /// The camera's ONVIF service did not answer in time, or not in ONVIF.
+    #[error("the camera's ONVIF service: {0}")]
+    Camera(String),
     /// The relay refused the agent's token: retrying will not help.
     #[error("the relay refused this agent's token (revoked or wrong?)")]
     Unauthorized,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod link;
 pub mod motion;
 pub mod onvif;
+pub mod ptz;
 pub mod queue;
 pub mod rtsp_auth;
 pub mod simulate;
@@ -79,7 +80,12 @@ struct RunArgs {
     /// for a built-in simulated camera.
     #[arg(long)]
     camera: String,
-    /// The agent's configuration file (motion detection, the upload queue).
+    /// The camera's ONVIF device service, for pan-tilt, e.g.
+    /// http://192.168.1.20/onvif/device_service; user:password@ in it, or else the RTSP
+    /// URL's, sign the requests. sim:// cameras serve their own.
+    #[arg(long)]
+    onvif: Option<url::Url>,
+    /// The agent's configuration file (motion detection, the upload queue, pan-tilt).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Where snapshots wait for the relay (default: the token file's path + `.queue`).
@@ -156,6 +162,69 @@ impl RunCamera {
         }
         Ok((url.to_string(), secret))
     }
+}
+
+/// The camera's ONVIF service: `--onvif` (its credentials, else the RTSP ones), or the
+/// simulator's own, served here.
+async fn onvif_addr(
+    camera: &RunCamera,
+    onvif: Option<&url::Url>,
+) -> Result<Option<ptz::OnvifAddr>, Error> {
+    let rtsp_credentials = match camera {
+        RunCamera::Real(a) => a.credentials.clone(),
+        RunCamera::Simulated(_) => None,
+    };
+    if let Some(url) = onvif {
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::Config(
+                "--onvif must be an http(s):// URL with a host".into(),
+            ));
+        }
+        let mut device_url = url.clone();
+        let credentials = eyeward::take_credentials(&mut device_url).or(rtsp_credentials);
+        return Ok(Some(ptz::OnvifAddr {
+            device_url: device_url.to_string(),
+            credentials,
+        }));
+    }
+    match camera {
+        RunCamera::Simulated(sim) if sim.head().is_some() => {
+            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            let at = serve_onvif(sim, None, listen).await?;
+            Ok(Some(ptz::OnvifAddr {
+                device_url: format!("http://{at}/onvif/device_service"),
+                credentials: None,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Serves the simulator's ONVIF service (PTZ on the pan-tilt model only) on `listen`, in
+/// the background; returns the address it took.
+async fn serve_onvif(
+    sim: &Simulator,
+    credentials: Option<(String, String)>,
+    listen: SocketAddr,
+) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(Error::io(format!("listening on {listen}")))?;
+    let at = listener
+        .local_addr()
+        .map_err(Error::io("the ONVIF address"))?;
+    let router = onvif::server::router(onvif::server::Camera {
+        stream_url: sim.url().to_owned(),
+        credentials,
+        head: sim.head(),
+        base: format!("http://{at}"),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the ONVIF service stopped");
+        }
+    });
+    Ok(at)
 }
 
 /// Host, port (554 by default) and path of an rtsp:// URL without credentials.
@@ -305,6 +374,14 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         camera: addr,
     };
     config.check()?;
+    let head = Arc::new(ptz::HeadWatch::default());
+    let ptz = match onvif_addr(&camera, args.onvif.as_ref()).await? {
+        Some(addr) => {
+            tracing::info!(onvif = ?addr, "pan-tilt through ONVIF");
+            Some(ptz::spawn(addr, agent_config.ptz.clone(), head.clone()))
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let uploader = if agent_config.motion.enabled {
         // One queue per camera: beside its token file, named after it.
@@ -327,6 +404,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
             secret,
             agent_config.motion,
             shared.clone(),
+            ptz.is_some().then(|| head.clone()),
             stop.clone(),
         )?;
         Some(tokio::spawn(watch::upload(
@@ -337,7 +415,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     } else {
         None
     };
-    link::run(config, telemetry::shutdown_signal()).await;
+    link::run(config, ptz, telemetry::shutdown_signal()).await;
     stop.store(true, Ordering::Relaxed);
     if let Some(u) = uploader {
         u.abort();
@@ -414,23 +492,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Error> {
     let started = eyeward::UnixMillis::now().0 - sim.scene_time().as_millis() as i64;
     tracing::info!(scene_started_unix_ms = started, "the scene's clock runs");
     // Its ONVIF service, as a real camera has (with PTZ on the pan-tilt model only).
-    let listener = tokio::net::TcpListener::bind(onvif_listen)
-        .await
-        .map_err(Error::io(format!("listening on {onvif_listen}")))?;
-    let onvif = listener
-        .local_addr()
-        .map_err(Error::io("the ONVIF address"))?;
-    let router = onvif::server::router(onvif::server::Camera {
-        stream_url: sim.url().to_owned(),
-        credentials,
-        head: sim.head(),
-        base: format!("http://{onvif}"),
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the ONVIF service stopped");
-        }
-    });
+    let onvif = serve_onvif(&sim, credentials, onvif_listen).await?;
     println!("eyeward-agent simulating a {model} camera at {}", sim.url());
     println!("eyeward-agent onvif at http://{onvif}/onvif/device_service");
     telemetry::shutdown_signal().await;

@@ -5,11 +5,13 @@
 //! make it dial anywhere else.
 
 use crate::error::Error;
+use crate::ptz::{PtzLink, PtzRequest};
 use crate::rtsp_auth::{AuthProxy, Output};
 use eyeward::link::{
     self, AgentMessage, Backoff, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION,
     RelayMessage, TunnelId,
 };
+use eyeward::ptz::PtzFailure;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::time::Duration;
@@ -117,12 +119,13 @@ impl LinkConfig {
 }
 
 /// Keeps the link up until `shutdown` resolves, reconnecting with backoff after failures.
-pub async fn run(config: LinkConfig, shutdown: impl Future<Output = ()>) {
+/// `ptz` is the pan-tilt driver, if the camera has one.
+pub async fn run(config: LinkConfig, mut ptz: Option<PtzLink>, shutdown: impl Future<Output = ()>) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     tokio::pin!(shutdown);
     loop {
         let result = tokio::select! {
-            r = session(&config, &mut backoff) => r,
+            r = session(&config, ptz.as_mut(), &mut backoff) => r,
             () = &mut shutdown => return,
         };
         let delay = backoff.next_delay(rand::random());
@@ -141,7 +144,11 @@ pub async fn run(config: LinkConfig, shutdown: impl Future<Output = ()>) {
 }
 
 /// One connection of the link, from hello until it fails or the relay closes it.
-async fn session(config: &LinkConfig, backoff: &mut Backoff) -> Result<(), Error> {
+async fn session(
+    config: &LinkConfig,
+    mut ptz: Option<&mut PtzLink>,
+    backoff: &mut Backoff,
+) -> Result<(), Error> {
     let mut ws = config.connect("agent/v1/link", MAX_MESSAGE_BYTES).await?;
     let hello = AgentMessage::Hello {
         version: PROTOCOL_VERSION,
@@ -174,6 +181,7 @@ async fn session(config: &LinkConfig, backoff: &mut Backoff) -> Result<(), Error
                 send(&mut ws, &AgentMessage::Heartbeat { seq }).await?;
             }
             Some(report) = report_rx.recv() => send(&mut ws, &report).await?,
+            Some(report) = ptz_report(&mut ptz) => send(&mut ws, &report).await?,
             incoming = tokio::time::timeout(link::link_timeout(heartbeat), next_message(&mut ws)) => {
                 match incoming.map_err(|_| Error::Link("the relay went silent".into()))?? {
                     None => return Ok(()),
@@ -181,12 +189,39 @@ async fn session(config: &LinkConfig, backoff: &mut Backoff) -> Result<(), Error
                     Some(RelayMessage::OpenTunnel { tunnel }) => {
                         tokio::spawn(open_tunnel(config.clone(), tunnel, report_tx.clone()));
                     }
+                    Some(RelayMessage::Ptz { id, command, deadman_ms }) => {
+                        let request = PtzRequest {
+                            id,
+                            command,
+                            deadman: Duration::from_millis(deadman_ms.clamp(100, 10_000)),
+                        };
+                        let refused = match &ptz {
+                            None => Some("this camera has no pan-tilt driver (the agent runs without --onvif)"),
+                            Some(p) => p.commands.try_send(request).err().map(|_| "the camera is busy with earlier commands"),
+                        };
+                        if let Some(reason) = refused {
+                            let failed = AgentMessage::PtzFailed {
+                                id,
+                                failure: PtzFailure::Unavailable,
+                                reason: reason.into(),
+                            };
+                            send(&mut ws, &failed).await?;
+                        }
+                    }
                     Some(RelayMessage::Welcome { .. }) => {
                         return Err(Error::Link("the relay said welcome twice".into()));
                     }
                 }
             }
         }
+    }
+}
+
+/// The pan-tilt driver's next report; never, without a driver.
+async fn ptz_report(ptz: &mut Option<&mut PtzLink>) -> Option<AgentMessage> {
+    match ptz {
+        Some(p) => p.reports.recv().await,
+        None => std::future::pending().await,
     }
 }
 

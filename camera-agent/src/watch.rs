@@ -5,6 +5,7 @@
 use crate::capture::Capture;
 use crate::error::Error;
 use crate::motion::{Decision, Detector, DetectorConfig};
+use crate::ptz::HeadWatch;
 use crate::queue::{EventMeta, Queue, Record, new_key};
 use crate::snapshot;
 use eyeward::UnixMillis;
@@ -43,6 +44,7 @@ pub fn spawn_detector(
     secret: Option<String>,
     config: DetectorConfig,
     shared: Shared,
+    head: Option<Arc<HeadWatch>>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     std::thread::Builder::new()
@@ -50,7 +52,14 @@ pub fn spawn_detector(
         .spawn(move || {
             let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
             while !stop.load(Ordering::Relaxed) {
-                let result = watch_once(&camera, &config, &shared, &stop, &mut backoff);
+                let result = watch_once(
+                    &camera,
+                    &config,
+                    &shared,
+                    head.as_deref(),
+                    &stop,
+                    &mut backoff,
+                );
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -78,11 +87,14 @@ fn watch_once(
     camera: &str,
     config: &DetectorConfig,
     shared: &Shared,
+    head: Option<&HeadWatch>,
     stop: &AtomicBool,
     backoff: &mut Backoff,
 ) -> Result<(), Error> {
     let mut capture = Capture::open(camera, config.picture_width, config.max_fps, true, true)?;
     let mut detector: Option<Detector> = None;
+    // The preset the masks were set for (its change count and name).
+    let mut masks_for: (u64, Option<String>) = (0, None);
     while let Some(picture) = capture.next_picture()? {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -94,6 +106,16 @@ fn watch_once(
                 Detector::new(config, picture.width, picture.height).map_err(Error::Config)?,
             ),
         };
+        if let Some(head) = head {
+            d.set_head_moving(head.view_moving());
+            let preset = head.preset();
+            if preset.0 != masks_for.0 {
+                d.set_masks(config.masks_at(preset.1.as_deref()))
+                    .map_err(Error::Config)?;
+                tracing::info!(preset = ?preset.1, "motion: masks for this view");
+                masks_for = preset;
+            }
+        }
         let Some(Decision::Started { motion, .. }) = d.process(&picture.luma, picture.at) else {
             continue;
         };
@@ -112,7 +134,7 @@ fn watch_once(
             bbox[2].min(full.width as u32 - bbox[0].min(full.width as u32)),
             bbox[3].min(full.height as u32 - bbox[1].min(full.height as u32)),
         ];
-        let jpeg = snapshot::jpeg(&full, &config.masks, Some(bbox));
+        let jpeg = snapshot::jpeg(&full, config.masks_at(masks_for.1.as_deref()), Some(bbox));
         let meta = EventMeta {
             key: new_key(),
             captured_at: captured_at.0,

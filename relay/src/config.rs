@@ -26,6 +26,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// How cameras are pulled.
     pub cameras: CamerasConfig,
+    /// Pan-tilt commands.
+    pub ptz: PtzConfig,
     /// Motion events and their snapshots.
     pub events: EventsConfig,
     /// Live video over WebRTC.
@@ -93,6 +95,34 @@ pub struct CamerasConfig {
     /// ports: a little less delay on a clean LAN, but loss shows as broken pictures). Cameras
     /// behind an agent always use TCP: their tunnel is a byte stream.
     pub rtsp_transport: RtspTransport,
+}
+
+/// `[ptz]`: commands to pan-tilt cameras.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PtzConfig {
+    /// Commands one camera takes in a burst, from all its viewers together.
+    pub burst: u32,
+    /// Commands one camera takes per second, steadily. A held button sends about 3.
+    pub per_second: f64,
+    /// A continuous move stops this long after the viewer's last `move` command, so a
+    /// closed tab or a lost connection never leaves a camera turning.
+    #[serde(with = "humantime_serde")]
+    pub deadman: Duration,
+    /// How long the relay waits for the agent to carry out a command.
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
+}
+
+impl Default for PtzConfig {
+    fn default() -> Self {
+        PtzConfig {
+            burst: 20,
+            per_second: 10.0,
+            deadman: Duration::from_secs(1),
+            answer_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// An RTSP session's RTP transport.
@@ -199,6 +229,7 @@ impl Default for Config {
             public_url: None,
             mail: MailConfig::default(),
             cameras: CamerasConfig::default(),
+            ptz: PtzConfig::default(),
             events: EventsConfig::default(),
             webrtc: WebrtcConfig::default(),
             auth: AuthConfig::default(),
@@ -296,6 +327,16 @@ impl Config {
         }
         if a.login_failure_window.is_zero() {
             return bad("auth.login_failure_window must be longer than zero");
+        }
+        let p = &self.ptz;
+        if p.burst == 0 || !(p.per_second.is_finite() && p.per_second > 0.0) {
+            return bad("ptz.burst and ptz.per_second must be above zero");
+        }
+        if !(Duration::from_millis(300)..=Duration::from_secs(10)).contains(&p.deadman) {
+            return bad("ptz.deadman must be between 300ms and 10s");
+        }
+        if p.answer_timeout.is_zero() {
+            return bad("ptz.answer_timeout must be longer than zero");
         }
         let w = &self.webrtc;
         if w.udp_ports.is_some_and(|[a, b]| a == 0 || a > b) {

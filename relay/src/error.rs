@@ -23,8 +23,12 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// The body is not of a type this endpoint takes.
     UnsupportedMediaType,
+    /// A device (a camera) refused what was asked of it.
+    Unprocessable,
     /// Too many attempts; retry later.
     TooManyRequests,
+    /// Something the request needs (a camera, its agent) did not answer in time.
+    Unavailable,
     /// A fault on our side; details go to the log, never to the client.
     Internal,
 }
@@ -71,6 +75,12 @@ impl Error {
         Error::new(ErrorKind::Internal, msg)
     }
 
+    /// Asks the client to wait `retry_after` (the `Retry-After` header) before trying again.
+    pub fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
     pub fn too_many_requests(retry_after: Duration) -> Self {
         Error {
             kind: ErrorKind::TooManyRequests,
@@ -90,7 +100,9 @@ impl Error {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

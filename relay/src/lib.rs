@@ -16,5 +16,6 @@ pub mod ingest;
 pub mod link;
 pub mod mail;
 pub mod metrics;
+pub mod ptz;
 pub mod store;
 pub mod whep;

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub agent_links: Gauge,
     pub agent_auth_failures: Counter,
     pub tunnels_opened: Counter,
+    /// Pan-tilt commands carried out.
+    pub ptz_commands: Counter,
     pub ingest_frames: Counter,
     pub viewers: Family<CameraLabels, Gauge>,
     pub frames_forwarded: Counter,
@@ -95,6 +97,12 @@ impl Metrics {
             "tunnels_opened",
             "Video tunnels opened by agents at the relay's request",
             tunnels_opened.clone(),
+        );
+        let ptz_commands = Counter::default();
+        registry.register(
+            "ptz_commands",
+            "Pan-tilt commands carried out by cameras",
+            ptz_commands.clone(),
         );
         let ingest_frames = Counter::default();
         registry.register(
@@ -167,6 +175,7 @@ impl Metrics {
             agent_links,
             agent_auth_failures,
             tunnels_opened,
+            ptz_commands,
             http_requests,
             http_request_seconds,
             logins,

@@ -25,6 +25,7 @@ pub mod mask;
 
 use mask::Polygon;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How readily motion is reported, in plain words; the numbers behind each are in
@@ -71,6 +72,18 @@ pub struct DetectorConfig {
     pub global_change: Option<f64>,
     /// Areas never looked at (and blacked out in snapshots).
     pub masks: Vec<Polygon>,
+    /// A pan-tilt camera's masks while it shows one of its presets (by name; `home` too),
+    /// in place of `masks`; between presets, `masks` apply.
+    pub preset_masks: BTreeMap<String, Vec<Polygon>>,
+}
+
+impl DetectorConfig {
+    /// The masks for the view at `preset` (none: between presets).
+    pub fn masks_at(&self, preset: Option<&str>) -> &[Polygon] {
+        preset
+            .and_then(|p| self.preset_masks.get(p))
+            .unwrap_or(&self.masks)
+    }
 }
 
 impl Default for DetectorConfig {
@@ -87,6 +100,7 @@ impl Default for DetectorConfig {
             cooldown: None,
             global_change: None,
             masks: Vec::new(),
+            preset_masks: BTreeMap::new(),
         }
     }
 }
@@ -133,7 +147,11 @@ impl DetectorConfig {
         if t.stop_after.is_zero() {
             return Err("stop_after must be longer than zero".into());
         }
-        for m in &self.masks {
+        for m in self
+            .masks
+            .iter()
+            .chain(self.preset_masks.values().flatten())
+        {
             m.validate()?;
         }
         Ok(t)
@@ -319,30 +337,15 @@ impl Detector {
                 "the detection picture must be at least {CELL}×{CELL}"
             ));
         }
-        let masked = mask::rasterize(&config.masks, width, height);
-        let unmasked = masked.iter().filter(|m| !**m).count();
-        if unmasked == 0 {
-            return Err("the masks cover the whole picture".into());
-        }
         let cells_across = width.div_ceil(CELL);
         let cells_down = height.div_ceil(CELL);
-        let mut open = vec![0u16; cells_across * cells_down];
-        for (i, m) in masked.iter().enumerate() {
-            if !m {
-                open[(i / width) / CELL * cells_across + (i % width) / CELL] += 1;
-            }
-        }
-        let cell_needs = open
-            .iter()
-            .map(|&n| if n == 0 { u16::MAX } else { n.div_ceil(4) })
-            .collect();
-        Ok(Detector {
+        let mut detector = Detector {
             tuning,
             width,
             height,
-            open: masked.iter().map(|&m| if m { 0 } else { -1 }).collect(),
-            open_bytes: masked.iter().map(|&m| if m { 0 } else { 0xff }).collect(),
-            unmasked,
+            open: Vec::new(),
+            open_bytes: Vec::new(),
+            unmasked: 0,
             background_sum: 0,
             background: vec![0; width * height],
             relearn: true,
@@ -355,18 +358,48 @@ impl Detector {
             row_changed: vec![0; width],
             row_moving: vec![0; width],
             row_still: vec![0; width],
-            open_per_row: masked
-                .chunks(width)
-                .map(|row| row.iter().filter(|m| !**m).count() as i32)
-                .collect(),
+            open_per_row: Vec::new(),
             previous: vec![0; width * height],
-            cell_needs,
+            cell_needs: Vec::new(),
             state: State::Idle {
                 run: 0,
                 run_start: Duration::ZERO,
                 cooldown_until: None,
             },
-        })
+        };
+        detector.set_masks(&config.masks)?;
+        Ok(detector)
+    }
+
+    /// Looks only outside `masks` from now on (a pan-tilt camera at a preset uses that
+    /// preset's masks) and learns the background afresh.
+    pub fn set_masks(&mut self, masks: &[Polygon]) -> Result<(), String> {
+        let (width, height) = (self.width, self.height);
+        let masked = mask::rasterize(masks, width, height);
+        let unmasked = masked.iter().filter(|m| !**m).count();
+        if unmasked == 0 {
+            return Err("the masks cover the whole picture".into());
+        }
+        let cells_across = self.cells_across;
+        let mut open = vec![0u16; cells_across * height.div_ceil(CELL)];
+        for (i, m) in masked.iter().enumerate() {
+            if !m {
+                open[(i / width) / CELL * cells_across + (i % width) / CELL] += 1;
+            }
+        }
+        self.cell_needs = open
+            .iter()
+            .map(|&n| if n == 0 { u16::MAX } else { n.div_ceil(4) })
+            .collect();
+        self.open = masked.iter().map(|&m| if m { 0 } else { -1 }).collect();
+        self.open_bytes = masked.iter().map(|&m| if m { 0 } else { 0xff }).collect();
+        self.unmasked = unmasked;
+        self.open_per_row = masked
+            .chunks(width)
+            .map(|row| row.iter().filter(|m| !**m).count() as i32)
+            .collect();
+        self.relearn = true;
+        Ok(())
     }
 
     pub fn tuning(&self) -> &Tuning {

@@ -23,6 +23,13 @@ pub struct Status {
     pub moving: bool,
 }
 
+/// A preset as the camera keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preset {
+    pub token: String,
+    pub name: String,
+}
+
 /// A camera's PTZ service, found and ready.
 pub struct Ptz {
     http: reqwest::Client,
@@ -86,7 +93,7 @@ impl Ptz {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| Error::Media(format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::Camera(format!("HTTP client: {e}")))?;
         let mut ptz = Ptz {
             http,
             ptz_url: String::new(),
@@ -113,8 +120,7 @@ impl Ptz {
         ptz.ptz_url = xaddr("PTZ").ok_or_else(|| {
             Error::Config("this camera has no pan-tilt (no ONVIF PTZ service)".into())
         })?;
-        let media = xaddr("Media")
-            .ok_or_else(|| Error::Media("the camera names no ONVIF media service".into()))?;
+        let media = xaddr("Media").ok_or_else(|| Error::Camera("no media service".into()))?;
         let profiles = ptz
             .call(&media, &format!("<GetProfiles xmlns=\"{MEDIA_NS}\"/>"))
             .await?;
@@ -124,7 +130,7 @@ impl Ptz {
             .find(|n| n.is_element() && n.tag_name().name() == "Profiles")
             .and_then(|p| p.attribute("token"))
             .map(str::to_owned)
-            .ok_or_else(|| Error::Media("the camera has no media profile".into()))?;
+            .ok_or_else(|| Error::Camera("no media profile".into()))?;
         Ok(ptz)
     }
 
@@ -137,23 +143,18 @@ impl Ptz {
             .body(envelope(body, self.credentials.as_ref()))
             .send()
             .await
-            .map_err(|e| {
-                Error::Media(format!(
-                    "ONVIF: the camera did not answer: {}",
-                    e.without_url()
-                ))
-            })?;
+            .map_err(|e| Error::Camera(format!("no answer: {}", e.without_url())))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| Error::Media(format!("ONVIF: {}", e.without_url())))?;
+            .map_err(|e| Error::Camera(e.without_url().to_string()))?;
         if !status.is_success() {
             let reason = parse(&text)
                 .ok()
                 .and_then(|d| first(&d, "Text").and_then(|t| t.text()).map(str::to_owned))
                 .unwrap_or_else(|| status.to_string());
-            return Err(Error::Media(format!("ONVIF: the camera refused: {reason}")));
+            return Err(Error::CameraRefused(reason));
         }
         Ok(text)
     }
@@ -232,7 +233,7 @@ impl Ptz {
             position
                 .and_then(|p| p.attribute(a))
                 .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| Error::Media("ONVIF: the status has no position".into()))
+                .ok_or_else(|| Error::Camera("the status has no position".into()))
         };
         let moving = doc
             .descendants()
@@ -262,7 +263,7 @@ impl Ptz {
         first(&doc, "PresetToken")
             .and_then(|t| t.text())
             .map(str::to_owned)
-            .ok_or_else(|| Error::Media("ONVIF: SetPreset gave no token".into()))
+            .ok_or_else(|| Error::Camera("SetPreset gave no token".into()))
     }
 
     pub async fn goto_preset(&self, token: &str) -> Result<(), Error> {
@@ -270,6 +271,51 @@ impl Ptz {
             "<GotoPreset xmlns=\"{PTZ_NS}\"><ProfileToken>{}</ProfileToken><PresetToken>{}</PresetToken></GotoPreset>",
             xml_escape(&self.profile),
             xml_escape(token)
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// The camera's presets.
+    pub async fn presets(&self) -> Result<Vec<Preset>, Error> {
+        let text = self
+            .ptz(format!(
+                "<GetPresets xmlns=\"{PTZ_NS}\"><ProfileToken>{}</ProfileToken></GetPresets>",
+                xml_escape(&self.profile)
+            ))
+            .await?;
+        let doc = parse(&text)?;
+        Ok(doc
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "Preset")
+            .filter_map(|p| {
+                let token = p.attribute("token")?.to_owned();
+                let name = p
+                    .children()
+                    .find(|c| c.is_element() && c.tag_name().name() == "Name")
+                    .and_then(|n| n.text())
+                    .unwrap_or(&token)
+                    .to_owned();
+                Some(Preset { token, name })
+            })
+            .collect())
+    }
+
+    pub async fn remove_preset(&self, token: &str) -> Result<(), Error> {
+        self.ptz(format!(
+            "<RemovePreset xmlns=\"{PTZ_NS}\"><ProfileToken>{}</ProfileToken><PresetToken>{}</PresetToken></RemovePreset>",
+            xml_escape(&self.profile),
+            xml_escape(token)
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// Makes the current position the home position.
+    pub async fn set_home(&self) -> Result<(), Error> {
+        self.ptz(format!(
+            "<SetHomePosition xmlns=\"{PTZ_NS}\"><ProfileToken>{}</ProfileToken></SetHomePosition>",
+            xml_escape(&self.profile)
         ))
         .await
         .map(drop)
@@ -286,5 +332,5 @@ impl Ptz {
 }
 
 fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Error> {
-    roxmltree::Document::parse(xml).map_err(|e| Error::Media(format!("ONVIF: not XML: {e}")))
+    roxmltree::Document::parse(xml).map_err(|e| Error::Camera(format!("not XML: {e}")))
 }

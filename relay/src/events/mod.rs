@@ -72,6 +72,12 @@ impl Events {
         self.closing.send_replace(true);
     }
 
+    /// Turns true when the server stops: every live stream (these events, pan-tilt states)
+    /// ends then.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     fn path(&self, camera: i64, key: &str) -> PathBuf {
         self.dir.join(camera.to_string()).join(format!("{key}.jpg"))
     }

@@ -16,6 +16,7 @@ use crate::fanout::Feeds;
 use crate::link::{self, Links};
 use crate::mail::{self, Mailer};
 use crate::metrics::Metrics;
+use crate::ptz::{self, PanTilt};
 use crate::store::Store;
 use crate::whep::{self, Whep};
 use axum::Router;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub events: Arc<Events>,
     /// Alert and confirmation mail.
     pub mailer: Arc<Mailer>,
+    /// Pan-tilt commands and the cameras' positions.
+    pub ptz: Arc<PanTilt>,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
             whep,
             events: Arc::new(Events::new(&config.data_dir, &config.events)),
             mailer: Arc::new(Mailer::new(&config.mail, &config.data_dir, public_url)?),
+            ptz: Arc::new(PanTilt::new(config.ptz.clone())),
         })
     }
 }
@@ -101,6 +105,8 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/cameras/{id}", get(api::camera).patch(api::update_camera))
         .route("/cameras/{id}/whep", post(whep::offer))
         .route("/cameras/{id}/whep/{session}", delete(whep::delete))
+        .route("/cameras/{id}/ptz", get(ptz::state).post(ptz::command))
+        .route("/cameras/{id}/ptz/live", get(ptz::live))
         .route("/history", get(api::history))
         .route("/cameras/{id}/events", get(events::list))
         .route("/cameras/{id}/events/live", get(events::live))

@@ -203,6 +203,11 @@ async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
                     Ok(AgentMessage::TunnelFailed { tunnel, reason }) => {
                         st.links.tunnel_failed(&tunnel, camera, reason.chars().take(200).collect());
                     }
+                    Ok(AgentMessage::PtzDone { id, state }) => st.ptz.answered(camera, id, Ok(state)),
+                    Ok(AgentMessage::PtzFailed { id, failure, reason }) => {
+                        st.ptz.answered(camera, id, Err((failure, reason.chars().take(300).collect())));
+                    }
+                    Ok(AgentMessage::PtzState { state }) => st.ptz.changed(camera, state),
                     Ok(AgentMessage::Hello { .. }) => {
                         close(&mut tx, close_code::PROTOCOL, "hello was already said").await;
                         break "the agent broke the protocol".into();
@@ -227,6 +232,7 @@ async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
         }
     };
     if st.links.unregister(camera, reg.conn) {
+        st.ptz.offline(camera);
         st.metrics.agent_links.set(st.links.online_count() as i64);
         tracing::info!(%reason, "camera offline");
         if let Err(e) = st

@@ -118,6 +118,22 @@ impl Links {
         self.lock().agents.len()
     }
 
+    /// Queues a control message for the camera's agent.
+    pub fn send(&self, camera: CameraId, message: RelayMessage) -> Result<(), Error> {
+        let to_agent = self
+            .lock()
+            .agents
+            .get(&camera)
+            .map(|l| l.to_agent.clone())
+            .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
+        to_agent.try_send(message).map_err(|_| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "the camera's agent is not keeping up; try again",
+            )
+        })
+    }
+
     /// The RTSP path the camera's agent announced.
     pub fn rtsp_path(&self, camera: CameraId) -> Option<String> {
         self.lock().agents.get(&camera).map(|l| l.rtsp_path.clone())
