@@ -27,7 +27,7 @@ pub enum PtzCommand {
     /// viewer holding a button repeats this command, so a closed tab stops the camera.
     Move { pan: f64, tilt: f64 },
     /// Stop turning.
-    Stop {},
+    Stop(NoArgs),
     /// Turn by this much (generic space; the whole range is 2 each way, a step at most 1).
     Step { pan: f64, tilt: f64 },
     /// Go to this position.
@@ -42,6 +42,11 @@ pub enum PtzCommand {
     /// Forget a named preset.
     RemovePreset { name: String },
 }
+
+/// The arguments of a command that takes none: any given are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
 
 fn check_range(what: &str, v: f64, lo: f64, hi: f64) -> Result<(), Error> {
     if v.is_finite() && (lo..=hi).contains(&v) {
@@ -83,7 +88,7 @@ impl PtzCommand {
                 }
                 Ok(())
             }
-            PtzCommand::Stop {} => Ok(()),
+            PtzCommand::Stop(_) => Ok(()),
             PtzCommand::Step { pan, tilt } => {
                 check_range("pan step", *pan, -1.0, 1.0)?;
                 check_range("tilt step", *tilt, -1.0, 1.0)
@@ -113,7 +118,7 @@ impl PtzCommand {
     pub fn action(&self) -> &'static str {
         match self {
             PtzCommand::Move { .. } => "move",
-            PtzCommand::Stop {} => "stop",
+            PtzCommand::Stop(_) => "stop",
             PtzCommand::Step { .. } => "step",
             PtzCommand::GoTo { .. } => "go_to",
             PtzCommand::Centre { .. } => "centre",
@@ -127,7 +132,7 @@ impl PtzCommand {
     pub fn moves(&self) -> bool {
         !matches!(
             self,
-            PtzCommand::Stop {} | PtzCommand::SavePreset { .. } | PtzCommand::RemovePreset { .. }
+            PtzCommand::Stop(_) | PtzCommand::SavePreset { .. } | PtzCommand::RemovePreset { .. }
         )
     }
 }
@@ -211,7 +216,7 @@ impl Gate {
         self.tokens =
             (self.tokens + elapsed * self.limits.per_second).min(f64::from(self.limits.burst));
         self.refilled = now;
-        let needed_stop = matches!(command, PtzCommand::Stop {}) && self.may_be_moving;
+        let needed_stop = matches!(command, PtzCommand::Stop(_)) && self.may_be_moving;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
         } else if !needed_stop {
@@ -225,7 +230,7 @@ impl Gate {
             && self
                 .last
                 .is_some_and(|(a, at)| a == "move" && now.0 - at.0 <= self.deadline_ms());
-        let record = !matches!(command, PtzCommand::Stop {}) && !continues_a_press;
+        let record = !matches!(command, PtzCommand::Stop(_)) && !continues_a_press;
         self.last = Some((action, now));
         self.may_be_moving = command.moves();
         Admission::Send { record }
@@ -255,7 +260,10 @@ mod tests {
                 tilt: 0.0
             }
         );
-        assert_eq!(parse(r#"{"action":"stop"}"#).unwrap(), PtzCommand::Stop {});
+        assert_eq!(
+            parse(r#"{"action":"stop"}"#).unwrap(),
+            PtzCommand::Stop(NoArgs {})
+        );
         assert_eq!(
             parse(r#"{"action":"go_to","pan":-1,"tilt":1}"#).unwrap(),
             PtzCommand::GoTo {
@@ -293,6 +301,7 @@ mod tests {
             r#"{"action":"save_preset","name":"0123456789012345678901234567890123"}"#,
             r#"{"action":"remove_preset","name":"home"}"#,
             r#"{"action":"stop","extra":1}"#,
+            r#"{"action":"move","pan":1,"tilt":0,"extra":1}"#,
             r#"{"action":"spin"}"#,
             r#"{"pan":1}"#,
         ] {
@@ -362,11 +371,11 @@ mod tests {
         }
         assert!(matches!(g.admit(&RIGHT, UnixMillis(0)), Admission::Wait(_)));
         assert_eq!(
-            g.admit(&PtzCommand::Stop {}, UnixMillis(0)),
+            g.admit(&PtzCommand::Stop(NoArgs {}), UnixMillis(0)),
             Admission::Send { record: false }
         );
         assert!(matches!(
-            g.admit(&PtzCommand::Stop {}, UnixMillis(0)),
+            g.admit(&PtzCommand::Stop(NoArgs {}), UnixMillis(0)),
             Admission::Wait(_)
         ));
     }
@@ -387,7 +396,7 @@ mod tests {
             .collect();
         assert_eq!(records, [true, false, false, false]);
         assert_eq!(
-            g.admit(&PtzCommand::Stop {}, UnixMillis(1000)),
+            g.admit(&PtzCommand::Stop(NoArgs {}), UnixMillis(1000)),
             Admission::Send { record: false }
         );
         // The next press is a new entry; so is a press after the dead-man timeout lapsed.

@@ -14,14 +14,8 @@ const PASSWORD: &str = "sim secret";
 
 /// The camera's ONVIF port, from the simulator's second line.
 fn onvif_port(camera: &Camera) -> Result<u16> {
-    let log = camera.process.log();
-    let line = camera
-        .process
-        .ready_lines()
-        .into_iter()
-        .find(|l| l.starts_with("eyeward-agent onvif at "))
-        .with_context(|| format!("no ONVIF line; log: {log}"))?;
-    let port = line
+    let url = camera.onvif_url()?;
+    let port = url
         .rsplit(':')
         .next()
         .and_then(|p| p.split('/').next())

@@ -299,7 +299,7 @@ impl Driver {
                 self.with_camera(move |p| Box::pin(p.continuous(Position { pan, tilt }, deadman)))
                     .await
             }
-            PtzCommand::Stop {} => self.with_camera(|p| Box::pin(p.stop())).await,
+            PtzCommand::Stop(_) => self.with_camera(|p| Box::pin(p.stop())).await,
             PtzCommand::Step { pan, tilt } => {
                 self.with_camera(move |p| Box::pin(p.relative(Position { pan, tilt })))
                     .await
@@ -367,7 +367,7 @@ impl Driver {
                     .await
                     .map_err(failure)?;
             }
-            PtzCommand::Stop {} => {}
+            PtzCommand::Stop(_) => {}
             _ => self.head.set_preset(None),
         }
         let status = self

@@ -190,6 +190,18 @@ impl Camera {
     }
 }
 
+impl Camera {
+    /// The camera's ONVIF device service, `http://127.0.0.1:PORT/onvif/device_service`, from
+    /// the simulator's second line.
+    pub fn onvif_url(&self) -> Result<String> {
+        self.process
+            .ready_lines()
+            .into_iter()
+            .find_map(|l| l.strip_prefix("eyeward-agent onvif at ").map(str::to_owned))
+            .with_context(|| format!("no ONVIF line; log: {}", self.process.log()))
+    }
+}
+
 /// Runs `eyeward-relay admin --config CONFIG ARGS --json` with `stdin`; returns the exit
 /// status's success, stdout parsed as the one JSON object it must be, and stderr.
 pub fn admin_raw(config: &Path, args: &[&str], stdin: &str) -> Result<(bool, Value, String)> {
