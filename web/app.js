@@ -2,9 +2,10 @@
 // User text (names, addresses) is only ever assigned to textContent, never parsed as HTML.
 import { LANGS, t } from './i18n.js';
 import { LivePlayer } from './live.js';
+import { PanTiltControls } from './ptz.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: initialLang(), me: null, cameras: [], player: null, statsTimer: null, eventFeed: null };
+const state = { lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null };
 
 function initialLang() {
   const saved = localStorage.getItem('eyeward.lang');
@@ -34,6 +35,7 @@ function applyLang() {
   for (const b of document.querySelectorAll('[data-lang]')) {
     b.setAttribute('aria-pressed', String(b.dataset.lang === state.lang));
   }
+  if (state.ptz) state.ptz.relabel();
 }
 
 async function setLang(lang) {
@@ -222,6 +224,10 @@ async function route() {
   $('live-name').textContent = cam.name;
   show('live-view');
   if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
+  if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('video'), (key, vars) => t(state.lang, key, vars));
+  // Pan-tilt controls on a pan-tilt camera only.
+  if (cam.model === 'pan-tilt') state.ptz.open(cam.id);
+  else state.ptz.close();
   if (state.player.cameraId !== cam.id) {
     const playing = state.player.play(cam.id);
     watchEvents(cam.id);
@@ -370,6 +376,7 @@ function forgetStills() {
 async function stopLive() {
   keepStill();
   stopEvents();
+  if (state.ptz) state.ptz.close();
   if (state.player) await state.player.stop();
   showStats(false);
 }

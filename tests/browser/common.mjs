@@ -34,3 +34,54 @@ export async function launch(extra = {}) {
     },
   };
 }
+
+// A browser that may play live video in the loopback-only namespace; added to `browsers` so
+// the caller closes it.
+export async function liveBrowser(browsers) {
+  const b = await launch({
+    viewport: { width: 1280, height: 900 },
+    // With loopback as the only network, Chromium offers 127.0.0.1 candidates only to a page
+    // that holds a media permission.
+    permissions: ['camera', 'microphone'],
+    args: ['--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+  });
+  browsers.push(b);
+  return b.ctx;
+}
+
+// Logs in (EMAIL, PASSWORD) and opens camera `camera`'s live view from the list.
+export async function openCamera(ctx, camera) {
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(env('BASE_URL'));
+  await page.waitForSelector('#login-view:not([hidden])');
+  await page.fill('#email', env('EMAIL'));
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await page.waitForSelector('#cameras-view:not([hidden])');
+  const started = Date.now();
+  await page.click(`a[href="#camera/${camera}"]`);
+  await page.waitForSelector('#live-view:not([hidden])');
+  return { page, started };
+}
+
+// Frames decoded during `ms`, counted with requestVideoFrameCallback.
+export function framesIn(page, ms) {
+  return page.evaluate((ms) => new Promise((resolve) => {
+    const v = document.getElementById('video');
+    let n = 0;
+    const tick = () => { n += 1; v.requestVideoFrameCallback(tick); };
+    v.requestVideoFrameCallback(tick);
+    setTimeout(() => resolve(n), ms);
+  }), ms);
+}
+
+// Waits until the video has a size and its frames advance.
+export async function waitPlaying(page, timeout) {
+  await page.waitForFunction(() => document.getElementById('video').videoWidth > 0, null, { timeout });
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if ((await framesIn(page, 1000)) >= 5) return;
+  }
+  throw new Error('frames do not advance');
+}

@@ -5,65 +5,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, launch } from './common.mjs';
+import { env, liveBrowser, openCamera, framesIn, waitPlaying } from './common.mjs';
 
-const BASE = env('BASE_URL');
 const OUT = env('OUT_DIR');
 const CAMERA = env('CAMERA_ID');
 mkdirSync(OUT, { recursive: true });
-
 const browsers = [];
-async function browser() {
-  const b = await launch({
-    viewport: { width: 1280, height: 900 },
-    // With loopback as the only network, Chromium offers 127.0.0.1 candidates only to a page
-    // that holds a media permission.
-    permissions: ['camera', 'microphone'],
-    args: ['--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
-  });
-  browsers.push(b);
-  return b.ctx;
-}
-
-async function openCamera(ctx) {
-  const page = ctx.pages()[0] ?? await ctx.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await page.goto(BASE);
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', env('EMAIL'));
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector('#cameras-view:not([hidden])');
-  const started = Date.now();
-  await page.click(`a[href="#camera/${CAMERA}"]`);
-  await page.waitForSelector('#live-view:not([hidden])');
-  return { page, started };
-}
-
-// Frames decoded during `ms`, counted with requestVideoFrameCallback.
-function framesIn(page, ms) {
-  return page.evaluate((ms) => new Promise((resolve) => {
-    const v = document.getElementById('video');
-    let n = 0;
-    const tick = () => { n += 1; v.requestVideoFrameCallback(tick); };
-    v.requestVideoFrameCallback(tick);
-    setTimeout(() => resolve(n), ms);
-  }), ms);
-}
-
-async function waitPlaying(page, timeout) {
-  await page.waitForFunction(() => document.getElementById('video').videoWidth > 0, null, { timeout });
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if ((await framesIn(page, 1000)) >= 5) return;
-  }
-  throw new Error('frames do not advance');
-}
 
 let sim = null;
 try {
-  const first = await browser();
-  const { page, started } = await openCamera(first);
+  const first = await liveBrowser(browsers);
+  const { page, started } = await openCamera(first, CAMERA);
   await waitPlaying(page, 20_000);
   const firstFrameMs = Date.now() - started;
   assert.equal(await page.evaluate(() => document.getElementById('video').videoWidth), 1280);
@@ -74,8 +26,8 @@ try {
   await page.screenshot({ path: join(OUT, 'live.png') });
 
   // A second browser on the same camera, at the same time.
-  const second = await browser();
-  const other = await openCamera(second);
+  const second = await liveBrowser(browsers);
+  const other = await openCamera(second, CAMERA);
   await waitPlaying(other.page, 20_000);
   const secondFrameMs = Date.now() - other.started;
   assert.ok((await framesIn(page, 1000)) >= 5, 'the first viewer still plays');

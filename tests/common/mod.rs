@@ -561,6 +561,8 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The inner run's own report (figures, what it saw), for `--nocapture`.
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     Ok(false)
 }
 
