@@ -91,6 +91,7 @@ async fn main() -> Result<()> {
     let (config, cam) = provision_relay(
         &dir,
         &format!("[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nalert_cooldown = \"1s\"\n"),
+        "fixed",
         "agent",
     )?;
     let (_relay, base) = start_relay(&config, &dir.join("relay.log"))?;
@@ -131,6 +132,7 @@ async fn main() -> Result<()> {
 
     let sim_log = dir.join("sim.log");
     let (_sim, camera) = start_simulator(
+        "fixed",
         "127.0.0.1:0",
         &[
             "--motion-offset",

@@ -4,3 +4,10 @@
 pub mod plot;
 pub mod process;
 pub mod viewer;
+
+/// The `q` quantile (nearest rank) of `xs`, which must not be empty.
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}

@@ -106,10 +106,10 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // The camera: a simulator at its defaults (1280×720, 15 fps, 2000 kbit/s, GOP 4 s).
-    let (_sim, camera_url) = start_simulator("127.0.0.1:0", &[], &dir.join("sim.log"))?;
+    let (_sim, camera_url) = start_simulator("fixed", "127.0.0.1:0", &[], &dir.join("sim.log"))?;
 
     // The relay, in-process, behind a counting proxy that the agent dials.
-    let (config_file, cam) = provision_relay(&dir, "", "agent")?;
+    let (config_file, cam) = provision_relay(&dir, "", "fixed", "agent")?;
     let config = Config::parse(&std::fs::read_to_string(&config_file)?)?;
     let (relay_addr, state) = http::spawn(&config, std::future::pending()).await?;
     let links: Arc<Links> = state.links.clone();

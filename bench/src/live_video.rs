@@ -15,6 +15,7 @@ use eyeward_bench::process::{
     self, BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_simulator,
     udp_receive_drops, usage,
 };
+use eyeward_bench::quantile;
 use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -250,6 +251,7 @@ async fn start_relay(dir: &Path, max_viewers: usize) -> Result<(Running, String,
              max_viewers_per_camera = {max_viewers}\nmax_viewers_per_customer = {max_viewers}\n\
              linger = \"60s\"\n"
         ),
+        "fixed",
         CAMERA_URL,
     )?;
     let (relay, base) = process::start_relay(&config, &dir.join("relay.log"))?;
@@ -297,13 +299,6 @@ async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<Fi
         eyeward: ms("eyeward")?,
         janus: ms("janus")?,
     })
-}
-
-/// The `q` quantile (nearest rank) of `xs`.
-fn quantile(xs: &[f64], q: f64) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 /// The cumulative buckets (upper bound, count) of Prometheus histogram `name` in `text`.
@@ -360,7 +355,12 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // Grain makes x264 spend its whole 2 Mbit/s, as a busy street does.
-    let (_sim, _) = start_simulator("127.0.0.1:8554", &["--grain", "12"], &dir.join("sim.log"))?;
+    let (_sim, _) = start_simulator(
+        "fixed",
+        "127.0.0.1:8554",
+        &["--grain", "12"],
+        &dir.join("sim.log"),
+    )?;
     let janus = start_janus(&args.janus_config, &dir).await?;
     let max = args.viewers.iter().copied().max().unwrap_or(1);
     let (relay, base, camera) = start_relay(&dir, max + 5).await?;

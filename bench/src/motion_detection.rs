@@ -409,11 +409,12 @@ fn whole_agent(dir: &Path, span: Duration) -> Result<bool> {
     // relay for the agent to link to and upload into.
     // Sensor grain makes the encoder spend its whole bitrate, as a real street does.
     let (_sim, camera) = start_simulator(
+        "fixed",
         "127.0.0.1:0",
         &["--motion-every", "10s", "--grain", "8"],
         &dir.join("sim.log"),
     )?;
-    let (config, cam) = provision_relay(dir, "", "agent")?;
+    let (config, cam) = provision_relay(dir, "", "fixed", "agent")?;
     std::fs::write(
         dir.join("agent.token"),
         cam["agent_token"].as_str().context("token")?,

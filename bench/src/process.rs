@@ -160,12 +160,13 @@ pub const BENCH_EMAIL: &str = "bench@example.jp";
 pub const BENCH_PASSWORD: &str = "bench password";
 
 /// Writes a relay configuration in `dir` (listening on a free loopback port, data in
-/// `dir/data`, `extra` appended) with the bench customer and one fixed camera whose source is
-/// `source` (`agent`, or a camera's rtsp:// URL). Returns the config file and what
+/// `dir/data`, `extra` appended) with the bench customer and one camera of `model` whose
+/// source is `source` (`agent`, or a camera's rtsp:// URL). Returns the config file and what
 /// `camera add` printed (`id`, and `agent_token` for an agent camera).
 pub fn provision_relay(
     dir: &Path,
     extra: &str,
+    model: &str,
     source: &str,
 ) -> Result<(PathBuf, serde_json::Value)> {
     let config = dir.join("relay.toml");
@@ -200,7 +201,7 @@ pub fn provision_relay(
             "--name",
             "Street",
             "--model",
-            "fixed",
+            model,
             "--plan",
             "camera-only",
             "--source",
@@ -223,11 +224,16 @@ pub fn start_relay(config: &Path, log: &Path) -> Result<(Running, String)> {
     Ok((relay, base))
 }
 
-/// Starts a simulated camera (`eyeward-agent simulate --model fixed`) on `listen` with
+/// Starts a simulated camera (`eyeward-agent simulate --model MODEL`) on `listen` with
 /// `extra` arguments, its log in `log`; returns it and its URL.
-pub fn start_simulator(listen: &str, extra: &[&str], log: &Path) -> Result<(Running, String)> {
+pub fn start_simulator(
+    model: &str,
+    listen: &str,
+    extra: &[&str],
+    log: &Path,
+) -> Result<(Running, String)> {
     let mut sim = Command::new(target_bin("eyeward-agent")?);
-    sim.args(["simulate", "--model", "fixed", "--listen", listen])
+    sim.args(["simulate", "--model", model, "--listen", listen])
         .args(extra)
         .stderr(std::fs::File::create(log)?);
     let (sim, line) = spawn_until_line(sim, "")?;
