@@ -9,7 +9,7 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{Camera, Client, Relay, status_json, wait_online};
-use eyeward_agent::onvif::client::{Ptz, Status};
+use eyeward_agent::onvif::client::{Position, Ptz, Status};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -415,12 +415,56 @@ async fn bad_commands_foreign_and_fixed_cameras_and_a_burst_get_clean_refusals()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_does_not_answer_fails_the_command_cleanly() -> Result<()> {
+    let relay = Relay::start("")?;
+    let alice_id = relay.customer("alice@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "pan-tilt", "dispatch", "agent")?;
+    let camera = Camera::start("pan-tilt", &["--motion-every", "0s"], None)?;
+    // An ONVIF address that takes connections and never answers (a hung camera).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hung = format!("http://{}/onvif/device_service", silent.local_addr()?);
+    let held = std::thread::spawn(move || silent.incoming().take(8).flatten().collect::<Vec<_>>());
+    let agent = common::start_agent_with(
+        &relay.base,
+        relay.dir.path(),
+        cam["agent_token"].as_str().context("token")?,
+        &camera.url,
+        "agent",
+        &["--onvif", &hung],
+    )?;
+    let alice = relay.login("alice@example.jp", PW).await?;
+    let cam = cam["id"].as_i64().context("id")?;
+    wait_online(&alice, cam, true, Duration::from_secs(10)).await?;
+    let sent = Instant::now();
+    let (status, body) = status_json(
+        alice
+            .post(
+                &format!("/api/cameras/{cam}/ptz"),
+                &json!({"action": "move", "pan": 1, "tilt": 0}),
+            )
+            .await?,
+    )
+    .await?;
+    let took = sent.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        took < Duration::from_secs(5),
+        "answered after {took:?}, within the agent's 3 s ONVIF timeout"
+    );
+    // The link is unharmed.
+    let (_, state) = status_json(alice.get(&format!("/api/cameras/{cam}/ptz")).await?).await?;
+    assert_eq!(state["online"], true, "{state}\n{}", agent.log());
+    drop(held);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_is_no_motion_event_but_a_crossing_right_after_it_is() -> Result<()> {
-    // One crossing, 16 s after the scene starts, 6 s long (2 s of it in the home view).
+    // One crossing, 20 s after the scene starts, 6 s long (2 s of it in the home view).
     let s = setup(
         &[
             "--motion-offset",
-            "16s",
+            "20s",
             "--motion-every",
             "600s",
             "--motion-crossing",
@@ -442,9 +486,25 @@ async fn a_move_is_no_motion_event_but_a_crossing_right_after_it_is() -> Result<
     }
     s.ok(json!({"action": "preset", "name": "home"})).await?;
     s.until_still(Duration::from_secs(5)).await?;
+    // The camera turns by itself, as on its own patrol: the agent sees it only in the
+    // camera's status.
+    s.onvif
+        .relative(Position {
+            pan: 0.5,
+            tilt: 0.0,
+        })
+        .await?;
+    s.until_still(Duration::from_secs(5)).await?;
+    s.onvif
+        .absolute(Position {
+            pan: 0.0,
+            tilt: 0.0,
+        })
+        .await?;
+    s.until_still(Duration::from_secs(5)).await?;
     let moves_done = started.elapsed();
     // Until the crossing: nothing.
-    tokio::time::sleep(Duration::from_secs(14).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(18).saturating_sub(started.elapsed())).await;
     assert_eq!(
         s.events().await?,
         0,

@@ -237,6 +237,33 @@ fn motion_inside_a_mask_is_ignored_and_outside_it_is_not() {
 }
 
 #[test]
+fn at_a_preset_its_own_masks_apply_and_between_presets_the_general_ones() {
+    // The left half is masked at preset "gate" only.
+    let left = Polygon(vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]);
+    let config = DetectorConfig {
+        preset_masks: [("gate".to_owned(), vec![left])].into(),
+        ..Default::default()
+    };
+    assert!(config.masks_at(None).is_empty());
+    assert!(config.masks_at(Some("home")).is_empty());
+    assert_eq!(config.masks_at(Some("gate")).len(), 1);
+    let walk_left_half = |i: usize, p: &mut [u8]| {
+        if (20..60).contains(&i) {
+            fill(p, (i - 20) * 3, 60, 24, 60, 20);
+        }
+    };
+    let mut d = detector(config.clone());
+    d.set_masks(config.masks_at(Some("gate"))).unwrap();
+    let at_gate = run(&mut d, &mut Scene::new(4), 100, walk_left_half);
+    assert!(at_gate.is_empty(), "{at_gate:?}");
+    let mut d = detector(config.clone());
+    d.set_masks(config.masks_at(Some("gate"))).unwrap();
+    d.set_masks(config.masks_at(None)).unwrap();
+    let between = run(&mut d, &mut Scene::new(4), 100, walk_left_half);
+    assert_eq!(events(&between).len(), 1, "{between:?}");
+}
+
+#[test]
 fn a_pan_tilt_move_gives_no_event_and_the_new_view_is_learned() {
     let mut d = detector(DetectorConfig::default());
     let mut scene = Scene::new(4);
