@@ -106,10 +106,15 @@ async fn close(
     code: u16,
     reason: &str,
 ) {
+    // A close frame's reason has room for 123 bytes; cut longer ones at a character.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason[..end].into(),
         })))
         .await;
 }
