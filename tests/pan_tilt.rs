@@ -406,6 +406,24 @@ async fn bad_commands_foreign_and_fixed_cameras_and_a_burst_get_clean_refusals()
     let (_, state) = status_json(s.alice.get(&format!("/api/cameras/{cam}/ptz")).await?).await?;
     assert_eq!(state["online"], true, "the link survived: {state}");
 
+    // A restarted relay knows where the camera looks again without anyone moving it.
+    s.relay.restart()?;
+    let alice = s.relay.login("alice@example.jp", PW).await?;
+    wait_online(&alice, cam, true, Duration::from_secs(10)).await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, got) = status_json(alice.get(&format!("/api/cameras/{cam}/ptz")).await?).await?;
+        if got["state"]["moving"] == false {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no state after the restart: {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.alice = alice;
+
     // With the agent gone, commands are refused at once, not left hanging.
     s.agent.stop()?;
     wait_online(&s.alice, cam, false, Duration::from_secs(5)).await?;

@@ -171,6 +171,9 @@ async fn session(
         Err(_) => return Err(Error::Link("no welcome in time".into())),
     };
     backoff.reset();
+    if let Some(p) = &ptz {
+        p.link_up();
+    }
     let (report_tx, mut report_rx) = mpsc::channel::<AgentMessage>(16);
     let mut ticker = tokio::time::interval(heartbeat);
     let mut seq = 0u64;

@@ -144,6 +144,15 @@ pub struct PtzRequest {
 pub struct PtzLink {
     pub commands: mpsc::Sender<PtzRequest>,
     pub reports: mpsc::Receiver<AgentMessage>,
+    resend: std::sync::Arc<AtomicBool>,
+}
+
+impl PtzLink {
+    /// A new link session is up: the relay (perhaps restarted) hears the camera's state at
+    /// the next status reading, changed or not.
+    pub fn link_up(&self) {
+        self.resend.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Where the camera's ONVIF service is.
@@ -167,7 +176,9 @@ impl std::fmt::Debug for OnvifAddr {
 pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>) -> PtzLink {
     let (commands_tx, commands_rx) = mpsc::channel(32);
     let (reports_tx, reports_rx) = mpsc::channel(64);
+    let resend = std::sync::Arc::new(AtomicBool::new(false));
     let driver = Driver {
+        resend: resend.clone(),
         addr,
         config,
         head,
@@ -183,6 +194,7 @@ pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>
     PtzLink {
         commands: commands_tx,
         reports: reports_rx,
+        resend,
     }
 }
 
@@ -204,6 +216,8 @@ struct Driver {
     started: Instant,
     /// After a failed connection, the poller waits until then before trying again.
     retry_connect_at: Option<Instant>,
+    /// Set by [`PtzLink::link_up`]: report the next state even if unchanged.
+    resend: std::sync::Arc<AtomicBool>,
 }
 
 impl Driver {
@@ -424,7 +438,8 @@ impl Driver {
             Ok(status) => {
                 self.retry_connect_at = None;
                 let state = self.observe(status);
-                if self.reported.as_ref().is_none_or(|r| differs(r, &state)) {
+                let resend = self.resend.swap(false, Ordering::Relaxed);
+                if resend || self.reported.as_ref().is_none_or(|r| differs(r, &state)) {
                     self.reported = Some(state.clone());
                     let _ = self.reports.try_send(AgentMessage::PtzState { state });
                 }
