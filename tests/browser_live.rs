@@ -17,12 +17,8 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
     if !in_loopback_namespace(TEST)? {
         return Ok(());
     }
+    let scripts = common::browser_scripts()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ensure!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core is not installed in tests/browser: run the README's test command"
-    );
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
@@ -50,7 +46,7 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
         .collect();
     let out_dir = root.join("target/test-output/browser_live");
     let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/live.mjs"))
+        .arg(scripts.join("live.mjs"))
         .env("BASE_URL", &relay.base)
         .env("OUT_DIR", &out_dir)
         .env("EMAIL", "a@example.jp")

@@ -20,12 +20,8 @@ async fn chromium_turns_the_camera_and_a_closed_tab_leaves_it_still() -> Result<
     if !in_loopback_namespace(TEST)? {
         return Ok(());
     }
+    let scripts = common::browser_scripts()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ensure!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core is not installed in tests/browser: run the README's test command"
-    );
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(me, "Porch", "pan-tilt", "dispatch", "agent")?;
@@ -51,7 +47,7 @@ async fn chromium_turns_the_camera_and_a_closed_tab_leaves_it_still() -> Result<
 
     let out_dir = root.join("target/test-output/browser_ptz");
     let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/ptz.mjs"))
+        .arg(scripts.join("ptz.mjs"))
         .env("BASE_URL", &relay.base)
         .env("OUT_DIR", &out_dir)
         .env("EMAIL", "a@example.jp")

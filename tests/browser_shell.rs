@@ -14,11 +14,7 @@ const PW: &str = "correct horse battery";
 #[tokio::test]
 async fn a_customer_uses_the_web_shell_in_chromium() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script_dir = root.join("tests/browser");
-    ensure!(
-        script_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed in tests/browser: run the README's test command"
-    );
+    let script_dir = common::browser_scripts()?;
     let relay = Relay::start("")?;
     let me = relay.admin(
         &[

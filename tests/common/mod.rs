@@ -602,3 +602,13 @@ pub fn start_agent_with(
         .args(extra);
     Process::spawn(cmd, None, dir.join(format!("{name}.log")))
 }
+
+/// `tests/browser`, where the browser tests' scripts are, once `playwright-core` is
+/// installed there (the README's test command does it).
+pub fn browser_scripts() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        bail!("playwright-core is not installed in tests/browser: run the README's test command");
+    }
+    Ok(dir)
+}
