@@ -10,6 +10,7 @@
 
 mod account;
 mod camera;
+pub mod dispatch;
 mod error;
 mod ids;
 pub mod link;
