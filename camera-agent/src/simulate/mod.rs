@@ -213,7 +213,10 @@ impl Head {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        self.main_loop.quit();
+        // Quit from inside the loop: a quit sent before the thread has entered `run` would be
+        // forgotten, and the join below would wait for ever.
+        let main_loop = self.main_loop.clone();
+        self.main_loop.context().invoke(move || main_loop.quit());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
