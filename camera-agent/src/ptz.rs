@@ -179,6 +179,7 @@ pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>
     let resend = std::sync::Arc::new(AtomicBool::new(false));
     let driver = Driver {
         resend: resend.clone(),
+        stillness: Stillness::new(config.settle),
         addr,
         config,
         head,
@@ -186,7 +187,6 @@ pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>
         presets: Vec::new(),
         reports: reports_tx,
         reported: None,
-        stillness: Stillness::new(Duration::ZERO),
         started: Instant::now(),
         retry_connect_at: None,
     };
@@ -220,9 +220,20 @@ struct Driver {
     resend: std::sync::Arc<AtomicBool>,
 }
 
+/// `on_camera!(self, |p| p.stop())`: runs requests on the connected camera (see
+/// [`Driver::camera`], [`Driver::seen`]).
+macro_rules! on_camera {
+    ($driver:ident, |$p:ident| $requests:expr) => {{
+        let result = match $driver.camera().await {
+            Ok($p) => $requests.await,
+            Err(e) => Err(e),
+        };
+        $driver.seen(result)
+    }};
+}
+
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<PtzRequest>) {
-        self.stillness = Stillness::new(self.config.settle);
         let mut deadman: Option<Instant> = None;
         let mut last_command = None::<Instant>;
         loop {
@@ -248,7 +259,7 @@ impl Driver {
                 () = sleep_until(deadman) => {
                     deadman = None;
                     tracing::info!("pan-tilt: no command within the dead-man timeout; stopping");
-                    if let Err(e) = self.with_camera(|p| Box::pin(p.stop())).await {
+                    if let Err(e) = on_camera!(self, |p| p.stop()) {
                         tracing::warn!(error = %e, "pan-tilt: cannot stop the camera");
                     }
                     self.poll().await;
@@ -258,7 +269,7 @@ impl Driver {
         }
         // The link is gone for good (the agent stops): leave the camera still.
         if self.stillness.moving {
-            let _ = self.with_camera(|p| Box::pin(p.stop())).await;
+            let _ = on_camera!(self, |p| p.stop());
         }
     }
 
@@ -266,16 +277,8 @@ impl Driver {
         self.started.elapsed()
     }
 
-    /// Runs `f` on the camera, connecting first if needed; a camera that stops answering
-    /// is connected afresh next time.
-    async fn with_camera<T>(
-        &mut self,
-        f: impl for<'a> FnOnce(
-            &'a Ptz,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'a>,
-        >,
-    ) -> Result<T, Error> {
+    /// The camera's PTZ service, connecting first if needed.
+    async fn camera(&mut self) -> Result<&Ptz, Error> {
         if self.ptz.is_none() {
             let ptz = Ptz::connect(
                 &self.addr.device_url,
@@ -284,11 +287,15 @@ impl Driver {
             )
             .await?;
             self.presets = ptz.presets().await?;
-            self.ptz = Some(ptz);
             tracing::info!(camera = ?self.addr, "pan-tilt: connected to the camera's ONVIF service");
+            self.ptz = Some(ptz);
         }
-        let ptz = self.ptz.as_ref().expect("connected above");
-        let result = f(ptz).await;
+        Ok(self.ptz.as_ref().expect("connected above"))
+    }
+
+    /// Passes on a request's result; a camera that stopped answering is connected afresh
+    /// next time.
+    fn seen<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
         if let Err(Error::Camera(_)) = &result {
             self.ptz = None;
         }
@@ -310,17 +317,14 @@ impl Driver {
         let result = match command.clone() {
             PtzCommand::Move { pan, tilt } => {
                 let deadman = request.deadman;
-                self.with_camera(move |p| Box::pin(p.continuous(Position { pan, tilt }, deadman)))
-                    .await
+                on_camera!(self, |p| p.continuous(Position { pan, tilt }, deadman))
             }
-            PtzCommand::Stop(_) => self.with_camera(|p| Box::pin(p.stop())).await,
+            PtzCommand::Stop(_) => on_camera!(self, |p| p.stop()),
             PtzCommand::Step { pan, tilt } => {
-                self.with_camera(move |p| Box::pin(p.relative(Position { pan, tilt })))
-                    .await
+                on_camera!(self, |p| p.relative(Position { pan, tilt }))
             }
             PtzCommand::GoTo { pan, tilt } => {
-                self.with_camera(move |p| Box::pin(p.absolute(Position { pan, tilt })))
-                    .await
+                on_camera!(self, |p| p.absolute(Position { pan, tilt }))
             }
             PtzCommand::Centre { x, y } => {
                 // Up in the picture is up for the camera: y grows downwards, tilt upwards.
@@ -328,20 +332,19 @@ impl Driver {
                     pan: ((x - 0.5) * span[0]).clamp(-1.0, 1.0),
                     tilt: ((0.5 - y) * span[1]).clamp(-1.0, 1.0),
                 };
-                self.with_camera(move |p| Box::pin(p.relative(step))).await
+                on_camera!(self, |p| p.relative(step))
             }
             PtzCommand::Preset { name } if name == HOME => {
-                self.with_camera(|p| Box::pin(p.goto_home())).await
+                on_camera!(self, |p| p.goto_home())
             }
             PtzCommand::Preset { name } => match self.preset_token(&name).await? {
                 Some(token) => {
-                    self.with_camera(move |p| Box::pin(async move { p.goto_preset(&token).await }))
-                        .await
+                    on_camera!(self, |p| p.goto_preset(&token))
                 }
                 None => return Err(no_preset(&name)),
             },
             PtzCommand::SavePreset { name } if name == HOME => {
-                self.with_camera(|p| Box::pin(p.set_home())).await
+                on_camera!(self, |p| p.set_home())
             }
             PtzCommand::SavePreset { name } => {
                 let old = self.preset_token(&name).await?;
@@ -351,23 +354,17 @@ impl Driver {
                         format!("this camera keeps at most {MAX_PRESETS} presets besides home"),
                     ));
                 }
-                self.with_camera(move |p| {
-                    Box::pin(async move {
-                        // Saving under a name that exists moves that preset here.
-                        if let Some(token) = old {
-                            p.remove_preset(&token).await?;
-                        }
-                        p.set_preset(&name).await.map(drop)
-                    })
+                on_camera!(self, |p| async {
+                    // Saving under a name that exists moves that preset here.
+                    if let Some(token) = old {
+                        p.remove_preset(&token).await?;
+                    }
+                    p.set_preset(&name).await.map(drop)
                 })
-                .await
             }
             PtzCommand::RemovePreset { name } => match self.preset_token(&name).await? {
                 Some(token) => {
-                    self.with_camera(move |p| {
-                        Box::pin(async move { p.remove_preset(&token).await })
-                    })
-                    .await
+                    on_camera!(self, |p| p.remove_preset(&token))
                 }
                 None => return Err(no_preset(&name)),
             },
@@ -376,18 +373,12 @@ impl Driver {
         match command {
             PtzCommand::Preset { name } => self.head.set_preset(Some(name.clone())),
             PtzCommand::SavePreset { .. } | PtzCommand::RemovePreset { .. } => {
-                self.presets = self
-                    .with_camera(|p| Box::pin(p.presets()))
-                    .await
-                    .map_err(failure)?;
+                self.presets = on_camera!(self, |p| p.presets()).map_err(failure)?;
             }
             PtzCommand::Stop(_) => {}
             _ => self.head.set_preset(None),
         }
-        let status = self
-            .with_camera(|p| Box::pin(p.status()))
-            .await
-            .map_err(failure)?;
+        let status = on_camera!(self, |p| p.status()).map_err(failure)?;
         Ok(self.observe(status))
     }
 
@@ -403,10 +394,7 @@ impl Driver {
         if let Some(t) = find(&self.presets) {
             return Ok(Some(t));
         }
-        self.presets = self
-            .with_camera(|p| Box::pin(p.presets()))
-            .await
-            .map_err(failure)?;
+        self.presets = on_camera!(self, |p| p.presets()).map_err(failure)?;
         Ok(find(&self.presets))
     }
 
@@ -434,7 +422,7 @@ impl Driver {
         if self.ptz.is_none() && self.retry_connect_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        match self.with_camera(|p| Box::pin(p.status())).await {
+        match on_camera!(self, |p| p.status()) {
             Ok(status) => {
                 self.retry_connect_at = None;
                 let state = self.observe(status);
