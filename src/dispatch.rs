@@ -15,7 +15,7 @@
 //! stays due if the customer cancels afterwards.
 
 use crate::account::string_enum;
-use crate::{CustomerId, GuardCenter, OperatorId, UnixMillis};
+use crate::{CustomerId, Error, GuardCenter, OperatorId, UnixMillis};
 
 string_enum!(
     /// Where a dispatch request stands.
@@ -153,6 +153,134 @@ pub fn fee_due(states: &[DispatchState]) -> bool {
     })
 }
 
+/// A place on Earth, in degrees (WGS 84, as phones report it).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl GeoPoint {
+    /// A point, checked: latitude −90…90, longitude −180…180, both finite.
+    pub fn new(lat: f64, lon: f64) -> Result<GeoPoint, Error> {
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            return Err(Error::invalid("latitude must be between -90 and 90"));
+        }
+        if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+            return Err(Error::invalid("longitude must be between -180 and 180"));
+        }
+        Ok(GeoPoint { lat, lon })
+    }
+
+    /// The great-circle (straight-line) distance to `other`, in kilometres.
+    pub fn distance_km(&self, other: &GeoPoint) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0;
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lon - self.lon).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+    }
+}
+
+/// `LAT,LON`, as the admin command line takes it.
+impl std::str::FromStr for GeoPoint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<GeoPoint, Error> {
+        let bad = || Error::invalid(format_args!("{s:?} is not LATITUDE,LONGITUDE"));
+        let (lat, lon) = s.split_once(',').ok_or_else(bad)?;
+        let lat = lat.trim().parse().map_err(|_| bad())?;
+        let lon = lon.trim().parse().map_err(|_| bad())?;
+        GeoPoint::new(lat, lon)
+    }
+}
+
+/// A guard the console may propose: where they last were, and whether they are free.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardSighting {
+    pub guard: i64,
+    pub position: Option<GeoPoint>,
+    /// When the position was reported.
+    pub seen_at: Option<UnixMillis>,
+    /// Already assigned to another open request.
+    pub busy: bool,
+}
+
+/// A guard proposed for a request: the straight-line distance and the time it takes at the
+/// average speed (roads are not known here, so both are estimates, and said to be).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Proposal {
+    pub guard: i64,
+    pub distance_km: f64,
+    pub eta_minutes: f64,
+}
+
+/// Positions older than this are not used to propose a guard: the guard has moved since.
+pub const POSITION_FRESH_FOR_MS: i64 = 30 * 60 * 1000;
+
+/// The free guards with a fresh position, the one who can arrive at `home` first first.
+pub fn propose(
+    home: GeoPoint,
+    guards: &[GuardSighting],
+    speed_kmh: f64,
+    now: UnixMillis,
+) -> Vec<Proposal> {
+    let mut proposals: Vec<Proposal> = guards
+        .iter()
+        .filter(|g| !g.busy)
+        .filter(|g| {
+            g.seen_at
+                .is_some_and(|t| now.0 - t.0 <= POSITION_FRESH_FOR_MS)
+        })
+        .filter_map(|g| {
+            let distance_km = g.position?.distance_km(&home);
+            Some(Proposal {
+                guard: g.guard,
+                distance_km,
+                eta_minutes: distance_km / speed_kmh * 60.0,
+            })
+        })
+        .collect();
+    proposals.sort_by(|a, b| {
+        a.eta_minutes
+            .total_cmp(&b.eta_minutes)
+            .then(a.guard.cmp(&b.guard))
+    });
+    proposals
+}
+
+/// The customer's note to the guard center, checked: at most [`Note::MAX_CHARS`] characters,
+/// no control characters but line breaks and tabs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note(String);
+
+impl Note {
+    pub const MAX_CHARS: usize = 1000;
+
+    /// An empty or blank note is no note.
+    pub fn parse(s: &str) -> Result<Option<Note>, Error> {
+        let t = s.trim().replace("\r\n", "\n");
+        if t.is_empty() {
+            return Ok(None);
+        }
+        if t.chars().count() > Self::MAX_CHARS {
+            return Err(Error::invalid(format_args!(
+                "a note must be at most {} characters",
+                Self::MAX_CHARS
+            )));
+        }
+        if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(Error::invalid("a note must not contain control characters"));
+        }
+        Ok(Some(Note(t)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +385,80 @@ mod tests {
     fn only_open_requests_are_open() {
         let open: Vec<S> = S::ALL.iter().copied().filter(|s| s.is_open()).collect();
         assert_eq!(open, [S::Requested, S::Accepted, S::Assigned, S::Arrived]);
+    }
+
+    #[test]
+    fn points_are_checked_and_distances_are_great_circles() {
+        assert!(GeoPoint::new(91.0, 0.0).is_err());
+        assert!(GeoPoint::new(0.0, -180.5).is_err());
+        assert!(GeoPoint::new(f64::NAN, 0.0).is_err());
+        assert!("35.68".parse::<GeoPoint>().is_err());
+        assert!("north,east".parse::<GeoPoint>().is_err());
+        let tokyo = "35.6812, 139.7671".parse::<GeoPoint>().unwrap();
+        let osaka = "34.7025,135.4959".parse::<GeoPoint>().unwrap();
+        // Tokyo station to Osaka station: about 403 km as the crow flies.
+        let d = tokyo.distance_km(&osaka);
+        assert!((400.0..406.0).contains(&d), "{d}");
+        assert_eq!(tokyo.distance_km(&tokyo), 0.0);
+    }
+
+    #[test]
+    fn the_free_guard_who_arrives_first_is_proposed_first() {
+        let home = GeoPoint::new(35.0, 139.0).unwrap();
+        let now = UnixMillis(10 * POSITION_FRESH_FOR_MS);
+        let fresh = Some(UnixMillis(now.0 - 60_000));
+        let at = |lat: f64| Some(GeoPoint::new(lat, 139.0).unwrap());
+        let guards = [
+            GuardSighting {
+                guard: 1,
+                position: at(35.10),
+                seen_at: fresh,
+                busy: false,
+            },
+            GuardSighting {
+                guard: 2,
+                position: at(35.01),
+                seen_at: fresh,
+                busy: true,
+            },
+            GuardSighting {
+                guard: 3,
+                position: at(35.05),
+                seen_at: fresh,
+                busy: false,
+            },
+            GuardSighting {
+                guard: 4,
+                position: at(35.001),
+                seen_at: Some(UnixMillis(now.0 - POSITION_FRESH_FOR_MS - 1)),
+                busy: false,
+            },
+            GuardSighting {
+                guard: 5,
+                position: None,
+                seen_at: None,
+                busy: false,
+            },
+        ];
+        let p = propose(home, &guards, 30.0, now);
+        assert_eq!(p.iter().map(|p| p.guard).collect::<Vec<_>>(), [3, 1]);
+        // 0.05° of latitude is 5.56 km: 11.1 minutes at 30 km/h.
+        assert!((p[0].distance_km - 5.56).abs() < 0.01, "{:?}", p[0]);
+        assert!((p[0].eta_minutes - 11.12).abs() < 0.05, "{:?}", p[0]);
+    }
+
+    #[test]
+    fn notes_are_capped_and_plain() {
+        assert_eq!(Note::parse("  ").unwrap(), None);
+        assert_eq!(
+            Note::parse(" back door\r\nopen ")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "back door\nopen"
+        );
+        assert!(Note::parse(&"x".repeat(Note::MAX_CHARS)).is_ok());
+        assert!(Note::parse(&"x".repeat(Note::MAX_CHARS + 1)).is_err());
+        assert!(Note::parse("bell\u{7}").is_err());
     }
 }

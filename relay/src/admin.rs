@@ -3,8 +3,9 @@
 
 use crate::auth::{Token, hash_password};
 use crate::error::Error;
-use crate::store::{Account, Audit, NewAccount, NewCamera, Store};
+use crate::store::{Account, Audit, Home, NewAccount, NewCamera, Store};
 use clap::{Args, Subcommand};
+use eyeward::dispatch::GeoPoint;
 use eyeward::{
     CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, GuardCenter, Language,
     Password, Plan, Role, UnixMillis,
@@ -26,6 +27,9 @@ pub enum AdminCommand {
     /// Cameras and their agent tokens.
     #[command(subcommand)]
     Camera(CameraCommand),
+    /// Guards of the guard centers, and their phones' tokens.
+    #[command(subcommand)]
+    Guard(GuardCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +58,37 @@ pub enum AccountCommand<E: Args> {
         #[arg(long)]
         id: i64,
     },
+    /// Sets where a customer's home is (for guards sent there).
+    SetHome {
+        #[arg(long)]
+        id: i64,
+        #[command(flatten)]
+        home: HomeArgs,
+    },
+}
+
+/// Where a customer's home is.
+#[derive(Debug, Args)]
+pub struct HomeArgs {
+    /// The postal address guards are sent to.
+    #[arg(long)]
+    address: Option<String>,
+    /// The home's location, `LATITUDE,LONGITUDE`, for the console's arrival estimates.
+    #[arg(long, value_parser = parse_from_str::<GeoPoint>)]
+    location: Option<GeoPoint>,
+}
+
+impl HomeArgs {
+    fn home(&self) -> Result<Home, Error> {
+        let address = match &self.address {
+            Some(a) => Some(DisplayName::parse(a)?.as_str().to_owned()),
+            None => None,
+        };
+        Ok(Home {
+            address,
+            location: self.location,
+        })
+    }
 }
 
 /// Options only customers have.
@@ -62,6 +97,8 @@ pub struct CustomerExtra {
     /// The language of the customer's pages and mail.
     #[arg(long, default_value = "ja", value_parser = parse_from_str::<Language>)]
     lang: Language,
+    #[command(flatten)]
+    home: HomeArgs,
 }
 
 /// Operators have no extra options.
@@ -104,6 +141,31 @@ pub enum CameraCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Adds a guard to a guard center. Prints the token their phone reports its position
+    /// with (`POST /guard/v1/position`), once.
+    Add {
+        #[arg(long, value_parser = parse_from_str::<GuardCenter>)]
+        guard_center: GuardCenter,
+        #[arg(long)]
+        name: String,
+        /// Where the guard is now, `LATITUDE,LONGITUDE`.
+        #[arg(long, value_parser = parse_from_str::<GeoPoint>)]
+        position: Option<GeoPoint>,
+    },
+    /// Lists the guards.
+    List,
+    /// Removes a guard.
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+/// Prefix of guards' phone tokens.
+pub const GUARD_TOKEN_PREFIX: &str = "ewg_";
+
 fn parse_from_str<T: std::str::FromStr<Err = eyeward::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: eyeward::Error| e.to_string())
 }
@@ -119,12 +181,23 @@ pub async fn run(store: &Store, cmd: AdminCommand, stdin: impl BufRead) -> Resul
     let audit = Audit::admin(UnixMillis::now());
     match cmd {
         AdminCommand::Customer(c) => {
-            account(store, Role::Customer, c, |e| e.lang, stdin, &audit).await
+            let home = match &c {
+                AccountCommand::Add { extra, .. } => Some(extra.home.home()?),
+                _ => None,
+            };
+            let out = account(store, Role::Customer, c, |e| e.lang, stdin, &audit).await?;
+            if let (Some(home), Some(id)) = (home, out.json["id"].as_i64())
+                && (home.address.is_some() || home.location.is_some())
+            {
+                store.set_home(CustomerId(id), &home, &audit).await?;
+            }
+            Ok(out)
         }
         AdminCommand::Operator(c) => {
             account(store, Role::Operator, c, |_| Language::Ja, stdin, &audit).await
         }
         AdminCommand::Camera(c) => camera(store, c, &audit).await,
+        AdminCommand::Guard(c) => guard(store, c, &audit).await,
     }
 }
 
@@ -173,6 +246,17 @@ async fn account<E: Args>(
             Ok(Output {
                 json: json!({ "id": id, "removed": true }),
                 human: format!("removed {role} {id}"),
+            })
+        }
+        AccountCommand::SetHome { id, home } => {
+            if role != Role::Customer
+                || !store.set_home(CustomerId(id), &home.home()?, audit).await?
+            {
+                return Err(Error::not_found("customer"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "home_set": true }),
+                human: format!("home set for customer {id}"),
             })
         }
         AccountCommand::SetPassword { id } => {
@@ -285,6 +369,50 @@ async fn camera(store: &Store, cmd: CameraCommand, audit: &Audit) -> Result<Outp
                     "new agent token for camera {id} (shown only now): {}",
                     token.secret()
                 ),
+            })
+        }
+    }
+}
+
+async fn guard(store: &Store, cmd: GuardCommand, audit: &Audit) -> Result<Output, Error> {
+    match cmd {
+        GuardCommand::Add {
+            guard_center,
+            name,
+            position,
+        } => {
+            let name = DisplayName::parse(&name)?;
+            let token = Token::generate(GUARD_TOKEN_PREFIX);
+            let id = store
+                .add_guard(guard_center, name.as_str(), &token.hash, position, audit)
+                .await?;
+            Ok(Output {
+                json: json!({ "id": id, "guard_token": token.secret() }),
+                human: format!(
+                    "added guard {id}\nphone token (shown only now): {}",
+                    token.secret()
+                ),
+            })
+        }
+        GuardCommand::List => {
+            let guards = store.guards(None).await?;
+            let human = guards
+                .iter()
+                .map(|g| format!("{}\t{}\t{}", g.id, g.guard_center, g.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                json: json!({ "guards": guards }),
+                human,
+            })
+        }
+        GuardCommand::Remove { id } => {
+            if !store.remove_guard(id, audit).await? {
+                return Err(Error::not_found("guard"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "removed": true }),
+                human: format!("removed guard {id}"),
             })
         }
     }

@@ -28,6 +28,8 @@ pub struct Config {
     pub cameras: CamerasConfig,
     /// Pan-tilt commands.
     pub ptz: PtzConfig,
+    /// Dispatch requests: the fee and the console's estimates.
+    pub dispatch: DispatchConfig,
     /// Motion events and their snapshots.
     pub events: EventsConfig,
     /// Live video over WebRTC.
@@ -121,6 +123,27 @@ impl Default for PtzConfig {
             per_second: 10.0,
             deadman: Duration::from_secs(1),
             answer_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[dispatch]`: guards sent to customers' homes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// The fee for a customer-requested dispatch, in yen, tax included. A request keeps the
+    /// fee shown when it was made; it is owed once the guard center accepts it.
+    pub fee_yen: u32,
+    /// The average speed of a guard on the way, in km/h, for the console's arrival estimates
+    /// (straight-line distance over this speed: roads are not known).
+    pub guard_speed_kmh: f64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            fee_yen: 3300,
+            guard_speed_kmh: 30.0,
         }
     }
 }
@@ -230,6 +253,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             cameras: CamerasConfig::default(),
             ptz: PtzConfig::default(),
+            dispatch: DispatchConfig::default(),
             events: EventsConfig::default(),
             webrtc: WebrtcConfig::default(),
             auth: AuthConfig::default(),
@@ -337,6 +361,10 @@ impl Config {
         }
         if p.answer_timeout.is_zero() {
             return bad("ptz.answer_timeout must be longer than zero");
+        }
+        let speed = self.dispatch.guard_speed_kmh;
+        if !(speed.is_finite() && (1.0..=300.0).contains(&speed)) {
+            return bad("dispatch.guard_speed_kmh must be between 1 and 300");
         }
         let w = &self.webrtc;
         if w.udp_ports.is_some_and(|[a, b]| a == 0 || a > b) {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod fanout;

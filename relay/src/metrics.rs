@@ -26,6 +26,12 @@ pub struct CameraLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CenterLabels {
+    /// `east`, `tokyo` or `west`.
+    pub center: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoginLabels {
     /// `success`, `failure` (wrong email or password) or `throttled`.
     pub result: &'static str,
@@ -43,6 +49,11 @@ pub struct Metrics {
     pub tunnels_opened: Counter,
     /// Pan-tilt commands carried out.
     pub ptz_commands: Counter,
+    /// Dispatch requests made by customers.
+    pub dispatch_requests: Counter,
+    /// Dispatch requests waiting for their guard center to accept them (read from the
+    /// database when scraped, so requests from before a restart count too).
+    pub dispatch_waiting: Family<CenterLabels, Gauge>,
     pub ingest_frames: Counter,
     pub viewers: Family<CameraLabels, Gauge>,
     pub frames_forwarded: Counter,
@@ -103,6 +114,18 @@ impl Metrics {
             "ptz_commands",
             "Pan-tilt commands carried out by cameras",
             ptz_commands.clone(),
+        );
+        let dispatch_requests = Counter::default();
+        registry.register(
+            "dispatch_requests",
+            "Dispatch requests made by customers",
+            dispatch_requests.clone(),
+        );
+        let dispatch_waiting = Family::<CenterLabels, Gauge>::default();
+        registry.register(
+            "dispatch_waiting",
+            "Dispatch requests waiting for acceptance, by guard center",
+            dispatch_waiting.clone(),
         );
         let ingest_frames = Counter::default();
         registry.register(
@@ -176,6 +199,8 @@ impl Metrics {
             agent_auth_failures,
             tunnels_opened,
             ptz_commands,
+            dispatch_requests,
+            dispatch_waiting,
             http_requests,
             http_request_seconds,
             logins,

@@ -82,18 +82,8 @@ impl Events {
         self.dir.join(camera.to_string()).join(format!("{key}.jpg"))
     }
 
-    /// Writes the snapshot durably: a temporary file, fsynced, renamed into place, and the
-    /// folder fsynced so the name survives a power cut too.
     fn write(&self, camera: i64, key: &str, jpeg: &[u8]) -> std::io::Result<()> {
-        let path = self.path(camera, key);
-        let folder = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(folder)?;
-        let tmp = path.with_extension("jpg.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(jpeg)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(folder)?.sync_all()
+        write_durably(&self.path(camera, key), jpeg)
     }
 
     /// Stores an agent's event (with its snapshot, if it has one): the existing one for a
@@ -354,8 +344,22 @@ impl Upload {
     }
 }
 
+/// Writes a file durably: a temporary file, fsynced, renamed into place, and the folder
+/// fsynced so the name survives a power cut too.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(folder)?.sync_all()
+}
+
 /// Checks that `jpeg` is one whole JPEG picture of a sensible size; returns its size.
-fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
+pub(crate) fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
     use image::{ImageFormat, ImageReader, Limits};
     let bad = |m: &str| Error::bad_request(format!("the snapshot is not a usable JPEG: {m}"));
     if !jpeg.starts_with(&[0xff, 0xd8]) {

@@ -261,6 +261,7 @@ pub async fn metrics(
             "metrics are served to loopback clients or with the metrics bearer token",
         ));
     }
+    st.dispatcher.count_waiting(&st.store, &st.metrics).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use eyeward::{CustomerId, Role, UnixMillis};
+use eyeward::{CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -47,6 +47,17 @@ pub fn session_token(parts: &Parts) -> Option<&str> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
         .map(|(_, v)| v)
+}
+
+/// The token of an `Authorization: Bearer` header, if any.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -102,6 +113,29 @@ impl FromRequestParts<AppState> for CustomerCaller {
         }
         Ok(CustomerCaller {
             id: CustomerId(caller.account.id),
+            caller,
+        })
+    }
+}
+
+/// A logged-in guard-center operator, with their center. Other roles: 403.
+pub struct OperatorCaller {
+    pub id: OperatorId,
+    pub center: GuardCenter,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for OperatorCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.account.role != Role::Operator {
+            return Err(Error::forbidden("this is for guard-center operators only"));
+        }
+        Ok(OperatorCaller {
+            id: OperatorId(caller.account.id),
+            center: caller.account.guard_center,
             caller,
         })
     }

@@ -10,6 +10,7 @@ mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::Config;
+use crate::dispatch::{self, Dispatcher};
 use crate::error::Error;
 use crate::events::{self, Events};
 use crate::fanout::Feeds;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// Pan-tilt commands and the cameras' positions.
     pub ptz: Arc<PanTilt>,
+    /// Dispatch requests' settings, shared pictures and live changes.
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 impl AppState {
@@ -91,6 +94,7 @@ impl AppState {
             events: Arc::new(Events::new(&config.data_dir, &config.events)),
             mailer: Arc::new(Mailer::new(&config.mail, &config.data_dir, public_url)?),
             ptz: Arc::new(PanTilt::new(config.ptz.clone())),
+            dispatcher: Arc::new(Dispatcher::new(&config.dispatch, &config.data_dir)),
         })
     }
 }
@@ -118,6 +122,50 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
                 .delete(mail::api::remove_by_body),
         )
         .route("/alert-addresses/{id}", delete(mail::api::remove))
+        .route("/dispatch-terms", get(dispatch::customer::terms))
+        .route(
+            "/dispatch-requests",
+            get(dispatch::customer::list).post(dispatch::customer::create),
+        )
+        .route("/dispatch-requests/live", get(dispatch::customer::live))
+        .route("/dispatch-requests/{id}", get(dispatch::customer::one))
+        .route(
+            "/dispatch-requests/{id}/cancel",
+            post(dispatch::customer::cancel),
+        )
+        .route(
+            "/dispatch-requests/{id}/snapshot",
+            get(dispatch::customer::snapshot).put(dispatch::customer::put_snapshot),
+        )
+        .route("/charges", get(dispatch::customer::charges))
+        .route("/ops/dispatch-requests", get(dispatch::ops::queue))
+        .route("/ops/dispatch-requests/live", get(dispatch::ops::live))
+        .route("/ops/dispatch-requests/{id}", get(dispatch::ops::open))
+        .route(
+            "/ops/dispatch-requests/{id}/assign",
+            post(dispatch::ops::assign),
+        )
+        .route(
+            "/ops/dispatch-requests/{id}/snapshot",
+            get(dispatch::ops::snapshot),
+        )
+        .route(
+            "/ops/dispatch-requests/{id}/whep",
+            post(dispatch::ops::watch),
+        )
+        .route(
+            "/ops/dispatch-requests/{id}/whep/{session}",
+            delete(dispatch::ops::unwatch),
+        )
+        .route(
+            "/ops/dispatch-requests/{id}/{action}",
+            post(dispatch::ops::step),
+        )
+        .route("/ops/guards", get(dispatch::ops::guards))
+        .route(
+            "/ops/guards/{id}/position",
+            axum::routing::put(dispatch::ops::set_position),
+        )
         .route(
             "/mail-settings",
             get(mail::api::notices).put(mail::api::set_notices),
@@ -129,6 +177,7 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/agent/v1/link", get(link::link))
         .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
         .route("/agent/v1/events", post(events::upload))
+        .route("/guard/v1/position", post(dispatch::ops::report_position))
         // Links in mails, for whoever holds the mail: the token is the authority.
         .route(
             "/confirm/{token}",

@@ -12,10 +12,10 @@ pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot};
 use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
+use crate::http::extract::bearer_token;
 use crate::store::{Actor, Audit, Camera, Channel};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
 use eyeward::link::{
@@ -46,13 +46,7 @@ impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let token = bearer_token(parts);
         let camera = match token {
             Some(t) => state.store.camera_for_agent_token(&hash_token(t)).await?,
             None => None,

@@ -270,8 +270,7 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
             format!("通知先の配信停止：{}", field("email"))
         }
         (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
-        (Language::Ja, "dispatch.requested") => "警備員の派遣を依頼".into(),
-        (Language::Ja, "dispatch.cancelled") => "警備員の派遣依頼を取り消し".into(),
+        (Language::Ja, "home.changed") => "ご住所の変更".into(),
         (Language::En, "login") => "New login".into(),
         (Language::En, "password.reset") => "Password reset".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
@@ -286,8 +285,7 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
             format!("Alert address unsubscribed: {}", field("email"))
         }
         (Language::En, "ptz.moved") => format!("Pan-tilt moved: {}", field("camera")),
-        (Language::En, "dispatch.requested") => "Guard dispatch requested".into(),
-        (Language::En, "dispatch.cancelled") => "Guard dispatch request cancelled".into(),
+        (Language::En, "home.changed") => "Home address changed".into(),
         (_, other) => other.to_owned(),
     }
 }
@@ -304,6 +302,102 @@ fn channel(channel: &str, lang: Language) -> &'static str {
         (Language::En, "admin-cli") => "the service's administrator",
         (Language::En, "agent") => "the camera",
         (Language::En, _) => "the system",
+    }
+}
+
+/// The subject and text of a mail about a step of a dispatch request.
+fn dispatch_step(
+    action: &str,
+    detail: &serde_json::Value,
+    lang: Language,
+    when: &str,
+) -> (String, String) {
+    let camera = header_text(detail["camera"].as_str().unwrap_or_default());
+    let guard = header_text(detail["guard"].as_str().unwrap_or_default());
+    let id = detail["request_id"].as_i64().unwrap_or_default();
+    let fee = detail["fee_due_yen"]
+        .as_i64()
+        .or(detail["fee_yen"].as_i64())
+        .unwrap_or_default();
+    let yen = |n: i64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let (ja, en) = match action {
+        "dispatch.requested" => (
+            format!(
+                "警備員の派遣を依頼しました（カメラ「{camera}」）。警備センターが受け付けるまでは無料で取り消せます。受付後の取り消しにも料金 {} 円（税込）がかかります。",
+                yen(fee)
+            ),
+            format!(
+                "You asked for a guard (camera \"{camera}\"). Cancelling is free until the guard center accepts; after that the fee of {} yen (tax included) is due even if you cancel.",
+                yen(fee)
+            ),
+        ),
+        "dispatch.accepted" => (
+            format!(
+                "警備センターが派遣依頼を受け付けました。料金 {} 円（税込）が発生しました。",
+                yen(fee)
+            ),
+            format!(
+                "The guard center accepted your request. The fee of {} yen (tax included) is now due.",
+                yen(fee)
+            ),
+        ),
+        "dispatch.assigned" => (
+            format!("警備員 {guard} が向かっています。"),
+            format!("Guard {guard} is on the way."),
+        ),
+        "dispatch.arrived" => (
+            format!("警備員 {guard} が到着しました。"),
+            format!("Guard {guard} has arrived at your home."),
+        ),
+        "dispatch.completed" => (
+            "警備員の対応が完了しました。".to_owned(),
+            "The guard's visit is complete.".to_owned(),
+        ),
+        _ if fee > 0 => (
+            format!(
+                "派遣依頼を取り消しました。受付後のため、料金 {} 円（税込）がかかります。",
+                yen(fee)
+            ),
+            format!(
+                "You cancelled the request. It had been accepted, so the fee of {} yen (tax included) is due.",
+                yen(fee)
+            ),
+        ),
+        _ => (
+            "派遣依頼を取り消しました。料金はかかりません。".to_owned(),
+            "You cancelled the request before it was accepted: no fee is due.".to_owned(),
+        ),
+    };
+    let state = action.trim_start_matches("dispatch.");
+    match lang {
+        Language::Ja => {
+            let word = match state {
+                "requested" => "依頼",
+                "accepted" => "受付",
+                "assigned" => "出動",
+                "arrived" => "到着",
+                "completed" => "完了",
+                _ => "取消",
+            };
+            (
+                format!("【警備員派遣：{word}】依頼番号 {id}"),
+                format!("{ja}\n日時：{when}"),
+            )
+        }
+        Language::En => (
+            format!("Guard dispatch {id}: {state}"),
+            format!("{en}\nWhen: {when}"),
+        ),
     }
 }
 
@@ -331,6 +425,9 @@ pub fn notice(n: &Notice<'_>) -> Result<Vec<u8>, Error> {
             format!("Camera back online: {camera}"),
             format!("The camera \"{camera}\" is reachable again since {when}."),
         ),
+        (lang, action) if action.starts_with("dispatch.") => {
+            dispatch_step(action, n.detail, lang, &when)
+        }
         (lang, action) => {
             let what = operation(action, n.detail, lang);
             let by = header_text(n.actor);

@@ -24,7 +24,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn parts(&self) -> (&'static str, Option<i64>, String) {
+    pub(super) fn parts(&self) -> (&'static str, Option<i64>, String) {
         match self {
             Actor::Customer { id, name } => ("customer", Some(*id), name.clone()),
             Actor::Operator { id, name } => ("operator", Some(*id), name.clone()),
@@ -95,7 +95,8 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-fn rfc3339<S: serde::Serializer>(at: &i64, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes milliseconds as RFC 3339 text, as the API shows times.
+pub(super) fn rfc3339<S: serde::Serializer>(at: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&UnixMillis(*at).to_rfc3339())
 }
 
@@ -128,16 +129,17 @@ pub(super) async fn record(
     .bind(detail.to_string())
     .fetch_one(&mut **tx)
     .await?;
-    if let Some(customer) = customer
-        && OPERATION_NOTICES.contains(&action)
-    {
-        queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
+    if let Some(customer) = customer {
+        if OPERATION_NOTICES.contains(&action) {
+            queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
+        } else if DISPATCH_NOTICES.contains(&action) {
+            queue_notice(tx, customer.0, id, Notice::Dispatch, audit.at).await?;
+        }
     }
     Ok(id)
 }
 
 /// The operations on an account that its owner is told of by mail (when they want it).
-/// Pan-tilt moves and dispatch requests are recorded under these names when they come.
 const OPERATION_NOTICES: &[&str] = &[
     "login",
     "password.reset",
@@ -147,7 +149,17 @@ const OPERATION_NOTICES: &[&str] = &[
     "alert_address.removed",
     "alert_address.unsubscribed",
     "ptz.moved",
+    "home.changed",
+];
+
+/// Each step of a dispatch request: mailed whatever the switches say, since the customer is
+/// waiting for a guard.
+const DISPATCH_NOTICES: &[&str] = &[
     "dispatch.requested",
+    "dispatch.accepted",
+    "dispatch.assigned",
+    "dispatch.arrived",
+    "dispatch.completed",
     "dispatch.cancelled",
 ];
 

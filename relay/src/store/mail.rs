@@ -45,6 +45,8 @@ pub enum Notice {
     Offline,
     /// Operations on the account.
     Operations,
+    /// The steps of a dispatch request: no switch, always sent.
+    Dispatch,
 }
 
 impl MailKind {
@@ -124,6 +126,8 @@ pub(super) async fn queue_notice(
     let column = match notice {
         Notice::Offline => "notify_offline",
         Notice::Operations => "notify_operations",
+        // Any true column: the customer exists and is a customer.
+        Notice::Dispatch => "1",
     };
     let wanted: Option<(bool,)> = sqlx::query_as(&format!(
         "SELECT {column} FROM accounts WHERE id = $1 AND role = 'customer'"

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod cameras;
+mod dispatch;
 mod events;
 mod history;
 mod mail;
@@ -13,6 +14,7 @@ mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use cameras::{Camera, NewCamera};
+pub use dispatch::{Charge, Dispatch, DispatchStep, Guard, Home, NewDispatch};
 pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{AlertAddress, MAX_ALERT_ADDRESSES, MailKind, OutboxMail};

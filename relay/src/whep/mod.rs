@@ -22,7 +22,7 @@ use crate::store::Camera;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use eyeward::{CameraId, CustomerId};
+use eyeward::{CameraId, CustomerId, OperatorId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,8 +80,18 @@ const MAX_FRAME_TICKS: i64 = 90_000;
 /// ones would arrive too late to matter.
 const NACK_HISTORY_LOG2: u8 = 9;
 
+/// Who watches a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// The camera's owner.
+    Customer(CustomerId),
+    /// An operator of the customer's guard center, through a dispatch request that shares
+    /// the live view: the session ends when the request closes.
+    Operator { id: OperatorId, request: i64 },
+}
+
 struct Session {
-    customer: CustomerId,
+    viewer: Viewer,
     camera: CameraId,
     pc: Arc<RTCPeerConnection>,
     /// The task writing the session's frames, stopped when the session ends.
@@ -173,17 +183,17 @@ impl Whep {
             .collect()
     }
 
-    /// Answers a viewer's offer: a new session of `camera` for `customer`.
+    /// Answers a viewer's offer: a new session of `camera` for `viewer`.
     pub async fn start(
         self: &Arc<Self>,
-        customer: CustomerId,
+        viewer: Viewer,
         camera: &Camera,
         offer: &str,
     ) -> Result<(String, String), Error> {
         check_offer(offer)?;
         {
             let sessions = self.lock();
-            if sessions.values().filter(|s| s.customer == customer).count()
+            if sessions.values().filter(|s| s.viewer == viewer).count()
                 >= self.config.max_viewers_per_customer
             {
                 return Err(Error::new(
@@ -258,7 +268,7 @@ impl Whep {
         self.lock().insert(
             id.clone(),
             Session {
-                customer,
+                viewer,
                 camera: camera.id,
                 pc: pc.clone(),
                 sender: None,
@@ -315,22 +325,37 @@ impl Whep {
         Ok((id, answer))
     }
 
-    /// Ends a session of the customer's camera; 404 when it is not theirs.
+    /// Ends a session of `viewer` (of `camera` if given); 404 when it is not theirs.
     pub async fn stop(
         &self,
-        customer: CustomerId,
-        camera: CameraId,
+        viewer: Viewer,
+        camera: Option<CameraId>,
         id: &str,
     ) -> Result<(), Error> {
         let owned = self
             .lock()
             .get(id)
-            .is_some_and(|s| s.customer == customer && s.camera == camera);
+            .is_some_and(|s| s.viewer == viewer && camera.is_none_or(|c| s.camera == c));
         if !owned {
             return Err(Error::not_found("session"));
         }
         self.end(id).await;
         Ok(())
+    }
+
+    /// Ends every session watching through dispatch request `request` (it closed).
+    pub async fn end_shared(&self, request: i64) {
+        let ids: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(
+                |(_, s)| matches!(s.viewer, Viewer::Operator { request: r, .. } if r == request),
+            )
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id).await;
+        }
     }
 
     async fn end(&self, id: &str) {
@@ -361,8 +386,27 @@ pub async fn offer(
         .camera_of(c.id, CameraId(id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    let (session, answer) = st.whep.start(c.id, &camera, &offer).await?;
-    let location = format!("/api/cameras/{id}/whep/{session}");
+    answer(
+        &st,
+        Viewer::Customer(c.id),
+        &camera,
+        &offer,
+        &format!("/api/cameras/{id}/whep"),
+    )
+    .await
+}
+
+/// Starts a session for `viewer` and answers with the SDP, its `Location` (under `base`)
+/// and the ICE servers in `Link` headers.
+pub async fn answer(
+    st: &AppState,
+    viewer: Viewer,
+    camera: &Camera,
+    offer: &str,
+    base: &str,
+) -> Result<Response, Error> {
+    let (session, answer) = st.whep.start(viewer, camera, offer).await?;
+    let location = format!("{base}/{session}");
     let mut resp = (
         StatusCode::CREATED,
         [
@@ -398,7 +442,9 @@ pub async fn delete(
     Path((id, session)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
-    st.whep.stop(c.id, CameraId(id), &session).await?;
+    st.whep
+        .stop(Viewer::Customer(c.id), Some(CameraId(id)), &session)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

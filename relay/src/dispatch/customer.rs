@@ -1,0 +1,199 @@
+//! The customer's side: ask for a guard from a dispatch-plan camera, follow the request live,
+//! cancel it, share a picture with the guard center, see the fees owed.
+
+use super::{act, live_stream, visible};
+use crate::error::{Error, ErrorKind};
+use crate::events::check_jpeg;
+use crate::http::AppState;
+use crate::http::extract::{ApiJson, CustomerCaller, IdPath, JpegBody};
+use crate::store::NewDispatch;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eyeward::dispatch::{DispatchAction, DispatchActor, Note};
+use eyeward::{CameraId, Plan};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `GET /api/dispatch-terms`: what a request costs and when, for the confirmation.
+pub async fn terms(State(st): State<AppState>, _c: CustomerCaller) -> Json<Value> {
+    Json(json!({
+        "fee_yen": st.dispatcher.config().fee_yen,
+        "tax_included": true,
+        "free_cancellation_until": "accepted",
+    }))
+}
+
+/// `GET /api/dispatch-requests`: the caller's requests, newest first.
+pub async fn list(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
+    Ok(Json(st.store.dispatches_of(c.id, 100).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The camera whose live view the request comes from.
+    camera_id: i64,
+    #[serde(default)]
+    note: String,
+    /// Share a picture with the guard center, for this request only.
+    #[serde(default)]
+    share_snapshot: bool,
+    /// Let the guard center watch this camera live, for this request only.
+    #[serde(default)]
+    share_live: bool,
+    /// The fee the page showed; if given, it must still be the fee.
+    fee_yen: Option<u32>,
+}
+
+/// `POST /api/dispatch-requests`: asks for a guard. `201` with the request.
+pub async fn create(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    ApiJson(req): ApiJson<NewRequest>,
+) -> Result<Response, Error> {
+    let note = Note::parse(&req.note)?;
+    let camera = st
+        .store
+        .camera_of(c.id, CameraId(req.camera_id))
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    if camera.plan != Plan::Dispatch {
+        return Err(Error::forbidden(
+            "this camera's plan has no guard dispatch; it cannot request one",
+        ));
+    }
+    let fee_yen = st.dispatcher.config().fee_yen;
+    if req.fee_yen.is_some_and(|shown| shown != fee_yen) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("the fee is now {fee_yen} yen; please confirm again"),
+        ));
+    }
+    let open = st.store.dispatches_of(c.id, 100).await?;
+    if open
+        .iter()
+        .any(|d| d.state.is_open() && d.camera_id == Some(camera.id.0))
+    {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "a guard is already requested for this camera",
+        ));
+    }
+    let d = st
+        .store
+        .create_dispatch(
+            NewDispatch {
+                customer: c.id,
+                center: c.caller.account.guard_center,
+                camera_id: camera.id.0,
+                camera_name: &camera.name,
+                note,
+                fee_yen: i64::from(fee_yen),
+                share_snapshot: req.share_snapshot,
+                share_live: req.share_live,
+            },
+            &c.caller.audit(),
+        )
+        .await?;
+    st.metrics.dispatch_requests.inc();
+    tracing::info!(request = d.id, camera = camera.id.0, center = %d.guard_center, "dispatch requested");
+    st.dispatcher.announce(d.clone());
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/api/dispatch-requests/{}", d.id))
+                .map_err(|_| Error::internal("location"))?,
+        )],
+        Json(d),
+    )
+        .into_response())
+}
+
+/// `GET /api/dispatch-requests/{id}`: one request with its steps.
+pub async fn one(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, Error> {
+    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    let steps = st.store.dispatch_steps(id).await?;
+    Ok(Json(json!({ "request": d, "steps": steps })))
+}
+
+/// `POST /api/dispatch-requests/{id}/cancel`: free before acceptance, the fee stays after.
+pub async fn cancel(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Response, Error> {
+    let audit = c.caller.audit();
+    let d = act(
+        &st,
+        DispatchActor::Customer(c.id),
+        &audit,
+        id,
+        DispatchAction::Cancel,
+        None,
+    )
+    .await?;
+    Ok(Json(d).into_response())
+}
+
+/// `PUT /api/dispatch-requests/{id}/snapshot` (`image/jpeg`): the picture the customer shares
+/// with the guard center, when they consented to sharing one and the request is open.
+pub async fn put_snapshot(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+    JpegBody(jpeg): JpegBody,
+) -> Result<StatusCode, Error> {
+    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    if !d.share_snapshot {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "this request does not share a picture",
+        ));
+    }
+    if !d.state.is_open() {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "this request is closed: nothing more is shared",
+        ));
+    }
+    let jpeg = jpeg.ok_or_else(|| Error::bad_request("expected a JPEG picture"))?;
+    check_jpeg(&jpeg)?;
+    let bytes = jpeg.len();
+    st.dispatcher.save_snapshot(id, jpeg).await?;
+    st.store.set_dispatch_snapshot(id, bytes).await?;
+    if let Some(d) = st.store.dispatch(id).await? {
+        st.dispatcher.announce(d);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/dispatch-requests/{id}/snapshot`: the picture the customer shared.
+pub async fn snapshot(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Response, Error> {
+    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    super::jpeg_response(&st, &d).await
+}
+
+/// `GET /api/dispatch-requests/live`: server-sent `request` events, one per change of any of
+/// the caller's requests.
+pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Response {
+    let me = c.id;
+    live_stream(&st, move |d| {
+        (d.customer_id == me).then(|| serde_json::to_value(d).unwrap_or(Value::Null))
+    })
+}
+
+/// `GET /api/charges`: the dispatch fees the caller owes, newest first.
+pub async fn charges(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
+    Ok(Json(st.store.charges_of(c.id).await?).into_response())
+}

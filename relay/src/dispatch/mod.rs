@@ -1,0 +1,204 @@
+//! Dispatch requests: the customer's side (`/api/dispatch-requests`, [`customer`]), the
+//! guard-center console's (`/api/ops/...`, [`ops`]) and the guards' phones
+//! (`/guard/v1/position`, [`ops::report_position`]).
+//!
+//! The rules are [`eyeward::dispatch`]; every step is stored with its actor and time (and its
+//! history entry, which mails the customer) before it is answered, then announced to the live
+//! streams: the customer's page and the center's console see it within a moment.
+
+pub mod customer;
+pub mod ops;
+
+use crate::config::DispatchConfig;
+use crate::error::{Error, ErrorKind};
+use crate::events::write_durably;
+use crate::http::AppState;
+use crate::metrics::{CenterLabels, Metrics};
+use crate::store::{Audit, Dispatch, Guard, Store};
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use eyeward::GuardCenter;
+use eyeward::dispatch::{DispatchAction, DispatchActor, Refusal};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The dispatch service's state: its settings, the shared pictures' folder, and the stream of
+/// changes that live pages follow.
+pub struct Dispatcher {
+    config: DispatchConfig,
+    dir: PathBuf,
+    changes: broadcast::Sender<Arc<Dispatch>>,
+}
+
+impl Dispatcher {
+    pub fn new(config: &DispatchConfig, data_dir: &std::path::Path) -> Dispatcher {
+        Dispatcher {
+            config: config.clone(),
+            dir: data_dir.join("dispatch"),
+            // A page that falls this far behind reloads its list.
+            changes: broadcast::channel(256).0,
+        }
+    }
+
+    pub fn config(&self) -> &DispatchConfig {
+        &self.config
+    }
+
+    fn snapshot_path(&self, id: i64) -> PathBuf {
+        self.dir.join(format!("{id}.jpg"))
+    }
+
+    /// Stores the picture shared with request `id`, durably.
+    async fn save_snapshot(&self, id: i64, jpeg: Vec<u8>) -> Result<(), Error> {
+        let path = self.snapshot_path(id);
+        tokio::task::spawn_blocking(move || write_durably(&path, &jpeg))
+            .await
+            .map_err(|e| Error::internal(format!("picture writer: {e}")))?
+            .map_err(|e| Error::internal(format!("cannot store a shared picture: {e}")))
+    }
+
+    async fn read_snapshot(&self, id: i64) -> Result<Vec<u8>, Error> {
+        tokio::fs::read(self.snapshot_path(id))
+            .await
+            .map_err(|e| Error::internal(format!("cannot read a shared picture: {e}")))
+    }
+
+    /// Tells the live pages that `d` changed.
+    fn announce(&self, d: Dispatch) {
+        let _ = self.changes.send(Arc::new(d));
+    }
+
+    /// Updates the waiting-requests gauge from the database.
+    pub async fn count_waiting(&self, store: &Store, metrics: &Metrics) -> Result<(), Error> {
+        let waiting = store.waiting_dispatches().await?;
+        for center in GuardCenter::ALL {
+            let n = waiting
+                .iter()
+                .find(|(c, _)| c == center)
+                .map_or(0, |(_, n)| *n);
+            metrics
+                .dispatch_waiting
+                .get_or_create(&CenterLabels {
+                    center: center.as_str(),
+                })
+                .set(n);
+        }
+        Ok(())
+    }
+}
+
+/// The picture shared with `d`, if one was uploaded. Never cached: the share may end.
+async fn jpeg_response(st: &AppState, d: &Dispatch) -> Result<Response, Error> {
+    if !d.has_snapshot {
+        return Err(Error::not_found("shared picture"));
+    }
+    let jpeg = st.dispatcher.read_snapshot(d.id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
+/// The error for a step the rules refuse.
+fn refused(refusal: Refusal, d: &Dispatch, action: DispatchAction) -> Error {
+    match refusal {
+        Refusal::NotFound => Error::not_found("dispatch request"),
+        Refusal::Forbidden => Error::forbidden(match action {
+            DispatchAction::Cancel => "only the customer who asked may cancel a request",
+            _ => "only an operator of the customer's guard center may do this",
+        }),
+        Refusal::Conflict => {
+            let done = match action {
+                DispatchAction::Accept => "accepted",
+                DispatchAction::Assign => "given a guard",
+                DispatchAction::Arrive => "marked as arrived",
+                DispatchAction::Complete => "completed",
+                DispatchAction::Cancel => "cancelled",
+            };
+            Error::new(
+                ErrorKind::Conflict,
+                format!("this request is {}: it cannot be {done} now", d.state),
+            )
+        }
+    }
+}
+
+/// Request `id` if `actor` may see it; 404 otherwise (another customer's, another center's,
+/// or none: never told apart).
+async fn visible(st: &AppState, actor: DispatchActor, id: i64) -> Result<Dispatch, Error> {
+    st.store
+        .dispatch(id)
+        .await?
+        .filter(|d| d.rules().visible_to(actor))
+        .ok_or_else(|| Error::not_found("dispatch request"))
+}
+
+/// Takes `action` on request `id` for `actor`: decided by the rules, stored with its history
+/// entry (and mail), then announced. A closed request's live share ends at once.
+async fn act(
+    st: &AppState,
+    actor: DispatchActor,
+    audit: &Audit,
+    id: i64,
+    action: DispatchAction,
+    guard: Option<&Guard>,
+) -> Result<Dispatch, Error> {
+    let d = visible(st, actor, id).await?;
+    let t = d
+        .rules()
+        .apply(actor, action, audit.at)
+        .map_err(|r| refused(r, &d, action))?;
+    let updated = st.store.apply_dispatch(&d, &t, guard, audit).await?;
+    if !updated.state.is_open() {
+        st.whep.end_shared(id).await;
+    }
+    tracing::info!(request = id, state = %updated.state, "dispatch request changed");
+    st.dispatcher.announce(updated.clone());
+    Ok(updated)
+}
+
+/// A server-sent event stream of the changes `render` picks (and renders) for one page, until
+/// the server stops. `lagged` is sent when the page fell behind and must reload.
+fn live_stream(
+    st: &AppState,
+    render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
+) -> Response {
+    let changes = st.dispatcher.changes.subscribe();
+    let closing = st.events.closing();
+    let stream = futures_util::stream::unfold(
+        (changes, closing, render),
+        |(mut changes, mut closing, render)| async move {
+            loop {
+                let change = tokio::select! {
+                    change = changes.recv() => change,
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                let event = match change {
+                    Ok(d) => match render(&d) {
+                        Some(v) => SseEvent::default().event("request").data(v.to_string()),
+                        None => continue,
+                    },
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        SseEvent::default().event("lagged").data("{}")
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((
+                    Ok::<_, std::convert::Infallible>(event),
+                    (changes, closing, render),
+                ));
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

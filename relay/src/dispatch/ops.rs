@@ -1,0 +1,365 @@
+//! The guard-center console's API (`/api/ops/...`, operators only) and the guards' phones'
+//! position reports (`/guard/v1/position`, a guard token).
+//!
+//! An operator sees only their own center's requests. The queue shows no personal data; an
+//! operator opens a request to see the customer's name, address and camera, and that opening
+//! (like looking at a shared picture or the shared live view) is written to the customer's
+//! history. Shared pictures and live video are served only while the request is open.
+
+use super::{act, live_stream, visible};
+use crate::auth::hash_token;
+use crate::error::{Error, ErrorKind};
+use crate::http::AppState;
+use crate::http::extract::{ApiJson, ApiQuery, IdPath, OperatorCaller, SdpBody, bearer_token};
+use crate::store::{Dispatch, Guard};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use eyeward::UnixMillis;
+use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, propose};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+impl OperatorCaller {
+    fn actor(&self) -> DispatchActor {
+        DispatchActor::Operator {
+            id: self.id,
+            center: self.center,
+        }
+    }
+}
+
+/// A request as the queue shows it: state and times, no personal data.
+fn queue_item(d: &Dispatch) -> Value {
+    json!({
+        "id": d.id,
+        "state": d.state,
+        "created_at": UnixMillis(d.created_at).to_rfc3339(),
+        "updated_at": UnixMillis(d.updated_at).to_rfc3339(),
+        "guard_name": d.guard_name,
+        "share_snapshot": d.share_snapshot,
+        "share_live": d.share_live,
+        "has_snapshot": d.has_snapshot,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    /// Also the latest closed requests.
+    #[serde(default)]
+    closed: bool,
+}
+
+/// How many requests the queue answers with at most.
+const QUEUE_LIMIT: u32 = 500;
+
+/// `GET /api/ops/dispatch-requests[?closed=true]`: the center's open requests, oldest first
+/// (with `closed`, then the latest closed ones), and the server's time for ages.
+pub async fn queue(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    ApiQuery(q): ApiQuery<QueueQuery>,
+) -> Result<Json<Value>, Error> {
+    let requests = st
+        .store
+        .dispatch_queue(op.center, q.closed, QUEUE_LIMIT)
+        .await?;
+    Ok(Json(json!({
+        "now": UnixMillis::now().to_rfc3339(),
+        "guard_center": op.center,
+        "requests": requests.iter().map(queue_item).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/ops/dispatch-requests/live`: server-sent `request` events (queue items), one per
+/// change of any of the center's requests.
+pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Response {
+    let center = op.center;
+    live_stream(&st, move |d| {
+        (d.guard_center == center).then(|| queue_item(d))
+    })
+}
+
+/// `GET /api/ops/dispatch-requests/{id}`: the request; while it is open also the customer's
+/// name, address and camera, the note, and the guards proposed (recorded in the customer's
+/// history as a view).
+pub async fn open(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, Error> {
+    let d = visible(&st, op.actor(), id).await?;
+    let steps = st.store.dispatch_steps(id).await?;
+    let mut body = json!({
+        "request": queue_item(&d),
+        "steps": steps,
+        "fee_due_yen": d.fee_due_yen,
+    });
+    if !d.state.is_open() {
+        return Ok(Json(body));
+    }
+    let customer = st.store.account(d.customer_id.0).await?;
+    let home = st.store.home_of(d.customer_id).await?;
+    let guards = st.store.guards(Some(op.center)).await?;
+    body["customer"] = json!({
+        "name": customer.map(|a| a.name),
+        "address": home.address,
+        "location": home.location,
+    });
+    body["camera_name"] = json!(d.camera_name);
+    body["note"] = json!(d.note);
+    body["guards"] = json!(guards);
+    body["proposals"] = json!(proposals(&st, home.location, &guards));
+    body["estimate"] = json!(format!(
+        "straight-line distance at {} km/h; roads are not taken into account",
+        st.dispatcher.config().guard_speed_kmh
+    ));
+    st.store
+        .record(
+            &op.caller.audit(),
+            Some(d.customer_id),
+            "dispatch.viewed",
+            json!({ "request_id": id, "camera": d.camera_name }),
+        )
+        .await?;
+    Ok(Json(body))
+}
+
+/// The free guards, the first to arrive first, with their names.
+fn proposals(st: &AppState, home: Option<GeoPoint>, guards: &[Guard]) -> Vec<Value> {
+    let Some(home) = home else {
+        return Vec::new();
+    };
+    let sightings: Vec<_> = guards.iter().map(Guard::sighting).collect();
+    propose(
+        home,
+        &sightings,
+        st.dispatcher.config().guard_speed_kmh,
+        UnixMillis::now(),
+    )
+    .into_iter()
+    .map(|p| {
+        let name = guards.iter().find(|g| g.id == p.guard).map(|g| &g.name);
+        json!({
+            "guard_id": p.guard, "name": name,
+            "distance_km": (p.distance_km * 10.0).round() / 10.0,
+            "eta_minutes": p.eta_minutes.ceil(),
+        })
+    })
+    .collect()
+}
+
+/// `POST /api/ops/dispatch-requests/{id}/{accept|arrive|complete}`.
+pub async fn step(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| Error::not_found("dispatch request"))?;
+    let action = match action.as_str() {
+        "accept" => DispatchAction::Accept,
+        "arrive" => DispatchAction::Arrive,
+        "complete" => DispatchAction::Complete,
+        _ => return Err(Error::not_found("action")),
+    };
+    let d = act(&st, op.actor(), &op.caller.audit(), id, action, None).await?;
+    Ok(Json(queue_item(&d)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    guard_id: i64,
+}
+
+/// `POST /api/ops/dispatch-requests/{id}/assign` `{"guard_id": N}`: a free guard of the
+/// center goes.
+pub async fn assign(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<Assign>,
+) -> Result<Response, Error> {
+    let guard = st
+        .store
+        .guard_of(op.center, req.guard_id)
+        .await?
+        .ok_or_else(|| Error::not_found("guard"))?;
+    if guard.busy_with.is_some_and(|other| other != id) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{} is on another request", guard.name),
+        ));
+    }
+    let d = act(
+        &st,
+        op.actor(),
+        &op.caller.audit(),
+        id,
+        DispatchAction::Assign,
+        Some(&guard),
+    )
+    .await?;
+    Ok(Json(queue_item(&d)).into_response())
+}
+
+/// Request `id` of the operator's center if it is open and shares `what`; 404 otherwise.
+async fn shared(
+    st: &AppState,
+    op: &OperatorCaller,
+    id: i64,
+    what: fn(&Dispatch) -> bool,
+) -> Result<Dispatch, Error> {
+    let d = visible(st, op.actor(), id).await?;
+    if !d.state.is_open() || !what(&d) {
+        return Err(Error::not_found("shared picture or video for this request"));
+    }
+    Ok(d)
+}
+
+/// `GET /api/ops/dispatch-requests/{id}/snapshot`: the picture the customer shared.
+pub async fn snapshot(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+) -> Result<Response, Error> {
+    let d = shared(&st, &op, id, |d| d.share_snapshot && d.has_snapshot).await?;
+    let resp = super::jpeg_response(&st, &d).await?;
+    st.store
+        .record(
+            &op.caller.audit(),
+            Some(d.customer_id),
+            "dispatch.snapshot_viewed",
+            json!({ "request_id": id, "camera": d.camera_name }),
+        )
+        .await?;
+    Ok(resp)
+}
+
+/// `POST /api/ops/dispatch-requests/{id}/whep`: the shared live view (WHEP); it ends when
+/// the request closes.
+pub async fn watch(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+    SdpBody(offer): SdpBody,
+) -> Result<Response, Error> {
+    let d = shared(&st, &op, id, |d| d.share_live).await?;
+    let camera = match d.camera_id {
+        Some(camera) => {
+            st.store
+                .camera_of(d.customer_id, eyeward::CameraId(camera))
+                .await?
+        }
+        None => None,
+    }
+    .ok_or_else(|| Error::not_found("camera"))?;
+    let viewer = crate::whep::Viewer::Operator {
+        id: op.id,
+        request: id,
+    };
+    let resp = crate::whep::answer(
+        &st,
+        viewer,
+        &camera,
+        &offer,
+        &format!("/api/ops/dispatch-requests/{id}/whep"),
+    )
+    .await?;
+    st.store
+        .record(
+            &op.caller.audit(),
+            Some(d.customer_id),
+            "dispatch.live_viewed",
+            json!({ "request_id": id, "camera": d.camera_name }),
+        )
+        .await?;
+    Ok(resp)
+}
+
+/// `DELETE /api/ops/dispatch-requests/{id}/whep/{session}`: the operator stops watching.
+pub async fn unwatch(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    Path((id, session)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
+    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
+    let viewer = crate::whep::Viewer::Operator {
+        id: op.id,
+        request: id,
+    };
+    st.whep.stop(viewer, None, &session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/ops/guards`: the center's guards, where they were last seen and whether busy.
+pub async fn guards(State(st): State<AppState>, op: OperatorCaller) -> Result<Response, Error> {
+    Ok(Json(st.store.guards(Some(op.center)).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    lat: f64,
+    lon: f64,
+}
+
+impl Position {
+    fn point(&self) -> Result<GeoPoint, Error> {
+        Ok(GeoPoint::new(self.lat, self.lon)?)
+    }
+}
+
+/// `PUT /api/ops/guards/{id}/position` `{"lat": .., "lon": ..}`: an operator sets where a
+/// guard of their center is (a guard who called in, say).
+pub async fn set_position(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+    ApiJson(p): ApiJson<Position>,
+) -> Result<Response, Error> {
+    let at = p.point()?;
+    st.store
+        .guard_of(op.center, id)
+        .await?
+        .ok_or_else(|| Error::not_found("guard"))?;
+    st.store
+        .set_guard_position(id, at, UnixMillis::now())
+        .await?;
+    let guard = st.store.guard_of(op.center, id).await?;
+    Ok(Json(guard).into_response())
+}
+
+/// A guard's phone, authenticated by the guard's bearer token. Anything else: 401.
+pub struct GuardCaller(Guard);
+
+impl FromRequestParts<AppState> for GuardCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let guard = match bearer_token(parts) {
+            Some(t) => state.store.guard_by_token(&hash_token(t)).await?,
+            None => None,
+        };
+        guard
+            .map(GuardCaller)
+            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown or revoked guard token"))
+    }
+}
+
+/// `POST /guard/v1/position` `{"lat": .., "lon": ..}`: a guard's phone reports its GPS fix.
+pub async fn report_position(
+    State(st): State<AppState>,
+    GuardCaller(guard): GuardCaller,
+    ApiJson(p): ApiJson<Position>,
+) -> Result<StatusCode, Error> {
+    st.store
+        .set_guard_position(guard.id, p.point()?, UnixMillis::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
