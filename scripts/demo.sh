@@ -39,6 +39,7 @@ password=eyeward-demo
 if ! admin customer list | grep -q "\"$customer_email\""; then
   id=$(printf '%s\n' "$password" \
     | admin customer add --email "$customer_email" --name "Demo Customer" --guard-center tokyo --lang en \
+        --address "1-9-1 Marunouchi, Chiyoda-ku, Tokyo" --location 35.6812,139.7671 \
     | sed -E 's/.*"id":([0-9]+).*/\1/')
   admin camera add --customer "$id" --name "Living room" --model pan-tilt --plan dispatch --source agent \
     | sed -E 's/.*"agent_token":"([^"]+)".*/\1/' > "$dir/living-room.token"
@@ -47,6 +48,8 @@ if ! admin customer list | grep -q "\"$customer_email\""; then
   chmod 600 "$dir"/*.token
   printf '%s\n' "$password" \
     | admin operator add --email "$operator_email" --name "Demo Operator" --guard-center tokyo >/dev/null
+  admin guard add --guard-center tokyo --name "Guard Sato" --position 35.6896,139.7006 >/dev/null
+  admin guard add --guard-center tokyo --name "Guard Suzuki" --position 35.6586,139.7454 >/dev/null
 fi
 
 pids=()

@@ -6,25 +6,13 @@
 mod common;
 
 use anyhow::{Context, Result};
-use common::{Relay, status_json};
+use common::{Relay, jpeg, status_json};
 use eyeward::UnixMillis;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
-
-/// A 640×360 JPEG with a gradient, as an agent's snapshot.
-fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-        .encode_image(&img)
-        .expect("encode");
-    out
-}
 
 /// The same JPEG claiming another size in its frame header (SOF0).
 fn with_claimed_size(mut jpeg: Vec<u8>, width: u16, height: u16) -> Vec<u8> {

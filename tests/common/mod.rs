@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
+pub mod smtp;
+
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -611,4 +613,16 @@ pub fn browser_scripts() -> Result<PathBuf> {
         bail!("playwright-core is not installed in tests/browser: run the README's test command");
     }
     Ok(dir)
+}
+
+/// A JPEG with a gradient, as a camera's snapshot.
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&img)
+        .expect("encode");
+    out
 }
