@@ -5,13 +5,12 @@
 
 mod common;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use common::smtp::{Received, Smtp, add_address, confirmed_address, link, subject};
 use common::{Camera, Relay, start_agent_with, status_json, wait_online};
 use mail_parser::{MessageParser, MimeHeaders};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PW: &str = "correct horse battery";

@@ -40,8 +40,14 @@ impl World {
         let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
         relay.admin(
             &[
-                "customer", "set-home", "--id", &alice_id.to_string(), "--address",
-                "1-9-1 Marunouchi, Chiyoda-ku, Tokyo", "--location", HOME,
+                "customer",
+                "set-home",
+                "--id",
+                &alice_id.to_string(),
+                "--address",
+                "1-9-1 Marunouchi, Chiyoda-ku, Tokyo",
+                "--location",
+                HOME,
             ],
             "",
         )?;
@@ -50,9 +56,22 @@ impl World {
         relay.operator("op2@example.jp", "Olivia", "tokyo", PW)?;
         relay.operator("east@example.jp", "Eve", "east", PW)?;
         let mut guards = Vec::new();
-        for (center, name, at) in [("tokyo", "Sato", NEAR), ("tokyo", "Suzuki", FAR), ("east", "Ito", NEAR)] {
+        for (center, name, at) in [
+            ("tokyo", "Sato", NEAR),
+            ("tokyo", "Suzuki", FAR),
+            ("east", "Ito", NEAR),
+        ] {
             let g = relay.admin(
-                &["guard", "add", "--guard-center", center, "--name", name, "--position", at],
+                &[
+                    "guard",
+                    "add",
+                    "--guard-center",
+                    center,
+                    "--name",
+                    name,
+                    "--position",
+                    at,
+                ],
                 "",
             )?;
             guards.push((
@@ -89,7 +108,31 @@ impl World {
     /// Operator `who` takes `action` on request `id`.
     async fn step(&self, who: &Client, id: i64, action: &str) -> Result<(u16, Value)> {
         status_json(
-            who.post(&format!("/api/ops/dispatch-requests/{id}/{action}"), &json!({}))
+            who.post(
+                &format!("/api/ops/dispatch-requests/{id}/{action}"),
+                &json!({}),
+            )
+            .await?,
+        )
+        .await
+    }
+
+    /// Operator `who` sends `guard` to request `id`.
+    async fn assign(&self, who: &Client, id: i64, guard: i64) -> Result<(u16, Value)> {
+        status_json(
+            who.post(
+                &format!("/api/ops/dispatch-requests/{id}/assign"),
+                &json!({ "guard_id": guard }),
+            )
+            .await?,
+        )
+        .await
+    }
+
+    /// `who` cancels request `id`.
+    async fn cancel(&self, who: &Client, id: i64) -> Result<(u16, Value)> {
+        status_json(
+            who.post(&format!("/api/dispatch-requests/{id}/cancel"), &json!({}))
                 .await?,
         )
         .await
@@ -97,8 +140,12 @@ impl World {
 
     /// Alice's view of request `id`.
     async fn state(&self, id: i64) -> Result<Value> {
-        let (status, v) =
-            status_json(self.alice.get(&format!("/api/dispatch-requests/{id}")).await?).await?;
+        let (status, v) = status_json(
+            self.alice
+                .get(&format!("/api/dispatch-requests/{id}"))
+                .await?,
+        )
+        .await?;
         assert_eq!(status, 200, "{v}");
         Ok(v["request"].clone())
     }
@@ -108,7 +155,10 @@ impl World {
     }
 
     async fn waiting(&self, center: &str) -> Result<String> {
-        let text = reqwest::get(self.relay.url("/metrics")).await?.text().await?;
+        let text = reqwest::get(self.relay.url("/metrics"))
+            .await?
+            .text()
+            .await?;
         let line = format!("eyeward_dispatch_waiting{{center=\"{center}\"}} ");
         Ok(text
             .lines()
@@ -120,7 +170,11 @@ impl World {
 
 /// Reads server-sent events from `path` until one's data contains `want`; returns how long it
 /// took from `since`.
-async fn sse_until(client: &Client, path: &str, want: String) -> Result<tokio::task::JoinHandle<Result<String>>> {
+async fn sse_until(
+    client: &Client,
+    path: &str,
+    want: String,
+) -> Result<tokio::task::JoinHandle<Result<String>>> {
     let mut resp = client.get(path).await?;
     anyhow::ensure!(resp.status() == 200, "{path}: {}", resp.status());
     Ok(tokio::spawn(async move {
@@ -131,7 +185,10 @@ async fn sse_until(client: &Client, path: &str, want: String) -> Result<tokio::t
                 Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
                 _ => break,
             }
-            if let Some(line) = seen.lines().find(|l| l.starts_with("data:") && l.contains(&want)) {
+            if let Some(line) = seen
+                .lines()
+                .find(|l| l.starts_with("data:") && l.contains(&want))
+            {
                 return Ok(line.to_owned());
             }
         }
@@ -155,18 +212,39 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
     // session sees anything.
     let (status, _) = status_json(
         w.tokyo
-            .post("/api/dispatch-requests", &json!({"camera_id": w.dispatch_cam}))
+            .post(
+                "/api/dispatch-requests",
+                &json!({"camera_id": w.dispatch_cam}),
+            )
             .await?,
     )
     .await?;
     assert_eq!(status, 403);
     assert_eq!(w.get(&w.alice, "/api/ops/dispatch-requests").await?.0, 403);
-    assert_eq!(w.get(&w.relay.client(), "/api/dispatch-requests").await?.0, 401);
-    assert_eq!(w.get(&w.relay.client(), "/api/ops/dispatch-requests").await?.0, 401);
+    assert_eq!(
+        w.get(&w.relay.client(), "/api/dispatch-requests").await?.0,
+        401
+    );
+    assert_eq!(
+        w.get(&w.relay.client(), "/api/ops/dispatch-requests")
+            .await?
+            .0,
+        401
+    );
 
     // The customer's page and the tokyo console follow the requests live.
-    let page = sse_until(&w.alice, "/api/dispatch-requests/live", "\"state\":\"accepted\"".into()).await?;
-    let console = sse_until(&w.tokyo, "/api/ops/dispatch-requests/live", "\"state\":\"requested\"".into()).await?;
+    let page = sse_until(
+        &w.alice,
+        "/api/dispatch-requests/live",
+        "\"state\":\"accepted\"".into(),
+    )
+    .await?;
+    let console = sse_until(
+        &w.tokyo,
+        "/api/ops/dispatch-requests/live",
+        "\"state\":\"requested\"".into(),
+    )
+    .await?;
 
     let asked = Instant::now();
     let (status, req) = w
@@ -177,9 +255,15 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
         .await?;
     assert_eq!(status, 201, "{req}");
     let id = req["id"].as_i64().context("id")?;
-    assert_eq!((req["state"].as_str(), req["fee_due_yen"].as_i64()), (Some("requested"), Some(0)));
+    assert_eq!(
+        (req["state"].as_str(), req["fee_due_yen"].as_i64()),
+        (Some("requested"), Some(0))
+    );
     console.await??;
-    eprintln!("request → tokyo console's live stream: {:?}", asked.elapsed());
+    eprintln!(
+        "request → tokyo console's live stream: {:?}",
+        asked.elapsed()
+    );
     assert_eq!(w.waiting("tokyo").await?, "1");
     assert_eq!(w.waiting("east").await?, "0");
 
@@ -190,11 +274,24 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
     // The tokyo queue has it, without personal data; the east center never sees it.
     let (_, queue) = w.get(&w.tokyo, "/api/ops/dispatch-requests").await?;
     let item = &queue["requests"][0];
-    assert_eq!((item["id"].as_i64(), item["state"].as_str()), (Some(id), Some("requested")));
-    assert!(item.get("note").is_none() && item.get("customer").is_none(), "{item}");
-    let (_, east_queue) = w.get(&w.east, "/api/ops/dispatch-requests?closed=true").await?;
+    assert_eq!(
+        (item["id"].as_i64(), item["state"].as_str()),
+        (Some(id), Some("requested"))
+    );
+    assert!(
+        item.get("note").is_none() && item.get("customer").is_none(),
+        "{item}"
+    );
+    let (_, east_queue) = w
+        .get(&w.east, "/api/ops/dispatch-requests?closed=true")
+        .await?;
     assert_eq!(east_queue["requests"], json!([]));
-    assert_eq!(w.get(&w.east, &format!("/api/ops/dispatch-requests/{id}")).await?.0, 404);
+    assert_eq!(
+        w.get(&w.east, &format!("/api/ops/dispatch-requests/{id}"))
+            .await?
+            .0,
+        404
+    );
     assert_eq!(w.step(&w.east, id, "accept").await?.0, 404);
     assert_eq!(w.state(id).await?["state"], "requested");
 
@@ -202,25 +299,39 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
     let picture = jpeg(320, 180);
     let put = w
         .alice
-        .request(reqwest::Method::PUT, &format!("/api/dispatch-requests/{id}/snapshot"))
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/dispatch-requests/{id}/snapshot"),
+        )
         .header("Content-Type", "image/jpeg")
         .body(picture.clone())
         .send()
         .await?;
     assert_eq!(put.status(), 204);
-    let shared = w.tokyo.get(&format!("/api/ops/dispatch-requests/{id}/snapshot")).await?;
+    let shared = w
+        .tokyo
+        .get(&format!("/api/ops/dispatch-requests/{id}/snapshot"))
+        .await?;
     assert_eq!(shared.status(), 200);
     assert_eq!(shared.bytes().await?.as_ref(), picture.as_slice());
     assert_eq!(
-        w.east.get(&format!("/api/ops/dispatch-requests/{id}/snapshot")).await?.status(),
+        w.east
+            .get(&format!("/api/ops/dispatch-requests/{id}/snapshot"))
+            .await?
+            .status(),
         404
     );
 
     // Opening it shows the customer, the home and the nearest free guard first.
-    let (status, detail) = w.get(&w.tokyo, &format!("/api/ops/dispatch-requests/{id}")).await?;
+    let (status, detail) = w
+        .get(&w.tokyo, &format!("/api/ops/dispatch-requests/{id}"))
+        .await?;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["customer"]["name"], "Alice");
-    assert_eq!(detail["customer"]["address"], "1-9-1 Marunouchi, Chiyoda-ku, Tokyo");
+    assert_eq!(
+        detail["customer"]["address"],
+        "1-9-1 Marunouchi, Chiyoda-ku, Tokyo"
+    );
     assert_eq!(detail["camera_name"], "Porch");
     assert_eq!(detail["note"], "Someone at the back door");
     let proposals: Vec<&str> = detail["proposals"]
@@ -230,11 +341,20 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(proposals, ["Sato", "Suzuki"], "{detail}");
-    assert!(detail["estimate"].as_str().unwrap_or_default().contains("straight-line"));
+    assert!(
+        detail["estimate"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("straight-line")
+    );
 
     // Accepted once: the second accept (another operator) is refused and changes nothing.
     let (status, accepted) = w.step(&w.tokyo, id, "accept").await?;
-    assert_eq!((status, accepted["state"].as_str()), (200, Some("accepted")), "{accepted}");
+    assert_eq!(
+        (status, accepted["state"].as_str()),
+        (200, Some("accepted")),
+        "{accepted}"
+    );
     let live = page.await??;
     assert!(live.contains("\"fee_due_yen\":3300"), "{live}");
     let (status, twice) = w.step(&w.tokyo2, id, "accept").await?;
@@ -245,52 +365,61 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
     // Only the center's free guards go; a customer cannot move the request on.
     let (sato, _) = &w.guards[0];
     let (ito, _) = &w.guards[2];
-    let assign = |guard: i64| {
-        w.tokyo.post(
-            &format!("/api/ops/dispatch-requests/{id}/assign"),
-            &json!({ "guard_id": guard }),
-        )
-    };
-    assert_eq!(status_json(assign(*ito).await?).await?.0, 404);
+    assert_eq!(w.assign(&w.tokyo, id, *ito).await?.0, 404);
+    assert_eq!(w.assign(&w.alice, id, *sato).await?.0, 403);
+    let (status, assigned) = w.assign(&w.tokyo, id, *sato).await?;
     assert_eq!(
-        status_json(
-            w.alice
-                .post(&format!("/api/ops/dispatch-requests/{id}/assign"), &json!({"guard_id": sato}))
-                .await?
-        )
-        .await?
-        .0,
-        403
+        (status, assigned["guard_name"].as_str()),
+        (200, Some("Sato")),
+        "{assigned}"
     );
-    let (status, assigned) = status_json(assign(*sato).await?).await?;
-    assert_eq!((status, assigned["guard_name"].as_str()), (200, Some("Sato")), "{assigned}");
     assert_eq!(w.step(&w.tokyo, id, "arrive").await?.0, 200);
     assert_eq!(w.step(&w.tokyo, id, "complete").await?.0, 200);
 
     // Closed: the share has ended and the personal data is no longer shown.
     assert_eq!(
-        w.tokyo.get(&format!("/api/ops/dispatch-requests/{id}/snapshot")).await?.status(),
+        w.tokyo
+            .get(&format!("/api/ops/dispatch-requests/{id}/snapshot"))
+            .await?
+            .status(),
         404
     );
-    let (_, closed) = w.get(&w.tokyo, &format!("/api/ops/dispatch-requests/{id}")).await?;
-    assert!(closed.get("customer").is_none() && closed.get("note").is_none(), "{closed}");
+    let (_, closed) = w
+        .get(&w.tokyo, &format!("/api/ops/dispatch-requests/{id}"))
+        .await?;
+    assert!(
+        closed.get("customer").is_none() && closed.get("note").is_none(),
+        "{closed}"
+    );
     // Cancelling a completed request is refused and changes nothing.
-    let cancel = w.alice.post(&format!("/api/dispatch-requests/{id}/cancel"), &json!({})).await?;
-    assert_eq!(status_json(cancel).await?.0, 409);
+    assert_eq!(w.cancel(&w.alice, id).await?.0, 409);
     let done = w.state(id).await?;
-    assert_eq!((done["state"].as_str(), done["fee_due_yen"].as_i64()), (Some("completed"), Some(3300)));
+    assert_eq!(
+        (done["state"].as_str(), done["fee_due_yen"].as_i64()),
+        (Some("completed"), Some(3300))
+    );
 
     // Every step, with its actor.
-    let (_, full) = w.get(&w.alice, &format!("/api/dispatch-requests/{id}")).await?;
+    let (_, full) = w
+        .get(&w.alice, &format!("/api/dispatch-requests/{id}"))
+        .await?;
     let steps: Vec<(String, String)> = full["steps"]
         .as_array()
         .context("steps")?
         .iter()
-        .map(|s| (s["to_state"].as_str().unwrap_or_default().to_owned(), s["actor_name"].as_str().unwrap_or_default().to_owned()))
+        .map(|s| {
+            (
+                s["to_state"].as_str().unwrap_or_default().to_owned(),
+                s["actor_name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let want: Vec<(String, String)> = [
-        ("requested", "Alice"), ("accepted", "Oscar"), ("assigned", "Oscar"),
-        ("arrived", "Oscar"), ("completed", "Oscar"),
+        ("requested", "Alice"),
+        ("accepted", "Oscar"),
+        ("assigned", "Oscar"),
+        ("arrived", "Oscar"),
+        ("completed", "Oscar"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -306,7 +435,10 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
     for state in ["requested", "accepted", "assigned", "arrived", "completed"] {
         let want = format!("Guard dispatch {id}: {state}");
         let mails = smtp.wait_subject(&want).await?;
-        let mail = mails.iter().find(|m| subject(&m.raw) == want).context("mail")?;
+        let mail = mails
+            .iter()
+            .find(|m| subject(&m.raw) == want)
+            .context("mail")?;
         assert_eq!(mail.to, ["home@example.jp"], "{want}");
     }
 
@@ -317,10 +449,18 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
         .context("history")?
         .iter()
         .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with("viewed")))
-        .map(|e| (e["action"].as_str().unwrap_or_default(), e["actor_name"].as_str().unwrap_or_default()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default(),
+                e["actor_name"].as_str().unwrap_or_default(),
+            )
+        })
         .collect();
     assert!(looked.contains(&("dispatch.viewed", "Oscar")), "{looked:?}");
-    assert!(looked.contains(&("dispatch.snapshot_viewed", "Oscar")), "{looked:?}");
+    assert!(
+        looked.contains(&("dispatch.snapshot_viewed", "Oscar")),
+        "{looked:?}"
+    );
     assert!(looked.iter().all(|(_, who)| *who == "Oscar"), "{looked:?}");
     Ok(())
 }
@@ -330,9 +470,11 @@ async fn cancelling_is_free_before_acceptance_and_the_fee_stays_after_it() -> Re
     let w = World::start("").await?;
     let (_, first) = w.request(json!({"camera_id": w.dispatch_cam})).await?;
     let first = first["id"].as_i64().context("id")?;
-    let cancel = |id: i64| w.alice.post(&format!("/api/dispatch-requests/{id}/cancel"), &json!({}));
-    let (status, free) = status_json(cancel(first).await?).await?;
-    assert_eq!((status, free["state"].as_str(), free["fee_due_yen"].as_i64()), (200, Some("cancelled"), Some(0)));
+    let (status, free) = w.cancel(&w.alice, first).await?;
+    assert_eq!(
+        (status, free["state"].as_str(), free["fee_due_yen"].as_i64()),
+        (200, Some("cancelled"), Some(0))
+    );
     // The center cannot act on a cancelled request.
     assert_eq!(w.step(&w.tokyo, first, "accept").await?.0, 409);
 
@@ -340,12 +482,20 @@ async fn cancelling_is_free_before_acceptance_and_the_fee_stays_after_it() -> Re
     let second = second["id"].as_i64().context("id")?;
     assert_eq!(w.step(&w.tokyo, second, "accept").await?.0, 200);
     // Bob cannot cancel (or see) Alice's request: 404, and it stays accepted.
-    assert_eq!(status_json(w.bob.post(&format!("/api/dispatch-requests/{second}/cancel"), &json!({})).await?).await?.0, 404);
-    assert_eq!(w.get(&w.bob, &format!("/api/dispatch-requests/{second}")).await?.0, 404);
+    assert_eq!(w.cancel(&w.bob, second).await?.0, 404);
+    assert_eq!(
+        w.get(&w.bob, &format!("/api/dispatch-requests/{second}"))
+            .await?
+            .0,
+        404
+    );
     assert_eq!(w.get(&w.bob, "/api/dispatch-requests").await?.1, json!([]));
     assert_eq!(w.state(second).await?["state"], "accepted");
-    let (status, paid) = status_json(cancel(second).await?).await?;
-    assert_eq!((status, paid["state"].as_str(), paid["fee_due_yen"].as_i64()), (200, Some("cancelled"), Some(3300)));
+    let (status, paid) = w.cancel(&w.alice, second).await?;
+    assert_eq!(
+        (status, paid["state"].as_str(), paid["fee_due_yen"].as_i64()),
+        (200, Some("cancelled"), Some(3300))
+    );
     let (_, charges) = w.get(&w.alice, "/api/charges").await?;
     assert_eq!(charges.as_array().map(Vec::len), Some(1), "{charges}");
     assert_eq!(charges[0]["request_id"].as_i64(), Some(second));
@@ -362,10 +512,19 @@ async fn bad_requests_are_clean_refusals_that_store_nothing() -> Result<()> {
         (json!({"camera_id": "1"}), 400),
         (json!({}), 400),
         (json!({"camera_id": w.dispatch_cam, "urgent": true}), 400),
-        (json!({"camera_id": w.dispatch_cam, "note": "x".repeat(1001)}), 400),
-        (json!({"camera_id": w.dispatch_cam, "note": "ring\u{7}"}), 400),
+        (
+            json!({"camera_id": w.dispatch_cam, "note": "x".repeat(1001)}),
+            400,
+        ),
+        (
+            json!({"camera_id": w.dispatch_cam, "note": "ring\u{7}"}),
+            400,
+        ),
         (json!({"camera_id": w.dispatch_cam, "fee_yen": 1000}), 409),
-        (json!({"camera_id": w.dispatch_cam, "share_live": "yes"}), 400),
+        (
+            json!({"camera_id": w.dispatch_cam, "share_live": "yes"}),
+            400,
+        ),
     ];
     for (body, want) in &cases {
         let (status, answer) = w.request(body.clone()).await?;
@@ -385,20 +544,31 @@ async fn bad_requests_are_clean_refusals_that_store_nothing() -> Result<()> {
         .send()
         .await?;
     assert_eq!(status_json(broken).await?.0, 400);
-    assert_eq!(w.get(&w.alice, "/api/dispatch-requests").await?.1, json!([]));
+    assert_eq!(
+        w.get(&w.alice, "/api/dispatch-requests").await?.1,
+        json!([])
+    );
 
     // On a real request: a picture it does not share, a broken picture, unknown actions,
     // foreign and malformed ids.
-    let (_, req) = w.request(json!({"camera_id": w.dispatch_cam, "share_snapshot": true})).await?;
+    let (_, req) = w
+        .request(json!({"camera_id": w.dispatch_cam, "share_snapshot": true}))
+        .await?;
     let id = req["id"].as_i64().context("id")?;
     let put = |body: Vec<u8>| {
         w.alice
-            .request(reqwest::Method::PUT, &format!("/api/dispatch-requests/{id}/snapshot"))
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/dispatch-requests/{id}/snapshot"),
+            )
             .header("Content-Type", "image/jpeg")
             .body(body)
             .send()
     };
-    assert_eq!(status_json(put(b"not a jpeg".to_vec()).await?).await?.0, 400);
+    assert_eq!(
+        status_json(put(b"not a jpeg".to_vec()).await?).await?.0,
+        400
+    );
     let mut cut = jpeg(64, 64);
     cut.truncate(cut.len() / 2);
     assert_eq!(status_json(put(cut).await?).await?.0, 400);
@@ -406,7 +576,10 @@ async fn bad_requests_are_clean_refusals_that_store_nothing() -> Result<()> {
     assert_eq!(w.step(&w.tokyo, id, "explode").await?.0, 404);
     assert_eq!(w.step(&w.tokyo, id, "arrive").await?.0, 409);
     assert_eq!(w.step(&w.tokyo, 999_999, "accept").await?.0, 404);
-    assert_eq!(w.get(&w.tokyo, "/api/ops/dispatch-requests/abc").await?.0, 404);
+    assert_eq!(
+        w.get(&w.tokyo, "/api/ops/dispatch-requests/abc").await?.0,
+        404
+    );
     let (status, _) = status_json(
         w.tokyo
             .request(reqwest::Method::PUT, "/api/ops/guards/1/position")
@@ -417,7 +590,10 @@ async fn bad_requests_are_clean_refusals_that_store_nothing() -> Result<()> {
     .await?;
     assert_eq!(status, 400);
     let req_now = w.state(id).await?;
-    assert_eq!((req_now["state"].as_str(), req_now["has_snapshot"].as_bool()), (Some("requested"), Some(false)));
+    assert_eq!(
+        (req_now["state"].as_str(), req_now["has_snapshot"].as_bool()),
+        (Some("requested"), Some(false))
+    );
     Ok(())
 }
 
@@ -436,7 +612,10 @@ async fn operators_racing_to_accept_accept_once_and_charge_once() -> Result<()> 
         };
         tries.push(tokio::spawn(async move {
             let resp = who
-                .post(&format!("/api/ops/dispatch-requests/{id}/accept"), &json!({}))
+                .post(
+                    &format!("/api/ops/dispatch-requests/{id}/accept"),
+                    &json!({}),
+                )
                 .await?;
             anyhow::Ok(resp.status().as_u16())
         }));
@@ -446,11 +625,20 @@ async fn operators_racing_to_accept_accept_once_and_charge_once() -> Result<()> 
         statuses.push(t.await??);
     }
     statuses.sort();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
     let (_, charges) = w.get(&w.alice, "/api/charges").await?;
     assert_eq!(charges.as_array().map(Vec::len), Some(1), "{charges}");
-    let (_, full) = w.get(&w.alice, &format!("/api/dispatch-requests/{id}")).await?;
+    let (_, full) = w
+        .get(&w.alice, &format!("/api/dispatch-requests/{id}"))
+        .await?;
     assert_eq!(full["steps"].as_array().map(Vec::len), Some(2), "{full}");
     Ok(())
 }
@@ -476,31 +664,63 @@ async fn a_request_waits_through_a_restart_and_guards_phones_move_the_proposal()
             .json(&body)
             .send()
     };
-    assert_eq!(report("ewg_wrong", json!({"lat": 35.0, "lon": 139.0})).await?.status(), 401);
-    assert_eq!(report(token, json!({"lat": 95.0, "lon": 139.0})).await?.status(), 400);
-    assert_eq!(report(token, json!({"lat": 35.6813, "lon": 139.7672})).await?.status(), 204);
-    let (_, detail) = w.get(&tokyo, &format!("/api/ops/dispatch-requests/{id}")).await?;
-    assert_eq!(detail["proposals"][0]["guard_id"].as_i64(), Some(*suzuki), "{detail}");
-    assert!(detail["proposals"][0]["distance_km"].as_f64().context("distance")? < 0.1);
+    assert_eq!(
+        report("ewg_wrong", json!({"lat": 35.0, "lon": 139.0}))
+            .await?
+            .status(),
+        401
+    );
+    assert_eq!(
+        report(token, json!({"lat": 95.0, "lon": 139.0}))
+            .await?
+            .status(),
+        400
+    );
+    assert_eq!(
+        report(token, json!({"lat": 35.6813, "lon": 139.7672}))
+            .await?
+            .status(),
+        204
+    );
+    let (_, detail) = w
+        .get(&tokyo, &format!("/api/ops/dispatch-requests/{id}"))
+        .await?;
+    assert_eq!(
+        detail["proposals"][0]["guard_id"].as_i64(),
+        Some(*suzuki),
+        "{detail}"
+    );
+    assert!(
+        detail["proposals"][0]["distance_km"]
+            .as_f64()
+            .context("distance")?
+            < 0.1
+    );
 
     // An operator moves Sato next door; once Sato is assigned, Sato is busy elsewhere.
     let (sato, _) = &w.guards[0];
     let (status, moved) = status_json(
         tokyo
-            .request(reqwest::Method::PUT, &format!("/api/ops/guards/{sato}/position"))
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/ops/guards/{sato}/position"),
+            )
             .json(&json!({"lat": 35.6812, "lon": 139.7671}))
             .send()
             .await?,
     )
     .await?;
     assert_eq!(status, 200, "{moved}");
-    let (_, detail) = w.get(&tokyo, &format!("/api/ops/dispatch-requests/{id}")).await?;
-    assert_eq!(detail["proposals"][0]["guard_id"].as_i64(), Some(*sato), "{detail}");
-    assert_eq!(w.step(&tokyo, id, "accept").await?.0, 200);
-    let assign = tokyo
-        .post(&format!("/api/ops/dispatch-requests/{id}/assign"), &json!({"guard_id": sato}))
+    let (_, detail) = w
+        .get(&tokyo, &format!("/api/ops/dispatch-requests/{id}"))
         .await?;
-    assert_eq!(assign.status(), 200);
+    assert_eq!(
+        detail["proposals"][0]["guard_id"].as_i64(),
+        Some(*sato),
+        "{detail}"
+    );
+    assert_eq!(w.step(&tokyo, id, "accept").await?.0, 200);
+    assert_eq!(w.assign(&tokyo, id, *sato).await?.0, 200);
     let (_, guards) = w.get(&tokyo, "/api/ops/guards").await?;
     let sato_now = guards
         .as_array()
@@ -510,13 +730,17 @@ async fn a_request_waits_through_a_restart_and_guards_phones_move_the_proposal()
         .context("sato")?;
     assert_eq!(sato_now["busy_with"].as_i64(), Some(id), "{guards}");
     // A request from Alice's other dispatch camera is not offered the busy guard.
-    let back = w.relay.camera(w.alice_id, "Back door", "fixed", "dispatch", "agent")?["id"]
+    let back = w
+        .relay
+        .camera(w.alice_id, "Back door", "fixed", "dispatch", "agent")?["id"]
         .as_i64()
         .context("id")?;
     let (status, other) = w.request(json!({"camera_id": back})).await?;
     assert_eq!(status, 201, "{other}");
     let other = other["id"].as_i64().context("id")?;
-    let (_, detail) = w.get(&tokyo, &format!("/api/ops/dispatch-requests/{other}")).await?;
+    let (_, detail) = w
+        .get(&tokyo, &format!("/api/ops/dispatch-requests/{other}"))
+        .await?;
     let proposed: Vec<i64> = detail["proposals"]
         .as_array()
         .context("proposals")?

@@ -52,7 +52,12 @@ async fn provision(store: &Store, open: usize) -> Result<i64> {
     for center in GuardCenter::ALL {
         store
             .create_account(
-                account(Role::Operator, &format!("op-{center}@example.jp"), *center, &hash)?,
+                account(
+                    Role::Operator,
+                    &format!("op-{center}@example.jp"),
+                    *center,
+                    &hash,
+                )?,
                 &audit,
             )
             .await?;
@@ -141,7 +146,10 @@ async fn main() -> Result<()> {
         let store = Store::open(&data).await?;
         provision(&store, open).await?
     };
-    println!("stored {open} open requests over 3 centers in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "stored {open} open requests over 3 centers in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
@@ -209,7 +217,11 @@ async fn main() -> Result<()> {
         "goal list ≤ 50 ms: {} (p95 {list_p95:.2} ms, {:.1}× the floor); goal request → console p95 ≤ 500 ms: {} ({visible_p95:.2} ms)",
         if list_p95 <= 50.0 { "met" } else { "NOT met" },
         list_p95 / floor["p95_ms"].as_f64().unwrap_or(1.0).max(0.001),
-        if visible_p95 <= 500.0 { "met" } else { "NOT met" },
+        if visible_p95 <= 500.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
     println!(
         "{}",

@@ -175,4 +175,3 @@ pub async fn confirmed_address(
     );
     Ok(())
 }
-
