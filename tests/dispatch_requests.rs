@@ -750,3 +750,104 @@ async fn a_request_waits_through_a_restart_and_guards_phones_move_the_proposal()
     assert_eq!(proposed, [*suzuki], "{detail}");
     Ok(())
 }
+
+/// The counter or gauge `name` (with its labels) in the relay's metrics, or 0.
+async fn metric(relay: &Relay, name: &str) -> Result<f64> {
+    let text = reqwest::get(relay.url("/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Polls `metric` until `ok` holds.
+async fn wait_metric(relay: &Relay, name: &str, ok: impl Fn(f64) -> bool) -> Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = metric(relay, name).await?;
+        if ok(v) {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} stayed at {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_center_watches_live_only_when_shared_and_only_until_the_request_closes() -> Result<()>
+{
+    use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+    let w = World::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]").await?;
+    let cam = w
+        .relay
+        .camera(w.alice_id, "Hall", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let _agent = w.relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    common::wait_online(&w.alice, cam_id, true, Duration::from_secs(10)).await?;
+    let api = eyeward_bench::viewer::loopback_api()?;
+    let pc = eyeward_bench::viewer::recvonly(&api).await?;
+    let offer = pc.create_offer(None).await?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await?;
+    let _ = gathered.recv().await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let watch = |id: i64| {
+        w.tokyo
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/ops/dispatch-requests/{id}/whep"),
+            )
+            .header("Content-Type", "application/sdp")
+            .body(sdp.clone())
+            .send()
+    };
+
+    // Not shared: nothing to watch.
+    let (_, private) = w.request(json!({"camera_id": cam_id})).await?;
+    let private = private["id"].as_i64().context("id")?;
+    assert_eq!(status_json(watch(private).await?).await?.0, 404);
+    assert_eq!(w.cancel(&w.alice, private).await?.0, 200);
+
+    // Shared: the operator's peer gets the camera's video.
+    let (_, shared) = w
+        .request(json!({"camera_id": cam_id, "share_live": true}))
+        .await?;
+    let shared = shared["id"].as_i64().context("id")?;
+    let resp = watch(shared).await?;
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str()?.to_owned();
+    assert!(
+        location.starts_with(&format!("/api/ops/dispatch-requests/{shared}/whep/")),
+        "{location}"
+    );
+    pc.set_remote_description(RTCSessionDescription::answer(resp.text().await?)?)
+        .await?;
+    let viewers = format!("eyeward_viewers{{camera=\"{cam_id}\"}}");
+    wait_metric(&w.relay, &viewers, |v| v == 1.0).await?;
+    wait_metric(&w.relay, "eyeward_frames_forwarded_total", |v| v > 0.0).await?;
+    // Alice's own camera list is not the operator's: the camera path stays hers.
+    assert_eq!(
+        w.get(&w.tokyo, &format!("/api/cameras/{cam_id}")).await?.0,
+        403
+    );
+
+    // The request closes: the operator's session ends at once and cannot start again.
+    assert_eq!(w.cancel(&w.alice, shared).await?.0, 200);
+    wait_metric(&w.relay, &viewers, |v| v == 0.0).await?;
+    assert_eq!(status_json(watch(shared).await?).await?.0, 404);
+    let (_, history) = w.get(&w.alice, "/api/history?limit=50").await?;
+    assert!(
+        history
+            .as_array()
+            .context("history")?
+            .iter()
+            .any(|e| e["action"] == "dispatch.live_viewed" && e["actor_name"] == "Oscar"),
+        "{history}"
+    );
+    let _ = pc.close().await;
+    Ok(())
+}
