@@ -323,7 +323,7 @@ fn dispatch_step(
         let digits = n.to_string();
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -583,6 +583,37 @@ mod notice_tests {
             .find_map(|l| l.strip_prefix("Subject: "))
             .unwrap_or_default()
             .to_owned()
+    }
+
+    #[test]
+    fn dispatch_mails_say_the_step_and_whether_the_fee_is_due() {
+        let cancelled_free = mail(
+            "dispatch.cancelled",
+            Language::En,
+            serde_json::json!({"request_id": 7, "camera": "Porch", "fee_due_yen": 0}),
+        );
+        assert_eq!(subject(&cancelled_free), "Guard dispatch 7: cancelled");
+        assert!(cancelled_free.contains("no fee is due"), "{cancelled_free}");
+        let cancelled_paid = mail(
+            "dispatch.cancelled",
+            Language::En,
+            serde_json::json!({"request_id": 7, "camera": "Porch", "fee_due_yen": 3300}),
+        );
+        assert!(cancelled_paid.contains("3,300 yen"), "{cancelled_paid}");
+        let assigned = mail(
+            "dispatch.assigned",
+            Language::En,
+            serde_json::json!({"request_id": 7, "guard": "Sato\r\nBcc: x@evil.example"}),
+        );
+        assert!(assigned.contains("Guard Sato"), "{assigned}");
+        let head = assigned.split("\r\n\r\n").next().unwrap();
+        assert!(!head.to_ascii_lowercase().contains("bcc:"), "{head}");
+        let ja = mail(
+            "dispatch.accepted",
+            Language::Ja,
+            serde_json::json!({"request_id": 7, "fee_due_yen": 3300}),
+        );
+        assert!(subject(&ja).starts_with("=?utf-8?"), "{ja}");
     }
 
     #[test]
