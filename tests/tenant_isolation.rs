@@ -30,6 +30,42 @@ fn customer_endpoints() -> Vec<(Method, &'static str)> {
         (Method::GET, "/api/cameras"),
         (Method::GET, "/api/history"),
         (Method::GET, "/api/alert-addresses"),
+        (Method::GET, "/api/dispatch-requests"),
+        (Method::GET, "/api/dispatch-terms"),
+        (Method::GET, "/api/charges"),
+    ]
+}
+
+/// Customer endpoints that take a dispatch request id: (method, path with `{id}`, body).
+fn request_endpoints() -> Vec<(Method, &'static str, Option<Value>)> {
+    vec![
+        (Method::GET, "/api/dispatch-requests/{id}", None),
+        (Method::GET, "/api/dispatch-requests/{id}/snapshot", None),
+        (Method::POST, "/api/dispatch-requests/{id}/cancel", None),
+    ]
+}
+
+/// Operator endpoints that take a dispatch request id.
+fn console_endpoints() -> Vec<(Method, &'static str, Option<Value>)> {
+    vec![
+        (Method::GET, "/api/ops/dispatch-requests/{id}", None),
+        (
+            Method::GET,
+            "/api/ops/dispatch-requests/{id}/snapshot",
+            None,
+        ),
+        (Method::POST, "/api/ops/dispatch-requests/{id}/accept", None),
+        (Method::POST, "/api/ops/dispatch-requests/{id}/arrive", None),
+        (
+            Method::POST,
+            "/api/ops/dispatch-requests/{id}/complete",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/ops/dispatch-requests/{id}/assign",
+            Some(json!({"guard_id": 1})),
+        ),
     ]
 }
 
@@ -184,6 +220,73 @@ async fn customers_see_only_their_own_cameras_and_history() -> Result<()> {
     let (_, alices) = status_json(alice.get("/api/alert-addresses").await?).await?;
     assert_eq!(alices[0]["email"], "home@example.jp");
     assert_eq!(alices[0]["confirmed"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn dispatch_requests_answer_their_customer_and_their_center_only() -> Result<()> {
+    let relay = Relay::start("")?;
+    let a = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
+    relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    relay.operator("west@example.jp", "Wendy", "west", PW)?;
+    let cam = relay.camera(a, "A porch", "fixed", "dispatch", "agent")?["id"]
+        .as_i64()
+        .unwrap();
+    let alice = relay.login("a@example.jp", PW).await?;
+    let bob = relay.login("b@example.jp", PW).await?;
+    let oscar = relay.login("op@example.jp", PW).await?;
+    let wendy = relay.login("west@example.jp", PW).await?;
+    let anonymous = relay.client();
+    let (_, req) = status_json(
+        alice
+            .post("/api/dispatch-requests", &json!({"camera_id": cam}))
+            .await?,
+    )
+    .await?;
+    let id = req["id"].as_i64().unwrap().to_string();
+
+    for (m, tpl, body) in request_endpoints() {
+        let path = tpl.replace("{id}", &id);
+        assert_eq!(
+            call(&anonymous, &m, &path, &body).await?.0,
+            401,
+            "{m} {tpl}"
+        );
+        assert_eq!(call(&oscar, &m, &path, &body).await?.0, 403, "{m} {tpl}");
+        let (foreign, err) = call(&bob, &m, &path, &body).await?;
+        let (missing, none) = call(&bob, &m, &tpl.replace("{id}", "999999"), &body).await?;
+        assert_eq!(
+            (foreign, missing),
+            (404, 404),
+            "{m} {tpl}: Bob on Alice's request"
+        );
+        assert_eq!(
+            err, none,
+            "a foreign id and a missing id must be indistinguishable"
+        );
+    }
+    for (m, tpl, body) in console_endpoints() {
+        let path = tpl.replace("{id}", &id);
+        assert_eq!(
+            call(&anonymous, &m, &path, &body).await?.0,
+            401,
+            "{m} {tpl}"
+        );
+        assert_eq!(call(&alice, &m, &path, &body).await?.0, 403, "{m} {tpl}");
+        assert_eq!(
+            call(&wendy, &m, &path, &body).await?.0,
+            404,
+            "{m} {tpl}: west"
+        );
+    }
+    for path in ["/api/ops/dispatch-requests", "/api/ops/guards"] {
+        assert_eq!(call(&anonymous, &Method::GET, path, &None).await?.0, 401);
+        assert_eq!(call(&alice, &Method::GET, path, &None).await?.0, 403);
+    }
+    // Nothing the others tried changed the request.
+    let (_, mine) = status_json(alice.get(&format!("/api/dispatch-requests/{id}")).await?).await?;
+    assert_eq!(mine["request"]["state"], "requested");
     Ok(())
 }
 
