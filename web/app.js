@@ -1,27 +1,25 @@
-// The viewer shell: login, the customer's cameras and activity, the language switch, logout.
+// The viewer shell: login, the customer's cameras and activity, the language switch, logout;
+// for operators, the guard-center console.
 // User text (names, addresses) is only ever assigned to textContent, never parsed as HTML.
+import { api } from './api.js';
+import { GuardConsole } from './console.js';
+import { GuardRequests } from './dispatch.js';
 import { LANGS, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null };
+const state = {
+  lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
+  dispatch: null, console: null,
+  // The camera whose live view plays.
+  liveCamera: null,
+};
 
 function initialLang() {
   const saved = localStorage.getItem('eyeward.lang');
   if (LANGS.includes(saved)) return saved;
   return (navigator.language || '').toLowerCase().startsWith('ja') ? 'ja' : 'en';
-}
-
-async function api(method, path, body) {
-  const init = { method, headers: {}, credentials: 'same-origin' };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const resp = await fetch(path, init);
-  const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-  return { resp, data };
 }
 
 function applyLang() {
@@ -32,10 +30,15 @@ function applyLang() {
   for (const el of document.querySelectorAll('[data-i18n-label]')) {
     el.setAttribute('aria-label', t(state.lang, el.dataset.i18nLabel));
   }
+  for (const el of document.querySelectorAll('[data-i18n-alt]')) {
+    el.alt = t(state.lang, el.dataset.i18nAlt);
+  }
   for (const b of document.querySelectorAll('[data-lang]')) {
     b.setAttribute('aria-pressed', String(b.dataset.lang === state.lang));
   }
   if (state.ptz) state.ptz.relabel();
+  if (state.dispatch) state.dispatch.relabel();
+  if (state.console) state.console.relabel();
 }
 
 async function setLang(lang) {
@@ -50,7 +53,7 @@ async function setLang(lang) {
 }
 
 function show(view) {
-  for (const id of ['login-view', 'cameras-view', 'live-view', 'operator-view']) $(id).hidden = id !== view;
+  for (const id of ['login-view', 'cameras-view', 'live-view', 'console-view']) $(id).hidden = id !== view;
   const loggedIn = view !== 'login-view';
   $('logout').hidden = !loggedIn;
   $('who').hidden = !loggedIn;
@@ -112,7 +115,7 @@ function renderHistory(entries) {
     time.textContent = when.format(new Date(e.at));
     const what = document.createElement('span');
     what.className = 'what';
-    what.textContent = t(state.lang, `action.${e.action}`, e.detail || {});
+    what.textContent = t(state.lang, `action.${e.action}`, historyVars(e.detail || {}));
     const who = document.createElement('span');
     who.className = 'muted';
     who.textContent = `${e.actor_name} · ${t(state.lang, 'via', { c: t(state.lang, `channel.${e.channel}`) })}`;
@@ -121,19 +124,31 @@ function renderHistory(entries) {
   }
 }
 
+// A history entry's details as its words show them: amounts of yen with separators.
+function historyVars(detail) {
+  const vars = { ...detail };
+  for (const k of ['fee_yen', 'fee_due_yen']) {
+    if (typeof vars[k] === 'number') vars[k] = new Intl.NumberFormat(state.lang).format(vars[k]);
+  }
+  return vars;
+}
+
 async function render() {
   const me = state.me;
   $('who').textContent = me.name;
   if (me.role === 'operator') {
-    $('operator-center').textContent = t(state.lang, me.guard_center);
-    $('operator-email').textContent = me.email;
-    show('operator-view');
+    if (!state.console) state.console = new GuardConsole($('console-view'), () => state.lang);
+    state.console.start(me);
+    show('console-view');
     return;
   }
   const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')]);
   if (cams.resp.status === 401) return loggedOut();
   state.cameras = cams.data || [];
   renderCameras(state.cameras);
+  if (!state.dispatch) state.dispatch = new GuardRequests(() => state.lang);
+  state.dispatch.setCameras(state.cameras);
+  state.dispatch.start(me);
   renderHistory(hist.data || []);
   loadAddresses();
   await route();
@@ -218,18 +233,22 @@ async function route() {
   if (!cam) {
     await stopLive();
     renderCameras(state.cameras);
+    if (state.dispatch) state.dispatch.hideCamera();
     show('cameras-view');
     return;
   }
   $('live-name').textContent = cam.name;
   show('live-view');
+  // A guard may be requested from a dispatch-plan camera's live view only.
+  if (state.dispatch) state.dispatch.showCamera(cam);
   if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
   if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('video'), (key, vars) => t(state.lang, key, vars));
   // Pan-tilt controls on a pan-tilt camera only.
   if (cam.model === 'pan-tilt') state.ptz.open(cam.id);
   else state.ptz.close();
-  if (state.player.cameraId !== cam.id) {
-    const playing = state.player.play(cam.id);
+  if (state.liveCamera !== cam.id) {
+    state.liveCamera = cam.id;
+    const playing = state.player.play(`/api/cameras/${cam.id}/whep`);
     watchEvents(cam.id);
     playing.catch((e) => {
       $('fatal').textContent = e.message;
@@ -253,7 +272,7 @@ async function loadEvents(cameraId) {
     url += `&before=${from.getTime() + DAY_MS}`;
   }
   const { resp, data } = await api('GET', url).catch(() => ({ resp: { ok: false } }));
-  if (!resp.ok || !state.player || state.player.cameraId !== cameraId) return;
+  if (!resp.ok || state.liveCamera !== cameraId) return;
   const shown = day ? data.filter((e) => Date.parse(e.at) >= from.getTime()) : data;
   renderEvents(shown, from.getTime());
 }
@@ -355,13 +374,13 @@ function stillKey(cameraId) {
 
 function keepStill() {
   const v = $('video');
-  if (!state.player || !state.player.cameraId || !v.videoWidth) return;
+  if (!state.liveCamera || !v.videoWidth) return;
   const canvas = document.createElement('canvas');
   canvas.width = STILL_WIDTH;
   canvas.height = Math.round((STILL_WIDTH * v.videoHeight) / v.videoWidth);
   canvas.getContext('2d').drawImage(v, 0, 0, canvas.width, canvas.height);
   try {
-    sessionStorage.setItem(stillKey(state.player.cameraId), canvas.toDataURL('image/jpeg', 0.7));
+    sessionStorage.setItem(stillKey(state.liveCamera), canvas.toDataURL('image/jpeg', 0.7));
   } catch {
     // Storage full or disabled: the tile keeps its plain poster.
   }
@@ -378,6 +397,7 @@ async function stopLive() {
   stopEvents();
   if (state.ptz) state.ptz.close();
   if (state.player) await state.player.stop();
+  state.liveCamera = null;
   showStats(false);
 }
 
@@ -412,7 +432,9 @@ function loggedOut() {
   forgetStills();
   state.me = null;
   // Nothing of the last account stays in the page for the next one to see.
-  for (const id of ['cameras', 'history', 'who', 'operator-center', 'operator-email', 'event-list', 'timeline']) $(id).replaceChildren();
+  if (state.dispatch) state.dispatch.stop();
+  if (state.console) state.console.stop();
+  for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
   $('password').value = '';
   show('login-view');
   $('email').focus();
@@ -465,6 +487,7 @@ setInterval(async () => {
   if (resp.ok) {
     state.cameras = data;
     renderCameras(data);
+    if (state.dispatch) state.dispatch.setCameras(data);
   }
   else if (resp.status === 401) loggedOut();
 }, REFRESH_MS);
@@ -481,7 +504,7 @@ async function start() {
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
-  $('events-day').addEventListener('change', () => { if (state.player && state.player.cameraId) loadEvents(state.player.cameraId); });
+  $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
   $('fullscreen').addEventListener('click', () => {
     const player = document.querySelector('.player');
     if (document.fullscreenElement) document.exitFullscreen();

@@ -6,8 +6,12 @@
 // never again by itself. Everything from the relay is set as text.
 import { api, errorText } from './api.js';
 import { t, yen } from './i18n.js';
+import { LivePlayer } from './live.js';
 
 const OPEN = ['requested', 'accepted', 'assigned', 'arrived'];
+// The states in which the fee is due (and a cancelled request, if it was accepted first).
+const CHARGED = ['accepted', 'assigned', 'arrived', 'completed'];
+const STEP_TO = { accept: 'accepted', assign: 'assigned', arrive: 'arrived', complete: 'completed' };
 // How many closed requests stay listed under the open ones.
 const CLOSED_SHOWN = 20;
 
@@ -19,9 +23,12 @@ export class GuardConsole {
     this.items = new Map();   // queue items by id
     this.offset = 0;          // server clock − this clock, ms
     this.detail = null;       // the opened request, as the relay answered
+    this.acting = null;       // the state a step in flight leads to
     this.guards = [];
     this.feed = null;
     this.ticker = null;
+    this.player = null;       // the shared live view being watched, if any
+    this.watching = null;     // the request it belongs to
     this.bind();
   }
 
@@ -37,6 +44,10 @@ export class GuardConsole {
     this.$('console-accept').addEventListener('click', () => this.act('accept'));
     this.$('console-arrive').addEventListener('click', () => this.act('arrive'));
     this.$('console-complete').addEventListener('click', () => this.act('complete'));
+    this.$('console-watch').addEventListener('click', () => {
+      if (this.watching) this.stopLive();
+      else if (this.detail) this.watchLive(this.detail.request.id);
+    });
     this.$('console-assign-form').addEventListener('submit', (e) => {
       e.preventDefault();
       const id = Number(this.$('console-guard-select').value);
@@ -46,6 +57,7 @@ export class GuardConsole {
 
   // Shows the console for operator `me`; the queue is followed live from here on.
   start(me) {
+    this.me = me;
     this.$('operator-center').textContent = this.text(me.guard_center);
     this.$('operator-email').textContent = me.email;
     if (this.feed) return this.relabel();
@@ -63,8 +75,35 @@ export class GuardConsole {
     this.renderDetail();
   }
 
+  // Watches what the customer shares live with request `id` (each start is written to the
+  // customer's history by the relay).
+  watchLive(id) {
+    const video = this.$('console-video');
+    if (!this.player) {
+      this.player = new LivePlayer(video, (s) => {
+        this.$('console-live-status').textContent = s ? this.text(`live.${s}`) : '';
+      });
+    }
+    this.watching = id;
+    video.hidden = false;
+    this.$('console-watch').textContent = this.text('consoleStopWatch');
+    this.$('console-watch').setAttribute('aria-pressed', 'true');
+    this.player.play(`/api/ops/dispatch-requests/${id}/whep`).catch((e) => this.showError(e.message));
+  }
+
+  // `ended`: the request closed, and the relay ended the session with it.
+  stopLive(ended = false) {
+    if (this.player) this.player.stop(ended);
+    this.watching = null;
+    this.$('console-video').hidden = true;
+    this.$('console-live-status').textContent = '';
+    this.$('console-watch').textContent = this.text('consoleWatch');
+    this.$('console-watch').setAttribute('aria-pressed', 'false');
+  }
+
   // Logged out: nothing of the center's work stays in the page.
   stop() {
+    this.stopLive();
     if (this.feed) this.feed.close();
     this.feed = null;
     clearInterval(this.ticker);
@@ -72,9 +111,15 @@ export class GuardConsole {
     this.items.clear();
     this.detail = null;
     this.guards = [];
-    for (const id of ['console-queue', 'console-closed', 'console-guards', 'operator-center', 'operator-email']) {
+    for (const id of [
+      'console-queue', 'console-closed', 'console-guards', 'operator-center', 'operator-email',
+      'console-detail-title', 'console-detail-state', 'console-customer', 'console-address',
+      'console-location', 'console-camera', 'console-note', 'console-fee', 'console-shared',
+      'console-guard-select', 'console-proposals', 'console-estimate', 'console-steps', 'console-error',
+    ]) {
       this.$(id).replaceChildren();
     }
+    delete this.root.dataset.loaded;
     this.renderDetail();
   }
 
@@ -112,14 +157,32 @@ export class GuardConsole {
     if (!old || old.state !== item.state) this.loadGuards();
   }
 
-  // The opened request changed: its state, guard and picture follow; once it closes, the
-  // customer's details and what they shared are taken off the screen.
+  // The opened request changed. While it is open, its state, guard and picture follow and
+  // the step is added as seen: fetching it again would be recorded as another look at the
+  // customer's details. Once it is closed, the customer's details and what they shared leave
+  // the screen, and it is fetched again, which then shows no personal data and records
+  // nothing, for the steps and the fee as stored.
   follow(item) {
     const d = this.detail;
+    const before = d.request.state;
     d.request = { ...d.request, ...item };
     if (!OPEN.includes(item.state)) {
-      for (const k of ['customer', 'camera_name', 'note', 'guards', 'proposals', 'estimate']) delete d[k];
+      for (const k of ['customer', 'camera_name', 'note', 'guards', 'proposals', 'estimate', 'guard_speed_kmh']) delete d[k];
+      this.renderDetail();
+      this.reloadClosed(item.id);
+      return;
     }
+    if (item.state !== before) {
+      const mine = this.acting === item.state;
+      d.steps = [...(d.steps || []), { to_state: item.state, at: item.updated_at, actor_name: mine ? this.me.name : '' }];
+    }
+    this.renderDetail();
+  }
+
+  async reloadClosed(id) {
+    const { resp, data } = await api('GET', `/api/ops/dispatch-requests/${id}`).catch(() => ({ resp: { ok: false } }));
+    if (!resp.ok || !this.detail || this.detail.request.id !== id) return;
+    this.detail = data;
     this.renderDetail();
   }
 
@@ -192,6 +255,8 @@ export class GuardConsole {
     this.showError('');
     const buttons = this.root.querySelectorAll('.console-actions button');
     for (const b of buttons) b.disabled = true;
+    // The state this step leads to: the step shows this operator as its actor.
+    this.acting = STEP_TO[action];
     try {
       const { resp, data } = await api('POST', `/api/ops/dispatch-requests/${id}/${action}`, body);
       if (resp.ok) this.upsert(data);
@@ -199,6 +264,7 @@ export class GuardConsole {
     } catch {
       this.showError(this.text('networkError'));
     } finally {
+      this.acting = null;
       for (const b of buttons) b.disabled = false;
     }
   }
@@ -216,6 +282,7 @@ export class GuardConsole {
     section.hidden = !d;
     const img = this.$('console-snapshot');
     if (!d) {
+      if (this.watching) this.stopLive();
       img.removeAttribute('src');
       delete section.dataset.requestId;
       return;
@@ -239,7 +306,11 @@ export class GuardConsole {
       this.$('console-camera').textContent = d.camera_name || '—';
       this.$('console-note').textContent = d.note || this.text('consoleNoNote');
     }
-    this.$('console-fee').textContent = d.fee_due_yen > 0 ? yen(this.lang(), d.fee_due_yen) : this.text('consoleNoFee');
+    // Queue items from the feed carry the fee as charged now.
+    const fee = r.fee_due_yen ?? d.fee_due_yen;
+    this.$('console-fee').textContent = fee > 0
+      ? yen(this.lang(), fee)
+      : this.text(CHARGED.includes(r.state) ? 'consoleFeeCharged' : 'consoleNoFee');
     this.$('console-shared').textContent = sharedText(this, r) || this.text('consoleSharedNothing');
 
     // The shared picture: fetched once per request (each look is written to the customer's
@@ -254,7 +325,11 @@ export class GuardConsole {
       figure.hidden = true;
     }
     this.$('console-snapshot-waiting').hidden = !(open && r.share_snapshot && !r.has_snapshot);
-    this.$('console-live-shared').hidden = !(open && r.share_live);
+    const live = open && r.share_live;
+    this.$('console-live').hidden = !live;
+    // The share ends with the request (the relay closes the session too), or another
+    // request was opened.
+    if (this.watching && (!live || this.watching !== r.id)) this.stopLive(this.watching === r.id && !open);
 
     // The step this state allows.
     this.$('console-accept').hidden = r.state !== 'requested';
@@ -266,7 +341,9 @@ export class GuardConsole {
     // Who could go, the first to arrive first.
     const proposals = d.proposals || [];
     this.$('console-proposals-section').hidden = !open || !d.customer;
-    this.$('console-estimate').textContent = d.estimate || '';
+    this.$('console-estimate').textContent = d.guard_speed_kmh
+      ? this.text('consoleEstimate', { speed: d.guard_speed_kmh })
+      : '';
     this.$('console-no-proposals').hidden = proposals.length > 0;
     this.$('console-proposals').replaceChildren(...proposals.map((p) => {
       const li = document.createElement('li');

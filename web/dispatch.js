@@ -66,7 +66,9 @@ export class GuardRequests {
     this.message = null;
     if ($('dispatch-dialog').open) $('dispatch-dialog').close();
     $('dispatch-note').value = '';
-    for (const id of ['dispatch-list', 'charges']) $(id).replaceChildren();
+    for (const id of ['dispatch-list', 'charges', 'charges-total', 'dispatch-state', 'dispatch-fee', 'dispatch-when', 'dispatch-message', 'dispatch-lead']) {
+      $(id).replaceChildren();
+    }
     this.render();
   }
 
@@ -175,8 +177,9 @@ export class GuardRequests {
     button.textContent = this.text('dispatchSending');
     this.showDialogError('');
     try {
-      // The picture of the moment the customer decided, uploaded once the request exists.
-      const picture = shareSnapshot ? await capture($('video')) : null;
+      // The picture of the moment the customer decided (drawn now, encoded while the request
+      // goes out), uploaded once the request exists.
+      const picture = shareSnapshot ? capture($('video')) : null;
       const { resp, data } = await api('POST', '/api/dispatch-requests', {
         camera_id: camera.id,
         note: $('dispatch-note').value,
@@ -194,7 +197,7 @@ export class GuardRequests {
       $('dispatch-form').reset();
       this.message = null;
       this.upsert(data);
-      if (shareSnapshot) await this.sharePicture(data.id, picture);
+      if (shareSnapshot) await this.sharePicture(data.id, await picture);
     } catch {
       this.showDialogError(this.text('networkError'));
     } finally {
@@ -271,6 +274,7 @@ export class GuardRequests {
 
   relabel() {
     this.renderTerms();
+    if (this.center) $('dispatch-lead').textContent = this.text('dispatchConfirmLead', { center: this.text(this.center) });
     this.render();
   }
 

@@ -17,7 +17,7 @@ export class LivePlayer {
     this.onStatus = onStatus;
     this.pc = null;
     this.location = null;
-    this.cameraId = null;
+    this.url = null;
     this.lastFrameAt = 0;
     this.frames = 0;
     this.status = null;
@@ -48,9 +48,10 @@ export class LivePlayer {
     }
   }
 
-  async play(cameraId) {
+  // Plays the WHEP endpoint `url` (a camera's, or a dispatch request's shared view).
+  async play(url) {
     await this.stop();
-    this.cameraId = cameraId;
+    this.url = url;
     this.lastFrameAt = performance.now();
     this.setStatus('connecting');
     // A stuck picture or a dropped connection: say so, and set the session up again.
@@ -59,7 +60,7 @@ export class LivePlayer {
   }
 
   checkHealth() {
-    if (!this.cameraId || this.status === 'connecting' && !this.pc) return;
+    if (!this.url || this.status === 'connecting' && !this.pc) return;
     const stuck = performance.now() - this.lastFrameAt > STALL_MS;
     const state = this.pc ? this.pc.connectionState : 'closed';
     if (state === 'failed' || state === 'closed') {
@@ -75,13 +76,13 @@ export class LivePlayer {
     this.retrying = true;
     setTimeout(async () => {
       this.retrying = false;
-      if (this.cameraId) await this.connect();
+      if (this.url) await this.connect().catch(() => this.setStatus('offline'));
     }, RETRY_MS);
   }
 
   async connect() {
     await this.closeSession();
-    const cameraId = this.cameraId;
+    const url = this.url;
     const pc = new RTCPeerConnection();
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
@@ -91,13 +92,13 @@ export class LivePlayer {
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
-      const resp = await fetch(`/api/cameras/${cameraId}/whep`, {
+      const resp = await fetch(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/sdp' },
         body: pc.localDescription.sdp,
         credentials: 'same-origin',
       });
-      if (cameraId !== this.cameraId) return pc.close();
+      if (url !== this.url) return pc.close();
       if (resp.status === 201) {
         this.location = resp.headers.get('Location');
         await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
@@ -117,22 +118,24 @@ export class LivePlayer {
     }
   }
 
-  async closeSession() {
+  // `gone`: the relay ended the session itself (a dispatch request's share closed), so there
+  // is nothing to DELETE.
+  async closeSession(gone = false) {
     const { pc, location } = this;
     this.pc = null;
     this.location = null;
-    if (location) {
+    if (location && !gone) {
       // keepalive: the DELETE still goes out when the page is closing.
       await fetch(location, { method: 'DELETE', keepalive: true, credentials: 'same-origin' }).catch(() => {});
     }
     if (pc) pc.close();
   }
 
-  async stop() {
-    this.cameraId = null;
+  async stop(gone = false) {
+    this.url = null;
     clearInterval(this.timer);
     this.timer = null;
-    await this.closeSession();
+    await this.closeSession(gone);
     this.video.srcObject = null;
     this.status = null;
   }

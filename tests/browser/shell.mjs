@@ -112,7 +112,7 @@ try {
   await page.fill('#email', env('OPERATOR_EMAIL'));
   await page.fill('#password', env('PASSWORD'));
   await page.click('#login-submit');
-  await visible('#operator-view');
+  await visible('#console-view');
   assert.equal(await page.textContent('#operator-center'), env('OPERATOR_CENTER_TEXT'));
   assert.equal(await page.$$eval('#cameras li', (els) => els.length), 0);
   await page.screenshot({ path: join(OUT, 'operator.png') });

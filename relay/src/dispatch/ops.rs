@@ -42,6 +42,7 @@ fn queue_item(d: &Dispatch) -> Value {
         "share_snapshot": d.share_snapshot,
         "share_live": d.share_live,
         "has_snapshot": d.has_snapshot,
+        "fee_due_yen": d.fee_due_yen,
     })
 }
 
@@ -113,6 +114,7 @@ pub async fn open(
     body["note"] = json!(d.note);
     body["guards"] = json!(guards);
     body["proposals"] = json!(proposals(&st, home.location, &guards));
+    body["guard_speed_kmh"] = json!(st.dispatcher.config().guard_speed_kmh);
     body["estimate"] = json!(format!(
         "straight-line distance at {} km/h; roads are not taken into account",
         st.dispatcher.config().guard_speed_kmh

@@ -1,0 +1,139 @@
+//! Guard dispatch from real browsers: headless Chromium as a customer asks for a guard from a
+//! dispatch camera's live view and shares the picture; the Tokyo operator's console shows the
+//! request at once (the East operator's never does), opens it, sees the picture and accepts;
+//! the customer's page follows and the customer cancels with the fee due; a camera-only
+//! camera offers no guard (`tests/browser/dispatch.mjs`). The API then confirms what the pages
+//! showed. Runs in a loopback-only network namespace.
+
+mod common;
+
+use anyhow::{Context, Result, ensure};
+use common::{Camera, Relay, in_loopback_namespace, start_agent_with, status_json, wait_online};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const PW: &str = "correct horse battery";
+const TEST: &str = "a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_late_cancel_keeps_the_fee";
+const HOME: &str = "1-1 Chiyoda, Chiyoda-ku, Tokyo";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_late_cancel_keeps_the_fee()
+-> Result<()> {
+    if !in_loopback_namespace(TEST)? {
+        return Ok(());
+    }
+    let scripts = common::browser_scripts()?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
+    let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    relay.admin(
+        &[
+            "customer",
+            "set-home",
+            "--id",
+            &me.to_string(),
+            "--address",
+            HOME,
+            "--location",
+            "35.68,139.76",
+        ],
+        "",
+    )?;
+    relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    relay.operator("east@example.jp", "Emi", "east", PW)?;
+    relay.admin(
+        &[
+            "guard",
+            "add",
+            "--guard-center",
+            "tokyo",
+            "--name",
+            "Sato",
+            "--position",
+            "35.69,139.77",
+        ],
+        "",
+    )?;
+    let cam = relay.camera(me, "Back door", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let only = relay.camera(me, "Garden", "fixed", "camera-only", "agent")?;
+    let camera = Camera::start("fixed", &["--motion-every", "0s"], None)?;
+    let agent = start_agent_with(
+        &relay.base,
+        relay.dir.path(),
+        cam["agent_token"].as_str().context("token")?,
+        &camera.url,
+        "agent",
+        &[],
+    )?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
+
+    let out_dir = root.join("target/test-output/browser_dispatch");
+    let output = tokio::process::Command::new("node")
+        .arg(scripts.join("dispatch.mjs"))
+        .env("BASE_URL", &relay.base)
+        .env("OUT_DIR", &out_dir)
+        .env("EMAIL", "a@example.jp")
+        .env("PASSWORD", PW)
+        .env("OPERATOR_EMAIL", "op@example.jp")
+        .env("EAST_OPERATOR_EMAIL", "east@example.jp")
+        .env("CAMERA_ID", cam_id.to_string())
+        .env("CAMERA_NAME", "Back door")
+        .env("CAMERA_ONLY_ID", only["id"].to_string())
+        .env("CAMERA_ONLY_NAME", "Garden")
+        .env("HOME_ADDRESS", HOME)
+        .output()
+        .await
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "browser test failed\nstdout: {stdout}\nstderr: {}\nrelay log:\n{}\nagent log:\n{}\nsimulator log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        relay.log(),
+        agent.log(),
+        camera.process.log()
+    );
+    eprintln!("{stdout}");
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+
+    // What the pages showed, asked of the API: one request, cancelled after acceptance, with
+    // the fee due and charged once.
+    let (status, requests) = status_json(alice.get("/api/dispatch-requests").await?).await?;
+    assert_eq!(status, 200, "{requests}");
+    let requests = requests.as_array().context("requests")?;
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert_eq!(request["state"], "cancelled", "{request}");
+    assert_eq!(request["fee_due_yen"], 3300, "{request}");
+    assert_eq!(request["camera_id"], cam_id, "{request}");
+    assert_eq!(request["share_snapshot"], true, "{request}");
+    assert_eq!(request["has_snapshot"], true, "{request}");
+    assert_eq!(request["share_live"], true, "{request}");
+    assert_eq!(request["note"], "Someone at the back door", "{request}");
+    let (_, charges) = status_json(alice.get("/api/charges").await?).await?;
+    let charges = charges.as_array().context("charges")?;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0]["amount_yen"], 3300, "{charges:?}");
+    assert_eq!(charges[0]["request_id"], request["id"], "{charges:?}");
+
+    // The customer's history says that the Tokyo operator opened the request, looked at the
+    // picture and watched live.
+    let (_, history) = status_json(alice.get("/api/history?limit=200").await?).await?;
+    let history = history.as_array().context("history")?;
+    let by_operator = |action: &str| {
+        history.iter().any(|e: &Value| {
+            e["action"] == action
+                && e["actor_kind"] == "operator"
+                && e["actor_name"] == "Oscar"
+                && e["detail"]["request_id"] == request["id"]
+        })
+    };
+    assert!(by_operator("dispatch.viewed"), "{history:?}");
+    assert!(by_operator("dispatch.snapshot_viewed"), "{history:?}");
+    assert!(by_operator("dispatch.live_viewed"), "{history:?}");
+    assert!(by_operator("dispatch.accepted"), "{history:?}");
+    Ok(())
+}
