@@ -133,6 +133,14 @@ async fn time_gets(http: &reqwest::Client, url: &str, n: usize) -> Result<Vec<f6
     Ok(ms)
 }
 
+/// Whether the server-sent events in `text` include request `id` as requested.
+fn announces(text: &str, id: i64) -> bool {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .any(|v| v["id"] == id && v["state"] == "requested")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -195,8 +203,7 @@ async fn main() -> Result<()> {
             bail!("request: {} {}", resp.status(), resp.text().await?);
         }
         let id = resp.json::<Value>().await?["id"].as_i64().context("id")?;
-        let want = format!("\"id\":{id},\"state\":\"requested\"");
-        while !seen.contains(&want) {
+        while !announces(&seen, id) {
             let chunk = stream.chunk().await?.context("the console stream ended")?;
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
