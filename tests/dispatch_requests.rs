@@ -470,6 +470,28 @@ async fn cancelling_is_free_before_acceptance_and_the_fee_stays_after_it() -> Re
     let w = World::start("").await?;
     let (_, first) = w.request(json!({"camera_id": w.dispatch_cam})).await?;
     let first = first["id"].as_i64().context("id")?;
+    // Without the customer's consent no picture is shared: none can be uploaded, the center
+    // gets none.
+    let put = w
+        .alice
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/dispatch-requests/{first}/snapshot"),
+        )
+        .header("Content-Type", "image/jpeg")
+        .body(jpeg(64, 64))
+        .send()
+        .await?;
+    assert_eq!(status_json(put).await?.0, 409);
+    assert_eq!(
+        w.get(
+            &w.tokyo,
+            &format!("/api/ops/dispatch-requests/{first}/snapshot")
+        )
+        .await?
+        .0,
+        404
+    );
     let (status, free) = w.cancel(&w.alice, first).await?;
     assert_eq!(
         (status, free["state"].as_str(), free["fee_due_yen"].as_i64()),
