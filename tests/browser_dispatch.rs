@@ -1,5 +1,5 @@
 //! Guard dispatch from real browsers: headless Chromium as a customer asks for a guard from a
-//! dispatch camera's live view and shares the picture; the Tokyo operator's console shows the
+//! dispatch camera's live view and shares the picture and the live view; the Tokyo operator's console shows the
 //! request at once (the East operator's never does), opens it, sees the picture and accepts;
 //! the customer's page follows and the customer cancels with the fee due; a camera-only
 //! camera offers no guard (`tests/browser/dispatch.mjs`). The API then confirms what the pages
@@ -7,10 +7,9 @@
 
 mod common;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use common::{Camera, Relay, in_loopback_namespace, start_agent_with, status_json, wait_online};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
@@ -23,8 +22,7 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     if !in_loopback_namespace(TEST)? {
         return Ok(());
     }
-    let scripts = common::browser_scripts()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::browser_scripts()?;
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     relay.admin(
@@ -70,34 +68,23 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
 
-    let out_dir = root.join("target/test-output/browser_dispatch");
-    let output = tokio::process::Command::new("node")
-        .arg(scripts.join("dispatch.mjs"))
-        .env("BASE_URL", &relay.base)
-        .env("OUT_DIR", &out_dir)
-        .env("EMAIL", "a@example.jp")
-        .env("PASSWORD", PW)
-        .env("OPERATOR_EMAIL", "op@example.jp")
-        .env("EAST_OPERATOR_EMAIL", "east@example.jp")
-        .env("CAMERA_ID", cam_id.to_string())
-        .env("CAMERA_NAME", "Back door")
-        .env("CAMERA_ONLY_ID", only["id"].to_string())
-        .env("CAMERA_ONLY_NAME", "Garden")
-        .env("HOME_ADDRESS", HOME)
-        .output()
-        .await
-        .context("running node")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "browser test failed\nstdout: {stdout}\nstderr: {}\nrelay log:\n{}\nagent log:\n{}\nsimulator log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        relay.log(),
-        agent.log(),
-        camera.process.log()
-    );
-    eprintln!("{stdout}");
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    common::run_browser_script(
+        "dispatch",
+        &relay,
+        &[
+            ("EMAIL", "a@example.jp".into()),
+            ("PASSWORD", PW.into()),
+            ("OPERATOR_EMAIL", "op@example.jp".into()),
+            ("EAST_OPERATOR_EMAIL", "east@example.jp".into()),
+            ("CAMERA_ID", cam_id.to_string()),
+            ("CAMERA_NAME", "Back door".into()),
+            ("CAMERA_ONLY_ID", only["id"].to_string()),
+            ("CAMERA_ONLY_NAME", "Garden".into()),
+            ("HOME_ADDRESS", HOME.into()),
+        ],
+        &[("agent", &agent), ("simulator", &camera.process)],
+    )
+    .await?;
 
     // What the pages showed, asked of the API: one request, cancelled after acceptance, with
     // the fee due and charged once.

@@ -4,9 +4,8 @@
 
 mod common;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use common::{Camera, Relay, bin, free_port, in_loopback_namespace, wait_online};
-use std::path::Path;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
@@ -17,8 +16,7 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
     if !in_loopback_namespace(TEST)? {
         return Ok(());
     }
-    let scripts = common::browser_scripts()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::browser_scripts()?;
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
@@ -44,33 +42,23 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
         .chain(["simulate", "--model", "pan-tilt", "--listen", &listen].map(String::from))
         .chain(sim_args.map(String::from))
         .collect();
-    let out_dir = root.join("target/test-output/browser_live");
-    let output = tokio::process::Command::new("node")
-        .arg(scripts.join("live.mjs"))
-        .env("BASE_URL", &relay.base)
-        .env("OUT_DIR", &out_dir)
-        .env("EMAIL", "a@example.jp")
-        .env("PASSWORD", PW)
-        .env("CAMERA_ID", cam_id.to_string())
-        .env("FOREIGN_CAMERA_ID", foreign.to_string())
-        .env(
-            "SIM_PID",
-            camera.process.pid().context("sim pid")?.to_string(),
-        )
-        .env("SIM_CMD", serde_json::to_string(&sim_cmd)?)
-        .output()
-        .await
-        .context("running node")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "browser test failed\nstdout: {stdout}\nstderr: {}\nrelay log:\n{}\nagent log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        relay.log(),
-        agent.log()
-    );
-    eprintln!("{stdout}");
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    common::run_browser_script(
+        "live",
+        &relay,
+        &[
+            ("EMAIL", "a@example.jp".into()),
+            ("PASSWORD", PW.into()),
+            ("CAMERA_ID", cam_id.to_string()),
+            ("FOREIGN_CAMERA_ID", foreign.to_string()),
+            (
+                "SIM_PID",
+                camera.process.pid().context("sim pid")?.to_string(),
+            ),
+            ("SIM_CMD", serde_json::to_string(&sim_cmd)?),
+        ],
+        &[("agent", &agent)],
+    )
+    .await?;
     drop(camera);
     Ok(())
 }

@@ -6,10 +6,9 @@
 
 mod common;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use common::{Camera, Relay, in_loopback_namespace, start_agent_with, wait_online};
 use eyeward_agent::onvif::client::Ptz;
-use std::path::Path;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
@@ -20,8 +19,7 @@ async fn chromium_turns_the_camera_and_a_closed_tab_leaves_it_still() -> Result<
     if !in_loopback_namespace(TEST)? {
         return Ok(());
     }
-    let scripts = common::browser_scripts()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::browser_scripts()?;
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(me, "Porch", "pan-tilt", "dispatch", "agent")?;
@@ -45,29 +43,18 @@ async fn chromium_turns_the_camera_and_a_closed_tab_leaves_it_still() -> Result<
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
 
-    let out_dir = root.join("target/test-output/browser_ptz");
-    let output = tokio::process::Command::new("node")
-        .arg(scripts.join("ptz.mjs"))
-        .env("BASE_URL", &relay.base)
-        .env("OUT_DIR", &out_dir)
-        .env("EMAIL", "a@example.jp")
-        .env("PASSWORD", PW)
-        .env("CAMERA_ID", cam_id.to_string())
-        .env("FIXED_CAMERA_ID", fixed["id"].to_string())
-        .output()
-        .await
-        .context("running node")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "browser test failed\nstdout: {stdout}\nstderr: {}\nrelay log:\n{}\nagent log:\n{}\nsimulator log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        relay.log(),
-        agent.log(),
-        camera.process.log()
-    );
-    eprintln!("{stdout}");
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    common::run_browser_script(
+        "ptz",
+        &relay,
+        &[
+            ("EMAIL", "a@example.jp".into()),
+            ("PASSWORD", PW.into()),
+            ("CAMERA_ID", cam_id.to_string()),
+            ("FIXED_CAMERA_ID", fixed["id"].to_string()),
+        ],
+        &[("agent", &agent), ("simulator", &camera.process)],
+    )
+    .await?;
     // The camera itself, asked apart from our path, is still.
     let onvif = Ptz::connect(&onvif_url, None, Duration::from_secs(2)).await?;
     let status = onvif.status().await?;

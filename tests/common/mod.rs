@@ -615,6 +615,43 @@ pub fn browser_scripts() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Runs the browser script `tests/browser/<name>.mjs` with node, the relay's `BASE_URL`,
+/// `OUT_DIR` = `target/test-output/browser_<name>` (screenshots) and `vars`. Returns its
+/// stdout, which says `"ok":true`; a failure carries its output and the logs of `processes`.
+pub async fn run_browser_script(
+    name: &str,
+    relay: &Relay,
+    vars: &[(&str, String)],
+    processes: &[(&str, &Process)],
+) -> Result<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new("node")
+        .arg(browser_scripts()?.join(format!("{name}.mjs")))
+        .env("BASE_URL", &relay.base)
+        .env(
+            "OUT_DIR",
+            root.join(format!("target/test-output/browser_{name}")),
+        )
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() || !stdout.contains("\"ok\":true") {
+        let logs: String = [("relay", &relay.process)]
+            .iter()
+            .chain(processes)
+            .map(|(what, p)| format!("\n{what} log:\n{}", p.log()))
+            .collect();
+        bail!(
+            "browser test {name} failed\nstdout: {stdout}\nstderr: {}{logs}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    eprintln!("{stdout}");
+    Ok(stdout)
+}
+
 /// A JPEG with a gradient, as a camera's snapshot.
 pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
