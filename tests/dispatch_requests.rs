@@ -620,6 +620,41 @@ async fn bad_requests_are_clean_refusals_that_store_nothing() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_click_asks_for_one_guard() -> Result<()> {
+    let w = World::start("").await?;
+    let mut tries = Vec::new();
+    for _ in 0..10 {
+        let who = Client {
+            http: w.alice.http.clone(),
+            base: w.alice.base.clone(),
+        };
+        let camera = w.dispatch_cam;
+        tries.push(tokio::spawn(async move {
+            let resp = who
+                .post("/api/dispatch-requests", &json!({ "camera_id": camera }))
+                .await?;
+            anyhow::Ok(resp.status().as_u16())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tries {
+        statuses.push(t.await??);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    let (_, mine) = w.get(&w.alice, "/api/dispatch-requests").await?;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_racing_to_accept_accept_once_and_charge_once() -> Result<()> {
     let w = World::start("").await?;
     let (_, req) = w.request(json!({"camera_id": w.dispatch_cam})).await?;

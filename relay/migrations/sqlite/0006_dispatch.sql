@@ -44,6 +44,9 @@ CREATE TABLE dispatch_requests (
 );
 CREATE INDEX dispatch_by_customer ON dispatch_requests (customer_id, id);
 CREATE INDEX dispatch_by_center ON dispatch_requests (guard_center, state, id);
+-- At most one open request per camera: a second one while the first is open is refused.
+CREATE UNIQUE INDEX dispatch_open_per_camera ON dispatch_requests (camera_id)
+    WHERE state IN ('requested', 'accepted', 'assigned', 'arrived');
 
 -- Every transition, with its actor and time.
 CREATE TABLE dispatch_transitions (

@@ -71,16 +71,6 @@ pub async fn create(
             format!("the fee is now {fee_yen} yen; please confirm again"),
         ));
     }
-    let open = st.store.dispatches_of(c.id, 100).await?;
-    if open
-        .iter()
-        .any(|d| d.state.is_open() && d.camera_id == Some(camera.id.0))
-    {
-        return Err(Error::new(
-            ErrorKind::Conflict,
-            "a guard is already requested for this camera",
-        ));
-    }
     let d = st
         .store
         .create_dispatch(

@@ -5,7 +5,7 @@
 //! accepting at once cannot both succeed.
 
 use super::history::{Audit, record, rfc3339};
-use super::{Store, parse_column};
+use super::{Store, conflict_on_unique, parse_column};
 use crate::error::{Error, ErrorKind};
 use eyeward::dispatch::{
     DispatchActor, DispatchRequest, DispatchState, GeoPoint, GuardSighting, Note, Transition,
@@ -240,7 +240,10 @@ impl Store {
         .bind(new.share_live)
         .bind(at)
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        // One open request per camera, kept by the schema: a double click (two requests at
+        // once) does not ask, and charge, twice.
+        .map_err(|e| conflict_on_unique(e, "a guard is already requested for this camera"))?;
         let (_, _, actor_name) = audit.actor.parts();
         sqlx::query(
             "INSERT INTO dispatch_transitions (request_id, action, from_state, to_state, \
