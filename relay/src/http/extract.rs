@@ -4,7 +4,6 @@ use super::AppState;
 use crate::auth::{SessionCheck, hash_token};
 use crate::error::{Error, ErrorKind};
 use crate::store::{Account, Actor, Audit, Channel};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -173,36 +172,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The largest JSON body a route takes (`[http] max_json_body_bytes`), put into every request's
+/// extensions by the router.
+#[derive(Clone, Copy)]
+pub struct JsonLimit(pub usize);
+
 /// A JSON body whose every failure is one of our JSON errors (400, 413 or 415).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_error(rejection)),
-        }
+    async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
+        let JsonLimit(limit) = req
+            .extensions()
+            .get::<JsonLimit>()
+            .copied()
+            .unwrap_or(JsonLimit(DEFAULT_JSON_LIMIT));
+        let bytes = typed_body(req, "application/json", limit).await?;
+        // Syntax and data errors: serde's message says where and what ("missing field
+        // `email` at line 1 column 2"); it quotes field names, not values.
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 
-fn json_error(rejection: JsonRejection) -> Error {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::new(
-            ErrorKind::UnsupportedMediaType,
-            "expected a body of type application/json",
-        ),
-        JsonRejection::BytesRejection(r) if r.status() == 413 => {
-            Error::new(ErrorKind::PayloadTooLarge, "request body is too large")
-        }
-        // Syntax and data errors: serde's message says where and what ("missing field
-        // `email` at line 1 column 2"); it quotes field names, not values.
-        JsonRejection::JsonDataError(e) => Error::bad_request(e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => Error::bad_request(e.body_text()),
-        other => Error::bad_request(other.body_text()),
-    }
-}
+/// The JSON limit of a router built without [`JsonLimit`] (the config's default).
+const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
 
 /// The numeric id in a path such as `/api/cameras/{id}`. Anything else names nothing: 404.
 pub struct IdPath(pub i64);
@@ -284,13 +281,14 @@ async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, E
             format!("expected a body of type {mime}"),
         ));
     }
-    // Refused before reading when the client says up front that it is too large.
+    // Refused before reading when the client says up front that it is far too large; a body
+    // that is merely too large is read and dropped so that the client gets the 413.
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared.is_some_and(|n| n > limit.max(DRAIN)) {
         return Err(Error::new(
             ErrorKind::PayloadTooLarge,
             "request body is too large",
@@ -299,11 +297,13 @@ async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, E
     read_capped(req, limit).await
 }
 
+/// How much of a too-large body is read and dropped before the 413 (see [`read_capped`]).
+const DRAIN: usize = 4 * 1024 * 1024;
+
 /// Reads a body of at most `limit` bytes. A larger one is read on (and dropped) up to a few
 /// megabytes before the 413, so that the client, still sending, gets the answer instead of
 /// a reset connection.
 async fn read_capped(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
-    const DRAIN: usize = 4 * 1024 * 1024;
     let mut body = req.into_body().into_data_stream();
     let (mut kept, mut seen) = (Vec::new(), 0usize);
     while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {

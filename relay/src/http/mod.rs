@@ -171,7 +171,8 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
             get(mail::api::notices).put(mail::api::set_notices),
         )
         .fallback(api::no_such_route)
-        .layer(DefaultBodyLimit::max(max_json_body));
+        .layer(DefaultBodyLimit::max(max_json_body))
+        .layer(axum::Extension(extract::JsonLimit(max_json_body)));
     Router::new()
         .nest("/api", api)
         .route("/agent/v1/link", get(link::link))
