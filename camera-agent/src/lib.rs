@@ -15,6 +15,7 @@ pub mod queue;
 pub mod rtsp_auth;
 pub mod simulate;
 pub mod snapshot;
+pub mod tls;
 pub mod watch;
 
 use capture::Capture;
@@ -76,6 +77,10 @@ struct RunArgs {
     /// A file holding the camera's agent token (from `eyeward-relay admin camera add`).
     #[arg(long)]
     token_file: PathBuf,
+    /// PEM certificates of a private certificate authority to trust for an https:// relay,
+    /// besides the public ones. The relay's certificate is always checked.
+    #[arg(long)]
+    relay_ca: Option<PathBuf>,
     /// The camera: its rtsp:// URL on the home network, or sim://fixed or sim://pan-tilt
     /// for a built-in simulated camera.
     #[arg(long)]
@@ -372,6 +377,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         relay: args.relay,
         token,
         camera: addr,
+        tls: tls::relay_client_config(args.relay_ca.as_deref())?,
     };
     config.check()?;
     let head = Arc::new(ptz::HeadWatch::default());
@@ -411,6 +417,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
             shared,
             config.relay.clone(),
             config.token.clone(),
+            config.tls.clone(),
         )))
     } else {
         None

@@ -14,6 +14,7 @@ use eyeward::link::{
 use eyeward::ptz::PtzFailure;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,6 +55,8 @@ pub struct LinkConfig {
     pub relay: url::Url,
     pub token: String,
     pub camera: CameraAddr,
+    /// How the relay's certificate is checked (`https://` relays).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -107,7 +110,15 @@ impl LinkConfig {
         let config = WebSocketConfig::default()
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
-        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+        let tls = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        match tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            Some(tls),
+        )
+        .await
+        {
             Ok((ws, _)) => Ok(ws),
             Err(tungstenite::Error::Http(resp)) if resp.status() == 401 => Err(Error::Unauthorized),
             Err(tungstenite::Error::Http(resp)) => {

@@ -158,8 +158,14 @@ fn watch_once(
 
 /// Uploads queued events to `relay` until the future is dropped: oldest first, each once the
 /// one before it is stored.
-pub async fn upload(shared: Shared, relay: url::Url, token: String) {
+pub async fn upload(
+    shared: Shared,
+    relay: url::Url,
+    token: String,
+    tls: Arc<rustls::ClientConfig>,
+) {
     let http = match reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
         .timeout(Duration::from_secs(30))
         .build()
     {

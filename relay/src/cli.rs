@@ -90,9 +90,15 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     tracing::info!(config = %config.redacted(), "starting");
+    let server = crate::http::run(listener, &config, store, telemetry::shutdown_signal())?;
     // Tests and scripts wait for this line to know the server (and its port) is ready.
-    println!("eyeward-relay listening on http://{bound}");
-    crate::http::run(listener, &config, store, telemetry::shutdown_signal()).await?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("eyeward-relay listening on {scheme}://{bound}");
+    server.await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -36,7 +36,10 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
     /// Logins and sessions.
     pub auth: AuthConfig,
-    /// HTTP limits.
+    /// HTTPS served by the relay itself. Absent: plain HTTP (behind a TLS proxy, say; see
+    /// `http.trusted_proxies`).
+    pub tls: Option<TlsConfig>,
+    /// HTTP limits and proxies.
     pub http: HttpConfig,
     /// The Prometheus endpoint `/metrics`.
     pub metrics: MetricsConfig,
@@ -227,12 +230,45 @@ pub struct AuthConfig {
     pub login_failure_window: Duration,
 }
 
-/// `[http]`: request limits.
+/// `[tls]`: the relay's own certificate. Both files are read again on SIGHUP; a pair that does
+/// not load then is reported and the certificate in use is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the relay's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[http]`: request limits and proxies.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Largest accepted body of a JSON API request, in bytes; larger ones get 413.
     pub max_json_body_bytes: usize,
+    /// Reverse proxies (addresses or networks, `"127.0.0.1"`, `"10.0.0.0/8"`) whose
+    /// `X-Forwarded-For` names the client. The header is ignored from everyone else, so a
+    /// client cannot pick the address its failed logins are counted against.
+    pub trusted_proxies: Vec<ProxyNet>,
+}
+
+/// An address or network of `http.trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet(pub ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for ProxyNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(ProxyNet)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is neither an address nor a network such as 10.0.0.0/8"
+                ))
+            })
+    }
 }
 
 /// `[metrics]`: who may read `/metrics`.
@@ -257,6 +293,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             webrtc: WebrtcConfig::default(),
             auth: AuthConfig::default(),
+            tls: None,
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -291,6 +328,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_json_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -335,6 +373,14 @@ impl Config {
         };
         if !url_ok(&self.public_url, ["http", "https"]) {
             return bad("public_url must be an http:// or https:// URL with a host");
+        }
+        if self.tls.is_some()
+            && self
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() != "https")
+        {
+            return bad("public_url must be https:// when the relay serves TLS");
         }
         if !url_ok(&self.mail.smtp_url, ["smtp", "smtps"]) {
             return bad("mail.smtp_url must be an smtp:// or smtps:// URL with a host");
@@ -396,7 +442,9 @@ impl Config {
     /// The URL people reach the relay at, given the address it actually listens on.
     pub fn public_url(&self, bound: SocketAddr) -> url::Url {
         self.public_url.clone().unwrap_or_else(|| {
-            url::Url::parse(&format!("http://{bound}/")).expect("a socket address is a valid host")
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            url::Url::parse(&format!("{scheme}://{bound}/"))
+                .expect("a socket address is a valid host")
         })
     }
 

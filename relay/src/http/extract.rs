@@ -2,6 +2,7 @@
 
 use super::AppState;
 use crate::auth::{SessionCheck, hash_token};
+use crate::config::ProxyNet;
 use crate::error::{Error, ErrorKind};
 use crate::store::{Account, Actor, Audit, Channel};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -140,21 +141,55 @@ impl FromRequestParts<AppState> for OperatorCaller {
     }
 }
 
-/// The client's address (the TCP peer), for throttling. Tests without a socket get
+/// The client's address, for throttling and the loopback rule of `/metrics`: the TCP peer, or
+/// the client a trusted proxy names (see [`forwarded_client`]). Tests without a socket get
 /// `0.0.0.0`.
 pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Error> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let forwarded = parts.headers.get_all("x-forwarded-for");
+        Ok(ClientAddr(forwarded_client(
+            peer,
+            forwarded.iter().filter_map(|v| v.to_str().ok()),
+            &st.trusted_proxies,
+        )))
     }
+}
+
+/// The client of a request that reached us from `peer` with these `X-Forwarded-For` values.
+///
+/// From a peer we do not trust the header counts for nothing: anyone can send one. From a
+/// trusted proxy, the hops are read from the right (each proxy appends the address it saw), past
+/// the proxies we trust; the first other address is the client. Entries left of it were written
+/// by the client itself and are never believed.
+pub fn forwarded_client<'a>(
+    peer: IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[ProxyNet],
+) -> IpAddr {
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.0.contains(a));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    for value in forwarded.rev() {
+        for hop in value.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(addr) if is_trusted(&addr) => nearest = addr,
+                Ok(addr) => return addr,
+                // A hop we cannot read: the last one we could is as far as we can see.
+                Err(_) => return nearest,
+            }
+        }
+    }
+    nearest
 }
 
 /// A query string whose every failure is one of our JSON errors (400): unknown keys and
@@ -322,4 +357,65 @@ async fn read_capped(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
         ));
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<ProxyNet> {
+        list.iter()
+            .map(|n| ProxyNet(n.parse().expect("network")))
+            .collect()
+    }
+
+    fn client(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        forwarded_client(
+            peer.parse().expect("peer"),
+            forwarded.iter().copied(),
+            &nets(trusted),
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn the_header_counts_only_from_trusted_proxies() {
+        assert_eq!(client("192.0.2.1", &["198.51.100.9"], &[]), "192.0.2.1");
+        assert_eq!(
+            client("192.0.2.1", &["198.51.100.9"], &["10.0.0.0/8"]),
+            "192.0.2.1"
+        );
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.9"], &["10.0.0.0/8"]),
+            "198.51.100.9"
+        );
+    }
+
+    #[test]
+    fn hops_are_read_from_the_right_past_trusted_proxies() {
+        let trusted = ["10.0.0.0/8"];
+        // What the client wrote itself (left) is never believed.
+        assert_eq!(
+            client("10.0.0.2", &["127.0.0.1, 198.51.100.9"], &trusted),
+            "198.51.100.9"
+        );
+        // Two proxies, one header each or one list.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.9", "10.0.0.7"], &trusted),
+            "198.51.100.9"
+        );
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.9 , 10.0.0.7"], &trusted),
+            "198.51.100.9"
+        );
+        // No header, or only trusted hops: the nearest hop is the client.
+        assert_eq!(client("10.0.0.2", &[], &trusted), "10.0.0.2");
+        assert_eq!(client("10.0.0.2", &["10.0.0.7"], &trusted), "10.0.0.7");
+        // An unreadable hop ends the walk at the last readable one.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.9, junk, 10.0.0.7"], &trusted),
+            "10.0.0.7"
+        );
+        assert_eq!(client("::1", &["2001:db8::5"], &["::1/128"]), "2001:db8::5");
+    }
 }

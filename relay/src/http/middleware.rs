@@ -73,8 +73,9 @@ pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next
 }
 
 /// The browser protections every response carries. The pages load only their own scripts and
-/// styles (no inline code), may not be framed, and API answers are never cached.
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// styles (no inline code), may not be framed, API answers are never cached, and a relay
+/// reached over https tells browsers to keep to it.
+pub async fn security_headers(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -95,6 +96,13 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if st.secure_cookies {
+        // Reached over https: browsers are to use nothing else for two years.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
     if is_api {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

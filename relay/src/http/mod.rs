@@ -6,10 +6,11 @@
 mod api;
 pub mod extract;
 mod middleware;
+pub mod tls;
 mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
-use crate::config::Config;
+use crate::config::{Config, ProxyNet};
 use crate::dispatch::{self, Dispatcher};
 use crate::error::Error;
 use crate::events::{self, Events};
@@ -23,6 +24,7 @@ use crate::whep::{self, Whep};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+use axum::serve::{Listener, ListenerExt};
 use eyeward::UnixMillis;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,8 +43,11 @@ pub struct AppState {
     pub sessions: SessionPolicy,
     /// `scheme://host[:port]` of `public_url`: the only origin allowed to change state.
     pub origin: String,
-    /// Mark cookies `Secure` (the public URL is https).
+    /// The public URL is https: cookies are marked `Secure` and browsers told to keep to
+    /// https (HSTS).
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ProxyNet]>,
     pub metrics_token: Option<String>,
     /// The agents' links and their tunnels.
     pub links: Arc<Links>,
@@ -87,6 +92,7 @@ impl AppState {
             },
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
+            trusted_proxies: config.http.trusted_proxies.clone().into(),
             metrics_token: config.metrics.bearer_token.clone(),
             links,
             feeds,
@@ -200,7 +206,10 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
             state.clone(),
             middleware::count_requests,
         ))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(middleware::request_span)
@@ -210,18 +219,21 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
-pub async fn run(
+/// Makes the server on `listener`: it serves, once awaited, until `shutdown` resolves, then
+/// finishes the requests in flight. With `[tls]`, it serves HTTPS and reloads the certificate
+/// on SIGHUP. Whatever can fail at start (the certificate, say) fails here, before anyone is
+/// told that the server is ready.
+pub fn run(
     listener: TcpListener,
     config: &Config,
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let state = AppState::new(config, bound, store)?;
-    serve(listener, state, config.http.max_json_body_bytes, shutdown).await
+    serve_configured(listener, config, state, shutdown)
 }
 
 /// Opens the store, binds `config.listen` and serves in a background task until `shutdown`
@@ -239,18 +251,40 @@ pub async fn spawn(
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let state = AppState::new(config, bound, store)?;
-    tokio::spawn(serve(
-        listener,
-        state.clone(),
-        config.http.max_json_body_bytes,
-        shutdown,
-    ));
+    tokio::spawn(serve_configured(listener, config, state.clone(), shutdown)?);
     Ok((bound, state))
 }
 
-/// Like [`run`], with a state the caller made (tests keep a clone to look inside).
-pub async fn serve(
+/// Plain HTTP or, with `[tls]`, HTTPS on `listener`. The certificate is loaded before this
+/// returns, so a bad one is an error at start rather than a server that never answers.
+fn serve_configured(
     listener: TcpListener,
+    config: &Config,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
+    let max_json_body = config.http.max_json_body_bytes;
+    let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
+    Ok(async move {
+        match tls {
+            None => serve(listener, state, max_json_body, shutdown).await,
+            Some(tls) => {
+                let reloader = tokio::spawn(tls.clone().reload_on_sighup());
+                let listener = tls
+                    .listen(listener)
+                    .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+                let result = serve(listener, state, max_json_body, shutdown).await;
+                reloader.abort();
+                result
+            }
+        }
+    })
+}
+
+/// Like [`run`], with a state the caller made (tests keep a clone to look inside), on any
+/// listener (plain TCP or [`tls::TlsListener`]).
+pub async fn serve<L: Listener<Addr = SocketAddr>>(
+    listener: L,
     state: AppState,
     max_json_body: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -269,8 +303,10 @@ pub async fn serve(
         events.close_live();
     };
     let app = router(state, max_json_body);
+    // `tap_io` gives every listener whose address is a `SocketAddr` the `ConnectInfo` that
+    // plain TCP has.
     let result = axum::serve(
-        listener,
+        listener.tap_io(|_| ()),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
