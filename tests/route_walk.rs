@@ -1,0 +1,428 @@
+//! Every route of the relay's router, found by reading the router's source, is walked: without
+//! credentials it answers 401, with the wrong kind of credentials 401 or 403, and with another
+//! tenant's ids 404. A new route is walked as soon as it is added, so it cannot ship unguarded;
+//! one whose guard the rules below cannot tell fails here until it is given one.
+
+mod common;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::{Client, Relay};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const PW: &str = "correct horse battery";
+
+/// One method on one path of the router, as written there (`/api/cameras/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Route {
+    method: String,
+    path: String,
+}
+
+/// Reads `.route("path", get(..).post(..))` out of `router()` in the relay's HTTP module; the
+/// routes before `.nest("/api", api)` belong to the `/api` router.
+fn routes() -> Result<BTreeSet<Route>> {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("relay/src/http/mod.rs"),
+    )?;
+    let start = source.find("pub fn router(").context("router()")?;
+    let body = &source[start..];
+    let nest = body.find(".nest(\"/api\", api)").context("the /api nest")?;
+    let mut found = BTreeSet::new();
+    let mut at = 0;
+    while let Some(offset) = body[at..].find(".route(") {
+        let open = at + offset + ".route(".len();
+        // The call's argument list, up to its closing parenthesis.
+        let mut depth = 1;
+        let close = body[open..]
+            .char_indices()
+            .find_map(|(i, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(open + i)
+            })
+            .context("unbalanced .route(")?;
+        let args = &body[open..close];
+        let path = args
+            .split('"')
+            .nth(1)
+            .context("a route without a path literal")?;
+        let prefix = if open < nest { "/api" } else { "" };
+        let mut methods = 0;
+        for method in ["get", "post", "put", "patch", "delete"] {
+            // `get(handler)`: the word called, not a handler that happens to be named so.
+            let called = args.match_indices(&format!("{method}(")).any(|(i, _)| {
+                !args[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if called {
+                methods += 1;
+                found.insert(Route {
+                    method: method.to_uppercase(),
+                    path: format!("{prefix}{path}"),
+                });
+            }
+        }
+        ensure!(methods > 0, "no method found for {path}");
+        at = close;
+    }
+    ensure!(found.len() > 40, "only {} routes found", found.len());
+    Ok(found)
+}
+
+/// Who may call a route, by the rules of `docs/api.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Anyone: logging in, health.
+    Public,
+    /// Loopback clients or the metrics bearer token.
+    Metrics,
+    /// Whoever holds the token of a mail's link.
+    MailToken,
+    /// Any logged-in account (its own settings).
+    Account,
+    /// A logged-in customer, for their own things.
+    Customer,
+    /// A logged-in operator, for their own center's requests and guards.
+    Operator,
+    /// A camera's agent token.
+    Agent,
+    /// A guard's phone token.
+    GuardPhone,
+}
+
+fn guard_of(route: &Route) -> Guard {
+    let p = route.path.as_str();
+    match p {
+        "/api/login" | "/healthz" => Guard::Public,
+        "/metrics" => Guard::Metrics,
+        "/api/logout" | "/api/me" => Guard::Account,
+        _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Guard::MailToken,
+        _ if p.starts_with("/api/ops/") => Guard::Operator,
+        _ if p.starts_with("/api/") => Guard::Customer,
+        _ if p.starts_with("/agent/") => Guard::Agent,
+        _ if p.starts_with("/guard/") => Guard::GuardPhone,
+        _ => Guard::Public,
+    }
+}
+
+/// The people and things the walk uses: Alice (tokyo) walks, Bob (west) owns what she must
+/// not reach; a tokyo and an east operator; a west guard.
+struct World {
+    relay: Relay,
+    alice: Client,
+    bob: Client,
+    tokyo_op: Client,
+    east_op: Client,
+    alice_agent: String,
+    bob_agent: String,
+    guard_phone: String,
+    bob_camera: i64,
+    bob_event: i64,
+    bob_address: i64,
+    bob_request: i64,
+    west_guard: i64,
+}
+
+async fn world() -> Result<World> {
+    let relay = Relay::start("")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let bob_id = relay.customer("b@example.jp", "Bob", "west", PW)?;
+    relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    relay.operator("east@example.jp", "Eve", "east", PW)?;
+    let alice_cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let bob_cam = relay.camera(bob_id, "Gate", "fixed", "dispatch", "agent")?;
+    let guard = relay.admin(
+        &[
+            "guard",
+            "add",
+            "--guard-center",
+            "west",
+            "--name",
+            "Kato",
+            "--position",
+            "34.69,135.50",
+        ],
+        "",
+    )?;
+    let token = |v: &Value, key: &str| -> Result<String> {
+        Ok(v[key].as_str().context("token")?.to_owned())
+    };
+    let bob_agent = token(&bob_cam, "agent_token")?;
+    let bob_camera = bob_cam["id"].as_i64().context("id")?;
+
+    // Bob's event, alert address and dispatch request.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let upload = relay
+        .client()
+        .http
+        .post(relay.url(&format!(
+            "/agent/v1/events?key=walk-0001&captured_at={}&score=0.04&bbox=0,0,1,1",
+            now.as_millis()
+        )))
+        .bearer_auth(&bob_agent)
+        .header("content-type", "image/jpeg")
+        .body(common::jpeg(64, 48))
+        .send()
+        .await?;
+    let (status, event) = common::status_json(upload).await?;
+    ensure!(status == 201, "event upload: {status} {event}");
+    let bob = relay.login("b@example.jp", PW).await?;
+    let (_, events) = common::status_json(
+        bob.get(&format!("/api/cameras/{bob_camera}/events"))
+            .await?,
+    )
+    .await?;
+    let bob_event = events[0]["id"].as_i64().context("event id")?;
+    let (status, address) = common::status_json(
+        bob.post("/api/alert-addresses", &json!({"email": "bob@example.jp"}))
+            .await?,
+    )
+    .await?;
+    ensure!(status == 201, "address: {status} {address}");
+    let (status, request) = common::status_json(
+        bob.post(
+            "/api/dispatch-requests",
+            &json!({"camera_id": bob_camera, "share_snapshot": true, "share_live": true}),
+        )
+        .await?,
+    )
+    .await?;
+    ensure!(status == 201, "dispatch request: {status} {request}");
+    Ok(World {
+        alice: relay.login("a@example.jp", PW).await?,
+        tokyo_op: relay.login("op@example.jp", PW).await?,
+        east_op: relay.login("east@example.jp", PW).await?,
+        alice_agent: token(&alice_cam, "agent_token")?,
+        guard_phone: token(&guard, "guard_token")?,
+        bob_camera,
+        bob_event,
+        bob_address: address["id"].as_i64().context("address id")?,
+        bob_request: request["id"].as_i64().context("request id")?,
+        west_guard: guard["id"].as_i64().context("guard id")?,
+        bob,
+        bob_agent,
+        relay,
+    })
+}
+
+impl World {
+    /// The path with its parameters filled in with Bob's (or Bob's center's) things.
+    fn foreign_path(&self, route: &Route) -> String {
+        let id = if route.path.starts_with("/api/cameras/") {
+            self.bob_camera
+        } else if route.path.starts_with("/api/events/") {
+            self.bob_event
+        } else if route.path.starts_with("/api/alert-addresses/") {
+            self.bob_address
+        } else if route.path.starts_with("/api/ops/guards/") {
+            self.west_guard
+        } else {
+            self.bob_request
+        };
+        route
+            .path
+            .replace("{id}", &id.to_string())
+            .replace("{session}", "1")
+            .replace("{action}", "accept")
+            .replace("{tunnel}", "1")
+            .replace("{token}", "0123456789abcdef0123456789abcdef")
+    }
+}
+
+/// A body each route would take, so that what answers is the guard, not the body check.
+fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
+    let json = |v: Value| Some(("application/json", v.to_string().into_bytes()));
+    let p = route.path.as_str();
+    match route.method.as_str() {
+        "GET" | "DELETE" if p != "/api/alert-addresses" => None,
+        _ if p.ends_with("/whep") => Some(("application/sdp", b"v=0\r\n".to_vec())),
+        _ if p.ends_with("/snapshot") || p == "/agent/v1/events" => {
+            Some(("image/jpeg", common::jpeg(64, 48)))
+        }
+        _ if p.ends_with("/ptz") => json(json!({"action": "stop"})),
+        _ if p.ends_with("/assign") => json(json!({"guard_id": 1})),
+        _ if p.ends_with("/position") => json(json!({"lat": 35.0, "lon": 139.0})),
+        _ if p == "/api/cameras/{id}" => json(json!({"name": "renamed"})),
+        _ if p == "/api/alert-addresses" => json(json!({"email": "x@example.jp"})),
+        _ => json(json!({})),
+    }
+}
+
+/// Calls `path` as `client` (its cookies), with `bearer` if given and `body` (or else the
+/// route's sample body); the response.
+async fn call(
+    client: &Client,
+    route: &Route,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<(&'static str, Vec<u8>)>,
+) -> Result<reqwest::Response> {
+    let method = Method::from_bytes(route.method.as_bytes())?;
+    let mut req = client.request(method, path);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    if let Some((ctype, body)) = body.or_else(|| sample_body(route)) {
+        req = req.header("content-type", ctype).body(body);
+    }
+    Ok(req.send().await?)
+}
+
+/// Routes without an id in the path that name one in the body: Bob's, in the body.
+fn foreign_body(w: &World, route: &Route) -> Option<(&'static str, Vec<u8>)> {
+    let body = match (route.method.as_str(), route.path.as_str()) {
+        ("POST", "/api/dispatch-requests") => json!({"camera_id": w.bob_camera}),
+        ("DELETE", "/api/alert-addresses") => json!({"id": w.bob_address}),
+        _ => return None,
+    };
+    Some(("application/json", body.to_string().into_bytes()))
+}
+
+/// Anything of Bob's that must never show in what Alice reads.
+const BOBS: [&str; 4] = ["b@example.jp", "bob@example.jp", "Gate", "Bob"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result<()> {
+    let w = world().await?;
+    let routes = routes()?;
+    let anonymous = w.relay.client();
+    let mut failures = Vec::new();
+    let mut walked = 0;
+    // Customer GETs without an id: Alice's own lists, checked for anything of Bob's.
+    let mut lists = Vec::new();
+    for route in &routes {
+        let guard = guard_of(route);
+        let path = w.foreign_path(route);
+        // (who, bearer token, the answers allowed)
+        let mut checks: Vec<(&str, &Client, Option<&str>, &[u16])> = Vec::new();
+        match guard {
+            Guard::Public | Guard::Metrics => {}
+            // The GET is a page that asks for a click (mail scanners follow links); the POST
+            // is what a token does.
+            Guard::MailToken if route.method == "GET" => {}
+            Guard::MailToken => checks.push(("an unknown mail token", &anonymous, None, &[404])),
+            Guard::Account => checks.push(("no session", &anonymous, None, &[401])),
+            Guard::Customer => {
+                checks.push(("no session", &anonymous, None, &[401]));
+                checks.push(("an operator", &w.tokyo_op, None, &[403]));
+                checks.push(("an agent token", &anonymous, Some(&w.bob_agent), &[401]));
+                if route.path.contains('{') || foreign_body(&w, route).is_some() {
+                    checks.push(("Alice, on Bob's", &w.alice, None, &[404]));
+                } else if route.method == "GET" {
+                    lists.push(route);
+                }
+            }
+            Guard::Operator => {
+                checks.push(("no session", &anonymous, None, &[401]));
+                checks.push(("a customer", &w.bob, None, &[403]));
+                checks.push(("a guard's phone", &anonymous, Some(&w.guard_phone), &[401]));
+                if route.path.contains("{id}") {
+                    checks.push(("another center", &w.east_op, None, &[404]));
+                }
+            }
+            Guard::Agent => {
+                checks.push(("no token", &anonymous, None, &[401]));
+                checks.push(("a customer's session", &w.bob, None, &[401]));
+                checks.push(("a guard's token", &anonymous, Some(&w.guard_phone), &[401]));
+                if route.path.contains("{tunnel}") {
+                    // A tunnel the relay never opened for this camera.
+                    checks.push((
+                        "another camera's agent",
+                        &anonymous,
+                        Some(&w.alice_agent),
+                        &[404],
+                    ));
+                }
+            }
+            Guard::GuardPhone => {
+                checks.push(("no token", &anonymous, None, &[401]));
+                checks.push(("an agent token", &anonymous, Some(&w.bob_agent), &[401]));
+                checks.push(("a customer's session", &w.bob, None, &[401]));
+            }
+        }
+        for (who, client, bearer, allowed) in checks {
+            walked += 1;
+            let body = (who == "Alice, on Bob's")
+                .then(|| foreign_body(&w, route))
+                .flatten();
+            let status = call(client, route, &path, bearer, body)
+                .await?
+                .status()
+                .as_u16();
+            if !allowed.contains(&status) {
+                failures.push(format!(
+                    "{} {} ({guard:?}) as {who}: {status}, want {allowed:?}",
+                    route.method, path
+                ));
+            }
+        }
+    }
+    for route in lists {
+        walked += 1;
+        let resp = call(&w.alice, route, &route.path, None, None).await?;
+        let status = resp.status().as_u16();
+        if route.path.ends_with("/live") {
+            // A stream of Alice's own changes; Bob's are checked in the dispatch tests.
+            ensure!(status == 200, "{} {}: {status}", route.method, route.path);
+            continue;
+        }
+        let text = resp.text().await?;
+        if status != 200 || BOBS.iter().any(|b| text.contains(b)) {
+            failures.push(format!(
+                "GET {} as Alice: {status}, shows Bob's: {text}",
+                route.path
+            ));
+        }
+    }
+    eprintln!("{} routes, {walked} calls", routes.len());
+    if !failures.is_empty() {
+        bail!(
+            "{} unguarded answers:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    // Nothing of Bob's changed along the way.
+    let (_, request) = common::status_json(
+        w.bob
+            .get(&format!("/api/dispatch-requests/{}", w.bob_request))
+            .await?,
+    )
+    .await?;
+    assert_eq!(request["request"]["state"], "requested", "{request}");
+    let (_, cam) =
+        common::status_json(w.bob.get(&format!("/api/cameras/{}", w.bob_camera)).await?).await?;
+    assert_eq!(cam["name"], "Gate");
+    let (_, addresses) = common::status_json(w.bob.get("/api/alert-addresses").await?).await?;
+    assert_eq!(addresses.as_array().map(Vec::len), Some(1), "{addresses}");
+    Ok(())
+}
+
+#[test]
+fn the_router_source_lists_the_routes_we_know() -> Result<()> {
+    let routes = routes()?;
+    for (method, path) in [
+        ("POST", "/api/login"),
+        ("PATCH", "/api/cameras/{id}"),
+        ("DELETE", "/api/cameras/{id}/whep/{session}"),
+        ("PUT", "/api/ops/guards/{id}/position"),
+        ("GET", "/agent/v1/link"),
+        ("POST", "/confirm/{token}"),
+        ("GET", "/metrics"),
+    ] {
+        let route = Route {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        };
+        ensure!(routes.contains(&route), "{route:?} not found in {routes:?}");
+    }
+    Ok(())
+}
