@@ -78,7 +78,7 @@ fn routes() -> Result<BTreeSet<Route>> {
 
 /// Who may call a route, by the rules of `docs/api.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guard {
+enum Access {
     /// Anyone: logging in, health.
     Public,
     /// Loopback clients or the metrics bearer token.
@@ -97,18 +97,18 @@ enum Guard {
     GuardPhone,
 }
 
-fn guard_of(route: &Route) -> Guard {
+fn access_of(route: &Route) -> Access {
     let p = route.path.as_str();
     match p {
-        "/api/login" | "/healthz" => Guard::Public,
-        "/metrics" => Guard::Metrics,
-        "/api/logout" | "/api/me" => Guard::Account,
-        _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Guard::MailToken,
-        _ if p.starts_with("/api/ops/") => Guard::Operator,
-        _ if p.starts_with("/api/") => Guard::Customer,
-        _ if p.starts_with("/agent/") => Guard::Agent,
-        _ if p.starts_with("/guard/") => Guard::GuardPhone,
-        _ => Guard::Public,
+        "/api/login" | "/healthz" => Access::Public,
+        "/metrics" => Access::Metrics,
+        "/api/logout" | "/api/me" => Access::Account,
+        _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Access::MailToken,
+        _ if p.starts_with("/api/ops/") => Access::Operator,
+        _ if p.starts_with("/api/") => Access::Customer,
+        _ if p.starts_with("/agent/") => Access::Agent,
+        _ if p.starts_with("/guard/") => Access::GuardPhone,
+        _ => Access::Public,
     }
 }
 
@@ -298,18 +298,18 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
     // Customer GETs without an id: Alice's own lists, checked for anything of Bob's.
     let mut lists = Vec::new();
     for route in &routes {
-        let guard = guard_of(route);
+        let access = access_of(route);
         let path = w.foreign_path(route);
         // (who, bearer token, the answers allowed)
         let mut checks: Vec<(&str, &Client, Option<&str>, &[u16])> = Vec::new();
-        match guard {
-            Guard::Public | Guard::Metrics => {}
+        match access {
+            Access::Public | Access::Metrics => {}
             // The GET is a page that asks for a click (mail scanners follow links); the POST
             // is what a token does.
-            Guard::MailToken if route.method == "GET" => {}
-            Guard::MailToken => checks.push(("an unknown mail token", &anonymous, None, &[404])),
-            Guard::Account => checks.push(("no session", &anonymous, None, &[401])),
-            Guard::Customer => {
+            Access::MailToken if route.method == "GET" => {}
+            Access::MailToken => checks.push(("an unknown mail token", &anonymous, None, &[404])),
+            Access::Account => checks.push(("no session", &anonymous, None, &[401])),
+            Access::Customer => {
                 checks.push(("no session", &anonymous, None, &[401]));
                 checks.push(("an operator", &w.tokyo_op, None, &[403]));
                 checks.push(("an agent token", &anonymous, Some(&w.bob_agent), &[401]));
@@ -319,7 +319,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
                     lists.push(route);
                 }
             }
-            Guard::Operator => {
+            Access::Operator => {
                 checks.push(("no session", &anonymous, None, &[401]));
                 checks.push(("a customer", &w.bob, None, &[403]));
                 checks.push(("a guard's phone", &anonymous, Some(&w.guard_phone), &[401]));
@@ -327,7 +327,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
                     checks.push(("another center", &w.east_op, None, &[404]));
                 }
             }
-            Guard::Agent => {
+            Access::Agent => {
                 checks.push(("no token", &anonymous, None, &[401]));
                 checks.push(("a customer's session", &w.bob, None, &[401]));
                 checks.push(("a guard's token", &anonymous, Some(&w.guard_phone), &[401]));
@@ -341,7 +341,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
                     ));
                 }
             }
-            Guard::GuardPhone => {
+            Access::GuardPhone => {
                 checks.push(("no token", &anonymous, None, &[401]));
                 checks.push(("an agent token", &anonymous, Some(&w.bob_agent), &[401]));
                 checks.push(("a customer's session", &w.bob, None, &[401]));
@@ -358,7 +358,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
                 .as_u16();
             if !allowed.contains(&status) {
                 failures.push(format!(
-                    "{} {} ({guard:?}) as {who}: {status}, want {allowed:?}",
+                    "{} {} ({access:?}) as {who}: {status}, want {allowed:?}",
                     route.method, path
                 ));
             }
