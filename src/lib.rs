@@ -20,7 +20,9 @@ pub mod telemetry;
 mod time;
 
 pub use account::{DisplayName, Email, GuardCenter, Language, Password, Role};
-pub use camera::{CameraModel, CameraSource, Plan, RtspSource, take_credentials};
+pub use camera::{
+    CameraModel, CameraSource, HostClass, Plan, RtspSource, SourcePolicy, take_credentials,
+};
 pub use error::{Error, ErrorKind};
 pub use ids::{CameraId, CustomerId, OperatorId};
 pub use time::UnixMillis;

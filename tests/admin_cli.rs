@@ -260,3 +260,76 @@ fn removing_a_customer_removes_their_cameras() -> Result<()> {
     assert_eq!(only_b["cameras"].as_array().unwrap().len(), 1);
     Ok(())
 }
+
+#[test]
+fn direct_sources_on_the_relays_own_or_private_network_are_refused_unless_allowed() -> Result<()> {
+    let relay = Relay::start("")?;
+    let id = relay
+        .customer("a@example.jp", "Alice", "east", PW)?
+        .to_string();
+    let add = |source: &str| {
+        relay.admin_raw(
+            &[
+                "camera",
+                "add",
+                "--customer",
+                &id,
+                "--name",
+                "Direct",
+                "--model",
+                "fixed",
+                "--plan",
+                "camera-only",
+                "--source",
+                source,
+            ],
+            "",
+        )
+    };
+    let private = [
+        "rtsp://admin:s3cret-sentinel@127.0.0.1:8554/live",
+        "rtsp://[::1]/live",
+        "rtsp://localhost/live",
+        "rtsp://192.168.1.20/live",
+        "rtsp://10.0.0.5/live",
+        "rtsp://169.254.10.10/live",
+    ];
+    let never = [
+        "rtsp://169.254.169.254/latest/meta-data",
+        "rtsp://metadata.google.internal/",
+        "rtsp://[fd00:ec2::254]/",
+        "rtsp://0.0.0.0/live",
+        "rtsp://[::ffff:169.254.169.254]/",
+    ];
+    for source in private.iter().chain(&never) {
+        let (ok, out, stderr) = add(source)?;
+        assert!(!ok, "{source} accepted: {out}");
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.contains("camera host"), "{source}: {error}");
+        assert!(
+            !error.contains("s3cret-sentinel") && !stderr.contains("s3cret-sentinel"),
+            "{error} {stderr}"
+        );
+    }
+    assert!(add("rtsp://192.0.2.9/live")?.0, "a public address refused");
+
+    // A relay on the cameras' own network: private ranges allowed, metadata still refused.
+    let text = std::fs::read_to_string(&relay.config)?;
+    std::fs::write(
+        &relay.config,
+        format!("{text}\n[cameras]\nallow_private_sources = true\n"),
+    )?;
+    for source in private {
+        let (ok, out, _) = add(source)?;
+        assert!(ok, "{source} refused: {out}");
+    }
+    for source in never {
+        assert!(!add(source)?.0, "{source} accepted");
+    }
+    let list = relay.admin(&["camera", "list"], "")?;
+    assert_eq!(
+        list["cameras"].as_array().map(Vec::len),
+        Some(1 + private.len())
+    );
+    Ok(())
+}

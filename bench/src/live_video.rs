@@ -247,7 +247,8 @@ async fn start_relay(dir: &Path, max_viewers: usize) -> Result<(Running, String,
     let (config, camera) = provision_relay(
         dir,
         &format!(
-            "[webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
+            "[cameras]\nallow_private_sources = true\n\
+             [webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
              max_viewers_per_camera = {max_viewers}\nmax_viewers_per_customer = {max_viewers}\n\
              linger = \"60s\"\n"
         ),

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use eyeward::dispatch::GeoPoint;
 use eyeward::{
     CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, GuardCenter, Language,
-    Password, Plan, Role, UnixMillis,
+    Password, Plan, Role, SourcePolicy, UnixMillis,
 };
 use serde_json::{Value, json};
 use std::io::BufRead;
@@ -177,7 +177,13 @@ pub struct Output {
 }
 
 /// Runs one admin command against `store`, reading passwords from `stdin`.
-pub async fn run(store: &Store, cmd: AdminCommand, stdin: impl BufRead) -> Result<Output, Error> {
+/// Runs one admin command; `sources` is the rule for direct cameras' hosts (from the config).
+pub async fn run(
+    store: &Store,
+    sources: SourcePolicy,
+    cmd: AdminCommand,
+    stdin: impl BufRead,
+) -> Result<Output, Error> {
     let audit = Audit::admin(UnixMillis::now());
     match cmd {
         AdminCommand::Customer(c) => {
@@ -196,7 +202,7 @@ pub async fn run(store: &Store, cmd: AdminCommand, stdin: impl BufRead) -> Resul
         AdminCommand::Operator(c) => {
             account(store, Role::Operator, c, |_| Language::Ja, stdin, &audit).await
         }
-        AdminCommand::Camera(c) => camera(store, c, &audit).await,
+        AdminCommand::Camera(c) => camera(store, sources, c, &audit).await,
         AdminCommand::Guard(c) => guard(store, c, &audit).await,
     }
 }
@@ -279,7 +285,12 @@ fn describe(a: &Account) -> String {
     )
 }
 
-async fn camera(store: &Store, cmd: CameraCommand, audit: &Audit) -> Result<Output, Error> {
+async fn camera(
+    store: &Store,
+    sources: SourcePolicy,
+    cmd: CameraCommand,
+    audit: &Audit,
+) -> Result<Output, Error> {
     match cmd {
         CameraCommand::Add {
             customer,
@@ -289,6 +300,9 @@ async fn camera(store: &Store, cmd: CameraCommand, audit: &Audit) -> Result<Outp
             source,
         } => {
             let source = CameraSource::parse(&source)?;
+            if let CameraSource::Rtsp(r) = &source {
+                sources.check_source(r)?;
+            }
             let token =
                 matches!(source, CameraSource::Agent).then(|| Token::generate(AGENT_TOKEN_PREFIX));
             let new = NewCamera {

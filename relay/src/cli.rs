@@ -107,7 +107,13 @@ async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> Ex
     let result = async {
         let config = Config::load(config.as_deref())?;
         let store = Store::open(&config.data_dir).await?;
-        admin::run(&store, cmd, std::io::stdin().lock()).await
+        admin::run(
+            &store,
+            config.cameras.source_policy(),
+            cmd,
+            std::io::stdin().lock(),
+        )
+        .await
     }
     .await;
     match (result, json) {

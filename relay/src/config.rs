@@ -100,6 +100,20 @@ pub struct CamerasConfig {
     /// ports: a little less delay on a clean LAN, but loss shows as broken pictures). Cameras
     /// behind an agent always use TCP: their tunnel is a byte stream.
     pub rtsp_transport: RtspTransport,
+    /// Let direct `rtsp://` sources name loopback, link-local and private addresses (a relay
+    /// on the cameras' own network, tests). Off: such sources are refused when added and
+    /// when pulled, names checked by what they resolve to. Cloud metadata services,
+    /// unspecified, multicast and broadcast addresses are refused either way.
+    pub allow_private_sources: bool,
+}
+
+impl CamerasConfig {
+    /// The rule for direct sources' hosts.
+    pub fn source_policy(&self) -> eyeward::SourcePolicy {
+        eyeward::SourcePolicy {
+            allow_private: self.allow_private_sources,
+        }
+    }
 }
 
 /// `[ptz]`: commands to pan-tilt cameras.

@@ -5,13 +5,13 @@
 
 mod gop;
 
-use crate::config::RtspTransport;
+use crate::config::{CamerasConfig, RtspTransport};
 use crate::ingest::{Frame, Ingest};
 use crate::link::{self, Links};
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use eyeward::link::Backoff;
-use eyeward::{CameraId, CameraSource};
+use eyeward::{CameraId, CameraSource, RtspSource, SourcePolicy};
 use gop::Gop;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,8 +101,8 @@ pub struct Feeds {
     links: Arc<Links>,
     metrics: Arc<Metrics>,
     linger: Duration,
-    /// For direct cameras; tunnels are always TCP.
-    rtsp_transport: RtspTransport,
+    /// How direct cameras are pulled, and which hosts they may have.
+    cameras: CamerasConfig,
 }
 
 impl Feeds {
@@ -110,14 +110,14 @@ impl Feeds {
         links: Arc<Links>,
         metrics: Arc<Metrics>,
         linger: Duration,
-        rtsp_transport: RtspTransport,
+        cameras: &CamerasConfig,
     ) -> Feeds {
         Feeds {
             feeds: Mutex::new(HashMap::new()),
             links,
             metrics,
             linger,
-            rtsp_transport,
+            cameras: cameras.clone(),
         }
     }
 
@@ -206,10 +206,11 @@ impl Feeds {
     ) -> Result<(Ingest, Option<link::LocalTunnel>), crate::error::Error> {
         match &camera.source {
             CameraSource::Rtsp(r) => {
+                let r = checked_source(r, self.cameras.source_policy()).await?;
                 let creds = r
                     .username()
                     .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
-                let ingest = Ingest::connect(r.url(), creds, self.rtsp_transport).await?;
+                let ingest = Ingest::connect(r.url(), creds, self.cameras.rtsp_transport).await?;
                 Ok((ingest, None))
             }
             CameraSource::Agent => {
@@ -219,4 +220,35 @@ impl Feeds {
             }
         }
     }
+}
+
+/// A direct source that passes `policy`, resolved: every address its name resolves to must
+/// pass, and the source returned names the first of them, so that a name cannot resolve to
+/// one address when checked and to another (the relay's loopback, say) when connected to.
+async fn checked_source(
+    source: &RtspSource,
+    policy: SourcePolicy,
+) -> Result<RtspSource, crate::error::Error> {
+    policy.check_source(source)?;
+    let url::Host::Domain(name) = source.host() else {
+        return Ok(source.clone());
+    };
+    let unreachable = |why: String| {
+        crate::error::Error::new(
+            crate::error::ErrorKind::Conflict,
+            format!("camera host {name}: {why}"),
+        )
+    };
+    let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((name, source.port()))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .map(|a| a.ip())
+        .collect();
+    for ip in &addrs {
+        policy.check_resolved(name, *ip)?;
+    }
+    let first = addrs
+        .first()
+        .ok_or_else(|| unreachable("resolves to no address".into()))?;
+    Ok(source.pinned_to(*first))
 }

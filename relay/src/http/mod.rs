@@ -75,7 +75,7 @@ impl AppState {
             links.clone(),
             metrics.clone(),
             config.webrtc.linger,
-            config.cameras.rtsp_transport,
+            &config.cameras,
         ));
         let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
         Ok(AppState {
