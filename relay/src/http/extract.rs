@@ -223,7 +223,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .extensions()
             .get::<JsonLimit>()
             .copied()
-            .unwrap_or(JsonLimit(DEFAULT_JSON_LIMIT));
+            .unwrap_or(JsonLimit(
+                crate::config::HttpConfig::default().max_json_body_bytes,
+            ));
         let bytes = typed_body(req, "application/json", limit).await?;
         // Syntax and data errors: serde's message says where and what ("missing field
         // `email` at line 1 column 2"); it quotes field names, not values.
@@ -232,9 +234,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
 }
-
-/// The JSON limit of a router built without [`JsonLimit`] (the config's default).
-const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
 
 /// The numeric id in a path such as `/api/cameras/{id}`. Anything else names nothing: 404.
 pub struct IdPath(pub i64);
