@@ -23,11 +23,12 @@ data_dir = "$dir/data"
 public_url = "http://$listen"
 TOML
 
+# The whole workspace, as the tests build it: the same features, so nothing is built twice.
 if [ "$profile" = release ]; then
-  cargo build --release --locked -p eyeward-relay -p eyeward-agent
+  cargo build --release --locked --workspace --bins
   bin=target/release
 else
-  cargo build --locked -p eyeward-relay -p eyeward-agent
+  cargo build --locked --workspace --bins
   bin=target/debug
 fi
 admin() { "$bin/eyeward-relay" admin --config "$config" "$@" --json; }
