@@ -5,111 +5,33 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
-use common::{Camera, Process, admin};
+use common::Camera;
+use common::in_process::InProcessRelay;
 use eyeward::CameraId;
-use eyeward_relay::config::{Config, RtspTransport};
-use eyeward_relay::http::{self};
+use eyeward_relay::config::RtspTransport;
 use eyeward_relay::ingest::Ingest;
-use eyeward_relay::link::{self, Links};
-use std::sync::Arc;
+use eyeward_relay::link;
 use std::time::{Duration, Instant};
 
-/// A relay served in-process, with a handle on its link registry.
-struct InProcessRelay {
-    dir: tempfile::TempDir,
-    config_path: std::path::PathBuf,
-    base: String,
-    links: Arc<Links>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+/// A customer with an agent camera; returns the camera id and its token.
+fn agent_camera(relay: &InProcessRelay, email: &str) -> Result<(CameraId, String)> {
+    let customer = relay.customer(email, "C", "east", "correct horse battery")?;
+    let cam = relay.camera(customer, "Cam", "fixed", "camera-only", "agent")?;
+    Ok((
+        CameraId(cam["id"].as_i64().context("id")?),
+        cam["agent_token"].as_str().context("token")?.to_owned(),
+    ))
 }
 
-impl InProcessRelay {
-    async fn start() -> Result<InProcessRelay> {
-        let dir = tempfile::tempdir()?;
-        let config_path = dir.path().join("relay.toml");
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
-            dir.path().join("data").to_str().context("utf-8 path")?
-        );
-        std::fs::write(&config_path, &text)?;
-        let config = Config::parse(&text)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, state) = http::spawn(&config, async move {
-            let _ = stopped.await;
-        })
-        .await?;
-        let links = state.links.clone();
-        Ok(InProcessRelay {
-            dir,
-            config_path,
-            base: format!("http://{addr}"),
-            links,
-            stop: Some(stop),
-        })
-    }
-
-    /// A customer with an agent camera; returns the camera id and its token.
-    fn agent_camera(&self, email: &str) -> Result<(CameraId, String)> {
-        let c = admin(
-            &self.config_path,
-            &[
-                "customer",
-                "add",
-                "--email",
-                email,
-                "--name",
-                "C",
-                "--guard-center",
-                "east",
-            ],
-            "correct horse battery\n",
-        )?;
-        let cam = admin(
-            &self.config_path,
-            &[
-                "camera",
-                "add",
-                "--customer",
-                &c["id"].to_string(),
-                "--name",
-                "Cam",
-                "--model",
-                "fixed",
-                "--plan",
-                "camera-only",
-                "--source",
-                "agent",
-            ],
-            "",
-        )?;
-        Ok((
-            CameraId(cam["id"].as_i64().context("id")?),
-            cam["agent_token"].as_str().context("token")?.to_owned(),
-        ))
-    }
-
-    fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
-        common::start_agent(&self.base, self.dir.path(), token, camera, name)
-    }
-
-    async fn wait_online(&self, cam: CameraId) -> Result<()> {
-        let start = Instant::now();
-        while !self.links.is_online(cam) {
-            if start.elapsed() > Duration::from_secs(10) {
-                bail!("camera {cam} never came online");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+async fn wait_online(relay: &InProcessRelay, cam: CameraId) -> Result<()> {
+    let start = Instant::now();
+    while !relay.state.links.is_online(cam) {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("camera {cam} never came online");
         }
-        Ok(())
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-impl Drop for InProcessRelay {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    Ok(())
 }
 
 /// Reads frames until a keyframe and `n` frames have come; checks they are Annex B H.264 with
@@ -150,12 +72,12 @@ async fn expect_frames(ingest: &mut Ingest, n: usize) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
-    let relay = InProcessRelay::start().await?;
-    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    let relay = InProcessRelay::start("").await?;
+    let (cam, token) = agent_camera(&relay, "a@example.jp")?;
     let agent = relay.start_agent(&token, "sim://fixed", "agent")?;
-    relay.wait_online(cam).await?;
+    wait_online(&relay, cam).await?;
 
-    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
     assert!(
         tunnel.url.starts_with("rtsp://127.0.0.1:") && tunnel.url.ends_with("/live"),
         "{}",
@@ -172,7 +94,7 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         expect_frames(&mut ingest, 60).await?;
         anyhow::Ok(())
     });
-    let second = link::local_tunnel(relay.links.clone(), cam).await?;
+    let second = link::local_tunnel(relay.state.links.clone(), cam).await?;
     let mut ingest2 = Ingest::connect(&second.url, None, RtspTransport::Tcp).await?;
     expect_frames(&mut ingest2, 5).await?;
     first.await??;
@@ -202,18 +124,18 @@ async fn retina_receives_h264_from_a_direct_camera_with_credentials_over_tcp_or_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
-    let relay = InProcessRelay::start().await?;
-    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    let relay = InProcessRelay::start("").await?;
+    let (cam, token) = agent_camera(&relay, "a@example.jp")?;
     // Nothing listens on port 9 of loopback: the agent cannot reach its camera.
     let _agent = relay.start_agent(&token, "rtsp://127.0.0.1:9/live", "agent")?;
-    relay.wait_online(cam).await?;
-    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    wait_online(&relay, cam).await?;
+    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
     let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("no camera, no session")?;
     eprintln!("{err}");
-    assert!(relay.links.is_online(cam), "the link itself stays up");
+    assert!(relay.state.links.is_online(cam), "the link itself stays up");
     Ok(())
 }
 
@@ -224,15 +146,15 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
         &["--username", "admin", "--width", "640", "--height", "360"],
         Some("only-the-agent-knows"),
     )?;
-    let relay = InProcessRelay::start().await?;
-    let (cam, token) = relay.agent_camera("a@example.jp")?;
+    let relay = InProcessRelay::start("").await?;
+    let (cam, token) = agent_camera(&relay, "a@example.jp")?;
     let with_credentials = camera
         .url
         .replacen("rtsp://", "rtsp://admin:only-the-agent-knows@", 1);
     let agent = relay.start_agent(&token, &with_credentials, "agent")?;
-    relay.wait_online(cam).await?;
+    wait_online(&relay, cam).await?;
     // The relay's client has no credentials, yet the camera's Digest challenge is answered.
-    let tunnel = link::local_tunnel(relay.links.clone(), cam).await?;
+    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
     let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
@@ -246,11 +168,11 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     );
 
     // Wrong credentials on the agent: the relay sees the camera's refusal, not a hang.
-    let (cam2, token2) = relay.agent_camera("b@example.jp")?;
+    let (cam2, token2) = agent_camera(&relay, "b@example.jp")?;
     let wrong = camera.url.replacen("rtsp://", "rtsp://admin:wrong@", 1);
     let _agent2 = relay.start_agent(&token2, &wrong, "agent2")?;
-    relay.wait_online(cam2).await?;
-    let tunnel = link::local_tunnel(relay.links.clone(), cam2).await?;
+    wait_online(&relay, cam2).await?;
+    let tunnel = link::local_tunnel(relay.state.links.clone(), cam2).await?;
     let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
         .await
         .err()

@@ -43,16 +43,24 @@ impl AgentConfig {
         };
         let text = std::fs::read_to_string(path)
             .map_err(Error::io(format!("reading {}", path.display())))?;
-        let config: AgentConfig = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        AgentConfig::parse(&text).map_err(|e| match e {
+            Error::Config(why) => Error::Config(format!("{}: {why}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and checks a config file's text.
+    pub fn parse(text: &str) -> Result<AgentConfig, Error> {
+        let config: AgentConfig =
+            toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned()))?;
         config
             .motion
             .tuning()
-            .map_err(|e| Error::Config(format!("{}: motion: {e}", path.display())))?;
+            .map_err(|e| Error::Config(format!("motion: {e}")))?;
         config
             .ptz
             .check()
-            .map_err(|e| Error::Config(format!("{}: ptz: {e}", path.display())))?;
+            .map_err(|e| Error::Config(format!("ptz: {e}")))?;
         Ok(config)
     }
 }

@@ -19,4 +19,5 @@ pub mod mail;
 pub mod metrics;
 pub mod ptz;
 pub mod store;
+pub mod task;
 pub mod whep;

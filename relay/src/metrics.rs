@@ -37,6 +37,12 @@ pub struct LoginLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// `feed`, `viewer` or `agent_link`.
+    pub task: &'static str,
+}
+
 /// Every metric the relay exports.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +70,8 @@ pub struct Metrics {
     pub first_frame_seconds: Histogram,
     pub relay_latency_seconds: Histogram,
     pub keyframe_requests_answered: Counter,
+    /// Panics contained in a camera's, a viewer's or an agent link's task.
+    pub task_panics: Family<TaskLabels, Counter>,
 }
 
 impl Metrics {
@@ -183,8 +191,15 @@ impl Metrics {
             "Viewers' keyframe requests (PLI, FIR) answered from the cached group of pictures",
             keyframe_requests_answered.clone(),
         );
+        let task_panics = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_panics",
+            "Panics that ended one camera's, viewer's or agent link's task (the rest ran on)",
+            task_panics.clone(),
+        );
         Metrics {
             registry,
+            task_panics,
             keyframe_requests_answered,
             relay_latency_seconds,
             ingest_frames,

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
+pub mod in_process;
 pub mod smtp;
 
 use anyhow::{Context, Result, bail};
@@ -243,22 +244,17 @@ pub fn admin(config: &Path, args: &[&str], stdin: &str) -> Result<Value> {
     Ok(json)
 }
 
-/// A running relay with its own data folder; stopped (SIGTERM) when dropped.
-pub struct Relay {
+/// A relay's data folder, config file and address: what provisioning and clients need,
+/// whether the relay runs as a process ([`Relay`]) or in the test ([`in_process`]).
+pub struct Site {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub base: String,
-    pub process: Process,
 }
 
-impl Relay {
-    /// Starts a relay on `127.0.0.1:0`; `extra` is appended to its config file.
-    pub fn start(extra: &str) -> Result<Relay> {
-        Relay::start_on("127.0.0.1:0", extra)
-    }
-
-    /// Starts a relay listening on `listen`; `extra` is appended to its config file.
-    pub fn start_on(listen: &str, extra: &str) -> Result<Relay> {
+impl Site {
+    /// A new data folder with a config listening on `listen`; `extra` is appended to it.
+    fn new(listen: &str, extra: &str) -> Result<Site> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
         let data = dir.path().join("data");
@@ -269,59 +265,11 @@ impl Relay {
                 data.to_str().context("utf-8 temp path")?
             ),
         )?;
-        let (process, base) = Relay::spawn(dir.path(), &config)?;
-        Ok(Relay {
+        Ok(Site {
             dir,
             config,
-            base,
-            process,
+            base: String::new(),
         })
-    }
-
-    fn spawn(dir: &Path, config: &Path) -> Result<(Process, String)> {
-        let mut cmd = Command::new(bin("eyeward-relay"));
-        cmd.args(["serve", "--config"]).arg(config);
-        let process = Process::spawn(
-            cmd,
-            Some("eyeward-relay listening on "),
-            dir.join("relay.log"),
-        )?;
-        let base = process
-            .ready
-            .rsplit(' ')
-            .next()
-            .context("relay address")?
-            .to_owned();
-        Ok((process, base))
-    }
-
-    /// Stops the relay (unless stopped already) and starts it again on the same address and
-    /// data.
-    pub fn restart(&mut self) -> Result<()> {
-        if self.process.pid().is_some() {
-            self.process.stop()?;
-        }
-        let addr = self.base.trim_start_matches("http://");
-        let text = std::fs::read_to_string(&self.config)?
-            .lines()
-            .map(|l| {
-                if l.starts_with("listen = ") {
-                    format!("listen = \"{addr}\"\n")
-                } else {
-                    format!("{l}\n")
-                }
-            })
-            .collect::<String>();
-        std::fs::write(&self.config, text)?;
-        let (process, base) = Relay::spawn(self.dir.path(), &self.config)?;
-        self.process = process;
-        self.base = base;
-        Ok(())
-    }
-
-    /// Everything the relay has logged (since its last start).
-    pub fn log(&self) -> String {
-        self.process.log()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -427,14 +375,88 @@ impl Relay {
         }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        self.process.stop()
-    }
-
     /// `eyeward-agent run` against this relay: see [`start_agent`].
     pub fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
         start_agent(&self.base, self.dir.path(), token, camera, name)
+    }
+}
+
+/// A running relay with its own data folder; stopped (SIGTERM) when dropped.
+pub struct Relay {
+    site: Site,
+    pub process: Process,
+}
+
+impl std::ops::Deref for Relay {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+impl Relay {
+    /// Starts a relay on `127.0.0.1:0`; `extra` is appended to its config file.
+    pub fn start(extra: &str) -> Result<Relay> {
+        Relay::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts a relay listening on `listen`; `extra` is appended to its config file.
+    pub fn start_on(listen: &str, extra: &str) -> Result<Relay> {
+        let mut site = Site::new(listen, extra)?;
+        let (process, base) = Relay::spawn(site.dir.path(), &site.config)?;
+        site.base = base;
+        Ok(Relay { site, process })
+    }
+
+    fn spawn(dir: &Path, config: &Path) -> Result<(Process, String)> {
+        let mut cmd = Command::new(bin("eyeward-relay"));
+        cmd.args(["serve", "--config"]).arg(config);
+        let process = Process::spawn(
+            cmd,
+            Some("eyeward-relay listening on "),
+            dir.join("relay.log"),
+        )?;
+        let base = process
+            .ready
+            .rsplit(' ')
+            .next()
+            .context("relay address")?
+            .to_owned();
+        Ok((process, base))
+    }
+
+    /// Stops the relay (unless stopped already) and starts it again on the same address and
+    /// data.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.process.pid().is_some() {
+            self.process.stop()?;
+        }
+        let addr = self.base.trim_start_matches("http://");
+        let text = std::fs::read_to_string(&self.site.config)?
+            .lines()
+            .map(|l| {
+                if l.starts_with("listen = ") {
+                    format!("listen = \"{addr}\"\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect::<String>();
+        std::fs::write(&self.site.config, text)?;
+        let (process, base) = Relay::spawn(self.site.dir.path(), &self.site.config)?;
+        self.process = process;
+        self.site.base = base;
+        Ok(())
+    }
+
+    /// Everything the relay has logged (since its last start).
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        self.process.stop()
     }
 }
 

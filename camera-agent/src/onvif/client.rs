@@ -3,7 +3,7 @@
 //! request with a WS-Security UsernameToken digest, and gives up on a camera that does not
 //! answer within the timeout.
 
-use super::wsse;
+use super::{reply, wsse};
 use crate::error::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -77,11 +77,6 @@ fn envelope(body: &str, credentials: Option<&(String, String)>) -> String {
 }
 
 /// The first element named `name` in `xml` (any namespace), with its attributes and text.
-fn first<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<roxmltree::Node<'a, 'a>> {
-    doc.descendants()
-        .find(|n| n.is_element() && n.tag_name().name() == name)
-}
-
 impl Ptz {
     /// Finds the PTZ service of the camera whose device service is at `device_url`. A camera
     /// without one (a fixed camera) is an error that says so.
@@ -106,31 +101,12 @@ impl Ptz {
                 &format!("<GetCapabilities xmlns=\"{DEVICE_NS}\"><Category>All</Category></GetCapabilities>"),
             )
             .await?;
-        let doc = parse(&caps)?;
-        let xaddr = |service: &str| {
-            doc.descendants()
-                .find(|n| n.is_element() && n.tag_name().name() == service)
-                .and_then(|s| {
-                    s.children()
-                        .find(|c| c.is_element() && c.tag_name().name() == "XAddr")
-                })
-                .and_then(|x| x.text())
-                .map(str::to_owned)
-        };
-        ptz.ptz_url = xaddr("PTZ").ok_or_else(|| {
-            Error::Config("this camera has no pan-tilt (no ONVIF PTZ service)".into())
-        })?;
-        let media = xaddr("Media").ok_or_else(|| Error::Camera("no media service".into()))?;
+        let (ptz_url, media) = reply::service_addresses(&caps)?;
+        ptz.ptz_url = ptz_url;
         let profiles = ptz
             .call(&media, &format!("<GetProfiles xmlns=\"{MEDIA_NS}\"/>"))
             .await?;
-        let doc = parse(&profiles)?;
-        ptz.profile = doc
-            .descendants()
-            .find(|n| n.is_element() && n.tag_name().name() == "Profiles")
-            .and_then(|p| p.attribute("token"))
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Camera("no media profile".into()))?;
+        ptz.profile = reply::profile_token(&profiles)?;
         Ok(ptz)
     }
 
@@ -150,10 +126,7 @@ impl Ptz {
             .await
             .map_err(|e| Error::Camera(e.without_url().to_string()))?;
         if !status.is_success() {
-            let reason = parse(&text)
-                .ok()
-                .and_then(|d| first(&d, "Text").and_then(|t| t.text()).map(str::to_owned))
-                .unwrap_or_else(|| status.to_string());
+            let reason = reply::fault_reason(&text).unwrap_or_else(|| status.to_string());
             return Err(Error::CameraRefused(reason));
         }
         Ok(text)
@@ -221,33 +194,7 @@ impl Ptz {
                 xml_escape(&self.profile)
             ))
             .await?;
-        let doc = parse(&text)?;
-        let position = doc
-            .descendants()
-            .find(|n| n.is_element() && n.tag_name().name() == "Position")
-            .and_then(|p| {
-                p.children()
-                    .find(|c| c.is_element() && c.tag_name().name() == "PanTilt")
-            });
-        let coord = |a: &str| {
-            position
-                .and_then(|p| p.attribute(a))
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| Error::Camera("the status has no position".into()))
-        };
-        let moving = doc
-            .descendants()
-            .find(|n| n.is_element() && n.tag_name().name() == "MoveStatus")
-            .and_then(|m| m.children().find(|c| c.is_element()))
-            .and_then(|c| c.text())
-            .is_some_and(|t| t.trim() == "MOVING");
-        Ok(Status {
-            position: Position {
-                pan: coord("x")?,
-                tilt: coord("y")?,
-            },
-            moving,
-        })
+        reply::status(&text)
     }
 
     /// Saves the current position as preset `name`; returns its token.
@@ -259,11 +206,7 @@ impl Ptz {
                 xml_escape(name)
             ))
             .await?;
-        let doc = parse(&text)?;
-        first(&doc, "PresetToken")
-            .and_then(|t| t.text())
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Camera("SetPreset gave no token".into()))
+        reply::preset_token(&text)
     }
 
     pub async fn goto_preset(&self, token: &str) -> Result<(), Error> {
@@ -284,21 +227,7 @@ impl Ptz {
                 xml_escape(&self.profile)
             ))
             .await?;
-        let doc = parse(&text)?;
-        Ok(doc
-            .descendants()
-            .filter(|n| n.is_element() && n.tag_name().name() == "Preset")
-            .filter_map(|p| {
-                let token = p.attribute("token")?.to_owned();
-                let name = p
-                    .children()
-                    .find(|c| c.is_element() && c.tag_name().name() == "Name")
-                    .and_then(|n| n.text())
-                    .unwrap_or(&token)
-                    .to_owned();
-                Some(Preset { token, name })
-            })
-            .collect())
+        reply::presets(&text)
     }
 
     pub async fn remove_preset(&self, token: &str) -> Result<(), Error> {
@@ -329,8 +258,4 @@ impl Ptz {
         .await
         .map(drop)
     }
-}
-
-fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Error> {
-    roxmltree::Document::parse(xml).map_err(|e| Error::Camera(format!("not XML: {e}")))
 }

@@ -387,18 +387,16 @@ pub(crate) fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
     Ok((w, h))
 }
 
-/// `POST /agent/v1/events?key=…&captured_at=…&score=…&bbox=x,y,w,h` with the JPEG as the
-/// body (or `&snapshot=dropped` and no body; or `kind=gap&…` and no body): `201` with the
-/// event once it is stored, `200` with the same event for a repeated key.
-pub async fn upload(
-    State(st): State<AppState>,
-    agent: AgentCaller,
-    ApiQuery(upload): ApiQuery<Upload>,
-    JpegBody(jpeg): JpegBody,
-) -> Result<Response, Error> {
+/// Checks an upload's query and body as [`upload`] does before it stores anything: the
+/// event to store and its snapshot, or a 400 that says what is wrong.
+pub fn accept(
+    camera: CameraId,
+    upload: Upload,
+    jpeg: Option<Vec<u8>>,
+) -> Result<(NewEvent, Option<Vec<u8>>), Error> {
     let checked = upload.check()?;
     let mut event = NewEvent {
-        camera: agent.camera.id,
+        camera,
         idempotency_key: upload.key,
         captured_at: UnixMillis(upload.captured_at),
         received_at: UnixMillis::now(),
@@ -440,11 +438,7 @@ pub async fn upload(
             None
         }
         (Checked::Motion { score, bbox, .. }, Some(jpeg)) => {
-            let checked =
-                tokio::task::spawn_blocking(move || check_jpeg(&jpeg).map(|size| (size, jpeg)))
-                    .await
-                    .map_err(|e| Error::internal(format!("JPEG check: {e}")))?;
-            let ((width, height), jpeg) = checked?;
+            let (width, height) = check_jpeg(&jpeg)?;
             let [x, y, w, h] = bbox;
             if x.saturating_add(w) > width || y.saturating_add(h) > height {
                 return Err(Error::bad_request("bbox reaches outside the snapshot"));
@@ -454,6 +448,23 @@ pub async fn upload(
             Some(jpeg)
         }
     };
+    Ok((event, jpeg))
+}
+
+/// `POST /agent/v1/events?key=…&captured_at=…&score=…&bbox=x,y,w,h` with the JPEG as the
+/// body (or `&snapshot=dropped` and no body; or `kind=gap&…` and no body): `201` with the
+/// event once it is stored, `200` with the same event for a repeated key.
+pub async fn upload(
+    State(st): State<AppState>,
+    agent: AgentCaller,
+    ApiQuery(upload): ApiQuery<Upload>,
+    JpegBody(jpeg): JpegBody,
+) -> Result<Response, Error> {
+    let camera = agent.camera.id;
+    // Decoding the JPEG to check it takes milliseconds of CPU: off the async workers.
+    let (event, jpeg) = tokio::task::spawn_blocking(move || accept(camera, upload, jpeg))
+        .await
+        .map_err(|e| Error::internal(format!("upload check: {e}")))??;
     let alerts = st.mailer.policy();
     let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;
     if what == Stored::Created {

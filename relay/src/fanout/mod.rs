@@ -10,6 +10,7 @@ use crate::ingest::{Frame, Ingest};
 use crate::link::{self, Links};
 use crate::metrics::Metrics;
 use crate::store::Camera;
+use crate::task::{self, Task};
 use eyeward::link::Backoff;
 use eyeward::{CameraId, CameraSource, RtspSource, SourcePolicy};
 use gop::Gop;
@@ -27,6 +28,9 @@ struct Shared {
     viewers: usize,
     /// When the last viewer left (the feed stops `linger` later).
     idle_since: Option<Instant>,
+    /// Camera sessions so far: a new one (after a reconnect or a contained panic) may restart
+    /// the camera's timestamps, which viewers must tell apart.
+    epoch: u64,
 }
 
 /// One camera's feed.
@@ -87,6 +91,19 @@ impl Feed {
         let _ = self.frames.send(frame);
     }
 
+    /// Starts a new camera session: returns its epoch.
+    fn new_session(&self) -> u64 {
+        let mut s = self.lock();
+        s.epoch += 1;
+        s.epoch
+    }
+
+    /// Forgets the ended session's frames: they may not decode with the next session's
+    /// parameter sets.
+    fn end_session(&self) {
+        self.lock().gop.clear();
+    }
+
     /// True once the feed has had no viewer for `linger`.
     fn expired(&self, linger: Duration) -> bool {
         self.lock()
@@ -134,6 +151,7 @@ impl Feeds {
                 gop: Gop::default(),
                 viewers: 0,
                 idle_since: None,
+                epoch: 0,
             }),
             frames,
         });
@@ -148,11 +166,20 @@ impl Feeds {
         sub
     }
 
-    /// Runs the feed until it has had no viewer for `linger`, then removes it.
+    /// Runs the feed until it has had no viewer for `linger`, then removes it. A panic while
+    /// pulling ends that pull alone: the camera is pulled again after a pause, and its viewers
+    /// stay and go on at the next keyframe.
     async fn run(self: Arc<Self>, feed: Arc<Feed>, camera: Camera) {
         tracing::info!("feed starting");
+        let mut after_panic = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
-            self.pull(&feed, &camera).await;
+            let pulled = task::contained(&self.metrics, Task::Feed, self.pull(&feed, &camera));
+            if pulled.await.is_none() {
+                feed.end_session();
+                let delay = after_panic.next_delay(rand::random());
+                tracing::warn!(retry_in = ?delay, "pulling the camera again after a panic");
+                tokio::time::sleep(delay).await;
+            }
             let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
             // A viewer may have joined since the last check: then the feed goes on.
             if feed.lock().viewers == 0 {
@@ -166,7 +193,6 @@ impl Feeds {
     /// Pulls the camera, reconnecting with backoff, until the feed is idle for `linger`.
     async fn pull(&self, feed: &Feed, camera: &Camera) {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-        let mut epoch = 0u64;
         while !feed.expired(self.linger) {
             let (mut ingest, _tunnel) = match self.connect(camera).await {
                 Ok(session) => session,
@@ -178,12 +204,14 @@ impl Feeds {
                 }
             };
             backoff.reset();
-            epoch += 1;
+            let epoch = feed.new_session();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     frame = ingest.next_frame() => match frame {
                         Ok(Some(mut frame)) => {
+                            #[cfg(feature = "failpoints")]
+                            task::fail_point("feed-frame", feed.camera);
                             self.metrics.ingest_frames.inc();
                             frame.epoch = epoch;
                             feed.publish(frame);
@@ -194,8 +222,7 @@ impl Feeds {
                     _ = tick.tick() => if feed.expired(self.linger) { return; },
                 }
             }
-            // Frames from before a camera restart may not decode with its new parameter sets.
-            feed.lock().gop.clear();
+            feed.end_session();
         }
     }
 

@@ -196,14 +196,20 @@ pub fn forwarded_client<'a>(
 /// bad values are named.
 pub struct ApiQuery<T>(pub T);
 
+impl<T: DeserializeOwned> ApiQuery<T> {
+    /// Reads `uri`'s query as the extractor does (tests and fuzzing use it too).
+    pub fn from_uri(uri: &axum::http::Uri) -> Result<T, Error> {
+        axum::extract::Query::<T>::try_from_uri(uri)
+            .map(|axum::extract::Query(v)| v)
+            .map_err(|rejection| Error::bad_request(rejection.body_text()))
+    }
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|rejection| Error::bad_request(rejection.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        ApiQuery::from_uri(&parts.uri).map(ApiQuery)
     }
 }
 

@@ -2,7 +2,7 @@
 //! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
 //! (SPS, PPS) put before every keyframe, as browsers' decoders need them.
 
-mod h264;
+pub mod h264;
 
 use crate::config::RtspTransport;
 use crate::error::{Error, ErrorKind};

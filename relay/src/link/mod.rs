@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::bearer_token;
 use crate::store::{Actor, Audit, Camera, Channel};
+use crate::task::{self, Task};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -81,7 +82,14 @@ pub async fn link(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("agent_link", camera = agent.camera.id.0);
-            serve_link(st, agent.camera.id, socket).instrument(span)
+            // A panic ends this link alone; the agent reconnects and its new link replaces
+            // the registration this one left.
+            async move {
+                let metrics = st.metrics.clone();
+                let link = serve_link(st, agent.camera.id, socket);
+                task::contained(&metrics, Task::AgentLink, link).await;
+            }
+            .instrument(span)
         }))
 }
 
@@ -194,6 +202,8 @@ async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
                 };
                 match link::decode::<AgentMessage>(&text) {
                     Ok(AgentMessage::Heartbeat { seq }) => {
+                        #[cfg(feature = "failpoints")]
+                        crate::task::fail_point("agent-heartbeat", camera);
                         let ack = link::encode(&RelayMessage::HeartbeatAck { seq });
                         if tx.send(Message::Text(ack.into())).await.is_err() {
                             break "the link failed".into();

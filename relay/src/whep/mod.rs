@@ -19,6 +19,7 @@ use crate::http::extract::{CustomerCaller, IdPath, SdpBody};
 use crate::ingest::Frame;
 use crate::metrics::Metrics;
 use crate::store::Camera;
+use crate::task::{self, Task};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -190,7 +191,7 @@ impl Whep {
         camera: &Camera,
         offer: &str,
     ) -> Result<(String, String), Error> {
-        check_offer(offer)?;
+        let offer = parse_offer(offer)?;
         {
             let sessions = self.lock();
             if sessions.values().filter(|s| s.viewer == viewer).count()
@@ -210,8 +211,6 @@ impl Whep {
                 ));
             }
         }
-        let offer = RTCSessionDescription::offer(offer.to_owned())
-            .map_err(|e| Error::bad_request(format!("not an SDP offer: {e}")))?;
         let pc = Arc::new(
             self.api
                 .new_peer_connection(RTCConfiguration::default())
@@ -311,7 +310,11 @@ impl Whep {
             connected,
             joined: Instant::now(),
         };
-        let sender = tokio::spawn(send_frames(track, start, self.metrics.clone()));
+        let metrics = self.metrics.clone();
+        let sender = tokio::spawn(async move {
+            let frames = send_frames(track, start, metrics.clone());
+            task::contained(&metrics, Task::Viewer, frames).await
+        });
         if let Some(s) = self.lock().get_mut(&id) {
             s.sender = Some(sender.abort_handle());
         }
@@ -448,7 +451,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Refuses offers that cannot work before any WebRTC state is made.
+/// Reads a viewer's SDP offer; offers that cannot work are refused before any WebRTC state
+/// is made.
+pub fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, Error> {
+    check_offer(sdp)?;
+    RTCSessionDescription::offer(sdp.to_owned())
+        .map_err(|e| Error::bad_request(format!("not an SDP offer: {e}")))
+}
+
 fn check_offer(sdp: &str) -> Result<(), Error> {
     if !sdp.starts_with("v=0") {
         return Err(Error::bad_request("the body is not an SDP offer"));
@@ -522,6 +532,8 @@ async fn send_frames(track: Arc<TrackLocalStaticRTP>, start: Start, metrics: Arc
         tokio::select! {
             frame = sub.live.recv() => match frame {
                 Ok(frame) => {
+                    #[cfg(feature = "failpoints")]
+                    crate::task::fail_point("viewer-frame", camera.id);
                     if out.send_live(&frame).await.is_err() {
                         return;
                     }

@@ -1,0 +1,125 @@
+//! What each fuzz target does with its input: call one of eyeward's parsers the way the
+//! service does, and check what must hold of whatever it accepts. `cargo fuzz` runs these
+//! (`fuzz_targets/`), and the main workspace's `tests/fuzz_corpora.rs` replays every kept
+//! input through the very same functions in `.ci/run`.
+
+use axum::http::Uri;
+use eyeward::CameraId;
+use eyeward::link::{AgentMessage, RelayMessage, decode, encode};
+use std::str;
+
+/// A fuzz target's body: one input, which it must take without panicking.
+pub type Target = fn(&[u8]);
+
+/// Every target: its name (the corpus folder) and its body.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("link_message", link_message),
+    ("event_upload", event_upload),
+    ("whep_offer", whep_offer),
+    ("config", config),
+    ("onvif_reply", onvif_reply),
+    ("h264", h264),
+    ("camera_source", camera_source),
+];
+
+/// A message on the agent-relay link, either way; whatever decodes re-encodes to itself.
+pub fn link_message(data: &[u8]) {
+    let Ok(text) = str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(msg) = decode::<AgentMessage>(text) {
+        assert_eq!(decode::<AgentMessage>(&encode(&msg)).ok(), Some(msg));
+    }
+    if let Ok(msg) = decode::<RelayMessage>(text) {
+        assert_eq!(decode::<RelayMessage>(&encode(&msg)).ok(), Some(msg));
+    }
+    let _ = eyeward::link::check_rtsp_path(text);
+}
+
+/// An agent's event upload: the query string, then (after a NUL byte) the snapshot. An
+/// accepted motion event's region lies inside its picture.
+pub fn event_upload(data: &[u8]) {
+    let (query, body) = match data.iter().position(|&b| b == 0) {
+        Some(at) => (&data[..at], Some(data[at + 1..].to_vec())),
+        None => (data, None),
+    };
+    let Ok(query) = str::from_utf8(query) else {
+        return;
+    };
+    let Ok(uri) = format!("/agent/v1/events?{query}").parse::<Uri>() else {
+        return;
+    };
+    let Ok(upload) =
+        eyeward_relay::http::extract::ApiQuery::<eyeward_relay::events::Upload>::from_uri(&uri)
+    else {
+        return;
+    };
+    if let Ok((event, Some(jpeg))) = eyeward_relay::events::accept(CameraId(1), upload, body) {
+        let [x, y, w, h] = event.bbox;
+        assert!(u64::from(x) + u64::from(w) <= u64::from(event.width));
+        assert!(u64::from(y) + u64::from(h) <= u64::from(event.height));
+        assert_eq!(event.snapshot_bytes, jpeg.len());
+    }
+}
+
+/// A viewer's WHEP offer, as the relay reads it before making any WebRTC state.
+pub fn whep_offer(data: &[u8]) {
+    if let Ok(sdp) = str::from_utf8(data) {
+        let _ = eyeward_relay::whep::parse_offer(sdp);
+    }
+}
+
+/// A config file, for the relay and for the agent.
+pub fn config(data: &[u8]) {
+    if let Ok(text) = str::from_utf8(data) {
+        let _ = eyeward_relay::config::Config::parse(text);
+        let _ = eyeward_agent::config::AgentConfig::parse(text);
+    }
+}
+
+/// A camera's ONVIF answer, read as each kind of answer the agent expects.
+pub fn onvif_reply(data: &[u8]) {
+    use eyeward_agent::onvif::reply;
+    let Ok(xml) = str::from_utf8(data) else {
+        return;
+    };
+    let _ = reply::service_addresses(xml);
+    let _ = reply::profile_token(xml);
+    if let Ok(status) = reply::status(xml) {
+        assert!(status.position.pan.is_finite() && status.position.tilt.is_finite());
+    }
+    let _ = reply::preset_token(xml);
+    let _ = reply::presets(xml);
+    let _ = reply::fault_reason(xml);
+}
+
+/// A camera's H.264: an AVCC frame turned into Annex B and cut into RTP payloads, and an
+/// `avcC` record's parameter sets. Nothing comes out larger than what went in, but for the
+/// start codes.
+pub fn h264(data: &[u8]) {
+    use eyeward_relay::ingest::h264;
+    let mut annex_b = Vec::new();
+    if h264::avcc_to_annex_b(data, &mut annex_b).is_ok() && !annex_b.is_empty() {
+        assert!(annex_b.len() <= data.len());
+        let _ = h264::rtp_payloads(&bytes::Bytes::from(annex_b));
+    }
+    if let Some(sets) = h264::parameter_sets_from_avcc(data) {
+        assert!(sets.len() <= data.len() * 2);
+    }
+}
+
+/// A camera source as an admin types it, checked against the default policy: its URL keeps
+/// no credentials (they are held apart) and its printed form shows no password.
+pub fn camera_source(data: &[u8]) {
+    let Ok(text) = str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(eyeward::CameraSource::Rtsp(source)) = eyeward::CameraSource::parse(text) {
+        let _ = eyeward::SourcePolicy::default().check_source(&source);
+        let url = url::Url::parse(source.url()).expect("a parsed source's URL parses");
+        assert!(url.username().is_empty() && url.password().is_none());
+        if source.password().is_some() {
+            assert!(format!("{source:?}").contains("password: Some(\"<redacted>\")"));
+        }
+    }
+}
