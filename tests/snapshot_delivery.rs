@@ -1,7 +1,9 @@
 //! Nothing is lost between the camera and the relay: while the relay is away the agent keeps
 //! detecting and queueing on its disk, a `kill -9` of the agent in the middle loses nothing it
 //! had queued, and once both are back every snapshot arrives exactly once, in order; over a
-//! lossy, slow link as well.
+//! lossy, slow link as well. A full disk on the relay refuses new snapshots (507) while the
+//! old stay readable, and a database locked by another process holds uploads back (503):
+//! both wait on the agent and arrive once the fault is gone.
 
 mod common;
 
@@ -9,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use common::{Process, Relay, bin, in_loopback_namespace, status_json, wait_online};
 use eyeward::UnixMillis;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -208,100 +210,114 @@ async fn event_list(client: &common::Client, cam_id: i64) -> Result<Vec<Value>> 
     Ok(list.as_array().cloned().unwrap_or_default())
 }
 
-/// The scenario: events flow, the relay stops, the agent queues, is killed (-9) and restarted
-/// while the relay is still away, more events queue, the relay returns, the camera stops; then
-/// the relay must hold every queued snapshot once, in capture order.
-async fn outage(net: &dyn Network) -> Result<()> {
-    // What waited out the outage (seconds long here) is marked late.
-    let mut relay = Relay::start_on(net.relay_listen(), "[events]\ndelayed_after = \"2s\"")?;
-    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let cam = relay.camera(alice_id, "Street", "fixed", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let dir = relay.dir.path().to_owned();
+/// A relay's customer with one agent camera, a simulated camera that crosses its picture every
+/// 4 s, and how to start its agent: where every scenario here starts.
+struct Scene {
+    cam_id: i64,
+    dir: PathBuf,
+    camera: Process,
+    camera_url: String,
+    token_file: PathBuf,
+    /// The agent's queue folder.
+    queue: PathBuf,
+    base: String,
+}
 
-    let mut sim_cmd = net.command(&bin("eyeward-agent"));
-    sim_cmd.args([
-        "simulate",
-        "--model",
-        "fixed",
-        "--listen",
-        "127.0.0.1:0",
-        "--motion-offset",
-        "2s",
-        "--motion-every",
-        "4s",
-        "--motion-crossing",
-        "2s",
-    ]);
-    let mut camera = Process::spawn(
-        sim_cmd,
-        Some("eyeward-agent simulating"),
-        dir.join("sim.log"),
-    )?;
-    let camera_url = camera
-        .ready
-        .rsplit(' ')
-        .next()
-        .context("camera url")?
-        .to_owned();
-
-    let token_file = dir.join("agent.token");
-    std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
-    std::fs::write(dir.join("agent.toml"), AGENT_CONFIG)?;
-    let queue = dir.join("agent.token.queue");
-    let base = relay.base.clone();
-    let agent = |n: u32| -> Result<Process> {
-        let mut cmd = net.command(&bin("eyeward-agent"));
-        cmd.args(["run", "--relay", &base, "--camera", &camera_url, "--config"])
-            .arg(dir.join("agent.toml"))
-            .arg("--token-file")
-            .arg(&token_file);
-        Process::spawn(cmd, None, dir.join(format!("agent{n}.log")))
-    };
-    let mut first = agent(1)?;
-    let alice = relay.login("a@example.jp", PW).await?;
-    wait_online(&alice, cam_id, true, Duration::from_secs(30)).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while event_list(&alice, cam_id).await?.is_empty() {
-        anyhow::ensure!(Instant::now() < deadline, "no first event: {}", first.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+impl Scene {
+    fn start(net: &dyn Network, relay: &Relay) -> Result<Scene> {
+        let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        let cam = relay.camera(alice_id, "Street", "fixed", "dispatch", "agent")?;
+        let dir = relay.dir.path().to_owned();
+        let mut sim_cmd = net.command(&bin("eyeward-agent"));
+        sim_cmd.args([
+            "simulate",
+            "--model",
+            "fixed",
+            "--listen",
+            "127.0.0.1:0",
+            "--motion-offset",
+            "2s",
+            "--motion-every",
+            "4s",
+            "--motion-crossing",
+            "2s",
+        ]);
+        let camera = Process::spawn(
+            sim_cmd,
+            Some("eyeward-agent simulating"),
+            dir.join("sim.log"),
+        )?;
+        let camera_url = camera
+            .ready
+            .rsplit(' ')
+            .next()
+            .context("camera url")?
+            .to_owned();
+        let token_file = dir.join("agent.token");
+        std::fs::write(&token_file, cam["agent_token"].as_str().context("token")?)?;
+        std::fs::write(dir.join("agent.toml"), AGENT_CONFIG)?;
+        Ok(Scene {
+            cam_id: cam["id"].as_i64().context("id")?,
+            queue: dir.join("agent.token.queue"),
+            dir,
+            camera,
+            camera_url,
+            token_file,
+            base: relay.base.clone(),
+        })
     }
 
-    // The relay goes away; the agent keeps detecting and queueing.
-    relay.stop()?;
-    until(
-        Duration::from_secs(30),
-        "two events queued",
-        || first.log(),
-        || queued(&queue) >= 2,
-    )
-    .await?;
-    first.signal(libc::SIGKILL)?;
-    let kept = queued(&queue);
-    let second = agent(2)?;
-    until(
-        Duration::from_secs(30),
-        "more events queued after the crash",
-        || second.log(),
-        || queued(&queue) > kept,
-    )
-    .await?;
+    /// Starts the camera's agent (the `n`th of the scenario, for its log's name).
+    fn agent(&self, net: &dyn Network, n: u32) -> Result<Process> {
+        let mut cmd = net.command(&bin("eyeward-agent"));
+        cmd.args([
+            "run",
+            "--relay",
+            &self.base,
+            "--camera",
+            &self.camera_url,
+            "--config",
+        ])
+        .arg(self.dir.join("agent.toml"))
+        .arg("--token-file")
+        .arg(&self.token_file);
+        Process::spawn(cmd, None, self.dir.join(format!("agent{n}.log")))
+    }
 
-    // Both back: the queue empties into the relay. The camera stops, so the count is final.
-    relay.restart()?;
-    camera.stop()?;
-    until(
-        Duration::from_secs(90),
-        "the queue emptied",
-        || second.log(),
-        || queued(&queue) == 0,
-    )
-    .await?;
-    let alice = relay.login("a@example.jp", PW).await?;
-    let stored = event_list(&alice, cam_id).await?;
+    /// Waits until the camera is online and its first event is stored.
+    async fn first_event(&self, alice: &common::Client, agent: &Process) -> Result<Value> {
+        wait_online(alice, self.cam_id, true, Duration::from_secs(30)).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(first) = event_list(alice, self.cam_id).await?.pop() {
+                return Ok(first);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no first event: {}", agent.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
-    let mut taken = queued_in_log(&first.log());
-    taken.extend(queued_in_log(&second.log()));
+    /// Stops the camera, so the count is final, and waits for the agent's queue to empty.
+    async fn drain(&mut self, agent: &Process, limit: Duration) -> Result<()> {
+        self.camera.stop()?;
+        until(
+            limit,
+            "the queue emptied",
+            || agent.log(),
+            || queued(&self.queue) == 0,
+        )
+        .await
+    }
+}
+
+/// Every snapshot the agents' logs say they queued is stored once, in capture order, none
+/// dropped; returns the stored events.
+async fn account(alice: &common::Client, cam_id: i64, agents: &[&Process]) -> Result<Vec<Value>> {
+    let stored = event_list(alice, cam_id).await?;
+    let taken: Vec<String> = agents
+        .iter()
+        .flat_map(|a| queued_in_log(&a.log()))
+        .collect();
     let mut arrived: Vec<String> = stored
         .iter()
         .map(|e| e["at"].as_str().unwrap_or_default().to_owned())
@@ -314,7 +330,6 @@ async fn outage(net: &dyn Network) -> Result<()> {
         arrived.len() == taken.len() || arrived.len() == taken.len() + 1,
         "each once: queued {taken:?}, arrived {arrived:?}"
     );
-    assert!(taken.len() >= 4, "the scenario queued {taken:?}");
     // In order: the relay stored them (ids) in the order they were captured.
     let mut by_id = stored.clone();
     by_id.sort_by_key(|e| e["id"].as_i64());
@@ -325,6 +340,58 @@ async fn outage(net: &dyn Network) -> Result<()> {
     let mut sorted = ids_in_capture_order.clone();
     sorted.sort();
     assert_eq!(ids_in_capture_order, sorted, "stored in capture order");
+    assert!(
+        stored.iter().all(|e| e["snapshot_url"].is_string()),
+        "nothing had to be dropped: {stored:?}"
+    );
+    Ok(stored)
+}
+
+/// Whether the agent's log shows an upload the relay answered with `status`, to retry.
+fn held_back_with(agent: &Process, status: u16) -> bool {
+    agent
+        .log()
+        .lines()
+        .any(|l| l.contains("upload not accepted yet") && l.contains(&format!("status={status}")))
+}
+
+/// The scenario: events flow, the relay stops, the agent queues, is killed (-9) and restarted
+/// while the relay is still away, more events queue, the relay returns, the camera stops; then
+/// the relay must hold every queued snapshot once, in capture order.
+async fn outage(net: &dyn Network) -> Result<()> {
+    // What waited out the outage (seconds long here) is marked late.
+    let mut relay = Relay::start_on(net.relay_listen(), "[events]\ndelayed_after = \"2s\"")?;
+    let mut scene = Scene::start(net, &relay)?;
+    let mut first = scene.agent(net, 1)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    scene.first_event(&alice, &first).await?;
+
+    // The relay goes away; the agent keeps detecting and queueing.
+    relay.stop()?;
+    until(
+        Duration::from_secs(30),
+        "two events queued",
+        || first.log(),
+        || queued(&scene.queue) >= 2,
+    )
+    .await?;
+    first.signal(libc::SIGKILL)?;
+    let kept = queued(&scene.queue);
+    let second = scene.agent(net, 2)?;
+    until(
+        Duration::from_secs(30),
+        "more events queued after the crash",
+        || second.log(),
+        || queued(&scene.queue) > kept,
+    )
+    .await?;
+
+    // Both back: the queue empties into the relay.
+    relay.restart()?;
+    scene.drain(&second, Duration::from_secs(90)).await?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let stored = account(&alice, scene.cam_id, &[&first, &second]).await?;
+    assert!(stored.len() >= 4, "the scenario stored {stored:?}");
     let timing: Vec<_> = stored
         .iter()
         .map(|e| {
@@ -337,10 +404,6 @@ async fn outage(net: &dyn Network) -> Result<()> {
     assert!(
         stored.iter().any(|e| e["delayed"] == true),
         "what waited out the outage says so: {timing:#?}"
-    );
-    assert!(
-        stored.iter().all(|e| e["snapshot_url"].is_string()),
-        "nothing had to be dropped: {stored:?}"
     );
     drop(second);
     let dropped = net.dropped()?;
@@ -367,4 +430,141 @@ async fn a_lossy_slow_link_to_the_relay_loses_nothing() -> Result<()> {
     }
     let home = Home::create(10)?;
     outage(&home).await
+}
+
+/// A small disk of its own (tmpfs) mounted at a folder; unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, megabytes: u32) -> Result<SmallDisk> {
+        std::fs::create_dir_all(at)?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={megabytes}m"),
+                "eyeward-test",
+            ])
+            .arg(at)
+            .output()
+            .context("running mount")?;
+        if !out.status.success() {
+            bail!("mount: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(SmallDisk(at.to_owned()))
+    }
+
+    /// Fills what room is left with one file; returns its path.
+    fn fill(&self) -> Result<PathBuf> {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path)?;
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        // Byte by byte to the last one, so not even a small write fits.
+        while f.write_all(&[0]).is_ok() {}
+        Ok(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_new_snapshots_which_wait_on_the_agent_and_keeps_the_old() -> Result<()>
+{
+    let site = common::Site::new("127.0.0.1:0", "")?;
+    let disk = SmallDisk::mount(&site.dir.path().join("data"), 32)?;
+    let relay = Relay::run(site)?;
+    let mut scene = Scene::start(&Loopback, &relay)?;
+    let agent = scene.agent(&Loopback, 1)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let first = scene.first_event(&alice, &agent).await?;
+    let picture_path = first["snapshot_url"].as_str().context("snapshot")?;
+    let picture = alice.get(picture_path).await?.bytes().await?;
+
+    // The disk fills up: new snapshots are refused with a 507 and wait in the agent's queue.
+    let filler = disk.fill()?;
+    until(
+        Duration::from_secs(30),
+        "an upload refused for the full disk",
+        || agent.log(),
+        || held_back_with(&agent, 507),
+    )
+    .await?;
+    assert!(
+        queued(&scene.queue) >= 1,
+        "the refused event waits on the agent"
+    );
+    let (status, body) = status_json(
+        alice
+            .get(&format!("/api/cameras/{}/events", scene.cam_id))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 200, "what is stored can still be read: {body}");
+    let again = alice.get(picture_path).await?;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.bytes().await?, picture, "the old snapshot is intact");
+    assert!(
+        !relay.log().contains("internal error"),
+        "a full disk is not an internal error: {}",
+        relay.log()
+    );
+
+    // Room again: everything queued arrives, once each.
+    std::fs::remove_file(filler)?;
+    scene.drain(&agent, Duration::from_secs(90)).await?;
+    let stored = account(&alice, scene.cam_id, &[&agent]).await?;
+    assert!(stored.len() >= 2, "{stored:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_database_holds_uploads_back_and_loses_nothing() -> Result<()> {
+    let relay = Relay::start("")?;
+    let mut scene = Scene::start(&Loopback, &relay)?;
+    let agent = scene.agent(&Loopback, 1)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    scene.first_event(&alice, &agent).await?;
+
+    // Another process holds the database's write lock for longer than the relay waits (10 s).
+    let db = relay.dir.path().join("data").join("eyeward.db");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(16)\n\
+             c.execute('ROLLBACK')",
+        ])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("python3")?;
+    until(
+        Duration::from_secs(40),
+        "an upload answered 503 while the database was busy",
+        || format!("{}\n--- relay:\n{}", agent.log(), relay.log()),
+        || held_back_with(&agent, 503),
+    )
+    .await?;
+    let (status, _) = status_json(alice.get("/api/cameras").await?).await?;
+    assert_eq!(status, 200, "reading goes on while writes wait");
+    assert!(holder.wait()?.success());
+
+    scene.drain(&agent, Duration::from_secs(90)).await?;
+    let stored = account(&alice, scene.cam_id, &[&agent]).await?;
+    assert!(stored.len() >= 2, "{stored:?}");
+    assert!(
+        !relay.log().contains("internal error"),
+        "a busy database is not an internal error"
+    );
+    Ok(())
 }

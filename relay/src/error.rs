@@ -27,8 +27,11 @@ pub enum ErrorKind {
     Unprocessable,
     /// Too many attempts; retry later.
     TooManyRequests,
-    /// Something the request needs (a camera, its agent) did not answer in time.
+    /// Something the request needs (a camera, its agent, the database) did not answer in
+    /// time.
     Unavailable,
+    /// The relay's disk is full: nothing new can be stored until room is made.
+    InsufficientStorage,
     /// A fault on our side; details go to the log, never to the client.
     Internal,
 }
@@ -103,6 +106,7 @@ impl Error {
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,9 +118,59 @@ impl From<eyeward::Error> for Error {
     }
 }
 
+/// How long a client should wait after the disk was full or the database busy.
+const FULL_RETRY: Duration = Duration::from_secs(30);
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+impl Error {
+    /// The disk is full: a 507 the client retries later; what was stored stays.
+    fn disk_full(what: &str) -> Error {
+        Error::new(
+            ErrorKind::InsufficientStorage,
+            format!("the relay's disk is full: {what} was not stored; try again later"),
+        )
+        .retry_after(FULL_RETRY)
+    }
+
+    /// A failed write of `what` (a snapshot, a mail): a full disk is the client's 507 to
+    /// retry, anything else our fault.
+    pub fn storage(what: &str, e: &std::io::Error) -> Error {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        if e.kind() == std::io::ErrorKind::StorageFull
+            || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+        {
+            Error::disk_full(what)
+        } else {
+            Error::internal(format!("cannot store {what}: {e}"))
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::internal(format!("database: {e}"))
+        // SQLite's primary result codes (the low byte of the extended ones).
+        const SQLITE_BUSY: u32 = 5;
+        const SQLITE_LOCKED: u32 = 6;
+        const SQLITE_FULL: u32 = 13;
+        let primary = match &e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|c| c.parse::<u32>().ok())
+                .map(|c| c & 0xff),
+            _ => None,
+        };
+        match (primary, &e) {
+            (Some(SQLITE_FULL), _) => Error::disk_full("the change"),
+            (Some(SQLITE_BUSY | SQLITE_LOCKED), _) | (None, sqlx::Error::PoolTimedOut) => {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "the relay's database is busy; try again shortly",
+                )
+                .retry_after(BUSY_RETRY)
+            }
+            _ => Error::internal(format!("database: {e}")),
+        }
     }
 }
 
@@ -144,5 +198,23 @@ impl IntoResponse for Error {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_a_507_to_retry_and_other_write_faults_are_ours() {
+        let full = Error::storage("the snapshot", &std::io::Error::from_raw_os_error(28));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.retry_after, Some(FULL_RETRY));
+        assert!(full.to_string().contains("disk is full"), "{full}");
+        let denied = Error::storage("the snapshot", &std::io::Error::from_raw_os_error(13));
+        assert_eq!(denied.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let busy = Error::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.retry_after, Some(BUSY_RETRY));
     }
 }

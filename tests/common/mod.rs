@@ -254,7 +254,7 @@ pub struct Site {
 
 impl Site {
     /// A new data folder with a config listening on `listen`; `extra` is appended to it.
-    fn new(listen: &str, extra: &str) -> Result<Site> {
+    pub fn new(listen: &str, extra: &str) -> Result<Site> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
         let data = dir.path().join("data");
@@ -402,7 +402,11 @@ impl Relay {
 
     /// Starts a relay listening on `listen`; `extra` is appended to its config file.
     pub fn start_on(listen: &str, extra: &str) -> Result<Relay> {
-        let mut site = Site::new(listen, extra)?;
+        Relay::run(Site::new(listen, extra)?)
+    }
+
+    /// Starts a relay on a site prepared by the test (its data folder on a small disk, say).
+    pub fn run(mut site: Site) -> Result<Relay> {
         let (process, base) = Relay::spawn(site.dir.path(), &site.config)?;
         site.base = base;
         Ok(Relay { site, process })

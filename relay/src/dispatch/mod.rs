@@ -58,7 +58,7 @@ impl Dispatcher {
         tokio::task::spawn_blocking(move || write_durably(&path, &jpeg))
             .await
             .map_err(|e| Error::internal(format!("picture writer: {e}")))?
-            .map_err(|e| Error::internal(format!("cannot store a shared picture: {e}")))
+            .map_err(|e| Error::storage("the shared picture", &e))
     }
 
     async fn read_snapshot(&self, id: i64) -> Result<Vec<u8>, Error> {

@@ -107,7 +107,7 @@ impl Events {
                     tokio::task::spawn_blocking(move || this.write(camera, &key, &jpeg))
                         .await
                         .map_err(|e| Error::internal(format!("snapshot writer: {e}")))?
-                        .map_err(|e| Error::internal(format!("cannot store a snapshot: {e}")))?;
+                        .map_err(|e| Error::storage("the snapshot", &e))?;
                 }
                 match store.insert_event(&event, alerts).await {
                     Ok(stored) => return Ok((stored, Stored::Created)),
@@ -351,9 +351,15 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(folder)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A part-written file (the disk filled up) would only take room from the next one.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(folder)?.sync_all()
 }
