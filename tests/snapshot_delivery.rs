@@ -131,6 +131,70 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Cuts the link both ways (`true`) or mends it.
+    fn cut(&self, cut: bool) -> Result<()> {
+        let rules = if cut {
+            "table inet cut {
+               chain up { type filter hook output priority -1; oifname \"ew-home\" drop; }
+               chain down { type filter hook input priority -1; iifname \"ew-home\" drop; }
+             }"
+        } else {
+            "delete table inet cut"
+        };
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", rules])
+            .output()
+            .context("running nft")?;
+        if !out.status.success() {
+            bail!("nft: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+}
+
+/// A TCP relay that holds every chunk `delay` before passing it on, each way: the link's
+/// latency (this kernel has no netem). Listens on `listen`; returns its `http://` base.
+async fn delaying_proxy(listen: &str, upstream: &str, delay: Duration) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+        let read = async move {
+            let mut buf = vec![0; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf).await {
+                let _ = tx.send((Instant::now() + delay, buf[..n].to_vec()));
+            }
+        };
+        let write = async move {
+            while let Some((due, chunk)) = rx.recv().await {
+                tokio::time::sleep_until(due.into()).await;
+                if to.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = to.shutdown().await;
+        };
+        tokio::join!(read, write);
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let upstream = upstream.to_owned();
+    tokio::spawn(async move {
+        while let Ok((down, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let ((dr, dw), (ur, uw)) = (down.into_split(), up.into_split());
+                tokio::join!(pump(dr, uw, delay), pump(ur, dw, delay));
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
 impl Drop for Home {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.name]);
@@ -565,6 +629,155 @@ async fn a_busy_database_holds_uploads_back_and_loses_nothing() -> Result<()> {
     assert!(
         !relay.log().contains("internal error"),
         "a busy database is not an internal error"
+    );
+    Ok(())
+}
+
+/// How many times the kill scenario kills: a few in CI, more from `scripts/faults.sh`.
+fn kills() -> u32 {
+    std::env::var("EYEWARD_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4)
+}
+
+/// A small random generator for the kill moments; its seed is printed so a failing run can be
+/// replayed (`EYEWARD_KILL_SEED`).
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Moments {
+        let seed = std::env::var("EYEWARD_KILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            });
+        eprintln!("kill moments: EYEWARD_KILL_SEED={seed}");
+        Moments(seed)
+    }
+
+    /// A number below `n` (xorshift64).
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nines_of_the_relay_and_the_agent_at_random_moments_lose_nothing() -> Result<()> {
+    let mut relay = Relay::start("")?;
+    let mut scene = Scene::start(&Loopback, &relay)?;
+    let mut agents = vec![scene.agent(&Loopback, 1)?];
+    let alice = relay.login("a@example.jp", PW).await?;
+    scene.first_event(&alice, &agents[0]).await?;
+
+    // Meanwhile the customer asks for a guard and cancels, again and again: every request the
+    // relay acknowledged must survive whatever kill follows.
+    let mut acknowledged = Vec::new();
+    let mut moments = Moments::new();
+    for round in 0..kills() {
+        let deadline = Instant::now() + Duration::from_millis(500 + moments.below(3500));
+        while Instant::now() < deadline {
+            let body = serde_json::json!({ "camera_id": scene.cam_id, "note": format!("round {round}") });
+            if let Ok(resp) = alice.post("/api/dispatch-requests", &body).await
+                && let Ok((201, made)) = status_json(resp).await
+            {
+                let id = made["id"].as_i64().context("id")?;
+                acknowledged.push(id);
+                let cancel = format!("/api/dispatch-requests/{id}/cancel");
+                let _ = alice.post(&cancel, &serde_json::json!({})).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50 + moments.below(300))).await;
+        }
+        if moments.below(2) == 0 {
+            relay.process.signal(libc::SIGKILL)?;
+            relay.restart()?;
+        } else {
+            let n = agents.len() as u32 + 1;
+            agents.last_mut().context("agent")?.signal(libc::SIGKILL)?;
+            agents.push(scene.agent(&Loopback, n)?);
+        }
+    }
+
+    let last = agents.last().context("agent")?;
+    scene.drain(last, Duration::from_secs(90)).await?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let logs: Vec<&Process> = agents.iter().collect();
+    let stored = account(&alice, scene.cam_id, &logs).await?;
+    let (status, requests) = status_json(alice.get("/api/dispatch-requests").await?).await?;
+    anyhow::ensure!(status == 200, "{requests}");
+    let kept: Vec<i64> = requests
+        .as_array()
+        .context("list")?
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !kept.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged requests lost: {lost:?}");
+    assert!(!acknowledged.is_empty(), "the scenario made requests");
+    eprintln!(
+        "{} kills: {} events and {} acknowledged dispatch requests, none lost",
+        kills(),
+        stored.len(),
+        acknowledged.len()
+    );
+    Ok(())
+}
+
+/// How long the link fault scenario cuts the link: short in CI, 60 s from `scripts/faults.sh`.
+fn cut_for() -> Duration {
+    Duration::from_secs(
+        std::env::var("EYEWARD_CUT_SECS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(8),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_with_loss_delay_and_a_cut_loses_nothing() -> Result<()> {
+    if !in_loopback_namespace("a_link_with_loss_delay_and_a_cut_loses_nothing")? {
+        return Ok(());
+    }
+    // 20% loss each way and a slow uplink (the home network), 500 ms more each way (the proxy).
+    let home = Home::create(20)?;
+    let relay = Relay::start_on(home.relay_listen(), "")?;
+    let mut scene = Scene::start(&home, &relay)?;
+    let upstream = relay.base.trim_start_matches("http://").to_owned();
+    scene.base = delaying_proxy(
+        &format!("{RELAY_SIDE}:0"),
+        &upstream,
+        Duration::from_millis(500),
+    )
+    .await?;
+    let agent = scene.agent(&home, 1)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    scene.first_event(&alice, &agent).await?;
+
+    // The link goes dead for a while; the agent queues what it sees meanwhile.
+    let cut = cut_for();
+    home.cut(true)?;
+    let queued_before = queued(&scene.queue);
+    tokio::time::sleep(cut).await;
+    assert!(
+        queued(&scene.queue) > queued_before,
+        "the agent queued during the cut"
+    );
+    home.cut(false)?;
+    wait_online(&alice, scene.cam_id, true, Duration::from_secs(60)).await?;
+    scene.drain(&agent, Duration::from_secs(120)).await?;
+    let stored = account(&alice, scene.cam_id, &[&agent]).await?;
+    let dropped = home.dropped()?;
+    assert!(dropped > 0, "the link really lost packets");
+    eprintln!(
+        "{} snapshots arrived over 20% loss, 500 ms each way and a {cut:?} cut; {dropped} packets dropped",
+        stored.len()
     );
     Ok(())
 }
