@@ -82,8 +82,8 @@ pub async fn link(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("agent_link", camera = agent.camera.id.0);
-            // A panic ends this link alone; the agent reconnects and its new link replaces
-            // the registration this one left.
+            // A panic ends this link alone: the registration it leaves counts as offline,
+            // and the agent's next link replaces it.
             async move {
                 let metrics = st.metrics.clone();
                 let link = serve_link(st, agent.camera.id, socket);
@@ -203,7 +203,7 @@ async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
                 match link::decode::<AgentMessage>(&text) {
                     Ok(AgentMessage::Heartbeat { seq }) => {
                         #[cfg(feature = "failpoints")]
-                        crate::task::fail_point("agent-heartbeat", camera);
+                        task::fail_point("agent-heartbeat", camera);
                         let ack = link::encode(&RelayMessage::HeartbeatAck { seq });
                         if tx.send(Message::Text(ack.into())).await.is_err() {
                             break "the link failed".into();

@@ -39,6 +39,14 @@ struct Inner {
     next_conn: u64,
 }
 
+impl Inner {
+    /// The camera's link while its task runs: a task that ended without unregistering (it
+    /// panicked) dropped its receiving end, and the camera is offline from then on.
+    fn link(&self, camera: CameraId) -> Option<&AgentLink> {
+        self.agents.get(&camera).filter(|l| !l.to_agent.is_closed())
+    }
+}
+
 /// The registry of live agent links and pending tunnels.
 #[derive(Default)]
 pub struct Links {
@@ -111,19 +119,23 @@ impl Links {
     }
 
     pub fn is_online(&self, camera: CameraId) -> bool {
-        self.lock().agents.contains_key(&camera)
+        self.lock().link(camera).is_some()
     }
 
     pub fn online_count(&self) -> usize {
-        self.lock().agents.len()
+        let inner = self.lock();
+        inner
+            .agents
+            .values()
+            .filter(|l| !l.to_agent.is_closed())
+            .count()
     }
 
     /// Queues a control message for the camera's agent.
     pub fn send(&self, camera: CameraId, message: RelayMessage) -> Result<(), Error> {
         let to_agent = self
             .lock()
-            .agents
-            .get(&camera)
+            .link(camera)
             .map(|l| l.to_agent.clone())
             .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
         to_agent.try_send(message).map_err(|_| {
@@ -136,7 +148,7 @@ impl Links {
 
     /// The RTSP path the camera's agent announced.
     pub fn rtsp_path(&self, camera: CameraId) -> Option<String> {
-        self.lock().agents.get(&camera).map(|l| l.rtsp_path.clone())
+        self.lock().link(camera).map(|l| l.rtsp_path.clone())
     }
 
     /// Asks the camera's agent for a tunnel and waits until the agent connects it.
@@ -235,6 +247,26 @@ mod tests {
         assert!(links.is_online(cam));
         assert!(links.unregister(cam, second.conn));
         assert!(!links.is_online(cam));
+    }
+
+    #[test]
+    fn a_link_whose_task_ended_without_unregistering_is_offline() {
+        let links = Links::default();
+        let cam = CameraId(8);
+        let reg = links.register(cam, "/live".into());
+        assert!(links.is_online(cam) && links.online_count() == 1);
+        drop(reg); // its task panicked: the registration unwound with it
+        assert!(!links.is_online(cam));
+        assert_eq!(links.online_count(), 0);
+        assert!(
+            links
+                .send(cam, RelayMessage::HeartbeatAck { seq: 1 })
+                .is_err()
+        );
+        assert_eq!(links.rtsp_path(cam), None);
+        // The agent's next link brings it back.
+        let _again = links.register(cam, "/live".into());
+        assert!(links.is_online(cam));
     }
 
     #[tokio::test]
