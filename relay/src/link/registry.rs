@@ -39,11 +39,18 @@ struct Inner {
     next_conn: u64,
 }
 
-impl Inner {
-    /// The camera's link while its task runs: a task that ended without unregistering (it
+impl AgentLink {
+    /// Whether the link's task still runs: a task that ended without unregistering (it
     /// panicked) dropped its receiving end, and the camera is offline from then on.
+    fn is_live(&self) -> bool {
+        !self.to_agent.is_closed()
+    }
+}
+
+impl Inner {
+    /// The camera's link while its task runs.
     fn link(&self, camera: CameraId) -> Option<&AgentLink> {
-        self.agents.get(&camera).filter(|l| !l.to_agent.is_closed())
+        self.agents.get(&camera).filter(|l| l.is_live())
     }
 }
 
@@ -123,12 +130,7 @@ impl Links {
     }
 
     pub fn online_count(&self) -> usize {
-        let inner = self.lock();
-        inner
-            .agents
-            .values()
-            .filter(|l| !l.to_agent.is_closed())
-            .count()
+        self.lock().agents.values().filter(|l| l.is_live()).count()
     }
 
     /// Queues a control message for the camera's agent.
