@@ -10,53 +10,19 @@
 //! Release binaries on loopback; all clocks are this machine's. `bench/mail.sh` runs it.
 
 use anyhow::{Context, Result, bail};
+use eyeward_bench::mail::{Accepted, Sink};
 use eyeward_bench::process::{
     BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_relay,
     start_simulator, target_bin,
 };
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The simulator's script: the first crossing 3 s after start, then every 8 s, 3 s each (the
 /// agent's default cooldown is 5 s after an event ends: one event per crossing).
 const OFFSET_MS: i64 = 3000;
 const EVERY_MS: i64 = 8000;
-
-/// A mail the server accepted: when, and its Message-ID.
-struct Accepted {
-    at_ms: i64,
-    message_id: String,
-    raw: String,
-}
-
-fn accepted(folder: &Path) -> Result<Vec<Accepted>> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(folder)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|json| {
-            let envelope: Value = serde_json::from_slice(&std::fs::read(json)?)?;
-            let raw =
-                String::from_utf8_lossy(&std::fs::read(json.with_extension("eml"))?).into_owned();
-            let message_id = raw
-                .lines()
-                .find_map(|l| l.strip_prefix("Message-ID: <"))
-                .map(|id| id.trim_end_matches('>').to_owned())
-                .unwrap_or_default();
-            Ok(Accepted {
-                at_ms: envelope["at_ms"].as_i64().context("at_ms")?,
-                message_id,
-                raw,
-            })
-        })
-        .collect()
-}
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -72,25 +38,15 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("eyeward-mail-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
-    // The SMTP server.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mail = dir.join("mail");
-    let mut smtp = Command::new(root.join("tests/.venv/bin/python"));
-    smtp.arg(root.join("tests/smtp/sink.py"))
-        .arg(&mail)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let (_smtp, _) = eyeward_bench::process::spawn_until_line(smtp, "smtp listening")
-        .context("aiosmtpd (scripts/setup.sh test installs it)")?;
+    let sink = Sink::start(&dir)?;
 
     // The relay, its customer with one confirmed address, the camera and its agent.
     let (config, cam) = provision_relay(
         &dir,
-        &format!("[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nalert_cooldown = \"1s\"\n"),
+        &format!(
+            "[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nalert_cooldown = \"1s\"\n",
+            sink.port
+        ),
         "fixed",
         "agent",
     )?;
@@ -108,27 +64,8 @@ async fn main() -> Result<()> {
     )
     .await?;
     anyhow::ensure!(login.status() == 200, "login: {}", login.status());
-    post("/api/alert-addresses", json!({"email": "home@example.jp"})).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let confirm = loop {
-        if let Some(m) = accepted(&mail)?.first() {
-            let text = mail_parser::MessageParser::default()
-                .parse(m.raw.as_bytes())
-                .and_then(|p| p.body_text(0).map(|t| t.into_owned()))
-                .context("the confirmation mail's text")?;
-            let start = text.find("/confirm/").context("a confirmation link")?;
-            let token: String = text[start + 9..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            break format!("{base}/confirm/{token}");
-        }
-        if Instant::now() > deadline {
-            bail!("no confirmation mail");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    anyhow::ensure!(reqwest::Client::new().post(&confirm).send().await?.status() == 200);
+    sink.confirm_alert_address(&http, &base, "home@example.jp")
+        .await?;
 
     let sim_log = dir.join("sim.log");
     let (_sim, camera) = start_simulator(
@@ -170,9 +107,10 @@ async fn main() -> Result<()> {
     let deadline =
         Instant::now() + Duration::from_millis((OFFSET_MS + EVERY_MS * (n as i64 + 3)) as u64);
     let alerts = loop {
-        let alerts: Vec<Accepted> = accepted(&mail)?
+        let alerts: Vec<Accepted> = sink
+            .accepted()?
             .into_iter()
-            .filter(|m| m.message_id.starts_with("alert."))
+            .filter(|m| m.alert_event().is_some())
             .collect();
         if alerts.len() >= n {
             break alerts;
@@ -198,12 +136,7 @@ async fn main() -> Result<()> {
     };
     let (mut total, mut detect, mut upload, mut mailing) = (vec![], vec![], vec![], vec![]);
     for alert in alerts.iter().take(n) {
-        let id: i64 = alert
-            .message_id
-            .split('.')
-            .nth(1)
-            .context("event id")?
-            .parse()?;
+        let id = alert.alert_event().context("event id")?;
         let event = events
             .iter()
             .find(|e| e["id"] == id)

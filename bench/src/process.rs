@@ -139,6 +139,57 @@ pub fn usage(pid: u32) -> Result<Usage> {
     })
 }
 
+/// How many file descriptors `pid` has open (sockets, files, pipes, epoll and timer fds).
+pub fn open_fds(pid: u32) -> Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// What `pid`'s open file descriptors are, counted by kind: `tcp`, `udp`, `unix` sockets
+/// (looked up in this namespace's `/proc/net`), `anon_inode:[eventpoll]` and the like, and
+/// files by extension (`file .db-wal`), so that what stays open can be told apart.
+pub fn open_fd_kinds(pid: u32) -> Result<std::collections::BTreeMap<String, usize>> {
+    let mut sockets = std::collections::HashMap::new();
+    for table in ["tcp", "tcp6", "udp", "udp6", "unix"] {
+        let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+        // The inode is column 10 of the IP tables and column 7 of the unix one.
+        let column = if table == "unix" { 6 } else { 9 };
+        for line in text.lines().skip(1) {
+            if let Some(inode) = line.split_whitespace().nth(column) {
+                sockets.insert(inode.to_owned(), table.trim_end_matches('6'));
+            }
+        }
+    }
+    let mut kinds = std::collections::BTreeMap::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue; // closed meanwhile
+        };
+        let target = target.to_string_lossy();
+        let kind = if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            sockets
+                .get(inode)
+                .copied()
+                .unwrap_or("other socket")
+                .to_owned()
+        } else if target.starts_with('/') {
+            let name = target.rsplit('/').next().unwrap_or_default();
+            match name.find('.') {
+                Some(dot) => format!("file {}", &name[dot..]),
+                None => String::from("file"),
+            }
+        } else if target.starts_with("anon_inode:") {
+            target.into_owned()
+        } else {
+            target.split(':').next().unwrap_or_default().to_owned()
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    Ok(kinds)
+}
+
 /// UDP datagrams this network namespace's kernel dropped for want of receive buffer
 /// (`RcvbufErrors` in `/proc/net/snmp`): a sign that the load client could not keep up.
 pub fn udp_receive_drops() -> Result<u64> {
@@ -160,15 +211,9 @@ pub const BENCH_EMAIL: &str = "bench@example.jp";
 pub const BENCH_PASSWORD: &str = "bench password";
 
 /// Writes a relay configuration in `dir` (listening on a free loopback port, data in
-/// `dir/data`, `extra` appended) with the bench customer and one camera of `model` whose
-/// source is `source` (`agent`, or a camera's rtsp:// URL). Returns the config file and what
-/// `camera add` printed (`id`, and `agent_token` for an agent camera).
-pub fn provision_relay(
-    dir: &Path,
-    extra: &str,
-    model: &str,
-    source: &str,
-) -> Result<(PathBuf, serde_json::Value)> {
+/// `dir/data`, `extra` appended) with the bench customer (guard center `east`). Returns the
+/// config file and the customer's id.
+pub fn provision_customer(dir: &Path, extra: &str) -> Result<(PathBuf, i64)> {
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
@@ -191,15 +236,28 @@ pub fn provision_relay(
         ],
         &format!("{BENCH_PASSWORD}\n"),
     )?;
-    let camera = relay_admin(
-        &config,
+    Ok((config, customer["id"].as_i64().context("customer id")?))
+}
+
+/// Adds a camera-only camera named `name` of `model` whose source is `source` (`agent`, or a
+/// camera's rtsp:// URL) to `customer`. Returns what `camera add` printed (`id`, and
+/// `agent_token` for an agent camera).
+pub fn add_camera(
+    config: &Path,
+    customer: i64,
+    name: &str,
+    model: &str,
+    source: &str,
+) -> Result<serde_json::Value> {
+    relay_admin(
+        config,
         &[
             "camera",
             "add",
             "--customer",
-            &customer["id"].to_string(),
+            &customer.to_string(),
             "--name",
-            "Street",
+            name,
             "--model",
             model,
             "--plan",
@@ -208,7 +266,19 @@ pub fn provision_relay(
             source,
         ],
         "",
-    )?;
+    )
+}
+
+/// [`provision_customer`] with one camera, `Street`, of `model` whose source is `source`.
+/// Returns the config file and what `camera add` printed.
+pub fn provision_relay(
+    dir: &Path,
+    extra: &str,
+    model: &str,
+    source: &str,
+) -> Result<(PathBuf, serde_json::Value)> {
+    let (config, customer) = provision_customer(dir, extra)?;
+    let camera = add_camera(&config, customer, "Street", model, source)?;
     Ok((config, camera))
 }
 
