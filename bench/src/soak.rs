@@ -109,6 +109,8 @@ struct Stats {
     acked: Mutex<Vec<(i64, i64)>>,
     /// Every error, by kind.
     errors: Mutex<BTreeMap<String, u64>>,
+    /// The first viewer errors in detail (when, which camera), to find in the relay's log.
+    incidents: Mutex<Vec<String>>,
 }
 
 impl Stats {
@@ -116,6 +118,19 @@ impl Stats {
         let mut kind: String = kind.into();
         kind.truncate(120);
         *lock(&self.errors).entry(kind).or_default() += 1;
+    }
+
+    /// An error of a viewer of `camera`, kept in detail too.
+    fn incident(&self, kind: &str, camera: i64) {
+        let mut incidents = lock(&self.incidents);
+        if incidents.len() < 20 {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            incidents.push(format!("{now}: camera {camera}: {kind}"));
+        }
+        drop(incidents);
+        self.error(kind);
     }
 }
 
@@ -149,7 +164,7 @@ async fn viewer_slot(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if viewer.packets() == 0 {
-            stats.error("no video within 10 s of joining");
+            stats.incident("no video within 10 s of joining", camera);
         } else {
             lock(&stats.first_packet_ms).push(offered.elapsed().as_secs_f64() * 1000.0);
             let stay = Duration::from_millis(rng.between(STAY_MS.0, STAY_MS.1))
@@ -158,7 +173,7 @@ async fn viewer_slot(
             tokio::time::sleep(stay).await;
             // A second at 15 fps is several packets: none means the video stopped.
             if stay >= Duration::from_secs(1) && viewer.packets() == before {
-                stats.error("video stopped while watching");
+                stats.incident("video stopped while watching", camera);
             }
         }
         if let Err(e) = eyeward.leave(viewer).await {
@@ -574,7 +589,7 @@ async fn main() -> Result<()> {
         }
     }
 
-    report(
+    let all_met = report(
         &args,
         &samples,
         &stats,
@@ -602,7 +617,13 @@ async fn main() -> Result<()> {
     }
     drop(processes);
     drop(relay);
-    let _ = std::fs::remove_dir_all(&dir);
+    // What a run that missed a goal leaves (the logs, the database, the mail) is kept to
+    // look into.
+    if all_met {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("\nlogs, database and mail kept in {}", dir.display());
+    }
     Ok(())
 }
 
@@ -644,7 +665,7 @@ fn report(
     stats: &Stats,
     acc: Accounting,
     rest: AtRest,
-) -> Result<()> {
+) -> Result<bool> {
     let total_s = args.minutes * 60.0;
     // Warm-up: the first fifth of the run, at most two minutes; then its first minute is the
     // baseline the last minute is held against.
@@ -702,21 +723,25 @@ fn report(
         warm + window
     );
     println!("| --- | ---: | ---: | ---: | --- |");
-    let rows: [(&str, Measure); 5] = [
-        ("relay RSS, MiB", |s| s.rss_mb),
-        ("relay heap (anon), MiB", |s| s.anon_mb),
-        ("relay open fds", |s| s.fds as f64),
-        ("relay threads", |s| s.threads as f64),
-        ("agents' RSS (all), MiB", |s| s.agents_rss_mb),
+    // Memory and descriptors are held to the goal; the threads (tokio's blocking pool comes
+    // and goes) and the agents are shown alongside.
+    let rows: [(&str, Measure, bool); 5] = [
+        ("relay RSS, MiB", |s| s.rss_mb, true),
+        ("relay heap (anon), MiB", |s| s.anon_mb, true),
+        ("relay open fds", |s| s.fds as f64, true),
+        ("relay threads", |s| s.threads as f64, false),
+        ("agents' RSS (all), MiB", |s| s.agents_rss_mb, false),
     ];
     let mut flat = true;
-    for (name, f) in rows {
+    for (name, f, held) in rows {
         let (b, e, g) = growth(f);
-        flat &= g < 10.0;
-        println!(
-            "| {name} | {b:.1} | {e:.1} | {g:+.1}% | {} |",
+        let verdict = if held {
+            flat &= g < 10.0;
             met(g < 10.0)
-        );
+        } else {
+            "—"
+        };
+        println!("| {name} | {b:.1} | {e:.1} | {g:+.1}% | {verdict} |");
     }
     let first = lock(&stats.first_packet_ms).clone();
     let errors = lock(&stats.errors).clone();
@@ -735,6 +760,9 @@ fn report(
     );
     for (kind, n) in &errors {
         println!("    - {n} × {kind}");
+    }
+    for incident in lock(&stats.incidents).iter() {
+        println!("    - {incident}");
     }
     println!(
         "- events acknowledged: {}; lost: {}; listed but never acknowledged: {}; mail not `sent`: {} (goal: none lost)",
@@ -808,5 +836,5 @@ fn report(
         )?;
         println!("\nchart: {}", svg.display());
     }
-    Ok(())
+    Ok(flat && clean)
 }
