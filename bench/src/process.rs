@@ -282,12 +282,16 @@ pub fn provision_relay(
     Ok((config, camera))
 }
 
-/// Starts the release relay on `config`, its log in `log`; returns it and its base URL.
+/// Starts the release relay on `config`, its log in `log`; returns it and its base URL. It
+/// logs warnings and errors, or what `RELAY_LOG` asks for (`RUST_LOG`'s syntax).
 pub fn start_relay(config: &Path, log: &Path) -> Result<(Running, String)> {
     let mut cmd = Command::new(target_bin("eyeward-relay")?);
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stderr(std::fs::File::create(log)?);
     let (relay, line) = spawn_until_line(cmd, "eyeward-relay listening on ")?;
     let base = line.rsplit(' ').next().context("relay address")?.to_owned();
