@@ -12,10 +12,10 @@
 use anyhow::{Context, Result, bail};
 use eyeward_bench::mail::{Accepted, Sink};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_relay,
-    start_simulator, target_bin,
+    Running, bench_login, dies_with_parent, provision_relay, start_relay, start_simulator,
+    target_bin,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -51,19 +51,7 @@ async fn main() -> Result<()> {
         "agent",
     )?;
     let (_relay, base) = start_relay(&config, &dir.join("relay.log"))?;
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .header("origin", &base)
-            .json(&body)
-            .send()
-    };
-    let login = post(
-        "/api/login",
-        json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}),
-    )
-    .await?;
-    anyhow::ensure!(login.status() == 200, "login: {}", login.status());
+    let http = bench_login(&base).await?;
     sink.confirm_alert_address(&http, &base, "home@example.jp")
         .await?;
 

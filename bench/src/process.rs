@@ -282,6 +282,21 @@ pub fn provision_relay(
     Ok((config, camera))
 }
 
+/// An HTTP client that keeps cookies, logged in at `base` as the bench customer.
+pub async fn bench_login(base: &str) -> Result<reqwest::Client> {
+    let http = reqwest::Client::builder().cookie_store(true).build()?;
+    let login = http
+        .post(format!("{base}/api/login"))
+        .header("origin", base)
+        .json(&serde_json::json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
+        .send()
+        .await?;
+    if login.status() != 200 {
+        bail!("login: {}", login.status());
+    }
+    Ok(http)
+}
+
 /// Starts the release relay on `config`, its log in `log`; returns it and its base URL. It
 /// logs warnings and errors, or what `RELAY_LOG` asks for (`RUST_LOG`'s syntax).
 pub fn start_relay(config: &Path, log: &Path) -> Result<(Running, String)> {

@@ -9,8 +9,8 @@
 
 use anyhow::{Context, Result, bail};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_relay,
-    start_simulator, target_bin,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, bench_login, dies_with_parent, provision_relay,
+    start_relay, start_simulator, target_bin,
 };
 use eyeward_bench::quantile;
 use serde_json::{Value, json};
@@ -98,14 +98,7 @@ async fn main() -> Result<()> {
         .stderr(std::fs::File::create(dir.join("agent.log"))?);
     let _agent = Running(dies_with_parent(&mut agent).spawn()?);
 
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login = http
-        .post(format!("{base}/api/login"))
-        .header("origin", &base)
-        .json(&json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
-        .send()
-        .await?;
-    anyhow::ensure!(login.status() == 200, "login: {}", login.status());
+    let http = bench_login(&base).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let cams: Value = http

@@ -17,12 +17,12 @@ use anyhow::{Context, Result, bail, ensure};
 use eyeward_bench::mail::Sink;
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, open_fd_kinds, open_fds,
-    provision_customer, start_relay, start_simulator, target_bin, usage,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, bench_login, dies_with_parent, open_fd_kinds,
+    open_fds, provision_customer, start_relay, start_simulator, target_bin, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{self, Eyeward};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
@@ -368,14 +368,7 @@ async fn main() -> Result<()> {
         cameras.push((cam["id"].as_i64().context("camera id")?, token));
     }
     let (relay, base) = start_relay(&config, &dir.join("relay.log"))?;
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login = http
-        .post(format!("{base}/api/login"))
-        .header("origin", &base)
-        .json(&json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
-        .send()
-        .await?;
-    ensure!(login.status() == 200, "login: {}", login.status());
+    let http = bench_login(&base).await?;
     sink.confirm_alert_address(&http, &base, "home@example.jp")
         .await?;
 
