@@ -109,6 +109,8 @@ pub struct Usage {
     /// The part of `rss_bytes` that is the process's own (heap, stacks), not shared library
     /// code or files.
     pub anon_bytes: u64,
+    /// Threads it runs now.
+    pub threads: usize,
 }
 
 /// Reads `pid`'s usage from `/proc`.
@@ -136,6 +138,12 @@ pub fn usage(pid: u32) -> Result<Usage> {
         cpu: Duration::from_secs_f64(ticks as f64 / per_second as f64),
         rss_bytes: kb("VmRSS:")? * 1024,
         anon_bytes: kb("RssAnon:")? * 1024,
+        threads: status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .with_context(|| format!("Threads in /proc/{pid}/status"))?
+            .trim()
+            .parse()?,
     })
 }
 

@@ -469,13 +469,6 @@ async fn main() -> Result<()> {
 
     let sample = |at: Instant| -> Result<Sample> {
         let relay_use = usage(relay.pid())?;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", relay.pid()))?;
-        let threads = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .context("Threads")?
-            .trim()
-            .parse()?;
         let agents_rss: u64 = agent_pids
             .iter()
             .map(|&pid| usage(pid).map(|u| u.rss_bytes))
@@ -485,7 +478,7 @@ async fn main() -> Result<()> {
             rss_mb: mb(relay_use.rss_bytes),
             anon_mb: mb(relay_use.anon_bytes),
             fds: open_fds(relay.pid())?,
-            threads,
+            threads: relay_use.threads,
             cpu_s: relay_use.cpu.as_secs_f64(),
             agents_rss_mb: mb(agents_rss),
             viewers: stats.live.load(Ordering::Relaxed),
