@@ -49,8 +49,8 @@ if ! admin customer list | grep -q "\"$customer_email\""; then
   chmod 600 "$dir"/*.token
   printf '%s\n' "$password" \
     | admin operator add --email "$operator_email" --name "Demo Operator" --guard-center tokyo >/dev/null
-  admin guard add --guard-center tokyo --name "Guard Sato" --position 35.6896,139.7006 >/dev/null
-  admin guard add --guard-center tokyo --name "Guard Suzuki" --position 35.6586,139.7454 >/dev/null
+  admin guard add --guard-center tokyo --name "Kenji Sato" --position 35.6896,139.7006 >/dev/null
+  admin guard add --guard-center tokyo --name "Aya Suzuki" --position 35.6586,139.7454 >/dev/null
 fi
 
 pids=()

@@ -419,11 +419,22 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
     let alice = relay.login("a@example.jp", PW).await?;
     confirmed_address(&relay, &smtp, &alice, "home@example.jp").await?;
 
-    // Operations: the confirmation itself, a new login, a renamed camera.
+    // Operations: the confirmation itself, a login from a new browser, a renamed camera.
+    // A login from a browser used before and pan-tilt moves are not mailed by default.
     smtp.wait_subject("Account activity: Alert address confirmed: home@example.jp")
         .await?;
     relay.login("a@example.jp", PW).await?;
-    smtp.wait_subject("Account activity: New login").await?;
+    smtp.wait_subject("Account activity: Login from a new browser")
+        .await?;
+    let again = alice
+        .post("/api/login", &json!({"email": "a@example.jp", "password": PW}))
+        .await?;
+    assert_eq!(again.status(), 200);
+    let (_, settings) = status_json(alice.get("/api/mail-settings").await?).await?;
+    assert_eq!(
+        settings,
+        json!({"offline": true, "operations": true, "ptz": false})
+    );
     let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
     let cam_id = cam["id"].as_i64().context("id")?;
     let (status, _) = status_json(
@@ -447,7 +458,10 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
     .await?;
     assert_eq!(
         (status, settings),
-        (200, json!({"offline": true, "operations": false}))
+        (
+            200,
+            json!({"offline": true, "operations": false, "ptz": false})
+        )
     );
     let (status, _) = status_json(
         alice
@@ -479,6 +493,13 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
         !all.iter()
             .any(|s| s == "Account activity: Camera renamed to Porch"),
         "switched off: {all:?}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|s| s.contains("Login from a new browser"))
+            .count(),
+        1,
+        "the known browser's login was mailed: {all:?}"
     );
     assert_eq!(
         all.iter()

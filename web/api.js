@@ -1,4 +1,5 @@
 // The pages' one way to call the relay's JSON API: same-origin, with the session cookie.
+import { hasText, t } from './i18n.js';
 
 // Sends `body` (if any) as JSON; resolves to the response and its JSON body (null for 204 or
 // a body that is not JSON). Rejects only when the relay cannot be reached.
@@ -13,7 +14,12 @@ export async function api(method, path, body) {
   return { resp, data };
 }
 
-// The error a failed answer carries (`{"error": "…"}`), else its status line.
-export function errorText(resp, data) {
-  return (data && data.error) || `${resp.status} ${resp.statusText}`;
+// What a failed answer means, in the page's language: the relay names each error with a
+// code (`{"error": "…", "code": "…"}`) that has words of its own here; an English page may
+// show the relay's own (English) message for a code it has no words for, never a Japanese one.
+export function errorText(lang, resp, data) {
+  const code = data && data.code;
+  if (code && hasText(lang, `error.${code}`)) return t(lang, `error.${code}`);
+  if (lang === 'en' && data && data.error) return data.error;
+  return t(lang, 'error.generic', { status: resp.status });
 }

@@ -1,10 +1,10 @@
 // The viewer shell: login, the customer's cameras and activity, the language switch, logout;
 // for operators, the guard-center console.
 // User text (names, addresses) is only ever assigned to textContent, never parsed as HTML.
-import { api } from './api.js';
+import { api, errorText } from './api.js';
 import { GuardConsole } from './console.js';
 import { GuardRequests } from './dispatch.js';
-import { LANGS, t } from './i18n.js';
+import { LANGS, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
 
@@ -52,12 +52,17 @@ async function setLang(lang) {
   }
 }
 
+// Shows one view. A view that was not on screen takes the focus to its heading, so a screen
+// reader says where the person now is and the keyboard starts from there.
 function show(view) {
-  for (const id of ['login-view', 'cameras-view', 'live-view', 'console-view']) $(id).hidden = id !== view;
+  const changed = $(view).hidden;
+  for (const id of VIEWS) $(id).hidden = id !== view;
   const loggedIn = view !== 'login-view';
   $('logout').hidden = !loggedIn;
   $('who').hidden = !loggedIn;
+  if (changed && view !== 'login-view') $(view).querySelector('h1').focus({ preventScroll: false });
 }
+const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'console-view'];
 
 function renderCameras(cameras) {
   const list = $('cameras');
@@ -107,26 +112,35 @@ function renderHistory(entries) {
     li.textContent = t(state.lang, 'historyEmpty');
     list.append(li);
   }
-  const when = new Intl.DateTimeFormat(state.lang, { dateStyle: 'medium', timeStyle: 'short' });
   for (const e of entries) {
     const li = document.createElement('li');
     const time = document.createElement('time');
     time.dateTime = e.at;
-    time.textContent = when.format(new Date(e.at));
+    time.textContent = formatTime(state.lang, e.at);
     const what = document.createElement('span');
     what.className = 'what';
-    what.textContent = t(state.lang, `action.${e.action}`, historyVars(e.detail || {}));
+    const detail = e.detail || {};
+    what.textContent = t(state.lang, `action.${e.action}`, historyVars(detail));
     const who = document.createElement('span');
-    who.className = 'muted';
-    who.textContent = `${e.actor_name} · ${t(state.lang, 'via', { c: t(state.lang, `channel.${e.channel}`) })}`;
+    who.className = 'muted who-did';
+    // A camera's own entries (online, offline) are signed by the camera: say which, by name.
+    const actor = e.actor_kind === 'agent' ? cameraName(detail.camera_id) ?? e.actor_name : e.actor_name;
+    who.textContent = `${actor} · ${t(state.lang, 'via', { c: t(state.lang, `channel.${e.channel}`) })}`;
     li.append(time, what, who);
     list.append(li);
   }
 }
 
-// A history entry's details as its words show them: amounts of yen with separators.
+function cameraName(id) {
+  const cam = state.cameras.find((c) => c.id === id);
+  return cam ? cam.name : undefined;
+}
+
+// A history entry's details as its words show them: the camera by its current name, amounts
+// of yen with separators.
 function historyVars(detail) {
   const vars = { ...detail };
+  if (vars.camera === undefined && detail.camera_id !== undefined) vars.camera = cameraName(detail.camera_id) ?? '';
   for (const k of ['fee_yen', 'fee_due_yen']) {
     if (typeof vars[k] === 'number') vars[k] = new Intl.NumberFormat(state.lang).format(vars[k]);
   }
@@ -165,6 +179,7 @@ async function loadAddresses() {
   if (notices.resp.ok) {
     $('notify-offline').checked = notices.data.offline;
     $('notify-operations').checked = notices.data.operations;
+    $('notify-ptz').checked = notices.data.ptz;
   }
 }
 
@@ -172,6 +187,7 @@ async function saveNotices() {
   await api('PUT', '/api/mail-settings', {
     offline: $('notify-offline').checked,
     operations: $('notify-operations').checked,
+    ptz: $('notify-ptz').checked,
   }).catch(() => {});
 }
 
@@ -221,13 +237,21 @@ async function onAddAddress(ev) {
     loadAddresses();
     return;
   }
-  err.textContent = (data && data.error) || t(state.lang, 'networkError');
+  err.textContent = resp.status ? errorText(state.lang, resp, data) : t(state.lang, 'networkError');
   err.hidden = false;
 }
 
-// #camera/ID shows that camera live; anything else, the list.
+// #camera/ID shows that camera live, #event/ID one motion event (the link in an alert mail);
+// anything else, the list.
 async function route() {
   if (!state.me || state.me.role !== 'customer') return;
+  const ev = location.hash.match(/^#event\/(\d+)$/);
+  if (ev) {
+    await stopLive();
+    if (state.dispatch) state.dispatch.hideCamera();
+    await showEvent(Number(ev[1]));
+    return;
+  }
   const m = location.hash.match(/^#camera\/(\d+)$/);
   const cam = m && state.cameras.find((c) => String(c.id) === m[1]);
   if (!cam) {
@@ -238,11 +262,12 @@ async function route() {
     return;
   }
   $('live-name').textContent = cam.name;
+  $('player').setAttribute('aria-label', t(state.lang, 'videoLabel', { name: cam.name }));
   show('live-view');
   // A guard may be requested from a dispatch-plan camera's live view only.
   if (state.dispatch) state.dispatch.showCamera(cam);
   if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
-  if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('video'), (key, vars) => t(state.lang, key, vars));
+  if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('player'), $('video'), (key, vars) => t(state.lang, key, vars));
   // Pan-tilt controls on a pan-tilt camera only.
   if (cam.model === 'pan-tilt') state.ptz.open(cam.id);
   else state.ptz.close();
@@ -257,34 +282,58 @@ async function route() {
   }
 }
 
-// The camera's motion events under its live picture: newest first, one day or the latest,
-// fetched again whenever the relay's live feed says one was stored.
+// One motion event, full size: its camera, its time, the picture to download, and the way to
+// the camera's live view. Reached from the list, the timeline, or an alert mail's link (after
+// logging in, if need be).
+async function showEvent(id) {
+  const { resp, data } = await api('GET', `/api/events/${id}`).catch(() => ({ resp: { ok: false } }));
+  if (resp.status === 401) return loggedOut();
+  const found = resp.ok;
+  $('event-missing').hidden = found;
+  $('event-body').hidden = !found;
+  if (found) {
+    const at = formatTime(state.lang, data.at, 'full');
+    $('event-camera').textContent = data.camera_name;
+    $('event-at').textContent = at;
+    $('event-at').dateTime = data.at;
+    $('event-live').href = `#camera/${data.camera_id}`;
+    const picture = $('event-picture');
+    picture.hidden = !data.snapshot_url;
+    $('event-download').hidden = !data.snapshot_url;
+    $('event-no-picture').hidden = !!data.snapshot_url;
+    if (data.snapshot_url) {
+      picture.src = data.snapshot_url;
+      picture.alt = t(state.lang, 'eventPictureAlt', { camera: data.camera_name, t: at });
+      $('event-download').href = data.snapshot_url;
+      $('event-download').download = `${data.camera_name}-${data.at}.jpg`.replace(/[\\/:*?"<>|\s]+/g, '-');
+    }
+  }
+  state.shownEvent = found ? data : null;
+  show('event-view');
+}
+
+// The camera's motion events under its live picture: newest first, one day of the home's
+// calendar (today by default), fetched again whenever the relay's live feed says one was
+// stored.
 const DAY_MS = 24 * 3600 * 1000;
 
 async function loadEvents(cameraId) {
-  const day = $('events-day').value;
-  let url = `/api/cameras/${cameraId}/events?limit=100`;
-  // The day in the viewer's own time zone: from its local midnight to the next.
-  let from = new Date();
-  from.setHours(0, 0, 0, 0);
-  if (day) {
-    from = new Date(`${day}T00:00:00`);
-    url += `&before=${from.getTime() + DAY_MS}`;
-  }
+  const day = $('events-day').value || homeDay(Date.now());
+  const from = homeDayStart(day);
+  const url = `/api/cameras/${cameraId}/events?limit=100&before=${from + DAY_MS}`;
   const { resp, data } = await api('GET', url).catch(() => ({ resp: { ok: false } }));
   if (!resp.ok || state.liveCamera !== cameraId) return;
-  const shown = day ? data.filter((e) => Date.parse(e.at) >= from.getTime()) : data;
-  renderEvents(shown, from.getTime());
+  renderEvents(data.filter((e) => Date.parse(e.at) >= from), from);
 }
 
 function renderEvents(events, dayStart) {
   const list = $('event-list');
   list.replaceChildren();
   $('events-empty').hidden = events.length > 0;
-  const when = new Intl.DateTimeFormat(state.lang, { dateStyle: 'short', timeStyle: 'medium' });
+  const when = (at) => formatTime(state.lang, at, 'full');
   for (const e of events) {
     const li = document.createElement('li');
-    const label = when.format(new Date(e.at));
+    const label = when(e.at);
     if (!e.snapshot_url) {
       // A gap in what the camera could keep, or an event whose picture it had to drop.
       li.className = 'no-snapshot';
@@ -293,16 +342,14 @@ function renderEvents(events, dayStart) {
       time.textContent = label;
       const what = document.createElement('span');
       what.textContent = e.kind === 'gap'
-        ? t(state.lang, 'eventGap', { n: e.lost_snapshots + e.lost_events, until: when.format(new Date(e.until)) })
+        ? t(state.lang, 'eventGap', { n: e.lost_snapshots + e.lost_events, until: when(e.until) })
         : t(state.lang, 'eventNoSnapshot');
       li.append(time, what);
       list.append(li);
       continue;
     }
     const link = document.createElement('a');
-    link.href = e.snapshot_url;
-    link.target = '_blank';
-    link.rel = 'noopener';
+    link.href = `#event/${e.id}`;
     const img = document.createElement('img');
     img.className = 'thumb';
     img.loading = 'lazy';
@@ -327,16 +374,23 @@ function renderEvents(events, dayStart) {
     }
     list.append(li);
   }
-  // The day as a bar, each event a mark at its time.
+  // The day as a bar, each event a link at its time: a list a screen reader reads out.
   const bar = $('timeline');
   bar.replaceChildren();
-  for (const e of events) {
+  const today = events.filter((e) => {
     const at = Date.parse(e.at) - dayStart;
-    if (at < 0 || at >= DAY_MS) continue;
-    const mark = document.createElement('span');
+    return at >= 0 && at < DAY_MS;
+  });
+  bar.setAttribute('aria-label', t(state.lang, 'timelineLabel', { n: today.length }));
+  for (const e of today) {
+    const li = document.createElement('li');
+    const mark = document.createElement('a');
     mark.className = 'mark';
-    mark.style.left = `${(at / DAY_MS) * 100}%`;
-    bar.append(mark);
+    mark.href = `#event/${e.id}`;
+    mark.style.left = `${((Date.parse(e.at) - dayStart) / DAY_MS) * 100}%`;
+    mark.setAttribute('aria-label', t(state.lang, 'timelineEvent', { t: formatTime(state.lang, e.at, 'time') }));
+    li.append(mark);
+    bar.append(li);
   }
 }
 
@@ -358,10 +412,18 @@ function stopEvents() {
   state.eventFeed = null;
 }
 
-function setLiveStatus(status) {
+// The live view's badge. An offline camera says since when (the relay knows when its link
+// went down) while the player keeps trying quietly in the background.
+async function setLiveStatus(status) {
   const badge = $('live-status');
   badge.dataset.status = status || '';
   badge.textContent = status ? t(state.lang, `live.${status}`) : '';
+  if (status !== 'offline' || !state.liveCamera) return;
+  const id = state.liveCamera;
+  const { resp, data } = await api('GET', `/api/cameras/${id}`).catch(() => ({ resp: { ok: false } }));
+  if (resp.ok && data.offline_since && state.liveCamera === id && badge.dataset.status === 'offline') {
+    badge.textContent = t(state.lang, 'live.offlineSince', { t: formatTime(state.lang, data.offline_since) });
+  }
 }
 
 // The last picture seen of a camera becomes its tile's poster, kept for this tab only and
@@ -435,6 +497,8 @@ function loggedOut() {
   if (state.dispatch) state.dispatch.stop();
   if (state.console) state.console.stop();
   for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
+  for (const id of ['event-camera', 'event-at']) $(id).textContent = '';
+  $('event-picture').removeAttribute('src');
   $('password').value = '';
   show('login-view');
   $('email').focus();
@@ -479,17 +543,20 @@ async function onLogout() {
   loggedOut();
 }
 
-// Camera status changes as agents come and go: refresh it while the list is on screen.
-const REFRESH_MS = 10_000;
+// Camera status changes as agents come and go, and the activity grows: refresh both while the
+// page is on screen.
+const REFRESH_MS = 5_000;
 setInterval(async () => {
   if (!state.me || state.me.role !== 'customer' || document.hidden) return;
-  const { resp, data } = await api('GET', '/api/cameras').catch(() => ({ resp: { ok: false } }));
-  if (resp.ok) {
-    state.cameras = data;
-    renderCameras(data);
-    if (state.dispatch) state.dispatch.setCameras(data);
+  const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')])
+    .catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
+  if (cams.resp.ok) {
+    state.cameras = cams.data;
+    if (!$('cameras-view').hidden) renderCameras(cams.data);
+    if (state.dispatch) state.dispatch.setCameras(cams.data);
   }
-  else if (resp.status === 401) loggedOut();
+  else if (cams.resp.status === 401) return loggedOut();
+  if (hist.resp.ok) renderHistory(hist.data);
 }, REFRESH_MS);
 
 async function start() {
@@ -501,16 +568,19 @@ async function start() {
   $('alert-form').addEventListener('submit', onAddAddress);
   $('notify-offline').addEventListener('change', saveNotices);
   $('notify-operations').addEventListener('change', saveNotices);
+  $('notify-ptz').addEventListener('change', saveNotices);
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
   $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
+  // Full screen takes the picture with its badge and pan-tilt pad, and has its own exit.
   $('fullscreen').addEventListener('click', () => {
-    const player = document.querySelector('.player');
+    const stage = $('stage');
     if (document.fullscreenElement) document.exitFullscreen();
-    else if (player.requestFullscreen) player.requestFullscreen();
+    else if (stage.requestFullscreen) stage.requestFullscreen().then(() => $('player').focus());
     else if ($('video').webkitEnterFullscreen) $('video').webkitEnterFullscreen();
   });
+  $('fullscreen-exit').addEventListener('click', () => { if (document.fullscreenElement) document.exitFullscreen(); });
   // Leaving the page ends the live session on the relay at once.
   window.addEventListener('pagehide', () => { if (state.player) state.player.closeSession(); });
   try {

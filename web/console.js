@@ -5,7 +5,7 @@
 // to the customer's history by the relay, so the console opens one only when asked to and
 // never again by itself. Everything from the relay is set as text.
 import { api, errorText } from './api.js';
-import { t, yen } from './i18n.js';
+import { formatTime, t, yen } from './i18n.js';
 import { LivePlayer } from './live.js';
 
 const OPEN = ['requested', 'accepted', 'assigned', 'arrived'];
@@ -239,7 +239,7 @@ export class GuardConsole {
     this.showError('');
     const { resp, data } = await api('GET', `/api/ops/dispatch-requests/${id}`).catch(() => ({ resp: null, data: null }));
     if (!resp) return this.showError(this.text('networkError'));
-    if (!resp.ok) return this.showError(errorText(resp, data));
+    if (!resp.ok) return this.showError(errorText(this.lang(), resp, data));
     this.detail = data;
     const item = this.items.get(id);
     if (item && Date.parse(item.updated_at) > Date.parse(data.request.updated_at)) this.follow(item);
@@ -260,7 +260,7 @@ export class GuardConsole {
     try {
       const { resp, data } = await api('POST', `/api/ops/dispatch-requests/${id}/${action}`, body);
       if (resp.ok) this.upsert(data);
-      else this.showError(errorText(resp, data));
+      else this.showError(errorText(this.lang(), resp, data));
     } catch {
       this.showError(this.text('networkError'));
     } finally {
@@ -352,12 +352,12 @@ export class GuardConsole {
       return li;
     }));
 
-    const when = new Intl.DateTimeFormat(this.lang(), { dateStyle: 'short', timeStyle: 'medium' });
+    const when = (at) => formatTime(this.lang(), at, 'full');
     this.$('console-steps').replaceChildren(...(d.steps || []).map((s) => {
       const li = document.createElement('li');
       const time = document.createElement('time');
       time.dateTime = s.at;
-      time.textContent = when.format(new Date(s.at));
+      time.textContent = when(s.at);
       const what = document.createElement('span');
       what.className = 'what';
       what.textContent = this.text(`consoleState.${s.to_state}`);
@@ -414,7 +414,7 @@ export class GuardConsole {
   renderGuards() {
     const list = this.$('console-guards');
     this.$('console-guards-empty').hidden = this.guards.length > 0;
-    const when = new Intl.DateTimeFormat(this.lang(), { dateStyle: 'short', timeStyle: 'short' });
+    const when = (at) => formatTime(this.lang(), at, 'datetime');
     list.replaceChildren(...this.guards.map((g) => {
       const li = document.createElement('li');
       li.dataset.guardId = g.id;
@@ -431,7 +431,7 @@ export class GuardConsole {
       where.textContent = g.position
         ? this.text('consolePosition', {
           lat: g.position.lat.toFixed(5), lon: g.position.lon.toFixed(5),
-          t: g.seen_at ? when.format(new Date(g.seen_at)) : '—',
+          t: g.seen_at ? when(g.seen_at) : '—',
         })
         : this.text('consoleNoPosition');
       li.append(name, busy, where, this.positionForm(g));
@@ -475,7 +475,7 @@ export class GuardConsole {
         .catch(() => ({ resp: null, data: null }));
       save.disabled = false;
       if (resp && resp.ok) return this.loadGuards();
-      error.textContent = resp ? errorText(resp, data) : this.text('networkError');
+      error.textContent = resp ? errorText(this.lang(), resp, data) : this.text('networkError');
       error.hidden = false;
     });
     return form;
@@ -507,5 +507,5 @@ function age(ms) {
 }
 
 function clock(lang, at) {
-  return new Intl.DateTimeFormat(lang, { timeStyle: 'short' }).format(new Date(at));
+  return formatTime(lang, at, 'time');
 }

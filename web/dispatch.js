@@ -3,7 +3,7 @@
 // and a cancel while that is still possible), and the list of requests and fees on the
 // cameras view. User text (camera names, the relay's error messages) is only set as text.
 import { api, errorText } from './api.js';
-import { t, yen } from './i18n.js';
+import { formatTime, t, yen } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 // The states in which the guard center still works on a request.
@@ -188,7 +188,7 @@ export class GuardRequests {
         fee_yen: this.terms.fee_yen,
       });
       if (!resp.ok) {
-        this.showDialogError(errorText(resp, data));
+        this.showDialogError(errorText(this.lang(), resp, data));
         // The fee may have changed: show the one that holds now.
         if (resp.status === 409) await this.loadTerms();
         return;
@@ -219,7 +219,7 @@ export class GuardRequests {
     }).catch(() => null);
     if (resp && resp.ok) this.say('shared', 'dispatchSnapshotShared');
     else if (!resp) this.say('warning', 'dispatchSnapshotFailed', { error: this.text('networkError') });
-    else this.say('warning', 'dispatchSnapshotFailed', { error: errorText(resp, await resp.json().catch(() => null)) });
+    else this.say('warning', 'dispatchSnapshotFailed', { error: errorText(this.lang(), resp, await resp.json().catch(() => null)) });
   }
 
   say(kind, key, vars = {}) {
@@ -242,7 +242,7 @@ export class GuardRequests {
         this.message = null;
         this.upsert(data);
       } else {
-        this.say('error', 'dispatchCancelError', { error: errorText(resp, data) });
+        this.say('error', 'dispatchCancelError', { error: errorText(this.lang(), resp, data) });
       }
     } catch {
       this.say('error', 'dispatchCancelError', { error: this.text('networkError') });
@@ -296,8 +296,7 @@ export class GuardRequests {
       $('dispatch-state').textContent = this.describe(d);
       $('dispatch-fee').textContent = this.feeLine(d);
       $('dispatch-fee').hidden = !this.feeLine(d);
-      const when = new Intl.DateTimeFormat(this.lang(), { timeStyle: 'short' });
-      $('dispatch-when').textContent = this.text('dispatchRequestedAt', { id: d.id, t: when.format(new Date(d.created_at)) });
+      $('dispatch-when').textContent = this.text('dispatchRequestedAt', { id: d.id, t: formatTime(this.lang(), d.created_at, 'time') });
       $('dispatch-cancel').hidden = !CANCELLABLE.includes(d.state);
     } else {
       for (const k of ['requestId', 'state', 'feeDue']) delete status.dataset[k];
@@ -314,7 +313,7 @@ export class GuardRequests {
     const any = this.cameras.some((c) => c.plan === 'dispatch') || this.requests.length > 0 || this.charges.length > 0;
     section.hidden = !this.feed || !any;
     if (section.hidden) return;
-    const when = new Intl.DateTimeFormat(this.lang(), { dateStyle: 'medium', timeStyle: 'short' });
+    const when = (at) => formatTime(this.lang(), at, 'datetime');
     const list = $('dispatch-list');
     list.replaceChildren();
     $('dispatch-list-empty').hidden = this.requests.length > 0;
@@ -325,7 +324,7 @@ export class GuardRequests {
       li.dataset.feeDue = d.fee_due_yen;
       const time = document.createElement('time');
       time.dateTime = d.created_at;
-      time.textContent = when.format(new Date(d.created_at));
+      time.textContent = when(d.created_at);
       const camera = document.createElement('span');
       camera.className = 'camera';
       camera.textContent = d.camera_name;
@@ -345,7 +344,7 @@ export class GuardRequests {
       const li = document.createElement('li');
       li.dataset.chargeId = c.id;
       li.textContent = this.text('chargeItem', {
-        amount: yen(this.lang(), c.amount_yen), request: c.request_id, t: when.format(new Date(c.charged_at)),
+        amount: yen(this.lang(), c.amount_yen), request: c.request_id, t: when(c.charged_at),
       });
       charges.append(li);
     }

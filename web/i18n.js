@@ -37,8 +37,6 @@ export const TEXT = {
     eventAlt: 'Snapshot at {t}',
     eventNoSnapshot: 'Motion; the camera could not keep the snapshot (the relay was unreachable too long).',
     eventGap: '{n} snapshots lost on the camera until {until}: the relay was unreachable too long.',
-    'action.camera.online': 'Camera online',
-    'action.camera.offline': 'Camera offline',
     historyTitle: 'Recent activity',
     historyEmpty: 'Nothing yet.',
     operatorTitle: 'Guard-center console',
@@ -60,7 +58,8 @@ export const TEXT = {
     'channel.mail-link': 'link in a mail',
     noticesTitle: 'Also mail these addresses when',
     noticeOffline: 'a camera has been offline for 5 minutes, and when it is back',
-    noticeOperations: 'something is done on my account (logins, addresses, camera names)',
+    noticeOperations: 'something is done on my account (a login from a new browser, alert addresses, camera names)',
+    noticePtz: 'a pan-tilt camera is turned (every move)',
     'action.notices.changed': 'Notice mails changed',
     'action.alert_address.added': 'Alert address added: {email}',
     'action.alert_address.confirmed': 'Alert address confirmed: {email}',
@@ -71,6 +70,7 @@ export const TEXT = {
     'channel.agent': 'camera',
     'channel.system': 'system',
     'action.login': 'Logged in',
+    'action.login.new_browser': 'Logged in from a new browser',
     'action.logout': 'Logged out',
     'action.customer.created': 'Account created',
     'action.password.reset': 'Password reset',
@@ -191,7 +191,7 @@ export const TEXT = {
     consoleSetPosition: 'Set position',
     'action.dispatch.requested': 'Guard requested: {camera} (request {request_id})',
     'action.dispatch.accepted': 'Guard request {request_id} accepted by the guard center; fee due: {fee_due_yen} yen',
-    'action.dispatch.assigned': 'Guard {guard} on the way (request {request_id})',
+    'action.dispatch.assigned': 'Guard on the way: {guard} (request {request_id})',
     'action.dispatch.arrived': 'Guard arrived (request {request_id})',
     'action.dispatch.completed': 'Guard request {request_id} completed',
     'action.dispatch.cancelled': 'Guard request {request_id} cancelled; fee due: {fee_due_yen} yen',
@@ -199,6 +199,37 @@ export const TEXT = {
     'action.dispatch.snapshot_viewed': 'The guard center looked at the picture you shared (request {request_id})',
     'action.dispatch.live_viewed': 'The guard center watched {camera} live (request {request_id})',
     'action.home.changed': 'Home address changed (where guards are sent)',
+    'live.offlineSince': 'Camera offline since {t}',
+    videoLabel: 'Live video of {name}',
+    eventTitle: 'Motion event',
+    eventCamera: 'Camera',
+    eventAt: 'Seen at',
+    eventWatchLive: 'Watch live',
+    eventDownload: 'Download the picture',
+    eventMissing: 'This event is gone: it is older than the time events are kept, or was never yours.',
+    eventPictureAlt: 'Snapshot of {camera} at {t}',
+    timelineLabel: 'Motion events of the day: {n}',
+    timelineEvent: 'Motion at {t}',
+    ptzSpeed: 'Turning speed',
+    'ptzSpeed.slow': 'Slow',
+    'ptzSpeed.normal': 'Normal',
+    'ptzSpeed.fast': 'Fast',
+    ptzMap: 'Where the camera looks within its range',
+    ptzKeysHint: 'With the picture selected, the arrow keys turn the camera.',
+    exitFullscreen: 'Exit full screen',
+    'action.camera.online': 'Camera online: {camera}',
+    'action.camera.offline': 'Camera offline: {camera}',
+    'error.generic': 'Something went wrong ({status}). Try again.',
+    'error.camera_offline': 'The camera is offline.',
+    'error.invalid_email': 'That is not an email address.',
+    'error.too_many_addresses': 'At most 5 alert addresses: remove one first.',
+    'error.fee_changed': 'The fee has changed. Check it and confirm again.',
+    'error.fixed_camera': 'This camera cannot turn.',
+    'error.request_changed': 'The request changed meanwhile. It has been reloaded.',
+    'error.login_throttled': 'Too many failed attempts. Try again later.',
+    'error.storage_full': 'The service cannot store anything right now. Try again later.',
+    'error.unavailable': 'The service is busy. Try again in a moment.',
+    'error.internal': 'Something went wrong on our side. Try again.',
   },
   ja: {
     language: '言語',
@@ -236,8 +267,6 @@ export const TEXT = {
     eventAlt: '{t} の画像',
     eventNoSnapshot: '動きを検知しましたが、中継サーバーに長く接続できなかったため画像は保存できませんでした。',
     eventGap: '{until} までに {n} 枚の画像がカメラ側で失われました（中継サーバーに長く接続できませんでした）。',
-    'action.camera.online': 'カメラがオンラインになりました',
-    'action.camera.offline': 'カメラがオフラインになりました',
     historyTitle: '最近の操作',
     historyEmpty: 'まだありません。',
     operatorTitle: 'ガードセンター コンソール',
@@ -259,7 +288,8 @@ export const TEXT = {
     'channel.mail-link': 'メール内のリンク',
     noticesTitle: '次の場合も通知先にメールする',
     noticeOffline: 'カメラが5分以上オフラインのとき（復旧時も）',
-    noticeOperations: 'アカウントで操作があったとき（ログイン、通知先、カメラ名）',
+    noticeOperations: 'アカウントで操作があったとき（新しいブラウザからのログイン、通知先、カメラ名）',
+    noticePtz: '首振りカメラの向きが変えられたとき（操作のたび）',
     'action.notices.changed': '通知メールの設定を変更',
     'action.alert_address.added': '通知先を追加：{email}',
     'action.alert_address.confirmed': '通知先を確認：{email}',
@@ -270,6 +300,7 @@ export const TEXT = {
     'channel.agent': 'カメラ',
     'channel.system': 'システム',
     'action.login': 'ログイン',
+    'action.login.new_browser': '新しいブラウザからログイン',
     'action.logout': 'ログアウト',
     'action.customer.created': 'アカウント作成',
     'action.password.reset': 'パスワード再設定',
@@ -390,7 +421,7 @@ export const TEXT = {
     consoleSetPosition: '位置を設定',
     'action.dispatch.requested': '駆けつけを依頼：{camera}（依頼 {request_id}）',
     'action.dispatch.accepted': 'ガードセンターが依頼 {request_id} を受付（お支払い料金 {fee_due_yen}円）',
-    'action.dispatch.assigned': '警備員 {guard} が向かっています（依頼 {request_id}）',
+    'action.dispatch.assigned': '警備員（{guard}）が向かっています（依頼 {request_id}）',
     'action.dispatch.arrived': '警備員が到着（依頼 {request_id}）',
     'action.dispatch.completed': '依頼 {request_id} の対応完了',
     'action.dispatch.cancelled': '依頼 {request_id} をキャンセル（お支払い料金 {fee_due_yen}円）',
@@ -398,6 +429,45 @@ export const TEXT = {
     'action.dispatch.snapshot_viewed': 'ガードセンターが共有画像を確認（依頼 {request_id}）',
     'action.dispatch.live_viewed': 'ガードセンターが {camera} のライブ映像を視聴（依頼 {request_id}）',
     'action.home.changed': 'ご自宅の住所を変更（警備員の駆けつけ先）',
+    'live.offlineSince': '{t} からカメラはオフラインです',
+    videoLabel: '{name} のライブ映像',
+    eventTitle: '動体検知の記録',
+    eventCamera: 'カメラ',
+    eventAt: '検知時刻',
+    eventWatchLive: 'ライブ映像を見る',
+    eventDownload: '画像をダウンロード',
+    eventMissing: 'この記録はありません。保存期間を過ぎたか、このアカウントの記録ではありません。',
+    eventPictureAlt: '{camera} の {t} の画像',
+    timelineLabel: 'この日の動体検知：{n} 件',
+    timelineEvent: '{t} に動体検知',
+    ptzSpeed: '回転の速さ',
+    'ptzSpeed.slow': 'ゆっくり',
+    'ptzSpeed.normal': '標準',
+    'ptzSpeed.fast': '速い',
+    ptzMap: 'カメラの可動範囲の中で向いている位置',
+    ptzKeysHint: '映像を選択しているときは、矢印キーでカメラの向きを変えられます。',
+    exitFullscreen: '全画面を終了',
+    'action.camera.online': 'カメラがオンラインになりました：{camera}',
+    'action.camera.offline': 'カメラがオフラインになりました：{camera}',
+    'error.generic': 'エラーが発生しました（{status}）。もう一度お試しください。',
+    'error.bad_request': '入力内容を確認してください。',
+    'error.invalid_input': '入力内容を確認してください。',
+    'error.unauthenticated': 'ログインしてください。',
+    'error.forbidden': 'この操作はできません。',
+    'error.not_found': '見つかりません。',
+    'error.conflict': 'この操作は現在できません。',
+    'error.too_large': 'データが大きすぎます。',
+    'error.too_many_requests': '操作が多すぎます。しばらく待ってからお試しください。',
+    'error.camera_offline': 'カメラはオフラインです。',
+    'error.invalid_email': 'メールアドレスの形式ではありません。',
+    'error.too_many_addresses': '通知先は5件までです。先に1件削除してください。',
+    'error.fee_changed': '料金が変更されました。内容を確認して、もう一度確定してください。',
+    'error.fixed_camera': 'このカメラは向きを変えられません。',
+    'error.request_changed': '依頼の状態が変わりました。最新の状態を読み込みました。',
+    'error.login_throttled': '失敗が続いたため、しばらくログインできません。時間をおいてお試しください。',
+    'error.storage_full': '現在、保存できません。時間をおいてお試しください。',
+    'error.unavailable': 'サービスが混み合っています。少し待ってからお試しください。',
+    'error.internal': 'サーバーでエラーが発生しました。もう一度お試しください。',
   },
 };
 
@@ -406,6 +476,33 @@ export const LANGS = ['ja', 'en'];
 // An amount of yen in the page's language: "3,300 yen", "3,300円".
 export function yen(lang, n) {
   return t(lang, 'yen', { n: new Intl.NumberFormat(lang).format(n) });
+}
+
+// Whether `key` has words of its own in `lang` (no fallback).
+export function hasText(lang, key) {
+  return TEXT[lang] !== undefined && key in TEXT[lang];
+}
+
+// Every time on the pages is the home's (Japan Standard Time, as in the mails), and says so,
+// whatever the zone of the device that shows it. `style`: 'full' (date and time to the
+// second), 'datetime' (date and minutes), 'time' (hours and minutes).
+export const HOME_ZONE = 'Asia/Tokyo';
+const STYLES = {
+  full: { dateStyle: 'short', timeStyle: 'medium' },
+  datetime: { dateStyle: 'medium', timeStyle: 'short' },
+  time: { timeStyle: 'short' },
+};
+export function formatTime(lang, at, style = 'datetime') {
+  const fmt = new Intl.DateTimeFormat(lang, { ...STYLES[style], timeZone: HOME_ZONE });
+  return `${fmt.format(new Date(at))} JST`;
+}
+
+// The home's calendar day of `at` as YYYY-MM-DD, and the instant that day starts.
+export function homeDay(at) {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: HOME_ZONE }).format(new Date(at));
+}
+export function homeDayStart(day) {
+  return Date.parse(`${day}T00:00:00+09:00`);
 }
 
 // Fills {placeholders} from vars. The result is always set as text, never as HTML.

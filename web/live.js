@@ -3,6 +3,7 @@
 
 const STALL_MS = 2500;      // no new frame for this long: the picture is stuck
 const RETRY_MS = 2000;      // wait before setting up a failed session again
+const OFFLINE_RETRY_MS = 5000; // wait before asking again for a camera that is offline
 // The longest wait for ICE candidates before offering. The offer goes as soon as the first
 // candidate is known: the relay learns the browser's other addresses from its connectivity
 // checks (peer-reflexive candidates), and waiting for all of them (STUN can take seconds)
@@ -60,7 +61,9 @@ export class LivePlayer {
   }
 
   checkHealth() {
-    if (!this.url || this.status === 'connecting' && !this.pc) return;
+    // Offline: the player asks again now and then, and says nothing new until the camera
+    // is back.
+    if (!this.url || !this.pc && (this.status === 'connecting' || this.status === 'offline')) return;
     const stuck = performance.now() - this.lastFrameAt > STALL_MS;
     const state = this.pc ? this.pc.connectionState : 'closed';
     if (state === 'failed' || state === 'closed') {
@@ -77,7 +80,7 @@ export class LivePlayer {
     setTimeout(async () => {
       this.retrying = false;
       if (this.url) await this.connect().catch(() => this.setStatus('offline'));
-    }, RETRY_MS);
+    }, this.status === 'offline' ? OFFLINE_RETRY_MS : RETRY_MS);
   }
 
   async connect() {
@@ -107,8 +110,9 @@ export class LivePlayer {
       pc.close();
       this.pc = null;
       const body = await resp.json().catch(() => ({}));
+      // 409: the camera cannot send video now (its agent is offline, say).
       if (resp.status === 409) this.setStatus('offline');
-      else this.setStatus('reconnecting');
+      else if (this.status !== 'offline') this.setStatus('reconnecting');
       if (resp.status === 401 || resp.status === 404) throw new Error(body.error || resp.statusText);
       this.retry();
     } catch (e) {

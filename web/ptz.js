@@ -1,24 +1,31 @@
-// Pan-tilt controls on a pan-tilt camera's live view: an arrow pad and the keyboard's arrow
-// keys (hold to turn), click-to-centre on the picture, presets. A held button repeats its
-// move well within the relay's dead-man timeout, so the camera stops by itself when this page
-// goes away without saying so.
+// Pan-tilt controls on a pan-tilt camera's live view: an arrow pad and, while the picture has
+// the focus, the keyboard's arrow keys; click-to-centre on the picture, presets. A short press
+// turns one visible step; a press held longer turns at the chosen speed until let go. A held
+// move repeats well within the relay's dead-man timeout, so the camera stops by itself when
+// this page goes away without saying so.
 
-// Share of the camera's top speed a held arrow turns at: fast enough to look around, slow
-// enough to stop where one wants.
-const SPEED = 0.5;
-// An arrow activated from the keyboard (Enter, Space) turns this far, once.
+// Share of the camera's top speed a held arrow turns at. Normal is gentle enough to stop where
+// one wants (the camera's whole range takes several seconds); fast is for looking around.
+const SPEEDS = { slow: 0.1, normal: 0.25, fast: 0.5 };
+// A short press turns this far (a tenth of the range either side of centre: clearly visible).
 const STEP = 0.1;
+// A press held longer than this is a hold, not a step.
+const HOLD_AFTER_MS = 300;
 const DIRS = { left: [-1, 0], right: [1, 0], up: [0, 1], down: [0, -1] };
 const KEYS = { ArrowLeft: 'left', ArrowRight: 'right', ArrowUp: 'up', ArrowDown: 'down' };
+const SPEED_KEY = 'eyeward.ptzSpeed';
 
 export class PanTiltControls {
-  // root: the #ptz section; video: the live <video>; text(key, vars): the page's words.
-  constructor(root, video, text) {
+  // root: the #ptz section; player: the focusable element around the live <video>;
+  // video: the <video>; text(key, vars): the page's words.
+  constructor(root, player, video, text) {
     this.root = root;
+    this.player = player;
     this.video = video;
     this.text = text;
     this.cameraId = null;
     this.deadmanMs = 1000;
+    this.pressed = null;
     this.held = null;
     this.repeat = null;
     this.inflight = false;
@@ -39,33 +46,40 @@ export class PanTiltControls {
         if (e.button !== 0) return;
         e.preventDefault();
         button.setPointerCapture(e.pointerId);
-        this.hold(dir);
+        this.press(dir);
       });
-      for (const end of ['pointerup', 'pointercancel', 'lostpointercapture']) {
+      button.addEventListener('pointerup', () => this.unpress(dir));
+      for (const end of ['pointercancel', 'lostpointercapture']) {
         button.addEventListener(end, () => this.release());
       }
       // Enter or Space on a focused arrow (click with no pointer): one step.
       button.addEventListener('click', (e) => {
-        if (e.detail !== 0) return;
-        const [p, t] = DIRS[dir];
-        this.send({ action: 'step', pan: p * STEP, tilt: t * STEP });
+        if (e.detail === 0) this.step(dir);
       });
     }
     this.$('#ptz-home').addEventListener('click', () => this.send({ action: 'preset', name: 'home' }));
-    document.addEventListener('keydown', (e) => {
+    // The arrow keys turn the camera only while the picture has the focus: anywhere else on
+    // the page they scroll, as they always do.
+    this.player.addEventListener('keydown', (e) => {
       const dir = KEYS[e.key];
-      if (!dir || !this.active() || typing(e.target) || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (!dir || !this.active() || e.altKey || e.ctrlKey || e.metaKey) return;
       e.preventDefault();
-      if (!e.repeat) this.hold(dir);
+      if (!e.repeat) this.press(dir);
     });
-    document.addEventListener('keyup', (e) => {
-      if (KEYS[e.key] && KEYS[e.key] === this.held) this.release();
+    this.player.addEventListener('keyup', (e) => {
+      if (KEYS[e.key]) this.unpress(KEYS[e.key]);
     });
+    this.player.addEventListener('blur', () => this.release());
     // Whatever takes the keys or the pointer away from the page ends the move.
     window.addEventListener('blur', () => this.release());
     document.addEventListener('visibilitychange', () => { if (document.hidden) this.release(); });
     window.addEventListener('pagehide', () => this.release(true));
     this.video.addEventListener('click', (e) => this.centre(e));
+    const saved = localStorage.getItem(SPEED_KEY);
+    for (const radio of this.root.querySelectorAll('input[name="ptz-speed"]')) {
+      if (radio.value === saved) radio.checked = true;
+      radio.addEventListener('change', () => localStorage.setItem(SPEED_KEY, radio.value));
+    }
     this.$('#preset-form').addEventListener('submit', (e) => {
       e.preventDefault();
       const input = this.$('#preset-name');
@@ -73,6 +87,35 @@ export class PanTiltControls {
       if (!name) return;
       this.send({ action: 'save_preset', name }).then((ok) => { if (ok) input.value = ''; });
     });
+  }
+
+  speed() {
+    const checked = this.root.querySelector('input[name="ptz-speed"]:checked');
+    return SPEEDS[checked ? checked.value : 'normal'] ?? SPEEDS.normal;
+  }
+
+  // An arrow goes down: a step if it comes up soon, a hold if it stays down.
+  press(dir) {
+    if (!this.active() || this.pressed) return;
+    this.pressed = { dir, timer: setTimeout(() => { this.pressed.timer = null; this.hold(dir); }, HOLD_AFTER_MS) };
+  }
+
+  unpress(dir) {
+    if (!this.pressed || this.pressed.dir !== dir) return;
+    const { timer } = this.pressed;
+    this.pressed = null;
+    if (timer) {
+      clearTimeout(timer);
+      this.step(dir);
+    } else {
+      this.release();
+    }
+  }
+
+  step(dir) {
+    if (!this.active()) return;
+    const [p, t] = DIRS[dir];
+    this.send({ action: 'step', pan: p * STEP, tilt: t * STEP });
   }
 
   active() {
@@ -113,15 +156,21 @@ export class PanTiltControls {
     if (!this.active() || this.held === dir) return;
     this.held = dir;
     const [p, t] = DIRS[dir];
-    const move = { action: 'move', pan: p * SPEED, tilt: t * SPEED };
+    const speed = this.speed();
+    const move = { action: 'move', pan: p * speed, tilt: t * speed };
     this.send(move);
     clearInterval(this.repeat);
     this.repeat = setInterval(() => this.send(move), Math.max(150, this.deadmanMs / 3));
     for (const b of this.root.querySelectorAll('[data-dir]')) b.classList.toggle('held', b.dataset.dir === dir);
   }
 
-  // Ends a held move; `leaving`: the page is going away, so the request must outlive it.
+  // Ends a press or a held move; `leaving`: the page is going away, so the request must
+  // outlive it.
   release(leaving = false) {
+    if (this.pressed) {
+      clearTimeout(this.pressed.timer);
+      this.pressed = null;
+    }
     if (!this.held) return;
     this.held = null;
     clearInterval(this.repeat);
@@ -131,9 +180,10 @@ export class PanTiltControls {
     else this.send({ action: 'stop' });
   }
 
-  // Click-to-centre: the point clicked in the picture (not the black bars around it).
+  // Click-to-centre: the point clicked in the picture (not the black bars around it). Not in
+  // full screen, where a click is to bring the controls back, not to aim.
   centre(e) {
-    if (!this.active() || !this.video.videoWidth) return;
+    if (!this.active() || !this.video.videoWidth || document.fullscreenElement) return;
     const r = this.video.getBoundingClientRect();
     const scale = Math.min(r.width / this.video.videoWidth, r.height / this.video.videoHeight);
     const w = this.video.videoWidth * scale;
@@ -201,6 +251,7 @@ export class PanTiltControls {
     if (!state) {
       dot.hidden = true;
       pos.textContent = this.text('ptzUnknown');
+      this.$('#ptz-map').setAttribute('aria-label', `${this.text('ptzMap')}: ${pos.textContent}`);
       this.renderPresets([]);
       return;
     }
@@ -209,6 +260,7 @@ export class PanTiltControls {
     dot.style.top = `${(1 - (state.tilt + 1) / 2) * 100}%`;
     const fmt = (v) => (v > 0 ? '+' : '') + v.toFixed(2);
     pos.textContent = this.text(state.moving ? 'ptzMoving' : 'ptzPosition', { pan: fmt(state.pan), tilt: fmt(state.tilt) });
+    this.$('#ptz-map').setAttribute('aria-label', `${this.text('ptzMap')}: ${pos.textContent}`);
     pos.dataset.pan = state.pan;
     pos.dataset.tilt = state.tilt;
     pos.dataset.moving = state.moving;
@@ -240,8 +292,4 @@ export class PanTiltControls {
   relabel() {
     this.render(this.state);
   }
-}
-
-function typing(el) {
-  return el instanceof HTMLElement && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName));
 }

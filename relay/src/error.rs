@@ -36,12 +36,16 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// A relay error: a kind, a message fit for the client, and for 429 a retry delay.
+/// A relay error: a kind, a message fit for the client, a code the pages translate, and for
+/// 429 a retry delay.
 #[derive(Debug, thiserror::Error)]
 #[error("{msg}")]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
+    /// What exactly went wrong, for clients that say it in their own words (the web pages,
+    /// in the customer's language); without one, the kind's own code.
+    code: Option<&'static str>,
     retry_after: Option<Duration>,
 }
 
@@ -50,12 +54,38 @@ impl Error {
         Error {
             kind,
             msg: msg.into(),
+            code: None,
             retry_after: None,
         }
     }
 
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Names this error for clients (`snake_case`, documented in api.md).
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The `code` of the JSON body.
+    pub fn code(&self) -> &'static str {
+        self.code.unwrap_or(match self.kind {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::PayloadTooLarge => "too_large",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::Unprocessable => "unprocessable",
+            ErrorKind::TooManyRequests => "too_many_requests",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::InsufficientStorage => "storage_full",
+            ErrorKind::Internal => "internal",
+        })
     }
 
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -88,6 +118,7 @@ impl Error {
         Error {
             kind: ErrorKind::TooManyRequests,
             msg: "too many failed attempts; try again later".to_owned(),
+            code: Some("login_throttled"),
             retry_after: Some(retry_after),
         }
     }
@@ -114,7 +145,7 @@ impl Error {
 
 impl From<eyeward::Error> for Error {
     fn from(e: eyeward::Error) -> Self {
-        Error::bad_request(e.to_string())
+        Error::bad_request(e.to_string()).with_code("invalid_input")
     }
 }
 
@@ -183,13 +214,18 @@ impl From<sqlx::migrate::MigrateError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let code = self.code();
         let msg = if self.kind == ErrorKind::Internal {
             tracing::error!(error = %self.msg, "internal error");
             "internal error".to_owned()
         } else {
             self.msg
         };
-        let mut resp = (status, axum::Json(serde_json::json!({ "error": msg }))).into_response();
+        let mut resp = (
+            status,
+            axum::Json(serde_json::json!({ "error": msg, "code": code })),
+        )
+            .into_response();
         if let Some(d) = self.retry_after {
             // Round up so a client that waits exactly this long is let in.
             let secs = d.as_millis().div_ceil(1000).max(1);

@@ -122,13 +122,25 @@ try {
     `the picture slid ${slid} px; the position says ${expected.toFixed(1)} px`);
   await page.screenshot({ path: join(OUT, 'turned-right.png') });
 
-  // The arrow keys: hold left.
+  // The arrow keys do nothing while the page, not the picture, has the focus: they scroll.
   await page.locator('body').focus();
   await page.keyboard.down('ArrowLeft');
   await new Promise((r) => setTimeout(r, 500));
   await page.keyboard.up('ArrowLeft');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(await shown(page), turned, 'an arrow key outside the picture moved the camera');
+  // With the picture focused (as a click or Tab gives it), holding ArrowLeft turns left.
+  await page.focus('#player');
+  await page.keyboard.down('ArrowLeft');
+  await new Promise((r) => setTimeout(r, 900));
+  await page.keyboard.up('ArrowLeft');
   await waitStill(page);
   const left = await waitShown(page, { pan: [-1, turned.pan - 0.03] }, 'ArrowLeft turned left');
+  // A short press is one visible step: a tenth of the range.
+  await page.keyboard.press('ArrowUp');
+  const stepped = await waitShown(page, { tilt: near(left.tilt + 0.1) }, 'ArrowUp stepped up');
+  await page.click('[data-dir="down"]');
+  await waitShown(page, { tilt: near(stepped.tilt - 0.1) }, 'a click on the down arrow stepped down');
 
   // Click-to-centre: a click three quarters across the picture turns a quarter picture right.
   const v = await (await page.$('#video')).boundingBox();

@@ -93,7 +93,7 @@ try {
   const switched = page.waitForResponse((r) => r.url().endsWith('/api/mail-settings') && r.request().method() === 'PUT');
   await page.uncheck('#notify-operations');
   assert.equal((await switched).status(), 200);
-  assert.deepEqual(await page.evaluate(async () => (await fetch('/api/mail-settings')).json()), { offline: true, operations: false });
+  assert.deepEqual(await page.evaluate(async () => (await fetch('/api/mail-settings')).json()), { offline: true, operations: false, ptz: false });
 
   // A phone-sized screen: nothing spills sideways.
   await page.setViewportSize({ width: 390, height: 844 });

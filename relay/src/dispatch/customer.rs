@@ -69,7 +69,8 @@ pub async fn create(
         return Err(Error::new(
             ErrorKind::Conflict,
             format!("the fee is now {fee_yen} yen; please confirm again"),
-        ));
+        )
+        .with_code("fee_changed"));
     }
     let d = st
         .store

@@ -127,6 +127,7 @@ fn refused(refusal: Refusal, d: &Dispatch, action: DispatchAction) -> Error {
                 ErrorKind::Conflict,
                 format!("this request is {}: it cannot be {done} now", d.state),
             )
+            .with_code("request_changed")
         }
     }
 }

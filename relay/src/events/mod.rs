@@ -593,6 +593,28 @@ pub async fn live(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// `GET /api/events/{id}`: one of the owner's events, as in the list, with its camera's name
+/// (the page a mailed "See this event" link opens).
+pub async fn one(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, Error> {
+    let event = st
+        .store
+        .event_of(c.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("event"))?;
+    let camera = st
+        .store
+        .camera_of(c.id, CameraId(event.camera_id))
+        .await?
+        .ok_or_else(|| Error::not_found("event"))?;
+    let mut v = st.events.to_json(&event);
+    v["camera_name"] = json!(camera.name);
+    Ok(Json(v))
+}
+
 /// `GET /api/events/{id}/snapshot`: the picture of one of the owner's events.
 pub async fn snapshot(
     State(st): State<AppState>,

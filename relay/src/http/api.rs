@@ -2,9 +2,10 @@
 
 use super::AppState;
 use super::extract::{
-    ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE,
+    ApiJson, ApiQuery, BROWSER_COOKIE, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE,
+    cookie,
 };
-use crate::auth::{Token, verify_password};
+use crate::auth::{Token, hash_token, verify_password};
 use crate::error::{Error, ErrorKind};
 use crate::store::{Account, Camera, HistoryEntry};
 use axum::Json;
@@ -28,6 +29,7 @@ pub struct LoginRequest {
 pub async fn login(
     State(st): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
     let now = UnixMillis::now();
@@ -62,10 +64,46 @@ pub async fn login(
         account,
         token_hash: token.hash.clone(),
     };
-    record_own(&st, &caller, "login", json!({})).await?;
+    // A login from a browser the account used before is recorded; one from a new browser is
+    // also mailed (when the customer wants operation mails), and the browser remembered.
+    let known = match cookie(&headers, BROWSER_COOKIE) {
+        Some(b) => {
+            st.store
+                .browser_known(caller.account.id, &hash_token(b), now)
+                .await?
+        }
+        None => false,
+    };
+    let mut cookies = vec![session_cookie(
+        &st,
+        token.secret(),
+        st.sessions.max_age.as_secs(),
+    )];
+    if known {
+        record_own(&st, &caller, "login", json!({})).await?;
+    } else {
+        let browser = Token::generate("");
+        st.store
+            .remember_browser(caller.account.id, &browser.hash, now)
+            .await?;
+        record_own(&st, &caller, "login.new_browser", json!({})).await?;
+        cookies.push(browser_cookie(&st, browser.secret()));
+    }
     st.metrics.login("success");
-    let cookie = session_cookie(&st, token.secret(), st.sessions.max_age.as_secs());
-    Ok(([(header::SET_COOKIE, cookie)], Json(caller.account)).into_response())
+    let mut resp = Json(caller.account).into_response();
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
+/// The cookie that names this browser at its next login: a year, sent to the relay alone.
+fn browser_cookie(st: &AppState, value: &str) -> HeaderValue {
+    let secure = if st.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{BROWSER_COOKIE}={value}; Path=/api/login; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}"
+    );
+    HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
 }
 
 fn lock_limiter(st: &AppState) -> std::sync::MutexGuard<'_, crate::auth::LoginLimiter> {
@@ -142,6 +180,8 @@ pub struct CameraView {
     model: CameraModel,
     plan: Plan,
     online: bool,
+    /// Since when an agent camera's link has been down (RFC 3339), if it was ever up.
+    offline_since: Option<String>,
 }
 
 impl CameraView {
@@ -158,6 +198,7 @@ impl CameraView {
             model: c.model,
             plan: c.plan,
             online,
+            offline_since: c.offline_since.filter(|_| !online).map(|t| t.to_rfc3339()),
         }
     }
 }

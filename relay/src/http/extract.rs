@@ -36,16 +36,23 @@ impl Caller {
     }
 }
 
+/// The name of the cookie by which a browser that logged in before is known again.
+pub const BROWSER_COOKIE: &str = "eyeward_browser";
+
 /// The session token from the `Cookie` header, if any.
 pub fn session_token(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+    cookie(&parts.headers, SESSION_COOKIE)
+}
+
+/// Cookie `name`'s value from the `Cookie` headers, if any.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 

@@ -17,13 +17,18 @@ use std::time::Instant;
 /// (`public_url`). Requests without one come from non-browser clients (the CLI, agents,
 /// scripts), which cannot ride on a victim's cookie. `Sec-Fetch-Site: cross-site` is refused
 /// too, for browsers that omit `Origin`.
+///
+/// The mailed links' pages ([`is_mail_link`]) are exempt: the token in their path is their
+/// whole authority and no cookie is read, so a forged request gains nothing a holder of the
+/// mail lacks; and their own button's form is posted with `Origin: null` (the pages are
+/// served with `Referrer-Policy: no-referrer`), which a strict check would refuse.
 pub async fn refuse_foreign_origin(
     State(st): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
+    if !safe && !is_mail_link(req.uri().path()) {
         let headers = req.headers();
         let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
         let cross_site = headers
@@ -38,6 +43,13 @@ pub async fn refuse_foreign_origin(
         }
     }
     next.run(req).await
+}
+
+/// The paths of links in mails, authorised by the token in the path alone.
+pub fn is_mail_link(path: &str) -> bool {
+    ["/confirm/", "/unsubscribe/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 /// Counts requests by route pattern, method and status, and times them.

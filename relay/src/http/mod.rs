@@ -120,6 +120,7 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/history", get(api::history))
         .route("/cameras/{id}/events", get(events::list))
         .route("/cameras/{id}/events/live", get(events::live))
+        .route("/events/{id}", get(events::one))
         .route("/events/{id}/snapshot", get(events::snapshot))
         .route(
             "/alert-addresses",

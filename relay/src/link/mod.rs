@@ -7,7 +7,7 @@
 
 mod registry;
 
-pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot};
+pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
 
 use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
@@ -301,7 +301,7 @@ impl Drop for LocalTunnel {
 pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTunnel, Error> {
     let path = links
         .rtsp_path(camera)
-        .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
+        .ok_or_else(registry::camera_offline)?;
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?;

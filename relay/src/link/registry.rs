@@ -39,6 +39,11 @@ struct Inner {
     next_conn: u64,
 }
 
+/// The answer when a camera's agent has no link: the camera is offline.
+pub fn camera_offline() -> Error {
+    Error::new(ErrorKind::Conflict, "the camera's agent is offline").with_code("camera_offline")
+}
+
 impl AgentLink {
     /// Whether the link's task still runs: a task that ended without unregistering (it
     /// panicked) dropped its receiving end, and the camera is offline from then on.
@@ -139,7 +144,7 @@ impl Links {
             .lock()
             .link(camera)
             .map(|l| l.to_agent.clone())
-            .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
+            .ok_or_else(camera_offline)?;
         to_agent.try_send(message).map_err(|_| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -165,7 +170,7 @@ impl Links {
             let link = inner
                 .agents
                 .get(&camera)
-                .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera's agent is offline"))?;
+                .ok_or_else(camera_offline)?;
             let to_agent = link.to_agent.clone();
             let count = inner.tunnels.entry(camera).or_default();
             if *count >= MAX_TUNNELS_PER_CAMERA {

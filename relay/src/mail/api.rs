@@ -11,7 +11,7 @@ use crate::auth::{Token, hash_token};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, CustomerCaller, IdPath};
-use crate::store::AlertAddress;
+use crate::store::{AlertAddress, NoticesWanted};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -57,7 +57,8 @@ pub async fn add(
     c: CustomerCaller,
     ApiJson(new): ApiJson<NewAddress>,
 ) -> Result<Response, Error> {
-    let email = Email::parse(&new.email).map_err(|e| Error::bad_request(e.to_string()))?;
+    let email = Email::parse(&new.email)
+        .map_err(|e| Error::bad_request(e.to_string()).with_code("invalid_email"))?;
     let confirm = Token::generate("ewc_");
     let unsubscribe = Token::generate("ewu_");
     let audit = c.caller.audit();
@@ -137,37 +138,70 @@ async fn remove_address(st: &AppState, c: CustomerCaller, id: i64) -> Result<Sta
     }
 }
 
+/// Words in both languages the service speaks: a mailed link's page is read before anyone
+/// knows the reader's.
+struct Both<'a> {
+    ja: &'a str,
+    en: &'a str,
+}
+
 /// A small page for a mailed link: a message, and maybe a button that posts to the link.
-fn page(title: &str, message: &str, button: Option<&str>) -> Html<String> {
+/// Styled by the viewer's own stylesheet: the pages' policy allows no inline style.
+fn page(title: Both<'_>, message: Both<'_>, button: Option<Both<'_>>) -> Html<String> {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
+    let both = |b: &Both<'_>, sep: &str| {
+        format!(
+            "<span lang=\"ja\">{}</span>{sep}<span lang=\"en\">{}</span>",
+            esc(b.ja),
+            esc(b.en)
+        )
+    };
     let form = button.map_or(String::new(), |b| {
         format!(
             "<form method=\"post\"><button type=\"submit\">{}</button></form>",
-            esc(b)
+            both(&b, " / ")
         )
     });
     Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em\">\
-         <h1>{t}</h1><p>{m}</p>{form}</body></html>",
-        t = esc(title),
-        m = esc(message)
+         <meta name=\"color-scheme\" content=\"light dark\">\
+         <link rel=\"icon\" href=\"/icon.svg\" type=\"image/svg+xml\">\
+         <link rel=\"stylesheet\" href=\"/style.css\">\
+         <title>{title} / {title_en}</title></head><body>\
+         <header class=\"topbar\"><a class=\"brand\" href=\"/\">\
+         <img src=\"/icon.svg\" alt=\"\" width=\"28\" height=\"28\"><span>eyeward</span></a></header>\
+         <main><section class=\"card narrow mail-link\"><h1>{h1}</h1>\
+         <p lang=\"ja\">{m_ja}</p><p lang=\"en\">{m_en}</p>{form}</section></main>\
+         </body></html>",
+        title = esc(title.ja),
+        title_en = esc(title.en),
+        h1 = both(&title, "<br>"),
+        m_ja = esc(message.ja),
+        m_en = esc(message.en),
     ))
 }
 
 /// `GET /confirm/{token}`: asks to confirm (a scanner following the link confirms nothing).
 pub async fn confirm_page(Path(_token): Path<String>) -> Html<String> {
     page(
-        "Confirm your alert address / 通知先の確認",
-        "Press the button to receive eyeward's motion alerts at this address. \
-         ボタンを押すと、このアドレスに動体検知の通知が届くようになります。",
-        Some("Confirm / 確認する"),
+        Both {
+            ja: "通知先の確認",
+            en: "Confirm your alert address",
+        },
+        Both {
+            ja: "ボタンを押すと、このアドレスに動体検知の通知が届くようになります。",
+            en: "Press the button to receive eyeward's motion alerts at this address.",
+        },
+        Some(Both {
+            ja: "確認する",
+            en: "Confirm",
+        }),
     )
 }
 
@@ -183,11 +217,14 @@ pub async fn confirm(
         .await?;
     match confirmed {
         Some(address) => Ok(page(
-            "Address confirmed / 確認しました",
-            &format!(
-                "{} now receives motion alerts. 通知の受け取りを開始しました。",
-                address.email
-            ),
+            Both {
+                ja: "確認しました",
+                en: "Address confirmed",
+            },
+            Both {
+                ja: &format!("{} に動体検知の通知が届くようになりました。", address.email),
+                en: &format!("{} now receives motion alerts.", address.email),
+            },
             None,
         )
         .into_response()),
@@ -200,9 +237,14 @@ fn invalid_link() -> Response {
     (
         StatusCode::NOT_FOUND,
         page(
-            "Link not valid / リンクが無効です",
-            "This link was used already, has expired, or never existed. \
-             このリンクは使用済みか、期限切れか、存在しません。",
+            Both {
+                ja: "リンクが無効です",
+                en: "Link not valid",
+            },
+            Both {
+                ja: "このリンクは使用済みか、期限切れか、存在しません。",
+                en: "This link was used already, has expired, or never existed.",
+            },
             None,
         ),
     )
@@ -212,10 +254,18 @@ fn invalid_link() -> Response {
 /// `GET /unsubscribe/{token}`: asks to stop (a scanner following the link removes nothing).
 pub async fn unsubscribe_page(Path(_token): Path<String>) -> Html<String> {
     page(
-        "Stop alerts / 通知の停止",
-        "Press the button to stop eyeward's motion alerts to this address. \
-         ボタンを押すと、このアドレスへの動体検知の通知を停止します。",
-        Some("Stop alerts / 停止する"),
+        Both {
+            ja: "通知の停止",
+            en: "Stop alerts",
+        },
+        Both {
+            ja: "ボタンを押すと、このアドレスへの動体検知の通知を停止します。",
+            en: "Press the button to stop eyeward's motion alerts to this address.",
+        },
+        Some(Both {
+            ja: "停止する",
+            en: "Stop alerts",
+        }),
     )
 }
 
@@ -228,11 +278,14 @@ pub async fn unsubscribe(
 ) -> Result<Response, Error> {
     match st.store.unsubscribe(&token, UnixMillis::now()).await? {
         Some(address) => Ok(page(
-            "Alerts stopped / 通知を停止しました",
-            &format!(
-                "{} no longer receives motion alerts. 通知を停止しました。",
-                address.email
-            ),
+            Both {
+                ja: "通知を停止しました",
+                en: "Alerts stopped",
+            },
+            Both {
+                ja: &format!("{} への動体検知の通知を停止しました。", address.email),
+                en: &format!("{} no longer receives motion alerts.", address.email),
+            },
             None,
         )
         .into_response()),
@@ -246,26 +299,39 @@ pub async fn unsubscribe(
 pub struct Notices {
     /// A camera offline for more than `mail.offline_after`, and back.
     offline: bool,
-    /// Operations on the account: logins, alert addresses changed, cameras renamed...
+    /// Operations on the account: logins from a new browser, alert addresses changed,
+    /// cameras renamed...
     operations: bool,
+    /// Pan-tilt moves; kept as they are when left out (clients older than the switch).
+    ptz: Option<bool>,
 }
 
-/// `GET /api/mail-settings`: `{"offline", "operations"}`.
-pub async fn notices(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
-    let (offline, operations) = st.store.notices_wanted(c.id).await?;
-    Ok(Json(json!({"offline": offline, "operations": operations})))
+/// `GET /api/mail-settings`: `{"offline", "operations", "ptz"}`.
+pub async fn notices(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+) -> Result<Json<NoticesWanted>, Error> {
+    Ok(Json(st.store.notices_wanted(c.id).await?))
 }
 
-/// `PUT /api/mail-settings {"offline", "operations"}`: switches them (in the history).
+/// `PUT /api/mail-settings {"offline", "operations", "ptz"?}`: switches them (in the
+/// history).
 pub async fn set_notices(
     State(st): State<AppState>,
     c: CustomerCaller,
     ApiJson(n): ApiJson<Notices>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<NoticesWanted>, Error> {
+    let ptz = match n.ptz {
+        Some(ptz) => ptz,
+        None => st.store.notices_wanted(c.id).await?.ptz,
+    };
+    let wanted = NoticesWanted {
+        offline: n.offline,
+        operations: n.operations,
+        ptz,
+    };
     st.store
-        .set_notices_wanted(c.id, n.offline, n.operations, &c.caller.audit())
+        .set_notices_wanted(c.id, wanted, &c.caller.audit())
         .await?;
-    Ok(Json(
-        json!({"offline": n.offline, "operations": n.operations}),
-    ))
+    Ok(Json(wanted))
 }

@@ -260,7 +260,7 @@ pub struct Notice<'a> {
 fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String {
     let field = |k: &str| header_text(detail[k].as_str().unwrap_or_default());
     match (lang, action) {
-        (Language::Ja, "login") => "ログイン".into(),
+        (Language::Ja, "login.new_browser") => "新しいブラウザからのログイン".into(),
         (Language::Ja, "password.reset") => "パスワード再設定".into(),
         (Language::Ja, "camera.renamed") => format!("カメラ名の変更：{}", field("to")),
         (Language::Ja, "alert_address.added") => format!("通知先を追加：{}", field("email")),
@@ -271,7 +271,7 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
         (Language::Ja, "home.changed") => "ご住所の変更".into(),
-        (Language::En, "login") => "New login".into(),
+        (Language::En, "login.new_browser") => "Login from a new browser".into(),
         (Language::En, "password.reset") => "Password reset".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
         (Language::En, "alert_address.added") => format!("Alert address added: {}", field("email")),
@@ -351,13 +351,23 @@ fn dispatch_step(
                 yen(fee)
             ),
         ),
+        // The guard's name as the center keeps it, which may hold a title of its own: never
+        // "Guard" put before it, and no empty slot when the name is unknown.
+        "dispatch.assigned" if guard.is_empty() => (
+            "警備員が向かっています。".to_owned(),
+            "A guard is on the way.".to_owned(),
+        ),
         "dispatch.assigned" => (
-            format!("警備員 {guard} が向かっています。"),
-            format!("Guard {guard} is on the way."),
+            format!("警備員（{guard}）が向かっています。"),
+            format!("A guard is on the way: {guard}."),
+        ),
+        "dispatch.arrived" if guard.is_empty() => (
+            "警備員が到着しました。".to_owned(),
+            "The guard has arrived at your home.".to_owned(),
         ),
         "dispatch.arrived" => (
-            format!("警備員 {guard} が到着しました。"),
-            format!("Guard {guard} has arrived at your home."),
+            format!("警備員（{guard}）が到着しました。"),
+            format!("The guard has arrived at your home: {guard}."),
         ),
         "dispatch.completed" => (
             "警備員の対応が完了しました。".to_owned(),
@@ -482,7 +492,7 @@ mod tests {
             more: 7,
             jpeg,
             live_url: "https://relay.example.jp/#camera/1",
-            event_url: "https://relay.example.jp/api/events/1/snapshot",
+            event_url: "https://relay.example.jp/#event/1",
             unsubscribe_url: "https://relay.example.jp/unsubscribe/tok",
         })
         .unwrap();
@@ -605,7 +615,24 @@ mod notice_tests {
             Language::En,
             serde_json::json!({"request_id": 7, "guard": "Sato\r\nBcc: x@evil.example"}),
         );
-        assert!(assigned.contains("Guard Sato"), "{assigned}");
+        assert!(assigned.contains("A guard is on the way: Sato"), "{assigned}");
+        // A name that carries its own title is not given a second one; none is no gap.
+        let titled = mail(
+            "dispatch.assigned",
+            Language::En,
+            serde_json::json!({"request_id": 7, "guard": "Guard Suzuki"}),
+        );
+        assert!(!titled.contains("Guard Guard"), "{titled}");
+        let nameless = mail(
+            "dispatch.arrived",
+            Language::En,
+            serde_json::json!({"request_id": 7}),
+        );
+        assert!(
+            nameless.contains("The guard has arrived at your home."),
+            "{nameless}"
+        );
+        assert!(!nameless.contains("  "), "{nameless}");
         let head = assigned.split("\r\n\r\n").next().unwrap();
         assert!(!head.to_ascii_lowercase().contains("bcc:"), "{head}");
         let ja = mail(
@@ -635,9 +662,9 @@ mod notice_tests {
             "Account activity: Alert address added: x@example.jp"
         );
         // Japanese subjects are encoded words: the header is ASCII and one line's worth.
-        let ja = mail("login", Language::Ja, serde_json::json!({}));
+        let ja = mail("login.new_browser", Language::Ja, serde_json::json!({}));
         assert!(subject(&ja).starts_with("=?utf-8?"), "{ja}");
-        let headers = mail("login", Language::En, serde_json::json!({}));
+        let headers = mail("login.new_browser", Language::En, serde_json::json!({}));
         let head = headers.split("\r\n\r\n").next().unwrap();
         assert!(!head.to_ascii_lowercase().contains("bcc:"), "{head}");
         assert!(head.contains("List-Unsubscribe: <https://relay.example.jp/unsubscribe/tok>"));

@@ -322,7 +322,7 @@ impl Mailer {
             more,
             jpeg: jpeg.as_deref(),
             live_url: &self.link(&format!("/#camera/{}", camera.id.0)),
-            event_url: &self.link(&format!("/api/events/{}/snapshot", event.id)),
+            event_url: &self.link(&format!("/#event/{}", event.id)),
             unsubscribe_url: &unsubscribe_url,
         })
         .map(Some)

@@ -172,7 +172,8 @@ async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result
         return Err(Error::new(
             ErrorKind::Conflict,
             "this is a fixed camera: it cannot pan or tilt",
-        ));
+        )
+        .with_code("fixed_camera"));
     }
     if !matches!(camera.source, CameraSource::Agent) {
         return Err(Error::new(

@@ -4,7 +4,9 @@ use super::history::{Audit, record};
 use super::mail::{Notice, queue_notice};
 use super::{Store, parse_column};
 use crate::error::Error;
-use eyeward::{CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan, RtspSource};
+use eyeward::{
+    CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan, RtspSource, UnixMillis,
+};
 use serde_json::json;
 
 /// A camera as stored.
@@ -16,6 +18,8 @@ pub struct Camera {
     pub model: CameraModel,
     pub plan: Plan,
     pub source: CameraSource,
+    /// Since when the camera's agent link has been down, if it was up before.
+    pub offline_since: Option<UnixMillis>,
 }
 
 /// What the admin gives to provision a camera.
@@ -40,6 +44,7 @@ struct CameraRow {
     source_url: Option<String>,
     source_username: Option<String>,
     source_password: Option<String>,
+    offline_since: Option<i64>,
 }
 
 impl TryFrom<CameraRow> for Camera {
@@ -60,12 +65,14 @@ impl TryFrom<CameraRow> for Camera {
             model: parse_column("camera model", &r.model)?,
             plan: parse_column("plan", &r.plan)?,
             source,
+            offline_since: r.offline_since.map(UnixMillis),
         })
     }
 }
 
 const COLUMNS: &str =
-    "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password";
+    "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password, \
+     offline_since";
 
 fn rows_to_cameras(rows: Vec<CameraRow>) -> Result<Vec<Camera>, Error> {
     rows.into_iter().map(Camera::try_from).collect()

@@ -299,7 +299,8 @@ impl Store {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "the request changed meanwhile; reload it",
-            ));
+            )
+            .with_code("request_changed"));
         }
         let (kind, actor_id) = actor_parts(t.actor);
         let (_, _, actor_name) = audit.actor.parts();
@@ -339,8 +340,9 @@ impl Store {
             "request_id": request.id, "camera": request.camera_name, "state": t.to,
             "fee_due_yen": updated.fee_due_yen.unwrap_or(0),
         });
-        if let Some(g) = guard {
-            detail["guard"] = json!(g.name);
+        // The request's guard, named in every later step too (arrived, completed).
+        if let Some(name) = &updated.guard_name {
+            detail["guard"] = json!(name);
         }
         record(
             &mut tx,

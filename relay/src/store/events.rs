@@ -385,6 +385,62 @@ mod tests {
         assert_eq!(alerts(outbox(&s).await).len(), 2);
     }
 
+    /// Events stored before any address was confirmed were never mailed: the camera's first
+    /// alert counts none of them as "more since the last alert".
+    #[tokio::test]
+    async fn the_first_alert_counts_no_earlier_events() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let audit = Audit::admin(t0);
+        let owner = customer(&s, "a@example.jp").await.0;
+        let camera = s
+            .add_camera(
+                NewCamera {
+                    customer_id: CustomerId(owner),
+                    name: DisplayName::parse("Porch").unwrap(),
+                    model: CameraModel::Fixed,
+                    plan: Plan::Dispatch,
+                    source: CameraSource::Agent,
+                    agent_token_hash: Some("t".into()),
+                },
+                &audit,
+            )
+            .await
+            .unwrap();
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        for i in 0..12u64 {
+            let at = t0.plus(Duration::from_secs(i));
+            s.insert_event(&motion(camera, &format!("early-{i:04}"), at), &policy)
+                .await
+                .unwrap();
+        }
+        s.add_alert_address(
+            CustomerId(owner),
+            &Email::parse("home@example.jp").unwrap(),
+            "c",
+            t0.plus(Duration::from_secs(3600)),
+            "u",
+            "<c@test>",
+            |_| Ok(b"confirm".to_vec()),
+            &audit,
+        )
+        .await
+        .unwrap();
+        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+        let first = s
+            .insert_event(&motion(camera, "first-alert", t0.plus(Duration::from_secs(20))), &policy)
+            .await
+            .unwrap();
+        assert_eq!(
+            outbox(&s).await.into_iter().filter(|m| m.0 == "alert").count(),
+            1
+        );
+        assert_eq!(s.events_held_before(camera.0, first.id).await.unwrap(), 0);
+    }
+
     type OutboxMailRef = (String, Option<i64>);
 
     async fn outbox(s: &Store) -> Vec<OutboxMailRef> {

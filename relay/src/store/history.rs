@@ -132,6 +132,8 @@ pub(super) async fn record(
     if let Some(customer) = customer {
         if OPERATION_NOTICES.contains(&action) {
             queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
+        } else if action == "ptz.moved" {
+            queue_notice(tx, customer.0, id, Notice::PanTilt, audit.at).await?;
         } else if DISPATCH_NOTICES.contains(&action) {
             queue_notice(tx, customer.0, id, Notice::Dispatch, audit.at).await?;
         }
@@ -139,16 +141,17 @@ pub(super) async fn record(
     Ok(id)
 }
 
-/// The operations on an account that its owner is told of by mail (when they want it).
+/// The operations on an account that its owner is told of by mail (when they want it). A
+/// login from a browser used before is not one of them, nor a pan-tilt move (a switch of its
+/// own, off by default: someone looking around would be mailed at every press).
 const OPERATION_NOTICES: &[&str] = &[
-    "login",
+    "login.new_browser",
     "password.reset",
     "camera.renamed",
     "alert_address.added",
     "alert_address.confirmed",
     "alert_address.removed",
     "alert_address.unsubscribed",
-    "ptz.moved",
     "home.changed",
 ];
 

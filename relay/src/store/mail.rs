@@ -45,6 +45,8 @@ pub enum Notice {
     Offline,
     /// Operations on the account.
     Operations,
+    /// A pan-tilt camera turned.
+    PanTilt,
     /// The steps of a dispatch request: no switch, always sent.
     Dispatch,
 }
@@ -57,6 +59,18 @@ impl MailKind {
             MailKind::Notice => "notice",
         }
     }
+}
+
+/// Which of the other mails (beside alerts and dispatch steps) a customer receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct NoticesWanted {
+    /// A camera offline for more than `mail.offline_after`, and back.
+    pub offline: bool,
+    /// Operations on the account: logins from a new browser, alert addresses changed,
+    /// cameras renamed...
+    pub operations: bool,
+    /// Every turn of a pan-tilt camera (off by default).
+    pub ptz: bool,
 }
 
 /// A mail in the outbox.
@@ -126,6 +140,7 @@ pub(super) async fn queue_notice(
     let column = match notice {
         Notice::Offline => "notify_offline",
         Notice::Operations => "notify_operations",
+        Notice::PanTilt => "notify_ptz",
         // Any true column: the customer exists and is a customer.
         Notice::Dispatch => "1",
     };
@@ -210,7 +225,8 @@ impl Store {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!("at most {MAX_ALERT_ADDRESSES} alert addresses"),
-            ));
+            )
+            .with_code("too_many_addresses"));
         }
         let address: AlertAddress = sqlx::query_as(&format!(
             "INSERT INTO alert_addresses (customer_id, email, confirm_hash, confirm_expires, \
@@ -347,31 +363,33 @@ impl Store {
         Ok(removed)
     }
 
-    /// Which notices the customer wants: `(offline, operations)`.
-    pub async fn notices_wanted(&self, customer: CustomerId) -> Result<(bool, bool), Error> {
-        Ok(
-            sqlx::query_as("SELECT notify_offline, notify_operations FROM accounts WHERE id = $1")
-                .bind(customer.0)
-                .fetch_one(&self.pool)
-                .await?,
+    /// Which notices the customer wants.
+    pub async fn notices_wanted(&self, customer: CustomerId) -> Result<NoticesWanted, Error> {
+        Ok(sqlx::query_as(
+            "SELECT notify_offline AS offline, notify_operations AS operations, notify_ptz AS ptz \
+             FROM accounts WHERE id = $1",
         )
+        .bind(customer.0)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Switches the customer's notices, with its history entry.
     pub async fn set_notices_wanted(
         &self,
         customer: CustomerId,
-        offline: bool,
-        operations: bool,
+        wanted: NoticesWanted,
         audit: &Audit,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "UPDATE accounts SET notify_offline = $2, notify_operations = $3 WHERE id = $1",
+            "UPDATE accounts SET notify_offline = $2, notify_operations = $3, notify_ptz = $4 \
+             WHERE id = $1",
         )
         .bind(customer.0)
-        .bind(offline)
-        .bind(operations)
+        .bind(wanted.offline)
+        .bind(wanted.operations)
+        .bind(wanted.ptz)
         .execute(&mut *tx)
         .await?;
         record(
@@ -379,7 +397,7 @@ impl Store {
             audit,
             Some(customer),
             "notices.changed",
-            json!({"offline": offline, "operations": operations}),
+            serde_json::to_value(wanted).expect("plain fields"),
         )
         .await?;
         tx.commit().await?;
@@ -430,12 +448,13 @@ impl Store {
     }
 
     /// The camera's events stored since the one before `event` that was mailed, `event`
-    /// excluded: what an alert mail summarises ("and N more").
+    /// excluded: what an alert mail summarises ("and N more"). None before the camera's first
+    /// alert: what came before any address was confirmed was never "since the last alert".
     pub async fn events_held_before(&self, camera: i64, event: i64) -> Result<i64, Error> {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND id < $2 \
              AND id > COALESCE((SELECT MAX(o.event_id) FROM outbox o JOIN events e \
-             ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), 0)",
+             ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), $2)",
         )
         .bind(camera)
         .bind(event)
@@ -587,6 +606,48 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    /// A pan-tilt move is mailed only to a customer who switched those mails on; a login
+    /// from a browser used before never is, one from a new browser is an operation.
+    #[tokio::test]
+    async fn pan_tilt_moves_and_known_logins_are_not_mailed_by_default() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let c = customer(&s, "a@example.jp").await;
+        add(&s, c, "home@example.jp", "h", t0).await;
+        s.confirm_alert_address("h", t0).await.unwrap().unwrap();
+        let notices = || async {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'notice'")
+                    .fetch_one(&s.pool)
+                    .await
+                    .unwrap();
+            n
+        };
+        let before = notices().await;
+        let audit = Audit::admin(t0);
+        let moved = serde_json::json!({"camera": "Porch"});
+        s.record(&audit, Some(c), "ptz.moved", moved.clone())
+            .await
+            .unwrap();
+        s.record(&audit, Some(c), "login", serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(notices().await, before, "nothing mailed");
+        s.record(&audit, Some(c), "login.new_browser", serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(notices().await, before + 1, "a new browser is news");
+        let wanted = NoticesWanted {
+            offline: true,
+            operations: true,
+            ptz: true,
+        };
+        s.set_notices_wanted(c, wanted, &audit).await.unwrap();
+        assert_eq!(s.notices_wanted(c).await.unwrap(), wanted);
+        s.record(&audit, Some(c), "ptz.moved", moved).await.unwrap();
+        assert_eq!(notices().await, before + 2, "switched on");
     }
 
     #[tokio::test]

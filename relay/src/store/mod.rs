@@ -17,7 +17,7 @@ pub use cameras::{Camera, NewCamera};
 pub use dispatch::{Charge, Dispatch, DispatchStep, Guard, Home, NewDispatch};
 pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
-pub use mail::{AlertAddress, MAX_ALERT_ADDRESSES, MailKind, OutboxMail};
+pub use mail::{AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail};
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};

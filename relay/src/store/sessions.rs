@@ -20,7 +20,60 @@ struct Row {
     account: AccountRow,
 }
 
+/// The browsers an account keeps as known: the newest this many.
+const KNOWN_BROWSERS: i64 = 20;
+
 impl Store {
+    /// Whether the browser whose cookie hashes to `token_hash` logged in to `account` before;
+    /// if so, it is seen again now.
+    pub async fn browser_known(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> Result<bool, Error> {
+        let seen = sqlx::query(
+            "UPDATE known_browsers SET last_seen_at = $3 WHERE account_id = $1 AND token_hash = $2",
+        )
+        .bind(account_id)
+        .bind(token_hash)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(seen.rows_affected() > 0)
+    }
+
+    /// Remembers a browser that logged in to `account`, forgetting the account's oldest
+    /// beyond the newest [`KNOWN_BROWSERS`].
+    pub async fn remember_browser(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO known_browsers (account_id, token_hash, first_seen_at, last_seen_at) \
+             VALUES ($1, $2, $3, $3)",
+        )
+        .bind(account_id)
+        .bind(token_hash)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM known_browsers WHERE account_id = $1 AND id NOT IN \
+             (SELECT id FROM known_browsers WHERE account_id = $1 \
+              ORDER BY last_seen_at DESC, id DESC LIMIT $2)",
+        )
+        .bind(account_id)
+        .bind(KNOWN_BROWSERS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn create_session(
         &self,
         token_hash: &str,

@@ -408,6 +408,11 @@ pub async fn answer(
     offer: &str,
     base: &str,
 ) -> Result<Response, Error> {
+    // An agent camera without its link cannot send video: the viewer is told so at once
+    // rather than given a session that stays black.
+    if matches!(camera.source, eyeward::CameraSource::Agent) && !st.links.is_online(camera.id) {
+        return Err(crate::link::camera_offline());
+    }
     let (session, answer) = st.whep.start(viewer, camera, offer).await?;
     let location = format!("{base}/{session}");
     let mut resp = (
