@@ -37,6 +37,15 @@ async function waitStill(page, timeout = 5000) {
   }
 }
 
+// Waits until the relay says the camera turns (a held press turns after HOLD_AFTER_MS).
+async function waitMoving(page, timeout = 3000) {
+  const start = Date.now();
+  while (!(await cameraState(page))?.moving) {
+    if (Date.now() - start > timeout) throw new Error(`not moving after ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 // Waits until the page shows a still camera with pan and tilt in the given [low, high]
 // ranges.
 async function waitShown(page, { pan = [-1, 1], tilt = [-1, 1] }, what) {
@@ -156,12 +165,45 @@ try {
   await page.click('#ptz-presets button.preset:text("Gate")');
   await waitShown(page, { pan: near(centred.pan) }, 'back at the preset');
 
+  // The pad sits beside the picture on a desktop screen, within the first screenful.
+  const inside = (a, b) => a.x >= b.x - 1 && a.y >= b.y - 1 && a.x + a.width <= b.x + b.width + 1 && a.y + a.height <= b.y + b.height + 1;
+  const boxOf = async (sel) => (await page.$(sel)).boundingBox();
+  let pad = await boxOf('.pad');
+  let player = await boxOf('#player');
+  assert.ok(pad.x >= player.x + player.width && pad.y < player.y + player.height, `pad ${JSON.stringify(pad)} not beside ${JSON.stringify(player)}`);
+  assert.ok(pad.y + pad.height <= page.viewportSize().height, 'pad below the fold');
+
+  // Full screen keeps the status badge, the pad and an exit; a click on the picture there
+  // does not re-aim the camera.
+  await page.click('#fullscreen');
+  await page.waitForFunction(() => document.fullscreenElement?.id === 'stage');
+  for (const sel of ['#live-status', '.pad', '#fullscreen-exit']) assert.ok(await page.isVisible(sel), `${sel} hidden in full screen`);
+  player = await boxOf('#player');
+  assert.ok(inside(await boxOf('.pad'), player), 'the pad is over the picture in full screen');
+  const aimed = await shown(page);
+  await page.mouse.click(player.x + player.width * 0.2, player.y + player.height * 0.3);
+  await new Promise((r) => setTimeout(r, 800));
+  assert.deepEqual(await shown(page), aimed, 'a click in full screen re-aimed the camera');
+  await page.screenshot({ path: join(OUT, 'fullscreen.png') });
+  await page.click('#fullscreen-exit');
+  await page.waitForFunction(() => !document.fullscreenElement);
+
+  // On a phone the pad lies over the picture, not below the fold.
+  await page.setViewportSize({ width: 390, height: 844 });
+  pad = await boxOf('.pad');
+  player = await boxOf('#player');
+  assert.ok(inside(pad, player), `pad ${JSON.stringify(pad)} not over ${JSON.stringify(player)}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the live view is ${overflow}px wider than a phone`);
+  await page.screenshot({ path: join(OUT, 'phone.png') });
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   // The tab is closed mid-move: the camera stops.
   const watcher = await ctx.newPage();
   await watcher.goto(env('BASE_URL'));
   await page.hover('[data-dir="up"]');
   await page.mouse.down();
-  await watcher.waitForFunction(async (id) => (await (await fetch(`/api/cameras/${id}/ptz`)).json()).state.moving, CAMERA, { timeout: 3000, polling: 50 });
+  await waitMoving(watcher);
   await page.close();
   const closedStop = await waitStill(watcher, 3000);
   assert.ok(closedStop <= 1500, `stopped ${closedStop} ms after the tab closed`);
@@ -173,7 +215,7 @@ try {
   await again.waitForSelector('#ptz:not([hidden])');
   await again.hover('[data-dir="down"]');
   await again.mouse.down();
-  await watcher.waitForFunction(async (id) => (await (await fetch(`/api/cameras/${id}/ptz`)).json()).state.moving, CAMERA, { timeout: 3000, polling: 50 });
+  await waitMoving(watcher);
   await again.route('**/ptz', (route) => route.abort());
   const deadmanStop = await waitStill(watcher, 4000);
   assert.ok(deadmanStop <= 1500, `stopped ${deadmanStop} ms after the commands stopped (dead-man 1000 ms)`);
