@@ -1,6 +1,8 @@
 //! Live video in a real browser: headless Chromium logs in, opens a camera, decodes 1280×720
 //! frames; a second browser watches at once; the camera dies and comes back and the same page
-//! shows video again without a reload. Runs in a loopback-only network namespace.
+//! shows video again without a reload; its agent stops, the page says since when the camera is
+//! offline at once, and plays again by itself when the agent is back. Runs in a loopback-only
+//! network namespace.
 
 mod common;
 
@@ -42,6 +44,13 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
         .chain(["simulate", "--model", "pan-tilt", "--listen", &listen].map(String::from))
         .chain(sim_args.map(String::from))
         .collect();
+    // The same agent, as the browser test starts it again after stopping it.
+    let agent_cmd: Vec<String> = [bin("eyeward-agent").display().to_string()]
+        .into_iter()
+        .chain(["run", "--relay", &relay.base, "--camera", &camera.url].map(String::from))
+        .chain(["--token-file".to_owned()])
+        .chain([relay.dir.path().join("agent.token").display().to_string()])
+        .collect();
     common::run_browser_script(
         "live",
         &relay,
@@ -55,6 +64,8 @@ async fn chromium_plays_a_camera_live_and_recovers_when_the_camera_restarts() ->
                 camera.process.pid().context("sim pid")?.to_string(),
             ),
             ("SIM_CMD", serde_json::to_string(&sim_cmd)?),
+            ("AGENT_PID", agent.pid().context("agent pid")?.to_string()),
+            ("AGENT_CMD", serde_json::to_string(&agent_cmd)?),
         ],
         &[("agent", &agent)],
     )

@@ -414,16 +414,20 @@ function stopEvents() {
 
 // The live view's badge. An offline camera says since when (the relay knows when its link
 // went down) while the player keeps trying quietly in the background.
+// A picture that stops may mean the camera went offline: the relay says whether it did.
 async function setLiveStatus(status) {
   const badge = $('live-status');
   badge.dataset.status = status || '';
   badge.textContent = status ? t(state.lang, `live.${status}`) : '';
-  if (status !== 'offline' || !state.liveCamera) return;
+  if ((status !== 'offline' && status !== 'reconnecting') || !state.liveCamera) return;
   const id = state.liveCamera;
   const { resp, data } = await api('GET', `/api/cameras/${id}`).catch(() => ({ resp: { ok: false } }));
-  if (resp.ok && data.offline_since && state.liveCamera === id && badge.dataset.status === 'offline') {
-    badge.textContent = t(state.lang, 'live.offlineSince', { t: formatTime(state.lang, data.offline_since) });
+  if (!resp.ok || state.liveCamera !== id || badge.dataset.status !== status) return;
+  if (status === 'reconnecting') {
+    if (!data.online) state.player.setStatus('offline');
+    return;
   }
+  if (data.offline_since) badge.textContent = t(state.lang, 'live.offlineSince', { t: formatTime(state.lang, data.offline_since) });
 }
 
 // The last picture seen of a camera becomes its tile's poster, kept for this tab only and

@@ -1,8 +1,9 @@
 // What the browser tests share: settings from the environment, and Debian's Chromium started
 // headless with a fresh profile and the flags this closed network needs.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export function env(k) {
@@ -84,4 +85,19 @@ export async function waitPlaying(page, timeout) {
     if ((await framesIn(page, 1000)) >= 5) return;
   }
   throw new Error('frames do not advance');
+}
+
+// Checks what the page shows now with axe-core (WCAG 2.1 A and AA): throws with every
+// serious or critical violation. axe runs through the DevTools protocol, so the page's own
+// policy (no inline or foreign scripts) stays as strict as in use.
+const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
+export async function checkA11y(page, what) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  if (found.length > 0) throw new Error(`accessibility of ${what}:\n${found.join('\n')}`);
 }

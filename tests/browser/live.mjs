@@ -13,6 +13,7 @@ mkdirSync(OUT, { recursive: true });
 const browsers = [];
 
 let sim = null;
+let agent = null;
 try {
   const first = await liveBrowser(browsers);
   const { page, started } = await openCamera(first, CAMERA);
@@ -49,6 +50,26 @@ try {
   const recoveredMs = Date.now() - restarted;
   await page.screenshot({ path: join(OUT, 'live-after-restart.png') });
 
+  // The camera's agent stops (the home's internet is down): the page says at once since when
+  // the camera is offline, never "Connecting…" for ever; it keeps trying quietly and plays
+  // again by itself once the agent is back.
+  process.kill(Number(env('AGENT_PID')), 'SIGTERM');
+  const agentStopped = Date.now();
+  await page.waitForFunction(() => /^Camera offline since .* JST$/.test(document.getElementById('live-status').textContent), null, { timeout: 10_000 });
+  const offlineShownMs = Date.now() - agentStopped;
+  // A fresh look at the offline camera says so at once too.
+  await page.evaluate(() => { location.hash = ''; });
+  await page.waitForSelector('#cameras-view:not([hidden])');
+  const reopened = Date.now();
+  await page.click(`a[href="#camera/${CAMERA}"]`);
+  await page.waitForFunction(() => /^Camera offline since .* JST$/.test(document.getElementById('live-status').textContent), null, { timeout: 3_000 });
+  const offlineOnOpenMs = Date.now() - reopened;
+  await page.screenshot({ path: join(OUT, 'offline.png') });
+  const [agentCmd, ...agentArgs] = JSON.parse(env('AGENT_CMD'));
+  agent = spawn(agentCmd, agentArgs, { stdio: 'ignore' });
+  await page.waitForFunction(() => document.getElementById('live-status').textContent === 'Live', null, { timeout: 30_000 });
+  await waitPlaying(page, 10_000);
+
   // Back to the list: the camera's tile shows the last picture seen as its poster.
   await page.evaluate(() => { location.hash = ''; });
   await page.waitForSelector('#cameras-view:not([hidden]) .tile img.still');
@@ -73,8 +94,9 @@ try {
     return img && img.src.includes('/api/events/') && img.naturalWidth === 1280;
   }, null, { timeout: 20_000 });
 
-  console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs }));
+  console.log(JSON.stringify({ ok: true, firstFrameMs, secondFrameMs, recoveredMs, offlineShownMs, offlineOnOpenMs }));
 } finally {
   for (const b of browsers) await b.close();
   if (sim) sim.kill('SIGTERM');
+  if (agent) agent.kill('SIGTERM');
 }

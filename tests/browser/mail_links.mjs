@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, launch } from './common.mjs';
+import { checkA11y, env, launch } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const STEP = env('STEP');
@@ -34,6 +34,7 @@ try {
       return { border: s.borderTopStyle, radius: s.borderTopLeftRadius };
     });
     assert.deepEqual(card, { border: 'solid', radius: '12px' }, 'the page is not styled');
+    await checkA11y(page, `${shot}'s page`);
     await page.screenshot({ path: join(OUT, `${shot}-page.png`) });
     const [answer] = await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
     assert.equal(answer.status(), 200, `pressing the button answered ${answer.status()}`);
@@ -60,6 +61,7 @@ try {
     await page.waitForFunction(() => document.getElementById('event-picture').naturalWidth > 0);
     assert.equal(await page.evaluate(() => document.activeElement.id), 'event-title', 'focus on the event');
     assert.equal(await page.getAttribute('#event-live', 'href'), `#camera/${env('CAMERA_ID')}`);
+    await checkA11y(page, 'the event view');
     await page.screenshot({ path: join(OUT, 'event.png'), fullPage: true });
     // The one-click unsubscribe link, opened by a person: a page and a button.
     await pressMailedButton(env('UNSUBSCRIBE_URL'), /Alerts stopped/, 'unsubscribe');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, liveBrowser, openCamera, waitPlaying } from './common.mjs';
+import { checkA11y, env, liveBrowser, openCamera, waitPlaying } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const CAMERA = env('CAMERA_ID');
@@ -129,6 +129,7 @@ try {
   const expected = turned.pan * 320;
   assert.ok(slid > 0 && Math.abs(slid - expected) <= Math.max(8, expected * 0.3),
     `the picture slid ${slid} px; the position says ${expected.toFixed(1)} px`);
+  await checkA11y(page, 'the live view of a pan-tilt camera');
   await page.screenshot({ path: join(OUT, 'turned-right.png') });
 
   // The arrow keys do nothing while the page, not the picture, has the focus: they scroll.
@@ -195,6 +196,7 @@ try {
   assert.ok(inside(pad, player), `pad ${JSON.stringify(pad)} not over ${JSON.stringify(player)}`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the live view is ${overflow}px wider than a phone`);
+  await checkA11y(page, 'the live view on a phone');
   await page.screenshot({ path: join(OUT, 'phone.png') });
   await page.setViewportSize({ width: 1280, height: 900 });
 

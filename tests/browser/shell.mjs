@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, launch } from './common.mjs';
+import { checkA11y, env, launch } from './common.mjs';
 
 const BASE = env('BASE_URL');
 const OUT = env('OUT_DIR');
@@ -36,6 +36,7 @@ try {
   await visible('#login-view');
   assert.equal(await lang(), 'en');
   assert.equal(await heading('login-view'), 'Log in');
+  await checkA11y(page, 'the login page');
 
   // A wrong password is told plainly.
   await page.fill('#email', env('EMAIL'));
@@ -58,7 +59,10 @@ try {
   assert.equal(await page.$$eval('#cameras img', (els) => els.length), 0);
   assert.equal(await page.evaluate(() => window.__xss), undefined);
   const history = await page.$$eval('#history li .what', (els) => els.map((e) => e.textContent));
-  assert.ok(history.includes('ログイン'), `history: ${history}`);
+  assert.ok(history.includes('新しいブラウザからログイン'), `history: ${history}`);
+  // The focus moved to the cameras' heading, so a screen reader says where the person is.
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'カメラ一覧');
+  await checkA11y(page, 'the cameras view (ja)');
   await page.screenshot({ path: join(OUT, 'cameras-ja.png'), fullPage: true });
 
   // Switching to English changes every word and is saved for the account.
@@ -99,6 +103,7 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone`);
+  await checkA11y(page, 'the cameras view on a phone');
   await page.screenshot({ path: join(OUT, 'cameras-phone.png'), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 
@@ -115,6 +120,7 @@ try {
   await visible('#console-view');
   assert.equal(await page.textContent('#operator-center'), env('OPERATOR_CENTER_TEXT'));
   assert.equal(await page.$$eval('#cameras li', (els) => els.length), 0);
+  await checkA11y(page, 'the guard-center console');
   await page.screenshot({ path: join(OUT, 'operator.png') });
 
   assert.deepEqual(problems, []);
