@@ -427,7 +427,10 @@ async fn the_owner_is_told_of_operations_and_of_a_camera_offline_each_switchable
     smtp.wait_subject("Account activity: Login from a new browser")
         .await?;
     let again = alice
-        .post("/api/login", &json!({"email": "a@example.jp", "password": PW}))
+        .post(
+            "/api/login",
+            &json!({"email": "a@example.jp", "password": PW}),
+        )
         .await?;
     assert_eq!(again.status(), 200);
     let (_, settings) = status_json(alice.get("/api/mail-settings").await?).await?;

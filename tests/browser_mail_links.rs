@@ -14,8 +14,7 @@ use serde_json::json;
 const PW: &str = "correct horse battery";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alert_address_is_confirmed_and_unsubscribed_from_its_mails_in_chromium() -> Result<()>
-{
+async fn an_alert_address_is_confirmed_and_unsubscribed_from_its_mails_in_chromium() -> Result<()> {
     let smtp = Smtp::start()?;
     let relay = Relay::start(&format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()))?;
     let owner = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
@@ -56,7 +55,8 @@ async fn an_alert_address_is_confirmed_and_unsubscribed_from_its_mails_in_chromi
     assert_eq!(upload.status(), 201, "{}", upload.text().await?);
     let mails = smtp
         .wait_for("the alert", |m| {
-            m.iter().any(|r| common::smtp::subject(&r.raw).starts_with("Motion"))
+            m.iter()
+                .any(|r| common::smtp::subject(&r.raw).starts_with("Motion"))
         })
         .await?;
     let alert = mails

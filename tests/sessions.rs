@@ -68,8 +68,11 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() -> R
         ]
     );
     // The same browser logging in again is known: recorded, not news.
-    c.post("/api/login", &json!({"email": "a@example.jp", "password": PW}))
-        .await?;
+    c.post(
+        "/api/login",
+        &json!({"email": "a@example.jp", "password": PW}),
+    )
+    .await?;
     let (_, h) = status_json(c.get("/api/history").await?).await?;
     assert_eq!(h[0]["action"], "login");
     Ok(())

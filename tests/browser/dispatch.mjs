@@ -132,6 +132,17 @@ try {
     return !v.hidden && v.videoWidth > 0 && v.currentTime > 0;
   }, null, { timeout: 20_000 });
   const liveMs = Date.now() - watchAt;
+  // The camera's full-size picture (1280×720) fits the console on a desktop and on a phone:
+  // nothing spills sideways and Accept stays on screen.
+  for (const [width, height] of [[1366, 800], [390, 844]]) {
+    await tokyo.setViewportSize({ width, height });
+    const overflow = await tokyo.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the console is ${overflow}px wider than a ${width}px screen`);
+    const accept = await (await tokyo.$('#console-accept')).boundingBox();
+    assert.ok(accept.x >= 0 && accept.x + accept.width <= width, `Accept off screen at ${width}px: ${JSON.stringify(accept)}`);
+    await tokyo.screenshot({ path: join(OUT, `console-live-${width}.png`) });
+  }
+  await tokyo.setViewportSize({ width: 1280, height: 900 });
 
   // Accepting: the customer sees it, and the fee, without a reload.
   assert.ok(await tokyo.isVisible('#console-accept'));

@@ -167,10 +167,7 @@ impl Links {
         let (deliver, delivered) = oneshot::channel();
         let to_agent = {
             let mut inner = self.lock();
-            let link = inner
-                .agents
-                .get(&camera)
-                .ok_or_else(camera_offline)?;
+            let link = inner.agents.get(&camera).ok_or_else(camera_offline)?;
             let to_agent = link.to_agent.clone();
             let count = inner.tunnels.entry(camera).or_default();
             if *count >= MAX_TUNNELS_PER_CAMERA {

@@ -615,7 +615,10 @@ mod notice_tests {
             Language::En,
             serde_json::json!({"request_id": 7, "guard": "Sato\r\nBcc: x@evil.example"}),
         );
-        assert!(assigned.contains("A guard is on the way: Sato"), "{assigned}");
+        assert!(
+            assigned.contains("A guard is on the way: Sato"),
+            "{assigned}"
+        );
         // A name that carries its own title is not given a second one; none is no gap.
         let titled = mail(
             "dispatch.assigned",

@@ -70,8 +70,7 @@ impl TryFrom<CameraRow> for Camera {
     }
 }
 
-const COLUMNS: &str =
-    "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password, \
+const COLUMNS: &str = "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password, \
      offline_since";
 
 fn rows_to_cameras(rows: Vec<CameraRow>) -> Result<Vec<Camera>, Error> {

@@ -431,11 +431,18 @@ mod tests {
         .unwrap();
         s.confirm_alert_address("c", t0).await.unwrap().unwrap();
         let first = s
-            .insert_event(&motion(camera, "first-alert", t0.plus(Duration::from_secs(20))), &policy)
+            .insert_event(
+                &motion(camera, "first-alert", t0.plus(Duration::from_secs(20))),
+                &policy,
+            )
             .await
             .unwrap();
         assert_eq!(
-            outbox(&s).await.into_iter().filter(|m| m.0 == "alert").count(),
+            outbox(&s)
+                .await
+                .into_iter()
+                .filter(|m| m.0 == "alert")
+                .count(),
             1
         );
         assert_eq!(s.events_held_before(camera.0, first.id).await.unwrap(), 0);

@@ -62,7 +62,9 @@ impl MailKind {
 }
 
 /// Which of the other mails (beside alerts and dispatch steps) a customer receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow,
+)]
 pub struct NoticesWanted {
     /// A camera offline for more than `mail.offline_after`, and back.
     pub offline: bool,
@@ -618,11 +620,10 @@ mod tests {
         add(&s, c, "home@example.jp", "h", t0).await;
         s.confirm_alert_address("h", t0).await.unwrap().unwrap();
         let notices = || async {
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'notice'")
-                    .fetch_one(&s.pool)
-                    .await
-                    .unwrap();
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'notice'")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
             n
         };
         let before = notices().await;
