@@ -289,6 +289,26 @@ mod tests {
     use crate::store::{Audit, NewCamera};
     use eyeward::{CameraModel, CameraSource, DisplayName, Email, Plan};
 
+    /// A customer with one agent camera, "Porch".
+    async fn porch(s: &Store, audit: &Audit) -> (i64, CameraId) {
+        let owner = customer(s, "a@example.jp").await.0;
+        let camera = s
+            .add_camera(
+                NewCamera {
+                    customer_id: CustomerId(owner),
+                    name: DisplayName::parse("Porch").unwrap(),
+                    model: CameraModel::Fixed,
+                    plan: Plan::Dispatch,
+                    source: CameraSource::Agent,
+                    agent_token_hash: Some("t".into()),
+                },
+                audit,
+            )
+            .await
+            .unwrap();
+        (owner, camera)
+    }
+
     fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
         NewEvent {
             camera,
@@ -311,21 +331,7 @@ mod tests {
         let (s, _dir) = store().await;
         let t0 = UnixMillis(1_800_000_000_000);
         let audit = Audit::admin(t0);
-        let owner = customer(&s, "a@example.jp").await.0;
-        let camera = s
-            .add_camera(
-                NewCamera {
-                    customer_id: CustomerId(owner),
-                    name: DisplayName::parse("Porch").unwrap(),
-                    model: CameraModel::Fixed,
-                    plan: Plan::Dispatch,
-                    source: CameraSource::Agent,
-                    agent_token_hash: Some("t".into()),
-                },
-                &audit,
-            )
-            .await
-            .unwrap();
+        let (owner, camera) = porch(&s, &audit).await;
         s.add_alert_address(
             CustomerId(owner),
             &Email::parse("home@example.jp").unwrap(),
@@ -392,21 +398,7 @@ mod tests {
         let (s, _dir) = store().await;
         let t0 = UnixMillis(1_800_000_000_000);
         let audit = Audit::admin(t0);
-        let owner = customer(&s, "a@example.jp").await.0;
-        let camera = s
-            .add_camera(
-                NewCamera {
-                    customer_id: CustomerId(owner),
-                    name: DisplayName::parse("Porch").unwrap(),
-                    model: CameraModel::Fixed,
-                    plan: Plan::Dispatch,
-                    source: CameraSource::Agent,
-                    agent_token_hash: Some("t".into()),
-                },
-                &audit,
-            )
-            .await
-            .unwrap();
+        let (owner, camera) = porch(&s, &audit).await;
         let policy = AlertPolicy {
             cooldown: Duration::from_secs(60),
             domain: "test",
