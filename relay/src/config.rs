@@ -234,11 +234,17 @@ pub struct AuthConfig {
     /// A session ends this long after login, however active (e.g. `"30d"`).
     #[serde(with = "humantime_serde")]
     pub session_max_age: Duration,
-    /// Failed logins allowed per account within `login_failure_window` before further
-    /// attempts on that account are refused with 429 until the window has passed.
+    /// Failed logins allowed on one account from one client address (or from one browser
+    /// the account knows) within `login_failure_window`, before further attempts from there
+    /// are refused with 429 until the window has passed.
     pub login_failures_per_account: u32,
-    /// Failed logins allowed per client address within `login_failure_window`.
+    /// Failed logins allowed per client address (IPv6: per /64) within
+    /// `login_failure_window`, whatever the accounts.
     pub login_failures_per_address: u32,
+    /// Failed logins allowed on one account from browsers it does not know, from all
+    /// addresses together, within `login_failure_window`. Its owner's known browsers are
+    /// held to their own count only, so guessing cannot lock them out.
+    pub login_failures_per_account_new_browsers: u32,
     /// The window over which failed logins are counted (e.g. `"15m"`).
     #[serde(with = "humantime_serde")]
     pub login_failure_window: Duration,
@@ -333,6 +339,7 @@ impl Default for AuthConfig {
             session_max_age: Duration::from_secs(30 * 24 * 3600),
             login_failures_per_account: 5,
             login_failures_per_address: 20,
+            login_failures_per_account_new_browsers: 30,
             login_failure_window: Duration::from_secs(15 * 60),
         }
     }
@@ -406,7 +413,10 @@ impl Config {
         if a.session_idle_timeout.is_zero() || a.session_max_age.is_zero() {
             return bad("auth session timeouts must be longer than zero");
         }
-        if a.login_failures_per_account == 0 || a.login_failures_per_address == 0 {
+        if a.login_failures_per_account == 0
+            || a.login_failures_per_address == 0
+            || a.login_failures_per_account_new_browsers == 0
+        {
             return bad("auth login failure limits must be at least 1");
         }
         if a.login_failure_window.is_zero() {

@@ -6,7 +6,7 @@ mod password;
 mod session;
 mod token;
 
-pub use limiter::{LoginLimiter, LoginLimits};
-pub use password::{hash_password, verify_password};
+pub use limiter::{Attempt, LoginLimiter, LoginLimits, Outcome, address_group};
+pub use password::{hash_password, password_checks_at_once, verify_password};
 pub use session::{SessionCheck, SessionPolicy};
 pub use token::{Token, hash_token};

@@ -14,6 +14,13 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
         .expect("hashing a fixed password works")
 });
 
+/// How many passwords the relay checks at once: two per core. Each check holds argon2id's
+/// 19 MiB; more at once would only queue for the cores while holding memory, and a flood of
+/// logins could take the relay's memory.
+pub fn password_checks_at_once() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Hashes a password with a fresh random salt. Slow by design: call off the async runtime.
 pub fn hash_password(password: &Password) -> Result<String, Error> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())

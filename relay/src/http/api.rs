@@ -5,7 +5,7 @@ use super::extract::{
     ApiJson, ApiQuery, BROWSER_COOKIE, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE,
     cookie,
 };
-use crate::auth::{Token, hash_token, verify_password};
+use crate::auth::{Outcome, Token, hash_token, verify_password};
 use crate::error::{Error, ErrorKind};
 use crate::store::{Account, Camera, HistoryEntry};
 use axum::Json;
@@ -17,6 +17,7 @@ use eyeward::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +25,9 @@ pub struct LoginRequest {
     email: String,
     password: String,
 }
+
+/// How long a login waits for a turn at the password check before it is told to come back.
+const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(2);
 
 /// `POST /api/login`: checks the password and sets the session cookie.
 pub async fn login(
@@ -37,25 +41,53 @@ pub async fn login(
     if req.password.len() > Password::MAX_BYTES {
         return Err(Error::bad_request("password is too long"));
     }
-    if let Err(wait) = lock_limiter(&st).check(email.as_str(), addr, now) {
-        st.metrics.login("throttled");
-        return Err(Error::too_many_requests(wait));
-    }
     let found = st.store.account_for_login(&email).await?;
+    // A browser this account logged in from before is throttled on its own count only.
+    let browser = cookie(&headers, BROWSER_COOKIE).map(hash_token);
+    let known = match (&found, &browser) {
+        (Some(a), Some(hash)) => st.store.browser_known(a.account.id, hash, now).await?,
+        _ => false,
+    };
+    let known_browser = browser.as_deref().filter(|_| known);
+    let attempt = match lock_limiter(&st).begin(email.as_str(), addr, known_browser, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            st.metrics.login("throttled");
+            return Err(Error::too_many_requests(wait));
+        }
+    };
+    let Ok(Ok(turn)) = tokio::time::timeout(
+        PASSWORD_CHECK_WAIT,
+        st.password_checks.clone().acquire_owned(),
+    )
+    .await
+    else {
+        lock_limiter(&st).finish(attempt, Outcome::Abandoned);
+        st.metrics.login("busy");
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "too many logins at once; try again shortly",
+        )
+        .retry_after(Duration::from_secs(1)));
+    };
     let hash = found.as_ref().map(|a| a.password_hash.clone());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
-        .await
-        .map_err(|e| Error::internal(format!("password check: {e}")))?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = verify_password(&password, hash.as_deref());
+        drop(turn);
+        ok
+    })
+    .await
+    .map_err(|e| Error::internal(format!("password check: {e}")))?;
     let Some(account) = found.filter(|_| ok).map(|a| a.account) else {
-        lock_limiter(&st).record_failure(email.as_str(), addr, now);
+        lock_limiter(&st).finish(attempt, Outcome::Failed);
         st.metrics.login("failure");
         return Err(Error::new(
             ErrorKind::Unauthenticated,
             "wrong email address or password",
         ));
     };
-    lock_limiter(&st).record_success(email.as_str());
+    lock_limiter(&st).finish(attempt, Outcome::Succeeded);
     let token = Token::generate("");
     st.store
         .create_session(&token.hash, account.id, now)
@@ -66,14 +98,6 @@ pub async fn login(
     };
     // A login from a browser the account used before is recorded; one from a new browser is
     // also mailed (when the customer wants operation mails), and the browser remembered.
-    let known = match cookie(&headers, BROWSER_COOKIE) {
-        Some(b) => {
-            st.store
-                .browser_known(caller.account.id, &hash_token(b), now)
-                .await?
-        }
-        None => false,
-    };
     let mut cookies = vec![session_cookie(
         &st,
         token.secret(),

@@ -40,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<Mutex<LoginLimiter>>,
+    /// Password checks at once: each takes argon2id's 19 MiB on a blocking thread.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     pub sessions: SessionPolicy,
     /// `scheme://host[:port]` of `public_url`: the only origin allowed to change state.
     pub origin: String,
@@ -84,8 +86,12 @@ impl AppState {
             limiter: Arc::new(Mutex::new(LoginLimiter::new(LoginLimits {
                 per_account: a.login_failures_per_account,
                 per_address: a.login_failures_per_address,
+                per_account_new_browsers: a.login_failures_per_account_new_browsers,
                 window: a.login_failure_window,
             }))),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                crate::auth::password_checks_at_once(),
+            )),
             sessions: SessionPolicy {
                 idle_timeout: a.session_idle_timeout,
                 max_age: a.session_max_age,
