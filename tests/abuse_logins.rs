@@ -38,7 +38,9 @@ async fn sixty_parallel_guesses_get_five_checks_and_fifty_five_waits() -> Result
         let c = &c;
         async move {
             let body = json!({"email": "a@example.jp", "password": format!("guess {i}")});
-            c.post("/api/login", &body).await.map(|r| r.status().as_u16())
+            c.post("/api/login", &body)
+                .await
+                .map(|r| r.status().as_u16())
         }
     }))
     .await;
@@ -57,14 +59,23 @@ async fn a_botnet_cannot_lock_the_operator_out_of_their_own_browser() -> Result<
     // The operator's browser logged in before: it carries the account's browser cookie.
     let own = relay.client();
     let office = "203.0.113.7";
-    assert_eq!(login_from(&own, office, "op@example.jp", PW).await?.status(), 200);
+    assert_eq!(
+        login_from(&own, office, "op@example.jp", PW)
+            .await?
+            .status(),
+        200
+    );
     assert_eq!(own.post("/api/logout", &json!({})).await?.status(), 204);
 
     // The botnet: one wrong guess from each of 40 addresses (the office's among them).
     let mut statuses = Vec::new();
     for i in 0..40 {
         let bot = relay.client();
-        let address = if i == 0 { office.to_owned() } else { format!("198.51.100.{i}") };
+        let address = if i == 0 {
+            office.to_owned()
+        } else {
+            format!("198.51.100.{i}")
+        };
         statuses.push(
             login_from(&bot, &address, "op@example.jp", "guess")
                 .await?
@@ -129,8 +140,15 @@ async fn a_flood_of_logins_is_told_to_come_back_and_memory_stays_bounded() -> Re
     .await;
     let answers: Vec<(u16, bool)> = answers.into_iter().collect::<Result<_>>()?;
     let wrong = answers.iter().filter(|(s, _)| *s == 401).count();
-    let busy = answers.iter().filter(|(s, retry)| *s == 503 && *retry).count();
-    assert_eq!(wrong + busy, 300, "only 401s and 503s with Retry-After: {answers:?}");
+    let busy = answers
+        .iter()
+        .filter(|(s, retry)| *s == 503 && *retry)
+        .count();
+    assert_eq!(
+        wrong + busy,
+        300,
+        "only 401s and 503s with Retry-After: {answers:?}"
+    );
     assert!(busy > 0, "some were told to come back");
     let peak = peak_rss_mib(&relay)?;
     assert!(

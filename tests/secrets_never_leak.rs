@@ -1,5 +1,6 @@
-//! Secrets never leak: a sentinel RTSP password, SMTP password, customer password, agent token
-//! and metrics token are run through the failure paths (wrong and locked-out logins, a mail
+//! Secrets never leak: a sentinel RTSP password, SMTP password, customer password, agent token,
+//! metrics token and mailed-link tokens are run through the failure paths (wrong and locked-out
+//! logins, mailed links opened and pressed, a mail
 //! server that is down, a camera that refuses, one whose name does not resolve, one that never
 //! answers, an agent whose camera is unreachable, an agent with a wrong token or no relay), and
 //! then looked for in every log line, every answer the clients got and the metrics. None of
@@ -16,6 +17,9 @@ const SMTP_PASSWORD: &str = "SENTINEL-smtp-2b8d";
 const CUSTOMER_PASSWORD: &str = "SENTINEL-pw-9c1e-long enough";
 const METRICS_TOKEN: &str = "SENTINEL-metrics-5e6f";
 const WRONG_TOKEN: &str = "ewa_SENTINELwrongtoken0123456789abcdef0123456789";
+/// Tokens of mailed links, in their paths (mail scanners fetch every link in a mail).
+const CONFIRM_TOKEN: &str = "ewc_SENTINELconfirm0123456789abcdef";
+const UNSUBSCRIBE_TOKEN: &str = "ewu_SENTINELunsubscribe0123456789abcdef";
 
 /// A port on loopback where nothing listens.
 fn closed_port() -> Result<u16> {
@@ -178,6 +182,16 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
         .send()
         .await?;
     answers.push(resp.text().await?);
+    // Mailed links, opened and pressed (the tokens are made up: the path is what matters).
+    for path in [
+        format!("/confirm/{CONFIRM_TOKEN}"),
+        format!("/unsubscribe/{UNSUBSCRIBE_TOKEN}"),
+    ] {
+        let page = relay.client().get(&path).await?;
+        ensure!(page.status() == 200, "{path}: {}", page.status());
+        let pressed = relay.client().post(&path, &serde_json::json!({})).await?;
+        ensure!(pressed.status() == 404, "{path}: {}", pressed.status());
+    }
     drop(silent);
 
     let logs = [
@@ -194,6 +208,8 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
             CUSTOMER_PASSWORD,
             METRICS_TOKEN,
             WRONG_TOKEN,
+            CONFIRM_TOKEN,
+            UNSUBSCRIBE_TOKEN,
             token.as_str(),
         ] {
             ensure!(

@@ -109,7 +109,11 @@ impl LoginLimiter {
             None => Source::Address(group),
         };
         let pair = (account.to_owned(), source);
-        let mut waits = vec![self.pairs.get(&pair).and_then(|f| wait(f, per_account, window, now))];
+        let mut waits = vec![
+            self.pairs
+                .get(&pair)
+                .and_then(|f| wait(f, per_account, window, now)),
+        ];
         if known_browser.is_none() {
             waits.push(
                 self.addresses
@@ -125,9 +129,19 @@ impl LoginLimiter {
         if let Some(d) = waits.into_iter().flatten().max() {
             return Err(d);
         }
-        push(self.pairs.entry(pair.clone()).or_default(), per_account, window, now);
+        push(
+            self.pairs.entry(pair.clone()).or_default(),
+            per_account,
+            window,
+            now,
+        );
         if known_browser.is_none() {
-            push(self.addresses.entry(group).or_default(), per_address, window, now);
+            push(
+                self.addresses.entry(group).or_default(),
+                per_address,
+                window,
+                now,
+            );
             push(
                 self.new_browsers.entry(account.to_owned()).or_default(),
                 per_account_new_browsers,
@@ -179,9 +193,7 @@ pub fn address_group(address: IpAddr) -> IpAddr {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         },
     }
 }
@@ -265,8 +277,14 @@ mod tests {
             l.begin("a@x.jp", ip(1), None, at(21)).unwrap_err(),
             Duration::from_secs(39)
         );
-        assert!(l.begin("b@x.jp", ip(1), None, at(21)).is_ok(), "other accounts");
-        assert!(l.begin("a@x.jp", ip(2), None, at(21)).is_ok(), "other addresses");
+        assert!(
+            l.begin("b@x.jp", ip(1), None, at(21)).is_ok(),
+            "other accounts"
+        );
+        assert!(
+            l.begin("a@x.jp", ip(2), None, at(21)).is_ok(),
+            "other addresses"
+        );
         // The first failure leaves the window: one more try is allowed.
         assert!(l.begin("a@x.jp", ip(1), None, at(60)).is_ok());
     }
@@ -324,13 +342,18 @@ mod tests {
         );
         // The operator's own browser, known to the account, still gets in, even from an
         // address the botnet used.
-        let own = l.begin("op@x.jp", ip(3), Some("own-browser"), at(7)).unwrap();
+        let own = l
+            .begin("op@x.jp", ip(3), Some("own-browser"), at(7))
+            .unwrap();
         l.finish(own, Outcome::Succeeded);
         // A known browser is held to its own count.
         for s in 8..11 {
             fail(&mut l, "op@x.jp", ip(3), Some("own-browser"), s);
         }
-        assert!(l.begin("op@x.jp", ip(3), Some("own-browser"), at(11)).is_err());
+        assert!(
+            l.begin("op@x.jp", ip(3), Some("own-browser"), at(11))
+                .is_err()
+        );
     }
 
     #[test]
@@ -346,7 +369,10 @@ mod tests {
         for s in 0..3 {
             fail(&mut l, "a@x.jp", if s % 2 == 0 { a } else { b }, None, s);
         }
-        assert!(l.begin("a@x.jp", b, None, at(3)).is_err(), "one /64, one client");
+        assert!(
+            l.begin("a@x.jp", b, None, at(3)).is_err(),
+            "one /64, one client"
+        );
         assert!(l.begin("a@x.jp", other, None, at(3)).is_ok());
     }
 
@@ -354,7 +380,13 @@ mod tests {
     fn memory_stays_bounded_under_a_flood_of_names() {
         let mut l = LoginLimiter::new(LIMITS);
         for i in 0..30_000u64 {
-            fail(&mut l, &format!("u{i}@x.jp"), ip((i % 200) as u8), None, i * 61);
+            fail(
+                &mut l,
+                &format!("u{i}@x.jp"),
+                ip((i % 200) as u8),
+                None,
+                i * 61,
+            );
         }
         assert!(l.pairs.len() + l.addresses.len() + l.new_browsers.len() <= SWEEP_ABOVE + 3);
     }

@@ -52,9 +52,10 @@ pub fn is_mail_link(path: &str) -> bool {
         .any(|prefix| path.starts_with(prefix))
 }
 
-/// Counts requests by route pattern, method and status, and times them.
-pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(
+/// The route a request matched (`/confirm/{token}`), never its path: paths can hold tokens
+/// (the mailed links') that logs and metrics must not.
+fn route_of(req: &Request) -> String {
+    req.extensions().get::<MatchedPath>().map_or_else(
         || {
             if req.uri().path().starts_with("/api/") {
                 "/api/(unmatched)".to_owned()
@@ -63,7 +64,12 @@ pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next
             }
         },
         |m| m.as_str().to_owned(),
-    );
+    )
+}
+
+/// Counts requests by route pattern, method and status, and times them.
+pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_of(&req);
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
@@ -123,12 +129,13 @@ pub async fn security_headers(State(st): State<AppState>, req: Request, next: Ne
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The span of one request: an id, the method and the path (paths carry no secrets).
+/// The span of one request: an id, the method and the route it matched (not the path, which
+/// may hold a token).
 pub fn request_span(req: &Request) -> tracing::Span {
     tracing::info_span!(
         "request",
         id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
         method = %req.method(),
-        path = %req.uri().path(),
+        route = %route_of(req),
     )
 }

@@ -325,7 +325,8 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     result
 }
 
-/// Deletes expired sessions now and then, so the table holds only live ones.
+/// Deletes expired sessions and unsubscribe tokens now and then, so the tables hold only live
+/// ones.
 async fn sweep_sessions(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -342,6 +343,9 @@ async fn sweep_sessions(state: AppState) {
                 state.metrics.sessions_expired.inc_by(n);
             }
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+        if let Err(e) = state.store.delete_expired_unsubscribe_tokens(now).await {
+            tracing::warn!(error = %e, "unsubscribe token sweep failed");
         }
     }
 }

@@ -60,7 +60,6 @@ pub async fn add(
     let email = Email::parse(&new.email)
         .map_err(|e| Error::bad_request(e.to_string()).with_code("invalid_email"))?;
     let confirm = Token::generate("ewc_");
-    let unsubscribe = Token::generate("ewu_");
     let audit = c.caller.audit();
     let expires = audit.at.plus(CONFIRM_FOR);
     let mailer = &st.mailer;
@@ -77,7 +76,6 @@ pub async fn add(
             &email,
             &confirm.hash,
             expires,
-            unsubscribe.secret(),
             &message_id,
             |_| {
                 compose::confirmation(&compose::Confirmation {
@@ -270,13 +268,17 @@ pub async fn unsubscribe_page(Path(_token): Path<String>) -> Html<String> {
 }
 
 /// `POST /unsubscribe/{token}` (one click, RFC 8058: the body is
-/// `List-Unsubscribe=One-Click`, and is not needed): removes the one address whose mails carry
-/// the token. 404 for an unknown token.
+/// `List-Unsubscribe=One-Click`, and is not needed): removes the one address the mail carrying
+/// the token was sent to. 404 for an unknown or expired token.
 pub async fn unsubscribe(
     State(st): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, Error> {
-    match st.store.unsubscribe(&token, UnixMillis::now()).await? {
+    match st
+        .store
+        .unsubscribe(&hash_token(&token), UnixMillis::now())
+        .await?
+    {
         Some(address) => Ok(page(
             Both {
                 ja: "通知を停止しました",

@@ -9,10 +9,11 @@
 pub mod api;
 pub mod compose;
 
+use crate::auth::Token;
 use crate::config::MailConfig;
 use crate::error::Error;
 use crate::events::Events;
-use crate::store::{AlertAddress, AlertPolicy, OutboxMail, Store};
+use crate::store::{AlertAddress, AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
@@ -267,7 +268,16 @@ impl Mailer {
         } else {
             format!("<{}@{}>", mail.message_id, self.domain())
         };
-        let unsubscribe_url = self.link(&format!("/unsubscribe/{}", address.unsubscribe));
+        // A token of its own in each mail, kept hashed, that expires.
+        let unsubscribe = Token::generate("ewu_");
+        store
+            .add_unsubscribe_token(
+                address.id,
+                &unsubscribe.hash,
+                UnixMillis::now().plus(UNSUBSCRIBE_FOR),
+            )
+            .await?;
+        let unsubscribe_url = self.link(&format!("/unsubscribe/{}", unsubscribe.secret()));
         if let Some(history) = mail.history_id {
             let Some(entry) = store.history_entry(history).await? else {
                 return Ok(None);
@@ -390,7 +400,6 @@ mod tests {
             email: email.into(),
             confirmed_at: confirmed.then_some(1),
             confirm_expires: None,
-            unsubscribe: format!("u{id}"),
             created_at: 0,
         }
     }

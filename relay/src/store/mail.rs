@@ -8,6 +8,9 @@ use crate::error::{Error, ErrorKind};
 use eyeward::{CustomerId, Email, UnixMillis};
 use serde_json::json;
 
+/// How long the unsubscribe link of a mail works: long enough for the mails people keep.
+pub const UNSUBSCRIBE_FOR: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
 /// The most alert addresses a customer may have.
 pub const MAX_ALERT_ADDRESSES: i64 = 5;
 
@@ -19,12 +22,10 @@ pub struct AlertAddress {
     pub email: String,
     pub confirmed_at: Option<i64>,
     pub confirm_expires: Option<i64>,
-    pub unsubscribe: String,
     pub created_at: i64,
 }
 
-const ADDRESS_COLUMNS: &str =
-    "id, customer_id, email, confirmed_at, confirm_expires, unsubscribe, created_at";
+const ADDRESS_COLUMNS: &str = "id, customer_id, email, confirmed_at, confirm_expires, created_at";
 
 /// What a mail is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +213,6 @@ impl Store {
         email: &Email,
         confirm_hash: &str,
         confirm_expires: UnixMillis,
-        unsubscribe: &str,
         message_id: &str,
         body: impl FnOnce(&AlertAddress) -> Result<Vec<u8>, Error>,
         audit: &Audit,
@@ -238,7 +238,8 @@ impl Store {
         .bind(email.as_str())
         .bind(confirm_hash)
         .bind(confirm_expires.0)
-        .bind(unsubscribe)
+        // No longer read (see migration 0008): a value of its own for the column's constraint.
+        .bind(format!("unused:{:032x}", rand::random::<u128>()))
         .bind(audit.at.0)
         .fetch_one(&mut *tx)
         .await
@@ -335,19 +336,83 @@ impl Store {
         Ok(true)
     }
 
-    /// Removes the address whose mails carry this unsubscribe token (RFC 8058 one-click),
-    /// with its queued mail, recording it in the owner's history; returns it, `None` for an
-    /// unknown token.
+    /// Keeps the hash of an unsubscribe token put in a mail to `address`, valid until
+    /// `expires`.
+    pub async fn add_unsubscribe_token(
+        &self,
+        address: i64,
+        token_hash: &str,
+        expires: UnixMillis,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO unsubscribe_tokens (token_hash, address_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(address)
+        .bind(expires.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the unsubscribe tokens that expired before `now`; returns how many.
+    pub async fn delete_expired_unsubscribe_tokens(&self, now: UnixMillis) -> Result<u64, Error> {
+        Ok(
+            sqlx::query("DELETE FROM unsubscribe_tokens WHERE expires_at <= $1")
+                .bind(now.0)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Moves the clear unsubscribe tokens that addresses kept before migration 0008 to
+    /// `unsubscribe_tokens`, hashed, valid until `expires`; the column keeps only their hash.
+    /// Returns how many were moved (none after the first start).
+    pub async fn hash_legacy_unsubscribe_tokens(&self, expires: UnixMillis) -> Result<u64, Error> {
+        let mut tx = self.begin().await?;
+        let legacy: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, unsubscribe FROM alert_addresses \
+             WHERE unsubscribe NOT LIKE 'hashed:%' AND unsubscribe NOT LIKE 'unused:%'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, token) in &legacy {
+            let hash = crate::auth::hash_token(token);
+            sqlx::query(
+                "INSERT INTO unsubscribe_tokens (token_hash, address_id, expires_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&hash)
+            .bind(id)
+            .bind(expires.0)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE alert_addresses SET unsubscribe = $2 WHERE id = $1")
+                .bind(id)
+                .bind(format!("hashed:{hash}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(legacy.len() as u64)
+    }
+
+    /// Removes the address a mail's unsubscribe token was made for (RFC 8058 one-click), if
+    /// the token has not expired, with its queued mail, recording it in the owner's history;
+    /// returns it, `None` for an unknown or expired token.
     pub async fn unsubscribe(
         &self,
-        token: &str,
+        token_hash: &str,
         now: UnixMillis,
     ) -> Result<Option<AlertAddress>, Error> {
         let mut tx = self.begin().await?;
         let removed: Option<AlertAddress> = sqlx::query_as(&format!(
-            "DELETE FROM alert_addresses WHERE unsubscribe = $1 RETURNING {ADDRESS_COLUMNS}"
+            "DELETE FROM alert_addresses WHERE id = (SELECT address_id FROM unsubscribe_tokens \
+             WHERE token_hash = $1 AND expires_at > $2) RETURNING {ADDRESS_COLUMNS}"
         ))
-        .bind(token)
+        .bind(token_hash)
+        .bind(now.0)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(a) = &removed {
@@ -601,13 +666,40 @@ mod tests {
             &Email::parse(email).unwrap(),
             hash,
             at.plus(Duration::from_secs(24 * 3600)),
-            &format!("u-{hash}"),
             &format!("<{hash}@test>"),
             |_| Ok(b"mail".to_vec()),
             &Audit::admin(at),
         )
         .await
         .unwrap()
+    }
+
+    /// Addresses from before migration 0008 kept their token in clear: it is moved, hashed,
+    /// so the links in mails already sent work until they expire, and nothing stays in clear.
+    #[tokio::test]
+    async fn clear_unsubscribe_tokens_from_before_are_kept_hashed_and_still_work() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let c = customer(&s, "a@example.jp").await;
+        let a = add(&s, c, "home@example.jp", "h", t0).await;
+        sqlx::query("UPDATE alert_addresses SET unsubscribe = 'ewu_oldcleartoken' WHERE id = $1")
+            .bind(a.id)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let until = t0.plus(Duration::from_secs(3600));
+        assert_eq!(s.hash_legacy_unsubscribe_tokens(until).await.unwrap(), 1);
+        assert_eq!(s.hash_legacy_unsubscribe_tokens(until).await.unwrap(), 0);
+        let (kept,): (String,) =
+            sqlx::query_as("SELECT unsubscribe FROM alert_addresses WHERE id = $1")
+                .bind(a.id)
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+        assert!(!kept.contains("oldcleartoken"), "{kept}");
+        let hash = crate::auth::hash_token("ewu_oldcleartoken");
+        assert_eq!(s.unsubscribe(&hash, until).await.unwrap(), None, "expired");
+        assert_eq!(s.unsubscribe(&hash, t0).await.unwrap().unwrap().id, a.id);
     }
 
     /// A pan-tilt move is mailed only to a customer who switched those mails on; a login
@@ -703,7 +795,6 @@ mod tests {
                 &Email::parse("r5@example.jp").unwrap(),
                 "h5",
                 t0,
-                "u-h5",
                 "<h5@test>",
                 |_| Ok(b"mail".to_vec()),
                 &Audit::admin(t0),
@@ -721,8 +812,22 @@ mod tests {
                 .await
                 .unwrap()
         );
+        // A mail's unsubscribe token works until it expires, for its own address only.
+        let expires = t0.plus(Duration::from_secs(60));
+        s.add_unsubscribe_token(added[1].id, "u-h1", expires)
+            .await
+            .unwrap();
+        s.add_unsubscribe_token(added[2].id, "u-h2", t0)
+            .await
+            .unwrap();
+        assert_eq!(s.unsubscribe("u-h2", t0).await.unwrap(), None, "expired");
+        assert_eq!(s.unsubscribe("u-unknown", t0).await.unwrap(), None);
         let gone = s.unsubscribe("u-h1", t0).await.unwrap().unwrap();
         assert_eq!(gone.id, added[1].id);
+        assert_eq!(
+            s.delete_expired_unsubscribe_tokens(expires).await.unwrap(),
+            1
+        );
         let due: Vec<_> = s
             .due_mail(t0, 20)
             .await

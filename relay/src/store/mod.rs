@@ -17,10 +17,13 @@ pub use cameras::{Camera, NewCamera};
 pub use dispatch::{Charge, Dispatch, DispatchStep, Guard, Home, NewDispatch};
 pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
-pub use mail::{AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail};
+pub use mail::{
+    AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
+};
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};
+use eyeward::UnixMillis;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 use std::path::Path;
@@ -67,7 +70,15 @@ impl Store {
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
         drop(lock);
         migrated?;
-        Ok(Store { pool })
+        let store = Store { pool };
+        // No unsubscribe token stays in clear at rest (see migration 0008).
+        let moved = store
+            .hash_legacy_unsubscribe_tokens(UnixMillis::now().plus(UNSUBSCRIBE_FOR))
+            .await?;
+        if moved > 0 {
+            tracing::info!(addresses = moved, "unsubscribe tokens now kept hashed");
+        }
+        Ok(store)
     }
 
     async fn begin(&self) -> Result<Tx<'_>, Error> {
