@@ -271,6 +271,17 @@ pub struct HttpConfig {
     /// `X-Forwarded-For` names the client. The header is ignored from everyone else, so a
     /// client cannot pick the address its failed logins are counted against.
     pub trusted_proxies: Vec<ProxyNet>,
+    /// A client must send a request's headers within this long (e.g. `"10s"`); also how
+    /// long a kept-alive connection may sit idle between requests.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this long once read (e.g. `"60s"`), or
+    /// the answer is 408.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections served at once; past it new ones wait in the listen queue until one ends.
+    /// (Connections upgraded to an agent's WebSocket link no longer count.)
+    pub max_connections: usize,
 }
 
 /// An address or network of `http.trusted_proxies`.
@@ -350,6 +361,9 @@ impl Default for HttpConfig {
         HttpConfig {
             max_json_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 2048,
         }
     }
 }
@@ -459,6 +473,12 @@ impl Config {
         }
         if self.http.max_json_body_bytes < 1024 {
             return bad("http.max_json_body_bytes must be at least 1024");
+        }
+        if self.http.header_timeout.is_zero() || self.http.body_timeout.is_zero() {
+            return bad("http.header_timeout and http.body_timeout must be longer than zero");
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections must be at least 1");
         }
         Ok(())
     }

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Conflict,
     /// The body is larger than allowed.
     PayloadTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The body is not of a type this endpoint takes.
     UnsupportedMediaType,
     /// A device (a camera) refused what was asked of it.
@@ -79,6 +81,7 @@ impl Error {
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "too_large",
+            ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::Unprocessable => "unprocessable",
             ErrorKind::TooManyRequests => "too_many_requests",
@@ -133,6 +136,7 @@ impl Error {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

@@ -220,6 +220,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// How long a request's whole body may take to arrive (`[http] body_timeout`), put into every
+/// request's extensions by the router.
+#[derive(Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// The largest JSON body a route takes (`[http] max_json_body_bytes`), put into every request's
 /// extensions by the router.
 #[derive(Clone, Copy)]
@@ -347,10 +352,28 @@ async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, E
 /// How much of a too-large body is read and dropped before the 413 (see [`read_capped`]).
 const DRAIN: usize = 4 * 1024 * 1024;
 
-/// Reads a body of at most `limit` bytes. A larger one is read on (and dropped) up to a few
-/// megabytes before the 413, so that the client, still sending, gets the answer instead of
-/// a reset connection.
+/// Reads a body of at most `limit` bytes within the body timeout (else 408). A larger one is
+/// read on (and dropped) up to a few megabytes before the 413, so that the client, still
+/// sending, gets the answer instead of a reset connection.
 async fn read_capped(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
+    let BodyTimeout(timeout) =
+        req.extensions()
+            .get::<BodyTimeout>()
+            .copied()
+            .unwrap_or(BodyTimeout(
+                crate::config::HttpConfig::default().body_timeout,
+            ));
+    tokio::time::timeout(timeout, read_all(req, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::RequestTimeout,
+                "the request body did not arrive in time",
+            ))
+        })
+}
+
+async fn read_all(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
     let mut body = req.into_body().into_data_stream();
     let (mut kept, mut seen) = (Vec::new(), 0usize);
     while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {

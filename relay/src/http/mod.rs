@@ -6,11 +6,12 @@
 mod api;
 pub mod extract;
 mod middleware;
+mod serve;
 pub mod tls;
 mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
-use crate::config::{Config, ProxyNet};
+use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::{self, Dispatcher};
 use crate::error::Error;
 use crate::events::{self, Events};
@@ -24,7 +25,7 @@ use crate::whep::{self, Whep};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::Listener;
 use eyeward::UnixMillis;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,7 +113,8 @@ impl AppState {
 }
 
 /// The whole router, for `run` and for in-process tests.
-pub fn router(state: AppState, max_json_body: usize) -> Router {
+pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    let max_json_body = http.max_json_body_bytes;
     let api = Router::new()
         .route("/login", post(api::login))
         .route("/logout", post(api::logout))
@@ -204,6 +206,7 @@ pub fn router(state: AppState, max_json_body: usize) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(web::asset)
+        .layer(axum::Extension(extract::BodyTimeout(http.body_timeout)))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -270,17 +273,17 @@ fn serve_configured(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
-    let max_json_body = config.http.max_json_body_bytes;
+    let http = config.http.clone();
     let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
     Ok(async move {
         match tls {
-            None => serve(listener, state, max_json_body, shutdown).await,
+            None => serve(listener, state, &http, shutdown).await,
             Some(tls) => {
                 let reloader = tokio::spawn(tls.clone().reload_on_sighup());
                 let listener = tls
                     .listen(listener)
                     .map_err(|e| Error::internal(format!("listener address: {e}")))?;
-                let result = serve(listener, state, max_json_body, shutdown).await;
+                let result = serve(listener, state, &http, shutdown).await;
                 reloader.abort();
                 result
             }
@@ -293,7 +296,7 @@ fn serve_configured(
 pub async fn serve<L: Listener<Addr = SocketAddr>>(
     listener: L,
     state: AppState,
-    max_json_body: usize,
+    http: &HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
@@ -309,20 +312,21 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         shutdown.await;
         events.close_live();
     };
-    let app = router(state, max_json_body);
-    // `tap_io` gives every listener whose address is a `SocketAddr` the `ConnectInfo` that
-    // plain TCP has.
-    let result = axum::serve(
-        listener.tap_io(|_| ()),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+    let app = router(state, http);
+    serve::serve_connections(
+        listener,
+        app,
+        serve::ConnectionLimits {
+            header_timeout: http.header_timeout,
+            max_connections: http.max_connections,
+        },
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| Error::internal(format!("server: {e}")));
+    .await;
     sweeper.abort();
     retention.abort();
     mailer.abort();
-    result
+    Ok(())
 }
 
 /// Deletes expired sessions and unsubscribe tokens now and then, so the tables hold only live
