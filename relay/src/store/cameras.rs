@@ -369,6 +369,47 @@ mod tests {
         assert_eq!((r.url(), r.password()), ("rtsp://cam/live", Some("p")));
     }
 
+    /// The newest camera removed, the next one added (another customer's) gets a new id:
+    /// whatever still named the old id must not reach the new camera. The same holds for
+    /// accounts, and every table (they all are AUTOINCREMENT since migration 0009).
+    #[tokio::test]
+    async fn ids_of_removed_cameras_and_accounts_are_never_given_again() {
+        let (s, _dir) = store().await;
+        let audit = Audit::admin(UnixMillis(0));
+        let a = customer(&s, "a@example.jp").await;
+        let removed = s
+            .add_camera(camera(a, "agent", Some("t1")), &audit)
+            .await
+            .unwrap();
+        assert!(s.remove_camera(removed, &audit).await.unwrap());
+        let b = customer(&s, "b@example.jp").await;
+        let next = s
+            .add_camera(camera(b, "agent", Some("t2")), &audit)
+            .await
+            .unwrap();
+        assert!(next.0 > removed.0, "{next:?} after {removed:?}");
+        assert!(
+            s.remove_account(eyeward::Role::Customer, b.0, &audit)
+                .await
+                .unwrap()
+        );
+        let c = customer(&s, "c@example.jp").await;
+        assert!(c.0 > b.0, "{c:?} after {b:?}");
+        let (autoincrement,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+             AND sql LIKE '%INTEGER PRIMARY KEY%' AND sql NOT LIKE '%AUTOINCREMENT%'",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(autoincrement, 0, "a table can still reuse ids");
+        let violations = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        assert!(violations.is_empty());
+    }
+
     #[tokio::test]
     async fn a_plan_cannot_change_after_provisioning_even_by_sql() {
         let (s, _dir) = store().await;

@@ -10,6 +10,7 @@ mod dispatch;
 mod events;
 mod history;
 mod mail;
+mod schema;
 mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
@@ -68,8 +69,14 @@ impl Store {
             .and_then(|f| f.lock().map(|()| f))
             .map_err(|e| Error::internal(format!("cannot lock {}: {e}", data_dir.display())))?;
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+        let rebuilt = match migrated {
+            Ok(()) => schema::make_ids_never_reused(&pool).await,
+            Err(e) => Err(e.into()),
+        };
         drop(lock);
-        migrated?;
+        if rebuilt? > 0 {
+            tracing::info!("tables rebuilt so that ids are never reused");
+        }
         let store = Store { pool };
         // No unsubscribe token stays in clear at rest (see migration 0008).
         let moved = store
