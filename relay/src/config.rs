@@ -192,6 +192,10 @@ pub struct WebrtcConfig {
     pub max_viewers_per_camera: usize,
     /// Live-video sessions one customer may have open at once.
     pub max_viewers_per_customer: usize,
+    /// The longest a live-video session lasts (e.g. `"8h"`); the viewer's page sets up a new
+    /// one, proving its session again.
+    #[serde(with = "humantime_serde")]
+    pub max_session: Duration,
     /// How long a camera is still pulled after its last viewer left (e.g. `"10s"`), so a
     /// viewer who comes straight back starts at once.
     #[serde(with = "humantime_serde")]
@@ -220,6 +224,7 @@ impl Default for WebrtcConfig {
             max_viewers_per_camera: 16,
             max_viewers_per_customer: 16,
             linger: Duration::from_secs(10),
+            max_session: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -282,6 +287,10 @@ pub struct HttpConfig {
     /// Connections served at once; past it new ones wait in the listen queue until one ends.
     /// (Connections upgraded to an agent's WebSocket link no longer count.)
     pub max_connections: usize,
+    /// The longest a server-sent event stream stays open (e.g. `"1h"`); browsers reconnect
+    /// by themselves, proving their session again.
+    #[serde(with = "humantime_serde")]
+    pub max_event_stream: Duration,
 }
 
 /// An address or network of `http.trusted_proxies`.
@@ -364,6 +373,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             max_connections: 2048,
+            max_event_stream: Duration::from_secs(3600),
         }
     }
 }

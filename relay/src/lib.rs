@@ -18,6 +18,7 @@ pub mod link;
 pub mod mail;
 pub mod metrics;
 pub mod ptz;
+pub mod revocation;
 pub mod store;
 pub mod task;
 pub mod whep;

@@ -179,7 +179,7 @@ pub async fn snapshot(
 /// the caller's requests.
 pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Response {
     let me = c.id;
-    live_stream(&st, move |d| {
+    live_stream(&st, c.caller.grant(), move |d| {
         (d.customer_id == me).then(|| serde_json::to_value(d).unwrap_or(Value::Null))
     })
 }

@@ -170,6 +170,7 @@ async fn act(
 /// the server stops. `lagged` is sent when the page fell behind and must reload.
 fn live_stream(
     st: &AppState,
+    grant: crate::revocation::Grant,
     render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
 ) -> Response {
     let changes = st.dispatcher.changes.subscribe();
@@ -199,7 +200,7 @@ fn live_stream(
             }
         },
     );
-    Sse::new(stream)
+    Sse::new(crate::http::until_revoked(st, grant, stream))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }

@@ -79,7 +79,7 @@ pub async fn queue(
 /// change of any of the center's requests.
 pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Response {
     let center = op.center;
-    live_stream(&st, move |d| {
+    live_stream(&st, op.caller.grant(), move |d| {
         (d.guard_center == center).then(|| queue_item(d))
     })
 }
@@ -271,6 +271,7 @@ pub async fn watch(
         &camera,
         &offer,
         &format!("/api/ops/dispatch-requests/{id}/whep"),
+        op.caller.grant(),
     )
     .await?;
     st.store

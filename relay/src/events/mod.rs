@@ -589,6 +589,7 @@ pub async fn live(
                 return Some((Ok(message), (feed, closing)));
             }
         });
+    let stream = crate::http::until_revoked(&st, c.grant_on(CameraId(id)), stream);
     // Comments every 15 s keep proxies from closing a quiet stream.
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

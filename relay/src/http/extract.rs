@@ -4,11 +4,12 @@ use super::AppState;
 use crate::auth::{SessionCheck, hash_token};
 use crate::config::ProxyNet;
 use crate::error::{Error, ErrorKind};
+use crate::revocation::Grant;
 use crate::store::{Account, Actor, Audit, Channel};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use eyeward::{CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
+use eyeward::{CameraId, CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -108,6 +109,27 @@ impl FromRequestParts<AppState> for Caller {
 pub struct CustomerCaller {
     pub id: CustomerId,
     pub caller: Caller,
+}
+
+impl Caller {
+    /// What authorises a long-lived thing this caller opens: their session.
+    pub fn grant(&self) -> Grant {
+        Grant::Session {
+            token_hash: self.token_hash.clone(),
+            camera: None,
+        }
+    }
+}
+
+impl CustomerCaller {
+    /// What authorises a long-lived thing about `camera`: this session, and the camera
+    /// staying theirs.
+    pub fn grant_on(&self, camera: CameraId) -> Grant {
+        Grant::Session {
+            token_hash: self.caller.token_hash.clone(),
+            camera: Some((self.id, camera)),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for CustomerCaller {

@@ -20,6 +20,7 @@ use crate::link::{self, Links};
 use crate::mail::{self, Mailer};
 use crate::metrics::Metrics;
 use crate::ptz::{self, PanTilt};
+use crate::revocation::{Grant, Revocations};
 use crate::store::Store;
 use crate::whep::{self, Whep};
 use axum::Router;
@@ -66,6 +67,11 @@ pub struct AppState {
     pub ptz: Arc<PanTilt>,
     /// Dispatch requests' settings, shared pictures and live changes.
     pub dispatcher: Arc<Dispatcher>,
+    /// Ends long-lived things whose grant was taken away.
+    pub revocations: Arc<Revocations>,
+    /// The longest a server-sent event stream and a live-video session stay open.
+    pub max_event_stream: Duration,
+    pub max_live_session: Duration,
 }
 
 impl AppState {
@@ -81,7 +87,14 @@ impl AppState {
             &config.cameras,
         ));
         let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
+        let sessions = SessionPolicy {
+            idle_timeout: a.session_idle_timeout,
+            max_age: a.session_max_age,
+        };
         Ok(AppState {
+            revocations: Arc::new(Revocations::new(store.clone(), sessions)),
+            max_event_stream: config.http.max_event_stream,
+            max_live_session: config.webrtc.max_session,
             store,
             metrics,
             limiter: Arc::new(Mutex::new(LoginLimiter::new(LoginLimits {
@@ -93,10 +106,7 @@ impl AppState {
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 crate::auth::password_checks_at_once(),
             )),
-            sessions: SessionPolicy {
-                idle_timeout: a.session_idle_timeout,
-                max_age: a.session_max_age,
-            },
+            sessions,
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
             trusted_proxies: config.http.trusted_proxies.clone().into(),
@@ -300,6 +310,7 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let revocations = tokio::spawn(state.revocations.clone().follow());
     let retention = tokio::spawn(state.events.clone().keep_retention(state.store.clone()));
     let mailer = tokio::spawn(
         state
@@ -324,6 +335,7 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     )
     .await;
     sweeper.abort();
+    revocations.abort();
     retention.abort();
     mailer.abort();
     Ok(())
@@ -352,4 +364,14 @@ async fn sweep_sessions(state: AppState) {
             tracing::warn!(error = %e, "unsubscribe token sweep failed");
         }
     }
+}
+
+/// `stream` (a server-sent event stream) until `grant` is taken away or the longest a stream
+/// may stay open has passed.
+pub fn until_revoked<S: futures_util::Stream>(
+    st: &AppState,
+    grant: Grant,
+    stream: S,
+) -> impl futures_util::Stream<Item = S::Item> + use<S> {
+    futures_util::StreamExt::take_until(stream, st.revocations.ended(grant, st.max_event_stream))
 }

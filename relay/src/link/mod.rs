@@ -13,6 +13,7 @@ use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::bearer_token;
+use crate::revocation::Grant;
 use crate::store::{Actor, Audit, Camera, Channel};
 use crate::task::{self, Task};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -41,24 +42,26 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// An agent, authenticated by its bearer token. Anything else: 401, logged without the token.
 pub struct AgentCaller {
     pub camera: Camera,
+    /// The hash of the token it showed: the link lasts as long as the token is the camera's.
+    pub token_hash: String,
 }
 
 impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer_token(parts);
-        let camera = match token {
-            Some(t) => state.store.camera_for_agent_token(&hash_token(t)).await?,
+        let token_hash = bearer_token(parts).map(hash_token);
+        let camera = match &token_hash {
+            Some(h) => state.store.camera_for_agent_token(h).await?,
             None => None,
         };
-        match camera {
-            Some(camera) => Ok(AgentCaller { camera }),
-            None => {
+        match (camera, token_hash) {
+            (Some(camera), Some(token_hash)) => Ok(AgentCaller { camera, token_hash }),
+            (_, token_hash) => {
                 state.metrics.agent_auth_failures.inc();
                 tracing::warn!(
                     path = %parts.uri.path(),
-                    token_given = token.is_some(),
+                    token_given = token_hash.is_some(),
                     "agent refused: unknown or revoked token"
                 );
                 Err(Error::new(
@@ -86,7 +89,11 @@ pub async fn link(
             // and the agent's next link replaces it.
             async move {
                 let metrics = st.metrics.clone();
-                let link = serve_link(st, agent.camera.id, socket);
+                let grant = Grant::Agent {
+                    camera: agent.camera.id,
+                    token_hash: agent.token_hash,
+                };
+                let link = serve_link(st, agent.camera.id, grant, socket);
                 task::contained(&metrics, Task::AgentLink, link).await;
             }
             .instrument(span)
@@ -122,7 +129,10 @@ async fn close(
 }
 
 /// Runs one agent's link until it ends; the camera is online for exactly that long.
-async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
+async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSocket) {
+    // The camera removed or its token replaced: the link ends (an agent's link has no
+    // lifetime of its own).
+    let mut revoked = std::pin::pin!(st.revocations.ended(grant, Duration::MAX));
     let (mut tx, mut rx) = socket.split();
 
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
@@ -226,6 +236,10 @@ async fn serve_link(st: AppState, camera: CameraId, socket: WebSocket) {
                         break "the agent sent a bad message".into();
                     }
                 }
+            }
+            () = &mut revoked => {
+                close(&mut tx, close_code::POLICY, "the agent token was revoked").await;
+                break "the agent token was revoked".into();
             }
             outgoing = reg.to_agent.recv() => match outgoing {
                 Some(msg) => {

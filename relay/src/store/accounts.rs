@@ -145,6 +145,7 @@ impl Store {
             .rows_affected()
             > 0;
         if done {
+            super::revoke(&mut tx).await?;
             // The customer's own history went with the account; this entry stays for the
             // relay's records.
             record(
@@ -183,6 +184,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            super::revoke(&mut tx).await?;
             record(&mut tx, audit, owner(role, id), "password.reset", json!({})).await?;
         }
         tx.commit().await?;

@@ -204,6 +204,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some((customer,)) = owner {
+            super::revoke(&mut tx).await?;
             record(
                 &mut tx,
                 audit,
@@ -243,6 +244,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
+        super::revoke(&mut tx).await?;
         insert_token(&mut tx, id.0, hash, audit).await?;
         tx.commit().await?;
         Ok(())

@@ -92,6 +92,14 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// The revocation counter (see [`crate::revocation`]).
+    pub async fn revocation_generation(&self) -> Result<i64, Error> {
+        let (g,): (i64,) = sqlx::query_as("SELECT generation FROM revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(g)
+    }
+
     /// Checks that the database answers (for `/healthz`).
     pub async fn ping(&self) -> Result<(), Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -114,6 +122,15 @@ fn parse_column<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Er
     value
         .parse()
         .map_err(|_| Error::internal(format!("database holds an unknown {column} {value:?}")))
+}
+
+/// Tells the relay's long-lived things to check their grants again (see
+/// [`crate::revocation`]): called in the transaction that takes a grant away.
+pub(crate) async fn revoke(tx: &mut Tx<'_>) -> Result<(), Error> {
+    sqlx::query("UPDATE revocations SET generation = generation + 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

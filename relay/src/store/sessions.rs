@@ -122,11 +122,15 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a session; what it opened (live views, event streams) ends with it.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        super::revoke(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::{CameraId, CustomerId, OperatorId};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
@@ -97,6 +98,8 @@ struct Session {
     pc: Arc<RTCPeerConnection>,
     /// The task writing the session's frames, stopped when the session ends.
     sender: Option<tokio::task::AbortHandle>,
+    /// The task that ends the session when its grant is taken away, stopped likewise.
+    watcher: Option<tokio::task::AbortHandle>,
 }
 
 /// The WebRTC side of the relay: the webrtc-rs API set up from config, and the live sessions.
@@ -185,11 +188,14 @@ impl Whep {
     }
 
     /// Answers a viewer's offer: a new session of `camera` for `viewer`.
+    /// Starts a session of `viewer` on `camera` from `offer`, ended when `ended` resolves
+    /// (its grant taken away, or its time up); returns its id and the SDP answer.
     pub async fn start(
         self: &Arc<Self>,
         viewer: Viewer,
         camera: &Camera,
         offer: &str,
+        ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
         let offer = parse_offer(offer)?;
         {
@@ -271,8 +277,23 @@ impl Whep {
                 camera: camera.id,
                 pc: pc.clone(),
                 sender: None,
+                watcher: None,
             },
         );
+        let this = self.clone();
+        let session_id = id.clone();
+        let watcher = tokio::spawn(async move {
+            ended.await;
+            // Out of the session first, so that ending it does not abort this very task.
+            if let Some(s) = this.lock().get_mut(&session_id) {
+                s.watcher = None;
+            }
+            tracing::info!(session = %session_id, "live view ended: its grant is gone or its time is up");
+            this.end(&session_id).await;
+        });
+        if let Some(s) = self.lock().get_mut(&id) {
+            s.watcher = Some(watcher.abort_handle());
+        }
         self.metrics
             .viewers
             .get_or_create(&crate::metrics::CameraLabels {
@@ -361,11 +382,12 @@ impl Whep {
         }
     }
 
-    async fn end(&self, id: &str) {
+    /// Ends session `id`, if it is still there.
+    pub async fn end(&self, id: &str) {
         let session = self.lock().remove(id);
         if let Some(s) = session {
-            if let Some(sender) = &s.sender {
-                sender.abort();
+            for task in [&s.sender, &s.watcher].into_iter().flatten() {
+                task.abort();
             }
             self.metrics
                 .viewers
@@ -395,25 +417,29 @@ pub async fn offer(
         &camera,
         &offer,
         &format!("/api/cameras/{id}/whep"),
+        c.grant_on(CameraId(id)),
     )
     .await
 }
 
 /// Starts a session for `viewer` and answers with the SDP, its `Location` (under `base`)
-/// and the ICE servers in `Link` headers.
+/// and the ICE servers in `Link` headers. The session ends when `grant` is taken away (a
+/// logout, the camera removed...) or after `webrtc.max_session`.
 pub async fn answer(
     st: &AppState,
     viewer: Viewer,
     camera: &Camera,
     offer: &str,
     base: &str,
+    grant: crate::revocation::Grant,
 ) -> Result<Response, Error> {
     // An agent camera without its link cannot send video: the viewer is told so at once
     // rather than given a session that stays black.
     if matches!(camera.source, eyeward::CameraSource::Agent) && !st.links.is_online(camera.id) {
         return Err(crate::link::camera_offline());
     }
-    let (session, answer) = st.whep.start(viewer, camera, offer).await?;
+    let ended = st.revocations.ended(grant, st.max_live_session);
+    let (session, answer) = st.whep.start(viewer, camera, offer, ended).await?;
     let location = format!("{base}/{session}");
     let mut resp = (
         StatusCode::CREATED,

@@ -1,0 +1,227 @@
+//! Long-lived things end when what authorised them ends: a customer's event streams (motion,
+//! pan-tilt, dispatch) and live views end within 5 s of a logout, of a password set by the
+//! administrator (another process), and of the camera's removal; an agent's link ends when its
+//! camera is removed or given a new token; streams and live views also end after their
+//! maximum lifetime. Runs in a loopback-only network namespace (the live views are real
+//! WebRTC sessions).
+
+mod common;
+
+use anyhow::{Context, Result, bail};
+use common::{Client, Relay, in_loopback_namespace, status_json, wait_online};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery";
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// Opens a server-sent event stream as `client`.
+async fn open_stream(client: &Client, path: &str) -> Result<reqwest::Response> {
+    let resp = client.get(path).await?;
+    if resp.status() != 200 {
+        bail!("{path}: {} {}", resp.status(), resp.text().await?);
+    }
+    Ok(resp)
+}
+
+/// How long until the relay ends `stream` (its body ends), or an error after `limit`.
+async fn ended_within(
+    stream: &mut reqwest::Response,
+    what: &str,
+    limit: Duration,
+) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        match tokio::time::timeout_at((start + limit).into(), stream.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => return Ok(start.elapsed()),
+            Err(_) => bail!("{what}: still open after {limit:?}"),
+        }
+    }
+}
+
+/// Starts a live view of `camera` as `client` (a webrtc-rs peer); returns the peer.
+async fn watch(
+    client: &Client,
+    camera: i64,
+) -> Result<std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>> {
+    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer.clone()).await?;
+    let resp = client
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/cameras/{camera}/whep"),
+        )
+        .header("content-type", "application/sdp")
+        .body(offer.sdp)
+        .send()
+        .await?;
+    if resp.status() != 201 {
+        bail!("WHEP: {} {}", resp.status(), resp.text().await?);
+    }
+    Ok(pc)
+}
+
+/// The relay's live sessions of `camera`, from `/metrics`.
+async fn viewers(relay: &Relay, camera: i64) -> Result<i64> {
+    let text = relay.client().get("/metrics").await?.text().await?;
+    let line = format!("eyeward_viewers{{camera=\"{camera}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(Ok(0), str::parse)?)
+}
+
+/// Waits until `camera` has no live session left.
+async fn no_viewers_within(relay: &Relay, camera: i64, what: &str) -> Result<Duration> {
+    let start = Instant::now();
+    while viewers(relay, camera).await? > 0 {
+        if start.elapsed() > WITHIN {
+            bail!("{what}: a live view of camera {camera} still runs after {WITHIN:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(start.elapsed())
+}
+
+/// Waits until the relay's log says `needle`.
+async fn logged_within(relay: &Relay, needle: &str) -> Result<Duration> {
+    let start = Instant::now();
+    while !relay.log().contains(needle) {
+        if start.elapsed() > WITHIN {
+            bail!("no {needle:?} in the relay's log after {WITHIN:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(start.elapsed())
+}
+
+const REVOKED: &str = "every_stream_ends_when_its_grant_is_taken_away";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
+    if !in_loopback_namespace(REVOKED)? {
+        return Ok(());
+    }
+    let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]\n")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "pan-tilt", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://pan-tilt",
+        "agent",
+    )?;
+    let spare = relay.camera(alice_id, "Gate", "fixed", "camera-only", "agent")?;
+    let spare_id = spare["id"].as_i64().context("id")?;
+    let _spare_agent = relay.start_agent(
+        spare["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "spare",
+    )?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    wait_online(&alice, spare_id, true, Duration::from_secs(15)).await?;
+    let mut took = Vec::new();
+
+    // A logout ends every stream and live view of that session.
+    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let mut ptz = open_stream(&alice, &format!("/api/cameras/{cam_id}/ptz/live")).await?;
+    let mut dispatch = open_stream(&alice, "/api/dispatch-requests/live").await?;
+    let _pc = watch(&alice, cam_id).await?;
+    assert_eq!(viewers(&relay, cam_id).await?, 1);
+    assert_eq!(alice.post("/api/logout", &json!({})).await?.status(), 204);
+    took.push(ended_within(&mut motion, "motion stream after logout", WITHIN).await?);
+    took.push(ended_within(&mut ptz, "pan-tilt stream after logout", WITHIN).await?);
+    took.push(ended_within(&mut dispatch, "dispatch stream after logout", WITHIN).await?);
+    took.push(no_viewers_within(&relay, cam_id, "after logout").await?);
+
+    // A password set by the administrator (another process) ends them too.
+    let alice = relay.login("a@example.jp", PW).await?;
+    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let _pc = watch(&alice, cam_id).await?;
+    relay.admin(
+        &["customer", "set-password", "--id", &alice_id.to_string()],
+        "a new long password\n",
+    )?;
+    took.push(ended_within(&mut motion, "motion stream after a password reset", WITHIN).await?);
+    took.push(no_viewers_within(&relay, cam_id, "after a password reset").await?);
+    let (status, _) = status_json(alice.get("/api/me").await?).await?;
+    assert_eq!(status, 401, "the old session is over");
+
+    // A new agent token ends the camera's link (the old token's agent is refused after).
+    relay.admin(&["camera", "new-token", "--id", &spare_id.to_string()], "")?;
+    took.push(logged_within(&relay, "the agent token was revoked").await?);
+
+    // The camera removed: its streams, live views and agent link end.
+    let alice = relay.login("a@example.jp", "a new long password").await?;
+    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let mut ptz = open_stream(&alice, &format!("/api/cameras/{cam_id}/ptz/live")).await?;
+    let mut dispatch = open_stream(&alice, "/api/dispatch-requests/live").await?;
+    let _pc = watch(&alice, cam_id).await?;
+    relay.admin(&["camera", "remove", "--id", &cam_id.to_string()], "")?;
+    took.push(
+        ended_within(
+            &mut motion,
+            "motion stream after the camera's removal",
+            WITHIN,
+        )
+        .await?,
+    );
+    took.push(
+        ended_within(
+            &mut ptz,
+            "pan-tilt stream after the camera's removal",
+            WITHIN,
+        )
+        .await?,
+    );
+    took.push(no_viewers_within(&relay, cam_id, "after the camera's removal").await?);
+    // The session is still good: its stream not about that camera goes on.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), dispatch.chunk())
+            .await
+            .is_err(),
+        "the dispatch stream ended with the camera"
+    );
+    let removed_logs = relay.log().matches("the agent token was revoked").count();
+    assert!(removed_logs >= 2, "the removed camera's link did not end");
+
+    eprintln!("revocations took {took:?}");
+    Ok(())
+}
+
+const LIFETIME: &str = "streams_and_live_views_end_after_their_lifetime";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_live_views_end_after_their_lifetime() -> Result<()> {
+    if !in_loopback_namespace(LIFETIME)? {
+        return Ok(());
+    }
+    let relay = Relay::start(
+        "[http]\nmax_event_stream = \"2s\"\n\
+         [webrtc]\nice_addresses = [\"127.0.0.1\"]\nmax_session = \"2s\"\n",
+    )?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let _pc = watch(&alice, cam_id).await?;
+    let stream = ended_within(&mut motion, "a stream past its lifetime", WITHIN).await?;
+    assert!(
+        stream >= Duration::from_millis(1500),
+        "ended early: {stream:?}"
+    );
+    no_viewers_within(&relay, cam_id, "past its lifetime").await?;
+    // The session itself is untouched: the next stream opens.
+    open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    Ok(())
+}
