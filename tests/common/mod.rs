@@ -465,6 +465,7 @@ impl Relay {
 }
 
 /// An HTTP client bound to one relay, acting like the relay's own web page.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,

@@ -265,7 +265,7 @@ pub async fn watch(
         id: op.id,
         request: id,
     };
-    let resp = crate::whep::answer(
+    let (session, resp) = crate::whep::answer(
         &st,
         viewer,
         &camera,
@@ -274,6 +274,13 @@ pub async fn watch(
         op.caller.grant(),
     )
     .await?;
+    // The request may have closed while the session was set up, after `end_shared` looked
+    // for sessions to end: asked again now that the session is registered, one of the two
+    // sees the other.
+    if let Err(e) = shared(&st, &op, id, |d| d.share_live).await {
+        st.whep.end(&session).await;
+        return Err(e);
+    }
     st.store
         .record(
             &op.caller.audit(),

@@ -106,6 +106,9 @@ struct Session {
 pub struct Whep {
     api: API,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Sessions being set up (ICE gathering takes a while), counted against the limits with
+    /// the live ones, so that parallel offers cannot all pass a check none of them is in.
+    reserved: Mutex<HashMap<u64, (Viewer, CameraId)>>,
     feeds: Arc<Feeds>,
     metrics: Arc<Metrics>,
     config: WebrtcConfig,
@@ -158,6 +161,7 @@ impl Whep {
         Ok(Whep {
             api,
             sessions: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
             feeds,
             metrics,
             config: config.clone(),
@@ -198,25 +202,8 @@ impl Whep {
         ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
         let offer = parse_offer(offer)?;
-        {
-            let sessions = self.lock();
-            if sessions.values().filter(|s| s.viewer == viewer).count()
-                >= self.config.max_viewers_per_customer
-            {
-                return Err(Error::new(
-                    ErrorKind::TooManyRequests,
-                    "you have too many live views open; close one first",
-                ));
-            }
-            if sessions.values().filter(|s| s.camera == camera.id).count()
-                >= self.config.max_viewers_per_camera
-            {
-                return Err(Error::new(
-                    ErrorKind::TooManyRequests,
-                    "this camera has as many viewers as it can take",
-                ));
-            }
-        }
+        // Held until the session is registered (or fails).
+        let _slot = self.reserve(viewer, camera.id)?;
         let pc = Arc::new(
             self.api
                 .new_peer_connection(RTCConfiguration::default())
@@ -270,6 +257,13 @@ impl Whep {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        // Tests hold a session here, between its checks and its registration.
+        #[cfg(feature = "failpoints")]
+        if let Some(ms) =
+            fail::eval("whep-register", |ms| ms.and_then(|m| m.parse().ok())).flatten()
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         self.lock().insert(
             id.clone(),
             Session {
@@ -349,6 +343,32 @@ impl Whep {
         Ok((id, answer))
     }
 
+    /// Takes a place for a new session of `viewer` on `camera` within the limits, counting
+    /// sessions being set up; the place is given back when the returned guard drops.
+    fn reserve(&self, viewer: Viewer, camera: CameraId) -> Result<Reservation<'_>, Error> {
+        let sessions = self.lock();
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let of_viewer = sessions.values().filter(|s| s.viewer == viewer).count()
+            + reserved.values().filter(|(v, _)| *v == viewer).count();
+        if of_viewer >= self.config.max_viewers_per_customer {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                "you have too many live views open; close one first",
+            ));
+        }
+        let of_camera = sessions.values().filter(|s| s.camera == camera).count()
+            + reserved.values().filter(|(_, c)| *c == camera).count();
+        if of_camera >= self.config.max_viewers_per_camera {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                "this camera has as many viewers as it can take",
+            ));
+        }
+        let key = rand::random::<u64>();
+        reserved.insert(key, (viewer, camera));
+        Ok(Reservation { whep: self, key })
+    }
+
     /// Ends a session of `viewer` (of `camera` if given); 404 when it is not theirs.
     pub async fn stop(
         &self,
@@ -399,6 +419,22 @@ impl Whep {
     }
 }
 
+/// A place for a session being set up (see [`Whep::reserve`]).
+struct Reservation<'a> {
+    whep: &'a Whep,
+    key: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.whep
+            .reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// `POST /api/cameras/{id}/whep`: an SDP offer in, `201 Created` with the answer out.
 pub async fn offer(
     State(st): State<AppState>,
@@ -420,11 +456,12 @@ pub async fn offer(
         c.grant_on(CameraId(id)),
     )
     .await
+    .map(|(_, resp)| resp)
 }
 
 /// Starts a session for `viewer` and answers with the SDP, its `Location` (under `base`)
-/// and the ICE servers in `Link` headers. The session ends when `grant` is taken away (a
-/// logout, the camera removed...) or after `webrtc.max_session`.
+/// and the ICE servers in `Link` headers; returns the session's id too. The session ends when
+/// `grant` is taken away (a logout, the camera removed...) or after `webrtc.max_session`.
 pub async fn answer(
     st: &AppState,
     viewer: Viewer,
@@ -432,7 +469,7 @@ pub async fn answer(
     offer: &str,
     base: &str,
     grant: crate::revocation::Grant,
-) -> Result<Response, Error> {
+) -> Result<(String, Response), Error> {
     // An agent camera without its link cannot send video: the viewer is told so at once
     // rather than given a session that stays black.
     if matches!(camera.source, eyeward::CameraSource::Agent) && !st.links.is_online(camera.id) {
@@ -466,7 +503,7 @@ pub async fn answer(
             resp.headers_mut().append(header::LINK, v);
         }
     }
-    Ok(resp)
+    Ok((session, resp))
 }
 
 /// `DELETE /api/cameras/{id}/whep/{session}`: the viewer leaves.
