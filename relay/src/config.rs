@@ -80,6 +80,10 @@ pub struct EventsConfig {
     /// (the agent was offline, or the relay was).
     #[serde(with = "humantime_serde")]
     pub delayed_after: Duration,
+    /// The most pixels a snapshot may have (width × height). A JPEG is decoded to be checked,
+    /// and its pixels, not its bytes, are what that costs: a flat 8K picture is a few hundred
+    /// kilobytes and 100 MB decoded. The default takes every camera up to 12 megapixels.
+    pub max_snapshot_pixels: u64,
 }
 
 impl Default for EventsConfig {
@@ -87,6 +91,7 @@ impl Default for EventsConfig {
         EventsConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             delayed_after: Duration::from_secs(10),
+            max_snapshot_pixels: 12_000_000,
         }
     }
 }

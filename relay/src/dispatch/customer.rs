@@ -155,7 +155,11 @@ pub async fn put_snapshot(
         ));
     }
     let jpeg = jpeg.ok_or_else(|| Error::bad_request("expected a JPEG picture"))?;
-    check_jpeg(&jpeg)?;
+    let max_pixels = st.events.max_pixels();
+    let jpeg = st
+        .events
+        .decoding(move || check_jpeg(&jpeg, max_pixels).map(|_| jpeg))
+        .await??;
     let bytes = jpeg.len();
     st.dispatcher.save_snapshot(id, jpeg).await?;
     st.store.set_dispatch_snapshot(id, bytes).await?;

@@ -44,6 +44,8 @@ pub struct Events {
     live: broadcast::Sender<LiveEvent>,
     /// Set at shutdown: live streams end, so that the server's graceful stop is not held up.
     closing: watch::Sender<bool>,
+    /// Pictures decoded at once (one per core): each holds its pixels in memory.
+    decodes: Arc<tokio::sync::Semaphore>,
 }
 
 /// What storing an upload did.
@@ -64,7 +66,36 @@ impl Events {
             // Viewers that fall this far behind are told to reload the list.
             live: broadcast::channel(64).0,
             closing: watch::channel(false).0,
+            decodes: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )),
         }
+    }
+
+    /// The most pixels a snapshot may have.
+    pub fn max_pixels(&self) -> u64 {
+        self.config.max_snapshot_pixels
+    }
+
+    /// Runs `check` (which decodes a picture) on a blocking thread, once a decoding turn is
+    /// free: at most one picture per core is decoded at once, whatever arrives.
+    pub async fn decoding<R: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let turn = self
+            .decodes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("the decoder semaphore closed"))?;
+        tokio::task::spawn_blocking(move || {
+            let checked = check();
+            drop(turn);
+            checked
+        })
+        .await
+        .map_err(|e| Error::internal(format!("picture check: {e}")))
     }
 
     /// Ends every live stream (the server is stopping).
@@ -364,8 +395,10 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(folder)?.sync_all()
 }
 
-/// Checks that `jpeg` is one whole JPEG picture of a sensible size; returns its size.
-pub(crate) fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
+/// Checks that `jpeg` is one whole JPEG picture of a sensible size, at most `max_pixels`
+/// (read from its header before anything is decoded); returns its size. Slow: call it
+/// through [`Events::decoding`].
+pub fn check_jpeg(jpeg: &[u8], max_pixels: u64) -> Result<(u32, u32), Error> {
     use image::{ImageFormat, ImageReader, Limits};
     let bad = |m: &str| Error::bad_request(format!("the snapshot is not a usable JPEG: {m}"));
     if !jpeg.starts_with(&[0xff, 0xd8]) {
@@ -383,6 +416,13 @@ pub(crate) fn check_jpeg(jpeg: &[u8]) -> Result<(u32, u32), Error> {
             "{w}×{h} is outside 16×16 to {MAX_WIDTH}×{MAX_HEIGHT}"
         )));
     }
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(Error::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the snapshot is {w}×{h}: more than the {max_pixels} pixels this relay takes"),
+        )
+        .with_code("snapshot_too_large"));
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_WIDTH);
     limits.max_image_height = Some(MAX_HEIGHT);
@@ -399,6 +439,7 @@ pub fn accept(
     camera: CameraId,
     upload: Upload,
     jpeg: Option<Vec<u8>>,
+    max_pixels: u64,
 ) -> Result<(NewEvent, Option<Vec<u8>>), Error> {
     let checked = upload.check()?;
     let mut event = NewEvent {
@@ -444,7 +485,7 @@ pub fn accept(
             None
         }
         (Checked::Motion { score, bbox, .. }, Some(jpeg)) => {
-            let (width, height) = check_jpeg(&jpeg)?;
+            let (width, height) = check_jpeg(&jpeg, max_pixels)?;
             let [x, y, w, h] = bbox;
             if x.saturating_add(w) > width || y.saturating_add(h) > height {
                 return Err(Error::bad_request("bbox reaches outside the snapshot"));
@@ -467,10 +508,12 @@ pub async fn upload(
     JpegBody(jpeg): JpegBody,
 ) -> Result<Response, Error> {
     let camera = agent.camera.id;
-    // Decoding the JPEG to check it takes milliseconds of CPU: off the async workers.
-    let (event, jpeg) = tokio::task::spawn_blocking(move || accept(camera, upload, jpeg))
-        .await
-        .map_err(|e| Error::internal(format!("upload check: {e}")))??;
+    // Decoding the JPEG to check it takes CPU and memory: off the async workers, a few at once.
+    let max_pixels = st.events.max_pixels();
+    let (event, jpeg) = st
+        .events
+        .decoding(move || accept(camera, upload, jpeg, max_pixels))
+        .await??;
     let alerts = st.mailer.policy();
     let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;
     if what == Stored::Created {
