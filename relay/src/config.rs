@@ -296,6 +296,9 @@ pub struct HttpConfig {
     /// by themselves, proving their session again.
     #[serde(with = "humantime_serde")]
     pub max_event_stream: Duration,
+    /// Server-sent event streams one account may have open at once (a page opens up to
+    /// three); past it, 429.
+    pub max_event_streams_per_account: usize,
 }
 
 /// An address or network of `http.trusted_proxies`.
@@ -379,6 +382,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(60),
             max_connections: 2048,
             max_event_stream: Duration::from_secs(3600),
+            max_event_streams_per_account: 16,
         }
     }
 }

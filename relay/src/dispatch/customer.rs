@@ -181,9 +181,9 @@ pub async fn snapshot(
 
 /// `GET /api/dispatch-requests/live`: server-sent `request` events, one per change of any of
 /// the caller's requests.
-pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Response {
+pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
     let me = c.id;
-    live_stream(&st, c.caller.grant(), move |d| {
+    live_stream(&st, &c.caller, move |d| {
         (d.customer_id == me).then(|| serde_json::to_value(d).unwrap_or(Value::Null))
     })
 }

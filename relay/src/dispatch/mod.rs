@@ -170,9 +170,9 @@ async fn act(
 /// the server stops. `lagged` is sent when the page fell behind and must reload.
 fn live_stream(
     st: &AppState,
-    grant: crate::revocation::Grant,
+    caller: &crate::http::extract::Caller,
     render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
-) -> Response {
+) -> Result<Response, Error> {
     let changes = st.dispatcher.changes.subscribe();
     let closing = st.events.closing();
     let stream = futures_util::stream::unfold(
@@ -200,7 +200,8 @@ fn live_stream(
             }
         },
     );
-    Sse::new(crate::http::until_revoked(st, grant, stream))
+    let stream = crate::http::streams::event_stream(st, caller, caller.grant(), stream)?;
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+        .into_response())
 }

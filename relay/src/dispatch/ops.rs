@@ -77,9 +77,9 @@ pub async fn queue(
 
 /// `GET /api/ops/dispatch-requests/live`: server-sent `request` events (queue items), one per
 /// change of any of the center's requests.
-pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Response {
+pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Result<Response, Error> {
     let center = op.center;
-    live_stream(&st, op.caller.grant(), move |d| {
+    live_stream(&st, &op.caller, move |d| {
         (d.guard_center == center).then(|| queue_item(d))
     })
 }

@@ -632,7 +632,8 @@ pub async fn live(
                 return Some((Ok(message), (feed, closing)));
             }
         });
-    let stream = crate::http::until_revoked(&st, c.grant_on(CameraId(id)), stream);
+    let stream =
+        crate::http::streams::event_stream(&st, &c.caller, c.grant_on(CameraId(id)), stream)?;
     // Comments every 15 s keep proxies from closing a quiet stream.
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -7,6 +7,7 @@ mod api;
 pub mod extract;
 mod middleware;
 mod serve;
+pub mod streams;
 pub mod tls;
 mod web;
 
@@ -20,7 +21,7 @@ use crate::link::{self, Links};
 use crate::mail::{self, Mailer};
 use crate::metrics::Metrics;
 use crate::ptz::{self, PanTilt};
-use crate::revocation::{Grant, Revocations};
+use crate::revocation::Revocations;
 use crate::store::Store;
 use crate::whep::{self, Whep};
 use axum::Router;
@@ -72,6 +73,8 @@ pub struct AppState {
     /// The longest a server-sent event stream and a live-video session stay open.
     pub max_event_stream: Duration,
     pub max_live_session: Duration,
+    /// Event streams open per account.
+    pub streams: Arc<streams::StreamCounts>,
 }
 
 impl AppState {
@@ -94,6 +97,9 @@ impl AppState {
         Ok(AppState {
             revocations: Arc::new(Revocations::new(store.clone(), sessions)),
             max_event_stream: config.http.max_event_stream,
+            streams: Arc::new(streams::StreamCounts::new(
+                config.http.max_event_streams_per_account,
+            )),
             max_live_session: config.webrtc.max_session,
             store,
             metrics,
@@ -364,14 +370,4 @@ async fn sweep_sessions(state: AppState) {
             tracing::warn!(error = %e, "unsubscribe token sweep failed");
         }
     }
-}
-
-/// `stream` (a server-sent event stream) until `grant` is taken away or the longest a stream
-/// may stay open has passed.
-pub fn until_revoked<S: futures_util::Stream>(
-    st: &AppState,
-    grant: Grant,
-    stream: S,
-) -> impl futures_util::Stream<Item = S::Item> + use<S> {
-    futures_util::StreamExt::take_until(stream, st.revocations.ended(grant, st.max_event_stream))
 }

@@ -263,6 +263,6 @@ pub async fn live(
                 (states, closing),
             ))
         });
-    let stream = crate::http::until_revoked(&st, c.grant_on(camera.id), stream);
+    let stream = crate::http::streams::event_stream(&st, &c.caller, c.grant_on(camera.id), stream)?;
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
