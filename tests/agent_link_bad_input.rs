@@ -165,3 +165,36 @@ async fn bad_agents_are_refused_and_the_good_one_stays_online() -> Result<()> {
     assert!(!relay.log().contains("panicked"));
     Ok(())
 }
+
+/// An agent whose name holds a line break and a terminal escape cannot forge a log line: the
+/// relay writes them out as escapes.
+#[tokio::test]
+async fn an_agents_name_cannot_forge_a_log_line() -> Result<()> {
+    let relay = Relay::start("")?;
+    let customer = relay.customer("a@example.jp", "Alice", "east", PW)?;
+    let cam = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
+    let token = cam["agent_token"].as_str().context("token")?;
+    let mut ws = connect(&relay, "/agent/v1/link", token)
+        .await?
+        .map_err(|s| anyhow::anyhow!("refused {s}"))?;
+    let forged = "cam\nFORGED relay: all cameras removed\u{1b}[2J";
+    let hello =
+        serde_json::json!({"type": "hello", "version": 1, "agent": forged, "rtsp_path": "/live"});
+    ws.send(Message::Text(hello.to_string().into())).await?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(
+        &alice,
+        cam["id"].as_i64().context("id")?,
+        true,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let log = relay.log();
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line in the log:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a terminal escape in the log");
+    assert!(log.contains("cam\\nFORGED"), "{log}");
+    Ok(())
+}

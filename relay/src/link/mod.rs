@@ -100,6 +100,23 @@ pub async fn link(
         }))
 }
 
+/// Text from an agent (its name, why a tunnel or a move failed), fit for a log line and the
+/// history: at most `max_chars`, control characters (line breaks, terminal escapes) written
+/// out as escapes, so that an agent cannot forge log lines or recolour a terminal.
+pub fn printable(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .take(max_chars)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 fn agent_audit(camera: CameraId) -> Audit {
     Audit {
         actor: Actor::Agent {
@@ -181,8 +198,8 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     }
     let mut reg = st.links.register(camera, rtsp_path);
     st.metrics.agent_links.set(st.links.online_count() as i64);
-    tracing::info!(agent = %agent, replaced_older = reg.replaced_older, "camera online");
-    let agent_name: String = agent.chars().take(100).collect();
+    let agent_name = printable(&agent, 100);
+    tracing::info!(agent = %agent_name, replaced_older = reg.replaced_older, "camera online");
     if let Err(e) = st
         .store
         .record_camera(
@@ -220,11 +237,11 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
                         }
                     }
                     Ok(AgentMessage::TunnelFailed { tunnel, reason }) => {
-                        st.links.tunnel_failed(&tunnel, camera, reason.chars().take(200).collect());
+                        st.links.tunnel_failed(&tunnel, camera, printable(&reason, 200));
                     }
                     Ok(AgentMessage::PtzDone { id, state }) => st.ptz.answered(camera, id, Ok(state)),
                     Ok(AgentMessage::PtzFailed { id, failure, reason }) => {
-                        st.ptz.answered(camera, id, Err((failure, reason.chars().take(300).collect())));
+                        st.ptz.answered(camera, id, Err((failure, printable(&reason, 300))));
                     }
                     Ok(AgentMessage::PtzState { state }) => st.ptz.changed(camera, state),
                     Ok(AgentMessage::Hello { .. }) => {
@@ -379,5 +396,19 @@ async fn bridge(tcp: TcpStream, ws: WebSocket) {
     tokio::select! {
         () = upstream => {},
         () = downstream => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn an_agents_text_cannot_forge_log_lines_or_escape_to_the_terminal() {
+        assert_eq!(
+            printable("cam\n2026-11-27T00:00:00Z INFO forged\x1b[31m", 100),
+            "cam\\n2026-11-27T00:00:00Z INFO forged\\u{1b}[31m"
+        );
+        assert_eq!(printable("カメラ玄関", 3), "カメラ");
     }
 }
