@@ -398,6 +398,11 @@ async fn a_request_reaches_its_center_only_and_every_step_is_stored_mailed_and_s
         (done["state"].as_str(), done["fee_due_yen"].as_i64()),
         (Some("completed"), Some(3300))
     );
+    // Closed, the request no longer names its customer to the center, not even in its steps.
+    let (_, closed) = w
+        .get(&w.tokyo, &format!("/api/ops/dispatch-requests/{id}"))
+        .await?;
+    assert!(!closed.to_string().contains("Alice"), "{closed}");
 
     // Every step, with its actor.
     let (_, full) = w

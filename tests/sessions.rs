@@ -168,6 +168,11 @@ async fn health_metrics_pages_and_graceful_stop() -> Result<()> {
             .contains("javascript")
     );
 
+    // Made-up methods are counted as "other", not as label values of their own.
+    for m in ["FOOBAR1", "FOOBAR2", "FOOBAR3"] {
+        let method = reqwest::Method::from_bytes(m.as_bytes())?;
+        c.request(method, "/healthz").send().await?;
+    }
     let metrics = c.get("/metrics").await?.text().await?;
     assert!(
         metrics.contains(
@@ -175,6 +180,8 @@ async fn health_metrics_pages_and_graceful_stop() -> Result<()> {
         ),
         "{metrics}"
     );
+    assert!(!metrics.contains("FOOBAR"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
     assert!(
         metrics.contains("# TYPE eyeward_logins counter"),
         "{metrics}"

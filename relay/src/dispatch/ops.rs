@@ -93,7 +93,14 @@ pub async fn open(
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, Error> {
     let d = visible(&st, op.actor(), id).await?;
-    let steps = st.store.dispatch_steps(id).await?;
+    let mut steps = st.store.dispatch_steps(id).await?;
+    if !d.state.is_open() {
+        // A closed request no longer names its customer to the center, not even as the
+        // actor of its steps.
+        for step in steps.iter_mut().filter(|s| s.actor_kind == "customer") {
+            step.actor_name.clear();
+        }
+    }
     let mut body = json!({
         "request": queue_item(&d),
         "steps": steps,

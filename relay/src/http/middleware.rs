@@ -67,10 +67,27 @@ fn route_of(req: &Request) -> String {
     )
 }
 
+/// A request's method as a metric label: the methods of HTTP, else `other`, so that made-up
+/// methods cannot make new label values without end.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts requests by route pattern, method and status, and times them.
 pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_of(&req);
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
     st.metrics
