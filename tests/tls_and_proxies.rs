@@ -117,6 +117,25 @@ async fn the_relay_serves_https_with_hsts_and_takes_a_renewed_certificate_on_sig
     assert_eq!(resp.status(), 200);
     let cookie = resp.headers()["set-cookie"].to_str()?.to_owned();
     assert!(cookie.contains("; Secure"), "{cookie}");
+    // Over https the session cookie is a __Host- cookie, and only that name is read.
+    assert!(cookie.starts_with("__Host-eyeward_session="), "{cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    let fresh = client(&relay, &ca_file)?
+        .http
+        .get(relay.url("/api/me"))
+        .header("cookie", format!("eyeward_session={token}"))
+        .send()
+        .await?;
+    assert_eq!(
+        fresh.status(),
+        401,
+        "the unprefixed name was taken over https"
+    );
     let (status, me) = status_json(alice.get("/api/me").await?).await?;
     assert_eq!(status, 200, "{me}");
     assert_eq!(served_certificate(&alice).await?, first);

@@ -2,8 +2,7 @@
 
 use super::AppState;
 use super::extract::{
-    ApiJson, ApiQuery, BROWSER_COOKIE, Caller, ClientAddr, CustomerCaller, IdPath, SESSION_COOKIE,
-    cookie,
+    ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, IdPath, cookie, cookie_names,
 };
 use crate::auth::{Outcome, Token, hash_token, verify_password};
 use crate::error::{Error, ErrorKind};
@@ -43,7 +42,7 @@ pub async fn login(
     }
     let found = st.store.account_for_login(&email).await?;
     // A browser this account logged in from before is throttled on its own count only.
-    let browser = cookie(&headers, BROWSER_COOKIE).map(hash_token);
+    let browser = cookie(&headers, cookie_names(st.secure_cookies).1).map(hash_token);
     let known = match (&found, &browser) {
         (Some(a), Some(hash)) => st.store.browser_known(a.account.id, hash, now).await?,
         _ => false,
@@ -125,7 +124,8 @@ pub async fn login(
 fn browser_cookie(st: &AppState, value: &str) -> HeaderValue {
     let secure = if st.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{BROWSER_COOKIE}={value}; Path=/api/login; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}"
+        "{}={value}; Path=/api/login; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}",
+        cookie_names(st.secure_cookies).1
     );
     HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
 }
@@ -138,7 +138,8 @@ fn lock_limiter(st: &AppState) -> std::sync::MutexGuard<'_, crate::auth::LoginLi
 fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue {
     let secure = if st.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}",
+        cookie_names(st.secure_cookies).0
     );
     HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
 }

@@ -13,8 +13,11 @@ use eyeward::{CameraId, CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// The name of the session cookie.
+/// The name of the session cookie over plain http.
 pub const SESSION_COOKIE: &str = "eyeward_session";
+/// Its name over https: a `__Host-` cookie is taken by browsers only when Secure, for this
+/// host alone and the whole site, so no sibling domain or plain-http page can plant one.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-eyeward_session";
 
 /// A logged-in account, from a valid session cookie. Missing or expired: 401.
 pub struct Caller {
@@ -39,10 +42,22 @@ impl Caller {
 
 /// The name of the cookie by which a browser that logged in before is known again.
 pub const BROWSER_COOKIE: &str = "eyeward_browser";
+/// Its name over https (`__Secure-`: taken only when Secure; its path is the login's).
+pub const SECURE_BROWSER_COOKIE: &str = "__Secure-eyeward_browser";
+
+/// The names of the session and browser cookies: prefixed when the relay is reached over
+/// https, and then only those are read.
+pub fn cookie_names(secure: bool) -> (&'static str, &'static str) {
+    if secure {
+        (SECURE_SESSION_COOKIE, SECURE_BROWSER_COOKIE)
+    } else {
+        (SESSION_COOKIE, BROWSER_COOKIE)
+    }
+}
 
 /// The session token from the `Cookie` header, if any.
-pub fn session_token(parts: &Parts) -> Option<&str> {
-    cookie(&parts.headers, SESSION_COOKIE)
+pub fn session_token(parts: &Parts, secure: bool) -> Option<&str> {
+    cookie(&parts.headers, cookie_names(secure).0)
 }
 
 /// Cookie `name`'s value from the `Cookie` headers, if any.
@@ -72,7 +87,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = session_token(parts).ok_or_else(Error::unauthenticated)?;
+        let token =
+            session_token(parts, state.secure_cookies).ok_or_else(Error::unauthenticated)?;
         let token_hash = hash_token(token);
         let session = state
             .store
