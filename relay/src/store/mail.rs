@@ -11,6 +11,10 @@ use serde_json::json;
 /// How long the unsubscribe link of a mail works: long enough for the mails people keep.
 pub const UNSUBSCRIBE_FOR: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
+/// The most confirmation mails a customer's additions may send in a day: adding and removing
+/// an address in a loop must not make the relay mail anyone at all without end.
+pub const MAX_CONFIRMATIONS_PER_DAY: i64 = 10;
+
 /// The most alert addresses a customer may have.
 pub const MAX_ALERT_ADDRESSES: i64 = 5;
 
@@ -229,6 +233,25 @@ impl Store {
                 format!("at most {MAX_ALERT_ADDRESSES} alert addresses"),
             )
             .with_code("too_many_addresses"));
+        }
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let (recent,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM outbox WHERE customer_id = $1 AND kind = 'confirm' \
+             AND created_at > $2",
+        )
+        .bind(customer.0)
+        .bind(audit.at.0 - day.as_millis() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= MAX_CONFIRMATIONS_PER_DAY {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "at most {MAX_CONFIRMATIONS_PER_DAY} confirmation mails a day; try again tomorrow"
+                ),
+            )
+            .with_code("too_many_confirmations")
+            .retry_after(day));
         }
         let address: AlertAddress = sqlx::query_as(&format!(
             "INSERT INTO alert_addresses (customer_id, email, confirm_hash, confirm_expires, \
@@ -700,6 +723,45 @@ mod tests {
         let hash = crate::auth::hash_token("ewu_oldcleartoken");
         assert_eq!(s.unsubscribe(&hash, until).await.unwrap(), None, "expired");
         assert_eq!(s.unsubscribe(&hash, t0).await.unwrap().unwrap().id, a.id);
+    }
+
+    /// Adding and removing an address in a loop sends ten confirmation mails a day, then
+    /// 429: the relay cannot be made to mail anyone without end.
+    #[tokio::test]
+    async fn confirmation_mails_are_limited_to_ten_a_day() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let alice = customer(&s, "a@example.jp").await;
+        for i in 0..10 {
+            let a = add(
+                &s,
+                alice,
+                &format!("loop{i}@example.jp"),
+                &format!("l{i}"),
+                t0,
+            )
+            .await;
+            assert!(
+                s.remove_alert_address(alice, a.id, &Audit::admin(t0))
+                    .await
+                    .unwrap()
+            );
+        }
+        async fn try_add(
+            s: &Store,
+            alice: CustomerId,
+            at: UnixMillis,
+        ) -> Result<AlertAddress, Error> {
+            let victim = Email::parse("victim@example.jp").unwrap();
+            let audit = Audit::admin(at);
+            let body = |_: &AlertAddress| Ok(b"mail".to_vec());
+            s.add_alert_address(alice, &victim, "v", at, "<v@test>", body, &audit)
+                .await
+        }
+        let eleventh = try_add(&s, alice, t0).await.unwrap_err();
+        assert_eq!(eleventh.kind(), ErrorKind::TooManyRequests);
+        let tomorrow = t0.plus(Duration::from_secs(24 * 3600 + 1));
+        assert!(try_add(&s, alice, tomorrow).await.is_ok());
     }
 
     /// A pan-tilt move is mailed only to a customer who switched those mails on; a login
