@@ -97,7 +97,9 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     assert_eq!(request["fee_due_yen"], 3300, "{request}");
     assert_eq!(request["camera_id"], cam_id, "{request}");
     assert_eq!(request["share_snapshot"], true, "{request}");
-    assert_eq!(request["has_snapshot"], true, "{request}");
+    // The picture was shared (the history below says the operator looked at it) and, the
+    // request closed, is deleted.
+    assert_eq!(request["has_snapshot"], false, "{request}");
     assert_eq!(request["share_live"], true, "{request}");
     assert_eq!(request["note"], "Someone at the back door", "{request}");
     let (_, charges) = status_json(alice.get("/api/charges").await?).await?;

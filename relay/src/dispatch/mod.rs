@@ -67,6 +67,29 @@ impl Dispatcher {
             .map_err(|e| Error::internal(format!("cannot read a shared picture: {e}")))
     }
 
+    /// Deletes the picture shared with request `id`, if there is one.
+    async fn forget_snapshot(&self, id: i64) {
+        match tokio::fs::remove_file(self.snapshot_path(id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(request = id, error = %e, "cannot delete a shared picture"),
+        }
+    }
+
+    /// Deletes the shared pictures of requests that are closed or gone (a crash between the
+    /// close and the deletion, or an account removed); returns how many.
+    pub async fn sweep_pictures(&self, store: &Store) -> Result<usize, Error> {
+        let kept = store.dispatches_sharing_pictures().await?;
+        let mut removed = 0;
+        for id in numbered_files(&self.dir, ".jpg") {
+            if !kept.contains(&id) {
+                self.forget_snapshot(id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Tells the live pages that `d` changed.
     fn announce(&self, d: Dispatch) {
         let _ = self.changes.send(Arc::new(d));
@@ -157,9 +180,15 @@ async fn act(
         .rules()
         .apply(actor, action, audit.at)
         .map_err(|r| refused(r, &d, action))?;
-    let updated = st.store.apply_dispatch(&d, &t, guard, audit).await?;
+    let mut updated = st.store.apply_dispatch(&d, &t, guard, audit).await?;
     if !updated.state.is_open() {
         st.whep.end_shared(id).await;
+        // The share ended: its picture is no one's to see any more, so it is not kept.
+        if updated.has_snapshot {
+            st.store.set_dispatch_snapshot(id, 0).await?;
+            st.dispatcher.forget_snapshot(id).await;
+            updated.has_snapshot = false;
+        }
     }
     tracing::info!(request = id, state = %updated.state, "dispatch request changed");
     st.dispatcher.announce(updated.clone());
@@ -204,4 +233,15 @@ fn live_stream(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The numbers `N` of the entries `N{suffix}` in `dir` (none if it does not exist).
+pub(crate) fn numbered_files(dir: &std::path::Path, suffix: &str) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(suffix)?.parse().ok())
+        .collect()
 }

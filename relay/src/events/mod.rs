@@ -8,6 +8,7 @@
 //! dropped without a picture, and a gap event saying how many it dropped.
 
 use crate::config::EventsConfig;
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
@@ -30,6 +31,10 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 /// The largest snapshot picture accepted, in pixels each way (8K).
+/// How often old events and the files of removed cameras and closed requests are deleted
+/// (also once at start).
+const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+
 const MAX_WIDTH: u32 = 7680;
 const MAX_HEIGHT: u32 = 4320;
 
@@ -202,15 +207,46 @@ impl Events {
         Ok(gone.len())
     }
 
-    /// Runs [`Events::expire`] every hour, for as long as the server runs.
-    pub async fn keep_retention(self: Arc<Self>, store: Store) {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    /// Deletes the snapshot folders of cameras that were removed (their rows went with the
+    /// camera; ids are never reused, so a folder without a camera is no one's); returns how
+    /// many.
+    pub async fn sweep_removed_cameras(&self, store: &Store) -> Result<usize, Error> {
+        let cameras = store.camera_ids().await?;
+        let mut removed = 0;
+        for camera in crate::dispatch::numbered_files(&self.dir, "") {
+            if !cameras.contains(&camera) {
+                let folder = self.dir.join(camera.to_string());
+                match tokio::fs::remove_dir_all(&folder).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(camera, error = %e, "cannot delete a removed camera's snapshots")
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every hour, for as long as the server runs: [`Events::expire`], and the files of
+    /// removed cameras and closed dispatch requests.
+    pub async fn keep_retention(self: Arc<Self>, store: Store, dispatcher: Arc<Dispatcher>) {
+        let mut tick = tokio::time::interval(HOUSEKEEPING);
         loop {
             tick.tick().await;
             match self.expire(&store, UnixMillis::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "old events deleted"),
                 Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
+            }
+            match self.sweep_removed_cameras(&store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cameras = n, "removed cameras' snapshots deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' snapshots"),
+            }
+            match dispatcher.sweep_pictures(&store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pictures = n, "closed requests' shared pictures deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot look for closed requests' pictures"),
             }
         }
     }

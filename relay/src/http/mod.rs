@@ -317,7 +317,12 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let revocations = tokio::spawn(state.revocations.clone().follow());
-    let retention = tokio::spawn(state.events.clone().keep_retention(state.store.clone()));
+    let retention = tokio::spawn(
+        state
+            .events
+            .clone()
+            .keep_retention(state.store.clone(), state.dispatcher.clone()),
+    );
     let mailer = tokio::spawn(
         state
             .mailer

@@ -305,6 +305,14 @@ impl Store {
         Ok(())
     }
 
+    /// The ids of every camera there is.
+    pub async fn camera_ids(&self) -> Result<std::collections::HashSet<i64>, Error> {
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM cameras")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// The camera an agent token belongs to.
     pub async fn camera_for_agent_token(&self, hash: &str) -> Result<Option<Camera>, Error> {
         let row: Option<CameraRow> = sqlx::query_as(&format!(

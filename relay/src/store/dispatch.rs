@@ -446,6 +446,19 @@ impl Store {
     }
 
     /// How many requests wait for acceptance, per guard center.
+    /// The open requests that hold a shared picture.
+    pub async fn dispatches_sharing_pictures(
+        &self,
+    ) -> Result<std::collections::HashSet<i64>, Error> {
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM dispatch_requests WHERE snapshot_bytes > 0 \
+             AND state IN ('requested', 'accepted', 'assigned', 'arrived')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     pub async fn waiting_dispatches(&self) -> Result<Vec<(GuardCenter, i64)>, Error> {
         let counts: Vec<(String, i64)> = sqlx::query_as(
             "SELECT guard_center, COUNT(*) FROM dispatch_requests \
