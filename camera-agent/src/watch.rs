@@ -211,6 +211,13 @@ pub async fn upload(
             request = request.header("content-type", "image/jpeg").body(jpeg);
         }
         let sent = request.send().await;
+        // How long the relay asked us to wait, if it did (429, 503, 507).
+        let asked = sent.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(retry_after)
+        });
         let done = match sent {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(
@@ -221,10 +228,11 @@ pub async fn upload(
                 true
             }
             // The relay will never take this one (a bug, not a fault): keep the rest moving.
+            // Not so a refused token (401), a body too slow (408) or too many events (429):
+            // those are tried again.
             Ok(r)
                 if r.status().is_client_error()
-                    && r.status().as_u16() != 401
-                    && r.status().as_u16() != 429 =>
+                    && !matches!(r.status().as_u16(), 401 | 408 | 429) =>
             {
                 let status = r.status();
                 let why = r.text().await.unwrap_or_default();
@@ -254,9 +262,23 @@ pub async fn upload(
                 tracing::error!(error = %e, "cannot remove an uploaded event from the queue");
             }
         } else {
-            tokio::time::sleep(backoff.next_delay(rand::random())).await;
+            let delay = backoff.next_delay(rand::random());
+            tokio::time::sleep(asked.map_or(delay, |a| a.max(delay))).await;
         }
     }
+}
+
+/// The longest wait a relay's `Retry-After` is followed for: past it the agent asks again
+/// anyway (a relay's clock or config gone wrong must not silence a camera for days).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` of delay-seconds (the form the relay sends), at most [`MAX_RETRY_AFTER`].
+fn retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// The query string of `POST /agent/v1/events` for a queued record (the snapshot, if any, is
@@ -283,5 +305,19 @@ fn upload_query(record: &Record) -> Vec<(&'static str, String)> {
             ("lost_snapshots", g.snapshots.to_string()),
             ("lost_events", g.events.to_string()),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relays_retry_after_is_followed_within_an_hour() {
+        assert_eq!(retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after("86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_after("-1"), None);
     }
 }

@@ -84,6 +84,12 @@ pub struct EventsConfig {
     /// and its pixels, not its bytes, are what that costs: a flat 8K picture is a few hundred
     /// kilobytes and 100 MB decoded. The default takes every camera up to 12 megapixels.
     pub max_snapshot_pixels: u64,
+    /// Events one camera may send a minute (a burst of as many, then that rate); past it,
+    /// 429 with `Retry-After`, and the agent keeps its queue.
+    pub max_per_minute_per_camera: u32,
+    /// Bytes of snapshots one camera may have stored; past it, 507 with `Retry-After` until
+    /// the retention makes room, and the agent keeps its queue.
+    pub max_snapshot_bytes_per_camera: u64,
 }
 
 impl Default for EventsConfig {
@@ -92,6 +98,8 @@ impl Default for EventsConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             delayed_after: Duration::from_secs(10),
             max_snapshot_pixels: 12_000_000,
+            max_per_minute_per_camera: 60,
+            max_snapshot_bytes_per_camera: 4 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -486,6 +494,13 @@ impl Config {
             .any(|s| s.urls.is_empty() || !s.urls.iter().all(scheme_ok))
         {
             return bad("webrtc.ice_servers urls must start with stun:, turn: or turns:");
+        }
+        if self.events.max_per_minute_per_camera == 0
+            || self.events.max_snapshot_bytes_per_camera == 0
+        {
+            return bad(
+                "events.max_per_minute_per_camera and max_snapshot_bytes_per_camera must be at least 1",
+            );
         }
         if self.events.retention < Duration::from_secs(3600) {
             return bad("events.retention must be at least an hour");

@@ -7,6 +7,8 @@
 //! An agent whose queue overflowed during a long outage sends the events whose snapshots it
 //! dropped without a picture, and a gap event saying how many it dropped.
 
+mod rate;
+
 use crate::config::EventsConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind};
@@ -51,6 +53,8 @@ pub struct Events {
     closing: watch::Sender<bool>,
     /// Pictures decoded at once (one per core): each holds its pixels in memory.
     decodes: Arc<tokio::sync::Semaphore>,
+    /// Events each camera may still send.
+    rate: std::sync::Mutex<rate::EventRate>,
 }
 
 /// What storing an upload did.
@@ -74,7 +78,36 @@ impl Events {
             decodes: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, usize::from),
             )),
+            rate: std::sync::Mutex::new(rate::EventRate::new(config.max_per_minute_per_camera)),
         }
+    }
+
+    /// Whether `camera` may store another event now: 429 past its rate, 507 past its share
+    /// of the disk; both with `Retry-After`, the agent keeping the event meanwhile.
+    async fn admit(&self, store: &Store, camera: CameraId) -> Result<(), Error> {
+        let now = UnixMillis::now();
+        let admitted = {
+            let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+            rate.forget_idle(now);
+            rate.admit(camera, now)
+        };
+        if let Err(wait) = admitted {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                "this camera sends more events than the relay takes; it keeps them and tries later",
+            )
+            .with_code("too_many_events")
+            .retry_after(wait));
+        }
+        if store.snapshot_bytes_of(camera).await? >= self.config.max_snapshot_bytes_per_camera {
+            return Err(Error::new(
+                ErrorKind::InsufficientStorage,
+                "this camera's share of the relay's disk is full until old events expire",
+            )
+            .with_code("camera_quota_full")
+            .retry_after(HOUSEKEEPING));
+        }
+        Ok(())
     }
 
     /// The most pixels a snapshot may have.
@@ -544,6 +577,7 @@ pub async fn upload(
     JpegBody(jpeg): JpegBody,
 ) -> Result<Response, Error> {
     let camera = agent.camera.id;
+    st.events.admit(&st.store, camera).await?;
     // Decoding the JPEG to check it takes CPU and memory: off the async workers, a few at once.
     let max_pixels = st.events.max_pixels();
     let (event, jpeg) = st

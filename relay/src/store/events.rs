@@ -160,6 +160,17 @@ impl Store {
         .await?)
     }
 
+    /// The bytes of snapshots `camera` has stored.
+    pub async fn snapshot_bytes_of(&self, camera: CameraId) -> Result<u64, Error> {
+        let (bytes,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events WHERE camera_id = $1",
+        )
+        .bind(camera.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
     /// Deletes the events captured before `cutoff`; returns them (their files go next).
     pub async fn delete_events_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
         Ok(sqlx::query_as(&format!(
