@@ -5,6 +5,7 @@
 //! The relay never dials anything an agent names: tunnels are opened by the agent, towards
 //! the relay, and the agent alone knows (and connects to) its camera's address.
 
+mod frames;
 mod registry;
 
 pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
@@ -348,7 +349,7 @@ pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTu
         };
         drop(listener);
         match links.open_tunnel(camera).await {
-            Ok((ws, _slot)) => bridge(tcp, ws).await,
+            Ok((ws, _slot)) => bridge(tcp, ws, camera).await,
             Err(e) => tracing::warn!(camera = camera.0, error = %e, "tunnel not opened"),
         }
     });
@@ -358,8 +359,9 @@ pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTu
     })
 }
 
-/// Copies bytes both ways between a TCP connection and a tunnel WebSocket until either ends.
-async fn bridge(tcp: TcpStream, ws: WebSocket) {
+/// Copies bytes both ways between a TCP connection and a tunnel WebSocket until either ends,
+/// or until the camera's side sends a picture past [`frames::MAX_FRAME_BYTES`].
+async fn bridge(tcp: TcpStream, ws: WebSocket, camera: CameraId) {
     let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
     let (mut ws_tx, mut ws_rx) = ws.split();
     let upstream = async {
@@ -381,12 +383,17 @@ async fn bridge(tcp: TcpStream, ws: WebSocket) {
         let _ = ws_tx.close().await;
     };
     let downstream = async {
+        let mut guard = frames::FrameGuard::new(frames::MAX_FRAME_BYTES);
         while let Some(Ok(msg)) = ws_rx.next().await {
             let bytes = match msg {
                 Message::Binary(b) => b,
                 Message::Close(_) => break,
                 _ => continue,
             };
+            if let Err(refused) = guard.feed(&bytes) {
+                tracing::warn!(camera = camera.0, %refused, "tunnel closed: the camera's stream is out of bounds");
+                break;
+            }
             if tcp_tx.write_all(&bytes).await.is_err() {
                 break;
             }
