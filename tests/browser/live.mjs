@@ -75,6 +75,10 @@ try {
   await page.waitForSelector('#cameras-view:not([hidden]) .tile img.still');
   const still = await page.evaluate(() => document.querySelector('.tile img.still').naturalWidth);
   assert.equal(still, 320);
+  // Recent activity names the camera, not "camera N", in what happened and in who did it.
+  await page.waitForFunction(() => [...document.querySelectorAll('#history li')].some((li) =>
+    li.querySelector('.what').textContent === 'Camera offline: Living room'
+      && li.querySelector('.who-did').textContent.startsWith('Living room ·')), null, { timeout: 10_000 });
   await page.screenshot({ path: join(OUT, 'tiles-with-still.png') });
 
   // The camera's agent watches for motion: the simulated intruder crossing becomes an event

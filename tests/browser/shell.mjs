@@ -63,6 +63,14 @@ try {
   // The focus moved to the cameras' heading, so a screen reader says where the person is.
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'カメラ一覧');
   await checkA11y(page, 'the cameras view (ja)');
+  // Times say their zone, the home's (JST), as the mails do.
+  assert.match(await page.textContent('#history li time'), / JST$/);
+  // The relay's errors are said in the page's language: a bad address, in Japanese.
+  await page.fill('#alert-email', 'not an address');
+  await page.click('#alert-add');
+  await visible('#alert-error');
+  assert.equal(await page.textContent('#alert-error'), 'メールアドレスの形式ではありません。');
+  await page.fill('#alert-email', '');
   await page.screenshot({ path: join(OUT, 'cameras-ja.png'), fullPage: true });
 
   // Switching to English changes every word and is saved for the account.
@@ -85,6 +93,9 @@ try {
   await page.click('#alert-add');
   await page.waitForFunction(() => document.querySelector('#alert-addresses .email')?.textContent === 'family@example.jp');
   assert.equal(await page.textContent('#alert-addresses .badge'), 'waiting for confirmation (link mailed)');
+  // Recent activity follows without a reload.
+  await page.waitForFunction(() => [...document.querySelectorAll('#history li .what')]
+    .some((e) => e.textContent === 'Alert address added: family@example.jp'), null, { timeout: 10_000 });
   await page.fill('#alert-email', 'not an address');
   await page.click('#alert-add');
   await visible('#alert-error');
