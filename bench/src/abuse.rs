@@ -5,8 +5,9 @@
 //!   checks' own cap must);
 //! - (b) 48 flat 8K JPEGs (a few hundred KB each, 100 MB decoded) are uploaded at once with a
 //!   camera's token;
-//! - (c) 2,000 connections send a request's first lines and never the rest;
-//! and whether an honest viewer's live video goes on through each (RTP packets keep coming).
+//! - (c) 2,000 connections send a request's first lines and never the rest.
+//!
+//! And whether an honest viewer's live video goes on through each (RTP packets keep coming).
 //! Goals: peak RSS under 300 MiB, `/healthz` p99 under 100 ms, the viewer never stops.
 //!
 //! Release builds, loopback only; `bench/abuse.sh` runs it inside a network namespace of its
