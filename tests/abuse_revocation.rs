@@ -1,7 +1,8 @@
 //! Long-lived things end when what authorised them ends: a customer's event streams (motion,
 //! pan-tilt, dispatch) and live views end within 5 s of a logout, of a password set by the
 //! administrator (another process), and of the camera's removal; an agent's link ends when its
-//! camera is removed or given a new token; streams and live views also end after their
+//! camera is removed or given a new token; an operator's console stream and shared live view
+//! end when the operator is removed; streams and live views also end after their
 //! maximum lifetime. Runs in a loopback-only network namespace (the live views are real
 //! WebRTC sessions).
 
@@ -113,7 +114,7 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
         "sim://pan-tilt",
         "agent",
     )?;
-    let spare = relay.camera(alice_id, "Gate", "fixed", "camera-only", "agent")?;
+    let spare = relay.camera(alice_id, "Gate", "fixed", "dispatch", "agent")?;
     let spare_id = spare["id"].as_i64().context("id")?;
     let _spare_agent = relay.start_agent(
         spare["agent_token"].as_str().context("token")?,
@@ -187,6 +188,60 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
     );
     let removed_logs = relay.log().matches("the agent token was revoked").count();
     assert!(removed_logs >= 2, "the removed camera's link did not end");
+
+    // An operator's console stream and shared live view end when the operator is removed.
+    let op_id = relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    let op = relay.login("op@example.jp", PW).await?;
+    let (status, request) = status_json(
+        alice
+            .post(
+                "/api/dispatch-requests",
+                &json!({"camera_id": spare_id, "share_live": true}),
+            )
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{request}");
+    let request = request["id"].as_i64().context("id")?;
+    let new_token = relay.admin(&["camera", "new-token", "--id", &spare_id.to_string()], "")?;
+    let _spare_again = relay.start_agent(
+        new_token["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "spare-again",
+    )?;
+    wait_online(&alice, spare_id, true, Duration::from_secs(15)).await?;
+    let mut console = open_stream(&op, "/api/ops/dispatch-requests/live").await?;
+    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer.clone()).await?;
+    let shared = op
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/ops/dispatch-requests/{request}/whep"),
+        )
+        .header("content-type", "application/sdp")
+        .body(offer.sdp)
+        .send()
+        .await?;
+    assert_eq!(shared.status(), 201);
+    assert_eq!(viewers(&relay, spare_id).await?, 1);
+    relay.admin(&["operator", "remove", "--id", &op_id.to_string()], "")?;
+    took.push(
+        ended_within(
+            &mut console,
+            "the console stream after the operator's removal",
+            WITHIN,
+        )
+        .await?,
+    );
+    took.push(
+        no_viewers_within(
+            &relay,
+            spare_id,
+            "the operator's shared view after their removal",
+        )
+        .await?,
+    );
 
     eprintln!("revocations took {took:?}");
     Ok(())
