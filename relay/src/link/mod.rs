@@ -6,6 +6,7 @@
 //! the relay, and the agent alone knows (and connects to) its camera's address.
 
 mod frames;
+mod peer;
 mod registry;
 
 pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
@@ -317,7 +318,8 @@ pub async fn tunnel(
 }
 
 /// A tunnel offered as a local RTSP server: `url` is `rtsp://127.0.0.1:PORT/<camera path>`,
-/// and the first client to connect there talks to the camera through the agent.
+/// and the first connection there that this process made (the relay's RTSP client) talks to
+/// the camera through the agent; another local process's is refused.
 pub struct LocalTunnel {
     pub url: String,
     task: tokio::task::JoinHandle<()>,
@@ -341,11 +343,23 @@ pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTu
         .local_addr()
         .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?
         .port();
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?;
     let task = tokio::spawn(async move {
-        let Ok(Ok((tcp, _))) =
-            tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
-        else {
-            return;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let tcp = loop {
+            let Ok(Ok((tcp, peer))) = tokio::time::timeout_at(deadline, listener.accept()).await
+            else {
+                return;
+            };
+            if peer::made_by_this_process(local, peer) {
+                break tcp;
+            }
+            tracing::warn!(
+                camera = camera.0,
+                "another local process connected to a camera's tunnel port: refused"
+            );
         };
         drop(listener);
         match links.open_tunnel(camera).await {
