@@ -7,19 +7,6 @@ mod common;
 use anyhow::{Context, Result};
 use common::Relay;
 
-async fn upload(relay: &Relay, token: &str, key: &str, jpeg: &[u8]) -> Result<reqwest::Response> {
-    let now = eyeward::UnixMillis::now().0;
-    Ok(reqwest::Client::new()
-        .post(relay.url(&format!(
-            "/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8"
-        )))
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(jpeg.to_vec())
-        .send()
-        .await?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_is_held_to_its_rate_and_its_share_of_the_disk() -> Result<()> {
     let relay = Relay::start(
@@ -40,20 +27,22 @@ async fn a_camera_is_held_to_its_rate_and_its_share_of_the_disk() -> Result<()> 
     // Five at once, then a wait that Retry-After says.
     for i in 0..5 {
         assert_eq!(
-            upload(&relay, &flood, &format!("flood-{i:04}"), &small)
+            common::upload_event(&relay, &flood, &format!("flood-{i:04}"), &small)
                 .await?
                 .status(),
             201
         );
     }
-    let resp = upload(&relay, &flood, "flood-0005", &small).await?;
+    let resp = common::upload_event(&relay, &flood, "flood-0005", &small).await?;
     assert_eq!(resp.status(), 429);
     let wait: u64 = resp.headers()["retry-after"].to_str()?.parse()?;
     assert!((1..=12).contains(&wait), "Retry-After {wait}");
     assert!(resp.text().await?.contains("too_many_events"));
     // Another camera is not held up.
     assert_eq!(
-        upload(&relay, &other, "other-0000", &small).await?.status(),
+        common::upload_event(&relay, &other, "other-0000", &small)
+            .await?
+            .status(),
         201
     );
 
@@ -61,7 +50,7 @@ async fn a_camera_is_held_to_its_rate_and_its_share_of_the_disk() -> Result<()> 
     let big = common::jpeg(640, 360);
     let mut statuses = Vec::new();
     for i in 1..5 {
-        let resp = upload(&relay, &other, &format!("other-{i:04}"), &big).await?;
+        let resp = common::upload_event(&relay, &other, &format!("other-{i:04}"), &big).await?;
         statuses.push(resp.status().as_u16());
         if resp.status() == 507 {
             assert!(resp.headers().contains_key("retry-after"));

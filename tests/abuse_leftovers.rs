@@ -20,17 +20,11 @@ async fn shared_pictures_and_removed_cameras_snapshots_are_deleted() -> Result<(
     let alice = relay.login("a@example.jp", PW).await?;
 
     // A shared picture lives while its request is open, and goes when it closes.
-    let (status, request) = status_json(
-        alice
-            .post(
-                "/api/dispatch-requests",
-                &json!({"camera_id": cam_id, "share_snapshot": true}),
-            )
-            .await?,
+    let id = common::request_dispatch(
+        &alice,
+        &json!({"camera_id": cam_id, "share_snapshot": true}),
     )
     .await?;
-    assert_eq!(status, 201, "{request}");
-    let id = request["id"].as_i64().context("id")?;
     let put = alice
         .request(
             reqwest::Method::PUT,
@@ -63,16 +57,13 @@ async fn shared_pictures_and_removed_cameras_snapshots_are_deleted() -> Result<(
     assert_eq!(status, 404);
 
     // A camera's snapshots go once the camera is removed.
-    let now = eyeward::UnixMillis::now().0;
-    let upload = reqwest::Client::new()
-        .post(relay.url(&format!(
-            "/agent/v1/events?key=left-0001&captured_at={now}&score=0.04&bbox=0,0,8,8"
-        )))
-        .bearer_auth(cam["agent_token"].as_str().context("token")?)
-        .header("content-type", "image/jpeg")
-        .body(common::jpeg(320, 180))
-        .send()
-        .await?;
+    let upload = common::upload_event(
+        &relay,
+        cam["agent_token"].as_str().context("token")?,
+        "left-0001",
+        &common::jpeg(320, 180),
+    )
+    .await?;
     assert_eq!(upload.status(), 201);
     let folder = relay.dir.path().join(format!("data/snapshots/{cam_id}"));
     assert!(folder.exists(), "{folder:?}");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use common::{Relay, status_json};
 use futures_util::future::join_all;
 use serde_json::json;
@@ -100,26 +100,11 @@ async fn a_botnet_cannot_lock_the_operator_out_of_their_own_browser() -> Result<
     Ok(())
 }
 
-/// The relay's peak resident memory (VmHWM), in MiB.
-fn peak_rss_mib(relay: &Relay) -> Result<u64> {
-    let pid = relay.process.pid().context("relay pid")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("VmHWM")?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()?;
-    Ok(kib / 1024)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_logins_is_told_to_come_back_and_memory_stays_bounded() -> Result<()> {
     let relay = Relay::start(PROXIED)?;
     relay.customer("a@example.jp", "Alice", "east", PW)?;
-    let before = peak_rss_mib(&relay)?;
+    let before = relay.peak_rss_mib()?;
     // 300 logins at once, each from an address and for an account of its own, so no limiter
     // stops them: without a cap each would hold argon2id's 19 MiB (5.7 GiB together).
     let answers = join_all((0..300).map(|i| {
@@ -150,7 +135,7 @@ async fn a_flood_of_logins_is_told_to_come_back_and_memory_stays_bounded() -> Re
         "only 401s and 503s with Retry-After: {answers:?}"
     );
     assert!(busy > 0, "some were told to come back");
-    let peak = peak_rss_mib(&relay)?;
+    let peak = relay.peak_rss_mib()?;
     assert!(
         peak < before + 200,
         "peak resident memory {peak} MiB (at rest {before} MiB)"

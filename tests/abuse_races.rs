@@ -7,33 +7,12 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::in_process::InProcessRelay;
-use common::{Client, status_json, wait_online};
+use common::{status_json, wait_online};
 use futures_util::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
-
-/// A WebRTC offer with its candidates, from a webrtc-rs peer.
-async fn offer() -> Result<String> {
-    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
-    let offer = pc.create_offer(None).await?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer).await?;
-    let _ = gathered.recv().await;
-    Ok(pc.local_description().await.context("offer")?.sdp)
-}
-
-async fn post_offer(client: &Client, path: &str, sdp: String) -> Result<u16> {
-    Ok(client
-        .request(reqwest::Method::POST, path)
-        .header("content-type", "application/sdp")
-        .body(sdp)
-        .send()
-        .await?
-        .status()
-        .as_u16())
-}
 
 /// The relay's live sessions of `camera`, as its metrics count them.
 fn viewers(relay: &InProcessRelay, camera: i64) -> i64 {
@@ -68,11 +47,19 @@ async fn races_cannot_get_past_the_viewer_limits_or_a_closed_request() -> Result
     fail::cfg("whep-register", "return(300)").map_err(anyhow::Error::msg)?;
     let mut offers = Vec::new();
     for _ in 0..20 {
-        offers.push(offer().await?);
+        offers.push(common::whep_offer().await?);
     }
     let path = format!("/api/cameras/{cam_id}/whep");
-    let answers = join_all(offers.into_iter().map(|sdp| post_offer(&alice, &path, sdp))).await;
-    let answers: Vec<u16> = answers.into_iter().collect::<Result<_>>()?;
+    let answers = join_all(
+        offers
+            .into_iter()
+            .map(|(_pc, sdp)| common::post_offer(&alice, &path, sdp)),
+    )
+    .await;
+    let answers: Vec<u16> = answers
+        .into_iter()
+        .map(|a| a.map(|r| r.status().as_u16()))
+        .collect::<Result<_>>()?;
     let started = answers.iter().filter(|s| **s == 201).count();
     let refused = answers.iter().filter(|s| **s == 429).count();
     assert_eq!((started, refused), (2, 18), "{answers:?}");
@@ -80,23 +67,17 @@ async fn races_cannot_get_past_the_viewer_limits_or_a_closed_request() -> Result
 
     // The operator's shared view is being set up when the customer cancels the request: the
     // operator is refused, and no session of the request stays.
-    let (status, request) = status_json(
-        alice
-            .post(
-                "/api/dispatch-requests",
-                &json!({"camera_id": cam_id, "share_live": true}),
-            )
-            .await?,
-    )
-    .await?;
-    assert_eq!(status, 201, "{request}");
-    let id = request["id"].as_i64().context("id")?;
+    let id =
+        common::request_dispatch(&alice, &json!({"camera_id": cam_id, "share_live": true})).await?;
     fail::cfg("whep-register", "return(1500)").map_err(anyhow::Error::msg)?;
-    let sdp = offer().await?;
+    let (_pc, sdp) = common::whep_offer().await?;
     let watching = {
         let op = op.clone();
         tokio::spawn(async move {
-            post_offer(&op, &format!("/api/ops/dispatch-requests/{id}/whep"), sdp).await
+            let path = format!("/api/ops/dispatch-requests/{id}/whep");
+            common::post_offer(&op, &path, sdp)
+                .await
+                .map(|r| r.status().as_u16())
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;

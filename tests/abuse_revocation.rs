@@ -46,18 +46,8 @@ async fn watch(
     client: &Client,
     camera: i64,
 ) -> Result<std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>> {
-    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer.clone()).await?;
-    let resp = client
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/cameras/{camera}/whep"),
-        )
-        .header("content-type", "application/sdp")
-        .body(offer.sdp)
-        .send()
-        .await?;
+    let (pc, sdp) = common::whep_offer().await?;
+    let resp = common::post_offer(client, &format!("/api/cameras/{camera}/whep"), sdp).await?;
     if resp.status() != 201 {
         bail!("WHEP: {} {}", resp.status(), resp.text().await?);
     }
@@ -192,17 +182,9 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
     // An operator's console stream and shared live view end when the operator is removed.
     let op_id = relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
     let op = relay.login("op@example.jp", PW).await?;
-    let (status, request) = status_json(
-        alice
-            .post(
-                "/api/dispatch-requests",
-                &json!({"camera_id": spare_id, "share_live": true}),
-            )
-            .await?,
-    )
-    .await?;
-    assert_eq!(status, 201, "{request}");
-    let request = request["id"].as_i64().context("id")?;
+    let request =
+        common::request_dispatch(&alice, &json!({"camera_id": spare_id, "share_live": true}))
+            .await?;
     let new_token = relay.admin(&["camera", "new-token", "--id", &spare_id.to_string()], "")?;
     let _spare_again = relay.start_agent(
         new_token["agent_token"].as_str().context("token")?,
@@ -211,18 +193,9 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
     )?;
     wait_online(&alice, spare_id, true, Duration::from_secs(15)).await?;
     let mut console = open_stream(&op, "/api/ops/dispatch-requests/live").await?;
-    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer.clone()).await?;
-    let shared = op
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/ops/dispatch-requests/{request}/whep"),
-        )
-        .header("content-type", "application/sdp")
-        .body(offer.sdp)
-        .send()
-        .await?;
+    let (_pc, sdp) = common::whep_offer().await?;
+    let path = format!("/api/ops/dispatch-requests/{request}/whep");
+    let shared = common::post_offer(&op, &path, sdp).await?;
     assert_eq!(shared.status(), 201);
     assert_eq!(viewers(&relay, spare_id).await?, 1);
     relay.admin(&["operator", "remove", "--id", &op_id.to_string()], "")?;

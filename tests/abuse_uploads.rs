@@ -5,46 +5,9 @@
 
 mod common;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use common::Relay;
 use futures_util::future::join_all;
-use std::process::Command;
-
-/// A flat grey 7680×4320 JPEG (ffmpeg makes it in a blink).
-fn flat_8k(dir: &std::path::Path) -> Result<Vec<u8>> {
-    let path = dir.join("flat-8k.jpg");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=gray:s=7680x4320",
-        ])
-        .args(["-frames:v", "1", "-q:v", "5"])
-        .arg(&path)
-        .status()
-        .context("running ffmpeg")?;
-    ensure!(status.success(), "ffmpeg failed");
-    Ok(std::fs::read(path)?)
-}
-
-/// The relay's peak resident memory (VmHWM), in MiB.
-fn peak_rss_mib(relay: &Relay) -> Result<u64> {
-    let pid = relay.process.pid().context("relay pid")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("VmHWM")?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()?;
-    Ok(kib / 1024)
-}
 
 /// Uploads `jpeg` as a motion event of the camera whose agent token is `token`, `n` at once;
 /// returns the statuses and bodies.
@@ -54,20 +17,9 @@ async fn upload_many(
     jpeg: &[u8],
     n: usize,
 ) -> Result<Vec<(u16, String)>> {
-    let http = reqwest::Client::new();
-    let now = eyeward::UnixMillis::now().0;
-    let answers = join_all((0..n).map(|i| {
-        let req = http
-            .post(relay.url(&format!(
-                "/agent/v1/events?key=big-{i:04}&captured_at={now}&score=0.04&bbox=0,0,8,8"
-            )))
-            .bearer_auth(token)
-            .header("content-type", "image/jpeg")
-            .body(jpeg.to_vec());
-        async move {
-            let resp = req.send().await?;
-            Ok::<_, anyhow::Error>((resp.status().as_u16(), resp.text().await?))
-        }
+    let answers = join_all((0..n).map(|i| async move {
+        let resp = common::upload_event(relay, token, &format!("big-{i:04}"), jpeg).await?;
+        Ok::<_, anyhow::Error>((resp.status().as_u16(), resp.text().await?))
     }))
     .await;
     answers.into_iter().collect()
@@ -79,7 +31,7 @@ async fn a_picture_beyond_the_pixel_limit_is_refused_from_its_header() -> Result
     let owner = relay.customer("a@example.jp", "Alice", "tokyo", "correct horse battery")?;
     let cam = relay.camera(owner, "Porch", "fixed", "dispatch", "agent")?;
     let token = cam["agent_token"].as_str().context("token")?;
-    let jpeg = flat_8k(relay.dir.path())?;
+    let jpeg = eyeward_bench::process::flat_8k_jpeg(relay.dir.path())?;
     let answers = upload_many(&relay, token, &jpeg, 48).await?;
     for (status, body) in &answers {
         assert_eq!(*status, 413, "{body}");
@@ -89,7 +41,7 @@ async fn a_picture_beyond_the_pixel_limit_is_refused_from_its_header() -> Result
     let small = common::jpeg(1280, 720);
     let answers = upload_many(&relay, token, &small, 1).await?;
     assert_eq!(answers[0].0, 201, "{}", answers[0].1);
-    let peak = peak_rss_mib(&relay)?;
+    let peak = relay.peak_rss_mib()?;
     assert!(peak < 150, "peak resident memory {peak} MiB");
     Ok(())
 }
@@ -100,14 +52,14 @@ async fn within_the_limit_pictures_are_decoded_a_few_at_a_time() -> Result<()> {
     let owner = relay.customer("a@example.jp", "Alice", "tokyo", "correct horse battery")?;
     let cam = relay.camera(owner, "Porch", "fixed", "dispatch", "agent")?;
     let token = cam["agent_token"].as_str().context("token")?;
-    let jpeg = flat_8k(relay.dir.path())?;
+    let jpeg = eyeward_bench::process::flat_8k_jpeg(relay.dir.path())?;
     let answers = upload_many(&relay, token, &jpeg, 6).await?;
     for (status, body) in &answers {
         assert_eq!(*status, 201, "{body}");
     }
     // One decoded 8K picture is ~100 MB; one per core at once (2 here), not all 6.
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as u64;
-    let peak = peak_rss_mib(&relay)?;
+    let peak = relay.peak_rss_mib()?;
     eprintln!("peak resident memory decoding six 8K pictures: {peak} MiB");
     assert!(
         peak < 150 + cores * 150,

@@ -42,16 +42,13 @@ async fn an_alert_address_is_confirmed_and_unsubscribed_from_its_mails_in_chromi
     assert_eq!(list[0]["confirmed"], true, "{list}");
 
     // Motion: its alert mail, whose links are opened next.
-    let captured_at = eyeward::UnixMillis::now().0;
-    let upload = reqwest::Client::new()
-        .post(relay.url(&format!(
-            "/agent/v1/events?key=mail-links-1&captured_at={captured_at}&score=0.04&bbox=0,0,8,8"
-        )))
-        .bearer_auth(cam["agent_token"].as_str().context("token")?)
-        .header("content-type", "image/jpeg")
-        .body(common::jpeg(320, 180))
-        .send()
-        .await?;
+    let upload = common::upload_event(
+        &relay,
+        cam["agent_token"].as_str().context("token")?,
+        "mail-links-1",
+        &common::jpeg(320, 180),
+    )
+    .await?;
     assert_eq!(upload.status(), 201, "{}", upload.text().await?);
     let mails = smtp
         .wait_for("the alert", |m| {

@@ -15,8 +15,8 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, provision_customer,
-    start_relay, start_simulator, target_bin, usage,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, flat_8k_jpeg,
+    provision_customer, start_relay, start_simulator, target_bin, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{self, Eyeward};
@@ -241,24 +241,7 @@ async fn main() -> Result<()> {
     })
     .await?;
 
-    let jpeg = {
-        let path = dir.as_path().join("flat-8k.jpg");
-        let status = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=gray:s=7680x4320",
-            ])
-            .args(["-frames:v", "1", "-q:v", "5"])
-            .arg(&path)
-            .status()?;
-        ensure!(status.success(), "ffmpeg failed");
-        std::fs::read(path)?
-    };
+    let jpeg = flat_8k_jpeg(&dir)?;
     let uploads = phase(
         "(b) 48 flat 8K JPEGs at once",
         &relay,

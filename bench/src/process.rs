@@ -342,3 +342,27 @@ pub fn start_simulator(
         .to_owned();
     Ok((sim, url))
 }
+
+/// A flat grey 7680×4320 JPEG (a few hundred kilobytes, 100 MB decoded), made by ffmpeg in
+/// `dir`.
+pub fn flat_8k_jpeg(dir: &Path) -> Result<Vec<u8>> {
+    let path = dir.join("flat-8k.jpg");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=7680x4320",
+        ])
+        .args(["-frames:v", "1", "-q:v", "5"])
+        .arg(&path)
+        .status()
+        .context("running ffmpeg")?;
+    if !status.success() {
+        bail!("ffmpeg failed");
+    }
+    Ok(std::fs::read(path)?)
+}

@@ -395,6 +395,21 @@ impl std::ops::Deref for Relay {
 }
 
 impl Relay {
+    /// The relay's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> Result<u64> {
+        let pid = self.process.pid().context("relay pid")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .context("VmHWM")?
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()?;
+        Ok(kib / 1024)
+    }
+
     /// Starts a relay on `127.0.0.1:0`; `extra` is appended to its config file.
     pub fn start(extra: &str) -> Result<Relay> {
         Relay::start_on("127.0.0.1:0", extra)
@@ -689,4 +704,56 @@ pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
         .encode_image(&img)
         .expect("encode");
     out
+}
+
+/// Uploads `jpeg` as a motion event captured now, as the agent with `token` does (key `key`,
+/// 8 to 64 letters, digits, `-` or `_`).
+pub async fn upload_event(
+    site: &Site,
+    token: &str,
+    key: &str,
+    jpeg: &[u8],
+) -> Result<reqwest::Response> {
+    let now = eyeward::UnixMillis::now().0;
+    Ok(reqwest::Client::new()
+        .post(site.url(&format!(
+            "/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8"
+        )))
+        .bearer_auth(token)
+        .header("content-type", "image/jpeg")
+        .body(jpeg.to_vec())
+        .send()
+        .await?)
+}
+
+/// A customer's dispatch request (`body` names the camera and what is shared); its id.
+pub async fn request_dispatch(customer: &Client, body: &Value) -> Result<i64> {
+    let (status, request) =
+        status_json(customer.post("/api/dispatch-requests", body).await?).await?;
+    if status != 201 {
+        bail!("dispatch request: {status} {request}");
+    }
+    request["id"].as_i64().context("request id")
+}
+
+/// A WHEP offer from a receive-only webrtc-rs peer, its candidates gathered; the peer is
+/// returned too (it must live as long as the session is wanted).
+pub async fn whep_offer() -> Result<(Arc<webrtc::peer_connection::RTCPeerConnection>, String)> {
+    let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
+    let offer = pc.create_offer(None).await?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await?;
+    let _ = gathered.recv().await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    Ok((pc, sdp))
+}
+
+/// POSTs a WHEP offer to `path` as `client`; the answer.
+pub async fn post_offer(client: &Client, path: &str, sdp: String) -> Result<reqwest::Response> {
+    Ok(client
+        .request(reqwest::Method::POST, path)
+        .header("content-type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await?)
 }

@@ -320,6 +320,22 @@ mod tests {
         (owner, camera)
     }
 
+    /// `home@example.jp`, added for `owner` and confirmed at `t0`.
+    async fn confirmed_address(s: &Store, owner: i64, t0: UnixMillis) {
+        s.add_alert_address(
+            CustomerId(owner),
+            &Email::parse("home@example.jp").unwrap(),
+            "c",
+            t0.plus(Duration::from_secs(3600)),
+            "<c@test>",
+            |_| Ok(b"confirm".to_vec()),
+            &Audit::admin(t0),
+        )
+        .await
+        .unwrap();
+        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+    }
+
     fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
         NewEvent {
             camera,
@@ -343,18 +359,7 @@ mod tests {
         let t0 = UnixMillis(1_800_000_000_000);
         let audit = Audit::admin(t0);
         let (owner, camera) = porch(&s, &audit).await;
-        s.add_alert_address(
-            CustomerId(owner),
-            &Email::parse("home@example.jp").unwrap(),
-            "c",
-            t0.plus(Duration::from_secs(3600)),
-            "<c@test>",
-            |_| Ok(b"confirm".to_vec()),
-            &audit,
-        )
-        .await
-        .unwrap();
-        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+        confirmed_address(&s, owner, t0).await;
         let policy = AlertPolicy {
             cooldown: Duration::from_secs(60),
             domain: "test",
@@ -419,18 +424,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        s.add_alert_address(
-            CustomerId(owner),
-            &Email::parse("home@example.jp").unwrap(),
-            "c",
-            t0.plus(Duration::from_secs(3600)),
-            "<c@test>",
-            |_| Ok(b"confirm".to_vec()),
-            &audit,
-        )
-        .await
-        .unwrap();
-        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+        confirmed_address(&s, owner, t0).await;
         let first = s
             .insert_event(
                 &motion(camera, "first-alert", t0.plus(Duration::from_secs(20))),
