@@ -2,7 +2,8 @@
 //! pan-tilt, dispatch) and live views end within 5 s of a logout, of a password set by the
 //! administrator (another process), and of the camera's removal; an agent's link ends when its
 //! camera is removed or given a new token; an operator's console stream and shared live view
-//! end when the operator is removed; streams and live views also end after their
+//! end when the operator is removed, the stream also at their logout; everything of a
+//! customer ends when the account is removed, and when the session expires; streams and live views also end after their
 //! maximum lifetime. Runs in a loopback-only network namespace (the live views are real
 //! WebRTC sessions).
 
@@ -216,7 +217,69 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
         .await?,
     );
 
+    // An operator's logout ends their console stream.
+    relay.operator("op2@example.jp", "Olga", "tokyo", PW)?;
+    let op = relay.login("op2@example.jp", PW).await?;
+    let mut console = open_stream(&op, "/api/ops/dispatch-requests/live").await?;
+    assert_eq!(op.post("/api/logout", &json!({})).await?.status(), 204);
+    took.push(
+        ended_within(
+            &mut console,
+            "the console stream after the operator's logout",
+            WITHIN,
+        )
+        .await?,
+    );
+
+    // The customer's account removed: every stream and live view of it ends.
+    let mut dispatch = open_stream(&alice, "/api/dispatch-requests/live").await?;
+    let _pc = watch(&alice, spare_id).await?;
+    relay.admin(&["customer", "remove", "--id", &alice_id.to_string()], "")?;
+    took.push(
+        ended_within(
+            &mut dispatch,
+            "the dispatch stream after the account's removal",
+            WITHIN,
+        )
+        .await?,
+    );
+    took.push(no_viewers_within(&relay, spare_id, "after the account's removal").await?);
+
     eprintln!("revocations took {took:?}");
+    Ok(())
+}
+
+const EXPIRY: &str = "a_session_that_expires_ends_its_streams";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_expires_ends_its_streams() -> Result<()> {
+    if !in_loopback_namespace(EXPIRY)? {
+        return Ok(());
+    }
+    let relay = Relay::start(
+        "[auth]\nsession_idle_timeout = \"3s\"\n[webrtc]\nice_addresses = [\"127.0.0.1\"]\n",
+    )?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let _agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let _pc = watch(&alice, cam_id).await?;
+    // Nothing more from this session: it expires 3 s after its last request.
+    let ended = ended_within(
+        &mut motion,
+        "a stream of an expired session",
+        Duration::from_secs(8),
+    )
+    .await?;
+    assert!(ended >= Duration::from_secs(2), "ended early: {ended:?}");
+    no_viewers_within(&relay, cam_id, "after the session expired").await?;
     Ok(())
 }
 

@@ -4,9 +4,10 @@
 //! password set by the administrator, an account or a camera removed, a new agent token)
 //! bumps a revocation counter in the database, in the same transaction; the relay reads the
 //! counter every second, so a change made by another process (the admin command) is seen too,
-//! and every long-lived thing then checks its grant again and ends if it is gone. Grants are
-//! also checked every minute (sessions expire with time alone) and end after a maximum
-//! lifetime whatever happens (clients reconnect, and prove themselves again).
+//! and every long-lived thing then checks its grant again and ends if it is gone. A session's
+//! grant is also checked again just after the session would expire (sessions expire with
+//! time alone), any grant at least every minute, and everything ends after a maximum lifetime
+//! whatever happens (clients reconnect, and prove themselves again).
 
 use crate::auth::{SessionCheck, SessionPolicy};
 use crate::error::Error;
@@ -19,7 +20,8 @@ use tokio::sync::watch;
 
 /// How often the relay reads the revocation counter.
 const POLL: Duration = Duration::from_secs(1);
-/// How often a grant is checked again when nothing was revoked: a session's expiry.
+/// How often a grant is checked again at the longest when nothing was revoked (a session is
+/// also checked again just after it would expire).
 const RECHECK: Duration = Duration::from_secs(60);
 
 /// What authorised a long-lived thing.
@@ -39,38 +41,47 @@ pub enum Grant {
 }
 
 impl Grant {
-    /// Whether the grant still holds at `now`. A database that cannot answer keeps it (the
-    /// next check decides): an outage of the store must not cut every viewer.
-    async fn holds(&self, store: &Store, sessions: SessionPolicy, now: UnixMillis) -> bool {
-        let held: Result<bool, Error> = async {
+    /// Whether the grant still holds at `now`, and if so how long until it must be checked
+    /// again at the latest (a session may expire by then). A database that cannot answer keeps
+    /// it (the next check decides): an outage of the store must not cut every viewer.
+    async fn holds(
+        &self,
+        store: &Store,
+        sessions: SessionPolicy,
+        now: UnixMillis,
+    ) -> Option<Duration> {
+        let held: Result<Option<Duration>, Error> = async {
             match self {
                 Grant::Session { token_hash, camera } => {
                     let Some(session) = store.session(token_hash).await? else {
-                        return Ok(false);
+                        return Ok(None);
                     };
                     if matches!(
                         sessions.check(session.created_at, session.last_seen_at, now),
                         SessionCheck::Expired
                     ) {
-                        return Ok(false);
+                        return Ok(None);
                     }
-                    match camera {
-                        Some((owner, camera)) => {
-                            Ok(store.camera_of(*owner, *camera).await?.is_some())
-                        }
-                        None => Ok(true),
+                    if let Some((owner, camera)) = camera
+                        && store.camera_of(*owner, *camera).await?.is_none()
+                    {
+                        return Ok(None);
                     }
+                    // Just past the moment it would expire, unless seen again meanwhile.
+                    let ends = sessions.ends_at(session.created_at, session.last_seen_at);
+                    Ok(Some(ends.since(now) + Duration::from_millis(100)))
                 }
                 Grant::Agent { camera, token_hash } => Ok(store
                     .camera_for_agent_token(token_hash)
                     .await?
-                    .is_some_and(|c| c.id == *camera)),
+                    .is_some_and(|c| c.id == *camera)
+                    .then_some(RECHECK)),
             }
         }
         .await;
         held.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot check a grant; kept until the next check");
-            true
+            Some(RECHECK)
         })
     }
 }
@@ -120,6 +131,7 @@ impl Revocations {
         let mut changes = self.generation.subscribe();
         async move {
             let watch = async {
+                let mut next = Duration::ZERO;
                 loop {
                     tokio::select! {
                         changed = changes.changed() => {
@@ -127,13 +139,14 @@ impl Revocations {
                                 return;
                             }
                         }
-                        () = tokio::time::sleep(RECHECK) => {}
+                        () = tokio::time::sleep(next) => {}
                     }
-                    if !grant
+                    match grant
                         .holds(&this.store, this.sessions, UnixMillis::now())
                         .await
                     {
-                        return;
+                        Some(until) => next = until.min(RECHECK),
+                        None => return,
                     }
                 }
             };

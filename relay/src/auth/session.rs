@@ -23,6 +23,14 @@ pub enum SessionCheck {
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 impl SessionPolicy {
+    /// When a session created at `created` and last seen at `last_seen` ends, unless it is
+    /// seen again first.
+    pub fn ends_at(&self, created: UnixMillis, last_seen: UnixMillis) -> UnixMillis {
+        created
+            .plus(self.max_age)
+            .min(last_seen.plus(self.idle_timeout))
+    }
+
     pub fn check(
         &self,
         created: UnixMillis,
