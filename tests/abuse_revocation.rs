@@ -89,6 +89,23 @@ async fn logged_within(relay: &Relay, needle: &str) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
+/// Adds camera `name` (`model`, dispatch plan) of `owner` with its agent running a simulated
+/// camera; returns its id and the agent (stopped when dropped).
+fn camera_with_agent(
+    relay: &Relay,
+    owner: i64,
+    name: &str,
+    model: &str,
+) -> Result<(i64, common::Process)> {
+    let cam = relay.camera(owner, name, model, "dispatch", "agent")?;
+    let agent = relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        &format!("sim://{model}"),
+        name,
+    )?;
+    Ok((cam["id"].as_i64().context("id")?, agent))
+}
+
 const REVOKED: &str = "every_stream_ends_when_its_grant_is_taken_away";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,20 +115,8 @@ async fn every_stream_ends_when_its_grant_is_taken_away() -> Result<()> {
     }
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]\n")?;
     let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let cam = relay.camera(alice_id, "Porch", "pan-tilt", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let _agent = relay.start_agent(
-        cam["agent_token"].as_str().context("token")?,
-        "sim://pan-tilt",
-        "agent",
-    )?;
-    let spare = relay.camera(alice_id, "Gate", "fixed", "dispatch", "agent")?;
-    let spare_id = spare["id"].as_i64().context("id")?;
-    let _spare_agent = relay.start_agent(
-        spare["agent_token"].as_str().context("token")?,
-        "sim://fixed",
-        "spare",
-    )?;
+    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "pan-tilt")?;
+    let (spare_id, _spare_agent) = camera_with_agent(&relay, alice_id, "Gate", "fixed")?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
     wait_online(&alice, spare_id, true, Duration::from_secs(15)).await?;
@@ -260,13 +265,7 @@ async fn a_session_that_expires_ends_its_streams() -> Result<()> {
         "[auth]\nsession_idle_timeout = \"3s\"\n[webrtc]\nice_addresses = [\"127.0.0.1\"]\n",
     )?;
     let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let _agent = relay.start_agent(
-        cam["agent_token"].as_str().context("token")?,
-        "sim://fixed",
-        "agent",
-    )?;
+    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "fixed")?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
     let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
@@ -295,13 +294,7 @@ async fn streams_and_live_views_end_after_their_lifetime() -> Result<()> {
          [webrtc]\nice_addresses = [\"127.0.0.1\"]\nmax_session = \"2s\"\n",
     )?;
     let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let _agent = relay.start_agent(
-        cam["agent_token"].as_str().context("token")?,
-        "sim://fixed",
-        "agent",
-    )?;
+    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "fixed")?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
     let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;

@@ -143,11 +143,12 @@ async fn all_at_once(
     answers
 }
 
-/// Counts answers by status, as `"401×940 503×60"`.
-fn tally(statuses: &[u16]) -> String {
+/// Counts answers by status, as `"401×940 503×60"` (0: no answer).
+fn tally(answers: &[reqwest::Result<reqwest::Response>]) -> String {
     let mut counts = std::collections::BTreeMap::new();
-    for s in statuses {
-        *counts.entry(*s).or_insert(0) += 1;
+    for a in answers {
+        let status = a.as_ref().map_or(0, |r| r.status().as_u16());
+        *counts.entry(status).or_insert(0) += 1;
     }
     counts
         .iter()
@@ -233,11 +234,7 @@ async fn main() -> Result<()> {
                 .send()
         }))
         .await;
-        let statuses: Vec<u16> = answers
-            .into_iter()
-            .map(|r| r.map_or(0, |r| r.status().as_u16()))
-            .collect();
-        Ok(tally(&statuses))
+        Ok(tally(&answers))
     })
     .await?;
 
@@ -260,13 +257,9 @@ async fn main() -> Result<()> {
             .send()
             }))
             .await;
-            let statuses: Vec<u16> = answers
-                .into_iter()
-                .map(|r| r.map_or(0, |r| r.status().as_u16()))
-                .collect();
             Ok(format!(
                 "{} ({} KB each)",
-                tally(&statuses),
+                tally(&answers),
                 jpeg.len() / 1024
             ))
         },
