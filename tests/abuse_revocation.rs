@@ -106,6 +106,28 @@ fn camera_with_agent(
     Ok((cam["id"].as_i64().context("id")?, agent))
 }
 
+/// Alice, watching her camera live with its motion stream open: the camera's id, the stream,
+/// and what keeps the rest alive (agent, client, peer).
+async fn watched_camera(
+    relay: &Relay,
+) -> Result<(
+    i64,
+    reqwest::Response,
+    (
+        common::Process,
+        Client,
+        std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>,
+    ),
+)> {
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let (cam_id, agent) = camera_with_agent(relay, alice_id, "Porch", "fixed")?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    let motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let pc = watch(&alice, cam_id).await?;
+    Ok((cam_id, motion, (agent, alice, pc)))
+}
+
 const REVOKED: &str = "every_stream_ends_when_its_grant_is_taken_away";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,12 +286,7 @@ async fn a_session_that_expires_ends_its_streams() -> Result<()> {
     let relay = Relay::start(
         "[auth]\nsession_idle_timeout = \"3s\"\n[webrtc]\nice_addresses = [\"127.0.0.1\"]\n",
     )?;
-    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "fixed")?;
-    let alice = relay.login("a@example.jp", PW).await?;
-    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
-    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
-    let _pc = watch(&alice, cam_id).await?;
+    let (cam_id, mut motion, _watching) = watched_camera(&relay).await?;
     // Nothing more from this session: it expires 3 s after its last request.
     let ended = ended_within(
         &mut motion,
@@ -293,12 +310,7 @@ async fn streams_and_live_views_end_after_their_lifetime() -> Result<()> {
         "[http]\nmax_event_stream = \"2s\"\n\
          [webrtc]\nice_addresses = [\"127.0.0.1\"]\nmax_session = \"2s\"\n",
     )?;
-    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "fixed")?;
-    let alice = relay.login("a@example.jp", PW).await?;
-    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
-    let mut motion = open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
-    let _pc = watch(&alice, cam_id).await?;
+    let (cam_id, mut motion, watching) = watched_camera(&relay).await?;
     let stream = ended_within(&mut motion, "a stream past its lifetime", WITHIN).await?;
     assert!(
         stream >= Duration::from_millis(1500),
@@ -306,6 +318,6 @@ async fn streams_and_live_views_end_after_their_lifetime() -> Result<()> {
     );
     no_viewers_within(&relay, cam_id, "past its lifetime").await?;
     // The session itself is untouched: the next stream opens.
-    open_stream(&alice, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    open_stream(&watching.1, &format!("/api/cameras/{cam_id}/events/live")).await?;
     Ok(())
 }

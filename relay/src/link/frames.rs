@@ -51,7 +51,7 @@ enum State {
         channel: u8,
         len: usize,
         seen: usize,
-        head: Vec<u8>,
+        head: [u8; 8],
     },
     /// A reply's head, up to the blank line.
     Head { head: Vec<u8> },
@@ -103,7 +103,7 @@ impl FrameGuard {
                                 channel,
                                 len,
                                 seen: 0,
-                                head: Vec::with_capacity(8),
+                                head: [0; 8],
                             }
                         };
                     }
@@ -115,18 +115,19 @@ impl FrameGuard {
                     head,
                 } => {
                     let take = (*len - *seen).min(bytes.len());
-                    if head.len() < 8 {
-                        let want = (8 - head.len()).min(take);
-                        head.extend_from_slice(&bytes[..want]);
+                    // The first 8 bytes kept in place: nothing is allocated per packet.
+                    if *seen < 8 {
+                        let want = (8 - *seen).min(take);
+                        head[*seen..*seen + want].copy_from_slice(&bytes[..want]);
                     }
                     *seen += take;
                     bytes = &bytes[take..];
                     if *seen == *len {
-                        let (channel, len, head) = (*channel, *len, std::mem::take(head));
+                        let (channel, len, head) = (*channel, *len, *head);
                         self.state = State::Between;
                         // Odd channels carry RTCP; a packet too short for an RTP header
                         // carries no picture.
-                        if channel % 2 == 0 && head.len() == 8 {
+                        if channel % 2 == 0 && len >= 8 {
                             self.count(
                                 channel,
                                 u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
