@@ -25,6 +25,8 @@ if [ "$purpose" != demo ]; then
   packages+=(iproute2 nftables)
   # The tests' Python peers (from PyPI, in a venv of their own).
   packages+=(python3 python3-venv)
+  # The TURN server that checks the relay's time-limited TURN credentials.
+  packages+=(coturn)
 fi
 if [ "$purpose" = bench ]; then
   # The live-video benchmark's peer: Janus Gateway's streaming plugin.

@@ -1,5 +1,5 @@
 //! Secrets never leak: a sentinel RTSP password, SMTP password, customer password, agent token,
-//! metrics token and mailed-link tokens are run through the failure paths (wrong and locked-out
+//! metrics token, TURN secret and mailed-link tokens are run through the failure paths (wrong and locked-out
 //! logins, mailed links opened and pressed, a mail
 //! server that is down, a camera that refuses, one whose name does not resolve, one that never
 //! answers, an agent whose camera is unreachable, an agent with a wrong token or no relay), and
@@ -16,6 +16,8 @@ const RTSP_PASSWORD: &str = "SENTINEL-rtsp-7f3a";
 const SMTP_PASSWORD: &str = "SENTINEL-smtp-2b8d";
 const CUSTOMER_PASSWORD: &str = "SENTINEL-pw-9c1e-long enough";
 const METRICS_TOKEN: &str = "SENTINEL-metrics-5e6f";
+/// The secret shared with a TURN server (viewers get credentials made with it, never it).
+const TURN_SECRET: &str = "SENTINEL-turn-4d2a9b0c";
 const WRONG_TOKEN: &str = "ewa_SENTINELwrongtoken0123456789abcdef0123456789";
 /// Tokens of mailed links, in their paths (mail scanners fetch every link in a mail).
 const CONFIRM_TOKEN: &str = "ewc_SENTINELconfirm0123456789abcdef";
@@ -47,7 +49,8 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
         "[mail]\nsmtp_url = \"smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{smtp_port}\"\n\
          [cameras]\nallow_private_sources = true\n\
          [metrics]\nbearer_token = \"{METRICS_TOKEN}\"\n\
-         [webrtc]\nice_addresses = [\"127.0.0.1\"]\n"
+         [webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
+         [[webrtc.ice_servers]]\nurls = [\"turn:127.0.0.1:3478\"]\nsecret = \"{TURN_SECRET}\"\n"
     ))?;
     let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", CUSTOMER_PASSWORD)?;
     let mut answers = Vec::new();
@@ -149,6 +152,10 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
         answers.push(format!("{headers} {}", resp.text().await?));
         pc.close().await?;
     }
+    ensure!(
+        answers.iter().any(|a| a.contains("credential-type")),
+        "no live view was handed a TURN credential: {answers:?}"
+    );
     ran("camera refused", "camera not reachable", || relay.log()).await?;
     ran("name not resolved", "camera.invalid", || relay.log()).await?;
     ran(
@@ -207,6 +214,7 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
             SMTP_PASSWORD,
             CUSTOMER_PASSWORD,
             METRICS_TOKEN,
+            TURN_SECRET,
             WRONG_TOKEN,
             CONFIRM_TOKEN,
             UNSUBSCRIBE_TOKEN,

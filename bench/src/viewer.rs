@@ -14,6 +14,7 @@ use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
+use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -46,7 +47,13 @@ pub fn local_api(addresses: &[IpAddr]) -> Result<API> {
 
 /// A peer connection that receives one video track.
 pub async fn recvonly(api: &API) -> Result<Arc<RTCPeerConnection>> {
-    let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
+    recvonly_with(api, RTCConfiguration::default()).await
+}
+
+/// A peer connection with `config` (ICE servers, a relay-only policy) that receives one
+/// video track.
+pub async fn recvonly_with(api: &API, config: RTCConfiguration) -> Result<Arc<RTCPeerConnection>> {
+    let pc = Arc::new(api.new_peer_connection(config).await?);
     pc.add_transceiver_from_kind(
         RTPCodecType::Video,
         Some(RTCRtpTransceiverInit {
@@ -67,9 +74,35 @@ async fn local_sdp(pc: &RTCPeerConnection, description: RTCSessionDescription) -
     Ok(pc.local_description().await.context("no local SDP")?.sdp)
 }
 
+/// The ICE servers of WHEP `Link` headers (`<turn:…>; rel="ice-server"; username="…";
+/// credential="…"`), as a WebRTC configuration takes them.
+pub fn ice_servers(links: &[String]) -> Vec<RTCIceServer> {
+    links
+        .iter()
+        .filter(|l| l.contains("rel=\"ice-server\""))
+        .filter_map(|l| {
+            let url = l.strip_prefix('<')?.split('>').next()?;
+            let param = |name: &str| {
+                l.split(';')
+                    .filter_map(|p| p.trim().strip_prefix(name)?.strip_prefix("=\""))
+                    .find_map(|v| v.strip_suffix('"'))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            Some(RTCIceServer {
+                urls: vec![url.to_owned()],
+                username: param("username"),
+                credential: param("credential"),
+            })
+        })
+        .collect()
+}
+
 /// One joined viewer.
 pub struct Viewer {
     pub pc: Arc<RTCPeerConnection>,
+    /// The ICE servers the relay's answer named (its `Link` headers).
+    pub ice_servers: Vec<RTCIceServer>,
     /// RTP packets and payload bytes received so far.
     received: Arc<[AtomicU64; 2]>,
     /// Where to end the session: a WHEP Location, or a Janus handle.
@@ -82,7 +115,7 @@ enum Leave {
 }
 
 impl Viewer {
-    fn new(pc: Arc<RTCPeerConnection>, leave: Leave) -> Viewer {
+    fn new(pc: Arc<RTCPeerConnection>, leave: Leave, ice_servers: Vec<RTCIceServer>) -> Viewer {
         let received: Arc<[AtomicU64; 2]> = Arc::default();
         let counter = received.clone();
         pc.on_track(Box::new(move |track, _, _| {
@@ -96,6 +129,7 @@ impl Viewer {
         }));
         Viewer {
             pc,
+            ice_servers,
             received,
             leave,
         }
@@ -138,7 +172,18 @@ impl Eyeward {
 
     /// Joins `camera` over WHEP: the viewer offers, the relay answers.
     pub async fn join(&self, api: &API, camera: i64) -> Result<Viewer> {
-        let pc = recvonly(api).await?;
+        self.join_with(api, camera, RTCConfiguration::default())
+            .await
+    }
+
+    /// Joins `camera` over WHEP with a peer connection of `config` (e.g. TURN only).
+    pub async fn join_with(
+        &self,
+        api: &API,
+        camera: i64,
+        config: RTCConfiguration,
+    ) -> Result<Viewer> {
+        let pc = recvonly_with(api, config).await?;
         let offer = pc.create_offer(None).await?;
         let sdp = local_sdp(&pc, offer).await?;
         let resp = self
@@ -157,7 +202,13 @@ impl Eyeward {
             .context("no Location")?
             .to_str()?
             .to_owned();
-        let viewer = Viewer::new(pc, Leave::Whep(location));
+        let links: Vec<String> = resp
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let viewer = Viewer::new(pc, Leave::Whep(location), ice_servers(&links));
         let answer = RTCSessionDescription::answer(resp.text().await?)?;
         viewer.pc.set_remote_description(answer).await?;
         Ok(viewer)
@@ -249,7 +300,7 @@ impl Janus {
             .context("Janus sent no offer")??;
         let offer = RTCSessionDescription::offer(jsep["sdp"].as_str().context("sdp")?.to_owned())?;
         let pc = recvonly(api).await?;
-        let viewer = Viewer::new(pc, Leave::Janus(handle_id));
+        let viewer = Viewer::new(pc, Leave::Janus(handle_id), Vec::new());
         viewer.pc.set_remote_description(offer).await?;
         let answer = viewer.pc.create_answer(None).await?;
         let sdp = local_sdp(&viewer.pc, answer).await?;

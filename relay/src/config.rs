@@ -215,16 +215,25 @@ pub struct WebrtcConfig {
     pub linger: Duration,
 }
 
-/// One STUN or TURN server for browsers.
-#[derive(Debug, Clone, Deserialize)]
+/// One STUN or TURN server for browsers. Its `Debug` leaves the secret out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:…`.
     pub urls: Vec<String>,
-    /// For TURN.
-    pub username: Option<String>,
-    /// For TURN.
-    pub credential: Option<String>,
+    /// For TURN: the secret shared with the TURN server (coturn's `static-auth-secret` with
+    /// `use-auth-secret`). Each viewer is handed a username and password of its own that
+    /// expire with its longest session (see `whep::turn`); no credential is shared.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("secret", &self.secret.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl Default for WebrtcConfig {
@@ -495,6 +504,15 @@ impl Config {
         {
             return bad("webrtc.ice_servers urls must start with stun:, turn: or turns:");
         }
+        let is_turn = |u: &String| u.starts_with("turn:") || u.starts_with("turns:");
+        if w.ice_servers
+            .iter()
+            .any(|s| s.urls.iter().any(is_turn) && s.secret.as_ref().is_none_or(|k| k.len() < 16))
+        {
+            return bad(
+                "webrtc.ice_servers with turn: urls need the TURN server's shared secret (secret = \"…\", 16 characters or more)",
+            );
+        }
         if self.events.max_per_minute_per_camera == 0
             || self.events.max_snapshot_bytes_per_camera == 0
         {
@@ -590,6 +608,12 @@ mod tests {
         );
         let r = c.redacted();
         assert!(!r.contains("pw@"), "{r}");
+        let turn = Config::parse(
+            "[[webrtc.ice_servers]]\nurls = [\"turn:t.example.jp\"]\nsecret = \"0123456789abcdef\"",
+        )
+        .unwrap();
+        let debug = format!("{:?}", turn.webrtc.ice_servers);
+        assert!(!debug.contains("0123456789abcdef"), "{debug}");
         assert!(r.contains("REDACTED"), "{r}");
     }
 
@@ -603,6 +627,18 @@ mod tests {
             ("[auth]\nsession_max_age = \"0s\"", "longer than zero"),
             ("[auth]\nlogin_failures_per_account = 0", "at least 1"),
             ("listen = \"nowhere\"", "invalid socket address"),
+            (
+                "[[webrtc.ice_servers]]\nurls = [\"turn:t.example.jp\"]",
+                "need the TURN server's shared secret",
+            ),
+            (
+                "[[webrtc.ice_servers]]\nurls = [\"turn:t.example.jp\"]\nsecret = \"short\"",
+                "16 characters or more",
+            ),
+            (
+                "[[webrtc.ice_servers]]\nurls = [\"turn:t.example.jp\"]\nusername = \"u\"",
+                "unknown field `username`",
+            ),
         ] {
             let err = Config::parse(text).unwrap_err().to_string();
             assert!(err.contains(wanted), "{text:?}: {err}");

@@ -8,6 +8,7 @@
 
 pub mod in_process;
 pub mod smtp;
+pub mod turn;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;

@@ -11,6 +11,8 @@
 //! own headers (sequence numbers, timestamps) around the shared payloads, so a viewer costs
 //! SRTP and a send per packet, not a copy of the stream.
 
+mod turn;
+
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
 use crate::fanout::{Feeds, Subscription};
@@ -90,6 +92,17 @@ pub enum Viewer {
     /// An operator of the customer's guard center, through a dispatch request that shares
     /// the live view: the session ends when the request closes.
     Operator { id: OperatorId, request: i64 },
+}
+
+impl Viewer {
+    /// The viewer's part of its TURN username (the TURN server logs it): `c<customer id>` or
+    /// `o<operator id>`.
+    fn turn_name(&self) -> String {
+        match self {
+            Viewer::Customer(id) => format!("c{}", id.0),
+            Viewer::Operator { id, .. } => format!("o{}", id.0),
+        }
+    }
 }
 
 struct Session {
@@ -172,17 +185,25 @@ impl Whep {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The STUN/TURN servers for browsers, as WHEP `Link` header values.
-    pub fn link_headers(&self) -> Vec<String> {
+    /// The STUN/TURN servers for `viewer`, as WHEP `Link` header values: TURN servers with
+    /// a credential of the viewer's own, valid until the longest session it could have
+    /// started `now` ends.
+    pub fn link_headers(&self, viewer: Viewer, now: time::OffsetDateTime) -> Vec<String> {
+        let expires = now + self.config.max_session;
         self.config
             .ice_servers
             .iter()
             .flat_map(|s| {
+                let credential = s
+                    .secret
+                    .as_deref()
+                    .map(|secret| turn::credential(secret, &viewer.turn_name(), expires));
                 s.urls.iter().map(move |u| {
                     let mut v = format!("<{u}>; rel=\"ice-server\"");
-                    if let (Some(user), Some(cred)) = (&s.username, &s.credential) {
+                    if let Some(c) = credential.as_ref().filter(|_| !u.starts_with("stun:")) {
                         v.push_str(&format!(
-                            "; username=\"{user}\"; credential=\"{cred}\"; credential-type=\"password\""
+                            "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                            c.username, c.password
                         ));
                     }
                     v
@@ -498,7 +519,10 @@ pub async fn answer(
         answer,
     )
         .into_response();
-    for link in st.whep.link_headers() {
+    for link in st
+        .whep
+        .link_headers(viewer, time::OffsetDateTime::now_utc())
+    {
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().append(header::LINK, v);
         }
