@@ -77,13 +77,13 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
     let agent = relay.start_agent(&token, "sim://fixed", "agent")?;
     wait_online(&relay, cam).await?;
 
-    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
     assert!(
-        tunnel.url.starts_with("rtsp://127.0.0.1:") && tunnel.url.ends_with("/live"),
+        tunnel_url.starts_with("rtsp://127.0.0.1:") && tunnel_url.ends_with("/live"),
         "{}",
-        tunnel.url
+        tunnel_url
     );
-    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
+    let mut ingest = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
     expect_frames(&mut ingest, 20).await?;
@@ -94,8 +94,8 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         expect_frames(&mut ingest, 60).await?;
         anyhow::Ok(())
     });
-    let second = link::local_tunnel(relay.state.links.clone(), cam).await?;
-    let mut ingest2 = Ingest::connect(&second.url, None, RtspTransport::Tcp).await?;
+    let (second_url, _second) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let mut ingest2 = Ingest::connect(&second_url, None, RtspTransport::Tcp).await?;
     expect_frames(&mut ingest2, 5).await?;
     first.await??;
     Ok(())
@@ -129,8 +129,8 @@ async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
     // Nothing listens on port 9 of loopback: the agent cannot reach its camera.
     let _agent = relay.start_agent(&token, "rtsp://127.0.0.1:9/live", "agent")?;
     wait_online(&relay, cam).await?;
-    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
-    let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
+    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let err = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("no camera, no session")?;
@@ -154,8 +154,8 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     let agent = relay.start_agent(&token, &with_credentials, "agent")?;
     wait_online(&relay, cam).await?;
     // The relay's client has no credentials, yet the camera's Digest challenge is answered.
-    let tunnel = link::local_tunnel(relay.state.links.clone(), cam).await?;
-    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
+    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let mut ingest = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
     expect_frames(&mut ingest, 10)
@@ -172,8 +172,8 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     let wrong = camera.url.replacen("rtsp://", "rtsp://admin:wrong@", 1);
     let _agent2 = relay.start_agent(&token2, &wrong, "agent2")?;
     wait_online(&relay, cam2).await?;
-    let tunnel = link::local_tunnel(relay.state.links.clone(), cam2).await?;
-    let err = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp)
+    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam2).await?;
+    let err = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .err()
         .context("wrong credentials, no video")?;

@@ -146,8 +146,8 @@ async fn main() -> Result<()> {
     let idle = rate(upstream.load(Ordering::Relaxed) - before, secs);
 
     // One viewer, through the tunnel.
-    let tunnel = link::local_tunnel(links.clone(), cam).await?;
-    let mut ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp).await?;
+    let (url, tunnel) = link::local_tunnel(links.clone(), cam).await?;
+    let mut ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
     watch(&mut ingest, Duration::from_secs(2)).await?;
     let before = upstream.load(Ordering::Relaxed);
     let t0 = Instant::now();

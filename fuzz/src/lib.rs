@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("onvif_reply", onvif_reply),
     ("h264", h264),
     ("camera_source", camera_source),
+    ("camera_stream", camera_stream),
 ];
 
 /// A message on the agent-relay link, either way; whatever decodes re-encodes to itself.
@@ -124,4 +125,29 @@ pub fn camera_source(data: &[u8]) {
             assert!(format!("{source:?}").contains("password: Some(\"<redacted>\")"));
         }
     }
+}
+
+/// What a camera sends the relay's RTSP client (replies and interleaved packets), read in
+/// pieces of the input's first byte: a plain guard passes on what came, byte for byte (a head
+/// held back until whole); a guard pinning the source takes the same pieces; both stop at a
+/// picture past their bound.
+pub fn camera_stream(data: &[u8]) {
+    use eyeward_relay::ingest::frames::FrameGuard;
+    let Some((&piece, stream)) = data.split_first() else {
+        return;
+    };
+    let mut plain = FrameGuard::new(4096);
+    let mut pinning = FrameGuard::pinning_source(4096, std::net::IpAddr::from([192, 0, 2, 7]));
+    let (mut passed, mut pinned) = (Vec::new(), Vec::new());
+    let mut fed = 0;
+    for chunk in stream.chunks(usize::from(piece.max(1))) {
+        let plain_ok = plain.feed_into(chunk, &mut passed).is_ok();
+        let pinning_ok = pinning.feed_into(chunk, &mut pinned).is_ok();
+        assert_eq!(plain_ok, pinning_ok, "the same bytes, the same verdict");
+        if !plain_ok {
+            return;
+        }
+        fed += chunk.len();
+    }
+    assert!(stream[..fed].starts_with(&passed));
 }

@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod http;
 pub mod ingest;
 pub mod link;
+pub mod loopback;
 pub mod mail;
 pub mod metrics;
 pub mod ptz;

@@ -6,8 +6,9 @@
 mod gop;
 
 use crate::config::{CamerasConfig, RtspTransport};
-use crate::ingest::{Frame, Ingest};
+use crate::ingest::{self, Frame, Ingest};
 use crate::link::{self, Links};
+use crate::loopback;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
@@ -230,20 +231,31 @@ impl Feeds {
     async fn connect(
         &self,
         camera: &Camera,
-    ) -> Result<(Ingest, Option<link::LocalTunnel>), crate::error::Error> {
+    ) -> Result<(Ingest, Option<loopback::Offered>), crate::error::Error> {
         match &camera.source {
             CameraSource::Rtsp(r) => {
                 let r = checked_source(r, self.cameras.source_policy()).await?;
                 let creds = r
                     .username()
                     .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
-                let ingest = Ingest::connect(r.url(), creds, self.cameras.rtsp_transport).await?;
-                Ok((ingest, None))
+                match self.cameras.rtsp_transport {
+                    RtspTransport::Tcp => {
+                        let ingest = Ingest::connect(r.url(), creds, RtspTransport::Tcp).await?;
+                        Ok((ingest, None))
+                    }
+                    // Over UDP the camera's replies could send the relay's packets anywhere:
+                    // they pass through a guard that names the checked address.
+                    RtspTransport::Udp => {
+                        let (url, offered) = ingest::pinned_control(camera.id, &r).await?;
+                        let ingest = Ingest::connect(&url, creds, RtspTransport::Udp).await?;
+                        Ok((ingest, Some(offered)))
+                    }
+                }
             }
             CameraSource::Agent => {
-                let tunnel = link::local_tunnel(self.links.clone(), camera.id).await?;
-                let ingest = Ingest::connect(&tunnel.url, None, RtspTransport::Tcp).await?;
-                Ok((ingest, Some(tunnel)))
+                let (url, offered) = link::local_tunnel(self.links.clone(), camera.id).await?;
+                let ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
+                Ok((ingest, Some(offered)))
             }
         }
     }

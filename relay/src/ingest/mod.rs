@@ -2,7 +2,11 @@
 //! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
 //! (SPS, PPS) put before every keyframe, as browsers' decoders need them.
 
+pub mod frames;
 pub mod h264;
+mod pinned;
+
+pub use pinned::pinned_control;
 
 use crate::config::RtspTransport;
 use crate::error::{Error, ErrorKind};

@@ -5,8 +5,6 @@
 //! The relay never dials anything an agent names: tunnels are opened by the agent, towards
 //! the relay, and the agent alone knows (and connects to) its camera's address.
 
-mod frames;
-mod peer;
 mod registry;
 
 pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
@@ -15,6 +13,8 @@ use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::bearer_token;
+use crate::ingest::frames::{FrameGuard, MAX_FRAME_BYTES};
+use crate::loopback;
 use crate::revocation::Grant;
 use crate::store::{Actor, Audit, Camera, Channel};
 use crate::task::{self, Task};
@@ -32,7 +32,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tracing::Instrument;
 
 /// How often agents send heartbeats; a link silent for three of these is dead.
@@ -317,64 +317,28 @@ pub async fn tunnel(
         }))
 }
 
-/// A tunnel offered as a local RTSP server: `url` is `rtsp://127.0.0.1:PORT/<camera path>`,
-/// and the first connection there that this process made (the relay's RTSP client) talks to
-/// the camera through the agent; another local process's is refused.
-pub struct LocalTunnel {
-    pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for LocalTunnel {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client.
-pub async fn local_tunnel(links: Arc<Links>, camera: CameraId) -> Result<LocalTunnel, Error> {
+/// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client:
+/// returns `rtsp://127.0.0.1:PORT/<camera path>` and the port. The first connection there
+/// that this process made (the relay's RTSP client) talks to the camera through the agent.
+pub async fn local_tunnel(
+    links: Arc<Links>,
+    camera: CameraId,
+) -> Result<(String, loopback::Offered), Error> {
     let path = links
         .rtsp_path(camera)
         .ok_or_else(registry::camera_offline)?;
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?
-        .port();
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("tunnel listener: {e}")))?;
-    let task = tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let tcp = loop {
-            let Ok(Ok((tcp, peer))) = tokio::time::timeout_at(deadline, listener.accept()).await
-            else {
-                return;
-            };
-            if peer::made_by_this_process(local, peer) {
-                break tcp;
-            }
-            tracing::warn!(
-                camera = camera.0,
-                "another local process connected to a camera's tunnel port: refused"
-            );
-        };
-        drop(listener);
+    let offered = loopback::offer(camera, move |tcp| async move {
         match links.open_tunnel(camera).await {
             Ok((ws, _slot)) => bridge(tcp, ws, camera).await,
             Err(e) => tracing::warn!(camera = camera.0, error = %e, "tunnel not opened"),
         }
-    });
-    Ok(LocalTunnel {
-        url: format!("rtsp://127.0.0.1:{port}{path}"),
-        task,
     })
+    .await?;
+    Ok((format!("rtsp://127.0.0.1:{}{path}", offered.port), offered))
 }
 
 /// Copies bytes both ways between a TCP connection and a tunnel WebSocket until either ends,
-/// or until the camera's side sends a picture past [`frames::MAX_FRAME_BYTES`].
+/// or until the camera's side sends a picture past [`MAX_FRAME_BYTES`].
 async fn bridge(tcp: TcpStream, ws: WebSocket, camera: CameraId) {
     let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
     let (mut ws_tx, mut ws_rx) = ws.split();
@@ -397,7 +361,7 @@ async fn bridge(tcp: TcpStream, ws: WebSocket, camera: CameraId) {
         let _ = ws_tx.close().await;
     };
     let downstream = async {
-        let mut guard = frames::FrameGuard::new(frames::MAX_FRAME_BYTES);
+        let mut guard = FrameGuard::new(MAX_FRAME_BYTES);
         while let Some(Ok(msg)) = ws_rx.next().await {
             let bytes = match msg {
                 Message::Binary(b) => b,

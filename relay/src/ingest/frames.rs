@@ -1,12 +1,18 @@
-//! A bound on the pictures a camera sends through its agent's tunnel. The tunnel carries RTSP:
-//! replies (text, with an optional body) and, once playing, RTP packets interleaved with them
-//! (RFC 2326 §10.12: `$`, a channel, a 16-bit length, the packet). The relay's RTSP client
-//! gathers the packets of one picture (one RTP timestamp) without a bound, so a camera that
-//! never ends a picture would take the relay's memory. [`FrameGuard`] reads the bytes going
-//! to the client, counts each RTP channel's bytes per timestamp, and says stop when one
-//! picture passes its bound. Plain state, fed whatever pieces the tunnel delivers.
+//! What a camera sends the relay's RTSP client, checked on its way. The connection carries
+//! RTSP: replies (text, with an optional body) and, once playing over TCP, RTP packets
+//! interleaved with them (RFC 2326 §10.12: `$`, a channel, a 16-bit length, the packet).
+//!
+//! - The client gathers the packets of one picture (one RTP timestamp) without a bound, so a
+//!   camera that never ends a picture would take the relay's memory. [`FrameGuard`] counts
+//!   each RTP channel's bytes per timestamp and says stop when one picture passes its bound.
+//! - Over UDP, the client sends to (and takes media only from) the `source=` a SETUP reply
+//!   names, whatever address that is. [`FrameGuard::pinning_source`] rewrites every reply's
+//!   `Transport` header to name the address the relay checked and connected to.
+//!
+//! Plain state, fed whatever pieces the connection delivers.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// The largest picture taken: a 4K camera's keyframes are a few hundred kilobytes to a few
 /// megabytes.
@@ -63,6 +69,8 @@ enum State {
 #[derive(Debug)]
 pub struct FrameGuard {
     max_frame: usize,
+    /// The camera's address, put in every reply's `Transport` header as its `source=`.
+    source: Option<IpAddr>,
     state: State,
     /// Per channel: the timestamp of the picture being received and its bytes so far.
     pictures: HashMap<u8, (u32, usize)>,
@@ -72,14 +80,39 @@ impl FrameGuard {
     pub fn new(max_frame: usize) -> FrameGuard {
         FrameGuard {
             max_frame,
+            source: None,
             state: State::Between,
             pictures: HashMap::new(),
         }
     }
 
-    /// Reads the next bytes of the stream.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Refused> {
+    /// A guard that also names `source` as the camera's address in every reply; use it with
+    /// [`FrameGuard::feed_into`].
+    pub fn pinning_source(max_frame: usize, source: IpAddr) -> FrameGuard {
+        FrameGuard {
+            source: Some(source),
+            ..FrameGuard::new(max_frame)
+        }
+    }
+
+    /// Reads the next bytes of the stream, to be passed on as they are.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        self.read(bytes, None)
+    }
+
+    /// Reads the next bytes of the stream and appends to `out` what to pass on: the same
+    /// bytes, but for the replies' heads, which come out whole, with their `Transport`
+    /// header naming the pinned source.
+    pub fn feed_into(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
+        self.read(bytes, Some(out))
+    }
+
+    fn read(&mut self, mut bytes: &[u8], mut out: Option<&mut Vec<u8>>) -> Result<(), Refused> {
         while !bytes.is_empty() {
+            let before = bytes;
+            // A head is held until it is whole (then passed on, rewritten); the rest of the
+            // stream passes as it is read.
+            let passes = !matches!(self.state, State::Head { .. });
             match &mut self.state {
                 State::Between => {
                     if bytes[0] == b'$' {
@@ -144,6 +177,12 @@ impl FrameGuard {
                     head.extend_from_slice(&bytes[..take]);
                     if let Some(end) = find_blank_line(&head[start..]).map(|i| start + i + 4) {
                         let body = content_length(&head[..end])?;
+                        if let Some(out) = out.as_deref_mut() {
+                            match self.source {
+                                Some(ip) => out.extend(with_source(&head[..end], ip)),
+                                None => out.extend_from_slice(&head[..end]),
+                            }
+                        }
                         let rest = head.len() - end;
                         // What came after the head is given back to the loop.
                         bytes = &bytes[take - rest..];
@@ -167,6 +206,9 @@ impl FrameGuard {
                     }
                 }
             }
+            if passes && let Some(out) = out.as_deref_mut() {
+                out.extend_from_slice(&before[..before.len() - bytes.len()]);
+            }
         }
         Ok(())
     }
@@ -186,6 +228,40 @@ impl FrameGuard {
         }
         Ok(())
     }
+}
+
+/// `head` with every `Transport` header's transport specs naming `source` as the source,
+/// in place of any the camera gave.
+fn with_source(head: &[u8], source: IpAddr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + 32);
+    let lines = head.split_inclusive(|&b| b == b'\n');
+    for line in lines {
+        let text = String::from_utf8_lossy(line);
+        match text.split_once(':') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("transport") => {
+                let specs: Vec<String> = value
+                    .trim()
+                    .split(',')
+                    .map(|spec| {
+                        let mut params: Vec<&str> = spec
+                            .split(';')
+                            .map(str::trim)
+                            .filter(|p| {
+                                !p.get(..7)
+                                    .is_some_and(|k| k.eq_ignore_ascii_case("source="))
+                            })
+                            .collect();
+                        let source = format!("source={source}");
+                        params.push(&source);
+                        params.join(";")
+                    })
+                    .collect();
+                out.extend_from_slice(format!("{name}: {}\r\n", specs.join(",")).as_bytes());
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
 }
 
 fn find_blank_line(bytes: &[u8]) -> Option<usize> {
@@ -261,6 +337,49 @@ mod tests {
                 bytes: 15 * 1412
             })
         );
+    }
+
+    #[test]
+    fn a_pinning_guard_names_the_checked_address_as_every_replys_source() {
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let forged = b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;SOURCE=10.0.0.1;server_port=6000-6001\r\nSession: 1\r\n\r\n";
+        let silent =
+            b"RTSP/1.0 200 OK\r\ntransport : RTP/AVP;unicast;server_port=6000-6001\r\n\r\n";
+        // A body that mentions a Transport line is passed as it is.
+        let describe =
+            b"RTSP/1.0 200 OK\r\nContent-Length: 29\r\n\r\nTransport: x;source=10.0.0.1\n";
+        let mut stream = describe.to_vec();
+        stream.extend_from_slice(forged);
+        stream.extend_from_slice(silent);
+        for piece in [1, 2, 5, 64, 4096] {
+            let mut g = FrameGuard::pinning_source(20_000, ip);
+            let mut out = Vec::new();
+            for chunk in stream.chunks(piece) {
+                g.feed_into(chunk, &mut out).unwrap();
+            }
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "RTSP/1.0 200 OK\r\nContent-Length: 29\r\n\r\nTransport: x;source=10.0.0.1\n\
+                 RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;server_port=6000-6001;source=192.0.2.7\r\nSession: 1\r\n\r\n\
+                 RTSP/1.0 200 OK\r\ntransport : RTP/AVP;unicast;server_port=6000-6001;source=192.0.2.7\r\n\r\n",
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plain_guard_passes_every_byte_on_as_it_came() {
+        let mut stream = REPLY.to_vec();
+        stream.extend(packet(0, 1, 100));
+        stream.extend_from_slice(
+            b"RTSP/1.0 200 OK\r\nTransport: RTP/AVP/TCP;source=10.0.0.1\r\n\r\n",
+        );
+        let mut g = FrameGuard::new(20_000);
+        let mut out = Vec::new();
+        for chunk in stream.chunks(3) {
+            g.feed_into(chunk, &mut out).unwrap();
+        }
+        assert_eq!(out, stream);
     }
 
     #[test]

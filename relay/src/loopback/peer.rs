@@ -1,6 +1,6 @@
-//! Who is at the other end of a loopback connection. A tunnel is handed to the relay's own RTSP
-//! client on a loopback port; any local process could connect there first and watch the
-//! camera. Linux tells which socket is the peer (`/proc/net/tcp`: the connection seen from
+//! Who is at the other end of a loopback connection. A camera's connection is handed to the
+//! relay's own RTSP client on a loopback port; any local process could connect there first and
+//! watch the camera. Linux tells which socket is the peer (`/proc/net/tcp`: the connection seen from
 //! the other side, with its inode) and which sockets this process holds (`/proc/self/fd`), so
 //! the relay takes only a connection it made itself.
 
