@@ -127,6 +127,7 @@ struct World {
     bob_event: i64,
     bob_address: i64,
     bob_request: i64,
+    bob_switch: i64,
     west_guard: i64,
 }
 
@@ -195,6 +196,15 @@ async fn world() -> Result<World> {
     )
     .await?;
     ensure!(status == 201, "dispatch request: {status} {request}");
+    let (status, switch) = common::status_json(
+        bob.post(
+            "/api/arming/schedule",
+            &json!({"days": ["mon"], "time": "08:00", "mode": "away"}),
+        )
+        .await?,
+    )
+    .await?;
+    ensure!(status == 201, "arming switch: {status} {switch}");
     Ok(World {
         alice: relay.login("a@example.jp", PW).await?,
         tokyo_op: relay.login("op@example.jp", PW).await?,
@@ -205,6 +215,7 @@ async fn world() -> Result<World> {
         bob_event,
         bob_address: address["id"].as_i64().context("address id")?,
         bob_request: request["id"].as_i64().context("request id")?,
+        bob_switch: switch["id"].as_i64().context("switch id")?,
         west_guard: guard["id"].as_i64().context("guard id")?,
         bob,
         bob_agent,
@@ -221,6 +232,8 @@ impl World {
             self.bob_event
         } else if route.path.starts_with("/api/alert-addresses/") {
             self.bob_address
+        } else if route.path.starts_with("/api/arming/schedule/") {
+            self.bob_switch
         } else if route.path.starts_with("/api/ops/guards/") {
             self.west_guard
         } else {
@@ -251,6 +264,10 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
         _ if p.ends_with("/position") => json(json!({"lat": 35.0, "lon": 139.0})),
         _ if p == "/api/cameras/{id}" => json(json!({"name": "renamed"})),
         _ if p == "/api/alert-addresses" => json(json!({"email": "x@example.jp"})),
+        _ if p == "/api/arming" => json(json!({"mode": "home"})),
+        _ if p == "/api/arming/schedule" => {
+            json(json!({"days": ["mon"], "time": "08:00", "mode": "away"}))
+        }
         _ => json(json!({})),
     }
 }

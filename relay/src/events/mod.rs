@@ -301,6 +301,8 @@ impl Events {
             "width": e.width,
             "height": e.height,
             "snapshot_url": snapshot_url,
+            // Whether the household was armed for the camera: only then was it mailed.
+            "armed": e.armed,
         });
         if e.kind == "gap" {
             v["lost_snapshots"] = json!(e.lost_snapshots);

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eyeward::arming::CameraAlerts;
 use eyeward::{
     CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role, UnixMillis,
 };
@@ -207,6 +208,8 @@ pub struct CameraView {
     online: bool,
     /// Since when an agent camera's link has been down (RFC 3339), if it was ever up.
     offline_since: Option<String>,
+    /// In which of the household's modes it mails alerts.
+    alerts: CameraAlerts,
 }
 
 impl CameraView {
@@ -224,6 +227,7 @@ impl CameraView {
             plan: c.plan,
             online,
             offline_since: c.offline_since.filter(|_| !online).map(|t| t.to_rfc3339()),
+            alerts: c.alerts,
         }
     }
 }
@@ -256,10 +260,12 @@ pub async fn camera(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCamera {
-    name: DisplayName,
+    name: Option<DisplayName>,
+    alerts: Option<CameraAlerts>,
 }
 
-/// `PATCH /api/cameras/{id}`: the owner renames a camera.
+/// `PATCH /api/cameras/{id} {"name"?, "alerts"?: {"away", "home"}}`: the owner renames a
+/// camera, or sets in which modes it mails alerts.
 pub async fn update_camera(
     State(st): State<AppState>,
     c: CustomerCaller,
@@ -267,11 +273,20 @@ pub async fn update_camera(
     ApiJson(req): ApiJson<UpdateCamera>,
 ) -> Result<Json<CameraView>, Error> {
     let id = CameraId(id);
-    if !st
-        .store
-        .rename_camera(c.id, id, &req.name, &c.caller.audit())
-        .await?
-    {
+    if req.name.is_none() && req.alerts.is_none() {
+        return Err(Error::bad_request(
+            "nothing to change: give a name or alerts",
+        ));
+    }
+    let audit = c.caller.audit();
+    let found = match &req.name {
+        Some(name) => st.store.rename_camera(c.id, id, name, &audit).await?,
+        None => true,
+    } && match req.alerts {
+        Some(alerts) => st.store.set_camera_alerts(c.id, id, alerts, &audit).await?,
+        None => true,
+    };
+    if !found {
         return Err(Error::not_found("camera"));
     }
     let cam = st

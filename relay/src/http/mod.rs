@@ -4,6 +4,7 @@
 //! query is scoped by the account taken from it, never from the path.
 
 mod api;
+mod arming;
 pub mod extract;
 mod middleware;
 mod serve;
@@ -141,6 +142,9 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/cameras/{id}/whep/{session}", delete(whep::delete))
         .route("/cameras/{id}/ptz", get(ptz::state).post(ptz::command))
         .route("/cameras/{id}/ptz/live", get(ptz::live))
+        .route("/arming", get(arming::get).put(arming::set))
+        .route("/arming/schedule", post(arming::add_switch))
+        .route("/arming/schedule/{id}", delete(arming::remove_switch))
         .route("/history", get(api::history))
         .route("/cameras/{id}/events", get(events::list))
         .route("/cameras/{id}/events/live", get(events::live))

@@ -271,6 +271,33 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
         (Language::Ja, "home.changed") => "ご住所の変更".into(),
+        (Language::Ja, "arming.changed") => format!(
+            "警戒モードを「{}」に切替{}",
+            mode_name(detail["mode"].as_str(), lang),
+            if field("by") == "schedule" {
+                "（スケジュール）"
+            } else {
+                ""
+            }
+        ),
+        (Language::Ja, "arming.schedule_added") => format!(
+            "警戒スケジュールを追加：{} {} に「{}」",
+            day_names(&detail["days"], lang),
+            field("time"),
+            mode_name(detail["mode"].as_str(), lang)
+        ),
+        (Language::Ja, "arming.schedule_removed") => format!(
+            "警戒スケジュールを削除：{} {} に「{}」",
+            day_names(&detail["days"], lang),
+            field("time"),
+            mode_name(detail["mode"].as_str(), lang)
+        ),
+        (Language::Ja, "camera.alerts_changed") => format!(
+            "カメラの通知を変更：{}（外出時 {}・在宅時 {}）",
+            field("camera"),
+            on_off(&detail["away"], lang),
+            on_off(&detail["home"], lang)
+        ),
         (Language::En, "login.new_browser") => "Login from a new browser".into(),
         (Language::En, "password.reset") => "Password reset".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
@@ -286,7 +313,77 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::En, "ptz.moved") => format!("Pan-tilt moved: {}", field("camera")),
         (Language::En, "home.changed") => "Home address changed".into(),
+        (Language::En, "arming.changed") => format!(
+            "Switched to {}{}",
+            mode_name(detail["mode"].as_str(), lang),
+            if field("by") == "schedule" {
+                " (schedule)"
+            } else {
+                ""
+            }
+        ),
+        (Language::En, "arming.schedule_added") => format!(
+            "Schedule added: {} at {} on {}",
+            mode_name(detail["mode"].as_str(), lang),
+            field("time"),
+            day_names(&detail["days"], lang)
+        ),
+        (Language::En, "arming.schedule_removed") => format!(
+            "Schedule removed: {} at {} on {}",
+            mode_name(detail["mode"].as_str(), lang),
+            field("time"),
+            day_names(&detail["days"], lang)
+        ),
+        (Language::En, "camera.alerts_changed") => format!(
+            "Camera alerts changed: {} (away: {}, home: {})",
+            field("camera"),
+            on_off(&detail["away"], lang),
+            on_off(&detail["home"], lang)
+        ),
         (_, other) => other.to_owned(),
+    }
+}
+
+/// An arming mode in words.
+fn mode_name(mode: Option<&str>, lang: Language) -> &'static str {
+    match (lang, mode) {
+        (Language::Ja, Some("away")) => "外出",
+        (Language::Ja, Some("home")) => "在宅",
+        (Language::Ja, _) => "オフ",
+        (Language::En, Some("away")) => "Away",
+        (Language::En, Some("home")) => "Home",
+        (Language::En, _) => "Off",
+    }
+}
+
+/// A schedule's days (`["mon", "tue"]`) in words.
+fn day_names(days: &serde_json::Value, lang: Language) -> String {
+    let names: Vec<&str> = days
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let i = eyeward::arming::DAYS
+                .iter()
+                .position(|n| Some(*n) == d.as_str())?;
+            Some(match lang {
+                Language::Ja => ["月", "火", "水", "木", "金", "土", "日"][i],
+                Language::En => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][i],
+            })
+        })
+        .collect();
+    match lang {
+        Language::Ja => names.concat(),
+        Language::En => names.join(" "),
+    }
+}
+
+fn on_off(v: &serde_json::Value, lang: Language) -> &'static str {
+    match (lang, v.as_bool().unwrap_or(false)) {
+        (Language::Ja, true) => "通知する",
+        (Language::Ja, false) => "通知しない",
+        (Language::En, true) => "on",
+        (Language::En, false) => "off",
     }
 }
 

@@ -139,6 +139,9 @@ impl Mailer {
             if let Err(e) = flushed {
                 tracing::warn!(error = %e, "held alerts could not be queued");
             }
+            if let Err(e) = store.record_scheduled_switches(now).await {
+                tracing::warn!(error = %e, "scheduled arming switches could not be recorded");
+            }
             let outage = UnixMillis(now.0 - self.offline_after.as_millis() as i64);
             if let Err(e) = store.queue_offline_notices(outage, now).await {
                 tracing::warn!(error = %e, "offline notices could not be queued");

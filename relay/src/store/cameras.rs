@@ -4,6 +4,7 @@ use super::history::{Audit, record};
 use super::mail::{Notice, queue_notice};
 use super::{Store, parse_column};
 use crate::error::Error;
+use eyeward::arming::CameraAlerts;
 use eyeward::{
     CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan, RtspSource, UnixMillis,
 };
@@ -20,6 +21,8 @@ pub struct Camera {
     pub source: CameraSource,
     /// Since when the camera's agent link has been down, if it was up before.
     pub offline_since: Option<UnixMillis>,
+    /// In which of the household's modes the camera mails alerts.
+    pub alerts: CameraAlerts,
 }
 
 /// What the admin gives to provision a camera.
@@ -45,6 +48,8 @@ struct CameraRow {
     source_username: Option<String>,
     source_password: Option<String>,
     offline_since: Option<i64>,
+    alert_when_away: bool,
+    alert_when_home: bool,
 }
 
 impl TryFrom<CameraRow> for Camera {
@@ -66,12 +71,16 @@ impl TryFrom<CameraRow> for Camera {
             plan: parse_column("plan", &r.plan)?,
             source,
             offline_since: r.offline_since.map(UnixMillis),
+            alerts: CameraAlerts {
+                away: r.alert_when_away,
+                home: r.alert_when_home,
+            },
         })
     }
 }
 
 const COLUMNS: &str = "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password, \
-     offline_since";
+     offline_since, alert_when_away, alert_when_home";
 
 fn rows_to_cameras(rows: Vec<CameraRow>) -> Result<Vec<Camera>, Error> {
     rows.into_iter().map(Camera::try_from).collect()
@@ -189,6 +198,41 @@ impl Store {
             Some(customer),
             "camera.renamed",
             json!({ "camera_id": id, "from": old, "to": name }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets in which modes the customer's camera mails alerts, with its history entry; false
+    /// if the customer has no such camera.
+    pub async fn set_camera_alerts(
+        &self,
+        customer: CustomerId,
+        id: CameraId,
+        alerts: CameraAlerts,
+        audit: &Audit,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let changed: Option<(String,)> = sqlx::query_as(
+            "UPDATE cameras SET alert_when_away = $3, alert_when_home = $4 \
+             WHERE id = $1 AND customer_id = $2 RETURNING name",
+        )
+        .bind(id.0)
+        .bind(customer.0)
+        .bind(alerts.away)
+        .bind(alerts.home)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((name,)) = changed else {
+            return Ok(false);
+        };
+        record(
+            &mut tx,
+            audit,
+            Some(customer),
+            "camera.alerts_changed",
+            json!({ "camera_id": id, "camera": name, "away": alerts.away, "home": alerts.home }),
         )
         .await?;
         tx.commit().await?;

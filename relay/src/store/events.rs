@@ -2,6 +2,7 @@
 //! motion; a gap tells of snapshots or events an agent's full queue had to drop. The snapshot
 //! file is the `events` module's business; this holds the rows.
 
+use super::arming::camera_alerts_now;
 use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
 use super::{Store, Tx, conflict_on_unique};
 use crate::error::{Error, ErrorKind};
@@ -30,6 +31,9 @@ pub struct Event {
     pub lost_events: i64,
     /// For a gap: the capture time of the last dropped event.
     pub until_at: Option<i64>,
+    /// Whether the household was armed for the camera when the event came: only then is it
+    /// mailed.
+    pub armed: bool,
 }
 
 /// What an agent's queue dropped, for a gap event.
@@ -57,7 +61,7 @@ pub struct NewEvent {
 }
 
 const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
-                       width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at";
+                       width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed";
 
 impl Store {
     /// The camera's event with this idempotency key, if it was stored already.
@@ -71,9 +75,10 @@ impl Store {
         .await?)
     }
 
-    /// Stores the event (its snapshot is on disk already) and, for motion, its alert mail to
-    /// each confirmed address of the camera's owner, in one transaction: unless `alerts` says
-    /// the camera was mailed about too recently (the next mail will count this event). A 409
+    /// Stores the event (its snapshot is on disk already) and, for motion while the household
+    /// is armed for the camera, its alert mail to each confirmed address of the camera's
+    /// owner, in one transaction: unless `alerts` says the camera was mailed about too
+    /// recently (the next mail will count this event). A 409
     /// when its key was taken meanwhile.
     pub async fn insert_event(
         &self,
@@ -82,10 +87,13 @@ impl Store {
     ) -> Result<Event, Error> {
         let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.begin().await?;
+        let armed =
+            e.gap.is_some() || camera_alerts_now(&mut tx, e.camera.0, e.received_at).await?;
         let event: Event = sqlx::query_as(&format!(
             "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
-             bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+             bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, \
+             armed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
         ))
         .bind(e.camera.0)
         .bind(&e.idempotency_key)
@@ -100,10 +108,11 @@ impl Store {
         .bind(e.gap.map_or(0, |g| g.lost_snapshots as i64))
         .bind(e.gap.map_or(0, |g| g.lost_events as i64))
         .bind(e.gap.map(|g| g.until.0))
+        .bind(armed)
         .fetch_one(&mut *tx)
         .await
         .map_err(|err| conflict_on_unique(err, "this event is being stored already"))?;
-        if e.gap.is_none() {
+        if e.gap.is_none() && armed {
             queue_alerts(&mut tx, &event, alerts).await?;
         }
         tx.commit().await?;
@@ -273,7 +282,7 @@ impl Store {
               FROM outbox o JOIN events ev ON ev.id = o.event_id \
               WHERE o.kind = 'alert' AND o.created_at > $2 GROUP BY ev.camera_id) l \
              ON l.camera_id = e.camera_id \
-             WHERE e.kind = 'motion' AND e.id > l.last_event AND l.last_at <= $1 \
+             WHERE e.kind = 'motion' AND e.armed AND e.id > l.last_event AND l.last_at <= $1 \
              GROUP BY e.camera_id",
         )
         .bind(over)
@@ -441,6 +450,73 @@ mod tests {
             1
         );
         assert_eq!(s.events_held_before(camera.0, first.id).await.unwrap(), 0);
+    }
+
+    /// Away, the camera alerts; Home, only if set to; Off, never. Every event is stored,
+    /// with whether it was armed; a storm's flush and count leave the disarmed ones out.
+    #[tokio::test]
+    async fn only_events_while_armed_for_the_camera_are_mailed_and_all_are_stored() {
+        use eyeward::arming::{CameraAlerts, Mode};
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let at = |secs| t0.plus(Duration::from_secs(secs));
+        let audit = |secs| Audit::admin(at(secs));
+        let (owner, camera) = porch(&s, &audit(0)).await;
+        let owner = CustomerId(owner);
+        confirmed_address(&s, owner.0, t0).await;
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let alerted = |rows: Vec<OutboxMailRef>| {
+            rows.into_iter()
+                .filter(|m| m.0 == "alert")
+                .filter_map(|m| m.1)
+                .collect::<Vec<_>>()
+        };
+        let (s, policy) = (&s, &policy);
+        let event = |key: &'static str, secs| async move {
+            s.insert_event(&motion(camera, key, at(secs)), policy)
+                .await
+                .unwrap()
+        };
+        s.set_arming(owner, Mode::Home, &audit(1)).await.unwrap();
+        let home = event("event-home", 2).await;
+        assert!(!home.armed, "a camera quiet while home");
+        s.set_camera_alerts(
+            owner,
+            camera,
+            CameraAlerts {
+                away: true,
+                home: true,
+            },
+            &audit(3),
+        )
+        .await
+        .unwrap();
+        let outdoor = event("event-home-on", 4).await;
+        assert!(outdoor.armed);
+        assert_eq!(alerted(outbox(s).await), [outdoor.id]);
+
+        s.set_arming(owner, Mode::Off, &audit(100)).await.unwrap();
+        let off = event("event-off", 200).await;
+        assert!(!off.armed, "off: nothing alerts");
+        assert_eq!(
+            s.flush_held_alerts(policy, at(300)).await.unwrap(),
+            0,
+            "a disarmed event is not held"
+        );
+        s.set_arming(owner, Mode::Away, &audit(400)).await.unwrap();
+        let away = event("event-away", 401).await;
+        assert!(away.armed);
+        assert_eq!(alerted(outbox(s).await), [outdoor.id, away.id]);
+        assert_eq!(
+            s.events_held_before(camera.0, away.id).await.unwrap(),
+            0,
+            "the disarmed one is not counted"
+        );
+        let all = s.events_of(owner, camera, None, 10).await.unwrap();
+        assert_eq!(all.len(), 4, "every event is stored");
     }
 
     type OutboxMailRef = (String, Option<i64>);

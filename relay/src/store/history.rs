@@ -153,6 +153,10 @@ const OPERATION_NOTICES: &[&str] = &[
     "alert_address.removed",
     "alert_address.unsubscribed",
     "home.changed",
+    "arming.changed",
+    "arming.schedule_added",
+    "arming.schedule_removed",
+    "camera.alerts_changed",
 ];
 
 /// Each step of a dispatch request: mailed whatever the switches say, since the customer is

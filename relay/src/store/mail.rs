@@ -537,12 +537,12 @@ impl Store {
         .await?)
     }
 
-    /// The camera's events stored since the one before `event` that was mailed, `event`
-    /// excluded: what an alert mail summarises ("and N more"). None before the camera's first
+    /// The camera's events stored, while armed, since the one before `event` that was mailed,
+    /// `event` excluded: what an alert mail summarises ("and N more"). None before the camera's first
     /// alert: what came before any address was confirmed was never "since the last alert".
     pub async fn events_held_before(&self, camera: i64, event: i64) -> Result<i64, Error> {
         let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND id < $2 \
+            "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND armed AND id < $2 \
              AND id > COALESCE((SELECT MAX(o.event_id) FROM outbox o JOIN events e \
              ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), $2)",
         )

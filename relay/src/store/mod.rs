@@ -5,6 +5,7 @@
 //! asked for is written together with its operation-history entry, in one transaction.
 
 mod accounts;
+mod arming;
 mod cameras;
 mod dispatch;
 mod events;
@@ -14,6 +15,7 @@ mod schema;
 mod sessions;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
+pub use arming::{Arming, MAX_SWITCHES, StoredSwitch};
 pub use cameras::{Camera, NewCamera};
 pub use dispatch::{Charge, Dispatch, DispatchStep, Guard, Home, NewDispatch};
 pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
