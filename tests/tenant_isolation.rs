@@ -175,7 +175,15 @@ async fn customers_see_only_their_own_cameras_and_history() -> Result<()> {
     assert_eq!(ids, [cam_a]);
     assert_eq!(
         list[0].as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["alerts", "id", "model", "name", "offline_since", "online", "plan"]
+        [
+            "alerts",
+            "id",
+            "model",
+            "name",
+            "offline_since",
+            "online",
+            "plan"
+        ]
     );
 
     let (_, history) = status_json(bob.get("/api/history").await?).await?;

@@ -2,16 +2,17 @@
 // for operators, the guard-center console.
 // User text (names, addresses) is only ever assigned to textContent, never parsed as HTML.
 import { api, errorText } from './api.js';
+import { ArmingPanel } from './arming.js';
 import { GuardConsole } from './console.js';
 import { GuardRequests } from './dispatch.js';
-import { LANGS, formatTime, homeDay, homeDayStart, t } from './i18n.js';
+import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
   lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
-  dispatch: null, console: null,
+  dispatch: null, console: null, arming: null,
   // The camera whose live view plays.
   liveCamera: null,
 };
@@ -78,6 +79,10 @@ function renderCameras(cameras) {
     tile.querySelector('.plan').textContent = t(state.lang, cam.plan);
     tile.classList.toggle('online', cam.online);
     tile.querySelector('.status-text').textContent = t(state.lang, cam.online ? 'online' : 'offline');
+    // A camera that mails no alert in the mode on now says so.
+    const quiet = tile.querySelector('.quiet');
+    quiet.hidden = !state.arming || state.arming.alerting(cam);
+    quiet.textContent = t(state.lang, 'alertsQuiet');
     // The poster: the last picture seen in this tab, else the latest motion snapshot.
     const poster = tile.querySelector('.poster');
     const still = sessionStorage.getItem(stillKey(cam.id));
@@ -141,6 +146,13 @@ function cameraName(id) {
 function historyVars(detail) {
   const vars = { ...detail };
   if (vars.camera === undefined && detail.camera_id !== undefined) vars.camera = cameraName(detail.camera_id) ?? '';
+  // Arming: the mode, the days and the switches in words.
+  if (typeof detail.mode === 'string') vars.mode = t(state.lang, `mode.${detail.mode}`);
+  vars.by = detail.by === 'schedule' ? t(state.lang, 'bySchedule') : '';
+  if (Array.isArray(detail.days)) vars.days = dayNames(state.lang, detail.days);
+  for (const k of ['away', 'home']) {
+    if (typeof detail[k] === 'boolean') vars[k] = t(state.lang, detail[k] ? 'alertOn' : 'alertOff');
+  }
   for (const k of ['fee_yen', 'fee_due_yen']) {
     if (typeof vars[k] === 'number') vars[k] = new Intl.NumberFormat(state.lang).format(vars[k]);
   }
@@ -159,6 +171,8 @@ async function render() {
   const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')]);
   if (cams.resp.status === 401) return loggedOut();
   state.cameras = cams.data || [];
+  if (!state.arming) state.arming = new ArmingPanel(() => state.lang, armingChanged);
+  await state.arming.load(state.cameras);
   renderCameras(state.cameras);
   if (!state.dispatch) state.dispatch = new GuardRequests(() => state.lang);
   state.dispatch.setCameras(state.cameras);
@@ -166,6 +180,14 @@ async function render() {
   renderHistory(hist.data || []);
   loadAddresses();
   await route();
+}
+
+// The mode or a camera's alert switches changed: the tiles say which cameras alert, and the
+// history shows the switch.
+async function armingChanged() {
+  if (!$('cameras-view').hidden) renderCameras(state.cameras);
+  const hist = await api('GET', '/api/history?limit=20').catch(() => ({ resp: { ok: false } }));
+  if (hist.resp.ok) renderHistory(hist.data);
 }
 
 // The addresses that receive alert mail: listed with their state, added (a confirmation mail
@@ -500,6 +522,7 @@ function loggedOut() {
   // Nothing of the last account stays in the page for the next one to see.
   if (state.dispatch) state.dispatch.stop();
   if (state.console) state.console.stop();
+  if (state.arming) state.arming.stop();
   for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
   for (const id of ['event-camera', 'event-at']) $(id).textContent = '';
   $('event-picture').removeAttribute('src');
@@ -556,6 +579,7 @@ setInterval(async () => {
     .catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
   if (cams.resp.ok) {
     state.cameras = cams.data;
+    if (state.arming) await state.arming.load(cams.data);
     if (!$('cameras-view').hidden) renderCameras(cams.data);
     if (state.dispatch) state.dispatch.setCameras(cams.data);
   }

@@ -90,8 +90,13 @@ impl Store {
         Ok(store)
     }
 
+    /// A transaction, for a change. Most read before they write, and SQLite cannot turn a
+    /// reading transaction into a writing one once another connection has written (it answers
+    /// busy at once, whatever the busy timeout: a 503 for a rename or an event upload that
+    /// met a login's write). So every transaction takes the write lock first and waits for it
+    /// like any writer.
     async fn begin(&self) -> Result<Tx<'_>, Error> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The revocation counter (see [`crate::revocation`]).
