@@ -250,6 +250,23 @@ pub fn propose(
     proposals
 }
 
+/// When a guard at `from` (seen at `seen_at`) reaches `home`, driving at `speed_kmh`: the
+/// estimate the customer sees while the guard is on the way. A position older than
+/// [`POSITION_FRESH_FOR_MS`] at `now` says nothing of where the guard is now: no estimate.
+pub fn expected_arrival(
+    from: GeoPoint,
+    seen_at: UnixMillis,
+    home: GeoPoint,
+    speed_kmh: f64,
+    now: UnixMillis,
+) -> Option<UnixMillis> {
+    if now.0 - seen_at.0 > POSITION_FRESH_FOR_MS {
+        return None;
+    }
+    let hours = from.distance_km(&home) / speed_kmh;
+    Some(UnixMillis(now.0 + (hours * 3_600_000.0).round() as i64))
+}
+
 /// The customer's note to the guard center, checked: at most [`Note::MAX_CHARS`] characters,
 /// no control characters but line breaks and tabs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,6 +462,23 @@ mod tests {
         // 0.05° of latitude is 5.56 km: 11.1 minutes at 30 km/h.
         assert!((p[0].distance_km - 5.56).abs() < 0.01, "{:?}", p[0]);
         assert!((p[0].eta_minutes - 11.12).abs() < 0.05, "{:?}", p[0]);
+    }
+
+    #[test]
+    fn the_expected_arrival_is_the_drive_from_a_fresh_position_and_none_from_a_stale_one() {
+        let home = GeoPoint::new(35.0, 139.0).unwrap();
+        let guard = GeoPoint::new(35.05, 139.0).unwrap();
+        let now = UnixMillis(10 * POSITION_FRESH_FOR_MS);
+        // 5.56 km at 30 km/h: 11.1 minutes from now.
+        let eta = expected_arrival(guard, UnixMillis(now.0 - 1000), home, 30.0, now).unwrap();
+        assert!((eta.0 - now.0 - 667_000).abs() < 2_000, "{}", eta.0 - now.0);
+        assert_eq!(
+            expected_arrival(home, now, home, 30.0, now),
+            Some(now),
+            "there already"
+        );
+        let stale = UnixMillis(now.0 - POSITION_FRESH_FOR_MS - 1);
+        assert_eq!(expected_arrival(guard, stale, home, 30.0, now), None);
     }
 
     #[test]

@@ -43,7 +43,12 @@ export class GuardConsole {
   bind() {
     this.$('console-accept').addEventListener('click', () => this.act('accept'));
     this.$('console-arrive').addEventListener('click', () => this.act('arrive'));
-    this.$('console-complete').addEventListener('click', () => this.act('complete'));
+    // Completion carries the operator's short report for the customer (shown and mailed).
+    this.$('console-complete').addEventListener('click', async () => {
+      const report = this.$('console-report');
+      await this.act('complete', { report: report.value });
+      if (this.detail && this.detail.request.state === 'completed') report.value = '';
+    });
     this.$('console-watch').addEventListener('click', () => {
       if (this.watching) this.stopLive();
       else if (this.detail) this.watchLive(this.detail.request.id);
@@ -335,7 +340,7 @@ export class GuardConsole {
     this.$('console-accept').hidden = r.state !== 'requested';
     this.$('console-assign-form').hidden = r.state !== 'accepted';
     this.$('console-arrive').hidden = r.state !== 'assigned';
-    this.$('console-complete').hidden = r.state !== 'arrived';
+    this.$('console-complete-form').hidden = r.state !== 'arrived';
     if (r.state === 'accepted') this.renderGuardSelect();
 
     // Who could go, the first to arrive first.

@@ -66,7 +66,7 @@ export class GuardRequests {
     this.message = null;
     if ($('dispatch-dialog').open) $('dispatch-dialog').close();
     $('dispatch-note').value = '';
-    for (const id of ['dispatch-list', 'charges', 'charges-total', 'dispatch-state', 'dispatch-fee', 'dispatch-when', 'dispatch-message', 'dispatch-lead']) {
+    for (const id of ['dispatch-list', 'charges', 'charges-total', 'dispatch-state', 'dispatch-fee', 'dispatch-when', 'dispatch-message', 'dispatch-lead', 'dispatch-address', 'dispatch-eta', 'dispatch-report-text']) {
       $(id).replaceChildren();
     }
     this.render();
@@ -143,6 +143,10 @@ export class GuardRequests {
     const amount = yen(this.lang(), this.terms.fee_yen);
     fee.textContent = this.terms.tax_included ? this.text('feeTaxIncluded', { fee: amount }) : amount;
     fee.dataset.feeYen = this.terms.fee_yen;
+    // Where the guard goes, so that a wrong or missing address is seen before anyone drives.
+    $('dispatch-address').textContent = this.terms.address
+      ? this.text('dispatchAddress', { address: this.terms.address })
+      : this.text('dispatchNoAddress');
   }
 
   async openDialog() {
@@ -294,6 +298,15 @@ export class GuardRequests {
       status.dataset.state = d.state;
       status.dataset.feeDue = d.fee_due_yen;
       $('dispatch-state').textContent = this.describe(d);
+      // While the guard is on the way: when expected, moved as the guard's phone reports.
+      const eta = $('dispatch-eta');
+      eta.hidden = !(d.state === 'assigned' && d.eta);
+      eta.textContent = eta.hidden ? '' : this.text('dispatchEta', {
+        t: formatTime(this.lang(), d.eta, 'time'),
+        min: Math.max(1, Math.round((Date.parse(d.eta) - Date.now()) / 60000)),
+      });
+      $('dispatch-report').hidden = !(d.state === 'completed' && d.report);
+      $('dispatch-report-text').textContent = d.report || '';
       $('dispatch-fee').textContent = this.feeLine(d);
       $('dispatch-fee').hidden = !this.feeLine(d);
       $('dispatch-when').textContent = this.text('dispatchRequestedAt', { id: d.id, t: formatTime(this.lang(), d.created_at, 'time') });

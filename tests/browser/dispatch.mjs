@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, launch, liveBrowser, openCamera, waitPlaying } from './common.mjs';
+import { checkA11y, env, launch, liveBrowser, openCamera, waitPlaying } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const CAMERA = env('CAMERA_ID');
@@ -81,6 +81,10 @@ try {
   const fee = await page.textContent('#dispatch-fee-amount');
   assert.equal(fee, '3,300 yen (tax included)');
   assert.match(await page.textContent('#dispatch-dialog'), /free until the guard center accepts/);
+  // Where the guard goes, and the police first when in danger.
+  assert.equal(await page.textContent('#dispatch-address'), `The guard goes to: ${env('HOME_ADDRESS')}`);
+  assert.match(await page.textContent('#dispatch-dialog .danger-first'), /^In danger now\? Call 110 first/);
+  await checkA11y(page, 'the dispatch confirmation');
   await page.screenshot({ path: join(OUT, 'confirm.png') });
   await page.check('#dispatch-share-snapshot');
   await page.check('#dispatch-share-live');

@@ -17,12 +17,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// `GET /api/dispatch-terms`: what a request costs and when, for the confirmation.
-pub async fn terms(State(st): State<AppState>, _c: CustomerCaller) -> Json<Value> {
-    Json(json!({
+pub async fn terms(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
+    let home = st.store.home_of(c.id).await?;
+    Ok(Json(json!({
         "fee_yen": st.dispatcher.config().fee_yen,
         "tax_included": true,
         "free_cancellation_until": "accepted",
-    }))
+        // Where the guard goes: the address on the customer's contract.
+        "address": home.address,
+    })))
 }
 
 /// `GET /api/dispatch-requests`: the caller's requests, newest first.
@@ -127,6 +130,7 @@ pub async fn cancel(
         &audit,
         id,
         DispatchAction::Cancel,
+        None,
         None,
     )
     .await?;

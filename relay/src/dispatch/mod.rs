@@ -14,12 +14,12 @@ use crate::error::{Error, ErrorKind};
 use crate::events::write_durably;
 use crate::http::AppState;
 use crate::metrics::{CenterLabels, Metrics};
-use crate::store::{Audit, Dispatch, Guard, Store};
+use crate::store::{Audit, Dispatch, Guard, StepDetails, Store};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eyeward::GuardCenter;
-use eyeward::dispatch::{DispatchAction, DispatchActor, Refusal};
+use eyeward::dispatch::{DispatchAction, DispatchActor, Note, Refusal};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -174,13 +174,19 @@ async fn act(
     id: i64,
     action: DispatchAction,
     guard: Option<&Guard>,
+    report: Option<&Note>,
 ) -> Result<Dispatch, Error> {
     let d = visible(st, actor, id).await?;
     let t = d
         .rules()
         .apply(actor, action, audit.at)
         .map_err(|r| refused(r, &d, action))?;
-    let mut updated = st.store.apply_dispatch(&d, &t, guard, audit).await?;
+    let eta = match guard {
+        Some(g) => expected_arrival(st, &d, g).await?,
+        None => None,
+    };
+    let step = StepDetails { guard, eta, report };
+    let mut updated = st.store.apply_dispatch(&d, &t, &step, audit).await?;
     if !updated.state.is_open() {
         st.whep.end_shared(id).await;
         // The share ended: its picture is no one's to see any more, so it is not kept.
@@ -193,6 +199,40 @@ async fn act(
     tracing::info!(request = id, state = %updated.state, "dispatch request changed");
     st.dispatcher.announce(updated.clone());
     Ok(updated)
+}
+
+/// When `guard` reaches the home of request `d`'s customer, from the guard's last reported
+/// position; none without a fresh position or a home location.
+async fn expected_arrival(
+    st: &AppState,
+    d: &Dispatch,
+    guard: &Guard,
+) -> Result<Option<eyeward::UnixMillis>, Error> {
+    let (Some(from), Some(seen_at)) = (guard.position, guard.seen_at) else {
+        return Ok(None);
+    };
+    let Some(home) = st.store.home_of(d.customer_id).await?.location else {
+        return Ok(None);
+    };
+    Ok(eyeward::dispatch::expected_arrival(
+        from,
+        eyeward::UnixMillis(seen_at),
+        home,
+        st.dispatcher.config().guard_speed_kmh,
+        eyeward::UnixMillis::now(),
+    ))
+}
+
+/// The guard's phone reported a new position: the request the guard is on the way to is
+/// expected anew, and its customer's page and the console are told.
+pub(crate) async fn guard_moved(st: &AppState, guard: &Guard) -> Result<(), Error> {
+    for d in st.store.dispatches_assigned_to(guard.id).await? {
+        let eta = expected_arrival(st, &d, guard).await?;
+        if let Some(updated) = st.store.set_dispatch_eta(d.id, eta).await? {
+            st.dispatcher.announce(updated);
+        }
+    }
+    Ok(())
 }
 
 /// A server-sent event stream of the changes `render` picks (and renders) for one page, until

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use eyeward::UnixMillis;
-use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, propose};
+use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, Note, propose};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -161,11 +161,21 @@ fn proposals(st: &AppState, home: Option<GeoPoint>, guards: &[Guard]) -> Vec<Val
     .collect()
 }
 
-/// `POST /api/ops/dispatch-requests/{id}/{accept|arrive|complete}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// On `complete`: what the guard found and did, for the customer (shown and mailed).
+    #[serde(default)]
+    report: String,
+}
+
+/// `POST /api/ops/dispatch-requests/{id}/{accept|arrive|complete}`, with no body, or on
+/// `complete` `{"report": "…"}` (at most 1000 characters).
 pub async fn step(
     State(st): State<AppState>,
     op: OperatorCaller,
     Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Response, Error> {
     let id = id
         .parse::<i64>()
@@ -176,7 +186,26 @@ pub async fn step(
         "complete" => DispatchAction::Complete,
         _ => return Err(Error::not_found("action")),
     };
-    let d = act(&st, op.actor(), &op.caller.audit(), id, action, None).await?;
+    let body: StepBody = if body.is_empty() {
+        StepBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::bad_request(format!("request body: {e}")))?
+    };
+    let report = Note::parse(&body.report)?;
+    if report.is_some() && action != DispatchAction::Complete {
+        return Err(Error::bad_request("a report comes with completion only"));
+    }
+    let d = act(
+        &st,
+        op.actor(),
+        &op.caller.audit(),
+        id,
+        action,
+        None,
+        report.as_ref(),
+    )
+    .await?;
     Ok(Json(queue_item(&d)).into_response())
 }
 
@@ -212,6 +241,7 @@ pub async fn assign(
         id,
         DispatchAction::Assign,
         Some(&guard),
+        None,
     )
     .await?;
     Ok(Json(queue_item(&d)).into_response())
@@ -348,7 +378,12 @@ pub async fn set_position(
     st.store
         .set_guard_position(id, at, UnixMillis::now())
         .await?;
-    let guard = st.store.guard_of(op.center, id).await?;
+    let guard = st
+        .store
+        .guard_of(op.center, id)
+        .await?
+        .ok_or_else(|| Error::not_found("guard"))?;
+    super::guard_moved(&st, &guard).await?;
     Ok(Json(guard).into_response())
 }
 
@@ -375,8 +410,15 @@ pub async fn report_position(
     GuardCaller(guard): GuardCaller,
     ApiJson(p): ApiJson<Position>,
 ) -> Result<StatusCode, Error> {
-    st.store
-        .set_guard_position(guard.id, p.point()?, UnixMillis::now())
-        .await?;
+    let now = UnixMillis::now();
+    let at = p.point()?;
+    st.store.set_guard_position(guard.id, at, now).await?;
+    let moved = Guard {
+        position: Some(at),
+        seen_at: Some(now.0),
+        ..guard
+    };
+    // The customer whose home the guard drives to sees the new estimate.
+    super::guard_moved(&st, &moved).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -466,10 +466,18 @@ fn dispatch_step(
             format!("警備員（{guard}）が到着しました。"),
             format!("The guard has arrived at your home: {guard}."),
         ),
-        "dispatch.completed" => (
-            "警備員の対応が完了しました。".to_owned(),
-            "The guard's visit is complete.".to_owned(),
-        ),
+        // The operator's report, as typed (checked plain text: no control characters but
+        // line breaks), in the mail's plain-text body.
+        "dispatch.completed" => match detail["report"].as_str() {
+            Some(report) => (
+                format!("警備員の対応が完了しました。\n\n警備センターからの報告：\n{report}\n"),
+                format!("The guard's visit is complete.\n\nThe guard center's report:\n{report}\n"),
+            ),
+            None => (
+                "警備員の対応が完了しました。".to_owned(),
+                "The guard's visit is complete.".to_owned(),
+            ),
+        },
         _ if fee > 0 => (
             format!(
                 "派遣依頼を取り消しました。受付後のため、料金 {} 円（税込）がかかります。",

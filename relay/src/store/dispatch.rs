@@ -38,6 +38,11 @@ pub struct Dispatch {
     /// The fee owed for this request: charged when it was accepted (0 before, or if it was
     /// cancelled before that).
     pub fee_due_yen: i64,
+    /// While a guard is on the way: when the guard is expected.
+    #[serde(rename = "eta", serialize_with = "rfc3339_opt")]
+    pub eta_at: Option<i64>,
+    /// The operator's short report, from completion.
+    pub report: Option<String>,
 }
 
 impl Dispatch {
@@ -69,6 +74,8 @@ struct DispatchRow {
     created_at: i64,
     updated_at: i64,
     fee_due_yen: Option<i64>,
+    eta_at: Option<i64>,
+    report: Option<String>,
 }
 
 impl TryFrom<DispatchRow> for Dispatch {
@@ -92,6 +99,8 @@ impl TryFrom<DispatchRow> for Dispatch {
             created_at: r.created_at,
             updated_at: r.updated_at,
             fee_due_yen: r.fee_due_yen.unwrap_or(0),
+            eta_at: r.eta_at,
+            report: r.report,
         })
     }
 }
@@ -99,10 +108,19 @@ impl TryFrom<DispatchRow> for Dispatch {
 const COLUMNS: &str = "id, customer_id, camera_id, camera_name, guard_center, state, note, \
      fee_yen, share_snapshot, share_live, snapshot_bytes, guard_id, guard_name, created_at, \
      updated_at, (SELECT amount_yen FROM charges c WHERE c.request_id = dispatch_requests.id) \
-     AS fee_due_yen";
+     AS fee_due_yen, eta_at, report";
 
 fn rows(rows: Vec<DispatchRow>) -> Result<Vec<Dispatch>, Error> {
     rows.into_iter().map(Dispatch::try_from).collect()
+}
+
+/// What a step brings beside the transition: the guard sent and when expected (`assign`),
+/// the operator's report (`complete`).
+#[derive(Default)]
+pub struct StepDetails<'a> {
+    pub guard: Option<&'a Guard>,
+    pub eta: Option<UnixMillis>,
+    pub report: Option<&'a Note>,
 }
 
 /// What a customer asks for.
@@ -273,18 +291,22 @@ impl Store {
 
     /// Stores a transition the rules allowed, if the request is still in the state it was
     /// decided from (409 otherwise); charges the fee when the transition does; assigns
-    /// `guard` on `assign`.
+    /// `step.guard` on `assign` (expected at `step.eta`), and keeps `step.report` on
+    /// `complete`. The expected arrival holds only while a guard is on the way.
     pub async fn apply_dispatch(
         &self,
         request: &Dispatch,
         t: &Transition,
-        guard: Option<&Guard>,
+        step: &StepDetails<'_>,
         audit: &Audit,
     ) -> Result<Dispatch, Error> {
+        let guard = step.guard;
         let mut tx = self.begin().await?;
         let updated = sqlx::query(
             "UPDATE dispatch_requests SET state = $1, updated_at = $2, \
-             guard_id = COALESCE($3, guard_id), guard_name = COALESCE($4, guard_name) \
+             guard_id = COALESCE($3, guard_id), guard_name = COALESCE($4, guard_name), \
+             eta_at = CASE WHEN $1 = 'assigned' THEN COALESCE($7, eta_at) END, \
+             report = COALESCE($8, report) \
              WHERE id = $5 AND state = $6",
         )
         .bind(t.to.as_str())
@@ -293,6 +315,8 @@ impl Store {
         .bind(guard.map(|g| g.name.as_str()))
         .bind(request.id)
         .bind(t.from.as_str())
+        .bind(step.eta.map(|e| e.0))
+        .bind(step.report.map(Note::as_str))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -343,6 +367,9 @@ impl Store {
         // The request's guard, named in every later step too (arrived, completed).
         if let Some(name) = &updated.guard_name {
             detail["guard"] = json!(name);
+        }
+        if let Some(report) = &updated.report {
+            detail["report"] = json!(report);
         }
         record(
             &mut tx,
@@ -602,6 +629,38 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(Guard::try_from).transpose()
+    }
+
+    /// The requests guard `id` is on the way to (assigned, not yet arrived).
+    pub async fn dispatches_assigned_to(&self, guard: i64) -> Result<Vec<Dispatch>, Error> {
+        rows(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM dispatch_requests WHERE guard_id = $1 AND state = 'assigned'"
+            ))
+            .bind(guard)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    /// Sets when the guard of request `id` is expected, if a guard is still on the way; the
+    /// request as it is then.
+    pub async fn set_dispatch_eta(
+        &self,
+        id: i64,
+        eta: Option<UnixMillis>,
+    ) -> Result<Option<Dispatch>, Error> {
+        let set = sqlx::query(
+            "UPDATE dispatch_requests SET eta_at = $2 WHERE id = $1 AND state = 'assigned'",
+        )
+        .bind(id)
+        .bind(eta.map(|e| e.0))
+        .execute(&self.pool)
+        .await?;
+        if set.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.dispatch(id).await
     }
 
     /// Records where guard `id` is now.

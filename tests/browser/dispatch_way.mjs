@@ -1,0 +1,127 @@
+// The guard's way, seen by the customer in Chromium: the request sent from the camera's page,
+// the operator accepting and sending Sato from the console (a second browser), the customer's
+// page saying when Sato is expected and moving that time as Sato's phone reports positions,
+// then Sato arriving and the operator completing with a short report, which the customer's
+// page shows; the same page then in Japanese on a phone. Run by tests/browser_dispatch_way.rs.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkA11y, env, launch } from './common.mjs';
+
+const OUT = env('OUT_DIR');
+const BASE = env('BASE_URL');
+const REPORT = env('REPORT');
+mkdirSync(OUT, { recursive: true });
+
+const browsers = [];
+const problems = [];
+function watch(page, who) {
+  page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
+  page.on('console', (m) => {
+    // 401: the login page's own check; 409: the camera has no agent here, so no video.
+    if (m.type() === 'error' && !/status of (401|409)/.test(m.text())) problems.push(`${who}: console: ${m.text()}`);
+  });
+}
+
+async function loggedIn(email, view) {
+  const b = await launch();
+  browsers.push(b);
+  const page = b.ctx.pages()[0] ?? await b.ctx.newPage();
+  watch(page, email);
+  await page.goto(BASE);
+  await page.waitForSelector('#login-view:not([hidden])');
+  await page.fill('#email', email);
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await page.waitForSelector(`${view}:not([hidden])`);
+  return page;
+}
+
+// Sato's phone reports where it is.
+async function report(lat, lon) {
+  const resp = await fetch(`${BASE}/guard/v1/position`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env('GUARD_TOKEN')}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ lat, lon }),
+  });
+  assert.equal(resp.status, 204);
+}
+
+// The minutes the customer's page says the guard still needs.
+async function minutesLeft(page) {
+  const text = await page.textContent('#dispatch-eta');
+  const m = text.match(/^Expected around .+ JST \(in about (\d+) min\)\.$/);
+  assert.ok(m, `the expected arrival reads ${text}`);
+  return Number(m[1]);
+}
+
+try {
+  const page = await loggedIn(env('EMAIL'), '#cameras-view');
+  await page.click(`a[href="#camera/${env('CAMERA')}"]`);
+  await page.waitForSelector('#dispatch-request:not([hidden])');
+  await page.click('#dispatch-request');
+  await page.waitForSelector('#dispatch-dialog[open]');
+  await page.waitForFunction(() => document.getElementById('dispatch-address').textContent !== '');
+  assert.equal(await page.textContent('#dispatch-address'), `The guard goes to: ${env('HOME_ADDRESS')}`);
+  await page.click('#dispatch-send');
+  await page.waitForSelector('#dispatch-status[data-state="requested"]');
+  assert.ok(await page.isHidden('#dispatch-eta'), 'no guard, no time');
+
+  const tokyo = await loggedIn(env('OPERATOR_EMAIL'), '#console-view');
+  await tokyo.click('#console-queue li[data-request-id] button');
+  await tokyo.waitForSelector('#console-accept:not([hidden])');
+  await tokyo.click('#console-accept');
+  await tokyo.waitForSelector('#console-assign-form:not([hidden])');
+  await tokyo.click('#console-assign');
+
+  // Sato is about 11 km away at 30 km/h: some 22 minutes.
+  await page.waitForSelector('#dispatch-status[data-state="assigned"]');
+  await page.waitForSelector('#dispatch-eta:not([hidden])');
+  assert.match(await page.textContent('#dispatch-state'), /Sato/);
+  const far = await minutesLeft(page);
+  assert.ok(far >= 18 && far <= 26, `${far} min from 11 km`);
+  await checkA11y(page, 'the customer page with a guard on the way');
+  await page.screenshot({ path: join(OUT, 'on-the-way.png'), fullPage: true });
+
+  // Sato drives on: the page says so without a reload.
+  await report(35.70, 139.76);
+  await page.waitForFunction((before) => {
+    const m = document.getElementById('dispatch-eta').textContent.match(/in about (\d+) min/);
+    return m && Number(m[1]) < before;
+  }, far, { timeout: 10_000 });
+  const near = await minutesLeft(page);
+  assert.ok(near >= 3 && near <= 6, `${near} min from 2.2 km`);
+
+  // Arrived, then completed with the report.
+  await tokyo.waitForSelector('#console-arrive:not([hidden])');
+  await tokyo.click('#console-arrive');
+  await page.waitForSelector('#dispatch-status[data-state="arrived"]');
+  assert.ok(await page.isHidden('#dispatch-eta'), 'arrived: no more estimate');
+  await tokyo.waitForSelector('#console-complete-form:not([hidden])');
+  // The report box is named by its label (in the operator's language).
+  assert.match(await tokyo.textContent('label[for="console-report"]'), /Report for the customer|お客様への報告/);
+  await tokyo.fill('#console-report', REPORT);
+  await checkA11y(tokyo, 'the console with the completion report');
+  await tokyo.screenshot({ path: join(OUT, 'console-report.png'), fullPage: true });
+  await tokyo.click('#console-complete');
+  await page.waitForSelector('#dispatch-status[data-state="completed"]');
+  await page.waitForSelector('#dispatch-report:not([hidden])');
+  assert.equal(await page.textContent('#dispatch-report h3'), 'Report from the guard center');
+  assert.equal(await page.textContent('#dispatch-report-text'), REPORT);
+  await checkA11y(page, 'the customer page with the report');
+  await page.screenshot({ path: join(OUT, 'completed.png'), fullPage: true });
+
+  // The same on a phone, in Japanese.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('[data-lang="ja"]');
+  await page.waitForFunction(() => document.getElementById('dispatch-report').querySelector('h3').textContent === '警備センターからの報告');
+  assert.equal(await page.textContent('#dispatch-report-text'), REPORT);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+  await checkA11y(page, 'the report in Japanese on a phone');
+  await page.screenshot({ path: join(OUT, 'completed-phone-ja.png'), fullPage: true });
+  assert.deepEqual(problems, []);
+  console.log(JSON.stringify({ ok: true, minutes: { far, near } }));
+} finally {
+  for (const b of browsers) await b.close();
+}
