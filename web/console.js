@@ -7,6 +7,7 @@
 import { api, errorText } from './api.js';
 import { formatTime, t, yen } from './i18n.js';
 import { LivePlayer } from './live.js';
+import { Ringer } from './ring.js';
 
 const OPEN = ['requested', 'accepted', 'assigned', 'arrived'];
 // The states in which the fee is due (and a cancelled request, if it was accepted first).
@@ -29,7 +30,15 @@ export class GuardConsole {
     this.ticker = null;
     this.player = null;       // the shared live view being watched, if any
     this.watching = null;     // the request it belongs to
+    this.ringer = new Ringer(this.$('console-ring'), (id) => this.openRequest(id));
     this.bind();
+    // Desktop notifications ring even when the tab is hidden: offered until decided.
+    const notify = this.$('console-notify');
+    notify.hidden = typeof Notification !== 'function' || Notification.permission !== 'default';
+    notify.addEventListener('click', async () => {
+      await Notification.requestPermission().catch(() => {});
+      notify.hidden = Notification.permission !== 'default';
+    });
   }
 
   $(id) {
@@ -108,6 +117,7 @@ export class GuardConsole {
 
   // Logged out: nothing of the center's work stays in the page.
   stop() {
+    this.ringer.clearAll();
     this.stopLive();
     if (this.feed) this.feed.close();
     this.feed = null;
@@ -120,6 +130,7 @@ export class GuardConsole {
       'console-queue', 'console-closed', 'console-guards', 'operator-center', 'operator-email',
       'console-detail-title', 'console-detail-state', 'console-customer', 'console-address',
       'console-location', 'console-camera', 'console-note', 'console-fee', 'console-shared',
+      'console-phone', 'console-entry', 'console-key-holder', 'console-ring',
       'console-guard-select', 'console-proposals', 'console-estimate', 'console-steps', 'console-error',
     ]) {
       this.$(id).replaceChildren();
@@ -157,6 +168,12 @@ export class GuardConsole {
     // The feed may bring an older state after a step's answer: keep the newest.
     if (old && Date.parse(old.updated_at) > Date.parse(item.updated_at)) return;
     this.items.set(item.id, item);
+    // What an operator must not miss: a new request, and a cancellation while a guard drives.
+    if (!old && item.state === 'requested' && this.root.dataset.loaded === 'true') {
+      this.ringer.ring(item.id, this.text('consoleRingNew', { id: item.id }));
+    } else if (old && old.state === 'assigned' && item.state === 'cancelled') {
+      this.ringer.ring(item.id, this.text('consoleRingCancelled', { id: item.id, guard: item.guard_name || '' }));
+    }
     this.renderQueue();
     if (this.detail && this.detail.request.id === item.id) this.follow(item);
     if (!old || old.state !== item.state) this.loadGuards();
@@ -241,6 +258,7 @@ export class GuardConsole {
   }
 
   async openRequest(id) {
+    this.ringer.clear(id);
     this.showError('');
     const { resp, data } = await api('GET', `/api/ops/dispatch-requests/${id}`).catch(() => ({ resp: null, data: null }));
     if (!resp) return this.showError(this.text('networkError'));
@@ -307,9 +325,23 @@ export class GuardConsole {
       this.$('console-customer').textContent = d.customer.name || '—';
       this.$('console-address').textContent = d.customer.address || '—';
       const loc = d.customer.location;
-      this.$('console-location').textContent = loc ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : '—';
+      this.$('console-location').replaceChildren(loc
+        ? this.mapLink(loc, this.text('consoleMapHome', { at: `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` }))
+        : '—');
       this.$('console-camera').textContent = d.camera_name || '—';
       this.$('console-note').textContent = d.note || this.text('consoleNoNote');
+      // How to reach the customer and get in, from their account.
+      const phone = d.customer.phone;
+      if (phone) {
+        const call = document.createElement('a');
+        call.href = `tel:${phone.replace(/[^\d+]/g, '')}`;
+        call.textContent = phone;
+        this.$('console-phone').replaceChildren(call);
+      } else {
+        this.$('console-phone').textContent = this.text('consoleNotGiven');
+      }
+      this.$('console-entry').textContent = d.customer.entry || this.text('consoleNotGiven');
+      this.$('console-key-holder').textContent = d.customer.key_holder || this.text('consoleNotGiven');
     }
     // Queue items from the feed carry the fee as charged now.
     const fee = r.fee_due_yen ?? d.fee_due_yen;
@@ -439,9 +471,22 @@ export class GuardConsole {
           t: g.seen_at ? when(g.seen_at) : '—',
         })
         : this.text('consoleNoPosition');
-      li.append(name, busy, where, this.positionForm(g));
+      li.append(name, busy, where);
+      if (g.position) li.append(this.mapLink(g.position, this.text('consoleMapGuard', { name: g.name })));
+      li.append(this.positionForm(g));
       return li;
     }));
+  }
+
+  // A link that opens `at` on a map (a new tab), named for what is there.
+  mapLink(at, label) {
+    const a = document.createElement('a');
+    a.href = `https://www.openstreetmap.org/?mlat=${at.lat}&mlon=${at.lon}#map=17/${at.lat}/${at.lon}`;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.className = 'map-link';
+    a.textContent = label;
+    return a;
   }
 
   positionForm(g) {

@@ -37,6 +37,27 @@ export class GuardRequests {
     $('dispatch-form').addEventListener('submit', (e) => this.send(e));
     $('dispatch-back').addEventListener('click', () => $('dispatch-dialog').close());
     $('dispatch-cancel').addEventListener('click', () => this.cancel());
+    $('home-notes-form').addEventListener('submit', (e) => this.saveHome(e));
+  }
+
+  // The home as the guards see it: the contract's address, and the customer's own notes.
+  async loadHome() {
+    const { resp, data } = await api('GET', '/api/home').catch(() => ({ resp: { ok: false } }));
+    if (!resp.ok) return;
+    $('home-address').textContent = data.address || this.text('homeNoAddress');
+    $('home-phone').value = data.phone || '';
+    $('home-entry').value = data.entry || '';
+    $('home-key-holder').value = data.key_holder || '';
+  }
+
+  async saveHome(ev) {
+    ev.preventDefault();
+    const status = $('home-notes-status');
+    const body = { phone: $('home-phone').value, entry: $('home-entry').value, key_holder: $('home-key-holder').value };
+    const { resp, data } = await api('PUT', '/api/home', body).catch(() => ({ resp: { ok: false }, data: null }));
+    status.textContent = resp.ok ? this.text('homeSaved')
+      : resp.status ? errorText(this.lang(), resp, data) : this.text('networkError');
+    status.classList.toggle('error', !resp.ok);
   }
 
   // Follows the customer's requests live: every (re)connection of the feed fetches the list,
@@ -45,6 +66,7 @@ export class GuardRequests {
   start(me) {
     this.center = me.guard_center;
     if (this.feed) return this.render();
+    this.loadHome();
     const feed = new EventSource('/api/dispatch-requests/live');
     feed.addEventListener('open', () => this.reload());
     feed.addEventListener('lagged', () => this.reload());
@@ -65,8 +87,8 @@ export class GuardRequests {
     this.camera = null;
     this.message = null;
     if ($('dispatch-dialog').open) $('dispatch-dialog').close();
-    $('dispatch-note').value = '';
-    for (const id of ['dispatch-list', 'charges', 'charges-total', 'dispatch-state', 'dispatch-fee', 'dispatch-when', 'dispatch-message', 'dispatch-lead', 'dispatch-address', 'dispatch-eta', 'dispatch-report-text']) {
+    for (const id of ['dispatch-note', 'home-phone', 'home-entry', 'home-key-holder']) $(id).value = '';
+    for (const id of ['dispatch-list', 'charges', 'charges-total', 'dispatch-state', 'dispatch-fee', 'dispatch-when', 'dispatch-message', 'dispatch-lead', 'dispatch-address', 'dispatch-eta', 'dispatch-report-text', 'home-address', 'home-notes-status']) {
       $(id).replaceChildren();
     }
     this.render();

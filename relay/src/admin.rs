@@ -84,9 +84,11 @@ impl HomeArgs {
             Some(a) => Some(DisplayName::parse(a)?.as_str().to_owned()),
             None => None,
         };
+        // The notes are the customer's own to keep (`PUT /api/home`).
         Ok(Home {
             address,
             location: self.location,
+            notes: Default::default(),
         })
     }
 }

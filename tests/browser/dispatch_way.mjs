@@ -1,8 +1,12 @@
-// The guard's way, seen by the customer in Chromium: the request sent from the camera's page,
-// the operator accepting and sending Sato from the console (a second browser), the customer's
-// page saying when Sato is expected and moving that time as Sato's phone reports positions,
-// then Sato arriving and the operator completing with a short report, which the customer's
-// page shows; the same page then in Japanese on a phone. Run by tests/browser_dispatch_way.rs.
+// The guard's way, in Chromium: the customer keeps notes for the guards (phone, how to get
+// in, key holder); the request sent from the camera's page rings the console (a second
+// browser: a line, the tab's title, a desktop notification, a tone) until it is opened; the
+// console shows the main action first, the customer's phone and notes, and map links; the
+// operator accepts and sends Sato; the customer's page says when Sato is expected and moves
+// that time as Sato's phone reports positions; Sato arrives and the operator completes with a
+// short report, which the customer's page shows (then in Japanese on a phone). A second
+// request, cancelled while Sato drives, rings the console again. Run by
+// tests/browser_dispatch_way.rs.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,9 +27,25 @@ function watch(page, who) {
   });
 }
 
-async function loggedIn(email, view) {
-  const b = await launch();
+async function loggedIn(email, view, extra = {}) {
+  const b = await launch(extra);
   browsers.push(b);
+  if (extra.permissions) {
+    // The desktop notifications the page shows, recorded as they are made.
+    await b.ctx.addInitScript(() => {
+      const Real = window.Notification;
+      window.shownNotifications = [];
+      class Recorded extends Real {
+        constructor(title, options) {
+          super(title, options);
+          window.shownNotifications.push(title);
+        }
+      }
+      Object.defineProperty(Recorded, 'permission', { get: () => Real.permission });
+      Recorded.requestPermission = (...a) => Real.requestPermission(...a);
+      window.Notification = Recorded;
+    });
+  }
   const page = b.ctx.pages()[0] ?? await b.ctx.newPage();
   watch(page, email);
   await page.goto(BASE);
@@ -55,21 +75,66 @@ async function minutesLeft(page) {
   return Number(m[1]);
 }
 
-try {
-  const page = await loggedIn(env('EMAIL'), '#cameras-view');
-  await page.click(`a[href="#camera/${env('CAMERA')}"]`);
+// Sends a request from the camera's page; its id.
+async function request(page) {
   await page.waitForSelector('#dispatch-request:not([hidden])');
   await page.click('#dispatch-request');
   await page.waitForSelector('#dispatch-dialog[open]');
   await page.waitForFunction(() => document.getElementById('dispatch-address').textContent !== '');
-  assert.equal(await page.textContent('#dispatch-address'), `The guard goes to: ${env('HOME_ADDRESS')}`);
   await page.click('#dispatch-send');
   await page.waitForSelector('#dispatch-status[data-state="requested"]');
+  return page.getAttribute('#dispatch-status', 'data-request-id');
+}
+
+// The console rang for `text`: the line, the title, a notification.
+async function rang(console, text) {
+  await console.waitForSelector('#console-ring:not([hidden])');
+  assert.equal(await console.textContent('#console-ring'), text);
+  assert.equal(await console.title(), `(1) ${text} — eyeward`);
+  assert.ok((await console.evaluate(() => window.shownNotifications)).includes(text), 'no desktop notification');
+  assert.ok(['running', 'suspended'].includes(await console.getAttribute('#console-ring', 'data-sound')), 'no tone');
+}
+
+try {
+  const page = await loggedIn(env('EMAIL'), '#cameras-view');
+  // Notes for the guards, kept by the customer.
+  await page.waitForSelector('#home-notes-form');
+  assert.equal(await page.textContent('#home-address'), env('HOME_ADDRESS'));
+  await page.getByLabel('Phone number to call on the way').fill('090-1234-5678');
+  await page.getByLabel('How to get in (gate, door, code)').fill('Side gate, code 4921');
+  await page.getByLabel('Who holds a key').fill('Neighbour at no. 3, Mr Ito');
+  await page.click('#home-save');
+  await page.waitForFunction(() => document.getElementById('home-notes-status').textContent === 'Saved.');
+  await checkA11y(page, 'the cameras page with the notes for the guards');
+
+  const tokyo = await loggedIn(env('OPERATOR_EMAIL'), '#console-view', { permissions: ['notifications'] });
+  await tokyo.click('[data-lang="en"]');
+  await tokyo.waitForSelector('#console-view[data-loaded="true"]');
+  assert.equal(await tokyo.title(), 'eyeward');
+
+  await page.click(`a[href="#camera/${env('CAMERA')}"]`);
+  const first = await request(page);
+  assert.equal(await page.textContent('#dispatch-address'), `The guard goes to: ${env('HOME_ADDRESS')}`);
   assert.ok(await page.isHidden('#dispatch-eta'), 'no guard, no time');
 
-  const tokyo = await loggedIn(env('OPERATOR_EMAIL'), '#console-view');
-  await tokyo.click('#console-queue li[data-request-id] button');
+  // The console rings until the request is opened.
+  await rang(tokyo, `New request ${first}`);
+  await tokyo.screenshot({ path: join(OUT, 'console-ringing.png'), fullPage: true });
+  await tokyo.click(`#console-queue li[data-request-id="${first}"] button`);
+  await tokyo.waitForSelector('#console-ring', { state: 'hidden' });
+  assert.equal(await tokyo.title(), 'eyeward');
   await tokyo.waitForSelector('#console-accept:not([hidden])');
+  // The main action first, then what the customer told the guards, and the maps.
+  const accept = await tokyo.locator('#console-accept').boundingBox();
+  const facts = await tokyo.locator('#console-facts').boundingBox();
+  assert.ok(accept.y < facts.y, 'the main action is above the details');
+  assert.equal(await tokyo.getAttribute('#console-phone a', 'href'), 'tel:09012345678');
+  assert.equal(await tokyo.textContent('#console-entry'), 'Side gate, code 4921');
+  assert.equal(await tokyo.textContent('#console-key-holder'), 'Neighbour at no. 3, Mr Ito');
+  assert.match(await tokyo.getAttribute('#console-location a', 'href'), /^https:\/\/www\.openstreetmap\.org\/\?mlat=35\.68&mlon=139\.76#map=17\//);
+  await tokyo.waitForSelector('#console-guards li a.map-link');
+  assert.equal(await tokyo.textContent('#console-guards li a.map-link'), 'Sato on the map');
+  await checkA11y(tokyo, 'the console with a request open');
   await tokyo.click('#console-accept');
   await tokyo.waitForSelector('#console-assign-form:not([hidden])');
   await tokyo.click('#console-assign');
@@ -120,6 +185,23 @@ try {
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
   await checkA11y(page, 'the report in Japanese on a phone');
   await page.screenshot({ path: join(OUT, 'completed-phone-ja.png'), fullPage: true });
+
+  // A second request, cancelled while Sato drives to it: the console rings again.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.click('[data-lang="en"]');
+  const second = await request(page);
+  await rang(tokyo, `New request ${second}`);
+  await tokyo.click(`#console-queue li[data-request-id="${second}"] button`);
+  await tokyo.waitForSelector('#console-accept:not([hidden])');
+  await tokyo.click('#console-accept');
+  await tokyo.waitForSelector('#console-assign-form:not([hidden])');
+  await tokyo.click('#console-assign');
+  await page.waitForSelector('#dispatch-status[data-state="assigned"]');
+  page.once('dialog', (d) => d.accept());
+  await page.click('#dispatch-cancel');
+  await page.waitForSelector('#dispatch-status[data-state="cancelled"]');
+  await rang(tokyo, `Request ${second} cancelled while Sato is on the way`);
+  await tokyo.screenshot({ path: join(OUT, 'console-cancelled-ringing.png'), fullPage: true });
   assert.deepEqual(problems, []);
   console.log(JSON.stringify({ ok: true, minutes: { far, near } }));
 } finally {

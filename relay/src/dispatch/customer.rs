@@ -196,3 +196,64 @@ pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Result<Respo
 pub async fn charges(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
     Ok(Json(st.store.charges_of(c.id).await?).into_response())
 }
+
+/// `GET /api/home`: the caller's home as the guards see it: the contract's address (set by
+/// the service) and the notes the caller keeps.
+pub async fn home(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
+    let home = st.store.home_of(c.id).await?;
+    Ok(Json(json!({
+        "address": home.address,
+        "phone": home.notes.phone,
+        "entry": home.notes.entry,
+        "key_holder": home.notes.key_holder,
+    })))
+}
+
+/// The longest note kept for the guards.
+const HOME_NOTE_CHARS: usize = 500;
+
+/// `PUT /api/home {"phone", "entry", "key_holder"}` (each a string, empty for none; the phone
+/// at most 30 characters of digits, spaces, `+`, `-`, `(`, `)`; the others at most 500, no
+/// control characters but line breaks): what a guard needs beside the address.
+pub async fn set_home(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    ApiJson(notes): ApiJson<crate::store::HomeNotes>,
+) -> Result<Json<Value>, Error> {
+    let blank_is_none = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let phone = blank_is_none(&notes.phone);
+    if let Some(p) = &phone
+        && (p.chars().count() > 30
+            || !p
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || " +-()".contains(ch)))
+    {
+        return Err(
+            Error::bad_request("a phone number is digits, spaces and + - ( )")
+                .with_code("bad_phone"),
+        );
+    }
+    let note = |v: &Option<String>| -> Result<Option<String>, Error> {
+        match blank_is_none(v) {
+            Some(t) if t.chars().count() > HOME_NOTE_CHARS => Err(Error::bad_request(format!(
+                "a note holds at most {HOME_NOTE_CHARS} characters"
+            ))),
+            Some(t) => Ok(Note::parse(&t)?.map(|n| n.as_str().to_owned())),
+            None => Ok(None),
+        }
+    };
+    let checked = crate::store::HomeNotes {
+        phone,
+        entry: note(&notes.entry)?,
+        key_holder: note(&notes.key_holder)?,
+    };
+    st.store
+        .set_home_notes(c.id, &checked, &c.caller.audit())
+        .await?;
+    home(State(st), c).await
+}

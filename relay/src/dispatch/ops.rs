@@ -116,6 +116,9 @@ pub async fn open(
         "name": customer.map(|a| a.name),
         "address": home.address,
         "location": home.location,
+        "phone": home.notes.phone,
+        "entry": home.notes.entry,
+        "key_holder": home.notes.key_holder,
     });
     body["camera_name"] = json!(d.camera_name);
     body["note"] = json!(d.note);

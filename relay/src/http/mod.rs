@@ -143,6 +143,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/cameras/{id}/ptz", get(ptz::state).post(ptz::command))
         .route("/cameras/{id}/ptz/live", get(ptz::live))
         .route("/arming", get(arming::get).put(arming::set))
+        .route(
+            "/home",
+            get(dispatch::customer::home).put(dispatch::customer::set_home),
+        )
         .route("/arming/schedule", post(arming::add_switch))
         .route("/arming/schedule/{id}", delete(arming::remove_switch))
         .route("/history", get(api::history))

@@ -271,6 +271,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
         (Language::Ja, "home.changed") => "ご住所の変更".into(),
+        (Language::Ja, "home.notes_changed") => {
+            "警備員のための情報（電話・入り方・鍵）の変更".into()
+        }
         (Language::Ja, "arming.changed") => format!(
             "警戒モードを「{}」に切替{}",
             mode_name(detail["mode"].as_str(), lang),
@@ -313,6 +316,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::En, "ptz.moved") => format!("Pan-tilt moved: {}", field("camera")),
         (Language::En, "home.changed") => "Home address changed".into(),
+        (Language::En, "home.notes_changed") => {
+            "Notes for the guards changed (phone, how to get in, key holder)".into()
+        }
         (Language::En, "arming.changed") => format!(
             "Switched to {}{}",
             mode_name(detail["mode"].as_str(), lang),

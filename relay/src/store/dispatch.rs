@@ -225,6 +225,19 @@ const GUARD_SELECT: &str = "SELECT g.id, g.guard_center, g.name, g.lat, g.lon, g
 pub struct Home {
     pub address: Option<String>,
     pub location: Option<GeoPoint>,
+    pub notes: HomeNotes,
+}
+
+/// What the customer tells the guards beside the address; each empty when not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeNotes {
+    /// A number to call on the way.
+    pub phone: Option<String>,
+    /// How to get in (gate code, which door).
+    pub entry: Option<String>,
+    /// Who holds a key, and how to reach them.
+    pub key_holder: Option<String>,
 }
 
 fn actor_parts(actor: DispatchActor) -> (&'static str, i64) {
@@ -501,19 +514,69 @@ impl Store {
 
     /// Where a customer's home is.
     pub async fn home_of(&self, customer: CustomerId) -> Result<Home, Error> {
-        let row: Option<(Option<String>, Option<f64>, Option<f64>)> = sqlx::query_as(
-            "SELECT address, home_lat, home_lon FROM accounts WHERE id = $1 AND role = 'customer'",
+        type Row = (
+            Option<String>,
+            Option<f64>,
+            Option<f64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT address, home_lat, home_lon, phone, entry_notes, key_holder FROM accounts \
+             WHERE id = $1 AND role = 'customer'",
         )
         .bind(customer.0)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map_or_else(Home::default, |(address, lat, lon)| Home {
-            address,
-            location: lat.zip(lon).map(|(lat, lon)| GeoPoint { lat, lon }),
-        }))
+        Ok(row.map_or_else(
+            Home::default,
+            |(address, lat, lon, phone, entry, key_holder)| Home {
+                address,
+                location: lat.zip(lon).map(|(lat, lon)| GeoPoint { lat, lon }),
+                notes: HomeNotes {
+                    phone,
+                    entry,
+                    key_holder,
+                },
+            },
+        ))
     }
 
-    /// Sets a customer's address and home location; false if there is no such customer.
+    /// Sets what a guard needs beside the address (the customer's own), with its history
+    /// entry (which the customer is told of: how to get into the home is worth a mail).
+    pub async fn set_home_notes(
+        &self,
+        customer: CustomerId,
+        notes: &HomeNotes,
+        audit: &Audit,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE accounts SET phone = $2, entry_notes = $3, key_holder = $4 \
+             WHERE id = $1 AND role = 'customer'",
+        )
+        .bind(customer.0)
+        .bind(&notes.phone)
+        .bind(&notes.entry)
+        .bind(&notes.key_holder)
+        .execute(&mut *tx)
+        .await?;
+        // What changed is named, not what it says: the mail goes to alert addresses too.
+        record(
+            &mut tx,
+            audit,
+            Some(customer),
+            "home.notes_changed",
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a customer's address and home location (the contract's; the notes stay the
+    /// customer's own); false if there is no such customer.
     pub async fn set_home(
         &self,
         customer: CustomerId,

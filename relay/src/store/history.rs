@@ -153,6 +153,7 @@ const OPERATION_NOTICES: &[&str] = &[
     "alert_address.removed",
     "alert_address.unsubscribed",
     "home.changed",
+    "home.notes_changed",
     "arming.changed",
     "arming.schedule_added",
     "arming.schedule_removed",

@@ -17,7 +17,9 @@ mod sessions;
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use arming::{Arming, MAX_SWITCHES, StoredSwitch};
 pub use cameras::{Camera, NewCamera};
-pub use dispatch::{Charge, Dispatch, DispatchStep, Guard, Home, NewDispatch, StepDetails};
+pub use dispatch::{
+    Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
+};
 pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{
