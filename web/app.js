@@ -8,6 +8,7 @@ import { GuardRequests } from './dispatch.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
+import { EventFeed, eventItem, olderThan } from './feed.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -15,6 +16,9 @@ const state = {
   dispatch: null, console: null, arming: null,
   // The camera whose live view plays.
   liveCamera: null,
+  // The live view's day of events, as far back as paged.
+  dayEvents: { camera: null, day: null, list: [], more: false },
+  feed: null,
 };
 
 function initialLang() {
@@ -63,7 +67,7 @@ function show(view) {
   $('who').hidden = !loggedIn;
   if (changed && view !== 'login-view') $(view).querySelector('h1').focus({ preventScroll: false });
 }
-const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'console-view'];
+const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'console-view'];
 
 function renderCameras(cameras) {
   const list = $('cameras');
@@ -267,6 +271,15 @@ async function onAddAddress(ev) {
 // anything else, the list.
 async function route() {
   if (!state.me || state.me.role !== 'customer') return;
+  if (location.hash === '#events') {
+    await stopLive();
+    if (state.dispatch) state.dispatch.hideCamera();
+    if (!state.feed) state.feed = new EventFeed(() => state.lang);
+    state.feed.setCameras(state.cameras);
+    show('feed-view');
+    await state.feed.load();
+    return;
+  }
   const ev = location.hash.match(/^#event\/(\d+)$/);
   if (ev) {
     await stopLive();
@@ -319,6 +332,11 @@ async function showEvent(id) {
     $('event-at').textContent = at;
     $('event-at').dateTime = data.at;
     $('event-live').href = `#camera/${data.camera_id}`;
+    // The camera's previous and next events, a click (or ← →) away.
+    for (const [id, to] of [['event-older', data.older_id], ['event-newer', data.newer_id]]) {
+      $(id).hidden = to === null || to === undefined;
+      $(id).href = $(id).hidden ? '#' : `#event/${to}`;
+    }
     const picture = $('event-picture');
     picture.hidden = !data.snapshot_url;
     $('event-download').hidden = !data.snapshot_url;
@@ -338,64 +356,53 @@ async function showEvent(id) {
 // calendar (today by default), fetched again whenever the relay's live feed says one was
 // stored.
 const DAY_MS = 24 * 3600 * 1000;
+const DAY_PAGE = 100;
 
 async function loadEvents(cameraId) {
   const day = $('events-day').value || homeDay(Date.now());
   const from = homeDayStart(day);
-  const url = `/api/cameras/${cameraId}/events?limit=100&before=${from + DAY_MS}`;
-  const { resp, data } = await api('GET', url).catch(() => ({ resp: { ok: false } }));
-  if (!resp.ok || state.liveCamera !== cameraId) return;
-  renderEvents(data.filter((e) => Date.parse(e.at) >= from), from);
+  const first = await dayPage(cameraId, from, null);
+  if (!first) return;
+  // Older pages already shown stay: a new event adds to the top of the day, it does not
+  // take the rest away.
+  const kept = state.dayEvents.camera === cameraId && state.dayEvents.day === day ? state.dayEvents.list : [];
+  const ids = new Set(first.events.map((e) => e.id));
+  const older = kept.filter((e) => !ids.has(e.id) && Date.parse(e.at) < Date.parse(first.events.at(-1)?.at ?? 0));
+  state.dayEvents = { camera: cameraId, day, list: [...first.events, ...older], more: older.length > 0 ? state.dayEvents.more : first.more };
+  renderDay(from);
+}
+
+// One page (100) of the camera's events of the day starting at `from`, after `last`.
+async function dayPage(cameraId, from, last) {
+  const before = last ? olderThan(last) : `&before=${from + DAY_MS}`;
+  const { resp, data } = await api('GET', `/api/cameras/${cameraId}/events?limit=${DAY_PAGE}${before}`)
+    .catch(() => ({ resp: { ok: false } }));
+  if (!resp.ok || state.liveCamera !== cameraId) return null;
+  const events = data.filter((e) => Date.parse(e.at) >= from);
+  // A full page still inside the day: the day has older events.
+  return { events, more: data.length === DAY_PAGE && events.length === data.length };
+}
+
+async function olderOfDay() {
+  const { camera, day, list } = state.dayEvents;
+  const button = $('events-older');
+  button.disabled = true;
+  const next = await dayPage(camera, homeDayStart(day), list.at(-1));
+  button.disabled = false;
+  if (!next || state.dayEvents.camera !== camera || state.dayEvents.day !== day) return;
+  state.dayEvents = { camera, day, list: [...list, ...next.events], more: next.more };
+  renderDay(homeDayStart(day));
+}
+
+function renderDay(from) {
+  renderEvents(state.dayEvents.list, from);
+  $('events-older').hidden = !state.dayEvents.more;
 }
 
 function renderEvents(events, dayStart) {
   const list = $('event-list');
-  list.replaceChildren();
+  list.replaceChildren(...events.map((e) => eventItem(state.lang, e)));
   $('events-empty').hidden = events.length > 0;
-  const when = (at) => formatTime(state.lang, at, 'full');
-  for (const e of events) {
-    const li = document.createElement('li');
-    const label = when(e.at);
-    if (!e.snapshot_url) {
-      // A gap in what the camera could keep, or an event whose picture it had to drop.
-      li.className = 'no-snapshot';
-      const time = document.createElement('time');
-      time.dateTime = e.at;
-      time.textContent = label;
-      const what = document.createElement('span');
-      what.textContent = e.kind === 'gap'
-        ? t(state.lang, 'eventGap', { n: e.lost_snapshots + e.lost_events, until: when(e.until) })
-        : t(state.lang, 'eventNoSnapshot');
-      li.append(time, what);
-      list.append(li);
-      continue;
-    }
-    const link = document.createElement('a');
-    link.href = `#event/${e.id}`;
-    const img = document.createElement('img');
-    img.className = 'thumb';
-    img.loading = 'lazy';
-    img.src = e.snapshot_url;
-    img.alt = t(state.lang, 'eventAlt', { t: label });
-    const time = document.createElement('time');
-    time.dateTime = e.at;
-    time.textContent = label;
-    link.append(img, time);
-    if (e.delayed) {
-      const late = document.createElement('span');
-      late.className = 'badge';
-      late.textContent = t(state.lang, 'eventDelayed');
-      link.append(late);
-    }
-    li.append(link);
-    for (const m of (e.mail || []).filter((d) => d.state === 'failed')) {
-      const failed = document.createElement('span');
-      failed.className = 'mail-failed';
-      failed.textContent = t(state.lang, 'eventMailFailed', { to: m.to });
-      li.append(failed);
-    }
-    list.append(li);
-  }
   // The day as a bar, each event a link at its time: a list a screen reader reads out.
   const bar = $('timeline');
   bar.replaceChildren();
@@ -523,6 +530,8 @@ function loggedOut() {
   if (state.dispatch) state.dispatch.stop();
   if (state.console) state.console.stop();
   if (state.arming) state.arming.stop();
+  if (state.feed) state.feed.stop();
+  state.dayEvents = { camera: null, day: null, list: [], more: false };
   for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
   for (const id of ['event-camera', 'event-at']) $(id).textContent = '';
   $('event-picture').removeAttribute('src');
@@ -601,6 +610,16 @@ async function start() {
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
   $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
+  $('events-older').addEventListener('click', olderOfDay);
+  // In the viewer, ← and → step to the camera's previous and next event.
+  document.addEventListener('keydown', (e) => {
+    if ($('event-view').hidden || e.altKey || e.ctrlKey || e.metaKey) return;
+    const to = { ArrowLeft: 'event-older', ArrowRight: 'event-newer' }[e.key];
+    if (to && !$(to).hidden) {
+      e.preventDefault();
+      location.hash = $(to).getAttribute('href');
+    }
+  });
   // Full screen takes the picture with its badge and pan-tilt pad, and has its own exit.
   $('fullscreen').addEventListener('click', () => {
     const stage = $('stage');

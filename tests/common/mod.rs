@@ -715,10 +715,20 @@ pub async fn upload_event(
     key: &str,
     jpeg: &[u8],
 ) -> Result<reqwest::Response> {
-    let now = eyeward::UnixMillis::now().0;
+    upload_event_at(site, token, key, jpeg, eyeward::UnixMillis::now().0).await
+}
+
+/// [`upload_event`] of a picture taken at `captured_at` (Unix milliseconds).
+pub async fn upload_event_at(
+    site: &Site,
+    token: &str,
+    key: &str,
+    jpeg: &[u8],
+    captured_at: i64,
+) -> Result<reqwest::Response> {
     Ok(reqwest::Client::new()
         .post(site.url(&format!(
-            "/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8"
+            "/agent/v1/events?key={key}&captured_at={captured_at}&score=0.04&bbox=0,0,8,8"
         )))
         .bearer_auth(token)
         .header("content-type", "image/jpeg")

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
 use crate::link::AgentCaller;
-use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
+use crate::store::{AlertPolicy, Camera, Event, EventPage, Gap, NewEvent, Store, is_taken_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -620,6 +620,27 @@ pub struct ListQuery {
     limit: Option<u32>,
     /// Only events captured before this instant (Unix milliseconds), for the next page.
     before: Option<i64>,
+    /// With `before`: also the events taken at that very instant whose id is below this (the
+    /// last event of the previous page), so that none is skipped.
+    before_id: Option<i64>,
+    /// For `GET /api/events`: only this camera's.
+    camera: Option<i64>,
+}
+
+impl ListQuery {
+    fn page(&self) -> Result<(EventPage, u32), Error> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(Error::bad_request("limit must be 1 to 200"));
+        }
+        if self.before_id.is_some() && self.before.is_none() {
+            return Err(Error::bad_request("before_id goes with before"));
+        }
+        let page = EventPage {
+            before: self.before.map(|at| (UnixMillis(at), self.before_id)),
+        };
+        Ok((page, limit))
+    }
 }
 
 /// `GET /api/cameras/{id}/events`: the owner's events of that camera, newest first.
@@ -629,45 +650,85 @@ pub async fn list(
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Value>>, Error> {
-    st.store
+    if q.camera.is_some() {
+        return Err(Error::bad_request("the camera is in the path"));
+    }
+    let (page, limit) = q.page()?;
+    let camera = st
+        .store
         .camera_of(c.id, CameraId(id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Error::bad_request("limit must be 1 to 200"));
-    }
     let events = st
         .store
-        .events_of(c.id, CameraId(id), q.before.map(UnixMillis), limit)
+        .events_of(c.id, Some(camera.id), page, limit)
         .await?;
-    // How each event's alert mail went, in one query for the page (newest first).
-    let deliveries = match (events.last(), events.first()) {
-        (Some(oldest), Some(newest)) => {
-            st.store
-                .alert_deliveries(
-                    id,
-                    UnixMillis(oldest.captured_at),
-                    UnixMillis(newest.captured_at),
-                )
-                .await?
-        }
-        _ => Vec::new(),
+    Ok(Json(with_mail(&st, &events, &[camera]).await?))
+}
+
+/// `GET /api/events[?camera=ID]`: the owner's events of all cameras (or of one), newest
+/// first, each with its camera's name: the feed of everything that happened.
+pub async fn feed(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Value>>, Error> {
+    let (page, limit) = q.page()?;
+    let cameras = st.store.cameras_of(c.id).await?;
+    let camera = match q.camera {
+        Some(id) => Some(
+            cameras
+                .iter()
+                .find(|cam| cam.id == CameraId(id))
+                .ok_or_else(|| Error::not_found("camera"))?
+                .id,
+        ),
+        None => None,
     };
-    Ok(Json(
-        events
-            .iter()
-            .map(|e| {
-                let mut v = st.events.to_json(e);
-                v["mail"] = deliveries
+    let events = st.store.events_of(c.id, camera, page, limit).await?;
+    Ok(Json(with_mail(&st, &events, &cameras).await?))
+}
+
+/// `events` as the lists show them: each with its camera's name and how its alert mail
+/// went (read in one query per camera on the page).
+async fn with_mail(
+    st: &AppState,
+    events: &[Event],
+    cameras: &[Camera],
+) -> Result<Vec<Value>, Error> {
+    let mut deliveries = Vec::new();
+    for camera in cameras {
+        let mine = events.iter().filter(|e| e.camera_id == camera.id.0);
+        let (Some(oldest), Some(newest)) = (
+            mine.clone().map(|e| e.captured_at).min(),
+            mine.map(|e| e.captured_at).max(),
+        ) else {
+            continue;
+        };
+        deliveries.extend(
+            st.store
+                .alert_deliveries(camera.id.0, UnixMillis(oldest), UnixMillis(newest))
+                .await?,
+        );
+    }
+    Ok(events
+        .iter()
+        .map(|e| {
+            let mut v = st.events.to_json(e);
+            v["camera_name"] = json!(
+                cameras
                     .iter()
-                    .filter(|(event, ..)| *event == e.id)
-                    .map(|(_, to, state)| json!({"to": to, "state": state}))
-                    .collect();
-                v
-            })
-            .collect(),
-    ))
+                    .find(|cam| cam.id.0 == e.camera_id)
+                    .map(|cam| cam.name.as_str())
+            );
+            v["mail"] = deliveries
+                .iter()
+                .filter(|(event, ..)| *event == e.id)
+                .map(|(_, to, state)| json!({"to": to, "state": state}))
+                .collect();
+            v
+        })
+        .collect())
 }
 
 /// `GET /api/cameras/{id}/events/live`: server-sent events while the page is open, one
@@ -729,6 +790,10 @@ pub async fn one(
         .ok_or_else(|| Error::not_found("event"))?;
     let mut v = st.events.to_json(&event);
     v["camera_name"] = json!(camera.name);
+    // The viewer's previous (older) and next (newer) of the same camera.
+    let (older, newer) = st.store.event_neighbours(&event).await?;
+    v["older_id"] = json!(older);
+    v["newer_id"] = json!(newer);
     Ok(Json(v))
 }
 

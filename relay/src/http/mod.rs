@@ -152,6 +152,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/history", get(api::history))
         .route("/cameras/{id}/events", get(events::list))
         .route("/cameras/{id}/events/live", get(events::live))
+        .route("/events", get(events::feed))
         .route("/events/{id}", get(events::one))
         .route("/events/{id}/snapshot", get(events::snapshot))
         .route(

@@ -36,6 +36,13 @@ pub struct Event {
     pub armed: bool,
 }
 
+/// Where a page of an event list starts: before this capture time (and, among events taken
+/// at that very millisecond, before this id); the newest when `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventPage {
+    pub before: Option<(UnixMillis, Option<i64>)>,
+}
+
 /// What an agent's queue dropped, for a gap event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gap {
@@ -135,26 +142,63 @@ impl Store {
         .await?)
     }
 
-    /// The owner's events of one camera, newest first: at most `limit`, captured before
-    /// `before` when given.
+    /// The owner's events, newest first: of one camera or of all, at most `limit`, older than
+    /// `page.before` when given (capture time, then id: no event is skipped between pages,
+    /// even two taken in the same millisecond).
     pub async fn events_of(
         &self,
         customer: CustomerId,
-        camera: CameraId,
-        before: Option<UnixMillis>,
+        camera: Option<CameraId>,
+        page: EventPage,
         limit: u32,
     ) -> Result<Vec<Event>, Error> {
+        // Without an id, strictly before the instant.
+        let (before, before_id) = page.before.map_or((i64::MAX, i64::MIN), |(at, id)| {
+            (at.0, id.unwrap_or(i64::MIN))
+        });
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events WHERE camera_id = $1 \
-             AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $2) \
-             AND captured_at < $3 ORDER BY captured_at DESC, id DESC LIMIT $4"
+            "SELECT {COLUMNS} FROM events \
+             WHERE camera_id IN (SELECT id FROM cameras WHERE customer_id = $1) \
+             AND ($2 IS NULL OR camera_id = $2) \
+             AND (captured_at < $3 OR (captured_at = $3 AND id < $4)) \
+             ORDER BY captured_at DESC, id DESC LIMIT $5"
         ))
-        .bind(camera.0)
         .bind(customer.0)
-        .bind(before.map_or(i64::MAX, |b| b.0))
+        .bind(camera.map(|c| c.0))
+        .bind(before)
+        .bind(before_id)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The events of `event`'s camera just before and just after it (older, newer): where
+    /// the viewer's previous and next go.
+    pub async fn event_neighbours(
+        &self,
+        event: &Event,
+    ) -> Result<(Option<i64>, Option<i64>), Error> {
+        let older: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM events WHERE camera_id = $1 \
+             AND (captured_at < $2 OR (captured_at = $2 AND id < $3)) \
+             ORDER BY captured_at DESC, id DESC LIMIT 1",
+        )
+        .bind(event.camera_id)
+        .bind(event.captured_at)
+        .bind(event.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let newer: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM events WHERE camera_id = $1 \
+             AND (captured_at > $2 OR (captured_at = $2 AND id > $3)) \
+             ORDER BY captured_at ASC, id ASC LIMIT 1",
+        )
+        .bind(event.camera_id)
+        .bind(event.captured_at)
+        .bind(event.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok((older.map(|r| r.0), newer.map(|r| r.0)))
     }
 
     /// One of the owner's events; `None` when it is not theirs.
@@ -515,8 +559,52 @@ mod tests {
             0,
             "the disarmed one is not counted"
         );
-        let all = s.events_of(owner, camera, None, 10).await.unwrap();
+        let all = s
+            .events_of(owner, Some(camera), EventPage::default(), 10)
+            .await
+            .unwrap();
         assert_eq!(all.len(), 4, "every event is stored");
+    }
+
+    /// Three events taken in the same millisecond, paged two at a time: the second page
+    /// starts after the first page's last (time, then id), so none is skipped or repeated.
+    #[tokio::test]
+    async fn pages_skip_no_event_taken_in_the_same_millisecond() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let (owner, camera) = porch(&s, &Audit::admin(t0)).await;
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        for key in ["same-ms-0001", "same-ms-0002", "same-ms-0003"] {
+            s.insert_event(&motion(camera, key, t0), &policy)
+                .await
+                .unwrap();
+        }
+        let owner = CustomerId(owner);
+        let first = s
+            .events_of(owner, None, EventPage::default(), 2)
+            .await
+            .unwrap();
+        let last = first.last().unwrap();
+        let page = EventPage {
+            before: Some((UnixMillis(last.captured_at), Some(last.id))),
+        };
+        let second = s.events_of(owner, Some(camera), page, 2).await.unwrap();
+        let ids: Vec<i64> = first.iter().chain(&second).map(|e| e.id).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+        // Without an id, strictly before the instant.
+        let strictly = EventPage {
+            before: Some((t0, None)),
+        };
+        assert!(
+            s.events_of(owner, None, strictly, 9)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     type OutboxMailRef = (String, Option<i64>);

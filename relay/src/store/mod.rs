@@ -20,7 +20,7 @@ pub use cameras::{Camera, NewCamera};
 pub use dispatch::{
     Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
 };
-pub use events::{AlertPolicy, Event, Gap, NewEvent, alert_due, is_taken_key};
+pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, alert_due, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
