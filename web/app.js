@@ -9,6 +9,7 @@ import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
 import { EventFeed, eventItem, olderThan } from './feed.js';
+import { LiveGrid, latestPicture, showPicture } from './grid.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -19,6 +20,7 @@ const state = {
   // The live view's day of events, as far back as paged.
   dayEvents: { camera: null, day: null, list: [], more: false },
   feed: null,
+  grid: null,
 };
 
 function initialLang() {
@@ -67,7 +69,7 @@ function show(view) {
   $('who').hidden = !loggedIn;
   if (changed && view !== 'login-view') $(view).querySelector('h1').focus({ preventScroll: false });
 }
-const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'console-view'];
+const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'grid-view', 'console-view'];
 
 function renderCameras(cameras) {
   const list = $('cameras');
@@ -90,26 +92,10 @@ function renderCameras(cameras) {
     // The poster: the last picture seen in this tab, else the latest motion snapshot.
     const poster = tile.querySelector('.poster');
     const still = sessionStorage.getItem(stillKey(cam.id));
-    if (still) showPoster(poster, still);
-    else latestSnapshot(cam.id).then((url) => { if (url) showPoster(poster, url); });
+    if (still) showPicture(poster, state.lang, { url: still });
+    else latestPicture(cam.id).then((p) => { if (p) showPicture(poster, state.lang, p); });
     list.append(tile);
   }
-}
-
-function showPoster(poster, src) {
-  const img = document.createElement('img');
-  img.className = 'still';
-  img.alt = '';
-  img.src = src;
-  poster.replaceChildren(img);
-}
-
-async function latestSnapshot(cameraId) {
-  const { resp, data } = await api('GET', `/api/cameras/${cameraId}/events?limit=10`)
-    .catch(() => ({ resp: { ok: false } }));
-  if (!resp.ok) return null;
-  const withPicture = data.find((e) => e.snapshot_url);
-  return withPicture ? withPicture.snapshot_url : null;
 }
 
 function renderHistory(entries) {
@@ -271,6 +257,16 @@ async function onAddAddress(ev) {
 // anything else, the list.
 async function route() {
   if (!state.me || state.me.role !== 'customer') return;
+  // Leaving the grid ends its sessions; coming to it starts them.
+  if (state.grid && location.hash !== '#grid') await state.grid.stop();
+  if (location.hash === '#grid') {
+    await stopLive();
+    if (state.dispatch) state.dispatch.hideCamera();
+    if (!state.grid) state.grid = new LiveGrid(() => state.lang);
+    show('grid-view');
+    await state.grid.start(state.cameras);
+    return;
+  }
   if (location.hash === '#events') {
     await stopLive();
     if (state.dispatch) state.dispatch.hideCamera();
@@ -531,6 +527,7 @@ function loggedOut() {
   if (state.console) state.console.stop();
   if (state.arming) state.arming.stop();
   if (state.feed) state.feed.stop();
+  if (state.grid) state.grid.stop();
   state.dayEvents = { camera: null, day: null, list: [], more: false };
   for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
   for (const id of ['event-camera', 'event-at']) $(id).textContent = '';
