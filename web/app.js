@@ -417,6 +417,27 @@ function renderEvents(events, dayStart) {
     li.append(mark);
     bar.append(li);
   }
+  // Hour marks under the bar, every three hours of the home's day.
+  const hours = $('timeline-hours');
+  if (hours.childElementCount === 0) {
+    for (let h = 0; h < 24; h += 3) {
+      const label = document.createElement('span');
+      label.textContent = String(h);
+      label.style.left = `${(h / 24) * 100}%`;
+      hours.append(label);
+    }
+  }
+}
+
+// A click on the bar between marks opens the event nearest that time of the day.
+function onTimelineClick(ev) {
+  if (ev.target.closest('a') || !state.dayEvents.day) return;
+  const box = $('timeline').getBoundingClientRect();
+  const at = homeDayStart(state.dayEvents.day) + ((ev.clientX - box.left) / box.width) * DAY_MS;
+  const withPicture = state.dayEvents.list.filter((e) => e.snapshot_url);
+  if (withPicture.length === 0) return;
+  const nearest = withPicture.reduce((a, b) => (Math.abs(Date.parse(b.at) - at) < Math.abs(Date.parse(a.at) - at) ? b : a));
+  location.hash = `#event/${nearest.id}`;
 }
 
 // The relay pushes each new event (server-sent events); the browser reconnects the feed by
@@ -608,6 +629,7 @@ async function start() {
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
   $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
   $('events-older').addEventListener('click', olderOfDay);
+  $('timeline').addEventListener('click', onTimelineClick);
   // In the viewer, ← and → step to the camera's previous and next event.
   document.addEventListener('keydown', (e) => {
     if ($('event-view').hidden || e.altKey || e.ctrlKey || e.metaKey) return;

@@ -2,7 +2,7 @@
 // cameras page's "All events"): newest first with each camera named, "Show older" until all
 // 133 are there and no more is offered, the camera filter. The viewer: earlier and later by
 // button and by ← →, the picture's download. A camera's day on its live view: yesterday's 130
-// events, past the first 100. Then the feed in Japanese on a phone. Run by
+// events, past the first 100, and its bar with hour marks that opens the event nearest a click. Then the feed in Japanese on a phone. Run by
 // tests/browser_events.rs.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -87,6 +87,20 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#event-list li').length === 130);
   await page.waitForSelector('#events-older', { state: 'hidden' });
   assert.equal(await page.$$eval('#timeline li', (els) => els.length), 130);
+  // The bar has hour marks, and a click on it opens the event nearest that time: 10:30.
+  assert.deepEqual(await page.$$eval('#timeline-hours span', (els) => els.map((e) => e.textContent)),
+    ['0', '3', '6', '9', '12', '15', '18', '21']);
+  await page.locator('#timeline').scrollIntoViewIfNeeded();
+  const bar = await page.locator('#timeline').boundingBox();
+  await page.mouse.click(bar.x + bar.width * (10.5 / 24) + 2, bar.y + bar.height - 1);
+  await page.waitForSelector('#event-view:not([hidden])');
+  // Marks a minute apart lie under the pointer together: one of them, within minutes.
+  const halfPastTen = Date.parse(`${env('YESTERDAY')}T10:30:00+09:00`);
+  await page.waitForFunction(() => document.getElementById('event-at').dateTime !== '');
+  const opened = Date.parse(await page.getAttribute('#event-at', 'datetime'));
+  assert.ok(Math.abs(opened - halfPastTen) <= 5 * 60_000, `opened ${new Date(opened).toISOString()}`);
+  await page.goBack();
+  await page.waitForSelector('#live-view:not([hidden])');
 
   // The feed on a phone, in Japanese.
   await page.setViewportSize({ width: 390, height: 844 });
