@@ -25,34 +25,10 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     common::browser_scripts()?;
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    relay.admin(
-        &[
-            "customer",
-            "set-home",
-            "--id",
-            &me.to_string(),
-            "--address",
-            HOME,
-            "--location",
-            "35.68,139.76",
-        ],
-        "",
-    )?;
+    relay.set_home(me, HOME, "35.68,139.76")?;
     relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
     relay.operator("east@example.jp", "Emi", "east", PW)?;
-    relay.admin(
-        &[
-            "guard",
-            "add",
-            "--guard-center",
-            "tokyo",
-            "--name",
-            "Sato",
-            "--position",
-            "35.69,139.77",
-        ],
-        "",
-    )?;
+    relay.guard("tokyo", "Sato", "35.69,139.77")?;
     let cam = relay.camera(me, "Back door", "fixed", "dispatch", "agent")?;
     let cam_id = cam["id"].as_i64().context("id")?;
     let only = relay.camera(me, "Garden", "fixed", "camera-only", "agent")?;

@@ -21,34 +21,10 @@ async fn the_customer_sees_when_the_guard_comes_and_reads_the_report_on_the_page
     let smtp = Smtp::start()?;
     let relay = Relay::start(&format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()))?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    relay.admin(
-        &[
-            "customer",
-            "set-home",
-            "--id",
-            &me.to_string(),
-            "--address",
-            HOME,
-            "--location",
-            "35.68,139.76",
-        ],
-        "",
-    )?;
+    relay.set_home(me, HOME, "35.68,139.76")?;
     relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
     // About 11 km north of the home.
-    let guard = relay.admin(
-        &[
-            "guard",
-            "add",
-            "--guard-center",
-            "tokyo",
-            "--name",
-            "Sato",
-            "--position",
-            "35.78,139.76",
-        ],
-        "",
-    )?;
+    let guard = relay.guard("tokyo", "Sato", "35.78,139.76")?;
     let cam = relay.camera(me, "Back door", "fixed", "dispatch", "agent")?;
     let alice = relay.login("a@example.jp", PW).await?;
     confirmed_address(&relay, &smtp, &alice, "home@example.jp").await?;

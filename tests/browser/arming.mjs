@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkA11y, env, launch } from './common.mjs';
+import { checkA11y, collectProblems, env, launch, logIn } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const STEP = env('STEP');
@@ -22,16 +22,8 @@ const browser = await launch({
 const problems = [];
 try {
   const page = browser.ctx.pages()[0] ?? await browser.ctx.newPage();
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(env('BASE_URL'));
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', env('EMAIL'));
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector('#cameras-view:not([hidden])');
+  collectProblems(page, problems);
+  await logIn(page);
 
   const mode = (m) => page.locator(`#arming .mode[data-mode="${m}"]`);
   const pressed = async (m) => (await mode(m).getAttribute('aria-pressed')) === 'true';

@@ -50,16 +50,32 @@ export async function liveBrowser(browsers) {
   return b.ctx;
 }
 
+// Logs `page` in as `email` (PASSWORD) from the login page, the way a person does, and waits
+// for `view` (the cameras page, or the console for an operator).
+export async function logIn(page, email = env('EMAIL'), view = '#cameras-view') {
+  await page.goto(env('BASE_URL'));
+  await page.waitForSelector('#login-view:not([hidden])');
+  await page.fill('#email', email);
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await page.waitForSelector(`${view}:not([hidden])`);
+}
+
+// Collects what goes wrong on `page` into `problems` (named by `who`): page errors, and
+// console errors but the failed answers `expected` (401: the login page's own check of the
+// session; a test may add 409 for a camera that has no agent).
+export function collectProblems(page, problems, who = 'page', expected = /status of 401/) {
+  page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !expected.test(m.text())) problems.push(`${who}: console: ${m.text()}`);
+  });
+}
+
 // Logs in (EMAIL, PASSWORD) and opens camera `camera`'s live view from the list.
 export async function openCamera(ctx, camera) {
   const page = ctx.pages()[0] ?? await ctx.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  await page.goto(env('BASE_URL'));
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', env('EMAIL'));
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector('#cameras-view:not([hidden])');
+  await logIn(page);
   const started = Date.now();
   await page.click(`a[href="#camera/${camera}"]`);
   await page.waitForSelector('#live-view:not([hidden])');

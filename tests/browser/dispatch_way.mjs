@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkA11y, env, launch } from './common.mjs';
+import { checkA11y, collectProblems, env, launch, logIn } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const BASE = env('BASE_URL');
@@ -19,13 +19,6 @@ mkdirSync(OUT, { recursive: true });
 
 const browsers = [];
 const problems = [];
-function watch(page, who) {
-  page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
-  page.on('console', (m) => {
-    // 401: the login page's own check; 409: the camera has no agent here, so no video.
-    if (m.type() === 'error' && !/status of (401|409)/.test(m.text())) problems.push(`${who}: console: ${m.text()}`);
-  });
-}
 
 async function loggedIn(email, view, extra = {}) {
   const b = await launch(extra);
@@ -47,13 +40,9 @@ async function loggedIn(email, view, extra = {}) {
     });
   }
   const page = b.ctx.pages()[0] ?? await b.ctx.newPage();
-  watch(page, email);
-  await page.goto(BASE);
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', email);
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector(`${view}:not([hidden])`);
+  // 409: the camera has no agent here, so no video.
+  collectProblems(page, problems, email, /status of (401|409)/);
+  await logIn(page, email, view);
   return page;
 }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkA11y, env, launch } from './common.mjs';
+import { checkA11y, collectProblems, env, launch, logIn } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 mkdirSync(OUT, { recursive: true });
@@ -16,17 +16,9 @@ const browser = await launch({ viewport: { width: 1366, height: 800 } });
 const problems = [];
 try {
   const page = browser.ctx.pages()[0] ?? await browser.ctx.newPage();
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    // 401: the login page's own check; 409: these cameras have no agent, so no video.
-    if (m.type() === 'error' && !/status of (401|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(env('BASE_URL'));
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', env('EMAIL'));
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector('#cameras-view:not([hidden])');
+  // 409: these cameras have no agent, so no video.
+  collectProblems(page, problems, 'customer', /status of (401|409)/);
+  await logIn(page);
   await page.click('[data-lang="en"]');
 
   // The feed: 50 at a time, newest first, each camera named.

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkA11y, env, liveBrowser } from './common.mjs';
+import { checkA11y, collectProblems, env, liveBrowser, logIn } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 mkdirSync(OUT, { recursive: true });
@@ -15,16 +15,9 @@ const problems = [];
 try {
   const ctx = await liveBrowser(browsers);
   const page = ctx.pages()[0] ?? await ctx.newPage();
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of (401|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(env('BASE_URL'));
-  await page.waitForSelector('#login-view:not([hidden])');
-  await page.fill('#email', env('EMAIL'));
-  await page.fill('#password', env('PASSWORD'));
-  await page.click('#login-submit');
-  await page.waitForSelector('#cameras-view:not([hidden])');
+  // 409: the camera without its agent.
+  collectProblems(page, problems, 'customer', /status of (401|409)/);
+  await logIn(page);
   await page.click('[data-lang="en"]');
   await page.click('#watch-all');
   await page.waitForSelector('#grid-view:not([hidden])');

@@ -322,6 +322,43 @@ impl Site {
         self.account("operator", email, name, center, password)
     }
 
+    /// Sets a customer's home: `address` and `location` (`"LAT,LON"`).
+    pub fn set_home(&self, customer: i64, address: &str, location: &str) -> Result<()> {
+        let id = customer.to_string();
+        self.admin(
+            &[
+                "customer",
+                "set-home",
+                "--id",
+                &id,
+                "--address",
+                address,
+                "--location",
+                location,
+            ],
+            "",
+        )?;
+        Ok(())
+    }
+
+    /// Adds a guard of `center` at `position` (`"LAT,LON"`); returns what `guard add --json`
+    /// printed (its id and phone token).
+    pub fn guard(&self, center: &str, name: &str, position: &str) -> Result<Value> {
+        self.admin(
+            &[
+                "guard",
+                "add",
+                "--guard-center",
+                center,
+                "--name",
+                name,
+                "--position",
+                position,
+            ],
+            "",
+        )
+    }
+
     /// Adds a camera; returns what `camera add --json` printed.
     pub fn camera(
         &self,
