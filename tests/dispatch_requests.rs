@@ -38,19 +38,7 @@ impl World {
     async fn start(extra: &str) -> Result<World> {
         let relay = Relay::start(extra)?;
         let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-        relay.admin(
-            &[
-                "customer",
-                "set-home",
-                "--id",
-                &alice_id.to_string(),
-                "--address",
-                "1-9-1 Marunouchi, Chiyoda-ku, Tokyo",
-                "--location",
-                HOME,
-            ],
-            "",
-        )?;
+        relay.set_home(alice_id, "1-9-1 Marunouchi, Chiyoda-ku, Tokyo", HOME)?;
         relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
         relay.operator("op@example.jp", "Oscar", "tokyo", PW)?;
         relay.operator("op2@example.jp", "Olivia", "tokyo", PW)?;
@@ -61,19 +49,7 @@ impl World {
             ("tokyo", "Suzuki", FAR),
             ("east", "Ito", NEAR),
         ] {
-            let g = relay.admin(
-                &[
-                    "guard",
-                    "add",
-                    "--guard-center",
-                    center,
-                    "--name",
-                    name,
-                    "--position",
-                    at,
-                ],
-                "",
-            )?;
+            let g = relay.guard(center, name, at)?;
             guards.push((
                 g["id"].as_i64().context("guard id")?,
                 g["guard_token"].as_str().context("guard token")?.to_owned(),

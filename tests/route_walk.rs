@@ -139,19 +139,7 @@ async fn world() -> Result<World> {
     relay.operator("east@example.jp", "Eve", "east", PW)?;
     let alice_cam = relay.camera(alice_id, "Porch", "fixed", "dispatch", "agent")?;
     let bob_cam = relay.camera(bob_id, "Gate", "fixed", "dispatch", "agent")?;
-    let guard = relay.admin(
-        &[
-            "guard",
-            "add",
-            "--guard-center",
-            "west",
-            "--name",
-            "Kato",
-            "--position",
-            "34.69,135.50",
-        ],
-        "",
-    )?;
+    let guard = relay.guard("west", "Kato", "34.69,135.50")?;
     let token = |v: &Value, key: &str| -> Result<String> {
         Ok(v[key].as_str().context("token")?.to_owned())
     };
