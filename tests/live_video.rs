@@ -1,5 +1,6 @@
 //! Live video over WHEP, received by a real WebRTC peer (webrtc-rs as the viewer): the first
-//! frame is decodable (SPS, PPS, IDR), sessions end with DELETE, and bad offers get clean 4xx.
+//! frame is decodable (SPS, PPS, IDR), from an agent camera and from a direct one over TCP and
+//! UDP; sessions end with DELETE, and bad offers get clean 4xx.
 
 mod common;
 
@@ -159,6 +160,33 @@ async fn a_webrtc_viewer_gets_a_decodable_first_frame_at_once() -> Result<()> {
         metrics.contains("eyeward_relay_latency_seconds_count"),
         "{metrics}"
     );
+    Ok(())
+}
+
+/// A direct camera's bytes come through the relay's guarded connection (pictures bounded,
+/// `source=` pinned), over TCP and over UDP: a viewer decodes its first frame either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_camera_plays_through_the_guarded_connection_over_tcp_and_udp() -> Result<()> {
+    let camera = common::Camera::start("fixed", &[], None)?;
+    for transport in ["tcp", "udp"] {
+        let relay = Relay::start(&format!(
+            "{LOOPBACK_ONLY}
+[cameras]
+allow_private_sources = true
+rtsp_transport = \"{transport}\"\n"
+        ))?;
+        let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        let cam = relay.camera(customer, "Gate", "fixed", "camera-only", &camera.url)?;
+        let id = cam["id"].as_i64().context("id")?;
+        let alice = relay.login("a@example.jp", PW).await?;
+        let pc = viewer().await?;
+        let mut units = access_units(&pc);
+        watch(&alice, id, &pc).await?;
+        let (types, took) = first_access_unit(&mut units, Instant::now()).await?;
+        eprintln!("direct over {transport}: first frame after {took:?}");
+        assert_eq!(types[..3], [7, 8, 5], "{transport}: {types:?}");
+        pc.close().await?;
+    }
     Ok(())
 }
 

@@ -238,19 +238,11 @@ impl Feeds {
                 let creds = r
                     .username()
                     .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
-                match self.cameras.rtsp_transport {
-                    RtspTransport::Tcp => {
-                        let ingest = Ingest::connect(r.url(), creds, RtspTransport::Tcp).await?;
-                        Ok((ingest, None))
-                    }
-                    // Over UDP the camera's replies could send the relay's packets anywhere:
-                    // they pass through a guard that names the checked address.
-                    RtspTransport::Udp => {
-                        let (url, offered) = ingest::pinned_control(camera.id, &r).await?;
-                        let ingest = Ingest::connect(&url, creds, RtspTransport::Udp).await?;
-                        Ok((ingest, Some(offered)))
-                    }
-                }
+                // The camera's bytes pass a guard: pictures bounded, replies naming the
+                // checked address as their source.
+                let (url, offered) = ingest::direct_connection(camera.id, &r).await?;
+                let ingest = Ingest::connect(&url, creds, self.cameras.rtsp_transport).await?;
+                Ok((ingest, Some(offered)))
             }
             CameraSource::Agent => {
                 let (url, offered) = link::local_tunnel(self.links.clone(), camera.id).await?;

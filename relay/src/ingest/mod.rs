@@ -2,11 +2,11 @@
 //! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
 //! (SPS, PPS) put before every keyframe, as browsers' decoders need them.
 
+mod direct;
 pub mod frames;
 pub mod h264;
-mod pinned;
 
-pub use pinned::pinned_control;
+pub use direct::direct_connection;
 
 use crate::config::RtspTransport;
 use crate::error::{Error, ErrorKind};

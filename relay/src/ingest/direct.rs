@@ -1,8 +1,10 @@
-//! A direct camera pulled over UDP. retina sends its UDP packets to, and takes media only
-//! from, the `source=` of the camera's SETUP reply when there is one: a camera could name any
-//! address, past the source policy. So the relay makes the RTSP connection itself, to the
-//! address it checked, and hands it to retina on a loopback port through a
-//! [`FrameGuard`] that names that address as the source in every reply.
+//! A direct camera's RTSP connection, made by the relay to the address it checked and handed
+//! to retina on a loopback port through a [`FrameGuard`], which
+//! - bounds each picture the camera sends interleaved on the connection (over TCP, retina
+//!   would gather a picture without end), and
+//! - names the checked address as the `source=` of every reply: over UDP, retina sends its
+//!   packets to, and takes media only from, the `source=` of the SETUP reply, and a camera
+//!   could name any address there, past the source policy.
 
 use super::frames::{FrameGuard, MAX_FRAME_BYTES};
 use crate::error::{Error, ErrorKind};
@@ -18,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `source` (already checked and resolved to an address) and offers the
 /// connection on a loopback port; returns the URL to give retina, and the port's keeper.
-pub async fn pinned_control(
+pub async fn direct_connection(
     camera: CameraId,
     source: &RtspSource,
 ) -> Result<(String, Offered), Error> {
