@@ -51,15 +51,20 @@ async fn load(
         .map(|(id, days, minute, mode)| {
             Ok(StoredSwitch {
                 id,
-                switch: Switch {
-                    days: u8::try_from(days).map_err(|_| Error::internal("arming days"))?,
-                    minute: u16::try_from(minute).map_err(|_| Error::internal("arming minute"))?,
-                    mode: Mode::parse(&mode).ok_or_else(|| Error::internal("arming mode"))?,
-                },
+                switch: stored_switch(days, minute, &mode)?,
             })
         })
         .collect::<Result<_, Error>>()?;
     Ok((set_at.map(|at| (mode, UnixMillis(at))), schedule))
+}
+
+/// A switch from its columns.
+fn stored_switch(days: i64, minute: i64, mode: &str) -> Result<Switch, Error> {
+    Ok(Switch {
+        days: u8::try_from(days).map_err(|_| Error::internal("arming days"))?,
+        minute: u16::try_from(minute).map_err(|_| Error::internal("arming minute"))?,
+        mode: Mode::parse(mode).ok_or_else(|| Error::internal("arming mode"))?,
+    })
 }
 
 fn switches(schedule: &[StoredSwitch]) -> Vec<Switch> {
@@ -205,11 +210,7 @@ impl Store {
         let Some((days, minute, mode)) = removed else {
             return Ok(false);
         };
-        let switch = Switch {
-            days: days as u8,
-            minute: minute as u16,
-            mode: Mode::parse(&mode).unwrap_or(Mode::Away),
-        };
+        let switch = stored_switch(days, minute, &mode)?;
         record(
             &mut tx,
             audit,
@@ -226,18 +227,33 @@ impl Store {
     /// (once, and only when it changed the mode), so that every switch is there, by whom and
     /// through what. Returns how many were written.
     pub async fn record_scheduled_switches(&self, now: UnixMillis) -> Result<usize, Error> {
-        let customers: Vec<(i64,)> =
-            sqlx::query_as("SELECT DISTINCT customer_id FROM arming_switches")
-                .fetch_all(&self.pool)
-                .await?;
+        // Read first, without a lock: most ticks find nothing new, and take no write lock.
+        let households: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, arming_schedule_seen FROM accounts \
+             WHERE id IN (SELECT customer_id FROM arming_switches)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut written = 0;
-        for (customer,) in customers {
-            let mut tx = self.begin().await?;
-            let (by_hand, schedule) = load(&mut tx, customer).await?;
-            let plain = switches(&schedule);
+        for (customer, seen) in households {
+            let schedule: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT days, minute, mode FROM arming_switches WHERE customer_id = $1",
+            )
+            .bind(customer)
+            .fetch_all(&self.pool)
+            .await?;
+            let plain = schedule
+                .iter()
+                .map(|(days, minute, mode)| stored_switch(*days, *minute, mode))
+                .collect::<Result<Vec<_>, Error>>()?;
             let Some(last) = arming::last_scheduled(&plain, now) else {
                 continue;
             };
+            if seen.is_some_and(|seen| seen >= last.0) {
+                continue;
+            }
+            let mut tx = self.begin().await?;
+            // Exactly once, whoever else looks at the same moment.
             let newly_seen = sqlx::query(
                 "UPDATE accounts SET arming_schedule_seen = $2 WHERE id = $1 \
                  AND (arming_schedule_seen IS NULL OR arming_schedule_seen < $2)",
@@ -248,6 +264,8 @@ impl Store {
             .await?
             .rows_affected()
                 == 1;
+            let (by_hand, schedule) = load(&mut tx, customer).await?;
+            let plain = switches(&schedule);
             let before = arming::state(by_hand, &plain, UnixMillis(last.0 - 1));
             let after = arming::state(by_hand, &plain, last);
             if newly_seen && after.by == arming::By::Schedule && after.mode != before.mode {

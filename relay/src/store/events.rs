@@ -156,10 +156,16 @@ impl Store {
         let (before, before_id) = page.before.map_or((i64::MAX, i64::MIN), |(at, id)| {
             (at.0, id.unwrap_or(i64::MIN))
         });
+        // One camera's page is read in order straight off its (camera, time) index, and stops
+        // at the limit; all cameras' pages are merged by time.
+        let camera_filter = if camera.is_some() {
+            "camera_id = $2"
+        } else {
+            "$2 IS NULL"
+        };
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events \
-             WHERE camera_id IN (SELECT id FROM cameras WHERE customer_id = $1) \
-             AND ($2 IS NULL OR camera_id = $2) \
+            "SELECT {COLUMNS} FROM events WHERE {camera_filter} \
+             AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $1) \
              AND (captured_at < $3 OR (captured_at = $3 AND id < $4)) \
              ORDER BY captured_at DESC, id DESC LIMIT $5"
         ))
