@@ -5,11 +5,11 @@ import { api, errorText } from './api.js';
 import { ArmingPanel } from './arming.js';
 import { GuardConsole } from './console.js';
 import { GuardRequests } from './dispatch.js';
+import { EventFeed, eventItem, olderThan } from './feed.js';
+import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
-import { EventFeed, eventItem, olderThan } from './feed.js';
-import { LiveGrid, latestPicture, showPicture } from './grid.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
