@@ -5,6 +5,7 @@
 // to the customer's history by the relay, so the console opens one only when asked to and
 // never again by itself. Everything from the relay is set as text.
 import { api, errorText } from './api.js';
+import { GuardMap } from './guardmap.js';
 import { formatTime, t, yen } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { Ringer } from './ring.js';
@@ -31,6 +32,7 @@ export class GuardConsole {
     this.player = null;       // the shared live view being watched, if any
     this.watching = null;     // the request it belongs to
     this.ringer = new Ringer(this.$('console-ring'), (id) => this.openRequest(id));
+    this.guardMap = new GuardMap(this.$('guard-map-dialog'), lang, () => this.loadGuards());
     this.bind();
     // Desktop notifications ring even when the tab is hidden: offered until decided.
     const notify = this.$('console-notify');
@@ -473,9 +475,20 @@ export class GuardConsole {
         : this.text('consoleNoPosition');
       li.append(name, busy, where);
       if (g.position) li.append(this.mapLink(g.position, this.text('consoleMapGuard', { name: g.name })));
-      li.append(this.positionForm(g));
+      const onMap = document.createElement('button');
+      onMap.type = 'button';
+      onMap.className = 'secondary set-on-map';
+      onMap.textContent = this.text('consoleSetOnMap');
+      onMap.addEventListener('click', () => this.guardMap.open(g, this.guards, this.openHome()));
+      li.append(onMap, this.positionForm(g));
       return li;
     }));
+  }
+
+  // The open request's home, { lat, lon, address }, while the console shows its customer.
+  openHome() {
+    const c = this.detail?.customer;
+    return c?.location ? { ...c.location, address: c.address } : null;
   }
 
   // A link that opens `at` on a map (a new tab), named for what is there.

@@ -128,22 +128,40 @@ pub fn camera_source(data: &[u8]) {
 }
 
 /// What a camera sends the relay's RTSP client (replies and interleaved packets), read in
-/// pieces of the input's first byte: a plain guard passes on what came, byte for byte (a head
-/// held back until whole); a guard pinning the source takes the same pieces; both stop at a
-/// picture past their bound.
+/// pieces of the input's first byte: a guard passing heads as they came passes on what came,
+/// byte for byte (a head held back until whole); a guard rewriting each head's `Transport`
+/// (as for a direct camera over UDP) takes the same pieces; both stop at a picture past their
+/// bound.
 pub fn camera_stream(data: &[u8]) {
-    use eyeward_relay::ingest::frames::FrameGuard;
+    use eyeward_relay::ingest::frames::{FrameGuard, pass_head};
+    use eyeward_relay::ingest::transport::{self, Ports};
     let Some((&piece, stream)) = data.split_first() else {
         return;
     };
+    let source = std::net::IpAddr::from([192, 0, 2, 7]);
+    let mut rewrite = |head: &[u8], out: &mut Vec<u8>| {
+        let ports = Ports {
+            rtp: 4000,
+            rtcp: 4001,
+        };
+        if transport::udp_setup_request(head).is_some() {
+            out.extend(transport::with_client_ports(head, ports));
+        } else {
+            let answered = transport::udp_setup_reply(head).map(|_| (ports, ports));
+            out.extend(transport::with_source(head, source, answered));
+        }
+        Ok(())
+    };
     let mut plain = FrameGuard::new(4096);
-    let mut pinning = FrameGuard::pinning_source(4096, std::net::IpAddr::from([192, 0, 2, 7]));
-    let (mut passed, mut pinned) = (Vec::new(), Vec::new());
+    let mut rewriting = FrameGuard::new(4096);
+    let (mut passed, mut rewritten) = (Vec::new(), Vec::new());
     let mut fed = 0;
     for chunk in stream.chunks(usize::from(piece.max(1))) {
-        let plain_ok = plain.feed_into(chunk, &mut passed).is_ok();
-        let pinning_ok = pinning.feed_into(chunk, &mut pinned).is_ok();
-        assert_eq!(plain_ok, pinning_ok, "the same bytes, the same verdict");
+        let plain_ok = plain.feed_into(chunk, &mut passed, &mut pass_head).is_ok();
+        let rewriting_ok = rewriting
+            .feed_into(chunk, &mut rewritten, &mut rewrite)
+            .is_ok();
+        assert_eq!(plain_ok, rewriting_ok, "the same bytes, the same verdict");
         if !plain_ok {
             return;
         }

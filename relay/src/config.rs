@@ -167,6 +167,26 @@ pub struct DispatchConfig {
     /// The average speed of a guard on the way, in km/h, for the console's arrival estimates
     /// (straight-line distance over this speed: roads are not known).
     pub guard_speed_kmh: f64,
+    /// The map on which operators set where a guard is: a tile URL with `{z}`, `{x}` and
+    /// `{y}`. Operators' browsers load the tiles from there (the pages allow its origin).
+    pub map_tiles: String,
+    /// The map's credit, shown on it as the tiles' terms ask.
+    pub map_attribution: String,
+}
+
+impl DispatchConfig {
+    /// The origin of `map_tiles` (`https://tile.openstreetmap.org`), for the pages' policy;
+    /// `None` when it is not an http(s) URL with a host.
+    pub fn map_tiles_origin(&self) -> Option<String> {
+        let url = self
+            .map_tiles
+            .replace("{z}", "0")
+            .replace("{x}", "0")
+            .replace("{y}", "0");
+        let url = url::Url::parse(&url).ok()?;
+        (["http", "https"].contains(&url.scheme()) && url.host_str().is_some())
+            .then(|| url.origin().ascii_serialization())
+    }
 }
 
 impl Default for DispatchConfig {
@@ -174,6 +194,8 @@ impl Default for DispatchConfig {
         DispatchConfig {
             fee_yen: 3300,
             guard_speed_kmh: 30.0,
+            map_tiles: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".to_owned(),
+            map_attribution: "© OpenStreetMap contributors".to_owned(),
         }
     }
 }
@@ -486,6 +508,19 @@ impl Config {
         if !(speed.is_finite() && (1.0..=300.0).contains(&speed)) {
             return bad("dispatch.guard_speed_kmh must be between 1 and 300");
         }
+        let d = &self.dispatch;
+        if d.map_tiles_origin().is_none()
+            || !["{z}", "{x}", "{y}"]
+                .iter()
+                .all(|p| d.map_tiles.contains(p))
+        {
+            return bad(
+                "dispatch.map_tiles must be an http:// or https:// URL with {z}, {x} and {y}",
+            );
+        }
+        if d.map_attribution.chars().any(char::is_control) {
+            return bad("dispatch.map_attribution must be one line of text");
+        }
         let w = &self.webrtc;
         if w.udp_ports.is_some_and(|[a, b]| a == 0 || a > b) {
             return bad("webrtc.udp_ports must be [first, last] with 0 < first <= last");
@@ -618,6 +653,22 @@ mod tests {
     }
 
     #[test]
+    fn the_maps_tile_server_is_the_one_origin_its_pictures_come_from() {
+        let c = Config::parse(
+            "[dispatch]\nmap_tiles = \"https://tiles.example.jp:8443/std/{z}/{x}/{y}.png\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.dispatch.map_tiles_origin().as_deref(),
+            Some("https://tiles.example.jp:8443")
+        );
+        assert_eq!(
+            Config::default().dispatch.map_tiles_origin().as_deref(),
+            Some("https://tile.openstreetmap.org")
+        );
+    }
+
+    #[test]
     fn unknown_and_bad_values_are_refused() {
         for (text, wanted) in [
             ("lisen = \"127.0.0.1:1\"", "unknown field `lisen`"),
@@ -638,6 +689,18 @@ mod tests {
             (
                 "[[webrtc.ice_servers]]\nurls = [\"turn:t.example.jp\"]\nusername = \"u\"",
                 "unknown field `username`",
+            ),
+            (
+                "[dispatch]\nmap_tiles = \"javascript:alert(1)//{z}{x}{y}\"",
+                "map_tiles must be",
+            ),
+            (
+                "[dispatch]\nmap_tiles = \"https://t.example.jp/{z}/{x}.png\"",
+                "map_tiles must be",
+            ),
+            (
+                "[dispatch]\nmap_attribution = \"a\\nb\"",
+                "map_attribution must be one line",
             ),
         ] {
             let err = Config::parse(text).unwrap_err().to_string();

@@ -352,6 +352,16 @@ pub async fn guards(State(st): State<AppState>, op: OperatorCaller) -> Result<Re
     Ok(Json(st.store.guards(Some(op.center)).await?).into_response())
 }
 
+/// `GET /api/ops/map`: where the console's map takes its tiles, and the credit to show.
+pub async fn map(State(st): State<AppState>, _op: OperatorCaller) -> Response {
+    let c = st.dispatcher.config();
+    Json(json!({
+        "tiles": c.map_tiles,
+        "attribution": c.map_attribution,
+    }))
+    .into_response()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Position {

@@ -107,6 +107,18 @@ pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next
     resp
 }
 
+/// The pages' content security policy: their own scripts and styles only (no inline code),
+/// pictures from the relay and from the map's tile server (`tiles_origin`), nothing framed.
+pub fn content_security_policy(tiles_origin: &str) -> HeaderValue {
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data: blob: {tiles_origin}; media-src 'self' blob:; connect-src 'self'; \
+         manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    // An origin is ASCII without controls: always a valid header value.
+    HeaderValue::from_str(&policy).expect("an origin is a valid header value")
+}
+
 /// The browser protections every response carries. The pages load only their own scripts and
 /// styles (no inline code), may not be framed, API answers are never cached, and a relay
 /// reached over https tells browsers to keep to it.
@@ -116,11 +128,7 @@ pub async fn security_headers(State(st): State<AppState>, req: Request, next: Ne
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-             media-src 'self' blob:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
-             form-action 'self'; frame-ancestors 'none'",
-        ),
+        st.content_security_policy.clone(),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -52,6 +52,8 @@ pub struct AppState {
     /// The public URL is https: cookies are marked `Secure` and browsers told to keep to
     /// https (HSTS).
     pub secure_cookies: bool,
+    /// The pages' `Content-Security-Policy` (it names the map's tile server).
+    pub content_security_policy: axum::http::HeaderValue,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[ProxyNet]>,
     pub metrics_token: Option<String>,
@@ -116,6 +118,12 @@ impl AppState {
             sessions,
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
+            content_security_policy: middleware::content_security_policy(
+                &config
+                    .dispatch
+                    .map_tiles_origin()
+                    .ok_or_else(|| Error::internal("dispatch.map_tiles is checked at load"))?,
+            ),
             trusted_proxies: config.http.trusted_proxies.clone().into(),
             metrics_token: config.metrics.bearer_token.clone(),
             links,
@@ -202,6 +210,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             post(dispatch::ops::step),
         )
         .route("/ops/guards", get(dispatch::ops::guards))
+        .route("/ops/map", get(dispatch::ops::map))
         .route(
             "/ops/guards/{id}/position",
             axum::routing::put(dispatch::ops::set_position),

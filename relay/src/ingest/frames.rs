@@ -5,19 +5,19 @@
 //! - The client gathers the packets of one picture (one RTP timestamp) without a bound, so a
 //!   camera that never ends a picture would take the relay's memory. [`FrameGuard`] counts
 //!   each RTP channel's bytes per timestamp and says stop when one picture passes its bound.
-//! - Over UDP, the client sends to (and takes media only from) the `source=` a SETUP reply
-//!   names, whatever address that is. [`FrameGuard::pinning_source`] rewrites every reply's
-//!   `Transport` header to name the address the relay checked and connected to.
+//!   Over UDP, the relay's own sockets count the same way ([`PictureBound`]).
+//! - Each message head (a reply's, or a request's on the way to the camera) is held until
+//!   whole and handed to the caller, who may rewrite it (the `Transport` header of a direct
+//!   camera's SETUP: `super::transport`).
 //!
 //! Plain state, fed whatever pieces the connection delivers.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 /// The largest picture taken: a 4K camera's keyframes are a few hundred kilobytes to a few
 /// megabytes.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
-/// The largest RTSP reply head (status line and headers).
+/// The largest RTSP message head (first line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Why the guard stopped the stream.
@@ -25,10 +25,12 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub enum Refused {
     /// One picture was larger than the bound.
     FrameTooLarge { channel: u8, bytes: usize },
-    /// An RTSP reply's head was longer than any camera's.
+    /// An RTSP message's head was longer than any camera's.
     HeadTooLong,
-    /// An RTSP reply's `Content-Length` was not a number.
+    /// An RTSP message's `Content-Length` was not a number.
     BadContentLength,
+    /// The relay had no UDP ports to put between the camera and the RTSP client.
+    NoUdpPorts(String),
 }
 
 impl std::fmt::Display for Refused {
@@ -38,17 +40,18 @@ impl std::fmt::Display for Refused {
                 f,
                 "a picture on channel {channel} passed {bytes} bytes (at most {MAX_FRAME_BYTES})"
             ),
-            Refused::HeadTooLong => write!(f, "an RTSP reply head passed {MAX_HEAD_BYTES} bytes"),
+            Refused::HeadTooLong => write!(f, "an RTSP message head passed {MAX_HEAD_BYTES} bytes"),
             Refused::BadContentLength => {
-                write!(f, "an RTSP reply's Content-Length is not a number")
+                write!(f, "an RTSP message's Content-Length is not a number")
             }
+            Refused::NoUdpPorts(why) => write!(f, "no UDP ports for the camera's media: {why}"),
         }
     }
 }
 
 #[derive(Debug)]
 enum State {
-    /// Between messages: `$` starts a packet, anything else a reply.
+    /// Between messages: `$` starts a packet, anything else a message (a reply or a request).
     Between,
     /// The 3 bytes after `$`: channel and length.
     PacketHeader { have: Vec<u8> },
@@ -59,39 +62,62 @@ enum State {
         seen: usize,
         head: [u8; 8],
     },
-    /// A reply's head, up to the blank line.
+    /// A message's head, up to the blank line.
     Head { head: Vec<u8> },
-    /// A reply's body.
+    /// A message's body.
     Body { left: usize },
+}
+
+/// The bytes of the picture being received on each RTP channel, stopped at a bound.
+#[derive(Debug)]
+pub struct PictureBound {
+    max_frame: usize,
+    /// Per channel: the timestamp of the picture being received and its bytes so far.
+    pictures: HashMap<u8, (u32, usize)>,
+}
+
+impl PictureBound {
+    pub fn new(max_frame: usize) -> PictureBound {
+        PictureBound {
+            max_frame,
+            pictures: HashMap::new(),
+        }
+    }
+
+    /// Counts an RTP packet of `len` bytes on `channel` whose first 8 bytes are `head` (the
+    /// timestamp is at 4..8); a packet too short for that carries no picture.
+    pub fn count(&mut self, channel: u8, head: &[u8], len: usize) -> Result<(), Refused> {
+        let Some(ts) = head.get(4..8) else {
+            return Ok(());
+        };
+        let timestamp = u32::from_be_bytes([ts[0], ts[1], ts[2], ts[3]]);
+        let picture = self.pictures.entry(channel).or_insert((timestamp, 0));
+        if picture.0 != timestamp {
+            *picture = (timestamp, 0);
+        }
+        picture.1 += len;
+        if picture.1 > self.max_frame {
+            return Err(Refused::FrameTooLarge {
+                channel,
+                bytes: picture.1,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// See the module's documentation.
 #[derive(Debug)]
 pub struct FrameGuard {
-    max_frame: usize,
-    /// The camera's address, put in every reply's `Transport` header as its `source=`.
-    source: Option<IpAddr>,
     state: State,
-    /// Per channel: the timestamp of the picture being received and its bytes so far.
-    pictures: HashMap<u8, (u32, usize)>,
+    pictures: PictureBound,
 }
 
 impl FrameGuard {
     pub fn new(max_frame: usize) -> FrameGuard {
         FrameGuard {
-            max_frame,
-            source: None,
             state: State::Between,
-            pictures: HashMap::new(),
-        }
-    }
-
-    /// A guard that also names `source` as the camera's address in every reply; use it with
-    /// [`FrameGuard::feed_into`].
-    pub fn pinning_source(max_frame: usize, source: IpAddr) -> FrameGuard {
-        FrameGuard {
-            source: Some(source),
-            ..FrameGuard::new(max_frame)
+            pictures: PictureBound::new(max_frame),
         }
     }
 
@@ -101,13 +127,22 @@ impl FrameGuard {
     }
 
     /// Reads the next bytes of the stream and appends to `out` what to pass on: the same
-    /// bytes, but for the replies' heads, which come out whole, with their `Transport`
-    /// header naming the pinned source.
-    pub fn feed_into(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
-        self.read(bytes, Some(out))
+    /// bytes, but for the messages' heads, which come out whole, through `head` (which
+    /// appends what to pass on for the head it is given).
+    pub fn feed_into(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        head: &mut HeadRewrite<'_>,
+    ) -> Result<(), Refused> {
+        self.read(bytes, Some((out, head)))
     }
 
-    fn read(&mut self, mut bytes: &[u8], mut out: Option<&mut Vec<u8>>) -> Result<(), Refused> {
+    fn read(
+        &mut self,
+        mut bytes: &[u8],
+        mut out: Option<(&mut Vec<u8>, &mut HeadRewrite<'_>)>,
+    ) -> Result<(), Refused> {
         while !bytes.is_empty() {
             let before = bytes;
             // A head is held until it is whole (then passed on, rewritten); the rest of the
@@ -160,12 +195,8 @@ impl FrameGuard {
                         self.state = State::Between;
                         // Odd channels carry RTCP; a packet too short for an RTP header
                         // carries no picture.
-                        if channel % 2 == 0 && len >= 8 {
-                            self.count(
-                                channel,
-                                u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
-                                len,
-                            )?;
+                        if channel % 2 == 0 {
+                            self.pictures.count(channel, &head[..len.min(8)], len)?;
                         }
                     }
                 }
@@ -177,11 +208,8 @@ impl FrameGuard {
                     head.extend_from_slice(&bytes[..take]);
                     if let Some(end) = find_blank_line(&head[start..]).map(|i| start + i + 4) {
                         let body = content_length(&head[..end])?;
-                        if let Some(out) = out.as_deref_mut() {
-                            match self.source {
-                                Some(ip) => out.extend(with_source(&head[..end], ip)),
-                                None => out.extend_from_slice(&head[..end]),
-                            }
+                        if let Some((out, rewrite)) = out.as_mut() {
+                            rewrite(&head[..end], out)?;
                         }
                         let rest = head.len() - end;
                         // What came after the head is given back to the loop.
@@ -206,69 +234,28 @@ impl FrameGuard {
                     }
                 }
             }
-            if passes && let Some(out) = out.as_deref_mut() {
+            if passes && let Some((out, _)) = out.as_mut() {
                 out.extend_from_slice(&before[..before.len() - bytes.len()]);
             }
         }
         Ok(())
     }
-
-    /// Counts a packet of `len` bytes of the picture at `timestamp` on `channel`.
-    fn count(&mut self, channel: u8, timestamp: u32, len: usize) -> Result<(), Refused> {
-        let picture = self.pictures.entry(channel).or_insert((timestamp, 0));
-        if picture.0 != timestamp {
-            *picture = (timestamp, 0);
-        }
-        picture.1 += len;
-        if picture.1 > self.max_frame {
-            return Err(Refused::FrameTooLarge {
-                channel,
-                bytes: picture.1,
-            });
-        }
-        Ok(())
-    }
 }
 
-/// `head` with every `Transport` header's transport specs naming `source` as the source,
-/// in place of any the camera gave.
-fn with_source(head: &[u8], source: IpAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + 32);
-    let lines = head.split_inclusive(|&b| b == b'\n');
-    for line in lines {
-        let text = String::from_utf8_lossy(line);
-        match text.split_once(':') {
-            Some((name, value)) if name.trim().eq_ignore_ascii_case("transport") => {
-                let specs: Vec<String> = value
-                    .trim()
-                    .split(',')
-                    .map(|spec| {
-                        let mut params: Vec<&str> = spec
-                            .split(';')
-                            .map(str::trim)
-                            .filter(|p| {
-                                !p.get(..7)
-                                    .is_some_and(|k| k.eq_ignore_ascii_case("source="))
-                            })
-                            .collect();
-                        let source = format!("source={source}");
-                        params.push(&source);
-                        params.join(";")
-                    })
-                    .collect();
-                out.extend_from_slice(format!("{name}: {}\r\n", specs.join(",")).as_bytes());
-            }
-            _ => out.extend_from_slice(line),
-        }
-    }
-    out
+/// What the caller does with each whole message head: appends what to pass on to the output.
+pub type HeadRewrite<'a> = dyn FnMut(&[u8], &mut Vec<u8>) -> Result<(), Refused> + 'a;
+
+/// Passes a head on as it came.
+pub fn pass_head(head: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
+    out.extend_from_slice(head);
+    Ok(())
 }
 
 fn find_blank_line(bytes: &[u8]) -> Option<usize> {
     bytes.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-/// The `Content-Length` of a reply head (0 without one).
+/// The `Content-Length` of a message head (0 without one).
 fn content_length(head: &[u8]) -> Result<usize, Refused> {
     let text = String::from_utf8_lossy(head);
     for line in text.split("\r\n") {
@@ -340,30 +327,32 @@ mod tests {
     }
 
     #[test]
-    fn a_pinning_guard_names_the_checked_address_as_every_replys_source() {
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let forged = b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;SOURCE=10.0.0.1;server_port=6000-6001\r\nSession: 1\r\n\r\n";
-        let silent =
-            b"RTSP/1.0 200 OK\r\ntransport : RTP/AVP;unicast;server_port=6000-6001\r\n\r\n";
-        // A body that mentions a Transport line is passed as it is.
+    fn every_whole_head_and_only_heads_go_through_the_callers_rewrite() {
+        // A body that looks like a head is passed as it is.
         let describe =
             b"RTSP/1.0 200 OK\r\nContent-Length: 29\r\n\r\nTransport: x;source=10.0.0.1\n";
         let mut stream = describe.to_vec();
-        stream.extend_from_slice(forged);
-        stream.extend_from_slice(silent);
+        stream.extend(packet(0, 1, 100));
+        stream.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 3\r\n\r\n");
+        let expected = [
+            &b"RTSP/1.0 200 OK\r\nContent-Length: 29\r\n\r\n[head]"[..],
+            b"Transport: x;source=10.0.0.1\n",
+            &packet(0, 1, 100),
+            b"RTSP/1.0 200 OK\r\nCSeq: 3\r\n\r\n[head]",
+        ]
+        .concat();
         for piece in [1, 2, 5, 64, 4096] {
-            let mut g = FrameGuard::pinning_source(20_000, ip);
+            let mut g = FrameGuard::new(20_000);
             let mut out = Vec::new();
+            let mut mark = |head: &[u8], out: &mut Vec<u8>| {
+                out.extend_from_slice(head);
+                out.extend_from_slice(b"[head]");
+                Ok(())
+            };
             for chunk in stream.chunks(piece) {
-                g.feed_into(chunk, &mut out).unwrap();
+                g.feed_into(chunk, &mut out, &mut mark).unwrap();
             }
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                "RTSP/1.0 200 OK\r\nContent-Length: 29\r\n\r\nTransport: x;source=10.0.0.1\n\
-                 RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;server_port=6000-6001;source=192.0.2.7\r\nSession: 1\r\n\r\n\
-                 RTSP/1.0 200 OK\r\ntransport : RTP/AVP;unicast;server_port=6000-6001;source=192.0.2.7\r\n\r\n",
-                "pieces of {piece}"
-            );
+            assert_eq!(out, expected, "pieces of {piece}");
         }
     }
 
@@ -377,7 +366,7 @@ mod tests {
         let mut g = FrameGuard::new(20_000);
         let mut out = Vec::new();
         for chunk in stream.chunks(3) {
-            g.feed_into(chunk, &mut out).unwrap();
+            g.feed_into(chunk, &mut out, &mut pass_head).unwrap();
         }
         assert_eq!(out, stream);
     }

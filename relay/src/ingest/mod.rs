@@ -5,6 +5,7 @@
 mod direct;
 pub mod frames;
 pub mod h264;
+pub mod transport;
 
 pub use direct::direct_connection;
 

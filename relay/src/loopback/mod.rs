@@ -1,6 +1,6 @@
 //! A connection handed to the relay's RTSP client (retina) on a loopback port. retina dials a
-//! URL; when the relay must stand between it and the camera (an agent's tunnel, or a direct
-//! camera over UDP whose replies are checked), the relay listens on `127.0.0.1:0`, points
+//! URL; as the relay stands between it and every camera (an agent's tunnel, or a direct
+//! camera's connection whose stream is checked), the relay listens on `127.0.0.1:0`, points
 //! retina there and serves the one connection it makes. Any local process could connect
 //! first, so only a connection this very process made is taken ([`peer`]).
 
