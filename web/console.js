@@ -80,7 +80,7 @@ export class GuardConsole {
     const feed = new EventSource('/api/ops/dispatch-requests/live');
     // Every (re)connection fetches the queue: nothing that changed meanwhile is missed.
     feed.addEventListener('open', () => this.loadQueue());
-    feed.addEventListener('lagged', () => this.loadQueue());
+    feed.addEventListener('resync', () => this.loadQueue());
     feed.addEventListener('request', (e) => {
       try { this.upsert(JSON.parse(e.data)); } catch { /* a bad message changes nothing */ }
     });

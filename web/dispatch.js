@@ -69,7 +69,7 @@ export class GuardRequests {
     this.loadHome();
     const feed = new EventSource('/api/dispatch-requests/live');
     feed.addEventListener('open', () => this.reload());
-    feed.addEventListener('lagged', () => this.reload());
+    feed.addEventListener('resync', () => this.reload());
     feed.addEventListener('request', (e) => {
       try { this.upsert(JSON.parse(e.data)); } catch { /* a bad message changes nothing */ }
     });

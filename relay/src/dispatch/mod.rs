@@ -13,17 +13,16 @@ use crate::config::DispatchConfig;
 use crate::error::{Error, ErrorKind};
 use crate::events::write_durably;
 use crate::http::AppState;
+use crate::http::streams::{self, Live};
 use crate::metrics::{CenterLabels, Metrics};
 use crate::store::{Audit, Dispatch, Guard, StepDetails, Store};
 use axum::http::{HeaderValue, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eyeward::GuardCenter;
 use eyeward::dispatch::{DispatchAction, DispatchActor, Note, Refusal};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// The dispatch service's state: its settings, the shared pictures' folder, and the stream of
@@ -235,44 +234,20 @@ pub(crate) async fn guard_moved(st: &AppState, guard: &Guard) -> Result<(), Erro
     Ok(())
 }
 
-/// A server-sent event stream of the changes `render` picks (and renders) for one page, until
-/// the server stops. `lagged` is sent when the page fell behind and must reload.
+/// A server-sent event stream of the changes `render` picks (and renders) for one page, each
+/// a `request` message; `resync` when the page fell behind and must reload.
 fn live_stream(
     st: &AppState,
     caller: &crate::http::extract::Caller,
     render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
 ) -> Result<Response, Error> {
-    let changes = st.dispatcher.changes.subscribe();
-    let closing = st.events.closing();
-    let stream = futures_util::stream::unfold(
-        (changes, closing, render),
-        |(mut changes, mut closing, render)| async move {
-            loop {
-                let change = tokio::select! {
-                    change = changes.recv() => change,
-                    _ = closing.wait_for(|c| *c) => return None,
-                };
-                let event = match change {
-                    Ok(d) => match render(&d) {
-                        Some(v) => SseEvent::default().event("request").data(v.to_string()),
-                        None => continue,
-                    },
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        SseEvent::default().event("lagged").data("{}")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                return Some((
-                    Ok::<_, std::convert::Infallible>(event),
-                    (changes, closing, render),
-                ));
-            }
-        },
-    );
-    let stream = crate::http::streams::event_stream(st, caller, caller.grant(), stream)?;
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let source = streams::from_broadcast(st.dispatcher.changes.subscribe(), move |d| {
+        render(&d).map(|v| Live::Message {
+            name: "request",
+            data: v.to_string(),
+        })
+    });
+    streams::live_stream(st, caller, caller.grant(), source)
 }
 
 /// The numbers `N` of the entries `N{suffix}` in `dir` (none if it does not exist).

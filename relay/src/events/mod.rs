@@ -14,18 +14,16 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
+use crate::http::streams::{self, Live};
 use crate::link::AgentCaller;
 use crate::store::{AlertPolicy, Camera, Event, EventPage, Gap, NewEvent, Store, is_taken_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eyeward::{CameraId, UnixMillis};
-use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::convert::Infallible;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -738,37 +736,18 @@ pub async fn live(
     State(st): State<AppState>,
     c: CustomerCaller,
     IdPath(id): IdPath,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Error> {
+) -> Result<Response, Error> {
     st.store
         .camera_of(c.id, CameraId(id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    let feed = st.events.live.subscribe();
-    let closing = st.events.closing.subscribe();
-    let stream =
-        futures_util::stream::unfold((feed, closing), move |(mut feed, mut closing)| async move {
-            loop {
-                let received = tokio::select! {
-                    r = feed.recv() => r,
-                    _ = closing.wait_for(|c| *c) => return None,
-                };
-                let message = match received {
-                    Ok(live) if live.0 == id => {
-                        SseEvent::default().event("event").data(live.1.to_string())
-                    }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        SseEvent::default().event("resync").data("{}")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                return Some((Ok(message), (feed, closing)));
-            }
-        });
-    let stream =
-        crate::http::streams::event_stream(&st, &c.caller, c.grant_on(CameraId(id)), stream)?;
-    // Comments every 15 s keep proxies from closing a quiet stream.
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let source = streams::from_broadcast(st.events.live.subscribe(), move |live| {
+        (live.0 == id).then(|| Live::Message {
+            name: "event",
+            data: live.1.to_string(),
+        })
+    });
+    streams::live_stream(&st, &c.caller, c.grant_on(CameraId(id)), source)
 }
 
 /// `GET /api/events/{id}`: one of the owner's events, as in the list, with its camera's name

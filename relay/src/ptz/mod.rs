@@ -10,18 +10,17 @@ use crate::config::PtzConfig;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, CustomerCaller, IdPath};
+use crate::http::streams::{self, Live};
 use crate::link::Links;
 use crate::store::Camera;
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::Response;
 use eyeward::link::RelayMessage;
 use eyeward::ptz::{Admission, Gate, GateLimits, PtzCommand, PtzFailure, PtzState};
 use eyeward::{CameraId, CameraModel, CameraSource, CustomerId, UnixMillis};
-use futures_util::Stream;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -246,23 +245,11 @@ pub async fn live(
     State(st): State<AppState>,
     c: CustomerCaller,
     IdPath(id): IdPath,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Error> {
+) -> Result<Response, Error> {
     let camera = pan_tilt_camera(&st, c.id, id).await?;
-    let mut states = st.ptz.watch(camera.id);
-    states.mark_changed();
-    let closing = st.events.closing();
-    let stream =
-        futures_util::stream::unfold((states, closing), |(mut states, mut closing)| async move {
-            tokio::select! {
-                changed = states.changed() => changed.ok()?,
-                _ = closing.wait_for(|c| *c) => return None,
-            }
-            let data = serde_json::to_string(&*states.borrow_and_update()).ok()?;
-            Some((
-                Ok(SseEvent::default().event("state").data(data)),
-                (states, closing),
-            ))
-        });
-    let stream = crate::http::streams::event_stream(&st, &c.caller, c.grant_on(camera.id), stream)?;
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let source = streams::from_watch(st.ptz.watch(camera.id), |state| Live::Message {
+        name: "state",
+        data: serde_json::to_value(state).unwrap_or_default().to_string(),
+    });
+    streams::live_stream(&st, &c.caller, c.grant_on(camera.id), source)
 }
