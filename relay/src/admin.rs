@@ -451,5 +451,5 @@ fn read_password(mut stdin: impl BufRead) -> Result<Password, Error> {
 async fn hash_blocking(password: Password) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(|e| Error::internal(format!("password hash: {e}")))?
+        .map_err(|e| Error::internal("password hash").with_source(e))?
 }

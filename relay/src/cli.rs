@@ -112,7 +112,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+        .map_err(|e| Error::internal("listener address").with_source(e))?;
     tracing::info!(config = %config.redacted(), "starting");
     let server = crate::http::run(listener, &config, store, telemetry::shutdown_signal())?;
     // Tests and scripts wait for this line to know the server (and its port) is ready.

@@ -434,13 +434,13 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::new(
-                        ErrorKind::BadRequest,
+                        ErrorKind::InvalidArgument,
                         format!("cannot read config file {}: {e}", path.display()),
                     )
                 })?;
                 Config::parse(&text).map_err(|e| {
                     Error::new(
-                        ErrorKind::BadRequest,
+                        ErrorKind::InvalidArgument,
                         format!("config file {}: {e}", path.display()),
                     )
                 })?
@@ -451,15 +451,15 @@ impl Config {
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, Error> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// The checks serde cannot make.
     fn validate(&self) -> Result<(), Error> {
-        let bad = |msg: &str| Err(Error::new(ErrorKind::BadRequest, msg.to_owned()));
+        let bad = |msg: &str| Err(Error::new(ErrorKind::InvalidArgument, msg.to_owned()));
         let url_ok = |u: &Option<url::Url>, schemes: [&str; 2]| {
             u.as_ref()
                 .is_none_or(|u| schemes.contains(&u.scheme()) && u.host_str().is_some())

@@ -1,47 +1,47 @@
-//! The relay's one error type, and the one place that maps its kinds to HTTP.
+//! The relay's one error: a kind that means something in the relay's own terms, a message
+//! fit for the client, a code the pages translate, a retry delay where one applies, and the
+//! cause chain for the log. Services return it; `http::error` maps it to HTTP, the one place
+//! that knows statuses.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
-/// What went wrong, in the terms a client can act on.
+/// What went wrong, in terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The request (or a config value, or a CLI argument) is malformed or not acceptable.
-    BadRequest,
+    /// The input (a request, a config value, a CLI argument) is malformed or not acceptable.
+    InvalidArgument,
+    /// An input is larger than its bound.
+    TooLarge,
+    /// An input is in a format this place does not take.
+    UnsupportedFormat,
     /// No valid session or token.
     Unauthenticated,
     /// Authenticated, but this role or origin may not do this.
-    Forbidden,
+    PermissionDenied,
     /// No such thing, or not the caller's (the two are never told apart).
     NotFound,
-    /// The method does not apply to this path.
-    MethodNotAllowed,
-    /// The request conflicts with what is stored (a taken email address...).
-    Conflict,
-    /// The body is larger than allowed.
-    PayloadTooLarge,
-    /// The body did not arrive in time.
-    RequestTimeout,
-    /// The body is not of a type this endpoint takes.
-    UnsupportedMediaType,
+    /// There is no such operation here (a method on a path).
+    Unimplemented,
+    /// The state of things does not allow it now (a taken address, an offline camera, a
+    /// request already accepted).
+    FailedPrecondition,
     /// A device (a camera) refused what was asked of it.
-    Unprocessable,
-    /// Too many attempts; retry later.
-    TooManyRequests,
+    Rejected,
+    /// A limit of rate or count is reached; retry later.
+    ResourceExhausted,
+    /// The relay's disk is full: nothing new can be stored until room is made.
+    StorageFull,
+    /// Something the relay waited for (a request's body) did not come in time.
+    DeadlineExceeded,
     /// Something the request needs (a camera, its agent, the database) did not answer in
     /// time.
     Unavailable,
-    /// The relay's disk is full: nothing new can be stored until room is made.
-    InsufficientStorage,
     /// A fault on our side; details go to the log, never to the client.
     Internal,
 }
 
-/// A relay error: a kind, a message fit for the client, a code the pages translate, and for
-/// 429 a retry delay.
-#[derive(Debug, thiserror::Error)]
-#[error("{msg}")]
+/// A relay error; see the module's documentation.
+#[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
@@ -49,6 +49,22 @@ pub struct Error {
     /// in the customer's language); without one, the kind's own code.
     code: Option<&'static str>,
     retry_after: Option<Duration>,
+    /// What caused it, for the log.
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
@@ -58,6 +74,7 @@ impl Error {
             msg: msg.into(),
             code: None,
             retry_after: None,
+            source: None,
         }
     }
 
@@ -71,28 +88,39 @@ impl Error {
         self
     }
 
-    /// The `code` of the JSON body.
-    pub fn code(&self) -> &'static str {
-        self.code.unwrap_or(match self.kind {
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::MethodNotAllowed => "method_not_allowed",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::PayloadTooLarge => "too_large",
-            ErrorKind::RequestTimeout => "request_timeout",
-            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
-            ErrorKind::Unprocessable => "unprocessable",
-            ErrorKind::TooManyRequests => "too_many_requests",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::InsufficientStorage => "storage_full",
-            ErrorKind::Internal => "internal",
-        })
+    /// The code given with [`Error::with_code`], if any.
+    pub fn given_code(&self) -> Option<&'static str> {
+        self.code
+    }
+
+    /// Keeps `cause` as what caused this error (logged, never told the client).
+    pub fn with_source(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.source = Some(cause.into());
+        self
+    }
+
+    /// The message and every cause after it, `msg: cause: cause…`, for the log.
+    pub fn chain(&self) -> String {
+        let mut out = self.msg.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    /// How long the client should wait before trying again, if it should.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        Error::new(ErrorKind::BadRequest, msg)
+        Error::new(ErrorKind::InvalidArgument, msg)
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -104,46 +132,26 @@ impl Error {
     }
 
     pub fn forbidden(msg: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Forbidden, msg)
+        Error::new(ErrorKind::PermissionDenied, msg)
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::new(ErrorKind::Internal, msg)
     }
 
-    /// Asks the client to wait `retry_after` (the `Retry-After` header) before trying again.
+    /// Asks the client to wait `retry_after` before trying again.
     pub fn retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = Some(retry_after);
         self
     }
 
     pub fn too_many_requests(retry_after: Duration) -> Self {
-        Error {
-            kind: ErrorKind::TooManyRequests,
-            msg: "too many failed attempts; try again later".to_owned(),
-            code: Some("login_throttled"),
-            retry_after: Some(retry_after),
-        }
-    }
-
-    /// The HTTP status for each kind: the one mapping in the relay.
-    pub fn status(&self) -> StatusCode {
-        match self.kind {
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        Error::new(
+            ErrorKind::ResourceExhausted,
+            "too many failed attempts; try again later",
+        )
+        .with_code("login_throttled")
+        .retry_after(retry_after)
     }
 }
 
@@ -161,7 +169,7 @@ impl Error {
     /// The disk is full: a 507 the client retries later; what was stored stays.
     fn disk_full(what: &str) -> Error {
         Error::new(
-            ErrorKind::InsufficientStorage,
+            ErrorKind::StorageFull,
             format!("the relay's disk is full: {what} was not stored; try again later"),
         )
         .retry_after(FULL_RETRY)
@@ -177,7 +185,8 @@ impl Error {
         {
             Error::disk_full(what)
         } else {
-            Error::internal(format!("cannot store {what}: {e}"))
+            Error::internal(format!("cannot store {what}"))
+                .with_source(std::io::Error::new(e.kind(), e.to_string()))
         }
     }
 }
@@ -204,40 +213,14 @@ impl From<sqlx::Error> for Error {
                 )
                 .retry_after(BUSY_RETRY)
             }
-            _ => Error::internal(format!("database: {e}")),
+            _ => Error::internal("database").with_source(e),
         }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Error::internal(format!("database migration: {e}"))
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let code = self.code();
-        let msg = if self.kind == ErrorKind::Internal {
-            tracing::error!(error = %self.msg, "internal error");
-            "internal error".to_owned()
-        } else {
-            self.msg
-        };
-        let mut resp = (
-            status,
-            axum::Json(serde_json::json!({ "error": msg, "code": code })),
-        )
-            .into_response();
-        if let Some(d) = self.retry_after {
-            // Round up so a client that waits exactly this long is let in.
-            let secs = d.as_millis().div_ceil(1000).max(1);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
+        Error::internal("database migration").with_source(e)
     }
 }
 
@@ -246,15 +229,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_disk_is_a_507_to_retry_and_other_write_faults_are_ours() {
+    fn a_full_disk_is_to_retry_and_other_write_faults_are_ours_with_their_cause() {
         let full = Error::storage("the snapshot", &std::io::Error::from_raw_os_error(28));
-        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.kind(), ErrorKind::StorageFull);
         assert_eq!(full.retry_after, Some(FULL_RETRY));
         assert!(full.to_string().contains("disk is full"), "{full}");
         let denied = Error::storage("the snapshot", &std::io::Error::from_raw_os_error(13));
-        assert_eq!(denied.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(denied.kind(), ErrorKind::Internal);
+        assert_eq!(denied.to_string(), "cannot store the snapshot");
+        assert!(
+            denied
+                .chain()
+                .starts_with("cannot store the snapshot: Permission denied"),
+            "{}",
+            denied.chain()
+        );
         let busy = Error::from(sqlx::Error::PoolTimedOut);
-        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.kind(), ErrorKind::Unavailable);
         assert_eq!(busy.retry_after, Some(BUSY_RETRY));
+        let broken = Error::from(sqlx::Error::RowNotFound);
+        assert_eq!(broken.to_string(), "database");
+        assert!(
+            broken.chain().starts_with("database: "),
+            "{}",
+            broken.chain()
+        );
     }
 }

@@ -24,11 +24,11 @@ pub fn password_checks_at_once() -> usize {
 /// Hashes a password with a fresh random salt. Slow by design: call off the async runtime.
 pub fn hash_password(password: &Password) -> Result<String, Error> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-        .map_err(|e| Error::internal(format!("password salt: {e}")))?;
+        .map_err(|e| Error::internal("password salt").with_source(e))?;
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::internal(format!("password hash: {e}")))
+        .map_err(|e| Error::internal("password hash").with_source(e))
 }
 
 /// Checks `password` against `hash`, or against a decoy when there is no account, so both

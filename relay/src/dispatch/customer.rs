@@ -70,7 +70,7 @@ pub async fn create(
     let fee_yen = st.dispatcher.config().fee_yen;
     if req.fee_yen.is_some_and(|shown| shown != fee_yen) {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             format!("the fee is now {fee_yen} yen; please confirm again"),
         )
         .with_code("fee_changed"));
@@ -148,13 +148,13 @@ pub async fn put_snapshot(
     let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
     if !d.share_snapshot {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             "this request does not share a picture",
         ));
     }
     if !d.state.is_open() {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             "this request is closed: nothing more is shared",
         ));
     }

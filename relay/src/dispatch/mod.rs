@@ -56,14 +56,14 @@ impl Dispatcher {
         let path = self.snapshot_path(id);
         tokio::task::spawn_blocking(move || write_durably(&path, &jpeg))
             .await
-            .map_err(|e| Error::internal(format!("picture writer: {e}")))?
+            .map_err(|e| Error::internal("picture writer").with_source(e))?
             .map_err(|e| Error::storage("the shared picture", &e))
     }
 
     async fn read_snapshot(&self, id: i64) -> Result<Vec<u8>, Error> {
         tokio::fs::read(self.snapshot_path(id))
             .await
-            .map_err(|e| Error::internal(format!("cannot read a shared picture: {e}")))
+            .map_err(|e| Error::internal("cannot read a shared picture").with_source(e))
     }
 
     /// Deletes the picture shared with request `id`, if there is one.
@@ -146,7 +146,7 @@ fn refused(refusal: Refusal, d: &Dispatch, action: DispatchAction) -> Error {
                 DispatchAction::Cancel => "cancelled",
             };
             Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::FailedPrecondition,
                 format!("this request is {}: it cannot be {done} now", d.state),
             )
             .with_code("request_changed")

@@ -233,7 +233,7 @@ pub async fn assign(
         .ok_or_else(|| Error::not_found("guard"))?;
     if guard.busy_with.is_some_and(|other| other != id) {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             format!("{} is on another request", guard.name),
         ));
     }

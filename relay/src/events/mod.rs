@@ -91,7 +91,7 @@ impl Events {
         };
         if let Err(wait) = admitted {
             return Err(Error::new(
-                ErrorKind::TooManyRequests,
+                ErrorKind::ResourceExhausted,
                 "this camera sends more events than the relay takes; it keeps them and tries later",
             )
             .with_code("too_many_events")
@@ -99,7 +99,7 @@ impl Events {
         }
         if store.snapshot_bytes_of(camera).await? >= self.config.max_snapshot_bytes_per_camera {
             return Err(Error::new(
-                ErrorKind::InsufficientStorage,
+                ErrorKind::StorageFull,
                 "this camera's share of the relay's disk is full until old events expire",
             )
             .with_code("camera_quota_full")
@@ -131,7 +131,7 @@ impl Events {
             checked
         })
         .await
-        .map_err(|e| Error::internal(format!("picture check: {e}")))
+        .map_err(|e| Error::internal("picture check").with_source(e))
     }
 
     /// Ends every live stream (the server is stopping).
@@ -173,7 +173,7 @@ impl Events {
                     let this = self.clone();
                     tokio::task::spawn_blocking(move || this.write(camera, &key, &jpeg))
                         .await
-                        .map_err(|e| Error::internal(format!("snapshot writer: {e}")))?
+                        .map_err(|e| Error::internal("snapshot writer").with_source(e))?
                         .map_err(|e| Error::storage("the snapshot", &e))?;
                 }
                 match store.insert_event(&event, alerts).await {
@@ -487,7 +487,7 @@ pub fn check_jpeg(jpeg: &[u8], max_pixels: u64) -> Result<(u32, u32), Error> {
     }
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(Error::new(
-            ErrorKind::PayloadTooLarge,
+            ErrorKind::TooLarge,
             format!("the snapshot is {w}×{h}: more than the {max_pixels} pixels this relay takes"),
         )
         .with_code("snapshot_too_large"));

@@ -266,7 +266,7 @@ async fn checked_source(
     };
     let unreachable = |why: String| {
         crate::error::Error::new(
-            crate::error::ErrorKind::Conflict,
+            crate::error::ErrorKind::FailedPrecondition,
             format!("camera host {name}: {why}"),
         )
     };

@@ -78,7 +78,7 @@ pub async fn login(
         ok
     })
     .await
-    .map_err(|e| Error::internal(format!("password check: {e}")))?;
+    .map_err(|e| Error::internal("password check").with_source(e))?;
     let Some(account) = found.filter(|_| ok).map(|a| a.account) else {
         lock_limiter(&st).finish(attempt, Outcome::Failed);
         st.metrics.login("failure");
@@ -360,8 +360,5 @@ pub async fn no_such_route() -> Error {
 
 /// A known path with a method it does not take.
 pub async fn method_not_allowed() -> Error {
-    Error::new(
-        ErrorKind::MethodNotAllowed,
-        "method not allowed on this path",
-    )
+    Error::new(ErrorKind::Unimplemented, "method not allowed on this path")
 }

@@ -85,7 +85,7 @@ pub async fn add_switch(
         .await?
         .ok_or_else(|| {
             Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::FailedPrecondition,
                 format!("a schedule holds at most {MAX_SWITCHES} switches"),
             )
             .with_code("schedule_full")

@@ -347,7 +347,7 @@ impl<S: Send + Sync> FromRequest<S> for JpegBody {
             Ok(JpegBody(None))
         } else {
             Err(Error::new(
-                ErrorKind::UnsupportedMediaType,
+                ErrorKind::UnsupportedFormat,
                 "expected a body of type image/jpeg",
             ))
         }
@@ -367,7 +367,7 @@ async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, E
         });
     if !typed {
         return Err(Error::new(
-            ErrorKind::UnsupportedMediaType,
+            ErrorKind::UnsupportedFormat,
             format!("expected a body of type {mime}"),
         ));
     }
@@ -379,10 +379,7 @@ async fn typed_body(req: Request, mime: &str, limit: usize) -> Result<Vec<u8>, E
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit.max(DRAIN)) {
-        return Err(Error::new(
-            ErrorKind::PayloadTooLarge,
-            "request body is too large",
-        ));
+        return Err(Error::new(ErrorKind::TooLarge, "request body is too large"));
     }
     read_capped(req, limit).await
 }
@@ -405,7 +402,7 @@ async fn read_capped(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
         .await
         .unwrap_or_else(|_| {
             Err(Error::new(
-                ErrorKind::RequestTimeout,
+                ErrorKind::DeadlineExceeded,
                 "the request body did not arrive in time",
             ))
         })
@@ -424,10 +421,7 @@ async fn read_all(req: Request, limit: usize) -> Result<Vec<u8>, Error> {
         }
     }
     if seen > limit {
-        return Err(Error::new(
-            ErrorKind::PayloadTooLarge,
-            "request body is too large",
-        ));
+        return Err(Error::new(ErrorKind::TooLarge, "request body is too large"));
     }
     Ok(kept)
 }

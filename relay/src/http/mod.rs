@@ -5,6 +5,7 @@
 
 mod api;
 mod arming;
+mod error;
 pub mod extract;
 mod middleware;
 mod serve;
@@ -275,7 +276,7 @@ pub fn run(
 ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+        .map_err(|e| Error::internal("listener address").with_source(e))?;
     let state = AppState::new(config, bound, store)?;
     serve_configured(listener, config, state, shutdown)
 }
@@ -293,7 +294,7 @@ pub async fn spawn(
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+        .map_err(|e| Error::internal("listener address").with_source(e))?;
     let state = AppState::new(config, bound, store)?;
     tokio::spawn(serve_configured(listener, config, state.clone(), shutdown)?);
     Ok((bound, state))
@@ -316,7 +317,7 @@ fn serve_configured(
                 let reloader = tokio::spawn(tls.clone().reload_on_sighup());
                 let listener = tls
                     .listen(listener)
-                    .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+                    .map_err(|e| Error::internal("listener address").with_source(e))?;
                 let result = serve(listener, state, &http, shutdown).await;
                 reloader.abort();
                 result

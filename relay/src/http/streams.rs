@@ -40,7 +40,7 @@ impl StreamCounts {
         let n = open.entry(account).or_default();
         if *n >= self.per_account {
             return Err(Error::new(
-                ErrorKind::TooManyRequests,
+                ErrorKind::ResourceExhausted,
                 "too many live streams open for this account; close a page first",
             )
             .with_code("too_many_streams"));

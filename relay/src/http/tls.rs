@@ -88,7 +88,7 @@ fn acceptor(files: &TlsConfig) -> Result<TlsAcceptor, Error> {
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::internal(format!("TLS: {e}")))?
+            .map_err(|e| Error::internal("TLS").with_source(e))?
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| bad("key_file", &files.key_file, &e))?;

@@ -17,7 +17,7 @@ struct Assets;
 pub async fn asset(req: Request) -> Response {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return Error::new(
-            crate::error::ErrorKind::MethodNotAllowed,
+            crate::error::ErrorKind::Unimplemented,
             "method not allowed on this path",
         )
         .into_response();

@@ -38,15 +38,19 @@ pub async fn direct_connection(
         url::Host::Domain(_) => return Err(Error::internal("camera host not resolved")),
     };
     let address = SocketAddr::new(ip, source.port());
-    let unreachable =
-        |why: String| Error::new(ErrorKind::Conflict, format!("camera connect: {why}"));
+    let unreachable = |why: String| {
+        Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("camera connect: {why}"),
+        )
+    };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| unreachable("timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
     let offered = loopback::offer(camera, move |local| bridge(local, tcp, ip, camera)).await?;
     let mut url =
-        url::Url::parse(source.url()).map_err(|e| Error::internal(format!("camera URL: {e}")))?;
+        url::Url::parse(source.url()).map_err(|e| Error::internal("camera URL").with_source(e))?;
     // Cannot fail: an rtsp:// URL with a host takes an IP host and a port.
     let _ = url.set_ip_host(IpAddr::from([127, 0, 0, 1]));
     let _ = url.set_port(Some(offered.port));

@@ -48,7 +48,7 @@ pub struct Ingest {
 fn rtsp_error(what: &str) -> impl FnOnce(retina::Error) -> Error + '_ {
     // retina's messages carry the URL it was given; ours never holds credentials (they go
     // in `Credentials`), so they are safe to pass on.
-    move |e| Error::new(ErrorKind::Conflict, format!("camera {what}: {e}"))
+    move |e| Error::new(ErrorKind::FailedPrecondition, format!("camera {what}: {e}"))
 }
 
 impl Ingest {
@@ -70,7 +70,12 @@ impl Ingest {
             .streams()
             .iter()
             .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-            .ok_or_else(|| Error::new(ErrorKind::Conflict, "the camera offers no H.264 video"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "the camera offers no H.264 video",
+                )
+            })?;
         let transport = match transport {
             RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
             RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
@@ -123,7 +128,7 @@ impl Ingest {
             }
             let malformed = |e| {
                 Error::new(
-                    ErrorKind::Conflict,
+                    ErrorKind::FailedPrecondition,
                     format!("camera sent a malformed frame: {e}"),
                 )
             };

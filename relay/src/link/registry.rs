@@ -41,7 +41,11 @@ struct Inner {
 
 /// The answer when a camera's agent has no link: the camera is offline.
 pub fn camera_offline() -> Error {
-    Error::new(ErrorKind::Conflict, "the camera's agent is offline").with_code("camera_offline")
+    Error::new(
+        ErrorKind::FailedPrecondition,
+        "the camera's agent is offline",
+    )
+    .with_code("camera_offline")
 }
 
 impl AgentLink {
@@ -172,7 +176,7 @@ impl Links {
             let count = inner.tunnels.entry(camera).or_default();
             if *count >= MAX_TUNNELS_PER_CAMERA {
                 return Err(Error::new(
-                    ErrorKind::TooManyRequests,
+                    ErrorKind::ResourceExhausted,
                     "this camera has too many video tunnels open",
                 ));
             }
@@ -202,7 +206,7 @@ impl Links {
         self.lock().pending.remove(&tunnel);
         match result {
             Ok(ws) => Ok((ws, slot)),
-            Err(msg) => Err(Error::new(ErrorKind::Conflict, msg)),
+            Err(msg) => Err(Error::new(ErrorKind::FailedPrecondition, msg)),
         }
     }
 
@@ -301,6 +305,6 @@ mod tests {
     async fn an_offline_camera_gets_no_tunnel() {
         let links = Links::default();
         let err = links.open_tunnel(CameraId(3)).await.err().unwrap();
-        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     }
 }

@@ -35,7 +35,7 @@ where
     F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let listen_error = |e: std::io::Error| Error::internal(format!("loopback listener: {e}"));
+    let listen_error = |e: std::io::Error| Error::internal("loopback listener").with_source(e);
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(listen_error)?;

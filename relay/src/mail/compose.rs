@@ -100,7 +100,7 @@ fn envelope(
 
 fn built(m: Result<Message, lettre::error::Error>) -> Result<Vec<u8>, Error> {
     m.map(|m| m.formatted())
-        .map_err(|e| Error::internal(format!("building a mail: {e}")))
+        .map_err(|e| Error::internal("building a mail").with_source(e))
 }
 
 /// What an alert mail says.

@@ -205,10 +205,10 @@ impl Mailer {
             vec![
                 mail.recipient
                     .parse()
-                    .map_err(|e| Error::internal(format!("recipient: {e}")))?,
+                    .map_err(|e| Error::internal("recipient").with_source(e))?,
             ],
         )
-        .map_err(|e| Error::internal(format!("envelope: {e}")))?;
+        .map_err(|e| Error::internal("envelope").with_source(e))?;
         match self.deliver(&envelope, &message).await {
             Sent::Ok => {
                 tracing::info!("mail sent");

@@ -92,7 +92,7 @@ impl PanTilt {
         let record = self.with_camera(camera, |c| {
             match c.gate.admit(&command, UnixMillis::now()) {
                 Admission::Wait(wait) => Err(Error::new(
-                    ErrorKind::TooManyRequests,
+                    ErrorKind::ResourceExhausted,
                     "too many pan-tilt commands for this camera; wait a moment",
                 )
                 .retry_after(wait)),
@@ -116,8 +116,8 @@ impl PanTilt {
         match answer {
             Ok(Ok(Ok(state))) => Ok(Done { state, record }),
             Ok(Ok(Err((failure, reason)))) => Err(match failure {
-                PtzFailure::Refused => Error::new(ErrorKind::Unprocessable, reason),
-                PtzFailure::Full => Error::new(ErrorKind::Conflict, reason),
+                PtzFailure::Refused => Error::new(ErrorKind::Rejected, reason),
+                PtzFailure::Full => Error::new(ErrorKind::FailedPrecondition, reason),
                 PtzFailure::Unavailable => Error::new(ErrorKind::Unavailable, reason),
             }),
             Ok(Err(_)) => Err(Error::new(
@@ -169,14 +169,14 @@ async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result
         .ok_or_else(|| Error::not_found("camera"))?;
     if camera.model != CameraModel::PanTilt {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             "this is a fixed camera: it cannot pan or tilt",
         )
         .with_code("fixed_camera"));
     }
     if !matches!(camera.source, CameraSource::Agent) {
         return Err(Error::new(
-            ErrorKind::Conflict,
+            ErrorKind::FailedPrecondition,
             "pan-tilt needs the camera's agent, and this camera is pulled directly",
         ));
     }

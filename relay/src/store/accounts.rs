@@ -245,7 +245,7 @@ mod tests {
         let mut op = customer("A@example.jp");
         op.role = Role::Operator;
         let err = s.create_account(op, &audit).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     }
 
     #[tokio::test]

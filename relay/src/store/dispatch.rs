@@ -334,7 +334,7 @@ impl Store {
         .await?;
         if updated.rows_affected() == 0 {
             return Err(Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::FailedPrecondition,
                 "the request changed meanwhile; reload it",
             )
             .with_code("request_changed"));

@@ -349,7 +349,7 @@ impl Store {
 
 /// A 409 from [`Store::insert_event`]: the key was stored by a concurrent upload.
 pub fn is_taken_key(e: &Error) -> bool {
-    e.kind() == ErrorKind::Conflict
+    e.kind() == ErrorKind::FailedPrecondition
 }
 
 #[cfg(test)]

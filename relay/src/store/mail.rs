@@ -229,7 +229,7 @@ impl Store {
                 .await?;
         if count >= MAX_ALERT_ADDRESSES {
             return Err(Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::FailedPrecondition,
                 format!("at most {MAX_ALERT_ADDRESSES} alert addresses"),
             )
             .with_code("too_many_addresses"));
@@ -245,7 +245,7 @@ impl Store {
         .await?;
         if recent >= MAX_CONFIRMATIONS_PER_DAY {
             return Err(Error::new(
-                ErrorKind::TooManyRequests,
+                ErrorKind::ResourceExhausted,
                 format!(
                     "at most {MAX_CONFIRMATIONS_PER_DAY} confirmation mails a day; try again tomorrow"
                 ),
@@ -759,7 +759,7 @@ mod tests {
                 .await
         }
         let eleventh = try_add(&s, alice, t0).await.unwrap_err();
-        assert_eq!(eleventh.kind(), ErrorKind::TooManyRequests);
+        assert_eq!(eleventh.kind(), ErrorKind::ResourceExhausted);
         let tomorrow = t0.plus(Duration::from_secs(24 * 3600 + 1));
         assert!(try_add(&s, alice, tomorrow).await.is_ok());
     }
@@ -863,7 +863,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(sixth.kind(), ErrorKind::Conflict);
+        assert_eq!(sixth.kind(), ErrorKind::FailedPrecondition);
         assert_eq!(
             s.due_mail(t0, 20).await.unwrap().len(),
             5,

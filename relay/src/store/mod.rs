@@ -120,7 +120,7 @@ impl Store {
 fn conflict_on_unique(e: sqlx::Error, msg: &str) -> Error {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error::new(ErrorKind::Conflict, msg.to_owned())
+            Error::new(ErrorKind::FailedPrecondition, msg.to_owned())
         }
         _ => e.into(),
     }

@@ -133,7 +133,7 @@ impl Whep {
         feeds: Arc<Feeds>,
         metrics: Arc<Metrics>,
     ) -> Result<Whep, Error> {
-        let internal = |e: webrtc::Error| Error::internal(format!("webrtc set-up: {e}"));
+        let internal = |e: webrtc::Error| Error::internal("webrtc set-up").with_source(e);
         let mut media = MediaEngine::default();
         media
             .register_codec(
@@ -159,7 +159,7 @@ impl Whep {
         }
         if let Some([first, last]) = config.udp_ports {
             let ports = EphemeralUDP::new(first, last)
-                .map_err(|e| Error::internal(format!("webrtc.udp_ports: {e}")))?;
+                .map_err(|e| Error::internal("webrtc.udp_ports").with_source(e))?;
             settings.set_udp_network(UDPNetwork::Ephemeral(ports));
         }
         if !config.public_ips.is_empty() {
@@ -229,7 +229,7 @@ impl Whep {
             self.api
                 .new_peer_connection(RTCConfiguration::default())
                 .await
-                .map_err(|e| Error::internal(format!("peer connection: {e}")))?,
+                .map_err(|e| Error::internal("peer connection").with_source(e))?,
         );
         let track = Arc::new(TrackLocalStaticRTP::new(
             h264(),
@@ -373,7 +373,7 @@ impl Whep {
             + reserved.values().filter(|(v, _)| *v == viewer).count();
         if of_viewer >= self.config.max_viewers_per_customer {
             return Err(Error::new(
-                ErrorKind::TooManyRequests,
+                ErrorKind::ResourceExhausted,
                 "you have too many live views open; close one first",
             ));
         }
@@ -381,7 +381,7 @@ impl Whep {
             + reserved.values().filter(|(_, c)| *c == camera).count();
         if of_camera >= self.config.max_viewers_per_camera {
             return Err(Error::new(
-                ErrorKind::TooManyRequests,
+                ErrorKind::ResourceExhausted,
                 "this camera has as many viewers as it can take",
             ));
         }
