@@ -305,7 +305,7 @@ pub async fn watch(
         id: op.id,
         request: id,
     };
-    let (session, resp) = crate::whep::answer(
+    let (session, resp) = crate::http::live_video::answer(
         &st,
         viewer,
         &camera,

@@ -3,11 +3,15 @@
 //! Deny by default: every `/api` route takes a [`extract::Caller`] (a session) and every
 //! query is scoped by the account taken from it, never from the path.
 
+mod alert_mail;
 mod api;
 mod arming;
 mod error;
 pub mod extract;
+pub(crate) mod live_video;
 mod middleware;
+mod motion_events;
+mod pan_tilt;
 mod serve;
 pub mod streams;
 pub mod tls;
@@ -17,15 +21,15 @@ use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::{self, Dispatcher};
 use crate::error::Error;
-use crate::events::{self, Events};
+use crate::events::Events;
 use crate::fanout::Feeds;
 use crate::link::{self, Links};
-use crate::mail::{self, Mailer};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::ptz::{self, PanTilt};
+use crate::ptz::PanTilt;
 use crate::revocation::Revocations;
 use crate::store::Store;
-use crate::whep::{self, Whep};
+use crate::whep::Whep;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
@@ -147,10 +151,13 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/me", get(api::me).patch(api::update_me))
         .route("/cameras", get(api::cameras))
         .route("/cameras/{id}", get(api::camera).patch(api::update_camera))
-        .route("/cameras/{id}/whep", post(whep::offer))
-        .route("/cameras/{id}/whep/{session}", delete(whep::delete))
-        .route("/cameras/{id}/ptz", get(ptz::state).post(ptz::command))
-        .route("/cameras/{id}/ptz/live", get(ptz::live))
+        .route("/cameras/{id}/whep", post(live_video::offer))
+        .route("/cameras/{id}/whep/{session}", delete(live_video::delete))
+        .route(
+            "/cameras/{id}/ptz",
+            get(pan_tilt::state).post(pan_tilt::command),
+        )
+        .route("/cameras/{id}/ptz/live", get(pan_tilt::live))
         .route("/arming", get(arming::get).put(arming::set))
         .route(
             "/home",
@@ -159,18 +166,18 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/arming/schedule", post(arming::add_switch))
         .route("/arming/schedule/{id}", delete(arming::remove_switch))
         .route("/history", get(api::history))
-        .route("/cameras/{id}/events", get(events::list))
-        .route("/cameras/{id}/events/live", get(events::live))
-        .route("/events", get(events::feed))
-        .route("/events/{id}", get(events::one))
-        .route("/events/{id}/snapshot", get(events::snapshot))
+        .route("/cameras/{id}/events", get(motion_events::list))
+        .route("/cameras/{id}/events/live", get(motion_events::live))
+        .route("/events", get(motion_events::feed))
+        .route("/events/{id}", get(motion_events::one))
+        .route("/events/{id}/snapshot", get(motion_events::snapshot))
         .route(
             "/alert-addresses",
-            get(mail::api::list)
-                .post(mail::api::add)
-                .delete(mail::api::remove_by_body),
+            get(alert_mail::list)
+                .post(alert_mail::add)
+                .delete(alert_mail::remove_by_body),
         )
-        .route("/alert-addresses/{id}", delete(mail::api::remove))
+        .route("/alert-addresses/{id}", delete(alert_mail::remove))
         .route("/dispatch-terms", get(dispatch::customer::terms))
         .route(
             "/dispatch-requests",
@@ -218,7 +225,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         )
         .route(
             "/mail-settings",
-            get(mail::api::notices).put(mail::api::set_notices),
+            get(alert_mail::notices).put(alert_mail::set_notices),
         )
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body))
@@ -227,16 +234,16 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .nest("/api", api)
         .route("/agent/v1/link", get(link::link))
         .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
-        .route("/agent/v1/events", post(events::upload))
+        .route("/agent/v1/events", post(motion_events::upload))
         .route("/guard/v1/position", post(dispatch::ops::report_position))
         // Links in mails, for whoever holds the mail: the token is the authority.
         .route(
             "/confirm/{token}",
-            get(mail::api::confirm_page).post(mail::api::confirm),
+            get(alert_mail::confirm_page).post(alert_mail::confirm),
         )
         .route(
             "/unsubscribe/{token}",
-            get(mail::api::unsubscribe_page).post(mail::api::unsubscribe),
+            get(alert_mail::unsubscribe_page).post(alert_mail::unsubscribe),
         )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))

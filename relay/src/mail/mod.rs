@@ -6,7 +6,6 @@
 //! start, and a mail sent just before a crash goes at most once more, with the same
 //! Message-ID.
 
-pub mod api;
 pub mod compose;
 
 use crate::auth::Token;

@@ -1,6 +1,5 @@
-//! WHEP (WebRTC-HTTP Egress Protocol): a viewer POSTs an SDP offer to
-//! `/api/cameras/{id}/whep`, gets `201 Created` with the answer and a `Location`, and DELETEs
-//! that location to stop. Each session is one webrtc-rs peer connection fed from the camera's
+//! Live-video sessions (WHEP, the WebRTC-HTTP Egress Protocol, whose HTTP side is
+//! `http::live_video`). Each session is one webrtc-rs peer connection fed from the camera's
 //! feed (see [`crate::fanout`]); nothing is transcoded.
 //!
 //! A new session is sent the camera's current group of pictures first, re-stamped a
@@ -16,15 +15,10 @@ mod turn;
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
 use crate::fanout::{Feeds, Subscription};
-use crate::http::AppState;
-use crate::http::extract::{CustomerCaller, IdPath, SdpBody};
 use crate::ingest::Frame;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use eyeward::{CameraId, CustomerId, OperatorId};
 use std::collections::HashMap;
 use std::future::Future;
@@ -454,93 +448,6 @@ impl Drop for Reservation<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.key);
     }
-}
-
-/// `POST /api/cameras/{id}/whep`: an SDP offer in, `201 Created` with the answer out.
-pub async fn offer(
-    State(st): State<AppState>,
-    c: CustomerCaller,
-    IdPath(id): IdPath,
-    SdpBody(offer): SdpBody,
-) -> Result<Response, Error> {
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("camera"))?;
-    answer(
-        &st,
-        Viewer::Customer(c.id),
-        &camera,
-        &offer,
-        &format!("/api/cameras/{id}/whep"),
-        c.grant_on(CameraId(id)),
-    )
-    .await
-    .map(|(_, resp)| resp)
-}
-
-/// Starts a session for `viewer` and answers with the SDP, its `Location` (under `base`)
-/// and the ICE servers in `Link` headers; returns the session's id too. The session ends when
-/// `grant` is taken away (a logout, the camera removed...) or after `webrtc.max_session`.
-pub async fn answer(
-    st: &AppState,
-    viewer: Viewer,
-    camera: &Camera,
-    offer: &str,
-    base: &str,
-    grant: crate::revocation::Grant,
-) -> Result<(String, Response), Error> {
-    // An agent camera without its link cannot send video: the viewer is told so at once
-    // rather than given a session that stays black.
-    if matches!(camera.source, eyeward::CameraSource::Agent) && !st.links.is_online(camera.id) {
-        return Err(crate::link::camera_offline());
-    }
-    let ended = st.revocations.ended(grant, st.max_live_session);
-    let (session, answer) = st.whep.start(viewer, camera, offer, ended).await?;
-    let location = format!("{base}/{session}");
-    let mut resp = (
-        StatusCode::CREATED,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            ),
-            (
-                header::LOCATION,
-                HeaderValue::from_str(&location).map_err(|_| Error::internal("location"))?,
-            ),
-            (
-                header::ETAG,
-                HeaderValue::from_str(&format!("\"{session}\""))
-                    .map_err(|_| Error::internal("etag"))?,
-            ),
-        ],
-        answer,
-    )
-        .into_response();
-    for link in st
-        .whep
-        .link_headers(viewer, time::OffsetDateTime::now_utc())
-    {
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().append(header::LINK, v);
-        }
-    }
-    Ok((session, resp))
-}
-
-/// `DELETE /api/cameras/{id}/whep/{session}`: the viewer leaves.
-pub async fn delete(
-    State(st): State<AppState>,
-    c: CustomerCaller,
-    Path((id, session)): Path<(String, String)>,
-) -> Result<StatusCode, Error> {
-    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
-    st.whep
-        .stop(Viewer::Customer(c.id), Some(CameraId(id)), &session)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Reads a viewer's SDP offer; offers that cannot work are refused before any WebRTC state

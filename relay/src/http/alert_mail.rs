@@ -6,11 +6,11 @@
 //! address only. Both answer `GET` with a page whose button `POST`s, so a mail scanner that
 //! follows links changes nothing.
 
-use super::compose;
+use super::AppState;
+use super::extract::{ApiJson, CustomerCaller, IdPath};
 use crate::auth::{Token, hash_token};
 use crate::error::Error;
-use crate::http::AppState;
-use crate::http::extract::{ApiJson, CustomerCaller, IdPath};
+use crate::mail::compose;
 use crate::store::{AlertAddress, NoticesWanted};
 use axum::Json;
 use axum::extract::{Path, State};

@@ -1,0 +1,110 @@
+//! Pan-tilt over HTTP: `POST /api/cameras/{id}/ptz` (a command), `GET /api/cameras/{id}/ptz`
+//! (where the camera looks) and `GET /api/cameras/{id}/ptz/live` (server-sent events of every
+//! change, so that all viewers of a camera see it move). The service is [`crate::ptz`].
+
+use super::AppState;
+use super::extract::{ApiJson, CustomerCaller, IdPath};
+use super::streams::{self, Live};
+use crate::error::{Error, ErrorKind};
+use crate::store::Camera;
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use eyeward::ptz::{PtzCommand, PtzState};
+use eyeward::{CameraId, CameraModel, CameraSource, CustomerId};
+use serde_json::{Value, json};
+
+/// The caller's camera `id` if it can pan and tilt: another customer's is 404, a fixed camera
+/// (or one the relay pulls directly, with no agent to drive it) 409.
+async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result<Camera, Error> {
+    let camera = st
+        .store
+        .camera_of(customer, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    if camera.model != CameraModel::PanTilt {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "this is a fixed camera: it cannot pan or tilt",
+        )
+        .with_code("fixed_camera"));
+    }
+    if !matches!(camera.source, CameraSource::Agent) {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "pan-tilt needs the camera's agent, and this camera is pulled directly",
+        ));
+    }
+    Ok(camera)
+}
+
+fn state_json(st: &AppState, camera: CameraId, state: Option<&PtzState>) -> Value {
+    json!({
+        "online": st.links.is_online(camera),
+        "deadman_ms": st.ptz.deadman().as_millis() as u64,
+        "state": state,
+    })
+}
+
+/// `POST /api/cameras/{id}/ptz`: one command (see [`PtzCommand`]); answers where the camera
+/// looks after it.
+pub async fn command(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+    ApiJson(command): ApiJson<PtzCommand>,
+) -> Result<Json<Value>, Error> {
+    command.check()?;
+    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let action = command.action();
+    let preset = match &command {
+        PtzCommand::Preset { name }
+        | PtzCommand::SavePreset { name }
+        | PtzCommand::RemovePreset { name } => Some(name.clone()),
+        _ => None,
+    };
+    let history = match &command {
+        PtzCommand::SavePreset { .. } => "ptz.preset_saved",
+        PtzCommand::RemovePreset { .. } => "ptz.preset_removed",
+        _ => "ptz.moved",
+    };
+    let done = st.ptz.command(&st.links, camera.id, command).await?;
+    st.metrics.ptz_commands.inc();
+    if done.record {
+        let mut detail =
+            json!({ "camera": camera.name, "camera_id": camera.id.0, "action": action });
+        if let Some(p) = preset {
+            detail["preset"] = json!(p);
+        }
+        st.store
+            .record(&c.caller.audit(), Some(c.id), history, detail)
+            .await?;
+    }
+    Ok(Json(state_json(&st, camera.id, Some(&done.state))))
+}
+
+/// `GET /api/cameras/{id}/ptz`: where the camera last looked, whether its agent is online,
+/// and the dead-man timeout (a viewer repeats `move` well within it).
+pub async fn state(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, Error> {
+    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let state = st.ptz.watch(camera.id).borrow().clone();
+    Ok(Json(state_json(&st, camera.id, state.as_ref())))
+}
+
+/// `GET /api/cameras/{id}/ptz/live`: server-sent `state` events, the current one first.
+pub async fn live(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    IdPath(id): IdPath,
+) -> Result<Response, Error> {
+    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let source = streams::from_watch(st.ptz.watch(camera.id), |state| Live::Message {
+        name: "state",
+        data: serde_json::to_value(state).unwrap_or_default().to_string(),
+    });
+    streams::live_stream(&st, &c.caller, c.grant_on(camera.id), source)
+}
