@@ -6,6 +6,7 @@
 mod alert_mail;
 mod api;
 mod arming;
+mod dispatch;
 mod error;
 pub mod extract;
 pub(crate) mod live_video;
@@ -19,7 +20,7 @@ mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::{Config, HttpConfig, ProxyNet};
-use crate::dispatch::{self, Dispatcher};
+use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::events::Events;
 use crate::fanout::Feeds;
