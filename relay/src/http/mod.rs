@@ -3,6 +3,7 @@
 //! Deny by default: every `/api` route takes a [`extract::Caller`] (a session) and every
 //! query is scoped by the account taken from it, never from the path.
 
+mod agent_link;
 mod alert_mail;
 mod api;
 mod arming;
@@ -24,7 +25,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::events::Events;
 use crate::fanout::Feeds;
-use crate::link::{self, Links};
+use crate::link::Links;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::ptz::PanTilt;
@@ -233,8 +234,8 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .layer(axum::Extension(extract::JsonLimit(max_json_body)));
     Router::new()
         .nest("/api", api)
-        .route("/agent/v1/link", get(link::link))
-        .route("/agent/v1/tunnel/{tunnel}", get(link::tunnel))
+        .route("/agent/v1/link", get(agent_link::link))
+        .route("/agent/v1/tunnel/{tunnel}", get(agent_link::tunnel))
         .route("/agent/v1/events", post(motion_events::upload))
         .route("/guard/v1/position", post(dispatch::ops::report_position))
         // Links in mails, for whoever holds the mail: the token is the authority.

@@ -3,11 +3,11 @@
 //! stream of a camera's new events. The events themselves are [`crate::events`]'.
 
 use super::AppState;
+use super::agent_link::AgentCaller;
 use super::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
 use super::streams::{self, Live};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Stored, Upload, accept};
-use crate::link::AgentCaller;
 use crate::store::{Camera, Event, EventPage};
 use axum::Json;
 use axum::extract::State;

@@ -1,6 +1,7 @@
-//! The agents' side of the relay: `GET /agent/v1/link` (one control WebSocket per agent),
-//! `GET /agent/v1/tunnel/{tunnel}` (a WebSocket carrying one camera's RTSP bytes), and the
-//! local TCP endpoint that lets the relay's RTSP client talk through a tunnel.
+//! The agents' side of the relay: which agents are linked ([`Links`]), the tunnels they
+//! open on request, and the local TCP endpoint that lets the relay's RTSP client talk
+//! through a tunnel. The links' WebSockets are the HTTP edge's (`http::agent_link`), which
+//! hands each tunnel over as a [`Tunnel`] of byte frames.
 //!
 //! The relay never dials anything an agent names: tunnels are opened by the agent, towards
 //! the relay, and the agent alone knows (and connects to) its camera's address.
@@ -9,97 +10,24 @@ mod registry;
 
 pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
 
-use crate::auth::hash_token;
-use crate::error::{Error, ErrorKind};
-use crate::http::AppState;
-use crate::http::extract::bearer_token;
+use crate::error::Error;
 use crate::ingest::frames::{FrameGuard, MAX_FRAME_BYTES};
 use crate::loopback;
-use crate::revocation::Grant;
-use crate::store::{Actor, Audit, Camera, Channel};
-use crate::task::{self, Task};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::response::Response;
-use eyeward::link::{
-    self, AgentMessage, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION, RelayMessage,
-    TunnelId,
-};
-use eyeward::{CameraId, UnixMillis};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use bytes::Bytes;
+use eyeward::CameraId;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::Instrument;
+use tokio::sync::mpsc;
 
-/// How often agents send heartbeats; a link silent for three of these is dead.
-pub const HEARTBEAT: Duration = Duration::from_secs(4);
+/// Frames queued each way in a tunnel before the sender waits.
+pub const TUNNEL_QUEUE: usize = 8;
 
-/// How long an agent has to say hello after connecting.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An agent, authenticated by its bearer token. Anything else: 401, logged without the token.
-pub struct AgentCaller {
-    pub camera: Camera,
-    /// The hash of the token it showed: the link lasts as long as the token is the camera's.
-    pub token_hash: String,
-}
-
-impl FromRequestParts<AppState> for AgentCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token_hash = bearer_token(parts).map(hash_token);
-        let camera = match &token_hash {
-            Some(h) => state.store.camera_for_agent_token(h).await?,
-            None => None,
-        };
-        match (camera, token_hash) {
-            (Some(camera), Some(token_hash)) => Ok(AgentCaller { camera, token_hash }),
-            (_, token_hash) => {
-                state.metrics.agent_auth_failures.inc();
-                tracing::warn!(
-                    path = %parts.uri.path(),
-                    token_given = token_hash.is_some(),
-                    "agent refused: unknown or revoked token"
-                );
-                Err(Error::new(
-                    ErrorKind::Unauthenticated,
-                    "unknown or revoked agent token",
-                ))
-            }
-        }
-    }
-}
-
-/// `GET /agent/v1/link`: the agent's control WebSocket.
-pub async fn link(
-    State(st): State<AppState>,
-    agent: AgentCaller,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response, Error> {
-    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
-    Ok(ws
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            let span = tracing::info_span!("agent_link", camera = agent.camera.id.0);
-            // A panic ends this link alone: the registration it leaves counts as offline,
-            // and the agent's next link replaces it.
-            async move {
-                let metrics = st.metrics.clone();
-                let grant = Grant::Agent {
-                    camera: agent.camera.id,
-                    token_hash: agent.token_hash,
-                };
-                let link = serve_link(st, agent.camera.id, grant, socket);
-                task::contained(&metrics, Task::AgentLink, link).await;
-            }
-            .instrument(span)
-        }))
+/// One tunnel's byte frames, as the HTTP edge hands it over: what the agent sends, and the
+/// way to send to the agent. Dropping either end closes the tunnel.
+pub struct Tunnel {
+    pub from_agent: mpsc::Receiver<Bytes>,
+    pub to_agent: mpsc::Sender<Bytes>,
 }
 
 /// Text from an agent (its name, why a tunnel or a move failed), fit for a log line and the
@@ -119,204 +47,6 @@ pub fn printable(text: &str, max_chars: usize) -> String {
         .collect()
 }
 
-fn agent_audit(camera: CameraId) -> Audit {
-    Audit {
-        actor: Actor::Agent {
-            camera_id: camera.0,
-        },
-        channel: Channel::Agent,
-        at: UnixMillis::now(),
-    }
-}
-
-async fn close(
-    socket: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    code: u16,
-    reason: &str,
-) {
-    // A close frame's reason has room for 123 bytes; cut longer ones at a character.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason[..end].into(),
-        })))
-        .await;
-}
-
-/// Runs one agent's link until it ends; the camera is online for exactly that long.
-async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSocket) {
-    // The camera removed or its token replaced: the link ends (an agent's link has no
-    // lifetime of its own).
-    let mut revoked = std::pin::pin!(st.revocations.ended(grant, Duration::MAX));
-    let (mut tx, mut rx) = socket.split();
-
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => {
-            link::decode::<AgentMessage>(&t).map_err(|e| e.to_string())
-        }
-        Ok(_) => Err("the link closed before hello".to_owned()),
-        Err(_) => Err("no hello in time".to_owned()),
-    };
-    let (agent, rtsp_path) = match hello {
-        Ok(AgentMessage::Hello {
-            version,
-            agent,
-            rtsp_path,
-        }) if version == PROTOCOL_VERSION => match link::check_rtsp_path(&rtsp_path) {
-            Ok(()) => (agent, rtsp_path),
-            Err(e) => return close(&mut tx, close_code::POLICY, &e.to_string()).await,
-        },
-        Ok(AgentMessage::Hello { version, .. }) => {
-            let reason = format!(
-                "protocol version {version} is not supported; this relay speaks {PROTOCOL_VERSION}"
-            );
-            return close(&mut tx, close_code::PROTOCOL, &reason).await;
-        }
-        Ok(_) => {
-            return close(
-                &mut tx,
-                close_code::PROTOCOL,
-                "the first message must be hello",
-            )
-            .await;
-        }
-        Err(e) => return close(&mut tx, close_code::POLICY, &e).await,
-    };
-    let welcome = RelayMessage::Welcome {
-        version: PROTOCOL_VERSION,
-        camera_id: camera,
-        heartbeat_ms: HEARTBEAT.as_millis() as u64,
-    };
-    if tx
-        .send(Message::Text(link::encode(&welcome).into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut reg = st.links.register(camera, rtsp_path);
-    st.metrics.agent_links.set(st.links.online_count() as i64);
-    let agent_name = printable(&agent, 100);
-    tracing::info!(agent = %agent_name, replaced_older = reg.replaced_older, "camera online");
-    if let Err(e) = st
-        .store
-        .record_camera(
-            &agent_audit(camera),
-            camera,
-            "camera.online",
-            json!({ "agent": agent_name }),
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "cannot record camera.online");
-    }
-
-    let reason: String = loop {
-        tokio::select! {
-            incoming = tokio::time::timeout(link::link_timeout(HEARTBEAT), rx.next()) => {
-                let text = match incoming {
-                    Err(_) => break "heartbeats stopped".into(),
-                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break "the agent closed the link".into(),
-                    Ok(Some(Err(e))) => break format!("the link failed: {e}"),
-                    Ok(Some(Ok(Message::Text(t)))) => t,
-                    Ok(Some(Ok(Message::Binary(_)))) => {
-                        close(&mut tx, close_code::UNSUPPORTED, "binary frames belong on tunnels").await;
-                        break "the agent sent binary data on the control link".into();
-                    }
-                    Ok(Some(Ok(_))) => continue, // ping, pong
-                };
-                match link::decode::<AgentMessage>(&text) {
-                    Ok(AgentMessage::Heartbeat { seq }) => {
-                        #[cfg(feature = "failpoints")]
-                        task::fail_point("agent-heartbeat", camera);
-                        let ack = link::encode(&RelayMessage::HeartbeatAck { seq });
-                        if tx.send(Message::Text(ack.into())).await.is_err() {
-                            break "the link failed".into();
-                        }
-                    }
-                    Ok(AgentMessage::TunnelFailed { tunnel, reason }) => {
-                        st.links.tunnel_failed(&tunnel, camera, printable(&reason, 200));
-                    }
-                    Ok(AgentMessage::PtzDone { id, state }) => st.ptz.answered(camera, id, Ok(state)),
-                    Ok(AgentMessage::PtzFailed { id, failure, reason }) => {
-                        st.ptz.answered(camera, id, Err((failure, printable(&reason, 300))));
-                    }
-                    Ok(AgentMessage::PtzState { state }) => st.ptz.changed(camera, state),
-                    Ok(AgentMessage::Hello { .. }) => {
-                        close(&mut tx, close_code::PROTOCOL, "hello was already said").await;
-                        break "the agent broke the protocol".into();
-                    }
-                    Err(e) => {
-                        close(&mut tx, close_code::POLICY, &e.to_string()).await;
-                        break "the agent sent a bad message".into();
-                    }
-                }
-            }
-            () = &mut revoked => {
-                close(&mut tx, close_code::POLICY, "the agent token was revoked").await;
-                break "the agent token was revoked".into();
-            }
-            outgoing = reg.to_agent.recv() => match outgoing {
-                Some(msg) => {
-                    if tx.send(Message::Text(link::encode(&msg).into())).await.is_err() {
-                        break "the link failed".into();
-                    }
-                }
-                None => {
-                    close(&mut tx, close_code::NORMAL, "replaced by a newer link of this camera").await;
-                    break "replaced by a newer link".into();
-                }
-            },
-        }
-    };
-    if st.links.unregister(camera, reg.conn) {
-        st.ptz.offline(camera);
-        st.metrics.agent_links.set(st.links.online_count() as i64);
-        tracing::info!(%reason, "camera offline");
-        if let Err(e) = st
-            .store
-            .record_camera(
-                &agent_audit(camera),
-                camera,
-                "camera.offline",
-                json!({ "reason": reason }),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record camera.offline");
-        }
-    } else {
-        tracing::info!(%reason, "older link closed");
-    }
-}
-
-/// `GET /agent/v1/tunnel/{tunnel}`: the agent connects a tunnel the relay asked for. A
-/// tunnel of another camera, or one nobody asked for, is 404.
-pub async fn tunnel(
-    State(st): State<AppState>,
-    agent: AgentCaller,
-    Path(tunnel): Path<String>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response, Error> {
-    let tunnel = TunnelId::parse(&tunnel).map_err(|_| Error::not_found("tunnel"))?;
-    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
-    let deliver = st
-        .links
-        .claim_tunnel(&tunnel, agent.camera.id)
-        .ok_or_else(|| Error::not_found("tunnel"))?;
-    st.metrics.tunnels_opened.inc();
-    Ok(ws
-        .max_message_size(MAX_TUNNEL_FRAME_BYTES)
-        .max_frame_size(MAX_TUNNEL_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            let _ = deliver.send(Ok(socket));
-        }))
-}
-
 /// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client:
 /// returns `rtsp://127.0.0.1:PORT/<camera path>` and the port. The first connection there
 /// that this process made (the relay's RTSP client) talks to the camera through the agent.
@@ -329,7 +59,7 @@ pub async fn local_tunnel(
         .ok_or_else(registry::camera_offline)?;
     let offered = loopback::offer(camera, move |tcp| async move {
         match links.open_tunnel(camera).await {
-            Ok((ws, _slot)) => bridge(tcp, ws, camera).await,
+            Ok((tunnel, _slot)) => bridge(tcp, tunnel, camera).await,
             Err(e) => tracing::warn!(camera = camera.0, error = %e, "tunnel not opened"),
         }
     })
@@ -337,19 +67,22 @@ pub async fn local_tunnel(
     Ok((format!("rtsp://127.0.0.1:{}{path}", offered.port), offered))
 }
 
-/// Copies bytes both ways between a TCP connection and a tunnel WebSocket until either ends,
-/// or until the camera's side sends a picture past [`MAX_FRAME_BYTES`].
-async fn bridge(tcp: TcpStream, ws: WebSocket, camera: CameraId) {
+/// Copies bytes both ways between a TCP connection and a tunnel until either ends, or until
+/// the camera's side sends a picture past [`MAX_FRAME_BYTES`].
+async fn bridge(tcp: TcpStream, tunnel: Tunnel, camera: CameraId) {
     let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
-    let (mut ws_tx, mut ws_rx) = ws.split();
+    let Tunnel {
+        mut from_agent,
+        to_agent,
+    } = tunnel;
     let upstream = async {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match tcp_rx.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if ws_tx
-                        .send(Message::Binary(buf[..n].to_vec().into()))
+                    if to_agent
+                        .send(Bytes::copy_from_slice(&buf[..n]))
                         .await
                         .is_err()
                     {
@@ -358,16 +91,10 @@ async fn bridge(tcp: TcpStream, ws: WebSocket, camera: CameraId) {
                 }
             }
         }
-        let _ = ws_tx.close().await;
     };
     let downstream = async {
         let mut guard = FrameGuard::new(MAX_FRAME_BYTES);
-        while let Some(Ok(msg)) = ws_rx.next().await {
-            let bytes = match msg {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
+        while let Some(bytes) = from_agent.recv().await {
             if let Err(refused) = guard.feed(&bytes) {
                 tracing::warn!(camera = camera.0, %refused, "tunnel closed: the camera's stream is out of bounds");
                 break;

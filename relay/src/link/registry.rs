@@ -1,8 +1,8 @@
 //! Which agents are connected, and the tunnels waiting for their agent: the relay's shared
 //! view of the links. Plain state behind a mutex; the sockets live in the tasks that own them.
 
+use super::Tunnel;
 use crate::error::{Error, ErrorKind};
-use axum::extract::ws::WebSocket;
 use eyeward::CameraId;
 use eyeward::link::{RelayMessage, TunnelId};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ struct AgentLink {
 
 struct PendingTunnel {
     camera: CameraId,
-    deliver: oneshot::Sender<Result<WebSocket, String>>,
+    deliver: oneshot::Sender<Result<Tunnel, String>>,
 }
 
 #[derive(Default)]
@@ -163,10 +163,7 @@ impl Links {
     }
 
     /// Asks the camera's agent for a tunnel and waits until the agent connects it.
-    pub async fn open_tunnel(
-        &self,
-        camera: CameraId,
-    ) -> Result<(WebSocket, TunnelSlot<'_>), Error> {
+    pub async fn open_tunnel(&self, camera: CameraId) -> Result<(Tunnel, TunnelSlot<'_>), Error> {
         let tunnel = TunnelId::from_random(rand::random());
         let (deliver, delivered) = oneshot::channel();
         let to_agent = {
@@ -216,7 +213,7 @@ impl Links {
         &self,
         tunnel: &TunnelId,
         camera: CameraId,
-    ) -> Option<oneshot::Sender<Result<WebSocket, String>>> {
+    ) -> Option<oneshot::Sender<Result<Tunnel, String>>> {
         let mut inner = self.lock();
         if inner.pending.get(tunnel)?.camera != camera {
             return None;
