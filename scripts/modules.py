@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the relay's module dependency graph (which top-level module of relay/src uses which)
-and its cycles; exits 1 if there is any. A module "uses" another when its files name
-`crate::<other>` (in a `use` or in a path) or `super::<other>` from a top-level module's child.
+and its cycles; exits 1 if there is any. A module "uses" another when its code (not its
+comments) names `crate::<other>`, in a `use` or in a path.
 
     scripts/modules.py [--dot]      (--dot: Graphviz instead of lines)
 """
@@ -25,16 +25,12 @@ def graph():
         me = top_module(path)
         if me == "lib":
             continue
-        text = path.read_text()
+        # Comments (doc links among them) name modules without using them.
+        text = re.sub(r"//[^\n]*", "", path.read_text())
         # Paths in braces: `use crate::{a, b::c}`.
         named = set(re.findall(r"\bcrate::(\w+)", text))
         for group in re.findall(r"\bcrate::\{([^}]*)\}", text):
             named |= {g.strip().split("::")[0] for g in group.split(",") if g.strip()}
-        if path.parent != SRC:
-            # A child module's `super::x` is its own module's, unless it is one level down.
-            depth = len(path.relative_to(SRC).parts) - 1
-            if depth == 1:
-                named |= set(re.findall(r"\bsuper::super::(\w+)", text))
         for other in named:
             if other in modules and other != me:
                 edges[me].add(other)

@@ -12,6 +12,8 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod fanout;
+pub mod files;
+pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod link;

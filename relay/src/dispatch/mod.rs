@@ -6,7 +6,7 @@
 
 use crate::config::DispatchConfig;
 use crate::error::Error;
-use crate::events::write_durably;
+use crate::files::{numbered_files, write_durably};
 use crate::metrics::{CenterLabels, Metrics};
 use crate::store::{Dispatch, Store};
 use eyeward::GuardCenter;
@@ -105,15 +105,4 @@ impl Dispatcher {
         }
         Ok(())
     }
-}
-
-/// The numbers `N` of the entries `N{suffix}` in `dir` (none if it does not exist).
-pub(crate) fn numbered_files(dir: &std::path::Path, suffix: &str) -> Vec<i64> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(suffix)?.parse().ok())
-        .collect()
 }

@@ -12,23 +12,22 @@
 mod rate;
 
 use crate::config::EventsConfig;
-use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind};
+use crate::files::{SnapshotFiles, numbered_files};
 use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
 use eyeward::{CameraId, UnixMillis};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-/// The largest snapshot picture accepted, in pixels each way (8K).
 /// How often old events and the files of removed cameras and closed requests are deleted
-/// (also once at start).
-const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+/// (also once at start): see `housekeeping`.
+pub const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
+/// The largest snapshot picture accepted, in pixels each way (8K).
 const MAX_WIDTH: u32 = 7680;
 const MAX_HEIGHT: u32 = 4320;
 
@@ -38,7 +37,7 @@ pub type LiveEvent = Arc<(i64, Value)>;
 
 /// Where snapshots live, the event settings, and the live feed.
 pub struct Events {
-    dir: PathBuf,
+    snapshots: SnapshotFiles,
     config: EventsConfig,
     live: broadcast::Sender<LiveEvent>,
     /// Set at shutdown: live streams end, so that the server's graceful stop is not held up.
@@ -62,7 +61,7 @@ pub enum Stored {
 impl Events {
     pub fn new(data_dir: &Path, config: &EventsConfig) -> Events {
         Events {
-            dir: data_dir.join("snapshots"),
+            snapshots: SnapshotFiles::new(data_dir.join("snapshots")),
             config: config.clone(),
             // Viewers that fall this far behind are told to reload the list.
             live: broadcast::channel(64).0,
@@ -144,14 +143,6 @@ impl Events {
         self.live.subscribe()
     }
 
-    fn path(&self, camera: i64, key: &str) -> PathBuf {
-        self.dir.join(camera.to_string()).join(format!("{key}.jpg"))
-    }
-
-    fn write(&self, camera: i64, key: &str, jpeg: &[u8]) -> std::io::Result<()> {
-        write_durably(&self.path(camera, key), jpeg)
-    }
-
     /// Stores an agent's event (with its snapshot, if it has one): the existing one for a
     /// repeated key, with a gap's counts raised to the new report.
     pub(crate) async fn record(
@@ -170,7 +161,7 @@ impl Events {
                 let (camera, key) = (event.camera.0, event.idempotency_key.clone());
                 if let Some(jpeg) = jpeg {
                     let this = self.clone();
-                    tokio::task::spawn_blocking(move || this.write(camera, &key, &jpeg))
+                    tokio::task::spawn_blocking(move || this.snapshots.write(camera, &key, &jpeg))
                         .await
                         .map_err(|e| Error::internal("snapshot writer").with_source(e))?
                         .map_err(|e| Error::storage("the snapshot", &e))?;
@@ -184,7 +175,9 @@ impl Events {
                         .ok_or(e)?,
                     Err(e) => {
                         if event.snapshot_bytes > 0 {
-                            let _ = std::fs::remove_file(self.path(camera, &event.idempotency_key));
+                            let _ = std::fs::remove_file(
+                                self.snapshots.path(camera, &event.idempotency_key),
+                            );
                         }
                         return Err(e);
                     }
@@ -201,13 +194,12 @@ impl Events {
 
     /// The snapshot of a stored event that has one.
     pub async fn read_snapshot(&self, event: &Event) -> Result<Vec<u8>, Error> {
-        let path = self.path(event.camera_id, &event.idempotency_key);
-        tokio::fs::read(&path).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("snapshot of event {} unreadable: {e}", event.id),
-            )
-        })
+        self.snapshots.read(event).await
+    }
+
+    /// Where the snapshots are, for whoever reads them besides (the mail sender).
+    pub fn snapshot_files(&self) -> SnapshotFiles {
+        self.snapshots.clone()
     }
 
     /// The live feed of stored events, for [`live`].
@@ -231,7 +223,7 @@ impl Events {
         let gone = store.delete_events_before(cutoff).await?;
         for e in &gone {
             if e.snapshot_bytes > 0 {
-                let _ = std::fs::remove_file(self.path(e.camera_id, &e.idempotency_key));
+                let _ = std::fs::remove_file(self.snapshots.path(e.camera_id, &e.idempotency_key));
             }
         }
         Ok(gone.len())
@@ -243,9 +235,9 @@ impl Events {
     pub async fn sweep_removed_cameras(&self, store: &Store) -> Result<usize, Error> {
         let cameras = store.camera_ids().await?;
         let mut removed = 0;
-        for camera in crate::dispatch::numbered_files(&self.dir, "") {
+        for camera in numbered_files(self.snapshots.dir(), "") {
             if !cameras.contains(&camera) {
-                let folder = self.dir.join(camera.to_string());
+                let folder = self.snapshots.dir().join(camera.to_string());
                 match tokio::fs::remove_dir_all(&folder).await {
                     Ok(()) => removed += 1,
                     Err(e) => {
@@ -255,30 +247,6 @@ impl Events {
             }
         }
         Ok(removed)
-    }
-
-    /// Every hour, for as long as the server runs: [`Events::expire`], and the files of
-    /// removed cameras and closed dispatch requests.
-    pub async fn keep_retention(self: Arc<Self>, store: Store, dispatcher: Arc<Dispatcher>) {
-        let mut tick = tokio::time::interval(HOUSEKEEPING);
-        loop {
-            tick.tick().await;
-            match self.expire(&store, UnixMillis::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "old events deleted"),
-                Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
-            }
-            match self.sweep_removed_cameras(&store).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(cameras = n, "removed cameras' snapshots deleted"),
-                Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' snapshots"),
-            }
-            match dispatcher.sweep_pictures(&store).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pictures = n, "closed requests' shared pictures deleted"),
-                Err(e) => tracing::warn!(error = %e, "cannot look for closed requests' pictures"),
-            }
-        }
     }
 
     pub(crate) fn to_json(&self, e: &Event) -> Value {
@@ -441,26 +409,6 @@ impl Upload {
             _ => Err(Error::bad_request("kind is motion or gap")),
         }
     }
-}
-
-/// Writes a file durably: a temporary file, fsynced, renamed into place, and the folder
-/// fsynced so the name survives a power cut too.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(folder)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = written {
-        // A part-written file (the disk filled up) would only take room from the next one.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(folder)?.sync_all()
 }
 
 /// Checks that `jpeg` is one whole JPEG picture of a sensible size, at most `max_pixels`

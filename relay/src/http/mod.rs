@@ -345,17 +345,16 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
 ) -> Result<(), Error> {
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let revocations = tokio::spawn(state.revocations.clone().follow());
-    let retention = tokio::spawn(
-        state
-            .events
-            .clone()
-            .keep_retention(state.store.clone(), state.dispatcher.clone()),
-    );
+    let retention = tokio::spawn(crate::housekeeping::keep(
+        state.events.clone(),
+        state.dispatcher.clone(),
+        state.store.clone(),
+    ));
     let mailer = tokio::spawn(
         state
             .mailer
             .clone()
-            .run(state.store.clone(), state.events.clone()),
+            .run(state.store.clone(), state.events.snapshot_files()),
     );
     let events = state.events.clone();
     let shutdown = async move {

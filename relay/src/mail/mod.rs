@@ -11,8 +11,8 @@ pub mod compose;
 use crate::auth::Token;
 use crate::config::MailConfig;
 use crate::error::Error;
-use crate::events::Events;
-use crate::store::{AlertAddress, AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
+use crate::files::SnapshotFiles;
+use crate::store::{AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
@@ -22,20 +22,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-
-/// The one recipient rule: an alert about `owner`'s camera goes to `owner`'s confirmed alert
-/// addresses and to nothing else — no operator, admin or system address, no copies — once
-/// each. Every alert's recipients come from here.
-pub fn recipients(owner: i64, addresses: &[AlertAddress]) -> Vec<&AlertAddress> {
-    let mut out: Vec<&AlertAddress> = Vec::new();
-    for a in addresses {
-        let theirs = a.customer_id == owner && a.confirmed_at.is_some();
-        if theirs && !out.iter().any(|o| o.email.eq_ignore_ascii_case(&a.email)) {
-            out.push(a);
-        }
-    }
-    out
-}
 
 /// Where mail goes.
 enum Transport {
@@ -127,7 +113,7 @@ impl Mailer {
 
     /// Sends due mail until the future is dropped: at once when woken, and when retries come
     /// due.
-    pub async fn run(self: Arc<Self>, store: Store, events: Arc<Events>) {
+    pub async fn run(self: Arc<Self>, store: Store, snapshots: SnapshotFiles) {
         // What waited through a stop is due at once: the restart may well be the fix.
         if let Err(e) = store.all_mail_due(UnixMillis::now()).await {
             tracing::warn!(error = %e, "the mail outbox could not be read");
@@ -145,7 +131,7 @@ impl Mailer {
             if let Err(e) = store.queue_offline_notices(outage, now).await {
                 tracing::warn!(error = %e, "offline notices could not be queued");
             }
-            if let Err(e) = self.send_due(&store, &events).await {
+            if let Err(e) = self.send_due(&store, &snapshots).await {
                 tracing::warn!(error = %e, "the mail outbox could not be read");
             }
             let wait = match store.next_mail_due().await {
@@ -166,14 +152,14 @@ impl Mailer {
         }
     }
 
-    async fn send_due(&self, store: &Store, events: &Events) -> Result<(), Error> {
+    async fn send_due(&self, store: &Store, snapshots: &SnapshotFiles) -> Result<(), Error> {
         loop {
             let due = store.due_mail(UnixMillis::now(), 20).await?;
             if due.is_empty() {
                 return Ok(());
             }
             for mail in due {
-                self.send_one(store, events, &mail).await?;
+                self.send_one(store, snapshots, &mail).await?;
             }
         }
     }
@@ -181,12 +167,12 @@ impl Mailer {
     async fn send_one(
         &self,
         store: &Store,
-        events: &Events,
+        snapshots: &SnapshotFiles,
         mail: &OutboxMail,
     ) -> Result<(), Error> {
         let span = tracing::info_span!("mail", id = mail.id, kind = %mail.kind);
         let _guard = span.enter();
-        let message = match self.render(store, events, mail).await {
+        let message = match self.render(store, snapshots, mail).await {
             Ok(Some(m)) => m,
             Ok(None) => {
                 return store
@@ -244,7 +230,7 @@ impl Mailer {
     async fn render(
         &self,
         store: &Store,
-        events: &Events,
+        snapshots: &SnapshotFiles,
         mail: &OutboxMail,
     ) -> Result<Option<Vec<u8>>, Error> {
         if let Some(body) = &mail.body {
@@ -261,7 +247,7 @@ impl Mailer {
             return Ok(None);
         };
         // The rule once more at the last moment: still theirs, still confirmed.
-        if recipients(mail.customer_id, std::slice::from_ref(&address)).is_empty() {
+        if crate::store::recipients(mail.customer_id, std::slice::from_ref(&address)).is_empty() {
             return Ok(None);
         }
         // Notices get this relay's domain in their Message-ID here.
@@ -319,7 +305,7 @@ impl Mailer {
             return Ok(None);
         };
         let jpeg = if event.snapshot_bytes > 0 {
-            Some(events.read_snapshot(&event).await?)
+            Some(snapshots.read(&event).await?)
         } else {
             None
         };
@@ -394,68 +380,6 @@ fn smtp(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn address(id: i64, customer: i64, email: &str, confirmed: bool) -> AlertAddress {
-        AlertAddress {
-            id,
-            customer_id: customer,
-            email: email.into(),
-            confirmed_at: confirmed.then_some(1),
-            confirm_expires: None,
-            created_at: 0,
-        }
-    }
-
-    #[test]
-    fn only_the_owners_confirmed_addresses_receive_alerts_once_each() {
-        let all = [
-            address(1, 7, "a@example.jp", true),
-            address(2, 7, "b@example.jp", false),
-            address(3, 8, "c@example.jp", true),
-            address(4, 7, "A@example.jp", true),
-        ];
-        let got: Vec<_> = recipients(7, &all).iter().map(|a| a.id).collect();
-        assert_eq!(got, [1]);
-        assert!(recipients(9, &all).is_empty());
-    }
-
-    /// Random address books: whatever they hold, every recipient is one of the owner's
-    /// confirmed addresses, each address at most once, and every such address is there.
-    #[test]
-    fn the_recipient_rule_holds_for_any_address_book() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
-        for _ in 0..2000 {
-            let book: Vec<AlertAddress> = (0..next(12))
-                .map(|i| {
-                    let email = format!(
-                        "{}@example.jp",
-                        ["a", "b", "c", "ops", "admin"][next(5) as usize]
-                    );
-                    address(i as i64, next(3) as i64, &email, next(2) == 1)
-                })
-                .collect();
-            let owner = next(3) as i64;
-            let got = recipients(owner, &book);
-            for r in &got {
-                assert!(r.customer_id == owner && r.confirmed_at.is_some(), "{r:?}");
-            }
-            let mut emails: Vec<_> = got.iter().map(|r| r.email.to_lowercase()).collect();
-            emails.sort();
-            emails.dedup();
-            assert_eq!(emails.len(), got.len(), "one message per recipient");
-            for a in &book {
-                if a.customer_id == owner && a.confirmed_at.is_some() {
-                    assert!(emails.contains(&a.email.to_lowercase()), "{a:?} left out");
-                }
-            }
-        }
-    }
 
     #[test]
     fn retries_back_off_to_a_minute() {

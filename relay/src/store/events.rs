@@ -276,7 +276,7 @@ async fn queue_alerts(
 }
 
 /// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
-/// one recipient rule: see `mail::recipients`).
+/// one recipient rule: see `store::recipients`).
 async fn queue_alert_mail(
     tx: &mut Tx<'_>,
     camera: i64,
@@ -289,7 +289,7 @@ async fn queue_alert_mail(
         .fetch_one(&mut **tx)
         .await?;
     let addresses = confirmed_addresses_in(tx, owner).await?;
-    for to in crate::mail::recipients(owner, &addresses) {
+    for to in super::recipients(owner, &addresses) {
         let message_id = format!(
             "<alert.{event}.{}.{:016x}@{domain}>",
             to.id,

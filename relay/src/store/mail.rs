@@ -161,7 +161,7 @@ pub(super) async fn queue_notice(
         return Ok(());
     }
     let addresses = confirmed_addresses_in(tx, customer).await?;
-    for to in crate::mail::recipients(customer, &addresses) {
+    for to in super::recipients(customer, &addresses) {
         let message_id = format!("notice.{history}.{}", to.id);
         queue(
             tx,

@@ -11,6 +11,7 @@ mod dispatch;
 mod events;
 mod history;
 mod mail;
+mod recipients;
 mod schema;
 mod sessions;
 
@@ -25,6 +26,7 @@ pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };
+pub use recipients::recipients;
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};
