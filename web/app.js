@@ -44,6 +44,8 @@ function applyLang() {
     b.setAttribute('aria-pressed', String(b.dataset.lang === state.lang));
   }
   if (state.ptz) state.ptz.relabel();
+  // The arming words at once, not after the reload the switch starts.
+  if (state.arming) state.arming.render();
   if (state.dispatch) state.dispatch.relabel();
   if (state.console) state.console.relabel();
 }
