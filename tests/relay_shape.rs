@@ -1,6 +1,7 @@
 //! The relay's shape holds: its modules depend on each other without a cycle
-//! (`scripts/modules.py` prints the graph), and HTTP stays at the edge: no module outside
-//! `http` (and `cli`, which starts it) imports axum or sees the HTTP state.
+//! (`scripts/modules.py` prints the graph); HTTP stays at the edge: no module outside `http`
+//! (and `cli`, which starts it) imports axum or sees the HTTP state; and time is read from
+//! the one clock (`relay/src/clock.rs`) only.
 
 use anyhow::{Context, Result, ensure};
 use std::path::Path;
@@ -36,25 +37,45 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn only_the_http_edge_knows_axum_and_the_http_state() -> Result<()> {
+/// The code lines (comments left out) of the relay's files but those `skip` names (by path
+/// under `relay/src/`) that contain any of `words`.
+fn lines_with(words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     let src = Path::new(ROOT).join("relay/src");
     let mut files = Vec::new();
     sources(&src, &mut files)?;
-    let mut strays = Vec::new();
+    let mut found = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&src)?.to_string_lossy().into_owned();
-        if rel.starts_with("http/") || rel == "http.rs" || rel == "cli.rs" {
+        if skip(&rel) {
             continue;
         }
         let text = std::fs::read_to_string(&file)?;
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
-            if code.contains("axum") || code.contains("AppState") {
-                strays.push(format!("relay/src/{rel}:{}: {}", n + 1, line.trim()));
+            if words.iter().any(|w| code.contains(w)) {
+                found.push(format!("relay/src/{rel}:{}: {}", n + 1, line.trim()));
             }
         }
     }
+    Ok(found)
+}
+
+#[test]
+fn time_is_read_from_the_one_clock_only() -> Result<()> {
+    let strays = lines_with(&["::now()", "now_utc()"], |rel| rel == "clock.rs")?;
+    ensure!(
+        strays.is_empty(),
+        "time read past the clock:\n{}",
+        strays.join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn only_the_http_edge_knows_axum_and_the_http_state() -> Result<()> {
+    let strays = lines_with(&["axum", "AppState"], |rel| {
+        rel.starts_with("http/") || rel == "cli.rs"
+    })?;
     ensure!(
         strays.is_empty(),
         "outside the HTTP edge:\n{}",

@@ -55,9 +55,13 @@ pub fn event_upload(data: &[u8]) {
     else {
         return;
     };
-    if let Ok((event, Some(jpeg))) =
-        eyeward_relay::events::accept(CameraId(1), upload, body, u64::MAX)
-    {
+    if let Ok((event, Some(jpeg))) = eyeward_relay::events::accept(
+        CameraId(1),
+        upload,
+        body,
+        u64::MAX,
+        eyeward::UnixMillis(1_800_000_000_000),
+    ) {
         let [x, y, w, h] = event.bbox;
         assert!(u64::from(x) + u64::from(w) <= u64::from(event.width));
         assert!(u64::from(y) + u64::from(h) <= u64::from(event.height));

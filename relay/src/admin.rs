@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use eyeward::dispatch::GeoPoint;
 use eyeward::{
     CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, GuardCenter, Language,
-    Password, Plan, Role, SourcePolicy, UnixMillis,
+    Password, Plan, Role, SourcePolicy,
 };
 use serde_json::{Value, json};
 use std::io::BufRead;
@@ -186,7 +186,7 @@ pub async fn run(
     cmd: AdminCommand,
     stdin: impl BufRead,
 ) -> Result<Output, Error> {
-    let audit = Audit::admin(UnixMillis::now());
+    let audit = Audit::admin(crate::clock::Clock::real().now());
     match cmd {
         AdminCommand::Customer(c) => {
             let home = match &c {

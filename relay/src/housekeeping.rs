@@ -2,18 +2,18 @@
 //! than the retention with their snapshots, the snapshots of removed cameras, and the
 //! pictures shared with closed dispatch requests.
 
+use crate::clock::Clock;
 use crate::dispatch::Dispatcher;
 use crate::events::{Events, HOUSEKEEPING};
 use crate::store::Store;
-use eyeward::UnixMillis;
 use std::sync::Arc;
 
 /// Runs the housekeeping every [`HOUSEKEEPING`] until dropped.
-pub async fn keep(events: Arc<Events>, dispatcher: Arc<Dispatcher>, store: Store) {
-    let mut tick = tokio::time::interval(HOUSEKEEPING);
+pub async fn keep(events: Arc<Events>, dispatcher: Arc<Dispatcher>, store: Store, clock: Clock) {
+    let mut tick = clock.interval(HOUSEKEEPING);
     loop {
         tick.tick().await;
-        match events.expire(&store, UnixMillis::now()).await {
+        match events.expire(&store, clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "old events deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old events"),

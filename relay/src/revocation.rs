@@ -10,6 +10,7 @@
 //! whatever happens (clients reconnect, and prove themselves again).
 
 use crate::auth::{SessionCheck, SessionPolicy};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::store::Store;
 use eyeward::{CameraId, CustomerId, UnixMillis};
@@ -91,11 +92,13 @@ pub struct Revocations {
     store: Store,
     sessions: SessionPolicy,
     generation: watch::Sender<i64>,
+    clock: Clock,
 }
 
 impl Revocations {
-    pub fn new(store: Store, sessions: SessionPolicy) -> Revocations {
+    pub fn new(store: Store, sessions: SessionPolicy, clock: Clock) -> Revocations {
         Revocations {
+            clock,
             store,
             sessions,
             generation: watch::channel(0).0,
@@ -142,7 +145,7 @@ impl Revocations {
                         () = tokio::time::sleep(next) => {}
                     }
                     match grant
-                        .holds(&this.store, this.sessions, UnixMillis::now())
+                        .holds(&this.store, this.sessions, this.clock.now())
                         .await
                     {
                         Some(until) => next = until.min(RECHECK),

@@ -11,6 +11,7 @@
 
 mod rate;
 
+use crate::clock::Clock;
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
 use crate::files::{SnapshotFiles, numbered_files};
@@ -38,6 +39,7 @@ pub type LiveEvent = Arc<(i64, Value)>;
 /// Where snapshots live, the event settings, and the live feed.
 pub struct Events {
     snapshots: SnapshotFiles,
+    clock: Clock,
     config: EventsConfig,
     live: broadcast::Sender<LiveEvent>,
     /// Set at shutdown: live streams end, so that the server's graceful stop is not held up.
@@ -59,8 +61,9 @@ pub enum Stored {
 }
 
 impl Events {
-    pub fn new(data_dir: &Path, config: &EventsConfig) -> Events {
+    pub fn new(data_dir: &Path, config: &EventsConfig, clock: Clock) -> Events {
         Events {
+            clock,
             snapshots: SnapshotFiles::new(data_dir.join("snapshots")),
             config: config.clone(),
             // Viewers that fall this far behind are told to reload the list.
@@ -76,7 +79,7 @@ impl Events {
     /// Whether `camera` may store another event now: 429 past its rate, 507 past its share
     /// of the disk; both with `Retry-After`, the agent keeping the event meanwhile.
     pub(crate) async fn admit(&self, store: &Store, camera: CameraId) -> Result<(), Error> {
-        let now = UnixMillis::now();
+        let now = self.clock.now();
         let admitted = {
             let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
             rate.forget_idle(now);
@@ -313,10 +316,10 @@ enum Checked {
     Gap(Gap),
 }
 
-/// A capture time that makes sense: not before 2020, not more than a minute ahead of the
-/// relay's clock.
-fn check_time(at: i64, name: &str) -> Result<UnixMillis, Error> {
-    if at < 1_577_836_800_000 || at > UnixMillis::now().plus(Duration::from_secs(60)).0 {
+/// A capture time that makes sense: not before 2020, not more than a minute ahead of `now`
+/// (the relay's clock).
+fn check_time(at: i64, name: &str, now: UnixMillis) -> Result<UnixMillis, Error> {
+    if at < 1_577_836_800_000 || at > now.plus(Duration::from_secs(60)).0 {
         return Err(Error::bad_request(format!(
             "{name} must be a capture time in Unix milliseconds"
         )));
@@ -325,7 +328,7 @@ fn check_time(at: i64, name: &str) -> Result<UnixMillis, Error> {
 }
 
 impl Upload {
-    fn check(&self) -> Result<Checked, Error> {
+    fn check(&self, now: UnixMillis) -> Result<Checked, Error> {
         let key_ok = (8..=64).contains(&self.key.len())
             && self
                 .key
@@ -336,7 +339,7 @@ impl Upload {
                 "key must be 8 to 64 letters, digits, '-' or '_'",
             ));
         }
-        let captured_at = check_time(self.captured_at, "captured_at")?;
+        let captured_at = check_time(self.captured_at, "captured_at", now)?;
         match self.kind.as_deref().unwrap_or("motion") {
             "motion" => {
                 if self.until.is_some()
@@ -384,6 +387,7 @@ impl Upload {
                     self.until
                         .ok_or_else(|| Error::bad_request("a gap needs until"))?,
                     "until",
+                    now,
                 )?;
                 if until < captured_at {
                     return Err(Error::bad_request("until comes before captured_at"));
@@ -449,20 +453,22 @@ pub fn check_jpeg(jpeg: &[u8], max_pixels: u64) -> Result<(u32, u32), Error> {
     Ok((w, h))
 }
 
-/// Checks an upload's query and body as [`upload`] does before it stores anything: the
-/// event to store and its snapshot, or a 400 that says what is wrong.
+/// Checks an upload's query and body, received at `now`, before anything is stored: the
+/// event to store and its snapshot, or a 400 that says what is wrong. Plain code: the time
+/// is given.
 pub fn accept(
     camera: CameraId,
     upload: Upload,
     jpeg: Option<Vec<u8>>,
     max_pixels: u64,
+    now: UnixMillis,
 ) -> Result<(NewEvent, Option<Vec<u8>>), Error> {
-    let checked = upload.check()?;
+    let checked = upload.check(now)?;
     let mut event = NewEvent {
         camera,
         idempotency_key: upload.key,
         captured_at: UnixMillis(upload.captured_at),
-        received_at: UnixMillis::now(),
+        received_at: now,
         score: 0.0,
         bbox: [0; 4],
         width: 0,

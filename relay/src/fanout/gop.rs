@@ -56,7 +56,7 @@ mod tests {
             is_key: key,
             data: vec![0; len].into(),
             rtp_payloads: Vec::new(),
-            received: std::time::Instant::now(),
+            received: crate::clock::monotonic(),
             epoch: 0,
         })
     }

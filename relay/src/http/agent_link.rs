@@ -94,13 +94,13 @@ pub async fn link(
         }))
 }
 
-fn agent_audit(camera: CameraId) -> Audit {
+fn agent_audit(camera: CameraId, at: UnixMillis) -> Audit {
     Audit {
         actor: Actor::Agent {
             camera_id: camera.0,
         },
         channel: Channel::Agent,
-        at: UnixMillis::now(),
+        at,
     }
 }
 
@@ -180,7 +180,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     if let Err(e) = st
         .store
         .record_camera(
-            &agent_audit(camera),
+            &agent_audit(camera, st.clock.now()),
             camera,
             "camera.online",
             json!({ "agent": agent_name }),
@@ -255,7 +255,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
         if let Err(e) = st
             .store
             .record_camera(
-                &agent_audit(camera),
+                &agent_audit(camera, st.clock.now()),
                 camera,
                 "camera.offline",
                 json!({ "reason": reason }),

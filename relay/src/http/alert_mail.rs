@@ -60,7 +60,7 @@ pub async fn add(
     let email = Email::parse(&new.email)
         .map_err(|e| Error::bad_request(e.to_string()).with_code("invalid_email"))?;
     let confirm = Token::generate("ewc_");
-    let audit = c.caller.audit();
+    let audit = c.caller.audit(st.clock.now());
     let expires = audit.at.plus(CONFIRM_FOR);
     let mailer = &st.mailer;
     let message_id = format!(
@@ -82,6 +82,7 @@ pub async fn add(
                     from: mailer.from(),
                     to: email.as_str(),
                     message_id: &message_id,
+                    date: st.clock.now(),
                     lang: c.caller.account.lang,
                     by: &c.caller.account.name,
                     confirm_url: &confirm_url,
@@ -127,7 +128,7 @@ pub async fn remove_by_body(
 async fn remove_address(st: &AppState, c: CustomerCaller, id: i64) -> Result<StatusCode, Error> {
     if st
         .store
-        .remove_alert_address(c.id, id, &c.caller.audit())
+        .remove_alert_address(c.id, id, &c.caller.audit(st.clock.now()))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -211,7 +212,7 @@ pub async fn confirm(
 ) -> Result<Response, Error> {
     let confirmed = st
         .store
-        .confirm_alert_address(&hash_token(&token), UnixMillis::now())
+        .confirm_alert_address(&hash_token(&token), st.clock.now())
         .await?;
     match confirmed {
         Some(address) => Ok(page(
@@ -276,7 +277,7 @@ pub async fn unsubscribe(
 ) -> Result<Response, Error> {
     match st
         .store
-        .unsubscribe(&hash_token(&token), UnixMillis::now())
+        .unsubscribe(&hash_token(&token), st.clock.now())
         .await?
     {
         Some(address) => Ok(page(
@@ -333,7 +334,7 @@ pub async fn set_notices(
         ptz,
     };
     st.store
-        .set_notices_wanted(c.id, wanted, &c.caller.audit())
+        .set_notices_wanted(c.id, wanted, &c.caller.audit(st.clock.now()))
         .await?;
     Ok(Json(wanted))
 }

@@ -12,9 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::arming::CameraAlerts;
-use eyeward::{
-    CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role, UnixMillis,
-};
+use eyeward::{CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -36,7 +34,7 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
-    let now = UnixMillis::now();
+    let now = st.clock.now();
     let email = Email::parse(&req.email)?;
     if req.password.len() > Password::MAX_BYTES {
         return Err(Error::bad_request("password is too long"));
@@ -155,7 +153,7 @@ async fn record_own(
     let owner =
         (caller.account.role == Role::Customer).then_some(eyeward::CustomerId(caller.account.id));
     st.store
-        .record(&caller.audit(), owner, action, detail)
+        .record(&caller.audit(st.clock.now()), owner, action, detail)
         .await
 }
 
@@ -190,7 +188,7 @@ pub async fn update_me(
     let a = &caller.account;
     if a.lang != req.lang {
         st.store
-            .set_language(a.id, a.role, req.lang, &caller.audit())
+            .set_language(a.id, a.role, req.lang, &caller.audit(st.clock.now()))
             .await?;
     }
     let mut account = caller.account;
@@ -278,7 +276,7 @@ pub async fn update_camera(
             "nothing to change: give a name or alerts",
         ));
     }
-    let audit = c.caller.audit();
+    let audit = c.caller.audit(st.clock.now());
     let found = match &req.name {
         Some(name) => st.store.rename_camera(c.id, id, name, &audit).await?,
         None => true,

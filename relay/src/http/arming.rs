@@ -37,7 +37,7 @@ fn arming_json(a: &Arming) -> Value {
 
 /// `GET /api/arming`.
 pub async fn get(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
-    let arming = st.store.arming(c.id, UnixMillis::now()).await?;
+    let arming = st.store.arming(c.id, st.clock.now()).await?;
     Ok(Json(arming_json(&arming)))
 }
 
@@ -55,7 +55,7 @@ pub async fn set(
 ) -> Result<Json<Value>, Error> {
     let arming = st
         .store
-        .set_arming(c.id, req.mode, &c.caller.audit())
+        .set_arming(c.id, req.mode, &c.caller.audit(st.clock.now()))
         .await?;
     Ok(Json(arming_json(&arming)))
 }
@@ -81,7 +81,7 @@ pub async fn add_switch(
         .map_err(|e| Error::bad_request(e.to_string()).with_code("bad_switch"))?;
     let added = st
         .store
-        .add_arming_switch(c.id, switch, &c.caller.audit())
+        .add_arming_switch(c.id, switch, &c.caller.audit(st.clock.now()))
         .await?
         .ok_or_else(|| {
             Error::new(
@@ -101,7 +101,7 @@ pub async fn remove_switch(
 ) -> Result<StatusCode, Error> {
     if st
         .store
-        .remove_arming_switch(c.id, id, &c.caller.audit())
+        .remove_arming_switch(c.id, id, &c.caller.audit(st.clock.now()))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -26,8 +26,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// An audit record of an operation this caller makes through the web, now.
-    pub fn audit(&self) -> Audit {
+    /// An audit record of an operation this caller makes through the web at `at`.
+    pub fn audit(&self, at: UnixMillis) -> Audit {
         let (id, name) = (self.account.id, self.account.name.clone());
         Audit {
             actor: match self.account.role {
@@ -35,7 +35,7 @@ impl Caller {
                 Role::Operator => Actor::Operator { id, name },
             },
             channel: Channel::Web,
-            at: UnixMillis::now(),
+            at,
         }
     }
 }
@@ -95,7 +95,7 @@ impl FromRequestParts<AppState> for Caller {
             .session(&token_hash)
             .await?
             .ok_or_else(Error::unauthenticated)?;
-        let now = UnixMillis::now();
+        let now = state.clock.now();
         match state
             .sessions
             .check(session.created_at, session.last_seen_at, now)

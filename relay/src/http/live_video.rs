@@ -76,10 +76,7 @@ pub async fn answer(
         answer,
     )
         .into_response();
-    for link in st
-        .whep
-        .link_headers(viewer, time::OffsetDateTime::now_utc())
-    {
+    for link in st.whep.link_headers(viewer, st.clock.now()) {
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().append(header::LINK, v);
         }

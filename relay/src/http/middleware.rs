@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 /// Refuses state-changing requests that a browser sent from another site.
 ///
@@ -88,7 +87,7 @@ fn method_label(method: &Method) -> &'static str {
 pub async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_of(&req);
     let method = method_label(req.method()).to_owned();
-    let start = Instant::now();
+    let start = st.clock.instant();
     let resp = next.run(req).await;
     st.metrics
         .http_request_seconds

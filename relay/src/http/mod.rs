@@ -20,6 +20,7 @@ pub mod tls;
 mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
+use crate::clock::Clock;
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
@@ -59,6 +60,8 @@ pub struct AppState {
     /// The public URL is https: cookies are marked `Secure` and browsers told to keep to
     /// https (HSTS).
     pub secure_cookies: bool,
+    /// The one clock (see [`crate::clock`]).
+    pub clock: Clock,
     /// The pages' `Content-Security-Policy` (it names the map's tile server).
     pub content_security_policy: axum::http::HeaderValue,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -89,6 +92,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config, bound: SocketAddr, store: Store) -> Result<AppState, Error> {
+        let clock = Clock::real();
         let public_url = config.public_url(bound);
         let a = &config.auth;
         let metrics = Arc::new(Metrics::new());
@@ -105,7 +109,7 @@ impl AppState {
             max_age: a.session_max_age,
         };
         Ok(AppState {
-            revocations: Arc::new(Revocations::new(store.clone(), sessions)),
+            revocations: Arc::new(Revocations::new(store.clone(), sessions, clock)),
             max_event_stream: config.http.max_event_stream,
             streams: Arc::new(streams::StreamCounts::new(
                 config.http.max_event_streams_per_account,
@@ -125,6 +129,7 @@ impl AppState {
             sessions,
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
+            clock,
             content_security_policy: middleware::content_security_policy(
                 &config
                     .dispatch
@@ -136,9 +141,14 @@ impl AppState {
             links,
             feeds,
             whep,
-            events: Arc::new(Events::new(&config.data_dir, &config.events)),
-            mailer: Arc::new(Mailer::new(&config.mail, &config.data_dir, public_url)?),
-            ptz: Arc::new(PanTilt::new(config.ptz.clone())),
+            events: Arc::new(Events::new(&config.data_dir, &config.events, clock)),
+            mailer: Arc::new(Mailer::new(
+                &config.mail,
+                &config.data_dir,
+                public_url,
+                clock,
+            )?),
+            ptz: Arc::new(PanTilt::new(config.ptz.clone(), clock)),
             dispatcher: Arc::new(Dispatcher::new(&config.dispatch, &config.data_dir)),
         })
     }
@@ -349,6 +359,7 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         state.events.clone(),
         state.dispatcher.clone(),
         state.store.clone(),
+        state.clock,
     ));
     let mailer = tokio::spawn(
         state
@@ -385,7 +396,7 @@ async fn sweep_sessions(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = UnixMillis::now();
+        let now = state.clock.now();
         let idle_before = UnixMillis(now.0 - state.sessions.idle_timeout.as_millis() as i64);
         let created_before = UnixMillis(now.0 - state.sessions.max_age.as_millis() as i64);
         match state

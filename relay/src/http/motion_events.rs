@@ -30,9 +30,10 @@ pub async fn upload(
     st.events.admit(&st.store, camera).await?;
     // Decoding the JPEG to check it takes CPU and memory: off the async workers, a few at once.
     let max_pixels = st.events.max_pixels();
+    let now = st.clock.now();
     let (event, jpeg) = st
         .events
-        .decoding(move || accept(camera, upload, jpeg, max_pixels))
+        .decoding(move || accept(camera, upload, jpeg, max_pixels, now))
         .await??;
     let alerts = st.mailer.policy();
     let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;

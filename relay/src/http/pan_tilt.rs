@@ -77,7 +77,7 @@ pub async fn command(
             detail["preset"] = json!(p);
         }
         st.store
-            .record(&c.caller.audit(), Some(c.id), history, detail)
+            .record(&c.caller.audit(st.clock.now()), Some(c.id), history, detail)
             .await?;
     }
     Ok(Json(state_json(&st, camera.id, Some(&done.state))))

@@ -139,7 +139,7 @@ impl Ingest {
                 is_key,
                 rtp_payloads: h264::rtp_payloads(&data).map_err(malformed)?,
                 data,
-                received: std::time::Instant::now(),
+                received: crate::clock::monotonic(),
                 epoch: 0,
             }));
         }

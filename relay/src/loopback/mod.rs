@@ -41,10 +41,13 @@ where
         .map_err(listen_error)?;
     let local = listener.local_addr().map_err(listen_error)?;
     let task = tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+        let mut waited = std::pin::pin!(tokio::time::sleep(CONNECT_WAIT));
         let tcp = loop {
-            let Ok(Ok((tcp, peer))) = tokio::time::timeout_at(deadline, listener.accept()).await
-            else {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut waited => return,
+            };
+            let Ok((tcp, peer)) = accepted else {
                 return;
             };
             if peer::made_by_this_process(local, peer) {

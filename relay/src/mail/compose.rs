@@ -9,7 +9,7 @@ use eyeward::{Language, UnixMillis};
 use lettre::Message;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A header lettre has no type for, with its value as given.
 macro_rules! raw_header {
@@ -88,12 +88,13 @@ fn envelope(
     to: &str,
     message_id: &str,
     subject: &str,
+    date: UnixMillis,
 ) -> Result<lettre::message::MessageBuilder, Error> {
     Ok(Message::builder()
         .from(mailbox(from)?)
         .to(mailbox(to)?)
         .message_id(Some(message_id.to_owned()))
-        .date(SystemTime::now())
+        .date(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(date.0).unwrap_or(0)))
         .subject(header_text(subject))
         .header(AutoSubmitted("auto-generated".into())))
 }
@@ -108,6 +109,8 @@ pub struct Alert<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub message_id: &'a str,
+    /// The mail's `Date:`.
+    pub date: UnixMillis,
     pub lang: Language,
     pub camera: &'a str,
     pub captured_at: UnixMillis,
@@ -191,7 +194,7 @@ pub fn alert(a: &Alert<'_>) -> Result<Vec<u8>, Error> {
         None => alternative,
     };
     built(
-        envelope(a.from, a.to, a.message_id, &subject)?
+        envelope(a.from, a.to, a.message_id, &subject, a.date)?
             .header(ListUnsubscribe(format!("<{}>", a.unsubscribe_url)))
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
             .multipart(body),
@@ -203,6 +206,8 @@ pub struct Confirmation<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub message_id: &'a str,
+    /// The mail's `Date:`.
+    pub date: UnixMillis,
     pub lang: Language,
     /// Who added the address (the customer's name).
     pub by: &'a str,
@@ -234,7 +239,9 @@ pub fn confirmation(c: &Confirmation<'_>) -> Result<Vec<u8>, Error> {
             ),
         ),
     };
-    built(envelope(c.from, c.to, c.message_id, &subject)?.singlepart(SinglePart::plain(text)))
+    built(
+        envelope(c.from, c.to, c.message_id, &subject, c.date)?.singlepart(SinglePart::plain(text)),
+    )
 }
 
 /// What a notice mail says: one entry of the account's history.
@@ -242,6 +249,8 @@ pub struct Notice<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub message_id: &'a str,
+    /// The mail's `Date:`.
+    pub date: UnixMillis,
     pub lang: Language,
     /// The history entry's action (`camera.offline`, `login`...).
     pub action: &'a str,
@@ -581,7 +590,7 @@ pub fn notice(n: &Notice<'_>) -> Result<Vec<u8>, Error> {
         n.settings_url, n.unsubscribe_url
     );
     built(
-        envelope(n.from, n.to, n.message_id, &subject)?
+        envelope(n.from, n.to, n.message_id, &subject, n.date)?
             .header(ListUnsubscribe(format!("<{}>", n.unsubscribe_url)))
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
             .singlepart(SinglePart::plain(text)),
@@ -597,6 +606,7 @@ mod tests {
             from: "eyeward <alerts@example.com>",
             to: "owner@example.jp",
             message_id: "<alert.1.1.0@example.com>",
+            date: UnixMillis(1_800_000_000_000),
             lang: Language::En,
             camera,
             captured_at: UnixMillis(1_800_000_000_000),
@@ -685,6 +695,7 @@ mod notice_tests {
             from: "eyeward <alerts@example.com>",
             to: "owner@example.jp",
             message_id: "<notice.1.1@example.com>",
+            date: UnixMillis(1_800_000_000_000),
             lang,
             action,
             camera: Some("Porch"),

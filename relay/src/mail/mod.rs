@@ -9,6 +9,7 @@
 pub mod compose;
 
 use crate::auth::Token;
+use crate::clock::Clock;
 use crate::config::MailConfig;
 use crate::error::Error;
 use crate::files::SnapshotFiles;
@@ -58,6 +59,7 @@ pub struct Mailer {
     public_url: url::Url,
     /// Rung when mail was queued, so it leaves at once.
     pub wake: Notify,
+    clock: Clock,
 }
 
 impl Mailer {
@@ -67,6 +69,7 @@ impl Mailer {
         config: &MailConfig,
         data_dir: &Path,
         public_url: url::Url,
+        clock: Clock,
     ) -> Result<Mailer, Error> {
         compose_check_from(&config.from)?;
         let transport = match &config.smtp_url {
@@ -86,6 +89,7 @@ impl Mailer {
             offline_after: config.offline_after,
             public_url,
             wake: Notify::new(),
+            clock,
         })
     }
 
@@ -115,11 +119,11 @@ impl Mailer {
     /// due.
     pub async fn run(self: Arc<Self>, store: Store, snapshots: SnapshotFiles) {
         // What waited through a stop is due at once: the restart may well be the fix.
-        if let Err(e) = store.all_mail_due(UnixMillis::now()).await {
+        if let Err(e) = store.all_mail_due(self.clock.now()).await {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {
-            let now = UnixMillis::now();
+            let now = self.clock.now();
             let flushed = store.flush_held_alerts(&self.policy(), now).await;
             if let Err(e) = flushed {
                 tracing::warn!(error = %e, "held alerts could not be queued");
@@ -136,7 +140,7 @@ impl Mailer {
             }
             let wait = match store.next_mail_due().await {
                 Ok(Some(at)) => {
-                    Duration::from_millis(at.0.saturating_sub(UnixMillis::now().0).max(0) as u64)
+                    Duration::from_millis(at.0.saturating_sub(self.clock.now().0).max(0) as u64)
                 }
                 _ => STORM_CHECK,
             };
@@ -154,7 +158,7 @@ impl Mailer {
 
     async fn send_due(&self, store: &Store, snapshots: &SnapshotFiles) -> Result<(), Error> {
         loop {
-            let due = store.due_mail(UnixMillis::now(), 20).await?;
+            let due = store.due_mail(self.clock.now(), 20).await?;
             if due.is_empty() {
                 return Ok(());
             }
@@ -181,7 +185,7 @@ impl Mailer {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot render a mail; it is kept for a retry");
-                let retry = UnixMillis::now().plus(retry_delay(mail.attempts + 1));
+                let retry = self.clock.now().plus(retry_delay(mail.attempts + 1));
                 return store.mail_retry(mail.id, retry, &e.to_string()).await;
             }
         };
@@ -197,10 +201,10 @@ impl Mailer {
         match self.deliver(&envelope, &message).await {
             Sent::Ok => {
                 tracing::info!("mail sent");
-                store.mail_sent(mail.id, UnixMillis::now()).await
+                store.mail_sent(mail.id, self.clock.now()).await
             }
             Sent::Retry(why) => {
-                let retry = UnixMillis::now().plus(retry_delay(mail.attempts + 1));
+                let retry = self.clock.now().plus(retry_delay(mail.attempts + 1));
                 tracing::warn!(%why, attempts = mail.attempts + 1, "mail not sent yet");
                 store.mail_retry(mail.id, retry, &why).await
             }
@@ -262,7 +266,7 @@ impl Mailer {
             .add_unsubscribe_token(
                 address.id,
                 &unsubscribe.hash,
-                UnixMillis::now().plus(UNSUBSCRIBE_FOR),
+                self.clock.now().plus(UNSUBSCRIBE_FOR),
             )
             .await?;
         let unsubscribe_url = self.link(&format!("/unsubscribe/{}", unsubscribe.secret()));
@@ -283,6 +287,7 @@ impl Mailer {
                 from: &self.from,
                 to: &address.email,
                 message_id: &message_id,
+                date: self.clock.now(),
                 lang: account.lang,
                 action: &entry.action,
                 camera: camera.as_deref(),
@@ -314,6 +319,7 @@ impl Mailer {
             from: &self.from,
             to: &address.email,
             message_id: &message_id,
+            date: self.clock.now(),
             lang: account.lang,
             camera: &camera.name,
             captured_at: UnixMillis(event.captured_at),

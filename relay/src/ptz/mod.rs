@@ -4,12 +4,13 @@
 //! known state of each camera is a `watch` channel every viewer follows. Its HTTP side is
 //! `http::pan_tilt`.
 
+use crate::clock::Clock;
 use crate::config::PtzConfig;
 use crate::error::{Error, ErrorKind};
 use crate::link::Links;
+use eyeward::CameraId;
 use eyeward::link::RelayMessage;
 use eyeward::ptz::{Admission, Gate, GateLimits, PtzCommand, PtzFailure, PtzState};
-use eyeward::{CameraId, UnixMillis};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ pub struct PanTilt {
     config: PtzConfig,
     cameras: Mutex<HashMap<CameraId, CameraPtz>>,
     next_id: AtomicU64,
+    clock: Clock,
 }
 
 /// A command carried out.
@@ -40,8 +42,9 @@ pub struct Done {
 }
 
 impl PanTilt {
-    pub fn new(config: PtzConfig) -> PanTilt {
+    pub fn new(config: PtzConfig, clock: Clock) -> PanTilt {
         PanTilt {
+            clock,
             config,
             cameras: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -62,7 +65,7 @@ impl PanTilt {
                     per_second: self.config.per_second,
                     deadman: self.config.deadman,
                 },
-                UnixMillis::now(),
+                self.clock.now(),
             ),
             state: watch::channel(None).0,
             pending: HashMap::new(),
@@ -79,8 +82,8 @@ impl PanTilt {
     ) -> Result<Done, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer_rx) = oneshot::channel();
-        let record = self.with_camera(camera, |c| {
-            match c.gate.admit(&command, UnixMillis::now()) {
+        let record =
+            self.with_camera(camera, |c| match c.gate.admit(&command, self.clock.now()) {
                 Admission::Wait(wait) => Err(Error::new(
                     ErrorKind::ResourceExhausted,
                     "too many pan-tilt commands for this camera; wait a moment",
@@ -90,8 +93,7 @@ impl PanTilt {
                     c.pending.insert(id, answer_tx);
                     Ok(record)
                 }
-            }
-        })?;
+            })?;
         let message = RelayMessage::Ptz {
             id,
             command,
@@ -146,5 +148,79 @@ impl PanTilt {
     /// The camera's last known state, and its changes from now on.
     pub fn watch(&self, camera: CameraId) -> watch::Receiver<Option<PtzState>> {
         self.with_camera(camera, |c| c.state.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eyeward::UnixMillis;
+    use std::sync::Arc;
+
+    const CAMERA: CameraId = CameraId(7);
+
+    fn pan_tilt(burst: u32, per_second: f64) -> (Arc<PanTilt>, Arc<Links>) {
+        let config = PtzConfig {
+            burst,
+            per_second,
+            ..PtzConfig::default()
+        };
+        let ptz = Arc::new(PanTilt::new(
+            config,
+            Clock::simulated(UnixMillis(1_800_000_000_000)),
+        ));
+        (ptz, Arc::new(Links::default()))
+    }
+
+    fn step() -> PtzCommand {
+        PtzCommand::Step {
+            pan: 0.1,
+            tilt: 0.0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_command_the_agent_never_answers_fails_after_the_answer_timeout_without_waiting() {
+        let (ptz, links) = pan_tilt(20, 10.0);
+        let mut agent = links.register(CAMERA, "/live".into());
+        let started = ptz.clock.now();
+        let err = ptz.command(&links, CAMERA, step()).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        // Five simulated seconds passed, and no real ones (the test runs in a moment).
+        assert_eq!(
+            ptz.clock.now().since(started),
+            PtzConfig::default().answer_timeout
+        );
+        assert!(matches!(
+            agent.to_agent.try_recv(),
+            Ok(RelayMessage::Ptz { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_opens_again_as_simulated_time_passes() {
+        let (ptz, links) = pan_tilt(1, 1.0);
+        let mut agent = links.register(CAMERA, "/live".into());
+        // The agent answers every command at once.
+        let answering = ptz.clone();
+        tokio::spawn(async move {
+            while let Some(message) = agent.to_agent.recv().await {
+                if let RelayMessage::Ptz { id, .. } = message {
+                    let state = PtzState {
+                        pan: 0.1,
+                        tilt: 0.0,
+                        moving: false,
+                        presets: Vec::new(),
+                    };
+                    answering.answered(CAMERA, id, Ok(state));
+                }
+            }
+        });
+        assert!(ptz.command(&links, CAMERA, step()).await.is_ok());
+        let refused = ptz.command(&links, CAMERA, step()).await.err().unwrap();
+        assert_eq!(refused.kind(), ErrorKind::ResourceExhausted, "{refused}");
+        assert!(refused.retry_delay().is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(ptz.command(&links, CAMERA, step()).await.is_ok());
     }
 }

@@ -30,7 +30,6 @@ pub use recipients::recipients;
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};
-use eyeward::UnixMillis;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 use std::path::Path;
@@ -86,7 +85,7 @@ impl Store {
         let store = Store { pool };
         // No unsubscribe token stays in clear at rest (see migration 0008).
         let moved = store
-            .hash_legacy_unsubscribe_tokens(UnixMillis::now().plus(UNSUBSCRIBE_FOR))
+            .hash_legacy_unsubscribe_tokens(crate::clock::Clock::real().now().plus(UNSUBSCRIBE_FOR))
             .await?;
         if moved > 0 {
             tracing::info!(addresses = moved, "unsubscribe tokens now kept hashed");

@@ -19,7 +19,7 @@ use crate::ingest::Frame;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
-use eyeward::{CameraId, CustomerId, OperatorId};
+use eyeward::{CameraId, CustomerId, OperatorId, UnixMillis};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -182,8 +182,8 @@ impl Whep {
     /// The STUN/TURN servers for `viewer`, as WHEP `Link` header values: TURN servers with
     /// a credential of the viewer's own, valid until the longest session it could have
     /// started `now` ends.
-    pub fn link_headers(&self, viewer: Viewer, now: time::OffsetDateTime) -> Vec<String> {
-        let expires = now + self.config.max_session;
+    pub fn link_headers(&self, viewer: Viewer, now: UnixMillis) -> Vec<String> {
+        let expires = now.plus(self.config.max_session);
         self.config
             .ice_servers
             .iter()
@@ -338,7 +338,7 @@ impl Whep {
             camera: camera.clone(),
             early,
             connected,
-            joined: Instant::now(),
+            joined: crate::clock::monotonic(),
         };
         let metrics = self.metrics.clone();
         let sender = tokio::spawn(async move {
@@ -549,7 +549,7 @@ async fn send_frames(track: Arc<TrackLocalStaticRTP>, start: Start, metrics: Arc
                 if last_refresh.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
                     continue;
                 }
-                last_refresh = Some(Instant::now());
+                last_refresh = Some(crate::clock::monotonic());
                 let gop = sub.current_gop();
                 if !gop.is_empty() {
                     out.metrics.keyframe_requests_answered.inc();

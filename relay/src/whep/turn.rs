@@ -7,8 +7,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use eyeward::UnixMillis;
 use ring::hmac;
-use time::OffsetDateTime;
 
 /// One viewer's TURN username and password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub struct TurnCredential {
 }
 
 /// The credential for `viewer` (a short name, e.g. `c42`) valid until `expires`.
-pub fn credential(secret: &str, viewer: &str, expires: OffsetDateTime) -> TurnCredential {
-    let username = format!("{}:{viewer}", expires.unix_timestamp());
+pub fn credential(secret: &str, viewer: &str, expires: UnixMillis) -> TurnCredential {
+    let username = format!("{}:{viewer}", expires.0.div_euclid(1000));
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
     let password = STANDARD.encode(hmac::sign(&key, username.as_bytes()));
     TurnCredential { username, password }
@@ -28,23 +28,23 @@ pub fn credential(secret: &str, viewer: &str, expires: OffsetDateTime) -> TurnCr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use std::time::Duration;
 
     #[test]
     fn the_password_is_the_base64_hmac_sha1_of_the_username_under_the_secret() {
         // Worked out independently: printf '1764288000:c7' | openssl dgst -sha1 -hmac
         // 'north-gate-secret' -binary | base64
-        let c = credential("north-gate-secret", "c7", datetime!(2025-11-28 00:00 UTC));
+        let c = credential("north-gate-secret", "c7", UnixMillis(1_764_288_000_000));
         assert_eq!(c.username, "1764288000:c7");
         assert_eq!(c.password, "8rWeyMoh1O9BGRTSE+1qEK0RqpU=");
     }
 
     #[test]
     fn viewers_and_expiries_get_different_passwords() {
-        let at = datetime!(2025-11-28 00:00 UTC);
+        let at = UnixMillis(1_764_288_000_000);
         let a = credential("s", "c1", at);
         let b = credential("s", "c2", at);
-        let later = credential("s", "c1", at + time::Duration::HOUR);
+        let later = credential("s", "c1", at.plus(Duration::from_secs(3600)));
         assert_ne!(a.password, b.password);
         assert_ne!(a.password, later.password);
     }

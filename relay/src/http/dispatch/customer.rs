@@ -88,7 +88,7 @@ pub async fn create(
                 share_snapshot: req.share_snapshot,
                 share_live: req.share_live,
             },
-            &c.caller.audit(),
+            &c.caller.audit(st.clock.now()),
         )
         .await?;
     st.metrics.dispatch_requests.inc();
@@ -123,7 +123,7 @@ pub async fn cancel(
     c: CustomerCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
-    let audit = c.caller.audit();
+    let audit = c.caller.audit(st.clock.now());
     let d = act(
         &st,
         DispatchActor::Customer(c.id),
@@ -253,7 +253,7 @@ pub async fn set_home(
         key_holder: note(&notes.key_holder)?,
     };
     st.store
-        .set_home_notes(c.id, &checked, &c.caller.audit())
+        .set_home_notes(c.id, &checked, &c.caller.audit(st.clock.now()))
         .await?;
     home(State(st), c).await
 }

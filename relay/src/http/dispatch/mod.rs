@@ -120,7 +120,7 @@ async fn expected_arrival(
         eyeward::UnixMillis(seen_at),
         home,
         st.dispatcher.config().guard_speed_kmh,
-        eyeward::UnixMillis::now(),
+        st.clock.now(),
     ))
 }
 

@@ -69,7 +69,7 @@ pub async fn queue(
         .dispatch_queue(op.center, q.closed, QUEUE_LIMIT)
         .await?;
     Ok(Json(json!({
-        "now": UnixMillis::now().to_rfc3339(),
+        "now": st.clock.now().to_rfc3339(),
         "guard_center": op.center,
         "requests": requests.iter().map(queue_item).collect::<Vec<_>>(),
     })))
@@ -131,7 +131,7 @@ pub async fn open(
     ));
     st.store
         .record(
-            &op.caller.audit(),
+            &op.caller.audit(st.clock.now()),
             Some(d.customer_id),
             "dispatch.viewed",
             json!({ "request_id": id, "camera": d.camera_name }),
@@ -150,7 +150,7 @@ fn proposals(st: &AppState, home: Option<GeoPoint>, guards: &[Guard]) -> Vec<Val
         home,
         &sightings,
         st.dispatcher.config().guard_speed_kmh,
-        UnixMillis::now(),
+        st.clock.now(),
     )
     .into_iter()
     .map(|p| {
@@ -202,7 +202,7 @@ pub async fn step(
     let d = act(
         &st,
         op.actor(),
-        &op.caller.audit(),
+        &op.caller.audit(st.clock.now()),
         id,
         action,
         None,
@@ -240,7 +240,7 @@ pub async fn assign(
     let d = act(
         &st,
         op.actor(),
-        &op.caller.audit(),
+        &op.caller.audit(st.clock.now()),
         id,
         DispatchAction::Assign,
         Some(&guard),
@@ -274,7 +274,7 @@ pub async fn snapshot(
     let resp = super::jpeg_response(&st, &d).await?;
     st.store
         .record(
-            &op.caller.audit(),
+            &op.caller.audit(st.clock.now()),
             Some(d.customer_id),
             "dispatch.snapshot_viewed",
             json!({ "request_id": id, "camera": d.camera_name }),
@@ -323,7 +323,7 @@ pub async fn watch(
     }
     st.store
         .record(
-            &op.caller.audit(),
+            &op.caller.audit(st.clock.now()),
             Some(d.customer_id),
             "dispatch.live_viewed",
             json!({ "request_id": id, "camera": d.camera_name }),
@@ -388,9 +388,7 @@ pub async fn set_position(
         .guard_of(op.center, id)
         .await?
         .ok_or_else(|| Error::not_found("guard"))?;
-    st.store
-        .set_guard_position(id, at, UnixMillis::now())
-        .await?;
+    st.store.set_guard_position(id, at, st.clock.now()).await?;
     let guard = st
         .store
         .guard_of(op.center, id)
@@ -423,7 +421,7 @@ pub async fn report_position(
     GuardCaller(guard): GuardCaller,
     ApiJson(p): ApiJson<Position>,
 ) -> Result<StatusCode, Error> {
-    let now = UnixMillis::now();
+    let now = st.clock.now();
     let at = p.point()?;
     st.store.set_guard_position(guard.id, at, now).await?;
     let moved = Guard {
