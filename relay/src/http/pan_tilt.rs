@@ -104,7 +104,7 @@ pub async fn live(
     let camera = pan_tilt_camera(&st, c.id, id).await?;
     let source = streams::from_watch(st.ptz.watch(camera.id), |state| Live::Message {
         name: "state",
-        data: serde_json::to_value(state).unwrap_or_default().to_string(),
+        data: serde_json::to_string(state).unwrap_or_else(|_| "null".to_owned()),
     });
     streams::live_stream(&st, &c.caller, c.grant_on(camera.id), source)
 }
