@@ -205,7 +205,7 @@ impl Events {
         self.snapshots.clone()
     }
 
-    /// The live feed of stored events, for [`live`].
+    /// The live feed of stored events, for the owners' live streams (`http::motion_events`).
     pub(crate) fn publish(&self, event: &Event) {
         if self.live.receiver_count() == 0 {
             return;
