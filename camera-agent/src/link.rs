@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::ptz::{PtzLink, PtzRequest};
 use crate::rtsp_auth::{AuthProxy, Output};
 use eyeward::link::{
-    self, AgentMessage, Backoff, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION,
-    RelayMessage, TunnelId,
+    self, AgentMessage, AgentOutput, AgentSession, Backoff, Input, MAX_MESSAGE_BYTES,
+    MAX_TUNNEL_FRAME_BYTES, RelayOrder, TunnelId,
 };
 use eyeward::ptz::PtzFailure;
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -68,7 +69,6 @@ impl std::fmt::Debug for LinkConfig {
     }
 }
 
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const CAMERA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl LinkConfig {
@@ -154,80 +154,119 @@ pub async fn run(config: LinkConfig, mut ptz: Option<PtzLink>, shutdown: impl Fu
     }
 }
 
-/// One connection of the link, from hello until it fails or the relay closes it.
+/// One connection of the link, from hello until it fails or the relay closes it. The
+/// protocol is [`AgentSession`]'s; this drives it with the socket, tokio's clock, the
+/// tunnels and the pan-tilt driver.
 async fn session(
     config: &LinkConfig,
     mut ptz: Option<&mut PtzLink>,
     backoff: &mut Backoff,
 ) -> Result<(), Error> {
-    let mut ws = config.connect("agent/v1/link", MAX_MESSAGE_BYTES).await?;
-    let hello = AgentMessage::Hello {
-        version: PROTOCOL_VERSION,
-        agent: format!("eyeward-agent {}", env!("CARGO_PKG_VERSION")),
-        rtsp_path: config.camera.path.clone(),
-    };
-    send(&mut ws, &hello).await?;
-    let heartbeat = match tokio::time::timeout(HELLO_TIMEOUT, next_message(&mut ws)).await {
-        Ok(Ok(Some(RelayMessage::Welcome {
-            heartbeat_ms,
-            camera_id,
-            ..
-        }))) => {
-            tracing::info!(camera = camera_id.0, "link up");
-            Duration::from_millis(heartbeat_ms.clamp(500, 60_000))
-        }
-        Ok(Ok(Some(other))) => return Err(Error::Link(format!("expected welcome, got {other:?}"))),
-        Ok(Ok(None)) => return Err(Error::Link("the relay closed the link during hello".into())),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(Error::Link("no welcome in time".into())),
-    };
-    backoff.reset();
-    if let Some(p) = &ptz {
-        p.link_up();
-    }
+    let ws = config.connect("agent/v1/link", MAX_MESSAGE_BYTES).await?;
+    let (mut tx, mut rx) = ws.split();
+    let agent = format!("eyeward-agent {}", env!("CARGO_PKG_VERSION"));
+    let mut session = AgentSession::new(agent, config.camera.path.clone(), now());
     let (report_tx, mut report_rx) = mpsc::channel::<AgentMessage>(16);
-    let mut ticker = tokio::time::interval(heartbeat);
-    let mut seq = 0u64;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                seq += 1;
-                send(&mut ws, &AgentMessage::Heartbeat { seq }).await?;
-            }
-            Some(report) = report_rx.recv() => send(&mut ws, &report).await?,
-            Some(report) = ptz_report(&mut ptz) => send(&mut ws, &report).await?,
-            incoming = tokio::time::timeout(link::link_timeout(heartbeat), next_message(&mut ws)) => {
-                match incoming.map_err(|_| Error::Link("the relay went silent".into()))?? {
-                    None => return Ok(()),
-                    Some(RelayMessage::HeartbeatAck { .. }) => {}
-                    Some(RelayMessage::OpenTunnel { tunnel }) => {
-                        tokio::spawn(open_tunnel(config.clone(), tunnel, report_tx.clone()));
-                    }
-                    Some(RelayMessage::Ptz { id, command, deadman_ms }) => {
-                        let request = PtzRequest {
-                            id,
-                            command,
-                            deadman: Duration::from_millis(deadman_ms.clamp(100, 10_000)),
-                        };
-                        let refused = match &ptz {
-                            None => Some("this camera has no pan-tilt driver (the agent runs without --onvif)"),
-                            Some(p) => p.commands.try_send(request).err().map(|_| "the camera is busy with earlier commands"),
-                        };
-                        if let Some(reason) = refused {
-                            let failed = AgentMessage::PtzFailed {
-                                id,
-                                failure: PtzFailure::Unavailable,
-                                reason: reason.into(),
-                            };
-                            send(&mut ws, &failed).await?;
-                        }
-                    }
-                    Some(RelayMessage::Welcome { .. }) => {
-                        return Err(Error::Link("the relay said welcome twice".into()));
+    let ending = 'link: loop {
+        while let Some(output) = session.poll_output() {
+            match output {
+                AgentOutput::Send(message) => {
+                    let text = link::encode(&message);
+                    if let Err(e) = tx.send(Message::Text(text.into())).await {
+                        return Err(Error::Link(e.to_string()));
                     }
                 }
+                AgentOutput::Up { camera, .. } => {
+                    tracing::info!(camera = camera.0, "link up");
+                    backoff.reset();
+                    if let Some(p) = &ptz {
+                        p.link_up();
+                    }
+                }
+                AgentOutput::Order(RelayOrder::OpenTunnel { tunnel }) => {
+                    tokio::spawn(open_tunnel(config.clone(), tunnel, report_tx.clone()));
+                }
+                AgentOutput::Order(RelayOrder::Ptz {
+                    id,
+                    command,
+                    deadman,
+                }) => {
+                    let request = PtzRequest {
+                        id,
+                        command,
+                        deadman,
+                    };
+                    let refused = match &ptz {
+                        None => Some(
+                            "this camera has no pan-tilt driver (the agent runs without --onvif)",
+                        ),
+                        Some(p) => p
+                            .commands
+                            .try_send(request)
+                            .err()
+                            .map(|_| "the camera is busy with earlier commands"),
+                    };
+                    if let Some(reason) = refused {
+                        session.report(AgentMessage::PtzFailed {
+                            id,
+                            failure: PtzFailure::Unavailable,
+                            reason: reason.into(),
+                        });
+                    }
+                }
+                AgentOutput::End(ending) => break 'link ending,
             }
         }
+        let wake = session.poll_timeout();
+        tokio::select! {
+            frame = rx.next() => {
+                if let Some(Ok(Message::Close(Some(f)))) = &frame {
+                    tracing::info!(code = %f.code, reason = %f.reason, "relay closed the link");
+                }
+                match frame {
+                    Some(Err(e)) => session.handle_input(Input::Failed(&e.to_string()), now()),
+                    frame => session.handle_input(input(&frame), now()),
+                }
+            }
+            () = sleep_until(wake) => session.handle_timeout(now()),
+            Some(report) = report_rx.recv() => session.report(report),
+            Some(report) = ptz_report(&mut ptz) => session.report(report),
+        }
+    };
+    if let Some((code, reason)) = ending.close {
+        let frame = CloseFrame {
+            code: code.as_u16().into(),
+            reason: reason.into(),
+        };
+        let _ = tx.send(Message::Close(Some(frame))).await;
+    }
+    if ending.orderly {
+        Ok(())
+    } else {
+        Err(Error::Link(ending.reason))
+    }
+}
+
+/// Monotonic time, as tokio's clock has it (a paused test runtime moves it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleeps until the session's next deadline; without one, forever.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What arrived on the socket, as the session takes it (failures apart).
+fn input(frame: &Option<Result<Message, tungstenite::Error>>) -> Input<'_> {
+    match frame {
+        Some(Ok(Message::Text(t))) => Input::Text(t.as_str()),
+        Some(Ok(Message::Binary(_))) => Input::Binary,
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Input::Control,
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Input::Closed,
     }
 }
 
@@ -236,37 +275,6 @@ async fn ptz_report(ptz: &mut Option<&mut PtzLink>) -> Option<AgentMessage> {
     match ptz {
         Some(p) => p.reports.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-async fn send(ws: &mut Ws, msg: &AgentMessage) -> Result<(), Error> {
-    ws.send(Message::Text(link::encode(msg).into()))
-        .await
-        .map_err(|e| Error::Link(e.to_string()))
-}
-
-/// The next control message; `None` when the relay closed the link.
-async fn next_message(ws: &mut Ws) -> Result<Option<RelayMessage>, Error> {
-    loop {
-        match ws.next().await {
-            None => return Ok(None),
-            Some(Err(e)) => return Err(Error::Link(e.to_string())),
-            Some(Ok(Message::Text(t))) => {
-                return link::decode(&t)
-                    .map(Some)
-                    .map_err(|e| Error::Link(e.to_string()));
-            }
-            Some(Ok(Message::Close(frame))) => {
-                if let Some(f) = frame {
-                    tracing::info!(code = %f.code, reason = %f.reason, "relay closed the link");
-                }
-                return Ok(None);
-            }
-            Some(Ok(Message::Binary(_))) => {
-                return Err(Error::Link("binary data on the control link".into()));
-            }
-            Some(Ok(_)) => {}
-        }
     }
 }
 

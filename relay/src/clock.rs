@@ -50,6 +50,15 @@ impl Clock {
         monotonic()
     }
 
+    /// Sleeps until monotonic `deadline` (one a sans-I/O core asked to be woken at);
+    /// without one, forever.
+    pub async fn sleep_until(&self, deadline: Option<std::time::Instant>) {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// An interval of `period`, its first tick at once.
     pub fn interval(&self, period: Duration) -> tokio::time::Interval {
         tokio::time::interval(period)

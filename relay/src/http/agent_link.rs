@@ -7,18 +7,18 @@ use super::AppState;
 use super::extract::bearer_token;
 use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
-use crate::link::{TUNNEL_QUEUE, Tunnel, printable};
+use crate::link::{Registration, TUNNEL_QUEUE, Tunnel};
 use crate::revocation::Grant;
 use crate::store::{Actor, Audit, Camera, Channel};
 use crate::task::{self, Task};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
 use eyeward::link::{
-    self, AgentMessage, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, PROTOCOL_VERSION, RelayMessage,
-    TunnelId,
+    self, AgentReport, CloseCode, Input, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, RelayMessage,
+    RelayOutput, RelaySession, TunnelId,
 };
 use eyeward::{CameraId, UnixMillis};
 use futures_util::{SinkExt, StreamExt};
@@ -29,9 +29,6 @@ use tracing::Instrument;
 
 /// How often agents send heartbeats; a link silent for three of these is dead.
 pub const HEARTBEAT: Duration = Duration::from_secs(4);
-
-/// How long an agent has to say hello after connecting.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An agent, authenticated by its bearer token. Anything else: 401, logged without the token.
 pub struct AgentCaller {
@@ -104,168 +101,112 @@ fn agent_audit(camera: CameraId, at: UnixMillis) -> Audit {
     }
 }
 
+/// Sends the close frame a session ended with, if any.
 async fn close(
     socket: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    code: u16,
-    reason: &str,
+    close: Option<(CloseCode, String)>,
 ) {
-    // A close frame's reason has room for 123 bytes; cut longer ones at a character.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code: code.as_u16(),
+            reason: reason.into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
     }
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason[..end].into(),
-        })))
-        .await;
 }
 
-/// Runs one agent's link until it ends; the camera is online for exactly that long.
+/// What arrived on the socket, as the session takes it (failures apart).
+fn input(frame: &Option<Result<Message, axum::Error>>) -> Input<'_> {
+    match frame {
+        Some(Ok(Message::Text(t))) => Input::Text(t.as_str()),
+        Some(Ok(Message::Binary(_))) => Input::Binary,
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Input::Control,
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Input::Closed,
+    }
+}
+
+/// The camera's registration's next message for the agent; never, before hello.
+async fn next_order(registration: &mut Option<Registration>) -> Option<RelayMessage> {
+    match registration {
+        Some(r) => r.to_agent.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one agent's link until it ends; the camera is online for exactly that long. The
+/// protocol is [`RelaySession`]'s; this drives it with the socket, the clock, the link
+/// registry and the services that wait on the agent's reports.
 async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSocket) {
     // The camera removed or its token replaced: the link ends (an agent's link has no
     // lifetime of its own).
     let mut revoked = std::pin::pin!(st.revocations.ended(grant, Duration::MAX));
     let (mut tx, mut rx) = socket.split();
-
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => {
-            link::decode::<AgentMessage>(&t).map_err(|e| e.to_string())
-        }
-        Ok(_) => Err("the link closed before hello".to_owned()),
-        Err(_) => Err("no hello in time".to_owned()),
-    };
-    let (agent, rtsp_path) = match hello {
-        Ok(AgentMessage::Hello {
-            version,
-            agent,
-            rtsp_path,
-        }) if version == PROTOCOL_VERSION => match link::check_rtsp_path(&rtsp_path) {
-            Ok(()) => (agent, rtsp_path),
-            Err(e) => return close(&mut tx, close_code::POLICY, &e.to_string()).await,
-        },
-        Ok(AgentMessage::Hello { version, .. }) => {
-            let reason = format!(
-                "protocol version {version} is not supported; this relay speaks {PROTOCOL_VERSION}"
-            );
-            return close(&mut tx, close_code::PROTOCOL, &reason).await;
-        }
-        Ok(_) => {
-            return close(
-                &mut tx,
-                close_code::PROTOCOL,
-                "the first message must be hello",
-            )
-            .await;
-        }
-        Err(e) => return close(&mut tx, close_code::POLICY, &e).await,
-    };
-    let welcome = RelayMessage::Welcome {
-        version: PROTOCOL_VERSION,
-        camera_id: camera,
-        heartbeat_ms: HEARTBEAT.as_millis() as u64,
-    };
-    if tx
-        .send(Message::Text(link::encode(&welcome).into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut reg = st.links.register(camera, rtsp_path);
-    st.metrics.agent_links.set(st.links.online_count() as i64);
-    let agent_name = printable(&agent, 100);
-    tracing::info!(agent = %agent_name, replaced_older = reg.replaced_older, "camera online");
-    if let Err(e) = st
-        .store
-        .record_camera(
-            &agent_audit(camera, st.clock.now()),
-            camera,
-            "camera.online",
-            json!({ "agent": agent_name }),
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "cannot record camera.online");
-    }
-
-    let reason: String = loop {
-        tokio::select! {
-            incoming = tokio::time::timeout(link::link_timeout(HEARTBEAT), rx.next()) => {
-                let text = match incoming {
-                    Err(_) => break "heartbeats stopped".into(),
-                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break "the agent closed the link".into(),
-                    Ok(Some(Err(e))) => break format!("the link failed: {e}"),
-                    Ok(Some(Ok(Message::Text(t)))) => t,
-                    Ok(Some(Ok(Message::Binary(_)))) => {
-                        close(&mut tx, close_code::UNSUPPORTED, "binary frames belong on tunnels").await;
-                        break "the agent sent binary data on the control link".into();
-                    }
-                    Ok(Some(Ok(_))) => continue, // ping, pong
-                };
-                match link::decode::<AgentMessage>(&text) {
-                    Ok(AgentMessage::Heartbeat { seq }) => {
-                        #[cfg(feature = "failpoints")]
+    let mut session = RelaySession::new(camera, HEARTBEAT, st.clock.instant());
+    let mut registration: Option<Registration> = None;
+    let ending = 'link: loop {
+        while let Some(output) = session.poll_output() {
+            match output {
+                RelayOutput::Send(message) => {
+                    #[cfg(feature = "failpoints")]
+                    if matches!(message, RelayMessage::HeartbeatAck { .. }) {
                         task::fail_point("agent-heartbeat", camera);
-                        let ack = link::encode(&RelayMessage::HeartbeatAck { seq });
-                        if tx.send(Message::Text(ack.into())).await.is_err() {
-                            break "the link failed".into();
-                        }
                     }
-                    Ok(AgentMessage::TunnelFailed { tunnel, reason }) => {
-                        st.links.tunnel_failed(&tunnel, camera, printable(&reason, 200));
-                    }
-                    Ok(AgentMessage::PtzDone { id, state }) => st.ptz.answered(camera, id, Ok(state)),
-                    Ok(AgentMessage::PtzFailed { id, failure, reason }) => {
-                        st.ptz.answered(camera, id, Err((failure, printable(&reason, 300))));
-                    }
-                    Ok(AgentMessage::PtzState { state }) => st.ptz.changed(camera, state),
-                    Ok(AgentMessage::Hello { .. }) => {
-                        close(&mut tx, close_code::PROTOCOL, "hello was already said").await;
-                        break "the agent broke the protocol".into();
-                    }
-                    Err(e) => {
-                        close(&mut tx, close_code::POLICY, &e.to_string()).await;
-                        break "the agent sent a bad message".into();
+                    let text = link::encode(&message);
+                    if tx.send(Message::Text(text.into())).await.is_err() {
+                        session.handle_input(Input::Closed, st.clock.instant());
                     }
                 }
+                RelayOutput::Up { agent, rtsp_path } => {
+                    let r = st.links.register(camera, rtsp_path);
+                    st.metrics.agent_links.set(st.links.online_count() as i64);
+                    tracing::info!(%agent, replaced_older = r.replaced_older, "camera online");
+                    registration = Some(r);
+                    record(&st, camera, "camera.online", json!({ "agent": agent })).await;
+                }
+                RelayOutput::Report(AgentReport::TunnelFailed { tunnel, reason }) => {
+                    st.links.tunnel_failed(&tunnel, camera, reason);
+                }
+                RelayOutput::Report(AgentReport::Ptz(report)) => {
+                    st.ptz_reports.report(camera, report);
+                }
+                RelayOutput::End(ending) => break 'link ending,
             }
-            () = &mut revoked => {
-                close(&mut tx, close_code::POLICY, "the agent token was revoked").await;
-                break "the agent token was revoked".into();
+        }
+        tokio::select! {
+            frame = rx.next() => match frame {
+                Some(Err(e)) => session.handle_input(Input::Failed(&e.to_string()), st.clock.instant()),
+                frame => session.handle_input(input(&frame), st.clock.instant()),
+            },
+            () = st.clock.sleep_until(session.poll_timeout()) => {
+                session.handle_timeout(st.clock.instant());
             }
-            outgoing = reg.to_agent.recv() => match outgoing {
-                Some(msg) => {
-                    if tx.send(Message::Text(link::encode(&msg).into())).await.is_err() {
-                        break "the link failed".into();
-                    }
-                }
-                None => {
-                    close(&mut tx, close_code::NORMAL, "replaced by a newer link of this camera").await;
-                    break "replaced by a newer link".into();
-                }
+            () = &mut revoked => session.close(CloseCode::Policy, "the agent token was revoked"),
+            order = next_order(&mut registration) => match order {
+                Some(message) => session.send(message),
+                None => session.close(CloseCode::Normal, "replaced by a newer link of this camera"),
             },
         }
     };
-    if st.links.unregister(camera, reg.conn) {
-        st.ptz.offline(camera);
+    close(&mut tx, ending.close).await;
+    let reason = ending.reason;
+    let Some(registration) = registration else {
+        return tracing::info!(%reason, "link refused before hello");
+    };
+    if st.links.unregister(camera, registration.conn) {
+        st.ptz_reports.offline(camera);
         st.metrics.agent_links.set(st.links.online_count() as i64);
         tracing::info!(%reason, "camera offline");
-        if let Err(e) = st
-            .store
-            .record_camera(
-                &agent_audit(camera, st.clock.now()),
-                camera,
-                "camera.offline",
-                json!({ "reason": reason }),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record camera.offline");
-        }
+        record(&st, camera, "camera.offline", json!({ "reason": reason })).await;
     } else {
         tracing::info!(%reason, "older link closed");
+    }
+}
+
+/// Writes a camera's coming and going into its owner's history.
+async fn record(st: &AppState, camera: CameraId, kind: &str, detail: serde_json::Value) {
+    let audit = agent_audit(camera, st.clock.now());
+    if let Err(e) = st.store.record_camera(&audit, camera, kind, detail).await {
+        tracing::warn!(error = %e, kind, "cannot record the camera's link");
     }
 }
 

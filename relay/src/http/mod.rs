@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::events::Events;
 use crate::fanout::Feeds;
 use crate::link::Links;
+use crate::link::PtzReports;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::ptz::PanTilt;
@@ -79,6 +80,9 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// Pan-tilt commands and the cameras' positions.
     pub ptz: Arc<PanTilt>,
+    /// Where agents' links hand their pan-tilt reports (the pan-tilt service, seen only
+    /// through the link's trait).
+    pub ptz_reports: Arc<dyn PtzReports>,
     /// Dispatch requests' settings, shared pictures and live changes.
     pub dispatcher: Arc<Dispatcher>,
     /// Ends long-lived things whose grant was taken away.
@@ -97,6 +101,7 @@ impl AppState {
         let a = &config.auth;
         let metrics = Arc::new(Metrics::new());
         let links = Arc::new(Links::default());
+        let ptz = Arc::new(PanTilt::new(config.ptz.clone(), clock));
         let feeds = Arc::new(Feeds::new(
             links.clone(),
             metrics.clone(),
@@ -148,7 +153,8 @@ impl AppState {
                 public_url,
                 clock,
             )?),
-            ptz: Arc::new(PanTilt::new(config.ptz.clone(), clock)),
+            ptz_reports: ptz.clone(),
+            ptz,
             dispatcher: Arc::new(Dispatcher::new(&config.dispatch, &config.data_dir)),
         })
     }

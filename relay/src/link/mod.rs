@@ -8,13 +8,14 @@
 
 mod registry;
 
-pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, TunnelSlot, camera_offline};
+pub use registry::{Links, MAX_TUNNELS_PER_CAMERA, Registration, TunnelSlot, camera_offline};
 
 use crate::error::Error;
 use crate::ingest::frames::{FrameGuard, MAX_FRAME_BYTES};
 use crate::loopback;
 use bytes::Bytes;
 use eyeward::CameraId;
+use eyeward::link::PtzReport;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,21 +31,13 @@ pub struct Tunnel {
     pub to_agent: mpsc::Sender<Bytes>,
 }
 
-/// Text from an agent (its name, why a tunnel or a move failed), fit for a log line and the
-/// history: at most `max_chars`, control characters (line breaks, terminal escapes) written
-/// out as escapes, so that an agent cannot forge log lines or recolour a terminal.
-pub fn printable(text: &str, max_chars: usize) -> String {
-    text.chars()
-        .take(max_chars)
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+/// Who waits on agents' pan-tilt reports (the pan-tilt service): a link hands each report
+/// over through this and knows nothing more of its receiver.
+pub trait PtzReports: Send + Sync {
+    /// What the camera's agent said of its pan-tilt.
+    fn report(&self, camera: CameraId, report: PtzReport);
+    /// The camera's agent is gone: nothing it was asked will be answered.
+    fn offline(&self, camera: CameraId);
 }
 
 /// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client:
@@ -108,19 +101,5 @@ async fn bridge(tcp: TcpStream, tunnel: Tunnel, camera: CameraId) {
     tokio::select! {
         () = upstream => {},
         () = downstream => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn an_agents_text_cannot_forge_log_lines_or_escape_to_the_terminal() {
-        assert_eq!(
-            printable("cam\n2026-11-27T00:00:00Z INFO forged\x1b[31m", 100),
-            "cam\\n2026-11-27T00:00:00Z INFO forged\\u{1b}[31m"
-        );
-        assert_eq!(printable("カメラ玄関", 3), "カメラ");
     }
 }

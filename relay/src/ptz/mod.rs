@@ -7,9 +7,9 @@
 use crate::clock::Clock;
 use crate::config::PtzConfig;
 use crate::error::{Error, ErrorKind};
-use crate::link::Links;
+use crate::link::{Links, PtzReports};
 use eyeward::CameraId;
-use eyeward::link::RelayMessage;
+use eyeward::link::{PtzReport, RelayMessage};
 use eyeward::ptz::{Admission, Gate, GateLimits, PtzCommand, PtzFailure, PtzState};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -124,7 +124,7 @@ impl PanTilt {
     }
 
     /// The agent's answer to command `id`.
-    pub fn answered(&self, camera: CameraId, id: u64, answer: Answer) {
+    fn answered(&self, camera: CameraId, id: u64, answer: Answer) {
         self.with_camera(camera, |c| {
             if let Ok(state) = &answer {
                 c.state.send_replace(Some(state.clone()));
@@ -135,19 +135,31 @@ impl PanTilt {
         });
     }
 
-    /// The agent reports a change nobody asked about (a move continuing, a patrol).
-    pub fn changed(&self, camera: CameraId, state: PtzState) {
-        self.with_camera(camera, |c| c.state.send_replace(Some(state)));
-    }
-
-    /// The camera's agent is gone: commands in flight fail at once.
-    pub fn offline(&self, camera: CameraId) {
-        self.with_camera(camera, |c| c.pending.clear());
-    }
-
     /// The camera's last known state, and its changes from now on.
     pub fn watch(&self, camera: CameraId) -> watch::Receiver<Option<PtzState>> {
         self.with_camera(camera, |c| c.state.subscribe())
+    }
+}
+
+impl PtzReports for PanTilt {
+    fn report(&self, camera: CameraId, report: PtzReport) {
+        match report {
+            PtzReport::Done { id, state } => self.answered(camera, id, Ok(state)),
+            PtzReport::Failed {
+                id,
+                failure,
+                reason,
+            } => self.answered(camera, id, Err((failure, reason))),
+            // A change nobody asked about (a move continuing, a patrol).
+            PtzReport::Changed { state } => {
+                self.with_camera(camera, |c| c.state.send_replace(Some(state)));
+            }
+        }
+    }
+
+    /// Commands in flight fail at once.
+    fn offline(&self, camera: CameraId) {
+        self.with_camera(camera, |c| c.pending.clear());
     }
 }
 
@@ -212,7 +224,7 @@ mod tests {
                         moving: false,
                         presets: Vec::new(),
                     };
-                    answering.answered(CAMERA, id, Ok(state));
+                    answering.report(CAMERA, PtzReport::Done { id, state });
                 }
             }
         });

@@ -25,6 +25,13 @@
 //! Unknown message types, unknown fields and oversized frames are refused: the receiver
 //! closes the link with a reason rather than guessing.
 
+mod session;
+
+pub use session::{
+    AgentOutput, AgentReport, AgentSession, CloseCode, DEADMAN_RANGE, Ending, HEARTBEAT_RANGE,
+    HELLO_TIMEOUT, Input, PtzReport, RelayOrder, RelayOutput, RelaySession, printable,
+};
+
 use crate::ptz::{PtzCommand, PtzFailure, PtzState};
 use crate::{CameraId, Error};
 use serde::{Deserialize, Serialize};
