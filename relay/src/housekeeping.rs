@@ -1,32 +1,170 @@
-//! The hourly housekeeping, for as long as the server runs (and once at start): events older
-//! than the retention with their snapshots, the snapshots of removed cameras, and the
-//! pictures shared with closed dispatch requests.
+//! Housekeeping, for as long as the server runs (and once at start): every hour, events older
+//! than the retention with their snapshots, the snapshots of removed cameras and the pictures
+//! shared with closed dispatch requests; every ten minutes, expired sessions and unsubscribe
+//! tokens, so the tables hold only live ones. Each pass takes the time as an argument, so
+//! tests run days of it without waiting.
 
+use crate::auth::SessionPolicy;
 use crate::clock::Clock;
 use crate::dispatch::Dispatcher;
+use crate::error::Error;
 use crate::events::{Events, HOUSEKEEPING};
+use crate::metrics::Metrics;
 use crate::store::Store;
+use eyeward::UnixMillis;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Runs the housekeeping every [`HOUSEKEEPING`] until dropped.
-pub async fn keep(events: Arc<Events>, dispatcher: Arc<Dispatcher>, store: Store, clock: Clock) {
-    let mut tick = clock.interval(HOUSEKEEPING);
-    loop {
-        tick.tick().await;
-        match events.expire(&store, clock.now()).await {
+/// How often expired sessions are deleted. Expiry itself is checked on every request
+/// ([`SessionPolicy::check`]); this only keeps the table small.
+const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+/// What housekeeping looks after.
+pub struct Housekeeping {
+    pub events: Arc<Events>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub store: Store,
+    pub sessions: SessionPolicy,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Housekeeping {
+    /// Runs every pass at its interval until dropped.
+    pub async fn keep(self, clock: Clock) {
+        let mut hourly = clock.interval(HOUSEKEEPING);
+        let mut sessions = clock.interval(SESSION_SWEEP);
+        loop {
+            tokio::select! {
+                _ = hourly.tick() => self.hourly(clock.now()).await,
+                _ = sessions.tick() => match self.sweep_sessions(clock.now()).await {
+                    Ok(n) => {
+                        self.metrics.sessions_expired.inc_by(n);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                },
+            }
+        }
+    }
+
+    /// The hourly pass at `now`; what it cannot do is logged and tried again next hour.
+    pub async fn hourly(&self, now: UnixMillis) {
+        match self.events.expire(&self.store, now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "old events deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
         }
-        match events.sweep_removed_cameras(&store).await {
+        match self.events.sweep_removed_cameras(&self.store).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(cameras = n, "removed cameras' snapshots deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' snapshots"),
         }
-        match dispatcher.sweep_pictures(&store).await {
+        match self.dispatcher.sweep_pictures(&self.store).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pictures = n, "closed requests' shared pictures deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot look for closed requests' pictures"),
         }
+    }
+
+    /// Deletes the sessions expired at `now` (idle too long, or too old) and the expired
+    /// unsubscribe tokens; returns how many sessions.
+    pub async fn sweep_sessions(&self, now: UnixMillis) -> Result<u64, Error> {
+        let idle_before = UnixMillis(now.0 - self.sessions.idle_timeout.as_millis() as i64);
+        let created_before = UnixMillis(now.0 - self.sessions.max_age.as_millis() as i64);
+        let sessions = self
+            .store
+            .delete_expired_sessions(idle_before, created_before)
+            .await?;
+        self.store.delete_expired_unsubscribe_tokens(now).await?;
+        Ok(sessions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DispatchConfig, EventsConfig};
+    use crate::store::Audit;
+    use crate::store::testing::{customer, motion, porch, store};
+
+    const T0: UnixMillis = UnixMillis(1_800_000_000_000);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    async fn housekeeping(retention: Duration) -> (Housekeeping, tempfile::TempDir) {
+        let (store, dir) = store().await;
+        let config = EventsConfig {
+            retention,
+            ..EventsConfig::default()
+        };
+        let events = Events::new(dir.path(), &config, Clock::real());
+        let dispatcher = Dispatcher::new(&DispatchConfig::default(), dir.path());
+        let sessions = SessionPolicy {
+            idle_timeout: Duration::from_secs(3600),
+            max_age: 7 * DAY,
+        };
+        let keeper = Housekeeping {
+            events: Arc::new(events),
+            dispatcher: Arc::new(dispatcher),
+            store,
+            sessions,
+            metrics: Arc::new(Metrics::new()),
+        };
+        (keeper, dir)
+    }
+
+    /// A 30-day retention: the event from 31 days ago goes with its snapshot, the one from
+    /// 29 days ago stays with its own; a month of simulated time, no waiting.
+    #[tokio::test]
+    async fn events_past_the_retention_go_with_their_snapshots_and_newer_ones_stay() {
+        let (keeper, _dir) = housekeeping(30 * DAY).await;
+        let (owner, camera) = porch(&keeper.store, &Audit::admin(T0)).await;
+        let owner = eyeward::CustomerId(owner);
+        let snapshots = keeper.events.snapshot_files();
+        let policy = crate::store::AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let mut ids = Vec::new();
+        for (key, at) in [("old", T0), ("recent", T0.plus(2 * DAY))] {
+            snapshots.write(camera.0, key, b"jpeg").unwrap();
+            let event = motion(camera, key, at);
+            ids.push(keeper.store.insert_event(&event, &policy).await.unwrap().id);
+        }
+        let stored = |id| keeper.store.event_of(owner, id);
+        keeper.hourly(T0.plus(29 * DAY)).await;
+        assert!(stored(ids[0]).await.unwrap().is_some(), "not yet");
+        keeper.hourly(T0.plus(31 * DAY)).await;
+        assert!(stored(ids[0]).await.unwrap().is_none());
+        assert!(!snapshots.path(camera.0, "old").exists());
+        assert!(stored(ids[1]).await.unwrap().is_some());
+        assert!(snapshots.path(camera.0, "recent").exists());
+    }
+
+    /// A session unused for an hour, and one in use every half hour but a week old, are
+    /// deleted by the sweep after that; a week of simulated time, no waiting.
+    #[tokio::test]
+    async fn the_sweep_deletes_idle_and_week_old_sessions() {
+        let (keeper, _dir) = housekeeping(30 * DAY).await;
+        let owner = customer(&keeper.store, "a@example.jp").await.0;
+        let s = &keeper.store;
+        s.create_session("idle", owner, T0).await.unwrap();
+        s.create_session("busy", owner, T0).await.unwrap();
+        let (mut idle_gone, mut busy_gone) = (None, None);
+        let mut now = T0;
+        while busy_gone.is_none() && now < T0.plus(8 * DAY) {
+            now = now.plus(Duration::from_secs(1800));
+            s.touch_session("busy", now).await.unwrap();
+            keeper.sweep_sessions(now).await.unwrap();
+            let gone = |name| async move { s.session(name).await.unwrap().is_none() };
+            if idle_gone.is_none() && gone("idle").await {
+                idle_gone = Some(now.since(T0));
+            }
+            if gone("busy").await {
+                busy_gone = Some(now.since(T0));
+            }
+        }
+        // Each at the first sweep after its limit (a request at the limit is refused anyway:
+        // `SessionPolicy::check`).
+        assert_eq!(idle_gone, Some(Duration::from_secs(5400)));
+        assert_eq!(busy_gone, Some(7 * DAY + Duration::from_secs(1800)));
     }
 }

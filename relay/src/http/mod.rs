@@ -26,6 +26,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::events::Events;
 use crate::fanout::Feeds;
+use crate::housekeeping::Housekeeping;
 use crate::link::Links;
 use crate::link::PtzReports;
 use crate::mail::Mailer;
@@ -38,7 +39,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::serve::Listener;
-use eyeward::UnixMillis;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -359,14 +359,15 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     http: &HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let revocations = tokio::spawn(state.revocations.clone().follow());
-    let retention = tokio::spawn(crate::housekeeping::keep(
-        state.events.clone(),
-        state.dispatcher.clone(),
-        state.store.clone(),
-        state.clock,
-    ));
+    let housekeeping = Housekeeping {
+        events: state.events.clone(),
+        dispatcher: state.dispatcher.clone(),
+        store: state.store.clone(),
+        sessions: state.sessions,
+        metrics: state.metrics.clone(),
+    };
+    let housekeeping = tokio::spawn(housekeeping.keep(state.clock));
     let mailer = tokio::spawn(
         state
             .mailer
@@ -389,34 +390,8 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         shutdown,
     )
     .await;
-    sweeper.abort();
     revocations.abort();
-    retention.abort();
+    housekeeping.abort();
     mailer.abort();
     Ok(())
-}
-
-/// Deletes expired sessions and unsubscribe tokens now and then, so the tables hold only live
-/// ones.
-async fn sweep_sessions(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let now = state.clock.now();
-        let idle_before = UnixMillis(now.0 - state.sessions.idle_timeout.as_millis() as i64);
-        let created_before = UnixMillis(now.0 - state.sessions.max_age.as_millis() as i64);
-        match state
-            .store
-            .delete_expired_sessions(idle_before, created_before)
-            .await
-        {
-            Ok(n) => {
-                state.metrics.sessions_expired.inc_by(n);
-            }
-            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-        }
-        if let Err(e) = state.store.delete_expired_unsubscribe_tokens(now).await {
-            tracing::warn!(error = %e, "unsubscribe token sweep failed");
-        }
-    }
 }

@@ -123,28 +123,40 @@ impl Mailer {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {
-            let now = self.clock.now();
-            let flushed = store.flush_held_alerts(&self.policy(), now).await;
-            if let Err(e) = flushed {
-                tracing::warn!(error = %e, "held alerts could not be queued");
+            let wait = self.pass(&store, &snapshots, self.clock.now()).await;
+            let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+        }
+    }
+
+    /// One pass of the sender at `now`: held alerts whose cooldown is over, scheduled arming
+    /// switches and offline notices are queued, and every mail due is sent (or rescheduled
+    /// with [`retry_delay`]). Returns how long until the next pass is needed. Time is passed
+    /// in, so tests take the sender through minutes of retries without waiting.
+    pub async fn pass(
+        &self,
+        store: &Store,
+        snapshots: &SnapshotFiles,
+        now: UnixMillis,
+    ) -> Duration {
+        let flushed = store.flush_held_alerts(&self.policy(), now).await;
+        if let Err(e) = flushed {
+            tracing::warn!(error = %e, "held alerts could not be queued");
+        }
+        if let Err(e) = store.record_scheduled_switches(now).await {
+            tracing::warn!(error = %e, "scheduled arming switches could not be recorded");
+        }
+        let outage = UnixMillis(now.0 - self.offline_after.as_millis() as i64);
+        if let Err(e) = store.queue_offline_notices(outage, now).await {
+            tracing::warn!(error = %e, "offline notices could not be queued");
+        }
+        if let Err(e) = self.send_due(store, snapshots, now).await {
+            tracing::warn!(error = %e, "the mail outbox could not be read");
+        }
+        match store.next_mail_due().await {
+            Ok(Some(at)) => {
+                Duration::from_millis(at.0.saturating_sub(now.0).max(0) as u64).min(STORM_CHECK)
             }
-            if let Err(e) = store.record_scheduled_switches(now).await {
-                tracing::warn!(error = %e, "scheduled arming switches could not be recorded");
-            }
-            let outage = UnixMillis(now.0 - self.offline_after.as_millis() as i64);
-            if let Err(e) = store.queue_offline_notices(outage, now).await {
-                tracing::warn!(error = %e, "offline notices could not be queued");
-            }
-            if let Err(e) = self.send_due(&store, &snapshots).await {
-                tracing::warn!(error = %e, "the mail outbox could not be read");
-            }
-            let wait = match store.next_mail_due().await {
-                Ok(Some(at)) => {
-                    Duration::from_millis(at.0.saturating_sub(self.clock.now().0).max(0) as u64)
-                }
-                _ => STORM_CHECK,
-            };
-            let _ = tokio::time::timeout(wait.min(STORM_CHECK), self.wake.notified()).await;
+            _ => STORM_CHECK,
         }
     }
 
@@ -156,14 +168,19 @@ impl Mailer {
         }
     }
 
-    async fn send_due(&self, store: &Store, snapshots: &SnapshotFiles) -> Result<(), Error> {
+    async fn send_due(
+        &self,
+        store: &Store,
+        snapshots: &SnapshotFiles,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
         loop {
-            let due = store.due_mail(self.clock.now(), 20).await?;
+            let due = store.due_mail(now, 20).await?;
             if due.is_empty() {
                 return Ok(());
             }
             for mail in due {
-                self.send_one(store, snapshots, &mail).await?;
+                self.send_one(store, snapshots, &mail, now).await?;
             }
         }
     }
@@ -173,10 +190,11 @@ impl Mailer {
         store: &Store,
         snapshots: &SnapshotFiles,
         mail: &OutboxMail,
+        now: UnixMillis,
     ) -> Result<(), Error> {
         let span = tracing::info_span!("mail", id = mail.id, kind = %mail.kind);
         let _guard = span.enter();
-        let message = match self.render(store, snapshots, mail).await {
+        let message = match self.render(store, snapshots, mail, now).await {
             Ok(Some(m)) => m,
             Ok(None) => {
                 return store
@@ -185,7 +203,7 @@ impl Mailer {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot render a mail; it is kept for a retry");
-                let retry = self.clock.now().plus(retry_delay(mail.attempts + 1));
+                let retry = now.plus(retry_delay(mail.attempts + 1));
                 return store.mail_retry(mail.id, retry, &e.to_string()).await;
             }
         };
@@ -201,10 +219,10 @@ impl Mailer {
         match self.deliver(&envelope, &message).await {
             Sent::Ok => {
                 tracing::info!("mail sent");
-                store.mail_sent(mail.id, self.clock.now()).await
+                store.mail_sent(mail.id, now).await
             }
             Sent::Retry(why) => {
-                let retry = self.clock.now().plus(retry_delay(mail.attempts + 1));
+                let retry = now.plus(retry_delay(mail.attempts + 1));
                 tracing::warn!(%why, attempts = mail.attempts + 1, "mail not sent yet");
                 store.mail_retry(mail.id, retry, &why).await
             }
@@ -236,6 +254,7 @@ impl Mailer {
         store: &Store,
         snapshots: &SnapshotFiles,
         mail: &OutboxMail,
+        now: UnixMillis,
     ) -> Result<Option<Vec<u8>>, Error> {
         if let Some(body) = &mail.body {
             return Ok(Some(body.clone()));
@@ -263,11 +282,7 @@ impl Mailer {
         // A token of its own in each mail, kept hashed, that expires.
         let unsubscribe = Token::generate("ewu_");
         store
-            .add_unsubscribe_token(
-                address.id,
-                &unsubscribe.hash,
-                self.clock.now().plus(UNSUBSCRIBE_FOR),
-            )
+            .add_unsubscribe_token(address.id, &unsubscribe.hash, now.plus(UNSUBSCRIBE_FOR))
             .await?;
         let unsubscribe_url = self.link(&format!("/unsubscribe/{}", unsubscribe.secret()));
         if let Some(history) = mail.history_id {
@@ -287,7 +302,7 @@ impl Mailer {
                 from: &self.from,
                 to: &address.email,
                 message_id: &message_id,
-                date: self.clock.now(),
+                date: now,
                 lang: account.lang,
                 action: &entry.action,
                 camera: camera.as_deref(),
@@ -319,7 +334,7 @@ impl Mailer {
             from: &self.from,
             to: &address.email,
             message_id: &message_id,
-            date: self.clock.now(),
+            date: now,
             lang: account.lang,
             camera: &camera.name,
             captured_at: UnixMillis(event.captured_at),
@@ -386,6 +401,42 @@ fn smtp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Audit;
+    use crate::store::testing::{confirmed_address, customer, motion, porch, store};
+    use eyeward::Email;
+
+    const T0: UnixMillis = UnixMillis(1_800_000_000_000);
+
+    fn mailer(data_dir: &Path, smtp_url: Option<url::Url>) -> Mailer {
+        let config = MailConfig {
+            smtp_url,
+            ..MailConfig::default()
+        };
+        let public_url = "https://relay.example/".parse().unwrap();
+        Mailer::new(&config, data_dir, public_url, Clock::real()).unwrap()
+    }
+
+    /// Runs the sender's passes from `from` to `until`, each when the one before asked;
+    /// returns the times of the passes at which `changed` saw a change.
+    async fn passes<F: Future<Output = T>, T: PartialEq>(
+        mailer: &Mailer,
+        store: &Store,
+        snapshots: &SnapshotFiles,
+        (from, until): (UnixMillis, UnixMillis),
+        changed: impl Fn() -> F,
+    ) -> Vec<Duration> {
+        let mut now = from;
+        let mut changes = Vec::new();
+        while now < until {
+            let before = changed().await;
+            let wait = mailer.pass(store, snapshots, now).await;
+            if changed().await != before {
+                changes.push(Duration::from_millis(now.since(from).as_millis() as u64));
+            }
+            now = now.plus(wait);
+        }
+        changes
+    }
 
     #[test]
     fn retries_back_off_to_a_minute() {
@@ -393,5 +444,99 @@ mod tests {
         assert_eq!(retry_delay(2), Duration::from_secs(10));
         assert_eq!(retry_delay(5), Duration::from_secs(60));
         assert_eq!(retry_delay(20), Duration::from_secs(60));
+    }
+
+    /// A mail server that is away: the mail is tried at once, then after 5, 10, 20 and 40 s,
+    /// then every minute, and kept all along. Five simulated minutes, no waiting.
+    #[tokio::test]
+    async fn a_mail_the_server_cannot_take_is_tried_again_with_growing_delays_and_kept() {
+        let (s, dir) = store().await;
+        let away = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = away.local_addr().unwrap().port();
+        drop(away);
+        let smtp = format!("smtp://127.0.0.1:{port}").parse().unwrap();
+        let mailer = mailer(dir.path(), Some(smtp));
+        let snapshots = SnapshotFiles::new(dir.path().join("snapshots"));
+        let owner = customer(&s, "a@example.jp").await;
+        let confirm = |_: &_| Ok(b"Subject: confirm\r\n\r\nconfirm".to_vec());
+        s.add_alert_address(
+            owner,
+            &Email::parse("home@example.jp").unwrap(),
+            "c",
+            T0.plus(Duration::from_secs(24 * 3600)),
+            "<c@test>",
+            confirm,
+            &Audit::admin(T0),
+        )
+        .await
+        .unwrap();
+        let minutes = (T0, T0.plus(Duration::from_secs(300)));
+        let tries = passes(&mailer, &s, &snapshots, minutes, || async {
+            s.next_mail_due().await.unwrap()
+        })
+        .await;
+        let secs: Vec<u64> = tries.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [0, 5, 15, 35, 75, 135, 195, 255]);
+        let due = s
+            .due_mail(T0.plus(Duration::from_secs(3600)), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1, "the mail is kept");
+        assert_eq!(due[0].attempts, 8);
+    }
+
+    /// Events at 0, 10 and 20 s with a minute's cooldown: the first alert leaves at once;
+    /// the sender's passes flush the held ones as one mail when the minute is over, counting
+    /// the other.
+    #[tokio::test]
+    async fn alerts_held_in_the_cooldown_leave_as_one_mail_when_it_ends() {
+        let (s, dir) = store().await;
+        let mailer = mailer(dir.path(), None);
+        let snapshots = SnapshotFiles::new(dir.path().join("snapshots"));
+        let audit = Audit::admin(T0);
+        let (owner, camera) = porch(&s, &audit).await;
+        confirmed_address(&s, owner, T0).await;
+        for (i, secs) in [0u64, 10, 20].into_iter().enumerate() {
+            let key = format!("event-{i:04}");
+            snapshots.write(camera.0, &key, b"jpeg").unwrap();
+            let at = T0.plus(Duration::from_secs(secs));
+            s.insert_event(&motion(camera, &key, at), &mailer.policy())
+                .await
+                .unwrap();
+        }
+        let outbox = dir.path().join("outbox");
+        let mails = || {
+            let outbox = outbox.clone();
+            async move {
+                let mut texts: Vec<String> = std::fs::read_dir(&outbox)
+                    .unwrap()
+                    .flatten()
+                    .filter(|f| f.path().extension().is_some_and(|e| e == "eml"))
+                    .map(|f| std::fs::read_to_string(f.path()).unwrap())
+                    .collect();
+                texts.sort();
+                texts
+            }
+        };
+        let two_minutes = (T0, T0.plus(Duration::from_secs(120)));
+        let sent = passes(&mailer, &s, &snapshots, two_minutes, mails).await;
+        // At 0 s: the alert and the mails about the address; at 60 s: the held alert.
+        let secs: Vec<u64> = sent.iter().map(Duration::as_secs).collect();
+        assert_eq!(
+            secs,
+            [0, 60],
+            "the first at once, the held one when the minute ends"
+        );
+        let texts = mails().await;
+        let alerts: Vec<_> = texts
+            .iter()
+            .filter(|t| t.contains("Subject: Motion: Porch"))
+            .collect();
+        assert_eq!(alerts.len(), 2, "{texts:?}");
+        let counted = alerts
+            .iter()
+            .filter(|t| t.contains("And 1 more events since the last alert."))
+            .count();
+        assert_eq!(counted, 1, "{alerts:?}");
     }
 }

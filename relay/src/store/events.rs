@@ -355,60 +355,8 @@ pub fn is_taken_key(e: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{customer, store};
-    use crate::store::{Audit, NewCamera};
-    use eyeward::{CameraModel, CameraSource, DisplayName, Email, Plan};
-
-    /// A customer with one agent camera, "Porch".
-    async fn porch(s: &Store, audit: &Audit) -> (i64, CameraId) {
-        let owner = customer(s, "a@example.jp").await.0;
-        let camera = s
-            .add_camera(
-                NewCamera {
-                    customer_id: CustomerId(owner),
-                    name: DisplayName::parse("Porch").unwrap(),
-                    model: CameraModel::Fixed,
-                    plan: Plan::Dispatch,
-                    source: CameraSource::Agent,
-                    agent_token_hash: Some("t".into()),
-                },
-                audit,
-            )
-            .await
-            .unwrap();
-        (owner, camera)
-    }
-
-    /// `home@example.jp`, added for `owner` and confirmed at `t0`.
-    async fn confirmed_address(s: &Store, owner: i64, t0: UnixMillis) {
-        s.add_alert_address(
-            CustomerId(owner),
-            &Email::parse("home@example.jp").unwrap(),
-            "c",
-            t0.plus(Duration::from_secs(3600)),
-            "<c@test>",
-            |_| Ok(b"confirm".to_vec()),
-            &Audit::admin(t0),
-        )
-        .await
-        .unwrap();
-        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
-    }
-
-    fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
-        NewEvent {
-            camera,
-            idempotency_key: key.into(),
-            captured_at: at,
-            received_at: at,
-            score: 0.05,
-            bbox: [0, 0, 16, 16],
-            width: 64,
-            height: 64,
-            snapshot_bytes: 100,
-            gap: None,
-        }
-    }
+    use crate::store::Audit;
+    use crate::store::testing::{confirmed_address, motion, porch, store};
 
     /// Events at 0, 10, 20 s with a minute's cooldown: the first is mailed at once, the other
     /// two are held; when the minute is over one mail goes about the newest, counting one more.

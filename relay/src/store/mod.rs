@@ -146,6 +146,9 @@ pub(crate) async fn revoke(tx: &mut Tx<'_>) -> Result<(), Error> {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use eyeward::{
+        CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, Plan, UnixMillis,
+    };
 
     /// A fresh store in a temporary folder, removed when the guard drops.
     pub(crate) async fn store() -> (Store, tempfile::TempDir) {
@@ -172,5 +175,56 @@ pub(crate) mod testing {
             .await
             .unwrap();
         eyeward::CustomerId(id)
+    }
+
+    /// A customer with one agent camera, "Porch".
+    pub(crate) async fn porch(s: &Store, audit: &Audit) -> (i64, CameraId) {
+        let owner = customer(s, "a@example.jp").await.0;
+        let camera = s
+            .add_camera(
+                NewCamera {
+                    customer_id: CustomerId(owner),
+                    name: DisplayName::parse("Porch").unwrap(),
+                    model: CameraModel::Fixed,
+                    plan: Plan::Dispatch,
+                    source: CameraSource::Agent,
+                    agent_token_hash: Some("t".into()),
+                },
+                audit,
+            )
+            .await
+            .unwrap();
+        (owner, camera)
+    }
+
+    /// `home@example.jp`, added for `owner` and confirmed at `t0`.
+    pub(crate) async fn confirmed_address(s: &Store, owner: i64, t0: UnixMillis) {
+        s.add_alert_address(
+            CustomerId(owner),
+            &Email::parse("home@example.jp").unwrap(),
+            "c",
+            t0.plus(Duration::from_secs(3600)),
+            "<c@test>",
+            |_| Ok(b"confirm".to_vec()),
+            &Audit::admin(t0),
+        )
+        .await
+        .unwrap();
+        s.confirm_alert_address("c", t0).await.unwrap().unwrap();
+    }
+
+    pub(crate) fn motion(camera: CameraId, key: &str, at: UnixMillis) -> NewEvent {
+        NewEvent {
+            camera,
+            idempotency_key: key.into(),
+            captured_at: at,
+            received_at: at,
+            score: 0.05,
+            bbox: [0, 0, 16, 16],
+            width: 64,
+            height: 64,
+            snapshot_bytes: 100,
+            gap: None,
+        }
     }
 }
