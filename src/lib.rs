@@ -11,6 +11,8 @@
 mod account;
 pub mod arming;
 mod camera;
+#[cfg(feature = "binary")]
+pub mod clock;
 pub mod dispatch;
 mod error;
 mod ids;

@@ -8,6 +8,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::{Camera, Relay, in_loopback_namespace, start_agent_with, wait_online};
+use eyeward::clock::Clock;
 use eyeward_agent::onvif::client::Ptz;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ async fn chromium_turns_the_camera_and_a_closed_tab_leaves_it_still() -> Result<
     )
     .await?;
     // The camera itself, asked apart from our path, is still.
-    let onvif = Ptz::connect(&onvif_url, None, Duration::from_secs(2)).await?;
+    let onvif = Ptz::connect(&onvif_url, None, Duration::from_secs(2), Clock::real()).await?;
     let status = onvif.status().await?;
     assert!(!status.moving, "{status:?}");
     // The tab whose commands stopped was stopped by the dead-man timeout.

@@ -9,6 +9,7 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{Camera, Client, Relay, status_json, wait_online};
+use eyeward::clock::Clock;
 use eyeward_agent::onvif::client::{Position, Ptz, Status};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -58,7 +59,7 @@ async fn setup(simulator: &[&str], agent_config: Option<&str>) -> Result<Setup> 
     let alice = relay.login("alice@example.jp", PW).await?;
     let cam = cam["id"].as_i64().context("id")?;
     wait_online(&alice, cam, true, Duration::from_secs(10)).await?;
-    let onvif = Ptz::connect(&onvif_url, None, Duration::from_secs(2)).await?;
+    let onvif = Ptz::connect(&onvif_url, None, Duration::from_secs(2), Clock::real()).await?;
     Ok(Setup {
         relay,
         camera,

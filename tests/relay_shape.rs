@@ -1,7 +1,8 @@
 //! The relay's shape holds: its modules depend on each other without a cycle
 //! (`scripts/modules.py` prints the graph); HTTP stays at the edge: no module outside `http`
 //! (and `cli`, which starts it) imports axum or sees the HTTP state; and time is read from
-//! the one clock (`relay/src/clock.rs`) only.
+//! the one clock (`eyeward::clock`, in the core crate) only, in the relay and in the agent
+//! (its camera simulator apart).
 
 use anyhow::{Context, Result, ensure};
 use std::path::Path;
@@ -40,7 +41,13 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
 /// The code lines (comments left out) of the relay's files but those `skip` names (by path
 /// under `relay/src/`) that contain any of `words`.
 fn lines_with(words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-    let src = Path::new(ROOT).join("relay/src");
+    lines_in("relay/src", words, skip)
+}
+
+/// The code lines of the files under `dir` (from the workspace) but those `skip` names that
+/// contain any of `words`.
+fn lines_in(dir: &str, words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+    let src = Path::new(ROOT).join(dir);
     let mut files = Vec::new();
     sources(&src, &mut files)?;
     let mut found = Vec::new();
@@ -53,7 +60,7 @@ fn lines_with(words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Vec<String>
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             if words.iter().any(|w| code.contains(w)) {
-                found.push(format!("relay/src/{rel}:{}: {}", n + 1, line.trim()));
+                found.push(format!("{dir}/{rel}:{}: {}", n + 1, line.trim()));
             }
         }
     }
@@ -62,7 +69,14 @@ fn lines_with(words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Vec<String>
 
 #[test]
 fn time_is_read_from_the_one_clock_only() -> Result<()> {
-    let strays = lines_with(&["::now()", "now_utc()"], |rel| rel == "clock.rs")?;
+    let reads = ["::now()", "now_utc()"];
+    let mut strays = lines_in("relay/src", &reads, |_| false)?;
+    // The camera simulator is a test double: it runs in real time, as a camera does; and a
+    // test may time itself.
+    let simulator_or_test = |rel: &str| {
+        rel.starts_with("simulate/") || rel == "onvif/server.rs" || rel.ends_with("tests.rs")
+    };
+    strays.extend(lines_in("camera-agent/src", &reads, simulator_or_test)?);
     ensure!(
         strays.is_empty(),
         "time read past the clock:\n{}",

@@ -23,6 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use config::AgentConfig;
 use error::Error;
 use eyeward::CameraModel;
+use eyeward::clock::Clock;
 use eyeward::telemetry::{self, LogFormat};
 use link::{CameraAddr, LinkConfig};
 use motion::{Decision, Detector, MotionEvent};
@@ -380,11 +381,18 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         tls: tls::relay_client_config(args.relay_ca.as_deref())?,
     };
     config.check()?;
+    // The one clock (see `eyeward::clock`): the detector, pan-tilt and the link read it.
+    let clock = Clock::real();
     let head = Arc::new(ptz::HeadWatch::default());
     let ptz = match onvif_addr(&camera, args.onvif.as_ref()).await? {
         Some(addr) => {
             tracing::info!(onvif = ?addr, "pan-tilt through ONVIF");
-            Some(ptz::spawn(addr, agent_config.ptz.clone(), head.clone()))
+            Some(ptz::spawn(
+                addr,
+                agent_config.ptz.clone(),
+                head.clone(),
+                clock,
+            ))
         }
         None => None,
     };
@@ -412,6 +420,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
             shared.clone(),
             ptz.is_some().then(|| head.clone()),
             stop.clone(),
+            clock,
         )?;
         Some(tokio::spawn(watch::upload(
             shared,
@@ -422,7 +431,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     } else {
         None
     };
-    link::run(config, ptz, telemetry::shutdown_signal()).await;
+    link::run(config, ptz, clock, telemetry::shutdown_signal()).await;
     stop.store(true, Ordering::Relaxed);
     if let Some(u) = uploader {
         u.abort();
@@ -496,7 +505,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Error> {
     let sim = Simulator::start(config)?;
     // When the scene's clock started, on the wall clock: tests and benchmarks date the
     // scripted crossings from it.
-    let started = eyeward::UnixMillis::now().0 - sim.scene_time().as_millis() as i64;
+    let started = Clock::real().now().0 - sim.scene_time().as_millis() as i64;
     tracing::info!(scene_started_unix_ms = started, "the scene's clock runs");
     // Its ONVIF service, as a real camera has (with PTZ on the pan-tilt model only).
     let onvif = serve_onvif(&sim, credentials, onvif_listen).await?;

@@ -7,6 +7,7 @@
 use crate::error::Error;
 use crate::ptz::{PtzLink, PtzRequest};
 use crate::rtsp_auth::{AuthProxy, Output};
+use eyeward::clock::Clock;
 use eyeward::link::{
     self, AgentMessage, AgentOutput, AgentSession, Backoff, Input, MAX_MESSAGE_BYTES,
     MAX_TUNNEL_FRAME_BYTES, RelayOrder, TunnelId,
@@ -131,12 +132,17 @@ impl LinkConfig {
 
 /// Keeps the link up until `shutdown` resolves, reconnecting with backoff after failures.
 /// `ptz` is the pan-tilt driver, if the camera has one.
-pub async fn run(config: LinkConfig, mut ptz: Option<PtzLink>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    config: LinkConfig,
+    mut ptz: Option<PtzLink>,
+    clock: Clock,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     tokio::pin!(shutdown);
     loop {
         let result = tokio::select! {
-            r = session(&config, ptz.as_mut(), &mut backoff) => r,
+            r = session(&config, ptz.as_mut(), &mut backoff, clock) => r,
             () = &mut shutdown => return,
         };
         let delay = backoff.next_delay(rand::random());
@@ -161,11 +167,12 @@ async fn session(
     config: &LinkConfig,
     mut ptz: Option<&mut PtzLink>,
     backoff: &mut Backoff,
+    clock: Clock,
 ) -> Result<(), Error> {
     let ws = config.connect("agent/v1/link", MAX_MESSAGE_BYTES).await?;
     let (mut tx, mut rx) = ws.split();
     let agent = format!("eyeward-agent {}", env!("CARGO_PKG_VERSION"));
-    let mut session = AgentSession::new(agent, config.camera.path.clone(), now());
+    let mut session = AgentSession::new(agent, config.camera.path.clone(), clock.instant());
     let (report_tx, mut report_rx) = mpsc::channel::<AgentMessage>(16);
     let ending = 'link: loop {
         while let Some(output) = session.poll_output() {
@@ -224,11 +231,11 @@ async fn session(
                     tracing::info!(code = %f.code, reason = %f.reason, "relay closed the link");
                 }
                 match frame {
-                    Some(Err(e)) => session.handle_input(Input::Failed(&e.to_string()), now()),
-                    frame => session.handle_input(input(&frame), now()),
+                    Some(Err(e)) => session.handle_input(Input::Failed(&e.to_string()), clock.instant()),
+                    frame => session.handle_input(input(&frame), clock.instant()),
                 }
             }
-            () = sleep_until(wake) => session.handle_timeout(now()),
+            () = clock.sleep_until(wake) => session.handle_timeout(clock.instant()),
             Some(report) = report_rx.recv() => session.report(report),
             Some(report) = ptz_report(&mut ptz) => session.report(report),
         }
@@ -244,19 +251,6 @@ async fn session(
         Ok(())
     } else {
         Err(Error::Link(ending.reason))
-    }
-}
-
-/// Monotonic time, as tokio's clock has it (a paused test runtime moves it).
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Sleeps until the session's next deadline; without one, forever.
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
     }
 }
 

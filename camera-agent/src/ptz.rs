@@ -6,14 +6,15 @@
 
 use crate::error::Error;
 use crate::onvif::client::{Position, Preset, Ptz, Status};
+use eyeward::clock::Clock;
 use eyeward::link::AgentMessage;
 use eyeward::ptz::{HOME, MAX_PRESETS, PtzCommand, PtzFailure, PtzState};
 use serde::Deserialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// `[ptz]`: the pan-tilt driver.
 #[derive(Debug, Clone, Deserialize)]
@@ -173,7 +174,12 @@ impl std::fmt::Debug for OnvifAddr {
 }
 
 /// Starts the driver; it runs until the link's side of the channels is dropped.
-pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>) -> PtzLink {
+pub fn spawn(
+    addr: OnvifAddr,
+    config: PtzConfig,
+    head: std::sync::Arc<HeadWatch>,
+    clock: Clock,
+) -> PtzLink {
     let (commands_tx, commands_rx) = mpsc::channel(32);
     let (reports_tx, reports_rx) = mpsc::channel(64);
     let resend = std::sync::Arc::new(AtomicBool::new(false));
@@ -187,8 +193,9 @@ pub fn spawn(addr: OnvifAddr, config: PtzConfig, head: std::sync::Arc<HeadWatch>
         presets: Vec::new(),
         reports: reports_tx,
         reported: None,
-        started: Instant::now(),
+        started: clock.instant(),
         retry_connect_at: None,
+        clock,
     };
     tokio::spawn(driver.run(commands_rx));
     PtzLink {
@@ -214,6 +221,7 @@ struct Driver {
     reported: Option<PtzState>,
     stillness: Stillness,
     started: Instant,
+    clock: Clock,
     /// After a failed connection, the poller waits until then before trying again.
     retry_connect_at: Option<Instant>,
     /// Set by [`PtzLink::link_up`]: report the next state even if unchanged.
@@ -237,7 +245,7 @@ impl Driver {
         let mut deadman: Option<Instant> = None;
         let mut last_command = None::<Instant>;
         loop {
-            let following = last_command.is_some_and(|t| t.elapsed() < FOLLOW_FOR)
+            let following = last_command.is_some_and(|t| self.clock.instant() - t < FOLLOW_FOR)
                 || self.stillness.moving
                 || self.head.view_moving();
             let poll = if following {
@@ -248,15 +256,16 @@ impl Driver {
             tokio::select! {
                 request = commands.recv() => {
                     let Some(request) = request else { break };
-                    last_command = Some(Instant::now());
+                    let now = self.clock.instant();
+                    last_command = Some(now);
                     deadman = match request.command {
-                        PtzCommand::Move { .. } => Some(Instant::now() + request.deadman),
+                        PtzCommand::Move { .. } => Some(now + request.deadman),
                         _ => None,
                     };
                     let answer = self.carry_out(&request).await;
                     self.answer(request.id, answer).await;
                 }
-                () = sleep_until(deadman) => {
+                () = self.clock.sleep_until(deadman) => {
                     deadman = None;
                     tracing::info!("pan-tilt: no command within the dead-man timeout; stopping");
                     if let Err(e) = on_camera!(self, |p| p.stop()) {
@@ -274,7 +283,7 @@ impl Driver {
     }
 
     fn now(&self) -> Duration {
-        self.started.elapsed()
+        self.clock.instant() - self.started
     }
 
     /// The camera's PTZ service, connecting first if needed.
@@ -284,6 +293,7 @@ impl Driver {
                 &self.addr.device_url,
                 self.addr.credentials.clone(),
                 self.config.answer_timeout,
+                self.clock,
             )
             .await?;
             self.presets = ptz.presets().await?;
@@ -419,7 +429,11 @@ impl Driver {
 
     /// Reads the status; tells the detector and, if it changed, the relay.
     async fn poll(&mut self) {
-        if self.ptz.is_none() && self.retry_connect_at.is_some_and(|t| Instant::now() < t) {
+        if self.ptz.is_none()
+            && self
+                .retry_connect_at
+                .is_some_and(|t| self.clock.instant() < t)
+        {
             return;
         }
         match on_camera!(self, |p| p.status()) {
@@ -436,7 +450,7 @@ impl Driver {
                 if self.retry_connect_at.is_none() {
                     tracing::warn!(error = %e, "pan-tilt: cannot read the camera's status");
                 }
-                self.retry_connect_at = Some(Instant::now() + Duration::from_secs(10));
+                self.retry_connect_at = Some(self.clock.instant() + Duration::from_secs(10));
             }
         }
     }
@@ -489,13 +503,6 @@ fn differs(a: &PtzState, b: &PtzState) -> bool {
         || a.presets != b.presets
         || (a.pan - b.pan).abs() > 0.002
         || (a.tilt - b.tilt).abs() > 0.002
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

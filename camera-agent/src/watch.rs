@@ -8,7 +8,7 @@ use crate::motion::{Decision, Detector, DetectorConfig};
 use crate::ptz::HeadWatch;
 use crate::queue::{EventMeta, Queue, Record, new_key};
 use crate::snapshot;
-use eyeward::UnixMillis;
+use eyeward::clock::Clock;
 use eyeward::link::Backoff;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,7 @@ pub fn spawn_detector(
     shared: Shared,
     head: Option<Arc<HeadWatch>>,
     stop: Arc<AtomicBool>,
+    clock: Clock,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     std::thread::Builder::new()
         .name("motion".into())
@@ -59,6 +60,7 @@ pub fn spawn_detector(
                     head.as_deref(),
                     &stop,
                     &mut backoff,
+                    clock,
                 );
                 if stop.load(Ordering::Relaxed) {
                     break;
@@ -90,6 +92,7 @@ fn watch_once(
     head: Option<&HeadWatch>,
     stop: &AtomicBool,
     backoff: &mut Backoff,
+    clock: Clock,
 ) -> Result<(), Error> {
     let mut capture = Capture::open(camera, config.picture_width, config.max_fps, true, true)?;
     let mut detector: Option<Detector> = None;
@@ -119,7 +122,7 @@ fn watch_once(
         let Some(Decision::Started { motion, .. }) = d.process(&picture.luma, picture.at) else {
             continue;
         };
-        let captured_at = UnixMillis::now();
+        let captured_at = clock.now();
         let Some(full) = capture.full_picture()? else {
             tracing::warn!("motion, but no full-size frame for its snapshot yet");
             continue;

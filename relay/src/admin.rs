@@ -186,7 +186,7 @@ pub async fn run(
     cmd: AdminCommand,
     stdin: impl BufRead,
 ) -> Result<Output, Error> {
-    let audit = Audit::admin(crate::clock::Clock::real().now());
+    let audit = Audit::admin(eyeward::clock::Clock::real().now());
     match cmd {
         AdminCommand::Customer(c) => {
             let home = match &c {

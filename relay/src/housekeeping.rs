@@ -5,13 +5,13 @@
 //! tests run days of it without waiting.
 
 use crate::auth::SessionPolicy;
-use crate::clock::Clock;
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::events::{Events, HOUSEKEEPING};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use eyeward::UnixMillis;
+use eyeward::clock::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -7,7 +7,6 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -10,9 +10,9 @@
 //! whatever happens (clients reconnect, and prove themselves again).
 
 use crate::auth::{SessionCheck, SessionPolicy};
-use crate::clock::Clock;
 use crate::error::Error;
 use crate::store::Store;
+use eyeward::clock::Clock;
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use std::future::Future;
 use std::sync::Arc;

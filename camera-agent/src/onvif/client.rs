@@ -7,6 +7,8 @@ use super::{reply, wsse};
 use crate::error::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use eyeward::UnixMillis;
+use eyeward::clock::Clock;
 use std::time::Duration;
 
 /// A position in ONVIF's generic space: pan and tilt from -1 to 1 across the head's range.
@@ -36,6 +38,8 @@ pub struct Ptz {
     ptz_url: String,
     profile: String,
     credentials: Option<(String, String)>,
+    /// Dates each request's WS-Security token.
+    clock: Clock,
 }
 
 const DEVICE_NS: &str = "http://www.onvif.org/ver10/device/wsdl";
@@ -51,12 +55,10 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// The SOAP envelope of `body`, signed for `credentials`.
-fn envelope(body: &str, credentials: Option<&(String, String)>) -> String {
+fn envelope(body: &str, credentials: Option<&(String, String)>, now: UnixMillis) -> String {
     let header = credentials.map_or(String::new(), |(user, password)| {
         let nonce: [u8; 16] = rand::random();
-        let created = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let created = now.to_rfc3339();
         format!(
             "<s:Header><wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" \
              xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\">\
@@ -84,6 +86,7 @@ impl Ptz {
         device_url: &str,
         credentials: Option<(String, String)>,
         timeout: Duration,
+        clock: Clock,
     ) -> Result<Ptz, Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -94,6 +97,7 @@ impl Ptz {
             ptz_url: String::new(),
             profile: String::new(),
             credentials,
+            clock,
         };
         let caps = ptz
             .call(
@@ -116,7 +120,7 @@ impl Ptz {
             .http
             .post(url)
             .header("content-type", "application/soap+xml; charset=utf-8")
-            .body(envelope(body, self.credentials.as_ref()))
+            .body(envelope(body, self.credentials.as_ref(), self.clock.now()))
             .send()
             .await
             .map_err(|e| Error::Camera(format!("no answer: {}", e.without_url())))?;

@@ -4,6 +4,7 @@ use super::client::{Position, Ptz};
 use super::server;
 use crate::simulate::{Simulator, SimulatorConfig};
 use eyeward::CameraModel;
+use eyeward::clock::Clock;
 use std::time::Duration;
 
 /// A simulated camera of `model` with its ONVIF service on a free port; the device URL.
@@ -30,7 +31,9 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn the_driver_moves_a_pan_tilt_camera_and_reads_where_it_is() {
     let (_sim, url) = camera(CameraModel::PanTilt, Some(("admin", "pw"))).await;
     let creds = Some(("admin".to_owned(), "pw".to_owned()));
-    let ptz = Ptz::connect(&url, creds, SECOND).await.unwrap();
+    let ptz = Ptz::connect(&url, creds, SECOND, Clock::real())
+        .await
+        .unwrap();
     ptz.continuous(
         Position {
             pan: 1.0,
@@ -89,13 +92,25 @@ async fn the_driver_moves_a_pan_tilt_camera_and_reads_where_it_is() {
 async fn a_wrong_password_and_a_fixed_camera_are_clear_errors() {
     let (_sim, url) = camera(CameraModel::PanTilt, Some(("admin", "pw"))).await;
     let wrong = Some(("admin".to_owned(), "guess".to_owned()));
-    let err = Ptz::connect(&url, wrong, SECOND).await.err().unwrap();
+    let err = Ptz::connect(&url, wrong, SECOND, Clock::real())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("UsernameToken"), "{err}");
     let (_fixed, url) = camera(CameraModel::Fixed, None).await;
-    let err = Ptz::connect(&url, None, SECOND).await.err().unwrap();
+    let err = Ptz::connect(&url, None, SECOND, Clock::real())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no pan-tilt"), "{err}");
     // Nobody there: an error within the timeout, not a hang.
     let started = std::time::Instant::now();
-    let gone = Ptz::connect("http://127.0.0.1:9/onvif/device_service", None, SECOND).await;
+    let gone = Ptz::connect(
+        "http://127.0.0.1:9/onvif/device_service",
+        None,
+        SECOND,
+        Clock::real(),
+    )
+    .await;
     assert!(gone.is_err() && started.elapsed() < Duration::from_secs(3));
 }

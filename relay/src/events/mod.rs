@@ -11,11 +11,11 @@
 
 mod rate;
 
-use crate::clock::Clock;
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
 use crate::files::{SnapshotFiles, numbered_files};
 use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
+use eyeward::clock::Clock;
 use eyeward::{CameraId, UnixMillis};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -56,7 +56,7 @@ mod tests {
             is_key: key,
             data: vec![0; len].into(),
             rtp_payloads: Vec::new(),
-            received: crate::clock::monotonic(),
+            received: eyeward::clock::monotonic(),
             epoch: 0,
         })
     }

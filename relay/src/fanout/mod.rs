@@ -62,7 +62,7 @@ impl Drop for ViewerGuard {
         let mut s = self.0.lock();
         s.viewers = s.viewers.saturating_sub(1);
         if s.viewers == 0 {
-            s.idle_since = Some(crate::clock::monotonic());
+            s.idle_since = Some(eyeward::clock::monotonic());
         }
     }
 }

@@ -20,7 +20,6 @@ pub mod tls;
 mod web;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
-use crate::clock::Clock;
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
@@ -39,6 +38,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::serve::Listener;
+use eyeward::clock::Clock;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,7 +61,7 @@ pub struct AppState {
     /// The public URL is https: cookies are marked `Secure` and browsers told to keep to
     /// https (HSTS).
     pub secure_cookies: bool,
-    /// The one clock (see [`crate::clock`]).
+    /// The one clock (see [`eyeward::clock`]).
     pub clock: Clock,
     /// The pages' `Content-Security-Policy` (it names the map's tile server).
     pub content_security_policy: axum::http::HeaderValue,

@@ -139,7 +139,7 @@ impl Ingest {
                 is_key,
                 rtp_payloads: h264::rtp_payloads(&data).map_err(malformed)?,
                 data,
-                received: crate::clock::monotonic(),
+                received: eyeward::clock::monotonic(),
                 epoch: 0,
             }));
         }

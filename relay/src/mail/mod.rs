@@ -9,11 +9,11 @@
 pub mod compose;
 
 use crate::auth::Token;
-use crate::clock::Clock;
 use crate::config::MailConfig;
 use crate::error::Error;
 use crate::files::SnapshotFiles;
 use crate::store::{AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
+use eyeward::clock::Clock;
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;

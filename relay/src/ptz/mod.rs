@@ -4,11 +4,11 @@
 //! known state of each camera is a `watch` channel every viewer follows. Its HTTP side is
 //! `http::pan_tilt`.
 
-use crate::clock::Clock;
 use crate::config::PtzConfig;
 use crate::error::{Error, ErrorKind};
 use crate::link::{Links, PtzReports};
 use eyeward::CameraId;
+use eyeward::clock::Clock;
 use eyeward::link::{PtzReport, RelayMessage};
 use eyeward::ptz::{Admission, Gate, GateLimits, PtzCommand, PtzFailure, PtzState};
 use std::collections::HashMap;

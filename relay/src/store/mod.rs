@@ -85,7 +85,9 @@ impl Store {
         let store = Store { pool };
         // No unsubscribe token stays in clear at rest (see migration 0008).
         let moved = store
-            .hash_legacy_unsubscribe_tokens(crate::clock::Clock::real().now().plus(UNSUBSCRIBE_FOR))
+            .hash_legacy_unsubscribe_tokens(
+                eyeward::clock::Clock::real().now().plus(UNSUBSCRIBE_FOR),
+            )
             .await?;
         if moved > 0 {
             tracing::info!(addresses = moved, "unsubscribe tokens now kept hashed");

@@ -338,7 +338,7 @@ impl Whep {
             camera: camera.clone(),
             early,
             connected,
-            joined: crate::clock::monotonic(),
+            joined: eyeward::clock::monotonic(),
         };
         let metrics = self.metrics.clone();
         let sender = tokio::spawn(async move {
@@ -549,7 +549,7 @@ async fn send_frames(track: Arc<TrackLocalStaticRTP>, start: Start, metrics: Arc
                 if last_refresh.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
                     continue;
                 }
-                last_refresh = Some(crate::clock::monotonic());
+                last_refresh = Some(eyeward::clock::monotonic());
                 let gop = sub.current_gop();
                 if !gop.is_empty() {
                     out.metrics.keyframe_requests_answered.inc();

@@ -1,5 +1,5 @@
-//! The relay's one clock: every service reads the time here, so that tests can run it in
-//! simulated time. Wall time (`now`, Unix milliseconds: stored times, expiries, mail dates)
+//! The one clock of both binaries: every service reads the time here, so that tests can run
+//! it in simulated time (feature `binary`, for it is tokio's). Wall time (`now`, Unix milliseconds: stored times, expiries, mail dates)
 //! and monotonic time (`instant`: latencies, deadlines) come from one source; sleeps and
 //! intervals are tokio's.
 //!
@@ -7,7 +7,7 @@
 //! pauses and advances (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`): wall
 //! time, monotonic time, sleeps and intervals then move together, and nothing waits.
 
-use eyeward::UnixMillis;
+use crate::UnixMillis;
 use std::time::Duration;
 
 /// Monotonic time: tokio's clock, which a paused test runtime moves (real or simulated, there
