@@ -21,6 +21,7 @@ pub mod ptz;
 #[cfg(feature = "binary")]
 pub mod telemetry;
 mod time;
+pub mod upload;
 
 pub use account::{DisplayName, Email, GuardCenter, Language, Password, Role};
 pub use camera::{

@@ -8,8 +8,10 @@ use crate::motion::{Decision, Detector, DetectorConfig};
 use crate::ptz::HeadWatch;
 use crate::queue::{EventMeta, Queue, Record, new_key};
 use crate::snapshot;
+use eyeward::UnixMillis;
 use eyeward::clock::Clock;
 use eyeward::link::Backoff;
+use eyeward::upload::EventUpload;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -209,7 +211,7 @@ pub async fn upload(
         let mut request = http
             .post(url.clone())
             .bearer_auth(&token)
-            .query(&upload_query(&item.record));
+            .query(&upload_of(&item.record).query());
         if !jpeg.is_empty() {
             request = request.header("content-type", "image/jpeg").body(jpeg);
         }
@@ -284,30 +286,23 @@ fn retry_after(value: &str) -> Option<Duration> {
         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
-/// The query string of `POST /agent/v1/events` for a queued record (the snapshot, if any, is
-/// the body).
-fn upload_query(record: &Record) -> Vec<(&'static str, String)> {
+/// What a queued record uploads (the snapshot, if any, is the body).
+fn upload_of(record: &Record) -> EventUpload {
     match record {
-        Record::Motion(m) => {
-            let mut q = vec![
-                ("key", m.key.clone()),
-                ("captured_at", m.captured_at.to_string()),
-                ("score", m.score.to_string()),
-                ("bbox", m.bbox.map(|v| v.to_string()).join(",")),
-            ];
-            if m.snapshot_dropped {
-                q.push(("snapshot", "dropped".into()));
-            }
-            q
-        }
-        Record::Gap(g) => vec![
-            ("kind", "gap".into()),
-            ("key", g.key.clone()),
-            ("captured_at", g.first_at.to_string()),
-            ("until", g.last_at.to_string()),
-            ("lost_snapshots", g.snapshots.to_string()),
-            ("lost_events", g.events.to_string()),
-        ],
+        Record::Motion(m) => EventUpload::Motion {
+            key: m.key.clone(),
+            captured_at: UnixMillis(m.captured_at),
+            score: m.score,
+            bbox: m.bbox,
+            with_snapshot: !m.snapshot_dropped,
+        },
+        Record::Gap(g) => EventUpload::Gap {
+            key: g.key.clone(),
+            captured_at: UnixMillis(g.first_at),
+            until: UnixMillis(g.last_at),
+            lost_snapshots: g.snapshots,
+            lost_events: g.events,
+        },
     }
 }
 

@@ -51,13 +51,13 @@ pub fn event_upload(data: &[u8]) {
         return;
     };
     let Ok(upload) =
-        eyeward_relay::http::extract::ApiQuery::<eyeward_relay::events::Upload>::from_uri(&uri)
+        eyeward_relay::http::extract::ApiQuery::<eyeward::upload::UploadQuery>::from_uri(&uri)
     else {
         return;
     };
     if let Ok((event, Some(jpeg))) = eyeward_relay::events::accept(
         CameraId(1),
-        upload,
+        &upload,
         body,
         u64::MAX,
         eyeward::UnixMillis(1_800_000_000_000),

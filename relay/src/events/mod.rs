@@ -16,8 +16,8 @@ use crate::error::{Error, ErrorKind};
 use crate::files::{SnapshotFiles, numbered_files};
 use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
 use eyeward::clock::Clock;
+use eyeward::upload::{EventUpload, UploadQuery};
 use eyeward::{CameraId, UnixMillis};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -281,140 +281,6 @@ impl Events {
     }
 }
 
-/// What an agent says of an event, in the query string; the snapshot is the body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Upload {
-    /// `motion` (the default) or `gap`.
-    kind: Option<String>,
-    /// The agent's idempotency key: 8 to 64 of `A-Z a-z 0-9 - _`.
-    key: String,
-    /// When the picture was taken (Unix milliseconds); for a gap, the first dropped event's.
-    captured_at: i64,
-    /// Motion: the share of the picture that moved (0 to 1).
-    score: Option<f64>,
-    /// Motion: `x,y,w,h` of the moving region in the snapshot's pixels.
-    bbox: Option<String>,
-    /// Motion: `dropped` when the agent had to drop the snapshot (and sends no body).
-    snapshot: Option<String>,
-    /// Gap: the capture time of the last dropped event.
-    until: Option<i64>,
-    /// Gap: snapshots dropped (their events come on without a picture).
-    lost_snapshots: Option<u64>,
-    /// Gap: events dropped whole.
-    lost_events: Option<u64>,
-}
-
-/// An upload's query, checked.
-enum Checked {
-    /// A motion event; `with_snapshot` says whether a JPEG must be the body.
-    Motion {
-        score: f64,
-        bbox: [u32; 4],
-        with_snapshot: bool,
-    },
-    Gap(Gap),
-}
-
-/// A capture time that makes sense: not before 2020, not more than a minute ahead of `now`
-/// (the relay's clock).
-fn check_time(at: i64, name: &str, now: UnixMillis) -> Result<UnixMillis, Error> {
-    if at < 1_577_836_800_000 || at > now.plus(Duration::from_secs(60)).0 {
-        return Err(Error::bad_request(format!(
-            "{name} must be a capture time in Unix milliseconds"
-        )));
-    }
-    Ok(UnixMillis(at))
-}
-
-impl Upload {
-    fn check(&self, now: UnixMillis) -> Result<Checked, Error> {
-        let key_ok = (8..=64).contains(&self.key.len())
-            && self
-                .key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !key_ok {
-            return Err(Error::bad_request(
-                "key must be 8 to 64 letters, digits, '-' or '_'",
-            ));
-        }
-        let captured_at = check_time(self.captured_at, "captured_at", now)?;
-        match self.kind.as_deref().unwrap_or("motion") {
-            "motion" => {
-                if self.until.is_some()
-                    || self.lost_snapshots.is_some()
-                    || self.lost_events.is_some()
-                {
-                    return Err(Error::bad_request(
-                        "until, lost_snapshots and lost_events are for gap events",
-                    ));
-                }
-                let score = self
-                    .score
-                    .filter(|s| (0.0..=1.0).contains(s))
-                    .ok_or_else(|| Error::bad_request("score is a share, from 0 to 1"))?;
-                let bad_bbox = || Error::bad_request("bbox must be x,y,w,h in pixels");
-                let parts: Vec<u32> = self
-                    .bbox
-                    .as_deref()
-                    .ok_or_else(bad_bbox)?
-                    .split(',')
-                    .map(|p| p.trim().parse::<u32>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| bad_bbox())?;
-                let [x, y, w, h] = parts[..] else {
-                    return Err(bad_bbox());
-                };
-                let with_snapshot = match self.snapshot.as_deref() {
-                    None => true,
-                    Some("dropped") => false,
-                    Some(_) => return Err(Error::bad_request("snapshot can only be 'dropped'")),
-                };
-                Ok(Checked::Motion {
-                    score,
-                    bbox: [x, y, w, h],
-                    with_snapshot,
-                })
-            }
-            "gap" => {
-                if self.score.is_some() || self.bbox.is_some() || self.snapshot.is_some() {
-                    return Err(Error::bad_request(
-                        "score, bbox and snapshot are for motion events",
-                    ));
-                }
-                let until = check_time(
-                    self.until
-                        .ok_or_else(|| Error::bad_request("a gap needs until"))?,
-                    "until",
-                    now,
-                )?;
-                if until < captured_at {
-                    return Err(Error::bad_request("until comes before captured_at"));
-                }
-                let (lost_snapshots, lost_events) = (
-                    self.lost_snapshots.unwrap_or(0),
-                    self.lost_events.unwrap_or(0),
-                );
-                if lost_snapshots == 0 && lost_events == 0 {
-                    return Err(Error::bad_request(
-                        "a gap loses at least one snapshot or event",
-                    ));
-                }
-                if lost_snapshots.max(lost_events) > i64::MAX as u64 {
-                    return Err(Error::bad_request("lost counts are too large"));
-                }
-                Ok(Checked::Gap(Gap {
-                    lost_snapshots,
-                    lost_events,
-                    until,
-                }))
-            }
-            _ => Err(Error::bad_request("kind is motion or gap")),
-        }
-    }
-}
-
 /// Checks that `jpeg` is one whole JPEG picture of a sensible size, at most `max_pixels`
 /// (read from its header before anything is decoded); returns its size. Slow: call it
 /// through [`Events::decoding`].
@@ -458,16 +324,18 @@ pub fn check_jpeg(jpeg: &[u8], max_pixels: u64) -> Result<(u32, u32), Error> {
 /// is given.
 pub fn accept(
     camera: CameraId,
-    upload: Upload,
+    upload: &UploadQuery,
     jpeg: Option<Vec<u8>>,
     max_pixels: u64,
     now: UnixMillis,
 ) -> Result<(NewEvent, Option<Vec<u8>>), Error> {
-    let checked = upload.check(now)?;
+    let upload = upload
+        .check(now)
+        .map_err(|e| Error::bad_request(e.to_string()))?;
     let mut event = NewEvent {
         camera,
-        idempotency_key: upload.key,
-        captured_at: UnixMillis(upload.captured_at),
+        idempotency_key: upload.key().to_owned(),
+        captured_at: upload.captured_at(),
         received_at: now,
         score: 0.0,
         bbox: [0; 4],
@@ -476,9 +344,9 @@ pub fn accept(
         snapshot_bytes: 0,
         gap: None,
     };
-    let jpeg = match (checked, jpeg) {
+    let jpeg = match (upload, jpeg) {
         (
-            Checked::Motion {
+            EventUpload::Motion {
                 with_snapshot: true,
                 ..
             },
@@ -487,26 +355,38 @@ pub fn accept(
             return Err(Error::bad_request("the snapshot (image/jpeg) is missing"));
         }
         (
-            Checked::Motion {
+            EventUpload::Motion {
                 with_snapshot: false,
                 ..
             }
-            | Checked::Gap(_),
+            | EventUpload::Gap { .. },
             Some(_),
         ) => {
             return Err(Error::bad_request(
                 "this event has no snapshot: send no body",
             ));
         }
-        (Checked::Motion { score, bbox, .. }, None) => {
+        (EventUpload::Motion { score, bbox, .. }, None) => {
             (event.score, event.bbox) = (score, bbox);
             None
         }
-        (Checked::Gap(gap), None) => {
-            event.gap = Some(gap);
+        (
+            EventUpload::Gap {
+                until,
+                lost_snapshots,
+                lost_events,
+                ..
+            },
+            None,
+        ) => {
+            event.gap = Some(Gap {
+                lost_snapshots,
+                lost_events,
+                until,
+            });
             None
         }
-        (Checked::Motion { score, bbox, .. }, Some(jpeg)) => {
+        (EventUpload::Motion { score, bbox, .. }, Some(jpeg)) => {
             let (width, height) = check_jpeg(&jpeg, max_pixels)?;
             let [x, y, w, h] = bbox;
             if x.saturating_add(w) > width || y.saturating_add(h) > height {

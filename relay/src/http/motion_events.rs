@@ -7,12 +7,13 @@ use super::agent_link::AgentCaller;
 use super::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
 use super::streams::{self, Live};
 use crate::error::{Error, ErrorKind};
-use crate::events::{Stored, Upload, accept};
+use crate::events::{Stored, accept};
 use crate::store::{Camera, Event, EventPage};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eyeward::upload::UploadQuery;
 use eyeward::{CameraId, UnixMillis};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 pub async fn upload(
     State(st): State<AppState>,
     agent: AgentCaller,
-    ApiQuery(upload): ApiQuery<Upload>,
+    ApiQuery(upload): ApiQuery<UploadQuery>,
     JpegBody(jpeg): JpegBody,
 ) -> Result<Response, Error> {
     let camera = agent.camera.id;
@@ -33,7 +34,7 @@ pub async fn upload(
     let now = st.clock.now();
     let (event, jpeg) = st
         .events
-        .decoding(move || accept(camera, upload, jpeg, max_pixels, now))
+        .decoding(move || accept(camera, &upload, jpeg, max_pixels, now))
         .await??;
     let alerts = st.mailer.policy();
     let (stored, what) = st.events.record(&st.store, event, jpeg, &alerts).await?;
