@@ -9,6 +9,7 @@
 //! time take `now` as an argument ([`UnixMillis`]) so tests can drive them with a fake clock.
 
 mod account;
+pub mod alert;
 pub mod arming;
 mod camera;
 #[cfg(feature = "binary")]

@@ -13,6 +13,7 @@ use crate::config::MailConfig;
 use crate::error::Error;
 use crate::files::SnapshotFiles;
 use crate::store::{AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
+use eyeward::alert::recipients;
 use eyeward::clock::Clock;
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use lettre::address::Envelope;
@@ -270,7 +271,8 @@ impl Mailer {
             return Ok(None);
         };
         // The rule once more at the last moment: still theirs, still confirmed.
-        if crate::store::recipients(mail.customer_id, std::slice::from_ref(&address)).is_empty() {
+        let owner = CustomerId(mail.customer_id);
+        if recipients(owner, std::slice::from_ref(&address)).is_empty() {
             return Ok(None);
         }
         // Notices get this relay's domain in their Message-ID here.

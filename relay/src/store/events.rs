@@ -6,6 +6,7 @@ use super::arming::camera_alerts_now;
 use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
 use super::{Store, Tx, conflict_on_unique};
 use crate::error::{Error, ErrorKind};
+use eyeward::alert::{alert_due, recipients};
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use std::time::Duration;
 
@@ -250,11 +251,6 @@ pub struct AlertPolicy<'a> {
     pub domain: &'a str,
 }
 
-/// Whether a camera whose last alert mail was queued at `last` may have another at `now`.
-pub fn alert_due(last: Option<UnixMillis>, now: UnixMillis, cooldown: Duration) -> bool {
-    last.is_none_or(|last| now.since(last) >= cooldown)
-}
-
 /// Queues the event's alert mail unless the camera is in its cooldown.
 async fn queue_alerts(
     tx: &mut Tx<'_>,
@@ -276,7 +272,7 @@ async fn queue_alerts(
 }
 
 /// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
-/// one recipient rule: see `store::recipients`).
+/// one recipient rule: [`eyeward::alert::recipients`]).
 async fn queue_alert_mail(
     tx: &mut Tx<'_>,
     camera: i64,
@@ -289,7 +285,7 @@ async fn queue_alert_mail(
         .fetch_one(&mut **tx)
         .await?;
     let addresses = confirmed_addresses_in(tx, owner).await?;
-    for to in super::recipients(owner, &addresses) {
+    for to in recipients(CustomerId(owner), &addresses) {
         let message_id = format!(
             "<alert.{event}.{}.{:016x}@{domain}>",
             to.id,

@@ -5,6 +5,7 @@
 use super::history::{Actor, Audit, Channel, record};
 use super::{Store, Tx, conflict_on_unique};
 use crate::error::{Error, ErrorKind};
+use eyeward::alert::{Recipient, recipients};
 use eyeward::{CustomerId, Email, UnixMillis};
 use serde_json::json;
 
@@ -27,6 +28,18 @@ pub struct AlertAddress {
     pub confirmed_at: Option<i64>,
     pub confirm_expires: Option<i64>,
     pub created_at: i64,
+}
+
+impl Recipient for AlertAddress {
+    fn owner(&self) -> CustomerId {
+        CustomerId(self.customer_id)
+    }
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn confirmed(&self) -> bool {
+        self.confirmed_at.is_some()
+    }
 }
 
 const ADDRESS_COLUMNS: &str = "id, customer_id, email, confirmed_at, confirm_expires, created_at";
@@ -161,7 +174,7 @@ pub(super) async fn queue_notice(
         return Ok(());
     }
     let addresses = confirmed_addresses_in(tx, customer).await?;
-    for to in super::recipients(customer, &addresses) {
+    for to in recipients(CustomerId(customer), &addresses) {
         let message_id = format!("notice.{history}.{}", to.id);
         queue(
             tx,

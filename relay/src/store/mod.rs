@@ -11,7 +11,6 @@ mod dispatch;
 mod events;
 mod history;
 mod mail;
-mod recipients;
 mod schema;
 mod sessions;
 
@@ -21,12 +20,11 @@ pub use cameras::{Camera, NewCamera};
 pub use dispatch::{
     Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
 };
-pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, alert_due, is_taken_key};
+pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };
-pub use recipients::recipients;
 pub use sessions::SessionRow;
 
 use crate::error::{Error, ErrorKind};
