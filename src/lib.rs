@@ -10,6 +10,7 @@
 
 mod account;
 pub mod alert;
+pub mod api;
 pub mod arming;
 mod camera;
 #[cfg(feature = "binary")]

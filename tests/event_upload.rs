@@ -8,6 +8,7 @@ mod common;
 use anyhow::{Context, Result};
 use common::{Relay, jpeg, status_json};
 use eyeward::UnixMillis;
+use eyeward::api::{EventKind, EventView, ListedEvent};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -92,10 +93,13 @@ async fn an_event_is_stored_once_and_shown_to_its_owner_only() -> Result<()> {
         )
         .await?;
     assert_eq!(status, 201, "{first}");
-    assert_eq!(first["camera_id"], cam_id);
-    assert_eq!(first["delayed"], false);
-    assert_eq!(first["bbox"], serde_json::json!([100, 50, 80, 200]));
-    assert_eq!(first["width"], 640);
+    // The answer is the API's typed event (`eyeward::api`), field for field.
+    let typed: EventView = serde_json::from_value(first.clone())?;
+    assert_eq!(typed.camera_id, cam_id);
+    assert_eq!(typed.kind, EventKind::Motion);
+    assert!(!typed.delayed);
+    assert_eq!(typed.bbox, Some([100, 50, 80, 200]));
+    assert_eq!((typed.width, typed.height), (640, 360));
     // The agent retries (it never saw the answer): the same event, nothing new stored.
     let (status, again) = agent
         .post(
@@ -121,10 +125,11 @@ async fn an_event_is_stored_once_and_shown_to_its_owner_only() -> Result<()> {
     let (status, list) =
         status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
     assert_eq!(status, 200);
-    let list = list.as_array().context("array")?;
+    let list: Vec<ListedEvent> = serde_json::from_value(list)?;
     assert_eq!(list.len(), 2, "{list:?}");
-    assert_eq!(list[0]["id"], first["id"], "newest first");
-    let url = list[0]["snapshot_url"].as_str().context("url")?;
+    assert_eq!(list[0].event.id, typed.id, "newest first");
+    assert_eq!(list[0].camera_name.as_deref(), Some("Porch"));
+    let url = list[0].event.snapshot_url.as_deref().context("url")?;
     let resp = alice.get(url).await?;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");

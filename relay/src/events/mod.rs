@@ -15,10 +15,10 @@ use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
 use crate::files::{SnapshotFiles, numbered_files};
 use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
+use eyeward::api::{EventKind, EventView};
 use eyeward::clock::Clock;
 use eyeward::upload::{EventUpload, UploadQuery};
 use eyeward::{CameraId, UnixMillis};
-use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ const MAX_HEIGHT: u32 = 4320;
 
 /// New and changed events as they are stored, for the owners watching live: the camera and
 /// the event as the API shows it.
-pub type LiveEvent = Arc<(i64, Value)>;
+pub type LiveEvent = Arc<(i64, EventView)>;
 
 /// Where snapshots live, the event settings, and the live feed.
 pub struct Events {
@@ -213,7 +213,7 @@ impl Events {
         // A viewer gone meanwhile is fine.
         let _ = self
             .live
-            .send(Arc::new((event.camera_id, self.to_json(event))));
+            .send(Arc::new((event.camera_id, self.view(event))));
     }
 
     /// Deletes events older than the retention, rows first (an event without its row does
@@ -252,32 +252,33 @@ impl Events {
         Ok(removed)
     }
 
-    pub(crate) fn to_json(&self, e: &Event) -> Value {
-        let bbox: Value = serde_json::from_str(&e.bbox).unwrap_or(Value::Null);
-        let delayed =
-            UnixMillis(e.received_at).since(UnixMillis(e.captured_at)) > self.config.delayed_after;
-        let snapshot_url = (e.snapshot_bytes > 0).then(|| format!("/api/events/{}/snapshot", e.id));
-        let mut v = json!({
-            "id": e.id,
-            "camera_id": e.camera_id,
-            "kind": e.kind,
-            "at": UnixMillis(e.captured_at).to_rfc3339(),
-            "received_at": UnixMillis(e.received_at).to_rfc3339(),
-            "delayed": delayed,
-            "score": e.score,
-            "bbox": bbox,
-            "width": e.width,
-            "height": e.height,
-            "snapshot_url": snapshot_url,
-            // Whether the household was armed for the camera: only then was it mailed.
-            "armed": e.armed,
-        });
-        if e.kind == "gap" {
-            v["lost_snapshots"] = json!(e.lost_snapshots);
-            v["lost_events"] = json!(e.lost_events);
-            v["until"] = json!(e.until_at.map(|t| UnixMillis(t).to_rfc3339()));
+    /// An event as the API shows it.
+    pub(crate) fn view(&self, e: &Event) -> EventView {
+        let at = |t: i64| UnixMillis(t).to_rfc3339();
+        let gap = e.kind == "gap";
+        EventView {
+            id: e.id,
+            camera_id: e.camera_id,
+            kind: if gap {
+                EventKind::Gap
+            } else {
+                EventKind::Motion
+            },
+            at: at(e.captured_at),
+            received_at: at(e.received_at),
+            delayed: UnixMillis(e.received_at).since(UnixMillis(e.captured_at))
+                > self.config.delayed_after,
+            score: e.score,
+            bbox: serde_json::from_str(&e.bbox).ok(),
+            // Checked as u32 when stored.
+            width: e.width.try_into().unwrap_or_default(),
+            height: e.height.try_into().unwrap_or_default(),
+            snapshot_url: (e.snapshot_bytes > 0).then(|| format!("/api/events/{}/snapshot", e.id)),
+            armed: e.armed,
+            lost_snapshots: gap.then_some(e.lost_snapshots),
+            lost_events: gap.then_some(e.lost_events),
+            until: e.until_at.filter(|_| gap).map(at),
         }
-        v
     }
 }
 

@@ -13,10 +13,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eyeward::api::{ListedEvent, MailDelivery, OneEvent};
 use eyeward::upload::UploadQuery;
 use eyeward::{CameraId, UnixMillis};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// `POST /agent/v1/events?key=…&captured_at=…&score=…&bbox=x,y,w,h` with the JPEG as the
 /// body (or `&snapshot=dropped` and no body; or `kind=gap&…` and no body): `201` with the
@@ -59,7 +59,7 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(st.events.to_json(&stored))).into_response())
+    Ok((status, Json(st.events.view(&stored))).into_response())
 }
 
 /// Paging of an event list.
@@ -99,7 +99,7 @@ pub async fn list(
     c: CustomerCaller,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Value>>, Error> {
+) -> Result<Json<Vec<ListedEvent>>, Error> {
     if q.camera.is_some() {
         return Err(Error::bad_request("the camera is in the path"));
     }
@@ -122,7 +122,7 @@ pub async fn feed(
     State(st): State<AppState>,
     c: CustomerCaller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Value>>, Error> {
+) -> Result<Json<Vec<ListedEvent>>, Error> {
     let (page, limit) = q.page()?;
     let cameras = st.store.cameras_of(c.id).await?;
     let camera = match q.camera {
@@ -145,7 +145,7 @@ async fn with_mail(
     st: &AppState,
     events: &[Event],
     cameras: &[Camera],
-) -> Result<Vec<Value>, Error> {
+) -> Result<Vec<ListedEvent>, Error> {
     let mut deliveries = Vec::new();
     for camera in cameras {
         let mine = events.iter().filter(|e| e.camera_id == camera.id.0);
@@ -163,20 +163,20 @@ async fn with_mail(
     }
     Ok(events
         .iter()
-        .map(|e| {
-            let mut v = st.events.to_json(e);
-            v["camera_name"] = json!(
-                cameras
-                    .iter()
-                    .find(|cam| cam.id.0 == e.camera_id)
-                    .map(|cam| cam.name.as_str())
-            );
-            v["mail"] = deliveries
+        .map(|e| ListedEvent {
+            event: st.events.view(e),
+            camera_name: cameras
+                .iter()
+                .find(|cam| cam.id.0 == e.camera_id)
+                .map(|cam| cam.name.clone()),
+            mail: deliveries
                 .iter()
                 .filter(|(event, ..)| *event == e.id)
-                .map(|(_, to, state)| json!({"to": to, "state": state}))
-                .collect();
-            v
+                .map(|(_, to, state)| MailDelivery {
+                    to: to.clone(),
+                    state: state.clone(),
+                })
+                .collect(),
         })
         .collect())
 }
@@ -196,7 +196,7 @@ pub async fn live(
     let source = streams::from_broadcast(st.events.subscribe(), move |live| {
         (live.0 == id).then(|| Live::Message {
             name: "event",
-            data: live.1.to_string(),
+            data: serde_json::to_string(&live.1).unwrap_or_default(),
         })
     });
     streams::live_stream(&st, &c.caller, c.grant_on(CameraId(id)), source)
@@ -208,7 +208,7 @@ pub async fn one(
     State(st): State<AppState>,
     c: CustomerCaller,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<OneEvent>, Error> {
     let event = st
         .store
         .event_of(c.id, id)
@@ -219,13 +219,14 @@ pub async fn one(
         .camera_of(c.id, CameraId(event.camera_id))
         .await?
         .ok_or_else(|| Error::not_found("event"))?;
-    let mut v = st.events.to_json(&event);
-    v["camera_name"] = json!(camera.name);
     // The viewer's previous (older) and next (newer) of the same camera.
-    let (older, newer) = st.store.event_neighbours(&event).await?;
-    v["older_id"] = json!(older);
-    v["newer_id"] = json!(newer);
-    Ok(Json(v))
+    let (older_id, newer_id) = st.store.event_neighbours(&event).await?;
+    Ok(Json(OneEvent {
+        event: st.events.view(&event),
+        camera_name: camera.name,
+        older_id,
+        newer_id,
+    }))
 }
 
 /// `GET /api/events/{id}/snapshot`: the picture of one of the owner's events.

@@ -10,9 +10,10 @@ use crate::store::Camera;
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use eyeward::api::PtzStatus;
 use eyeward::ptz::{PtzCommand, PtzState};
 use eyeward::{CameraId, CameraModel, CameraSource, CustomerId};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The caller's camera `id` if it can pan and tilt: another customer's is 404, a fixed camera
 /// (or one the relay pulls directly, with no agent to drive it) 409.
@@ -38,12 +39,12 @@ async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result
     Ok(camera)
 }
 
-fn state_json(st: &AppState, camera: CameraId, state: Option<&PtzState>) -> Value {
-    json!({
-        "online": st.links.is_online(camera),
-        "deadman_ms": st.ptz.deadman().as_millis() as u64,
-        "state": state,
-    })
+fn status(st: &AppState, camera: CameraId, state: Option<PtzState>) -> PtzStatus {
+    PtzStatus {
+        online: st.links.is_online(camera),
+        deadman_ms: st.ptz.deadman().as_millis() as u64,
+        state,
+    }
 }
 
 /// `POST /api/cameras/{id}/ptz`: one command (see [`PtzCommand`]); answers where the camera
@@ -53,7 +54,7 @@ pub async fn command(
     c: CustomerCaller,
     IdPath(id): IdPath,
     ApiJson(command): ApiJson<PtzCommand>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<PtzStatus>, Error> {
     command.check()?;
     let camera = pan_tilt_camera(&st, c.id, id).await?;
     let action = command.action();
@@ -80,7 +81,7 @@ pub async fn command(
             .record(&c.caller.audit(st.clock.now()), Some(c.id), history, detail)
             .await?;
     }
-    Ok(Json(state_json(&st, camera.id, Some(&done.state))))
+    Ok(Json(status(&st, camera.id, Some(done.state))))
 }
 
 /// `GET /api/cameras/{id}/ptz`: where the camera last looked, whether its agent is online,
@@ -89,10 +90,10 @@ pub async fn state(
     State(st): State<AppState>,
     c: CustomerCaller,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<PtzStatus>, Error> {
     let camera = pan_tilt_camera(&st, c.id, id).await?;
     let state = st.ptz.watch(camera.id).borrow().clone();
-    Ok(Json(state_json(&st, camera.id, state.as_ref())))
+    Ok(Json(status(&st, camera.id, state)))
 }
 
 /// `GET /api/cameras/{id}/ptz/live`: server-sent `state` events, the current one first.
