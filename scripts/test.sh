@@ -12,6 +12,8 @@ echo "== cargo fmt" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The agent as built for a camera: without the simulator (issue 19).
+cargo clippy -p eyeward-agent --all-targets --no-default-features --locked -- -D warnings
 # The end-to-end tests run the real binaries: build them first.
 echo "== cargo build" >&2
 cargo build --workspace --locked

@@ -24,6 +24,7 @@ pub mod ptz;
 pub mod telemetry;
 mod time;
 pub mod upload;
+pub mod wsse;
 
 pub use account::{DisplayName, Email, GuardCenter, Language, Password, Role};
 pub use camera::{

@@ -1,8 +1,8 @@
 //! The relay's shape holds: its modules depend on each other without a cycle
 //! (`scripts/modules.py` prints the graph); HTTP stays at the edge: no module outside `http`
 //! (and `cli`, which starts it) imports axum or sees the HTTP state; and time is read from
-//! the one clock (`eyeward::clock`, in the core crate) only, in the relay and in the agent
-//! (its camera simulator apart).
+//! the one clock (`eyeward::clock`, in the core crate) only, in the relay and in the agent;
+//! and the agent as built for a camera carries no server.
 
 use anyhow::{Context, Result, ensure};
 use std::path::Path;
@@ -71,12 +71,10 @@ fn lines_in(dir: &str, words: &[&str], skip: impl Fn(&str) -> bool) -> Result<Ve
 fn time_is_read_from_the_one_clock_only() -> Result<()> {
     let reads = ["::now()", "now_utc()"];
     let mut strays = lines_in("relay/src", &reads, |_| false)?;
-    // The camera simulator is a test double: it runs in real time, as a camera does; and a
-    // test may time itself.
-    let simulator_or_test = |rel: &str| {
-        rel.starts_with("simulate/") || rel == "onvif/server.rs" || rel.ends_with("tests.rs")
-    };
-    strays.extend(lines_in("camera-agent/src", &reads, simulator_or_test)?);
+    // A test may time itself. (The camera simulator, a crate of its own, runs in real time
+    // as a camera does.)
+    let test = |rel: &str| rel.ends_with("tests.rs");
+    strays.extend(lines_in("camera-agent/src", &reads, test)?);
     ensure!(
         strays.is_empty(),
         "time read past the clock:\n{}",
@@ -94,6 +92,63 @@ fn only_the_http_edge_knows_axum_and_the_http_state() -> Result<()> {
         strays.is_empty(),
         "outside the HTTP edge:\n{}",
         strays.join("\n")
+    );
+    Ok(())
+}
+
+/// `eyeward-agent` built for a camera (`--no-default-features`) has neither the simulator's
+/// RTSP server (gst-rtsp-server) nor an HTTP server (axum, hyper's server side): what runs on
+/// a camera only dials out.
+#[test]
+fn the_agent_built_for_a_camera_carries_no_server() -> Result<()> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(ROOT)
+        .args(["tree", "-p", "eyeward-agent", "--no-default-features"])
+        .args([
+            "-e",
+            "normal,features",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+        ])
+        .output()
+        .context("cargo tree")?;
+    let tree = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && tree.contains("eyeward-agent"),
+        "{tree}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let servers: Vec<&str> = tree
+        .lines()
+        .filter(|l| {
+            l.starts_with("axum ")
+                || l.starts_with("gstreamer-rtsp-server")
+                || l.starts_with("eyeward-camera-sim")
+                || l.starts_with("hyper feature \"server\"")
+        })
+        .collect();
+    ensure!(
+        servers.is_empty(),
+        "servers in the camera build: {servers:?}"
+    );
+    let default = Command::new(env!("CARGO"))
+        .current_dir(ROOT)
+        .args([
+            "tree",
+            "-p",
+            "eyeward-agent",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--locked", "--offline"])
+        .output()?;
+    ensure!(
+        String::from_utf8_lossy(&default.stdout).contains("gstreamer-rtsp-server"),
+        "the default build has the simulator (so the check above can fail)"
     );
     Ok(())
 }

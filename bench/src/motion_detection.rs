@@ -12,10 +12,10 @@
 
 use anyhow::{Context, Result, bail};
 use eyeward_agent::motion::{Detector, DetectorConfig};
-use eyeward_agent::simulate::scene::{MotionScript, PanTilt, PanTiltLimits, Picture, Scene};
 use eyeward_bench::process::{
     Running, dies_with_parent, provision_relay, start_relay, start_simulator, target_bin, usage,
 };
+use eyeward_camera_sim::scene::{MotionScript, PanTilt, PanTiltLimits, Picture, Scene};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;

@@ -36,6 +36,17 @@ impl Error {
     }
 }
 
+#[cfg(feature = "simulator")]
+impl From<eyeward_camera_sim::Error> for Error {
+    fn from(e: eyeward_camera_sim::Error) -> Self {
+        match e {
+            eyeward_camera_sim::Error::Config(m) => Error::Config(m),
+            eyeward_camera_sim::Error::Media(m) => Error::Media(m),
+            eyeward_camera_sim::Error::Io { context, source } => Error::Io { context, source },
+        }
+    }
+}
+
 impl From<eyeward::Error> for Error {
     fn from(e: eyeward::Error) -> Self {
         Error::Config(e.to_string())

@@ -1,8 +1,10 @@
 //! # eyeward-agent
 //!
 //! The on-camera agent: it keeps the outbound link to the relay and carries RTSP through it
-//! (`run`), and it can stand in for a camera (`simulate`). Motion detection, snapshots and
-//! pan-tilt drivers build on this crate.
+//! (`run`). Motion detection, snapshots and pan-tilt drivers build on this crate. Its default
+//! build can also stand in for a camera (`simulate`, `sim://` cameras: feature `simulator`,
+//! the `eyeward-camera-sim` crate); a build for a camera (`--no-default-features`) carries
+//! no RTSP or HTTP server.
 
 pub mod capture;
 pub mod config;
@@ -13,7 +15,6 @@ pub mod onvif;
 pub mod ptz;
 pub mod queue;
 pub mod rtsp_auth;
-pub mod simulate;
 pub mod snapshot;
 pub mod tls;
 pub mod watch;
@@ -22,20 +23,15 @@ use capture::Capture;
 use clap::{Args, Parser, Subcommand};
 use config::AgentConfig;
 use error::Error;
-use eyeward::CameraModel;
 use eyeward::clock::Clock;
 use eyeward::telemetry::{self, LogFormat};
 use link::{CameraAddr, LinkConfig};
 use motion::{Decision, Detector, MotionEvent};
 use queue::Queue;
-use simulate::scene::MotionScript;
-use simulate::{Simulator, SimulatorConfig};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// eyeward's on-camera agent: motion detection, snapshots, pan-tilt and the link to the relay.
 #[derive(Debug, Parser)]
@@ -48,6 +44,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once, at start: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Keeps the camera's link to the relay until SIGTERM or Ctrl-C, carrying its video to the
@@ -55,7 +53,8 @@ enum Command {
     Run(RunArgs),
     /// Serves a simulated camera at rtsp://LISTEN/live until SIGTERM or Ctrl-C. Prints
     /// `eyeward-agent simulating a MODEL camera at rtsp://…/live` on stdout once it serves.
-    Simulate(SimulateArgs),
+    #[cfg(feature = "simulator")]
+    Simulate(eyeward_camera_sim::command::SimulateArgs),
     /// Runs the agent's motion detector on a video file or rtsp:// URL: one JSON line per
     /// motion event on stdout, then a summary line, for tuning on one's own recordings.
     Detect(DetectArgs),
@@ -82,8 +81,8 @@ struct RunArgs {
     /// besides the public ones. The relay's certificate is always checked.
     #[arg(long)]
     relay_ca: Option<PathBuf>,
-    /// The camera: its rtsp:// URL on the home network, or sim://fixed or sim://pan-tilt
-    /// for a built-in simulated camera.
+    /// The camera: its rtsp:// URL on the home network, or (in the default build)
+    /// sim://fixed or sim://pan-tilt for a built-in simulated camera.
     #[arg(long)]
     camera: String,
     /// The camera's ONVIF device service, for pan-tilt, e.g.
@@ -117,18 +116,14 @@ impl RunArgs {
 /// The camera `run` serves: a real one by URL, or a simulator started here.
 enum RunCamera {
     Real(CameraAddr),
-    Simulated(Simulator),
+    #[cfg(feature = "simulator")]
+    Simulated(eyeward_camera_sim::Simulator),
 }
 
 impl RunCamera {
     fn open(spec: &str) -> Result<RunCamera, Error> {
         if let Some(model) = spec.strip_prefix("sim://") {
-            let model = parse_model(model).map_err(Error::Config)?;
-            let config = SimulatorConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                ..SimulatorConfig::new(model)
-            };
-            return Simulator::start(config).map(RunCamera::Simulated);
+            return simulated_camera(model);
         }
         let source = eyeward::RtspSource::parse(spec)?;
         let mut addr = camera_addr(source.url())?;
@@ -144,6 +139,7 @@ impl RunCamera {
     fn addr(&self) -> Result<CameraAddr, Error> {
         match self {
             RunCamera::Real(a) => Ok(a.clone()),
+            #[cfg(feature = "simulator")]
             RunCamera::Simulated(sim) => camera_addr(sim.url()),
         }
     }
@@ -178,6 +174,7 @@ async fn onvif_addr(
 ) -> Result<Option<ptz::OnvifAddr>, Error> {
     let rtsp_credentials = match camera {
         RunCamera::Real(a) => a.credentials.clone(),
+        #[cfg(feature = "simulator")]
         RunCamera::Simulated(_) => None,
     };
     if let Some(url) = onvif {
@@ -194,9 +191,10 @@ async fn onvif_addr(
         }));
     }
     match camera {
+        #[cfg(feature = "simulator")]
         RunCamera::Simulated(sim) if sim.head().is_some() => {
-            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-            let at = serve_onvif(sim, None, listen).await?;
+            let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            let at = eyeward_camera_sim::onvif::serve(sim, None, listen).await?;
             Ok(Some(ptz::OnvifAddr {
                 device_url: format!("http://{at}/onvif/device_service"),
                 credentials: None,
@@ -206,31 +204,24 @@ async fn onvif_addr(
     }
 }
 
-/// Serves the simulator's ONVIF service (PTZ on the pan-tilt model only) on `listen`, in
-/// the background; returns the address it took.
-async fn serve_onvif(
-    sim: &Simulator,
-    credentials: Option<(String, String)>,
-    listen: SocketAddr,
-) -> Result<SocketAddr, Error> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(Error::io(format!("listening on {listen}")))?;
-    let at = listener
-        .local_addr()
-        .map_err(Error::io("the ONVIF address"))?;
-    let router = onvif::server::router(onvif::server::Camera {
-        stream_url: sim.url().to_owned(),
-        credentials,
-        head: sim.head(),
-        base: format!("http://{at}"),
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the ONVIF service stopped");
-        }
-    });
-    Ok(at)
+/// A `sim://MODEL` camera: a simulator started here, on a free loopback port.
+#[cfg(feature = "simulator")]
+fn simulated_camera(model: &str) -> Result<RunCamera, Error> {
+    use eyeward_camera_sim::{Simulator, SimulatorConfig, command::parse_model};
+    let model = parse_model(model).map_err(Error::Config)?;
+    let config = SimulatorConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..SimulatorConfig::new(model)
+    };
+    Ok(RunCamera::Simulated(Simulator::start(config)?))
+}
+
+/// A build for a camera has no simulator: a `sim://` camera is a mistake that says so.
+#[cfg(not(feature = "simulator"))]
+fn simulated_camera(_model: &str) -> Result<RunCamera, Error> {
+    Err(Error::Config(
+        "sim:// cameras need the agent's default build (feature simulator)".into(),
+    ))
 }
 
 /// Host, port (554 by default) and path of an rtsp:// URL without credentials.
@@ -255,83 +246,6 @@ fn camera_addr(url: &str) -> Result<CameraAddr, Error> {
     })
 }
 
-#[derive(Debug, Args)]
-struct SimulateArgs {
-    /// fixed or pan-tilt.
-    #[arg(long, value_parser = parse_model)]
-    model: CameraModel,
-    /// Address to serve RTSP on (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:8554")]
-    listen: SocketAddr,
-    #[arg(long, default_value_t = 1280)]
-    width: u32,
-    #[arg(long, default_value_t = 720)]
-    height: u32,
-    #[arg(long, default_value_t = 15)]
-    fps: u32,
-    /// Time between keyframes, e.g. 4s.
-    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
-    keyframe_interval: Duration,
-    #[arg(long, default_value_t = 2000)]
-    bitrate_kbps: u32,
-    /// Sensor grain in luma levels, 0 to 64 (0: a clean picture); grain makes the encoder
-    /// spend its whole bitrate.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
-    grain: u8,
-    /// RTSP user name clients must give; the password comes from the environment variable
-    /// EYEWARD_SIM_PASSWORD (never from the command line, where `ps` would show it).
-    #[arg(long)]
-    username: Option<String>,
-    /// When the intruder first crosses the picture, after start.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    motion_offset: Duration,
-    /// How often the intruder crosses; 0s: never.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
-    motion_every: Duration,
-    /// How long one crossing takes.
-    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
-    motion_crossing: Duration,
-    /// Address of the camera's ONVIF service (port 0: any free port); printed on a second
-    /// line, `eyeward-agent onvif at http://…/onvif/device_service`. The RTSP credentials
-    /// guard it too.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    onvif_listen: std::net::SocketAddr,
-}
-
-fn parse_model(s: &str) -> Result<CameraModel, String> {
-    s.parse().map_err(|e: eyeward::Error| e.to_string())
-}
-
-impl SimulateArgs {
-    fn config(self) -> Result<SimulatorConfig, Error> {
-        let credentials = match self.username {
-            None => None,
-            Some(user) => {
-                let password = std::env::var("EYEWARD_SIM_PASSWORD").map_err(|_| {
-                    Error::Config("--username needs the password in EYEWARD_SIM_PASSWORD".into())
-                })?;
-                Some((user, password))
-            }
-        };
-        Ok(SimulatorConfig {
-            listen: self.listen,
-            width: self.width,
-            height: self.height,
-            fps: self.fps,
-            keyframe_interval: self.keyframe_interval,
-            bitrate_kbps: self.bitrate_kbps,
-            grain: self.grain,
-            credentials,
-            script: MotionScript {
-                offset: self.motion_offset,
-                every: (!self.motion_every.is_zero()).then_some(self.motion_every),
-                crossing: self.motion_crossing,
-            },
-            ..SimulatorConfig::new(self.model)
-        })
-    }
-}
-
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -349,7 +263,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
-            Command::Simulate(args) => simulate(args).await,
+            #[cfg(feature = "simulator")]
+            Command::Simulate(args) => eyeward_camera_sim::command::simulate(args)
+                .await
+                .map_err(Error::from),
             Command::Detect(args) => tokio::task::spawn_blocking(move || detect(args))
                 .await
                 .unwrap_or_else(|e| Err(Error::Media(format!("detector stopped: {e}")))),
@@ -369,6 +286,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     let token = args.token()?;
     let camera = RunCamera::open(&args.camera)?;
     let addr = camera.addr()?;
+    #[cfg(feature = "simulator")]
     if let RunCamera::Simulated(sim) = &camera {
         tracing::info!(url = sim.url(), "simulated camera started");
     }
@@ -494,24 +412,5 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
         "{}",
         serde_json::json!({ "frames": frames, "events": events })
     );
-    Ok(())
-}
-
-async fn simulate(args: SimulateArgs) -> Result<(), Error> {
-    let onvif_listen = args.onvif_listen;
-    let config = args.config()?;
-    let model = config.model;
-    let credentials = config.credentials.clone();
-    let sim = Simulator::start(config)?;
-    // When the scene's clock started, on the wall clock: tests and benchmarks date the
-    // scripted crossings from it.
-    let started = Clock::real().now().0 - sim.scene_time().as_millis() as i64;
-    tracing::info!(scene_started_unix_ms = started, "the scene's clock runs");
-    // Its ONVIF service, as a real camera has (with PTZ on the pan-tilt model only).
-    let onvif = serve_onvif(&sim, credentials, onvif_listen).await?;
-    println!("eyeward-agent simulating a {model} camera at {}", sim.url());
-    println!("eyeward-agent onvif at http://{onvif}/onvif/device_service");
-    telemetry::shutdown_signal().await;
-    drop(sim);
     Ok(())
 }

@@ -3,12 +3,13 @@
 //! request with a WS-Security UsernameToken digest, and gives up on a camera that does not
 //! answer within the timeout.
 
-use super::{reply, wsse};
+use super::reply;
 use crate::error::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use eyeward::UnixMillis;
 use eyeward::clock::Clock;
+use eyeward::wsse;
 use std::time::Duration;
 
 /// A position in ONVIF's generic space: pan and tilt from -1 to 1 across the head's range.

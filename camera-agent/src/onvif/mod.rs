@@ -1,11 +1,10 @@
-//! ONVIF, the standard IP cameras are driven by: the simulator serves it (`server`) so that
-//! the agent (`client`) and third-party tools drive a simulated camera exactly as a real one.
-//! `reply` reads the camera's answers; `wsse` makes and checks the WS-Security password digests that ONVIF requests carry.
+//! ONVIF, the standard IP cameras are driven by: the agent's `client` drives a camera's PTZ
+//! service, `reply` reads the camera's answers. The WS-Security digests its requests carry
+//! are `eyeward::wsse`; the simulator (`eyeward-camera-sim`) serves ONVIF, so the client is
+//! tested against it as against a real camera.
 
 pub mod client;
 pub mod reply;
-pub mod server;
-pub mod wsse;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulator"))]
 mod tests;

@@ -1,10 +1,9 @@
 //! The agent's PTZ driver against the simulator's ONVIF service, in-process.
 
 use super::client::{Position, Ptz};
-use super::server;
-use crate::simulate::{Simulator, SimulatorConfig};
 use eyeward::CameraModel;
 use eyeward::clock::Clock;
+use eyeward_camera_sim::{Simulator, SimulatorConfig, onvif};
 use std::time::Duration;
 
 /// A simulated camera of `model` with its ONVIF service on a free port; the device URL.
@@ -13,15 +12,10 @@ async fn camera(model: CameraModel, credentials: Option<(&str, &str)>) -> (Simul
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.credentials = credentials.map(|(u, p)| (u.to_owned(), p.to_owned()));
     let sim = Simulator::start(config.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = server::router(server::Camera {
-        stream_url: sim.url().to_owned(),
-        credentials: config.credentials.clone(),
-        head: sim.head(),
-        base: format!("http://{addr}"),
-    });
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let addr = onvif::serve(&sim, config.credentials, listen)
+        .await
+        .unwrap();
     (sim, format!("http://{addr}/onvif/device_service"))
 }
 

@@ -1,14 +1,22 @@
+//! # eyeward-camera-sim
+//!
 //! The camera simulator: a virtual fixed or pan-tilt camera served over RTSP by
-//! gst-rtsp-server, so the demo and the tests have real H.264 cameras.
+//! gst-rtsp-server, with its ONVIF service ([`onvif`]), so the demo, the tests and the
+//! benchmarks have real H.264 cameras. A test double: the agent carries it only in its
+//! default build (`eyeward-agent simulate`, `sim://` cameras); a build for a camera leaves it
+//! out (`--no-default-features`).
 //!
 //! Frames are drawn by [`scene`] (plain code), pushed into an `appsrc` at the configured rate,
 //! stamped with a live clock, encoded by x264 like a camera's own encoder (constrained
 //! baseline, no B-frames, a keyframe every few seconds) and packetized for RTSP clients. One
 //! encoder is shared by all clients of the simulator.
 
+pub mod command;
+mod error;
+pub mod onvif;
 pub mod scene;
 
-use crate::error::Error;
+pub use error::Error;
 use eyeward::CameraModel;
 use gstreamer as gst;
 use gstreamer::glib;

@@ -8,15 +8,16 @@
 //! Positions use ONVIF's generic spaces: pan and tilt from -1 to 1 across the head's range,
 //! speeds from -1 to 1 of its top speed.
 
-use super::wsse::{UsernameToken, verify};
-use crate::simulate::Head;
+use crate::{Error, Head, Simulator};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use eyeward::wsse::{UsernameToken, verify};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +53,33 @@ const PROFILE: &str = "profile_1";
 const NODE: &str = "ptz_node_1";
 /// The largest SOAP request taken.
 const MAX_REQUEST: usize = 64 * 1024;
+
+/// Serves the simulator's ONVIF service (PTZ on the pan-tilt model only) on `listen`, in
+/// the background; returns the address it took.
+pub async fn serve(
+    sim: &Simulator,
+    credentials: Option<(String, String)>,
+    listen: SocketAddr,
+) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(Error::io(format!("listening on {listen}")))?;
+    let at = listener
+        .local_addr()
+        .map_err(Error::io("the ONVIF address"))?;
+    let router = router(Camera {
+        stream_url: sim.url().to_owned(),
+        credentials,
+        head: sim.head(),
+        base: format!("http://{at}"),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the ONVIF service stopped");
+        }
+    });
+    Ok(at)
+}
 
 /// The router of the three services.
 pub fn router(camera: Camera) -> Router {
