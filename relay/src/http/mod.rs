@@ -19,6 +19,9 @@ pub mod streams;
 pub mod tls;
 mod web;
 
+#[cfg(test)]
+mod tests;
+
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::Dispatcher;
