@@ -36,20 +36,6 @@ fn stripped_size(binary: &Path, dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(&copy)?.len())
 }
 
-/// `VmHWM`: the highest resident memory `pid` had.
-fn peak_rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("VmHWM")?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()?;
-    Ok(kb * 1024)
-}
-
 /// Runs `binary` as the camera's agent for `secs` once it is linked.
 async fn measure(binary: &Path, camera_url: &str, secs: Duration, dir: &Path) -> Result<Footprint> {
     let (config_file, cam) = provision_relay(dir, "", "fixed", "agent")?;
@@ -88,7 +74,7 @@ async fn measure(binary: &Path, camera_url: &str, secs: Duration, dir: &Path) ->
         size,
         stripped: stripped_size(binary, dir)?,
         rss: after.rss_bytes,
-        peak_rss: peak_rss(agent.pid())?,
+        peak_rss: after.peak_rss_bytes,
         cpu_share: (after.cpu - before.cpu).as_secs_f64() / t0.elapsed().as_secs_f64(),
     })
 }

@@ -106,6 +106,8 @@ pub fn relay_admin(config: &Path, args: &[&str], stdin: &str) -> Result<serde_js
 pub struct Usage {
     pub cpu: Duration,
     pub rss_bytes: u64,
+    /// The most resident memory it has had (VmHWM).
+    pub peak_rss_bytes: u64,
     /// The part of `rss_bytes` that is the process's own (heap, stacks), not shared library
     /// code or files.
     pub anon_bytes: u64,
@@ -137,6 +139,7 @@ pub fn usage(pid: u32) -> Result<Usage> {
     Ok(Usage {
         cpu: Duration::from_secs_f64(ticks as f64 / per_second as f64),
         rss_bytes: kb("VmRSS:")? * 1024,
+        peak_rss_bytes: kb("VmHWM:")? * 1024,
         anon_bytes: kb("RssAnon:")? * 1024,
         threads: status
             .lines()
