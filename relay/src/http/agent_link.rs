@@ -17,8 +17,8 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
 use eyeward::link::{
-    self, AgentReport, CloseCode, Input, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES, RelayMessage,
-    RelayOutput, RelaySession, TunnelId,
+    self, AgentReport, CloseCode, Ending, Input, MAX_MESSAGE_BYTES, MAX_TUNNEL_FRAME_BYTES,
+    RelayMessage, RelayOutput, RelaySession, TunnelId,
 };
 use eyeward::{CameraId, UnixMillis};
 use futures_util::{SinkExt, StreamExt};
@@ -152,8 +152,14 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
                         task::fail_point("agent-heartbeat", camera);
                     }
                     let text = link::encode(&message);
-                    if tx.send(Message::Text(text.into())).await.is_err() {
-                        session.handle_input(Input::Closed, st.clock.instant());
+                    if let Err(e) = tx.send(Message::Text(text.into())).await {
+                        // At once: what is still queued (the camera up after a welcome that
+                        // never left) must not happen.
+                        break 'link Ending {
+                            close: None,
+                            reason: format!("the link failed: {e}"),
+                            orderly: false,
+                        };
                     }
                 }
                 RelayOutput::Up { agent, rtsp_path } => {
