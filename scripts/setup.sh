@@ -27,6 +27,8 @@ if [ "$purpose" != demo ]; then
   packages+=(python3 python3-venv)
   # The TURN server that checks the relay's time-limited TURN credentials.
   packages+=(coturn)
+  # PostgreSQL, the relay's other database: each test makes and stops a private cluster.
+  packages+=(postgresql)
 fi
 if [ "$purpose" = bench ]; then
   # The live-video benchmark's peer: Janus Gateway's streaming plugin.
