@@ -7,7 +7,7 @@ use super::AppState;
 use super::extract::bearer_token;
 use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
-use crate::link::{Registration, TUNNEL_QUEUE, Tunnel};
+use crate::link::{PtzReports, Registration, TUNNEL_QUEUE, Tunnel};
 use crate::revocation::Grant;
 use crate::store::{Actor, Audit, Camera, Channel};
 use crate::task::{self, Task};
@@ -142,6 +142,8 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     let mut revoked = std::pin::pin!(st.revocations.ended(grant, Duration::MAX));
     let (mut tx, mut rx) = socket.split();
     let mut session = RelaySession::new(camera, HEARTBEAT, st.clock.instant());
+    // The pan-tilt service, seen only as the link's trait: the link hands it reports.
+    let ptz_reports: &dyn PtzReports = &*st.ptz;
     let mut registration: Option<Registration> = None;
     let ending = 'link: loop {
         while let Some(output) = session.poll_output() {
@@ -173,7 +175,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
                     st.links.tunnel_failed(&tunnel, camera, reason);
                 }
                 RelayOutput::Report(AgentReport::Ptz(report)) => {
-                    st.ptz_reports.report(camera, report);
+                    ptz_reports.report(camera, report);
                 }
                 RelayOutput::End(ending) => break 'link ending,
             }
@@ -199,7 +201,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
         return tracing::info!(%reason, "link refused before hello");
     };
     if st.links.unregister(camera, registration.conn) {
-        st.ptz_reports.offline(camera);
+        ptz_reports.offline(camera);
         st.metrics.agent_links.set(st.links.online_count() as i64);
         tracing::info!(%reason, "camera offline");
         record(&st, camera, "camera.offline", json!({ "reason": reason })).await;

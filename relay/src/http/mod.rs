@@ -30,7 +30,6 @@ use crate::events::Events;
 use crate::fanout::Feeds;
 use crate::housekeeping::Housekeeping;
 use crate::link::Links;
-use crate::link::PtzReports;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::ptz::PanTilt;
@@ -83,9 +82,6 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// Pan-tilt commands and the cameras' positions.
     pub ptz: Arc<PanTilt>,
-    /// Where agents' links hand their pan-tilt reports (the pan-tilt service, seen only
-    /// through the link's trait).
-    pub ptz_reports: Arc<dyn PtzReports>,
     /// Dispatch requests' settings, shared pictures and live changes.
     pub dispatcher: Arc<Dispatcher>,
     /// Ends long-lived things whose grant was taken away.
@@ -104,7 +100,6 @@ impl AppState {
         let a = &config.auth;
         let metrics = Arc::new(Metrics::new());
         let links = Arc::new(Links::default());
-        let ptz = Arc::new(PanTilt::new(config.ptz.clone(), clock));
         let feeds = Arc::new(Feeds::new(
             links.clone(),
             metrics.clone(),
@@ -156,8 +151,7 @@ impl AppState {
                 public_url,
                 clock,
             )?),
-            ptz_reports: ptz.clone(),
-            ptz,
+            ptz: Arc::new(PanTilt::new(config.ptz.clone(), clock)),
             dispatcher: Arc::new(Dispatcher::new(&config.dispatch, &config.data_dir)),
         })
     }
