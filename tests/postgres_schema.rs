@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use common::postgres::Postgres;
+use eyeward_testkit::postgres::Postgres;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 

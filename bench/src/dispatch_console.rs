@@ -151,7 +151,7 @@ async fn main() -> Result<()> {
     let data = dir.join("data");
     let t = Instant::now();
     let asker_camera = {
-        let store = Store::open(&data).await?;
+        let store = Store::open_sqlite(&data).await?;
         provision(&store, open).await?
     };
     println!(

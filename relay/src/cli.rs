@@ -106,7 +106,7 @@ fn report(result: Result<(), Error>) -> ExitCode {
 
 async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     let config = Config::load(config.as_deref())?;
-    let store = Store::open(&config.data_dir).await?;
+    let store = Store::open(&config.data_dir, &config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -130,7 +130,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
 async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> ExitCode {
     let result = async {
         let config = Config::load(config.as_deref())?;
-        let store = Store::open(&config.data_dir).await?;
+        let store = Store::open(&config.data_dir, &config.database).await?;
         admin::run(
             &store,
             config.cameras.source_policy(),

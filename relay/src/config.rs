@@ -43,6 +43,68 @@ pub struct Config {
     pub http: HttpConfig,
     /// The Prometheus endpoint `/metrics`.
     pub metrics: MetricsConfig,
+    /// Where the relay keeps its state: SQLite in `data_dir` (default) or PostgreSQL.
+    pub database: DatabaseConfig,
+}
+
+/// `[database]`: PostgreSQL instead of the embedded SQLite database.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL, as `postgres://user@host:port/database`. Absent: SQLite in `data_dir`.
+    pub url: Option<url::Url>,
+    /// A file holding the database user's password, so that it is in neither the URL nor
+    /// this file.
+    pub password_file: Option<PathBuf>,
+    /// TLS to the server: `"verify-full"` (default: the certificate must be valid for the
+    /// URL's host), `"verify-ca"`, `"require"` (encrypted, unverified) or `"disable"`.
+    pub tls: DatabaseTls,
+    /// PEM certificates to trust for the server besides the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Connections this relay keeps open at most.
+    pub pool_size: u32,
+    /// Longest a statement may run before the server cancels it (the request gets a 503).
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// Longest a request waits for a free connection or for the server to answer a connect.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// How the relay checks the PostgreSQL server's TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseTls {
+    #[default]
+    VerifyFull,
+    VerifyCa,
+    Require,
+    Disable,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            password_file: None,
+            tls: DatabaseTls::default(),
+            ca_file: None,
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Without the URL, which may hold a password.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("postgres", &self.url.is_some())
+            .field("tls", &self.tls)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[mail]`: how alert and confirmation mail leaves the relay.
@@ -383,6 +445,7 @@ impl Default for Config {
             tls: None,
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            database: DatabaseConfig::default(),
         }
     }
 }
@@ -480,6 +543,20 @@ impl Config {
         }
         if self.mail.from.trim().is_empty() || self.mail.from.contains(['\r', '\n']) {
             return bad("mail.from must be one line, such as \"eyeward <alerts@example.com>\"");
+        }
+        let db = &self.database;
+        if !url_ok(&db.url, ["postgres", "postgresql"]) {
+            return bad("database.url must be a postgres:// URL with a host");
+        }
+        if db
+            .url
+            .as_ref()
+            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == "sslmode"))
+        {
+            return bad("database.url: set TLS with database.tls, not sslmode");
+        }
+        if db.pool_size == 0 || db.statement_timeout.is_zero() || db.connect_timeout.is_zero() {
+            return bad("database.pool_size and its timeouts must be above zero");
         }
         let a = &self.auth;
         if a.session_idle_timeout.is_zero() || a.session_max_age.is_zero() {

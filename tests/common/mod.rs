@@ -7,7 +7,6 @@
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
 pub mod in_process;
-pub mod postgres;
 pub mod smtp;
 pub mod turn;
 

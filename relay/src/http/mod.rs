@@ -310,7 +310,7 @@ pub async fn spawn(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, AppState), Error> {
-    let store = Store::open(&config.data_dir).await?;
+    let store = Store::open(&config.data_dir, &config.database).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -36,12 +36,11 @@ struct Answer {
 
 impl App {
     async fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
+        let (store, dir) = crate::store::testing::store().await;
         let config = Config {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
-        let store = Store::open(dir.path()).await.unwrap();
         let bound = ORIGIN.trim_start_matches("http://").parse().unwrap();
         let state = AppState::new(&config, bound, store.clone()).unwrap();
         App {

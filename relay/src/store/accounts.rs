@@ -2,7 +2,7 @@
 //! exactly one account, whatever its role.
 
 use super::history::{Audit, record};
-use super::{Store, conflict_on_unique, parse_column};
+use super::{Store, conflict_on_unique, on, parse_column};
 use crate::error::Error;
 use eyeward::{CustomerId, DisplayName, Email, GuardCenter, Language, Role};
 use serde::Serialize;
@@ -73,7 +73,7 @@ fn owner(role: Role, id: i64) -> Option<CustomerId> {
 impl Store {
     pub async fn create_account(&self, new: NewAccount, audit: &Audit) -> Result<i64, Error> {
         let mut tx = self.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on!(tx, c => sqlx::query_as(
             "INSERT INTO accounts (role, email, name, guard_center, lang, password_hash, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
@@ -84,8 +84,8 @@ impl Store {
         .bind(new.lang.as_str())
         .bind(&new.password_hash)
         .bind(audit.at.0)
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(c)
+        .await)
         .map_err(|e| conflict_on_unique(e, "an account with this email address already exists"))?;
         record(
             &mut tx,
@@ -101,21 +101,19 @@ impl Store {
 
     /// The account with this email, with its hash, for login.
     pub async fn account_for_login(&self, email: &Email) -> Result<Option<AccountWithHash>, Error> {
-        let row: Option<AccountRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"))
+        let row: Option<AccountRow> = on!(self.pool, c => sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"))
                 .bind(email.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         row.map(AccountRow::into_account).transpose()
     }
 
     /// The account with this id, if any.
     pub async fn account(&self, id: i64) -> Result<Option<Account>, Error> {
-        let row: Option<AccountRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
+        let row: Option<AccountRow> = on!(self.pool, c => sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         Ok(row
             .map(AccountRow::into_account)
             .transpose()?
@@ -123,12 +121,12 @@ impl Store {
     }
 
     pub async fn accounts(&self, role: Role) -> Result<Vec<Account>, Error> {
-        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+        let rows: Vec<AccountRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM accounts WHERE role = $1 ORDER BY id"
         ))
         .bind(role.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         rows.into_iter()
             .map(|r| r.into_account().map(|a| a.account))
             .collect()
@@ -137,12 +135,11 @@ impl Store {
     /// Removes an account of `role` with everything it owns; false if there was none.
     pub async fn remove_account(&self, role: Role, id: i64, audit: &Audit) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM accounts WHERE id = $1 AND role = $2")
+        let done = on!(tx, c => sqlx::query("DELETE FROM accounts WHERE id = $1 AND role = $2")
             .bind(id)
             .bind(role.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?
             > 0;
         if done {
             super::revoke(&mut tx).await?;
@@ -170,20 +167,18 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let done =
-            sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2 AND role = $3")
+        let done = on!(tx, c => sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2 AND role = $3")
                 .bind(hash)
                 .bind(id)
                 .bind(role.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?
+            > 0;
         if done {
-            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            on!(tx, c => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
             super::revoke(&mut tx).await?;
             record(&mut tx, audit, owner(role, id), "password.reset", json!({})).await?;
         }
@@ -199,11 +194,11 @@ impl Store {
         audit: &Audit,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE accounts SET lang = $1 WHERE id = $2")
+        on!(tx, c => sqlx::query("UPDATE accounts SET lang = $1 WHERE id = $2")
             .bind(lang.as_str())
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         record(
             &mut tx,
             audit,

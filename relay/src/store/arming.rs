@@ -2,13 +2,13 @@
 //! camera's alert switches (in `cameras`), and every switch in the history. What the mode is
 //! at a moment, and whether a camera alerts in it, is `eyeward::arming`'s plain code.
 
+use super::backend::Connection;
 use super::history::{Actor, Audit, Channel, record};
-use super::{Store, Tx};
+use super::{Store, Tx, on};
 use crate::error::Error;
 use eyeward::arming::{self, CameraAlerts, Mode, State, Switch};
 use eyeward::{CustomerId, UnixMillis};
 use serde_json::json;
-use sqlx::SqliteConnection;
 
 /// The most switches one schedule holds (four a day, every day).
 pub const MAX_SWITCHES: usize = 28;
@@ -30,22 +30,21 @@ pub struct Arming {
 
 /// The mode set by hand (if ever) and the schedule of `customer`.
 async fn load(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Connection,
     customer: i64,
 ) -> Result<(Option<(Mode, UnixMillis)>, Vec<StoredSwitch>), Error> {
-    let (mode, set_at): (String, Option<i64>) =
-        sqlx::query_as("SELECT arming_mode, arming_set_at FROM accounts WHERE id = $1")
+    let (mode, set_at): (String, Option<i64>) = on!(conn, c => sqlx::query_as("SELECT arming_mode, arming_set_at FROM accounts WHERE id = $1")
             .bind(customer)
-            .fetch_one(&mut *conn)
-            .await?;
+            .fetch_one(c)
+            .await)?;
     let mode = Mode::parse(&mode).ok_or_else(|| Error::internal("unknown arming mode"))?;
-    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, i64, String)> = on!(conn, c => sqlx::query_as(
         "SELECT id, days, minute, mode FROM arming_switches WHERE customer_id = $1 \
          ORDER BY minute, id",
     )
     .bind(customer)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let schedule = rows
         .into_iter()
         .map(|(id, days, minute, mode)| {
@@ -72,7 +71,7 @@ fn switches(schedule: &[StoredSwitch]) -> Vec<Switch> {
 }
 
 async fn arming_in(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Connection,
     customer: i64,
     now: UnixMillis,
 ) -> Result<Arming, Error> {
@@ -88,16 +87,16 @@ async fn arming_in(
 /// Whether an event of `camera` at `now` may be mailed: the owner's mode and the camera's
 /// switches, read in the event's transaction.
 pub(super) async fn camera_alerts_now(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     camera: i64,
     now: UnixMillis,
 ) -> Result<bool, Error> {
-    let (owner, away, home): (i64, bool, bool) = sqlx::query_as(
+    let (owner, away, home): (i64, bool, bool) = on!(tx, c => sqlx::query_as(
         "SELECT customer_id, alert_when_away, alert_when_home FROM cameras WHERE id = $1",
     )
     .bind(camera)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     let (by_hand, schedule) = load(&mut *tx, owner).await?;
     let mode = arming::state(by_hand, &switches(&schedule), now).mode;
     Ok(arming::alerts(mode, CameraAlerts { away, home }))
@@ -121,12 +120,12 @@ impl Store {
         let mut tx = self.begin().await?;
         let before = arming_in(&mut tx, customer.0, audit.at).await?;
         if before.state.mode != mode {
-            sqlx::query("UPDATE accounts SET arming_mode = $2, arming_set_at = $3 WHERE id = $1")
+            on!(tx, c => sqlx::query("UPDATE accounts SET arming_mode = $2, arming_set_at = $3 WHERE id = $1")
                 .bind(customer.0)
                 .bind(mode.as_str())
                 .bind(audit.at.0)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
             record(
                 &mut tx,
                 audit,
@@ -154,7 +153,7 @@ impl Store {
         if schedule.len() >= MAX_SWITCHES {
             return Ok(None);
         }
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on!(tx, c => sqlx::query_as(
             "INSERT INTO arming_switches (customer_id, days, minute, mode, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -163,20 +162,20 @@ impl Store {
         .bind(i64::from(switch.minute))
         .bind(switch.mode.as_str())
         .bind(audit.at.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         // A switch added now did not fire in the past: its earlier times are not news.
         let mut plain = switches(&schedule);
         plain.push(switch);
         if let Some(last) = arming::last_scheduled(&plain, audit.at) {
-            sqlx::query(
-                "UPDATE accounts SET arming_schedule_seen = MAX(COALESCE(arming_schedule_seen, 0), $2) \
-                 WHERE id = $1",
+            on!(tx, c => sqlx::query(
+                "UPDATE accounts SET arming_schedule_seen = $2 \
+                 WHERE id = $1 AND (arming_schedule_seen IS NULL OR arming_schedule_seen < $2)",
             )
             .bind(customer.0)
             .bind(last.0)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         }
         record(
             &mut tx,
@@ -199,14 +198,14 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let removed: Option<(i64, i64, String)> = sqlx::query_as(
+        let removed: Option<(i64, i64, String)> = on!(tx, c => sqlx::query_as(
             "DELETE FROM arming_switches WHERE id = $1 AND customer_id = $2 \
              RETURNING days, minute, mode",
         )
         .bind(id)
         .bind(customer.0)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((days, minute, mode)) = removed else {
             return Ok(false);
         };
@@ -228,20 +227,20 @@ impl Store {
     /// through what. Returns how many were written.
     pub async fn record_scheduled_switches(&self, now: UnixMillis) -> Result<usize, Error> {
         // Read first, without a lock: most ticks find nothing new, and take no write lock.
-        let households: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        let households: Vec<(i64, Option<i64>)> = on!(self.pool, c => sqlx::query_as(
             "SELECT id, arming_schedule_seen FROM accounts \
              WHERE id IN (SELECT customer_id FROM arming_switches)",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         let mut written = 0;
         for (customer, seen) in households {
-            let schedule: Vec<(i64, i64, String)> = sqlx::query_as(
+            let schedule: Vec<(i64, i64, String)> = on!(self.pool, c => sqlx::query_as(
                 "SELECT days, minute, mode FROM arming_switches WHERE customer_id = $1",
             )
             .bind(customer)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(c)
+            .await)?;
             let plain = schedule
                 .iter()
                 .map(|(days, minute, mode)| stored_switch(*days, *minute, mode))
@@ -254,15 +253,14 @@ impl Store {
             }
             let mut tx = self.begin().await?;
             // Exactly once, whoever else looks at the same moment.
-            let newly_seen = sqlx::query(
+            let newly_seen = on!(tx, c => sqlx::query(
                 "UPDATE accounts SET arming_schedule_seen = $2 WHERE id = $1 \
                  AND (arming_schedule_seen IS NULL OR arming_schedule_seen < $2)",
             )
             .bind(customer)
             .bind(last.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?
                 == 1;
             let (by_hand, schedule) = load(&mut tx, customer).await?;
             let plain = switches(&schedule);

@@ -2,7 +2,7 @@
 
 use super::history::{Audit, record};
 use super::mail::{Notice, queue_notice};
-use super::{Store, parse_column};
+use super::{Store, on, parse_column};
 use crate::error::Error;
 use eyeward::arming::CameraAlerts;
 use eyeward::{
@@ -90,12 +90,12 @@ impl Store {
     /// Provisions a camera (and its agent token hash) for an existing customer.
     pub async fn add_camera(&self, new: NewCamera, audit: &Audit) -> Result<CameraId, Error> {
         let mut tx = self.begin().await?;
-        let (is_customer,): (bool,) = sqlx::query_as(
+        let (is_customer,): (bool,) = on!(tx, c => sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1 AND role = 'customer')",
         )
         .bind(new.customer_id.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if !is_customer {
             return Err(Error::not_found("customer"));
         }
@@ -103,7 +103,7 @@ impl Store {
             CameraSource::Agent => (None, None, None),
             CameraSource::Rtsp(r) => (Some(r.url()), r.username(), r.password()),
         };
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on!(tx, c => sqlx::query_as(
             "INSERT INTO cameras (customer_id, name, model, plan, source_kind, source_url,
                                   source_username, source_password, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -117,8 +117,8 @@ impl Store {
         .bind(user)
         .bind(pass)
         .bind(audit.at.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if let Some(hash) = &new.agent_token_hash {
             insert_token(&mut tx, id, hash, audit).await?;
         }
@@ -136,12 +136,12 @@ impl Store {
 
     /// The customer's cameras, in the order they were added.
     pub async fn cameras_of(&self, customer: CustomerId) -> Result<Vec<Camera>, Error> {
-        let rows = sqlx::query_as(&format!(
+        let rows = on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM cameras WHERE customer_id = $1 ORDER BY id"
         ))
         .bind(customer.0)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         rows_to_cameras(rows)
     }
 
@@ -151,21 +151,21 @@ impl Store {
         customer: CustomerId,
         id: CameraId,
     ) -> Result<Option<Camera>, Error> {
-        let row: Option<CameraRow> = sqlx::query_as(&format!(
+        let row: Option<CameraRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM cameras WHERE id = $1 AND customer_id = $2"
         ))
         .bind(id.0)
         .bind(customer.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(Camera::try_from).transpose()
     }
 
     /// Every camera, for the admin.
     pub async fn all_cameras(&self) -> Result<Vec<Camera>, Error> {
-        let rows = sqlx::query_as(&format!("SELECT {COLUMNS} FROM cameras ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = on!(self.pool, c => sqlx::query_as(&format!("SELECT {COLUMNS} FROM cameras ORDER BY id"))
+            .fetch_all(c)
+            .await)?;
         rows_to_cameras(rows)
     }
 
@@ -178,20 +178,19 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let old: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM cameras WHERE id = $1 AND customer_id = $2")
+        let old: Option<(String,)> = on!(tx, c => sqlx::query_as("SELECT name FROM cameras WHERE id = $1 AND customer_id = $2")
                 .bind(id.0)
                 .bind(customer.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         let Some((old,)) = old else {
             return Ok(false);
         };
-        sqlx::query("UPDATE cameras SET name = $1 WHERE id = $2")
+        on!(tx, c => sqlx::query("UPDATE cameras SET name = $1 WHERE id = $2")
             .bind(name.as_str())
             .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         record(
             &mut tx,
             audit,
@@ -214,7 +213,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let changed: Option<(String,)> = sqlx::query_as(
+        let changed: Option<(String,)> = on!(tx, c => sqlx::query_as(
             "UPDATE cameras SET alert_when_away = $3, alert_when_home = $4 \
              WHERE id = $1 AND customer_id = $2 RETURNING name",
         )
@@ -222,8 +221,8 @@ impl Store {
         .bind(customer.0)
         .bind(alerts.away)
         .bind(alerts.home)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((name,)) = changed else {
             return Ok(false);
         };
@@ -242,11 +241,10 @@ impl Store {
     /// Removes a camera with its token; false if there was none.
     pub async fn remove_camera(&self, id: CameraId, audit: &Audit) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let owner: Option<(i64,)> =
-            sqlx::query_as("DELETE FROM cameras WHERE id = $1 RETURNING customer_id")
+        let owner: Option<(i64,)> = on!(tx, c => sqlx::query_as("DELETE FROM cameras WHERE id = $1 RETURNING customer_id")
                 .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         if let Some((customer,)) = owner {
             super::revoke(&mut tx).await?;
             record(
@@ -270,11 +268,10 @@ impl Store {
         audit: &Audit,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        let cam: Option<(i64, String)> =
-            sqlx::query_as("SELECT customer_id, source_kind FROM cameras WHERE id = $1")
+        let cam: Option<(i64, String)> = on!(tx, c => sqlx::query_as("SELECT customer_id, source_kind FROM cameras WHERE id = $1")
                 .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         match cam {
             None => return Err(Error::not_found("camera")),
             Some((_, kind)) if kind != "agent" => {
@@ -284,10 +281,10 @@ impl Store {
             }
             Some(_) => {}
         }
-        sqlx::query("DELETE FROM agent_tokens WHERE camera_id = $1")
+        on!(tx, c => sqlx::query("DELETE FROM agent_tokens WHERE camera_id = $1")
             .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         super::revoke(&mut tx).await?;
         insert_token(&mut tx, id.0, hash, audit).await?;
         tx.commit().await?;
@@ -303,10 +300,10 @@ impl Store {
         detail: serde_json::Value,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        let owner: Option<(i64,)> = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
+        let owner: Option<(i64,)> = on!(tx, c => sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
             .bind(camera.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(c)
+            .await)?;
         if let Some((customer,)) = owner {
             let mut detail = detail;
             detail["camera_id"] = json!(camera);
@@ -314,30 +311,29 @@ impl Store {
             match action {
                 // The outage starts; its notice waits (see `queue_offline_notices`).
                 "camera.offline" => {
-                    sqlx::query(
+                    on!(tx, c => sqlx::query(
                         "UPDATE cameras SET offline_history_id = $2, offline_since = $3, \
-                         offline_mailed = 0 WHERE id = $1",
+                         offline_mailed = FALSE WHERE id = $1",
                     )
                     .bind(camera.0)
                     .bind(entry)
                     .bind(audit.at.0)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c)
+                    .await.map(|r| r.rows_affected()))?;
                 }
                 // Back: the owner who was told of the outage is told of its end.
                 "camera.online" => {
-                    let (told,): (bool,) =
-                        sqlx::query_as("SELECT offline_mailed FROM cameras WHERE id = $1")
+                    let (told,): (bool,) = on!(tx, c => sqlx::query_as("SELECT offline_mailed FROM cameras WHERE id = $1")
                             .bind(camera.0)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    sqlx::query(
+                            .fetch_one(c)
+                            .await)?;
+                    on!(tx, c => sqlx::query(
                         "UPDATE cameras SET offline_history_id = NULL, offline_since = NULL, \
-                         offline_mailed = 0 WHERE id = $1",
+                         offline_mailed = FALSE WHERE id = $1",
                     )
                     .bind(camera.0)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c)
+                    .await.map(|r| r.rows_affected()))?;
                     if told {
                         queue_notice(&mut tx, customer, entry, Notice::Offline, audit.at).await?;
                     }
@@ -351,36 +347,36 @@ impl Store {
 
     /// The ids of every camera there is.
     pub async fn camera_ids(&self) -> Result<std::collections::HashSet<i64>, Error> {
-        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM cameras")
-            .fetch_all(&self.pool)
-            .await?;
+        let ids: Vec<(i64,)> = on!(self.pool, c => sqlx::query_as("SELECT id FROM cameras")
+            .fetch_all(c)
+            .await)?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     /// The camera an agent token belongs to.
     pub async fn camera_for_agent_token(&self, hash: &str) -> Result<Option<Camera>, Error> {
-        let row: Option<CameraRow> = sqlx::query_as(&format!(
+        let row: Option<CameraRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM cameras WHERE id = (SELECT camera_id FROM agent_tokens WHERE token_hash = $1)"
         ))
         .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(Camera::try_from).transpose()
     }
 }
 
 async fn insert_token(
-    tx: &mut super::Tx<'_>,
+    tx: &mut super::Tx,
     camera: i64,
     hash: &str,
     audit: &Audit,
 ) -> Result<(), Error> {
-    sqlx::query("INSERT INTO agent_tokens (camera_id, token_hash, created_at) VALUES ($1, $2, $3)")
+    on!(tx, c => sqlx::query("INSERT INTO agent_tokens (camera_id, token_hash, created_at) VALUES ($1, $2, $3)")
         .bind(camera)
         .bind(hash)
         .bind(audit.at.0)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -449,16 +445,21 @@ mod tests {
         );
         let c = customer(&s, "c@example.jp").await;
         assert!(c.0 > b.0, "{c:?} after {b:?}");
+        // PostgreSQL's identity columns never repeat (tests/postgres_schema.rs); SQLite's
+        // tables needed rebuilding (schema.rs).
+        let crate::store::backend::Pool::Sqlite(pool) = &s.pool else {
+            return;
+        };
         let (autoincrement,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
              AND sql LIKE '%INTEGER PRIMARY KEY%' AND sql NOT LIKE '%AUTOINCREMENT%'",
         )
-        .fetch_one(&s.pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         assert_eq!(autoincrement, 0, "a table can still reuse ids");
         let violations = sqlx::query("PRAGMA foreign_key_check")
-            .fetch_all(&s.pool)
+            .fetch_all(pool)
             .await
             .unwrap();
         assert!(violations.is_empty());
@@ -475,10 +476,11 @@ mod tests {
             )
             .await
             .unwrap();
-        let err = sqlx::query("UPDATE cameras SET plan = 'dispatch' WHERE id = $1")
+        let err =
+            on!(s.pool, c => sqlx::query("UPDATE cameras SET plan = 'dispatch' WHERE id = $1")
             .bind(cam.0)
-            .execute(&s.pool)
-            .await
+            .execute(c)
+            .await.map(|r| r.rows_affected()))
             .unwrap_err();
         assert!(err.to_string().contains("plan is fixed"), "{err}");
         assert_eq!(

@@ -5,7 +5,7 @@
 //! accepting at once cannot both succeed.
 
 use super::history::{Audit, record, rfc3339};
-use super::{Store, conflict_on_unique, parse_column};
+use super::{Store, conflict_on_unique, on, parse_column};
 use crate::error::{Error, ErrorKind};
 use eyeward::dispatch::{
     DispatchActor, DispatchRequest, DispatchState, GeoPoint, GuardSighting, Note, Transition,
@@ -256,7 +256,7 @@ impl Store {
     ) -> Result<Dispatch, Error> {
         let at = audit.at.0;
         let mut tx = self.begin().await?;
-        let row: DispatchRow = sqlx::query_as(&format!(
+        let row: DispatchRow = on!(tx, c => sqlx::query_as(&format!(
             "INSERT INTO dispatch_requests (customer_id, camera_id, camera_name, guard_center, \
              state, note, fee_yen, share_snapshot, share_live, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
@@ -270,13 +270,13 @@ impl Store {
         .bind(new.share_snapshot)
         .bind(new.share_live)
         .bind(at)
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(c)
+        .await)
         // One open request per camera, kept by the schema: a double click (two requests at
         // once) does not ask, and charge, twice.
         .map_err(|e| conflict_on_unique(e, "a guard is already requested for this camera"))?;
         let (_, _, actor_name) = audit.actor.parts();
-        sqlx::query(
+        on!(tx, c => sqlx::query(
             "INSERT INTO dispatch_transitions (request_id, action, from_state, to_state, \
              actor_kind, actor_id, actor_name, at) VALUES ($1, 'request', NULL, 'requested', \
              'customer', $2, $3, $4)",
@@ -285,8 +285,8 @@ impl Store {
         .bind(new.customer.0)
         .bind(actor_name)
         .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         record(
             &mut tx,
             audit,
@@ -315,7 +315,7 @@ impl Store {
     ) -> Result<Dispatch, Error> {
         let guard = step.guard;
         let mut tx = self.begin().await?;
-        let updated = sqlx::query(
+        let updated = on!(tx, c => sqlx::query(
             "UPDATE dispatch_requests SET state = $1, updated_at = $2, \
              guard_id = COALESCE($3, guard_id), guard_name = COALESCE($4, guard_name), \
              eta_at = CASE WHEN $1 = 'assigned' THEN COALESCE($7, eta_at) END, \
@@ -330,9 +330,9 @@ impl Store {
         .bind(t.from.as_str())
         .bind(step.eta.map(|e| e.0))
         .bind(step.report.map(Note::as_str))
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+        if updated == 0 {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
                 "the request changed meanwhile; reload it",
@@ -341,7 +341,7 @@ impl Store {
         }
         let (kind, actor_id) = actor_parts(t.actor);
         let (_, _, actor_name) = audit.actor.parts();
-        sqlx::query(
+        on!(tx, c => sqlx::query(
             "INSERT INTO dispatch_transitions (request_id, action, from_state, to_state, \
              actor_kind, actor_id, actor_name, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -353,10 +353,10 @@ impl Store {
         .bind(actor_id)
         .bind(&actor_name)
         .bind(t.at.0)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         if t.charges_fee {
-            sqlx::query(
+            on!(tx, c => sqlx::query(
                 "INSERT INTO charges (customer_id, request_id, amount_yen, charged_at) \
                  VALUES ($1, $2, $3, $4)",
             )
@@ -364,15 +364,15 @@ impl Store {
             .bind(request.id)
             .bind(request.fee_yen)
             .bind(t.at.0)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         }
-        let updated: DispatchRow = sqlx::query_as(&format!(
+        let updated: DispatchRow = on!(tx, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM dispatch_requests WHERE id = $1"
         ))
         .bind(request.id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         let mut detail = json!({
             "request_id": request.id, "camera": request.camera_name, "state": t.to,
             "fee_due_yen": updated.fee_due_yen.unwrap_or(0),
@@ -398,12 +398,12 @@ impl Store {
 
     /// Request `id`, whoever's it is: the caller checks it is theirs to see.
     pub async fn dispatch(&self, id: i64) -> Result<Option<Dispatch>, Error> {
-        let row: Option<DispatchRow> = sqlx::query_as(&format!(
+        let row: Option<DispatchRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM dispatch_requests WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(Dispatch::try_from).transpose()
     }
 
@@ -413,16 +413,14 @@ impl Store {
         customer: CustomerId,
         limit: u32,
     ) -> Result<Vec<Dispatch>, Error> {
-        rows(
-            sqlx::query_as(&format!(
+        rows(on!(self.pool, c => sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM dispatch_requests WHERE customer_id = $1 \
                  ORDER BY id DESC LIMIT $2"
             ))
             .bind(customer.0)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?,
-        )
+            .fetch_all(c)
+            .await)?)
     }
 
     /// A guard center's queue: its open requests, oldest first, and with `closed` also the
@@ -438,8 +436,7 @@ impl Store {
         } else {
             "'requested', 'accepted', 'assigned', 'arrived'"
         };
-        rows(
-            sqlx::query_as(&format!(
+        rows(on!(self.pool, c => sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM dispatch_requests \
                  WHERE guard_center = $1 AND state IN ({states}) \
                  ORDER BY state IN ('completed', 'cancelled'), \
@@ -448,40 +445,39 @@ impl Store {
             ))
             .bind(center.as_str())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?,
-        )
+            .fetch_all(c)
+            .await)?)
     }
 
     /// The steps of request `id`, oldest first.
     pub async fn dispatch_steps(&self, id: i64) -> Result<Vec<DispatchStep>, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT action, from_state, to_state, actor_kind, actor_name, at \
              FROM dispatch_transitions WHERE request_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// The fees a customer owes, newest first.
     pub async fn charges_of(&self, customer: CustomerId) -> Result<Vec<Charge>, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT id, request_id, amount_yen, charged_at FROM charges \
              WHERE customer_id = $1 ORDER BY id DESC",
         )
         .bind(customer.0)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Notes that the shared picture of request `id` (already on disk) has `bytes` bytes.
     pub async fn set_dispatch_snapshot(&self, id: i64, bytes: usize) -> Result<(), Error> {
-        sqlx::query("UPDATE dispatch_requests SET snapshot_bytes = $1 WHERE id = $2")
+        on!(self.pool, c => sqlx::query("UPDATE dispatch_requests SET snapshot_bytes = $1 WHERE id = $2")
             .bind(bytes as i64)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -490,22 +486,22 @@ impl Store {
     pub async fn dispatches_sharing_pictures(
         &self,
     ) -> Result<std::collections::HashSet<i64>, Error> {
-        let ids: Vec<(i64,)> = sqlx::query_as(
+        let ids: Vec<(i64,)> = on!(self.pool, c => sqlx::query_as(
             "SELECT id FROM dispatch_requests WHERE snapshot_bytes > 0 \
              AND state IN ('requested', 'accepted', 'assigned', 'arrived')",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     pub async fn waiting_dispatches(&self) -> Result<Vec<(GuardCenter, i64)>, Error> {
-        let counts: Vec<(String, i64)> = sqlx::query_as(
+        let counts: Vec<(String, i64)> = on!(self.pool, c => sqlx::query_as(
             "SELECT guard_center, COUNT(*) FROM dispatch_requests \
              WHERE state = 'requested' GROUP BY guard_center",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         counts
             .into_iter()
             .map(|(c, n)| Ok((parse_column("guard center", &c)?, n)))
@@ -522,13 +518,13 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<Row> = on!(self.pool, c => sqlx::query_as(
             "SELECT address, home_lat, home_lon, phone, entry_notes, key_holder FROM accounts \
              WHERE id = $1 AND role = 'customer'",
         )
         .bind(customer.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok(row.map_or_else(
             Home::default,
             |(address, lat, lon, phone, entry, key_holder)| Home {
@@ -552,7 +548,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        on!(tx, c => sqlx::query(
             "UPDATE accounts SET phone = $2, entry_notes = $3, key_holder = $4 \
              WHERE id = $1 AND role = 'customer'",
         )
@@ -560,8 +556,8 @@ impl Store {
         .bind(&notes.phone)
         .bind(&notes.entry)
         .bind(&notes.key_holder)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         // What changed is named, not what it says: the mail goes to alert addresses too.
         record(
             &mut tx,
@@ -584,7 +580,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let done = on!(tx, c => sqlx::query(
             "UPDATE accounts SET address = $1, home_lat = $2, home_lon = $3 \
              WHERE id = $4 AND role = 'customer'",
         )
@@ -592,9 +588,8 @@ impl Store {
         .bind(home.location.map(|p| p.lat))
         .bind(home.location.map(|p| p.lon))
         .bind(customer.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?
             > 0;
         if done {
             record(
@@ -620,7 +615,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<i64, Error> {
         let mut tx = self.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on!(tx, c => sqlx::query_as(
             "INSERT INTO guards (guard_center, name, token_hash, lat, lon, seen_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
@@ -631,8 +626,8 @@ impl Store {
         .bind(position.map(|p| p.lon))
         .bind(position.map(|_| audit.at.0))
         .bind(audit.at.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         record(
             &mut tx,
             audit,
@@ -648,11 +643,10 @@ impl Store {
     /// Removes a guard; false if there was none.
     pub async fn remove_guard(&self, id: i64, audit: &Audit) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM guards WHERE id = $1")
+        let done = on!(tx, c => sqlx::query("DELETE FROM guards WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?
             > 0;
         if done {
             record(&mut tx, audit, None, "guard.removed", json!({ "id": id })).await?;
@@ -663,47 +657,44 @@ impl Store {
 
     /// The guards of `center` (all centers with `None`), by id.
     pub async fn guards(&self, center: Option<GuardCenter>) -> Result<Vec<Guard>, Error> {
-        let rows: Vec<GuardRow> = sqlx::query_as(&format!(
+        let rows: Vec<GuardRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "{GUARD_SELECT} WHERE $1 IS NULL OR g.guard_center = $1 ORDER BY g.id"
         ))
         .bind(center.map(|c| c.as_str()))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         rows.into_iter().map(Guard::try_from).collect()
     }
 
     /// Guard `id` if they belong to `center`.
     pub async fn guard_of(&self, center: GuardCenter, id: i64) -> Result<Option<Guard>, Error> {
-        let row: Option<GuardRow> = sqlx::query_as(&format!(
+        let row: Option<GuardRow> = on!(self.pool, c => sqlx::query_as(&format!(
             "{GUARD_SELECT} WHERE g.id = $1 AND g.guard_center = $2"
         ))
         .bind(id)
         .bind(center.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(Guard::try_from).transpose()
     }
 
     /// The guard whose phone holds the token with this hash.
     pub async fn guard_by_token(&self, token_hash: &str) -> Result<Option<Guard>, Error> {
-        let row: Option<GuardRow> =
-            sqlx::query_as(&format!("{GUARD_SELECT} WHERE g.token_hash = $1"))
+        let row: Option<GuardRow> = on!(self.pool, c => sqlx::query_as(&format!("{GUARD_SELECT} WHERE g.token_hash = $1"))
                 .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c)
+                .await)?;
         row.map(Guard::try_from).transpose()
     }
 
     /// The requests guard `id` is on the way to (assigned, not yet arrived).
     pub async fn dispatches_assigned_to(&self, guard: i64) -> Result<Vec<Dispatch>, Error> {
-        rows(
-            sqlx::query_as(&format!(
+        rows(on!(self.pool, c => sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM dispatch_requests WHERE guard_id = $1 AND state = 'assigned'"
             ))
             .bind(guard)
-            .fetch_all(&self.pool)
-            .await?,
-        )
+            .fetch_all(c)
+            .await)?)
     }
 
     /// Sets when the guard of request `id` is expected, if a guard is still on the way; the
@@ -713,14 +704,14 @@ impl Store {
         id: i64,
         eta: Option<UnixMillis>,
     ) -> Result<Option<Dispatch>, Error> {
-        let set = sqlx::query(
+        let set = on!(self.pool, c => sqlx::query(
             "UPDATE dispatch_requests SET eta_at = $2 WHERE id = $1 AND state = 'assigned'",
         )
         .bind(id)
         .bind(eta.map(|e| e.0))
-        .execute(&self.pool)
-        .await?;
-        if set.rows_affected() == 0 {
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+        if set == 0 {
             return Ok(None);
         }
         self.dispatch(id).await
@@ -733,13 +724,13 @@ impl Store {
         at: GeoPoint,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        sqlx::query("UPDATE guards SET lat = $1, lon = $2, seen_at = $3 WHERE id = $4")
+        on!(self.pool, c => sqlx::query("UPDATE guards SET lat = $1, lon = $2, seen_at = $3 WHERE id = $4")
             .bind(at.lat)
             .bind(at.lon)
             .bind(now.0)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

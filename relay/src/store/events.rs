@@ -4,7 +4,7 @@
 
 use super::arming::camera_alerts_now;
 use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
-use super::{Store, Tx, conflict_on_unique};
+use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
 use eyeward::alert::{alert_due, recipients};
 use eyeward::{CameraId, CustomerId, UnixMillis};
@@ -74,13 +74,13 @@ const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at,
 impl Store {
     /// The camera's event with this idempotency key, if it was stored already.
     pub async fn event_by_key(&self, camera: CameraId, key: &str) -> Result<Option<Event>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM events WHERE camera_id = $1 AND idempotency_key = $2"
         ))
         .bind(camera.0)
         .bind(key)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Stores the event (its snapshot is on disk already) and, for motion while the household
@@ -97,7 +97,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let armed =
             e.gap.is_some() || camera_alerts_now(&mut tx, e.camera.0, e.received_at).await?;
-        let event: Event = sqlx::query_as(&format!(
+        let event: Event = on!(tx, c => sqlx::query_as(&format!(
             "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
              bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, \
              armed) \
@@ -117,8 +117,8 @@ impl Store {
         .bind(e.gap.map_or(0, |g| g.lost_events as i64))
         .bind(e.gap.map(|g| g.until.0))
         .bind(armed)
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(c)
+        .await)
         .map_err(|err| conflict_on_unique(err, "this event is being stored already"))?;
         if e.gap.is_none() && armed {
             queue_alerts(&mut tx, &event, alerts).await?;
@@ -130,7 +130,7 @@ impl Store {
     /// Raises a stored gap's counts to what the agent reports now (they only grow: a late
     /// retry of an older report changes nothing). `None` when nothing changed.
     pub async fn grow_gap(&self, id: i64, gap: Gap) -> Result<Option<Event>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "UPDATE events SET lost_snapshots = $2, lost_events = $3, until_at = $4 \
              WHERE id = $1 AND kind = 'gap' AND lost_snapshots <= $2 AND lost_events <= $3 \
              AND (lost_snapshots < $2 OR lost_events < $3) RETURNING {COLUMNS}"
@@ -139,8 +139,8 @@ impl Store {
         .bind(gap.lost_snapshots as i64)
         .bind(gap.lost_events as i64)
         .bind(gap.until.0)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The owner's events, newest first: of one camera or of all, at most `limit`, older than
@@ -164,7 +164,7 @@ impl Store {
         } else {
             "$2 IS NULL"
         };
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM events WHERE {camera_filter} \
              AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $1) \
              AND (captured_at < $3 OR (captured_at = $3 AND id < $4)) \
@@ -175,8 +175,8 @@ impl Store {
         .bind(before)
         .bind(before_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// The events of `event`'s camera just before and just after it (older, newer): where
@@ -185,7 +185,7 @@ impl Store {
         &self,
         event: &Event,
     ) -> Result<(Option<i64>, Option<i64>), Error> {
-        let older: Option<(i64,)> = sqlx::query_as(
+        let older: Option<(i64,)> = on!(self.pool, c => sqlx::query_as(
             "SELECT id FROM events WHERE camera_id = $1 \
              AND (captured_at < $2 OR (captured_at = $2 AND id < $3)) \
              ORDER BY captured_at DESC, id DESC LIMIT 1",
@@ -193,9 +193,9 @@ impl Store {
         .bind(event.camera_id)
         .bind(event.captured_at)
         .bind(event.id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let newer: Option<(i64,)> = sqlx::query_as(
+        .fetch_optional(c)
+        .await)?;
+        let newer: Option<(i64,)> = on!(self.pool, c => sqlx::query_as(
             "SELECT id FROM events WHERE camera_id = $1 \
              AND (captured_at > $2 OR (captured_at = $2 AND id > $3)) \
              ORDER BY captured_at ASC, id ASC LIMIT 1",
@@ -203,42 +203,42 @@ impl Store {
         .bind(event.camera_id)
         .bind(event.captured_at)
         .bind(event.id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok((older.map(|r| r.0), newer.map(|r| r.0)))
     }
 
     /// One of the owner's events; `None` when it is not theirs.
     pub async fn event_of(&self, customer: CustomerId, id: i64) -> Result<Option<Event>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM events WHERE id = $1 \
              AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $2)"
         ))
         .bind(id)
         .bind(customer.0)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The bytes of snapshots `camera` has stored.
     pub async fn snapshot_bytes_of(&self, camera: CameraId) -> Result<u64, Error> {
-        let (bytes,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events WHERE camera_id = $1",
+        let (bytes,): (i64,) = on!(self.pool, c => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(snapshot_bytes), 0) AS BIGINT) FROM events WHERE camera_id = $1",
         )
         .bind(camera.0)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// Deletes the events captured before `cutoff`; returns them (their files go next).
     pub async fn delete_events_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "DELETE FROM events WHERE captured_at < $1 RETURNING {COLUMNS}"
         ))
         .bind(cutoff.0)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 }
 
@@ -252,19 +252,15 @@ pub struct AlertPolicy<'a> {
 }
 
 /// Queues the event's alert mail unless the camera is in its cooldown.
-async fn queue_alerts(
-    tx: &mut Tx<'_>,
-    event: &Event,
-    policy: &AlertPolicy<'_>,
-) -> Result<(), Error> {
+async fn queue_alerts(tx: &mut Tx, event: &Event, policy: &AlertPolicy<'_>) -> Result<(), Error> {
     let now = UnixMillis(event.received_at);
-    let (last,): (Option<i64>,) = sqlx::query_as(
+    let (last,): (Option<i64>,) = on!(tx, c => sqlx::query_as(
         "SELECT MAX(o.created_at) FROM outbox o JOIN events e ON e.id = o.event_id \
          WHERE o.kind = 'alert' AND e.camera_id = $1",
     )
     .bind(event.camera_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     if alert_due(last.map(UnixMillis), now, policy.cooldown) {
         queue_alert_mail(tx, event.camera_id, event.id, policy.domain, now).await?;
     }
@@ -274,16 +270,16 @@ async fn queue_alerts(
 /// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
 /// one recipient rule: [`eyeward::alert::recipients`]).
 async fn queue_alert_mail(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     camera: i64,
     event: i64,
     domain: &str,
     now: UnixMillis,
 ) -> Result<(), Error> {
-    let (owner,): (i64,) = sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
+    let (owner,): (i64,) = on!(tx, c => sqlx::query_as("SELECT customer_id FROM cameras WHERE id = $1")
         .bind(camera)
-        .fetch_one(&mut **tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
     let addresses = confirmed_addresses_in(tx, owner).await?;
     for to in recipients(CustomerId(owner), &addresses) {
         let message_id = format!(
@@ -322,7 +318,7 @@ impl Store {
     ) -> Result<usize, Error> {
         let over = now.0 - policy.cooldown.as_millis() as i64;
         let mut tx = self.begin().await?;
-        let held: Vec<(i64, i64)> = sqlx::query_as(
+        let held: Vec<(i64, i64)> = on!(tx, c => sqlx::query_as(
             "SELECT e.camera_id, MAX(e.id) FROM events e JOIN \
              (SELECT ev.camera_id, MAX(o.event_id) AS last_event, MAX(o.created_at) AS last_at \
               FROM outbox o JOIN events ev ON ev.id = o.event_id \
@@ -333,8 +329,8 @@ impl Store {
         )
         .bind(over)
         .bind(now.0 - 24 * 3600 * 1000)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for (camera, event) in &held {
             queue_alert_mail(&mut tx, *camera, *event, policy.domain, now).await?;
         }
@@ -560,9 +556,9 @@ mod tests {
     type OutboxMailRef = (String, Option<i64>);
 
     async fn outbox(s: &Store) -> Vec<OutboxMailRef> {
-        sqlx::query_as("SELECT kind, event_id FROM outbox ORDER BY id")
-            .fetch_all(&s.pool)
-            .await
-            .unwrap()
+        on!(s.pool, c => sqlx::query_as("SELECT kind, event_id FROM outbox ORDER BY id")
+            .fetch_all(c)
+            .await)
+        .unwrap()
     }
 }

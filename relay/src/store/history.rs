@@ -1,7 +1,7 @@
 //! The operation history: when, who, what, through what.
 
 use super::mail::{Notice, queue_notice};
-use super::{Store, Tx};
+use super::{Store, Tx, on};
 use crate::error::Error;
 use eyeward::{CustomerId, UnixMillis};
 use serde::Serialize;
@@ -108,14 +108,14 @@ fn raw_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
 /// Appends one entry inside the caller's transaction, and queues the owner's notice mail if it
 /// is an operation they are told of; returns its id.
 pub(super) async fn record(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     audit: &Audit,
     customer: Option<CustomerId>,
     action: &str,
     detail: serde_json::Value,
 ) -> Result<i64, Error> {
     let (kind, actor_id, actor_name) = audit.actor.parts();
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = on!(tx, c => sqlx::query_as(
         "INSERT INTO history (at, customer_id, actor_kind, actor_id, actor_name, channel, action, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
@@ -127,8 +127,8 @@ pub(super) async fn record(
     .bind(audit.channel.as_str())
     .bind(action)
     .bind(detail.to_string())
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     if let Some(customer) = customer {
         if OPERATION_NOTICES.contains(&action) {
             queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
@@ -193,14 +193,14 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<HistoryEntry>, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT id, at, actor_kind, actor_name, channel, action, detail FROM history
              WHERE customer_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(customer.0)
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 }

@@ -3,7 +3,7 @@
 //! module sends it.
 
 use super::history::{Actor, Audit, Channel, record};
-use super::{Store, Tx, conflict_on_unique};
+use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
 use eyeward::alert::{Recipient, recipients};
 use eyeward::{CustomerId, Email, UnixMillis};
@@ -124,12 +124,8 @@ pub struct NewMail<'a> {
 }
 
 /// Queues `mail` in the transaction of what it is about.
-pub(super) async fn queue(
-    tx: &mut Tx<'_>,
-    mail: &NewMail<'_>,
-    now: UnixMillis,
-) -> Result<(), Error> {
-    sqlx::query(
+pub(super) async fn queue(tx: &mut Tx, mail: &NewMail<'_>, now: UnixMillis) -> Result<(), Error> {
+    on!(tx, c => sqlx::query(
         "INSERT INTO outbox (kind, customer_id, address_id, recipient, event_id, history_id, \
          message_id, body, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
@@ -143,15 +139,15 @@ pub(super) async fn queue(
     .bind(mail.message_id)
     .bind(mail.body)
     .bind(now.0)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Queues a notice about history entry `history` to the customer's confirmed addresses, if
 /// the customer wants that kind. Its Message-ID gets the relay's domain when it is sent.
 pub(super) async fn queue_notice(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     customer: i64,
     history: i64,
     notice: Notice,
@@ -164,12 +160,12 @@ pub(super) async fn queue_notice(
         // Any true column: the customer exists and is a customer.
         Notice::Dispatch => "1",
     };
-    let wanted: Option<(bool,)> = sqlx::query_as(&format!(
+    let wanted: Option<(bool,)> = on!(tx, c => sqlx::query_as(&format!(
         "SELECT {column} FROM accounts WHERE id = $1 AND role = 'customer'"
     ))
     .bind(customer)
-    .fetch_optional(&mut **tx)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     if wanted != Some((true,)) {
         return Ok(());
     }
@@ -197,27 +193,27 @@ pub(super) async fn queue_notice(
 
 /// The confirmed alert addresses of `customer`, in the transaction `tx`.
 pub(super) async fn confirmed_addresses_in(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     customer: i64,
 ) -> Result<Vec<AlertAddress>, Error> {
-    Ok(sqlx::query_as(&format!(
+    Ok(on!(tx, c => sqlx::query_as(&format!(
         "SELECT {ADDRESS_COLUMNS} FROM alert_addresses \
          WHERE customer_id = $1 AND confirmed_at IS NOT NULL ORDER BY id"
     ))
     .bind(customer)
-    .fetch_all(&mut **tx)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 impl Store {
     /// The customer's alert addresses, oldest first.
     pub async fn alert_addresses(&self, customer: CustomerId) -> Result<Vec<AlertAddress>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE customer_id = $1 ORDER BY id"
         ))
         .bind(customer.0)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Adds an unconfirmed address with its confirmation mail (`body` renders the mail for
@@ -235,11 +231,10 @@ impl Store {
         audit: &Audit,
     ) -> Result<AlertAddress, Error> {
         let mut tx = self.begin().await?;
-        let (count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM alert_addresses WHERE customer_id = $1")
+        let (count,): (i64,) = on!(tx, c => sqlx::query_as("SELECT COUNT(*) FROM alert_addresses WHERE customer_id = $1")
                 .bind(customer.0)
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_one(c)
+                .await)?;
         if count >= MAX_ALERT_ADDRESSES {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
@@ -248,14 +243,14 @@ impl Store {
             .with_code("too_many_addresses"));
         }
         let day = std::time::Duration::from_secs(24 * 3600);
-        let (recent,): (i64,) = sqlx::query_as(
+        let (recent,): (i64,) = on!(tx, c => sqlx::query_as(
             "SELECT COUNT(*) FROM outbox WHERE customer_id = $1 AND kind = 'confirm' \
              AND created_at > $2",
         )
         .bind(customer.0)
         .bind(audit.at.0 - day.as_millis() as i64)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if recent >= MAX_CONFIRMATIONS_PER_DAY {
             return Err(Error::new(
                 ErrorKind::ResourceExhausted,
@@ -266,7 +261,7 @@ impl Store {
             .with_code("too_many_confirmations")
             .retry_after(day));
         }
-        let address: AlertAddress = sqlx::query_as(&format!(
+        let address: AlertAddress = on!(tx, c => sqlx::query_as(&format!(
             "INSERT INTO alert_addresses (customer_id, email, confirm_hash, confirm_expires, \
              unsubscribe, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ADDRESS_COLUMNS}"
         ))
@@ -277,8 +272,8 @@ impl Store {
         // No longer read (see migration 0008): a value of its own for the column's constraint.
         .bind(format!("unused:{:032x}", rand::random::<u128>()))
         .bind(audit.at.0)
-        .fetch_one(&mut *tx)
-        .await
+        .fetch_one(c)
+        .await)
         .map_err(|e| conflict_on_unique(e, "this address is on the list already"))?;
         let body = body(&address)?;
         queue(
@@ -317,15 +312,15 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<AlertAddress>, Error> {
         let mut tx = self.begin().await?;
-        let confirmed: Option<AlertAddress> = sqlx::query_as(&format!(
+        let confirmed: Option<AlertAddress> = on!(tx, c => sqlx::query_as(&format!(
             "UPDATE alert_addresses SET confirmed_at = $2, confirm_hash = NULL, \
              confirm_expires = NULL WHERE confirm_hash = $1 AND confirm_expires > $2 \
              RETURNING {ADDRESS_COLUMNS}"
         ))
         .bind(confirm_hash)
         .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         if let Some(a) = &confirmed {
             record(
                 &mut tx,
@@ -349,13 +344,13 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let removed: Option<(String,)> = sqlx::query_as(
+        let removed: Option<(String,)> = on!(tx, c => sqlx::query_as(
             "DELETE FROM alert_addresses WHERE id = $1 AND customer_id = $2 RETURNING email",
         )
         .bind(id)
         .bind(customer.0)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((email,)) = removed else {
             return Ok(false);
         };
@@ -380,25 +375,24 @@ impl Store {
         token_hash: &str,
         expires: UnixMillis,
     ) -> Result<(), Error> {
-        sqlx::query(
+        on!(self.pool, c => sqlx::query(
             "INSERT INTO unsubscribe_tokens (token_hash, address_id, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(token_hash)
         .bind(address)
         .bind(expires.0)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Forgets the unsubscribe tokens that expired before `now`; returns how many.
     pub async fn delete_expired_unsubscribe_tokens(&self, now: UnixMillis) -> Result<u64, Error> {
         Ok(
-            sqlx::query("DELETE FROM unsubscribe_tokens WHERE expires_at <= $1")
+            on!(self.pool, c => sqlx::query("DELETE FROM unsubscribe_tokens WHERE expires_at <= $1")
                 .bind(now.0)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?,
         )
     }
 
@@ -407,28 +401,28 @@ impl Store {
     /// Returns how many were moved (none after the first start).
     pub async fn hash_legacy_unsubscribe_tokens(&self, expires: UnixMillis) -> Result<u64, Error> {
         let mut tx = self.begin().await?;
-        let legacy: Vec<(i64, String)> = sqlx::query_as(
+        let legacy: Vec<(i64, String)> = on!(tx, c => sqlx::query_as(
             "SELECT id, unsubscribe FROM alert_addresses \
              WHERE unsubscribe NOT LIKE 'hashed:%' AND unsubscribe NOT LIKE 'unused:%'",
         )
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for (id, token) in &legacy {
             let hash = crate::auth::hash_token(token);
-            sqlx::query(
+            on!(tx, c => sqlx::query(
                 "INSERT INTO unsubscribe_tokens (token_hash, address_id, expires_at) \
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(&hash)
             .bind(id)
             .bind(expires.0)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE alert_addresses SET unsubscribe = $2 WHERE id = $1")
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+            on!(tx, c => sqlx::query("UPDATE alert_addresses SET unsubscribe = $2 WHERE id = $1")
                 .bind(id)
                 .bind(format!("hashed:{hash}"))
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(legacy.len() as u64)
@@ -443,14 +437,14 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<AlertAddress>, Error> {
         let mut tx = self.begin().await?;
-        let removed: Option<AlertAddress> = sqlx::query_as(&format!(
+        let removed: Option<AlertAddress> = on!(tx, c => sqlx::query_as(&format!(
             "DELETE FROM alert_addresses WHERE id = (SELECT address_id FROM unsubscribe_tokens \
              WHERE token_hash = $1 AND expires_at > $2) RETURNING {ADDRESS_COLUMNS}"
         ))
         .bind(token_hash)
         .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         if let Some(a) = &removed {
             cancel_queued_to(&mut tx, a.customer_id, &a.email).await?;
             record(
@@ -468,13 +462,13 @@ impl Store {
 
     /// Which notices the customer wants.
     pub async fn notices_wanted(&self, customer: CustomerId) -> Result<NoticesWanted, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT notify_offline AS offline, notify_operations AS operations, notify_ptz AS ptz \
              FROM accounts WHERE id = $1",
         )
         .bind(customer.0)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// Switches the customer's notices, with its history entry.
@@ -485,7 +479,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        on!(tx, c => sqlx::query(
             "UPDATE accounts SET notify_offline = $2, notify_operations = $3, notify_ptz = $4 \
              WHERE id = $1",
         )
@@ -493,8 +487,8 @@ impl Store {
         .bind(wanted.offline)
         .bind(wanted.operations)
         .bind(wanted.ptz)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         record(
             &mut tx,
             audit,
@@ -515,14 +509,14 @@ impl Store {
         now: UnixMillis,
     ) -> Result<usize, Error> {
         let mut tx = self.begin().await?;
-        let down: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "UPDATE cameras SET offline_mailed = 1 WHERE offline_mailed = 0 \
+        let down: Vec<(i64, i64, i64)> = on!(tx, c => sqlx::query_as(
+            "UPDATE cameras SET offline_mailed = TRUE WHERE offline_mailed = FALSE \
              AND offline_since <= $1 AND offline_history_id IS NOT NULL \
              RETURNING id, customer_id, offline_history_id",
         )
         .bind(before.0)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for (_, customer, history) in &down {
             queue_notice(&mut tx, *customer, *history, Notice::Offline, now).await?;
         }
@@ -532,109 +526,108 @@ impl Store {
 
     /// A history entry by id (for a notice mail).
     pub async fn history_entry(&self, id: i64) -> Result<Option<super::HistoryEntry>, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT id, at, actor_kind, actor_name, channel, action, detail FROM history WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// One alert address by id, if it still exists.
     pub async fn alert_address(&self, id: i64) -> Result<Option<AlertAddress>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The camera's events stored, while armed, since the one before `event` that was mailed,
     /// `event` excluded: what an alert mail summarises ("and N more"). None before the camera's first
     /// alert: what came before any address was confirmed was never "since the last alert".
     pub async fn events_held_before(&self, camera: i64, event: i64) -> Result<i64, Error> {
-        let (n,): (i64,) = sqlx::query_as(
+        let (n,): (i64,) = on!(self.pool, c => sqlx::query_as(
             "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND armed AND id < $2 \
              AND id > COALESCE((SELECT MAX(o.event_id) FROM outbox o JOIN events e \
              ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), $2)",
         )
         .bind(camera)
         .bind(event)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         Ok(n)
     }
 
     /// Mail due for sending at `now`, oldest first.
     pub async fn due_mail(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxMail>, Error> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1 \
              ORDER BY id LIMIT $2"
         ))
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Makes every queued mail due at `now` (at start).
     pub async fn all_mail_due(&self, now: UnixMillis) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1")
+        on!(self.pool, c => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1")
             .bind(now.0)
-            .execute(&self.pool)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// When the next queued mail is due, if any.
     pub async fn next_mail_due(&self) -> Result<Option<UnixMillis>, Error> {
-        let (at,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await?;
+        let (at,): (Option<i64>,) = on!(self.pool, c => sqlx::query_as("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
+                .fetch_one(c)
+                .await)?;
         Ok(at.map(UnixMillis))
     }
 
     /// The mail left: done (its rendered body, holding any token, is dropped).
     pub async fn mail_sent(&self, id: i64, now: UnixMillis) -> Result<(), Error> {
-        sqlx::query(
+        on!(self.pool, c => sqlx::query(
             "UPDATE outbox SET state = 'sent', sent_at = $2, body = NULL, \
              attempts = attempts + 1, last_error = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(now.0)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// A temporary failure: try again at `retry_at`.
     pub async fn mail_retry(&self, id: i64, retry_at: UnixMillis, why: &str) -> Result<(), Error> {
-        sqlx::query(
+        on!(self.pool, c => sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
              WHERE id = $1",
         )
         .bind(id)
         .bind(retry_at.0)
         .bind(why)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// A permanent failure (the server refused the recipient), or nothing left to send
     /// (`cancelled`): the mail stays, with why, for the customer to see.
     pub async fn mail_ended(&self, id: i64, state: &str, why: &str) -> Result<(), Error> {
-        sqlx::query(
+        on!(self.pool, c => sqlx::query(
             "UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3, body = NULL \
              WHERE id = $1",
         )
         .bind(id)
         .bind(state)
         .bind(why)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -646,7 +639,7 @@ impl Store {
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Vec<(i64, String, String)>, Error> {
-        Ok(sqlx::query_as(
+        Ok(on!(self.pool, c => sqlx::query_as(
             "SELECT o.event_id, o.recipient, o.state FROM outbox o JOIN events e ON e.id = o.event_id \
              WHERE e.camera_id = $1 AND e.captured_at >= $2 AND e.captured_at <= $3 \
              AND o.kind = 'alert' ORDER BY o.id",
@@ -654,8 +647,8 @@ impl Store {
         .bind(camera)
         .bind(from.0)
         .bind(to.0)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 }
 
@@ -672,15 +665,15 @@ fn by_recipient(address: &AlertAddress, at: UnixMillis) -> Audit {
 
 /// Cancels the customer's queued mail to `recipient`, an address just removed: removal is
 /// immediate.
-async fn cancel_queued_to(tx: &mut Tx<'_>, customer: i64, recipient: &str) -> Result<(), Error> {
-    sqlx::query(
+async fn cancel_queued_to(tx: &mut Tx, customer: i64, recipient: &str) -> Result<(), Error> {
+    on!(tx, c => sqlx::query(
         "UPDATE outbox SET state = 'cancelled', last_error = 'the address was removed', \
          body = NULL WHERE customer_id = $1 AND recipient = $2 AND state = 'queued'",
     )
     .bind(customer)
     .bind(recipient)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -718,19 +711,19 @@ mod tests {
         let t0 = UnixMillis(1_800_000_000_000);
         let c = customer(&s, "a@example.jp").await;
         let a = add(&s, c, "home@example.jp", "h", t0).await;
-        sqlx::query("UPDATE alert_addresses SET unsubscribe = 'ewu_oldcleartoken' WHERE id = $1")
+        on!(s.pool, c => sqlx::query("UPDATE alert_addresses SET unsubscribe = 'ewu_oldcleartoken' WHERE id = $1")
             .bind(a.id)
-            .execute(&s.pool)
-            .await
+            .execute(c)
+            .await.map(|r| r.rows_affected()))
             .unwrap();
         let until = t0.plus(Duration::from_secs(3600));
         assert_eq!(s.hash_legacy_unsubscribe_tokens(until).await.unwrap(), 1);
         assert_eq!(s.hash_legacy_unsubscribe_tokens(until).await.unwrap(), 0);
         let (kept,): (String,) =
-            sqlx::query_as("SELECT unsubscribe FROM alert_addresses WHERE id = $1")
+            on!(s.pool, c => sqlx::query_as("SELECT unsubscribe FROM alert_addresses WHERE id = $1")
                 .bind(a.id)
-                .fetch_one(&s.pool)
-                .await
+                .fetch_one(c)
+                .await)
                 .unwrap();
         assert!(!kept.contains("oldcleartoken"), "{kept}");
         let hash = crate::auth::hash_token("ewu_oldcleartoken");
@@ -787,9 +780,9 @@ mod tests {
         add(&s, c, "home@example.jp", "h", t0).await;
         s.confirm_alert_address("h", t0).await.unwrap().unwrap();
         let notices = || async {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'notice'")
-                .fetch_one(&s.pool)
-                .await
+            let (n,): (i64,) = on!(s.pool, c => sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'notice'")
+                .fetch_one(c)
+                .await)
                 .unwrap();
             n
         };

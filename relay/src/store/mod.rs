@@ -6,6 +6,7 @@
 
 mod accounts;
 mod arming;
+mod backend;
 mod cameras;
 mod dispatch;
 mod events;
@@ -27,9 +28,13 @@ pub use mail::{
 };
 pub use sessions::SessionRow;
 
+use crate::config::{DatabaseConfig, DatabaseTls};
 use crate::error::{Error, ErrorKind};
+pub use backend::Backend;
+use backend::{Pool, Tx, on};
+use sqlx::ConnectOptions as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,14 +44,22 @@ pub const DB_FILE: &str = "eyeward.db";
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
-type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
-
 impl Store {
-    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
-    pub async fn open(data_dir: &Path) -> Result<Store, Error> {
+    /// Opens the configured database: PostgreSQL when `database.url` is set, else SQLite in
+    /// `data_dir`.
+    pub async fn open(data_dir: &Path, database: &DatabaseConfig) -> Result<Store, Error> {
+        match &database.url {
+            Some(url) => Store::open_postgres(url, database).await,
+            None => Store::open_sqlite(data_dir).await,
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database in `data_dir` and brings its schema up
+    /// to date.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::internal(format!(
                 "cannot create data_dir {}: {e}",
@@ -80,6 +93,51 @@ impl Store {
         if rebuilt? > 0 {
             tracing::info!("tables rebuilt so that ids are never reused");
         }
+        Store::opened(Pool::Sqlite(pool)).await
+    }
+
+    /// Connects to PostgreSQL at `url` and brings its schema up to date. sqlx holds a
+    /// PostgreSQL advisory lock while it migrates, so nodes starting at once migrate once.
+    pub async fn open_postgres(url: &url::Url, database: &DatabaseConfig) -> Result<Store, Error> {
+        let mut options = PgConnectOptions::from_url(url)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("database.url: {e}")))?
+            .application_name("eyeward-relay")
+            .ssl_mode(match database.tls {
+                DatabaseTls::VerifyFull => PgSslMode::VerifyFull,
+                DatabaseTls::VerifyCa => PgSslMode::VerifyCa,
+                DatabaseTls::Require => PgSslMode::Require,
+                DatabaseTls::Disable => PgSslMode::Disable,
+            })
+            .options([(
+                "statement_timeout",
+                database.statement_timeout.as_millis().to_string(),
+            )]);
+        if let Some(file) = &database.password_file {
+            let password = std::fs::read_to_string(file).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("cannot read database.password_file {}: {e}", file.display()),
+                )
+            })?;
+            options = options.password(password.trim_end_matches(['\r', '\n']));
+        }
+        if let Some(ca) = &database.ca_file {
+            options = options.ssl_root_cert(ca);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(database.pool_size)
+            .acquire_timeout(database.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "cannot reach the database").with_source(e)
+            })?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Store::opened(Pool::Postgres(pool)).await
+    }
+
+    /// The store on a migrated pool, once what older versions left is brought up to date.
+    async fn opened(pool: Pool) -> Result<Store, Error> {
         let store = Store { pool };
         // No unsubscribe token stays in clear at rest (see migration 0008).
         let moved = store
@@ -93,26 +151,27 @@ impl Store {
         Ok(store)
     }
 
-    /// A transaction, for a change. Most read before they write, and SQLite cannot turn a
-    /// reading transaction into a writing one once another connection has written (it answers
-    /// busy at once, whatever the busy timeout: a 503 for a rename or an event upload that
-    /// met a login's write). So every transaction takes the write lock first and waits for it
-    /// like any writer.
-    async fn begin(&self) -> Result<Tx<'_>, Error> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Which backend this store is on.
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// A transaction, for a change (see [`Pool::begin`]).
+    async fn begin(&self) -> Result<Tx, Error> {
+        self.pool.begin().await
     }
 
     /// The revocation counter (see [`crate::revocation`]).
     pub async fn revocation_generation(&self) -> Result<i64, Error> {
-        let (g,): (i64,) = sqlx::query_as("SELECT generation FROM revocations")
-            .fetch_one(&self.pool)
-            .await?;
+        let (g,): (i64,) = on!(self.pool, c => sqlx::query_as("SELECT generation FROM revocations")
+            .fetch_one(c)
+            .await)?;
         Ok(g)
     }
 
     /// Checks that the database answers (for `/healthz`).
     pub async fn ping(&self) -> Result<(), Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on!(self.pool, c => sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
@@ -136,10 +195,10 @@ fn parse_column<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Er
 
 /// Tells the relay's long-lived things to check their grants again (see
 /// [`crate::revocation`]): called in the transaction that takes a grant away.
-pub(crate) async fn revoke(tx: &mut Tx<'_>) -> Result<(), Error> {
-    sqlx::query("UPDATE revocations SET generation = generation + 1")
-        .execute(&mut **tx)
-        .await?;
+pub(crate) async fn revoke(tx: &mut Tx) -> Result<(), Error> {
+    on!(tx, c => sqlx::query("UPDATE revocations SET generation = generation + 1")
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -150,10 +209,32 @@ pub(crate) mod testing {
         CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, Plan, UnixMillis,
     };
 
-    /// A fresh store in a temporary folder, removed when the guard drops.
+    /// The variable that runs the tests on PostgreSQL when it is `postgres` (`scripts/test.sh`
+    /// runs them on both backends).
+    pub(crate) const BACKEND_VARIABLE: &str = "EYEWARD_TEST_BACKEND";
+
+    /// A fresh store, removed when the guard drops: SQLite in a temporary folder, or, when
+    /// [`BACKEND_VARIABLE`] says so, a new database of its own on the test process's
+    /// PostgreSQL.
     pub(crate) async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = match std::env::var(BACKEND_VARIABLE).as_deref() {
+            Ok("postgres") => {
+                let url = eyeward_testkit::postgres::Postgres::shared()
+                    .database()
+                    .unwrap();
+                let database = DatabaseConfig {
+                    tls: DatabaseTls::Disable,
+                    pool_size: 4,
+                    ..DatabaseConfig::default()
+                };
+                Store::open_postgres(&url.parse().unwrap(), &database)
+                    .await
+                    .unwrap()
+            }
+            Ok("sqlite") | Err(_) => Store::open_sqlite(dir.path()).await.unwrap(),
+            Ok(other) => panic!("{BACKEND_VARIABLE}={other}: sqlite or postgres"),
+        };
         (store, dir)
     }
 

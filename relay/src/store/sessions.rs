@@ -1,7 +1,7 @@
 //! Login sessions, keyed by the SHA-256 of the cookie's token.
 
-use super::Store;
 use super::accounts::{Account, AccountRow, AccountWithHash};
+use super::{Store, on};
 use crate::error::Error;
 use eyeward::UnixMillis;
 
@@ -32,15 +32,15 @@ impl Store {
         token_hash: &str,
         now: UnixMillis,
     ) -> Result<bool, Error> {
-        let seen = sqlx::query(
+        let seen = on!(self.pool, c => sqlx::query(
             "UPDATE known_browsers SET last_seen_at = $3 WHERE account_id = $1 AND token_hash = $2",
         )
         .bind(account_id)
         .bind(token_hash)
         .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(seen.rows_affected() > 0)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(seen > 0)
     }
 
     /// Remembers a browser that logged in to `account`, forgetting the account's oldest
@@ -52,24 +52,24 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        on!(tx, c => sqlx::query(
             "INSERT INTO known_browsers (account_id, token_hash, first_seen_at, last_seen_at) \
              VALUES ($1, $2, $3, $3)",
         )
         .bind(account_id)
         .bind(token_hash)
         .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+        on!(tx, c => sqlx::query(
             "DELETE FROM known_browsers WHERE account_id = $1 AND id NOT IN \
              (SELECT id FROM known_browsers WHERE account_id = $1 \
               ORDER BY last_seen_at DESC, id DESC LIMIT $2)",
         )
         .bind(account_id)
         .bind(KNOWN_BROWSERS)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(())
     }
@@ -80,28 +80,28 @@ impl Store {
         account_id: i64,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        sqlx::query(
+        on!(self.pool, c => sqlx::query(
             "INSERT INTO sessions (token_hash, account_id, created_at, last_seen_at)
              VALUES ($1, $2, $3, $3)",
         )
         .bind(token_hash)
         .bind(account_id)
         .bind(now.0)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, Error> {
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<Row> = on!(self.pool, c => sqlx::query_as(
             "SELECT s.created_at, s.last_seen_at, a.id, a.role, a.email, a.name,
                     a.guard_center, a.lang, a.password_hash
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(|r| {
             let AccountWithHash { account, .. } = r.account.into_account()?;
             Ok(SessionRow {
@@ -114,21 +114,21 @@ impl Store {
     }
 
     pub async fn touch_session(&self, token_hash: &str, now: UnixMillis) -> Result<(), Error> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+        on!(self.pool, c => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
             .bind(now.0)
             .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Ends a session; what it opened (live views, event streams) ends with it.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        on!(tx, c => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         super::revoke(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -141,12 +141,11 @@ impl Store {
         created_before: UnixMillis,
     ) -> Result<u64, Error> {
         Ok(
-            sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+            on!(self.pool, c => sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
                 .bind(idle_before.0)
                 .bind(created_before.0)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?,
         )
     }
 }

@@ -1,0 +1,95 @@
+//! The real servers eyeward's tests start for themselves, shared by the relay's own tests and
+//! the black-box suites: a private PostgreSQL cluster from Debian's `postgresql` package.
+//! Each binds to loopback on a free port and stops with its test, or with the test process.
+
+pub mod postgres;
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (the OS picks one; it is free again once we close it).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A server process writing its log to a file.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn spawn(mut cmd: Command, log: &Path) -> Result<Server> {
+        let file = std::fs::File::create(log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let child = cmd.spawn()?;
+        Ok(Server {
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to 30 s until the log says `ready`; fails at once if the server exits.
+    fn wait_for(&mut self, ready: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.log().contains(ready) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("server exited ({status}):\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("server not ready after 30 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions; the child is ours and not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Signals the server and waits up to 10 s for it to end (then kills it).
+    fn stop(&mut self, signal: i32) {
+        self.signal(signal);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes `cmd`'s process receive `signal` when the thread that spawns it ends. Spawned from
+/// a thread that lives as long as the test process, a server shared by all of its tests then
+/// stops with the process, however it ends.
+fn stops_with_parent(cmd: &mut Command, signal: i32) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended before the setting took: then end now.
+            if libc::getppid() != parent {
+                libc::raise(signal);
+            }
+            Ok(())
+        });
+    }
+}
