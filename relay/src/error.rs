@@ -193,28 +193,82 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        // SQLite's primary result codes (the low byte of the extended ones).
-        const SQLITE_BUSY: u32 = 5;
-        const SQLITE_LOCKED: u32 = 6;
-        const SQLITE_FULL: u32 = 13;
-        let primary = match &e {
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|c| c.parse::<u32>().ok())
-                .map(|c| c & 0xff),
-            _ => None,
-        };
-        match (primary, &e) {
-            (Some(SQLITE_FULL), _) => Error::disk_full("the change"),
-            (Some(SQLITE_BUSY | SQLITE_LOCKED), _) | (None, sqlx::Error::PoolTimedOut) => {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the relay's database is busy; try again shortly",
-                )
-                .retry_after(BUSY_RETRY)
-            }
-            _ => Error::internal("database").with_source(e),
+        match database_fault(&e) {
+            Some(DatabaseFault::Full) => Error::disk_full("the change"),
+            Some(DatabaseFault::Busy) => Error::new(
+                ErrorKind::Unavailable,
+                "the relay's database is busy; try again shortly",
+            )
+            .retry_after(BUSY_RETRY)
+            .with_source(e),
+            Some(DatabaseFault::Unreachable) => Error::new(
+                ErrorKind::Unavailable,
+                "the relay's database cannot be reached; try again shortly",
+            )
+            .retry_after(BUSY_RETRY)
+            .with_source(e),
+            None => Error::internal("database").with_source(e),
         }
+    }
+}
+
+/// What a database error means for the request that met it, beyond "our fault".
+#[derive(Debug, PartialEq, Eq)]
+enum DatabaseFault {
+    /// No room for the change.
+    Full,
+    /// Another change, a timeout or a lock was in the way: the same request may pass soon.
+    Busy,
+    /// The server is down, restarting or unreachable; the pool reconnects by itself.
+    Unreachable,
+}
+
+fn database_fault(e: &sqlx::Error) -> Option<DatabaseFault> {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                postgres_fault(&code)
+            } else {
+                code.parse::<u32>().ok().and_then(sqlite_fault)
+            }
+        }
+        sqlx::Error::PoolTimedOut => Some(DatabaseFault::Busy),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+            Some(DatabaseFault::Unreachable)
+        }
+        _ => None,
+    }
+}
+
+/// SQLite's result codes, by their primary code (the low byte of the extended ones).
+fn sqlite_fault(code: u32) -> Option<DatabaseFault> {
+    const SQLITE_BUSY: u32 = 5;
+    const SQLITE_LOCKED: u32 = 6;
+    const SQLITE_FULL: u32 = 13;
+    match code & 0xff {
+        SQLITE_FULL => Some(DatabaseFault::Full),
+        SQLITE_BUSY | SQLITE_LOCKED => Some(DatabaseFault::Busy),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's SQLSTATEs (appendix A of its manual).
+fn postgres_fault(sqlstate: &str) -> Option<DatabaseFault> {
+    match sqlstate {
+        // disk_full, insufficient_resources, out_of_memory
+        "53100" | "53000" | "53200" => Some(DatabaseFault::Full),
+        // serialization_failure, deadlock_detected, lock_not_available, query_canceled (the
+        // statement timeout), too_many_connections
+        "40001" | "40P01" | "55P03" | "57014" | "53300" => Some(DatabaseFault::Busy),
+        // admin_shutdown, crash_shutdown, cannot_connect_now, read_only_sql_transaction (a
+        // standby during failover), and class 08: connection exceptions
+        "57P01" | "57P02" | "57P03" | "25006" => Some(DatabaseFault::Unreachable),
+        s if s.starts_with("08") => Some(DatabaseFault::Unreachable),
+        _ => None,
     }
 }
 
@@ -247,6 +301,9 @@ mod tests {
         let busy = Error::from(sqlx::Error::PoolTimedOut);
         assert_eq!(busy.kind(), ErrorKind::Unavailable);
         assert_eq!(busy.retry_after, Some(BUSY_RETRY));
+        let down = Error::from(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+        assert_eq!(down.kind(), ErrorKind::Unavailable);
+        assert_eq!(down.retry_after, Some(BUSY_RETRY));
         let broken = Error::from(sqlx::Error::RowNotFound);
         assert_eq!(broken.to_string(), "database");
         assert!(
@@ -254,5 +311,28 @@ mod tests {
             "{}",
             broken.chain()
         );
+    }
+
+    #[test]
+    fn each_backends_codes_say_full_busy_or_unreachable_and_the_rest_is_ours() {
+        assert_eq!(sqlite_fault(13), Some(DatabaseFault::Full));
+        assert_eq!(sqlite_fault(5), Some(DatabaseFault::Busy));
+        assert_eq!(sqlite_fault(6 | (1 << 8)), Some(DatabaseFault::Busy));
+        // A constraint (19) is a bug or a conflict handled where it happens.
+        assert_eq!(sqlite_fault(19), None);
+        assert_eq!(postgres_fault("53100"), Some(DatabaseFault::Full));
+        for busy in ["40001", "40P01", "55P03", "57014", "53300"] {
+            assert_eq!(postgres_fault(busy), Some(DatabaseFault::Busy), "{busy}");
+        }
+        for down in ["57P01", "57P02", "57P03", "25006", "08006", "08001"] {
+            assert_eq!(
+                postgres_fault(down),
+                Some(DatabaseFault::Unreachable),
+                "{down}"
+            );
+        }
+        for ours in ["23505", "23514", "42P01", "P0001"] {
+            assert_eq!(postgres_fault(ours), None, "{ours}");
+        }
     }
 }

@@ -219,6 +219,18 @@ impl Postgres {
         Ok(self.url(&name))
     }
 
+    /// Everything `url`'s database holds, as `pg_dump` writes it.
+    pub fn dump(&self, url: &str) -> Result<Vec<u8>> {
+        let dump = command(&self.bin, "pg_dump", None)
+            .arg(url)
+            .output()
+            .context("pg_dump")?;
+        if !dump.status.success() {
+            bail!("pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr));
+        }
+        Ok(dump.stdout)
+    }
+
     /// Stops the server (a fast shutdown: open sessions end) and starts it again on the same
     /// port and data; returns once it takes connections again.
     pub fn restart(&self) -> Result<()> {

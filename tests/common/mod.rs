@@ -140,8 +140,16 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let pid = self.pid();
         if self.child.is_some() {
             let _ = self.stop();
+        }
+        // EYEWARD_TEST_LOGS=<folder> keeps every process's log there (its folder goes with
+        // the test): what the relay said when a test failed.
+        if let (Some(keep), Some(pid)) = (std::env::var_os("EYEWARD_TEST_LOGS"), pid) {
+            let name = self.log.file_name().unwrap_or_default().to_string_lossy();
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::copy(&self.log, Path::new(&keep).join(format!("{pid}-{name}")));
         }
     }
 }
@@ -251,18 +259,33 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub base: String,
+    /// The PostgreSQL database the relay keeps its state in, if not SQLite in `data_dir`.
+    pub database: Option<String>,
 }
 
 impl Site {
     /// A new data folder with a config listening on `listen`; `extra` is appended to it.
+    /// With `EYEWARD_TEST_BACKEND=postgres` (`scripts/test.sh` runs the suites that touch the
+    /// store that way too), the relay keeps its state in a new database of its own on the
+    /// test process's PostgreSQL, unless `extra` names a database itself.
     pub fn new(listen: &str, extra: &str) -> Result<Site> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
         let data = dir.path().join("data");
+        let database = match std::env::var("EYEWARD_TEST_BACKEND").as_deref() {
+            Ok("postgres") if !extra.contains("[database]") => {
+                Some(eyeward_testkit::postgres::Postgres::shared().database()?)
+            }
+            Ok("postgres" | "sqlite") | Err(_) => None,
+            Ok(other) => bail!("EYEWARD_TEST_BACKEND={other}: sqlite or postgres"),
+        };
+        let section = database.as_ref().map_or(String::new(), |url| {
+            format!("[database]\nurl = {url:?}\ntls = \"disable\"\npool_size = 4\n")
+        });
         std::fs::write(
             &config,
             format!(
-                "listen = \"{listen}\"\ndata_dir = {:?}\n{extra}\n",
+                "listen = \"{listen}\"\ndata_dir = {:?}\n{extra}\n{section}",
                 data.to_str().context("utf-8 temp path")?
             ),
         )?;
@@ -270,7 +293,20 @@ impl Site {
             dir,
             config,
             base: String::new(),
+            database,
         })
+    }
+
+    /// Everything the relay's database keeps at rest: SQLite's file and its write-ahead log,
+    /// or a dump of its PostgreSQL database.
+    pub fn database_at_rest(&self) -> Result<Vec<u8>> {
+        if let Some(url) = &self.database {
+            return eyeward_testkit::postgres::Postgres::shared().dump(url);
+        }
+        let data = self.dir.path().join("data");
+        let mut bytes = std::fs::read(data.join("eyeward.db"))?;
+        bytes.extend(std::fs::read(data.join("eyeward.db-wal")).unwrap_or_default());
+        Ok(bytes)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -158,7 +158,7 @@ pub(super) async fn queue_notice(
         Notice::Operations => "notify_operations",
         Notice::PanTilt => "notify_ptz",
         // Any true column: the customer exists and is a customer.
-        Notice::Dispatch => "1",
+        Notice::Dispatch => "TRUE",
     };
     let wanted: Option<(bool,)> = on!(tx, c => sqlx::query_as(&format!(
         "SELECT {column} FROM accounts WHERE id = $1 AND role = 'customer'"
