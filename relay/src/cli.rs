@@ -107,6 +107,7 @@ fn report(result: Result<(), Error>) -> ExitCode {
 async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     let config = Config::load(config.as_deref())?;
     let store = Store::open(&config.data_dir, &config.database).await?;
+    let objects = crate::objects::Objects::open(&config.data_dir, &config.storage).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -114,7 +115,13 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::internal("listener address").with_source(e))?;
     tracing::info!(config = %config.redacted(), "starting");
-    let server = crate::http::run(listener, &config, store, telemetry::shutdown_signal())?;
+    let server = crate::http::run(
+        listener,
+        &config,
+        store,
+        objects,
+        telemetry::shutdown_signal(),
+    )?;
     // Tests and scripts wait for this line to know the server (and its port) is ready.
     let scheme = if config.tls.is_some() {
         "https"

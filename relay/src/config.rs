@@ -45,6 +45,47 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where the relay keeps its state: SQLite in `data_dir` (default) or PostgreSQL.
     pub database: DatabaseConfig,
+    /// Where the relay keeps pictures: files in `data_dir` (default) or S3-compatible object
+    /// storage.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: S3-compatible object storage instead of files in `data_dir`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The bucket pictures go to. Absent: `<data_dir>/snapshots` and `<data_dir>/dispatch`.
+    pub s3: Option<S3Config>,
+}
+
+/// `[storage] s3 = { … }`: a bucket of any S3-compatible store (AWS, Garage, MinIO, Ceph…).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The store's URL, `https://…` (or `http://` on a trusted network), addressed by path
+    /// (`<endpoint>/<bucket>/<key>`).
+    pub endpoint: url::Url,
+    pub bucket: String,
+    pub region: String,
+    /// Files holding the access key id and the secret key (kept out of this file).
+    pub access_key_file: PathBuf,
+    pub secret_key_file: PathBuf,
+    /// Put before every object's name, to share a bucket: `"eyeward/"` say. Default none.
+    #[serde(default)]
+    pub prefix: String,
+    /// PEM certificates to trust for the store besides the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Longest one request may take, retries included; past it the upload answers 503 and
+    /// the agent keeps the event.
+    #[serde(default = "S3Config::default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl S3Config {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 /// `[database]`: PostgreSQL instead of the embedded SQLite database.
@@ -446,6 +487,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -558,6 +600,20 @@ impl Config {
         if db.pool_size == 0 || db.statement_timeout.is_zero() || db.connect_timeout.is_zero() {
             return bad("database.pool_size and its timeouts must be above zero");
         }
+        if let Some(s3) = &self.storage.s3 {
+            if !["http", "https"].contains(&s3.endpoint.scheme()) || s3.endpoint.host().is_none() {
+                return bad("storage.s3.endpoint must be an http:// or https:// URL with a host");
+            }
+            if s3.bucket.is_empty() || s3.region.is_empty() {
+                return bad("storage.s3 needs a bucket and a region");
+            }
+            if s3.prefix.starts_with('/') || s3.prefix.contains("//") || s3.prefix.contains("..") {
+                return bad("storage.s3.prefix must be a relative name such as \"eyeward/\"");
+            }
+            if s3.timeout.is_zero() {
+                return bad("storage.s3.timeout must be longer than zero");
+            }
+        }
         let a = &self.auth;
         if a.session_idle_timeout.is_zero() || a.session_max_age.is_zero() {
             return bad("auth session timeouts must be longer than zero");
@@ -665,10 +721,25 @@ impl Config {
             }
             u.to_string()
         });
+        let database = self.database.url.as_ref().map(|u| {
+            let mut u = u.clone();
+            if u.password().is_some() {
+                let _ = u.set_password(Some("REDACTED"));
+            }
+            u.set_query(None);
+            u.to_string()
+        });
+        let storage = self
+            .storage
+            .s3
+            .as_ref()
+            .map(|s3| format!("s3:{}/{}/{}", s3.endpoint, s3.bucket, s3.prefix));
         format!(
-            "listen={} data_dir={} public_url={} smtp_url={} ice_addresses={:?} udp_ports={:?} public_ips={:?} ice_servers={} metrics_token={}",
+            "listen={} data_dir={} database={} storage={} public_url={} smtp_url={} ice_addresses={:?} udp_ports={:?} public_ips={:?} ice_servers={} metrics_token={}",
             self.listen,
             self.data_dir.display(),
+            database.as_deref().unwrap_or("(sqlite in data_dir)"),
+            storage.as_deref().unwrap_or("(files in data_dir)"),
             self.public_url.as_ref().map_or("(default)", |u| u.as_str()),
             smtp.as_deref().unwrap_or("(outbox folder)"),
             self.webrtc.ice_addresses,

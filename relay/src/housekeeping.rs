@@ -1,6 +1,6 @@
 //! Housekeeping, for as long as the server runs (and once at start): every hour, events older
-//! than the retention with their snapshots, the snapshots of removed cameras and the pictures
-//! shared with closed dispatch requests; every ten minutes, expired sessions and unsubscribe
+//! than the retention with their snapshots, the snapshots of removed cameras, snapshots no
+//! event names and the pictures shared with closed dispatch requests; every ten minutes, expired sessions and unsubscribe
 //! tokens, so the tables hold only live ones. Each pass takes the time as an argument, so
 //! tests run days of it without waiting.
 
@@ -58,6 +58,11 @@ impl Housekeeping {
             Ok(n) => tracing::info!(cameras = n, "removed cameras' snapshots deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' snapshots"),
         }
+        match self.events.sweep_orphans(&self.store, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(snapshots = n, "snapshots no event names deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for snapshots no event names"),
+        }
         match self.dispatcher.sweep_pictures(&self.store).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pictures = n, "closed requests' shared pictures deleted"),
@@ -83,6 +88,7 @@ impl Housekeeping {
 mod tests {
     use super::*;
     use crate::config::{DispatchConfig, EventsConfig};
+    use crate::objects::{ObjectKey, Objects};
     use crate::store::Audit;
     use crate::store::testing::{customer, motion, porch, store};
 
@@ -95,8 +101,9 @@ mod tests {
             retention,
             ..EventsConfig::default()
         };
-        let events = Events::new(dir.path(), &config, Clock::real());
-        let dispatcher = Dispatcher::new(&DispatchConfig::default(), dir.path());
+        let objects = crate::store::testing::objects(dir.path()).await;
+        let events = Events::new(objects.clone(), &config, Clock::real());
+        let dispatcher = Dispatcher::new(&DispatchConfig::default(), objects);
         let sessions = SessionPolicy {
             idle_timeout: Duration::from_secs(3600),
             max_age: 7 * DAY,
@@ -111,6 +118,13 @@ mod tests {
         (keeper, dir)
     }
 
+    async fn has(snapshots: &Objects, camera: i64, key: &str) -> bool {
+        snapshots
+            .get(&ObjectKey::snapshot(camera, key))
+            .await
+            .is_ok()
+    }
+
     /// A 30-day retention: the event from 31 days ago goes with its snapshot, the one from
     /// 29 days ago stays with its own; a month of simulated time, no waiting.
     #[tokio::test]
@@ -118,14 +132,15 @@ mod tests {
         let (keeper, _dir) = housekeeping(30 * DAY).await;
         let (owner, camera) = porch(&keeper.store, &Audit::admin(T0)).await;
         let owner = eyeward::CustomerId(owner);
-        let snapshots = keeper.events.snapshot_files();
+        let snapshots = keeper.events.snapshots();
         let policy = crate::store::AlertPolicy {
             cooldown: Duration::from_secs(60),
             domain: "test",
         };
         let mut ids = Vec::new();
         for (key, at) in [("old", T0), ("recent", T0.plus(2 * DAY))] {
-            snapshots.write(camera.0, key, b"jpeg").unwrap();
+            let object = ObjectKey::snapshot(camera.0, key);
+            snapshots.put(&object, b"jpeg".to_vec()).await.unwrap();
             let event = motion(camera, key, at);
             ids.push(keeper.store.insert_event(&event, &policy).await.unwrap().id);
         }
@@ -134,13 +149,38 @@ mod tests {
         assert!(stored(ids[0]).await.unwrap().is_some(), "not yet");
         keeper.hourly(T0.plus(31 * DAY)).await;
         assert!(stored(ids[0]).await.unwrap().is_none());
-        assert!(!snapshots.path(camera.0, "old").exists());
+        assert!(!has(&snapshots, camera.0, "old").await);
         assert!(stored(ids[1]).await.unwrap().is_some());
-        assert!(snapshots.path(camera.0, "recent").exists());
+        assert!(has(&snapshots, camera.0, "recent").await);
     }
 
     /// A session unused for an hour, and one in use every half hour but a week old, are
     /// deleted by the sweep after that; a week of simulated time, no waiting.
+    /// A snapshot whose event row never came (the relay stopped between the two) goes once
+    /// it is older than any upload in flight; one with its event, and a fresh one, stay.
+    #[tokio::test]
+    async fn snapshots_no_event_names_go_once_older_than_an_upload_in_flight() {
+        let (keeper, _dir) = housekeeping(30 * DAY).await;
+        let (_, camera) = porch(&keeper.store, &Audit::admin(T0)).await;
+        let snapshots = keeper.events.snapshots();
+        let policy = crate::store::AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let now = Clock::real().now();
+        for key in ["named", "orphan"] {
+            let object = ObjectKey::snapshot(camera.0, key);
+            snapshots.put(&object, b"jpeg".to_vec()).await.unwrap();
+        }
+        let event = motion(camera, "named", now);
+        keeper.store.insert_event(&event, &policy).await.unwrap();
+        keeper.hourly(now).await;
+        assert!(has(&snapshots, camera.0, "orphan").await, "maybe in flight");
+        keeper.hourly(now.plus(crate::events::ORPHAN_AGE * 2)).await;
+        assert!(!has(&snapshots, camera.0, "orphan").await);
+        assert!(has(&snapshots, camera.0, "named").await);
+    }
+
     #[tokio::test]
     async fn the_sweep_deletes_idle_and_week_old_sessions() {
         let (keeper, _dir) = housekeeping(30 * DAY).await;

@@ -1,7 +1,9 @@
 //! The real servers eyeward's tests start for themselves, shared by the relay's own tests and
-//! the black-box suites: a private PostgreSQL cluster from Debian's `postgresql` package.
-//! Each binds to loopback on a free port and stops with its test, or with the test process.
+//! the black-box suites: a private PostgreSQL cluster from Debian's `postgresql` package, and
+//! Garage for S3-compatible object storage. Each binds to loopback on free ports and stops
+//! with its test, or with the test process.
 
+pub mod garage;
 pub mod postgres;
 
 use anyhow::Result;
@@ -91,5 +93,44 @@ fn stops_with_parent(cmd: &mut Command, signal: i32) {
             }
             Ok(())
         });
+    }
+}
+
+/// Runs `start` on a thread that lasts as long as the process and returns what it returned.
+/// A server spawned there with [`stops_with_parent`] stops with the process, not with the
+/// thread of the test that happened to start it.
+fn on_lasting_thread<T: Send + 'static>(
+    start: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("shared-server".into())
+        .spawn(move || {
+            let _ = tx.send(start());
+            loop {
+                std::thread::park();
+            }
+        })?;
+    rx.recv()?
+}
+
+/// Removes the folders `<tmp>/<prefix><pid>-…` of shared servers whose test process has
+/// ended (a shared server outlives every test, so nothing else removes its folder).
+fn sweep_shared(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }

@@ -23,7 +23,8 @@ pub struct Postgres {
     data: PathBuf,
     user: Option<(u32, u32)>,
     pub port: u16,
-    /// Removed when the cluster is dropped; the shared cluster's is kept (see [`sweep`]).
+    /// Removed when the cluster is dropped; the shared cluster's is kept (see
+    /// `sweep_shared`).
     dir: Option<tempfile::TempDir>,
 }
 
@@ -71,27 +72,6 @@ fn command(bin: &Path, program: &str, user: Option<(u32, u32)>) -> Command {
 /// The prefix of the shared clusters' folders, followed by the owning process's id.
 const SHARED_PREFIX: &str = "eyeward-pg-shared-";
 
-/// Removes the folders of shared clusters whose test process has ended (a shared cluster
-/// outlives every test, so nothing else removes its folder).
-fn sweep() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(SHARED_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 impl Postgres {
     /// Makes a cluster and starts it; returns once it takes connections. Stopped, and its
     /// folder removed, when dropped.
@@ -107,27 +87,14 @@ impl Postgres {
     pub fn shared() -> &'static Postgres {
         static SHARED: OnceLock<Postgres> = OnceLock::new();
         SHARED.get_or_init(|| {
-            sweep();
-            // Started from a thread that never ends, so that the server's parent-death
-            // signal comes with the end of the process, not of the first test's thread.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("shared-postgres".into())
-                .spawn(move || {
-                    let started = tempfile::Builder::new()
-                        .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
-                        .tempdir()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|dir| Postgres::start_in(dir, true));
-                    let _ = tx.send(started);
-                    loop {
-                        std::thread::park();
-                    }
-                })
-                .expect("a thread for the shared PostgreSQL");
-            rx.recv()
-                .expect("the shared PostgreSQL's thread")
-                .expect("the shared PostgreSQL starts")
+            super::sweep_shared(SHARED_PREFIX);
+            let started = super::on_lasting_thread(|| {
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
+                    .tempdir()?;
+                Postgres::start_in(dir, true)
+            });
+            started.expect("the shared PostgreSQL starts")
         })
     }
 
@@ -158,7 +125,7 @@ impl Postgres {
             user,
             port,
             dir: if shared {
-                // Kept: the process ends before the server has stopped (see `sweep`).
+                // Kept: the process ends before the server has stopped (see `sweep_shared`).
                 let _ = dir.keep();
                 None
             } else {
@@ -234,11 +201,13 @@ impl Postgres {
     /// Stops the server (a fast shutdown: open sessions end) and starts it again on the same
     /// port and data; returns once it takes connections again.
     pub fn restart(&self) -> Result<()> {
+        if self.dir.is_none() {
+            bail!("the shared PostgreSQL stays up: start one of your own to restart it");
+        }
         let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
         server.stop(libc::SIGINT);
         let dir = self.data.parent().context("the cluster's folder")?;
-        let shared = self.dir.is_none();
-        *server = Postgres::spawn_server(&self.bin, &self.data, dir, self.user, self.port, shared)?;
+        *server = Postgres::spawn_server(&self.bin, &self.data, dir, self.user, self.port, false)?;
         Ok(())
     }
 

@@ -265,27 +265,34 @@ pub struct Site {
 
 impl Site {
     /// A new data folder with a config listening on `listen`; `extra` is appended to it.
-    /// With `EYEWARD_TEST_BACKEND=postgres` (`scripts/test.sh` runs the suites that touch the
-    /// store that way too), the relay keeps its state in a new database of its own on the
-    /// test process's PostgreSQL, unless `extra` names a database itself.
+    /// With `EYEWARD_TEST_BACKEND=postgres-s3` (`scripts/test.sh` runs the suites that touch
+    /// storage that way too), the relay keeps its state in a new database of its own on the
+    /// test process's PostgreSQL and its pictures under a prefix of their own in the test
+    /// process's Garage, unless `extra` names a database or storage itself.
     pub fn new(listen: &str, extra: &str) -> Result<Site> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
         let data = dir.path().join("data");
-        let database = match std::env::var("EYEWARD_TEST_BACKEND").as_deref() {
-            Ok("postgres") if !extra.contains("[database]") => {
-                Some(eyeward_testkit::postgres::Postgres::shared().database()?)
-            }
-            Ok("postgres" | "sqlite") | Err(_) => None,
-            Ok(other) => bail!("EYEWARD_TEST_BACKEND={other}: sqlite or postgres"),
+        let on_servers = match std::env::var("EYEWARD_TEST_BACKEND").as_deref() {
+            Ok("postgres-s3") => true,
+            Ok("embedded") | Err(_) => false,
+            Ok(other) => bail!("EYEWARD_TEST_BACKEND={other}: embedded or postgres-s3"),
         };
-        let section = database.as_ref().map_or(String::new(), |url| {
+        let database = match on_servers && !extra.contains("[database]") {
+            true => Some(eyeward_testkit::postgres::Postgres::shared().database()?),
+            false => None,
+        };
+        let mut sections = database.as_ref().map_or(String::new(), |url| {
             format!("[database]\nurl = {url:?}\ntls = \"disable\"\npool_size = 4\n")
         });
+        if on_servers && !extra.contains("[storage]") {
+            let place = eyeward_testkit::garage::Garage::shared().place();
+            sections.push_str(&place.config(dir.path())?);
+        }
         std::fs::write(
             &config,
             format!(
-                "listen = \"{listen}\"\ndata_dir = {:?}\n{extra}\n{section}",
+                "listen = \"{listen}\"\ndata_dir = {:?}\n{extra}\n{sections}",
                 data.to_str().context("utf-8 temp path")?
             ),
         )?;

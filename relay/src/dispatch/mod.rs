@@ -6,27 +6,26 @@
 
 use crate::config::DispatchConfig;
 use crate::error::Error;
-use crate::files::{numbered_files, write_durably};
 use crate::metrics::{CenterLabels, Metrics};
+use crate::objects::{ObjectKey, Objects, SHARED_PICTURES};
 use crate::store::{Dispatch, Store};
 use eyeward::GuardCenter;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// The dispatch service's state: its settings, the shared pictures' folder, and the stream of
-/// changes that live pages follow.
+/// The dispatch service's state: its settings, where the shared pictures are, and the stream
+/// of changes that live pages follow.
 pub struct Dispatcher {
     config: DispatchConfig,
-    dir: PathBuf,
+    pictures: Objects,
     changes: broadcast::Sender<Arc<Dispatch>>,
 }
 
 impl Dispatcher {
-    pub fn new(config: &DispatchConfig, data_dir: &std::path::Path) -> Dispatcher {
+    pub fn new(config: &DispatchConfig, pictures: Objects) -> Dispatcher {
         Dispatcher {
             config: config.clone(),
-            dir: data_dir.join("dispatch"),
+            pictures,
             // A page that falls this far behind reloads its list.
             changes: broadcast::channel(256).0,
         }
@@ -36,31 +35,22 @@ impl Dispatcher {
         &self.config
     }
 
-    fn snapshot_path(&self, id: i64) -> PathBuf {
-        self.dir.join(format!("{id}.jpg"))
-    }
-
     /// Stores the picture shared with request `id`, durably.
     pub(crate) async fn save_snapshot(&self, id: i64, jpeg: Vec<u8>) -> Result<(), Error> {
-        let path = self.snapshot_path(id);
-        tokio::task::spawn_blocking(move || write_durably(&path, &jpeg))
+        self.pictures
+            .put(&ObjectKey::shared_picture(id), jpeg)
             .await
-            .map_err(|e| Error::internal("picture writer").with_source(e))?
-            .map_err(|e| Error::storage("the shared picture", &e))
     }
 
     pub(crate) async fn read_snapshot(&self, id: i64) -> Result<Vec<u8>, Error> {
-        tokio::fs::read(self.snapshot_path(id))
-            .await
-            .map_err(|e| Error::internal("cannot read a shared picture").with_source(e))
+        self.pictures.get(&ObjectKey::shared_picture(id)).await
     }
 
-    /// Deletes the picture shared with request `id`, if there is one.
+    /// Deletes the picture shared with request `id`, if there is one; what cannot be deleted
+    /// now, the hourly sweep deletes.
     pub(crate) async fn forget_snapshot(&self, id: i64) {
-        match tokio::fs::remove_file(self.snapshot_path(id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(request = id, error = %e, "cannot delete a shared picture"),
+        if let Err(e) = self.pictures.delete(&ObjectKey::shared_picture(id)).await {
+            tracing::warn!(request = id, error = %e.chain(), "cannot delete a shared picture");
         }
     }
 
@@ -69,7 +59,11 @@ impl Dispatcher {
     pub async fn sweep_pictures(&self, store: &Store) -> Result<usize, Error> {
         let kept = store.dispatches_sharing_pictures().await?;
         let mut removed = 0;
-        for id in numbered_files(&self.dir, ".jpg") {
+        let listed = self.pictures.list(SHARED_PICTURES).await?;
+        let ids = listed
+            .iter()
+            .filter_map(|o| o.name.strip_suffix(".jpg")?.parse::<i64>().ok());
+        for id in ids {
             if !kept.contains(&id) {
                 self.forget_snapshot(id).await;
                 removed += 1;

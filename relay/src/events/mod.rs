@@ -13,13 +13,12 @@ mod rate;
 
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
-use crate::files::{SnapshotFiles, numbered_files};
+use crate::objects::{ObjectKey, Objects, SNAPSHOTS};
 use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
 use eyeward::api::{EventKind, EventView};
 use eyeward::clock::Clock;
 use eyeward::upload::{EventUpload, UploadQuery};
 use eyeward::{CameraId, UnixMillis};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -27,6 +26,10 @@ use tokio::sync::{broadcast, watch};
 /// How often old events and the files of removed cameras and closed requests are deleted
 /// (also once at start): see `housekeeping`.
 pub const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+
+/// How old a snapshot without its event must be before it counts as left over: older than
+/// any upload still in flight.
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The largest snapshot picture accepted, in pixels each way (8K).
 const MAX_WIDTH: u32 = 7680;
@@ -38,7 +41,7 @@ pub type LiveEvent = Arc<(i64, EventView)>;
 
 /// Where snapshots live, the event settings, and the live feed.
 pub struct Events {
-    snapshots: SnapshotFiles,
+    snapshots: Objects,
     clock: Clock,
     config: EventsConfig,
     live: broadcast::Sender<LiveEvent>,
@@ -61,10 +64,10 @@ pub enum Stored {
 }
 
 impl Events {
-    pub fn new(data_dir: &Path, config: &EventsConfig, clock: Clock) -> Events {
+    pub fn new(snapshots: Objects, config: &EventsConfig, clock: Clock) -> Events {
         Events {
             clock,
-            snapshots: SnapshotFiles::new(data_dir.join("snapshots")),
+            snapshots,
             config: config.clone(),
             // Viewers that fall this far behind are told to reload the list.
             live: broadcast::channel(64).0,
@@ -162,12 +165,9 @@ impl Events {
             Some(existing) => existing,
             None => {
                 let (camera, key) = (event.camera.0, event.idempotency_key.clone());
+                let object = ObjectKey::snapshot(camera, &key);
                 if let Some(jpeg) = jpeg {
-                    let this = self.clone();
-                    tokio::task::spawn_blocking(move || this.snapshots.write(camera, &key, &jpeg))
-                        .await
-                        .map_err(|e| Error::internal("snapshot writer").with_source(e))?
-                        .map_err(|e| Error::storage("the snapshot", &e))?;
+                    self.snapshots.put(&object, jpeg).await?;
                 }
                 match store.insert_event(&event, alerts).await {
                     Ok(stored) => return Ok((stored, Stored::Created)),
@@ -177,10 +177,11 @@ impl Events {
                         .await?
                         .ok_or(e)?,
                     Err(e) => {
-                        if event.snapshot_bytes > 0 {
-                            let _ = std::fs::remove_file(
-                                self.snapshots.path(camera, &event.idempotency_key),
-                            );
+                        if event.snapshot_bytes > 0
+                            && let Err(left) = self.snapshots.delete(&object).await
+                        {
+                            // The hourly sweep deletes it (see `sweep_orphans`).
+                            tracing::warn!(camera, error = %left.chain(), "a refused event's snapshot stays for now");
                         }
                         return Err(e);
                     }
@@ -197,11 +198,16 @@ impl Events {
 
     /// The snapshot of a stored event that has one.
     pub async fn read_snapshot(&self, event: &Event) -> Result<Vec<u8>, Error> {
-        self.snapshots.read(event).await
+        self.snapshots
+            .get(&ObjectKey::snapshot(
+                event.camera_id,
+                &event.idempotency_key,
+            ))
+            .await
     }
 
     /// Where the snapshots are, for whoever reads them besides (the mail sender).
-    pub fn snapshot_files(&self) -> SnapshotFiles {
+    pub fn snapshots(&self) -> Objects {
         self.snapshots.clone()
     }
 
@@ -224,9 +230,11 @@ impl Events {
                 .saturating_sub(self.config.retention.as_millis() as i64),
         );
         let gone = store.delete_events_before(cutoff).await?;
-        for e in &gone {
-            if e.snapshot_bytes > 0 {
-                let _ = std::fs::remove_file(self.snapshots.path(e.camera_id, &e.idempotency_key));
+        for e in gone.iter().filter(|e| e.snapshot_bytes > 0) {
+            let object = ObjectKey::snapshot(e.camera_id, &e.idempotency_key);
+            if let Err(left) = self.snapshots.delete(&object).await {
+                // No row names it any more: the orphan sweep deletes it.
+                tracing::warn!(event = e.id, error = %left.chain(), "an expired snapshot stays for now");
             }
         }
         Ok(gone.len())
@@ -238,14 +246,59 @@ impl Events {
     pub async fn sweep_removed_cameras(&self, store: &Store) -> Result<usize, Error> {
         let cameras = store.camera_ids().await?;
         let mut removed = 0;
-        for camera in numbered_files(self.snapshots.dir(), "") {
-            if !cameras.contains(&camera) {
-                let folder = self.snapshots.dir().join(camera.to_string());
-                match tokio::fs::remove_dir_all(&folder).await {
+        for camera in self.snapshots.folders(SNAPSHOTS).await? {
+            let Ok(id) = camera.parse::<i64>() else {
+                continue;
+            };
+            if !cameras.contains(&id) {
+                match self
+                    .snapshots
+                    .delete_folder(&ObjectKey::camera_folder(id))
+                    .await
+                {
                     Ok(()) => removed += 1,
                     Err(e) => {
-                        tracing::warn!(camera, error = %e, "cannot delete a removed camera's snapshots")
+                        tracing::warn!(camera = id, error = %e.chain(), "cannot delete a removed camera's snapshots")
                     }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the snapshots no event names (the relay stopped between storing a snapshot
+    /// and its row, or an expired event's deletion failed) once older than [`ORPHAN_AGE`],
+    /// so that an upload in flight keeps its own; returns how many.
+    pub async fn sweep_orphans(&self, store: &Store, now: UnixMillis) -> Result<usize, Error> {
+        let before = now.0.saturating_sub(ORPHAN_AGE.as_millis() as i64);
+        let mut removed = 0;
+        for camera in self.snapshots.folders(SNAPSHOTS).await? {
+            let Ok(id) = camera.parse::<i64>() else {
+                continue;
+            };
+            let folder = ObjectKey::camera_folder(id);
+            let old: Vec<_> = self
+                .snapshots
+                .list(&folder)
+                .await?
+                .into_iter()
+                .filter(|o| {
+                    o.modified
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .is_ok_and(|t| (t.as_millis() as i64) < before)
+                })
+                .collect();
+            if old.is_empty() {
+                continue;
+            }
+            let named = store.snapshot_keys_of(CameraId(id)).await?;
+            for object in old {
+                let key = object.name.strip_suffix(".jpg").unwrap_or(&object.name);
+                if !named.contains(key) {
+                    self.snapshots
+                        .delete(&ObjectKey::listed(&folder, &object))
+                        .await?;
+                    removed += 1;
                 }
             }
         }

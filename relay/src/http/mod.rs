@@ -32,6 +32,7 @@ use crate::housekeeping::Housekeeping;
 use crate::link::Links;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::objects::Objects;
 use crate::ptz::PanTilt;
 use crate::revocation::Revocations;
 use crate::store::Store;
@@ -94,7 +95,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, bound: SocketAddr, store: Store) -> Result<AppState, Error> {
+    pub fn new(
+        config: &Config,
+        bound: SocketAddr,
+        store: Store,
+        objects: Objects,
+    ) -> Result<AppState, Error> {
         let clock = Clock::real();
         let public_url = config.public_url(bound);
         let a = &config.auth;
@@ -144,7 +150,7 @@ impl AppState {
             links,
             feeds,
             whep,
-            events: Arc::new(Events::new(&config.data_dir, &config.events, clock)),
+            events: Arc::new(Events::new(objects.clone(), &config.events, clock)),
             mailer: Arc::new(Mailer::new(
                 &config.mail,
                 &config.data_dir,
@@ -152,7 +158,7 @@ impl AppState {
                 clock,
             )?),
             ptz: Arc::new(PanTilt::new(config.ptz.clone(), clock)),
-            dispatcher: Arc::new(Dispatcher::new(&config.dispatch, &config.data_dir)),
+            dispatcher: Arc::new(Dispatcher::new(&config.dispatch, objects)),
         })
     }
 }
@@ -294,16 +300,17 @@ pub fn run(
     listener: TcpListener,
     config: &Config,
     store: Store,
+    objects: Objects,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::internal("listener address").with_source(e))?;
-    let state = AppState::new(config, bound, store)?;
+    let state = AppState::new(config, bound, store, objects)?;
     serve_configured(listener, config, state, shutdown)
 }
 
-/// Opens the store, binds `config.listen` and serves in a background task until `shutdown`
+/// Opens the store and the pictures' place, binds `config.listen` and serves in a background task until `shutdown`
 /// resolves. Returns the bound address and the state, for in-process tests and benchmarks
 /// that look inside (the agents' links, say).
 pub async fn spawn(
@@ -311,13 +318,14 @@ pub async fn spawn(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, AppState), Error> {
     let store = Store::open(&config.data_dir, &config.database).await?;
+    let objects = Objects::open(&config.data_dir, &config.storage).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::internal("listener address").with_source(e))?;
-    let state = AppState::new(config, bound, store)?;
+    let state = AppState::new(config, bound, store, objects)?;
     tokio::spawn(serve_configured(listener, config, state.clone(), shutdown)?);
     Ok((bound, state))
 }
@@ -369,7 +377,7 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         state
             .mailer
             .clone()
-            .run(state.store.clone(), state.events.snapshot_files()),
+            .run(state.store.clone(), state.events.snapshots()),
     );
     let events = state.events.clone();
     let shutdown = async move {

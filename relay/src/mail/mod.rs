@@ -11,7 +11,7 @@ pub mod compose;
 use crate::auth::Token;
 use crate::config::MailConfig;
 use crate::error::Error;
-use crate::files::SnapshotFiles;
+use crate::objects::{ObjectKey, Objects};
 use crate::store::{AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
 use eyeward::alert::recipients;
 use eyeward::clock::Clock;
@@ -118,7 +118,7 @@ impl Mailer {
 
     /// Sends due mail until the future is dropped: at once when woken, and when retries come
     /// due.
-    pub async fn run(self: Arc<Self>, store: Store, snapshots: SnapshotFiles) {
+    pub async fn run(self: Arc<Self>, store: Store, snapshots: Objects) {
         // What waited through a stop is due at once: the restart may well be the fix.
         if let Err(e) = store.all_mail_due(self.clock.now()).await {
             tracing::warn!(error = %e, "the mail outbox could not be read");
@@ -133,12 +133,7 @@ impl Mailer {
     /// switches and offline notices are queued, and every mail due is sent (or rescheduled
     /// with [`retry_delay`]). Returns how long until the next pass is needed. Time is passed
     /// in, so tests take the sender through minutes of retries without waiting.
-    pub async fn pass(
-        &self,
-        store: &Store,
-        snapshots: &SnapshotFiles,
-        now: UnixMillis,
-    ) -> Duration {
+    pub async fn pass(&self, store: &Store, snapshots: &Objects, now: UnixMillis) -> Duration {
         let flushed = store.flush_held_alerts(&self.policy(), now).await;
         if let Err(e) = flushed {
             tracing::warn!(error = %e, "held alerts could not be queued");
@@ -172,7 +167,7 @@ impl Mailer {
     async fn send_due(
         &self,
         store: &Store,
-        snapshots: &SnapshotFiles,
+        snapshots: &Objects,
         now: UnixMillis,
     ) -> Result<(), Error> {
         loop {
@@ -189,7 +184,7 @@ impl Mailer {
     async fn send_one(
         &self,
         store: &Store,
-        snapshots: &SnapshotFiles,
+        snapshots: &Objects,
         mail: &OutboxMail,
         now: UnixMillis,
     ) -> Result<(), Error> {
@@ -253,7 +248,7 @@ impl Mailer {
     async fn render(
         &self,
         store: &Store,
-        snapshots: &SnapshotFiles,
+        snapshots: &Objects,
         mail: &OutboxMail,
         now: UnixMillis,
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -327,7 +322,14 @@ impl Mailer {
             return Ok(None);
         };
         let jpeg = if event.snapshot_bytes > 0 {
-            Some(snapshots.read(&event).await?)
+            Some(
+                snapshots
+                    .get(&ObjectKey::snapshot(
+                        event.camera_id,
+                        &event.idempotency_key,
+                    ))
+                    .await?,
+            )
         } else {
             None
         };
@@ -423,7 +425,7 @@ mod tests {
     async fn passes<F: Future<Output = T>, T: PartialEq>(
         mailer: &Mailer,
         store: &Store,
-        snapshots: &SnapshotFiles,
+        snapshots: &Objects,
         (from, until): (UnixMillis, UnixMillis),
         changed: impl Fn() -> F,
     ) -> Vec<Duration> {
@@ -458,7 +460,7 @@ mod tests {
         drop(away);
         let smtp = format!("smtp://127.0.0.1:{port}").parse().unwrap();
         let mailer = mailer(dir.path(), Some(smtp));
-        let snapshots = SnapshotFiles::new(dir.path().join("snapshots"));
+        let snapshots = crate::store::testing::objects(dir.path()).await;
         let owner = customer(&s, "a@example.jp").await;
         let confirm = |_: &_| Ok(b"Subject: confirm\r\n\r\nconfirm".to_vec());
         s.add_alert_address(
@@ -494,13 +496,16 @@ mod tests {
     async fn alerts_held_in_the_cooldown_leave_as_one_mail_when_it_ends() {
         let (s, dir) = store().await;
         let mailer = mailer(dir.path(), None);
-        let snapshots = SnapshotFiles::new(dir.path().join("snapshots"));
+        let snapshots = crate::store::testing::objects(dir.path()).await;
         let audit = Audit::admin(T0);
         let (owner, camera) = porch(&s, &audit).await;
         confirmed_address(&s, owner, T0).await;
         for (i, secs) in [0u64, 10, 20].into_iter().enumerate() {
             let key = format!("event-{i:04}");
-            snapshots.write(camera.0, &key, b"jpeg").unwrap();
+            snapshots
+                .put(&ObjectKey::snapshot(camera.0, &key), b"jpeg".to_vec())
+                .await
+                .unwrap();
             let at = T0.plus(Duration::from_secs(secs));
             s.insert_event(&motion(camera, &key, at), &mailer.policy())
                 .await

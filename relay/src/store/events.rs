@@ -231,6 +231,20 @@ impl Store {
         Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
+    /// The idempotency keys of `camera`'s events that have a snapshot.
+    pub async fn snapshot_keys_of(
+        &self,
+        camera: CameraId,
+    ) -> Result<std::collections::HashSet<String>, Error> {
+        let keys: Vec<(String,)> = on!(self.pool, c => sqlx::query_as(
+            "SELECT idempotency_key FROM events WHERE camera_id = $1 AND snapshot_bytes > 0",
+        )
+        .bind(camera.0)
+        .fetch_all(c)
+        .await)?;
+        Ok(keys.into_iter().map(|(k,)| k).collect())
+    }
+
     /// Deletes the events captured before `cutoff`; returns them (their files go next).
     pub async fn delete_events_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
         Ok(on!(self.pool, c => sqlx::query_as(&format!(

@@ -209,33 +209,53 @@ pub(crate) mod testing {
         CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, Plan, UnixMillis,
     };
 
-    /// The variable that runs the tests on PostgreSQL when it is `postgres` (`scripts/test.sh`
-    /// runs them on both backends).
+    /// The variable that runs the tests on PostgreSQL and S3 (Garage) when it is
+    /// `postgres-s3`; `scripts/test.sh` runs them on both backends.
     pub(crate) const BACKEND_VARIABLE: &str = "EYEWARD_TEST_BACKEND";
 
-    /// A fresh store, removed when the guard drops: SQLite in a temporary folder, or, when
-    /// [`BACKEND_VARIABLE`] says so, a new database of its own on the test process's
-    /// PostgreSQL.
+    /// Whether [`BACKEND_VARIABLE`] asks for PostgreSQL and S3.
+    fn on_servers() -> bool {
+        match std::env::var(BACKEND_VARIABLE).as_deref() {
+            Ok("postgres-s3") => true,
+            Ok("embedded") | Err(_) => false,
+            Ok(other) => panic!("{BACKEND_VARIABLE}={other}: embedded or postgres-s3"),
+        }
+    }
+
+    /// A fresh store, removed when the guard drops: SQLite in a temporary folder, or a new
+    /// database of its own on the test process's PostgreSQL.
     pub(crate) async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = match std::env::var(BACKEND_VARIABLE).as_deref() {
-            Ok("postgres") => {
-                let url = eyeward_testkit::postgres::Postgres::shared()
-                    .database()
-                    .unwrap();
-                let database = DatabaseConfig {
-                    tls: DatabaseTls::Disable,
-                    pool_size: 4,
-                    ..DatabaseConfig::default()
-                };
-                Store::open_postgres(&url.parse().unwrap(), &database)
-                    .await
-                    .unwrap()
-            }
-            Ok("sqlite") | Err(_) => Store::open_sqlite(dir.path()).await.unwrap(),
-            Ok(other) => panic!("{BACKEND_VARIABLE}={other}: sqlite or postgres"),
+        let store = if on_servers() {
+            let url = eyeward_testkit::postgres::Postgres::shared()
+                .database()
+                .unwrap();
+            let database = DatabaseConfig {
+                tls: DatabaseTls::Disable,
+                pool_size: 4,
+                ..DatabaseConfig::default()
+            };
+            Store::open_postgres(&url.parse().unwrap(), &database)
+                .await
+                .unwrap()
+        } else {
+            Store::open_sqlite(dir.path()).await.unwrap()
         };
         (store, dir)
+    }
+
+    /// Where a test's pictures go: files in `dir`, or a prefix of its own in the test
+    /// process's Garage bucket.
+    pub(crate) async fn objects(dir: &Path) -> crate::objects::Objects {
+        if !on_servers() {
+            return crate::objects::Objects::folder(dir);
+        }
+        let place = eyeward_testkit::garage::Garage::shared().place();
+        let text = format!("{}\n", place.config(dir).unwrap());
+        let config: crate::config::Config = crate::config::Config::parse(&text).unwrap();
+        crate::objects::Objects::open(dir, &config.storage)
+            .await
+            .unwrap()
     }
 
     /// A customer with this email (in English, password hash "h").

@@ -1,0 +1,228 @@
+//! S3-compatible object storage for tests: Garage (a self-hosted S3 store in Rust that
+//! people run in production), installed by `scripts/setup.sh test` from the crate registry
+//! into the tools cache, as a single node on free loopback ports with one bucket and key.
+//!
+//! A test that stops the store starts its own ([`Garage::start`]); the others share one per
+//! test process ([`Garage::shared`]), each under a prefix of its own ([`Garage::place`]).
+
+use super::{Server, free_port, stops_with_parent};
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The version `scripts/setup.sh` installs.
+pub const VERSION: &str = "2.5.0";
+
+/// Where `scripts/setup.sh` installs Garage: `$EYEWARD_TOOLS` (default
+/// `~/.cache/eyeward/tools`), outside `target/` so that a clean build keeps it.
+pub fn binary() -> Result<PathBuf> {
+    let tools = match std::env::var_os("EYEWARD_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(&std::env::var_os("HOME").context("HOME")?).join(".cache/eyeward/tools"),
+    };
+    let garage = tools.join(format!("garage-{VERSION}/bin/garage"));
+    if !garage.exists() {
+        bail!(
+            "{} is missing: scripts/setup.sh test installs it",
+            garage.display()
+        );
+    }
+    Ok(garage)
+}
+
+/// The bucket every test uses.
+pub const BUCKET: &str = "eyeward";
+/// The region Garage answers for.
+pub const REGION: &str = "garage";
+
+/// A running single-node Garage with [`BUCKET`] and one key that may use it.
+pub struct Garage {
+    server: Mutex<Option<Server>>,
+    config: PathBuf,
+    pub port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Removed when the store is dropped; the shared store's is kept, like PostgreSQL's.
+    dir: Option<tempfile::TempDir>,
+    shared: bool,
+}
+
+/// Where one test keeps its objects: the store, its bucket and a prefix of its own.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub prefix: String,
+}
+
+impl Place {
+    /// The relay's `[storage]` section for this place; the keys go to files in `dir`.
+    pub fn config(&self, dir: &Path) -> Result<String> {
+        let access = dir.join("s3-access-key");
+        let secret = dir.join("s3-secret-key");
+        std::fs::write(&access, &self.access_key)?;
+        std::fs::write(&secret, &self.secret_key)?;
+        Ok(format!(
+            "[storage]\ns3 = {{ endpoint = {:?}, bucket = {BUCKET:?}, region = {REGION:?}, \
+             access_key_file = {access:?}, secret_key_file = {secret:?}, prefix = {:?} }}\n",
+            self.endpoint, self.prefix
+        ))
+    }
+}
+
+/// `bytes` random bytes as lowercase hex.
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut raw = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The prefix of the shared stores' folders, followed by the owning process's id.
+const SHARED_PREFIX: &str = "eyeward-garage-shared-";
+
+impl Garage {
+    /// Starts a store of its own; stopped, and its folder removed, when dropped.
+    pub fn start() -> Result<Garage> {
+        let dir = tempfile::Builder::new()
+            .prefix("eyeward-garage-")
+            .tempdir()?;
+        Garage::start_in(dir, false)
+    }
+
+    /// The store this test process shares, started by the first test that asks. It stops
+    /// when the process ends.
+    pub fn shared() -> &'static Garage {
+        static SHARED: OnceLock<Garage> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            super::sweep_shared(SHARED_PREFIX);
+            let started = super::on_lasting_thread(|| {
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
+                    .tempdir()?;
+                Garage::start_in(dir, true)
+            });
+            started.expect("the shared Garage starts")
+        })
+    }
+
+    fn start_in(dir: tempfile::TempDir, shared: bool) -> Result<Garage> {
+        let (s3, rpc) = (free_port()?, free_port()?);
+        let root = dir.path();
+        let config = root.join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = {meta:?}\ndata_dir = {data:?}\ndb_engine = \"lmdb\"\n\
+                 replication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = {REGION:?}\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n",
+                meta = root.join("meta"),
+                data = root.join("data"),
+                secret = random_hex(32)?,
+            ),
+        )?;
+        let mut garage = Garage {
+            server: Mutex::new(None),
+            config,
+            port: s3,
+            access_key: format!("GK{}", random_hex(12)?),
+            secret_key: random_hex(32)?,
+            dir: None,
+            shared,
+        };
+        garage.spawn()?;
+        garage.dir = if shared {
+            // Kept: the process ends before the server has stopped (see `sweep_shared`).
+            let _ = dir.keep();
+            None
+        } else {
+            Some(dir)
+        };
+        Ok(garage)
+    }
+
+    /// Where a test keeps its objects: under a prefix no other test of the process uses.
+    pub fn place(&self) -> Place {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Place {
+            endpoint: format!("http://127.0.0.1:{}", self.port),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            prefix: format!(
+                "test-{}-{}/",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Stops the store (as a crash would: SIGKILL); [`Garage::resume`] starts it again with
+    /// the same data.
+    pub fn stop(&self) {
+        assert!(
+            !self.shared,
+            "the shared Garage stays up: start one of your own to stop it"
+        );
+        if let Some(mut server) = self.lock().take() {
+            server.stop(libc::SIGKILL);
+        }
+    }
+
+    /// Starts the store again on its port and data; returns once it serves S3.
+    pub fn resume(&self) -> Result<()> {
+        if self.shared {
+            bail!("the shared Garage stays up: start one of your own to stop it");
+        }
+        self.spawn()
+    }
+
+    fn spawn(&self) -> Result<()> {
+        let mut server = self.lock();
+        if server.is_some() {
+            return Ok(());
+        }
+        let mut cmd = Command::new(binary()?);
+        cmd.arg("-c")
+            .arg(&self.config)
+            .args(["server", "--single-node", "--default-bucket"])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &self.access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &self.secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "garage=info");
+        if self.shared {
+            stops_with_parent(&mut cmd, libc::SIGTERM);
+        }
+        let log = self.config.with_file_name("garage.log");
+        let mut started = Server::spawn(cmd, &log)?;
+        started
+            .wait_for("S3 API server listening on")
+            .context("Garage did not start")?;
+        *server = Some(started);
+        Ok(())
+    }
+
+    /// The store's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.config.with_file_name("garage.log")).unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Server>> {
+        self.server.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.lock().take() {
+            server.stop(libc::SIGTERM);
+        }
+        drop(self.dir.take());
+    }
+}
