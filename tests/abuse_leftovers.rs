@@ -1,4 +1,4 @@
-//! Nothing of a removed camera or a closed share stays on disk: a dispatch request's shared
+//! Nothing of a removed camera or a closed share stays stored (on disk or in the bucket): a dispatch request's shared
 //! picture is deleted when the request closes, and a removed camera's snapshots are deleted
 //! by the relay's housekeeping (at start, then hourly), even when the camera was removed by
 //! the admin command while the relay ran.
@@ -35,8 +35,8 @@ async fn shared_pictures_and_removed_cameras_snapshots_are_deleted() -> Result<(
         .send()
         .await?;
     assert_eq!(put.status(), 204);
-    let picture = relay.dir.path().join(format!("data/dispatch/{id}.jpg"));
-    assert!(picture.exists(), "{picture:?}");
+    let picture = format!("{id}.jpg");
+    assert!(relay.pictures("dispatch").await?.contains(&picture));
     let (status, _) = status_json(
         alice
             .post(&format!("/api/dispatch-requests/{id}/cancel"), &json!({}))
@@ -45,7 +45,7 @@ async fn shared_pictures_and_removed_cameras_snapshots_are_deleted() -> Result<(
     .await?;
     assert_eq!(status, 200);
     assert!(
-        !picture.exists(),
+        !relay.pictures("dispatch").await?.contains(&picture),
         "the closed request's picture is still there"
     );
     let (status, _) = status_json(
@@ -65,12 +65,12 @@ async fn shared_pictures_and_removed_cameras_snapshots_are_deleted() -> Result<(
     )
     .await?;
     assert_eq!(upload.status(), 201);
-    let folder = relay.dir.path().join(format!("data/snapshots/{cam_id}"));
-    assert!(folder.exists(), "{folder:?}");
+    let folder = format!("snapshots/{cam_id}");
+    assert_eq!(relay.pictures(&folder).await?, ["left-0001.jpg"]);
     relay.admin(&["camera", "remove", "--id", &cam_id.to_string()], "")?;
     relay.restart()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while folder.exists() {
+    while !relay.pictures(&folder).await?.is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the removed camera's snapshots are still there"

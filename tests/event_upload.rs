@@ -51,23 +51,8 @@ fn query(key: &str, captured_at: i64, bbox: &str) -> String {
     format!("key={key}&captured_at={captured_at}&score=0.04&bbox={bbox}")
 }
 
-fn snapshot_files(relay: &Relay) -> usize {
-    walk(&relay.dir.path().join("data/snapshots"))
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    walk(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-    })
+async fn snapshot_files(relay: &Relay) -> Result<usize> {
+    Ok(relay.pictures("snapshots").await?.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +144,7 @@ async fn an_event_is_stored_once_and_shown_to_its_owner_only() -> Result<()> {
     assert_eq!(bob.get(url).await?.status(), 404);
     let anonymous = relay.client();
     assert_eq!(anonymous.get(url).await?.status(), 401);
-    assert_eq!(snapshot_files(&relay), 2);
+    assert_eq!(snapshot_files(&relay).await?, 2);
     Ok(())
 }
 
@@ -456,7 +441,7 @@ async fn bad_uploads_are_refused_and_store_nothing() -> Result<()> {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
     // Nothing of that was stored, and a good upload still works.
-    assert_eq!(snapshot_files(&relay), 0);
+    assert_eq!(snapshot_files(&relay).await?, 0);
     let (status, ok) = agent.post(&q("good-0001"), good, "image/jpeg").await?;
     assert_eq!(status, 201, "{ok}");
     let alice = relay.login("a@example.jp", PW).await?;
@@ -483,7 +468,7 @@ async fn events_older_than_the_retention_go_with_their_snapshots() -> Result<()>
             .await?;
         assert_eq!(status, 201, "{body}");
     }
-    assert_eq!(snapshot_files(&relay), 2);
+    assert_eq!(snapshot_files(&relay).await?, 2);
     // Retention runs at start and hourly: a restart runs it now.
     relay.restart()?;
     let alice = relay.login("a@example.jp", PW).await?;
@@ -502,6 +487,10 @@ async fn events_older_than_the_retention_go_with_their_snapshots() -> Result<()>
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(snapshot_files(&relay), 1, "its snapshot went with it");
+    assert_eq!(
+        snapshot_files(&relay).await?,
+        1,
+        "its snapshot went with it"
+    );
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! detecting and queueing on its disk, a `kill -9` of the agent in the middle loses nothing it
 //! had queued, and once both are back every snapshot arrives exactly once, in order; over a
 //! lossy, slow link as well. A full disk on the relay refuses new snapshots (507) while the
-//! old stay readable, and a database locked by another process holds uploads back (503):
-//! both wait on the agent and arrive once the fault is gone.
+//! old stay readable, and a database locked by another process or an object store that is
+//! down holds uploads back (503): all wait on the agent and arrive once the fault is gone.
 
 mod common;
 
@@ -585,6 +585,59 @@ async fn a_full_disk_refuses_new_snapshots_which_wait_on_the_agent_and_keeps_the
     scene.drain(&agent, Duration::from_secs(90)).await?;
     let stored = account(&alice, scene.cam_id, &[&agent]).await?;
     assert!(stored.len() >= 2, "{stored:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_store_down_holds_snapshots_back_on_the_agent_and_loses_nothing() -> Result<()> {
+    let garage = eyeward_testkit::garage::Garage::start()?;
+    let keys = tempfile::tempdir()?;
+    let place = eyeward_testkit::garage::Place {
+        timeout: Some("2s".into()),
+        ..garage.place()
+    };
+    let relay = Relay::start(&place.config(keys.path())?)?;
+    let mut scene = Scene::start(&Loopback, &relay)?;
+    let agent = scene.agent(&Loopback, 1)?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let first = scene.first_event(&alice, &agent).await?;
+    let picture_path = first["snapshot_url"].as_str().context("snapshot")?;
+
+    // The store is gone (killed): new snapshots are refused with a 503 and wait on the agent.
+    garage.stop();
+    until(
+        Duration::from_secs(40),
+        "an upload refused while the object store was down",
+        || format!("{}\n--- relay:\n{}", agent.log(), relay.log()),
+        || held_back_with(&agent, 503),
+    )
+    .await?;
+    assert!(
+        queued(&scene.queue) >= 1,
+        "the refused event waits on the agent"
+    );
+    let (status, body) = status_json(
+        alice
+            .get(&format!("/api/cameras/{}/events", scene.cam_id))
+            .await?,
+    )
+    .await?;
+    assert_eq!(status, 200, "the events stored can still be listed: {body}");
+    let picture = alice.get(picture_path).await?;
+    assert_eq!(picture.status(), 503, "a picture out of reach is to retry");
+    assert!(picture.headers().contains_key("retry-after"));
+
+    // The store is back: everything queued arrives, once each, and the pictures read again.
+    garage.resume()?;
+    scene.drain(&agent, Duration::from_secs(90)).await?;
+    let stored = account(&alice, scene.cam_id, &[&agent]).await?;
+    assert!(stored.len() >= 2, "{stored:?}");
+    assert_eq!(alice.get(picture_path).await?.status(), 200);
+    assert!(
+        !relay.log().contains("internal error"),
+        "an object store away is not an internal error: {}",
+        relay.log()
+    );
     Ok(())
 }
 

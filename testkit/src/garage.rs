@@ -57,6 +57,8 @@ pub struct Place {
     pub access_key: String,
     pub secret_key: String,
     pub prefix: String,
+    /// The relay's `timeout` for the store, as in its config (`"2s"`); its default if none.
+    pub timeout: Option<String>,
 }
 
 impl Place {
@@ -66,9 +68,13 @@ impl Place {
         let secret = dir.join("s3-secret-key");
         std::fs::write(&access, &self.access_key)?;
         std::fs::write(&secret, &self.secret_key)?;
+        let timeout = self
+            .timeout
+            .as_ref()
+            .map_or(String::new(), |t| format!(", timeout = {t:?}"));
         Ok(format!(
             "[storage]\ns3 = {{ endpoint = {:?}, bucket = {BUCKET:?}, region = {REGION:?}, \
-             access_key_file = {access:?}, secret_key_file = {secret:?}, prefix = {:?} }}\n",
+             access_key_file = {access:?}, secret_key_file = {secret:?}, prefix = {:?}{timeout} }}\n",
             self.endpoint, self.prefix
         ))
     }
@@ -159,6 +165,7 @@ impl Garage {
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ),
+            timeout: None,
         }
     }
 

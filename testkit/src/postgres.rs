@@ -198,14 +198,23 @@ impl Postgres {
         Ok(dump.stdout)
     }
 
-    /// Stops the server (a fast shutdown: open sessions end) and starts it again on the same
-    /// port and data; returns once it takes connections again.
-    pub fn restart(&self) -> Result<()> {
+    /// Stops the server (a fast shutdown: open sessions end); [`Postgres::resume`] starts it
+    /// again.
+    pub fn stop(&self) -> Result<()> {
         if self.dir.is_none() {
-            bail!("the shared PostgreSQL stays up: start one of your own to restart it");
+            bail!("the shared PostgreSQL stays up: start one of your own to stop it");
         }
+        self.server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop(libc::SIGINT);
+        Ok(())
+    }
+
+    /// Starts the stopped server again on the same port and data; returns once it takes
+    /// connections.
+    pub fn resume(&self) -> Result<()> {
         let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
-        server.stop(libc::SIGINT);
         let dir = self.data.parent().context("the cluster's folder")?;
         *server = Postgres::spawn_server(&self.bin, &self.data, dir, self.user, self.port, false)?;
         Ok(())

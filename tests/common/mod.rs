@@ -304,6 +304,23 @@ impl Site {
         })
     }
 
+    /// The names of the pictures the relay keeps under `folder` (`snapshots`, `dispatch`, a
+    /// camera's `snapshots/<id>`), wherever it keeps them: read through the relay's own
+    /// storage on its own config.
+    pub async fn pictures(&self, folder: &str) -> Result<Vec<String>> {
+        let config = eyeward_relay::config::Config::load(Some(&self.config))?;
+        let objects =
+            eyeward_relay::objects::Objects::open(&config.data_dir, &config.storage).await?;
+        let mut names: Vec<String> = objects
+            .list(folder)
+            .await?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Everything the relay's database keeps at rest: SQLite's file and its write-ahead log,
     /// or a dump of its PostgreSQL database.
     pub fn database_at_rest(&self) -> Result<Vec<u8>> {
