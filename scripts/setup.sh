@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what eyeward's demo and tests need and this machine lacks: Debian packages (with
 # sudo when not root), Node.js 20+ with npm when the machine's is missing or older (into
-# tests/.node), and the browser-test npm packages (into tests/browser). Safe to re-run: it
+# tests/.node), the browser-test npm packages (into tests/browser), and Garage (into the
+# tools cache, ~/.cache/eyeward/tools). Safe to re-run: it
 # installs only what is missing. Usage: scripts/setup.sh [demo|test|bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,5 +124,19 @@ if [ "$purpose" != demo ]; then
     echo "setup: installing the tests' Python peers (aiosmtpd, onvif-zeep)" >&2
     python3 -m venv tests/.venv >&2
     tests/.venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' 'onvif-zeep==0.2.12' >&2
+  fi
+fi
+
+# Garage, the S3-compatible object store the tests run the relay's pictures on (issue 20): not
+# in Debian, built from the crate registry into a tools cache outside target/ (about 10
+# minutes on two cores, once per machine). Only the engine the tests use (LMDB, Garage's
+# default): without its metrics and K2V it builds in less time. EYEWARD_TOOLS moves the cache.
+if [ "$purpose" != demo ]; then
+  garage_version=2.5.0
+  tools=${EYEWARD_TOOLS:-$HOME/.cache/eyeward/tools}
+  if [ ! -x "$tools/garage-$garage_version/bin/garage" ]; then
+    echo "setup: building Garage $garage_version into $tools (once per machine)" >&2
+    cargo install --quiet --locked garage --version "$garage_version" --no-default-features \
+      --features bundled-libs,lmdb --root "$tools/garage-$garage_version" >&2
   fi
 fi
