@@ -2,7 +2,9 @@
 //! not the server runs. The only way to create accounts, add cameras or reset a password.
 
 use crate::auth::{Token, hash_password};
-use crate::error::Error;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::objects::Objects;
 use crate::store::{Account, Audit, Home, NewAccount, NewCamera, Store};
 use clap::{Args, Subcommand};
 use eyeward::dispatch::GeoPoint;
@@ -30,6 +32,70 @@ pub enum AdminCommand {
     /// Guards of the guard centers, and their phones' tokens.
     #[command(subcommand)]
     Guard(GuardCommand),
+    /// Copies this single-node installation (SQLite and pictures in `data_dir`) into
+    /// PostgreSQL and, with `--objects s3`, the bucket of `[storage] s3`. Stop the relay
+    /// first; run it again after a failure to go on where it stopped. Then set
+    /// `[database] url` and start the relay.
+    MigrateStorage(MigrateStorage),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateStorage {
+    /// The PostgreSQL database to copy into (migrated first); its TLS and password come
+    /// from `[database]`.
+    #[arg(long)]
+    pub to: url::Url,
+    /// Where the pictures go: `s3`, the bucket of `[storage] s3`. Without it they stay in
+    /// `data_dir`.
+    #[arg(long, value_parser = ["s3"])]
+    pub objects: Option<String>,
+}
+
+/// Runs `admin migrate-storage` with `config`: the database, then the pictures.
+pub async fn migrate_storage(config: &Config, args: MigrateStorage) -> Result<Output, Error> {
+    if !matches!(args.to.scheme(), "postgres" | "postgresql") || args.to.host().is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "--to must be a postgres:// URL with a host",
+        ));
+    }
+    let bucket = match args.objects {
+        None => None,
+        Some(_) => Some(Objects::bucket(config.storage.s3.as_ref().ok_or_else(
+            || {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    "--objects s3 copies into the bucket of [storage] s3, which is not set",
+                )
+            },
+        )?)?),
+    };
+    let source = Store::open_sqlite(&config.data_dir).await?;
+    let target = Store::open_postgres(&args.to, &config.database).await?;
+    let tables = source.copy_into(&target).await?;
+    let pictures = match &bucket {
+        Some(bucket) => {
+            bucket.check().await?;
+            Some(Objects::folder(&config.data_dir).copy_into(bucket).await?)
+        }
+        None => None,
+    };
+    let rows: i64 = tables.iter().map(|t| t.rows).sum();
+    let copied: u64 = tables.iter().map(|t| t.copied).sum();
+    let mut human = format!(
+        "{rows} rows in {} tables are in PostgreSQL ({copied} copied now)",
+        tables.len()
+    );
+    if let Some(p) = pictures {
+        human.push_str(&format!(
+            "; {} pictures are in the bucket ({} copied now)",
+            p.pictures, p.copied
+        ));
+    }
+    Ok(Output {
+        json: json!({ "tables": tables, "pictures": pictures }),
+        human,
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,8 +244,8 @@ pub struct Output {
     pub human: String,
 }
 
-/// Runs one admin command against `store`, reading passwords from `stdin`.
-/// Runs one admin command; `sources` is the rule for direct cameras' hosts (from the config).
+/// Runs one admin command against `store`, reading passwords from `stdin`; `sources` is the
+/// rule for direct cameras' hosts (from the config).
 pub async fn run(
     store: &Store,
     sources: SourcePolicy,
@@ -206,6 +272,9 @@ pub async fn run(
         }
         AdminCommand::Camera(c) => camera(store, sources, c, &audit).await,
         AdminCommand::Guard(c) => guard(store, c, &audit).await,
+        AdminCommand::MigrateStorage(_) => Err(Error::internal(
+            "migrate-storage opens its own databases (see `migrate_storage`)",
+        )),
     }
 }
 

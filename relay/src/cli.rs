@@ -137,6 +137,9 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
 async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> ExitCode {
     let result = async {
         let config = Config::load(config.as_deref())?;
+        if let AdminCommand::MigrateStorage(args) = cmd {
+            return admin::migrate_storage(&config, args).await;
+        }
         let store = Store::open(&config.data_dir, &config.database).await?;
         admin::run(
             &store,
@@ -162,7 +165,8 @@ async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> Ex
             if json {
                 println!("{}", serde_json::json!({ "error": e.to_string() }));
             }
-            eprintln!("eyeward-relay admin: {e}");
+            // The cause too: the operator at the console needs it (which TLS check, say).
+            eprintln!("eyeward-relay admin: {}", e.chain());
             ExitCode::FAILURE
         }
     }

@@ -315,6 +315,51 @@ impl Objects {
     }
 }
 
+/// What copying pictures did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectCopy {
+    /// Pictures in the source.
+    pub pictures: usize,
+    /// Pictures this run copied (the others were there from an earlier run).
+    pub copied: usize,
+}
+
+impl Objects {
+    /// Copies every picture here that `target` lacks (`admin migrate-storage`), then checks
+    /// that `target` holds them all. Run again, it copies only what is still missing.
+    pub async fn copy_into(&self, target: &Objects) -> Result<ObjectCopy, Error> {
+        let mut done = ObjectCopy {
+            pictures: 0,
+            copied: 0,
+        };
+        for folder in [SNAPSHOTS, SHARED_PICTURES] {
+            let names = |listed: Vec<Listed>| -> std::collections::BTreeSet<String> {
+                listed
+                    .into_iter()
+                    .map(|o| o.name)
+                    // A write the relay never finished is no picture.
+                    .filter(|n| !n.ends_with(".tmp"))
+                    .collect()
+            };
+            let here = names(self.list(folder).await?);
+            let there = names(target.list(folder).await?);
+            for name in here.difference(&there) {
+                let key = ObjectKey(format!("{folder}/{name}"));
+                target.put(&key, self.get(&key).await?).await?;
+                done.copied += 1;
+            }
+            let now = names(target.list(folder).await?);
+            if let Some(missing) = here.difference(&now).next() {
+                return Err(Error::internal(format!(
+                    "{folder}/{missing} is still missing after the copy"
+                )));
+            }
+            done.pictures += here.len();
+        }
+        Ok(done)
+    }
+}
+
 /// `key` inside the bucket, under the configured prefix.
 fn in_bucket(prefix: &str, key: &str) -> ObjectPath {
     if prefix.is_empty() {
