@@ -27,22 +27,26 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// The WebRTC stack's crates. They log routine moments of every live session as warnings (a
-/// viewer leaving, packets that arrive before the handshake is done): the soak counted about
-/// six lines per viewer, which would bury the relay's own warnings.
-const CHATTY: [&str; 8] = [
-    "webrtc",
-    "webrtc_ice",
-    "webrtc_dtls",
-    "webrtc_srtp",
-    "webrtc_sctp",
-    "webrtc_mdns",
-    "webrtc_data",
-    "interceptor",
+/// Crates that log routine moments louder than they are, and the least level kept of each.
+/// The WebRTC stack logs routine moments of every live session as warnings (a viewer leaving,
+/// packets that arrive before the handshake is done): the soak counted about six lines per
+/// viewer, which would bury the relay's own warnings. PostgreSQL's notices come at info ("the
+/// migrations table already exists, skipping" on every start and admin command); its
+/// warnings stay.
+const CHATTY: [(&str, &str); 9] = [
+    ("webrtc", "error"),
+    ("webrtc_ice", "error"),
+    ("webrtc_dtls", "error"),
+    ("webrtc_srtp", "error"),
+    ("webrtc_sctp", "error"),
+    ("webrtc_mdns", "error"),
+    ("webrtc_data", "error"),
+    ("interceptor", "error"),
+    ("sqlx::postgres::notice", "warn"),
 ];
 
-/// The log filter for `spec` (`RUST_LOG`'s syntax): as given, except that the WebRTC
-/// crates log errors only, unless `spec` names them itself.
+/// The log filter for `spec` (`RUST_LOG`'s syntax): as given, except that the [`CHATTY`]
+/// crates log at their level only, unless `spec` names them itself.
 fn filter(spec: &str) -> EnvFilter {
     let mut filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
     let named: Vec<&str> = spec
@@ -50,8 +54,8 @@ fn filter(spec: &str) -> EnvFilter {
         .filter_map(|directive| directive.split(['=', '[']).next())
         .map(str::trim)
         .collect();
-    for target in CHATTY.iter().filter(|t| !named.contains(t)) {
-        if let Ok(directive) = format!("{target}=error").parse() {
+    for (target, level) in CHATTY.iter().filter(|(t, _)| !named.contains(t)) {
+        if let Ok(directive) = format!("{target}={level}").parse() {
             filter = filter.add_directive(directive);
         }
     }
@@ -107,6 +111,7 @@ mod tests {
         assert!(quiet.contains("webrtc_ice=error"), "{quiet}");
         assert!(quiet.contains("webrtc=error"), "{quiet}");
         assert!(quiet.contains("warn"), "{quiet}");
+        assert!(quiet.contains("sqlx::postgres::notice=warn"), "{quiet}");
 
         let asked = filter("info,webrtc_ice=debug").to_string();
         assert!(asked.contains("webrtc_ice=debug"), "{asked}");

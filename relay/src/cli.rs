@@ -97,8 +97,8 @@ fn report(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "eyeward-relay stopped");
-            eprintln!("eyeward-relay: {e}");
+            tracing::error!(error = %e.chain(), "eyeward-relay stopped");
+            eprintln!("eyeward-relay: {}", e.chain());
             ExitCode::FAILURE
         }
     }

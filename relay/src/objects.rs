@@ -155,11 +155,6 @@ impl Objects {
         })
     }
 
-    /// Whether pictures go to a bucket rather than a folder.
-    pub fn is_bucket(&self) -> bool {
-        matches!(*self.place, Place::Bucket { .. })
-    }
-
     /// Checks that the store answers and may be listed (for start-up and `/healthz`).
     pub async fn check(&self) -> Result<(), Error> {
         match &*self.place {

@@ -91,12 +91,22 @@ fn random_hex(bytes: usize) -> Result<String> {
 const SHARED_PREFIX: &str = "eyeward-garage-shared-";
 
 impl Garage {
-    /// Starts a store of its own; stopped, and its folder removed, when dropped.
+    /// Starts a store of its own with Garage's default settings (no fsync: a cluster's
+    /// copies on other nodes keep the data); stopped, and its folder removed, when dropped.
     pub fn start() -> Result<Garage> {
         let dir = tempfile::Builder::new()
             .prefix("eyeward-garage-")
             .tempdir()?;
-        Garage::start_in(dir, false)
+        Garage::start_in(dir, false, false)
+    }
+
+    /// [`Garage::start`] with data and metadata fsynced before a `PUT` is answered: durable on
+    /// its own, as a single node must be.
+    pub fn start_durable() -> Result<Garage> {
+        let dir = tempfile::Builder::new()
+            .prefix("eyeward-garage-")
+            .tempdir()?;
+        Garage::start_in(dir, false, true)
     }
 
     /// The store this test process shares, started by the first test that asks. It stops
@@ -109,13 +119,13 @@ impl Garage {
                 let dir = tempfile::Builder::new()
                     .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
                     .tempdir()?;
-                Garage::start_in(dir, true)
+                Garage::start_in(dir, true, false)
             });
             started.expect("the shared Garage starts")
         })
     }
 
-    fn start_in(dir: tempfile::TempDir, shared: bool) -> Result<Garage> {
+    fn start_in(dir: tempfile::TempDir, shared: bool, fsync: bool) -> Result<Garage> {
         let (s3, rpc) = (free_port()?, free_port()?);
         let root = dir.path();
         let config = root.join("garage.toml");
@@ -124,6 +134,7 @@ impl Garage {
             format!(
                 "metadata_dir = {meta:?}\ndata_dir = {data:?}\ndb_engine = \"lmdb\"\n\
                  replication_factor = 1\n\
+                 metadata_fsync = {fsync}\ndata_fsync = {fsync}\n\
                  rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\n\
                  rpc_secret = \"{secret}\"\n\
                  [s3_api]\ns3_region = {REGION:?}\napi_bind_addr = \"127.0.0.1:{s3}\"\n\

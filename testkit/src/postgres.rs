@@ -79,6 +79,17 @@ impl Postgres {
         Postgres::start_in(
             tempfile::Builder::new().prefix("eyeward-pg-").tempdir()?,
             false,
+            None,
+        )
+    }
+
+    /// [`Postgres::start`] with TLS on: the server presents `certificate` (PEM chain) with
+    /// `key` (PEM), and takes plain connections too.
+    pub fn start_with_tls(certificate: &str, key: &str) -> Result<Postgres> {
+        Postgres::start_in(
+            tempfile::Builder::new().prefix("eyeward-pg-").tempdir()?,
+            false,
+            Some((certificate, key)),
         )
     }
 
@@ -92,13 +103,17 @@ impl Postgres {
                 let dir = tempfile::Builder::new()
                     .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
                     .tempdir()?;
-                Postgres::start_in(dir, true)
+                Postgres::start_in(dir, true, None)
             });
             started.expect("the shared PostgreSQL starts")
         })
     }
 
-    fn start_in(dir: tempfile::TempDir, shared: bool) -> Result<Postgres> {
+    fn start_in(
+        dir: tempfile::TempDir,
+        shared: bool,
+        tls: Option<(&str, &str)>,
+    ) -> Result<Postgres> {
         let bin = server_bin()?;
         let user = server_user()?;
         // Made over to the server's user (a folder of root's, mode 0700, would shut it out).
@@ -115,6 +130,25 @@ impl Postgres {
             .context("initdb")?;
         if !init.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        }
+        if let Some((certificate, key)) = tls {
+            use std::io::Write;
+            use std::os::unix::fs::PermissionsExt;
+            for (name, pem) in [("server.crt", certificate), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem)?;
+                // The server refuses a key others may read.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                if let Some((uid, gid)) = user {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+                }
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))?
+                .write_all(
+                    b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                )?;
         }
         let port = free_port()?;
         let server = Postgres::spawn_server(&bin, &data, dir.path(), user, port, shared)?;

@@ -33,13 +33,6 @@ macro_rules! on {
 }
 pub(crate) use on;
 
-/// Which backend a store is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A pool of connections to one database.
 #[derive(Clone)]
 pub(crate) enum Pool {
@@ -52,13 +45,6 @@ impl Pool {
         match self {
             Pool::Sqlite(p) => Either::Sqlite(p),
             Pool::Postgres(p) => Either::Postgres(p),
-        }
-    }
-
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Pool::Sqlite(_) => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
         }
     }
 

@@ -31,7 +31,6 @@ pub use sessions::SessionRow;
 
 use crate::config::{DatabaseConfig, DatabaseTls};
 use crate::error::{Error, ErrorKind};
-pub use backend::Backend;
 use backend::{Pool, Tx, on};
 pub use copy::TableCopy;
 use sqlx::ConnectOptions as _;
@@ -106,7 +105,6 @@ impl Store {
             .application_name("eyeward-relay")
             .ssl_mode(match database.tls {
                 DatabaseTls::VerifyFull => PgSslMode::VerifyFull,
-                DatabaseTls::VerifyCa => PgSslMode::VerifyCa,
                 DatabaseTls::Require => PgSslMode::Require,
                 DatabaseTls::Disable => PgSslMode::Disable,
             })
@@ -151,11 +149,6 @@ impl Store {
             tracing::info!(addresses = moved, "unsubscribe tokens now kept hashed");
         }
         Ok(store)
-    }
-
-    /// Which backend this store is on.
-    pub fn backend(&self) -> Backend {
-        self.pool.backend()
     }
 
     /// A transaction, for a change (see [`Pool::begin`]).

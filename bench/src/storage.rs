@@ -1,0 +1,317 @@
+//! The relay on its two storage backends, same machine, same run (issue 20): SQLite and files
+//! in `data_dir` (synchronous FULL, each picture fsynced) against PostgreSQL (fsync and
+//! synchronous commit on) and S3, Garage twice: with its data and metadata fsynced before a
+//! `PUT` is answered (durable as one node) and with its defaults (no fsync: a cluster's other
+//! copies keep the data).
+//!
+//! - **ingest**: agents' uploads (a 320×180 JPEG, the relay's checks, the picture stored, the
+//!   row committed, the alert queued) from `WORKERS` connections at once over 20 cameras for
+//!   the given seconds: p50/p95 from request to 201, and the events per second sustained;
+//! - **console list**: a customer's page of 50 events on a camera, once the tables hold the
+//!   ingest's events: p95;
+//! - **motion to mail**: an upload to the alert mail accepted by a real SMTP server, each on
+//!   a camera of its own (no cooldown in the way): p95;
+//! - **CPU per event** during the ingest, split between the relay, the load (this process)
+//!   and the rest of the machine (the database and object store servers).
+//!
+//! Release binaries on loopback. `bench/storage.sh [SECONDS]` runs it.
+
+use anyhow::{Context, Result, ensure};
+use eyeward_bench::mail::Sink;
+use eyeward_bench::process::{add_camera, bench_login, provision_customer, start_relay, usage};
+use eyeward_bench::quantile;
+use eyeward_testkit::garage::Garage;
+use eyeward_testkit::postgres::Postgres;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Uploads in flight at once.
+const WORKERS: usize = 16;
+/// Cameras the ingest spreads over.
+const CAMERAS: usize = 20;
+/// Motion-to-mail samples, one camera each.
+const ALERTS: usize = 20;
+/// Console list requests.
+const LISTS: usize = 200;
+
+/// What one backend did.
+struct Figures {
+    ingest_p50_ms: f64,
+    ingest_p95_ms: f64,
+    events_per_second: f64,
+    list_p95_ms: f64,
+    mail_p95_ms: f64,
+    /// CPU milliseconds per ingested event: the relay, this process, everything else.
+    cpu_ms: [f64; 3],
+}
+
+/// CPU time the whole machine has been busy (every core's non-idle time) so far.
+fn machine_busy() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .context("/proc/stat")?
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let busy: u64 = ticks.iter().take(8).sum::<u64>() - ticks[3] - ticks[4];
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(Duration::from_secs_f64(busy as f64 / per_second))
+}
+
+/// Uploads `jpeg` as an event of the camera with `token`; the time to its answer, which must
+/// be a 201.
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    key: &str,
+    jpeg: &[u8],
+) -> Result<f64> {
+    let now = eyeward::UnixMillis::now().0;
+    let started = Instant::now();
+    let answer = http
+        .post(format!(
+            "{base}/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "image/jpeg")
+        .body(jpeg.to_vec())
+        .send()
+        .await?;
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    ensure!(answer.status() == 201, "upload {key}: {}", answer.status());
+    Ok(took)
+}
+
+fn jpeg() -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_fn(320, 180, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&img)?;
+    Ok(out)
+}
+
+/// The backend's part of the relay's config.
+enum Backend {
+    Embedded,
+    Servers {
+        postgres: Postgres,
+        garage: Garage,
+        name: &'static str,
+    },
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "SQLite + files",
+            Backend::Servers { name, .. } => name,
+        }
+    }
+
+    fn config(&self, dir: &Path) -> Result<String> {
+        Ok(match self {
+            Backend::Embedded => String::new(),
+            Backend::Servers {
+                postgres, garage, ..
+            } => format!(
+                "[database]\nurl = {:?}\ntls = \"disable\"\n{}",
+                postgres.database()?,
+                garage.place().config(dir)?
+            ),
+        })
+    }
+}
+
+async fn measure(backend: &Backend, n: usize, seconds: u64) -> Result<Figures> {
+    let dir =
+        std::env::temp_dir().join(format!("eyeward-storage-bench-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sink = Sink::start(&dir)?;
+    let (config, customer) = provision_customer(
+        &dir,
+        &format!(
+            "[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\n[events]\n\
+             max_per_minute_per_camera = 1000000\n{}",
+            sink.port,
+            backend.config(&dir)?
+        ),
+    )?;
+    let mut tokens = Vec::new();
+    for n in 0..CAMERAS + ALERTS {
+        let cam = add_camera(&config, customer, &format!("Camera {n}"), "fixed", "agent")?;
+        tokens.push(cam["agent_token"].as_str().context("token")?.to_owned());
+    }
+    let (relay, base) = start_relay(&config, &dir.join("relay.log"))?;
+    let customer_http = bench_login(&base).await?;
+    sink.confirm_alert_address(&customer_http, &base, "home@example.jp")
+        .await?;
+    let http = reqwest::Client::new();
+    let jpeg = Arc::new(jpeg()?);
+
+    // Motion to mail, first, while every alert camera is out of its cooldown.
+    let mut mail_ms = Vec::new();
+    for (n, token) in tokens[CAMERAS..].iter().enumerate() {
+        let before = sink.count()?;
+        let started = eyeward::UnixMillis::now().0;
+        upload(&http, &base, token, &format!("alert-{n:05}"), &jpeg).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let accepted = loop {
+            // A message being written as we read is read again on the next turn.
+            let alerts: Vec<_> = sink
+                .accepted()
+                .unwrap_or_default()
+                .into_iter()
+                .skip(before)
+                .filter(|m| m.alert_event().is_some())
+                .collect();
+            if let Some(first) = alerts.first() {
+                break first.at_ms;
+            }
+            ensure!(Instant::now() < deadline, "no alert mail for upload {n}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        mail_ms.push((accepted - started) as f64);
+    }
+
+    // Ingest: every worker uploads as fast as it is answered, for `seconds`.
+    let cpu_before = (
+        usage(relay.pid())?.cpu,
+        usage(std::process::id())?.cpu,
+        machine_busy()?,
+    );
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let began = Instant::now();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (http, base, jpeg) = (http.clone(), base.clone(), jpeg.clone());
+            let tokens: Vec<String> = tokens[..CAMERAS].to_vec();
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                let mut n = 0;
+                while Instant::now() < until {
+                    let token = &tokens[(w + n) % CAMERAS];
+                    took.push(
+                        upload(&http, &base, token, &format!("ingest-{w:02}-{n:06}"), &jpeg)
+                            .await?,
+                    );
+                    n += 1;
+                }
+                anyhow::Ok(took)
+            })
+        })
+        .collect();
+    let mut ingest_ms = Vec::new();
+    for worker in workers {
+        ingest_ms.extend(worker.await??);
+    }
+    let events_per_second = ingest_ms.len() as f64 / began.elapsed().as_secs_f64();
+    let per_event = |d: Duration| d.as_secs_f64() * 1000.0 / ingest_ms.len() as f64;
+    let relay_cpu = usage(relay.pid())?.cpu - cpu_before.0;
+    let load_cpu = usage(std::process::id())?.cpu - cpu_before.1;
+    let rest_cpu = (machine_busy()? - cpu_before.2).saturating_sub(relay_cpu + load_cpu);
+    let cpu_ms = [
+        per_event(relay_cpu),
+        per_event(load_cpu),
+        per_event(rest_cpu),
+    ];
+
+    // The console's list, on tables that now hold the ingest.
+    let cameras: Vec<serde_json::Value> = customer_http
+        .get(format!("{base}/api/cameras"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut list_ms = Vec::new();
+    for n in 0..LISTS {
+        let id = &cameras[n % CAMERAS]["id"];
+        let started = Instant::now();
+        let page = customer_http
+            .get(format!("{base}/api/cameras/{id}/events?limit=50"))
+            .send()
+            .await?;
+        ensure!(page.status() == 200, "list: {}", page.status());
+        page.bytes().await?;
+        list_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Figures {
+        ingest_p50_ms: quantile(&ingest_ms, 0.50),
+        ingest_p95_ms: quantile(&ingest_ms, 0.95),
+        events_per_second,
+        list_p95_ms: quantile(&list_ms, 0.95),
+        mail_p95_ms: quantile(&mail_ms, 0.95),
+        cpu_ms,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .map_or(Ok(20), |s| s.parse())
+        .context("seconds of ingest")?;
+    let backends = [
+        Backend::Embedded,
+        Backend::Servers {
+            postgres: Postgres::start()?,
+            garage: Garage::start_durable()?,
+            name: "PostgreSQL + S3 (Garage, fsync)",
+        },
+        Backend::Servers {
+            postgres: Postgres::start()?,
+            garage: Garage::start()?,
+            name: "PostgreSQL + S3 (Garage, its defaults)",
+        },
+    ];
+    let mut rows = Vec::new();
+    for (n, backend) in backends.iter().enumerate() {
+        eprintln!("measuring {} ({seconds} s of ingest)", backend.name());
+        rows.push((backend.name(), measure(backend, n, seconds).await?));
+    }
+    println!(
+        "## Storage backends ({seconds} s of ingest, {WORKERS} uploads at once, {CAMERAS} cameras, release build, loopback)\n"
+    );
+    println!(
+        "| backend | ingest p50 ms | ingest p95 ms | events/s | console list p95 ms | motion to mail p95 ms | CPU ms/event: relay, load, servers |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, f) in &rows {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2}, {:.2}, {:.2} |",
+            f.ingest_p50_ms,
+            f.ingest_p95_ms,
+            f.events_per_second,
+            f.list_p95_ms,
+            f.mail_p95_ms,
+            f.cpu_ms[0],
+            f.cpu_ms[1],
+            f.cpu_ms[2]
+        );
+    }
+    let base = &rows[0].1;
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    for (name, other) in &rows[1..] {
+        let ratio = other.ingest_p95_ms / base.ingest_p95_ms;
+        println!(
+            "\n{name} against SQLite + files: ingest p95 ×{ratio:.2}, events/s ×{:.2}, list p95 ×{:.2}, mail p95 ×{:.2}",
+            other.events_per_second / base.events_per_second,
+            other.list_p95_ms / base.list_p95_ms,
+            other.mail_p95_ms / base.mail_p95_ms,
+        );
+        println!(
+            "goals: ingest p95 ≤ 2× SQLite's: {}; ≥ 500 events/s sustained: {}",
+            verdict(ratio <= 2.0),
+            verdict(other.events_per_second >= 500.0)
+        );
+    }
+    Ok(())
+}
