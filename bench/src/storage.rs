@@ -102,8 +102,8 @@ fn jpeg() -> Result<Vec<u8>> {
 enum Backend {
     Embedded,
     Servers {
-        postgres: Postgres,
-        garage: Garage,
+        postgres: Box<Postgres>,
+        garage: Box<Garage>,
         name: &'static str,
     },
 }
@@ -262,13 +262,13 @@ async fn main() -> Result<()> {
     let backends = [
         Backend::Embedded,
         Backend::Servers {
-            postgres: Postgres::start()?,
-            garage: Garage::start_durable()?,
+            postgres: Box::new(Postgres::start()?),
+            garage: Box::new(Garage::start_durable()?),
             name: "PostgreSQL + S3 (Garage, fsync)",
         },
         Backend::Servers {
-            postgres: Postgres::start()?,
-            garage: Garage::start()?,
+            postgres: Box::new(Postgres::start()?),
+            garage: Box::new(Garage::start()?),
             name: "PostgreSQL + S3 (Garage, its defaults)",
         },
     ];
