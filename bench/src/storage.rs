@@ -164,10 +164,8 @@ async fn measure(backend: &Backend, n: usize, seconds: u64) -> Result<Figures> {
         upload(&http, &base, token, &format!("alert-{n:05}"), &jpeg).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let accepted = loop {
-            // A message being written as we read is read again on the next turn.
             let alerts: Vec<_> = sink
-                .accepted()
-                .unwrap_or_default()
+                .accepted()?
                 .into_iter()
                 .skip(before)
                 .filter(|m| m.alert_event().is_some())

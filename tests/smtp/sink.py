@@ -4,7 +4,7 @@
 
 Listens on 127.0.0.1:PORT and writes every message it accepts to OUT_DIR/<n>.eml, then its
 envelope to OUT_DIR/<n>.json ({"from": ..., "to": [...], "at_ms": when it was accepted}; written
-last, so a .json means the message is whole). Alert mail to a "gone@" address is refused for
+last, and whole at once by a rename, so a .json means the message is whole). Alert mail to a "gone@" address is refused for
 good (550), as for a mailbox that no longer exists. With --tls, clients must STARTTLS (with
 that certificate) and then log in; with --implicit-tls, speak TLS from the start. Prints "smtp listening on PORT" once it
 serves; stops on SIGTERM.
@@ -34,8 +34,10 @@ class Sink:
         base = os.path.join(self.out, f"{self.count:05}")
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content)
-        with open(base + ".json", "w") as f:
+        # Written aside and renamed: a reader never finds a .json half-written.
+        with open(base + ".json.tmp", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "at_ms": int(time.time() * 1000)}, f)
+        os.replace(base + ".json.tmp", base + ".json")
         return "250 OK"
 
 
