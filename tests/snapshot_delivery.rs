@@ -419,6 +419,37 @@ fn held_back_with(agent: &Process, status: u16) -> bool {
         .any(|l| l.contains("upload not accepted yet") && l.contains(&format!("status={status}")))
 }
 
+/// Waits until the relay refuses the agent's uploads with `status` for `fault`, then checks
+/// that the refused event waits on the agent and the events stored can still be listed.
+async fn held_back(
+    scene: &Scene,
+    agent: &Process,
+    relay: &Relay,
+    alice: &common::Client,
+    status: u16,
+    fault: &str,
+) -> Result<()> {
+    until(
+        Duration::from_secs(40),
+        &format!("an upload refused for {fault}"),
+        || format!("{}\n--- relay:\n{}", agent.log(), relay.log()),
+        || held_back_with(agent, status),
+    )
+    .await?;
+    assert!(
+        queued(&scene.queue) >= 1,
+        "the refused event waits on the agent"
+    );
+    let (listed, body) = status_json(
+        alice
+            .get(&format!("/api/cameras/{}/events", scene.cam_id))
+            .await?,
+    )
+    .await?;
+    assert_eq!(listed, 200, "what is stored can still be listed: {body}");
+    Ok(())
+}
+
 /// The scenario: events flow, the relay stops, the agent queues, is killed (-9) and restarted
 /// while the relay is still away, more events queue, the relay returns, the camera stops; then
 /// the relay must hold every queued snapshot once, in capture order.
@@ -553,24 +584,7 @@ async fn a_full_disk_refuses_new_snapshots_which_wait_on_the_agent_and_keeps_the
 
     // The disk fills up: new snapshots are refused with a 507 and wait in the agent's queue.
     let filler = disk.fill()?;
-    until(
-        Duration::from_secs(30),
-        "an upload refused for the full disk",
-        || agent.log(),
-        || held_back_with(&agent, 507),
-    )
-    .await?;
-    assert!(
-        queued(&scene.queue) >= 1,
-        "the refused event waits on the agent"
-    );
-    let (status, body) = status_json(
-        alice
-            .get(&format!("/api/cameras/{}/events", scene.cam_id))
-            .await?,
-    )
-    .await?;
-    assert_eq!(status, 200, "what is stored can still be read: {body}");
+    held_back(&scene, &agent, &relay, &alice, 507, "the full disk").await?;
     let again = alice.get(picture_path).await?;
     assert_eq!(again.status(), 200);
     assert_eq!(again.bytes().await?, picture, "the old snapshot is intact");
@@ -605,24 +619,7 @@ async fn the_object_store_down_holds_snapshots_back_on_the_agent_and_loses_nothi
 
     // The store is gone (killed): new snapshots are refused with a 503 and wait on the agent.
     garage.stop();
-    until(
-        Duration::from_secs(40),
-        "an upload refused while the object store was down",
-        || format!("{}\n--- relay:\n{}", agent.log(), relay.log()),
-        || held_back_with(&agent, 503),
-    )
-    .await?;
-    assert!(
-        queued(&scene.queue) >= 1,
-        "the refused event waits on the agent"
-    );
-    let (status, body) = status_json(
-        alice
-            .get(&format!("/api/cameras/{}/events", scene.cam_id))
-            .await?,
-    )
-    .await?;
-    assert_eq!(status, 200, "the events stored can still be listed: {body}");
+    held_back(&scene, &agent, &relay, &alice, 503, "the object store down").await?;
     let picture = alice.get(picture_path).await?;
     assert_eq!(picture.status(), 503, "a picture out of reach is to retry");
     assert!(picture.headers().contains_key("retry-after"));

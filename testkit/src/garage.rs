@@ -113,15 +113,8 @@ impl Garage {
     /// when the process ends.
     pub fn shared() -> &'static Garage {
         static SHARED: OnceLock<Garage> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            super::sweep_shared(SHARED_PREFIX);
-            let started = super::on_lasting_thread(|| {
-                let dir = tempfile::Builder::new()
-                    .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
-                    .tempdir()?;
-                Garage::start_in(dir, true, false)
-            });
-            started.expect("the shared Garage starts")
+        super::shared(&SHARED, SHARED_PREFIX, |dir| {
+            Garage::start_in(dir, true, false)
         })
     }
 

@@ -9,6 +9,7 @@ pub mod postgres;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A free TCP port on loopback (the OS picks one; it is free again once we close it).
@@ -94,6 +95,26 @@ fn stops_with_parent(cmd: &mut Command, signal: i32) {
             Ok(())
         });
     }
+}
+
+/// The server `cell` holds for this test process, started by the first test that asks: by
+/// `start`, in a folder `<tmp>/<prefix><pid>-…` (swept once the process has ended), on a
+/// thread that lasts as long as the process.
+fn shared<T: Send + Sync + 'static>(
+    cell: &'static OnceLock<T>,
+    prefix: &'static str,
+    start: fn(tempfile::TempDir) -> Result<T>,
+) -> &'static T {
+    cell.get_or_init(|| {
+        sweep_shared(prefix);
+        on_lasting_thread(move || {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{prefix}{}-", std::process::id()))
+                .tempdir()?;
+            start(dir)
+        })
+        .unwrap_or_else(|e| panic!("the shared server {prefix} does not start: {e:#}"))
+    })
 }
 
 /// Runs `start` on a thread that lasts as long as the process and returns what it returned.

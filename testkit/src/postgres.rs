@@ -97,15 +97,8 @@ impl Postgres {
     /// when the process ends.
     pub fn shared() -> &'static Postgres {
         static SHARED: OnceLock<Postgres> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            super::sweep_shared(SHARED_PREFIX);
-            let started = super::on_lasting_thread(|| {
-                let dir = tempfile::Builder::new()
-                    .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
-                    .tempdir()?;
-                Postgres::start_in(dir, true, None)
-            });
-            started.expect("the shared PostgreSQL starts")
+        super::shared(&SHARED, SHARED_PREFIX, |dir| {
+            Postgres::start_in(dir, true, None)
         })
     }
 
