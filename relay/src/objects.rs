@@ -14,6 +14,7 @@
 
 use crate::config::{S3Config, StorageConfig};
 use crate::error::{Error, ErrorKind};
+use crate::store::Event;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
@@ -51,6 +52,11 @@ impl ObjectKey {
     /// name when it was uploaded).
     pub fn snapshot(camera: i64, key: &str) -> ObjectKey {
         ObjectKey(format!("{SNAPSHOTS}/{camera}/{key}.jpg"))
+    }
+
+    /// The snapshot of a stored event (one with `snapshot_bytes > 0`).
+    pub fn snapshot_of(event: &Event) -> ObjectKey {
+        ObjectKey::snapshot(event.camera_id, &event.idempotency_key)
     }
 
     /// The picture shared with dispatch request `request`.

@@ -29,7 +29,7 @@ pub const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
 /// How old a snapshot without its event must be before it counts as left over: older than
 /// any upload still in flight.
-pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+pub const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 /// The largest snapshot picture accepted, in pixels each way (8K).
 const MAX_WIDTH: u32 = 7680;
@@ -198,12 +198,7 @@ impl Events {
 
     /// The snapshot of a stored event that has one.
     pub async fn read_snapshot(&self, event: &Event) -> Result<Vec<u8>, Error> {
-        self.snapshots
-            .get(&ObjectKey::snapshot(
-                event.camera_id,
-                &event.idempotency_key,
-            ))
-            .await
+        self.snapshots.get(&ObjectKey::snapshot_of(event)).await
     }
 
     /// Where the snapshots are, for whoever reads them besides (the mail sender).
@@ -231,7 +226,7 @@ impl Events {
         );
         let gone = store.delete_events_before(cutoff).await?;
         for e in gone.iter().filter(|e| e.snapshot_bytes > 0) {
-            let object = ObjectKey::snapshot(e.camera_id, &e.idempotency_key);
+            let object = ObjectKey::snapshot_of(e);
             if let Err(left) = self.snapshots.delete(&object).await {
                 // No row names it any more: the orphan sweep deletes it.
                 tracing::warn!(event = e.id, error = %left.chain(), "an expired snapshot stays for now");

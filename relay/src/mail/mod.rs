@@ -322,14 +322,7 @@ impl Mailer {
             return Ok(None);
         };
         let jpeg = if event.snapshot_bytes > 0 {
-            Some(
-                snapshots
-                    .get(&ObjectKey::snapshot(
-                        event.camera_id,
-                        &event.idempotency_key,
-                    ))
-                    .await?,
-            )
+            Some(snapshots.get(&ObjectKey::snapshot_of(&event)).await?)
         } else {
             None
         };
