@@ -101,7 +101,7 @@ mod tests {
             retention,
             ..EventsConfig::default()
         };
-        let objects = crate::store::testing::objects(dir.path()).await;
+        let objects = crate::objects::testing::objects(dir.path()).await;
         let events = Events::new(objects.clone(), &config, Clock::real());
         let dispatcher = Dispatcher::new(&DispatchConfig::default(), objects);
         let sessions = SessionPolicy {

@@ -428,3 +428,21 @@ fn list_files(root: &Path) -> std::io::Result<Vec<Listed>> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Objects;
+    use std::path::Path;
+
+    /// Where a test's pictures go: files in `dir`, or a prefix of its own in the test
+    /// process's Garage bucket.
+    pub(crate) async fn objects(dir: &Path) -> Objects {
+        if !crate::store::testing::on_servers() {
+            return Objects::folder(dir);
+        }
+        let place = eyeward_testkit::garage::Garage::shared().place();
+        let text = format!("{}\n", place.config(dir).unwrap());
+        let config: crate::config::Config = crate::config::Config::parse(&text).unwrap();
+        Objects::open(dir, &config.storage).await.unwrap()
+    }
+}

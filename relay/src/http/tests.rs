@@ -42,7 +42,7 @@ impl App {
             ..Config::default()
         };
         let bound = ORIGIN.trim_start_matches("http://").parse().unwrap();
-        let objects = crate::store::testing::objects(dir.path()).await;
+        let objects = crate::objects::testing::objects(dir.path()).await;
         let state = AppState::new(&config, bound, store.clone(), objects).unwrap();
         App {
             router: router(state, &config.http),

@@ -453,7 +453,7 @@ mod tests {
         drop(away);
         let smtp = format!("smtp://127.0.0.1:{port}").parse().unwrap();
         let mailer = mailer(dir.path(), Some(smtp));
-        let snapshots = crate::store::testing::objects(dir.path()).await;
+        let snapshots = crate::objects::testing::objects(dir.path()).await;
         let owner = customer(&s, "a@example.jp").await;
         let confirm = |_: &_| Ok(b"Subject: confirm\r\n\r\nconfirm".to_vec());
         s.add_alert_address(
@@ -489,7 +489,7 @@ mod tests {
     async fn alerts_held_in_the_cooldown_leave_as_one_mail_when_it_ends() {
         let (s, dir) = store().await;
         let mailer = mailer(dir.path(), None);
-        let snapshots = crate::store::testing::objects(dir.path()).await;
+        let snapshots = crate::objects::testing::objects(dir.path()).await;
         let audit = Audit::admin(T0);
         let (owner, camera) = porch(&s, &audit).await;
         confirmed_address(&s, owner, T0).await;

@@ -209,7 +209,7 @@ pub(crate) mod testing {
     pub(crate) const BACKEND_VARIABLE: &str = "EYEWARD_TEST_BACKEND";
 
     /// Whether [`BACKEND_VARIABLE`] asks for PostgreSQL and S3.
-    fn on_servers() -> bool {
+    pub(crate) fn on_servers() -> bool {
         match std::env::var(BACKEND_VARIABLE).as_deref() {
             Ok("postgres-s3") => true,
             Ok("embedded") | Err(_) => false,
@@ -237,20 +237,6 @@ pub(crate) mod testing {
             Store::open_sqlite(dir.path()).await.unwrap()
         };
         (store, dir)
-    }
-
-    /// Where a test's pictures go: files in `dir`, or a prefix of its own in the test
-    /// process's Garage bucket.
-    pub(crate) async fn objects(dir: &Path) -> crate::objects::Objects {
-        if !on_servers() {
-            return crate::objects::Objects::folder(dir);
-        }
-        let place = eyeward_testkit::garage::Garage::shared().place();
-        let text = format!("{}\n", place.config(dir).unwrap());
-        let config: crate::config::Config = crate::config::Config::parse(&text).unwrap();
-        crate::objects::Objects::open(dir, &config.storage)
-            .await
-            .unwrap()
     }
 
     /// A customer with this email (in English, password hash "h").
