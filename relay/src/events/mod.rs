@@ -14,7 +14,7 @@ mod rate;
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
 use crate::objects::{ObjectKey, Objects, SNAPSHOTS};
-use crate::store::{AlertPolicy, Event, Gap, NewEvent, Store, is_taken_key};
+use crate::store::{AlertPolicy, Camera, Event, Gap, NewEvent, Store, is_taken_key};
 use eyeward::api::{EventKind, EventView};
 use eyeward::clock::Clock;
 use eyeward::upload::{EventUpload, UploadQuery};
@@ -80,13 +80,13 @@ impl Events {
     }
 
     /// Whether `camera` may store another event now: 429 past its rate, 507 past its share
-    /// of the disk; both with `Retry-After`, the agent keeping the event meanwhile.
-    pub(crate) async fn admit(&self, store: &Store, camera: CameraId) -> Result<(), Error> {
+    /// of the storage; both with `Retry-After`, the agent keeping the event meanwhile.
+    pub(crate) fn admit(&self, camera: &Camera) -> Result<(), Error> {
         let now = self.clock.now();
         let admitted = {
             let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
             rate.forget_idle(now);
-            rate.admit(camera, now)
+            rate.admit(camera.id, now)
         };
         if let Err(wait) = admitted {
             return Err(Error::new(
@@ -96,7 +96,7 @@ impl Events {
             .with_code("too_many_events")
             .retry_after(wait));
         }
-        if store.snapshot_bytes_of(camera).await? >= self.config.max_snapshot_bytes_per_camera {
+        if camera.snapshot_bytes >= self.config.max_snapshot_bytes_per_camera {
             return Err(Error::new(
                 ErrorKind::StorageFull,
                 "this camera's share of the relay's disk is full until old events expire",

@@ -28,7 +28,7 @@ pub async fn upload(
     JpegBody(jpeg): JpegBody,
 ) -> Result<Response, Error> {
     let camera = agent.camera.id;
-    st.events.admit(&st.store, camera).await?;
+    st.events.admit(&agent.camera)?;
     // Decoding the JPEG to check it takes CPU and memory: off the async workers, a few at once.
     let max_pixels = st.events.max_pixels();
     let now = st.clock.now();

@@ -37,7 +37,23 @@ async fn load(
             .bind(customer)
             .fetch_one(c)
             .await)?;
-    let mode = Mode::parse(&mode).ok_or_else(|| Error::internal("unknown arming mode"))?;
+    Ok((by_hand(&mode, set_at)?, schedule_of(conn, customer).await?))
+}
+
+/// The mode set by hand, from the account's `arming_mode` and `arming_set_at`.
+pub(super) fn by_hand(
+    mode: &str,
+    set_at: Option<i64>,
+) -> Result<Option<(Mode, UnixMillis)>, Error> {
+    let mode = Mode::parse(mode).ok_or_else(|| Error::internal("unknown arming mode"))?;
+    Ok(set_at.map(|at| (mode, UnixMillis(at))))
+}
+
+/// The schedule of `customer`, in order.
+async fn schedule_of(
+    conn: &mut impl Connection,
+    customer: i64,
+) -> Result<Vec<StoredSwitch>, Error> {
     let rows: Vec<(i64, i64, i64, String)> = on!(conn, c => sqlx::query_as(
         "SELECT id, days, minute, mode FROM arming_switches WHERE customer_id = $1 \
          ORDER BY minute, id",
@@ -45,16 +61,14 @@ async fn load(
     .bind(customer)
     .fetch_all(c)
     .await)?;
-    let schedule = rows
-        .into_iter()
+    rows.into_iter()
         .map(|(id, days, minute, mode)| {
             Ok(StoredSwitch {
                 id,
                 switch: stored_switch(days, minute, &mode)?,
             })
         })
-        .collect::<Result<_, Error>>()?;
-    Ok((set_at.map(|at| (mode, UnixMillis(at))), schedule))
+        .collect()
 }
 
 /// A switch from its columns.
@@ -84,22 +98,24 @@ async fn arming_in(
     })
 }
 
-/// Whether an event of `camera` at `now` may be mailed: the owner's mode and the camera's
-/// switches, read in the event's transaction.
-pub(super) async fn camera_alerts_now(
+/// Whether an event at `now` of a camera of `owner`'s with these switches may be mailed: the
+/// owner's mode, from what the event's transaction read of the account (the mode set by hand,
+/// and whether it has a schedule, which is read only then).
+pub(super) async fn alerts_now(
     tx: &mut Tx,
-    camera: i64,
+    owner: i64,
+    set_by_hand: Option<(Mode, UnixMillis)>,
+    scheduled: bool,
+    camera: CameraAlerts,
     now: UnixMillis,
 ) -> Result<bool, Error> {
-    let (owner, away, home): (i64, bool, bool) = on!(tx, c => sqlx::query_as(
-        "SELECT customer_id, alert_when_away, alert_when_home FROM cameras WHERE id = $1",
-    )
-    .bind(camera)
-    .fetch_one(c)
-    .await)?;
-    let (by_hand, schedule) = load(&mut *tx, owner).await?;
-    let mode = arming::state(by_hand, &switches(&schedule), now).mode;
-    Ok(arming::alerts(mode, CameraAlerts { away, home }))
+    let schedule = if scheduled {
+        schedule_of(&mut *tx, owner).await?
+    } else {
+        Vec::new()
+    };
+    let mode = arming::state(set_by_hand, &switches(&schedule), now).mode;
+    Ok(arming::alerts(mode, camera))
 }
 
 impl Store {

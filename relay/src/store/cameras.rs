@@ -23,6 +23,8 @@ pub struct Camera {
     pub offline_since: Option<UnixMillis>,
     /// In which of the household's modes the camera mails alerts.
     pub alerts: CameraAlerts,
+    /// The bytes of snapshots its events hold (its share of the storage).
+    pub snapshot_bytes: u64,
 }
 
 /// What the admin gives to provision a camera.
@@ -50,6 +52,7 @@ struct CameraRow {
     offline_since: Option<i64>,
     alert_when_away: bool,
     alert_when_home: bool,
+    snapshot_bytes: i64,
 }
 
 impl TryFrom<CameraRow> for Camera {
@@ -75,12 +78,13 @@ impl TryFrom<CameraRow> for Camera {
                 away: r.alert_when_away,
                 home: r.alert_when_home,
             },
+            snapshot_bytes: u64::try_from(r.snapshot_bytes).unwrap_or(0),
         })
     }
 }
 
 const COLUMNS: &str = "id, customer_id, name, model, plan, source_kind, source_url, source_username, source_password, \
-     offline_since, alert_when_away, alert_when_home";
+     offline_since, alert_when_away, alert_when_home, snapshot_bytes";
 
 fn rows_to_cameras(rows: Vec<CameraRow>) -> Result<Vec<Camera>, Error> {
     rows.into_iter().map(Camera::try_from).collect()

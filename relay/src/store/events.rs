@@ -2,13 +2,19 @@
 //! motion; a gap tells of snapshots or events an agent's full queue had to drop. The snapshot
 //! file is the `events` module's business; this holds the rows.
 
-use super::arming::camera_alerts_now;
+use super::arming::{alerts_now, by_hand};
 use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
 use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
 use eyeward::alert::{alert_due, recipients};
+use eyeward::arming::CameraAlerts;
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use std::time::Duration;
+
+/// What a new event's transaction reads of its camera and owner: the owner, the camera's
+/// alert switches (away, home), its last alert, the owner's mode and since when it was set by
+/// hand, whether the owner has a schedule.
+type CameraNow = (i64, bool, bool, Option<i64>, String, Option<i64>, bool);
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -95,8 +101,31 @@ impl Store {
     ) -> Result<Event, Error> {
         let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.begin().await?;
-        let armed =
-            e.gap.is_some() || camera_alerts_now(&mut tx, e.camera.0, e.received_at).await?;
+        // A gap mails nothing, and no mode silences it: armed, as the column's default.
+        let (armed, last_alert) = match e.gap {
+            Some(_) => (true, None),
+            None => {
+                // The camera's running total takes the snapshot (its quota reads it); the row
+                // says, in the same round trip, whose camera it is, in which modes it alerts,
+                // when it last did, and its owner's mode (a schedule, if any, is read next).
+                let (owner, away, home, last_alert, mode, set_at, scheduled): CameraNow = on!(tx, c => sqlx::query_as(
+                    "UPDATE cameras SET snapshot_bytes = snapshot_bytes + $2 WHERE id = $1 \
+                     RETURNING customer_id, alert_when_away, alert_when_home, last_alert_at, \
+                     (SELECT arming_mode FROM accounts WHERE id = cameras.customer_id), \
+                     (SELECT arming_set_at FROM accounts WHERE id = cameras.customer_id), \
+                     EXISTS (SELECT 1 FROM arming_switches WHERE customer_id = cameras.customer_id)",
+                )
+                .bind(e.camera.0)
+                .bind(e.snapshot_bytes as i64)
+                .fetch_one(c)
+                .await)?;
+                let by_hand = by_hand(&mode, set_at)?;
+                let alerts = CameraAlerts { away, home };
+                let armed =
+                    alerts_now(&mut tx, owner, by_hand, scheduled, alerts, e.received_at).await?;
+                (armed, last_alert)
+            }
+        };
         let event: Event = on!(tx, c => sqlx::query_as(&format!(
             "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
              bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, \
@@ -120,8 +149,9 @@ impl Store {
         .fetch_one(c)
         .await)
         .map_err(|err| conflict_on_unique(err, "this event is being stored already"))?;
-        if e.gap.is_none() && armed {
-            queue_alerts(&mut tx, &event, alerts).await?;
+        let now = UnixMillis(event.received_at);
+        if e.gap.is_none() && armed && alert_due(last_alert.map(UnixMillis), now, alerts.cooldown) {
+            queue_alert_mail(&mut tx, event.camera_id, event.id, alerts.domain, now).await?;
         }
         tx.commit().await?;
         Ok(event)
@@ -220,17 +250,6 @@ impl Store {
         .await)?)
     }
 
-    /// The bytes of snapshots `camera` has stored.
-    pub async fn snapshot_bytes_of(&self, camera: CameraId) -> Result<u64, Error> {
-        let (bytes,): (i64,) = on!(self.pool, c => sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(snapshot_bytes), 0) AS BIGINT) FROM events WHERE camera_id = $1",
-        )
-        .bind(camera.0)
-        .fetch_one(c)
-        .await)?;
-        Ok(u64::try_from(bytes).unwrap_or(0))
-    }
-
     /// The idempotency keys of `camera`'s events that have a snapshot.
     pub async fn snapshot_keys_of(
         &self,
@@ -245,14 +264,29 @@ impl Store {
         Ok(keys.into_iter().map(|(k,)| k).collect())
     }
 
-    /// Deletes the events captured before `cutoff`; returns them (their files go next).
+    /// Deletes the events captured before `cutoff`, their bytes off their cameras' running
+    /// totals in the same transaction; returns them (their snapshots go next).
     pub async fn delete_events_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
-        Ok(on!(self.pool, c => sqlx::query_as(&format!(
+        let mut tx = self.begin().await?;
+        let gone: Vec<Event> = on!(tx, c => sqlx::query_as(&format!(
             "DELETE FROM events WHERE captured_at < $1 RETURNING {COLUMNS}"
         ))
         .bind(cutoff.0)
         .fetch_all(c)
-        .await)?)
+        .await)?;
+        let mut freed = std::collections::BTreeMap::<i64, i64>::new();
+        for e in &gone {
+            *freed.entry(e.camera_id).or_default() += e.snapshot_bytes;
+        }
+        for (camera, bytes) in freed.into_iter().filter(|&(_, bytes)| bytes > 0) {
+            on!(tx, c => sqlx::query("UPDATE cameras SET snapshot_bytes = snapshot_bytes - $2 WHERE id = $1")
+                .bind(camera)
+                .bind(bytes)
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 }
 
@@ -265,24 +299,8 @@ pub struct AlertPolicy<'a> {
     pub domain: &'a str,
 }
 
-/// Queues the event's alert mail unless the camera is in its cooldown.
-async fn queue_alerts(tx: &mut Tx, event: &Event, policy: &AlertPolicy<'_>) -> Result<(), Error> {
-    let now = UnixMillis(event.received_at);
-    let (last,): (Option<i64>,) = on!(tx, c => sqlx::query_as(
-        "SELECT MAX(o.created_at) FROM outbox o JOIN events e ON e.id = o.event_id \
-         WHERE o.kind = 'alert' AND e.camera_id = $1",
-    )
-    .bind(event.camera_id)
-    .fetch_one(c)
-    .await)?;
-    if alert_due(last.map(UnixMillis), now, policy.cooldown) {
-        queue_alert_mail(tx, event.camera_id, event.id, policy.domain, now).await?;
-    }
-    Ok(())
-}
-
 /// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
-/// one recipient rule: [`eyeward::alert::recipients`]).
+/// one recipient rule: [`eyeward::alert::recipients`]); the camera's cooldown starts with it.
 async fn queue_alert_mail(
     tx: &mut Tx,
     camera: i64,
@@ -295,7 +313,8 @@ async fn queue_alert_mail(
         .fetch_one(c)
         .await)?;
     let addresses = confirmed_addresses_in(tx, owner).await?;
-    for to in recipients(CustomerId(owner), &addresses) {
+    let to_all = recipients(CustomerId(owner), &addresses);
+    for to in &to_all {
         let message_id = format!(
             "<alert.{event}.{}.{:016x}@{domain}>",
             to.id,
@@ -316,6 +335,13 @@ async fn queue_alert_mail(
             now,
         )
         .await?;
+    }
+    if !to_all.is_empty() {
+        on!(tx, c => sqlx::query("UPDATE cameras SET last_alert_at = $2 WHERE id = $1")
+            .bind(camera)
+            .bind(now.0)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -574,5 +600,105 @@ mod tests {
             .fetch_all(c)
             .await)
         .unwrap()
+    }
+    /// The camera's running total of snapshot bytes, which its upload quota reads, rises with
+    /// each stored snapshot (a gap adds nothing) and falls as retention deletes them; another
+    /// camera's is its own.
+    #[tokio::test]
+    async fn a_cameras_snapshot_bytes_rise_with_its_events_and_fall_with_retention() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let audit = Audit::admin(t0);
+        let (owner, camera) = porch(&s, &audit).await;
+        let other = s
+            .add_camera(
+                super::super::NewCamera {
+                    customer_id: CustomerId(owner),
+                    name: eyeward::DisplayName::parse("Garden").unwrap(),
+                    model: eyeward::CameraModel::Fixed,
+                    plan: eyeward::Plan::Dispatch,
+                    source: eyeward::CameraSource::Agent,
+                    agent_token_hash: Some("u".into()),
+                },
+                &audit,
+            )
+            .await
+            .unwrap();
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let at = |secs| t0.plus(Duration::from_secs(secs));
+        for (i, secs) in [0u64, 10, 20].into_iter().enumerate() {
+            s.insert_event(&motion(camera, &format!("event-{i:04}"), at(secs)), &policy)
+                .await
+                .unwrap();
+        }
+        let gap = NewEvent {
+            snapshot_bytes: 0,
+            gap: Some(Gap {
+                lost_snapshots: 2,
+                lost_events: 0,
+                until: at(5),
+            }),
+            ..motion(camera, "gap-0000", at(5))
+        };
+        s.insert_event(&gap, &policy).await.unwrap();
+        s.insert_event(&motion(other, "event-0000", at(0)), &policy)
+            .await
+            .unwrap();
+        let bytes = async |id| {
+            s.camera_of(CustomerId(owner), id)
+                .await
+                .unwrap()
+                .unwrap()
+                .snapshot_bytes
+        };
+        assert_eq!((bytes(camera).await, bytes(other).await), (300, 100));
+
+        let gone = s.delete_events_before(at(15)).await.unwrap();
+        assert_eq!(
+            gone.len(),
+            4,
+            "two motion events and the gap of the porch, one of the garden"
+        );
+        assert_eq!((bytes(camera).await, bytes(other).await), (100, 0));
+    }
+    /// An event is armed as the household's mode says when it comes: the default (away), a
+    /// switch by hand (home: not armed), then the schedule's next switch (away again).
+    #[tokio::test]
+    async fn an_event_is_armed_as_the_households_mode_at_that_moment_says() {
+        use eyeward::arming::{Mode, Switch};
+        let (s, _dir) = store().await;
+        // 17:00 home time (UTC+9).
+        let t0 = UnixMillis(1_800_000_000_000);
+        let at = |minutes: u64| t0.plus(Duration::from_secs(60 * minutes));
+        let (owner, camera) = porch(&s, &Audit::admin(t0)).await;
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let armed = async |key: &str, minutes| {
+            s.insert_event(&motion(camera, key, at(minutes)), &policy)
+                .await
+                .unwrap()
+                .armed
+        };
+        assert!(armed("default", 0).await, "never switched: away");
+        s.set_arming(CustomerId(owner), Mode::Home, &Audit::admin(at(1)))
+            .await
+            .unwrap();
+        assert!(!armed("by-hand", 2).await, "home by hand");
+        let away_at_17_03 = Switch {
+            days: 0x7f,
+            minute: 17 * 60 + 3,
+            mode: Mode::Away,
+        };
+        s.add_arming_switch(CustomerId(owner), away_at_17_03, &Audit::admin(at(2)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!armed("before-switch", 2).await, "by hand until the switch");
+        assert!(armed("scheduled", 4).await, "away by the schedule");
     }
 }

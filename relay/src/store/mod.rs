@@ -42,6 +42,9 @@ use std::time::Duration;
 /// The file name of the database inside `data_dir`.
 pub const DB_FILE: &str = "eyeward.db";
 
+/// How long a PostgreSQL connection may sit in the pool before it is pinged on its way out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -127,6 +130,20 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(database.pool_size)
             .acquire_timeout(database.connect_timeout)
+            // sqlx pings every connection given back to the pool, and by default once more
+            // before handing it out: a round trip per query under load. A connection in use
+            // moments ago is known alive; one idle a while (the server may have restarted
+            // meanwhile) is pinged first, and a dead one is replaced rather than failing a
+            // request.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| {
