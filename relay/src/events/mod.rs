@@ -158,10 +158,18 @@ impl Events {
         jpeg: Option<Vec<u8>>,
         alerts: &AlertPolicy<'_>,
     ) -> Result<(Event, Stored), Error> {
-        let existing = match store
-            .event_by_key(event.camera, &event.idempotency_key)
-            .await?
-        {
+        let arrival = store
+            .arrival(event.camera, &event.idempotency_key, event.received_at)
+            .await?;
+        let stored = match arrival.stored {
+            Some(_) => {
+                store
+                    .event_by_key(event.camera, &event.idempotency_key)
+                    .await?
+            }
+            None => None,
+        };
+        let existing = match stored {
             Some(existing) => existing,
             None => {
                 let (camera, key) = (event.camera.0, event.idempotency_key.clone());
@@ -169,7 +177,7 @@ impl Events {
                 if let Some(jpeg) = jpeg {
                     self.snapshots.put(&object, jpeg).await?;
                 }
-                match store.insert_event(&event, alerts).await {
+                match store.insert_arrived(&event, &arrival, alerts).await {
                     Ok(stored) => return Ok((stored, Stored::Created)),
                     // The same upload, retried while the first was being stored: one event.
                     Err(e) if is_taken_key(&e) => store

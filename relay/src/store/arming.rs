@@ -4,7 +4,7 @@
 
 use super::backend::Connection;
 use super::history::{Actor, Audit, Channel, record};
-use super::{Store, Tx, on};
+use super::{Store, on};
 use crate::error::Error;
 use eyeward::arming::{self, CameraAlerts, Mode, State, Switch};
 use eyeward::{CustomerId, UnixMillis};
@@ -99,10 +99,10 @@ async fn arming_in(
 }
 
 /// Whether an event at `now` of a camera of `owner`'s with these switches may be mailed: the
-/// owner's mode, from what the event's transaction read of the account (the mode set by hand,
-/// and whether it has a schedule, which is read only then).
+/// owner's mode, from what was read of the account already (the mode set by hand, and
+/// whether it has a schedule, which is read only then).
 pub(super) async fn alerts_now(
-    tx: &mut Tx,
+    conn: &mut impl Connection,
     owner: i64,
     set_by_hand: Option<(Mode, UnixMillis)>,
     scheduled: bool,
@@ -110,7 +110,7 @@ pub(super) async fn alerts_now(
     now: UnixMillis,
 ) -> Result<bool, Error> {
     let schedule = if scheduled {
-        schedule_of(&mut *tx, owner).await?
+        schedule_of(conn, owner).await?
     } else {
         Vec::new()
     };

@@ -3,6 +3,7 @@
 //! file is the `events` module's business; this holds the rows.
 
 use super::arming::{alerts_now, by_hand};
+use super::backend::Pool;
 use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
 use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
@@ -11,10 +12,32 @@ use eyeward::arming::CameraAlerts;
 use eyeward::{CameraId, CustomerId, UnixMillis};
 use std::time::Duration;
 
-/// What a new event's transaction reads of its camera and owner: the owner, the camera's
+/// What [`Store::arrival`] reads of an upload's camera and owner: the owner, the camera's
 /// alert switches (away, home), its last alert, the owner's mode and since when it was set by
-/// hand, whether the owner has a schedule.
-type CameraNow = (i64, bool, bool, Option<i64>, String, Option<i64>, bool);
+/// hand, whether the owner has a schedule, the id of the event stored under the key.
+type ArrivalRow = (
+    i64,
+    bool,
+    bool,
+    Option<i64>,
+    String,
+    Option<i64>,
+    bool,
+    Option<i64>,
+);
+
+/// What the store knows of an upload's event before storing it: read when the upload
+/// arrives, before its snapshot is stored.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    /// The id of the event already stored under the upload's key: a repeated upload.
+    pub stored: Option<i64>,
+    /// Whether the household is armed for the camera.
+    armed: bool,
+    /// When the camera's last alert mail was queued, as read then: a hint; an alert is
+    /// decided again under the camera's row lock.
+    last_alert: Option<UnixMillis>,
+}
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -77,6 +100,35 @@ pub struct NewEvent {
 const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
                        width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed";
 
+/// The columns a new event sets, and their values as [`bind_new_event!`] binds them.
+const NEW_COLUMNS: &str = "camera_id, idempotency_key, captured_at, received_at, score, bbox, \
+                           width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed";
+const NEW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14";
+
+/// The 409 of an upload whose key a concurrent upload took.
+const TAKEN: &str = "this event is being stored already";
+
+/// Binds a new event's values to `$query`, in [`NEW_VALUES`]' order.
+macro_rules! bind_new_event {
+    ($query:expr, $e:expr, $bbox:expr, $armed:expr) => {
+        $query
+            .bind($e.camera.0)
+            .bind(&$e.idempotency_key)
+            .bind($e.captured_at.0)
+            .bind($e.received_at.0)
+            .bind($e.score)
+            .bind(&$bbox)
+            .bind(i64::from($e.width))
+            .bind(i64::from($e.height))
+            .bind($e.snapshot_bytes as i64)
+            .bind(if $e.gap.is_some() { "gap" } else { "motion" })
+            .bind($e.gap.map_or(0, |g| g.lost_snapshots as i64))
+            .bind($e.gap.map_or(0, |g| g.lost_events as i64))
+            .bind($e.gap.map(|g| g.until.0))
+            .bind($armed)
+    };
+}
+
 impl Store {
     /// The camera's event with this idempotency key, if it was stored already.
     pub async fn event_by_key(&self, camera: CameraId, key: &str) -> Result<Option<Event>, Error> {
@@ -89,69 +141,109 @@ impl Store {
         .await)?)
     }
 
-    /// Stores the event (its snapshot is on disk already) and, for motion while the household
-    /// is armed for the camera, its alert mail to each confirmed address of the camera's
-    /// owner, in one transaction: unless `alerts` says the camera was mailed about too
-    /// recently (the next mail will count this event). A 409
-    /// when its key was taken meanwhile.
+    /// What an upload's event needs before it is stored (see [`Arrival`]), for `camera` and
+    /// `key` at `now`: one round trip, and one more for an owner with a schedule.
+    pub async fn arrival(
+        &self,
+        camera: CameraId,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Arrival, Error> {
+        let mut conn = self.pool.acquire().await?;
+        let (owner, away, home, last_alert, mode, set_at, scheduled, stored): ArrivalRow = on!(conn, c => sqlx::query_as(
+            "SELECT c.customer_id, c.alert_when_away, c.alert_when_home, c.last_alert_at, \
+             a.arming_mode, a.arming_set_at, \
+             EXISTS (SELECT 1 FROM arming_switches s WHERE s.customer_id = c.customer_id), \
+             (SELECT e.id FROM events e WHERE e.camera_id = c.id AND e.idempotency_key = $2) \
+             FROM cameras c JOIN accounts a ON a.id = c.customer_id WHERE c.id = $1",
+        )
+        .bind(camera.0)
+        .bind(key)
+        .fetch_one(c)
+        .await)?;
+        let by_hand = by_hand(&mode, set_at)?;
+        let alerts = CameraAlerts { away, home };
+        Ok(Arrival {
+            stored,
+            armed: alerts_now(&mut conn, owner, by_hand, scheduled, alerts, now).await?,
+            last_alert: last_alert.map(UnixMillis),
+        })
+    }
+
+    /// Stores the event (its snapshot is stored already), as [`Store::insert_arrived`] does,
+    /// reading its [`Arrival`] first.
     pub async fn insert_event(
         &self,
         e: &NewEvent,
         alerts: &AlertPolicy<'_>,
     ) -> Result<Event, Error> {
+        let arrival = self
+            .arrival(e.camera, &e.idempotency_key, e.received_at)
+            .await?;
+        self.insert_arrived(e, &arrival, alerts).await
+    }
+
+    /// Stores the event (its snapshot is stored already), its bytes added to its camera's
+    /// running total, and, for motion while the household is armed for the camera, its alert
+    /// mail to each confirmed address of the camera's owner, all at once: unless `alerts` says
+    /// the camera was mailed about too recently (the next mail will count this event). A 409
+    /// when its key was taken meanwhile.
+    pub async fn insert_arrived(
+        &self,
+        e: &NewEvent,
+        arrival: &Arrival,
+        alerts: &AlertPolicy<'_>,
+    ) -> Result<Event, Error> {
         let bbox = serde_json::to_string(&e.bbox).map_err(|e| Error::internal(e.to_string()))?;
-        let mut tx = self.begin().await?;
         // A gap mails nothing, and no mode silences it: armed, as the column's default.
-        let (armed, last_alert) = match e.gap {
-            Some(_) => (true, None),
-            None => {
-                // The camera's running total takes the snapshot (its quota reads it); the row
-                // says, in the same round trip, whose camera it is, in which modes it alerts,
-                // when it last did, and its owner's mode (a schedule, if any, is read next).
-                let (owner, away, home, last_alert, mode, set_at, scheduled): CameraNow = on!(tx, c => sqlx::query_as(
-                    "UPDATE cameras SET snapshot_bytes = snapshot_bytes + $2 WHERE id = $1 \
-                     RETURNING customer_id, alert_when_away, alert_when_home, last_alert_at, \
-                     (SELECT arming_mode FROM accounts WHERE id = cameras.customer_id), \
-                     (SELECT arming_set_at FROM accounts WHERE id = cameras.customer_id), \
-                     EXISTS (SELECT 1 FROM arming_switches WHERE customer_id = cameras.customer_id)",
-                )
-                .bind(e.camera.0)
-                .bind(e.snapshot_bytes as i64)
-                .fetch_one(c)
-                .await)?;
-                let by_hand = by_hand(&mode, set_at)?;
-                let alerts = CameraAlerts { away, home };
-                let armed =
-                    alerts_now(&mut tx, owner, by_hand, scheduled, alerts, e.received_at).await?;
-                (armed, last_alert)
-            }
-        };
-        let event: Event = on!(tx, c => sqlx::query_as(&format!(
-            "INSERT INTO events (camera_id, idempotency_key, captured_at, received_at, score, \
-             bbox, width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, \
-             armed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
-        ))
-        .bind(e.camera.0)
-        .bind(&e.idempotency_key)
-        .bind(e.captured_at.0)
-        .bind(e.received_at.0)
-        .bind(e.score)
-        .bind(bbox)
-        .bind(i64::from(e.width))
-        .bind(i64::from(e.height))
-        .bind(e.snapshot_bytes as i64)
-        .bind(if e.gap.is_some() { "gap" } else { "motion" })
-        .bind(e.gap.map_or(0, |g| g.lost_snapshots as i64))
-        .bind(e.gap.map_or(0, |g| g.lost_events as i64))
-        .bind(e.gap.map(|g| g.until.0))
-        .bind(armed)
-        .fetch_one(c)
-        .await)
-        .map_err(|err| conflict_on_unique(err, "this event is being stored already"))?;
-        let now = UnixMillis(event.received_at);
-        if e.gap.is_none() && armed && alert_due(last_alert.map(UnixMillis), now, alerts.cooldown) {
-            queue_alert_mail(&mut tx, event.camera_id, event.id, alerts.domain, now).await?;
+        let armed = e.gap.is_some() || arrival.armed;
+        let mailed = e.gap.is_none()
+            && arrival.armed
+            && alert_due(arrival.last_alert, e.received_at, alerts.cooldown);
+        if !mailed {
+            // No alert to decide: the event and its camera's total, nothing else. PostgreSQL
+            // takes both in one statement (no BEGIN and COMMIT round trips, the upload's
+            // commonest case); SQLite, in the process, in a transaction.
+            let stored = match &self.pool {
+                Pool::Postgres(pool) => {
+                    let sql = format!(
+                        "WITH counted AS (UPDATE cameras SET snapshot_bytes = snapshot_bytes + $9 \
+                         WHERE id = $1 RETURNING id) \
+                         INSERT INTO events ({NEW_COLUMNS}) SELECT {NEW_VALUES} FROM counted \
+                         RETURNING {COLUMNS}"
+                    );
+                    bind_new_event!(sqlx::query_as(&sql), e, bbox, armed)
+                        .fetch_one(pool)
+                        .await
+                }
+                Pool::Sqlite(_) => {
+                    let mut tx = self.begin().await?;
+                    add_snapshot_bytes(&mut tx, e).await?;
+                    let event = insert_row(&mut tx, e, bbox, armed).await;
+                    if event.is_ok() {
+                        tx.commit().await?;
+                    }
+                    event
+                }
+            };
+            return stored.map_err(|err| conflict_on_unique(err, TAKEN));
+        }
+        // An alert is due, as read on arrival: decided again under the camera's row lock,
+        // which a concurrent event of the camera waits for, so one of them mails.
+        let mut tx = self.begin().await?;
+        let last_alert = add_snapshot_bytes(&mut tx, e).await?;
+        let event = insert_row(&mut tx, e, bbox, armed)
+            .await
+            .map_err(|err| conflict_on_unique(err, TAKEN))?;
+        if alert_due(last_alert.map(UnixMillis), e.received_at, alerts.cooldown) {
+            queue_alert_mail(
+                &mut tx,
+                event.camera_id,
+                event.id,
+                alerts.domain,
+                e.received_at,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(event)
@@ -344,6 +436,31 @@ async fn queue_alert_mail(
             .await.map(|r| r.rows_affected()))?;
     }
     Ok(())
+}
+
+/// Adds the event's snapshot bytes to its camera's running total (its quota reads it), which
+/// locks the camera's row until the transaction ends; returns when its last alert was queued.
+async fn add_snapshot_bytes(tx: &mut Tx, e: &NewEvent) -> Result<Option<i64>, Error> {
+    let (last_alert,): (Option<i64>,) = on!(tx, c => sqlx::query_as(
+        "UPDATE cameras SET snapshot_bytes = snapshot_bytes + $2 WHERE id = $1 RETURNING last_alert_at",
+    )
+    .bind(e.camera.0)
+    .bind(e.snapshot_bytes as i64)
+    .fetch_one(c)
+    .await)?;
+    Ok(last_alert)
+}
+
+/// Inserts the event's row.
+async fn insert_row(
+    tx: &mut Tx,
+    e: &NewEvent,
+    bbox: String,
+    armed: bool,
+) -> Result<Event, sqlx::Error> {
+    let sql =
+        format!("INSERT INTO events ({NEW_COLUMNS}) VALUES ({NEW_VALUES}) RETURNING {COLUMNS}");
+    on!(tx, c => bind_new_event!(sqlx::query_as(&sql), e, bbox, armed).fetch_one(c).await)
 }
 
 impl Store {
@@ -700,5 +817,33 @@ mod tests {
             .unwrap();
         assert!(!armed("before-switch", 2).await, "by hand until the switch");
         assert!(armed("scheduled", 4).await, "away by the schedule");
+    }
+    /// Two events of one camera arrive together, each reading that an alert is due: the
+    /// camera's row lock decides, and one alert mail is queued, about the first stored.
+    #[tokio::test]
+    async fn two_events_arriving_together_when_an_alert_is_due_queue_one_mail() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let (owner, camera) = porch(&s, &Audit::admin(t0)).await;
+        confirmed_address(&s, owner, t0).await;
+        let policy = AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let (a, b) = (motion(camera, "a", t0), motion(camera, "b", t0));
+        let arrived_a = s.arrival(camera, "a", t0).await.unwrap();
+        let arrived_b = s.arrival(camera, "b", t0).await.unwrap();
+        let (stored_a, stored_b) = tokio::join!(
+            s.insert_arrived(&a, &arrived_a, &policy),
+            s.insert_arrived(&b, &arrived_b, &policy)
+        );
+        let first = stored_a.unwrap().id.min(stored_b.unwrap().id);
+        let alerts: Vec<Option<i64>> = outbox(&s)
+            .await
+            .into_iter()
+            .filter(|m| m.0 == "alert")
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(alerts, [Some(first)]);
     }
 }
