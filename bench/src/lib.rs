@@ -1,6 +1,8 @@
 //! What eyeward's benchmarks share: the processes they start and what `/proc` says those
-//! use, receive-only WebRTC viewers for eyeward and for Janus, and SVG charts.
+//! use, the storage backends of their relays, receive-only WebRTC viewers for eyeward and
+//! for Janus, and SVG charts.
 
+pub mod backend;
 pub mod mail;
 pub mod plot;
 pub mod process;

@@ -11,9 +11,12 @@
 //! The figures: memory and descriptors after warm-up against the run's last minute (goal:
 //! growth under 10%), errors of every kind (goal: none), events and mails lost or doubled
 //! (goal: none), descriptors at rest before and after the load. Run `bench/soak.sh`
-//! (release builds, a loopback-only network namespace).
+//! (release builds, a loopback-only network namespace). `--backend postgres-s3` keeps the
+//! relay's state in PostgreSQL and S3 (Garage) servers the soak starts; `--check` fails the
+//! run on any error or loss, which is how CI runs it in short form on both backends.
 
 use anyhow::{Context, Result, bail, ensure};
+use eyeward_bench::backend::Backend;
 use eyeward_bench::mail::Sink;
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
@@ -45,6 +48,10 @@ struct Args {
     events_per_second: f64,
     seed: u64,
     svg: Option<PathBuf>,
+    /// `embedded` or `postgres-s3`.
+    backend: String,
+    /// Fail (exit 1) unless the run had no errors and lost nothing: the short soak of CI.
+    check: bool,
 }
 
 fn args() -> Result<Args> {
@@ -58,6 +65,8 @@ fn args() -> Result<Args> {
             .as_nanos() as u64
             | 1,
         svg: None,
+        backend: "embedded".to_owned(),
+        check: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,9 +78,12 @@ fn args() -> Result<Args> {
             "--events-per-second" => args.events_per_second = value()?.parse()?,
             "--seed" => args.seed = value()?.parse::<u64>()? | 1,
             "--svg" => args.svg = Some(value()?.into()),
+            "--backend" => args.backend = value()?,
+            "--check" => args.check = true,
             _ => bail!(
                 "usage: soak [--minutes 10] [--cameras 10] [--viewers 50] \
-                 [--events-per-second 5] [--seed N] [--svg FILE]"
+                 [--events-per-second 5] [--seed N] [--svg FILE] \
+                 [--backend embedded|postgres-s3] [--check]"
             ),
         }
     }
@@ -348,13 +360,16 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("eyeward-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let sink = Sink::start(&dir)?;
+    // Its servers, if any, run until the soak ends.
+    let backend = Backend::named(&args.backend)?;
     let (config, customer) = provision_customer(
         &dir,
         &format!(
             "[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nalert_cooldown = \"0s\"\n\n\
              [webrtc]\nice_addresses = [\"127.0.0.1\"]\nmax_viewers_per_camera = {v}\n\
-             max_viewers_per_customer = {v}\n",
+             max_viewers_per_customer = {v}\n{}",
             sink.port,
+            backend.config(&dir)?,
             v = args.viewers
         ),
     )?;
@@ -575,7 +590,7 @@ async fn main() -> Result<()> {
         }
     }
 
-    let all_met = report(
+    let verdict = report(
         &args,
         &samples,
         &stats,
@@ -597,6 +612,7 @@ async fn main() -> Result<()> {
             log_errors: log_errors.len(),
             log_warnings,
         },
+        backend.name(),
     )?;
     for line in log_errors.iter().take(5) {
         println!("    {line}");
@@ -605,12 +621,25 @@ async fn main() -> Result<()> {
     drop(relay);
     // What a run that missed a goal leaves (the logs, the database, the mail) is kept to
     // look into.
-    if all_met {
+    if verdict.flat && verdict.clean {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         println!("\nlogs, database and mail kept in {}", dir.display());
     }
+    // A run of a minute or two is still warming up: its memory is shown, not held to flat.
+    ensure!(
+        !args.check || verdict.clean,
+        "the soak met errors or lost something (see above)"
+    );
     Ok(())
+}
+
+/// Whether a soak met its goals.
+struct Verdict {
+    /// Memory and descriptors flat after warm-up.
+    flat: bool,
+    /// No errors, nothing lost, nothing left behind.
+    clean: bool,
 }
 
 /// Events and mails, counted at the end.
@@ -651,7 +680,8 @@ fn report(
     stats: &Stats,
     acc: Accounting,
     rest: AtRest,
-) -> Result<bool> {
+    backend: &str,
+) -> Result<Verdict> {
     let total_s = args.minutes * 60.0;
     // Warm-up: the first fifth of the run, at most two minutes; then its first minute is the
     // baseline the last minute is held against.
@@ -674,8 +704,17 @@ fn report(
     };
     println!(
         "## Soak: {} cameras, {} viewers joining and leaving, {} events/s, {} min \
-         (release build, loopback, seed {})\n",
-        args.cameras, args.viewers, args.events_per_second, args.minutes, args.seed
+         ({backend}, {} build, loopback, seed {})\n",
+        args.cameras,
+        args.viewers,
+        args.events_per_second,
+        args.minutes,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        args.seed
     );
     println!(
         "| time | relay RSS MiB | of it heap (anon) MiB | open fds | threads | relay CPU % | agents' RSS MiB | viewers now | viewer sessions | events | mails |"
@@ -822,5 +861,5 @@ fn report(
         )?;
         println!("\nchart: {}", svg.display());
     }
-    Ok(flat && clean)
+    Ok(Verdict { flat, clean })
 }

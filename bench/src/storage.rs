@@ -19,12 +19,12 @@
 //! binaries on loopback. `bench/storage.sh [SECONDS]` runs it.
 
 use anyhow::{Context, Result, ensure};
+use eyeward_bench::backend::Backend;
 use eyeward_bench::mail::Sink;
 use eyeward_bench::process::{add_camera, bench_login, provision_customer, start_relay, usage};
 use eyeward_bench::quantile;
 use eyeward_testkit::garage::Garage;
 use eyeward_testkit::postgres::Postgres;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,38 +105,6 @@ fn jpeg() -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&img)?;
     Ok(out)
-}
-
-/// The backend's part of the relay's config.
-enum Backend {
-    Embedded,
-    Servers {
-        postgres: Box<Postgres>,
-        garage: Box<Garage>,
-        name: &'static str,
-    },
-}
-
-impl Backend {
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Embedded => "SQLite + files",
-            Backend::Servers { name, .. } => name,
-        }
-    }
-
-    fn config(&self, dir: &Path) -> Result<String> {
-        Ok(match self {
-            Backend::Embedded => String::new(),
-            Backend::Servers {
-                postgres, garage, ..
-            } => format!(
-                "[database]\nurl = {:?}\ntls = \"disable\"\n{}",
-                postgres.database()?,
-                garage.place().config(dir)?
-            ),
-        })
-    }
 }
 
 async fn measure(backend: &Backend, n: usize, seconds: u64) -> Result<Figures> {
