@@ -5,7 +5,9 @@
 //! transaction or a connection belongs to: its body is compiled once per backend, so each
 //! runs on its native driver with its own strict types (sqlx's `Any` driver cannot read
 //! SQLite's BOOLEAN columns). What differs is here: how a database is opened and migrated, how
-//! a transaction begins, and what the backends' errors mean.
+//! a transaction begins, and what the backends' errors mean; and one statement of
+//! `events.rs`, an upload's, which PostgreSQL takes in one round trip where SQLite takes a
+//! transaction.
 
 use crate::error::Error;
 use sqlx::Transaction;
