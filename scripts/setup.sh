@@ -128,8 +128,8 @@ if [ "$purpose" != demo ]; then
 fi
 
 # Garage, the S3-compatible object store the tests run the relay's pictures on (issue 20): not
-# in Debian, built from the crate registry into a tools cache outside target/ (about 10
-# minutes on two cores, once per machine). Only the engine the tests use (LMDB, Garage's
+# in Debian, built from the crate registry into a tools cache outside target/ (about 7 minutes
+# on two cores, once per machine: see docs/ARCHITECTURE.md, Storage). Only the engine the tests use (LMDB, Garage's
 # default): without its metrics and K2V it builds in less time. EYEWARD_TOOLS moves the cache.
 if [ "$purpose" != demo ]; then
   garage_version=2.5.0
