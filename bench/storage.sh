@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The relay's two storage backends on release builds, same machine and run (issue 20): SQLite
-# and files against PostgreSQL and S3 (Garage), each with its durable settings: event ingest
+# and files against PostgreSQL and S3 (Garage), three rounds at 16 and 32 uploads at once: ingest
 # p50/p95 and events per second, the console's list p95, motion to mail p95. Not part of CI.
 #   bench/storage.sh [SECONDS]   (default 20 seconds of ingest per backend)
 set -euo pipefail
