@@ -42,7 +42,7 @@ use std::time::Duration;
 /// The file name of the database inside `data_dir`.
 pub const DB_FILE: &str = "eyeward.db";
 
-/// How long a PostgreSQL connection may sit in the pool before it is pinged on its way out.
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged when lent.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// A handle to the database; cheap to clone.
