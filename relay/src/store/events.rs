@@ -171,8 +171,10 @@ impl Store {
     }
 
     /// Stores the event (its snapshot is stored already), as [`Store::insert_arrived`] does,
-    /// reading its [`Arrival`] first.
-    pub async fn insert_event(
+    /// reading its [`Arrival`] first: for tests, which have no upload that read it already
+    /// (`Events::record` does).
+    #[cfg(test)]
+    pub(crate) async fn insert_event(
         &self,
         e: &NewEvent,
         alerts: &AlertPolicy<'_>,
