@@ -48,6 +48,35 @@ pub struct Config {
     /// Where the relay keeps pictures: files in `data_dir` (default) or S3-compatible object
     /// storage.
     pub storage: StorageConfig,
+    /// Several relay nodes as one service (PostgreSQL only; see `docs/cluster.md`). Absent:
+    /// this relay is the whole service.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: this relay is one node of several on one PostgreSQL and one bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The listener for the other nodes only (`/internal/v1/…`): an address on the cluster's
+    /// own network, never routed to by the load balancer. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// How the other nodes reach `listen`. Default: `http://` + the bound address.
+    pub internal_url: Option<url::Url>,
+    /// A file holding the secret every node shares (32 bytes or more): internal calls are
+    /// signed with it.
+    pub secret_file: PathBuf,
+    /// Longest a stopping node waits for its agents to link elsewhere.
+    #[serde(
+        with = "humantime_serde",
+        default = "ClusterConfig::default_drain_timeout"
+    )]
+    pub drain_timeout: Duration,
+}
+
+impl ClusterConfig {
+    fn default_drain_timeout() -> Duration {
+        Duration::from_secs(20)
+    }
 }
 
 /// `[storage]`: S3-compatible object storage instead of files in `data_dir`.
@@ -489,6 +518,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -613,6 +643,28 @@ impl Config {
             }
             if s3.timeout.is_zero() {
                 return bad("storage.s3.timeout must be longer than zero");
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            if db.url.is_none() {
+                return bad(
+                    "[cluster] needs PostgreSQL (database.url): the embedded SQLite database serves one node",
+                );
+            }
+            if self.storage.s3.is_none() {
+                return bad(
+                    "[cluster] needs object storage ([storage.s3]) that every node reaches",
+                );
+            }
+            if cluster
+                .internal_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() != "http" || u.host().is_none())
+            {
+                return bad("cluster.internal_url must be an http:// URL with a host");
+            }
+            if cluster.drain_timeout.is_zero() {
+                return bad("cluster.drain_timeout must be longer than zero");
             }
         }
         let a = &self.auth;
@@ -850,6 +902,14 @@ mod tests {
             (
                 "[dispatch]\nmap_attribution = \"a\\nb\"",
                 "map_attribution must be one line",
+            ),
+            (
+                "[cluster]\nlisten = \"127.0.0.1:0\"\nsecret_file = \"s\"",
+                "[cluster] needs PostgreSQL",
+            ),
+            (
+                "[database]\nurl = \"postgres://db.example.jp/e\"\n[cluster]\nlisten = \"127.0.0.1:0\"\nsecret_file = \"s\"",
+                "[cluster] needs object storage",
             ),
         ] {
             let err = Config::parse(text).unwrap_err().to_string();

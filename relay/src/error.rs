@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 /// What went wrong, in terms a caller can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The input (a request, a config value, a CLI argument) is malformed or not acceptable.
     InvalidArgument,

@@ -5,6 +5,7 @@
 //! tests run days of it without waiting.
 
 use crate::auth::SessionPolicy;
+use crate::cluster::Cluster;
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::events::{Events, HOUSEKEEPING};
@@ -19,6 +20,10 @@ use std::time::Duration;
 /// ([`SessionPolicy::check`]); this only keeps the table small.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 
+/// How often a node that does not keep house asks whether it should now, and one that does
+/// checks that it still should.
+const JOBS_CHECK: Duration = Duration::from_secs(10);
+
 /// What housekeeping looks after.
 pub struct Housekeeping {
     pub events: Arc<Events>,
@@ -26,15 +31,26 @@ pub struct Housekeeping {
     pub store: Store,
     pub sessions: SessionPolicy,
     pub metrics: Arc<Metrics>,
+    /// Among several nodes, one at a time keeps house.
+    pub cluster: Arc<Cluster>,
 }
 
 impl Housekeeping {
-    /// Runs every pass at its interval until dropped.
+    /// Runs every pass at its interval until dropped; among several nodes, only while this
+    /// node runs the periodic jobs (a node that takes them over runs its first passes at
+    /// once).
     pub async fn keep(self, clock: Clock) {
         let mut hourly = clock.interval(HOUSEKEEPING);
         let mut sessions = clock.interval(SESSION_SWEEP);
         loop {
+            if !self.cluster.runs_jobs().await {
+                tokio::time::sleep(JOBS_CHECK).await;
+                hourly.reset_immediately();
+                sessions.reset_immediately();
+                continue;
+            }
             tokio::select! {
+                _ = tokio::time::sleep(JOBS_CHECK) => {}
                 _ = hourly.tick() => self.hourly(clock.now()).await,
                 _ = sessions.tick() => match self.sweep_sessions(clock.now()).await {
                     Ok(n) => {
@@ -108,12 +124,14 @@ mod tests {
             idle_timeout: Duration::from_secs(3600),
             max_age: 7 * DAY,
         };
+        let cluster = Arc::new(Cluster::whole_service(store.clone()));
         let keeper = Housekeeping {
             events: Arc::new(events),
             dispatcher: Arc::new(dispatcher),
             store,
             sessions,
             metrics: Arc::new(Metrics::new()),
+            cluster,
         };
         (keeper, dir)
     }

@@ -38,6 +38,9 @@ pub enum CloseCode {
     Unsupported,
     /// 1008: the peer sent something the rules forbid (a malformed message, a revoked token).
     Policy,
+    /// 1013: the relay cannot take the link now (it is stopping, or cannot record it); link
+    /// again, to this relay or another.
+    TryAgain,
 }
 
 impl CloseCode {
@@ -47,6 +50,7 @@ impl CloseCode {
             CloseCode::Protocol => 1002,
             CloseCode::Unsupported => 1003,
             CloseCode::Policy => 1008,
+            CloseCode::TryAgain => 1013,
         }
     }
 }

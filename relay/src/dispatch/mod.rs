@@ -19,6 +19,9 @@ pub struct Dispatcher {
     config: DispatchConfig,
     pictures: Objects,
     changes: broadcast::Sender<Arc<Dispatch>>,
+    /// Several nodes: every node's pages hear of changes from the database (see
+    /// `crate::cluster`), this one's included.
+    told_by_database: std::sync::atomic::AtomicBool,
 }
 
 impl Dispatcher {
@@ -28,6 +31,7 @@ impl Dispatcher {
             pictures,
             // A page that falls this far behind reloads its list.
             changes: broadcast::channel(256).0,
+            told_by_database: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -79,6 +83,27 @@ impl Dispatcher {
 
     /// Tells the live pages that `d` changed.
     pub(crate) fn announce(&self, d: Dispatch) {
+        if !self
+            .told_by_database
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.announce_told(d);
+        }
+    }
+
+    /// From now on, pages hear of changes only through [`Dispatcher::announce_told`].
+    pub fn tell_by_database(&self) {
+        self.told_by_database
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether any live page listens here.
+    pub fn is_followed(&self) -> bool {
+        self.changes.receiver_count() > 0
+    }
+
+    /// A request changed on some node, as the database told it.
+    pub fn announce_told(&self, d: Dispatch) {
         let _ = self.changes.send(Arc::new(d));
     }
 

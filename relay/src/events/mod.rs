@@ -51,6 +51,9 @@ pub struct Events {
     decodes: Arc<tokio::sync::Semaphore>,
     /// Events each camera may still send.
     rate: std::sync::Mutex<rate::EventRate>,
+    /// Several nodes: every node's streams hear of stored events from the database (see
+    /// `crate::cluster`), this one's included, rather than from the node that stored them.
+    told_by_database: std::sync::atomic::AtomicBool,
 }
 
 /// What storing an upload did.
@@ -76,6 +79,7 @@ impl Events {
                 std::thread::available_parallelism().map_or(1, usize::from),
             )),
             rate: std::sync::Mutex::new(rate::EventRate::new(config.max_per_minute_per_camera)),
+            told_by_database: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -214,9 +218,30 @@ impl Events {
         self.snapshots.clone()
     }
 
+    /// From now on, streams hear of events only through [`Events::publish_told`].
+    pub fn tell_by_database(&self) {
+        self.told_by_database
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether any live stream listens here (else a change need not even be read).
+    pub fn is_followed(&self) -> bool {
+        self.live.receiver_count() > 0
+    }
+
     /// The live feed of stored events, for the owners' live streams (`http::motion_events`).
     pub(crate) fn publish(&self, event: &Event) {
-        if self.live.receiver_count() == 0 {
+        if !self
+            .told_by_database
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.publish_told(event);
+        }
+    }
+
+    /// An event stored on some node, as the database told it.
+    pub fn publish_told(&self, event: &Event) {
+        if !self.is_followed() {
             return;
         }
         // A viewer gone meanwhile is fine.

@@ -5,6 +5,7 @@
 
 mod gop;
 
+use crate::cluster::{Cluster, PeerFeed};
 use crate::config::{CamerasConfig, RtspTransport};
 use crate::ingest::{self, Frame, Ingest};
 use crate::link::{self, Links};
@@ -121,7 +122,34 @@ pub struct Feeds {
     linger: Duration,
     /// How direct cameras are pulled, and which hosts they may have.
     cameras: CamerasConfig,
+    /// Agent cameras linked to another node are pulled through it.
+    cluster: Arc<Cluster>,
 }
+
+/// Where a feed's frames come from: the camera's RTSP (directly, or through its agent's
+/// tunnel, with the loopback port that carries it), or the node that holds the camera.
+enum Pulled {
+    Rtsp {
+        ingest: Ingest,
+        /// Kept open while the session plays: dropping it closes the loopback port.
+        _carrier: Option<loopback::Offered>,
+    },
+    Peer(PeerFeed),
+}
+
+impl Pulled {
+    async fn next_frame(&mut self) -> Result<Option<Frame>, crate::error::Error> {
+        match self {
+            Pulled::Rtsp { ingest, .. } => ingest.next_frame().await,
+            Pulled::Peer(peer) => peer.next_frame().await,
+        }
+    }
+}
+
+/// The longest pause between tries to pull a camera: short through another node, whose
+/// camera comes back as soon as its agent links to any node after a failover.
+const RETRY_CEILING: Duration = Duration::from_secs(10);
+const RETRY_CEILING_ELSEWHERE: Duration = Duration::from_secs(2);
 
 impl Feeds {
     pub fn new(
@@ -129,6 +157,7 @@ impl Feeds {
         metrics: Arc<Metrics>,
         linger: Duration,
         cameras: &CamerasConfig,
+        cluster: Arc<Cluster>,
     ) -> Feeds {
         Feeds {
             feeds: Mutex::new(HashMap::new()),
@@ -136,6 +165,7 @@ impl Feeds {
             metrics,
             linger,
             cameras: cameras.clone(),
+            cluster,
         }
     }
 
@@ -193,9 +223,13 @@ impl Feeds {
 
     /// Pulls the camera, reconnecting with backoff, until the feed is idle for `linger`.
     async fn pull(&self, feed: &Feed, camera: &Camera) {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let ceiling = match camera.source {
+            CameraSource::Agent if self.cluster.is_clustered() => RETRY_CEILING_ELSEWHERE,
+            _ => RETRY_CEILING,
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(250), ceiling);
         while !feed.expired(self.linger) {
-            let (mut ingest, _tunnel) = match self.connect(camera).await {
+            let mut ingest = match self.connect(camera).await {
                 Ok(session) => session,
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
@@ -227,11 +261,9 @@ impl Feeds {
         }
     }
 
-    /// Opens an RTSP session to the camera, directly or through its agent's tunnel.
-    async fn connect(
-        &self,
-        camera: &Camera,
-    ) -> Result<(Ingest, Option<loopback::Offered>), crate::error::Error> {
+    /// Opens an RTSP session to the camera, directly or through its agent's tunnel, or pulls
+    /// it through the node its agent is linked to.
+    async fn connect(&self, camera: &Camera) -> Result<Pulled, crate::error::Error> {
         match &camera.source {
             CameraSource::Rtsp(r) => {
                 let r = checked_source(r, self.cameras.source_policy()).await?;
@@ -242,12 +274,23 @@ impl Feeds {
                 // checked address as their source.
                 let (url, offered) = ingest::direct_connection(camera.id, &r).await?;
                 let ingest = Ingest::connect(&url, creds, self.cameras.rtsp_transport).await?;
-                Ok((ingest, Some(offered)))
+                Ok(Pulled::Rtsp {
+                    ingest,
+                    _carrier: Some(offered),
+                })
+            }
+            CameraSource::Agent
+                if !self.links.is_online(camera.id) && self.cluster.is_clustered() =>
+            {
+                Ok(Pulled::Peer(self.cluster.pull_elsewhere(camera.id).await?))
             }
             CameraSource::Agent => {
                 let (url, offered) = link::local_tunnel(self.links.clone(), camera.id).await?;
                 let ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
-                Ok((ingest, Some(offered)))
+                Ok(Pulled::Rtsp {
+                    ingest,
+                    _carrier: Some(offered),
+                })
             }
         }
     }

@@ -145,6 +145,8 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     // The pan-tilt service, seen only as the link's trait: the link hands it reports.
     let ptz_reports: &dyn PtzReports = &*st.ptz;
     let mut registration: Option<Registration> = None;
+    // The fencing generation this node holds the camera with (see `crate::cluster`).
+    let mut generation = 0;
     let ending = 'link: loop {
         while let Some(output) = session.poll_output() {
             match output {
@@ -165,6 +167,17 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
                     }
                 }
                 RelayOutput::Up { agent, rtsp_path } => {
+                    generation = match st.cluster.claim(camera).await {
+                        Ok(g) => g,
+                        Err(e) => {
+                            // The agent links again, here or on another node.
+                            break 'link Ending {
+                                close: Some((CloseCode::TryAgain, "try again later".into())),
+                                reason: format!("cannot take the camera over: {e}"),
+                                orderly: false,
+                            };
+                        }
+                    };
                     let r = st.links.register(camera, rtsp_path);
                     st.metrics.agent_links.set(st.links.online_count() as i64);
                     tracing::info!(%agent, replaced_older = r.replaced_older, "camera online");
@@ -200,13 +213,17 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     let Some(registration) = registration else {
         return tracing::info!(%reason, "link refused before hello");
     };
-    if st.links.unregister(camera, registration.conn) {
-        ptz_reports.offline(camera);
-        st.metrics.agent_links.set(st.links.online_count() as i64);
+    if !st.links.unregister(camera, registration.conn) {
+        return tracing::info!(%reason, "older link closed");
+    }
+    ptz_reports.offline(camera);
+    st.metrics.agent_links.set(st.links.online_count() as i64);
+    // Among several nodes, the camera is offline only if no other node took it meanwhile.
+    if st.cluster.release(camera, generation).await {
         tracing::info!(%reason, "camera offline");
         record(&st, camera, "camera.offline", json!({ "reason": reason })).await;
     } else {
-        tracing::info!(%reason, "older link closed");
+        tracing::info!(%reason, "link closed: the camera is held by another node");
     }
 }
 

@@ -15,6 +15,7 @@ use eyeward::arming::CameraAlerts;
 use eyeward::{CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::HashSet;
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -211,11 +212,12 @@ pub struct CameraView {
 }
 
 impl CameraView {
-    /// An agent camera is online while its agent's link is up. A direct RTSP camera has no
-    /// link; it counts as online until pulling it fails (that state comes with live video).
-    fn new(c: Camera, st: &AppState) -> Self {
+    /// An agent camera is online while its agent's link is up (on any node: `online` holds
+    /// those). A direct RTSP camera has no link; it counts as online until pulling it fails
+    /// (that state comes with live video).
+    fn new(c: Camera, online: &HashSet<CameraId>) -> Self {
         let online = match c.source {
-            eyeward::CameraSource::Agent => st.links.is_online(c.id),
+            eyeward::CameraSource::Agent => online.contains(&c.id),
             eyeward::CameraSource::Rtsp(_) => false,
         };
         CameraView {
@@ -230,14 +232,27 @@ impl CameraView {
     }
 }
 
+/// Which of `cameras` (their agents) are linked, to any node.
+async fn online(st: &AppState, cameras: &[Camera]) -> Result<HashSet<CameraId>, Error> {
+    let agents: Vec<CameraId> = cameras
+        .iter()
+        .filter(|c| matches!(c.source, eyeward::CameraSource::Agent))
+        .map(|c| c.id)
+        .collect();
+    st.cluster.online(&st.links, &agents).await
+}
+
 /// `GET /api/cameras`: the caller's own cameras.
 pub async fn cameras(
     State(st): State<AppState>,
     c: CustomerCaller,
 ) -> Result<Json<Vec<CameraView>>, Error> {
     let cams = st.store.cameras_of(c.id).await?;
+    let online = online(&st, &cams).await?;
     Ok(Json(
-        cams.into_iter().map(|c| CameraView::new(c, &st)).collect(),
+        cams.into_iter()
+            .map(|c| CameraView::new(c, &online))
+            .collect(),
     ))
 }
 
@@ -252,7 +267,8 @@ pub async fn camera(
         .camera_of(c.id, CameraId(id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    Ok(Json(CameraView::new(cam, &st)))
+    let online = online(&st, std::slice::from_ref(&cam)).await?;
+    Ok(Json(CameraView::new(cam, &online)))
 }
 
 #[derive(Deserialize)]
@@ -292,7 +308,8 @@ pub async fn update_camera(
         .camera_of(c.id, id)
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    Ok(Json(CameraView::new(cam, &st)))
+    let online = online(&st, std::slice::from_ref(&cam)).await?;
+    Ok(Json(CameraView::new(cam, &online)))
 }
 
 #[derive(Deserialize)]

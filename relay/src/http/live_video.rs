@@ -50,7 +50,13 @@ pub async fn answer(
 ) -> Result<(String, Response), Error> {
     // An agent camera without its link cannot send video: the viewer is told so at once
     // rather than given a session that stays black.
-    if matches!(camera.source, eyeward::CameraSource::Agent) && !st.links.is_online(camera.id) {
+    if matches!(camera.source, eyeward::CameraSource::Agent)
+        && !st
+            .cluster
+            .online(&st.links, &[camera.id])
+            .await?
+            .contains(&camera.id)
+    {
         return Err(crate::link::camera_offline());
     }
     let ended = st.revocations.ended(grant, st.max_live_session);

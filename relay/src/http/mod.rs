@@ -10,6 +10,7 @@ mod arming;
 mod dispatch;
 mod error;
 pub mod extract;
+mod internal;
 pub(crate) mod live_video;
 mod middleware;
 mod motion_events;
@@ -23,6 +24,7 @@ mod web;
 mod tests;
 
 use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
+use crate::cluster::{Cluster, Followers};
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
@@ -92,6 +94,8 @@ pub struct AppState {
     pub max_live_session: Duration,
     /// Event streams open per account.
     pub streams: Arc<streams::StreamCounts>,
+    /// This node among several, or the whole service.
+    pub cluster: Arc<Cluster>,
 }
 
 impl AppState {
@@ -106,11 +110,13 @@ impl AppState {
         let a = &config.auth;
         let metrics = Arc::new(Metrics::new());
         let links = Arc::new(Links::default());
+        let cluster = Arc::new(Cluster::new(store.clone(), config.cluster.as_ref())?);
         let feeds = Arc::new(Feeds::new(
             links.clone(),
             metrics.clone(),
             config.webrtc.linger,
             &config.cameras,
+            cluster.clone(),
         ));
         let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
         let sessions = SessionPolicy {
@@ -118,6 +124,7 @@ impl AppState {
             max_age: a.session_max_age,
         };
         Ok(AppState {
+            cluster,
             revocations: Arc::new(Revocations::new(store.clone(), sessions, clock)),
             max_event_stream: config.http.max_event_stream,
             streams: Arc::new(streams::StreamCounts::new(
@@ -340,8 +347,17 @@ fn serve_configured(
 ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
     let http = config.http.clone();
     let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
+    let cluster = config
+        .cluster
+        .as_ref()
+        .map(|c| (c.listen, c.internal_url.clone()));
     Ok(async move {
-        match tls {
+        // A node joins its cluster before it takes any agent or viewer.
+        let internal = match cluster {
+            Some((listen, url)) => Some(internal::start(&state, listen, url, &http).await?),
+            None => None,
+        };
+        let served = match tls {
             None => serve(listener, state, &http, shutdown).await,
             Some(tls) => {
                 let reloader = tokio::spawn(tls.clone().reload_on_sighup());
@@ -352,7 +368,11 @@ fn serve_configured(
                 reloader.abort();
                 result
             }
+        };
+        if let Some(internal) = internal {
+            internal.abort();
         }
+        served
     })
 }
 
@@ -371,14 +391,15 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         store: state.store.clone(),
         sessions: state.sessions,
         metrics: state.metrics.clone(),
+        cluster: state.cluster.clone(),
     };
     let housekeeping = tokio::spawn(housekeeping.keep(state.clock));
-    let mailer = tokio::spawn(
-        state
-            .mailer
-            .clone()
-            .run(state.store.clone(), state.events.snapshots()),
-    );
+    let mailer = tokio::spawn(state.mailer.clone().run(
+        state.store.clone(),
+        state.events.snapshots(),
+        state.cluster.clone(),
+    ));
+    let cluster = tokio::spawn(state.cluster.clone().keep(followers(&state)));
     let events = state.events.clone();
     let shutdown = async move {
         shutdown.await;
@@ -398,5 +419,16 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     revocations.abort();
     housekeeping.abort();
     mailer.abort();
+    cluster.abort();
     Ok(())
+}
+
+/// What this node's streams are, for the changes other nodes make.
+fn followers(state: &AppState) -> Followers {
+    Followers {
+        links: state.links.clone(),
+        events: state.events.clone(),
+        dispatcher: state.dispatcher.clone(),
+        ptz: state.ptz.clone(),
+    }
 }

@@ -6,6 +6,7 @@ use super::AppState;
 use super::extract::{ApiJson, CustomerCaller, IdPath};
 use super::streams::{self, Live};
 use crate::error::{Error, ErrorKind};
+use crate::ptz::Done;
 use crate::store::Camera;
 use axum::Json;
 use axum::extract::State;
@@ -39,12 +40,39 @@ async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result
     Ok(camera)
 }
 
-fn status(st: &AppState, camera: CameraId, state: Option<PtzState>) -> PtzStatus {
-    PtzStatus {
-        online: st.links.is_online(camera),
+async fn status(
+    st: &AppState,
+    camera: CameraId,
+    state: Option<PtzState>,
+) -> Result<PtzStatus, Error> {
+    Ok(PtzStatus {
+        online: st
+            .cluster
+            .online(&st.links, &[camera])
+            .await?
+            .contains(&camera),
         deadman_ms: st.ptz.deadman().as_millis() as u64,
         state,
+    })
+}
+
+/// Carries `command` out through the camera's agent, on this node if the agent is linked
+/// here, else through the node it is linked to.
+async fn carry_out(st: &AppState, camera: CameraId, command: PtzCommand) -> Result<Done, Error> {
+    if !st.links.is_online(camera) && st.cluster.is_clustered() {
+        let (state, record) = st.cluster.ptz_elsewhere(camera, &command).await?;
+        return Ok(Done { state, record });
     }
+    // A node paused past its lease may have lost the camera without hearing yet: it sends
+    // nothing until it has renewed and checked.
+    if !st.cluster.may_act(camera) {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "this relay node is checking that it still holds the camera; try again",
+        )
+        .retry_after(std::time::Duration::from_secs(1)));
+    }
+    st.ptz.command(&st.links, camera, command).await
 }
 
 /// `POST /api/cameras/{id}/ptz`: one command (see [`PtzCommand`]); answers where the camera
@@ -69,7 +97,7 @@ pub async fn command(
         PtzCommand::RemovePreset { .. } => "ptz.preset_removed",
         _ => "ptz.moved",
     };
-    let done = st.ptz.command(&st.links, camera.id, command).await?;
+    let done = carry_out(&st, camera.id, command).await?;
     st.metrics.ptz_commands.inc();
     if done.record {
         let mut detail =
@@ -81,7 +109,7 @@ pub async fn command(
             .record(&c.caller.audit(st.clock.now()), Some(c.id), history, detail)
             .await?;
     }
-    Ok(Json(status(&st, camera.id, Some(done.state))))
+    Ok(Json(status(&st, camera.id, Some(done.state)).await?))
 }
 
 /// `GET /api/cameras/{id}/ptz`: where the camera last looked, whether its agent is online,
@@ -93,7 +121,7 @@ pub async fn state(
 ) -> Result<Json<PtzStatus>, Error> {
     let camera = pan_tilt_camera(&st, c.id, id).await?;
     let state = st.ptz.watch(camera.id).borrow().clone();
-    Ok(Json(status(&st, camera.id, state)))
+    Ok(Json(status(&st, camera.id, state).await?))
 }
 
 /// `GET /api/cameras/{id}/ptz/live`: server-sent `state` events, the current one first.

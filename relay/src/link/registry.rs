@@ -134,6 +134,23 @@ impl Links {
         }
     }
 
+    /// Closes the camera's link, if it has one here (another node took the camera over):
+    /// its task ends as for a newer link, and the camera is no longer this node's.
+    pub fn close(&self, camera: CameraId) -> bool {
+        self.lock().agents.remove(&camera).is_some()
+    }
+
+    /// The cameras linked here.
+    pub fn cameras(&self) -> Vec<CameraId> {
+        let inner = self.lock();
+        inner
+            .agents
+            .iter()
+            .filter(|(_, l)| l.is_live())
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
     pub fn is_online(&self, camera: CameraId) -> bool {
         self.lock().link(camera).is_some()
     }

@@ -9,6 +9,7 @@
 pub mod compose;
 
 use crate::auth::Token;
+use crate::cluster::Cluster;
 use crate::config::MailConfig;
 use crate::error::Error;
 use crate::objects::{ObjectKey, Objects};
@@ -46,6 +47,12 @@ pub fn retry_delay(attempt: i64) -> Duration {
     let exp = attempt.clamp(1, 8) as u32 - 1;
     Duration::from_secs(5 << exp).min(Duration::from_secs(60))
 }
+
+/// Mails a node claims at once, and how long its claim keeps them from the other nodes: long
+/// enough to send them all even at the mail server's slowest (lettre's timeout is a minute);
+/// past it, a node that died mid-send leaves them to another.
+const MAIL_CLAIM_BATCH: u32 = 10;
+const MAIL_CLAIM: Duration = Duration::from_secs(180);
 
 /// How often the sender looks for cameras whose alert cooldown ended with events held back.
 const STORM_CHECK: Duration = Duration::from_secs(2);
@@ -118,22 +125,48 @@ impl Mailer {
 
     /// Sends due mail until the future is dropped: at once when woken, and when retries come
     /// due.
-    pub async fn run(self: Arc<Self>, store: Store, snapshots: Objects) {
+    pub async fn run(self: Arc<Self>, store: Store, snapshots: Objects, cluster: Arc<Cluster>) {
         // What waited through a stop is due at once: the restart may well be the fix.
         if let Err(e) = store.all_mail_due(self.clock.now()).await {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {
-            let wait = self.pass(&store, &snapshots, self.clock.now()).await;
+            let wait = self
+                .pass(&store, &snapshots, self.clock.now(), &cluster)
+                .await;
             let _ = tokio::time::timeout(wait, self.wake.notified()).await;
         }
     }
 
     /// One pass of the sender at `now`: held alerts whose cooldown is over, scheduled arming
-    /// switches and offline notices are queued, and every mail due is sent (or rescheduled
-    /// with [`retry_delay`]). Returns how long until the next pass is needed. Time is passed
-    /// in, so tests take the sender through minutes of retries without waiting.
-    pub async fn pass(&self, store: &Store, snapshots: &Objects, now: UnixMillis) -> Duration {
+    /// switches and offline notices are queued (by the one node that runs the periodic jobs),
+    /// and every mail due is claimed and sent (or rescheduled with [`retry_delay`]). Returns
+    /// how long until the next pass is needed. Time is passed in, so tests take the sender
+    /// through minutes of retries without waiting.
+    pub async fn pass(
+        &self,
+        store: &Store,
+        snapshots: &Objects,
+        now: UnixMillis,
+        cluster: &Cluster,
+    ) -> Duration {
+        if cluster.runs_jobs().await {
+            self.queue_due(store, now).await;
+        }
+        if let Err(e) = self.send_due(store, snapshots, now, cluster.node()).await {
+            tracing::warn!(error = %e, "the mail outbox could not be read");
+        }
+        match store.next_mail_due().await {
+            Ok(Some(at)) => {
+                Duration::from_millis(at.0.saturating_sub(now.0).max(0) as u64).min(STORM_CHECK)
+            }
+            _ => STORM_CHECK,
+        }
+    }
+
+    /// Queues what came due at `now`: held alerts whose cooldown is over, scheduled arming
+    /// switches' records and offline notices.
+    async fn queue_due(&self, store: &Store, now: UnixMillis) {
         let flushed = store.flush_held_alerts(&self.policy(), now).await;
         if let Err(e) = flushed {
             tracing::warn!(error = %e, "held alerts could not be queued");
@@ -144,15 +177,6 @@ impl Mailer {
         let outage = UnixMillis(now.0 - self.offline_after.as_millis() as i64);
         if let Err(e) = store.queue_offline_notices(outage, now).await {
             tracing::warn!(error = %e, "offline notices could not be queued");
-        }
-        if let Err(e) = self.send_due(store, snapshots, now).await {
-            tracing::warn!(error = %e, "the mail outbox could not be read");
-        }
-        match store.next_mail_due().await {
-            Ok(Some(at)) => {
-                Duration::from_millis(at.0.saturating_sub(now.0).max(0) as u64).min(STORM_CHECK)
-            }
-            _ => STORM_CHECK,
         }
     }
 
@@ -169,9 +193,12 @@ impl Mailer {
         store: &Store,
         snapshots: &Objects,
         now: UnixMillis,
+        node: i64,
     ) -> Result<(), Error> {
         loop {
-            let due = store.due_mail(now, 20).await?;
+            let due = store
+                .claim_due_mail(now, MAIL_CLAIM_BATCH, node, now.plus(MAIL_CLAIM))
+                .await?;
             if due.is_empty() {
                 return Ok(());
             }
@@ -426,7 +453,8 @@ mod tests {
         let mut changes = Vec::new();
         while now < until {
             let before = changed().await;
-            let wait = mailer.pass(store, snapshots, now).await;
+            let whole_service = Cluster::whole_service(store.clone());
+            let wait = mailer.pass(store, snapshots, now, &whole_service).await;
             if changed().await != before {
                 changes.push(Duration::from_millis(now.since(from).as_millis() as u64));
             }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 type Answer = Result<PtzState, (PtzFailure, String)>;
 
@@ -32,6 +32,8 @@ pub struct PanTilt {
     cameras: Mutex<HashMap<CameraId, CameraPtz>>,
     next_id: AtomicU64,
     clock: Clock,
+    /// Every state this node's agents report, for the other nodes (see `crate::cluster`).
+    reported: broadcast::Sender<(CameraId, PtzState)>,
 }
 
 /// A command carried out.
@@ -48,6 +50,7 @@ impl PanTilt {
             config,
             cameras: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            reported: broadcast::channel(64).0,
         }
     }
 
@@ -125,14 +128,33 @@ impl PanTilt {
 
     /// The agent's answer to command `id`.
     fn answered(&self, camera: CameraId, id: u64, answer: Answer) {
+        if let Ok(state) = &answer {
+            self.reported(camera, state.clone());
+        }
         self.with_camera(camera, |c| {
-            if let Ok(state) = &answer {
-                c.state.send_replace(Some(state.clone()));
-            }
             if let Some(waiting) = c.pending.remove(&id) {
                 let _ = waiting.send(answer);
             }
         });
+    }
+
+    /// A state the camera's agent reported here: this node's viewers see it, and so do the
+    /// other nodes' (through [`PanTilt::reports`]).
+    fn reported(&self, camera: CameraId, state: PtzState) {
+        if self.reported.receiver_count() > 0 {
+            let _ = self.reported.send((camera, state.clone()));
+        }
+        self.set_state(camera, state);
+    }
+
+    /// The camera's state as its agent reported it on another node.
+    pub fn set_state(&self, camera: CameraId, state: PtzState) {
+        self.with_camera(camera, |c| c.state.send_replace(Some(state)));
+    }
+
+    /// Every state this node's agents report from now on.
+    pub fn reports(&self) -> broadcast::Receiver<(CameraId, PtzState)> {
+        self.reported.subscribe()
     }
 
     /// The camera's last known state, and its changes from now on.
@@ -151,9 +173,7 @@ impl PtzReports for PanTilt {
                 reason,
             } => self.answered(camera, id, Err((failure, reason))),
             // A change nobody asked about (a move continuing, a patrol).
-            PtzReport::Changed { state } => {
-                self.with_camera(camera, |c| c.state.send_replace(Some(state)));
-            }
+            PtzReport::Changed { state } => self.reported(camera, state),
         }
     }
 

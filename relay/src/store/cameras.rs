@@ -165,6 +165,18 @@ impl Store {
         row.map(Camera::try_from).transpose()
     }
 
+    /// Camera `id`, whoever owns it: for a node asked for it by another node, which checked
+    /// its caller's ownership.
+    pub async fn camera(&self, id: CameraId) -> Result<Option<Camera>, Error> {
+        let row: Option<CameraRow> = on!(self.pool, c => sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM cameras WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(c)
+        .await)?;
+        row.map(Camera::try_from).transpose()
+    }
+
     /// Every camera, for the admin.
     pub async fn all_cameras(&self) -> Result<Vec<Camera>, Error> {
         let rows = on!(self.pool, c => sqlx::query_as(&format!("SELECT {COLUMNS} FROM cameras ORDER BY id"))

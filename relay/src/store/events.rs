@@ -344,6 +344,17 @@ impl Store {
         .await)?)
     }
 
+    /// Event `id`, whoever owns it: for telling every node's live streams of a change another
+    /// node made (the streams check their own viewers' ownership).
+    pub async fn event(&self, id: i64) -> Result<Option<Event>, Error> {
+        Ok(
+            on!(self.pool, c => sqlx::query_as(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?,
+        )
+    }
+
     /// The idempotency keys of `camera`'s events that have a snapshot.
     pub async fn snapshot_keys_of(
         &self,

@@ -560,7 +560,40 @@ impl Store {
         Ok(n)
     }
 
-    /// Mail due for sending at `now`, oldest first.
+    /// Claims up to `limit` mails due at `now`, oldest first, for node `node` until `until`:
+    /// until then no other node takes them (PostgreSQL skips rows another node is claiming
+    /// at this moment rather than waiting). A node that dies mid-send leaves its claim to run
+    /// out; the mail is then due again, for any node, with the same Message-ID.
+    pub async fn claim_due_mail(
+        &self,
+        now: UnixMillis,
+        limit: u32,
+        node: i64,
+        until: UnixMillis,
+    ) -> Result<Vec<OutboxMail>, Error> {
+        let skip_locked = match self.pool {
+            super::backend::Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            // One writer at a time: the claim is already exclusive.
+            super::backend::Pool::Sqlite(_) => "",
+        };
+        let mut claimed: Vec<OutboxMail> = on!(self.pool, c => sqlx::query_as(&format!(
+            "UPDATE outbox SET next_attempt_at = $3, claimed_by = $4 WHERE id IN \
+             (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1 \
+              ORDER BY id LIMIT $2{skip_locked}) \
+             RETURNING {OUTBOX_COLUMNS}"
+        ))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .bind(until.0)
+        .bind(node)
+        .fetch_all(c)
+        .await)?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    /// Mail due at `now`, oldest first, without claiming it (what tests look at).
+    #[cfg(test)]
     pub async fn due_mail(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxMail>, Error> {
         Ok(on!(self.pool, c => sqlx::query_as(&format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1 \
@@ -572,9 +605,11 @@ impl Store {
         .await)?)
     }
 
-    /// Makes every queued mail due at `now` (at start).
+    /// Makes every queued mail due at `now` (at start), but for those another node has
+    /// claimed: their claims run out by themselves.
     pub async fn all_mail_due(&self, now: UnixMillis) -> Result<(), Error> {
-        on!(self.pool, c => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1")
+        on!(self.pool, c => sqlx::query("UPDATE outbox SET next_attempt_at = $1 \
+                 WHERE state = 'queued' AND next_attempt_at > $1 AND claimed_by IS NULL")
             .bind(now.0)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
@@ -593,7 +628,7 @@ impl Store {
     pub async fn mail_sent(&self, id: i64, now: UnixMillis) -> Result<(), Error> {
         on!(self.pool, c => sqlx::query(
             "UPDATE outbox SET state = 'sent', sent_at = $2, body = NULL, \
-             attempts = attempts + 1, last_error = NULL WHERE id = $1",
+             attempts = attempts + 1, last_error = NULL, claimed_by = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(now.0)
@@ -605,8 +640,8 @@ impl Store {
     /// A temporary failure: try again at `retry_at`.
     pub async fn mail_retry(&self, id: i64, retry_at: UnixMillis, why: &str) -> Result<(), Error> {
         on!(self.pool, c => sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
-             WHERE id = $1",
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+             claimed_by = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(retry_at.0)
@@ -620,8 +655,8 @@ impl Store {
     /// (`cancelled`): the mail stays, with why, for the customer to see.
     pub async fn mail_ended(&self, id: i64, state: &str, why: &str) -> Result<(), Error> {
         on!(self.pool, c => sqlx::query(
-            "UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3, body = NULL \
-             WHERE id = $1",
+            "UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3, body = NULL, \
+             claimed_by = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(state)
@@ -701,6 +736,47 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    /// Several nodes send the one outbox: a claimed mail is no other node's until its claim
+    /// runs out (the claimer died mid-send), and a node starting does not cut another's
+    /// claim short.
+    #[tokio::test]
+    async fn a_claimed_mail_is_sent_by_one_node_until_its_claim_runs_out() {
+        let (s, _dir) = store().await;
+        let t0 = UnixMillis(1_800_000_000_000);
+        let alice = customer(&s, "alice@example.jp").await;
+        for i in 0..3 {
+            add(&s, alice, &format!("r{i}@example.jp"), &format!("h{i}"), t0).await;
+        }
+        let claim_end = t0.plus(Duration::from_secs(180));
+        let (a, b) = (1, 2);
+        let first = s.claim_due_mail(t0, 2, a, claim_end).await.unwrap();
+        assert_eq!(first.len(), 2, "a batch, oldest first");
+        assert!(first[0].id < first[1].id);
+        let rest = s.claim_due_mail(t0, 10, b, claim_end).await.unwrap();
+        assert_eq!(rest.len(), 1, "the one a did not claim");
+        assert!(
+            s.claim_due_mail(t0, 10, b, claim_end)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        s.all_mail_due(t0).await.unwrap();
+        assert!(
+            s.claim_due_mail(t0, 10, b, claim_end)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a node starting leaves the others' claims"
+        );
+        s.mail_sent(first[0].id, t0).await.unwrap();
+        // a died with the second mail: after its claim, b sends it, with the same Message-ID.
+        let again = s.claim_due_mail(claim_end, 10, b, claim_end.plus(Duration::from_secs(180)));
+        let again = again.await.unwrap();
+        let ids: Vec<i64> = again.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [first[1].id, rest[0].id]);
+        assert_eq!(again[0].message_id, first[1].message_id);
     }
 
     /// Addresses from before migration 0008 kept their token in clear: it is moved, hashed,

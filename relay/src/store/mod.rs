@@ -8,6 +8,7 @@ mod accounts;
 mod arming;
 mod backend;
 mod cameras;
+mod cluster;
 mod copy;
 mod dispatch;
 mod events;
@@ -19,6 +20,7 @@ mod sessions;
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use arming::{Arming, MAX_SWITCHES, StoredSwitch};
 pub use cameras::{Camera, NewCamera};
+pub use cluster::{CHANGES, JobsLock, Owner};
 pub use dispatch::{
     Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
 };
