@@ -30,6 +30,8 @@ if [ "$purpose" != demo ]; then
   packages+=(coturn)
   # PostgreSQL, the relay's other database: each test makes and stops a private cluster.
   packages+=(postgresql)
+  # The load balancer in front of several relay nodes (tests/cluster.rs, the cluster demo).
+  packages+=(haproxy)
 fi
 if [ "$purpose" = bench ]; then
   # The live-video benchmark's peer: Janus Gateway's streaming plugin.

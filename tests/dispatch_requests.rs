@@ -8,7 +8,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::smtp::{Smtp, confirmed_address, subject};
-use common::{Client, Relay, jpeg, status_json};
+use common::{Client, Relay, jpeg, sse_until, status_json};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -142,34 +142,6 @@ impl World {
             .unwrap_or("absent")
             .to_owned())
     }
-}
-
-/// Reads server-sent events from `path` until one's data contains `want`; returns how long it
-/// took from `since`.
-async fn sse_until(
-    client: &Client,
-    path: &str,
-    want: String,
-) -> Result<tokio::task::JoinHandle<Result<String>>> {
-    let mut resp = client.get(path).await?;
-    anyhow::ensure!(resp.status() == 200, "{path}: {}", resp.status());
-    Ok(tokio::spawn(async move {
-        let mut seen = String::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(20), resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => break,
-            }
-            if let Some(line) = seen
-                .lines()
-                .find(|l| l.starts_with("data:") && l.contains(&want))
-            {
-                return Ok(line.to_owned());
-            }
-        }
-        anyhow::bail!("no event with {want} on the stream: {seen}")
-    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

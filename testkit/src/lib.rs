@@ -4,6 +4,7 @@
 //! with its test, or with the test process.
 
 pub mod garage;
+pub mod haproxy;
 pub mod postgres;
 
 use anyhow::Result;

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
+pub mod cluster;
 pub mod in_process;
 pub mod smtp;
 pub mod turn;
@@ -790,6 +791,34 @@ pub async fn run_browser_script(
     }
     eprintln!("{stdout}");
     Ok(stdout)
+}
+
+/// Reads server-sent events from `path` until one's data contains `want`; returns how long it
+/// took from `since`.
+pub async fn sse_until(
+    client: &Client,
+    path: &str,
+    want: String,
+) -> Result<tokio::task::JoinHandle<Result<String>>> {
+    let mut resp = client.get(path).await?;
+    anyhow::ensure!(resp.status() == 200, "{path}: {}", resp.status());
+    Ok(tokio::spawn(async move {
+        let mut seen = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(20), resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => break,
+            }
+            if let Some(line) = seen
+                .lines()
+                .find(|l| l.starts_with("data:") && l.contains(&want))
+            {
+                return Ok(line.to_owned());
+            }
+        }
+        anyhow::bail!("no event with {want} on the stream: {seen}")
+    }))
 }
 
 /// A JPEG with a gradient, as a camera's snapshot.

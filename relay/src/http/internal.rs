@@ -18,6 +18,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use bytes::BytesMut;
 use eyeward::CameraId;
 use eyeward::ptz::PtzCommand;
@@ -67,6 +68,10 @@ pub async fn start(
         header_timeout: http.header_timeout,
         max_connections: http.max_connections,
     };
+    // A feed's frames leave as they come (see `serve_configured`).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     Ok(tokio::spawn(serve_connections(
         listener,
         app,

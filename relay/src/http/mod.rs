@@ -42,7 +42,7 @@ use crate::whep::Whep;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use axum::serve::Listener;
+use axum::serve::{Listener, ListenerExt};
 use eyeward::clock::Clock;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -358,7 +358,14 @@ fn serve_configured(
             None => None,
         };
         let served = match tls {
-            None => serve(listener, state, &http, shutdown).await,
+            // Small writes (an event stream's next event, a WebSocket message) leave at
+            // once rather than waiting for the peer's delayed acknowledgement (Nagle).
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                serve(listener, state, &http, shutdown).await
+            }
             Some(tls) => {
                 let reloader = tokio::spawn(tls.clone().reload_on_sighup());
                 let listener = tls

@@ -1,0 +1,256 @@
+//! Several relay nodes as one service (issue 21): three `eyeward-relay` processes on one
+//! PostgreSQL database and one S3 place (Garage), behind HAProxy (`common::cluster`). A camera
+//! linked to one node is online, watched, moved and followed from the others; its alert is
+//! mailed once; the internal listener is the cluster's only; two operators on two nodes
+//! accepting one request make one acceptance and one charge.
+
+mod common;
+
+use anyhow::{Context, Result};
+use common::cluster::Nodes;
+use common::smtp::{Smtp, add_address, link, subject};
+use common::{Client, jpeg, sse_until, status_json, upload_event, wait_online};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+
+const PW: &str = "correct horse battery";
+
+/// Watches camera `cam` over WHEP as `client`: the peer connection and the RTP packets it has
+/// received so far.
+async fn watch(client: &Client, cam: i64) -> Result<(Arc<RTCPeerConnection>, Arc<AtomicU64>)> {
+    let (pc, sdp) = common::whep_offer().await?;
+    let packets = Arc::new(AtomicU64::new(0));
+    let counter = packets.clone();
+    pc.on_track(Box::new(move |track, _, _| {
+        let counter = counter.clone();
+        Box::pin(async move {
+            while track.read_rtp().await.is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }));
+    let resp = common::post_offer(client, &format!("/api/cameras/{cam}/whep"), sdp).await?;
+    anyhow::ensure!(resp.status() == 201, "WHEP: {}", resp.status());
+    let answer = resp.text().await?;
+    pc.set_remote_description(RTCSessionDescription::answer(answer)?)
+        .await?;
+    Ok((pc, packets))
+}
+
+/// Events uploaded in the test of the live streams (under the per-minute limit).
+const EVENTS: usize = 20;
+
+/// When each event arrived on `client`'s live stream of camera `cam`, by event id.
+type Seen = Arc<Mutex<HashMap<i64, Instant>>>;
+
+/// Follows camera `cam`'s live events as `client`, noting when each arrives.
+async fn follow_events(client: &Client, cam: i64) -> Result<Seen> {
+    let mut resp = client
+        .get(&format!("/api/cameras/{cam}/events/live"))
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "events/live: {}", resp.status());
+    let seen: Seen = Arc::default();
+    let noted = seen.clone();
+    tokio::spawn(async move {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let now = Instant::now();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find('\n') {
+                let line: String = text.drain(..=end).collect();
+                let id = line
+                    .strip_prefix("data:")
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok())
+                    .and_then(|v| v["id"].as_i64());
+                if let Some(id) = id {
+                    noted.lock().unwrap().entry(id).or_insert(now);
+                }
+            }
+        }
+    });
+    Ok(seen)
+}
+
+/// When event `id` arrived on a followed stream, waiting up to `limit`.
+async fn seen_within(seen: &Seen, id: i64, limit: Duration) -> Result<Instant> {
+    let start = Instant::now();
+    loop {
+        if let Some(at) = seen.lock().unwrap().get(&id) {
+            return Ok(*at);
+        }
+        anyhow::ensure!(start.elapsed() < limit, "event {id} not seen in {limit:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until `packets` passes `at_least`; how long that took.
+async fn video_within(packets: &AtomicU64, at_least: u64, limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    while packets.load(Ordering::Relaxed) < at_least {
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "{} packets after {limit:?}",
+            packets.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_others() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let nodes = Nodes::start(
+        &["a", "b", "c"],
+        &format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()),
+    )?;
+    let result: Result<()> = async {
+        let a = nodes.node("a");
+        let alice = a.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        let cam = a.camera(alice, "Porch", "pan-tilt", "dispatch", "agent")?;
+        let cam_id = cam["id"].as_i64().context("id")?;
+        let token = cam["agent_token"].as_str().context("token")?;
+        // The agent links to node a itself, not through the load balancer.
+        let _agent = a.start_agent(token, "sim://pan-tilt", "agent")?;
+        let on_b = nodes.login_on("b", "a@example.jp", PW).await?;
+        let on_c = nodes.login_on("c", "a@example.jp", PW).await?;
+        wait_online(&on_b, cam_id, true, Duration::from_secs(15)).await?;
+        wait_online(&on_c, cam_id, true, Duration::from_secs(5)).await?;
+
+        // Alice confirms an address from node b; the link in the mail is the service's.
+        assert_eq!(add_address(&on_b, "home@example.jp").await?.0, 201);
+        let mails = smtp
+            .wait_for("the confirmation", |m| {
+                m.iter().any(|r| r.to == ["home@example.jp"])
+            })
+            .await?;
+        let confirm = link(&mails[0].raw, &format!("{}/confirm/", nodes.lb.base()))?;
+        assert_eq!(reqwest::Client::new().post(&confirm).send().await?.status(), 200);
+
+        // Video through node b, which does not hold the camera: pulled through a.
+        let asked = Instant::now();
+        let (_pc, packets) = watch(&on_b, cam_id).await?;
+        video_within(&packets, 1, Duration::from_secs(15)).await?;
+        let first = asked.elapsed();
+        video_within(&packets, 100, Duration::from_secs(15)).await?;
+        eprintln!(
+            "first video through a node that does not hold the camera: {} ms after the offer",
+            first.as_millis()
+        );
+        anyhow::ensure!(
+            nodes.node("b").log().contains("feed starting"),
+            "b fans out itself"
+        );
+
+        // Pan-tilt from c: a's agent carries it out; b's stream sees where it went.
+        let moved = sse_until(
+            &on_b,
+            &format!("/api/cameras/{cam_id}/ptz/live"),
+            "\"pan\":0.5,\"tilt\":0.25".into(),
+        )
+        .await?;
+        let (status, answer) = status_json(
+            on_c.post(
+                &format!("/api/cameras/{cam_id}/ptz"),
+                &json!({"action": "go_to", "pan": 0.5, "tilt": 0.25}),
+            )
+            .await?,
+        )
+        .await?;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["online"], true);
+        moved.await??;
+
+        // Events uploaded to a are on b's live stream at once; the first is mailed, once.
+        let seen = follow_events(&on_b, cam_id).await?;
+
+        let mut delays = Vec::new();
+        for i in 0..EVENTS {
+            let key = format!("cluster-event-{i:04}");
+            // From the upload's start: the change is made on a some time before its answer.
+            let sent = Instant::now();
+            let (status, event) =
+                status_json(upload_event(a, token, &key, &jpeg(64, 48)).await?).await?;
+            assert_eq!(status, 201, "{event}");
+            let id = event["id"].as_i64().context("event id")?;
+            let at = seen_within(&seen, id, Duration::from_secs(5)).await?;
+            delays.push(at.saturating_duration_since(sent));
+        }
+        delays.sort();
+        eprintln!(
+            "events uploaded to a, on b's live stream (through HAProxy) after: median {} ms, p95 {} ms, max {} ms",
+            delays[delays.len() / 2].as_millis(),
+            delays[delays.len() * 95 / 100].as_millis(),
+            delays[delays.len() - 1].as_millis()
+        );
+        let is_alert = |r: &common::smtp::Received| subject(&r.raw).starts_with("Motion:");
+        smtp.wait_for("the alert", |m| m.iter().any(is_alert)).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let alerts = smtp.received()?.into_iter().filter(is_alert).count();
+        assert_eq!(alerts, 1, "one alert mail, sent by one node");
+
+        // The internal routes are on the cluster's listener only, and signed.
+        let public = reqwest::get(format!(
+            "{}/internal/v1/cameras/{cam_id}/feed",
+            nodes.lb.base()
+        ))
+        .await?;
+        assert_eq!(public.status(), 404);
+        let internal = nodes.internal_url("a")?;
+        let unsigned =
+            reqwest::get(format!("{internal}internal/v1/cameras/{cam_id}/feed")).await?;
+        assert_eq!(unsigned.status(), 401);
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_on_two_nodes_accepting_one_request_make_one_acceptance_and_one_charge()
+-> Result<()> {
+    let nodes = Nodes::start(&["a", "b"], "")?;
+    let result: Result<()> = async {
+        let a = nodes.node("a");
+        let alice = a.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        a.set_home(
+            alice,
+            "1-9-1 Marunouchi, Chiyoda-ku, Tokyo",
+            "35.6812,139.7671",
+        )?;
+        a.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+        a.operator("op2@example.jp", "Olivia", "tokyo", PW)?;
+        let cam = a.camera(alice, "Porch", "fixed", "dispatch", "agent")?;
+        let cam_id = cam["id"].as_i64().context("id")?;
+        let customer = nodes.login_on("a", "a@example.jp", PW).await?;
+        let oscar = nodes.login_on("a", "op@example.jp", PW).await?;
+        let olivia = nodes.login_on("b", "op2@example.jp", PW).await?;
+        for round in 0..5 {
+            let id = common::request_dispatch(&customer, &json!({"camera_id": cam_id})).await?;
+            let path = format!("/api/ops/dispatch-requests/{id}/accept");
+            let empty = json!({});
+            let (one, two) = tokio::join!(oscar.post(&path, &empty), olivia.post(&path, &empty));
+            let mut statuses = [one?.status().as_u16(), two?.status().as_u16()];
+            statuses.sort();
+            assert_eq!(statuses, [200, 409], "round {round}");
+            let (_, charges) = status_json(customer.get("/api/charges").await?).await?;
+            assert_eq!(
+                charges.as_array().map(Vec::len),
+                Some(round + 1),
+                "{charges}"
+            );
+            // The customer cancels, so that the camera may ask again.
+            let cancel = format!("/api/dispatch-requests/{id}/cancel");
+            let (status, body) = status_json(customer.post(&cancel, &json!({})).await?).await?;
+            assert_eq!(status, 200, "{body}");
+        }
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}
