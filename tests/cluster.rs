@@ -254,3 +254,315 @@ async fn two_operators_on_two_nodes_accepting_one_request_make_one_acceptance_an
     .await;
     result.with_context(|| nodes.logs())
 }
+
+/// A customer's agent cameras, each with its agent linked through the load balancer.
+struct Homes {
+    cameras: Vec<(i64, String)>,
+    _agents: Vec<common::Process>,
+}
+
+impl Homes {
+    /// `n` fixed cameras of Alice's, each with a simulated camera and its agent, which links
+    /// through the load balancer (or to the relays given, in turn).
+    fn start(nodes: &Nodes, n: usize) -> Result<Homes> {
+        let a = &nodes.nodes[0].1;
+        let alice = a.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        let mut cameras = Vec::new();
+        let mut agents = Vec::new();
+        for i in 0..n {
+            let cam = a.camera(alice, &format!("Camera {i}"), "fixed", "dispatch", "agent")?;
+            let id = cam["id"].as_i64().context("id")?;
+            let token = cam["agent_token"].as_str().context("token")?.to_owned();
+            let dir = a.dir.path().join(format!("agent{i}"));
+            std::fs::create_dir_all(&dir)?;
+            agents.push(common::start_agent(
+                &nodes.lb.base(),
+                &dir,
+                &token,
+                "sim://fixed",
+                "agent",
+            )?);
+            cameras.push((id, token));
+        }
+        Ok(Homes {
+            cameras,
+            _agents: agents,
+        })
+    }
+}
+
+/// The node whose log says last that camera `cam` came online there.
+fn holder(nodes: &Nodes, cam: i64) -> Option<String> {
+    let online =
+        format!("agent_link{{camera={cam}}}: eyeward_relay::http::agent_link: camera online");
+    nodes
+        .nodes
+        .iter()
+        .filter_map(|(name, relay)| {
+            let log = relay.log();
+            let at = log
+                .lines()
+                .rfind(|l| l.contains(&online))?
+                .get(..27)?
+                .to_owned();
+            Some((at, name.clone()))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+/// Uploads an event for each camera every `every` through the load balancer until `stop`;
+/// the ids of the events the relay acknowledged (201).
+fn upload_steadily(
+    nodes: &Nodes,
+    homes: &Homes,
+    every: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    let base = nodes.lb.base();
+    let cameras = homes.cameras.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut acked = Vec::new();
+        let mut n = 0;
+        while !*stop.borrow() {
+            for (cam, token) in &cameras {
+                n += 1;
+                let now = eyeward::UnixMillis::now().0;
+                let sent = http
+                    .post(format!(
+                        "{base}/agent/v1/events?key=steady-{cam}-{n:06}&captured_at={now}\
+                         &score=0.04&bbox=0,0,8,8"
+                    ))
+                    .bearer_auth(token)
+                    .header("content-type", "image/jpeg")
+                    .body(jpeg(32, 24))
+                    .send()
+                    .await;
+                if let Ok(r) = sent
+                    && r.status() == 201
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                    && let Some(id) = v["id"].as_i64()
+                {
+                    acked.push(id);
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+        acked
+    })
+}
+
+/// Every acknowledged event (by id) is stored, as `client` reads them.
+async fn all_stored(client: &Client, acked: &[i64]) -> Result<()> {
+    for id in acked {
+        let status = client.get(&format!("/api/events/{id}")).await?.status();
+        anyhow::ensure!(status == 200, "acknowledged event {id}: {status}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_nothing_and_its_cameras_and_viewers_come_back_through_the_others()
+-> Result<()> {
+    let nodes = Nodes::start(&["a", "b", "c"], "")?;
+    let homes = Homes::start(&nodes, 3)?;
+    let result: Result<()> = async {
+        let watcher = nodes.login_on("b", "a@example.jp", PW).await?;
+        for (cam, _) in &homes.cameras {
+            wait_online(&watcher, *cam, true, Duration::from_secs(20)).await?;
+        }
+        // The node to kill holds a camera that a viewer on another node watches.
+        let (victim_cam, victim) = homes
+            .cameras
+            .iter()
+            .find_map(|(cam, _)| Some((*cam, holder(&nodes, *cam)?)))
+            .context("no holder in the logs")?;
+        let survivor = ["a", "b", "c"]
+            .into_iter()
+            .find(|n| *n != victim)
+            .context("a node")?;
+        let viewer = nodes.login_on(survivor, "a@example.jp", PW).await?;
+        let (_pc, packets) = watch(&viewer, victim_cam).await?;
+        video_within(&packets, 100, Duration::from_secs(15)).await?;
+        let on_victim = nodes.login_on(&victim, "a@example.jp", PW).await?;
+        let request =
+            common::request_dispatch(&on_victim, &json!({"camera_id": victim_cam})).await?;
+
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let uploads = upload_steadily(&nodes, &homes, Duration::from_millis(300), stopping);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        nodes.node(&victim).process.kill_only(libc::SIGKILL);
+        let killed = Instant::now();
+        let before = packets.load(Ordering::Relaxed);
+        // Its agents link again through the load balancer; the survivors take the cameras.
+        let moved: Vec<i64> = homes
+            .cameras
+            .iter()
+            .filter(|(cam, _)| holder(&nodes, *cam).as_deref() == Some(victim.as_str()))
+            .map(|(cam, _)| *cam)
+            .collect();
+        for cam in &moved {
+            while holder(&nodes, *cam).as_deref() == Some(victim.as_str()) {
+                anyhow::ensure!(
+                    killed.elapsed() < Duration::from_secs(10),
+                    "camera {cam} not back"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let back = killed.elapsed();
+        for (cam, _) in &homes.cameras {
+            wait_online(&viewer, *cam, true, Duration::from_secs(5)).await?;
+        }
+        video_within(&packets, before + 100, Duration::from_secs(15)).await?;
+        let video = killed.elapsed();
+        eprintln!(
+            "node {victim} killed: its {} camera(s) held by the others after {} ms; the viewer \
+             on {survivor} saw video again (same session) after {} ms",
+            moved.len(),
+            back.as_millis(),
+            video.as_millis()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.send_replace(true);
+        let acked = uploads.await?;
+        anyhow::ensure!(acked.len() > 10, "only {} events acknowledged", acked.len());
+        all_stored(&viewer, &acked).await?;
+        let (status, asked) = status_json(
+            viewer
+                .get(&format!("/api/dispatch-requests/{request}"))
+                .await?,
+        )
+        .await?;
+        assert_eq!(status, 200, "{asked}");
+        assert_eq!(asked["request"]["state"], "requested");
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_paused_past_its_lease_acts_for_no_camera_it_lost() -> Result<()> {
+    let nodes = Nodes::start(&["a", "b"], "")?;
+    let homes = Homes::start(&nodes, 1)?;
+    let result: Result<()> = async {
+        let (cam, _) = homes.cameras[0].clone();
+        let watcher = nodes.login_on("a", "a@example.jp", PW).await?;
+        wait_online(&watcher, cam, true, Duration::from_secs(20)).await?;
+        let paused = holder(&nodes, cam).context("no holder")?;
+        let other = if paused == "a" { "b" } else { "a" };
+        let on_paused = nodes.login_on(&paused, "a@example.jp", PW).await?;
+        let on_other = nodes.login_on(other, "a@example.jp", PW).await?;
+        // Paused past the agent's patience (three missed heartbeats) and the node's lease.
+        nodes.node(&paused).process.kill_only(libc::SIGSTOP);
+        let stopped = Instant::now();
+        while holder(&nodes, cam).as_deref() != Some(other) {
+            anyhow::ensure!(
+                stopped.elapsed() < Duration::from_secs(30),
+                "not taken over"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "taken over {} ms after the pause",
+            stopped.elapsed().as_millis()
+        );
+        tokio::time::sleep(Duration::from_secs(13).saturating_sub(stopped.elapsed())).await;
+        nodes.node(&paused).process.kill_only(libc::SIGCONT);
+        // At once, the woken node is asked for a camera it lost: it acts for it only
+        // through the node that holds it now, or refuses; never on its own stale link.
+        let history_before = status_json(on_other.get("/api/history").await?).await?.1;
+        let (status, answer) = status_json(
+            on_paused
+                .post(
+                    &format!("/api/cameras/{cam}/ptz"),
+                    &json!({"action": "go_to", "pan": 0.1, "tilt": 0.0}),
+                )
+                .await?,
+        )
+        .await?;
+        // A fixed camera: the command is refused before any agent, wherever it goes; the
+        // point is which link the woken node believes in, seen in its log below.
+        assert_eq!(status, 409, "{answer}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fenced = "link closed: the camera is held by another node";
+        while !nodes.node(&paused).log().contains(fenced)
+            && !nodes
+                .node(&paused)
+                .log()
+                .contains("another node took the camera over")
+        {
+            anyhow::ensure!(Instant::now() < deadline, "the woken node kept the link");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The woken node wrote nothing about the camera: no "offline" from a lost link.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let history_after = status_json(on_other.get("/api/history").await?).await?.1;
+        assert_eq!(
+            history_before, history_after,
+            "nothing recorded by the woken node"
+        );
+        wait_online(&on_paused, cam, true, Duration::ZERO).await?;
+        assert_eq!(holder(&nodes, cam).as_deref(), Some(other));
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_under_load_loses_nothing() -> Result<()> {
+    let mut nodes = Nodes::start(&["a", "b", "c"], "")?;
+    let homes = Homes::start(&nodes, 3)?;
+    let result: Result<()> = async {
+        let watcher = nodes.login_on("a", "a@example.jp", PW).await?;
+        for (cam, _) in &homes.cameras {
+            wait_online(&watcher, *cam, true, Duration::from_secs(20)).await?;
+        }
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let uploads = upload_steadily(&nodes, &homes, Duration::from_millis(300), stopping);
+        let mut offline_seen = 0;
+        for name in ["a", "b", "c"] {
+            let started = Instant::now();
+            let status = nodes.node_mut(name).stop()?;
+            assert!(status.success(), "{name} stopped with {status}");
+            let drained = started.elapsed();
+            nodes.node_mut(name).restart()?;
+            eprintln!(
+                "node {name} drained in {} ms and restarted",
+                drained.as_millis()
+            );
+            // Every camera stays online through the others meanwhile.
+            let someone = nodes.login_on(name, "a@example.jp", PW).await?;
+            for (cam, _) in &homes.cameras {
+                if wait_online(&someone, *cam, true, Duration::from_secs(10))
+                    .await
+                    .is_err()
+                {
+                    offline_seen += 1;
+                }
+            }
+        }
+        assert_eq!(offline_seen, 0, "cameras stayed online");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send_replace(true);
+        let acked = uploads.await?;
+        anyhow::ensure!(acked.len() > 10, "only {} events acknowledged", acked.len());
+        let reader = nodes.login_on("b", "a@example.jp", PW).await?;
+        all_stored(&reader, &acked).await?;
+        // Handed over, never offline: no camera went offline in the history.
+        let (_, history) = status_json(reader.get("/api/history").await?).await?;
+        let offline = history
+            .as_array()
+            .context("history")?
+            .iter()
+            .filter(|h| h["action"] == "camera.offline")
+            .count();
+        assert_eq!(offline, 0, "{history}");
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}

@@ -452,6 +452,8 @@ function watchEvents(cameraId) {
   feed.addEventListener('open', reload);
   feed.addEventListener('event', reload);
   feed.addEventListener('resync', reload);
+  // The relay node stops: the video goes on through another node.
+  feed.addEventListener('reconnect', () => { if (state.player) state.player.reconnect(); });
   state.eventFeed = feed;
 }
 

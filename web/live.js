@@ -66,12 +66,21 @@ export class LivePlayer {
     if (!this.url || !this.pc && (this.status === 'connecting' || this.status === 'offline')) return;
     const stuck = performance.now() - this.lastFrameAt > STALL_MS;
     const state = this.pc ? this.pc.connectionState : 'closed';
-    if (state === 'failed' || state === 'closed') {
+    // Disconnected with a stuck picture: the relay node went away (it stopped, or died);
+    // another one answers the next offer.
+    if (state === 'failed' || state === 'closed' || (state === 'disconnected' && stuck)) {
       this.setStatus('reconnecting');
       this.retry();
     } else if (stuck && this.status === 'live') {
       this.setStatus('reconnecting');
     }
+  }
+
+  // The relay said it is stopping: set the session up again (on another node).
+  reconnect() {
+    if (!this.url) return;
+    this.setStatus('reconnecting');
+    this.retry();
   }
 
   retry() {

@@ -72,8 +72,10 @@ struct DetectArgs {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The relay's URL, e.g. https://relay.example.jp (http:// only on a trusted network).
-    #[arg(long)]
-    relay: url::Url,
+    /// Given more than once (the nodes of one service), the agent moves on to the next when
+    /// one is down.
+    #[arg(long, required = true)]
+    relay: Vec<url::Url>,
     /// A file holding the camera's agent token (from `eyeward-relay admin camera add`).
     #[arg(long)]
     token_file: PathBuf,
@@ -290,10 +292,11 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     if let RunCamera::Simulated(sim) = &camera {
         tracing::info!(url = sim.url(), "simulated camera started");
     }
-    tracing::info!(relay = %args.relay, camera = ?addr, "agent starting");
+    let relays = link::Relays::new(args.relay)?;
+    tracing::info!(relays = ?relays.all().iter().map(url::Url::as_str).collect::<Vec<_>>(), camera = ?addr, "agent starting");
     let agent_config = AgentConfig::load(args.config.as_deref())?;
     let config = LinkConfig {
-        relay: args.relay,
+        relays,
         token,
         camera: addr,
         tls: tls::relay_client_config(args.relay_ca.as_deref())?,
@@ -342,7 +345,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         )?;
         Some(tokio::spawn(watch::upload(
             shared,
-            config.relay.clone(),
+            config.relays.clone(),
             config.token.clone(),
             config.tls.clone(),
         )))

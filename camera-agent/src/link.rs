@@ -16,6 +16,7 @@ use eyeward::ptz::PtzFailure;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,11 +51,53 @@ impl std::fmt::Debug for CameraAddr {
     }
 }
 
+/// The relays this agent may link to (`--relay`, once or more: the nodes of one service, or
+/// its load balancer), tried in turn: the agent moves on to the next when one fails. A name
+/// with several addresses is tried address by address when connecting.
+#[derive(Clone, Debug)]
+pub struct Relays {
+    urls: Arc<[url::Url]>,
+    current: Arc<AtomicUsize>,
+}
+
+impl Relays {
+    /// The relays at `urls`, the first one first; at least one.
+    pub fn new(urls: Vec<url::Url>) -> Result<Relays, Error> {
+        if urls.is_empty() {
+            return Err(Error::Config("at least one --relay".into()));
+        }
+        Ok(Relays {
+            urls: urls.into(),
+            current: Arc::default(),
+        })
+    }
+
+    /// The relay to use now, with its place in the list.
+    pub fn current(&self) -> (usize, &url::Url) {
+        let i = self.current.load(Ordering::Relaxed) % self.urls.len();
+        (i, &self.urls[i])
+    }
+
+    /// Relay `failed` did not answer: the next one is used from now on (unless another
+    /// task has moved on already).
+    pub fn move_on(&self, failed: usize) {
+        let next = (failed + 1) % self.urls.len();
+        let _ = self
+            .current
+            .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Every relay, for the log.
+    pub fn all(&self) -> &[url::Url] {
+        &self.urls
+    }
+}
+
 /// What the link needs.
 #[derive(Clone)]
 pub struct LinkConfig {
-    /// The relay's base URL, `http://` or `https://` (the link then uses TLS).
-    pub relay: url::Url,
+    /// The relays' base URLs, `http://` or `https://` (the link then uses TLS).
+    pub relays: Relays,
     pub token: String,
     pub camera: CameraAddr,
     /// How the relay's certificate is checked (`https://` relays).
@@ -64,7 +107,7 @@ pub struct LinkConfig {
 impl std::fmt::Debug for LinkConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkConfig")
-            .field("relay", &self.relay.as_str())
+            .field("relays", &self.relays.all())
             .field("camera", &self.camera)
             .finish_non_exhaustive()
     }
@@ -72,35 +115,51 @@ impl std::fmt::Debug for LinkConfig {
 
 const CAMERA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `ws(s)://relay/<path>` for one of the agent endpoints.
+fn ws_url(relay: &url::Url, path: &str) -> Result<url::Url, Error> {
+    let mut url = relay
+        .join(path)
+        .map_err(|e| Error::Config(format!("relay URL: {e}")))?;
+    let scheme = match url.scheme() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => {
+            return Err(Error::Config(format!(
+                "relay URL must be http(s)://, not {other}://"
+            )));
+        }
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| Error::Config("relay URL cannot take a ws scheme".into()))?;
+    Ok(url)
+}
+
 impl LinkConfig {
-    /// Checks the relay URL once, at start, so a typo is an error rather than a retry loop.
+    /// Checks the relay URLs once, at start, so a typo is an error rather than a retry loop.
     pub fn check(&self) -> Result<(), Error> {
-        self.ws_url("agent/v1/link").map(|_| ())
+        self.relays
+            .all()
+            .iter()
+            .try_for_each(|relay| ws_url(relay, "agent/v1/link").map(|_| ()))
     }
 
-    /// `ws(s)://relay/<path>` for one of the agent endpoints.
-    fn ws_url(&self, path: &str) -> Result<url::Url, Error> {
-        let mut url = self
-            .relay
-            .join(path)
-            .map_err(|e| Error::Config(format!("relay URL: {e}")))?;
-        let scheme = match url.scheme() {
-            "http" | "ws" => "ws",
-            "https" | "wss" => "wss",
-            other => {
-                return Err(Error::Config(format!(
-                    "relay URL must be http(s)://, not {other}://"
-                )));
-            }
-        };
-        url.set_scheme(scheme)
-            .map_err(|()| Error::Config("relay URL cannot take a ws scheme".into()))?;
-        Ok(url)
-    }
-
+    /// Connects to the current relay's `path`; a failure to connect moves on to the next.
     async fn connect(&self, path: &str, max_message: usize) -> Result<Ws, Error> {
-        let mut request = self
-            .ws_url(path)?
+        let (i, relay) = self.relays.current();
+        let connected = self.connect_to(relay, path, max_message).await;
+        if matches!(connected, Err(Error::Link(_))) {
+            self.relays.move_on(i);
+        }
+        connected
+    }
+
+    async fn connect_to(
+        &self,
+        relay: &url::Url,
+        path: &str,
+        max_message: usize,
+    ) -> Result<Ws, Error> {
+        let mut request = ws_url(relay, path)?
             .as_str()
             .into_client_request()
             .map_err(|e| Error::Config(format!("relay URL: {e}")))?;
@@ -130,6 +189,10 @@ impl LinkConfig {
     }
 }
 
+/// The first reconnection after a link ends comes anywhere within this (full jitter): the
+/// agents of a relay node that died return spread over it, not in one burst.
+const FIRST_RETRY_SPREAD: Duration = Duration::from_secs(3);
+
 /// Keeps the link up until `shutdown` resolves, reconnecting with backoff after failures.
 /// `ptz` is the pan-tilt driver, if the camera has one.
 pub async fn run(
@@ -138,7 +201,7 @@ pub async fn run(
     clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = Backoff::full_jitter(FIRST_RETRY_SPREAD, Duration::from_secs(30));
     tokio::pin!(shutdown);
     loop {
         let result = tokio::select! {
@@ -361,4 +424,27 @@ async fn bridge(tcp: TcpStream, ws: Ws, mut proxy: Option<AuthProxy>) {
     tracing::debug!(reason = %end, "tunnel ending");
     let _ = ws_tx.close().await;
     let _ = tcp_tx.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_moves_on_to_the_next_relay_when_one_fails_and_comes_round_again() {
+        let urls: Vec<url::Url> = ["http://a.example.jp/", "http://b.example.jp/"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let relays = Relays::new(urls).unwrap();
+        assert_eq!(relays.current().1.as_str(), "http://a.example.jp/");
+        relays.move_on(0);
+        assert_eq!(relays.current(), (1, &relays.all()[1]));
+        // The uploader also saw a fail: it does not skip b.
+        relays.move_on(0);
+        assert_eq!(relays.current().0, 1);
+        relays.move_on(1);
+        assert_eq!(relays.current().0, 0, "round again");
+        assert!(Relays::new(Vec::new()).is_err());
+    }
 }

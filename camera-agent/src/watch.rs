@@ -4,6 +4,7 @@
 
 use crate::capture::Capture;
 use crate::error::Error;
+use crate::link::Relays;
 use crate::motion::{Decision, Detector, DetectorConfig};
 use crate::ptz::HeadWatch;
 use crate::queue::{EventMeta, Queue, Record, new_key};
@@ -163,12 +164,7 @@ fn watch_once(
 
 /// Uploads queued events to `relay` until the future is dropped: oldest first, each once the
 /// one before it is stored.
-pub async fn upload(
-    shared: Shared,
-    relay: url::Url,
-    token: String,
-    tls: Arc<rustls::ClientConfig>,
-) {
+pub async fn upload(shared: Shared, relays: Relays, token: String, tls: Arc<rustls::ClientConfig>) {
     let http = match reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .timeout(Duration::from_secs(30))
@@ -177,13 +173,6 @@ pub async fn upload(
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client: events stay queued");
-            return;
-        }
-    };
-    let url = match relay.join("agent/v1/events") {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "relay URL");
             return;
         }
     };
@@ -208,8 +197,16 @@ pub async fn upload(
                 continue;
             }
         };
+        let (relay, relay_url) = relays.current();
+        let url = match relay_url.join("agent/v1/events") {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "relay URL");
+                return;
+            }
+        };
         let mut request = http
-            .post(url.clone())
+            .post(url)
             .bearer_auth(&token)
             .query(&upload_of(&item.record).query());
         if !jpeg.is_empty() {
@@ -254,6 +251,7 @@ pub async fn upload(
             }
             Err(e) => {
                 tracing::warn!(seq = item.seq, error = %e.without_url(), "relay unreachable");
+                relays.move_on(relay);
                 false
             }
         };

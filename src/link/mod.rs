@@ -187,14 +187,17 @@ pub fn link_timeout(heartbeat: Duration) -> Duration {
     heartbeat * MISSED_HEARTBEATS
 }
 
-/// Reconnect delays: exponential from `initial` to `max`, with "equal jitter" (half the delay
-/// fixed, half random), so that many agents cut off at once do not return at once.
-/// No I/O: the caller supplies the randomness and sleeps.
+/// Reconnect delays: exponential from `initial` to `max`, with jitter so that many clients
+/// cut off at once do not return at once: "equal jitter" (half the delay fixed, half random)
+/// by default, or "full jitter" (anywhere from zero to the delay). No I/O: the caller
+/// supplies the randomness and sleeps.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
     max: Duration,
     attempt: u32,
+    /// The share of each delay that is random.
+    jitter: f64,
 }
 
 impl Backoff {
@@ -203,6 +206,18 @@ impl Backoff {
             initial,
             max,
             attempt: 0,
+            jitter: 0.5,
+        }
+    }
+
+    /// Full jitter: each delay anywhere from zero to its ceiling. The agents of a relay node
+    /// that died then come back spread over `initial` rather than in one burst (10,000
+    /// agents over 3 s: about 3,300 a second), and a retry storm still backs off, since the
+    /// ceiling doubles.
+    pub fn full_jitter(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            jitter: 1.0,
+            ..Backoff::new(initial, max)
         }
     }
 
@@ -213,8 +228,7 @@ impl Backoff {
             .saturating_mul(1u32.checked_shl(self.attempt.min(16)).unwrap_or(u32::MAX))
             .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
-        // At least half the ceiling, so a retry storm cannot spin at zero delay.
-        ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+        ceiling.mul_f64(1.0 - self.jitter + self.jitter * unit.clamp(0.0, 1.0))
     }
 
     /// Call once a connection has proven healthy.
@@ -327,5 +341,25 @@ mod tests {
             many.next_delay(0.5);
         }
         assert_eq!(many.next_delay(1.0), Duration::from_secs(60), "no overflow");
+    }
+
+    #[test]
+    fn full_jitter_spreads_each_delay_from_zero_to_its_doubling_ceiling() {
+        let mut b = Backoff::full_jitter(Duration::from_secs(3), Duration::from_secs(30));
+        assert_eq!(b.next_delay(0.0), Duration::ZERO);
+        assert_eq!(b.next_delay(0.5), Duration::from_secs(3));
+        assert_eq!(b.next_delay(1.0), Duration::from_secs(12));
+        for _ in 0..10 {
+            b.next_delay(0.3);
+        }
+        assert_eq!(b.next_delay(1.0), Duration::from_secs(30), "capped");
+        // Spread: 10,000 agents' first delays fill [0, 3 s) evenly, 1,000 per 300 ms.
+        let mut per_slot = [0u32; 10];
+        for i in 0..10_000 {
+            let mut agent = Backoff::full_jitter(Duration::from_secs(3), Duration::from_secs(30));
+            let d = agent.next_delay(i as f64 / 10_000.0);
+            per_slot[(d.as_millis() / 300) as usize] += 1;
+        }
+        assert_eq!(per_slot, [1000; 10]);
     }
 }

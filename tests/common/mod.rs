@@ -550,10 +550,13 @@ impl Relay {
             self.process.stop()?;
         }
         let addr = self.base.trim_start_matches("http://");
+        // The top-level `listen` only (a section's, such as `[cluster]`'s, stays).
+        let mut top = true;
         let text = std::fs::read_to_string(&self.site.config)?
             .lines()
             .map(|l| {
-                if l.starts_with("listen = ") {
+                top &= !l.starts_with('[');
+                if top && l.starts_with("listen = ") {
                     format!("listen = \"{addr}\"\n")
                 } else {
                     format!("{l}\n")

@@ -7,7 +7,7 @@
 mod peer;
 pub mod signing;
 
-pub use peer::{GENERATION_HEADER, PeerFeed, PtzAnswer, encode_frame, moved};
+pub use peer::{GENERATION_HEADER, PeerFeed, PeerTunnel, PtzAnswer, encode_frame, moved};
 
 use crate::config::ClusterConfig;
 use crate::dispatch::Dispatcher;
@@ -47,6 +47,11 @@ pub struct Cluster {
     jobs: tokio::sync::Mutex<Jobs>,
     /// Signed calls to the other nodes (none when this relay is the whole service).
     peers: Option<Peers>,
+    /// Set when the node stops: its agents link elsewhere, the load balancer sends it
+    /// nothing new (see [`Cluster::drain`]).
+    draining: tokio::sync::watch::Sender<bool>,
+    /// The cameras whose links this node closed while draining, with their generations.
+    handed_over: Mutex<Vec<(CameraId, i64)>>,
 }
 
 #[derive(Default)]
@@ -124,6 +129,8 @@ impl Cluster {
             renewed: Mutex::new(None),
             jobs: tokio::sync::Mutex::new(Jobs::default()),
             peers,
+            draining: tokio::sync::watch::channel(false).0,
+            handed_over: Mutex::new(Vec::new()),
         })
     }
 
@@ -209,6 +216,20 @@ impl Cluster {
         peers.feed(self.node(), &owner, camera).await
     }
 
+    /// Carries a tunnel of `camera` that its agent opened here on to the node that holds the
+    /// camera and asked for it (the load balancer sent the agent's tunnel elsewhere).
+    pub async fn tunnel_elsewhere(
+        &self,
+        camera: CameraId,
+        tunnel: &str,
+        max_message: usize,
+    ) -> Result<PeerTunnel, Error> {
+        let (peers, owner) = self.owner(camera).await?;
+        peers
+            .tunnel(self.node(), &owner, camera, tunnel, max_message)
+            .await
+    }
+
     /// Whether this node holds `camera` with `generation` (as an internal call names it).
     pub fn holds(&self, camera: CameraId, generation: i64) -> bool {
         self.may_act(camera) && self.owned().get(&camera) == Some(&generation)
@@ -249,6 +270,61 @@ impl Cluster {
         followers.dispatcher.tell_by_database();
         tracing::info!(node, %internal_url, "joined the cluster");
         Ok(())
+    }
+
+    /// Whether this node is stopping (see [`Cluster::drain`]).
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Turns true when this node starts draining.
+    pub fn draining(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// Starts draining: `/healthz` answers 503, new links are refused and every link here is
+    /// closed with "try again later", so the agents link to other nodes, which take their
+    /// cameras over.
+    pub async fn start_draining(&self) {
+        self.draining.send_replace(true);
+        if let Err(e) = self.store.drain_node(self.node()).await {
+            tracing::warn!(error = %e, "cannot mark this node draining");
+        }
+    }
+
+    /// A link closed while draining: its camera is left to the node the agent links to
+    /// next; if none has taken it when this node stops, it is released then (and offline).
+    pub fn hand_over(&self, camera: CameraId, generation: i64) {
+        self.handed_over
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((camera, generation));
+    }
+
+    /// Whether every camera this node held is held by another node now (or the database
+    /// cannot tell: the drain then waits out its time).
+    pub async fn holds_none(&self) -> bool {
+        self.store
+            .cameras_held(self.node())
+            .await
+            .is_ok_and(|held| held.is_empty())
+    }
+
+    /// The node stops: the cameras handed over that no other node took are released (they
+    /// are offline: returned), and its lease ends, so no other node calls it any more.
+    pub async fn leave(&self) -> Vec<CameraId> {
+        let handed: Vec<(CameraId, i64)> =
+            std::mem::take(&mut *self.handed_over.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut offline = Vec::new();
+        for (camera, generation) in handed {
+            if self.release(camera, generation).await {
+                offline.push(camera);
+            }
+        }
+        if let Err(e) = self.store.end_node(self.node()).await {
+            tracing::warn!(error = %e, "cannot end this node's lease");
+        }
+        offline
     }
 
     /// This node takes `camera` over (its agent linked here): returns the fencing generation

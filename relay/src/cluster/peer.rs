@@ -261,6 +261,74 @@ impl Peers {
     }
 }
 
+/// A tunnel's WebSocket to the node holding its camera.
+pub type PeerTunnel =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Peers {
+    /// Connects tunnel `tunnel` of `camera`, which its agent opened on this node, to `owner`,
+    /// which asked for it.
+    pub async fn tunnel(
+        &self,
+        from: i64,
+        owner: &Owner,
+        camera: CameraId,
+        tunnel: &str,
+        max_message: usize,
+    ) -> Result<PeerTunnel, Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let path = format!("/internal/v1/cameras/{}/tunnels/{tunnel}", camera.0);
+        let mut url = url::Url::parse(&owner.internal_url)
+            .and_then(|u| u.join(&path))
+            .map_err(|e| Error::internal("a node's internal URL").with_source(e))?;
+        url.set_scheme("ws")
+            .map_err(|()| Error::internal("a node's internal URL"))?;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::internal("a tunnel request").with_source(e))?;
+        let authorization = self.signer.authorization(&Signed {
+            node: from,
+            at_ms: eyeward::clock::Clock::real().now().0,
+            method: "GET",
+            path: &path,
+            body: b"",
+        });
+        let headers = request.headers_mut();
+        for (name, value) in [
+            ("authorization", authorization),
+            (GENERATION_HEADER, owner.generation.to_string()),
+        ] {
+            headers.insert(
+                name,
+                value
+                    .parse()
+                    .map_err(|_| Error::internal("a tunnel request header"))?,
+            );
+        }
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message));
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        match tokio::time::timeout(CALL_TIMEOUT, connect).await {
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))
+                if r.status() == reqwest::StatusCode::CONFLICT =>
+            {
+                Err(moved())
+            }
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("the camera's node did not take the tunnel: {e}"),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Unavailable,
+                "the camera's node did not answer",
+            )),
+        }
+    }
+}
+
 /// The header naming the generation the caller believes holds the camera: an owner that holds
 /// it no longer (or with another generation) answers 409, and the caller looks again.
 pub const GENERATION_HEADER: &str = "eyeward-generation";

@@ -6,6 +6,7 @@
 use super::AppState;
 use super::extract::bearer_token;
 use crate::auth::hash_token;
+use crate::cluster::PeerTunnel;
 use crate::error::{Error, ErrorKind};
 use crate::link::{PtzReports, Registration, TUNNEL_QUEUE, Tunnel};
 use crate::revocation::Grant;
@@ -71,6 +72,13 @@ pub async fn link(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
+    if st.cluster.is_draining() {
+        // The agent links to another node (through the load balancer, or its next --relay).
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "this relay node is stopping; link to another",
+        ));
+    }
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -140,6 +148,11 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     // The camera removed or its token replaced: the link ends (an agent's link has no
     // lifetime of its own).
     let mut revoked = std::pin::pin!(st.revocations.ended(grant, Duration::MAX));
+    // The node stopping: the agent links to another, which takes the camera over.
+    let mut draining = st.cluster.draining();
+    let mut stopping = std::pin::pin!(async move {
+        let _ = draining.wait_for(|d| *d).await;
+    });
     let (mut tx, mut rx) = socket.split();
     let mut session = RelaySession::new(camera, HEARTBEAT, st.clock.instant());
     // The pan-tilt service, seen only as the link's trait: the link hands it reports.
@@ -202,6 +215,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
                 session.handle_timeout(st.clock.instant());
             }
             () = &mut revoked => session.close(CloseCode::Policy, "the agent token was revoked"),
+            () = &mut stopping => session.close(CloseCode::TryAgain, "this relay node is stopping"),
             order = next_order(&mut registration) => match order {
                 Some(message) => session.send(message),
                 None => session.close(CloseCode::Normal, "replaced by a newer link of this camera"),
@@ -218,6 +232,10 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
     }
     ptz_reports.offline(camera);
     st.metrics.agent_links.set(st.links.online_count() as i64);
+    if st.cluster.is_draining() {
+        st.cluster.hand_over(camera, generation);
+        return tracing::info!(%reason, "link closed: the camera is left to the next node");
+    }
     // Among several nodes, the camera is offline only if no other node took it meanwhile.
     if st.cluster.release(camera, generation).await {
         tracing::info!(%reason, "camera offline");
@@ -228,7 +246,7 @@ async fn serve_link(st: AppState, camera: CameraId, grant: Grant, socket: WebSoc
 }
 
 /// Writes a camera's coming and going into its owner's history.
-async fn record(st: &AppState, camera: CameraId, kind: &str, detail: serde_json::Value) {
+pub(super) async fn record(st: &AppState, camera: CameraId, kind: &str, detail: serde_json::Value) {
     let audit = agent_audit(camera, st.clock.now());
     if let Err(e) = st.store.record_camera(&audit, camera, kind, detail).await {
         tracing::warn!(error = %e, kind, "cannot record the camera's link");
@@ -236,7 +254,9 @@ async fn record(st: &AppState, camera: CameraId, kind: &str, detail: serde_json:
 }
 
 /// `GET /agent/v1/tunnel/{tunnel}`: the agent connects a tunnel the relay asked for. A
-/// tunnel of another camera, or one nobody asked for, is 404.
+/// tunnel of another camera, or one nobody asked for, is 404. Among several nodes, a tunnel
+/// the load balancer brought to a node that did not ask for it is carried on to the node that
+/// holds its camera.
 pub async fn tunnel(
     State(st): State<AppState>,
     agent: AgentCaller,
@@ -245,13 +265,35 @@ pub async fn tunnel(
 ) -> Result<Response, Error> {
     let tunnel = TunnelId::parse(&tunnel).map_err(|_| Error::not_found("tunnel"))?;
     let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
-    let deliver = st
-        .links
-        .claim_tunnel(&tunnel, agent.camera.id)
-        .ok_or_else(|| Error::not_found("tunnel"))?;
-    st.metrics.tunnels_opened.inc();
+    let camera = agent.camera.id;
+    if let Some(deliver) = st.links.claim_tunnel(&tunnel, camera) {
+        return Ok(hand_over(&st, ws, deliver));
+    }
+    if !st.cluster.is_clustered() || st.links.is_online(camera) {
+        return Err(Error::not_found("tunnel"));
+    }
+    let upstream = st
+        .cluster
+        .tunnel_elsewhere(camera, tunnel.as_str(), MAX_TUNNEL_FRAME_BYTES)
+        .await
+        .map_err(|e| {
+            tracing::info!(camera = camera.0, error = %e, "a tunnel nobody here asked for");
+            Error::not_found("tunnel")
+        })?;
     Ok(ws
         .max_message_size(MAX_TUNNEL_FRAME_BYTES)
+        .max_frame_size(MAX_TUNNEL_FRAME_BYTES)
+        .on_upgrade(move |socket| pass_on(socket, upstream)))
+}
+
+/// Takes a tunnel this node asked for: its frames go to whoever waits on `deliver`.
+pub(super) fn hand_over(
+    st: &AppState,
+    ws: WebSocketUpgrade,
+    deliver: tokio::sync::oneshot::Sender<Result<Tunnel, String>>,
+) -> Response {
+    st.metrics.tunnels_opened.inc();
+    ws.max_message_size(MAX_TUNNEL_FRAME_BYTES)
         .max_frame_size(MAX_TUNNEL_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             let (from_agent_tx, from_agent) = mpsc::channel(TUNNEL_QUEUE);
@@ -265,7 +307,35 @@ pub async fn tunnel(
             {
                 carry(socket, from_agent_tx, to_agent_rx).await;
             }
-        }))
+        })
+}
+
+/// Passes a tunnel's frames between the agent and the node that holds its camera until
+/// either side ends.
+async fn pass_on(agent: WebSocket, node: PeerTunnel) {
+    use tokio_tungstenite::tungstenite::Message as NodeMessage;
+    let (mut agent_tx, mut agent_rx) = agent.split();
+    let (mut node_tx, mut node_rx) = node.split();
+    let up = async {
+        while let Some(Ok(Message::Binary(b))) = agent_rx.next().await {
+            if node_tx.send(NodeMessage::Binary(b)).await.is_err() {
+                break;
+            }
+        }
+        let _ = node_tx.close().await;
+    };
+    let down = async {
+        while let Some(Ok(NodeMessage::Binary(b))) = node_rx.next().await {
+            if agent_tx.send(Message::Binary(b)).await.is_err() {
+                break;
+            }
+        }
+        let _ = agent_tx.close().await;
+    };
+    tokio::select! {
+        () = up => {},
+        () = down => {},
+    }
 }
 
 /// Carries a tunnel's WebSocket frames to and from its [`Tunnel`] until either side ends.

@@ -333,6 +333,13 @@ pub async fn history(
 
 /// `GET /healthz`: the process answers and its database does.
 pub async fn healthz(State(st): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
+    // A stopping node gets nothing new from the load balancer.
+    if st.cluster.is_draining() {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            "this relay node is stopping",
+        ));
+    }
     st.store.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
 }

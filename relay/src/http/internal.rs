@@ -5,7 +5,9 @@
 //! - `GET /internal/v1/cameras/{id}/feed`: the camera's frames, its current group of pictures
 //!   first, as `cluster::encode_frame` writes them, for as long as this node holds it;
 //! - `POST /internal/v1/cameras/{id}/ptz`: a pan-tilt command through this node's gate and
-//!   agent, answered as a `cluster::PtzAnswer`.
+//!   agent, answered as a `cluster::PtzAnswer`;
+//! - `GET /internal/v1/cameras/{id}/tunnels/{tunnel}`: a tunnel this node asked the camera's
+//!   agent for, which the load balancer brought to another node (a WebSocket, passed on).
 
 use super::AppState;
 use super::serve::{ConnectionLimits, serve_connections};
@@ -14,6 +16,7 @@ use crate::config::HttpConfig;
 use crate::error::Error;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +24,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use bytes::BytesMut;
 use eyeward::CameraId;
+use eyeward::link::TunnelId;
 use eyeward::ptz::PtzCommand;
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -39,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/internal/v1/cameras/{id}/feed", get(feed))
         .route("/internal/v1/cameras/{id}/ptz", post(ptz))
+        .route("/internal/v1/cameras/{id}/tunnels/{tunnel}", get(tunnel))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -152,6 +157,25 @@ async fn feed(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// `GET /internal/v1/cameras/{id}/tunnels/{tunnel}`.
+async fn tunnel(
+    State(st): State<AppState>,
+    Path((id, tunnel)): Path<(i64, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let camera = called_for(&st, &method, &uri, &headers, b"", id)?;
+    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
+    let tunnel = TunnelId::parse(&tunnel).map_err(|_| Error::not_found("tunnel"))?;
+    let deliver = st
+        .links
+        .claim_tunnel(&tunnel, camera)
+        .ok_or_else(|| Error::not_found("tunnel"))?;
+    Ok(super::agent_link::hand_over(&st, ws, deliver))
 }
 
 /// `POST /internal/v1/cameras/{id}/ptz`.

@@ -94,6 +94,8 @@ pub struct AppState {
     pub max_live_session: Duration,
     /// Event streams open per account.
     pub streams: Arc<streams::StreamCounts>,
+    /// Longest a stopping node of several waits for its agents to link elsewhere.
+    pub drain_timeout: Duration,
     /// This node among several, or the whole service.
     pub cluster: Arc<Cluster>,
 }
@@ -131,6 +133,10 @@ impl AppState {
                 config.http.max_event_streams_per_account,
             )),
             max_live_session: config.webrtc.max_session,
+            drain_timeout: config
+                .cluster
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.drain_timeout),
             store,
             metrics,
             limiter: Arc::new(Mutex::new(LoginLimiter::new(LoginLimits {
@@ -407,10 +413,13 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
         state.cluster.clone(),
     ));
     let cluster = tokio::spawn(state.cluster.clone().keep(followers(&state)));
-    let events = state.events.clone();
+    let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
-        events.close_live();
+        if stopping.cluster.is_clustered() {
+            drain(&stopping).await;
+        }
+        stopping.events.close_live();
     };
     let app = router(state, http);
     serve::serve_connections(
@@ -428,6 +437,36 @@ pub async fn serve<L: Listener<Addr = SocketAddr>>(
     mailer.abort();
     cluster.abort();
     Ok(())
+}
+
+/// A node of several stopping (see `docs/cluster.md`): the load balancer is told to send it
+/// nothing new, its agents to link to other nodes, which take their cameras over, and its
+/// pages to reconnect (through the load balancer, to other nodes); it stops once its agents
+/// are gone, or after `[cluster] drain_timeout`.
+async fn drain(st: &AppState) {
+    tracing::info!(links = st.links.online_count(), "draining");
+    st.cluster.start_draining().await;
+    // Streams end with a hint the pages follow at once; their video sessions end too.
+    st.events.close_live();
+    st.whep.end_all().await;
+    // Until its agents' new links on other nodes have taken every camera over.
+    let deadline = st.clock.instant() + st.drain_timeout;
+    while st.clock.instant() < deadline
+        && (st.links.online_count() > 0 || !st.cluster.holds_none().await)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its agents' new links took their cameras over; any other camera is now offline.
+    for camera in st.cluster.leave().await {
+        agent_link::record(
+            st,
+            camera,
+            "camera.offline",
+            serde_json::json!({ "reason": "its relay node stopped" }),
+        )
+        .await;
+    }
+    tracing::info!(links_left = st.links.online_count(), "drained");
 }
 
 /// What this node's streams are, for the changes other nodes make.

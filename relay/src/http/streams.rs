@@ -1,6 +1,7 @@
 //! Server-sent event streams, one helper for every page's live stream (events, pan-tilt,
 //! dispatch): each sends the page [`Live`] messages with one name for "fetch the list
-//! again" (`resync`), keeps itself open with comments, ends when the relay stops, when what
+//! again" (`resync`), keeps itself open with comments, ends when the relay stops (saying
+//! `reconnect` last: the page connects again, and sets its video up again), when what
 //! authorised it ends (see [`crate::revocation`]) or after `http.max_event_stream`, and one
 //! account has at most `http.max_event_streams_per_account` open at once: each holds a
 //! connection and a task.
@@ -20,6 +21,9 @@ use tokio::sync::{broadcast, watch};
 
 /// How often a quiet stream sends a comment, so that proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How soon a page connects its stream again after the relay ended it because it stops.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 /// How many streams each account has open.
 pub struct StreamCounts {
@@ -145,15 +149,31 @@ pub fn live_stream(
     source: impl Stream<Item = Live> + Send + 'static,
 ) -> Result<Response, Error> {
     let mut closing = st.events.closing();
+    let closed = closing.clone();
     let stopping = async move {
         let _ = closing.wait_for(|c| *c).await;
     };
-    let events = source.take_until(stopping).map(|live| {
-        Ok::<_, Infallible>(match live {
-            Live::Message { name, data } => SseEvent::default().event(name).data(data),
-            Live::Resync => SseEvent::default().event("resync").data("{}"),
+    // A stream the relay ends because it stops says so last: the page connects again at
+    // once (through the load balancer, to another node) and sets its video up again.
+    let reconnect = futures_util::stream::once(async move { *closed.borrow() }).filter_map(
+        |stopped| async move {
+            stopped.then(|| {
+                Ok(SseEvent::default()
+                    .event("reconnect")
+                    .data("{}")
+                    .retry(RECONNECT_AFTER))
+            })
+        },
+    );
+    let events = source
+        .take_until(stopping)
+        .map(|live| {
+            Ok::<_, Infallible>(match live {
+                Live::Message { name, data } => SseEvent::default().event(name).data(data),
+                Live::Resync => SseEvent::default().event("resync").data("{}"),
+            })
         })
-    });
+        .chain(reconnect);
     let events = event_stream(st, caller, grant, events)?;
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))

@@ -73,6 +73,15 @@ impl Store {
         Ok(())
     }
 
+    /// The node is draining (for whoever looks at the table).
+    pub async fn drain_node(&self, node: i64) -> Result<(), Error> {
+        sqlx::query("UPDATE nodes SET draining = TRUE WHERE id = $1")
+            .bind(node)
+            .execute(self.postgres()?)
+            .await?;
+        Ok(())
+    }
+
     /// The node stops: its lease ends now, so no other node sends it viewers' pulls or
     /// commands any more.
     pub async fn end_node(&self, node: i64) -> Result<(), Error> {

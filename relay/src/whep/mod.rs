@@ -417,6 +417,15 @@ impl Whep {
         }
     }
 
+    /// Ends every session (this relay node stops: the pages set theirs up again through the
+    /// load balancer, on another node).
+    pub async fn end_all(&self) {
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        for id in ids {
+            self.end(&id).await;
+        }
+    }
+
     /// Ends session `id`, if it is still there.
     pub async fn end(&self, id: &str) {
         let session = self.lock().remove(id);
