@@ -42,6 +42,19 @@ async fn watch(client: &Client, cam: i64) -> Result<(Arc<RTCPeerConnection>, Arc
     Ok((pc, packets))
 }
 
+/// The internal listener's routes, read from its router's source: each is walked.
+fn internal_routes() -> Result<Vec<String>> {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("relay/src/http/internal.rs"),
+    )?;
+    let routes: Vec<String> = source
+        .match_indices(".route(\"")
+        .filter_map(|(i, m)| source[i + m.len()..].split('"').next().map(String::from))
+        .collect();
+    anyhow::ensure!(routes.len() >= 3, "{routes:?}");
+    Ok(routes)
+}
+
 /// Events uploaded in the test of the live streams (under the per-minute limit).
 const EVENTS: usize = 20;
 
@@ -115,12 +128,22 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
         let cam = a.camera(alice, "Porch", "pan-tilt", "dispatch", "agent")?;
         let cam_id = cam["id"].as_i64().context("id")?;
         let token = cam["agent_token"].as_str().context("token")?;
-        // The agent links to node a itself, not through the load balancer.
-        let _agent = a.start_agent(token, "sim://pan-tilt", "agent")?;
+        // The agent links to node a itself, not through the load balancer; the first relay it
+        // is given is down, and it moves on.
+        let down = format!("http://127.0.0.1:{}", common::free_port()?);
+        let agent = common::start_agent_with(
+            &down,
+            a.dir.path(),
+            token,
+            "sim://pan-tilt",
+            "agent",
+            &["--relay", &a.base],
+        )?;
         let on_b = nodes.login_on("b", "a@example.jp", PW).await?;
         let on_c = nodes.login_on("c", "a@example.jp", PW).await?;
         wait_online(&on_b, cam_id, true, Duration::from_secs(15)).await?;
         wait_online(&on_c, cam_id, true, Duration::from_secs(5)).await?;
+        assert!(agent.log().contains("link down"), "{}", agent.log());
 
         // Alice confirms an address from node b; the link in the mail is the service's.
         assert_eq!(add_address(&on_b, "home@example.jp").await?.0, 201);
@@ -202,9 +225,27 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
         .await?;
         assert_eq!(public.status(), 404);
         let internal = nodes.internal_url("a")?;
-        let unsigned =
-            reqwest::get(format!("{internal}internal/v1/cameras/{cam_id}/feed")).await?;
-        assert_eq!(unsigned.status(), 401);
+        for path in internal_routes()? {
+            let path = path
+                .replace("{id}", &cam_id.to_string())
+                .replace("{tunnel}", "0123456789abcdef0123456789abcdef");
+            let url = format!("{internal}{}", path.trim_start_matches('/'));
+            let public = reqwest::get(format!("{}{path}", nodes.lb.base())).await?;
+            assert_eq!(public.status(), 404, "{path} on the public listener");
+            for method in [reqwest::Method::GET, reqwest::Method::POST] {
+                let forged = reqwest::Client::new()
+                    .request(method.clone(), &url)
+                    .header("authorization", "Eyeward-Cluster 1.1.00")
+                    .send()
+                    .await?
+                    .status();
+                let unsigned = reqwest::Client::new().request(method.clone(), &url).send();
+                let unsigned = unsigned.await?.status();
+                for status in [forged, unsigned] {
+                    assert!([401, 405].contains(&status.as_u16()), "{method} {path}: {status}");
+                }
+            }
+        }
         Ok(())
     }
     .await;
