@@ -272,6 +272,13 @@ async fn two_operators_on_two_nodes_accepting_one_request_make_one_acceptance_an
         let oscar = nodes.login_on("a", "op@example.jp", PW).await?;
         let olivia = nodes.login_on("b", "op2@example.jp", PW).await?;
         for round in 0..5 {
+            // The console on b hears of a request made on a, and of its acceptance.
+            let heard = sse_until(
+                &olivia,
+                "/api/ops/dispatch-requests/live",
+                "\"state\":\"accepted\"".into(),
+            )
+            .await?;
             let id = common::request_dispatch(&customer, &json!({"camera_id": cam_id})).await?;
             let path = format!("/api/ops/dispatch-requests/{id}/accept");
             let empty = json!({});
@@ -279,6 +286,8 @@ async fn two_operators_on_two_nodes_accepting_one_request_make_one_acceptance_an
             let mut statuses = [one?.status().as_u16(), two?.status().as_u16()];
             statuses.sort();
             assert_eq!(statuses, [200, 409], "round {round}");
+            let line = heard.await??;
+            assert!(line.contains(&format!("\"id\":{id}")), "{line}");
             let (_, charges) = status_json(customer.get("/api/charges").await?).await?;
             assert_eq!(
                 charges.as_array().map(Vec::len),
