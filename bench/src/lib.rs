@@ -1,8 +1,9 @@
 //! What eyeward's benchmarks share: the processes they start and what `/proc` says those
-//! use, the storage backends of their relays, receive-only WebRTC viewers for eyeward and
+//! use, the storage backends of their relays, several relays as one service, receive-only WebRTC viewers for eyeward and
 //! for Janus, and SVG charts.
 
 pub mod backend;
+pub mod cluster;
 pub mod mail;
 pub mod plot;
 pub mod process;

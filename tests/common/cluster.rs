@@ -1,9 +1,11 @@
 //! Several relay nodes as one service, for the cluster tests: one PostgreSQL database, one
 //! S3 place (Garage), one cluster secret, N `eyeward-relay` processes each with its internal
-//! listener, and HAProxy in front, whose URL is every node's `public_url`.
+//! listener (configured as `eyeward_bench::cluster::node_config` writes it), and HAProxy in
+//! front, whose URL is every node's `public_url`.
 
 use super::{Client, Relay, Site, free_port};
 use anyhow::{Context, Result};
+use eyeward_bench::cluster::{NodeConfig, node_config, write_secret};
 use eyeward_testkit::haproxy::{Haproxy, NODE_COOKIE};
 use std::sync::Arc;
 
@@ -20,8 +22,7 @@ impl Nodes {
     /// `public_url`, so top-level keys come before any section of its own).
     pub fn start(names: &[&str], extra: &str) -> Result<Nodes> {
         let shared = tempfile::tempdir()?;
-        let secret = shared.path().join("cluster.secret");
-        std::fs::write(&secret, "a cluster secret of thirty-two bytes or more")?;
+        let secret = write_secret(shared.path())?;
         let database = eyeward_testkit::postgres::Postgres::shared().database()?;
         let place = eyeward_testkit::garage::Garage::shared().place();
         let ports: Vec<u16> = names.iter().map(|_| free_port()).collect::<Result<_>>()?;
@@ -33,18 +34,31 @@ impl Nodes {
         let lb_port = free_port()?;
         let lb_base = format!("http://127.0.0.1:{lb_port}");
         let mut nodes = Vec::new();
-        for (name, port) in names.iter().zip(&ports) {
+        for (name, listen) in &addrs {
             // The store's keys, in files beside the secret.
             let keys = shared.path().join(name);
             std::fs::create_dir(&keys)?;
-            let storage = place.config(&keys)?;
-            let config = format!(
-                "public_url = \"{}\"\n{extra}\n[database]\nurl = {database:?}\ntls = \"disable\"\n\
-                 pool_size = 4\n{storage}\n[cluster]\nlisten = \"127.0.0.1:0\"\n\
-                 secret_file = {secret:?}\n",
-                lb_base
+            let dir = tempfile::tempdir()?;
+            let config = dir.path().join("relay.toml");
+            let data_dir = dir.path().join("data");
+            let text = node_config(
+                &NodeConfig {
+                    listen: *listen,
+                    data_dir: &data_dir,
+                    public_url: &lb_base,
+                    database_url: &database,
+                    storage: &place.config(&keys)?,
+                    secret_file: &secret,
+                },
+                extra,
             );
-            let site = Site::new(&format!("127.0.0.1:{port}"), &config)?;
+            std::fs::write(&config, text)?;
+            let site = Site {
+                dir,
+                config,
+                base: String::new(),
+                database: Some(database.clone()),
+            };
             nodes.push((name.to_string(), Relay::run(site)?));
         }
         let lb = Haproxy::start(lb_port, &addrs)?;
