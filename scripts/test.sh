@@ -55,7 +55,15 @@ EYEWARD_DEMO_CHECK=1 EYEWARD_DEMO_PROFILE=debug EYEWARD_DEMO_DIR="$demo_dir" \
   EYEWARD_DEMO_LISTEN="127.0.0.1:$port" scripts/demo.sh
 rm -rf "$demo_dir"
 
-# One closing line for the whole run: the cargo tests, and the soaks and the demo check as
+# The cluster demo command (issue 21): PostgreSQL, Garage, HAProxy and three nodes come up,
+# and the demo customer sees both cameras online through the load balancer.
+echo "== cluster demo check" >&2
+demo_dir=$(mktemp -d)
+EYEWARD_DEMO_CHECK=1 EYEWARD_DEMO_PROFILE=debug EYEWARD_DEMO_DIR="$demo_dir/cluster" \
+  scripts/cluster-demo.sh
+rm -rf "$demo_dir"
+
+# One closing line for the whole run: the cargo tests, and the soaks and the demo checks as
 # one more each.
-awk -v more=$((soaks + 1)) '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p + more, f }' "$test_log"
+awk -v more=$((soaks + 2)) '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p + more, f }' "$test_log"
 rm -f "$test_log"
