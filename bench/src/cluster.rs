@@ -82,6 +82,8 @@ impl Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     pub lb: Haproxy,
+    /// The nodes' database.
+    pub database: String,
     _postgres: Postgres,
     _garage: Garage,
 }
@@ -135,6 +137,7 @@ impl Cluster {
         Ok(Cluster {
             nodes,
             lb,
+            database,
             _postgres: postgres,
             _garage: garage,
         })

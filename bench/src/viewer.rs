@@ -155,7 +155,18 @@ pub struct Eyeward {
 impl Eyeward {
     /// Logs in at `base` (`http://host:port`).
     pub async fn login(base: &str, email: &str, password: &str) -> Result<Eyeward> {
-        let http = reqwest::Client::builder().cookie_store(true).build()?;
+        Eyeward::login_with(base, email, password, Arc::default()).await
+    }
+
+    /// Logs in at `base` with cookies from `jar` (a load balancer's, say, that pins the
+    /// client to one relay node).
+    pub async fn login_with(
+        base: &str,
+        email: &str,
+        password: &str,
+        jar: Arc<reqwest::cookie::Jar>,
+    ) -> Result<Eyeward> {
+        let http = reqwest::Client::builder().cookie_provider(jar).build()?;
         let resp = http
             .post(format!("{base}/api/login"))
             .json(&json!({"email": email, "password": password}))
