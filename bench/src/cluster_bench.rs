@@ -237,8 +237,9 @@ async fn first_frames(client: &Eyeward, cam: i64) -> Result<f64> {
     let api = loopback_api()?;
     let mut ms = Vec::new();
     for _ in 0..JOINS {
-        // The last join's feed has stopped (linger 1 s).
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // The last join's feeds have stopped: the pulling node's a second or two after its
+        // viewer left, then the owner's a second or two after that pull.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let started = Instant::now();
         let viewer = client.join(&api, cam).await?;
         while viewer.packets() == 0 {
