@@ -28,6 +28,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+/// The read buffer of an agent's control link (its messages are small JSON).
+const LINK_READ_BUFFER: usize = 4 * 1024;
+
 /// How often agents send heartbeats; a link silent for three of these is dead.
 pub const HEARTBEAT: Duration = Duration::from_secs(4);
 
@@ -82,6 +85,12 @@ pub async fn link(
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
+        // Small control messages: buffers of their size, not tungstenite's 128 KiB each way,
+        // which an idle linked camera would hold for nothing (bench/cluster.sh); each
+        // message written at once.
+        .read_buffer_size(LINK_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("agent_link", camera = agent.camera.id.0);
             // A panic ends this link alone: the registration it leaves counts as offline,
