@@ -21,8 +21,8 @@ use eyeward_bench::backend::Backend;
 use eyeward_bench::cluster::Cluster;
 use eyeward_bench::plot::{Chart, Series, side_by_side};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, bench_login, dies_with_parent, provision_customer,
-    relay_admin, start_relay, target_bin, usage,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, add_bench_customer, bench_login, dies_with_parent,
+    provision_customer, relay_admin, start_relay, target_bin, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{Eyeward, loopback_api};
@@ -261,22 +261,7 @@ async fn main() -> Result<()> {
     let lb = cluster.lb.base();
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
     let first = cluster.nodes[0].config.clone();
-    let customer = relay_admin(
-        &first,
-        &[
-            "customer",
-            "add",
-            "--email",
-            BENCH_EMAIL,
-            "--name",
-            "Bench",
-            "--guard-center",
-            "east",
-        ],
-        &format!("{BENCH_PASSWORD}\n"),
-    )?["id"]
-        .as_i64()
-        .context("customer id")?;
+    let customer = add_bench_customer(&first)?;
     let tokens = cameras(
         &cluster.database,
         &dir.join("provision"),

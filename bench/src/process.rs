@@ -233,8 +233,14 @@ pub fn provision_customer(dir: &Path, extra: &str) -> Result<(PathBuf, i64)> {
             dir.join("data").to_str().context("utf-8 path")?
         ),
     )?;
+    let customer = add_bench_customer(&config)?;
+    Ok((config, customer))
+}
+
+/// Adds the bench customer (guard center `east`) through `config`'s admin command; its id.
+pub fn add_bench_customer(config: &Path) -> Result<i64> {
     let customer = relay_admin(
-        &config,
+        config,
         &[
             "customer",
             "add",
@@ -247,7 +253,7 @@ pub fn provision_customer(dir: &Path, extra: &str) -> Result<(PathBuf, i64)> {
         ],
         &format!("{BENCH_PASSWORD}\n"),
     )?;
-    Ok((config, customer["id"].as_i64().context("customer id")?))
+    customer["id"].as_i64().context("customer id")
 }
 
 /// Adds a camera-only camera named `name` of `model` whose source is `source` (`agent`, or a

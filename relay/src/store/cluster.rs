@@ -195,28 +195,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DatabaseConfig, DatabaseTls};
-    use crate::store::testing::{motion, porch};
+    // These rows exist only on PostgreSQL, whatever the backend the other tests run on.
+    use crate::store::testing::{motion, on_postgres, porch};
     use crate::store::{AlertPolicy, Audit};
     use eyeward::UnixMillis;
 
     const LEASE: Duration = Duration::from_secs(12);
-
-    /// A store on a database of its own on the test process's PostgreSQL, whatever the
-    /// backend the other tests run on: these rows exist only there.
-    async fn on_postgres() -> Store {
-        let url = eyeward_testkit::postgres::Postgres::shared()
-            .database()
-            .unwrap();
-        let database = DatabaseConfig {
-            tls: DatabaseTls::Disable,
-            pool_size: 4,
-            ..DatabaseConfig::default()
-        };
-        Store::open_postgres(&url.parse().unwrap(), &database)
-            .await
-            .unwrap()
-    }
 
     #[tokio::test]
     async fn the_newest_claim_holds_the_camera_and_an_older_generation_is_fenced_off() {

@@ -236,22 +236,27 @@ pub(crate) mod testing {
         }
     }
 
+    /// A store on a new database of its own on the test process's PostgreSQL.
+    pub(crate) async fn on_postgres() -> Store {
+        let url = eyeward_testkit::postgres::Postgres::shared()
+            .database()
+            .unwrap();
+        let database = DatabaseConfig {
+            tls: DatabaseTls::Disable,
+            pool_size: 4,
+            ..DatabaseConfig::default()
+        };
+        Store::open_postgres(&url.parse().unwrap(), &database)
+            .await
+            .unwrap()
+    }
+
     /// A fresh store, removed when the guard drops: SQLite in a temporary folder, or a new
     /// database of its own on the test process's PostgreSQL.
     pub(crate) async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = if on_servers() {
-            let url = eyeward_testkit::postgres::Postgres::shared()
-                .database()
-                .unwrap();
-            let database = DatabaseConfig {
-                tls: DatabaseTls::Disable,
-                pool_size: 4,
-                ..DatabaseConfig::default()
-            };
-            Store::open_postgres(&url.parse().unwrap(), &database)
-                .await
-                .unwrap()
+            on_postgres().await
         } else {
             Store::open_sqlite(dir.path()).await.unwrap()
         };
