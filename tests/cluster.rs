@@ -146,14 +146,7 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
         assert!(agent.log().contains("link down"), "{}", agent.log());
 
         // Alice confirms an address from node b; the link in the mail is the service's.
-        assert_eq!(add_address(&on_b, "home@example.jp").await?.0, 201);
-        let mails = smtp
-            .wait_for("the confirmation", |m| {
-                m.iter().any(|r| r.to == ["home@example.jp"])
-            })
-            .await?;
-        let confirm = link(&mails[0].raw, &format!("{}/confirm/", nodes.lb.base()))?;
-        assert_eq!(reqwest::Client::new().post(&confirm).send().await?.status(), 200);
+        confirm_address(&nodes, &smtp, &on_b).await?;
 
         // Video through node b, which does not hold the camera: pulled through a.
         let asked = Instant::now();
@@ -341,6 +334,22 @@ impl Homes {
     }
 }
 
+/// Alice's alert address, added and confirmed (through the mailed link) by `client`.
+async fn confirm_address(nodes: &Nodes, smtp: &Smtp, client: &Client) -> Result<()> {
+    assert_eq!(add_address(client, "home@example.jp").await?.0, 201);
+    let mails = smtp
+        .wait_for("the confirmation", |m| {
+            m.iter().any(|r| r.to == ["home@example.jp"])
+        })
+        .await?;
+    let confirm = link(&mails[0].raw, &format!("{}/confirm/", nodes.lb.base()))?;
+    assert_eq!(
+        reqwest::Client::new().post(&confirm).send().await?.status(),
+        200
+    );
+    Ok(())
+}
+
 /// The node whose log says last that camera `cam` came online there.
 fn holder(nodes: &Nodes, cam: i64) -> Option<String> {
     let online =
@@ -415,13 +424,18 @@ async fn all_stored(client: &Client, acked: &[i64]) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_loses_nothing_and_its_cameras_and_viewers_come_back_through_the_others()
 -> Result<()> {
-    let nodes = Nodes::start(&["a", "b", "c"], "")?;
+    let smtp = Smtp::start()?;
+    let nodes = Nodes::start(
+        &["a", "b", "c"],
+        &format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()),
+    )?;
     let homes = Homes::start(&nodes, 3)?;
     let result: Result<()> = async {
         let watcher = nodes.login_on("b", "a@example.jp", PW).await?;
         for (cam, _) in &homes.cameras {
             wait_online(&watcher, *cam, true, Duration::from_secs(20)).await?;
         }
+        confirm_address(&nodes, &smtp, &watcher).await?;
         // The node to kill holds a camera that a viewer on another node watches.
         let (victim_cam, victim) = homes
             .cameras
@@ -479,6 +493,37 @@ async fn a_killed_node_loses_nothing_and_its_cameras_and_viewers_come_back_throu
         let acked = uploads.await?;
         anyhow::ensure!(acked.len() > 10, "only {} events acknowledged", acked.len());
         all_stored(&viewer, &acked).await?;
+        // Each camera's first event was mailed (the cooldown holds the rest): three alerts,
+        // one per camera, whichever node queued and sent them; a mail a dead node was sending
+        // may come twice, with one Message-ID.
+        let is_alert = |r: &common::smtp::Received| subject(&r.raw).starts_with("Motion:");
+        let mails = smtp
+            .wait_for("an alert per camera", |m| {
+                m.iter().filter(|r| is_alert(r)).count() >= 3
+            })
+            .await?;
+        let mut ids: Vec<String> = mails
+            .iter()
+            .filter(|r| is_alert(r))
+            .filter_map(|r| {
+                mail_parser::MessageParser::default()
+                    .parse(&r.raw)?
+                    .message_id()
+                    .map(String::from)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "one alert per camera: {ids:?}");
+        for i in 0..3 {
+            let name = format!("Camera {i}");
+            assert!(
+                mails
+                    .iter()
+                    .any(|r| is_alert(r) && subject(&r.raw).contains(&name)),
+                "no alert for {name}"
+            );
+        }
         let (status, asked) = status_json(
             viewer
                 .get(&format!("/api/dispatch-requests/{request}"))
