@@ -23,6 +23,11 @@ const PW: &str = "correct horse battery";
 /// Watches camera `cam` over WHEP as `client`: the peer connection and the RTP packets it has
 /// received so far.
 async fn watch(client: &Client, cam: i64) -> Result<(Arc<RTCPeerConnection>, Arc<AtomicU64>)> {
+    watch_at(client, &format!("/api/cameras/{cam}/whep")).await
+}
+
+/// Watches over WHEP at `path` (a camera's, or a dispatch request's shared view) as `client`.
+async fn watch_at(client: &Client, path: &str) -> Result<(Arc<RTCPeerConnection>, Arc<AtomicU64>)> {
     let (pc, sdp) = common::whep_offer().await?;
     let packets = Arc::new(AtomicU64::new(0));
     let counter = packets.clone();
@@ -34,7 +39,7 @@ async fn watch(client: &Client, cam: i64) -> Result<(Arc<RTCPeerConnection>, Arc
             }
         })
     }));
-    let resp = common::post_offer(client, &format!("/api/cameras/{cam}/whep"), sdp).await?;
+    let resp = common::post_offer(client, path, sdp).await?;
     anyhow::ensure!(resp.status() == 201, "WHEP: {}", resp.status());
     let answer = resp.text().await?;
     pc.set_remote_description(RTCSessionDescription::answer(answer)?)
@@ -163,7 +168,18 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
             "b fans out itself"
         );
 
-        // Pan-tilt from c: a's agent carries it out; b's stream sees where it went.
+        // Alice shares the live view with her guard center: the operator on c watches it,
+        // pulled through a too.
+        a.set_home(alice, "1-9-1 Marunouchi, Chiyoda-ku, Tokyo", "35.6812,139.7671")?;
+        a.operator("op@example.jp", "Oscar", "tokyo", PW)?;
+        let request = json!({"camera_id": cam_id, "share_live": true});
+        let request = common::request_dispatch(&on_b, &request).await?;
+        let oscar = nodes.login_on("c", "op@example.jp", PW).await?;
+        let shared = format!("/api/ops/dispatch-requests/{request}/whep");
+        let (_shared_pc, shared_packets) = watch_at(&oscar, &shared).await?;
+        video_within(&shared_packets, 50, Duration::from_secs(15)).await?;
+
+                // Pan-tilt from c: a's agent carries it out; b's stream sees where it went.
         let moved = sse_until(
             &on_b,
             &format!("/api/cameras/{cam_id}/ptz/live"),
