@@ -14,6 +14,10 @@ use std::time::Duration;
 /// held alerts, scheduled arming): one node at a time.
 const JOBS_LOCK: i64 = 0x6579_6577_6a6f_6273; // "eyewjobs"
 
+/// The tables only several nodes have (PostgreSQL's alone; `admin migrate-storage` leaves
+/// them out).
+pub(super) const CLUSTER_TABLES: &[&str] = &["nodes", "camera_owners"];
+
 /// The channel every change is told on (see migration `postgres/0003_cluster.sql`).
 pub const CHANGES: &str = "eyeward_change";
 

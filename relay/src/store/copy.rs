@@ -112,8 +112,11 @@ async fn parents_first(target: &PgPool) -> Result<Vec<String>, Error> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::TEXT FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-         AND table_name NOT LIKE '\\_sqlx%' ORDER BY table_name",
+         AND table_name NOT LIKE '\\_sqlx%' AND NOT table_name = ANY($1) ORDER BY table_name",
     )
+    // The cluster's own rows (nodes, who holds which camera) are PostgreSQL's alone: a
+    // single-node installation has none to bring.
+    .bind(super::cluster::CLUSTER_TABLES)
     .fetch_all(target)
     .await?;
     let references: Vec<(String, String)> = sqlx::query_as(
