@@ -127,7 +127,10 @@ impl Mailer {
     /// due.
     pub async fn run(self: Arc<Self>, store: Store, snapshots: Objects, cluster: Arc<Cluster>) {
         // What waited through a stop is due at once: the restart may well be the fix.
-        if let Err(e) = store.all_mail_due(self.clock.now()).await {
+        if let Err(e) = store
+            .all_mail_due(self.clock.now(), !cluster.is_clustered())
+            .await
+        {
             tracing::warn!(error = %e, "the mail outbox could not be read");
         }
         loop {

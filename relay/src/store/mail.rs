@@ -605,12 +605,15 @@ impl Store {
         .await)?)
     }
 
-    /// Makes every queued mail due at `now` (at start), but for those another node has
-    /// claimed: their claims run out by themselves.
-    pub async fn all_mail_due(&self, now: UnixMillis) -> Result<(), Error> {
-        on!(self.pool, c => sqlx::query("UPDATE outbox SET next_attempt_at = $1 \
-                 WHERE state = 'queued' AND next_attempt_at > $1 AND claimed_by IS NULL")
+    /// Makes every queued mail due at `now` (at start). Among several nodes (`alone` false),
+    /// not those another node has claimed: their claims run out by themselves. A relay that
+    /// is the whole service takes its own claims back: a mail it was sending when it
+    /// stopped goes at once.
+    pub async fn all_mail_due(&self, now: UnixMillis, alone: bool) -> Result<(), Error> {
+        on!(self.pool, c => sqlx::query("UPDATE outbox SET next_attempt_at = $1, claimed_by = NULL \
+                 WHERE state = 'queued' AND next_attempt_at > $1 AND ($2 OR claimed_by IS NULL)")
             .bind(now.0)
+            .bind(alone)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -762,7 +765,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        s.all_mail_due(t0).await.unwrap();
+        s.all_mail_due(t0, false).await.unwrap();
         assert!(
             s.claim_due_mail(t0, 10, b, claim_end)
                 .await
@@ -777,6 +780,12 @@ mod tests {
         let ids: Vec<i64> = again.iter().map(|m| m.id).collect();
         assert_eq!(ids, [first[1].id, rest[0].id]);
         assert_eq!(again[0].message_id, first[1].message_id);
+        // A relay that is the whole service, starting again, takes its claims back at once.
+        s.all_mail_due(t0, true).await.unwrap();
+        assert_eq!(
+            s.claim_due_mail(t0, 10, 0, claim_end).await.unwrap().len(),
+            2
+        );
     }
 
     /// Addresses from before migration 0008 kept their token in clear: it is moved, hashed,
