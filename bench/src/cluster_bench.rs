@@ -21,8 +21,8 @@ use eyeward_bench::backend::Backend;
 use eyeward_bench::cluster::Cluster;
 use eyeward_bench::plot::{Chart, Series, side_by_side};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, add_bench_customer, bench_login, dies_with_parent,
-    provision_customer, relay_admin, start_relay, target_bin, usage,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, add_bench_customer, add_camera, bench_login,
+    dies_with_parent, provision_customer, start_relay, target_bin, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{Eyeward, loopback_api};
@@ -300,24 +300,7 @@ async fn main() -> Result<()> {
 
     // First frames: one simulated camera linked to node a; joined through a and through b.
     let (sim_config, sim_cam) = {
-        let cam = relay_admin(
-            &first,
-            &[
-                "camera",
-                "add",
-                "--customer",
-                &customer.to_string(),
-                "--name",
-                "Street",
-                "--model",
-                "fixed",
-                "--plan",
-                "camera-only",
-                "--source",
-                "agent",
-            ],
-            "",
-        )?;
+        let cam = add_camera(&first, customer, "Street", "fixed", "agent")?;
         let token = dir.join("street.token");
         std::fs::write(&token, cam["agent_token"].as_str().context("token")?)?;
         (token, cam["id"].as_i64().context("id")?)

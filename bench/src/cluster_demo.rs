@@ -8,7 +8,9 @@
 
 use anyhow::{Context, Result, bail};
 use eyeward_bench::cluster::Cluster;
-use eyeward_bench::process::{Running, dies_with_parent, relay_admin, target_bin};
+use eyeward_bench::process::{
+    Running, add_camera_on, dies_with_parent, login, relay_admin, target_bin,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,8 +64,7 @@ fn provision(config: &Path, dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> 
         &format!("{PASSWORD}\n"),
     )?["id"]
         .as_i64()
-        .context("customer id")?
-        .to_string();
+        .context("customer id")?;
     relay_admin(
         config,
         &[
@@ -102,24 +103,7 @@ fn provision(config: &Path, dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> 
         ("Living room", "pan-tilt", "dispatch", "sim://pan-tilt"),
         ("Front door", "fixed", "camera-only", "sim://fixed"),
     ] {
-        let camera = relay_admin(
-            config,
-            &[
-                "camera",
-                "add",
-                "--customer",
-                &customer,
-                "--name",
-                name,
-                "--model",
-                model,
-                "--plan",
-                plan,
-                "--source",
-                "agent",
-            ],
-            "",
-        )?;
+        let camera = add_camera_on(config, customer, name, model, plan, "agent")?;
         let file = dir.join(format!("{}.token", name.to_lowercase().replace(' ', "-")));
         std::fs::write(&file, camera["agent_token"].as_str().context("token")?)?;
         tokens.push((file, sim));
@@ -129,16 +113,9 @@ fn provision(config: &Path, dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> 
 
 /// Logs in through the load balancer and waits until both cameras are online.
 async fn check(lb: &str) -> Result<()> {
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login = http
-        .post(format!("{lb}/api/login"))
-        .header("origin", lb)
-        .json(&serde_json::json!({"email": CUSTOMER, "password": PASSWORD}))
-        .send()
-        .await?;
-    if login.status() != 200 {
-        bail!("login through the load balancer: {}", login.status());
-    }
+    let http = login(lb, CUSTOMER, PASSWORD)
+        .await
+        .context("login through the load balancer")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let cameras: serde_json::Value = http

@@ -266,6 +266,18 @@ pub fn add_camera(
     model: &str,
     source: &str,
 ) -> Result<serde_json::Value> {
+    add_camera_on(config, customer, name, model, "camera-only", source)
+}
+
+/// [`add_camera`] on `plan` (`camera-only` or `dispatch`).
+pub fn add_camera_on(
+    config: &Path,
+    customer: i64,
+    name: &str,
+    model: &str,
+    plan: &str,
+    source: &str,
+) -> Result<serde_json::Value> {
     relay_admin(
         config,
         &[
@@ -278,7 +290,7 @@ pub fn add_camera(
             "--model",
             model,
             "--plan",
-            "camera-only",
+            plan,
             "--source",
             source,
         ],
@@ -301,11 +313,16 @@ pub fn provision_relay(
 
 /// An HTTP client that keeps cookies, logged in at `base` as the bench customer.
 pub async fn bench_login(base: &str) -> Result<reqwest::Client> {
+    login(base, BENCH_EMAIL, BENCH_PASSWORD).await
+}
+
+/// An HTTP client that keeps cookies, logged in at `base` as `email`.
+pub async fn login(base: &str, email: &str, password: &str) -> Result<reqwest::Client> {
     let http = reqwest::Client::builder().cookie_store(true).build()?;
     let login = http
         .post(format!("{base}/api/login"))
         .header("origin", base)
-        .json(&serde_json::json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
+        .json(&serde_json::json!({"email": email, "password": password}))
         .send()
         .await?;
     if login.status() != 200 {
