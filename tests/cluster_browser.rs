@@ -2,7 +2,8 @@
 //! behind HAProxy; headless Chromium pages pinned to each node watch a pan-tilt camera whose
 //! agent is linked to node a, turn it from c and see it move on b, see an event stored on a
 //! appear live on b; then a is killed (-9) and the page that was on a plays again through
-//! another node without a reload. Runs in a loopback-only network namespace.
+//! another node without a reload, and c is stopped (SIGTERM) and its page, told to
+//! reconnect, plays again through b. Runs in a loopback-only network namespace.
 
 mod common;
 
@@ -54,6 +55,10 @@ async fn pages_on_every_node_watch_turn_and_follow_one_camera_and_survive_its_no
                 ("CAMERA_ID", cam_id.to_string()),
                 ("NODE_A", a.base.clone()),
                 ("NODE_A_PID", a.process.pid().context("pid")?.to_string()),
+                (
+                    "NODE_C_PID",
+                    nodes.node("c").process.pid().context("pid")?.to_string(),
+                ),
                 ("AGENT_TOKEN", token.to_owned()),
                 ("JPEG", jpeg.display().to_string()),
             ],

@@ -1,7 +1,8 @@
 // Several relay nodes behind HAProxy, in Chromium: pages pinned to node b and to node c (the
 // load balancer's cookie) watch a camera whose agent is linked to node a; c turns it with the
 // arrow pad and b sees where it went; an event stored on a appears on b's page live; then a
-// is killed (-9) and a page that was on a plays again through another node without a reload.
+// is killed (-9) and a page that was on a plays again through another node without a reload;
+// then c is stopped (SIGTERM) and its page, told to reconnect, plays again through b.
 // Run by tests/cluster_browser.rs inside a loopback-only network namespace.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -73,6 +74,15 @@ try {
   const bBackMs = Date.now() - killed;
   await onA.page.screenshot({ path: join(OUT, 'after-the-kill.png') });
 
+  // c stops (SIGTERM, a rolling restart's step): its page is told to reconnect and plays
+  // again through the last node.
+  process.kill(Number(env('NODE_C_PID')), 'SIGTERM');
+  const drained = Date.now();
+  await onC.page.waitForFunction(() => document.getElementById('live-status').textContent === 'Reconnecting…', null, { timeout: 15_000 });
+  await onC.page.waitForFunction(() => document.getElementById('live-status').textContent === 'Live', null, { timeout: 25_000 });
+  await waitPlaying(onC.page, 10_000);
+  const drainBackMs = Date.now() - drained;
+
   console.log(JSON.stringify({
     ok: true,
     firstFrameMs: { b: onB.firstFrameMs, c: onC.firstFrameMs, a: onA.firstFrameMs },
@@ -80,6 +90,7 @@ try {
     eventSeenMs,
     pageBackMs,
     bBackMs,
+    drainBackMs,
   }));
 } finally {
   for (const b of browsers) await b.close();
