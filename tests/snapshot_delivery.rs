@@ -348,10 +348,12 @@ impl Scene {
         Process::spawn(cmd, None, self.dir.join(format!("agent{n}.log")))
     }
 
-    /// Waits until the camera is online and its first event is stored.
+    /// Waits until the camera is online and its first event is stored. The bound is loose: over
+    /// the lossy link one upload can spend its whole 30 s and be tried again (TCP's
+    /// retransmissions back off to seconds at 20% loss each way).
     async fn first_event(&self, alice: &common::Client, agent: &Process) -> Result<Value> {
         wait_online(alice, self.cam_id, true, Duration::from_secs(30)).await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(first) = event_list(alice, self.cam_id).await?.pop() {
                 return Ok(first);
