@@ -349,8 +349,9 @@ pub struct WebrtcConfig {
     /// Gather ICE host candidates only on these local addresses. Absent: every interface but
     /// loopback. Tests use `["127.0.0.1"]`.
     pub ice_addresses: Option<Vec<IpAddr>>,
-    /// The UDP ports WebRTC may use, `[first, last]`, for firewalls. Absent: any free port.
-    pub udp_ports: Option<[u16; 2]>,
+    /// The one UDP port every viewer's media goes through (one firewall rule). 0: any free
+    /// port, chosen at start and logged.
+    pub udp_port: u16,
     /// The public addresses of a 1:1 NAT in front of the relay, announced instead of the
     /// local ones (a cloud VM's elastic IP, say).
     pub public_ips: Vec<IpAddr>,
@@ -395,7 +396,7 @@ impl Default for WebrtcConfig {
     fn default() -> Self {
         WebrtcConfig {
             ice_addresses: None,
-            udp_ports: None,
+            udp_port: 0,
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
             max_viewers_per_camera: 16,
@@ -708,8 +709,10 @@ impl Config {
             return bad("dispatch.map_attribution must be one line of text");
         }
         let w = &self.webrtc;
-        if w.udp_ports.is_some_and(|[a, b]| a == 0 || a > b) {
-            return bad("webrtc.udp_ports must be [first, last] with 0 < first <= last");
+        if w.ice_addresses.as_ref().is_some_and(|a| {
+            a.is_empty() || (a.len() > 1 && !a.iter().all(std::net::IpAddr::is_ipv4))
+        }) {
+            return bad("webrtc.ice_addresses: one address, or IPv4 addresses only");
         }
         if w.max_viewers_per_camera == 0 || w.max_viewers_per_customer == 0 {
             return bad("webrtc viewer limits must be at least 1");
@@ -788,7 +791,7 @@ impl Config {
             .as_ref()
             .map(|s3| format!("s3:{}/{}/{}", s3.endpoint, s3.bucket, s3.prefix));
         format!(
-            "listen={} data_dir={} database={} storage={} public_url={} smtp_url={} ice_addresses={:?} udp_ports={:?} public_ips={:?} ice_servers={} metrics_token={}",
+            "listen={} data_dir={} database={} storage={} public_url={} smtp_url={} ice_addresses={:?} udp_port={} public_ips={:?} ice_servers={} metrics_token={}",
             self.listen,
             self.data_dir.display(),
             database.as_deref().unwrap_or("(sqlite in data_dir)"),
@@ -796,7 +799,7 @@ impl Config {
             self.public_url.as_ref().map_or("(default)", |u| u.as_str()),
             smtp.as_deref().unwrap_or("(outbox folder)"),
             self.webrtc.ice_addresses,
-            self.webrtc.udp_ports,
+            self.webrtc.udp_port,
             self.webrtc.public_ips,
             self.webrtc.ice_servers.len(),
             if self.metrics.bearer_token.is_some() {

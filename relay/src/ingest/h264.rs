@@ -17,8 +17,8 @@ const RTP_HEADER_BYTES: usize = 12;
 /// Cuts an Annex B frame into RTP payloads (RFC 6184: single NAL units, STAP-A for the
 /// parameter sets, FU-A for large slices). Done once per frame for every viewer.
 pub fn rtp_payloads(annex_b: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, &'static str> {
-    use webrtc::rtp::codecs::h264::H264Payloader;
-    use webrtc::rtp::packetizer::Payloader;
+    use rtc::rtp::codec::h264::H264Payloader;
+    use rtc::rtp::packetizer::Payloader;
     H264Payloader::default()
         .payload(RTP_PACKET_BYTES - RTP_HEADER_BYTES, annex_b)
         .map_err(|_| "cannot packetize the frame")

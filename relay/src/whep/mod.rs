@@ -1,82 +1,36 @@
 //! Live-video sessions (WHEP, the WebRTC-HTTP Egress Protocol, whose HTTP side is
-//! `http::live_video`). Each session is one webrtc-rs peer connection fed from the camera's
-//! feed (see [`crate::fanout`]); nothing is transcoded.
+//! `http::live_video`). Each session is one viewer's [`Peer`] (rtc's sans-I/O peer
+//! connection) fed from the camera's feed (see [`crate::fanout`]); nothing is transcoded.
 //!
-//! A new session is sent the camera's current group of pictures first, re-stamped a
-//! millisecond apart, so the browser has a decodable picture at once and reaches the live
-//! edge within a few frames; live frames then keep the camera's own spacing.
+//! Every viewer's media goes through one UDP port ([`udp::UdpMux`]). Each session has one
+//! task that owns its `Peer`: it is woken by a frame, a datagram or a timer, never per
+//! packet, and hands a frame's packets to the kernel together.
 //!
 //! Frames are cut into RTP payloads once per camera (at ingest); a session only writes its
 //! own headers (sequence numbers, timestamps) around the shared payloads, so a viewer costs
-//! SRTP and a send per packet, not a copy of the stream.
+//! SRTP and its share of a send per packet, not a copy of the stream.
 
+mod feedback;
+pub mod peer;
 mod turn;
+pub mod udp;
 
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
 use crate::fanout::{Feeds, Subscription};
-use crate::ingest::Frame;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
 use eyeward::{CameraId, CustomerId, OperatorId, UnixMillis};
+use peer::{Peer, PeerEvent, PeerSettings};
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, watch};
-use webrtc::api::media_engine::{MIME_TYPE_H264, MediaEngine};
-use webrtc::api::setting_engine::SettingEngine;
-use webrtc::api::{API, APIBuilder};
-use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
-use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
-use webrtc::interceptor::nack::responder::Responder;
-use webrtc::interceptor::registry::Registry;
-use webrtc::interceptor::report::sender::SenderReport;
-use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::peer_connection::configuration::RTCConfiguration;
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
-use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtcp;
-use webrtc::rtp;
-use webrtc::rtp_transceiver::RTCPFeedback;
-use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
-};
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
-use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
-
-/// The H.264 the relay forwards: what cameras send and every browser decodes.
-fn h264() -> RTCRtpCodecCapability {
-    RTCRtpCodecCapability {
-        mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
-            .iter()
-            .map(|fb| {
-                let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
-                RTCPFeedback {
-                    typ: typ.to_owned(),
-                    parameter: parameter.to_owned(),
-                }
-            })
-            .collect(),
-    }
-}
-
-/// RTP clock ticks (90 kHz) between the cached frames a session starts with: 1 ms.
-const CACHED_FRAME_TICKS: u32 = 90;
-/// Ticks before a frame that follows no frame of the same camera session: 1/15 s.
-const DEFAULT_FRAME_TICKS: u32 = 6_000;
-/// The longest gap kept between two frames (1 s): a camera's stall is not replayed.
-const MAX_FRAME_TICKS: i64 = 90_000;
-/// Packets a session keeps to answer NACKs: about two seconds of a 2 Mbit/s camera, older
-/// ones would arrive too late to matter.
-const NACK_HISTORY_LOG2: u8 = 9;
+use tokio::sync::{mpsc, oneshot};
+use udp::{Datagram, UdpMux};
 
 /// Who watches a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,76 +56,112 @@ impl Viewer {
 struct Session {
     viewer: Viewer,
     camera: CameraId,
-    pc: Arc<RTCPeerConnection>,
-    /// The task writing the session's frames, stopped when the session ends.
-    sender: Option<tokio::task::AbortHandle>,
+    /// Tells the session's task to close the connection (DTLS close), so the page learns
+    /// at once.
+    close: Option<oneshot::Sender<()>>,
+    /// The task running the session, stopped if it does not end by itself.
+    task: Option<tokio::task::AbortHandle>,
     /// The task that ends the session when its grant is taken away, stopped likewise.
     watcher: Option<tokio::task::AbortHandle>,
 }
 
-/// The WebRTC side of the relay: the webrtc-rs API set up from config, and the live sessions.
+/// The WebRTC side of the relay: the viewers' UDP port, what their connections share, and
+/// the live sessions.
 pub struct Whep {
-    api: API,
+    udp: Arc<UdpMux>,
+    /// Reads the viewers' port; stopped with the relay.
+    udp_task: tokio::task::AbortHandle,
+    settings: Mutex<Certified>,
+    candidates: Vec<SocketAddr>,
     sessions: Mutex<HashMap<String, Session>>,
-    /// Sessions being set up (ICE gathering takes a while), counted against the limits with
-    /// the live ones, so that parallel offers cannot all pass a check none of them is in.
+    /// Sessions being set up, counted against the limits with the live ones, so that
+    /// parallel offers cannot all pass a check none of them is in.
     reserved: Mutex<HashMap<u64, (Viewer, CameraId)>>,
     feeds: Arc<Feeds>,
     metrics: Arc<Metrics>,
     config: WebrtcConfig,
 }
 
+/// The relay's DTLS certificate and when it was made: it is made again daily, well within
+/// its validity.
+struct Certified {
+    certificate: rtc::peer_connection::certificate::RTCCertificate,
+    made: Instant,
+}
+
+/// How long one DTLS certificate serves new sessions.
+const CERTIFICATE_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+fn new_certificate() -> Result<Certified, Error> {
+    use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+    let internal = || Error::internal("DTLS certificate");
+    let provider = rtc::crypto::default_provider().map_err(|e| internal().with_source(e))?;
+    let params =
+        CertificateParams::new(vec!["eyeward".to_owned()]).map_err(|e| internal().with_source(e))?;
+    let certificate = RTCCertificate::generate(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        params,
+    )
+    .map_err(|e| internal().with_source(e))?;
+    Ok(Certified {
+        certificate,
+        made: eyeward::clock::monotonic(),
+    })
+}
+
+impl Drop for Whep {
+    fn drop(&mut self) {
+        self.udp_task.abort();
+    }
+}
+
 impl Whep {
+    /// Binds the viewers' UDP port and starts reading it (inside the runtime).
     pub fn new(
         config: &WebrtcConfig,
         feeds: Arc<Feeds>,
         metrics: Arc<Metrics>,
     ) -> Result<Whep, Error> {
-        let internal = |e: webrtc::Error| Error::internal("webrtc set-up").with_source(e);
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    capability: h264(),
-                    payload_type: 102,
-                    ..Default::default()
-                },
-                RTPCodecType::Video,
-            )
-            .map_err(internal)?;
-        // Only what a sender needs: answers to NACKs and sender reports. (The defaults add
-        // receive-side interceptors, which cost time on every packet sent.)
-        let mut registry = Registry::new();
-        registry.add(Box::new(
-            Responder::builder().with_log2_size(NACK_HISTORY_LOG2),
-        ));
-        registry.add(Box::new(SenderReport::builder()));
-        let mut settings = SettingEngine::default();
-        if let Some(addrs) = config.ice_addresses.clone() {
-            settings.set_include_loopback_candidate(addrs.iter().any(|a| a.is_loopback()));
-            settings.set_ip_filter(Box::new(move |ip| addrs.contains(&ip)));
-        }
-        if let Some([first, last]) = config.udp_ports {
-            let ports = EphemeralUDP::new(first, last)
-                .map_err(|e| Error::internal("webrtc.udp_ports").with_source(e))?;
-            settings.set_udp_network(UDPNetwork::Ephemeral(ports));
-        }
-        if !config.public_ips.is_empty() {
-            let ips = config.public_ips.iter().map(ToString::to_string).collect();
-            settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
-        }
-        let api = APIBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .build();
+        let (bind, candidates) = addresses(config)?;
+        let udp = UdpMux::bind(SocketAddr::new(bind, config.udp_port)).map_err(|e| {
+            Error::internal(format!("cannot bind the viewers' UDP port {}", config.udp_port))
+                .with_source(e)
+        })?;
+        let port = udp.local_addr().port();
+        let candidates: Vec<SocketAddr> =
+            candidates.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        tracing::info!(udp = %udp.local_addr(), announced = ?candidates, "viewers' media port");
+        let udp = Arc::new(udp);
+        let udp_task = tokio::spawn(udp.clone().run()).abort_handle();
         Ok(Whep {
-            api,
+            udp,
+            udp_task,
+            settings: Mutex::new(new_certificate()?),
+            candidates,
             sessions: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
             feeds,
             metrics,
             config: config.clone(),
+        })
+    }
+
+    /// The viewers' UDP port's local address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp.local_addr()
+    }
+
+    /// What a new session's connection is made with.
+    fn peer_settings(&self) -> Result<PeerSettings, Error> {
+        let mut current = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if current.made.elapsed() > CERTIFICATE_LIFE {
+            *current = new_certificate()?;
+        }
+        Ok(PeerSettings {
+            certificate: current.certificate.clone(),
+            candidates: self.candidates.clone(),
+            max_segments: self.udp.max_segments(),
         })
     }
 
@@ -206,7 +196,6 @@ impl Whep {
             .collect()
     }
 
-    /// Answers a viewer's offer: a new session of `camera` for `viewer`.
     /// Starts a session of `viewer` on `camera` from `offer`, ended when `ended` resolves
     /// (its grant taken away, or its time up); returns its id and the SDP answer.
     pub async fn start(
@@ -216,58 +205,12 @@ impl Whep {
         offer: &str,
         ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
-        let offer = parse_offer(offer)?;
+        parse_offer(offer)?;
         // Held until the session is registered (or fails).
         let _slot = self.reserve(viewer, camera.id)?;
-        let pc = Arc::new(
-            self.api
-                .new_peer_connection(RTCConfiguration::default())
-                .await
-                .map_err(|e| Error::internal("peer connection").with_source(e))?,
-        );
-        let track = Arc::new(TrackLocalStaticRTP::new(
-            h264(),
-            "video".into(),
-            format!("camera-{}", camera.id),
-        ));
-        let (pli_tx, pli) = mpsc::channel(1);
-        let answer = async {
-            let sender = pc
-                .add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>)
-                .await?;
-            // RTCP must be read for the interceptors (NACK, reports) to work; keyframe
-            // requests go to the viewer's task.
-            tokio::spawn(async move {
-                while let Ok((packets, _)) = sender.read_rtcp().await {
-                    let wants_key = packets.iter().any(|p| {
-                        let any = p.as_any();
-                        any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
-                            || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
-                    });
-                    if wants_key {
-                        let _ = pli_tx.try_send(());
-                    }
-                }
-            });
-            pc.set_remote_description(offer).await?;
-            let answer = pc.create_answer(None).await?;
-            let mut gathered = pc.gathering_complete_promise().await;
-            pc.set_local_description(answer).await?;
-            let _ = gathered.recv().await;
-            Ok::<_, webrtc::Error>(pc.local_description().await)
-        }
-        .await;
-        let answer = match answer {
-            Ok(Some(a)) => a.sdp,
-            Ok(None) => {
-                let _ = pc.close().await;
-                return Err(Error::internal("no local description"));
-            }
-            Err(e) => {
-                let _ = pc.close().await;
-                return Err(Error::bad_request(format!("cannot answer this offer: {e}")));
-            }
-        };
+        let settings = self.peer_settings()?;
+        let (peer, answer) = Peer::answer(&settings, offer, eyeward::clock::monotonic())
+            .map_err(|e| Error::bad_request(format!("cannot answer this offer: {}", e.0)))?;
         let id: String = rand::random::<[u8; 16]>()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -279,13 +222,14 @@ impl Whep {
         {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let (close, closed) = oneshot::channel();
         self.lock().insert(
             id.clone(),
             Session {
                 viewer,
                 camera: camera.id,
-                pc: pc.clone(),
-                sender: None,
+                close: Some(close),
+                task: None,
                 watcher: None,
             },
         );
@@ -309,52 +253,33 @@ impl Whep {
                 camera: camera.id.0,
             })
             .inc();
-        // Joining now starts the camera's feed while ICE and DTLS are still under way.
-        let early = self.feeds.watch(camera);
-        let (connected_tx, connected) = watch::channel(false);
-        let this = self.clone();
-        let session_id = id.clone();
-        let camera_id = camera.id;
-        pc.on_peer_connection_state_change(Box::new(move |state| {
-            let this = this.clone();
-            let session_id = session_id.clone();
-            if state == RTCPeerConnectionState::Connected {
-                let _ = connected_tx.send(true);
-            }
-            Box::pin(async move {
-                // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
-                if matches!(
-                    state,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-                ) {
-                    this.end(&session_id).await;
-                }
-            })
-        }));
-        let start = Start {
-            pli,
-            pc: pc.clone(),
+        let inbox = Routed::new(self.udp.clone(), peer.ufrag());
+        let session = ViewerTask {
+            // Joining now starts the camera's feed while ICE and DTLS are still under way.
+            early: Some(self.feeds.watch(camera)),
+            peer,
+            inbox,
+            closed,
             feeds: self.feeds.clone(),
             camera: camera.clone(),
-            early,
-            connected,
+            metrics: self.metrics.clone(),
             joined: eyeward::clock::monotonic(),
+            first_sent: false,
         };
         let metrics = self.metrics.clone();
-        let sender = tokio::spawn(async move {
-            let frames = send_frames(track, start, metrics.clone());
-            task::contained(&metrics, Task::Viewer, frames).await
+        let task = tokio::spawn(async move {
+            task::contained(&metrics, Task::Viewer, session.run()).await
         });
         if let Some(s) = self.lock().get_mut(&id) {
-            s.sender = Some(sender.abort_handle());
+            s.task = Some(task.abort_handle());
         }
         let this = self.clone();
         let session_id = id.clone();
         tokio::spawn(async move {
-            let _ = sender.await;
+            let _ = task.await;
             this.end(&session_id).await;
         });
-        tracing::info!(camera = camera_id.0, session = %id, "viewer joined");
+        tracing::info!(camera = camera.id.0, session = %id, "viewer joined");
         Ok((id, answer))
     }
 
@@ -426,22 +351,36 @@ impl Whep {
         }
     }
 
-    /// Ends session `id`, if it is still there.
+    /// Ends session `id`, if it is still there: its task closes the connection, or is
+    /// stopped if it has not within [`CLOSE_TIMEOUT`].
     pub async fn end(&self, id: &str) {
         let session = self.lock().remove(id);
-        if let Some(s) = session {
-            for task in [&s.sender, &s.watcher].into_iter().flatten() {
-                task.abort();
+        if let Some(mut s) = session {
+            if let Some(watcher) = &s.watcher {
+                watcher.abort();
+            }
+            let closing = s.close.take().is_some_and(|close| close.send(()).is_ok());
+            if let Some(task) = s.task.take() {
+                if closing {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(CLOSE_TIMEOUT).await;
+                        task.abort();
+                    });
+                } else {
+                    task.abort();
+                }
             }
             self.metrics
                 .viewers
                 .get_or_create(&crate::metrics::CameraLabels { camera: s.camera.0 })
                 .dec();
-            let _ = s.pc.close().await;
             tracing::info!(camera = s.camera.0, session = %id, "viewer left");
         }
     }
 }
+
+/// How long a session's task may take to close its connection once told to.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A place for a session being set up (see [`Whep::reserve`]).
 struct Reservation<'a> {
@@ -461,9 +400,9 @@ impl Drop for Reservation<'_> {
 
 /// Reads a viewer's SDP offer; offers that cannot work are refused before any WebRTC state
 /// is made.
-pub fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, Error> {
+pub fn parse_offer(sdp: &str) -> Result<rtc::peer_connection::sdp::RTCSessionDescription, Error> {
     check_offer(sdp)?;
-    RTCSessionDescription::offer(sdp.to_owned())
+    rtc::peer_connection::sdp::RTCSessionDescription::offer(sdp.to_owned())
         .map_err(|e| Error::bad_request(format!("not an SDP offer: {e}")))
 }
 
@@ -481,144 +420,126 @@ fn check_offer(sdp: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// How a session's frames begin.
-struct Start {
-    /// Keyframe requests (PLI, FIR) from the viewer.
-    pli: mpsc::Receiver<()>,
-    pc: Arc<RTCPeerConnection>,
-    feeds: Arc<Feeds>,
-    camera: Camera,
-    /// The subscription taken at offer time, which keeps the feed running meanwhile.
-    early: Subscription,
-    connected: watch::Receiver<bool>,
-    joined: Instant,
+/// A viewer's datagrams from the shared port, routed to it until this is dropped.
+struct Routed {
+    udp: Arc<UdpMux>,
+    ufrag: String,
+    datagrams: mpsc::Receiver<Datagram>,
+}
+
+impl Routed {
+    fn new(udp: Arc<UdpMux>, ufrag: &str) -> Routed {
+        let datagrams = udp.register(ufrag);
+        Routed {
+            udp,
+            ufrag: ufrag.to_owned(),
+            datagrams,
+        }
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        self.udp.unregister(&self.ufrag);
+    }
 }
 
 /// How long a viewer may take to connect (ICE, DTLS) before its session is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Once the viewer is connected, writes the cached frames, then the live ones, to its track
-/// until it ends. Frames written before the connection is up would be lost.
-async fn send_frames(track: Arc<TrackLocalStaticRTP>, start: Start, metrics: Arc<Metrics>) {
-    let Start {
-        pc,
-        feeds,
-        camera,
-        early,
-        mut connected,
-        mut pli,
-        joined,
-    } = start;
-    let ready = async {
-        let _ = connected.wait_for(|c| *c).await;
-        srtp_ready(&pc).await;
-    };
-    if tokio::time::timeout(CONNECT_TIMEOUT, ready).await.is_err() {
-        return;
-    }
-    // A fresh subscription: the group of pictures as it is now, not as it was at offer time.
-    let mut sub = feeds.watch(&camera);
-    drop(early);
-    let mut out = ViewerStream {
-        track,
-        metrics,
-        last: None,
-        joined,
-        first_sent: false,
-        sequence_number: rand::random(),
-        rtp_time: rand::random(),
-    };
-    if out
-        .send_cached(&std::mem::take(&mut sub.cached))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut last_refresh: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            frame = sub.live.recv() => match frame {
-                Ok(frame) => {
-                    #[cfg(feature = "failpoints")]
-                    crate::task::fail_point("viewer-frame", camera.id);
-                    if out.send_live(&frame).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    out.metrics.viewer_frames_dropped.inc_by(n);
-                    out.wait_for_key();
-                }
-                Err(RecvError::Closed) => return,
-            },
-            Some(()) = pli.recv() => {
-                // The viewer lost a picture and asks for a keyframe, which an RTSP camera
-                // cannot be asked for: answer from the cache, at most once a second.
-                if last_refresh.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
-                    continue;
-                }
-                last_refresh = Some(eyeward::clock::monotonic());
-                let gop = sub.current_gop();
-                if !gop.is_empty() {
-                    out.metrics.keyframe_requests_answered.inc();
-                    if out.send_cached(&gop).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// How often a viewer's keyframe requests are answered from the cache.
-const PLI_INTERVAL: Duration = Duration::from_secs(1);
-
-/// One viewer's outgoing frames: which camera session and timestamp it is at, so every frame
-/// goes out once, in order, and only when it can be decoded; and the viewer's own RTP
-/// sequence numbers and clock, continuous across the cached and the live frames.
-struct ViewerStream {
-    track: Arc<TrackLocalStaticRTP>,
+/// One session's task: the only owner of its [`Peer`], which it feeds with datagrams,
+/// frames and time, and whose batches it sends.
+struct ViewerTask {
+    peer: Peer,
+    inbox: Routed,
+    /// Told when the session ends from outside.
+    closed: oneshot::Receiver<()>,
+    feeds: Arc<Feeds>,
+    camera: Camera,
+    /// The subscription taken at offer time, which keeps the feed running until connected.
+    early: Option<Subscription>,
     metrics: Arc<Metrics>,
-    /// The camera session (feed epoch) and timestamp of the last frame sent; `None` while
-    /// waiting for a keyframe.
-    last: Option<(u64, i64)>,
     joined: Instant,
     first_sent: bool,
-    sequence_number: u16,
-    rtp_time: u32,
 }
 
-impl ViewerStream {
-    fn wait_for_key(&mut self) {
-        self.last = None;
-    }
-
-    /// Sends cached frames (a keyframe and those after it) 1 ms apart: the decoder shows the
-    /// newest at once.
-    async fn send_cached(&mut self, frames: &[Arc<Frame>]) -> Result<(), webrtc::Error> {
-        for frame in frames {
-            self.write(frame, CACHED_FRAME_TICKS).await?;
-            self.sent(frame);
-        }
-        Ok(())
-    }
-
-    /// Sends a live frame with the camera's own spacing, unless it was sent already (from
-    /// the cache) or cannot be decoded (no keyframe since the last gap).
-    async fn send_live(&mut self, frame: &Frame) -> Result<(), webrtc::Error> {
-        let ticks = match self.last {
-            Some((epoch, ts)) if epoch == frame.epoch => {
-                if frame.timestamp <= ts {
-                    return Ok(()); // sent from the cache already
+impl ViewerTask {
+    async fn run(mut self) {
+        let udp = self.inbox.udp.clone();
+        let connect_by = tokio::time::Instant::from_std(self.joined + CONNECT_TIMEOUT);
+        let mut live: Option<Subscription> = None;
+        loop {
+            // Everything the last input caused: events first (they may send), then batches.
+            while let Some(event) = self.peer.poll_event() {
+                match event {
+                    PeerEvent::Connected => {
+                        // A fresh subscription: the group of pictures as it is now, not as it
+                        // was at offer time.
+                        let mut sub = self.feeds.watch(&self.camera);
+                        self.early = None;
+                        let cached = std::mem::take(&mut sub.cached);
+                        self.send_cached(&cached);
+                        live = Some(sub);
+                    }
+                    PeerEvent::Ended => return,
+                    PeerEvent::KeyframeWanted => {
+                        // The viewer lost a picture and asks for a keyframe, which an RTSP
+                        // camera cannot be asked for: answer from the cache.
+                        let gop = live.as_ref().map(Subscription::current_gop);
+                        if let Some(gop) = gop.filter(|g| !g.is_empty()) {
+                            self.metrics.keyframe_requests_answered.inc();
+                            self.send_cached(&gop);
+                        }
+                    }
                 }
-                (frame.timestamp - ts).min(MAX_FRAME_TICKS) as u32
             }
-            // A new camera session (it restarted) or a gap: only a keyframe can start again.
-            _ if !frame.is_key => return Ok(()),
-            _ => DEFAULT_FRAME_TICKS,
-        };
-        self.write(frame, ticks).await?;
+            while let Some(transmit) = self.peer.poll_transmit() {
+                udp.send(&transmit).await;
+            }
+            let timer = self.peer.poll_timeout().map(tokio::time::Instant::from_std);
+            let connected = live.is_some();
+            tokio::select! {
+                datagram = self.inbox.datagrams.recv() => match datagram {
+                    Some(d) => self.peer.handle_datagram(eyeward::clock::monotonic(), d.local, d.from, &d.data),
+                    None => return,
+                },
+                frame = next_frame(&mut live) => match frame {
+                    Ok(frame) => {
+                        #[cfg(feature = "failpoints")]
+                        crate::task::fail_point("viewer-frame", self.camera.id);
+                        self.send_live(&frame);
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        self.metrics.viewer_frames_dropped.inc_by(n);
+                        self.peer.skip_to_keyframe();
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                () = sleep_until(timer) => self.peer.handle_timeout(eyeward::clock::monotonic()),
+                () = tokio::time::sleep_until(connect_by), if !connected => return,
+                _ = &mut self.closed => {
+                    self.peer.close(eyeward::clock::monotonic());
+                    while let Some(transmit) = self.peer.poll_transmit() {
+                        udp.send(&transmit).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send_cached(&mut self, frames: &[Arc<crate::ingest::Frame>]) {
+        if frames.is_empty() {
+            return;
+        }
+        self.peer.send_cached(eyeward::clock::monotonic(), frames);
+        self.first_frame_sent();
+    }
+
+    fn send_live(&mut self, frame: &Arc<crate::ingest::Frame>) {
+        if !self.peer.send_live(eyeward::clock::monotonic(), frame) {
+            return;
+        }
         self.metrics
             .relay_latency_seconds
             .observe(frame.received.elapsed().as_secs_f64());
@@ -627,34 +548,10 @@ impl ViewerStream {
             .packets_forwarded
             .inc_by(frame.rtp_payloads.len() as u64);
         self.metrics.bytes_forwarded.inc_by(frame.data.len() as u64);
-        self.sent(frame);
-        Ok(())
+        self.first_frame_sent();
     }
 
-    /// Writes `frame`'s shared payloads with this viewer's headers, `ticks` after the last.
-    async fn write(&mut self, frame: &Frame, ticks: u32) -> Result<(), webrtc::Error> {
-        self.rtp_time = self.rtp_time.wrapping_add(ticks);
-        let last = frame.rtp_payloads.len().saturating_sub(1);
-        for (i, payload) in frame.rtp_payloads.iter().enumerate() {
-            let packet = rtp::packet::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    // The track sets the negotiated payload type and its SSRC.
-                    marker: i == last,
-                    sequence_number: self.sequence_number,
-                    timestamp: self.rtp_time,
-                    ..Default::default()
-                },
-                payload: payload.clone(),
-            };
-            self.sequence_number = self.sequence_number.wrapping_add(1);
-            self.track.write_rtp(&packet).await?;
-        }
-        Ok(())
-    }
-
-    fn sent(&mut self, frame: &Frame) {
-        self.last = Some((frame.epoch, frame.timestamp));
+    fn first_frame_sent(&mut self) {
         if !self.first_sent {
             self.first_sent = true;
             self.metrics
@@ -664,16 +561,62 @@ impl ViewerStream {
     }
 }
 
-/// Waits until media can be sent. webrtc-rs reports the connection up a moment before its
-/// SRTP keys are in place, and drops media written in between; an SRTCP write tells the two
-/// apart (an empty receiver report: every peer ignores it).
-async fn srtp_ready(pc: &RTCPeerConnection) {
-    let probe: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
-        vec![Box::new(rtcp::receiver_report::ReceiverReport::default())];
-    while !matches!(pc.dtls_transport().write_rtcp(&probe).await, Ok(n) if n > 0) {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+/// The next live frame, once there is a subscription (never before).
+async fn next_frame(
+    live: &mut Option<Subscription>,
+) -> Result<Arc<crate::ingest::Frame>, RecvError> {
+    match live {
+        Some(sub) => sub.live.recv().await,
+        None => std::future::pending().await,
     }
 }
+
+/// Sleeps until `at`, or for ever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where the viewers' port listens, and the addresses announced to browsers as its host
+/// candidates: `ice_addresses` (one: listen on it; several: on every address), else every
+/// interface's IPv4 address but loopback; `public_ips` instead when the relay is behind a 1:1
+/// NAT.
+fn addresses(config: &WebrtcConfig) -> Result<(IpAddr, Vec<IpAddr>), Error> {
+    let local: Vec<IpAddr> = match &config.ice_addresses {
+        Some(addresses) => addresses.clone(),
+        None => if_addrs::get_if_addrs()
+            .map_err(|e| Error::internal("listing network interfaces").with_source(e))?
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+            .collect(),
+    };
+    if local.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "webrtc: no address to announce to browsers (set webrtc.ice_addresses)",
+        ));
+    }
+    let bind = match local.as_slice() {
+        [one] => *one,
+        many if many.iter().all(IpAddr::is_ipv4) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "webrtc.ice_addresses: give one IPv6 address, or IPv4 addresses only",
+            ));
+        }
+    };
+    let announced = if config.public_ips.is_empty() {
+        local
+    } else {
+        config.public_ips.clone()
+    };
+    Ok((bind, announced))
+}
+
 
 #[cfg(test)]
 mod tests {

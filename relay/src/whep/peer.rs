@@ -1,0 +1,508 @@
+//! One viewer's WebRTC connection, sans I/O: rtc's peer connection (ICE, DTLS, SRTP as state
+//! machines) and what the relay sends on it. It opens no socket and reads no clock: datagrams,
+//! frames and the time come in through its methods, and what it wants sent comes out of
+//! [`Peer::poll_transmit`] as batches of equal-sized datagrams to one address, which the
+//! caller hands to the kernel in one system call (UDP GSO).
+//!
+//! What it sends:
+//! - the camera's cached group of pictures first, re-stamped [`CACHED_FRAME_TICKS`] apart, so
+//!   the browser has a decodable picture at once and reaches the live edge within a few frames;
+//! - live frames with the camera's own spacing, each once, in order, and only when it can be
+//!   decoded: after a gap (a lagging viewer, a camera restart) it waits for the next keyframe;
+//! - packets the viewer reports lost (NACK), again, from the frames it sent (their payloads
+//!   are the camera's, shared by every viewer: the history holds references, not copies);
+//! - on a keyframe request (PLI, FIR), which an RTSP camera cannot be asked for, the caller is
+//!   told at most once per [`KEYFRAME_REQUEST_INTERVAL`] and answers from the camera's cache.
+
+use super::feedback::Feedback;
+use crate::ingest::Frame;
+use bytes::BytesMut;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// RTP clock ticks (90 kHz) between the cached frames a session starts with: 1 ms.
+pub const CACHED_FRAME_TICKS: u32 = 90;
+/// Ticks before a frame that follows no frame of the same camera session: 1/15 s.
+const DEFAULT_FRAME_TICKS: u32 = 6_000;
+/// The longest gap kept between two frames (1 s): a camera's stall is not replayed.
+const MAX_FRAME_TICKS: i64 = 90_000;
+/// Packets kept to answer NACKs: about two seconds of a 2 Mbit/s camera; older ones would
+/// arrive too late to matter.
+const HISTORY: usize = 512;
+/// How often a viewer's keyframe requests are answered from the cache.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// The most bytes one batch may hold: the kernel's limit for one segmented UDP send.
+const MAX_BATCH_BYTES: usize = 65_000;
+
+/// The H.264 the relay forwards: what cameras send and every browser decodes.
+fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
+            .iter()
+            .map(|fb| {
+                let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
+                rtc::rtp_transceiver::rtp_sender::RTCPFeedback {
+                    typ: typ.to_owned(),
+                    parameter: parameter.to_owned(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// What every viewer's connection shares: the relay's DTLS certificate and where browsers
+/// reach it.
+#[derive(Clone)]
+pub struct PeerSettings {
+    pub certificate: RTCCertificate,
+    /// The relay's host candidates: each address browsers may send to, with the UDP port.
+    pub candidates: Vec<SocketAddr>,
+    /// Datagrams one batch may hold (1 where the kernel cannot segment).
+    pub max_segments: usize,
+}
+
+/// Datagrams for one address, all `segment_size` long but the last, which may be shorter.
+#[derive(Debug)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    /// The relay's address it goes out from (the candidate the viewer reached).
+    pub from: SocketAddr,
+    pub segment_size: usize,
+    pub contents: Vec<u8>,
+}
+
+impl Transmit {
+    /// The datagrams in the batch.
+    pub fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
+        self.contents.chunks(self.segment_size.max(1))
+    }
+}
+
+/// What the caller acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// Media can flow: send the cached frames.
+    Connected,
+    /// The connection failed or closed.
+    Ended,
+    /// The viewer asks for a keyframe: send the camera's current group of pictures.
+    KeyframeWanted,
+}
+
+/// A packet sent, kept to be sent again on a NACK.
+#[derive(Clone)]
+struct Sent {
+    sequence_number: u16,
+    timestamp: u32,
+    frame: Arc<Frame>,
+    index: usize,
+}
+
+/// Counts a caller reports as metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCounts {
+    /// Packets sent again because the viewer reported them lost.
+    pub packets_resent: u64,
+    /// Packets rtc refused to send (should stay 0).
+    pub write_errors: u64,
+}
+
+/// One viewer's connection (see the module's documentation).
+pub struct Peer {
+    pc: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: u8,
+    ufrag: String,
+    max_segments: usize,
+    connected: bool,
+    ended: bool,
+    /// The camera session (feed epoch) and timestamp of the last frame sent; `None` while
+    /// waiting for a keyframe.
+    last: Option<(u64, i64)>,
+    sequence_number: u16,
+    rtp_time: u32,
+    history: Vec<Option<Sent>>,
+    last_keyframe_request: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<PeerEvent>,
+    counts: PeerCounts,
+}
+
+/// Why an offer cannot be answered.
+#[derive(Debug)]
+pub struct AnswerError(pub String);
+
+impl Peer {
+    /// Answers a viewer's SDP `offer`: the connection and the SDP answer. The answer carries
+    /// the relay's candidates (ICE lite: the browser checks, the relay answers), so there is
+    /// nothing to gather and no wait.
+    pub fn answer(
+        settings: &PeerSettings,
+        offer: &str,
+        now: Instant,
+    ) -> Result<(Peer, String), AnswerError> {
+        let fail = |what: &str, e: rtc::shared::error::Error| AnswerError(format!("{what}: {e}"));
+        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| fail("offer", e))?;
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: h264(),
+                    payload_type: 102,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(|e| fail("codec", e))?;
+        let ufrag = random_ice_chars(16);
+        let settings_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), random_ice_chars(32))
+            .with_srtp_protection_profiles(vec![
+                rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .build();
+        let config = RTCConfigurationBuilder::new()
+            .with_certificates(vec![settings.certificate.clone()])
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings_engine)
+            .with_media_engine(media)
+            .with_interceptor_registry(
+                Registry::new().with(Slot::Custom(20_000), Feedback::default()),
+            )
+            .build(now)
+            .map_err(|e| fail("peer connection", e))?;
+        pc.set_remote_description(now, offer)
+            .map_err(|e| fail("offer", e))?;
+        let ssrc = rand::random::<u32>();
+        let track = MediaStreamTrack::new(
+            "camera".to_owned(),
+            "video".to_owned(),
+            "video".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: h264(),
+                ..Default::default()
+            }],
+        );
+        let sender = pc.add_track(track).map_err(|e| fail("track", e))?;
+        for address in &settings.candidates {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: address.ip().to_string(),
+                    port: address.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| fail("candidate", e))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(|e| fail("candidate", e))?;
+            pc.add_local_candidate(init)
+                .map_err(|e| fail("candidate", e))?;
+        }
+        let answer = pc.create_answer(None).map_err(|e| fail("answer", e))?;
+        pc.set_local_description(now, answer)
+            .map_err(|e| fail("answer", e))?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| AnswerError("no local description".to_owned()))?;
+        let payload_type = pc
+            .rtp_sender(sender)
+            .and_then(|mut s| {
+                s.get_parameters()
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|c| c.payload_type)
+            })
+            .ok_or_else(|| AnswerError("the offer has no H.264 the relay can send".to_owned()))?;
+        let peer = Peer {
+            pc,
+            sender,
+            ssrc,
+            payload_type,
+            ufrag,
+            max_segments: settings.max_segments.max(1),
+            connected: false,
+            ended: false,
+            last: None,
+            sequence_number: rand::random(),
+            rtp_time: rand::random(),
+            history: vec![None; HISTORY],
+            last_keyframe_request: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counts: PeerCounts::default(),
+        };
+        Ok((peer, sdp))
+    }
+
+    /// The relay's ICE username fragment for this viewer: the viewer's connectivity checks
+    /// carry it, which is how a shared socket tells viewers apart.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    pub fn counts(&self) -> PeerCounts {
+        self.counts
+    }
+
+    /// A datagram from the viewer at `from`, received on the relay's `local` address.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        // A datagram rtc cannot use (garbage, a replay, a stray) changes nothing.
+        let _ = self.pc.handle_read(message);
+        self.drain(now);
+    }
+
+    /// When [`Peer::handle_timeout`] is due next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.pc.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.pc.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// The next batch to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Sends cached frames (a keyframe and those after it) [`CACHED_FRAME_TICKS`] apart: the
+    /// decoder shows the newest at once.
+    pub fn send_cached(&mut self, now: Instant, frames: &[Arc<Frame>]) {
+        for frame in frames {
+            self.write(now, frame, CACHED_FRAME_TICKS);
+        }
+        self.drain(now);
+    }
+
+    /// Sends a live frame with the camera's own spacing, unless it was sent already (from the
+    /// cache) or cannot be decoded (no keyframe since the last gap). Whether it was sent.
+    pub fn send_live(&mut self, now: Instant, frame: &Arc<Frame>) -> bool {
+        let ticks = match self.last {
+            Some((epoch, ts)) if epoch == frame.epoch => {
+                if frame.timestamp <= ts {
+                    return false; // sent from the cache already
+                }
+                (frame.timestamp - ts).min(MAX_FRAME_TICKS) as u32
+            }
+            // A new camera session (it restarted) or a gap: only a keyframe can start again.
+            _ if !frame.is_key => return false,
+            _ => DEFAULT_FRAME_TICKS,
+        };
+        self.write(now, frame, ticks);
+        self.drain(now);
+        true
+    }
+
+    /// Frames were lost on the way to this viewer (it lagged): wait for the next keyframe.
+    pub fn skip_to_keyframe(&mut self) {
+        self.last = None;
+    }
+
+    /// Ends the connection (DTLS close); what that sends comes out of `poll_transmit`.
+    pub fn close(&mut self, now: Instant) {
+        let _ = self.pc.close();
+        self.drain(now);
+    }
+
+    /// Writes `frame`'s shared payloads with this viewer's headers, `ticks` after the last.
+    fn write(&mut self, now: Instant, frame: &Arc<Frame>, ticks: u32) {
+        self.rtp_time = self.rtp_time.wrapping_add(ticks);
+        for index in 0..frame.rtp_payloads.len() {
+            let sent = Sent {
+                sequence_number: self.sequence_number,
+                timestamp: self.rtp_time,
+                frame: frame.clone(),
+                index,
+            };
+            self.sequence_number = self.sequence_number.wrapping_add(1);
+            self.write_packet(now, &sent);
+            let slot = usize::from(sent.sequence_number) % HISTORY;
+            self.history[slot] = Some(sent);
+        }
+        self.last = Some((frame.epoch, frame.timestamp));
+    }
+
+    fn write_packet(&mut self, now: Instant, sent: &Sent) {
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: sent.index + 1 == sent.frame.rtp_payloads.len(),
+                payload_type: self.payload_type,
+                sequence_number: sent.sequence_number,
+                timestamp: sent.timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: sent.frame.rtp_payloads[sent.index].clone(),
+        };
+        let written = match self.pc.rtp_sender(self.sender) {
+            Some(mut sender) => sender.write_rtp(now, packet).is_ok(),
+            None => false,
+        };
+        if !written {
+            self.counts.write_errors += 1;
+        }
+    }
+
+    /// Moves what rtc has for the caller into events and batches.
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                match state {
+                    RTCPeerConnectionState::Connected if !self.connected => {
+                        self.connected = true;
+                        self.events.push_back(PeerEvent::Connected);
+                    }
+                    // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                        if !self.ended =>
+                    {
+                        self.ended = true;
+                        self.events.push_back(PeerEvent::Ended);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        while let Some(message) = self.pc.poll_read() {
+            if let RTCMessage::RtcpPacket(_, packets) = message.message {
+                self.feedback(now, &packets);
+            }
+        }
+        while let Some(out) = self.pc.poll_write() {
+            self.batch(out.transport.local_addr, out.transport.peer_addr, &out.message);
+        }
+    }
+
+    /// Acts on the viewer's requests: NACKs are answered here, keyframe requests passed on.
+    fn feedback(&mut self, now: Instant, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        for packet in packets {
+            let any = packet.as_any();
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                for pair in &nack.nacks {
+                    for sequence_number in pair.packet_list() {
+                        self.resend(now, sequence_number);
+                    }
+                }
+            } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                let recent = self
+                    .last_keyframe_request
+                    .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
+                if !recent {
+                    self.last_keyframe_request = Some(now);
+                    self.events.push_back(PeerEvent::KeyframeWanted);
+                }
+            }
+        }
+    }
+
+    /// Sends packet `sequence_number` again, if it is still in the history.
+    fn resend(&mut self, now: Instant, sequence_number: u16) {
+        let slot = usize::from(sequence_number) % HISTORY;
+        let Some(sent) = self.history[slot]
+            .as_ref()
+            .filter(|s| s.sequence_number == sequence_number)
+            .cloned()
+        else {
+            return;
+        };
+        self.write_packet(now, &sent);
+        self.counts.packets_resent += 1;
+    }
+
+    /// Appends a datagram to the last batch when it may go in the same send: same addresses,
+    /// no longer than the batch's segments, the batch not closed by a shorter one, within the
+    /// kernel's limits.
+    fn batch(&mut self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
+        if let Some(last) = self.transmits.back_mut() {
+            let segments = last.contents.len().div_ceil(last.segment_size.max(1));
+            let open = last.contents.len() % last.segment_size.max(1) == 0;
+            if last.to == to
+                && last.from == from
+                && open
+                && datagram.len() <= last.segment_size
+                && segments < self.max_segments
+                && last.contents.len() + datagram.len() <= MAX_BATCH_BYTES
+            {
+                last.contents.extend_from_slice(datagram);
+                return;
+            }
+        }
+        let mut contents = Vec::with_capacity(datagram.len() * self.max_segments.min(8));
+        contents.extend_from_slice(datagram);
+        self.transmits.push_back(Transmit {
+            to,
+            from,
+            segment_size: datagram.len(),
+            contents,
+        });
+    }
+}
+
+/// `n` random characters of the ICE alphabet (RFC 8445 `ice-char`: letters and digits here).
+fn random_ice_chars(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..n)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
