@@ -96,8 +96,8 @@ fn new_certificate() -> Result<Certified, Error> {
     use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
     let internal = || Error::internal("DTLS certificate");
     let provider = rtc::crypto::default_provider().map_err(|e| internal().with_source(e))?;
-    let params =
-        CertificateParams::new(vec!["eyeward".to_owned()]).map_err(|e| internal().with_source(e))?;
+    let params = CertificateParams::new(vec!["eyeward".to_owned()])
+        .map_err(|e| internal().with_source(e))?;
     let certificate = RTCCertificate::generate(
         provider.crypto(),
         rtc::crypto::SignatureScheme::EcdsaP256Sha256,
@@ -125,12 +125,17 @@ impl Whep {
     ) -> Result<Whep, Error> {
         let (bind, candidates) = addresses(config)?;
         let udp = UdpMux::bind(SocketAddr::new(bind, config.udp_port)).map_err(|e| {
-            Error::internal(format!("cannot bind the viewers' UDP port {}", config.udp_port))
-                .with_source(e)
+            Error::internal(format!(
+                "cannot bind the viewers' UDP port {}",
+                config.udp_port
+            ))
+            .with_source(e)
         })?;
         let port = udp.local_addr().port();
-        let candidates: Vec<SocketAddr> =
-            candidates.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        let candidates: Vec<SocketAddr> = candidates
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
         tracing::info!(udp = %udp.local_addr(), announced = ?candidates, "viewers' media port");
         let udp = Arc::new(udp);
         let udp_task = tokio::spawn(udp.clone().run()).abort_handle();
@@ -267,9 +272,10 @@ impl Whep {
             first_sent: false,
         };
         let metrics = self.metrics.clone();
-        let task = tokio::spawn(async move {
-            task::contained(&metrics, Task::Viewer, session.run()).await
-        });
+        let task =
+            tokio::spawn(
+                async move { task::contained(&metrics, Task::Viewer, session.run()).await },
+            );
         if let Some(s) = self.lock().get_mut(&id) {
             s.task = Some(task.abort_handle());
         }
@@ -616,7 +622,6 @@ fn addresses(config: &WebrtcConfig) -> Result<(IpAddr, Vec<IpAddr>), Error> {
     };
     Ok((bind, announced))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -290,7 +290,13 @@ impl Peer {
     }
 
     /// A datagram from the viewer at `from`, received on the relay's `local` address.
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -430,7 +436,11 @@ impl Peer {
             }
         }
         while let Some(out) = self.pc.poll_write() {
-            self.batch(out.transport.local_addr, out.transport.peer_addr, &out.message);
+            self.batch(
+                out.transport.local_addr,
+                out.transport.peer_addr,
+                &out.message,
+            );
         }
     }
 
@@ -505,4 +515,360 @@ fn random_ice_chars(n: usize) -> String {
     (0..n)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The peer driven by hand: a browser-side rtc connection in the same thread, datagrams
+    //! carried between the two by the test, time moved by the test. No socket, no sleep.
+
+    use super::*;
+    use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+    use rtc::rtp_transceiver::RTCRtpReceiverId;
+
+    const RELAY: &str = "10.0.0.1:3478";
+    const BROWSER: &str = "10.0.0.2:50000";
+
+    /// The relay's peer, a browser's connection to it, and the test's clock.
+    struct Call {
+        peer: Peer,
+        browser: RTCPeerConnection,
+        receiver: RTCRtpReceiverId,
+        now: Instant,
+        /// RTP the browser decrypted, in arrival order.
+        received: Vec<rtc::rtp::Packet>,
+        /// Batches the peer handed out since the test last looked.
+        batches: Vec<(usize, usize)>,
+        events: Vec<PeerEvent>,
+        /// Datagram numbers (counted over the whole call) the network loses.
+        lose: Vec<usize>,
+        carried: usize,
+        browser_state: RTCPeerConnectionState,
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("address")
+    }
+
+    fn frame(epoch: u64, timestamp: i64, is_key: bool, payloads: &[usize]) -> Arc<Frame> {
+        let rtp_payloads: Vec<bytes::Bytes> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| bytes::Bytes::from(vec![i as u8; len]))
+            .collect();
+        Arc::new(Frame {
+            timestamp,
+            is_key,
+            data: bytes::Bytes::from(vec![0; payloads.iter().sum()]),
+            rtp_payloads,
+            received: eyeward::clock::monotonic(),
+            epoch,
+        })
+    }
+
+    impl Call {
+        /// A browser offers to receive H.264; the peer answers; ICE and DTLS run to the end.
+        fn connected() -> Call {
+            let now = eyeward::clock::monotonic();
+            let mut media = MediaEngine::default();
+            media
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: h264(),
+                        payload_type: 102,
+                    },
+                    RtpCodecKind::Video,
+                )
+                .expect("codec");
+            let mut browser = RTCPeerConnectionBuilder::new()
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(media)
+                .build(now)
+                .expect("browser");
+            browser
+                .add_transceiver_from_kind(RtpCodecKind::Video, None)
+                .expect("transceiver");
+            let offer = browser.create_offer(None).expect("offer");
+            browser
+                .set_local_description(now, offer)
+                .expect("local offer");
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr(BROWSER).ip().to_string(),
+                    port: addr(BROWSER).port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .expect("candidate");
+            browser
+                .add_local_candidate(RTCIceCandidate::from(&candidate).to_json().expect("json"))
+                .expect("add candidate");
+            let offer = browser.local_description().expect("offer").sdp;
+            let provider = rtc::crypto::default_provider().expect("crypto");
+            let settings = PeerSettings {
+                certificate: RTCCertificate::generate(
+                    provider.crypto(),
+                    rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+                    rtc::peer_connection::certificate::CertificateParams::new(vec![
+                        "test".to_owned(),
+                    ])
+                    .expect("params"),
+                )
+                .expect("certificate"),
+                candidates: vec![addr(RELAY)],
+                max_segments: 64,
+            };
+            let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
+            assert!(answer.contains("a=ice-lite"), "{answer}");
+            browser
+                .set_remote_description(
+                    now,
+                    RTCSessionDescription::answer(answer).expect("answer sdp"),
+                )
+                .expect("remote answer");
+            let receiver = browser.get_receivers().next().expect("receiver");
+            let mut call = Call {
+                peer,
+                browser,
+                receiver,
+                now,
+                received: Vec::new(),
+                batches: Vec::new(),
+                events: Vec::new(),
+                lose: Vec::new(),
+                carried: 0,
+                browser_state: RTCPeerConnectionState::New,
+            };
+            for _ in 0..400 {
+                call.advance(Duration::from_millis(5));
+                if call.events.contains(&PeerEvent::Connected)
+                    && call.browser_state == RTCPeerConnectionState::Connected
+                {
+                    call.events.clear();
+                    call.batches.clear();
+                    return call;
+                }
+            }
+            panic!("no connection");
+        }
+
+        /// Carries every datagram both ways until neither side has more.
+        fn carry(&mut self) {
+            loop {
+                let mut moved = false;
+                while let Some(out) = self.browser.poll_write() {
+                    moved = true;
+                    self.peer
+                        .handle_datagram(self.now, addr(RELAY), addr(BROWSER), &out.message);
+                }
+                while let Some(event) = self.peer.poll_event() {
+                    self.events.push(event);
+                }
+                while let Some(t) = self.peer.poll_transmit() {
+                    moved = true;
+                    assert_eq!((t.to, t.from), (addr(BROWSER), addr(RELAY)));
+                    self.batches.push((t.datagrams().count(), t.segment_size));
+                    for datagram in t.datagrams() {
+                        self.carried += 1;
+                        if self.lose.contains(&self.carried) {
+                            continue;
+                        }
+                        let message = TaggedBytesMut {
+                            now: self.now,
+                            transport: TransportContext {
+                                local_addr: addr(BROWSER),
+                                peer_addr: addr(RELAY),
+                                ecn: None,
+                                transport_protocol: TransportProtocol::UDP,
+                            },
+                            message: BytesMut::from(datagram),
+                        };
+                        let _ = self.browser.handle_read(message);
+                    }
+                }
+                while let Some(event) = self.browser.poll_event() {
+                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                        self.browser_state = state;
+                    }
+                }
+                while let Some(m) = self.browser.poll_read() {
+                    if let RTCMessage::RtpPacket(_, packet) = m.message {
+                        self.received.push(packet);
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+            let _ = self.browser.handle_timeout(self.now);
+            self.peer.handle_timeout(self.now);
+            self.carry();
+        }
+
+        fn send_rtcp(&mut self, packet: Box<dyn rtc::rtcp::Packet>) {
+            self.browser
+                .rtp_receiver(self.receiver)
+                .expect("receiver")
+                .write_rtcp(self.now, vec![packet])
+                .expect("rtcp");
+            self.carry();
+        }
+
+        /// (timestamp, marker) of each packet received, and the sequence numbers.
+        fn stamps(&self) -> Vec<(u32, bool)> {
+            self.received
+                .iter()
+                .map(|p| (p.header.timestamp, p.header.marker))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_cached_group_of_pictures_goes_first_a_millisecond_apart_then_live_frames_keep_the_cameras_spacing()
+     {
+        let mut call = Call::connected();
+        let gop = [
+            frame(1, 0, true, &[1000, 1000, 400]),
+            frame(1, 6000, false, &[300]),
+            frame(1, 12000, false, &[300]),
+        ];
+        call.peer.send_cached(call.now, &gop);
+        call.carry();
+        // Sent from the cache already: not again.
+        assert!(!call.peer.send_live(call.now, &gop[2]));
+        assert!(
+            call.peer
+                .send_live(call.now, &frame(1, 15000, false, &[200]))
+        );
+        call.carry();
+        let stamps = call.stamps();
+        assert_eq!(stamps.len(), 6);
+        let t0 = stamps[0].0;
+        let relative: Vec<(u32, bool)> = stamps
+            .iter()
+            .map(|(t, m)| (t.wrapping_sub(t0), *m))
+            .collect();
+        // The cached frames 90 ticks (1 ms) apart, the live one the camera's 3000 later; the
+        // marker on each frame's last packet.
+        assert_eq!(
+            relative,
+            [
+                (0, false),
+                (0, false),
+                (0, true),
+                (90, true),
+                (180, true),
+                (3180, true)
+            ]
+        );
+        let first = call.received[0].header.sequence_number;
+        for (i, p) in call.received.iter().enumerate() {
+            assert_eq!(p.header.sequence_number, first.wrapping_add(i as u16));
+        }
+        assert_eq!(
+            &call.received[1].payload[..],
+            &[1u8; 1000][..],
+            "payloads as cut"
+        );
+        // The keyframe's three packets went to the kernel as one batch of 1,000-byte
+        // payloads (the shorter last one closes it).
+        let (segments, _) = call.batches[0];
+        assert_eq!(segments, 3, "{:?}", call.batches);
+    }
+
+    #[test]
+    fn a_lost_packet_is_sent_again_from_the_history_when_the_viewer_asks() {
+        let mut call = Call::connected();
+        call.lose = vec![call.carried + 2];
+        call.peer
+            .send_cached(call.now, &[frame(1, 0, true, &[1000, 1000, 400])]);
+        call.carry();
+        assert_eq!(call.received.len(), 2, "one packet lost");
+        let ssrc = call.received[0].header.ssrc;
+        let lost = call.received[0].header.sequence_number.wrapping_add(1);
+        call.send_rtcp(Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair {
+                packet_id: lost,
+                lost_packets: 0,
+            }],
+        }));
+        let again = call.received.last().expect("resent");
+        assert_eq!(again.header.sequence_number, lost);
+        assert_eq!(&again.payload[..], &[1u8; 1000][..]);
+        assert_eq!(call.peer.counts().packets_resent, 1);
+        // A packet never sent, or long gone from the history, is not made up.
+        call.send_rtcp(Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair {
+                packet_id: lost.wrapping_add(1000),
+                lost_packets: 0,
+            }],
+        }));
+        assert_eq!(call.peer.counts().packets_resent, 1);
+    }
+
+    #[test]
+    fn a_lagging_viewer_skips_to_the_next_keyframe() {
+        let mut call = Call::connected();
+        call.peer
+            .send_cached(call.now, &[frame(1, 0, true, &[500])]);
+        assert!(
+            call.peer
+                .send_live(call.now, &frame(1, 3000, false, &[500]))
+        );
+        call.peer.skip_to_keyframe();
+        assert!(
+            !call
+                .peer
+                .send_live(call.now, &frame(1, 6000, false, &[500]))
+        );
+        assert!(call.peer.send_live(call.now, &frame(1, 9000, true, &[500])));
+        assert!(
+            call.peer
+                .send_live(call.now, &frame(1, 12000, false, &[500]))
+        );
+        // The camera restarted (a new session): its timestamps mean nothing to the old ones,
+        // and only its keyframe can start again.
+        assert!(!call.peer.send_live(call.now, &frame(2, 99, false, &[500])));
+        assert!(call.peer.send_live(call.now, &frame(2, 3099, true, &[500])));
+        call.carry();
+        assert_eq!(call.received.len(), 5);
+    }
+
+    #[test]
+    fn keyframe_requests_are_passed_on_at_most_once_a_second() {
+        let mut call = Call::connected();
+        call.peer
+            .send_cached(call.now, &[frame(1, 0, true, &[500])]);
+        call.carry();
+        let ssrc = call.received[0].header.ssrc;
+        let pli = || {
+            Box::new(PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: ssrc,
+            })
+        };
+        call.send_rtcp(pli());
+        call.advance(Duration::from_millis(300));
+        call.send_rtcp(pli());
+        assert_eq!(call.events, [PeerEvent::KeyframeWanted]);
+        call.advance(KEYFRAME_REQUEST_INTERVAL);
+        call.send_rtcp(pli());
+        assert_eq!(
+            call.events,
+            [PeerEvent::KeyframeWanted, PeerEvent::KeyframeWanted]
+        );
+    }
 }

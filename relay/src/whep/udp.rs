@@ -141,7 +141,8 @@ impl UdpMux {
                 .async_io(Interest::READABLE, || {
                     let mut slices: Vec<IoSliceMut<'_>> =
                         buffers.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-                    self.state.recv((&self.socket).into(), &mut slices, &mut meta)
+                    self.state
+                        .recv((&self.socket).into(), &mut slices, &mut meta)
                 })
                 .await;
             let n = match read {
