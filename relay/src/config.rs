@@ -352,6 +352,9 @@ pub struct WebrtcConfig {
     /// The one UDP port every viewer's media goes through (one firewall rule). 0: any free
     /// port, chosen at start and logged.
     pub udp_port: u16,
+    /// The one TCP port for viewers whose network blocks UDP (ICE-TCP, RFC 6544). 0: any
+    /// free port, chosen at start and logged.
+    pub tcp_port: u16,
     /// The public addresses of a 1:1 NAT in front of the relay, announced instead of the
     /// local ones (a cloud VM's elastic IP, say).
     pub public_ips: Vec<IpAddr>,
@@ -397,6 +400,7 @@ impl Default for WebrtcConfig {
         WebrtcConfig {
             ice_addresses: None,
             udp_port: 0,
+            tcp_port: 0,
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
             max_viewers_per_camera: 16,
@@ -791,7 +795,7 @@ impl Config {
             .as_ref()
             .map(|s3| format!("s3:{}/{}/{}", s3.endpoint, s3.bucket, s3.prefix));
         format!(
-            "listen={} data_dir={} database={} storage={} public_url={} smtp_url={} ice_addresses={:?} udp_port={} public_ips={:?} ice_servers={} metrics_token={}",
+            "listen={} data_dir={} database={} storage={} public_url={} smtp_url={} ice_addresses={:?} udp_port={} tcp_port={} public_ips={:?} ice_servers={} metrics_token={}",
             self.listen,
             self.data_dir.display(),
             database.as_deref().unwrap_or("(sqlite in data_dir)"),
@@ -800,6 +804,7 @@ impl Config {
             smtp.as_deref().unwrap_or("(outbox folder)"),
             self.webrtc.ice_addresses,
             self.webrtc.udp_port,
+            self.webrtc.tcp_port,
             self.webrtc.public_ips,
             self.webrtc.ice_servers.len(),
             if self.metrics.bearer_token.is_some() {

@@ -43,6 +43,12 @@ pub struct TaskLabels {
     pub task: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `udp` or `tcp` (ICE-TCP); a TURN relay shows as the TURN server's UDP.
+    pub transport: &'static str,
+}
+
 /// Every metric the relay exports.
 pub struct Metrics {
     registry: Registry,
@@ -70,6 +76,8 @@ pub struct Metrics {
     pub first_frame_seconds: Histogram,
     pub relay_latency_seconds: Histogram,
     pub keyframe_requests_answered: Counter,
+    pub viewer_media_started: Family<TransportLabels, Counter>,
+    pub packets_resent: Counter,
     /// Panics contained in a camera's, a viewer's or an agent link's task.
     pub task_panics: Family<TaskLabels, Counter>,
 }
@@ -191,6 +199,18 @@ impl Metrics {
             "Viewers' keyframe requests (PLI, FIR) answered from the cached group of pictures",
             keyframe_requests_answered.clone(),
         );
+        let viewer_media_started = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "viewer_media_started",
+            "Viewers whose video started, by the transport it took (udp, or tcp where UDP is blocked)",
+            viewer_media_started.clone(),
+        );
+        let packets_resent = Counter::default();
+        registry.register(
+            "packets_resent",
+            "RTP packets sent again because a viewer reported them lost (NACK)",
+            packets_resent.clone(),
+        );
         let task_panics = Family::<TaskLabels, Counter>::default();
         registry.register(
             "task_panics",
@@ -201,6 +221,8 @@ impl Metrics {
             registry,
             task_panics,
             keyframe_requests_answered,
+            viewer_media_started,
+            packets_resent,
             relay_latency_seconds,
             ingest_frames,
             viewers,

@@ -2,16 +2,19 @@
 //! `http::live_video`). Each session is one viewer's [`Peer`] (rtc's sans-I/O peer
 //! connection) fed from the camera's feed (see [`crate::fanout`]); nothing is transcoded.
 //!
-//! Every viewer's media goes through one UDP port ([`udp::UdpMux`]). Each session has one
-//! task that owns its `Peer`: it is woken by a frame, a datagram or a timer, never per
-//! packet, and hands a frame's packets to the kernel together.
+//! Every viewer's media goes through one UDP port ([`udp::UdpPort`]), or, where UDP is
+//! blocked, one TCP port (ICE-TCP, [`tcp`]); [`demux::Demux`] tells the viewers apart. Each
+//! session has one task that owns its `Peer`: it is woken by a frame, a datagram or a timer,
+//! never per packet, and hands a frame's packets to the kernel together.
 //!
 //! Frames are cut into RTP payloads once per camera (at ingest); a session only writes its
 //! own headers (sequence numbers, timestamps) around the shared payloads, so a viewer costs
 //! SRTP and its share of a send per packet, not a copy of the stream.
 
+pub mod demux;
 mod feedback;
 pub mod peer;
+pub mod tcp;
 mod turn;
 pub mod udp;
 
@@ -21,8 +24,9 @@ use crate::fanout::{Feeds, Subscription};
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
+use demux::{Datagram, Demux, TcpLink};
 use eyeward::{CameraId, CustomerId, OperatorId, UnixMillis};
-use peer::{Peer, PeerEvent, PeerSettings};
+use peer::{Peer, PeerEvent, PeerSettings, Transmit, TransportProtocol};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
-use udp::{Datagram, UdpMux};
+use udp::UdpPort;
 
 /// Who watches a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +72,14 @@ struct Session {
 /// The WebRTC side of the relay: the viewers' UDP port, what their connections share, and
 /// the live sessions.
 pub struct Whep {
-    udp: Arc<UdpMux>,
-    /// Reads the viewers' port; stopped with the relay.
-    udp_task: tokio::task::AbortHandle,
+    udp: Arc<UdpPort>,
+    tcp_addr: SocketAddr,
+    demux: Arc<Demux>,
+    /// Read the viewers' ports; stopped with the relay.
+    port_tasks: [tokio::task::AbortHandle; 2],
     settings: Mutex<Certified>,
     candidates: Vec<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Sessions being set up, counted against the limits with the live ones, so that
     /// parallel offers cannot all pass a check none of them is in.
@@ -112,38 +119,64 @@ fn new_certificate() -> Result<Certified, Error> {
 
 impl Drop for Whep {
     fn drop(&mut self) {
-        self.udp_task.abort();
+        for task in &self.port_tasks {
+            task.abort();
+        }
     }
 }
 
 impl Whep {
-    /// Binds the viewers' UDP port and starts reading it (inside the runtime).
+    /// Binds the viewers' UDP and TCP ports and starts reading them (inside the runtime).
     pub fn new(
         config: &WebrtcConfig,
         feeds: Arc<Feeds>,
         metrics: Arc<Metrics>,
     ) -> Result<Whep, Error> {
-        let (bind, candidates) = addresses(config)?;
-        let udp = UdpMux::bind(SocketAddr::new(bind, config.udp_port)).map_err(|e| {
+        let (bind, announced) = addresses(config)?;
+        let udp = UdpPort::bind(SocketAddr::new(bind, config.udp_port)).map_err(|e| {
             Error::internal(format!(
                 "cannot bind the viewers' UDP port {}",
                 config.udp_port
             ))
             .with_source(e)
         })?;
-        let port = udp.local_addr().port();
-        let candidates: Vec<SocketAddr> = candidates
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect();
-        tracing::info!(udp = %udp.local_addr(), announced = ?candidates, "viewers' media port");
+        let tcp = std::net::TcpListener::bind(SocketAddr::new(bind, config.tcp_port))
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot bind the viewers' TCP port {}",
+                    config.tcp_port
+                ))
+                .with_source(e)
+            })?;
+        let tcp_addr = tcp
+            .local_addr()
+            .map_err(|e| Error::internal("viewers' TCP port").with_source(e))?;
+        let on = |port: u16| -> Vec<SocketAddr> {
+            announced
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect()
+        };
+        let (candidates, tcp_candidates) = (on(udp.local_addr().port()), on(tcp_addr.port()));
+        tracing::info!(udp = %udp.local_addr(), tcp = %tcp_addr, announced = ?announced, "viewers' media ports");
         let udp = Arc::new(udp);
-        let udp_task = tokio::spawn(udp.clone().run()).abort_handle();
+        let demux = Arc::new(Demux::default());
+        let port_tasks = [
+            tokio::spawn(udp.clone().run(demux.clone())).abort_handle(),
+            tokio::spawn(tcp::run(tcp, demux.clone())).abort_handle(),
+        ];
         Ok(Whep {
             udp,
-            udp_task,
+            tcp_addr,
+            demux,
+            port_tasks,
             settings: Mutex::new(new_certificate()?),
             candidates,
+            tcp_candidates,
             sessions: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
             feeds,
@@ -152,9 +185,9 @@ impl Whep {
         })
     }
 
-    /// The viewers' UDP port's local address.
-    pub fn udp_addr(&self) -> SocketAddr {
-        self.udp.local_addr()
+    /// The viewers' UDP and TCP ports' local addresses.
+    pub fn media_addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.udp.local_addr(), self.tcp_addr)
     }
 
     /// What a new session's connection is made with.
@@ -166,6 +199,7 @@ impl Whep {
         Ok(PeerSettings {
             certificate: current.certificate.clone(),
             candidates: self.candidates.clone(),
+            tcp_candidates: self.tcp_candidates.clone(),
             max_segments: self.udp.max_segments(),
         })
     }
@@ -258,18 +292,22 @@ impl Whep {
                 camera: camera.id.0,
             })
             .inc();
-        let inbox = Routed::new(self.udp.clone(), peer.ufrag());
+        let inbox = Routed::new(self.demux.clone(), peer.ufrag());
         let session = ViewerTask {
             // Joining now starts the camera's feed while ICE and DTLS are still under way.
             early: Some(self.feeds.watch(camera)),
             peer,
             inbox,
+            udp: self.udp.clone(),
+            tcp_links: HashMap::new(),
             closed,
             feeds: self.feeds.clone(),
             camera: camera.clone(),
             metrics: self.metrics.clone(),
             joined: eyeward::clock::monotonic(),
             first_sent: false,
+            transport_counted: false,
+            resent: 0,
         };
         let metrics = self.metrics.clone();
         let task =
@@ -426,18 +464,18 @@ fn check_offer(sdp: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A viewer's datagrams from the shared port, routed to it until this is dropped.
+/// A viewer's datagrams from the shared ports, routed to it until this is dropped.
 struct Routed {
-    udp: Arc<UdpMux>,
+    demux: Arc<Demux>,
     ufrag: String,
     datagrams: mpsc::Receiver<Datagram>,
 }
 
 impl Routed {
-    fn new(udp: Arc<UdpMux>, ufrag: &str) -> Routed {
-        let datagrams = udp.register(ufrag);
+    fn new(demux: Arc<Demux>, ufrag: &str) -> Routed {
+        let datagrams = demux.register(ufrag);
         Routed {
-            udp,
+            demux,
             ufrag: ufrag.to_owned(),
             datagrams,
         }
@@ -446,9 +484,12 @@ impl Routed {
 
 impl Drop for Routed {
     fn drop(&mut self) {
-        self.udp.unregister(&self.ufrag);
+        self.demux.unregister(&self.ufrag);
     }
 }
+
+/// ICE-TCP connections one viewer may have (a browser opens one per candidate pair).
+const MAX_TCP_LINKS_PER_VIEWER: usize = 4;
 
 /// How long a viewer may take to connect (ICE, DTLS) before its session is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -458,6 +499,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 struct ViewerTask {
     peer: Peer,
     inbox: Routed,
+    udp: Arc<UdpPort>,
+    /// The viewer's ICE-TCP connections, by its address.
+    tcp_links: HashMap<SocketAddr, TcpLink>,
     /// Told when the session ends from outside.
     closed: oneshot::Receiver<()>,
     feeds: Arc<Feeds>,
@@ -467,11 +511,14 @@ struct ViewerTask {
     metrics: Arc<Metrics>,
     joined: Instant,
     first_sent: bool,
+    /// Whether the transport the video took is counted yet.
+    transport_counted: bool,
+    /// Packets resent so far, as counted in the metrics.
+    resent: u64,
 }
 
 impl ViewerTask {
     async fn run(mut self) {
-        let udp = self.inbox.udp.clone();
         let connect_by = tokio::time::Instant::from_std(self.joined + CONNECT_TIMEOUT);
         let mut live: Option<Subscription> = None;
         loop {
@@ -499,14 +546,12 @@ impl ViewerTask {
                     }
                 }
             }
-            while let Some(transmit) = self.peer.poll_transmit() {
-                udp.send(&transmit).await;
-            }
+            self.send_transmits().await;
             let timer = self.peer.poll_timeout().map(tokio::time::Instant::from_std);
             let connected = live.is_some();
             tokio::select! {
                 datagram = self.inbox.datagrams.recv() => match datagram {
-                    Some(d) => self.peer.handle_datagram(eyeward::clock::monotonic(), d.local, d.from, &d.data),
+                    Some(d) => self.receive(d),
                     None => return,
                 },
                 frame = next_frame(&mut live) => match frame {
@@ -525,12 +570,64 @@ impl ViewerTask {
                 () = tokio::time::sleep_until(connect_by), if !connected => return,
                 _ = &mut self.closed => {
                     self.peer.close(eyeward::clock::monotonic());
-                    while let Some(transmit) = self.peer.poll_transmit() {
-                        udp.send(&transmit).await;
-                    }
+                    self.send_transmits().await;
                     return;
                 }
             }
+        }
+    }
+
+    fn receive(&mut self, datagram: Datagram) {
+        let protocol = match datagram.tcp {
+            Some(link) => {
+                if self.tcp_links.len() < MAX_TCP_LINKS_PER_VIEWER {
+                    self.tcp_links.insert(datagram.from, link);
+                }
+                TransportProtocol::TCP
+            }
+            None if self.tcp_links.contains_key(&datagram.from) => TransportProtocol::TCP,
+            None => TransportProtocol::UDP,
+        };
+        let now = eyeward::clock::monotonic();
+        self.peer
+            .handle_datagram(now, protocol, datagram.local, datagram.from, &datagram.data);
+    }
+
+    /// Hands the peer's batches to the kernel: UDP straight to the shared socket, ICE-TCP
+    /// framed to the viewer's connection (dropped if it is not keeping up).
+    async fn send_transmits(&mut self) {
+        let resent = self.peer.counts().packets_resent;
+        if resent > self.resent {
+            self.metrics.packets_resent.inc_by(resent - self.resent);
+            self.resent = resent;
+        }
+        while let Some(transmit) = self.peer.poll_transmit() {
+            if self.first_sent && !self.transport_counted {
+                self.transport_counted = true;
+                let transport = match transmit.protocol {
+                    TransportProtocol::TCP => "tcp",
+                    _ => "udp",
+                };
+                self.metrics
+                    .viewer_media_started
+                    .get_or_create(&crate::metrics::TransportLabels { transport })
+                    .inc();
+            }
+            match transmit.protocol {
+                TransportProtocol::TCP => self.send_tcp(&transmit),
+                _ => self.udp.send(&transmit).await,
+            }
+        }
+    }
+
+    fn send_tcp(&mut self, transmit: &Transmit) {
+        let Some(link) = self.tcp_links.get(&transmit.to) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Closed(_)) =
+            link.try_send(tcp::frame(transmit.datagrams()))
+        {
+            self.tcp_links.remove(&transmit.to);
         }
     }
 

@@ -17,6 +17,7 @@
 use super::feedback::Feedback;
 use crate::ingest::Frame;
 use bytes::BytesMut;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::RTCCertificate;
@@ -38,7 +39,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RtpCodecKind,
 };
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+pub use rtc::shared::TransportProtocol;
+use rtc::shared::{TaggedBytesMut, TransportContext};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,8 +86,10 @@ fn h264() -> RTCRtpCodec {
 #[derive(Clone)]
 pub struct PeerSettings {
     pub certificate: RTCCertificate,
-    /// The relay's host candidates: each address browsers may send to, with the UDP port.
+    /// The relay's host candidates over UDP: each address browsers may send to, with the port.
     pub candidates: Vec<SocketAddr>,
+    /// The same over ICE-TCP (passive: the browser connects).
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Datagrams one batch may hold (1 where the kernel cannot segment).
     pub max_segments: usize,
 }
@@ -96,6 +100,8 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// The relay's address it goes out from (the candidate the viewer reached).
     pub from: SocketAddr,
+    /// UDP, or ICE-TCP (each datagram framed on the viewer's connection).
+    pub protocol: TransportProtocol,
     pub segment_size: usize,
     pub contents: Vec<u8>,
 }
@@ -222,16 +228,24 @@ impl Peer {
             }],
         );
         let sender = pc.add_track(track).map_err(|e| fail("track", e))?;
-        for address in &settings.candidates {
+        let udp = settings
+            .candidates
+            .iter()
+            .map(|a| (a, "udp", TcpType::Unspecified));
+        let tcp = settings
+            .tcp_candidates
+            .iter()
+            .map(|a| (a, "tcp", TcpType::Passive));
+        for (address, network, tcp_type) in udp.chain(tcp) {
             let candidate = CandidateHostConfig {
                 base_config: CandidateConfig {
-                    network: "udp".to_owned(),
+                    network: network.to_owned(),
                     address: address.ip().to_string(),
                     port: address.port(),
                     component: 1,
                     ..Default::default()
                 },
-                ..Default::default()
+                tcp_type,
             }
             .new_candidate_host()
             .map_err(|e| fail("candidate", e))?;
@@ -293,6 +307,7 @@ impl Peer {
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        protocol: TransportProtocol,
         local: SocketAddr,
         from: SocketAddr,
         data: &[u8],
@@ -303,7 +318,7 @@ impl Peer {
                 local_addr: local,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: BytesMut::from(data),
         };
@@ -436,11 +451,7 @@ impl Peer {
             }
         }
         while let Some(out) = self.pc.poll_write() {
-            self.batch(
-                out.transport.local_addr,
-                out.transport.peer_addr,
-                &out.message,
-            );
+            self.batch(&out.transport, &out.message);
         }
     }
 
@@ -483,12 +494,18 @@ impl Peer {
     /// Appends a datagram to the last batch when it may go in the same send: same addresses,
     /// no longer than the batch's segments, the batch not closed by a shorter one, within the
     /// kernel's limits.
-    fn batch(&mut self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
+    fn batch(&mut self, transport: &TransportContext, datagram: &[u8]) {
+        let (from, to, protocol) = (
+            transport.local_addr,
+            transport.peer_addr,
+            transport.transport_protocol,
+        );
         if let Some(last) = self.transmits.back_mut() {
             let segments = last.contents.len().div_ceil(last.segment_size.max(1));
             let open = last.contents.len() % last.segment_size.max(1) == 0;
             if last.to == to
                 && last.from == from
+                && last.protocol == protocol
                 && open
                 && datagram.len() <= last.segment_size
                 && segments < self.max_segments
@@ -503,6 +520,7 @@ impl Peer {
         self.transmits.push_back(Transmit {
             to,
             from,
+            protocol,
             segment_size: datagram.len(),
             contents,
         });
@@ -621,6 +639,7 @@ mod tests {
                 )
                 .expect("certificate"),
                 candidates: vec![addr(RELAY)],
+                tcp_candidates: Vec::new(),
                 max_segments: 64,
             };
             let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
@@ -663,8 +682,13 @@ mod tests {
                 let mut moved = false;
                 while let Some(out) = self.browser.poll_write() {
                     moved = true;
-                    self.peer
-                        .handle_datagram(self.now, addr(RELAY), addr(BROWSER), &out.message);
+                    self.peer.handle_datagram(
+                        self.now,
+                        TransportProtocol::UDP,
+                        addr(RELAY),
+                        addr(BROWSER),
+                        &out.message,
+                    );
                 }
                 while let Some(event) = self.peer.poll_event() {
                     self.events.push(event);
