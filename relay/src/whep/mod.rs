@@ -26,7 +26,7 @@ use crate::store::Camera;
 use crate::task::{self, Task};
 use demux::{Datagram, Demux, TcpLink};
 use eyeward::{CameraId, CustomerId, OperatorId, UnixMillis};
-use peer::{Peer, PeerEvent, PeerSettings, Transmit, TransportProtocol};
+use peer::{Delivery, Peer, PeerEvent, PeerSettings, Transmit, TransportProtocol};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -308,6 +308,7 @@ impl Whep {
             first_sent: false,
             transport_counted: false,
             resent: 0,
+            latency_of: None,
         };
         let metrics = self.metrics.clone();
         let task =
@@ -515,6 +516,8 @@ struct ViewerTask {
     transport_counted: bool,
     /// Packets resent so far, as counted in the metrics.
     resent: u64,
+    /// When the live frame just handed to the peer was whole at the relay.
+    latency_of: Option<Instant>,
 }
 
 impl ViewerTask {
@@ -601,6 +604,7 @@ impl ViewerTask {
             self.metrics.packets_resent.inc_by(resent - self.resent);
             self.resent = resent;
         }
+        let latency_of = self.latency_of.take();
         while let Some(transmit) = self.peer.poll_transmit() {
             if self.first_sent && !self.transport_counted {
                 self.transport_counted = true;
@@ -617,6 +621,11 @@ impl ViewerTask {
                 TransportProtocol::TCP => self.send_tcp(&transmit),
                 _ => self.udp.send(&transmit).await,
             }
+        }
+        if let Some(received) = latency_of {
+            self.metrics
+                .relay_latency_seconds
+                .observe(received.elapsed().as_secs_f64());
         }
     }
 
@@ -640,12 +649,12 @@ impl ViewerTask {
     }
 
     fn send_live(&mut self, frame: &Arc<crate::ingest::Frame>) {
-        if !self.peer.send_live(eyeward::clock::monotonic(), frame) {
-            return;
+        match self.peer.send_live(eyeward::clock::monotonic(), frame) {
+            Delivery::Skipped => return,
+            // Its latency is taken once its packets are handed to the kernel.
+            Delivery::Sent => self.latency_of = Some(frame.received),
+            Delivery::Paced => {}
         }
-        self.metrics
-            .relay_latency_seconds
-            .observe(frame.received.elapsed().as_secs_f64());
         self.metrics.frames_forwarded.inc();
         self.metrics
             .packets_forwarded

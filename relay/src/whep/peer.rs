@@ -124,6 +124,67 @@ pub enum PeerEvent {
     KeyframeWanted,
 }
 
+/// What became of a live frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent already (from the cache), or not decodable here: left out.
+    Skipped,
+    /// Handed to the caller's batches now.
+    Sent,
+    /// Waiting behind cached frames the pacer holds back.
+    Paced,
+}
+
+/// A token bucket over frame bytes: a burst of [`PACE_BURST`] at once (a keyframe and more,
+/// the first picture without delay), then [`PACE_RATE`]. It keeps a whole cached group of
+/// pictures (a megabyte at 2 Mbit/s and 4 s between keyframes) from arriving in one burst
+/// that overflows the viewer's socket buffer or its router's queue, which would lose the very
+/// pictures it is meant to show at once. Live frames come at the camera's rate and pass.
+struct Pacer {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Bytes sent at once after a pause.
+pub const PACE_BURST: usize = 256 * 1024;
+/// Bytes a second after the burst: 40 Mbit/s, twenty times a 2 Mbit/s camera, so a 4 s group
+/// of pictures is caught up on in about 200 ms.
+pub const PACE_RATE: f64 = 5_000_000.0;
+
+impl Pacer {
+    fn new(now: Instant) -> Pacer {
+        Pacer {
+            tokens: PACE_BURST as f64,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * PACE_RATE).min(PACE_BURST as f64);
+        self.at = self.at.max(now);
+    }
+
+    /// Whether `bytes` may go now (a frame larger than the burst goes when the bucket is
+    /// full, and leaves it in debt).
+    fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        self.refill(now);
+        let bytes = bytes as f64;
+        if self.tokens >= bytes.min(PACE_BURST as f64) {
+            self.tokens -= bytes;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When `next` may go.
+    fn next_release(&self, next: Option<&Arc<Frame>>) -> Option<Instant> {
+        let needed = (next?.data.len() as f64).min(PACE_BURST as f64) - self.tokens;
+        Some(self.at + Duration::from_secs_f64(needed.max(0.0) / PACE_RATE))
+    }
+}
+
 /// A packet sent, kept to be sent again on a NACK.
 #[derive(Clone)]
 struct Sent {
@@ -159,6 +220,9 @@ pub struct Peer {
     rtp_time: u32,
     history: Vec<Option<Sent>>,
     last_keyframe_request: Option<Instant>,
+    /// Frames waiting for the pacer, with their ticks after the one before.
+    queue: VecDeque<(Arc<Frame>, u32)>,
+    pacer: Pacer,
     transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
     counts: PeerCounts,
@@ -286,6 +350,8 @@ impl Peer {
             rtp_time: rand::random(),
             history: vec![None; HISTORY],
             last_keyframe_request: None,
+            queue: VecDeque::new(),
+            pacer: Pacer::new(now),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counts: PeerCounts::default(),
@@ -329,11 +395,16 @@ impl Peer {
 
     /// When [`Peer::handle_timeout`] is due next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
+        let paced = self.pacer.next_release(self.queue.front().map(|(f, _)| f));
+        match (self.pc.poll_timeout(), paced) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let _ = self.pc.handle_timeout(now);
+        self.release(now);
         self.drain(now);
     }
 
@@ -347,36 +418,62 @@ impl Peer {
     }
 
     /// Sends cached frames (a keyframe and those after it) [`CACHED_FRAME_TICKS`] apart: the
-    /// decoder shows the newest at once.
+    /// decoder shows the newest at once. They go out as fast as the [`Pacer`] lets them.
     pub fn send_cached(&mut self, now: Instant, frames: &[Arc<Frame>]) {
         for frame in frames {
-            self.write(now, frame, CACHED_FRAME_TICKS);
+            self.enqueue(frame, CACHED_FRAME_TICKS);
         }
+        self.release(now);
         self.drain(now);
     }
 
     /// Sends a live frame with the camera's own spacing, unless it was sent already (from the
-    /// cache) or cannot be decoded (no keyframe since the last gap). Whether it was sent.
-    pub fn send_live(&mut self, now: Instant, frame: &Arc<Frame>) -> bool {
+    /// cache) or cannot be decoded (no keyframe since the last gap). It waits its turn behind
+    /// cached frames the pacer holds back.
+    pub fn send_live(&mut self, now: Instant, frame: &Arc<Frame>) -> Delivery {
         let ticks = match self.last {
             Some((epoch, ts)) if epoch == frame.epoch => {
                 if frame.timestamp <= ts {
-                    return false; // sent from the cache already
+                    return Delivery::Skipped; // sent from the cache already
                 }
                 (frame.timestamp - ts).min(MAX_FRAME_TICKS) as u32
             }
             // A new camera session (it restarted) or a gap: only a keyframe can start again.
-            _ if !frame.is_key => return false,
+            _ if !frame.is_key => return Delivery::Skipped,
             _ => DEFAULT_FRAME_TICKS,
         };
-        self.write(now, frame, ticks);
+        self.enqueue(frame, ticks);
+        self.release(now);
         self.drain(now);
-        true
+        if self.queue.is_empty() {
+            Delivery::Sent
+        } else {
+            Delivery::Paced
+        }
     }
 
-    /// Frames were lost on the way to this viewer (it lagged): wait for the next keyframe.
+    /// Frames were lost on the way to this viewer (it lagged): what waits is dropped too,
+    /// and the next frame sent is a keyframe.
     pub fn skip_to_keyframe(&mut self) {
         self.last = None;
+        self.queue.clear();
+    }
+
+    fn enqueue(&mut self, frame: &Arc<Frame>, ticks: u32) {
+        self.queue.push_back((frame.clone(), ticks));
+        self.last = Some((frame.epoch, frame.timestamp));
+    }
+
+    /// Writes the waiting frames the pacer lets through now.
+    fn release(&mut self, now: Instant) {
+        while let Some((frame, ticks)) = self.queue.front() {
+            if !self.pacer.take(now, frame.data.len()) {
+                break;
+            }
+            let (frame, ticks) = (frame.clone(), *ticks);
+            self.queue.pop_front();
+            self.write(now, &frame, ticks);
+        }
     }
 
     /// Ends the connection (DTLS close); what that sends comes out of `poll_transmit`.
@@ -400,7 +497,6 @@ impl Peer {
             let slot = usize::from(sent.sequence_number) % HISTORY;
             self.history[slot] = Some(sent);
         }
-        self.last = Some((frame.epoch, frame.timestamp));
     }
 
     fn write_packet(&mut self, now: Instant, sent: &Sent) {
@@ -738,6 +834,15 @@ mod tests {
             self.carry();
         }
 
+        /// Moves the clock to `until`, stopping at every moment the peer asked to be woken.
+        fn run_until(&mut self, until: Instant) {
+            while let Some(due) = self.peer.poll_timeout().filter(|d| *d <= until) {
+                let step = due.saturating_duration_since(self.now);
+                self.advance(step.max(Duration::from_micros(1)));
+            }
+            self.advance(until.saturating_duration_since(self.now));
+        }
+
         fn send_rtcp(&mut self, packet: Box<dyn rtc::rtcp::Packet>) {
             self.browser
                 .rtp_receiver(self.receiver)
@@ -768,11 +873,9 @@ mod tests {
         call.peer.send_cached(call.now, &gop);
         call.carry();
         // Sent from the cache already: not again.
-        assert!(!call.peer.send_live(call.now, &gop[2]));
-        assert!(
-            call.peer
-                .send_live(call.now, &frame(1, 15000, false, &[200]))
-        );
+        assert_eq!(call.peer.send_live(call.now, &gop[2]), Delivery::Skipped);
+        let live = frame(1, 15000, false, &[200]);
+        assert_eq!(call.peer.send_live(call.now, &live), Delivery::Sent);
         call.carry();
         let stamps = call.stamps();
         assert_eq!(stamps.len(), 6);
@@ -846,29 +949,70 @@ mod tests {
     #[test]
     fn a_lagging_viewer_skips_to_the_next_keyframe() {
         let mut call = Call::connected();
-        call.peer
-            .send_cached(call.now, &[frame(1, 0, true, &[500])]);
-        assert!(
-            call.peer
-                .send_live(call.now, &frame(1, 3000, false, &[500]))
+        let now = call.now;
+        let peer = &mut call.peer;
+        peer.send_cached(now, &[frame(1, 0, true, &[500])]);
+        assert_eq!(
+            peer.send_live(now, &frame(1, 3000, false, &[500])),
+            Delivery::Sent
         );
-        call.peer.skip_to_keyframe();
-        assert!(
-            !call
-                .peer
-                .send_live(call.now, &frame(1, 6000, false, &[500]))
+        peer.skip_to_keyframe();
+        assert_eq!(
+            peer.send_live(now, &frame(1, 6000, false, &[500])),
+            Delivery::Skipped
         );
-        assert!(call.peer.send_live(call.now, &frame(1, 9000, true, &[500])));
-        assert!(
-            call.peer
-                .send_live(call.now, &frame(1, 12000, false, &[500]))
+        assert_eq!(
+            peer.send_live(now, &frame(1, 9000, true, &[500])),
+            Delivery::Sent
+        );
+        assert_eq!(
+            peer.send_live(now, &frame(1, 12000, false, &[500])),
+            Delivery::Sent
         );
         // The camera restarted (a new session): its timestamps mean nothing to the old ones,
         // and only its keyframe can start again.
-        assert!(!call.peer.send_live(call.now, &frame(2, 99, false, &[500])));
-        assert!(call.peer.send_live(call.now, &frame(2, 3099, true, &[500])));
+        assert_eq!(
+            peer.send_live(now, &frame(2, 99, false, &[500])),
+            Delivery::Skipped
+        );
+        assert_eq!(
+            peer.send_live(now, &frame(2, 3099, true, &[500])),
+            Delivery::Sent
+        );
         call.carry();
         assert_eq!(call.received.len(), 5);
+    }
+
+    #[test]
+    fn a_large_cached_group_of_pictures_goes_out_in_one_burst_then_at_the_pacers_rate() {
+        let mut call = Call::connected();
+        // A 100 KB keyframe and nineteen 50 KB frames: about 1 MB, four bursts' worth.
+        let packets = |kb: usize| vec![1000; kb];
+        let mut gop = vec![frame(1, 0, true, &packets(100))];
+        gop.extend((1..20).map(|i| frame(1, i * 6000, false, &packets(50))));
+        let start = call.now;
+        call.peer.send_cached(start, &gop);
+        call.carry();
+        let frames_received =
+            |call: &Call| call.received.iter().filter(|p| p.header.marker).count();
+        // The keyframe and what else fits the burst at once: 100 + 3 × 50 KB of 256 KiB.
+        assert_eq!(frames_received(&call), 4);
+        // A live frame meanwhile waits its turn behind them.
+        let live = frame(1, 20 * 6000, false, &[1000]);
+        assert_eq!(call.peer.send_live(start, &live), Delivery::Paced);
+        // The rest at 5 MB/s, each frame when its bytes are due: the next once the 12,144
+        // bytes left of the burst and what came since make 50,000.
+        let left = (PACE_BURST - 250_000) as f64;
+        let due = call.peer.poll_timeout().expect("a release is due");
+        let wait = Duration::from_secs_f64((50_000.0 - left) / PACE_RATE);
+        assert!(due.saturating_duration_since(start).abs_diff(wait) < Duration::from_micros(10));
+        call.run_until(start + Duration::from_millis(100));
+        assert_eq!(frames_received(&call), 4 + 10, "500 KB in 100 ms");
+        call.run_until(start + Duration::from_millis(180));
+        assert_eq!(frames_received(&call), 21, "all of it, the live frame last");
+        let stamps = call.stamps();
+        let (first, last) = (stamps[0].0, stamps.last().expect("packets").0);
+        assert_eq!(last.wrapping_sub(first), 19 * 90 + 6000);
     }
 
     #[test]
