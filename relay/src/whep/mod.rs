@@ -529,6 +529,11 @@ impl ViewerTask {
             while let Some(event) = self.peer.poll_event() {
                 match event {
                     PeerEvent::Connected => {
+                        tracing::info!(
+                            camera = self.camera.id.0,
+                            after_ms = self.joined.elapsed().as_millis() as u64,
+                            "viewer connected (ICE and DTLS up)"
+                        );
                         // A fresh subscription: the group of pictures as it is now, not as it
                         // was at offer time.
                         let mut sub = self.feeds.watch(&self.camera);

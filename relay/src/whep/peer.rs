@@ -523,23 +523,20 @@ impl Peer {
 
     /// Moves what rtc has for the caller into events and batches.
     fn drain(&mut self, now: Instant) {
-        while let Some(event) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
-                match state {
-                    RTCPeerConnectionState::Connected if !self.connected => {
-                        self.connected = true;
-                        self.events.push_back(PeerEvent::Connected);
-                    }
-                    // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-                        if !self.ended =>
-                    {
-                        self.ended = true;
-                        self.events.push_back(PeerEvent::Ended);
-                    }
-                    _ => {}
+        // A state change (ICE up) starts what comes next (the DTLS handshake) on rtc's next
+        // tick: tick at once rather than wait for the timer rtc asks for (up to 200 ms).
+        for _ in 0..4 {
+            let mut changed = false;
+            while let Some(event) = self.pc.poll_event() {
+                changed = true;
+                if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                    self.state_changed(state);
                 }
             }
+            if !changed {
+                break;
+            }
+            let _ = self.pc.handle_timeout(now);
         }
         while let Some(message) = self.pc.poll_read() {
             if let RTCMessage::RtcpPacket(_, packets) = message.message {
@@ -548,6 +545,21 @@ impl Peer {
         }
         while let Some(out) = self.pc.poll_write() {
             self.batch(&out.transport, &out.message);
+        }
+    }
+
+    fn state_changed(&mut self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected if !self.connected => {
+                self.connected = true;
+                self.events.push_back(PeerEvent::Connected);
+            }
+            // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed if !self.ended => {
+                self.ended = true;
+                self.events.push_back(PeerEvent::Ended);
+            }
+            _ => {}
         }
     }
 
