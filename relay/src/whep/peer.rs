@@ -494,6 +494,7 @@ impl Peer {
             };
             self.sequence_number = self.sequence_number.wrapping_add(1);
             self.write_packet(now, &sent);
+            self.take_writes();
             let slot = usize::from(sent.sequence_number) % HISTORY;
             self.history[slot] = Some(sent);
         }
@@ -543,6 +544,12 @@ impl Peer {
                 self.feedback(now, &packets);
             }
         }
+        self.take_writes();
+    }
+
+    /// Moves rtc's outgoing datagrams into batches. Called after every packet written, so
+    /// that rtc's queues (one per layer, which never shrink) hold one packet, not a burst.
+    fn take_writes(&mut self) {
         while let Some(out) = self.pc.poll_write() {
             self.batch(&out.transport, &out.message);
         }
