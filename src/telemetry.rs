@@ -28,20 +28,23 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// Crates that log routine moments louder than they are, and the least level kept of each.
-/// The WebRTC stack logs routine moments of every live session as warnings (a viewer leaving,
-/// packets that arrive before the handshake is done): the soak counted about six lines per
-/// viewer, which would bury the relay's own warnings. PostgreSQL's notices come at info ("the
+/// The WebRTC stack (webrtc-rs's `rtc` crates) logs routine moments of every live session at
+/// info and as warnings (every state change, a browser's DTLS extensions it does not know,
+/// packets that arrive before the handshake is done): several lines per viewer, which would
+/// bury the relay's own warnings. PostgreSQL's notices come at info ("the
 /// migrations table already exists, skipping" on every start and admin command); its
 /// warnings stay.
-const CHATTY: [(&str, &str); 9] = [
-    ("webrtc", "error"),
-    ("webrtc_ice", "error"),
-    ("webrtc_dtls", "error"),
-    ("webrtc_srtp", "error"),
-    ("webrtc_sctp", "error"),
-    ("webrtc_mdns", "error"),
-    ("webrtc_data", "error"),
-    ("interceptor", "error"),
+const CHATTY: [(&str, &str); 11] = [
+    ("rtc", "error"),
+    ("rtc_ice", "error"),
+    ("rtc_dtls", "error"),
+    ("rtc_srtp", "error"),
+    ("rtc_sctp", "error"),
+    ("rtc_mdns", "error"),
+    ("rtc_stun", "error"),
+    ("rtc_turn", "error"),
+    ("rtc_datachannel", "error"),
+    ("rtc_interceptor", "error"),
     ("sqlx::postgres::notice", "warn"),
 ];
 
@@ -108,15 +111,15 @@ mod tests {
     #[test]
     fn the_webrtc_crates_log_errors_only_unless_named() {
         let quiet = filter("warn").to_string();
-        assert!(quiet.contains("webrtc_ice=error"), "{quiet}");
-        assert!(quiet.contains("webrtc=error"), "{quiet}");
+        assert!(quiet.contains("rtc_ice=error"), "{quiet}");
+        assert!(quiet.contains("rtc=error"), "{quiet}");
         assert!(quiet.contains("warn"), "{quiet}");
         assert!(quiet.contains("sqlx::postgres::notice=warn"), "{quiet}");
 
-        let asked = filter("info,webrtc_ice=debug").to_string();
-        assert!(asked.contains("webrtc_ice=debug"), "{asked}");
-        assert!(!asked.contains("webrtc_ice=error"), "{asked}");
-        assert!(asked.contains("webrtc=error"), "{asked}");
+        let asked = filter("info,rtc_ice=debug").to_string();
+        assert!(asked.contains("rtc_ice=debug"), "{asked}");
+        assert!(!asked.contains("rtc_ice=error"), "{asked}");
+        assert!(asked.contains("rtc=error"), "{asked}");
     }
 
     #[test]

@@ -17,21 +17,7 @@ fn block_udp() -> Result<()> {
     let rules = "table inet firewall {
         chain out { type filter hook output priority 0; meta l4proto udp counter drop; }
     }";
-    let out = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(rules.as_bytes())?;
-            child.wait_with_output()
-        })
-        .context("running nft (nftables)")?;
-    ensure!(out.status.success(), "nft: {}", out.status);
+    common::nft(None, rules)?;
     Ok(())
 }
 

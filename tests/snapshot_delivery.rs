@@ -106,23 +106,7 @@ impl Home {
                chain down {{ type filter hook input priority 0; iifname \"ew-home\" numgen random mod 100 < {loss_percent} counter drop; }}
              }}"
         );
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(rules.as_bytes())?;
-                child.wait_with_output()
-            })
-            .context("running nft (nftables)")?;
-        if !out.status.success() {
-            bail!("nft: {}", out.status);
-        }
+        common::nft(Some(ns), &rules)?;
         inside(&[
             "tc", "qdisc", "add", "dev", "ew-home", "root", "tbf", "rate", "4mbit", "burst",
             "16kb", "latency", "200ms",

@@ -713,6 +713,36 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
 }
 
 /// A free TCP port on loopback (for a camera that must come back on the same port).
+/// Loads nftables `rules` (`nft -f -`), inside network namespace `namespace` if given.
+pub fn nft(namespace: Option<&str>, rules: &str) -> Result<()> {
+    let mut cmd = match namespace {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "nft"]);
+            c
+        }
+        None => Command::new("nft"),
+    };
+    let out = cmd
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(rules.as_bytes())?;
+            child.wait_with_output()
+        })
+        .context("running nft (nftables)")?;
+    if !out.status.success() {
+        bail!("nft: {}", out.status);
+    }
+    Ok(())
+}
+
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

@@ -81,6 +81,19 @@ fn h264() -> RTCRtpCodec {
     }
 }
 
+/// A media engine that knows H.264 only.
+fn h264_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
+    let mut media = MediaEngine::default();
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264(),
+            payload_type: 102,
+        },
+        RtpCodecKind::Video,
+    )?;
+    Ok(media)
+}
+
 /// What every viewer's connection shares: the relay's DTLS certificate and where browsers
 /// reach it.
 #[derive(Clone)]
@@ -243,16 +256,7 @@ impl Peer {
     ) -> Result<(Peer, String), AnswerError> {
         let fail = |what: &str, e: rtc::shared::error::Error| AnswerError(format!("{what}: {e}"));
         let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| fail("offer", e))?;
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: h264(),
-                    payload_type: 102,
-                },
-                RtpCodecKind::Video,
-            )
-            .map_err(|e| fail("codec", e))?;
+        let media = h264_engine().map_err(|e| fail("codec", e))?;
         let ufrag = random_ice_chars(16);
         let settings_engine = SettingEngineBuilder::new()
             .with_lite(true)
@@ -704,16 +708,7 @@ mod tests {
         /// A browser offers to receive H.264; the peer answers; ICE and DTLS run to the end.
         fn connected() -> Call {
             let now = eyeward::clock::monotonic();
-            let mut media = MediaEngine::default();
-            media
-                .register_codec(
-                    RTCRtpCodecParameters {
-                        rtp_codec: h264(),
-                        payload_type: 102,
-                    },
-                    RtpCodecKind::Video,
-                )
-                .expect("codec");
+            let media = h264_engine().expect("codec");
             let mut browser = RTCPeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
                 .with_media_engine(media)
@@ -971,33 +966,23 @@ mod tests {
         let now = call.now;
         let peer = &mut call.peer;
         peer.send_cached(now, &[frame(1, 0, true, &[500])]);
-        assert_eq!(
-            peer.send_live(now, &frame(1, 3000, false, &[500])),
-            Delivery::Sent
-        );
-        peer.skip_to_keyframe();
-        assert_eq!(
-            peer.send_live(now, &frame(1, 6000, false, &[500])),
-            Delivery::Skipped
-        );
-        assert_eq!(
-            peer.send_live(now, &frame(1, 9000, true, &[500])),
-            Delivery::Sent
-        );
-        assert_eq!(
-            peer.send_live(now, &frame(1, 12000, false, &[500])),
-            Delivery::Sent
-        );
-        // The camera restarted (a new session): its timestamps mean nothing to the old ones,
-        // and only its keyframe can start again.
-        assert_eq!(
-            peer.send_live(now, &frame(2, 99, false, &[500])),
-            Delivery::Skipped
-        );
-        assert_eq!(
-            peer.send_live(now, &frame(2, 3099, true, &[500])),
-            Delivery::Sent
-        );
+        let steps = [
+            (frame(1, 3000, false, &[500]), Delivery::Sent),
+            (frame(1, 6000, false, &[500]), Delivery::Skipped),
+            (frame(1, 9000, true, &[500]), Delivery::Sent),
+            (frame(1, 12000, false, &[500]), Delivery::Sent),
+            // The camera restarted (a new session): its timestamps mean nothing to the old
+            // ones, and only its keyframe can start again.
+            (frame(2, 99, false, &[500]), Delivery::Skipped),
+            (frame(2, 3099, true, &[500]), Delivery::Sent),
+        ];
+        for (i, (frame, delivery)) in steps.iter().enumerate() {
+            if i == 1 {
+                // Frames were lost on the way (the viewer lagged).
+                peer.skip_to_keyframe();
+            }
+            assert_eq!(peer.send_live(now, frame), *delivery, "step {i}");
+        }
         call.carry();
         assert_eq!(call.received.len(), 5);
     }
