@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("h264", h264),
     ("camera_source", camera_source),
     ("camera_stream", camera_stream),
+    ("viewer_datagram", viewer_datagram),
 ];
 
 /// A message on the agent-relay link, either way; whatever decodes re-encodes to itself.
@@ -74,6 +75,23 @@ pub fn whep_offer(data: &[u8]) {
     if let Ok(sdp) = str::from_utf8(data) {
         let _ = eyeward_relay::whep::parse_offer(sdp);
     }
+}
+
+/// A datagram on the viewers' shared port, from anyone: routed to a viewer only when it is an
+/// ICE check naming that viewer (or comes from an address such a check came from).
+pub fn viewer_datagram(data: &[u8]) {
+    use eyeward_relay::whep::demux::{Datagram, Demux, stun_username_ufrag};
+    let demux = Demux::default();
+    let mut inbox = demux.register("relayUfrag");
+    let from = std::net::SocketAddr::from(([192, 0, 2, 1], 50000));
+    demux.route(Datagram {
+        local: from,
+        from,
+        data: data.to_vec(),
+        tcp: None,
+    });
+    let named = stun_username_ufrag(data) == Some("relayUfrag");
+    assert_eq!(inbox.try_recv().is_ok(), named);
 }
 
 /// A config file, for the relay and for the agent.
