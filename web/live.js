@@ -9,6 +9,37 @@ const OFFLINE_RETRY_MS = 5000; // wait before asking again for a camera that is 
 // checks (peer-reflexive candidates), and waiting for all of them (STUN can take seconds)
 // would only delay the picture.
 const GATHER_MS = 150;
+// How long the direct path (UDP, or TCP where UDP is blocked) may take to connect before the
+// player falls back to the TURN servers the relay handed out with the last answer.
+const DIRECT_MS = 3000;
+
+// Once a network needed TURN, this page uses it from the start of every view, with the
+// servers (and this viewer's credentials) of the latest answer: they are valid for as long
+// as a live view may last, and refreshed by every answer.
+let turnNeeded = false;
+let iceServers = [];
+
+// The STUN/TURN servers of a WHEP answer's Link headers (RFC 9725, section 4.4), as
+// RTCPeerConnection's iceServers.
+export function iceServersFrom(linkHeader) {
+  if (!linkHeader) return [];
+  const servers = [];
+  for (const link of linkHeader.split(/,\s*(?=<)/)) {
+    const url = /^<([^>]+)>/.exec(link.trim());
+    if (!url || !/;\s*rel="?ice-server"?/.test(link)) continue;
+    const param = (name) => {
+      const m = new RegExp(`;\\s*${name}="([^"]*)"`).exec(link);
+      return m ? m[1] : undefined;
+    };
+    const server = { urls: url[1] };
+    if (param('username') !== undefined) {
+      server.username = param('username');
+      server.credential = param('credential');
+    }
+    servers.push(server);
+  }
+  return servers;
+}
 
 export class LivePlayer {
   // video: the <video> element; onStatus(status) with status one of
@@ -23,6 +54,7 @@ export class LivePlayer {
     this.frames = 0;
     this.status = null;
     this.timer = null;
+    this.connectStarted = 0;
     this.watchFrames();
   }
 
@@ -66,6 +98,15 @@ export class LivePlayer {
     if (!this.url || !this.pc && (this.status === 'connecting' || this.status === 'offline')) return;
     const stuck = performance.now() - this.lastFrameAt > STALL_MS;
     const state = this.pc ? this.pc.connectionState : 'closed';
+    // The direct path does not connect (the network blocks the relay's ports): try again
+    // through TURN, without the person doing anything.
+    const slow = state !== 'connected' && performance.now() - this.connectStarted > DIRECT_MS;
+    if (this.pc && !turnNeeded && iceServers.some((s) => /^turns?:/.test(s.urls)) && (slow || state === 'failed')) {
+      turnNeeded = true;
+      this.setStatus('reconnecting');
+      this.retry(0);
+      return;
+    }
     // Disconnected with a stuck picture: the relay node went away (it stopped, or died);
     // another one answers the next offer.
     if (state === 'failed' || state === 'closed' || (state === 'disconnected' && stuck)) {
@@ -83,20 +124,23 @@ export class LivePlayer {
     this.retry();
   }
 
-  retry() {
+  // Sets the session up again after `delay` ms (by default a moment, longer for a camera
+  // that is offline).
+  retry(delay = this.status === 'offline' ? OFFLINE_RETRY_MS : RETRY_MS) {
     if (this.retrying) return;
     this.retrying = true;
     setTimeout(async () => {
       this.retrying = false;
       if (this.url) await this.connect().catch(() => this.setStatus('offline'));
-    }, this.status === 'offline' ? OFFLINE_RETRY_MS : RETRY_MS);
+    }, delay);
   }
 
   async connect() {
     await this.closeSession();
     const url = this.url;
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection(turnNeeded ? { iceServers } : {});
     this.pc = pc;
+    this.connectStarted = performance.now();
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.ontrack = (e) => {
       this.video.srcObject = e.streams[0] || new MediaStream([e.track]);
@@ -113,6 +157,7 @@ export class LivePlayer {
       if (url !== this.url) return pc.close();
       if (resp.status === 201) {
         this.location = resp.headers.get('Location');
+        iceServers = iceServersFrom(resp.headers.get('Link'));
         await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
         return;
       }

@@ -38,13 +38,13 @@ export async function launch(extra = {}) {
 
 // A browser that may play live video in the loopback-only namespace; added to `browsers` so
 // the caller closes it.
-export async function liveBrowser(browsers) {
+export async function liveBrowser(browsers, args = []) {
   const b = await launch({
     viewport: { width: 1280, height: 900 },
     // With loopback as the only network, Chromium offers 127.0.0.1 candidates only to a page
     // that holds a media permission.
     permissions: ['camera', 'microphone'],
-    args: ['--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+    args: ['--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required', ...args],
   });
   browsers.push(b);
   return b.ctx;

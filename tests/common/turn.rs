@@ -12,21 +12,68 @@ use webrtc::turn::client::{Client, ClientConfig};
 pub struct Coturn {
     pub process: Process,
     pub port: u16,
+    /// coturn's log, its database and its TLS keys.
     dir: tempfile::TempDir,
 }
+
+/// The address [`Coturn::start_tls`] relays from.
+pub const RELAY_ADDRESS: &str = "127.0.0.2";
 
 impl Coturn {
     /// Starts coturn with `secret`; returns once it answers a STUN binding request.
     pub async fn start(secret: &str) -> Result<Coturn> {
+        let extra = ["--no-tls", "--relay-ip=127.0.0.1"].map(String::from);
+        Coturn::start_with(secret, tempfile::tempdir()?, &extra).await
+    }
+
+    /// Starts coturn with `secret` and TURN over TLS on `127.0.0.1:tls_port` too, with a
+    /// self-signed certificate made now; relays from [`RELAY_ADDRESS`], so that a test's
+    /// firewall can tell its traffic from a browser's.
+    pub async fn start_tls(secret: &str, tls_port: u16) -> Result<Coturn> {
         let dir = tempfile::tempdir()?;
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=turn.eyeward.test"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .context("running openssl")?;
+        if !made.status.success() {
+            bail!("openssl: {}", String::from_utf8_lossy(&made.stderr));
+        }
+        Coturn::start_with(
+            secret,
+            dir,
+            &[
+                format!("--tls-listening-port={tls_port}"),
+                format!("--cert={}", cert.display()),
+                format!("--pkey={}", key.display()),
+                format!("--relay-ip={RELAY_ADDRESS}"),
+            ],
+        )
+        .await
+    }
+
+    async fn start_with(secret: &str, dir: tempfile::TempDir, extra: &[String]) -> Result<Coturn> {
         let port = free_port()?;
         let mut cmd = Command::new("turnserver");
         cmd.arg("-n") // no configuration file: only these options
-            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+            .arg("--listening-ip=127.0.0.1")
             .arg(format!("--listening-port={port}"))
             .arg("--use-auth-secret")
             .arg(format!("--static-auth-secret={secret}"))
-            .args(["--realm=eyeward.test", "--no-tls", "--no-dtls", "--no-cli"])
+            .args(["--realm=eyeward.test", "--no-dtls", "--no-cli"])
+            .args(extra)
             // The relay's media addresses are loopback in the tests.
             .arg("--allow-loopback-peers")
             .arg(format!(
