@@ -416,7 +416,7 @@ async fn main() -> Result<()> {
             quantile(xs, 1.0)
         );
     }
-    println!("  goal: eyeward p50 <= 300, p95 <= 600");
+    println!("  goal: eyeward p50 <= 100, p95 <= 200");
     println!("  (first join: eyeward starts pulling the camera then; Janus pulls it all the time)");
     println!();
     println!("relay process CPU per packet per viewer (us), CPU (cores), memory:");
@@ -446,7 +446,7 @@ async fn main() -> Result<()> {
             j.udp_drops,
         );
     }
-    println!("  goal: eyeward <= 4 us per packet-viewer and below Janus; <= 300 KB per viewer");
+    println!("  goal: eyeward <= 2.7 us per packet-viewer and below Janus; <= 150 KB per viewer");
     println!();
     println!(
         "eyeward relay-added latency (whole camera frame in -> its last packet out to a viewer), ms:"
@@ -456,7 +456,7 @@ async fn main() -> Result<()> {
         let [p50, p99] = p.latency_ms.unwrap_or([f64::NAN; 2]);
         println!("  {:>7}  {p50:>6.2}  {p99:>6.2}", p.viewers);
     }
-    println!("  goal: p99 <= 2 ms");
+    println!("  goal: p99 <= 2 ms at 200 viewers");
 
     if let Some(svg) = &args.svg {
         let curve = |points: &[Point], f: fn(&Point) -> f64| {
