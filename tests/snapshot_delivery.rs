@@ -375,7 +375,31 @@ async fn account(alice: &common::Client, cam_id: i64, agents: &[&Process]) -> Re
     arrived.reverse(); // the list is newest first
     // A kill -9 right after an fsync, before the log line, may leave one more than logged.
     let missing: Vec<_> = taken.iter().filter(|t| !arrived.contains(t)).collect();
-    assert!(missing.is_empty(), "lost: {missing:?}; arrived {arrived:?}");
+    // What the agents did with each queued event, to tell a drop from a loss if this fails.
+    let trail = || -> String {
+        agents
+            .iter()
+            .flat_map(|a| a.log().lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|l| {
+                [
+                    "queued",
+                    "uploaded",
+                    "refused",
+                    "unreadable",
+                    "dropped",
+                    "not accepted",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        missing.is_empty(),
+        "lost: {missing:?}; arrived {arrived:?}; the agents:\n{}",
+        trail()
+    );
     assert!(
         arrived.len() == taken.len() || arrived.len() == taken.len() + 1,
         "each once: queued {taken:?}, arrived {arrived:?}"
