@@ -49,6 +49,12 @@ pub struct TransportLabels {
     pub transport: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// `unknown` (no viewer's) or `inbox_full` (the viewer did not keep up).
+    pub reason: &'static str,
+}
+
 /// Every metric the relay exports.
 pub struct Metrics {
     registry: Registry,
@@ -78,6 +84,7 @@ pub struct Metrics {
     pub keyframe_requests_answered: Counter,
     pub viewer_media_started: Family<TransportLabels, Counter>,
     pub packets_resent: Counter,
+    pub viewer_datagrams_dropped: Family<DropLabels, Counter>,
     /// Panics contained in a camera's, a viewer's or an agent link's task.
     pub task_panics: Family<TaskLabels, Counter>,
 }
@@ -211,6 +218,12 @@ impl Metrics {
             "RTP packets sent again because a viewer reported them lost (NACK)",
             packets_resent.clone(),
         );
+        let viewer_datagrams_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "viewer_datagrams_dropped",
+            "Datagrams on the viewers' shared ports dropped: no viewer's, or the viewer's inbox full",
+            viewer_datagrams_dropped.clone(),
+        );
         let task_panics = Family::<TaskLabels, Counter>::default();
         registry.register(
             "task_panics",
@@ -223,6 +236,7 @@ impl Metrics {
             keyframe_requests_answered,
             viewer_media_started,
             packets_resent,
+            viewer_datagrams_dropped,
             relay_latency_seconds,
             ingest_frames,
             viewers,

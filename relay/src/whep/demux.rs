@@ -5,6 +5,7 @@
 //! per viewer; from then on the viewer's address is known and its DTLS and SRTP datagrams
 //! follow it. What matches no viewer is dropped.
 
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -42,33 +43,28 @@ struct Routes {
     by_address: HashMap<SocketAddr, String>,
 }
 
-/// Counts of what the shared ports dropped, for metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct DemuxCounts {
-    /// Datagrams that matched no viewer.
-    pub unknown: u64,
-    /// Datagrams dropped because a viewer's inbox was full.
-    pub inbox_full: u64,
-}
-
 /// The viewers behind the shared ports.
 #[derive(Default)]
 pub struct Demux {
     routes: Mutex<Routes>,
-    counts: Mutex<DemuxCounts>,
+    /// Datagrams that matched no viewer.
+    unknown: Counter,
+    /// Datagrams dropped because a viewer's inbox was full.
+    inbox_full: Counter,
 }
 
 impl Demux {
+    /// A demultiplexer counting what it drops in `unknown` and `inbox_full` (the metrics').
+    pub fn new(unknown: Counter, inbox_full: Counter) -> Demux {
+        Demux {
+            routes: Mutex::default(),
+            unknown,
+            inbox_full,
+        }
+    }
+
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn counts(&self) -> DemuxCounts {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn count(&self, f: impl FnOnce(&mut DemuxCounts)) {
-        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Routes datagrams for the viewer whose relay-side ICE username fragment is `ufrag` to
@@ -101,7 +97,7 @@ impl Demux {
         let ufrag = stun_username_ufrag(first)?;
         let inbox = self.routes().by_ufrag.get(ufrag).map(|r| r.inbox.clone());
         if inbox.is_none() {
-            self.count(|c| c.unknown += 1);
+            self.unknown.inc();
         }
         inbox
     }
@@ -130,7 +126,9 @@ impl Demux {
             .map(|r| r.inbox.clone());
         drop(routes);
         match inbox {
-            None => self.count(|c| c.unknown += 1),
+            None => {
+                self.unknown.inc();
+            }
             Some(inbox) => {
                 deliver(self, &inbox, datagram);
             }
@@ -143,7 +141,7 @@ pub fn deliver(demux: &Demux, inbox: &mpsc::Sender<Datagram>, datagram: Datagram
     match inbox.try_send(datagram) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            demux.count(|c| c.inbox_full += 1);
+            demux.inbox_full.inc();
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -230,7 +228,7 @@ mod tests {
         let mut b = demux.register("bbbb");
         // Media from an address no check came from reaches nobody.
         demux.route(datagram("10.0.0.2:5000", &[0x80; 40]));
-        assert_eq!(demux.counts().unknown, 1);
+        assert_eq!(demux.unknown.get(), 1);
         demux.route(datagram("10.0.0.2:5000", &binding_request(b"aaaa:x")));
         demux.route(datagram("10.0.0.3:5000", &binding_request(b"bbbb:y")));
         demux.route(datagram("10.0.0.2:5000", &[0x80; 40]));
@@ -240,10 +238,10 @@ mod tests {
         assert!(b.try_recv().is_err(), "a's media went to a only");
         demux.unregister("aaaa");
         demux.route(datagram("10.0.0.2:5000", &[0x80; 40]));
-        assert_eq!(demux.counts().unknown, 2);
+        assert_eq!(demux.unknown.get(), 2);
         // A check naming a viewer that is gone, or never was, reaches nobody either.
         demux.route(datagram("10.0.0.9:5000", &binding_request(b"aaaa:x")));
-        assert_eq!(demux.counts().unknown, 3);
+        assert_eq!(demux.unknown.get(), 3);
     }
 
     #[test]
@@ -253,6 +251,6 @@ mod tests {
         for _ in 0..INBOX + 10 {
             demux.route(datagram("10.0.0.2:5000", &binding_request(b"slow:x")));
         }
-        assert_eq!(demux.counts().inbox_full, 10);
+        assert_eq!(demux.inbox_full.get(), 10);
     }
 }

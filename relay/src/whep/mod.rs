@@ -73,7 +73,6 @@ struct Session {
 /// the live sessions.
 pub struct Whep {
     udp: Arc<UdpPort>,
-    tcp_addr: SocketAddr,
     demux: Arc<Demux>,
     /// Read the viewers' ports; stopped with the relay.
     port_tasks: [tokio::task::AbortHandle; 2],
@@ -164,14 +163,19 @@ impl Whep {
         let (candidates, tcp_candidates) = (on(udp.local_addr().port()), on(tcp_addr.port()));
         tracing::info!(udp = %udp.local_addr(), tcp = %tcp_addr, announced = ?announced, "viewers' media ports");
         let udp = Arc::new(udp);
-        let demux = Arc::new(Demux::default());
+        let dropped = |reason| {
+            metrics
+                .viewer_datagrams_dropped
+                .get_or_create(&crate::metrics::DropLabels { reason })
+                .clone()
+        };
+        let demux = Arc::new(Demux::new(dropped("unknown"), dropped("inbox_full")));
         let port_tasks = [
             tokio::spawn(udp.clone().run(demux.clone())).abort_handle(),
             tokio::spawn(tcp::run(tcp, demux.clone())).abort_handle(),
         ];
         Ok(Whep {
             udp,
-            tcp_addr,
             demux,
             port_tasks,
             settings: Mutex::new(new_certificate()?),
@@ -183,11 +187,6 @@ impl Whep {
             metrics,
             config: config.clone(),
         })
-    }
-
-    /// The viewers' UDP and TCP ports' local addresses.
-    pub fn media_addrs(&self) -> (SocketAddr, SocketAddr) {
-        (self.udp.local_addr(), self.tcp_addr)
     }
 
     /// What a new session's connection is made with.
@@ -244,7 +243,7 @@ impl Whep {
         offer: &str,
         ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
-        parse_offer(offer)?;
+        let offer = parse_offer(offer)?;
         // Held until the session is registered (or fails).
         let _slot = self.reserve(viewer, camera.id)?;
         let settings = self.peer_settings()?;
@@ -604,7 +603,7 @@ impl ViewerTask {
     /// Hands the peer's batches to the kernel: UDP straight to the shared socket, ICE-TCP
     /// framed to the viewer's connection (dropped if it is not keeping up).
     async fn send_transmits(&mut self) {
-        let resent = self.peer.counts().packets_resent;
+        let resent = self.peer.packets_resent();
         if resent > self.resent {
             self.metrics.packets_resent.inc_by(resent - self.resent);
             self.resent = resent;

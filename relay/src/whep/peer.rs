@@ -207,15 +207,6 @@ struct Sent {
     index: usize,
 }
 
-/// Counts a caller reports as metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCounts {
-    /// Packets sent again because the viewer reported them lost.
-    pub packets_resent: u64,
-    /// Packets rtc refused to send (should stay 0).
-    pub write_errors: u64,
-}
-
 /// One viewer's connection (see the module's documentation).
 pub struct Peer {
     pc: RTCPeerConnection,
@@ -238,7 +229,8 @@ pub struct Peer {
     pacer: Pacer,
     transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
-    counts: PeerCounts,
+    /// Packets sent again because the viewer reported them lost.
+    packets_resent: u64,
 }
 
 /// Why an offer cannot be answered.
@@ -246,16 +238,16 @@ pub struct Peer {
 pub struct AnswerError(pub String);
 
 impl Peer {
-    /// Answers a viewer's SDP `offer`: the connection and the SDP answer. The answer carries
+    /// Answers a viewer's SDP `offer` (read by the caller): the connection and the SDP
+    /// answer. The answer carries
     /// the relay's candidates (ICE lite: the browser checks, the relay answers), so there is
     /// nothing to gather and no wait.
     pub fn answer(
         settings: &PeerSettings,
-        offer: &str,
+        offer: RTCSessionDescription,
         now: Instant,
     ) -> Result<(Peer, String), AnswerError> {
         let fail = |what: &str, e: rtc::shared::error::Error| AnswerError(format!("{what}: {e}"));
-        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| fail("offer", e))?;
         let media = h264_engine().map_err(|e| fail("codec", e))?;
         let ufrag = random_ice_chars(16);
         let settings_engine = SettingEngineBuilder::new()
@@ -358,7 +350,7 @@ impl Peer {
             pacer: Pacer::new(now),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            counts: PeerCounts::default(),
+            packets_resent: 0,
         };
         Ok((peer, sdp))
     }
@@ -369,8 +361,9 @@ impl Peer {
         &self.ufrag
     }
 
-    pub fn counts(&self) -> PeerCounts {
-        self.counts
+    /// Packets sent again so far because the viewer reported them lost.
+    pub fn packets_resent(&self) -> u64 {
+        self.packets_resent
     }
 
     /// A datagram from the viewer at `from`, received on the relay's `local` address.
@@ -517,12 +510,10 @@ impl Peer {
             },
             payload: sent.frame.rtp_payloads[sent.index].clone(),
         };
-        let written = match self.pc.rtp_sender(self.sender) {
-            Some(mut sender) => sender.write_rtp(now, packet).is_ok(),
-            None => false,
-        };
-        if !written {
-            self.counts.write_errors += 1;
+        // A packet rtc refused (none is expected: the sender, its SSRC and payload type are
+        // its own) would be lost like one on the wire, and recovered the same way.
+        if let Some(mut sender) = self.pc.rtp_sender(self.sender) {
+            let _ = sender.write_rtp(now, packet);
         }
     }
 
@@ -607,7 +598,7 @@ impl Peer {
             return;
         };
         self.write_packet(now, &sent);
-        self.counts.packets_resent += 1;
+        self.packets_resent += 1;
     }
 
     /// Appends a datagram to the last batch when it may go in the same send: same addresses,
@@ -752,7 +743,8 @@ mod tests {
                 tcp_candidates: Vec::new(),
                 max_segments: 64,
             };
-            let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
+            let offer = RTCSessionDescription::offer(offer).expect("offer sdp");
+            let (peer, answer) = Peer::answer(&settings, offer, now).expect("answer");
             assert!(answer.contains("a=ice-lite"), "{answer}");
             browser
                 .set_remote_description(
@@ -947,7 +939,7 @@ mod tests {
         let again = call.received.last().expect("resent");
         assert_eq!(again.header.sequence_number, lost);
         assert_eq!(&again.payload[..], &[1u8; 1000][..]);
-        assert_eq!(call.peer.counts().packets_resent, 1);
+        assert_eq!(call.peer.packets_resent(), 1);
         // A packet never sent, or long gone from the history, is not made up.
         call.send_rtcp(Box::new(TransportLayerNack {
             sender_ssrc: 1,
@@ -957,7 +949,7 @@ mod tests {
                 lost_packets: 0,
             }],
         }));
-        assert_eq!(call.peer.counts().packets_resent, 1);
+        assert_eq!(call.peer.packets_resent(), 1);
     }
 
     #[test]
