@@ -134,7 +134,12 @@ if [ "$tests_too" = 1 ]; then
   # third-party ONVIF client (onvif-zeep).
   if ! tests/.venv/bin/python -c 'import aiosmtpd, onvif' 2>/dev/null; then
     echo "setup: installing the tests' Python peers (aiosmtpd, onvif-zeep)" >&2
-    python3 -m venv tests/.venv >&2
+    # A venv left half-made (a full disk makes ensurepip fail) is made again from scratch.
+    rm -rf tests/.venv
+    python3 -m venv tests/.venv >&2 || {
+      echo "setup: could not make tests/.venv; free space where the clone is: $(df -h --output=avail . | tail -1)" >&2
+      exit 1
+    }
     tests/.venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' 'onvif-zeep==0.2.12' >&2
   fi
 fi
