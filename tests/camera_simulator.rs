@@ -1,5 +1,6 @@
 //! The simulated camera is a real RTSP camera to a third-party client (ffprobe): H.264 at the
-//! configured size, rate and keyframe interval, with Digest credentials when asked.
+//! configured size, rate and keyframe interval, with Digest credentials when asked; and, as an
+//! option, a camera whose encoder keeps its own keyframe schedule (a new session waits for it).
 
 mod common;
 
@@ -100,6 +101,73 @@ fn a_camera_with_credentials_refuses_clients_without_them() -> Result<()> {
     assert!(
         !cam.process.log().contains("s3cret-pw"),
         "the password is not logged"
+    );
+    Ok(())
+}
+
+/// How long a new session waited for its first frame, and whether that was a keyframe.
+async fn first_frame(url: &str) -> Result<(std::time::Duration, bool)> {
+    use eyeward_relay::config::RtspTransport;
+    use eyeward_relay::ingest::Ingest;
+    let since = std::time::Instant::now();
+    let mut ingest = Ingest::connect(url, None, RtspTransport::Tcp).await?;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ingest.next_frame())
+        .await
+        .context("no frame in 10 s")??
+        .context("session ended")?;
+    Ok((since.elapsed(), frame.is_key))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keyframes_on_schedule_a_new_session_waits_for_the_encoders_next_keyframe()
+-> Result<()> {
+    let camera = Camera::start(
+        "fixed",
+        &[
+            "--keyframes-on-schedule",
+            "--keyframe-interval",
+            "4s",
+            "--width",
+            "320",
+            "--height",
+            "240",
+        ],
+        None,
+    )?;
+    // Alone, 1 s after a scheduled keyframe: the encoder starts at the next, 3 s away.
+    camera.sleep_until_after_keyframe(4000, 1000, 0).await?;
+    let (waited, key) = first_frame(&camera.url).await?;
+    assert!(key, "an encoder starts with a keyframe");
+    assert!(
+        waited > std::time::Duration::from_millis(2000),
+        "waited for the schedule: {waited:?}"
+    );
+    // Beside a session that keeps the encoder running: delta frames until the next keyframe,
+    // however much the new session would like one.
+    let url = camera.url.clone();
+    let watching = tokio::spawn(async move {
+        use eyeward_relay::config::RtspTransport;
+        use eyeward_relay::ingest::Ingest;
+        let mut ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
+        while ingest.next_frame().await?.is_some() {}
+        anyhow::Ok(())
+    });
+    // (That session's encoder starts at the next scheduled keyframe: join 1 s after the one
+    // after that.)
+    camera.sleep_until_after_keyframe(4000, 1000, 4000).await?;
+    let (_, key) = first_frame(&camera.url).await?;
+    assert!(
+        !key,
+        "a session joining mid-group starts with a delta frame"
+    );
+    watching.abort();
+
+    // Without the option, a camera alone starts a new session with a keyframe at once.
+    let eager = Camera::start("fixed", &["--width", "320", "--height", "240"], None)?;
+    let (waited, key) = first_frame(&eager.url).await?;
+    assert!(
+        key && waited < std::time::Duration::from_millis(1500),
+        "{waited:?}"
     );
     Ok(())
 }

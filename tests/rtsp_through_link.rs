@@ -180,3 +180,75 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     assert!(err.to_string().contains("401"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_through_the_agent_starts_with_its_group_of_pictures_not_the_cameras_next_keyframe()
+-> Result<()> {
+    // A camera whose encoder keeps its own schedule: a new session waits up to 8 s for a
+    // keyframe. The agent's decoder reads it all along and keeps the current group.
+    const KEYFRAME_INTERVAL_MS: i64 = 8000;
+    let camera = Camera::start(
+        "fixed",
+        &[
+            "--keyframes-on-schedule",
+            "--keyframe-interval",
+            "8s",
+            "--width",
+            "640",
+            "--height",
+            "360",
+        ],
+        None,
+    )?;
+    let relay = InProcessRelay::start("").await?;
+    let (cam, token) = agent_camera(&relay, "a@example.jp")?;
+    let agent = relay.start_agent(&token, &camera.url, "agent")?;
+    wait_online(&relay, cam).await?;
+    // Pull 1 s after one of the camera's keyframes, 7 s before its next; two intervals on,
+    // so that the agent, however slow to start, has had one.
+    camera
+        .sleep_until_after_keyframe(KEYFRAME_INTERVAL_MS, 1000, 2 * KEYFRAME_INTERVAL_MS)
+        .await?;
+    let pulled = Instant::now();
+    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let mut ingest = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
+        .await
+        .with_context(|| agent.log())?;
+    let first = tokio::time::timeout(Duration::from_secs(4), ingest.next_frame())
+        .await
+        .with_context(|| format!("no frame within 4 s: {}", agent.log()))??
+        .context("session ended")?;
+    assert!(first.is_key, "the group starts at its keyframe");
+    assert!(
+        pulled.elapsed() < Duration::from_secs(4),
+        "well before the camera's next keyframe, 7 s away: {:?} {}",
+        pulled.elapsed(),
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("tunnel open, served from the agent's group of pictures"),
+        "{}",
+        agent.log()
+    );
+    // The group (about a second of frames) comes stamped 1 ms apart, then the camera's own
+    // spacing (15 fps: 6000 ticks).
+    let mut gaps = Vec::new();
+    let mut last = first.timestamp;
+    for _ in 0..25 {
+        let f = tokio::time::timeout(Duration::from_secs(2), ingest.next_frame())
+            .await
+            .context("frames stopped")??
+            .context("session ended")?;
+        gaps.push(f.timestamp - last);
+        last = f.timestamp;
+    }
+    let cached = gaps.iter().take_while(|g| **g == 90).count();
+    assert!(cached >= 10, "about 15 frames of the group: {gaps:?}");
+    assert!(
+        gaps[cached..].iter().all(|g| (5000..7000).contains(g)),
+        "then live: {gaps:?}"
+    );
+    Ok(())
+}

@@ -117,6 +117,7 @@ fn link_all(relay: &str, tokens: &[String]) -> Result<Vec<tokio::task::JoinHandl
                     credentials: None,
                 },
                 tls: tls.clone(),
+                gop: None,
             };
             tokio::spawn(eyeward_agent::link::run(
                 config,

@@ -2,13 +2,16 @@
 //! once and hands small grey pictures, at most `max_fps` a second, to the detector. When
 //! snapshots are wanted, a second branch keeps the newest full-size decoded frame (I420, as
 //! the decoder made it) for the moment of motion; nothing is converted or encoded unless a
-//! snapshot is taken.
+//! snapshot is taken. For a live view through the agent, a third branch hands the camera's
+//! coded H.264 frames, before decoding, to the group of pictures ([`crate::gop`]).
 
 use crate::error::Error;
+use crate::gop::GopRing;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,13 @@ pub struct FullPicture {
 
 /// Set once OpenH264 failed on this process's camera: libav decodes from then on.
 static OPENH264_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Set once a stream could not be read as H.264 for the group of pictures (another codec):
+/// the agent decodes without keeping one from then on, and views pull from the camera.
+static CODED_TAP_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// How long the camera's RTP packets are held for reordering, in milliseconds.
+const RTSP_LATENCY_MS: u32 = 50;
 
 /// How long a capture that prefers OpenH264 may go without a picture before it is given up
 /// for libav.
@@ -65,19 +75,23 @@ pub struct Capture {
     first_pts: Option<gst::ClockTime>,
     /// Since when an OpenH264 pipeline has waited for its first picture.
     openh264_waiting: Option<Instant>,
+    /// The coded frames go to a group of pictures too.
+    coded_tap: bool,
 }
 
 impl Capture {
     /// Opens `input` (an `rtsp://` URL or a video file's path), scaled to `width` pixels
     /// across (the height keeps the picture's shape), at most `max_fps` pictures a second.
     /// A live camera (`light`) is decoded with OpenH264 where it is installed, until it fails
-    /// once; otherwise with libav.
+    /// once; otherwise with libav. With `coded`, the input's H.264 frames are kept there as
+    /// they come (until an input turns out to be another codec).
     pub fn open(
         input: &str,
         width: u32,
         max_fps: u32,
         snapshots: bool,
         light: bool,
+        coded: Option<Arc<GopRing>>,
     ) -> Result<Capture, Error> {
         gst::init().map_err(|e| Error::Media(format!("init: {e}")))?;
         let openh264 = prefer_openh264(light);
@@ -107,8 +121,21 @@ impl Capture {
         } else {
             ""
         };
+        let coded = coded.filter(|_| !CODED_TAP_FAILED.load(Ordering::Relaxed));
+        // Decoding stops at H.264, which is parsed into whole frames with their parameter
+        // sets before each keyframe, then split: one copy is decoded, one kept.
+        let input = if coded.is_some() {
+            format!(
+                "uridecodebin name=input uri=\"{uri}\" caps=video/x-h264 ! h264parse config-interval=-1 \
+                 ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=c \
+                 c. ! queue ! appsink name=coded sync=false \
+                 c. ! queue ! decodebin"
+            )
+        } else {
+            format!("uridecodebin name=input uri=\"{uri}\"")
+        };
         let launch = format!(
-            "uridecodebin uri=\"{uri}\" ! videoconvert ! video/x-raw,format=I420 ! tee name=t \
+            "{input} ! videoconvert ! video/x-raw,format=I420 ! tee name=t \
              t. ! queue ! videorate max-rate={max_fps} drop-only=true ! identity name=source \
              ! videoscale ! videoconvert ! video/x-raw,format=GRAY8,width={width},pixel-aspect-ratio=1/1 \
              ! appsink name=sink sync=false max-buffers=4{full}"
@@ -122,6 +149,16 @@ impl Capture {
                 .by_name(name)
                 .ok_or_else(|| Error::Media(format!("no {name} element")))
         };
+        named("input")?.connect("source-setup", false, |args| {
+            let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok());
+            // rtspsrc holds packets 2 s by default for reordering: every motion alert and every
+            // frame served to a live view would come that much late. A camera on the home
+            // network reorders next to nothing.
+            if let Some(source) = source.filter(|s| s.has_property("latency")) {
+                source.set_property("latency", RTSP_LATENCY_MS);
+            }
+            None
+        });
         let sink = named("sink")?
             .downcast::<gst_app::AppSink>()
             .map_err(|_| Error::Media("sink is not an appsink".into()))?;
@@ -135,6 +172,14 @@ impl Capture {
         } else {
             None
         };
+        if let Some(ring) = &coded {
+            keep_coded_frames(
+                named("coded")?
+                    .downcast::<gst_app::AppSink>()
+                    .map_err(|_| Error::Media("coded is not an appsink".into()))?,
+                ring.clone(),
+            );
+        }
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| Error::Media(format!("cannot play {input}: {e}")))?;
@@ -145,6 +190,7 @@ impl Capture {
             source,
             first_pts: None,
             openh264_waiting: openh264.then(Instant::now),
+            coded_tap: coded.is_some(),
         })
     }
 
@@ -172,7 +218,15 @@ impl Capture {
             if self.sink.is_eos() {
                 return Ok(None);
             }
-            self.check_bus()?;
+            if let Err(e) = self.check_bus() {
+                if self.coded_tap && self.first_pts.is_none() {
+                    CODED_TAP_FAILED.store(true, Ordering::Relaxed);
+                    return Err(Error::Media(format!(
+                        "{e} (reading the stream as H.264: decoded without from now on)"
+                    )));
+                }
+                return Err(e);
+            }
             if self
                 .openh264_waiting
                 .is_some_and(|since| since.elapsed() > OPENH264_GRACE)
@@ -273,8 +327,123 @@ impl Capture {
     }
 }
 
+/// Hands every coded frame to `ring` as the pipeline makes it, beginning a new session of it.
+fn keep_coded_frames(sink: gst_app::AppSink, ring: Arc<GopRing>) {
+    ring.new_session();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer()
+                    && let Ok(map) = buffer.map_readable()
+                {
+                    let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+                    ring.push(
+                        Duration::from_nanos(pts.nseconds()),
+                        !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        map.to_vec(),
+                        Instant::now(),
+                    );
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
 impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes a second of test pattern into `path` with `encode` (a launch line's middle).
+    fn video_file(path: &std::path::Path, encode: &str) {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=15 ! video/x-raw,width=160,height=120,framerate=15/1 \
+             ! {encode} ! filesink location=\"{}\"",
+            path.display()
+        ))
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(20),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .unwrap();
+        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+
+    fn pictures(capture: &mut Capture) -> Result<usize, Error> {
+        let mut n = 0;
+        while capture.next_picture()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    // One test: which codecs are kept is remembered for the process.
+    #[test]
+    fn h264_frames_are_kept_while_decoded_and_another_codec_is_decoded_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let h264 = dir.path().join("a.mp4");
+        video_file(&h264, "x264enc key-int-max=5 ! mp4mux");
+        let ring = Arc::new(GopRing::default());
+        let mut capture = Capture::open(
+            h264.to_str().unwrap(),
+            64,
+            30,
+            false,
+            false,
+            Some(ring.clone()),
+        )
+        .unwrap();
+        assert!(pictures(&mut capture).unwrap() > 10, "the pictures decoded");
+        let group = ring.subscribe().cached;
+        assert!(group[0].is_key, "the group starts at a keyframe");
+        assert!(!group[1..].iter().any(|f| f.is_key));
+        assert!(
+            (1..=5).contains(&group.len()),
+            "the newest group only: {}",
+            group.len()
+        );
+        assert!(
+            ring.servable(Instant::now()).is_some(),
+            "with parameter sets"
+        );
+
+        let vp8 = dir.path().join("b.webm");
+        video_file(&vp8, "vp8enc ! webmmux");
+        let ring = Arc::new(GopRing::default());
+        let mut capture = Capture::open(
+            vp8.to_str().unwrap(),
+            64,
+            30,
+            false,
+            false,
+            Some(ring.clone()),
+        )
+        .unwrap();
+        let failed = pictures(&mut capture).unwrap_err().to_string();
+        assert!(failed.contains("decoded without from now on"), "{failed}");
+        let mut capture = Capture::open(
+            vp8.to_str().unwrap(),
+            64,
+            30,
+            false,
+            false,
+            Some(ring.clone()),
+        )
+        .unwrap();
+        assert!(pictures(&mut capture).unwrap() > 10, "decoded all the same");
+        assert!(ring.subscribe().cached.is_empty(), "nothing kept");
     }
 }

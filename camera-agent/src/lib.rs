@@ -9,12 +9,15 @@
 pub mod capture;
 pub mod config;
 pub mod error;
+pub mod gop;
 pub mod link;
 pub mod motion;
 pub mod onvif;
 pub mod ptz;
 pub mod queue;
+pub mod restream;
 pub mod rtsp_auth;
+pub mod rtsp_framing;
 pub mod snapshot;
 pub mod tls;
 pub mod watch;
@@ -295,11 +298,17 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     let relays = link::Relays::new(args.relay)?;
     tracing::info!(relays = ?relays.all().iter().map(url::Url::as_str).collect::<Vec<_>>(), camera = ?addr, "agent starting");
     let agent_config = AgentConfig::load(args.config.as_deref())?;
+    // The camera's current group of pictures, kept while the detector reads the stream.
+    let gop = agent_config
+        .motion
+        .enabled
+        .then(|| Arc::new(gop::GopRing::default()));
     let config = LinkConfig {
         relays,
         token,
         camera: addr,
         tls: tls::relay_client_config(args.relay_ca.as_deref())?,
+        gop: gop.clone(),
     };
     config.check()?;
     // The one clock (see `eyeward::clock`): the detector, pan-tilt and the link read it.
@@ -335,8 +344,11 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         let shared = watch::Shared::new(queue);
         let (url, secret) = camera.capture_url()?;
         watch::spawn_detector(
-            url,
-            secret,
+            watch::CameraStream {
+                url,
+                secret,
+                gop: gop.clone().expect("kept when motion detection is on"),
+            },
             agent_config.motion,
             shared.clone(),
             ptz.is_some().then(|| head.clone()),
@@ -372,6 +384,7 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
         config.max_fps,
         false,
         false,
+        None,
     )?;
     let mut detector: Option<Detector> = None;
     let (mut frames, mut events) = (0u64, 0u64);

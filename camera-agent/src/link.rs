@@ -5,7 +5,9 @@
 //! make it dial anywhere else.
 
 use crate::error::Error;
+use crate::gop::{CodedFrame, GopRing, ParameterSets};
 use crate::ptz::{PtzLink, PtzRequest};
+use crate::restream::{Event, Restream};
 use crate::rtsp_auth::{AuthProxy, Output};
 use eyeward::clock::Clock;
 use eyeward::link::{
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -102,6 +104,9 @@ pub struct LinkConfig {
     pub camera: CameraAddr,
     /// How the relay's certificate is checked (`https://` relays).
     pub tls: Arc<rustls::ClientConfig>,
+    /// The camera's current group of pictures, when the agent's decoder reads the stream:
+    /// tunnels are then served from it rather than by the camera.
+    pub gop: Option<Arc<GopRing>>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -335,8 +340,29 @@ async fn ptz_report(ptz: &mut Option<&mut PtzLink>) -> Option<AgentMessage> {
     }
 }
 
-/// Connects the camera's RTSP server to the relay through a new tunnel WebSocket.
+/// Connects the camera's RTSP server to the relay through a new tunnel WebSocket, or, when
+/// the agent reads a fresh stream from the camera already, serves the tunnel itself.
 async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<AgentMessage>) {
+    let servable = config.gop.as_ref().and_then(|g| {
+        let ps = g.servable(std::time::Instant::now())?;
+        Some((g.clone(), ps))
+    });
+    if let Some((gop, parameter_sets)) = servable {
+        let ws = match config
+            .connect(&format!("agent/v1/tunnel/{tunnel}"), MAX_TUNNEL_FRAME_BYTES)
+            .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect the tunnel to the relay");
+                return;
+            }
+        };
+        tracing::info!(%tunnel, "tunnel open, served from the agent's group of pictures");
+        let end = restream(ws, &gop, &parameter_sets).await;
+        tracing::info!(%tunnel, reason = %end, "tunnel closed");
+        return;
+    }
     let addr = (config.camera.host.as_str(), config.camera.port);
     let tcp = match tokio::time::timeout(CAMERA_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(tcp)) => tcp,
@@ -424,6 +450,64 @@ async fn bridge(tcp: TcpStream, ws: Ws, mut proxy: Option<AuthProxy>) {
     tracing::debug!(reason = %end, "tunnel ending");
     let _ = ws_tx.close().await;
     let _ = tcp_tx.shutdown().await;
+}
+
+/// How long a served tunnel waits for the camera's next frame before it gives up (the
+/// relay then pulls again, from the camera if the agent's stream is still down).
+const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves one tunnel from the group of pictures until the relay tears it down or goes, or the
+/// camera's frames stop; says why it ended.
+async fn restream(ws: Ws, gop: &GopRing, parameter_sets: &ParameterSets) -> String {
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let mut server = Restream::new(parameter_sets, rand::random());
+    let mut live: Option<broadcast::Receiver<Arc<CodedFrame>>> = None;
+    loop {
+        let frames = async {
+            match &mut live {
+                Some(live) => Some(tokio::time::timeout(FRAME_TIMEOUT, live.recv()).await),
+                None => std::future::pending().await,
+            }
+        };
+        // The frame's wait borrows `live`, which PLAY sets: decide first, act after.
+        let (msg, frame) = tokio::select! {
+            msg = ws_rx.next() => (Some(msg), None),
+            frame = frames => (None, frame),
+        };
+        if let Some(msg) = msg {
+            let bytes = match msg {
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Close(_))) | None => return "the relay closed the tunnel".into(),
+                Some(Err(e)) => return format!("relay: {e}"),
+                Some(Ok(_)) => continue,
+            };
+            match server.handle_bytes(&bytes) {
+                Err(e) => return format!("relay sent bad RTSP: {e}"),
+                Ok(events) if events.contains(&Event::Play) => {
+                    let subscription = gop.subscribe();
+                    server.send_cached(&subscription.cached);
+                    live = Some(subscription.live);
+                }
+                Ok(_) => {}
+            }
+        }
+        match frame {
+            None => {}
+            Some(Ok(Ok(frame))) => server.send_live(&frame),
+            Some(Ok(Err(broadcast::error::RecvError::Lagged(_)))) => server.skip_to_keyframe(),
+            Some(Ok(Err(broadcast::error::RecvError::Closed)) | Err(_)) => {
+                return "the camera's frames stopped".into();
+            }
+        }
+        let out = server.take_output();
+        if !out.is_empty() && ws_tx.send(Message::Binary(out.into())).await.is_err() {
+            return "relay write failed".into();
+        }
+        if server.ended() {
+            let _ = ws_tx.close().await;
+            return "the relay ended the session".into();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use crate::capture::Capture;
 use crate::error::Error;
+use crate::gop::GopRing;
 use crate::link::Relays;
 use crate::motion::{Decision, Detector, DetectorConfig};
 use crate::ptz::HeadWatch;
@@ -39,12 +40,20 @@ impl Shared {
     }
 }
 
-/// Runs the detector on `camera` (an `rtsp://` URL, credentials included) in a thread of its
-/// own until `stop` is set, opening the stream again with backoff when it fails. `secret`
-/// is removed from anything logged.
+/// The camera's stream as the detector reads it.
+pub struct CameraStream {
+    /// The `rtsp://` URL, credentials included.
+    pub url: String,
+    /// The password, removed from anything logged.
+    pub secret: Option<String>,
+    /// Where the coded frames are kept for live views through the agent.
+    pub gop: Arc<GopRing>,
+}
+
+/// Runs the detector on `camera` in a thread of its own until `stop` is set, opening the
+/// stream again with backoff when it fails.
 pub fn spawn_detector(
-    camera: String,
-    secret: Option<String>,
+    camera: CameraStream,
     config: DetectorConfig,
     shared: Shared,
     head: Option<Arc<HeadWatch>>,
@@ -71,7 +80,7 @@ pub fn spawn_detector(
                 let delay = backoff.next_delay(rand::random());
                 let why = match result {
                     Ok(()) => "the camera's stream ended".to_owned(),
-                    Err(e) => redact(&e.to_string(), secret.as_deref()),
+                    Err(e) => redact(&e.to_string(), camera.secret.as_deref()),
                 };
                 tracing::warn!(error = %why, retry_in = ?delay, "motion detection paused");
                 std::thread::sleep(delay);
@@ -89,7 +98,7 @@ fn redact(message: &str, secret: Option<&str>) -> String {
 
 /// One session of the camera's stream: detect, snapshot, queue.
 fn watch_once(
-    camera: &str,
+    camera: &CameraStream,
     config: &DetectorConfig,
     shared: &Shared,
     head: Option<&HeadWatch>,
@@ -97,7 +106,14 @@ fn watch_once(
     backoff: &mut Backoff,
     clock: Clock,
 ) -> Result<(), Error> {
-    let mut capture = Capture::open(camera, config.picture_width, config.max_fps, true, true)?;
+    let mut capture = Capture::open(
+        &camera.url,
+        config.picture_width,
+        config.max_fps,
+        true,
+        true,
+        Some(camera.gop.clone()),
+    )?;
     let mut detector: Option<Detector> = None;
     // The preset the masks were set for (its change count and name).
     let mut masks_for: (u64, Option<String>) = (0, None);

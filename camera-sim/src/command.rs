@@ -28,6 +28,10 @@ pub struct SimulateArgs {
     /// Time between keyframes, e.g. 4s.
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     keyframe_interval: Duration,
+    /// Keyframes only on the encoder's schedule, as many real cameras: a new session waits
+    /// for the next one (up to --keyframe-interval) instead of starting with one.
+    #[arg(long)]
+    keyframes_on_schedule: bool,
     #[arg(long, default_value_t = 2000)]
     bitrate_kbps: u32,
     /// Sensor grain in luma levels, 0 to 64 (0: a clean picture); grain makes the encoder
@@ -77,6 +81,7 @@ impl SimulateArgs {
             height: self.height,
             fps: self.fps,
             keyframe_interval: self.keyframe_interval,
+            keyframes_on_schedule: self.keyframes_on_schedule,
             bitrate_kbps: self.bitrate_kbps,
             grain: self.grain,
             credentials,

@@ -24,6 +24,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
+use gstreamer_video as gst_video;
 use scene::{MotionScript, PanTilt, PanTiltLimits, Scene};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,10 @@ pub struct SimulatorConfig {
     pub fps: u32,
     /// Time between keyframes (a real camera's GOP; 4 s is common).
     pub keyframe_interval: Duration,
+    /// A new RTSP session waits for the encoder's next keyframe, as with many real cameras
+    /// (their encoder runs on its own schedule and ignores a client's wish for one). Off, a
+    /// new session starts with a keyframe at once.
+    pub keyframes_on_schedule: bool,
     pub bitrate_kbps: u32,
     /// Sensor grain in luma levels (0: a clean picture). Grain makes the encoder spend its
     /// whole bitrate, as a busy or dim scene does.
@@ -61,6 +66,7 @@ impl SimulatorConfig {
             height: 720,
             fps: 15,
             keyframe_interval: Duration::from_secs(4),
+            keyframes_on_schedule: false,
             bitrate_kbps: 2000,
             grain: 0,
             credentials: None,
@@ -99,6 +105,8 @@ struct World {
     started: Instant,
     head: Option<Mutex<PanTilt>>,
     fps: u32,
+    /// Keyframes fall on multiples of this on the scene's clock (`keyframes_on_schedule`).
+    keyframe_schedule: Option<Duration>,
 }
 
 impl World {
@@ -140,6 +148,9 @@ impl Simulator {
             started: Instant::now(),
             head: pan_tilt.then(|| Mutex::new(PanTilt::new(PanTiltLimits::default()))),
             fps: config.fps,
+            keyframe_schedule: config
+                .keyframes_on_schedule
+                .then_some(config.keyframe_interval),
         });
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -250,7 +261,7 @@ fn serve(
            ! queue max-size-buffers=2 leaky=downstream \
            ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" halignment=right valignment=top \
                font-desc=\"Sans 18\" shaded-background=true \
-           ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} \
+           ! x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} \
            ! video/x-h264,profile=constrained-baseline \
            ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
         w = config.width,
@@ -272,6 +283,9 @@ fn serve(
             tracing::error!("simulator pipeline has no appsrc");
             return;
         };
+        if world_for_media.keyframe_schedule.is_some() {
+            ignore_keyframe_requests(media);
+        }
         let world = world_for_media.clone();
         // The frame thread ends with the media (its last client left).
         let ended = Arc::new(AtomicBool::new(false));
@@ -326,9 +340,44 @@ fn serve(
     Ok(((server, source, cleanup), port))
 }
 
-/// Pushes frames at the configured rate until the pipeline stops taking them.
+/// Keeps clients' requests for a keyframe (a new session's, or a receiver's after loss)
+/// from the encoder, which then makes one only on its schedule.
+fn ignore_keyframe_requests(media: &rtsp::RTSPMedia) {
+    let Some(pad) = media
+        .element()
+        .downcast::<gst::Bin>()
+        .ok()
+        .and_then(|bin| bin.by_name_recurse_up("enc"))
+        .and_then(|enc| enc.static_pad("src"))
+    else {
+        tracing::error!("simulator pipeline has no encoder");
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
+        match info.event() {
+            Some(e) if gst_video::ForceKeyUnitEvent::is(e) => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
+}
+
+/// Sleeps until the next multiple of `every` on the scene's clock.
+fn sleep_until_next(world: &World, every: Duration) {
+    let now = world.started.elapsed();
+    let every_ns = every.as_nanos().max(1);
+    let next = Duration::from_nanos((now.as_nanos().div_ceil(every_ns) * every_ns) as u64);
+    std::thread::sleep(next.saturating_sub(now));
+}
+
+/// Pushes frames at the configured rate until the pipeline stops taking them. With keyframes
+/// on a schedule, the encoder starts (with a keyframe, as encoders do) at the schedule's next
+/// keyframe, and every `key-int-max` frames after stays on it: a new media's first client
+/// waits for it as a real camera's does.
 fn push_frames(src: &gst_app::AppSrc, world: &World, ended: &AtomicBool) {
     let period = Duration::from_secs(1) / world.fps;
+    if let Some(every) = world.keyframe_schedule {
+        sleep_until_next(world, every);
+    }
     let start = Instant::now();
     let mut n: u32 = 0;
     while !ended.load(Ordering::Relaxed) {

@@ -170,6 +170,36 @@ impl Camera {
         Camera::start_on("127.0.0.1:0", model, extra, password)
     }
 
+    /// When the simulator's scene clock started (Unix ms): keyframes on a schedule fall on
+    /// its multiples of the keyframe interval.
+    pub fn scene_started_unix_ms(&self) -> Result<i64> {
+        self.process
+            .log()
+            .split("scene_started_unix_ms=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .context("the simulator logs when its scene's clock started")
+    }
+
+    /// Sleeps until `offset_ms` after the next keyframe of a camera with keyframes every
+    /// `interval_ms` on a schedule, at least `at_least_ms` from now.
+    pub async fn sleep_until_after_keyframe(
+        &self,
+        interval_ms: i64,
+        offset_ms: i64,
+        at_least_ms: i64,
+    ) -> Result<()> {
+        let started = self.scene_started_unix_ms()?;
+        let now = eyeward::clock::Clock::real().now().0;
+        let into = (now - started).rem_euclid(interval_ms);
+        let mut wait = (offset_ms - into).rem_euclid(interval_ms);
+        while wait < at_least_ms {
+            wait += interval_ms;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        Ok(())
+    }
+
     /// Like [`Camera::start`], on a given address (to restart a camera where it was).
     pub fn start_on(
         listen: &str,
