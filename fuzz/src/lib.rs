@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("camera_source", camera_source),
     ("camera_stream", camera_stream),
     ("viewer_datagram", viewer_datagram),
+    ("agent_rtsp_server", agent_rtsp_server),
 ];
 
 /// A message on the agent-relay link, either way; whatever decodes re-encodes to itself.
@@ -190,4 +191,44 @@ pub fn camera_stream(data: &[u8]) {
         fed += chunk.len();
     }
     assert!(stream[..fed].starts_with(&passed));
+}
+
+/// The agent's own RTSP server for a tunnel: the client's bytes, in pieces, with frames put
+/// in between (the input's tail, as an Annex B frame). Whatever comes in, each request gets
+/// at most one answer, and no RTP goes out before PLAY.
+pub fn agent_rtsp_server(data: &[u8]) {
+    use eyeward_agent::gop::{CodedFrame, ParameterSets};
+    use eyeward_agent::restream::Restream;
+    use std::sync::Arc;
+    let Some((&cut, rest)) = data.split_first() else {
+        return;
+    };
+    let (client, frame) = rest.split_at(usize::from(cut).min(rest.len()) * rest.len() / 256);
+    let ps = ParameterSets {
+        sps: vec![0x67, 0x42, 0xc0, 0x1f],
+        pps: vec![0x68, 0xce, 0x3c],
+    };
+    let mut server = Restream::new(&ps, 7);
+    let frame = Arc::new(CodedFrame {
+        pts: std::time::Duration::from_millis(u64::from(cut)),
+        is_key: cut % 2 == 0,
+        data: frame.to_vec(),
+        session: u64::from(cut % 3),
+    });
+    for piece in client.chunks(usize::from(cut).max(1)) {
+        let was_playing = server.playing();
+        if server.handle_bytes(piece).is_err() {
+            return;
+        }
+        server.send_cached(std::slice::from_ref(&frame));
+        server.send_live(&frame);
+        let out = server.take_output();
+        if !was_playing && !server.playing() {
+            assert!(!out.starts_with(b"$"), "RTP before PLAY");
+        }
+        let answers = out.windows(9).filter(|w| w == b"RTSP/1.0 ").count();
+        let requests = piece.windows(8).filter(|w| w == b"RTSP/1.0").count();
+        assert!(answers <= requests + 1, "{answers} answers to {requests} requests");
+        assert!(out.len() <= 64 * 1024 + frame.data.len() * 3, "output bounded");
+    }
 }
