@@ -1,6 +1,7 @@
 // Time to first frame in Chromium, eyeward (WHEP) and Janus (streaming plugin, HTTP API)
 // interleaved, each join at a random moment of the camera's 4 s keyframe interval. Prints
-// {"eyeward": [ms...], "janus": [ms...]} on stdout. Run by bench/src/live_video.rs inside a
+// {"eyeward": [ms...], "janus": [ms...]} on stdout; or, with COLD_CAMERAS, eyeward's cold
+// starts only (below). Run by bench/src/live_video.rs inside a
 // loopback-only network namespace.
 //
 // eyeward: from creating the offer to the first decoded frame (requestVideoFrameCallback).
@@ -110,6 +111,28 @@ function joinJanus(janus, session, mountpoint) {
   }, [janus, session, mountpoint]);
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Cold starts (COLD_CAMERAS set): every join starts the relay's pull of a camera nobody
+// watches (the relay lingers LINGER_MS after a view), at a random moment of the camera's
+// keyframe interval. Prints {"cold": {"<camera id>": [ms...]}}.
+if (process.env.COLD_CAMERAS) {
+  const cameras = process.env.COLD_CAMERAS.split(',');
+  const linger = Number(env('LINGER_MS'));
+  const cold = Object.fromEntries(cameras.map((c) => [c, []]));
+  for (let i = 0; i < JOINS; i++) {
+    for (const camera of cameras) {
+      // The pull stops within a second of the linger's end; then any moment of the interval.
+      await sleep(linger + 2000 + Math.random() * KEYFRAME_MS);
+      cold[camera].push(await joinEyeward(camera));
+    }
+    console.error(`cold join ${i + 1}/${JOINS}: ${cameras.map((c) => `camera ${c} ${cold[c][i].toFixed(0)} ms`).join(', ')}`);
+  }
+  await browser.close();
+  console.log(JSON.stringify({ cold }));
+  process.exit(0);
+}
+
 const janus = env('JANUS_URL');
 const session = await page.evaluate(async (janus) => {
   const r = await fetch(janus, { method: 'POST', body: JSON.stringify({ janus: 'create', transaction: 'bench' }) });
@@ -120,7 +143,6 @@ const keepalive = setInterval(() => page.evaluate(([janus, session]) => fetch(`$
   method: 'POST', body: JSON.stringify({ janus: 'keepalive', transaction: 'keepalive' }),
 }), [janus, session]).catch(() => {}), 20000);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const camera = env('CAMERA_ID');
 const mountpoint = Number(env('JANUS_MOUNTPOINT'));
 // The first join is reported apart: eyeward pulls a camera only while someone watches, so its

@@ -1,7 +1,9 @@
 //! Live video, eyeward against Janus Gateway's streaming plugin, side by side in one run on
 //! one simulated camera (1280×720, 15 fps, about 2 Mbit/s, a keyframe every 4 s):
 //!
-//! 1. time to first frame in Chromium over joins at random moments (`bench/ttff.mjs`);
+//! 1. time to first frame in Chromium over joins at random moments (`bench/ttff.mjs`), and
+//!    cold (each view starts the pull of a camera whose keyframes keep their own schedule)
+//!    through an agent and directly;
 //! 2. the relay's CPU per forwarded packet per viewer (from `/proc`) for growing numbers of
 //!    webrtc-rs viewers, eyeward's over WHEP and Janus's over its HTTP API;
 //! 3. memory per viewer (resident memory growth over viewers);
@@ -12,8 +14,8 @@
 use anyhow::{Context, Result, bail};
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
-    self, BENCH_EMAIL, BENCH_PASSWORD, Running, dies_with_parent, provision_relay, start_simulator,
-    udp_receive_drops, usage,
+    self, BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, provision_customer,
+    provision_relay, start_simulator, udp_receive_drops, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
@@ -268,17 +270,21 @@ struct FirstFrames {
     janus: Vec<f64>,
 }
 
-async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<FirstFrames> {
+/// Runs `bench/ttff.mjs` logged in at `base` as the bench customer, with `vars` in its
+/// environment; what it printed.
+async fn ttff_script(
+    base: &str,
+    joins: usize,
+    vars: &[(&str, String)],
+) -> Result<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ttff.mjs");
     let out = tokio::process::Command::new("node")
         .arg(script)
         .env("BASE_URL", base)
         .env("EMAIL", BENCH_EMAIL)
         .env("PASSWORD", BENCH_PASSWORD)
-        .env("CAMERA_ID", camera.to_string())
-        .env("JANUS_URL", JANUS_URL)
-        .env("JANUS_MOUNTPOINT", JANUS_MOUNTPOINT.to_string())
         .env("JOINS", joins.to_string())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .spawn()?
         .wait_with_output()
@@ -286,19 +292,107 @@ async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<Fi
     if !out.status.success() {
         bail!("ttff.mjs failed");
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let ms = |k: &str| -> Result<Vec<f64>> {
-        v[k].as_array()
-            .context("ttff output")?
-            .iter()
-            .map(|x| x.as_f64().context("ms"))
-            .collect()
-    };
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The numbers of `v`, an array.
+fn ms_list(v: &serde_json::Value) -> Result<Vec<f64>> {
+    v.as_array()
+        .context("ttff output")?
+        .iter()
+        .map(|x| x.as_f64().context("ms"))
+        .collect()
+}
+
+async fn time_to_first_frame(base: &str, camera: i64, joins: usize) -> Result<FirstFrames> {
+    let v = ttff_script(
+        base,
+        joins,
+        &[
+            ("CAMERA_ID", camera.to_string()),
+            ("JANUS_URL", JANUS_URL.to_owned()),
+            ("JANUS_MOUNTPOINT", JANUS_MOUNTPOINT.to_string()),
+        ],
+    )
+    .await?;
     Ok(FirstFrames {
         eyeward_first: v["eyeward_first"].as_f64().context("eyeward_first")?,
         janus_first: v["janus_first"].as_f64().context("janus_first")?,
-        eyeward: ms("eyeward")?,
-        janus: ms("janus")?,
+        eyeward: ms_list(&v["eyeward"])?,
+        janus: ms_list(&v["janus"])?,
+    })
+}
+
+/// Where the cold-start camera serves: its encoder keeps its own 4 s keyframe schedule.
+const COLD_CAMERA_LISTEN: &str = "127.0.0.1:8555";
+/// The cold-start relay stops pulling a camera this long after its last viewer left.
+const COLD_LINGER_MS: u64 = 1000;
+
+/// Cold times to first frame in Chromium, in ms: every view starts the relay's pull of the
+/// camera, through its agent (which keeps the current group of pictures) and directly (a new
+/// RTSP session, which waits for the camera's next keyframe).
+struct ColdStarts {
+    agent: Vec<f64>,
+    direct: Vec<f64>,
+}
+
+async fn cold_starts(dir: &Path, joins: usize) -> Result<ColdStarts> {
+    let dir = dir.join("cold");
+    std::fs::create_dir_all(&dir)?;
+    let (_sim, url) = start_simulator(
+        "fixed",
+        COLD_CAMERA_LISTEN,
+        &["--grain", "12", "--keyframes-on-schedule"],
+        &dir.join("sim.log"),
+    )?;
+    let (config, customer) = provision_customer(
+        &dir,
+        &format!(
+            "[cameras]\nallow_private_sources = true\n\
+             [webrtc]\nice_addresses = [\"127.0.0.1\"]\nlinger = \"{COLD_LINGER_MS}ms\"\n"
+        ),
+    )?;
+    let through_agent = add_camera(&config, customer, "Porch", "fixed", "agent")?;
+    let direct = add_camera(&config, customer, "Gate", "fixed", &url)?;
+    let (_relay, base) = process::start_relay(&config, &dir.join("relay.log"))?;
+    let token = dir.join("agent.token");
+    std::fs::write(
+        &token,
+        through_agent["agent_token"].as_str().context("token")?,
+    )?;
+    let mut agent = Command::new(process::target_bin("eyeward-agent")?);
+    agent
+        .args(["run", "--relay", &base, "--camera", &url, "--token-file"])
+        .arg(&token)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(dir.join("agent.log"))?);
+    let _agent = Running(dies_with_parent(&mut agent).spawn()?);
+    // The agent links, and its decoder has had a keyframe, within two of the camera's
+    // intervals.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let id = |c: &serde_json::Value| c["id"].as_i64().context("camera id");
+    let (agent_id, direct_id) = (id(&through_agent)?, id(&direct)?);
+    let v = ttff_script(
+        &base,
+        joins,
+        &[
+            ("COLD_CAMERAS", format!("{agent_id},{direct_id}")),
+            ("LINGER_MS", COLD_LINGER_MS.to_string()),
+        ],
+    )
+    .await?;
+    let served = std::fs::read_to_string(dir.join("agent.log"))?
+        .matches("served from the agent's group of pictures")
+        .count();
+    if served < joins {
+        bail!(
+            "the agent served {served} of {joins} cold views itself; see {}",
+            dir.display()
+        );
+    }
+    Ok(ColdStarts {
+        agent: ms_list(&v["cold"][agent_id.to_string()])?,
+        direct: ms_list(&v["cold"][direct_id.to_string()])?,
     })
 }
 
@@ -372,6 +466,8 @@ async fn main() -> Result<()> {
         args.joins
     );
     let ttff = time_to_first_frame(&base, camera, args.joins).await?;
+    eprintln!("cold starts in Chromium, {} joins each…", args.joins);
+    let cold = cold_starts(&dir, args.joins).await?;
 
     eprintln!("viewer load…");
     let e_points = load(
@@ -418,6 +514,26 @@ async fn main() -> Result<()> {
     }
     println!("  goal: eyeward p50 <= 100, p95 <= 200");
     println!("  (first join: eyeward starts pulling the camera then; Janus pulls it all the time)");
+    println!();
+    println!(
+        "cold time to first frame in Chromium ({} joins each; every view starts the pull; the \
+         camera's 4 s keyframes on its own schedule), ms:",
+        args.joins
+    );
+    println!("                      p50     p95     min     max");
+    for (name, xs) in [
+        ("through the agent", &cold.agent),
+        ("direct rtsp://", &cold.direct),
+    ] {
+        println!(
+            "  {name:<18} {:>6.0}  {:>6.0}  {:>6.0}  {:>6.0}",
+            quantile(xs, 0.5),
+            quantile(xs, 0.95),
+            quantile(xs, 0.0),
+            quantile(xs, 1.0)
+        );
+    }
+    println!("  goal: through the agent p50 <= 500");
     println!();
     println!("relay process CPU per packet per viewer (us), CPU (cores), memory:");
     println!(

@@ -499,9 +499,15 @@ async fn restream(ws: Ws, gop: &GopRing, parameter_sets: &ParameterSets) -> Stri
                 return "the camera's frames stopped".into();
             }
         }
-        let out = server.take_output();
-        if !out.is_empty() && ws_tx.send(Message::Binary(out.into())).await.is_err() {
-            return "relay write failed".into();
+        // A group of pictures is megabytes: sent in pieces the relay takes.
+        for piece in server.take_output().chunks(MAX_TUNNEL_FRAME_BYTES) {
+            if ws_tx
+                .send(Message::Binary(piece.to_vec().into()))
+                .await
+                .is_err()
+            {
+                return "relay write failed".into();
+            }
         }
         if server.ended() {
             let _ = ws_tx.close().await;

@@ -228,7 +228,13 @@ pub fn agent_rtsp_server(data: &[u8]) {
         }
         let answers = out.windows(9).filter(|w| w == b"RTSP/1.0 ").count();
         let requests = piece.windows(8).filter(|w| w == b"RTSP/1.0").count();
-        assert!(answers <= requests + 1, "{answers} answers to {requests} requests");
-        assert!(out.len() <= 64 * 1024 + frame.data.len() * 3, "output bounded");
+        assert!(
+            answers <= requests + 1,
+            "{answers} answers to {requests} requests"
+        );
+        assert!(
+            out.len() <= 64 * 1024 + frame.data.len() * 3,
+            "output bounded"
+        );
     }
 }
