@@ -10,6 +10,8 @@ cargo build --release --locked -p eyeward-relay -p eyeward-agent -p eyeward-benc
 # Inside the namespace: loopback, and a veth pair whose address (10.99.0.1) is local to the
 # namespace, because Janus gathers no ICE candidates on loopback.
 exec unshare --net sh -c '
+  # Hundreds of viewers: a socket each in the load client, and in Janus.
+  ulimit -n "$(ulimit -Hn)"
   ip link set lo up
   ip link add bench0 type veth peer name bench1
   ip addr add 10.99.0.1/24 dev bench0

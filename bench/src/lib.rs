@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod light_viewer;
 pub mod mail;
 pub mod plot;
 pub mod process;

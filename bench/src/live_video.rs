@@ -12,17 +12,18 @@
 //! Run `bench/live.sh` (release builds, a loopback-only network namespace, Janus installed).
 
 use anyhow::{Context, Result, bail};
+use eyeward_bench::light_viewer::{LightViewer, all_receiving};
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
     self, BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, provision_customer,
     provision_relay, start_simulator, udp_receive_drops, usage,
 };
 use eyeward_bench::quantile;
-use eyeward_bench::viewer::{self, Eyeward, Janus, Viewer};
+use eyeward_bench::viewer::{Eyeward, Janus};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use webrtc::api::API;
 
 /// Where the simulator serves, as the Janus configuration in `shared/peers/janus` expects.
 const CAMERA_URL: &str = "rtsp://127.0.0.1:8554/live";
@@ -85,10 +86,28 @@ impl Peer<'_> {
         }
     }
 
-    async fn join(&self, api: &API) -> Result<Viewer> {
+    async fn join(&self) -> Result<LightViewer> {
         match self {
-            Peer::Eyeward(e, camera) => e.join(api, *camera).await,
-            Peer::Janus(j) => j.join(api, JANUS_MOUNTPOINT).await,
+            Peer::Eyeward(e, camera) => {
+                LightViewer::join_eyeward(e, *camera, Ipv4Addr::LOCALHOST.into()).await
+            }
+            Peer::Janus(j) => {
+                LightViewer::join_janus(j, JANUS_MOUNTPOINT, JANUS_ICE_ADDRESS.into()).await
+            }
+        }
+    }
+
+    /// Frames skipped for lagging viewers so far, where the system counts them.
+    async fn frames_skipped(&self) -> Result<u64> {
+        match self {
+            Peer::Eyeward(e, _) => Ok(e
+                .metrics()
+                .await?
+                .lines()
+                .find_map(|l| l.strip_prefix("eyeward_viewer_frames_dropped_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as u64),
+            Peer::Janus(_) => Ok(0),
         }
     }
 
@@ -103,10 +122,10 @@ impl Peer<'_> {
         }
     }
 
-    async fn leave(&self, viewer: Viewer) -> Result<()> {
+    async fn leave(&self, viewer: LightViewer) -> Result<()> {
         match self {
-            Peer::Eyeward(e, _) => e.leave(viewer).await,
-            Peer::Janus(j) => j.leave(viewer).await,
+            Peer::Eyeward(e, _) => viewer.leave_eyeward(e).await,
+            Peer::Janus(j) => viewer.leave_janus(j).await,
         }
     }
 }
@@ -126,34 +145,40 @@ struct Point {
     kbit_per_viewer: f64,
     /// Viewers that received nothing during the measurement.
     silent: usize,
+    /// Packets missing from the viewers' sequences during the measurement.
+    lost: u64,
+    /// Frames the relay skipped for viewers that fell behind (eyeward's own count; their
+    /// packets never get sequence numbers, so `lost` cannot see them).
+    skipped: u64,
     udp_drops: u64,
     /// Relay-added latency, p50 and p99 over the measurement, in ms (eyeward's histogram).
     latency_ms: Option<[f64; 2]>,
 }
 
-/// Adds viewers up to each count in turn and measures the relay process `pid` at each.
-async fn load(peer: &Peer<'_>, pid: u32, counts: &[usize], secs: u64) -> Result<Vec<Point>> {
-    let api = match peer {
-        Peer::Eyeward(..) => viewer::loopback_api()?,
-        Peer::Janus(_) => viewer::local_api(&[JANUS_ICE_ADDRESS.into()])?,
-    };
-    let mut viewers: Vec<Viewer> = Vec::new();
+/// Adds viewers up to each count in turn and measures the relay process `pid` at each, as
+/// long as `go_on` says so of the last point.
+async fn load(
+    peer: &Peer<'_>,
+    pid: u32,
+    counts: &[usize],
+    secs: u64,
+    go_on: impl Fn(&Point) -> bool,
+) -> Result<Vec<Point>> {
+    let mut viewers: Vec<LightViewer> = Vec::new();
     let mut points = Vec::new();
     let mut first_rss = None;
     for &n in counts {
         while viewers.len() < n {
-            viewers.push(peer.join(&api).await?);
+            viewers.push(peer.join().await?);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while viewers.iter().any(|v| v.packets() == 0) {
-            if Instant::now() > deadline {
-                bail!("{}: some of {n} viewers got no video", peer.name());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        all_receiving(&viewers, Duration::from_secs(30))
+            .await
+            .with_context(|| peer.name())?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (u0, drops0, t0) = (usage(pid)?, udp_receive_drops()?, Instant::now());
         let before: Vec<(u64, u64)> = viewers.iter().map(|v| (v.packets(), v.bytes())).collect();
+        let lost_before: u64 = viewers.iter().map(LightViewer::lost).sum();
+        let skipped_before = peer.frames_skipped().await?;
         let latency_before = peer.latency_buckets().await?;
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let latency_after = peer.latency_buckets().await?;
@@ -178,6 +203,8 @@ async fn load(peer: &Peer<'_>, pid: u32, counts: &[usize], secs: u64) -> Result<
             packets_per_viewer_per_s: per_viewer_per_s(packets),
             kbit_per_viewer: per_viewer_per_s(bytes) * 8.0 / 1e3,
             silent: deltas.iter().filter(|d| d.0 == 0).count(),
+            lost: viewers.iter().map(LightViewer::lost).sum::<u64>() - lost_before,
+            skipped: peer.frames_skipped().await? - skipped_before,
             udp_drops: drops1 - drops0,
             latency_ms: latency_before.zip(latency_after).and_then(|(b, a)| {
                 let during: Vec<(f64, f64)> =
@@ -190,11 +217,66 @@ async fn load(peer: &Peer<'_>, pid: u32, counts: &[usize], secs: u64) -> Result<
         };
         eprintln!("  {}: {point:?}", peer.name());
         points.push(point);
+        if !go_on(&point) {
+            break;
+        }
     }
     for v in viewers {
         peer.leave(v).await?;
     }
     Ok(points)
+}
+
+/// The one-core sweep's step and its limit.
+const ONE_CORE_STEP: usize = 100;
+const ONE_CORE_MAX: usize = 2000;
+
+/// Nothing lost, skipped or dropped, and every viewer receiving.
+fn every_packet_delivered(p: &Point) -> bool {
+    p.lost == 0 && p.skipped == 0 && p.udp_drops == 0 && p.silent == 0
+}
+
+/// Pins process `pid` (every thread) to `cpus` (`taskset`'s list, e.g. `0` or `0,1`).
+fn pin(pid: u32, cpus: &str) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("taskset {cpus} {pid} failed");
+    }
+    Ok(())
+}
+
+/// The relay on one core, everything else on the other: viewers added `ONE_CORE_STEP` at a
+/// time until a packet is not delivered, or `ONE_CORE_MAX`.
+async fn one_core(
+    eyeward: &Eyeward,
+    camera: i64,
+    relay: u32,
+    others: &[u32],
+    secs: u64,
+) -> Result<Vec<Point>> {
+    let own = std::process::id();
+    pin(relay, "0")?;
+    for &pid in others.iter().chain([&own]) {
+        pin(pid, "1")?;
+    }
+    let counts: Vec<usize> = (1..=ONE_CORE_MAX / ONE_CORE_STEP)
+        .map(|i| i * ONE_CORE_STEP)
+        .collect();
+    let points = load(
+        &Peer::Eyeward(eyeward, camera),
+        relay,
+        &counts,
+        secs,
+        every_packet_delivered,
+    )
+    .await;
+    for &pid in others.iter().chain([&relay, &own]) {
+        pin(pid, "0,1")?;
+    }
+    points
 }
 
 /// Waits until `url` answers with a success status.
@@ -450,14 +532,20 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // Grain makes x264 spend its whole 2 Mbit/s, as a busy street does.
-    let (_sim, _) = start_simulator(
+    let (sim, _) = start_simulator(
         "fixed",
         "127.0.0.1:8554",
         &["--grain", "12"],
         &dir.join("sim.log"),
     )?;
     let janus = start_janus(&args.janus_config, &dir).await?;
-    let max = args.viewers.iter().copied().max().unwrap_or(1);
+    let max = args
+        .viewers
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(ONE_CORE_MAX);
     let (relay, base, camera) = start_relay(&dir, max + 5).await?;
     let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
 
@@ -475,6 +563,7 @@ async fn main() -> Result<()> {
         relay.pid(),
         &args.viewers,
         args.seconds,
+        |_| true,
     )
     .await?;
     let janus_session = Janus::connect(JANUS_URL).await?;
@@ -483,8 +572,11 @@ async fn main() -> Result<()> {
         janus.pid(),
         &args.viewers,
         args.seconds,
+        |_| true,
     )
     .await?;
+    eprintln!("one core…");
+    let one_core = one_core(&eyeward, camera, relay.pid(), &[sim.pid()], args.seconds).await?;
 
     println!(
         "live video: eyeward vs Janus {} (streaming plugin, rtsp mountpoint, videobufferkf)",
@@ -537,12 +629,12 @@ async fn main() -> Result<()> {
     println!();
     println!("relay process CPU per packet per viewer (us), CPU (cores), memory:");
     println!(
-        "  viewers | us/pkt-viewer eyeward  janus  ratio | cores eyeward janus | KB/viewer eyeward  janus | RSS MB eyeward janus | pkt/s/viewer e j | kbit/s | silent | udp drops"
+        "  viewers | us/pkt-viewer eyeward  janus  ratio | cores eyeward janus | KB/viewer eyeward  janus | RSS MB eyeward janus | pkt/s/viewer e j | kbit/s | silent | lost e j | udp drops"
     );
     for (e, j) in e_points.iter().zip(&j_points) {
         let kb = |p: &Point| p.kb_per_viewer.map_or("-".into(), |k| format!("{k:.0}"));
         println!(
-            "  {:>7} | {:>21.2} {:>6.2} {:>6.2} | {:>13.2} {:>5.2} | {:>17} {:>6} | {:>14.1} {:>5.1} | {:>7.0} {:>5.0} | {:>6.0} | {:>3} {:>3} | {} {}",
+            "  {:>7} | {:>21.2} {:>6.2} {:>6.2} | {:>13.2} {:>5.2} | {:>17} {:>6} | {:>14.1} {:>5.1} | {:>7.0} {:>5.0} | {:>6.0} | {:>3} {:>3} | {} {} | {} {}",
             e.viewers,
             e.cpu_us_per_packet_viewer,
             j.cpu_us_per_packet_viewer,
@@ -558,11 +650,50 @@ async fn main() -> Result<()> {
             e.kbit_per_viewer,
             e.silent,
             j.silent,
+            e.lost,
+            j.lost,
             e.udp_drops,
             j.udp_drops,
         );
     }
     println!("  goal: eyeward <= 2.7 us per packet-viewer and below Janus; <= 150 KB per viewer");
+    println!(
+        "  (viewers: webrtc-rs's sans-I/O rtc for ICE and DTLS, then SRTP counted by its RTP \
+         headers, not decrypted)"
+    );
+    println!();
+    println!(
+        "one core (the relay pinned to one, the load client and the camera to the other), \
+         viewers added {ONE_CORE_STEP} at a time:"
+    );
+    println!(
+        "  viewers | relay cores | us/pkt-viewer | KB/viewer | lost | frames skipped | udp drops | silent | latency p99 ms"
+    );
+    for p in &one_core {
+        println!(
+            "  {:>7} | {:>11.2} | {:>13.2} | {:>9.0} | {:>4} | {:>14} | {:>9} | {:>6} | {:>6.1}",
+            p.viewers,
+            p.cores,
+            p.cpu_us_per_packet_viewer,
+            p.kb_per_viewer.unwrap_or(f64::NAN),
+            p.lost,
+            p.skipped,
+            p.udp_drops,
+            p.silent,
+            p.latency_ms.map_or(f64::NAN, |l| l[1])
+        );
+    }
+    let served = one_core
+        .iter()
+        .filter(|p| every_packet_delivered(p))
+        .map(|p| p.viewers)
+        .max();
+    match served {
+        Some(n) => println!("  most viewers one core serves with every packet delivered: {n}"),
+        None => println!(
+            "  most viewers one core serves with every packet delivered: fewer than {ONE_CORE_STEP}"
+        ),
+    }
     println!();
     println!(
         "eyeward relay-added latency (whole camera frame in -> its last packet out to a viewer), ms:"

@@ -146,6 +146,15 @@ impl Viewer {
     }
 }
 
+/// The relay's answer to a WHEP offer.
+pub struct WhepAnswer {
+    pub sdp: String,
+    /// The session's resource, to end it.
+    pub location: String,
+    /// The `Link` headers (ICE servers).
+    pub links: Vec<String>,
+}
+
 /// An eyeward customer's HTTP client.
 pub struct Eyeward {
     http: reqwest::Client,
@@ -197,11 +206,20 @@ impl Eyeward {
         let pc = recvonly_with(api, config).await?;
         let offer = pc.create_offer(None).await?;
         let sdp = local_sdp(&pc, offer).await?;
+        let answer = self.whep(camera, sdp).await?;
+        let viewer = Viewer::new(pc, Leave::Whep(answer.location), ice_servers(&answer.links));
+        let answer = RTCSessionDescription::answer(answer.sdp)?;
+        viewer.pc.set_remote_description(answer).await?;
+        Ok(viewer)
+    }
+
+    /// Offers `offer` (SDP) to `camera` over WHEP; the relay's answer.
+    pub async fn whep(&self, camera: i64, offer: String) -> Result<WhepAnswer> {
         let resp = self
             .http
             .post(format!("{}/api/cameras/{camera}/whep", self.base))
             .header("content-type", "application/sdp")
-            .body(sdp)
+            .body(offer)
             .send()
             .await?;
         if resp.status() != 201 {
@@ -219,21 +237,28 @@ impl Eyeward {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
-        let viewer = Viewer::new(pc, Leave::Whep(location), ice_servers(&links));
-        let answer = RTCSessionDescription::answer(resp.text().await?)?;
-        viewer.pc.set_remote_description(answer).await?;
-        Ok(viewer)
+        Ok(WhepAnswer {
+            sdp: resp.text().await?,
+            location,
+            links,
+        })
     }
 
     /// Ends the viewer's session (WHEP DELETE) and closes its peer connection.
     pub async fn leave(&self, viewer: Viewer) -> Result<()> {
         if let Leave::Whep(location) = &viewer.leave {
-            self.http
-                .delete(format!("{}{location}", self.base))
-                .send()
-                .await?;
+            self.end(location).await?;
         }
         viewer.pc.close().await?;
+        Ok(())
+    }
+
+    /// Ends the WHEP session at `location`.
+    pub async fn end(&self, location: &str) -> Result<()> {
+        self.http
+            .delete(format!("{}{location}", self.base))
+            .send()
+            .await?;
         Ok(())
     }
 
@@ -290,6 +315,19 @@ impl Janus {
     /// Joins streaming mountpoint `mountpoint`: attach, `watch`, answer Janus's offer,
     /// `start`.
     pub async fn join(&self, api: &API, mountpoint: u64) -> Result<Viewer> {
+        let (handle_id, offer) = self.watch(mountpoint).await?;
+        let offer = RTCSessionDescription::offer(offer)?;
+        let pc = recvonly(api).await?;
+        let viewer = Viewer::new(pc, Leave::Janus(handle_id), Vec::new());
+        viewer.pc.set_remote_description(offer).await?;
+        let answer = viewer.pc.create_answer(None).await?;
+        let sdp = local_sdp(&viewer.pc, answer).await?;
+        self.start(handle_id, sdp).await?;
+        Ok(viewer)
+    }
+
+    /// Attaches a handle and asks to watch `mountpoint`: the handle and Janus's offer (SDP).
+    pub async fn watch(&self, mountpoint: u64) -> Result<(u64, String)> {
         let attached = request(
             &self.http,
             &self.session,
@@ -309,33 +347,38 @@ impl Janus {
         let jsep = tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .context("Janus sent no offer")??;
-        let offer = RTCSessionDescription::offer(jsep["sdp"].as_str().context("sdp")?.to_owned())?;
-        let pc = recvonly(api).await?;
-        let viewer = Viewer::new(pc, Leave::Janus(handle_id), Vec::new());
-        viewer.pc.set_remote_description(offer).await?;
-        let answer = viewer.pc.create_answer(None).await?;
-        let sdp = local_sdp(&viewer.pc, answer).await?;
+        Ok((handle_id, jsep["sdp"].as_str().context("sdp")?.to_owned()))
+    }
+
+    /// Answers handle `handle_id`'s offer with `answer` (SDP) and starts the stream.
+    pub async fn start(&self, handle_id: u64, answer: String) -> Result<()> {
         request(
             &self.http,
-            &handle,
+            &format!("{}/{handle_id}", self.session),
             json!({"janus": "message", "body": {"request": "start"},
-                   "jsep": {"type": "answer", "sdp": sdp}}),
+                   "jsep": {"type": "answer", "sdp": answer}}),
         )
         .await?;
-        Ok(viewer)
+        Ok(())
     }
 
     /// Detaches the viewer's handle and closes its peer connection.
     pub async fn leave(&self, viewer: Viewer) -> Result<()> {
         if let Leave::Janus(handle) = viewer.leave {
-            request(
-                &self.http,
-                &format!("{}/{handle}", self.session),
-                json!({"janus": "detach"}),
-            )
-            .await?;
+            self.detach(handle).await?;
         }
         viewer.pc.close().await?;
+        Ok(())
+    }
+
+    /// Detaches handle `handle_id`.
+    pub async fn detach(&self, handle_id: u64) -> Result<()> {
+        request(
+            &self.http,
+            &format!("{}/{handle_id}", self.session),
+            json!({"janus": "detach"}),
+        )
+        .await?;
         Ok(())
     }
 

@@ -382,6 +382,19 @@ mod tests {
         pipeline.set_state(gst::State::Null).unwrap();
     }
 
+    /// Opens `path` (keeping its coded frames in `ring`) at a detector's size.
+    fn open(path: &std::path::Path, ring: &Arc<GopRing>) -> Capture {
+        Capture::open(
+            path.to_str().unwrap(),
+            64,
+            30,
+            false,
+            false,
+            Some(ring.clone()),
+        )
+        .unwrap()
+    }
+
     fn pictures(capture: &mut Capture) -> Result<usize, Error> {
         let mut n = 0;
         while capture.next_picture()?.is_some() {
@@ -397,15 +410,7 @@ mod tests {
         let h264 = dir.path().join("a.mp4");
         video_file(&h264, "x264enc key-int-max=5 ! mp4mux");
         let ring = Arc::new(GopRing::default());
-        let mut capture = Capture::open(
-            h264.to_str().unwrap(),
-            64,
-            30,
-            false,
-            false,
-            Some(ring.clone()),
-        )
-        .unwrap();
+        let mut capture = open(&h264, &ring);
         assert!(pictures(&mut capture).unwrap() > 10, "the pictures decoded");
         let group = ring.subscribe().cached;
         assert!(group[0].is_key, "the group starts at a keyframe");
@@ -423,26 +428,10 @@ mod tests {
         let vp8 = dir.path().join("b.webm");
         video_file(&vp8, "vp8enc ! webmmux");
         let ring = Arc::new(GopRing::default());
-        let mut capture = Capture::open(
-            vp8.to_str().unwrap(),
-            64,
-            30,
-            false,
-            false,
-            Some(ring.clone()),
-        )
-        .unwrap();
+        let mut capture = open(&vp8, &ring);
         let failed = pictures(&mut capture).unwrap_err().to_string();
         assert!(failed.contains("decoded without from now on"), "{failed}");
-        let mut capture = Capture::open(
-            vp8.to_str().unwrap(),
-            64,
-            30,
-            false,
-            false,
-            Some(ring.clone()),
-        )
-        .unwrap();
+        let mut capture = open(&vp8, &ring);
         assert!(pictures(&mut capture).unwrap() > 10, "decoded all the same");
         assert!(ring.subscribe().cached.is_empty(), "nothing kept");
     }

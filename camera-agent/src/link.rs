@@ -348,15 +348,8 @@ async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<
         Some((g.clone(), ps))
     });
     if let Some((gop, parameter_sets)) = servable {
-        let ws = match config
-            .connect(&format!("agent/v1/tunnel/{tunnel}"), MAX_TUNNEL_FRAME_BYTES)
-            .await
-        {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot connect the tunnel to the relay");
-                return;
-            }
+        let Some(ws) = connect_tunnel(&config, &tunnel).await else {
+            return;
         };
         tracing::info!(%tunnel, "tunnel open, served from the agent's group of pictures");
         let end = restream(ws, &gop, &parameter_sets).await;
@@ -370,15 +363,8 @@ async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<
         Err(_) => return tunnel_failed(&report, tunnel, "timed out".into()).await,
     };
     let _ = tcp.set_nodelay(true);
-    let ws = match config
-        .connect(&format!("agent/v1/tunnel/{tunnel}"), MAX_TUNNEL_FRAME_BYTES)
-        .await
-    {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot connect the tunnel to the relay");
-            return;
-        }
+    let Some(ws) = connect_tunnel(&config, &tunnel).await else {
+        return;
     };
     tracing::info!(%tunnel, "tunnel open");
     let proxy = config
@@ -388,6 +374,20 @@ async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<
         .map(|(user, password)| AuthProxy::new(user, password));
     bridge(tcp, ws, proxy).await;
     tracing::info!(%tunnel, "tunnel closed");
+}
+
+/// The tunnel's WebSocket to the relay; `None` (logged) when it cannot be had.
+async fn connect_tunnel(config: &LinkConfig, tunnel: &TunnelId) -> Option<Ws> {
+    match config
+        .connect(&format!("agent/v1/tunnel/{tunnel}"), MAX_TUNNEL_FRAME_BYTES)
+        .await
+    {
+        Ok(ws) => Some(ws),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot connect the tunnel to the relay");
+            None
+        }
+    }
 }
 
 async fn tunnel_failed(report: &mpsc::Sender<AgentMessage>, tunnel: TunnelId, reason: String) {
