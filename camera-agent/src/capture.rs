@@ -342,7 +342,7 @@ fn keep_coded_frames(sink: gst_app::AppSink, ring: Arc<GopRing>) {
                         Duration::from_nanos(pts.nseconds()),
                         !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                         map.to_vec(),
-                        Instant::now(),
+                        eyeward::clock::monotonic(),
                     );
                 }
                 Ok(gst::FlowSuccess::Ok)
@@ -421,7 +421,7 @@ mod tests {
             group.len()
         );
         assert!(
-            ring.servable(Instant::now()).is_some(),
+            ring.servable(eyeward::clock::monotonic()).is_some(),
             "with parameter sets"
         );
 

@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn a_subscriber_gets_the_group_from_its_keyframe_then_each_new_frame_once() {
         let ring = GopRing::default();
-        let t0 = Instant::now();
+        let t0 = eyeward::clock::monotonic();
         ring.push(ms(0), false, delta(10), t0);
         assert!(ring.servable(t0).is_none(), "no keyframe yet");
         ring.push(ms(66), true, keyframe(), t0);
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn a_stalled_stream_is_not_served() {
         let ring = GopRing::default();
-        let t0 = Instant::now();
+        let t0 = eyeward::clock::monotonic();
         ring.push(ms(0), true, keyframe(), t0);
         assert!(ring.servable(t0 + STALE_AFTER - ms(1)).is_some());
         assert!(ring.servable(t0 + STALE_AFTER).is_none());
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn a_new_camera_session_forgets_the_group_and_numbers_its_frames() {
         let ring = GopRing::default();
-        let t0 = Instant::now();
+        let t0 = eyeward::clock::monotonic();
         ring.push(ms(0), true, keyframe(), t0);
         ring.new_session();
         assert!(ring.servable(t0).is_none());
@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn a_group_beyond_the_bounds_is_dropped_until_the_next_keyframe() {
         let ring = GopRing::default();
-        let t0 = Instant::now();
+        let t0 = eyeward::clock::monotonic();
         ring.push(ms(0), true, keyframe(), t0);
         ring.push(ms(66), false, delta(MAX_GOP_BYTES), t0);
         assert!(ring.servable(t0).is_none(), "over the byte bound");

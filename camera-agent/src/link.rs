@@ -344,7 +344,7 @@ async fn ptz_report(ptz: &mut Option<&mut PtzLink>) -> Option<AgentMessage> {
 /// the agent reads a fresh stream from the camera already, serves the tunnel itself.
 async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<AgentMessage>) {
     let servable = config.gop.as_ref().and_then(|g| {
-        let ps = g.servable(std::time::Instant::now())?;
+        let ps = g.servable(eyeward::clock::monotonic())?;
         Some((g.clone(), ps))
     });
     if let Some((gop, parameter_sets)) = servable {
