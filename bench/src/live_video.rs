@@ -667,15 +667,14 @@ async fn main() -> Result<()> {
          viewers added {ONE_CORE_STEP} at a time:"
     );
     println!(
-        "  viewers | relay cores | us/pkt-viewer | KB/viewer | lost | frames skipped | udp drops | silent | latency p99 ms"
+        "  viewers | relay cores | us/pkt-viewer | lost | frames skipped | udp drops | silent | latency p99 ms"
     );
     for p in &one_core {
         println!(
-            "  {:>7} | {:>11.2} | {:>13.2} | {:>9.0} | {:>4} | {:>14} | {:>9} | {:>6} | {:>6.1}",
+            "  {:>7} | {:>11.2} | {:>13.2} | {:>4} | {:>14} | {:>9} | {:>6} | {:>6.1}",
             p.viewers,
             p.cores,
             p.cpu_us_per_packet_viewer,
-            p.kb_per_viewer.unwrap_or(f64::NAN),
             p.lost,
             p.skipped,
             p.udp_drops,
