@@ -151,8 +151,9 @@ impl Capture {
         };
         named("input")?.connect("source-setup", false, |args| {
             let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok());
-            // rtspsrc holds packets 2 s by default for reordering: every motion alert and every
-            // frame served to a live view would come that much late. A camera on the home
+            // rtspsrc's jitter buffer holds a new session's packets for its latency (2 s by
+            // default) before it lets the first one go: after each (re)connection the group of
+            // pictures and the detector would start that much late. A camera on the home
             // network reorders next to nothing.
             if let Some(source) = source.filter(|s| s.has_property("latency")) {
                 source.set_property("latency", RTSP_LATENCY_MS);
