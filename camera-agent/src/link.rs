@@ -499,13 +499,12 @@ async fn restream(ws: Ws, gop: &GopRing, parameter_sets: &ParameterSets) -> Stri
                 return "the camera's frames stopped".into();
             }
         }
-        // A group of pictures is megabytes: sent in pieces the relay takes.
-        for piece in server.take_output().chunks(MAX_TUNNEL_FRAME_BYTES) {
-            if ws_tx
-                .send(Message::Binary(piece.to_vec().into()))
-                .await
-                .is_err()
-            {
+        // A group of pictures is megabytes: sent in pieces the relay takes (views of one
+        // buffer, not copies).
+        let out = tungstenite::Bytes::from(server.take_output());
+        for start in (0..out.len()).step_by(MAX_TUNNEL_FRAME_BYTES) {
+            let piece = out.slice(start..out.len().min(start + MAX_TUNNEL_FRAME_BYTES));
+            if ws_tx.send(Message::Binary(piece)).await.is_err() {
                 return "relay write failed".into();
             }
         }
