@@ -68,11 +68,11 @@ pub struct Restream {
 
 /// Output RTP times from frames' presentation times.
 struct Restamp {
-    /// The time of the last frame sent.
+    /// The time of the last frame sent (before any, the time the first will have).
     last: u32,
-    /// The camera session the offset is for, and what is added to its frames' times.
+    /// The camera session the offset is for, and what is added to its frames' times; `None`
+    /// until a frame is sent.
     offset: Option<(u64, u32)>,
-    first: bool,
 }
 
 fn ticks(frame: &CodedFrame) -> u32 {
@@ -82,10 +82,9 @@ fn ticks(frame: &CodedFrame) -> u32 {
 
 impl Restamp {
     fn cached(&mut self, frame: &CodedFrame) -> u32 {
-        if !self.first {
+        if self.offset.is_some() {
             self.last = self.last.wrapping_add(CACHED_FRAME_TICKS);
         }
-        self.first = false;
         self.offset = Some((frame.session, self.last.wrapping_sub(ticks(frame))));
         self.last
     }
@@ -94,17 +93,15 @@ impl Restamp {
         let offset = match self.offset {
             Some((session, offset)) if session == frame.session => offset,
             _ => {
-                let start = if self.first {
-                    self.last
-                } else {
-                    self.last.wrapping_add(RESTART_TICKS)
+                let start = match self.offset {
+                    None => self.last,
+                    Some(_) => self.last.wrapping_add(RESTART_TICKS),
                 };
                 let offset = start.wrapping_sub(ticks(frame));
                 self.offset = Some((frame.session, offset));
                 offset
             }
         };
-        self.first = false;
         self.last = ticks(frame).wrapping_add(offset);
         self.last
     }
@@ -124,7 +121,6 @@ impl Restream {
             stamps: Restamp {
                 last: (random >> 16) as u32,
                 offset: None,
-                first: true,
             },
             waiting_for_key: false,
             out: Vec::new(),
