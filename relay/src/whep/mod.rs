@@ -12,8 +12,9 @@
 //! SRTP and its share of a send per packet, not a copy of the stream.
 
 pub mod demux;
-mod feedback;
+mod ice;
 pub mod peer;
+pub mod sdp;
 pub mod tcp;
 mod turn;
 pub mod udp;
@@ -247,7 +248,7 @@ impl Whep {
         // Held until the session is registered (or fails).
         let _slot = self.reserve(viewer, camera.id)?;
         let settings = self.peer_settings()?;
-        let (peer, answer) = Peer::answer(&settings, offer, eyeward::clock::monotonic())
+        let (peer, answer) = Peer::answer(&settings, &offer, eyeward::clock::monotonic())
             .map_err(|e| Error::bad_request(format!("cannot answer this offer: {}", e.0)))?;
         let id: String = rand::random::<[u8; 16]>()
             .iter()
@@ -444,24 +445,8 @@ impl Drop for Reservation<'_> {
 
 /// Reads a viewer's SDP offer; offers that cannot work are refused before any WebRTC state
 /// is made.
-pub fn parse_offer(sdp: &str) -> Result<rtc::peer_connection::sdp::RTCSessionDescription, Error> {
-    check_offer(sdp)?;
-    rtc::peer_connection::sdp::RTCSessionDescription::offer(sdp.to_owned())
-        .map_err(|e| Error::bad_request(format!("not an SDP offer: {e}")))
-}
-
-fn check_offer(sdp: &str) -> Result<(), Error> {
-    if !sdp.starts_with("v=0") {
-        return Err(Error::bad_request("the body is not an SDP offer"));
-    }
-    let video = sdp.lines().any(|l| l.starts_with("m=video"));
-    if !video {
-        return Err(Error::bad_request("the offer has no video section"));
-    }
-    if !sdp.to_ascii_lowercase().contains("h264/90000") {
-        return Err(Error::bad_request("the offer does not accept H.264 video"));
-    }
-    Ok(())
+pub fn parse_offer(sdp: &str) -> Result<sdp::Offer, Error> {
+    sdp::Offer::parse(sdp).map_err(|e| Error::bad_request(e.0))
 }
 
 /// A viewer's datagrams from the shared ports, routed to it until this is dropped.
@@ -731,23 +716,4 @@ fn addresses(config: &WebrtcConfig) -> Result<(IpAddr, Vec<IpAddr>), Error> {
         config.public_ips.clone()
     };
     Ok((bind, announced))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offers_without_h264_video_are_refused_early() {
-        assert!(check_offer("garbage").is_err());
-        assert!(check_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n").is_err());
-        assert!(
-            check_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n")
-                .is_err()
-        );
-        assert!(
-            check_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n")
-                .is_ok()
-        );
-    }
 }

@@ -1,8 +1,11 @@
-//! One viewer's WebRTC connection, sans I/O: rtc's peer connection (ICE, DTLS, SRTP as state
-//! machines) and what the relay sends on it. It opens no socket and reads no clock: datagrams,
-//! frames and the time come in through its methods, and what it wants sent comes out of
-//! [`Peer::poll_transmit`] as batches of equal-sized datagrams to one address, which the
-//! caller hands to the kernel in one system call (UDP GSO).
+//! One viewer's WebRTC connection, sans I/O, built on the layers of webrtc-rs's `rtc` that
+//! leave the media path to the relay: ICE lite ([`IceLite`], over rtc's STUN), rtc's DTLS
+//! endpoint for the handshake, and rtc's SRTP contexts keyed from it. Each RTP packet is
+//! written, encrypted and appended to the viewer's batch in one pass, with no queue or
+//! handler in between. It opens no socket and reads no clock: datagrams, frames and the time
+//! come in through its methods, and what it wants sent comes out of [`Peer::poll_transmit`]
+//! as batches of equal-sized datagrams to one address, which the caller hands to the kernel
+//! in one system call (UDP GSO).
 //!
 //! What it sends:
 //! - the camera's cached group of pictures first, re-stamped [`CACHED_FRAME_TICKS`] apart, so
@@ -14,35 +17,23 @@
 //! - on a keyframe request (PLI, FIR), which an RTSP camera cannot be asked for, the caller is
 //!   told at most once per [`KEYFRAME_REQUEST_INTERVAL`] and answers from the camera's cache.
 
-use super::feedback::Feedback;
+use super::ice::{IceLite, Path};
+use super::sdp::{self, Offer};
 use crate::ingest::Frame;
 use bytes::BytesMut;
-use rtc::ice::tcp_type::TcpType;
-use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
+use rtc::crypto::{HashAlgorithm, RTCCryptoProvider};
+use rtc::dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
+use rtc::dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::peer_connection::certificate::RTCCertificate;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
-use rtc::peer_connection::message::RTCMessage;
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
-use rtc::sansio::Protocol;
 pub use rtc::shared::TransportProtocol;
-use rtc::shared::{TaggedBytesMut, TransportContext};
+use rtc::srtp::context::Context;
+use rtc::srtp::protection_profile::ProtectionProfile;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,40 +50,6 @@ const HISTORY: usize = 512;
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// The most bytes one batch may hold: the kernel's limit for one segmented UDP send.
 const MAX_BATCH_BYTES: usize = 65_000;
-
-/// The H.264 the relay forwards: what cameras send and every browser decodes.
-fn h264() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
-            .iter()
-            .map(|fb| {
-                let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
-                rtc::rtp_transceiver::rtp_sender::RTCPFeedback {
-                    typ: typ.to_owned(),
-                    parameter: parameter.to_owned(),
-                }
-            })
-            .collect(),
-    }
-}
-
-/// A media engine that knows H.264 only.
-fn h264_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
-    let mut media = MediaEngine::default();
-    media.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: h264(),
-            payload_type: 102,
-        },
-        RtpCodecKind::Video,
-    )?;
-    Ok(media)
-}
 
 /// What every viewer's connection shares: the relay's DTLS certificate and where browsers
 /// reach it.
@@ -207,15 +164,34 @@ struct Sent {
     index: usize,
 }
 
+/// The key of the viewer's one DTLS association in rtc's endpoint (which keys associations
+/// by address): the viewer's address may change with its nominated path, the association
+/// does not.
+const DTLS_ASSOCIATION: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// Replayed SRTCP packets recognised (RFC 3711's default window).
+const SRTCP_REPLAY_WINDOW: usize = 64;
+
+/// The SRTP keys of a connection whose handshake is done.
+struct Srtp {
+    /// Encrypts what the relay sends.
+    outbound: Context,
+    /// Decrypts the viewer's RTCP.
+    inbound: Context,
+}
+
 /// One viewer's connection (see the module's documentation).
 pub struct Peer {
-    pc: RTCPeerConnection,
-    sender: RTCRtpSenderId,
+    crypto: Arc<dyn RTCCryptoProvider>,
+    ice: IceLite,
+    dtls: Endpoint,
+    /// Where the viewer's DTLS last came from: where the relay's goes.
+    dtls_path: Option<Path>,
+    srtp: Option<Srtp>,
     ssrc: u32,
     payload_type: u8,
     ufrag: String,
     max_segments: usize,
-    connected: bool,
     ended: bool,
     /// The camera session (feed epoch) and timestamp of the last frame sent; `None` while
     /// waiting for a keyframe.
@@ -227,6 +203,8 @@ pub struct Peer {
     /// Frames waiting for the pacer, with their ticks after the one before.
     queue: VecDeque<(Arc<Frame>, u32)>,
     pacer: Pacer,
+    /// An RTP packet before encryption: one buffer, reused.
+    plain: Vec<u8>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
     /// Packets sent again because the viewer reported them lost.
@@ -239,107 +217,72 @@ pub struct AnswerError(pub String);
 
 impl Peer {
     /// Answers a viewer's SDP `offer` (read by the caller): the connection and the SDP
-    /// answer. The answer carries
-    /// the relay's candidates (ICE lite: the browser checks, the relay answers), so there is
-    /// nothing to gather and no wait.
+    /// answer. The answer carries the relay's candidates (ICE lite: the browser checks, the
+    /// relay answers), so there is nothing to gather and no wait.
     pub fn answer(
         settings: &PeerSettings,
-        offer: RTCSessionDescription,
+        offer: &Offer,
         now: Instant,
     ) -> Result<(Peer, String), AnswerError> {
-        let fail = |what: &str, e: rtc::shared::error::Error| AnswerError(format!("{what}: {e}"));
-        let media = h264_engine().map_err(|e| fail("codec", e))?;
-        let ufrag = random_ice_chars(16);
-        let settings_engine = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_ice_credentials(ufrag.clone(), random_ice_chars(32))
+        let fail = |what: &str, e: &dyn std::fmt::Display| AnswerError(format!("{what}: {e}"));
+        let crypto = rtc::crypto::default_provider().map_err(|e| fail("crypto", &e))?;
+        let certificate = &settings.certificate.dtls_certificate;
+        let fingerprint = certificate
+            .certificate
+            .first()
+            .ok_or_else(|| AnswerError("the relay has no certificate".to_owned()))
+            .and_then(|c| {
+                crypto
+                    .crypto()
+                    .hash(HashAlgorithm::Sha256, c.as_ref())
+                    .map_err(|e| fail("fingerprint", &e))
+            })?;
+        let handshake = ConfigBuilder::default()
+            .with_crypto_provider(crypto.clone())
+            .with_certificates(vec![certificate.clone()])
             .with_srtp_protection_profiles(vec![
-                rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-                rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
             ])
-            .build();
-        let config = RTCConfigurationBuilder::new()
-            .with_certificates(vec![settings.certificate.clone()])
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_setting_engine(settings_engine)
-            .with_media_engine(media)
-            .with_interceptor_registry(
-                Registry::new().with(Slot::Custom(20_000), Feedback::default()),
-            )
-            .build(now)
-            .map_err(|e| fail("peer connection", e))?;
-        pc.set_remote_description(now, offer)
-            .map_err(|e| fail("offer", e))?;
+            // The viewer proves it holds the certificate its offer names: no one else can
+            // take over the session with the ICE credentials alone.
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(certificate_check(
+                crypto.clone(),
+                offer.fingerprints.clone(),
+            )))
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .build(false, None)
+            .map_err(|e| fail("DTLS", &e))?;
+        let ufrag = random_ice_chars(16);
+        let pwd = random_ice_chars(32);
         let ssrc = rand::random::<u32>();
-        let track = MediaStreamTrack::new(
-            "camera".to_owned(),
-            "video".to_owned(),
-            "video".to_owned(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: h264(),
-                ..Default::default()
-            }],
+        let answer = sdp::answer(
+            offer,
+            &sdp::Local {
+                ice_ufrag: &ufrag,
+                ice_pwd: &pwd,
+                fingerprint: &fingerprint,
+                ssrc,
+                udp: &settings.candidates,
+                tcp: &settings.tcp_candidates,
+            },
         );
-        let sender = pc.add_track(track).map_err(|e| fail("track", e))?;
-        let udp = settings
-            .candidates
-            .iter()
-            .map(|a| (a, "udp", TcpType::Unspecified));
-        let tcp = settings
-            .tcp_candidates
-            .iter()
-            .map(|a| (a, "tcp", TcpType::Passive));
-        for (address, network, tcp_type) in udp.chain(tcp) {
-            let candidate = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: network.to_owned(),
-                    address: address.ip().to_string(),
-                    port: address.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                tcp_type,
-            }
-            .new_candidate_host()
-            .map_err(|e| fail("candidate", e))?;
-            let init = RTCIceCandidate::from(&candidate)
-                .to_json()
-                .map_err(|e| fail("candidate", e))?;
-            pc.add_local_candidate(init)
-                .map_err(|e| fail("candidate", e))?;
-        }
-        let answer = pc.create_answer(None).map_err(|e| fail("answer", e))?;
-        pc.set_local_description(now, answer)
-            .map_err(|e| fail("answer", e))?;
-        let sdp = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| AnswerError("no local description".to_owned()))?;
-        let payload_type = pc
-            .rtp_sender(sender)
-            .and_then(|mut s| {
-                s.get_parameters()
-                    .rtp_parameters
-                    .codecs
-                    .first()
-                    .map(|c| c.payload_type)
-            })
-            .ok_or_else(|| AnswerError("the offer has no H.264 the relay can send".to_owned()))?;
         let peer = Peer {
-            pc,
-            sender,
+            ice: IceLite::new(now, &ufrag, &pwd, &offer.ice_ufrag),
+            crypto,
+            dtls: Endpoint::new(
+                DTLS_ASSOCIATION,
+                TransportProtocol::UDP,
+                Some(Arc::new(handshake)),
+            ),
+            dtls_path: None,
+            srtp: None,
             ssrc,
-            payload_type,
+            payload_type: offer.payload_type,
             ufrag,
             max_segments: settings.max_segments.max(1),
-            connected: false,
             ended: false,
             last: None,
             sequence_number: rand::random(),
@@ -348,11 +291,12 @@ impl Peer {
             last_keyframe_request: None,
             queue: VecDeque::new(),
             pacer: Pacer::new(now),
+            plain: Vec::with_capacity(1500),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             packets_resent: 0,
         };
-        Ok((peer, sdp))
+        Ok((peer, answer))
     }
 
     /// The relay's ICE username fragment for this viewer: the viewer's connectivity checks
@@ -366,7 +310,9 @@ impl Peer {
         self.packets_resent
     }
 
-    /// A datagram from the viewer at `from`, received on the relay's `local` address.
+    /// A datagram from the viewer at `from`, received on the relay's `local` address. What
+    /// it is follows from its first byte (RFC 7983); what the relay cannot use (garbage, a
+    /// replay, a stray, DTLS or RTCP from an address that passed no check) changes nothing.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -375,34 +321,56 @@ impl Peer {
         from: SocketAddr,
         data: &[u8],
     ) {
-        let message = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: protocol,
-            },
-            message: BytesMut::from(data),
+        let path = Path {
+            protocol,
+            local,
+            remote: from,
         };
-        // A datagram rtc cannot use (garbage, a replay, a stray) changes nothing.
-        let _ = self.pc.handle_read(message);
-        self.drain(now);
+        match data.first() {
+            Some(0..=3) => {
+                if let Some(response) = self.ice.handle_check(now, path, data, self.crypto.crypto())
+                {
+                    self.batch(path, &response);
+                }
+            }
+            Some(20..=63) if self.ice.checked(path) => {
+                self.dtls_path = Some(path);
+                self.read_dtls(now, data);
+            }
+            Some(128..=191) if self.ice.checked(path) => self.read_rtcp(now, data),
+            _ => {}
+        }
     }
 
     /// When [`Peer::handle_timeout`] is due next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let paced = self.pacer.next_release(self.queue.front().map(|(f, _)| f));
-        match (self.pc.poll_timeout(), paced) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        if self.ended {
+            return None;
         }
+        let paced = self.pacer.next_release(self.queue.front().map(|(f, _)| f));
+        [
+            self.dtls.poll_timeout(&DTLS_ASSOCIATION),
+            paced,
+            Some(self.ice.expires()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = self.pc.handle_timeout(now);
+        if self.ended {
+            return;
+        }
+        if now >= self.ice.expires() {
+            // No nomination, or the browser's consent lapsed: it is gone.
+            self.end();
+            return;
+        }
+        // No association yet (or no more) has nothing to time out.
+        let _ = self.dtls.handle_timeout(DTLS_ASSOCIATION, now);
+        self.take_dtls_transmits();
         self.release(now);
-        self.drain(now);
     }
 
     /// The next batch to send.
@@ -421,7 +389,6 @@ impl Peer {
             self.enqueue(frame, CACHED_FRAME_TICKS);
         }
         self.release(now);
-        self.drain(now);
     }
 
     /// Sends a live frame with the camera's own spacing, unless it was sent already (from the
@@ -441,7 +408,6 @@ impl Peer {
         };
         self.enqueue(frame, ticks);
         self.release(now);
-        self.drain(now);
         if self.queue.is_empty() {
             Delivery::Sent
         } else {
@@ -469,18 +435,27 @@ impl Peer {
             }
             let (frame, ticks) = (frame.clone(), *ticks);
             self.queue.pop_front();
-            self.write(now, &frame, ticks);
+            self.write(&frame, ticks);
         }
     }
 
     /// Ends the connection (DTLS close); what that sends comes out of `poll_transmit`.
     pub fn close(&mut self, now: Instant) {
-        let _ = self.pc.close();
-        self.drain(now);
+        let _ = self.dtls.close(now);
+        self.take_dtls_transmits();
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.queue.clear();
+            self.events.push_back(PeerEvent::Ended);
+        }
     }
 
     /// Writes `frame`'s shared payloads with this viewer's headers, `ticks` after the last.
-    fn write(&mut self, now: Instant, frame: &Arc<Frame>, ticks: u32) {
+    fn write(&mut self, frame: &Arc<Frame>, ticks: u32) {
         self.rtp_time = self.rtp_time.wrapping_add(ticks);
         for index in 0..frame.rtp_payloads.len() {
             let sent = Sent {
@@ -490,79 +465,142 @@ impl Peer {
                 index,
             };
             self.sequence_number = self.sequence_number.wrapping_add(1);
-            self.write_packet(now, &sent);
-            self.take_writes();
+            self.write_packet(&sent);
             let slot = usize::from(sent.sequence_number) % HISTORY;
             self.history[slot] = Some(sent);
         }
     }
 
-    fn write_packet(&mut self, now: Instant, sent: &Sent) {
-        let packet = rtc::rtp::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                marker: sent.index + 1 == sent.frame.rtp_payloads.len(),
-                payload_type: self.payload_type,
-                sequence_number: sent.sequence_number,
-                timestamp: sent.timestamp,
-                ssrc: self.ssrc,
-                ..Default::default()
-            },
-            payload: sent.frame.rtp_payloads[sent.index].clone(),
+    /// Encrypts one packet into the batch for the nominated path. Before the handshake is
+    /// done there is nowhere to send it: it is left out, as if lost on the wire.
+    fn write_packet(&mut self, sent: &Sent) {
+        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), self.ice.nominated()) else {
+            return;
         };
-        // A packet rtc refused (none is expected: the sender, its SSRC and payload type are
-        // its own) would be lost like one on the wire, and recovered the same way.
-        if let Some(mut sender) = self.pc.rtp_sender(self.sender) {
-            let _ = sender.write_rtp(now, packet);
+        let header = rtc::rtp::header::Header {
+            version: 2,
+            marker: sent.index + 1 == sent.frame.rtp_payloads.len(),
+            payload_type: self.payload_type,
+            sequence_number: sent.sequence_number,
+            timestamp: sent.timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        // The fixed header (RFC 3550 §5.1: no padding, extension or CSRC), then the payload.
+        self.plain.clear();
+        self.plain.push(0x80);
+        self.plain
+            .push(u8::from(header.marker) << 7 | self.payload_type & 0x7f);
+        self.plain
+            .extend_from_slice(&header.sequence_number.to_be_bytes());
+        self.plain
+            .extend_from_slice(&header.timestamp.to_be_bytes());
+        self.plain.extend_from_slice(&header.ssrc.to_be_bytes());
+        self.plain
+            .extend_from_slice(&sent.frame.rtp_payloads[sent.index]);
+        // Refused only past 2^48 packets under one key; the viewer would see it as loss.
+        if let Ok(packet) = srtp.outbound.encrypt_rtp_with_header(&self.plain, &header) {
+            self.batch(path, &packet);
         }
     }
 
-    /// Moves what rtc has for the caller into events and batches.
-    fn drain(&mut self, now: Instant) {
-        // A state change (ICE up) starts what comes next (the DTLS handshake) on rtc's next
-        // tick: tick at once rather than wait for the timer rtc asks for (up to 200 ms).
-        for _ in 0..4 {
-            let mut changed = false;
-            while let Some(event) = self.pc.poll_event() {
-                changed = true;
-                if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
-                    self.state_changed(state);
-                }
-            }
-            if !changed {
-                break;
-            }
-            let _ = self.pc.handle_timeout(now);
-        }
-        while let Some(message) = self.pc.poll_read() {
-            if let RTCMessage::RtcpPacket(_, packets) = message.message {
-                self.feedback(now, &packets);
+    fn read_dtls(&mut self, now: Instant, data: &[u8]) {
+        let events = self
+            .dtls
+            .read(now, DTLS_ASSOCIATION, None, BytesMut::from(data))
+            .unwrap_or_default();
+        for event in events {
+            match event {
+                EndpointEvent::HandshakeComplete if self.srtp.is_none() => match self.keys() {
+                    Some(srtp) => {
+                        self.srtp = Some(srtp);
+                        self.events.push_back(PeerEvent::Connected);
+                    }
+                    None => self.end(),
+                },
+                EndpointEvent::PeerClosed => self.end(),
+                _ => {}
             }
         }
-        self.take_writes();
+        self.take_dtls_transmits();
     }
 
-    /// Moves rtc's outgoing datagrams into batches. Called after every packet written, so
-    /// that rtc's queues (one per layer, which never shrink) hold one packet, not a burst.
-    fn take_writes(&mut self) {
-        while let Some(out) = self.pc.poll_write() {
-            self.batch(&out.transport, &out.message);
+    /// The SRTP keys exported from the finished handshake (RFC 5764 §4.2).
+    fn keys(&self) -> Option<Srtp> {
+        let state = self.dtls.get_connection_state(DTLS_ASSOCIATION)?;
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+                ProtectionProfile::Aes128CmHmacSha1_80
+            }
+            _ => return None,
+        };
+        let mut config = rtc::srtp::config::Config {
+            profile,
+            ..Default::default()
+        };
+        let material = state
+            .export_keying_material(
+                rtc::srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
+                &[],
+                config.keying_material_len(),
+            )
+            .ok()?;
+        config
+            .set_session_keys_from_keying_material(material.as_ref(), state.is_client())
+            .ok()?;
+        let keys = &config.keys;
+        let crypto = self.crypto.crypto();
+        Some(Srtp {
+            outbound: Context::new(
+                &keys.local_master_key,
+                &keys.local_master_salt,
+                profile,
+                None,
+                None,
+                crypto,
+            )
+            .ok()?,
+            inbound: Context::new(
+                &keys.remote_master_key,
+                &keys.remote_master_salt,
+                profile,
+                None,
+                Some(rtc::srtp::option::srtcp_replay_protection(
+                    SRTCP_REPLAY_WINDOW,
+                )),
+                crypto,
+            )
+            .ok()?,
+        })
+    }
+
+    /// Moves the DTLS endpoint's datagrams into batches, to where the viewer's DTLS is.
+    fn take_dtls_transmits(&mut self) {
+        while let Some(out) = self.dtls.poll_transmit() {
+            if let Some(path) = self.dtls_path {
+                self.batch(path, &out.message);
+            }
         }
     }
 
-    fn state_changed(&mut self, state: RTCPeerConnectionState) {
-        match state {
-            RTCPeerConnectionState::Connected if !self.connected => {
-                self.connected = true;
-                self.events.push_back(PeerEvent::Connected);
-            }
-            // "Disconnected" may pass (ICE recovers); "failed" and "closed" do not.
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed if !self.ended => {
-                self.ended = true;
-                self.events.push_back(PeerEvent::Ended);
-            }
-            _ => {}
+    /// The viewer's RTCP: its requests are acted on, the rest (receiver reports) is read
+    /// and left.
+    fn read_rtcp(&mut self, now: Instant, data: &[u8]) {
+        // RTP from the viewer (payload types below 192 here, RFC 5761 §4) is not expected.
+        if data.get(1).is_none_or(|pt| !(192..=223).contains(pt)) {
+            return;
         }
+        let Some(srtp) = self.srtp.as_mut() else {
+            return;
+        };
+        let Ok(plain) = srtp.inbound.decrypt_rtcp(data) else {
+            return;
+        };
+        let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut plain.freeze()) else {
+            return;
+        };
+        self.feedback(now, &packets);
     }
 
     /// Acts on the viewer's requests: NACKs are answered here, keyframe requests passed on.
@@ -572,7 +610,7 @@ impl Peer {
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 for pair in &nack.nacks {
                     for sequence_number in pair.packet_list() {
-                        self.resend(now, sequence_number);
+                        self.resend(sequence_number);
                     }
                 }
             } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
@@ -588,7 +626,7 @@ impl Peer {
     }
 
     /// Sends packet `sequence_number` again, if it is still in the history.
-    fn resend(&mut self, now: Instant, sequence_number: u16) {
+    fn resend(&mut self, sequence_number: u16) {
         let slot = usize::from(sequence_number) % HISTORY;
         let Some(sent) = self.history[slot]
             .as_ref()
@@ -597,19 +635,15 @@ impl Peer {
         else {
             return;
         };
-        self.write_packet(now, &sent);
+        self.write_packet(&sent);
         self.packets_resent += 1;
     }
 
     /// Appends a datagram to the last batch when it may go in the same send: same addresses,
     /// no longer than the batch's segments, the batch not closed by a shorter one, within the
     /// kernel's limits.
-    fn batch(&mut self, transport: &TransportContext, datagram: &[u8]) {
-        let (from, to, protocol) = (
-            transport.local_addr,
-            transport.peer_addr,
-            transport.transport_protocol,
-        );
+    fn batch(&mut self, path: Path, datagram: &[u8]) {
+        let (from, to, protocol) = (path.local, path.remote, path.protocol);
         if let Some(last) = self.transmits.back_mut() {
             let segments = last.contents.len().div_ceil(last.segment_size.max(1));
             let open = last.contents.len() % last.segment_size.max(1) == 0;
@@ -637,6 +671,28 @@ impl Peer {
     }
 }
 
+/// Accepts the viewer's DTLS certificate only if its SHA-256 is one its offer named.
+fn certificate_check(
+    crypto: Arc<dyn RTCCryptoProvider>,
+    fingerprints: Vec<Vec<u8>>,
+) -> rtc::dtls::config::VerifyPeerCertificateFn {
+    use rtc::shared::error::Error;
+    Arc::new(
+        move |certificates: &[Vec<u8>], _: &[rustls::pki_types::CertificateDer<'static>]| {
+            let first = certificates.first().ok_or(Error::ErrNonCertificate)?;
+            let hash = crypto
+                .crypto()
+                .hash(HashAlgorithm::Sha256, first)
+                .map_err(|e| Error::Crypto(e.to_string()))?;
+            if fingerprints.contains(&hash) {
+                Ok(())
+            } else {
+                Err(Error::ErrNoMatchingCertificateFingerprint)
+            }
+        },
+    )
+}
+
 /// `n` random characters of the ICE alphabet (RFC 8445 `ice-char`: letters and digits here).
 fn random_ice_chars(n: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -652,8 +708,47 @@ mod tests {
 
     use super::*;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+    use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+    use rtc::peer_connection::event::RTCPeerConnectionEvent;
+    use rtc::peer_connection::message::RTCMessage;
+    use rtc::peer_connection::sdp::RTCSessionDescription;
+    use rtc::peer_connection::state::RTCPeerConnectionState;
+    use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+    use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
     use rtc::rtp_transceiver::RTCRtpReceiverId;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+    use rtc::sansio::Protocol;
+    use rtc::shared::{TaggedBytesMut, TransportContext};
+
+    /// A browser's media engine that takes H.264 (what Chromium offers first for it).
+    fn h264_engine() -> MediaEngine {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_H264.to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line:
+                            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                                .to_owned(),
+                        rtcp_feedback: ["nack", "pli"]
+                            .iter()
+                            .map(|fb| rtc::rtp_transceiver::rtp_sender::RTCPFeedback {
+                                typ: "nack".to_owned(),
+                                parameter: if *fb == "pli" { "pli" } else { "" }.to_owned(),
+                            })
+                            .collect(),
+                    },
+                    payload_type: 102,
+                },
+                RtpCodecKind::Video,
+            )
+            .expect("codec");
+        media
+    }
 
     const RELAY: &str = "10.0.0.1:3478";
     const BROWSER: &str = "10.0.0.2:50000";
@@ -699,7 +794,7 @@ mod tests {
         /// A browser offers to receive H.264; the peer answers; ICE and DTLS run to the end.
         fn connected() -> Call {
             let now = eyeward::clock::monotonic();
-            let media = h264_engine().expect("codec");
+            let media = h264_engine();
             let mut browser = RTCPeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
                 .with_media_engine(media)
@@ -743,8 +838,8 @@ mod tests {
                 tcp_candidates: Vec::new(),
                 max_segments: 64,
             };
-            let offer = RTCSessionDescription::offer(offer).expect("offer sdp");
-            let (peer, answer) = Peer::answer(&settings, offer, now).expect("answer");
+            let offer = Offer::parse(&offer).expect("offer sdp");
+            let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
             assert!(answer.contains("a=ice-lite"), "{answer}");
             browser
                 .set_remote_description(
