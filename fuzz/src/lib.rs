@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("camera_source", camera_source),
     ("camera_stream", camera_stream),
     ("viewer_datagram", viewer_datagram),
+    ("viewer_connection", viewer_connection),
     ("agent_rtsp_server", agent_rtsp_server),
 ];
 
@@ -93,6 +94,81 @@ pub fn viewer_datagram(data: &[u8]) {
     });
     let named = stun_username_ufrag(data) == Some("relayUfrag");
     assert_eq!(inbox.try_recv().is_ok(), named);
+}
+
+/// A datagram on a viewer's connection from the address its authentic ICE check came from,
+/// so that DTLS and SRTCP reach their parsers: whatever it is, the connection answers only
+/// that address, and no handshake completes from one datagram.
+pub fn viewer_connection(data: &[u8]) {
+    use eyeward_relay::whep::peer::{Peer, PeerEvent, PeerSettings, TransportProtocol};
+    use std::sync::OnceLock;
+    static SETTINGS: OnceLock<PeerSettings> = OnceLock::new();
+    let settings = SETTINGS.get_or_init(|| PeerSettings {
+        certificate: eyeward_relay::whep::certificate().expect("certificate"),
+        candidates: vec![RELAY],
+        tcp_candidates: Vec::new(),
+        max_segments: 1,
+    });
+    let offer = eyeward_relay::whep::parse_offer(VIEWER_OFFER).expect("offer");
+    let now = eyeward::clock::monotonic();
+    let (mut peer, answer) = Peer::answer(settings, &offer, now).expect("answer");
+    let password = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-pwd:"))
+        .expect("the answer's ICE password");
+    let check = viewer_check(&format!("{}:viewer", peer.ufrag()), password);
+    let viewer = std::net::SocketAddr::from(([192, 0, 2, 1], 50000));
+    peer.handle_datagram(now, TransportProtocol::UDP, RELAY, viewer, &check);
+    peer.handle_datagram(now, TransportProtocol::UDP, RELAY, viewer, data);
+    peer.handle_timeout(now + std::time::Duration::from_secs(1));
+    let mut answered = 0;
+    while let Some(transmit) = peer.poll_transmit() {
+        assert_eq!((transmit.to, transmit.from), (viewer, RELAY));
+        answered += 1;
+    }
+    assert!(answered >= 1, "the check was answered");
+    while let Some(event) = peer.poll_event() {
+        assert_ne!(event, PeerEvent::Connected);
+    }
+}
+
+const RELAY: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)),
+    3478,
+);
+
+/// A browser's offer, as much of it as the relay reads.
+const VIEWER_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+    a=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+    a=ice-ufrag:viewer\r\na=ice-pwd:viewerpasswordviewerpassword\r\n\
+    a=fingerprint:sha-256 0A:0B:0C\r\na=setup:actpass\r\na=recvonly\r\na=rtcp-mux\r\n\
+    a=rtpmap:102 H264/90000\r\n\
+    a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+/// The viewer's nominating ICE check, signed with the relay's `password`.
+fn viewer_check(username: &str, password: &str) -> Vec<u8> {
+    use rtc::stun::{fingerprint, integrity, message, textattrs};
+    let provider = rtc::crypto::default_provider().expect("crypto");
+    let mut check = message::Message::new();
+    check
+        .build(&[
+            Box::new(message::BINDING_REQUEST),
+            Box::new(message::TransactionId::new()),
+            Box::new(textattrs::TextAttribute::new(
+                rtc::stun::attributes::ATTR_USERNAME,
+                username.to_owned(),
+            )),
+            Box::new(rtc::ice::attributes::use_candidate::UseCandidateAttr::new()),
+            Box::new(
+                integrity::MessageIntegrity::new_short_term_integrity_with_provider(
+                    password.to_owned(),
+                    provider.crypto(),
+                ),
+            ),
+            Box::new(fingerprint::FINGERPRINT),
+        ])
+        .expect("check");
+    check.raw
 }
 
 /// A config file, for the relay and for the agent.

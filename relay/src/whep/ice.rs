@@ -130,7 +130,7 @@ impl IceLite {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use rtc::stun::message::Getter;
 
@@ -145,7 +145,7 @@ mod tests {
     }
 
     /// A browser's connectivity check, signed with `password`.
-    fn check(username: &str, password: &str, nominate: bool) -> Vec<u8> {
+    pub(in crate::whep) fn check(username: &str, password: &str, nominate: bool) -> Vec<u8> {
         let provider = rtc::crypto::default_provider().expect("crypto");
         let mut setters: Vec<Box<dyn rtc::stun::message::Setter>> = vec![
             Box::new(BINDING_REQUEST),

@@ -100,21 +100,25 @@ struct Certified {
 const CERTIFICATE_LIFE: Duration = Duration::from_secs(24 * 3600);
 
 fn new_certificate() -> Result<Certified, Error> {
+    Ok(Certified {
+        certificate: certificate()?,
+        made: eyeward::clock::monotonic(),
+    })
+}
+
+/// A new self-signed DTLS certificate (ECDSA P-256), as browsers make theirs.
+pub fn certificate() -> Result<rtc::peer_connection::certificate::RTCCertificate, Error> {
     use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
     let internal = || Error::internal("DTLS certificate");
     let provider = rtc::crypto::default_provider().map_err(|e| internal().with_source(e))?;
     let params = CertificateParams::new(vec!["eyeward".to_owned()])
         .map_err(|e| internal().with_source(e))?;
-    let certificate = RTCCertificate::generate(
+    RTCCertificate::generate(
         provider.crypto(),
         rtc::crypto::SignatureScheme::EcdsaP256Sha256,
         params,
     )
-    .map_err(|e| internal().with_source(e))?;
-    Ok(Certified {
-        certificate,
-        made: eyeward::clock::monotonic(),
-    })
+    .map_err(|e| internal().with_source(e))
 }
 
 impl Drop for Whep {

@@ -471,10 +471,13 @@ impl Peer {
         }
     }
 
-    /// Encrypts one packet into the batch for the nominated path. Before the handshake is
-    /// done there is nowhere to send it: it is left out, as if lost on the wire.
+    /// Encrypts one packet into the batch for the viewer's path: the one it nominated, or
+    /// until it has (a browser starts DTLS on the first pair that answers, and nominates a
+    /// moment later) the one its DTLS came on. Before the handshake is done there is nowhere
+    /// to send it: it is left out, as if lost on the wire.
     fn write_packet(&mut self, sent: &Sent) {
-        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), self.ice.nominated()) else {
+        let path = self.ice.nominated().or(self.dtls_path);
+        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), path) else {
             return;
         };
         let header = rtc::rtp::header::Header {
@@ -823,17 +826,8 @@ mod tests {
                 .add_local_candidate(RTCIceCandidate::from(&candidate).to_json().expect("json"))
                 .expect("add candidate");
             let offer = browser.local_description().expect("offer").sdp;
-            let provider = rtc::crypto::default_provider().expect("crypto");
             let settings = PeerSettings {
-                certificate: RTCCertificate::generate(
-                    provider.crypto(),
-                    rtc::crypto::SignatureScheme::EcdsaP256Sha256,
-                    rtc::peer_connection::certificate::CertificateParams::new(vec![
-                        "test".to_owned(),
-                    ])
-                    .expect("params"),
-                )
-                .expect("certificate"),
+                certificate: crate::whep::certificate().expect("certificate"),
                 candidates: vec![addr(RELAY)],
                 tcp_candidates: Vec::new(),
                 max_segments: 64,
@@ -1045,6 +1039,86 @@ mod tests {
             }],
         }));
         assert_eq!(call.peer.packets_resent(), 1);
+    }
+
+    /// A browser as Chromium behaves: DTLS as soon as a pair answers, the nomination later.
+    #[test]
+    fn media_goes_out_before_the_nomination_on_the_path_the_viewers_dtls_came_on() {
+        let now = eyeward::clock::monotonic();
+        let crypto = rtc::crypto::default_provider().expect("crypto");
+        let browser_certificate = crate::whep::certificate().expect("certificate");
+        let fingerprint: Vec<String> = crypto
+            .crypto()
+            .hash(
+                HashAlgorithm::Sha256,
+                &browser_certificate.dtls_certificate.certificate[0],
+            )
+            .expect("hash")
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let offer = format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+             a=ice-ufrag:viewer\r\na=ice-pwd:viewerpasswordviewerpassword\r\n\
+             a=fingerprint:sha-256 {}\r\na=setup:actpass\r\na=recvonly\r\na=rtcp-mux\r\n\
+             a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n",
+            fingerprint.join(":")
+        );
+        let settings = PeerSettings {
+            certificate: crate::whep::certificate().expect("certificate"),
+            candidates: vec![addr(RELAY)],
+            tcp_candidates: Vec::new(),
+            max_segments: 64,
+        };
+        let offer = Offer::parse(&offer).expect("offer");
+        let (mut peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
+        let password = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-pwd:"))
+            .expect("password");
+        let check =
+            super::super::ice::tests::check(&format!("{}:viewer", peer.ufrag()), password, false);
+        let from_browser = |peer: &mut Peer, datagram: &[u8]| {
+            peer.handle_datagram(
+                now,
+                TransportProtocol::UDP,
+                addr(RELAY),
+                addr(BROWSER),
+                datagram,
+            )
+        };
+        from_browser(&mut peer, &check);
+        let mut browser = Endpoint::new(addr(BROWSER), TransportProtocol::UDP, None);
+        let client = ConfigBuilder::default()
+            .with_crypto_provider(crypto.clone())
+            .with_certificates(vec![browser_certificate.dtls_certificate.clone()])
+            .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
+            .with_insecure_skip_verify(true)
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .build(true, None)
+            .expect("client");
+        browser
+            .connect(now, addr(RELAY), Arc::new(client), None)
+            .expect("connect");
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            while let Some(out) = browser.poll_transmit() {
+                from_browser(&mut peer, &out.message);
+            }
+            events.extend(std::iter::from_fn(|| peer.poll_event()));
+            while let Some(transmit) = peer.poll_transmit() {
+                for datagram in transmit.datagrams() {
+                    let _ = browser.read(now, addr(RELAY), None, BytesMut::from(datagram));
+                }
+            }
+        }
+        assert_eq!(events, [PeerEvent::Connected]);
+        peer.send_cached(now, &[frame(1, 0, true, &[1000, 1000, 400])]);
+        let transmit = peer.poll_transmit().expect("the keyframe");
+        assert_eq!(transmit.to, addr(BROWSER));
+        assert_eq!(transmit.datagrams().count(), 3);
+        assert!(transmit.datagrams().all(|d| d[0] == 0x80), "RTP");
     }
 
     #[test]
