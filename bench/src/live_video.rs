@@ -7,12 +7,14 @@
 //! 2. the relay's CPU per forwarded packet per viewer (from `/proc`) for growing numbers of
 //!    webrtc-rs viewers, eyeward's over WHEP and Janus's over its HTTP API;
 //! 3. memory per viewer (resident memory growth over viewers);
-//! 4. eyeward's relay-added latency, p99 from its own histogram.
+//! 4. eyeward's relay-added latency, p99 from its own histogram;
+//! 5. what a viewer costs on each route a browser may take: UDP, ICE-TCP and TURN (Debian's
+//!    coturn, whose CPU is counted in the same window).
 //!
 //! Run `bench/live.sh` (release builds, a loopback-only network namespace, Janus installed).
 
 use anyhow::{Context, Result, bail};
-use eyeward_bench::light_viewer::{LightViewer, all_receiving};
+use eyeward_bench::light_viewer::{LightViewer, Route, all_receiving};
 use eyeward_bench::plot::{self, Chart, Series};
 use eyeward_bench::process::{
     self, BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, dies_with_parent, provision_customer,
@@ -74,7 +76,8 @@ fn args() -> Result<Args> {
 
 /// The systems under test, as a viewer joins and leaves them.
 enum Peer<'a> {
-    Eyeward(&'a Eyeward, i64),
+    /// A camera, and the route its viewers take.
+    Eyeward(&'a Eyeward, i64, Route),
     Janus(&'a Janus),
 }
 
@@ -88,8 +91,8 @@ impl Peer<'_> {
 
     async fn join(&self) -> Result<LightViewer> {
         match self {
-            Peer::Eyeward(e, camera) => {
-                LightViewer::join_eyeward(e, *camera, Ipv4Addr::LOCALHOST.into()).await
+            Peer::Eyeward(e, camera, route) => {
+                LightViewer::join_eyeward(e, *camera, Ipv4Addr::LOCALHOST.into(), *route).await
             }
             Peer::Janus(j) => {
                 LightViewer::join_janus(j, JANUS_MOUNTPOINT, JANUS_ICE_ADDRESS.into()).await
@@ -100,7 +103,7 @@ impl Peer<'_> {
     /// Frames skipped for lagging viewers so far, where the system counts them.
     async fn frames_skipped(&self) -> Result<u64> {
         match self {
-            Peer::Eyeward(e, _) => Ok(e
+            Peer::Eyeward(e, ..) => Ok(e
                 .metrics()
                 .await?
                 .lines()
@@ -114,7 +117,7 @@ impl Peer<'_> {
     /// The relay-added latency histogram's cumulative buckets, where the system has one.
     async fn latency_buckets(&self) -> Result<Option<Vec<(f64, f64)>>> {
         match self {
-            Peer::Eyeward(e, _) => Ok(Some(histogram_buckets(
+            Peer::Eyeward(e, ..) => Ok(Some(histogram_buckets(
                 &e.metrics().await?,
                 "eyeward_relay_latency_seconds",
             ))),
@@ -124,7 +127,7 @@ impl Peer<'_> {
 
     async fn leave(&self, viewer: LightViewer) -> Result<()> {
         match self {
-            Peer::Eyeward(e, _) => viewer.leave_eyeward(e).await,
+            Peer::Eyeward(e, ..) => viewer.leave_eyeward(e).await,
             Peer::Janus(j) => viewer.leave_janus(j).await,
         }
     }
@@ -153,6 +156,8 @@ struct Point {
     udp_drops: u64,
     /// Relay-added latency, p50 and p99 over the measurement, in ms (eyeward's histogram).
     latency_ms: Option<[f64; 2]>,
+    /// The CPU of the process measured alongside (the TURN server), per packet-viewer.
+    beside_us_per_packet_viewer: Option<f64>,
 }
 
 /// Adds viewers up to each count in turn and measures the relay process `pid` at each, as
@@ -164,6 +169,20 @@ async fn load(
     secs: u64,
     go_on: impl Fn(&Point) -> bool,
 ) -> Result<Vec<Point>> {
+    load_beside(peer, pid, None, counts, secs, go_on).await
+}
+
+/// [`load`], measuring process `beside` too (its CPU in the same windows).
+async fn load_beside(
+    peer: &Peer<'_>,
+    pid: u32,
+    beside: Option<u32>,
+    counts: &[usize],
+    secs: u64,
+    go_on: impl Fn(&Point) -> bool,
+) -> Result<Vec<Point>> {
+    let beside_cpu =
+        || -> Result<Option<Duration>> { beside.map(|b| Ok(usage(b)?.cpu)).transpose() };
     let mut viewers: Vec<LightViewer> = Vec::new();
     let mut points = Vec::new();
     let mut first_rss = None;
@@ -175,14 +194,24 @@ async fn load(
             .await
             .with_context(|| peer.name())?;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (u0, drops0, t0) = (usage(pid)?, udp_receive_drops()?, Instant::now());
+        let (u0, beside0, drops0, t0) = (
+            usage(pid)?,
+            beside_cpu()?,
+            udp_receive_drops()?,
+            Instant::now(),
+        );
         let before: Vec<(u64, u64)> = viewers.iter().map(|v| (v.packets(), v.bytes())).collect();
         let lost_before: u64 = viewers.iter().map(LightViewer::lost).sum();
         let skipped_before = peer.frames_skipped().await?;
         let latency_before = peer.latency_buckets().await?;
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let latency_after = peer.latency_buckets().await?;
-        let (u1, drops1, elapsed) = (usage(pid)?, udp_receive_drops()?, t0.elapsed());
+        let (u1, beside1, drops1, elapsed) = (
+            usage(pid)?,
+            beside_cpu()?,
+            udp_receive_drops()?,
+            t0.elapsed(),
+        );
         let deltas: Vec<(u64, u64)> = viewers
             .iter()
             .zip(&before)
@@ -214,6 +243,9 @@ async fn load(
                     histogram_quantile(&during, 0.99)? * 1e3,
                 ])
             }),
+            beside_us_per_packet_viewer: beside0
+                .zip(beside1)
+                .map(|(b0, b1)| (b1 - b0).as_secs_f64() * 1e6 / packets.max(1) as f64),
         };
         eprintln!("  {}: {point:?}", peer.name());
         points.push(point);
@@ -225,6 +257,86 @@ async fn load(
         peer.leave(v).await?;
     }
     Ok(points)
+}
+
+/// Viewers on each route in the routes' comparison.
+const ROUTE_VIEWERS: usize = 100;
+/// coturn's shared secret for the relay's TURN credentials (loopback only).
+const TURN_SECRET: &str = "bench-turn-secret";
+
+/// What `ROUTE_VIEWERS` viewers cost on each route (UDP, ICE-TCP, TURN), on a relay of its
+/// own that hands out TURN credentials for a coturn started here; on the TURN route, coturn's
+/// CPU too.
+async fn routes(dir: &Path, secs: u64) -> Result<Vec<(Route, Point)>> {
+    let dir = dir.join("routes");
+    std::fs::create_dir_all(&dir)?;
+    let turn_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let coturn = start_coturn(&dir, turn_port)?;
+    let (config, camera) = provision_relay(
+        &dir,
+        &format!(
+            "[cameras]\nallow_private_sources = true\n\
+             [webrtc]\nice_addresses = [\"127.0.0.1\"]\n\
+             max_viewers_per_camera = {n}\nmax_viewers_per_customer = {n}\n\
+             ice_servers = [{{ urls = [\"turn:127.0.0.1:{turn_port}?transport=udp\"], \
+             secret = \"{TURN_SECRET}\" }}]\n",
+            n = ROUTE_VIEWERS + 5
+        ),
+        "fixed",
+        CAMERA_URL,
+    )?;
+    let camera = camera["id"].as_i64().context("camera id")?;
+    let mut points = Vec::new();
+    for route in [Route::Udp, Route::IceTcp, Route::Turn] {
+        // A relay of its own per route: memory that one route's viewers left behind is not
+        // counted against the next.
+        let log = dir.join(format!("relay-{route:?}.log"));
+        let (relay, base) = process::start_relay(&config, &log)?;
+        let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
+        let beside = (route == Route::Turn).then(|| coturn.pid());
+        let point = load_beside(
+            &Peer::Eyeward(&eyeward, camera, route),
+            relay.pid(),
+            beside,
+            // From one viewer, so that memory per viewer is the growth beyond it.
+            &[1, ROUTE_VIEWERS],
+            secs,
+            |_| true,
+        )
+        .await
+        .with_context(|| format!("{route:?}"))?;
+        points.extend(point.last().map(|p| (route, *p)));
+    }
+    Ok(points)
+}
+
+/// Debian's coturn on `127.0.0.1:port` (UDP), checking the relay's time-limited TURN
+/// credentials (`use-auth-secret`), relaying to loopback; once it accepts connections.
+fn start_coturn(dir: &Path, port: u16) -> Result<Running> {
+    let mut cmd = Command::new("turnserver");
+    cmd.arg("-n")
+        .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={port}"))
+        .arg("--use-auth-secret")
+        .arg(format!("--static-auth-secret={TURN_SECRET}"))
+        .args(["--realm=eyeward.bench", "--no-tls", "--no-dtls", "--no-cli"])
+        .arg("--allow-loopback-peers")
+        .arg(format!("--log-file={}", dir.join("coturn.log").display()))
+        .arg(format!("--pidfile={}", dir.join("coturn.pid").display()))
+        .arg(format!("--db={}", dir.join("turndb").display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("coturn.stderr"))?);
+    let coturn = Running(dies_with_parent(&mut cmd).spawn().context("turnserver")?);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("coturn did not start: see {}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(coturn)
 }
 
 /// The one-core sweep's step and its limit.
@@ -266,7 +378,7 @@ async fn one_core(
         .map(|i| i * ONE_CORE_STEP)
         .collect();
     let points = load(
-        &Peer::Eyeward(eyeward, camera),
+        &Peer::Eyeward(eyeward, camera, Route::Udp),
         relay,
         &counts,
         secs,
@@ -559,7 +671,7 @@ async fn main() -> Result<()> {
 
     eprintln!("viewer load…");
     let e_points = load(
-        &Peer::Eyeward(&eyeward, camera),
+        &Peer::Eyeward(&eyeward, camera, Route::Udp),
         relay.pid(),
         &args.viewers,
         args.seconds,
@@ -575,6 +687,8 @@ async fn main() -> Result<()> {
         |_| true,
     )
     .await?;
+    eprintln!("routes…");
+    let routes = routes(&dir, args.seconds).await?;
     eprintln!("one core…");
     let one_core = one_core(&eyeward, camera, relay.pid(), &[sim.pid()], args.seconds).await?;
 
@@ -703,6 +817,28 @@ async fn main() -> Result<()> {
         println!("  {:>7}  {p50:>6.2}  {p99:>6.2}", p.viewers);
     }
     println!("  goal: p99 <= 2 ms at 200 viewers");
+    println!();
+    println!(
+        "cost per viewer on each route ({ROUTE_VIEWERS} viewers; the relay's CPU, and on TURN \
+         coturn's in the same window):"
+    );
+    println!(
+        "  route    | relay us/pkt-viewer | relay cores | KB/viewer | coturn us/pkt-viewer | lost | silent | latency p99 ms"
+    );
+    for (route, p) in &routes {
+        println!(
+            "  {:<8} | {:>19.2} | {:>11.2} | {:>9} | {:>20} | {:>4} | {:>6} | {:>6.2}",
+            format!("{route:?}"),
+            p.cpu_us_per_packet_viewer,
+            p.cores,
+            p.kb_per_viewer.map_or("-".into(), |k| format!("{k:.0}")),
+            p.beside_us_per_packet_viewer
+                .map_or("-".into(), |c| format!("{c:.2}")),
+            p.lost,
+            p.silent,
+            p.latency_ms.map_or(f64::NAN, |l| l[1]),
+        );
+    }
 
     if let Some(svg) = &args.svg {
         let curve = |points: &[Point], f: fn(&Point) -> f64| {
