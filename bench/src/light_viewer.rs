@@ -90,7 +90,11 @@ impl LightViewer {
             Route::Udp => Link::Udp(socket),
             Route::IceTcp => {
                 let address = candidate(&answer.sdp, "tcp").context("no ICE-TCP candidate")?;
-                Link::tcp(TcpStream::connect(address).await?, socket.local_addr()?, relay)
+                Link::tcp(
+                    TcpStream::connect(address).await?,
+                    socket.local_addr()?,
+                    relay,
+                )
             }
             Route::Turn => Link::turn(socket, &answer.links, relay).await?,
         };
