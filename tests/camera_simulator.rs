@@ -1,6 +1,7 @@
 //! The simulated camera is a real RTSP camera to a third-party client (ffprobe): H.264 at the
 //! configured size, rate and keyframe interval, with Digest credentials when asked; and, as an
-//! option, a camera whose encoder keeps its own keyframe schedule (a new session waits for it).
+//! option, a camera whose encoder keeps its own keyframe schedule (a new session waits for it),
+//! and a camera with a microphone (a tone in G.711 or AAC, as a second stream).
 
 mod common;
 
@@ -10,6 +11,16 @@ use std::process::Command;
 
 /// Runs ffprobe over RTSP/TCP for `seconds` of video; returns its CSV lines.
 fn probe(url: &str, entries: &str, seconds: u32) -> Result<(bool, String, String)> {
+    probe_stream(url, "v:0", entries, seconds)
+}
+
+/// Runs ffprobe over RTSP/TCP for `seconds` of stream `select` (`v:0`, `a:0`).
+fn probe_stream(
+    url: &str,
+    select: &str,
+    entries: &str,
+    seconds: u32,
+) -> Result<(bool, String, String)> {
     // `timeout`: a camera that stops sending must fail the test, not hang it.
     let out = Command::new("timeout")
         .args([
@@ -20,7 +31,7 @@ fn probe(url: &str, entries: &str, seconds: u32) -> Result<(bool, String, String
             "-rtsp_transport",
             "tcp",
             "-select_streams",
-            "v:0",
+            select,
         ])
         .args(["-read_intervals", &format!("%+{seconds}")])
         .args(["-show_entries", entries, "-of", "csv=p=0", url])
@@ -169,5 +180,72 @@ async fn with_keyframes_on_schedule_a_new_session_waits_for_the_encoders_next_ke
         key && waited < std::time::Duration::from_millis(1500),
         "{waited:?}"
     );
+    Ok(())
+}
+
+/// The dominant frequency of mono 16-bit samples at `rate`, from their zero crossings.
+fn frequency(samples: &[i16], rate: u32) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / f64::from(rate))
+}
+
+#[test]
+fn a_camera_with_a_microphone_sends_its_tone_in_g711_or_aac() -> Result<()> {
+    for (codec, probed) in [
+        ("pcmu", "pcm_mulaw,8000,1"),
+        ("pcma", "pcm_alaw,8000,1"),
+        ("aac", "aac,16000,1"),
+    ] {
+        let cam = Camera::start(
+            "fixed",
+            &["--width", "320", "--height", "180", "--audio", codec],
+            None,
+        )?;
+        let (ok, stream, err) =
+            probe_stream(&cam.url, "a:0", "stream=codec_name,sample_rate,channels", 1)?;
+        assert!(ok, "{codec}: {err}");
+        assert_eq!(stream.trim(), probed, "{codec}");
+        // The video is still there, as before.
+        let (ok, video, err) = probe(&cam.url, "stream=codec_name", 1)?;
+        assert!(ok, "{codec}: {err}");
+        assert_eq!(video.trim(), "h264", "{codec}");
+        // What a listener hears: two seconds decoded by ffmpeg, the tone's pitch.
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "ffmpeg",
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+            ])
+            .arg(&cam.url)
+            .args([
+                "-map", "0:a:0", "-t", "2", "-f", "s16le", "-ac", "1", "-ar", "8000", "-",
+            ])
+            .output()
+            .context("running ffmpeg")?;
+        assert!(
+            out.status.success(),
+            "{codec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let samples: Vec<i16> = out
+            .stdout
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        assert!(samples.len() > 8_000, "{codec}: {} samples", samples.len());
+        // The first samples are the decoder's start: leave them out.
+        let hz = frequency(&samples[800..], 8_000);
+        assert!(
+            (hz - f64::from(eyeward_camera_sim::TONE_HZ)).abs() < 20.0,
+            "{codec}: {hz} Hz"
+        );
+    }
     Ok(())
 }

@@ -56,6 +56,9 @@ pub struct SimulateArgs {
     /// guard it too.
     #[arg(long, default_value = "127.0.0.1:0")]
     onvif_listen: std::net::SocketAddr,
+    /// Sound with the video, as a second stream: a tone in pcmu, pcma (G.711) or aac.
+    #[arg(long)]
+    audio: Option<crate::AudioCodec>,
 }
 
 /// `fixed` or `pan-tilt`, as a command line says it.
@@ -90,6 +93,7 @@ impl SimulateArgs {
                 every: (!self.motion_every.is_zero()).then_some(self.motion_every),
                 crossing: self.motion_crossing,
             },
+            audio: self.audio,
             ..SimulatorConfig::new(self.model)
         })
     }

@@ -53,7 +53,63 @@ pub struct SimulatorConfig {
     /// RTSP credentials clients must give (Digest), as real cameras ask.
     pub credentials: Option<(String, String)>,
     pub script: MotionScript,
+    /// The camera's microphone, as a second RTSP stream: a [`TONE_HZ`] tone in this codec.
+    pub audio: Option<AudioCodec>,
 }
+
+/// The codecs IP cameras send sound in: G.711 (µ-law or A-law, 8 kHz) and AAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    Pcmu,
+    Pcma,
+    Aac,
+}
+
+impl std::str::FromStr for AudioCodec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<AudioCodec, Error> {
+        match s {
+            "pcmu" => Ok(AudioCodec::Pcmu),
+            "pcma" => Ok(AudioCodec::Pcma),
+            "aac" => Ok(AudioCodec::Aac),
+            other => Err(Error::Config(format!(
+                "audio codec {other:?}: pcmu, pcma or aac"
+            ))),
+        }
+    }
+}
+
+impl AudioCodec {
+    /// Samples a second: G.711's 8 kHz; AAC at 16 kHz, as cameras' microphones.
+    fn rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8_000,
+            AudioCodec::Aac => 16_000,
+        }
+    }
+
+    /// The stream's branch of the simulator's pipeline: the tone (pushed by [`push_tone`]:
+    /// a live source that, unlike `audiotestsrc`, cannot seek, as the video's cannot),
+    /// encoded and packetized as a camera does (RFC 3551 payload types for G.711, RFC 3640
+    /// AAC-hbr for AAC).
+    fn launch(self) -> String {
+        let encode = match self {
+            AudioCodec::Pcmu => "mulawenc ! rtppcmupay name=pay1 pt=0",
+            AudioCodec::Pcma => "alawenc ! rtppcmapay name=pay1 pt=8",
+            AudioCodec::Aac => "avenc_aac bitrate=32000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+        };
+        format!(
+            "appsrc name=mic is-live=true do-timestamp=true format=time block=true max-buffers=5 \
+               caps=audio/x-raw,format=S16LE,layout=interleaved,rate={rate},channels=1 \
+             ! queue max-size-buffers=5 leaky=downstream ! audioconvert ! {encode}",
+            rate = self.rate()
+        )
+    }
+}
+
+/// The frequency of the simulated microphone's tone: tests find it in what the browser plays.
+pub const TONE_HZ: u32 = 880;
 
 impl SimulatorConfig {
     /// A 1280×720, 15 fps camera with a keyframe every 4 s on 127.0.0.1:8554, and an
@@ -75,6 +131,7 @@ impl SimulatorConfig {
                 every: Some(Duration::from_secs(20)),
                 crossing: Duration::from_secs(4),
             },
+            audio: None,
         }
     }
 
@@ -263,15 +320,17 @@ fn serve(
                font-desc=\"Sans 18\" shaded-background=true \
            ! x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} \
            ! video/x-h264,profile=constrained-baseline \
-           ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+           ! rtph264pay name=pay0 pt=96 config-interval=-1 {audio} )",
         w = config.width,
         h = config.height,
         fps = config.fps,
         kbps = config.bitrate_kbps,
+        audio = config.audio.map(AudioCodec::launch).unwrap_or_default(),
     ));
     // One encoder for every client, as one camera has one.
     factory.set_shared(true);
     let world_for_media = world.clone();
+    let audio = config.audio;
     factory.connect_media_configure(move |_, media| {
         let Some(src) = media
             .element()
@@ -291,6 +350,23 @@ fn serve(
         let ended = Arc::new(AtomicBool::new(false));
         let ended_for_signal = ended.clone();
         media.connect_unprepared(move |_| ended_for_signal.store(true, Ordering::Relaxed));
+        let mic = audio.zip(
+            media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|bin| bin.by_name_recurse_up("mic"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok()),
+        );
+        if let Some((codec, mic)) = mic {
+            let ended = ended.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name("rtsp-sim-tone".into())
+                .spawn(move || push_tone(&mic, codec.rate(), &ended))
+            {
+                tracing::error!(error = %e, "cannot start the tone thread");
+            }
+        }
         if let Err(e) = std::thread::Builder::new()
             .name("rtsp-sim-frames".into())
             .spawn(move || push_frames(&src, &world, &ended))
@@ -373,6 +449,46 @@ fn sleep_until_next(world: &World, every: Duration) {
 /// on a schedule, the encoder starts (with a keyframe, as encoders do) at the schedule's next
 /// keyframe, and every `key-int-max` frames after stays on it: a new media's first client
 /// waits for it as a real camera's does.
+/// Samples of the microphone's tone pushed at a time: 20 ms, as a camera's audio frames.
+const TONE_CHUNK: Duration = Duration::from_millis(20);
+
+/// Pushes the [`TONE_HZ`] tone into `src`, 16-bit mono at `rate`, in real time, until the
+/// media ends.
+fn push_tone(src: &gst_app::AppSrc, rate: u32, ended: &AtomicBool) {
+    let per_chunk = (u64::from(rate) * TONE_CHUNK.as_millis() as u64 / 1000) as usize;
+    let start = Instant::now();
+    let mut n: u32 = 0;
+    let mut sample: u64 = 0;
+    while !ended.load(Ordering::Relaxed) {
+        if src.current_state() == gst::State::Playing {
+            let mut pcm = Vec::with_capacity(per_chunk * 2);
+            for _ in 0..per_chunk {
+                let t = sample as f64 / f64::from(rate);
+                let v = (t * f64::from(TONE_HZ) * std::f64::consts::TAU).sin() * 0.3;
+                pcm.extend_from_slice(&((v * f64::from(i16::MAX)) as i16).to_le_bytes());
+                sample += 1;
+            }
+            if src.push_buffer(gst::Buffer::from_mut_slice(pcm)).is_err() {
+                return;
+            }
+        }
+        wait_for_next(start, TONE_CHUNK, &mut n);
+    }
+}
+
+/// Sleeps until the `n + 1`th `period` after `start`, keeping to the wall clock: what is
+/// late is not made up for by a burst.
+fn wait_for_next(start: Instant, period: Duration, n: &mut u32) {
+    *n = n.wrapping_add(1);
+    let due = start + period * *n;
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    } else {
+        *n = ((now - start).as_nanos() / period.as_nanos()) as u32;
+    }
+}
+
 fn push_frames(src: &gst_app::AppSrc, world: &World, ended: &AtomicBool) {
     let period = Duration::from_secs(1) / world.fps;
     if let Some(every) = world.keyframe_schedule {
@@ -391,14 +507,6 @@ fn push_frames(src: &gst_app::AppSrc, world: &World, ended: &AtomicBool) {
                 return;
             }
         }
-        n = n.wrapping_add(1);
-        // Keep to the wall clock; a late frame is not made up for by a burst.
-        let due = start + period * n;
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        } else {
-            n = ((now - start).as_nanos() / period.as_nanos()) as u32;
-        }
+        wait_for_next(start, period, &mut n);
     }
 }
