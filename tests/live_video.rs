@@ -190,6 +190,52 @@ rtsp_transport = \"{transport}\"\n"
     Ok(())
 }
 
+/// Cameras send sound too (G.711 or AAC as a second stream): their video plays as before,
+/// pulled directly and through an agent that detects motion on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_with_sound_still_plays_its_video_directly_and_through_its_agent() -> Result<()> {
+    let camera = common::Camera::start(
+        "fixed",
+        &["--audio", "aac", "--keyframe-interval", "1s"],
+        None,
+    )?;
+    let relay = Relay::start(&format!(
+        "{LOOPBACK_ONLY}\n[cameras]\nallow_private_sources = true\n"
+    ))?;
+    let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let direct = relay.camera(customer, "Gate", "fixed", "camera-only", &camera.url)?;
+    let linked = relay.camera(customer, "Porch", "fixed", "dispatch", "agent")?;
+    let token = linked["agent_token"].as_str().context("token")?;
+    let agent = relay.start_agent(token, &camera.url, "agent")?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let linked = linked["id"].as_i64().context("id")?;
+    wait_online(&alice, linked, true, Duration::from_secs(10)).await?;
+    // Its decoder has had a keyframe: the agent keeps the camera's group of pictures.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (name, id) in [
+        ("direct", direct["id"].as_i64().context("id")?),
+        ("through the agent", linked),
+    ] {
+        let pc = viewer().await?;
+        let mut units = access_units(&pc);
+        watch(&alice, id, &pc).await?;
+        let (types, took) = first_access_unit(&mut units, Instant::now()).await?;
+        eprintln!("{name}: first frame after {took:?}");
+        assert_eq!(types[..3], [7, 8, 5], "{name}: {types:?}");
+        pc.close().await?;
+    }
+    // The agent's decoder ran on the video beside the sound: the view was served from the
+    // group of pictures it keeps.
+    assert!(
+        agent
+            .log()
+            .contains("tunnel open, served from the agent's group of pictures"),
+        "{}",
+        agent.log()
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_offers_and_foreign_sessions_get_clean_errors() -> Result<()> {
     let (relay, cam, _agent, alice) =

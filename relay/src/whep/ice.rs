@@ -1,7 +1,8 @@
 //! ICE lite (RFC 8445 §2.5), sans I/O: the viewer's browser checks the relay's host
 //! candidates and nominates one; the relay answers the checks it can authenticate and sends
 //! on the nominated path. It keeps sending there while the browser's consent checks
-//! (RFC 7675) keep coming.
+//! (RFC 7675) keep coming: every authentic check renews it until a path is nominated, then
+//! only checks on that path.
 
 use rtc::crypto::RTCCrypto;
 use rtc::stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
@@ -106,7 +107,9 @@ impl IceLite {
         if request.contains(ATTR_USE_CANDIDATE) {
             self.nominated = Some(path);
         }
-        if self.nominated == Some(path) {
+        // Consent is the path's the media takes: the nominated one, or before a nomination
+        // (media then follows the viewer's DTLS) any the viewer checks.
+        if self.nominated.is_none_or(|n| n == path) {
             self.consent = now;
         }
         let mut response = Message::new();
@@ -195,6 +198,19 @@ pub(super) mod tests {
         mapped.get_from(&response).expect("mapped address");
         assert_eq!(SocketAddr::new(mapped.ip, mapped.port), path(1).remote);
         assert_eq!(ice.nominated(), None, "a check alone nominates nothing");
+        let soon = now + Duration::from_millis(500);
+        ice.handle_check(
+            soon,
+            path(3),
+            &check("relay:viewer", PASSWORD, false),
+            provider.crypto(),
+        )
+        .expect("answered");
+        assert_eq!(
+            ice.expires(),
+            soon + CONSENT_TIMEOUT,
+            "before a nomination any check renews consent"
+        );
         let later = now + Duration::from_secs(1);
         ice.handle_check(
             later,
@@ -232,7 +248,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn consent_is_renewed_only_by_checks_on_the_nominated_path() {
+    fn once_a_path_is_nominated_only_checks_on_it_renew_consent() {
         let provider = rtc::crypto::default_provider().expect("crypto");
         let now = eyeward::clock::monotonic();
         let mut ice = IceLite::new(now, "relay", PASSWORD, "viewer");
