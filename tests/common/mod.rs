@@ -93,6 +93,13 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Whether this agent served a tunnel from the group of pictures it keeps (not by
+    /// reaching through to the camera).
+    pub fn served_from_group_of_pictures(&self) -> bool {
+        self.log()
+            .contains("tunnel open, served from the agent's group of pictures")
+    }
+
     /// Every line printed on stdout so far, waiting up to 5 s for the second one (a server
     /// that prints its ready line first and more addresses after).
     pub fn ready_lines(&self) -> Vec<String> {
