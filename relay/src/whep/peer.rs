@@ -1041,17 +1041,20 @@ mod tests {
         assert_eq!(call.peer.packets_resent(), 1);
     }
 
-    /// A browser as Chromium behaves: DTLS as soon as a pair answers, the nomination later.
-    #[test]
-    fn media_goes_out_before_the_nomination_on_the_path_the_viewers_dtls_came_on() {
+    /// A browser as Chromium behaves, driven by hand with rtc's DTLS client: it offers
+    /// `offered`'s fingerprint, checks a pair without nominating it, then runs DTLS at once
+    /// presenting `presented`. The relay's peer and what it reported.
+    fn dtls_before_nomination(
+        offered: &RTCCertificate,
+        presented: &RTCCertificate,
+    ) -> (Peer, Vec<PeerEvent>) {
         let now = eyeward::clock::monotonic();
         let crypto = rtc::crypto::default_provider().expect("crypto");
-        let browser_certificate = crate::whep::certificate().expect("certificate");
         let fingerprint: Vec<String> = crypto
             .crypto()
             .hash(
                 HashAlgorithm::Sha256,
-                &browser_certificate.dtls_certificate.certificate[0],
+                &offered.dtls_certificate.certificate[0],
             )
             .expect("hash")
             .iter()
@@ -1089,10 +1092,11 @@ mod tests {
             )
         };
         from_browser(&mut peer, &check);
+        while peer.poll_transmit().is_some() {} // the check's answer
         let mut browser = Endpoint::new(addr(BROWSER), TransportProtocol::UDP, None);
         let client = ConfigBuilder::default()
             .with_crypto_provider(crypto.clone())
-            .with_certificates(vec![browser_certificate.dtls_certificate.clone()])
+            .with_certificates(vec![presented.dtls_certificate.clone()])
             .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
             .with_insecure_skip_verify(true)
             .with_extended_master_secret(ExtendedMasterSecretType::Require)
@@ -1113,12 +1117,41 @@ mod tests {
                 }
             }
         }
+        (peer, events)
+    }
+
+    #[test]
+    fn media_goes_out_before_the_nomination_on_the_path_the_viewers_dtls_came_on() {
+        let browser = crate::whep::certificate().expect("certificate");
+        let (mut peer, events) = dtls_before_nomination(&browser, &browser);
         assert_eq!(events, [PeerEvent::Connected]);
-        peer.send_cached(now, &[frame(1, 0, true, &[1000, 1000, 400])]);
+        peer.send_cached(
+            eyeward::clock::monotonic(),
+            &[frame(1, 0, true, &[1000, 1000, 400])],
+        );
         let transmit = peer.poll_transmit().expect("the keyframe");
         assert_eq!(transmit.to, addr(BROWSER));
         assert_eq!(transmit.datagrams().count(), 3);
         assert!(transmit.datagrams().all(|d| d[0] == 0x80), "RTP");
+    }
+
+    /// Someone who learnt the session's ICE credentials cannot take it over: the DTLS
+    /// certificate must be the one the offer named.
+    #[test]
+    fn a_viewer_presenting_another_certificate_than_its_offer_named_never_connects() {
+        let offered = crate::whep::certificate().expect("certificate");
+        let other = crate::whep::certificate().expect("certificate");
+        let (mut peer, events) = dtls_before_nomination(&offered, &other);
+        assert!(!events.contains(&PeerEvent::Connected), "{events:?}");
+        peer.send_cached(
+            eyeward::clock::monotonic(),
+            &[frame(1, 0, true, &[1000, 1000, 400])],
+        );
+        assert!(
+            std::iter::from_fn(|| peer.poll_transmit())
+                .all(|t| t.datagrams().all(|d| d[0] != 0x80)),
+            "no media"
+        );
     }
 
     #[test]
