@@ -273,6 +273,33 @@ mod tests {
         a=rtpmap:103 H264/90000\r\n\
         a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
+    /// A Firefox offer's shape: the fingerprint at session level, ICE credentials after the
+    /// codecs, VP8 first, H.264 in mode 1 (126) and in mode 0 by default (97), rtx.
+    const FIREFOX: &str = "v=0\r\no=mozilla...THIS_IS_SDPARTA-115.0 1 0 IN IP4 0.0.0.0\r\n\
+        s=-\r\nt=0 0\r\na=fingerprint:sha-256 AA:bb:0C\r\na=group:BUNDLE 0\r\n\
+        a=ice-options:trickle\r\na=msid-semantic:WMS *\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 120 124 126 127 97 98\r\nc=IN IP4 0.0.0.0\r\n\
+        a=recvonly\r\na=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+        a=fmtp:126 profile-level-id=42e01f;level-asymmetry-allowed=1;packetization-mode=1\r\n\
+        a=fmtp:97 profile-level-id=42e01f;level-asymmetry-allowed=1\r\n\
+        a=fmtp:120 max-fs=12288;max-fr=60\r\na=fmtp:124 apt=120\r\na=fmtp:127 apt=126\r\n\
+        a=fmtp:98 apt=97\r\na=ice-pwd:0123456789abcdef0123456789abcdef\r\n\
+        a=ice-ufrag:f1e2d3c4\r\na=mid:0\r\na=rtcp-fb:126 nack\r\na=rtcp-fb:126 nack pli\r\n\
+        a=rtcp-mux\r\na=rtcp-rsize\r\na=rtpmap:120 VP8/90000\r\na=rtpmap:124 rtx/90000\r\n\
+        a=rtpmap:126 H264/90000\r\na=rtpmap:127 rtx/90000\r\na=rtpmap:97 H264/90000\r\n\
+        a=rtpmap:98 rtx/90000\r\na=setup:actpass\r\na=ssrc:1 cname:{x}\r\n";
+
+    #[test]
+    fn a_firefox_offer_gets_its_h264_in_mode_one_and_its_session_level_fingerprint() {
+        let offer = Offer::parse(FIREFOX).expect("offer");
+        assert_eq!(offer.payload_type, 126);
+        assert_eq!(offer.ice_ufrag, "f1e2d3c4");
+        assert_eq!(offer.fingerprints, [vec![0xaa, 0xbb, 0x0c]]);
+        let sdp = answer(&offer, &local());
+        assert!(sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 126\r\n"), "{sdp}");
+        assert!(sdp.contains("a=group:BUNDLE 0\r\n"), "{sdp}");
+    }
+
     fn local() -> Local<'static> {
         Local {
             ice_ufrag: "relay",
