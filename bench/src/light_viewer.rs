@@ -514,8 +514,8 @@ impl Turn {
     /// A datagram from the server: what a peer sent, unwrapped into `buf`.
     async fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         let (n, from) = self.socket.recv_from(buf).await.ok()?;
-        let datagram = buf[..n].to_vec();
-        self.handle(&datagram, from);
+        // The client copies what it keeps: `buf` is free for the unwrapped datagram after.
+        self.handle(&buf[..n], from);
         self.flush().await;
         while let Some(event) = self.client.poll_event() {
             if let rtc::turn::client::Event::DataIndicationOrChannelData(_, peer, data) = event {
