@@ -77,7 +77,8 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
     let agent = relay.start_agent(&token, "sim://fixed", "agent")?;
     wait_online(&relay, cam).await?;
 
-    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (tunnel_url, _tunnel) =
+        link::local_tunnel(relay.state.links.clone(), cam, link::TunnelTo::Video).await?;
     assert!(
         tunnel_url.starts_with("rtsp://127.0.0.1:") && tunnel_url.ends_with("/live"),
         "{}",
@@ -94,7 +95,8 @@ async fn retina_receives_h264_through_an_agent_tunnel() -> Result<()> {
         expect_frames(&mut ingest, 60).await?;
         anyhow::Ok(())
     });
-    let (second_url, _second) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (second_url, _second) =
+        link::local_tunnel(relay.state.links.clone(), cam, link::TunnelTo::Video).await?;
     let mut ingest2 = Ingest::connect(&second_url, None, RtspTransport::Tcp).await?;
     expect_frames(&mut ingest2, 5).await?;
     first.await??;
@@ -129,7 +131,8 @@ async fn a_tunnel_to_an_unreachable_camera_fails_cleanly() -> Result<()> {
     // Nothing listens on port 9 of loopback: the agent cannot reach its camera.
     let _agent = relay.start_agent(&token, "rtsp://127.0.0.1:9/live", "agent")?;
     wait_online(&relay, cam).await?;
-    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (tunnel_url, _tunnel) =
+        link::local_tunnel(relay.state.links.clone(), cam, link::TunnelTo::Video).await?;
     let err = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .err()
@@ -154,7 +157,8 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     let agent = relay.start_agent(&token, &with_credentials, "agent")?;
     wait_online(&relay, cam).await?;
     // The relay's client has no credentials, yet the camera's Digest challenge is answered.
-    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (tunnel_url, _tunnel) =
+        link::local_tunnel(relay.state.links.clone(), cam, link::TunnelTo::Video).await?;
     let mut ingest = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;
@@ -172,7 +176,8 @@ async fn the_cameras_credentials_stay_with_the_agent() -> Result<()> {
     let wrong = camera.url.replacen("rtsp://", "rtsp://admin:wrong@", 1);
     let _agent2 = relay.start_agent(&token2, &wrong, "agent2")?;
     wait_online(&relay, cam2).await?;
-    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam2).await?;
+    let (tunnel_url, _tunnel) =
+        link::local_tunnel(relay.state.links.clone(), cam2, link::TunnelTo::Video).await?;
     let err = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .err()
@@ -209,7 +214,8 @@ async fn a_pull_through_the_agent_starts_with_its_group_of_pictures_not_the_came
         .sleep_until_after_keyframe(KEYFRAME_INTERVAL_MS, 3000, 2 * KEYFRAME_INTERVAL_MS)
         .await?;
     let pulled = Instant::now();
-    let (tunnel_url, _tunnel) = link::local_tunnel(relay.state.links.clone(), cam).await?;
+    let (tunnel_url, _tunnel) =
+        link::local_tunnel(relay.state.links.clone(), cam, link::TunnelTo::Video).await?;
     let mut ingest = Ingest::connect(&tunnel_url, None, RtspTransport::Tcp)
         .await
         .with_context(|| agent.log())?;

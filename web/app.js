@@ -299,7 +299,7 @@ async function route() {
   show('live-view');
   // A guard may be requested from a dispatch-plan camera's live view only.
   if (state.dispatch) state.dispatch.showCamera(cam);
-  if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus);
+  if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus, setSound);
   if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('player'), $('video'), (key, vars) => t(state.lang, key, vars));
   // Pan-tilt controls on a pan-tilt camera only.
   if (cam.model === 'pan-tilt') state.ptz.open(cam.id);
@@ -508,7 +508,23 @@ function forgetStills() {
   }
 }
 
+// The listen button says whether the camera is heard; the line beside it why it cannot be.
+function setSound({ listening = false, error = null }) {
+  const button = $('listen');
+  button.setAttribute('aria-pressed', String(listening));
+  button.textContent = t(state.lang, listening ? 'listen.on' : 'listen');
+  $('listen-status').textContent = error ? t(state.lang, 'listen.failed', { why: error }) : '';
+}
+
+async function toggleSound() {
+  if (!state.player) return;
+  const on = $('listen').getAttribute('aria-pressed') !== 'true';
+  if (on) $('listen-status').textContent = t(state.lang, 'listen.starting');
+  await state.player.listen(on);
+}
+
 async function stopLive() {
+  setSound({});
   keepStill();
   stopEvents();
   if (state.ptz) state.ptz.close();
@@ -631,6 +647,7 @@ async function start() {
   $('logout').addEventListener('click', onLogout);
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
+  $('listen').addEventListener('click', toggleSound);
   $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
   $('events-older').addEventListener('click', olderOfDay);
   $('timeline').addEventListener('click', onTimelineClick);

@@ -1,5 +1,6 @@
 // Live video: a WHEP client (RFC 9725) on a standard RTCPeerConnection, with the status a
-// person needs (connecting, live, reconnecting, camera offline) and optional stats.
+// person needs (connecting, live, reconnecting, camera offline) and optional stats. Every view
+// starts silent; listen(true) asks the relay for the camera's sound and unmutes.
 
 const STALL_MS = 2500;      // no new frame for this long: the picture is stuck
 const RETRY_MS = 2000;      // wait before setting up a failed session again
@@ -43,10 +44,13 @@ export function iceServersFrom(linkHeader) {
 
 export class LivePlayer {
   // video: the <video> element; onStatus(status) with status one of
-  // 'connecting' | 'live' | 'reconnecting' | 'offline'.
-  constructor(video, onStatus) {
+  // 'connecting' | 'live' | 'reconnecting' | 'offline'; onSound({ listening, codec, error })
+  // when the sound starts, stops or cannot be had.
+  constructor(video, onStatus, onSound = () => {}) {
     this.video = video;
     this.onStatus = onStatus;
+    this.onSound = onSound;
+    this.wantSound = false;
     this.pc = null;
     this.location = null;
     this.url = null;
@@ -142,8 +146,11 @@ export class LivePlayer {
     this.pc = pc;
     this.connectStarted = performance.now();
     pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // Both tracks come in the relay's one stream, which keeps sound and pictures in step.
     pc.ontrack = (e) => {
-      this.video.srcObject = e.streams[0] || new MediaStream([e.track]);
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      if (this.video.srcObject !== stream) this.video.srcObject = stream;
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
@@ -159,6 +166,8 @@ export class LivePlayer {
         this.location = resp.headers.get('Location');
         iceServers = iceServersFrom(resp.headers.get('Link'));
         await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+        // A view set up again (after a reconnect) goes on listening if the person was.
+        if (this.wantSound) this.listen(true);
         return;
       }
       pc.close();
@@ -176,6 +185,31 @@ export class LivePlayer {
     }
   }
 
+  // Starts (on) or stops hearing the camera in this view: the relay starts the camera's
+  // sound for it, and the video element is unmuted (call it from the person's click, which
+  // lets the browser play sound). Tells onSound how it went.
+  async listen(on) {
+    this.wantSound = on;
+    this.video.muted = !on;
+    const location = this.location;
+    if (!location) return;
+    const resp = await fetch(`${location}/sound`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ listen: on }),
+      credentials: 'same-origin',
+    }).catch(() => null);
+    if (location !== this.location) return;
+    const body = resp ? await resp.json().catch(() => ({})) : {};
+    if (resp && resp.ok) {
+      this.onSound({ listening: body.listening, codec: body.codec });
+      return;
+    }
+    this.wantSound = false;
+    this.video.muted = true;
+    this.onSound({ listening: false, error: body.error || (resp ? resp.statusText : 'network error') });
+  }
+
   // `gone`: the relay ended the session itself (a dispatch request's share closed), so there
   // is nothing to DELETE.
   async closeSession(gone = false) {
@@ -191,6 +225,9 @@ export class LivePlayer {
 
   async stop(gone = false) {
     this.url = null;
+    // The next view starts silent again.
+    this.wantSound = false;
+    this.video.muted = true;
     clearInterval(this.timer);
     this.timer = null;
     await this.closeSession(gone);

@@ -146,7 +146,7 @@ async fn main() -> Result<()> {
     let idle = rate(upstream.load(Ordering::Relaxed) - before, secs);
 
     // One viewer, through the tunnel.
-    let (url, tunnel) = link::local_tunnel(links.clone(), cam).await?;
+    let (url, tunnel) = link::local_tunnel(links.clone(), cam, link::TunnelTo::Video).await?;
     let mut ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
     watch(&mut ingest, Duration::from_secs(2)).await?;
     let before = upstream.load(Ordering::Relaxed);

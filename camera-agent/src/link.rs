@@ -258,8 +258,9 @@ async fn session(
                         p.link_up();
                     }
                 }
-                AgentOutput::Order(RelayOrder::OpenTunnel { tunnel }) => {
-                    tokio::spawn(open_tunnel(config.clone(), tunnel, report_tx.clone()));
+                AgentOutput::Order(RelayOrder::OpenTunnel { tunnel, to_camera }) => {
+                    let report = report_tx.clone();
+                    tokio::spawn(open_tunnel(config.clone(), tunnel, to_camera, report));
                 }
                 AgentOutput::Order(RelayOrder::Ptz {
                     id,
@@ -341,9 +342,17 @@ async fn ptz_report(ptz: &mut Option<&mut PtzLink>) -> Option<AgentMessage> {
 }
 
 /// Connects the camera's RTSP server to the relay through a new tunnel WebSocket, or, when
-/// the agent reads a fresh stream from the camera already, serves the tunnel itself.
-async fn open_tunnel(config: LinkConfig, tunnel: TunnelId, report: mpsc::Sender<AgentMessage>) {
-    let servable = config.gop.as_ref().and_then(|g| {
+/// the agent reads a fresh stream from the camera already, serves the tunnel itself (unless
+/// the relay asked for the camera itself: `to_camera`, for what the agent does not keep,
+/// such as the camera's sound).
+async fn open_tunnel(
+    config: LinkConfig,
+    tunnel: TunnelId,
+    to_camera: bool,
+    report: mpsc::Sender<AgentMessage>,
+) {
+    let gop = config.gop.as_ref().filter(|_| !to_camera);
+    let servable = gop.and_then(|g| {
         let ps = g.servable(eyeward::clock::monotonic())?;
         Some((g.clone(), ps))
     });

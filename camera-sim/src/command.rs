@@ -56,7 +56,8 @@ pub struct SimulateArgs {
     /// guard it too.
     #[arg(long, default_value = "127.0.0.1:0")]
     onvif_listen: std::net::SocketAddr,
-    /// Sound with the video, as a second stream: a tone in pcmu, pcma (G.711) or aac.
+    /// Sound with the video, as a second stream: a tone in pcmu, pcma (G.711), aac, or
+    /// speex (which the relay cannot decode).
     #[arg(long)]
     audio: Option<crate::AudioCodec>,
 }

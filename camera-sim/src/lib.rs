@@ -57,12 +57,14 @@ pub struct SimulatorConfig {
     pub audio: Option<AudioCodec>,
 }
 
-/// The codecs IP cameras send sound in: G.711 (µ-law or A-law, 8 kHz) and AAC.
+/// The codecs IP cameras send sound in: G.711 (µ-law or A-law, 8 kHz) and AAC; and Speex,
+/// which a few old cameras send and the relay does not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioCodec {
     Pcmu,
     Pcma,
     Aac,
+    Speex,
 }
 
 impl std::str::FromStr for AudioCodec {
@@ -73,19 +75,20 @@ impl std::str::FromStr for AudioCodec {
             "pcmu" => Ok(AudioCodec::Pcmu),
             "pcma" => Ok(AudioCodec::Pcma),
             "aac" => Ok(AudioCodec::Aac),
+            "speex" => Ok(AudioCodec::Speex),
             other => Err(Error::Config(format!(
-                "audio codec {other:?}: pcmu, pcma or aac"
+                "audio codec {other:?}: pcmu, pcma, aac or speex"
             ))),
         }
     }
 }
 
 impl AudioCodec {
-    /// Samples a second: G.711's 8 kHz; AAC at 16 kHz, as cameras' microphones.
+    /// Samples a second: G.711's 8 kHz; AAC and Speex at 16 kHz, as cameras' microphones.
     fn rate(self) -> u32 {
         match self {
             AudioCodec::Pcmu | AudioCodec::Pcma => 8_000,
-            AudioCodec::Aac => 16_000,
+            AudioCodec::Aac | AudioCodec::Speex => 16_000,
         }
     }
 
@@ -98,6 +101,7 @@ impl AudioCodec {
             AudioCodec::Pcmu => "mulawenc ! rtppcmupay name=pay1 pt=0",
             AudioCodec::Pcma => "alawenc ! rtppcmapay name=pay1 pt=8",
             AudioCodec::Aac => "avenc_aac bitrate=32000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+            AudioCodec::Speex => "speexenc ! rtpspeexpay name=pay1 pt=98",
         };
         format!(
             "appsrc name=mic is-live=true do-timestamp=true format=time block=true max-buffers=5 \

@@ -108,6 +108,7 @@ pub fn viewer_connection(data: &[u8]) {
         candidates: vec![RELAY],
         tcp_candidates: Vec::new(),
         max_segments: 1,
+        wall_clock: (eyeward::clock::monotonic(), std::time::Duration::ZERO),
     });
     let offer = eyeward_relay::whep::parse_offer(VIEWER_OFFER).expect("offer");
     let now = eyeward::clock::monotonic();

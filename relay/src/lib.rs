@@ -25,4 +25,5 @@ pub mod ptz;
 pub mod revocation;
 pub mod store;
 pub mod task;
+pub mod transcode;
 pub mod whep;

@@ -137,9 +137,14 @@ pub enum RelayMessage {
         seq: u64,
     },
     /// Open a tunnel to the camera's RTSP server and connect it to
-    /// `/agent/v1/tunnel/{tunnel}`.
+    /// `/agent/v1/tunnel/{tunnel}`. Without `to_camera` the agent may answer it from the
+    /// video it reads already (its group of pictures); with it, the tunnel must reach the
+    /// camera itself (its sound, which the agent does not keep). Sent only when true, so an
+    /// agent of before it reads every other tunnel as it did.
     OpenTunnel {
         tunnel: TunnelId,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        to_camera: bool,
     },
     /// Carry out a pan-tilt command and answer `PtzDone` or `PtzFailed` with the same `id`.
     /// A `move` lasts `deadman_ms` unless another command follows.
@@ -256,8 +261,28 @@ mod tests {
         assert_eq!(decode::<AgentMessage>(&text).unwrap(), hello);
         let open = RelayMessage::OpenTunnel {
             tunnel: TunnelId::from_random([0xab; 16]),
+            to_camera: false,
         };
+        assert_eq!(
+            encode(&open),
+            format!(r#"{{"type":"open_tunnel","tunnel":"{}"}}"#, "ab".repeat(16))
+        );
         assert_eq!(decode::<RelayMessage>(&encode(&open)).unwrap(), open);
+        let to_camera = RelayMessage::OpenTunnel {
+            tunnel: TunnelId::from_random([0xab; 16]),
+            to_camera: true,
+        };
+        assert_eq!(
+            encode(&to_camera),
+            format!(
+                r#"{{"type":"open_tunnel","tunnel":"{}","to_camera":true}}"#,
+                "ab".repeat(16)
+            )
+        );
+        assert_eq!(
+            decode::<RelayMessage>(&encode(&to_camera)).unwrap(),
+            to_camera
+        );
         let ptz = RelayMessage::Ptz {
             id: 7,
             command: PtzCommand::Move {

@@ -349,8 +349,9 @@ impl RelaySession {
 /// What the relay asks of an agent, checked and bounded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RelayOrder {
-    /// Open a tunnel to the camera and connect it to the relay.
-    OpenTunnel { tunnel: TunnelId },
+    /// Open a tunnel to the camera (to the camera itself with `to_camera`, see
+    /// [`RelayMessage::OpenTunnel`]) and connect it to the relay.
+    OpenTunnel { tunnel: TunnelId, to_camera: bool },
     /// Carry out a pan-tilt command; a `move` lasts `deadman` unless another follows.
     Ptz {
         id: u64,
@@ -473,9 +474,13 @@ impl AgentSession {
                 false,
             ),
             (_, RelayMessage::HeartbeatAck { .. }) => {}
-            (_, RelayMessage::OpenTunnel { tunnel }) => self
-                .out
-                .push_back(AgentOutput::Order(RelayOrder::OpenTunnel { tunnel })),
+            (_, RelayMessage::OpenTunnel { tunnel, to_camera }) => {
+                self.out
+                    .push_back(AgentOutput::Order(RelayOrder::OpenTunnel {
+                        tunnel,
+                        to_camera,
+                    }))
+            }
             (
                 _,
                 RelayMessage::Ptz {

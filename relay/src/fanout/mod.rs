@@ -1,9 +1,13 @@
 //! Fan-out: one pull per camera, many viewers. A camera's feed starts when its first viewer
 //! arrives, keeps the current group of pictures for instant starts, hands every frame to every
 //! viewer without copying it, reconnects after camera faults, and stops `linger` after the
-//! last viewer left.
+//! last viewer left. Its sound is a feed of its own ([`sound`]), pulled only while someone
+//! listens.
 
 mod gop;
+mod sound;
+
+pub use sound::{Listening, SoundCodec, SoundPacket, SoundState};
 
 use crate::cluster::{Cluster, PeerFeed};
 use crate::config::{CamerasConfig, RtspTransport};
@@ -25,11 +29,35 @@ use tokio::sync::broadcast;
 /// next keyframe): about 8 s at 30 fps.
 const VIEWER_QUEUE: usize = 256;
 
+/// Who is on a feed: how many, and since when nobody (the feed stops `linger` later).
+#[derive(Debug, Default)]
+struct Audience {
+    count: usize,
+    idle_since: Option<Instant>,
+}
+
+impl Audience {
+    fn join(&mut self) {
+        self.count += 1;
+        self.idle_since = None;
+    }
+
+    fn leave(&mut self) {
+        self.count = self.count.saturating_sub(1);
+        if self.count == 0 {
+            self.idle_since = Some(eyeward::clock::monotonic());
+        }
+    }
+
+    /// True once nobody has been on the feed for `linger`.
+    fn expired(&self, linger: Duration) -> bool {
+        self.idle_since.is_some_and(|t| t.elapsed() >= linger)
+    }
+}
+
 struct Shared {
     gop: Gop,
-    viewers: usize,
-    /// When the last viewer left (the feed stops `linger` later).
-    idle_since: Option<Instant>,
+    viewers: Audience,
     /// Camera sessions so far: a new one (after a reconnect or a contained panic) may restart
     /// the camera's timestamps, which viewers must tell apart.
     epoch: u64,
@@ -60,11 +88,7 @@ struct ViewerGuard(Arc<Feed>);
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        let mut s = self.0.lock();
-        s.viewers = s.viewers.saturating_sub(1);
-        if s.viewers == 0 {
-            s.idle_since = Some(eyeward::clock::monotonic());
-        }
+        self.0.lock().viewers.leave();
     }
 }
 
@@ -75,8 +99,7 @@ impl Feed {
 
     fn subscribe(self: &Arc<Self>) -> Subscription {
         let mut s = self.lock();
-        s.viewers += 1;
-        s.idle_since = None;
+        s.viewers.join();
         // Under the lock: no frame can fall between the cached ones and the live ones.
         Subscription {
             cached: s.gop.frames().to_vec(),
@@ -108,15 +131,15 @@ impl Feed {
 
     /// True once the feed has had no viewer for `linger`.
     fn expired(&self, linger: Duration) -> bool {
-        self.lock()
-            .idle_since
-            .is_some_and(|t| t.elapsed() >= linger)
+        self.lock().viewers.expired(linger)
     }
 }
 
 /// Every camera's feed.
 pub struct Feeds {
     feeds: Mutex<HashMap<CameraId, Arc<Feed>>>,
+    /// The cameras someone listens to.
+    sounds: Mutex<HashMap<CameraId, Arc<sound::SoundFeed>>>,
     links: Arc<Links>,
     metrics: Arc<Metrics>,
     linger: Duration,
@@ -132,7 +155,7 @@ enum Pulled {
     Rtsp {
         ingest: Ingest,
         /// Kept open while the session plays: dropping it closes the loopback port.
-        _carrier: Option<loopback::Offered>,
+        _carrier: loopback::Offered,
     },
     Peer(PeerFeed),
 }
@@ -161,6 +184,7 @@ impl Feeds {
     ) -> Feeds {
         Feeds {
             feeds: Mutex::new(HashMap::new()),
+            sounds: Mutex::new(HashMap::new()),
             links,
             metrics,
             linger,
@@ -180,8 +204,7 @@ impl Feeds {
             camera: camera.id,
             shared: Mutex::new(Shared {
                 gop: Gop::default(),
-                viewers: 0,
-                idle_since: None,
+                viewers: Audience::default(),
                 epoch: 0,
             }),
             frames,
@@ -213,7 +236,7 @@ impl Feeds {
             }
             let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
             // A viewer may have joined since the last check: then the feed goes on.
-            if feed.lock().viewers == 0 {
+            if feed.lock().viewers.count == 0 {
                 feeds.remove(&feed.camera);
                 tracing::info!("feed stopped: nobody watches");
                 return;
@@ -261,39 +284,60 @@ impl Feeds {
         }
     }
 
-    /// Opens an RTSP session to the camera, directly or through its agent's tunnel, or pulls
-    /// it through the node its agent is linked to.
+    /// Opens an RTSP session to the camera's video, directly or through its agent's tunnel,
+    /// or pulls it through the node its agent is linked to.
     async fn connect(&self, camera: &Camera) -> Result<Pulled, crate::error::Error> {
+        if matches!(camera.source, CameraSource::Agent)
+            && !self.links.is_online(camera.id)
+            && self.cluster.is_clustered()
+        {
+            return Ok(Pulled::Peer(self.cluster.pull_elsewhere(camera.id).await?));
+        }
+        let rtsp = self.rtsp(camera, link::TunnelTo::Video).await?;
+        let ingest = Ingest::connect(&rtsp.url, rtsp.credentials, rtsp.transport).await?;
+        Ok(Pulled::Rtsp {
+            ingest,
+            _carrier: rtsp.carrier,
+        })
+    }
+
+    /// Where the relay's RTSP client reads the camera: the camera itself (past a guard that
+    /// bounds its pictures and checks its replies' source) or its agent's tunnel to `to`.
+    async fn rtsp(&self, camera: &Camera, to: link::TunnelTo) -> Result<Rtsp, crate::error::Error> {
         match &camera.source {
             CameraSource::Rtsp(r) => {
                 let r = checked_source(r, self.cameras.source_policy()).await?;
-                let creds = r
+                let credentials = r
                     .username()
                     .map(|u| (u.to_owned(), r.password().unwrap_or_default().to_owned()));
-                // The camera's bytes pass a guard: pictures bounded, replies naming the
-                // checked address as their source.
-                let (url, offered) = ingest::direct_connection(camera.id, &r).await?;
-                let ingest = Ingest::connect(&url, creds, self.cameras.rtsp_transport).await?;
-                Ok(Pulled::Rtsp {
-                    ingest,
-                    _carrier: Some(offered),
+                let (url, carrier) = ingest::direct_connection(camera.id, &r).await?;
+                Ok(Rtsp {
+                    url,
+                    credentials,
+                    transport: self.cameras.rtsp_transport,
+                    carrier,
                 })
             }
-            CameraSource::Agent
-                if !self.links.is_online(camera.id) && self.cluster.is_clustered() =>
-            {
-                Ok(Pulled::Peer(self.cluster.pull_elsewhere(camera.id).await?))
-            }
             CameraSource::Agent => {
-                let (url, offered) = link::local_tunnel(self.links.clone(), camera.id).await?;
-                let ingest = Ingest::connect(&url, None, RtspTransport::Tcp).await?;
-                Ok(Pulled::Rtsp {
-                    ingest,
-                    _carrier: Some(offered),
+                let (url, carrier) = link::local_tunnel(self.links.clone(), camera.id, to).await?;
+                Ok(Rtsp {
+                    url,
+                    credentials: None,
+                    transport: RtspTransport::Tcp,
+                    carrier,
                 })
             }
         }
     }
+}
+
+/// A camera's RTSP as the relay's client reads it (see [`Feeds::rtsp`]).
+struct Rtsp {
+    url: String,
+    credentials: Option<(String, String)>,
+    transport: RtspTransport,
+    /// Kept open while the session plays: dropping it closes the loopback port.
+    carrier: loopback::Offered,
 }
 
 /// A direct source that passes `policy`, resolved: every address its name resolves to must

@@ -1,13 +1,15 @@
 //! Live video over HTTP (WHEP, the WebRTC-HTTP Egress Protocol): a viewer POSTs an SDP offer
 //! to `/api/cameras/{id}/whep`, gets `201 Created` with the answer, a `Location` and the ICE
-//! servers in `Link` headers, and DELETEs that location to stop. The sessions themselves are
-//! [`crate::whep`]'s.
+//! servers in `Link` headers, and DELETEs that location to stop; it POSTs `{"listen": true}`
+//! to the location's `/sound` to hear the camera (every view starts silent). The sessions
+//! themselves are [`crate::whep`]'s.
 
 use super::AppState;
-use super::extract::{CustomerCaller, IdPath, SdpBody};
+use super::extract::{ApiJson, CustomerCaller, IdPath, SdpBody};
 use crate::error::Error;
 use crate::store::Camera;
 use crate::whep::Viewer;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,7 +62,10 @@ pub async fn answer(
         return Err(crate::link::camera_offline());
     }
     let ended = st.revocations.ended(grant, st.max_live_session);
-    let (session, answer) = st.whep.start(viewer, camera, offer, ended).await?;
+    let (session, answer) = st
+        .whep
+        .start(viewer, camera, offer, st.clock.now(), ended)
+        .await?;
     let location = format!("{base}/{session}");
     let mut resp = (
         StatusCode::CREATED,
@@ -101,4 +106,44 @@ pub async fn delete(
         .stop(Viewer::Customer(c.id), Some(CameraId(id)), &session)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a viewer asks of the camera's sound.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sound {
+    listen: bool,
+}
+
+/// `POST /api/cameras/{id}/whep/{session}/sound`: the viewer starts or stops hearing the
+/// camera; the answer says whether it listens, and in which format.
+pub async fn sound(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    Path((id, session)): Path<(String, String)>,
+    ApiJson(req): ApiJson<Sound>,
+) -> Result<Response, Error> {
+    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
+    let camera = st
+        .store
+        .camera_of(c.id, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("session"))?;
+    listened(&st, Viewer::Customer(c.id), &camera, &session, req.listen).await
+}
+
+/// Starts or stops the sound of `viewer`'s session on `camera`, and says how it is now.
+pub async fn listened(
+    st: &AppState,
+    viewer: Viewer,
+    camera: &Camera,
+    session: &str,
+    listen: bool,
+) -> Result<Response, Error> {
+    let codec = st.whep.listen(viewer, camera, session, listen).await?;
+    Ok(Json(serde_json::json!({
+        "listening": codec.is_some(),
+        "codec": codec.map(|c| c.rtpmap().0),
+    }))
+    .into_response())
 }

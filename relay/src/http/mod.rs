@@ -188,6 +188,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/cameras/{id}/whep", post(live_video::offer))
         .route("/cameras/{id}/whep/{session}", delete(live_video::delete))
         .route(
+            "/cameras/{id}/whep/{session}/sound",
+            post(live_video::sound),
+        )
+        .route(
             "/cameras/{id}/ptz",
             get(pan_tilt::state).post(pan_tilt::command),
         )

@@ -1,10 +1,12 @@
 //! Ingest: the relay's RTSP client (retina), pulling H.264 from a camera directly or through
 //! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
-//! (SPS, PPS) put before every keyframe, as browsers' decoders need them.
+//! (SPS, PPS) put before every keyframe, as browsers' decoders need them; and, in its own
+//! session while someone listens, the camera's sound ([`sound`]).
 
 mod direct;
 pub mod frames;
 pub mod h264;
+pub mod sound;
 pub mod transport;
 
 pub use direct::direct_connection;
@@ -51,47 +53,60 @@ fn rtsp_error(what: &str) -> impl FnOnce(retina::Error) -> Error + '_ {
     move |e| Error::new(ErrorKind::FailedPrecondition, format!("camera {what}: {e}"))
 }
 
+/// DESCRIBE, SETUP of the one stream `pick` chooses of those the camera describes (RTP
+/// interleaved over the RTSP TCP connection, or over UDP), and PLAY.
+async fn play_one(
+    url: &str,
+    credentials: Option<(String, String)>,
+    transport: RtspTransport,
+    pick: impl FnOnce(&[retina::client::Stream]) -> Result<usize, Error>,
+) -> Result<(Pin<Box<Demuxed>>, usize), Error> {
+    let url = url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
+    let options = SessionOptions::default()
+        .user_agent(format!("eyeward-relay {}", env!("CARGO_PKG_VERSION")))
+        .creds(credentials.map(|(username, password)| Credentials { username, password }));
+    let mut session = Session::describe(url, options)
+        .await
+        .map_err(rtsp_error("DESCRIBE"))?;
+    let stream = pick(session.streams())?;
+    let transport = match transport {
+        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+    };
+    session
+        .setup(stream, SetupOptions::default().transport(transport))
+        .await
+        .map_err(rtsp_error("SETUP"))?;
+    let session = session
+        .play(PlayOptions::default())
+        .await
+        .map_err(rtsp_error("PLAY"))?
+        .demuxed()
+        .map_err(rtsp_error("demuxer"))?;
+    Ok((Box::pin(session), stream))
+}
+
 impl Ingest {
-    /// DESCRIBE, SETUP (RTP interleaved over the RTSP TCP connection, or over UDP) and PLAY.
+    /// Plays the camera's H.264 video (see [`play_one`]).
     pub async fn connect(
         url: &str,
         credentials: Option<(String, String)>,
         transport: RtspTransport,
     ) -> Result<Ingest, Error> {
-        let url =
-            url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
-        let options = SessionOptions::default()
-            .user_agent(format!("eyeward-relay {}", env!("CARGO_PKG_VERSION")))
-            .creds(credentials.map(|(username, password)| Credentials { username, password }));
-        let mut session = Session::describe(url, options)
-            .await
-            .map_err(rtsp_error("DESCRIBE"))?;
-        let stream = session
-            .streams()
-            .iter()
-            .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::FailedPrecondition,
-                    "the camera offers no H.264 video",
-                )
-            })?;
-        let transport = match transport {
-            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
-            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
-        };
-        session
-            .setup(stream, SetupOptions::default().transport(transport))
-            .await
-            .map_err(rtsp_error("SETUP"))?;
-        let session = session
-            .play(PlayOptions::default())
-            .await
-            .map_err(rtsp_error("PLAY"))?
-            .demuxed()
-            .map_err(rtsp_error("demuxer"))?;
+        let (session, stream) = play_one(url, credentials, transport, |streams| {
+            streams
+                .iter()
+                .position(|s| s.media() == "video" && s.encoding_name() == "h264")
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "the camera offers no H.264 video",
+                    )
+                })
+        })
+        .await?;
         let mut ingest = Ingest {
-            session: Box::pin(session),
+            session,
             stream,
             parameter_sets: Vec::new(),
         };

@@ -40,18 +40,28 @@ pub trait PtzReports: Send + Sync {
     fn offline(&self, camera: CameraId);
 }
 
+/// What a tunnel must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelTo {
+    /// The camera's video: the agent may answer from the video it reads already.
+    Video,
+    /// The camera itself, for what the agent does not keep (its sound).
+    Camera,
+}
+
 /// Opens a tunnel to an agent camera and offers it on a loopback port for the RTSP client:
 /// returns `rtsp://127.0.0.1:PORT/<camera path>` and the port. The first connection there
 /// that this process made (the relay's RTSP client) talks to the camera through the agent.
 pub async fn local_tunnel(
     links: Arc<Links>,
     camera: CameraId,
+    to: TunnelTo,
 ) -> Result<(String, loopback::Offered), Error> {
     let path = links
         .rtsp_path(camera)
         .ok_or_else(registry::camera_offline)?;
     let offered = loopback::offer(camera, move |tcp| async move {
-        match links.open_tunnel(camera).await {
+        match links.open_tunnel(camera, to).await {
             Ok((tunnel, _slot)) => bridge(tcp, tunnel, camera).await,
             Err(e) => tracing::warn!(camera = camera.0, error = %e, "tunnel not opened"),
         }

@@ -179,8 +179,12 @@ impl Links {
         self.lock().link(camera).map(|l| l.rtsp_path.clone())
     }
 
-    /// Asks the camera's agent for a tunnel and waits until the agent connects it.
-    pub async fn open_tunnel(&self, camera: CameraId) -> Result<(Tunnel, TunnelSlot<'_>), Error> {
+    /// Asks the camera's agent for a tunnel to `to` and waits until the agent connects it.
+    pub async fn open_tunnel(
+        &self,
+        camera: CameraId,
+        to: super::TunnelTo,
+    ) -> Result<(Tunnel, TunnelSlot<'_>), Error> {
         let tunnel = TunnelId::from_random(rand::random());
         let (deliver, delivered) = oneshot::channel();
         let to_agent = {
@@ -207,6 +211,7 @@ impl Links {
         let asked = to_agent
             .send(RelayMessage::OpenTunnel {
                 tunnel: tunnel.clone(),
+                to_camera: to == super::TunnelTo::Camera,
             })
             .await;
         let result = match asked {
@@ -299,9 +304,14 @@ mod tests {
         links.register(other, "/live".into());
         let opener = {
             let links = links.clone();
-            tokio::spawn(async move { links.open_tunnel(cam).await.map(|_| ()) })
+            tokio::spawn(async move {
+                links
+                    .open_tunnel(cam, crate::link::TunnelTo::Video)
+                    .await
+                    .map(|_| ())
+            })
         };
-        let Some(RelayMessage::OpenTunnel { tunnel }) = reg.to_agent.recv().await else {
+        let Some(RelayMessage::OpenTunnel { tunnel, .. }) = reg.to_agent.recv().await else {
             panic!("no tunnel request")
         };
         assert!(
@@ -318,7 +328,11 @@ mod tests {
     #[tokio::test]
     async fn an_offline_camera_gets_no_tunnel() {
         let links = Links::default();
-        let err = links.open_tunnel(CameraId(3)).await.err().unwrap();
+        let err = links
+            .open_tunnel(CameraId(3), crate::link::TunnelTo::Video)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     }
 }

@@ -10,6 +10,9 @@
 //! Frames are cut into RTP payloads once per camera (at ingest); a session only writes its
 //! own headers (sequence numbers, timestamps) around the shared payloads, so a viewer costs
 //! SRTP and its share of a send per packet, not a copy of the stream.
+//!
+//! A viewer hears the camera only once it asks to ([`Whep::listen`]): its session then
+//! joins the camera's sound feed, which runs while someone listens.
 
 pub mod demux;
 mod ice;
@@ -21,7 +24,7 @@ pub mod udp;
 
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
-use crate::fanout::{Feeds, Subscription};
+use crate::fanout::{Feeds, Listening, SoundCodec, SoundState, Subscription};
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
@@ -61,6 +64,10 @@ impl Viewer {
 struct Session {
     viewer: Viewer,
     camera: CameraId,
+    /// The sound formats the viewer's answer carries (none: it hears nothing).
+    sound_formats: Vec<SoundCodec>,
+    /// Hands the session's task the camera's sound, or takes it away (`None`).
+    sound: mpsc::Sender<Option<Listening>>,
     /// Tells the session's task to close the connection (DTLS close), so the page learns
     /// at once.
     close: Option<oneshot::Sender<()>>,
@@ -194,8 +201,8 @@ impl Whep {
         })
     }
 
-    /// What a new session's connection is made with.
-    fn peer_settings(&self) -> Result<PeerSettings, Error> {
+    /// What a new session's connection is made with, `now` on the wall clock.
+    fn peer_settings(&self, now: UnixMillis) -> Result<PeerSettings, Error> {
         let mut current = self.settings.lock().unwrap_or_else(|p| p.into_inner());
         if current.made.elapsed() > CERTIFICATE_LIFE {
             *current = new_certificate()?;
@@ -205,6 +212,10 @@ impl Whep {
             candidates: self.candidates.clone(),
             tcp_candidates: self.tcp_candidates.clone(),
             max_segments: self.udp.max_segments(),
+            wall_clock: (
+                eyeward::clock::monotonic(),
+                Duration::from_millis(u64::try_from(now.0).unwrap_or(0)),
+            ),
         })
     }
 
@@ -239,19 +250,20 @@ impl Whep {
             .collect()
     }
 
-    /// Starts a session of `viewer` on `camera` from `offer`, ended when `ended` resolves
-    /// (its grant taken away, or its time up); returns its id and the SDP answer.
+    /// Starts a session of `viewer` on `camera` from `offer` at `now`, ended when `ended`
+    /// resolves (its grant taken away, or its time up); returns its id and the SDP answer.
     pub async fn start(
         self: &Arc<Self>,
         viewer: Viewer,
         camera: &Camera,
         offer: &str,
+        now: UnixMillis,
         ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
         let offer = parse_offer(offer)?;
         // Held until the session is registered (or fails).
         let _slot = self.reserve(viewer, camera.id)?;
-        let settings = self.peer_settings()?;
+        let settings = self.peer_settings(now)?;
         let (peer, answer) = Peer::answer(&settings, &offer, eyeward::clock::monotonic())
             .map_err(|e| Error::bad_request(format!("cannot answer this offer: {}", e.0)))?;
         let id: String = rand::random::<[u8; 16]>()
@@ -266,11 +278,17 @@ impl Whep {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         let (close, closed) = oneshot::channel();
+        let (sound, sound_orders) = mpsc::channel(4);
         self.lock().insert(
             id.clone(),
             Session {
                 viewer,
                 camera: camera.id,
+                sound_formats: SoundCodec::ALL
+                    .into_iter()
+                    .filter(|c| offer.sound_payload_type(*c).is_some())
+                    .collect(),
+                sound,
                 close: Some(close),
                 task: None,
                 watcher: None,
@@ -302,6 +320,8 @@ impl Whep {
             early: Some(self.feeds.watch(camera)),
             peer,
             inbox,
+            sound_orders,
+            sound: None,
             udp: self.udp.clone(),
             tcp_links: HashMap::new(),
             closed,
@@ -376,6 +396,71 @@ impl Whep {
         Ok(())
     }
 
+    /// Starts (`on`) or stops the sound of `camera` in session `id` of `viewer` (404 when it
+    /// is not theirs, or not on that camera). Starting waits until the sound plays, and says
+    /// in which format; when the camera has none the viewer can hear, the answer says why.
+    pub async fn listen(
+        &self,
+        viewer: Viewer,
+        camera: &Camera,
+        id: &str,
+        on: bool,
+    ) -> Result<Option<SoundCodec>, Error> {
+        let found = self
+            .lock()
+            .get(id)
+            .filter(|s| s.viewer == viewer && s.camera == camera.id)
+            .map(|s| (s.sound_formats.clone(), s.sound.clone()));
+        let Some((formats, orders)) = found else {
+            return Err(Error::not_found("session"));
+        };
+        if !on {
+            let _ = orders.send(None).await;
+            return Ok(None);
+        }
+        if formats.is_empty() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "this live view was set up without sound",
+            ));
+        }
+        let listening = self.feeds.listen(camera);
+        let mut state = listening.state.clone();
+        let settled = tokio::time::timeout(
+            SOUND_START_TIMEOUT,
+            state.wait_for(|s| *s != SoundState::Starting),
+        )
+        .await
+        .ok()
+        .and_then(|r| r.ok().map(|s| s.clone()));
+        let codec = match settled {
+            Some(SoundState::Playing(codec)) => codec,
+            Some(SoundState::Unavailable(why)) => {
+                return Err(Error::new(ErrorKind::FailedPrecondition, why));
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the camera's sound did not start in time; try again",
+                ));
+            }
+        };
+        if !formats.contains(&codec) {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "the camera's sound is {}, which this browser did not offer to play",
+                    codec.rtpmap().0
+                ),
+            ));
+        }
+        orders
+            .send(Some(listening))
+            .await
+            .map_err(|_| Error::not_found("session"))?;
+        Ok(Some(codec))
+    }
+
     /// Ends every session watching through dispatch request `request` (it closed).
     pub async fn end_shared(&self, request: i64) {
         let ids: Vec<String> = self
@@ -430,6 +515,9 @@ impl Whep {
 
 /// How long a session's task may take to close its connection once told to.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a viewer who asks to listen waits for the camera's sound to start.
+const SOUND_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A place for a session being set up (see [`Whep::reserve`]).
 struct Reservation<'a> {
@@ -488,6 +576,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 struct ViewerTask {
     peer: Peer,
     inbox: Routed,
+    /// The camera's sound given to or taken from the session ([`Whep::listen`]).
+    sound_orders: mpsc::Receiver<Option<Listening>>,
+    /// The camera's sound, while the viewer listens.
+    sound: Option<Listening>,
     udp: Arc<UdpPort>,
     /// The viewer's ICE-TCP connections, by its address.
     tcp_links: HashMap<SocketAddr, TcpLink>,
@@ -549,6 +641,17 @@ impl ViewerTask {
                 datagram = self.inbox.datagrams.recv() => match datagram {
                     Some(d) => self.receive(d),
                     None => return,
+                },
+                order = self.sound_orders.recv() => match order {
+                    Some(sound) => self.sound = sound,
+                    // The session is gone from the relay's list: it is ending.
+                    None => return,
+                },
+                packet = next_sound(&mut self.sound) => match packet {
+                    Ok(packet) => self.peer.send_sound(&packet),
+                    // A listener that fell behind skips what it missed.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => self.sound = None,
                 },
                 frame = next_frame(&mut live) => match frame {
                     Ok(frame) => {
@@ -672,6 +775,16 @@ async fn next_frame(
 ) -> Result<Arc<crate::ingest::Frame>, RecvError> {
     match live {
         Some(sub) => sub.live.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next packet of the camera's sound, while the viewer listens (never otherwise).
+async fn next_sound(
+    sound: &mut Option<Listening>,
+) -> Result<Arc<crate::fanout::SoundPacket>, RecvError> {
+    match sound {
+        Some(listening) => listening.packets.recv().await,
         None => std::future::pending().await,
     }
 }

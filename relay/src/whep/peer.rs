@@ -15,10 +15,15 @@
 //! - packets the viewer reports lost (NACK), again, from the frames it sent (their payloads
 //!   are the camera's, shared by every viewer: the history holds references, not copies);
 //! - on a keyframe request (PLI, FIR), which an RTSP camera cannot be asked for, the caller is
-//!   told at most once per [`KEYFRAME_REQUEST_INTERVAL`] and answers from the camera's cache.
+//!   told at most once per [`KEYFRAME_REQUEST_INTERVAL`] and answers from the camera's cache;
+//! - the camera's sound, while the viewer listens, on a stream of its own;
+//! - a sender report for each stream every [`REPORT_INTERVAL`]: each ties its RTP clock to
+//!   when the relay had that moment of the camera, on one clock for both, which is what the
+//!   browser keeps sound and pictures in step by.
 
 use super::ice::{IceLite, Path};
 use super::sdp::{self, Offer};
+use crate::fanout::{SoundCodec, SoundPacket};
 use crate::ingest::Frame;
 use bytes::BytesMut;
 use rtc::crypto::{HashAlgorithm, RTCCryptoProvider};
@@ -28,6 +33,7 @@ use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 pub use rtc::shared::TransportProtocol;
 use rtc::srtp::context::Context;
@@ -50,6 +56,12 @@ const HISTORY: usize = 512;
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// The most bytes one batch may hold: the kernel's limit for one segmented UDP send.
 const MAX_BATCH_BYTES: usize = 65_000;
+/// How often each stream's sender report goes out.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The video's RTP clock.
+const VIDEO_CLOCK_RATE: u32 = 90_000;
+/// Seconds from NTP's epoch (1900) to Unix's (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// What every viewer's connection shares: the relay's DTLS certificate and where browsers
 /// reach it.
@@ -62,6 +74,8 @@ pub struct PeerSettings {
     pub tcp_candidates: Vec<SocketAddr>,
     /// Datagrams one batch may hold (1 where the kernel cannot segment).
     pub max_segments: usize,
+    /// The wall clock at a moment of the monotonic one: sender reports carry wall-clock time.
+    pub wall_clock: (Instant, Duration),
 }
 
 /// Datagrams for one address, all `segment_size` long but the last, which may be shorter.
@@ -190,6 +204,13 @@ pub struct Peer {
     srtp: Option<Srtp>,
     ssrc: u32,
     payload_type: u8,
+    sound: SoundTrack,
+    /// The last live frame written: when the relay had it, and its RTP time.
+    video_sync: Option<(Instant, u32)>,
+    video_counts: Counts,
+    /// When the next sender reports are due (once connected).
+    next_report: Option<Instant>,
+    wall_clock: (Instant, Duration),
     ufrag: String,
     max_segments: usize,
     ended: bool,
@@ -200,8 +221,9 @@ pub struct Peer {
     rtp_time: u32,
     history: Vec<Option<Sent>>,
     last_keyframe_request: Option<Instant>,
-    /// Frames waiting for the pacer, with their ticks after the one before.
-    queue: VecDeque<(Arc<Frame>, u32)>,
+    /// Frames waiting for the pacer, with their ticks after the one before, and whether they
+    /// are live (with the camera's spacing) rather than from the cache.
+    queue: VecDeque<(Arc<Frame>, u32, bool)>,
     pacer: Pacer,
     /// An RTP packet before encryption: one buffer, reused.
     plain: Vec<u8>,
@@ -214,6 +236,44 @@ pub struct Peer {
 /// Why an offer cannot be answered.
 #[derive(Debug)]
 pub struct AnswerError(pub String);
+
+/// What a sender report counts: packets and payload bytes sent (RFC 3550 §6.4.1, modulo
+/// 2^32).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    packets: u32,
+    octets: u32,
+}
+
+impl Counts {
+    fn add(&mut self, payload: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload as u32);
+    }
+}
+
+/// The camera's sound on its way to this viewer.
+struct SoundTrack {
+    ssrc: u32,
+    /// The payload type the viewer gave each format (none: the answer carries no sound).
+    payload_types: Vec<(SoundCodec, u8)>,
+    sequence_number: u16,
+    /// Where the stream's RTP clock starts.
+    first_rtp_time: u32,
+    last: Option<SoundSent>,
+    counts: Counts,
+}
+
+/// The last sound packet sent.
+#[derive(Debug, Clone, Copy)]
+struct SoundSent {
+    epoch: u64,
+    codec: SoundCodec,
+    /// Its timestamp from the feed, and the one it went out with.
+    timestamp: i64,
+    rtp_time: u32,
+    received: Instant,
+}
 
 impl Peer {
     /// Answers a viewer's SDP `offer` (read by the caller): the connection and the SDP
@@ -258,6 +318,7 @@ impl Peer {
         let ufrag = random_ice_chars(16);
         let pwd = random_ice_chars(32);
         let ssrc = rand::random::<u32>();
+        let sound_ssrc = rand::random::<u32>();
         let answer = sdp::answer(
             offer,
             &sdp::Local {
@@ -265,6 +326,7 @@ impl Peer {
                 ice_pwd: &pwd,
                 fingerprint: &fingerprint,
                 ssrc,
+                sound_ssrc,
                 udp: &settings.candidates,
                 tcp: &settings.tcp_candidates,
             },
@@ -281,6 +343,21 @@ impl Peer {
             srtp: None,
             ssrc,
             payload_type: offer.payload_type,
+            sound: SoundTrack {
+                ssrc: sound_ssrc,
+                payload_types: SoundCodec::ALL
+                    .into_iter()
+                    .filter_map(|c| Some((c, offer.sound_payload_type(c)?)))
+                    .collect(),
+                sequence_number: rand::random(),
+                first_rtp_time: rand::random(),
+                last: None,
+                counts: Counts::default(),
+            },
+            video_sync: None,
+            video_counts: Counts::default(),
+            next_report: None,
+            wall_clock: settings.wall_clock,
             ufrag,
             max_segments: settings.max_segments.max(1),
             ended: false,
@@ -347,11 +424,14 @@ impl Peer {
         if self.ended {
             return None;
         }
-        let paced = self.pacer.next_release(self.queue.front().map(|(f, _)| f));
+        let paced = self
+            .pacer
+            .next_release(self.queue.front().map(|(f, _, _)| f));
         [
             self.dtls.poll_timeout(&DTLS_ASSOCIATION),
             paced,
             Some(self.ice.expires()),
+            self.next_report,
         ]
         .into_iter()
         .flatten()
@@ -371,6 +451,10 @@ impl Peer {
         let _ = self.dtls.handle_timeout(DTLS_ASSOCIATION, now);
         self.take_dtls_transmits();
         self.release(now);
+        if self.next_report.is_some_and(|at| now >= at) {
+            self.send_reports(now);
+            self.next_report = Some(now + REPORT_INTERVAL);
+        }
     }
 
     /// The next batch to send.
@@ -386,7 +470,7 @@ impl Peer {
     /// decoder shows the newest at once. They go out as fast as the [`Pacer`] lets them.
     pub fn send_cached(&mut self, now: Instant, frames: &[Arc<Frame>]) {
         for frame in frames {
-            self.enqueue(frame, CACHED_FRAME_TICKS);
+            self.enqueue(frame, CACHED_FRAME_TICKS, false);
         }
         self.release(now);
     }
@@ -406,7 +490,7 @@ impl Peer {
             _ if !frame.is_key => return Delivery::Skipped,
             _ => DEFAULT_FRAME_TICKS,
         };
-        self.enqueue(frame, ticks);
+        self.enqueue(frame, ticks, true);
         self.release(now);
         if self.queue.is_empty() {
             Delivery::Sent
@@ -422,20 +506,25 @@ impl Peer {
         self.queue.clear();
     }
 
-    fn enqueue(&mut self, frame: &Arc<Frame>, ticks: u32) {
-        self.queue.push_back((frame.clone(), ticks));
+    fn enqueue(&mut self, frame: &Arc<Frame>, ticks: u32, live: bool) {
+        self.queue.push_back((frame.clone(), ticks, live));
         self.last = Some((frame.epoch, frame.timestamp));
     }
 
     /// Writes the waiting frames the pacer lets through now.
     fn release(&mut self, now: Instant) {
-        while let Some((frame, ticks)) = self.queue.front() {
+        while let Some((frame, ticks, live)) = self.queue.front() {
             if !self.pacer.take(now, frame.data.len()) {
                 break;
             }
-            let (frame, ticks) = (frame.clone(), *ticks);
+            let (frame, ticks, live) = (frame.clone(), *ticks, *live);
             self.queue.pop_front();
             self.write(&frame, ticks);
+            // Cached frames go out closer together than the camera made them: only live
+            // ones say when a moment of the camera's video was.
+            if live {
+                self.video_sync = Some((frame.received, self.rtp_time));
+            }
         }
     }
 
@@ -471,15 +560,8 @@ impl Peer {
         }
     }
 
-    /// Encrypts one packet into the batch for the viewer's path: the one it nominated, or
-    /// until it has (a browser starts DTLS on the first pair that answers, and nominates a
-    /// moment later) the one its DTLS came on. Before the handshake is done there is nowhere
-    /// to send it: it is left out, as if lost on the wire.
+    /// Writes packet `sent` of a frame with this viewer's video header.
     fn write_packet(&mut self, sent: &Sent) {
-        let path = self.ice.nominated().or(self.dtls_path);
-        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), path) else {
-            return;
-        };
         let header = rtc::rtp::header::Header {
             version: 2,
             marker: sent.index + 1 == sent.frame.rtp_payloads.len(),
@@ -489,22 +571,143 @@ impl Peer {
             ssrc: self.ssrc,
             ..Default::default()
         };
+        let payload = &sent.frame.rtp_payloads[sent.index];
+        if self.send_rtp(&header, payload) {
+            self.video_counts.add(payload.len());
+        }
+    }
+
+    /// Sends a packet of the camera's sound, if the viewer listens in its format: with the
+    /// sound's own spacing, each once; after a new sound session (or another format) its
+    /// clock goes on by the time between them.
+    pub fn send_sound(&mut self, packet: &SoundPacket) {
+        let Some(payload_type) = self
+            .sound
+            .payload_types
+            .iter()
+            .find(|(c, _)| *c == packet.codec)
+            .map(|(_, pt)| *pt)
+        else {
+            return;
+        };
+        let (rtp_time, marker) = match self.sound.last {
+            Some(last) if last.epoch == packet.epoch && last.codec == packet.codec => {
+                if packet.timestamp <= last.timestamp {
+                    return;
+                }
+                let ticks = (packet.timestamp - last.timestamp) as u32;
+                (last.rtp_time.wrapping_add(ticks), false)
+            }
+            Some(last) => {
+                let gap = packet.received.saturating_duration_since(last.received);
+                let ticks = gap.as_secs_f64() * f64::from(packet.codec.clock_rate());
+                (last.rtp_time.wrapping_add(ticks as u32), true)
+            }
+            // The first packet of a talkspurt is marked (RFC 3551 §4.1).
+            None => (self.sound.first_rtp_time, true),
+        };
+        let header = rtc::rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number: self.sound.sequence_number,
+            timestamp: rtp_time,
+            ssrc: self.sound.ssrc,
+            ..Default::default()
+        };
+        self.sound.sequence_number = self.sound.sequence_number.wrapping_add(1);
+        self.sound.last = Some(SoundSent {
+            epoch: packet.epoch,
+            codec: packet.codec,
+            timestamp: packet.timestamp,
+            rtp_time,
+            received: packet.received,
+        });
+        if self.send_rtp(&header, &packet.payload) {
+            self.sound.counts.add(packet.payload.len());
+        }
+    }
+
+    /// Encrypts one packet into the batch for the viewer's path: the one it nominated, or
+    /// until it has (a browser starts DTLS on the first pair that answers, and nominates a
+    /// moment later) the one its DTLS came on. Before the handshake is done there is nowhere
+    /// to send it: it is left out, as if lost on the wire (false).
+    fn send_rtp(&mut self, header: &rtc::rtp::header::Header, payload: &[u8]) -> bool {
+        let path = self.ice.nominated().or(self.dtls_path);
+        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), path) else {
+            return false;
+        };
         // The fixed header (RFC 3550 §5.1: no padding, extension or CSRC), then the payload.
         self.plain.clear();
         self.plain.push(0x80);
         self.plain
-            .push(u8::from(header.marker) << 7 | self.payload_type & 0x7f);
+            .push(u8::from(header.marker) << 7 | header.payload_type & 0x7f);
         self.plain
             .extend_from_slice(&header.sequence_number.to_be_bytes());
         self.plain
             .extend_from_slice(&header.timestamp.to_be_bytes());
         self.plain.extend_from_slice(&header.ssrc.to_be_bytes());
-        self.plain
-            .extend_from_slice(&sent.frame.rtp_payloads[sent.index]);
+        self.plain.extend_from_slice(payload);
         // Refused only past 2^48 packets under one key; the viewer would see it as loss.
-        if let Ok(packet) = srtp.outbound.encrypt_rtp_with_header(&self.plain, &header) {
+        match srtp.outbound.encrypt_rtp_with_header(&self.plain, header) {
+            Ok(packet) => {
+                self.batch(path, &packet);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A sender report for each stream that has sent a moment the relay knows the time of:
+    /// its RTP clock carried on to `now`, and `now` on the wall clock.
+    fn send_reports(&mut self, now: Instant) {
+        let mut reports: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
+        let ntp_time = self.ntp(now);
+        let report = |ssrc, (at, rtp_time): (Instant, u32), clock_rate, counts: Counts| {
+            let ticks = now.saturating_duration_since(at).as_secs_f64() * f64::from(clock_rate);
+            Box::new(SenderReport {
+                ssrc,
+                ntp_time,
+                rtp_time: rtp_time.wrapping_add(ticks as u32),
+                packet_count: counts.packets,
+                octet_count: counts.octets,
+                ..Default::default()
+            }) as Box<dyn rtc::rtcp::Packet>
+        };
+        if let Some(sync) = self.video_sync {
+            reports.push(report(self.ssrc, sync, VIDEO_CLOCK_RATE, self.video_counts));
+        }
+        if let Some(last) = self.sound.last {
+            let sync = (last.received, last.rtp_time);
+            let rate = last.codec.clock_rate();
+            reports.push(report(self.sound.ssrc, sync, rate, self.sound.counts));
+        }
+        let path = self.ice.nominated().or(self.dtls_path);
+        let (Some(srtp), Some(path)) = (self.srtp.as_mut(), path) else {
+            return;
+        };
+        if reports.is_empty() {
+            return;
+        }
+        let Ok(plain) = rtc::rtcp::packet::marshal(&reports) else {
+            return;
+        };
+        if let Ok(packet) = srtp.outbound.encrypt_rtcp(&plain) {
             self.batch(path, &packet);
         }
+    }
+
+    /// `at` on the wall clock, in NTP's format (RFC 3550 §4: seconds since 1900, then a
+    /// binary fraction).
+    fn ntp(&self, at: Instant) -> u64 {
+        let (origin, wall) = self.wall_clock;
+        let since = if at >= origin {
+            wall + (at - origin)
+        } else {
+            wall.saturating_sub(origin - at)
+        };
+        let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+        ((since.as_secs() + NTP_UNIX_OFFSET) << 32) | fraction
     }
 
     fn read_dtls(&mut self, now: Instant, data: &[u8]) {
@@ -517,6 +720,7 @@ impl Peer {
                 EndpointEvent::HandshakeComplete if self.srtp.is_none() => match self.keys() {
                     Some(srtp) => {
                         self.srtp = Some(srtp);
+                        self.next_report = Some(now + REPORT_INTERVAL);
                         self.events.push_back(PeerEvent::Connected);
                     }
                     None => self.end(),
@@ -528,8 +732,9 @@ impl Peer {
         self.take_dtls_transmits();
     }
 
-    /// The SRTP keys exported from the finished handshake (RFC 5764 §4.2).
-    fn keys(&self) -> Option<Srtp> {
+    /// The SRTP keys exported from the finished handshake (RFC 5764 §4.2), with their
+    /// profile.
+    fn keying(&self) -> Option<(rtc::srtp::config::Config, ProtectionProfile)> {
         let state = self.dtls.get_connection_state(DTLS_ASSOCIATION)?;
         let profile = match state.srtp_protection_profile() {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
@@ -552,6 +757,12 @@ impl Peer {
         config
             .set_session_keys_from_keying_material(material.as_ref(), state.is_client())
             .ok()?;
+        Some((config, profile))
+    }
+
+    /// The SRTP contexts of the connection, once its handshake is done.
+    fn keys(&self) -> Option<Srtp> {
+        let (config, profile) = self.keying()?;
         let keys = &config.keys;
         let crypto = self.crypto.crypto();
         Some(Srtp {
@@ -711,7 +922,9 @@ mod tests {
 
     use super::*;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-    use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+    use rtc::peer_connection::configuration::media_engine::{
+        MIME_TYPE_H264, MIME_TYPE_PCMU, MediaEngine,
+    };
     use rtc::peer_connection::event::RTCPeerConnectionEvent;
     use rtc::peer_connection::message::RTCMessage;
     use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -753,6 +966,28 @@ mod tests {
         media
     }
 
+    /// The wall clock when the test starts (late 2027).
+    const WALL_CLOCK: Duration = Duration::from_secs(1_820_000_000);
+
+    /// G.711 µ-law, which every browser takes, at the payload type browsers give it.
+    fn add_pcmu(media: &mut MediaEngine) {
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_PCMU.to_owned(),
+                        clock_rate: 8000,
+                        channels: 0,
+                        sdp_fmtp_line: String::new(),
+                        rtcp_feedback: Vec::new(),
+                    },
+                    payload_type: 0,
+                },
+                RtpCodecKind::Audio,
+            )
+            .expect("codec");
+    }
+
     const RELAY: &str = "10.0.0.1:3478";
     const BROWSER: &str = "10.0.0.2:50000";
 
@@ -764,6 +999,9 @@ mod tests {
         now: Instant,
         /// RTP the browser decrypted, in arrival order.
         received: Vec<rtc::rtp::Packet>,
+        /// Sender reports seen on the wire (rtc's browser keeps them to itself), decrypted
+        /// with the relay's own keys.
+        reports: Vec<SenderReport>,
         /// Batches the peer handed out since the test last looked.
         batches: Vec<(usize, usize)>,
         events: Vec<PeerEvent>,
@@ -796,8 +1034,16 @@ mod tests {
     impl Call {
         /// A browser offers to receive H.264; the peer answers; ICE and DTLS run to the end.
         fn connected() -> Call {
+            Call::connected_with(false)
+        }
+
+        /// The same, the browser offering to receive sound too (`sound`, in G.711 µ-law).
+        fn connected_with(sound: bool) -> Call {
             let now = eyeward::clock::monotonic();
-            let media = h264_engine();
+            let mut media = h264_engine();
+            if sound {
+                add_pcmu(&mut media);
+            }
             let mut browser = RTCPeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
                 .with_media_engine(media)
@@ -806,6 +1052,11 @@ mod tests {
             browser
                 .add_transceiver_from_kind(RtpCodecKind::Video, None)
                 .expect("transceiver");
+            if sound {
+                browser
+                    .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+                    .expect("transceiver");
+            }
             let offer = browser.create_offer(None).expect("offer");
             browser
                 .set_local_description(now, offer)
@@ -831,6 +1082,7 @@ mod tests {
                 candidates: vec![addr(RELAY)],
                 tcp_candidates: Vec::new(),
                 max_segments: 64,
+                wall_clock: (now, WALL_CLOCK),
             };
             let offer = Offer::parse(&offer).expect("offer sdp");
             let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
@@ -848,6 +1100,7 @@ mod tests {
                 receiver,
                 now,
                 received: Vec::new(),
+                reports: Vec::new(),
                 batches: Vec::new(),
                 events: Vec::new(),
                 lose: Vec::new(),
@@ -890,6 +1143,7 @@ mod tests {
                     self.batches.push((t.datagrams().count(), t.segment_size));
                     for datagram in t.datagrams() {
                         self.carried += 1;
+                        self.read_reports(datagram);
                         if self.lose.contains(&self.carried) {
                             continue;
                         }
@@ -920,6 +1174,30 @@ mod tests {
                     return;
                 }
             }
+        }
+
+        /// Reads the relay's sender reports off the wire.
+        fn read_reports(&mut self, datagram: &[u8]) {
+            if datagram.get(1) != Some(&200) {
+                return;
+            }
+            let (config, profile) = self.peer.keying().expect("keys");
+            let mut relays = Context::new(
+                &config.keys.local_master_key,
+                &config.keys.local_master_salt,
+                profile,
+                None,
+                None,
+                self.peer.crypto.crypto(),
+            )
+            .expect("context");
+            let plain = relays.decrypt_rtcp(datagram).expect("SRTCP");
+            let packets = rtc::rtcp::packet::unmarshal(&mut plain.freeze()).expect("RTCP");
+            self.reports.extend(
+                packets
+                    .iter()
+                    .filter_map(|p| p.as_any().downcast_ref::<SenderReport>().cloned()),
+            );
         }
 
         fn advance(&mut self, by: Duration) {
@@ -1073,6 +1351,7 @@ mod tests {
             candidates: vec![addr(RELAY)],
             tcp_candidates: Vec::new(),
             max_segments: 64,
+            wall_clock: (now, WALL_CLOCK),
         };
         let offer = Offer::parse(&offer).expect("offer");
         let (mut peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
@@ -1236,5 +1515,126 @@ mod tests {
             call.events,
             [PeerEvent::KeyframeWanted, PeerEvent::KeyframeWanted]
         );
+    }
+
+    fn sound(epoch: u64, timestamp: i64, received: Instant) -> SoundPacket {
+        SoundPacket {
+            codec: SoundCodec::Pcmu,
+            timestamp,
+            payload: bytes::Bytes::from(vec![0xff; 160]),
+            received,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_listeners_sound_goes_out_on_its_own_stream_with_its_own_spacing() {
+        let mut call = Call::connected_with(true);
+        let t0 = call.now;
+        for i in 0..3 {
+            call.peer.send_sound(&sound(
+                1,
+                160 * i,
+                t0 + Duration::from_millis(20 * i as u64),
+            ));
+        }
+        // The camera's sound session starts again (its timestamps too) 1 s later.
+        call.peer
+            .send_sound(&sound(2, 0, t0 + Duration::from_millis(1040)));
+        // Sent already: left out.
+        call.peer
+            .send_sound(&sound(2, 0, t0 + Duration::from_millis(1040)));
+        call.carry();
+        let got: Vec<(u8, u32, bool)> = call
+            .received
+            .iter()
+            .map(|p| (p.header.payload_type, p.header.timestamp, p.header.marker))
+            .collect();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(
+            got.iter().all(|(pt, _, _)| *pt == 0),
+            "PCMU's payload type: {got:?}"
+        );
+        let first = got[0].1;
+        let after: Vec<u32> = got
+            .iter()
+            .map(|(_, ts, _)| ts.wrapping_sub(first))
+            .collect();
+        assert_eq!(after, [0, 160, 320, 320 + 8 * 1000]);
+        let markers: Vec<bool> = got.iter().map(|(_, _, m)| *m).collect();
+        assert_eq!(
+            markers,
+            [true, false, false, true],
+            "each new talkspurt is marked"
+        );
+        assert_eq!(call.received[0].payload.len(), 160);
+    }
+
+    #[test]
+    fn a_viewer_without_sound_in_its_answer_gets_none() {
+        let mut call = Call::connected();
+        call.peer.send_sound(&sound(1, 0, call.now));
+        call.carry();
+        assert!(call.received.is_empty());
+    }
+
+    #[test]
+    fn sender_reports_put_sound_and_pictures_the_relay_had_at_one_moment_at_one_time() {
+        let mut call = Call::connected_with(true);
+        let t0 = call.now;
+        call.peer
+            .send_cached(call.now, &[frame(1, 0, true, &[500])]);
+        // A live frame and a moment of sound the relay had at the same time, 100 ms in.
+        let at = t0 + Duration::from_millis(100);
+        let live = Arc::new(Frame {
+            received: at,
+            ..(*frame(1, 9000, false, &[300])).clone()
+        });
+        call.advance(Duration::from_millis(100));
+        call.peer.send_live(call.now, &live);
+        call.peer.send_sound(&sound(1, 800, at));
+        call.carry();
+        let video_ssrc = call.received[0].header.ssrc;
+        let (video_rtp, sound_rtp) = {
+            let last = |ssrc_is_video: bool| {
+                call.received
+                    .iter()
+                    .rev()
+                    .find(|p| (p.header.ssrc == video_ssrc) == ssrc_is_video)
+                    .map(|p| p.header.timestamp)
+                    .expect("packet")
+            };
+            (last(true), last(false))
+        };
+        // The reports go out every second from the connection on.
+        call.advance(REPORT_INTERVAL + Duration::from_millis(50));
+        assert_eq!(call.reports.len(), 2, "{:?}", call.reports);
+        // Where each report puts its stream's packet on the wall clock, in seconds.
+        let wall = |ssrc: u32, rtp: u32, rate: f64| {
+            let r = call
+                .reports
+                .iter()
+                .find(|r| r.ssrc == ssrc)
+                .expect("report");
+            let ntp = (r.ntp_time >> 32) as f64 + (r.ntp_time & 0xffff_ffff) as f64 / 2f64.powi(32);
+            ntp - f64::from(r.rtp_time.wrapping_sub(rtp)) / rate
+        };
+        let sound_ssrc = call
+            .reports
+            .iter()
+            .map(|r| r.ssrc)
+            .find(|s| *s != video_ssrc);
+        let picture = wall(video_ssrc, video_rtp, 90_000.0);
+        let heard = wall(sound_ssrc.expect("a sound report"), sound_rtp, 8000.0);
+        assert!((picture - heard).abs() < 0.001, "{picture} against {heard}");
+        // And that time is the wall clock's when the relay had them.
+        let (origin, wall) = call.peer.wall_clock;
+        let expected = (wall + (at - origin)).as_secs_f64() + NTP_UNIX_OFFSET as f64;
+        assert!(
+            (picture - expected).abs() < 0.001,
+            "{picture} against {expected}"
+        );
+        let video_report = call.reports.iter().find(|r| r.ssrc == video_ssrc);
+        assert_eq!(video_report.map(|r| r.packet_count), Some(2));
     }
 }

@@ -1,8 +1,12 @@
 //! A viewer's SDP offer read, and the relay's answer written (JSEP, RFC 8829, for a relay
-//! that only sends): one video section carries the camera's H.264, every other section is
-//! refused (port 0). The relay is ICE lite and the DTLS server (`a=setup:passive`): the
-//! browser checks and connects; the relay answers.
+//! that only sends): one video section carries the camera's H.264, one audio section (when
+//! the offer has one the viewer can receive on) the camera's sound, in each format of Opus,
+//! PCMU and PCMA the viewer takes (the relay sends whichever the camera's sound is, without
+//! asking again); every other section is refused (port 0). The relay is ICE lite and the DTLS
+//! server (`a=setup:passive`): the browser checks and connects; the relay answers.
 
+use crate::fanout::SoundCodec;
+use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -27,6 +31,16 @@ pub struct Offer {
     sections: Vec<Section>,
     /// The section the camera's video goes in.
     video: usize,
+    /// The section the camera's sound goes in, if any.
+    sound: Option<SoundSection>,
+}
+
+/// The audio section of an offer, and the payload type the viewer gave each sound format
+/// the relay sends.
+#[derive(Debug, Clone)]
+struct SoundSection {
+    index: usize,
+    formats: Vec<(SoundCodec, u8)>,
 }
 
 /// One `m=` section of the offer, as much as the answer repeats.
@@ -61,20 +75,18 @@ impl Offer {
                 mid: m.attribute("mid").flatten().map(str::to_owned),
             })
             .collect();
-        let (video, media) = description
-            .media_descriptions
-            .iter()
-            .enumerate()
-            .find(|(_, m)| {
-                m.media_name.media == "video"
-                    && m.media_name.port.value != 0
-                    && !m.has_attribute("sendonly")
-                    && !m.has_attribute("inactive")
-            })
+        let receivable = |kind: &str| {
+            description
+                .media_descriptions
+                .iter()
+                .enumerate()
+                .find(|(_, m)| m.media_name.media == kind && receiving(m))
+        };
+        let (video, media) = receivable("video")
             .ok_or_else(|| refuse("the offer has no video section the relay can send to"))?;
-        if sections[video].protocol != "UDP/TLS/RTP/SAVPF" {
+        if sections[video].protocol != SRTP_PROTOCOL {
             return Err(refuse(format!(
-                "the video section's transport is {}, not UDP/TLS/RTP/SAVPF",
+                "the video section's transport is {}, not {SRTP_PROTOCOL}",
                 sections[video].protocol
             )));
         }
@@ -139,6 +151,24 @@ impl Offer {
             .or_else(|| codecs.iter().find(h264))
             .map(|c| c.payload_type)
             .ok_or_else(|| refuse("the offer does not accept H.264 (packetization mode 1)"))?;
+        let bundled = |i: usize| sections[i].protocol == SRTP_PROTOCOL && sections[i].mid.is_some();
+        let sound = receivable("audio")
+            .filter(|(i, _)| bundled(*i))
+            .and_then(|(index, m)| {
+                let formats: Vec<(SoundCodec, u8)> = SoundCodec::ALL
+                    .into_iter()
+                    .filter_map(|codec| {
+                        let (name, rate) = codec.rtpmap();
+                        m.codecs()
+                            .into_values()
+                            .filter(|c| c.name.eq_ignore_ascii_case(name) && c.clock_rate == rate)
+                            .map(|c| c.payload_type)
+                            .min()
+                            .map(|pt| (codec, pt))
+                    })
+                    .collect();
+                (!formats.is_empty()).then_some(SoundSection { index, formats })
+            });
         Ok(Offer {
             ice_ufrag,
             fingerprints,
@@ -146,8 +176,32 @@ impl Offer {
             rtcp_rsize: media.has_attribute("rtcp-rsize"),
             sections,
             video,
+            sound,
         })
     }
+
+    /// The payload type the viewer gave `codec`, if it takes the camera's sound in it.
+    pub fn sound_payload_type(&self, codec: SoundCodec) -> Option<u8> {
+        self.sound
+            .as_ref()?
+            .formats
+            .iter()
+            .find(|(c, _)| *c == codec)
+            .map(|(_, pt)| *pt)
+    }
+
+    /// Whether the answer carries sound.
+    pub fn has_sound(&self) -> bool {
+        self.sound.is_some()
+    }
+}
+
+/// The only transport the relay speaks: RTP over DTLS-SRTP, with feedback.
+const SRTP_PROTOCOL: &str = "UDP/TLS/RTP/SAVPF";
+
+/// Whether the viewer receives in this section: open, and neither send-only nor inactive.
+fn receiving(m: &MediaDescription) -> bool {
+    m.media_name.port.value != 0 && !m.has_attribute("sendonly") && !m.has_attribute("inactive")
 }
 
 /// `AB:CD:…` as bytes.
@@ -170,6 +224,8 @@ pub struct Local<'a> {
     /// SHA-256 of the relay's DTLS certificate.
     pub fingerprint: &'a [u8],
     pub ssrc: u32,
+    /// The SSRC of the camera's sound.
+    pub sound_ssrc: u32,
     /// Host candidates over UDP, then over ICE-TCP (passive).
     pub udp: &'a [SocketAddr],
     pub tcp: &'a [SocketAddr],
@@ -177,23 +233,50 @@ pub struct Local<'a> {
 
 /// The relay's answer to `offer`.
 pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
-    let video = &offer.sections[offer.video];
-    let mid = video.mid.as_deref().unwrap_or_default();
-    let fingerprint: Vec<String> = local
-        .fingerprint
+    let sound = offer.sound.as_ref();
+    let mids: Vec<&str> = offer
+        .sections
         .iter()
-        .map(|b| format!("{b:02X}"))
+        .enumerate()
+        .filter(|(i, _)| *i == offer.video || sound.is_some_and(|s| s.index == *i))
+        .filter_map(|(_, section)| section.mid.as_deref())
         .collect();
-    let mut sdp = String::with_capacity(2048);
+    let mut sdp = String::with_capacity(3072);
     // Writing to a String cannot fail.
     let _ = write!(
         sdp,
         "v=0\r\no=- {} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n\
-         a=group:BUNDLE {mid}\r\na=msid-semantic: WMS camera\r\n",
-        rand::random::<u32>() >> 1
+         a=group:BUNDLE {}\r\na=msid-semantic: WMS camera\r\n",
+        rand::random::<u32>() >> 1,
+        mids.join(" ")
     );
     for (i, section) in offer.sections.iter().enumerate() {
-        if i != offer.video {
+        let mid = section.mid.as_deref().unwrap_or_default();
+        if i == offer.video {
+            let pt = offer.payload_type;
+            let _ = write!(sdp, "m=video 9 {SRTP_PROTOCOL} {pt}\r\n");
+            transport(&mut sdp, mid, offer, local);
+            let _ = write!(
+                sdp,
+                "a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} {H264_FMTP}\r\n"
+            );
+            for feedback in FEEDBACK {
+                let _ = write!(sdp, "a=rtcp-fb:{pt} {feedback}\r\n");
+            }
+            track(&mut sdp, local.ssrc, "video");
+            candidates(&mut sdp, local);
+        } else if let Some(sound) = sound.filter(|s| s.index == i) {
+            let formats: Vec<String> = sound.formats.iter().map(|(_, pt)| pt.to_string()).collect();
+            let _ = write!(sdp, "m=audio 9 {SRTP_PROTOCOL} {}\r\n", formats.join(" "));
+            transport(&mut sdp, mid, offer, local);
+            for (codec, pt) in &sound.formats {
+                let (name, rate) = codec.rtpmap();
+                let channels = if *codec == SoundCodec::Opus { "/2" } else { "" };
+                let _ = write!(sdp, "a=rtpmap:{pt} {name}/{rate}{channels}\r\n");
+            }
+            track(&mut sdp, local.sound_ssrc, "audio");
+            candidates(&mut sdp, local);
+        } else {
             let _ = write!(
                 sdp,
                 "m={} 0 {} {}\r\nc=IN IP4 0.0.0.0\r\n",
@@ -202,51 +285,59 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
             if let Some(mid) = &section.mid {
                 let _ = write!(sdp, "a=mid:{mid}\r\n");
             }
-            continue;
         }
-        let pt = offer.payload_type;
-        let _ = write!(
-            sdp,
-            "m=video 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n\
-             a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:passive\r\n\
-             a=sendonly\r\na=rtcp-mux\r\n",
-            local.ice_ufrag,
-            local.ice_pwd,
-            fingerprint.join(":")
-        );
-        if offer.rtcp_rsize {
-            sdp.push_str("a=rtcp-rsize\r\n");
-        }
-        let _ = write!(
-            sdp,
-            "a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} {H264_FMTP}\r\n"
-        );
-        for feedback in FEEDBACK {
-            let _ = write!(sdp, "a=rtcp-fb:{pt} {feedback}\r\n");
-        }
-        let ssrc = local.ssrc;
-        let _ = write!(
-            sdp,
-            "a=msid:camera video\r\na=ssrc:{ssrc} cname:camera\r\na=ssrc:{ssrc} msid:camera video\r\n"
-        );
-        let udp = local.udp.iter().map(|a| (a, "udp", 65_535, ""));
-        let tcp = local
-            .tcp
-            .iter()
-            .map(|a| (a, "tcp", 40_959, " tcptype passive"));
-        for (foundation, (address, transport, preference, tcp_type)) in udp.chain(tcp).enumerate() {
-            let _ = write!(
-                sdp,
-                "a=candidate:{} 1 {transport} {} {} {} typ host{tcp_type}\r\n",
-                foundation + 1,
-                host_priority(preference),
-                address.ip(),
-                address.port()
-            );
-        }
-        sdp.push_str("a=end-of-candidates\r\n");
     }
     sdp
+}
+
+/// A bundled section's connection, mid, ICE, DTLS and direction lines.
+fn transport(sdp: &mut String, mid: &str, offer: &Offer, local: &Local<'_>) {
+    let fingerprint: Vec<String> = local
+        .fingerprint
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let _ = write!(
+        sdp,
+        "c=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n\
+         a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:passive\r\n\
+         a=sendonly\r\na=rtcp-mux\r\n",
+        local.ice_ufrag,
+        local.ice_pwd,
+        fingerprint.join(":")
+    );
+    if offer.rtcp_rsize {
+        sdp.push_str("a=rtcp-rsize\r\n");
+    }
+}
+
+/// The section's one stream, in the page's one `MediaStream` with the other (so the browser
+/// keeps sound and pictures in step).
+fn track(sdp: &mut String, ssrc: u32, kind: &str) {
+    let _ = write!(
+        sdp,
+        "a=msid:camera {kind}\r\na=ssrc:{ssrc} cname:camera\r\na=ssrc:{ssrc} msid:camera {kind}\r\n"
+    );
+}
+
+/// The relay's host candidates, UDP then ICE-TCP.
+fn candidates(sdp: &mut String, local: &Local<'_>) {
+    let udp = local.udp.iter().map(|a| (a, "udp", 65_535, ""));
+    let tcp = local
+        .tcp
+        .iter()
+        .map(|a| (a, "tcp", 40_959, " tcptype passive"));
+    for (foundation, (address, transport, preference, tcp_type)) in udp.chain(tcp).enumerate() {
+        let _ = write!(
+            sdp,
+            "a=candidate:{} 1 {transport} {} {} {} typ host{tcp_type}\r\n",
+            foundation + 1,
+            host_priority(preference),
+            address.ip(),
+            address.port()
+        );
+    }
+    sdp.push_str("a=end-of-candidates\r\n");
 }
 
 /// A host candidate's priority (RFC 8445 §5.1.2.1): UDP's local preference is the highest;
@@ -259,19 +350,27 @@ fn host_priority(local_preference: u32) -> u32 {
 mod tests {
     use super::*;
 
-    /// A Chromium offer's shape: audio first, two H.264 formats, the fingerprint per section.
+    /// A Chromium offer's shape: audio first (Opus, RED, G.722, PCMU, PCMA, comfort noise,
+    /// DTMF), two H.264 formats, the fingerprint per section, a data channel last.
     const CHROMIUM: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-        a=group:BUNDLE 0 1\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n\
-        a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-        a=fingerprint:sha-256 0A:0B:0C\r\na=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=group:BUNDLE 0 1 2\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+        a=recvonly\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+        a=fingerprint:sha-256 0A:0B:0C\r\na=setup:actpass\r\na=rtcp-mux\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+        a=rtpmap:63 red/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\na=rtpmap:110 telephone-event/48000\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96 102 103\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
         a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
         a=fingerprint:sha-256 0A:0B:0C\r\na=setup:actpass\r\na=recvonly\r\na=rtcp-mux\r\n\
         a=rtcp-rsize\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 H264/90000\r\n\
         a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
         a=rtpmap:103 H264/90000\r\n\
-        a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+        a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+        a=fingerprint:sha-256 0A:0B:0C\r\na=setup:actpass\r\na=mid:2\r\n\
+        a=sctp-port:5000\r\n";
 
     /// A Firefox offer's shape: the fingerprint at session level, ICE credentials after the
     /// codecs, VP8 first, H.264 in mode 1 (126) and in mode 0 by default (97), rtx.
@@ -306,6 +405,7 @@ mod tests {
             ice_pwd: "relaypassword",
             fingerprint: &[0xab, 0x01],
             ssrc: 7,
+            sound_ssrc: 8,
             udp: &[],
             tcp: &[],
         }
@@ -320,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_refuses_the_other_sections_and_bundles_the_video_alone() {
+    fn the_answer_carries_video_and_sound_bundled_and_refuses_the_other_sections() {
         let offer = Offer::parse(CHROMIUM).expect("offer");
         let udp = ["192.0.2.1:3478".parse().expect("address")];
         let tcp = ["192.0.2.1:3479".parse().expect("address")];
@@ -334,9 +434,13 @@ mod tests {
         );
         for line in [
             "a=ice-lite",
-            "a=group:BUNDLE 1\r\n",
-            "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n",
+            "a=group:BUNDLE 0 1\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n",
+            "a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+            "a=msid:camera audio\r\na=ssrc:8 cname:camera\r\n",
             "m=video 9 UDP/TLS/RTP/SAVPF 103\r\n",
+            "a=msid:camera video\r\na=ssrc:7 cname:camera\r\n",
+            "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n",
             "a=fingerprint:sha-256 AB:01\r\n",
             "a=setup:passive",
             "a=sendonly",
@@ -350,6 +454,22 @@ mod tests {
         }
         // The answer reads back.
         SessionDescription::unmarshal(&mut std::io::Cursor::new(&sdp)).expect("valid SDP");
+        assert_eq!(offer.sound_payload_type(SoundCodec::Pcma), Some(8));
+    }
+
+    #[test]
+    fn an_audio_section_without_a_format_the_relay_sends_is_refused_and_the_video_stays() {
+        let only_g722 = CHROMIUM
+            .replace("111 63 9 0 8 13 110", "9")
+            .replace("a=rtpmap:111 opus/48000/2\r\n", "")
+            .replace("a=rtpmap:0 PCMU/8000\r\n", "")
+            .replace("a=rtpmap:8 PCMA/8000\r\n", "");
+        let offer = Offer::parse(&only_g722).expect("offer");
+        assert!(!offer.has_sound());
+        let sdp = answer(&offer, &local());
+        assert!(sdp.contains("m=audio 0 UDP/TLS/RTP/SAVPF 9\r\n"), "{sdp}");
+        assert!(sdp.contains("a=group:BUNDLE 1\r\n"), "{sdp}");
+        assert!(sdp.contains("m=video 9 "), "{sdp}");
     }
 
     #[test]

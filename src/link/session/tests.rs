@@ -178,6 +178,7 @@ fn sending_to_the_agent_does_not_count_as_hearing_from_it() {
     for i in 1..20 {
         s.send(RelayMessage::OpenTunnel {
             tunnel: TunnelId::from_random([i; 16]),
+            to_camera: false,
         });
     }
     s.handle_timeout(t0 + link_timeout(BEAT));
@@ -470,6 +471,7 @@ fn the_relays_orders_are_passed_on_with_the_deadman_bounded() {
     s.handle_input(
         Input::Text(&text(&RelayMessage::OpenTunnel {
             tunnel: tunnel.clone(),
+            to_camera: true,
         })),
         t0,
     );
@@ -486,7 +488,10 @@ fn the_relays_orders_are_passed_on_with_the_deadman_bounded() {
             ptz(1, DEADMAN_RANGE.0),
             ptz(1000, Duration::from_secs(1)),
             ptz(3_600_000, DEADMAN_RANGE.1),
-            AgentOutput::Order(RelayOrder::OpenTunnel { tunnel }),
+            AgentOutput::Order(RelayOrder::OpenTunnel {
+                tunnel,
+                to_camera: true
+            }),
         ]
     );
 }
