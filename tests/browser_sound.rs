@@ -1,6 +1,6 @@
 //! A camera's sound in a real browser: headless Chromium opens a camera, hears nothing until
 //! the person presses Listen, then hears the simulator's 880 Hz tone, measured in the page
-//! with WebAudio: AAC through the camera's agent (transcoded to Opus on the relay), G.711
+//! with WebAudio, within 100 ms of the pictures (the simulator's sync marks): AAC through the camera's agent (transcoded to Opus on the relay), G.711
 //! from a camera the relay reads directly (passed through). A camera whose sound the relay
 //! cannot decode (Speex) still plays its video, and the page says why there is no sound;
 //! another customer's session is 404. Runs in a loopback-only network namespace.
@@ -25,21 +25,22 @@ async fn chromium_hears_a_cameras_tone_once_listen_is_pressed() -> Result<()> {
     )?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
-    let aac = Camera::start(
-        "fixed",
-        &["--audio", "aac", "--keyframe-interval", "1s"],
-        None,
-    )?;
-    let pcmu = Camera::start(
-        "fixed",
-        &["--audio", "pcmu", "--keyframe-interval", "1s"],
-        None,
-    )?;
-    let speex = Camera::start(
-        "fixed",
-        &["--audio", "speex", "--keyframe-interval", "1s"],
-        None,
-    )?;
+    // Small pictures: three cameras, two agents, the relay and Chromium share two cores.
+    let camera = |codec: &str| {
+        let args = [
+            "--audio",
+            codec,
+            "--sync-marks",
+            "--keyframe-interval",
+            "1s",
+            "--width",
+            "640",
+            "--height",
+            "360",
+        ];
+        Camera::start("fixed", &args, None)
+    };
+    let (aac, pcmu, speex) = (camera("aac")?, camera("pcmu")?, camera("speex")?);
     let porch = relay.camera(me, "Porch", "fixed", "dispatch", "agent")?;
     let gate = relay.camera(me, "Gate", "fixed", "camera-only", &pcmu.url)?;
     let shed = relay.camera(me, "Shed", "fixed", "dispatch", "agent")?;

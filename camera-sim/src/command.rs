@@ -60,6 +60,10 @@ pub struct SimulateArgs {
     /// speex (which the relay cannot decode).
     #[arg(long)]
     audio: Option<crate::AudioCodec>,
+    /// Marks to measure sound against pictures by: every 2 s, for 200 ms, a white square in
+    /// the picture's top-left corner and the tone together (black and silence between).
+    #[arg(long)]
+    sync_marks: bool,
 }
 
 /// `fixed` or `pan-tilt`, as a command line says it.
@@ -95,6 +99,7 @@ impl SimulateArgs {
                 crossing: self.motion_crossing,
             },
             audio: self.audio,
+            sync_marks: self.sync_marks,
             ..SimulatorConfig::new(self.model)
         })
     }

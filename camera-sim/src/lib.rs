@@ -55,6 +55,22 @@ pub struct SimulatorConfig {
     pub script: MotionScript,
     /// The camera's microphone, as a second RTSP stream: a [`TONE_HZ`] tone in this codec.
     pub audio: Option<AudioCodec>,
+    /// Sync marks: every [`SYNC_MARK_EVERY`] on the scene's clock, for [`SYNC_MARK_LENGTH`],
+    /// a white square in the picture's top-left corner and the tone, together; a black
+    /// square and silence between. What a test measures sound against pictures by.
+    pub sync_marks: bool,
+}
+
+/// How often a sync mark comes.
+pub const SYNC_MARK_EVERY: Duration = Duration::from_secs(2);
+/// How long a sync mark lasts.
+pub const SYNC_MARK_LENGTH: Duration = Duration::from_millis(200);
+/// The sync mark's square: its side in pixels, from the top-left corner.
+pub const SYNC_MARK_SIDE: usize = 128;
+
+/// Whether scene time `t` falls in a sync mark.
+fn in_sync_mark(t: Duration) -> bool {
+    t.as_nanos() % SYNC_MARK_EVERY.as_nanos() < SYNC_MARK_LENGTH.as_nanos()
 }
 
 /// The codecs IP cameras send sound in: G.711 (µ-law or A-law, 8 kHz) and AAC; and Speex,
@@ -136,6 +152,7 @@ impl SimulatorConfig {
                 crossing: Duration::from_secs(4),
             },
             audio: None,
+            sync_marks: false,
         }
     }
 
@@ -168,18 +185,38 @@ struct World {
     fps: u32,
     /// Keyframes fall on multiples of this on the scene's clock (`keyframes_on_schedule`).
     keyframe_schedule: Option<Duration>,
+    sync_marks: bool,
 }
 
 impl World {
     fn frame(&self) -> Vec<u8> {
         let t = self.started.elapsed();
-        match &self.head {
+        let mut picture = match &self.head {
             Some(head) => {
                 let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
                 head.advance(t);
-                self.scene.render(t, Some(&head)).to_i420()
+                self.scene.render(t, Some(&head))
             }
-            None => self.scene.render(t, None).to_i420(),
+            None => self.scene.render(t, None),
+        };
+        if self.sync_marks {
+            mark(&mut picture, in_sync_mark(t));
+        }
+        picture.to_i420()
+    }
+}
+
+/// Paints the sync mark's square: white during a mark, black between.
+fn mark(picture: &mut scene::Picture, on: bool) {
+    let side = SYNC_MARK_SIDE.min(picture.width).min(picture.height);
+    let luma = if on { 235 } else { 16 };
+    for row in picture.y.chunks_mut(picture.width).take(side) {
+        row[..side].fill(luma);
+    }
+    let chroma_width = picture.width / 2;
+    for plane in [&mut picture.u, &mut picture.v] {
+        for row in plane.chunks_mut(chroma_width).take(side / 2) {
+            row[..side / 2].fill(128);
         }
     }
 }
@@ -212,6 +249,7 @@ impl Simulator {
             keyframe_schedule: config
                 .keyframes_on_schedule
                 .then_some(config.keyframe_interval),
+            sync_marks: config.sync_marks,
         });
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -364,9 +402,10 @@ fn serve(
         );
         if let Some((codec, mic)) = mic {
             let ended = ended.clone();
+            let marks = world.sync_marks.then_some(world.started);
             if let Err(e) = std::thread::Builder::new()
                 .name("rtsp-sim-tone".into())
-                .spawn(move || push_tone(&mic, codec.rate(), &ended))
+                .spawn(move || push_tone(&mic, codec.rate(), marks, &ended))
             {
                 tracing::error!(error = %e, "cannot start the tone thread");
             }
@@ -458,7 +497,7 @@ const TONE_CHUNK: Duration = Duration::from_millis(20);
 
 /// Pushes the [`TONE_HZ`] tone into `src`, 16-bit mono at `rate`, in real time, until the
 /// media ends.
-fn push_tone(src: &gst_app::AppSrc, rate: u32, ended: &AtomicBool) {
+fn push_tone(src: &gst_app::AppSrc, rate: u32, marks: Option<Instant>, ended: &AtomicBool) {
     let per_chunk = (u64::from(rate) * TONE_CHUNK.as_millis() as u64 / 1000) as usize;
     let start = Instant::now();
     let mut n: u32 = 0;
@@ -466,9 +505,15 @@ fn push_tone(src: &gst_app::AppSrc, rate: u32, ended: &AtomicBool) {
     while !ended.load(Ordering::Relaxed) {
         if src.current_state() == gst::State::Playing {
             let mut pcm = Vec::with_capacity(per_chunk * 2);
-            for _ in 0..per_chunk {
+            // With sync marks, the tone sounds only during them, on the scene's clock (as
+            // the pictures' marks are drawn), from when this chunk is pushed.
+            let chunk_at = marks.map(|scene| scene.elapsed());
+            for i in 0..per_chunk {
                 let t = sample as f64 / f64::from(rate);
-                let v = (t * f64::from(TONE_HZ) * std::f64::consts::TAU).sin() * 0.3;
+                let offset = Duration::from_secs(i as u64) / rate;
+                let loud = chunk_at.is_none_or(|at| in_sync_mark(at + offset));
+                let gain = if loud { 0.3 } else { 0.0 };
+                let v = (t * f64::from(TONE_HZ) * std::f64::consts::TAU).sin() * gain;
                 pcm.extend_from_slice(&((v * f64::from(i16::MAX)) as i16).to_le_bytes());
                 sample += 1;
             }

@@ -226,11 +226,13 @@ impl Feeds {
         feed.state.send_replace(SoundState::Playing(codec));
         // The last frame in: its media time (Opus clock ticks) and when the relay had it.
         let mut anchor: Option<(i64, Instant)> = None;
+        let mut edge = LiveEdge::new(eyeward::clock::monotonic());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 frame = ingest.next_frame() => match frame? {
                     None => return Ok(()),
+                    Some(frame) if !edge.admits(&frame) => {}
                     Some(frame) => match encoder.as_mut() {
                         None => feed.publish(SoundPacket {
                             codec,
@@ -263,6 +265,51 @@ impl Feeds {
                 _ = tick.tick() => if feed.expired(self.linger) { return Ok(()) },
             }
         }
+    }
+}
+
+/// Keeps a camera's sound at the live edge. A camera sends what its buffers hold at once when
+/// a session starts (and a network sends what it held after a stall): a browser given that
+/// burst keeps as much sound buffered from then on, behind the pictures. So the first
+/// [`SETTLE`] only measures how late the most timely frames come, and a frame later than
+/// them by more than [`MAX_LAG`] is dropped. The bar rises by a millisecond a second, for a
+/// camera's clock that runs slow.
+struct LiveEdge {
+    started: Instant,
+    /// The least lateness seen (arrival less media time since `started`), in seconds,
+    /// and when it was last lowered or raised.
+    best: Option<(f64, Instant)>,
+}
+
+/// How long a sound session's start is only measured.
+const SETTLE: Duration = Duration::from_millis(300);
+/// How much later than the most timely frames a frame may come.
+const MAX_LAG: f64 = 0.060;
+/// How fast the bar rises, in seconds a second.
+const DRIFT: f64 = 0.001;
+
+impl LiveEdge {
+    fn new(started: Instant) -> LiveEdge {
+        LiveEdge {
+            started,
+            best: None,
+        }
+    }
+
+    fn admits(&mut self, frame: &crate::ingest::sound::SoundFrame) -> bool {
+        let media = frame.timestamp as f64 / f64::from(frame.clock_rate.max(1));
+        let arrived = frame.received.saturating_duration_since(self.started);
+        let lateness = arrived.as_secs_f64() - media;
+        let best = match self.best {
+            None => lateness,
+            Some((best, at)) => {
+                let risen =
+                    best + DRIFT * frame.received.saturating_duration_since(at).as_secs_f64();
+                risen.min(lateness)
+            }
+        };
+        self.best = Some((best, frame.received));
+        arrived >= SETTLE && lateness <= best + MAX_LAG
     }
 }
 

@@ -24,6 +24,12 @@ pub enum SoundFormat {
     Transcoded { name: String, caps: String },
 }
 
+impl SoundFormat {
+    fn is_aac(&self) -> bool {
+        matches!(self, SoundFormat::Transcoded { name, .. } if name == "AAC")
+    }
+}
+
 /// One frame of the camera's sound.
 #[derive(Debug, Clone)]
 pub struct SoundFrame {
@@ -31,7 +37,9 @@ pub struct SoundFrame {
     pub timestamp: i64,
     pub clock_rate: u32,
     pub data: bytes::Bytes,
-    /// When the relay had it (what the browser keeps sound and pictures in step by).
+    /// When its first sound was heard: when the relay had it, less the time the camera's
+    /// encoder held it (a frame's length: a camera sends a frame once its last sample is in;
+    /// two for AAC). What the browser keeps sound and pictures in step by.
     pub received: Instant,
 }
 
@@ -125,11 +133,18 @@ impl SoundIngest {
             let CodecItem::AudioFrame(f) = item else {
                 continue;
             };
+            // An AAC encoder looks a frame ahead as well (its transform overlaps frames):
+            // it sends a frame two frames' time after its first sample.
+            let frames = if self.format.is_aac() { 2 } else { 1 };
+            let length = std::time::Duration::from_secs_f64(
+                f64::from(f.frame_length().get() * frames) / f64::from(self.clock_rate.max(1)),
+            );
+            let now = eyeward::clock::monotonic();
             return Ok(Some(SoundFrame {
                 timestamp: f.timestamp().elapsed(),
                 clock_rate: self.clock_rate,
                 data: bytes::Bytes::copy_from_slice(f.data()),
-                received: eyeward::clock::monotonic(),
+                received: now.checked_sub(length).unwrap_or(now),
             }));
         }
     }
