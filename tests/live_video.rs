@@ -390,3 +390,66 @@ async fn a_keyframe_request_is_answered_from_the_cache() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_without_sound_to_hear_is_a_clean_409_and_another_customers_session_404()
+-> Result<()> {
+    use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+    use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+    // The simulated camera has no microphone.
+    let (relay, cam, _agent, alice) = relay_with_live_camera("").await?;
+    relay.customer("b@example.jp", "Bob", "west", PW)?;
+    let bob = relay.login("b@example.jp", PW).await?;
+    let listen = |client: &common::Client, location: &str, body: &str| {
+        client
+            .request(reqwest::Method::POST, &format!("{location}/sound"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    // A view set up with video alone.
+    let video_only = viewer().await?;
+    let location = watch(&alice, cam, &video_only).await?;
+    let (status, body) =
+        status_json(listen(&alice, &location, r#"{"listen":true}"#).await?).await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("without sound"),
+        "{body}"
+    );
+    // A view with sound, of a camera that has none.
+    let with_sound = viewer().await?;
+    with_sound
+        .add_transceiver_from_kind(
+            RTPCodecType::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                send_encodings: vec![],
+            }),
+        )
+        .await?;
+    let location = watch(&alice, cam, &with_sound).await?;
+    let (status, body) =
+        status_json(listen(&alice, &location, r#"{"listen":true}"#).await?).await?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "the camera sends no sound", "{body}");
+    let (status, body) =
+        status_json(listen(&alice, &location, r#"{"listen":false}"#).await?).await?;
+    assert_eq!(
+        (status, body["listening"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    // Not a listen request; another customer's session.
+    let (status, _) = status_json(listen(&alice, &location, r#"{"listen":"yes"}"#).await?).await?;
+    assert_eq!(status, 400);
+    let (status, _) = status_json(listen(&bob, &location, r#"{"listen":true}"#).await?).await?;
+    assert_eq!(status, 404);
+    video_only.close().await?;
+    with_sound.close().await?;
+    Ok(())
+}

@@ -273,12 +273,15 @@ impl Feeds {
 /// burst keeps as much sound buffered from then on, behind the pictures. So the first
 /// [`SETTLE`] only measures how late the most timely frames come, and a frame later than
 /// them by more than [`MAX_LAG`] is dropped. The bar rises by a millisecond a second, for a
-/// camera's clock that runs slow.
+/// camera's clock that runs slow, and all at once when frames have come late for
+/// [`RESET`]: the way from the camera has become slower, and the sound goes on from there.
 struct LiveEdge {
     started: Instant,
     /// The least lateness seen (arrival less media time since `started`), in seconds,
     /// and when it was last lowered or raised.
     best: Option<(f64, Instant)>,
+    /// Since when every frame has come too late.
+    late_since: Option<Instant>,
 }
 
 /// How long a sound session's start is only measured.
@@ -287,12 +290,15 @@ const SETTLE: Duration = Duration::from_millis(300);
 const MAX_LAG: f64 = 0.060;
 /// How fast the bar rises, in seconds a second.
 const DRIFT: f64 = 0.001;
+/// How long frames may all come late before the bar is set where they come.
+const RESET: Duration = Duration::from_millis(500);
 
 impl LiveEdge {
     fn new(started: Instant) -> LiveEdge {
         LiveEdge {
             started,
             best: None,
+            late_since: None,
         }
     }
 
@@ -300,7 +306,7 @@ impl LiveEdge {
         let media = frame.timestamp as f64 / f64::from(frame.clock_rate.max(1));
         let arrived = frame.received.saturating_duration_since(self.started);
         let lateness = arrived.as_secs_f64() - media;
-        let best = match self.best {
+        let mut best = match self.best {
             None => lateness,
             Some((best, at)) => {
                 let risen =
@@ -308,8 +314,17 @@ impl LiveEdge {
                 risen.min(lateness)
             }
         };
+        if lateness <= best + MAX_LAG {
+            self.late_since = None;
+        } else {
+            let since = *self.late_since.get_or_insert(frame.received);
+            if frame.received.saturating_duration_since(since) >= RESET {
+                best = lateness;
+                self.late_since = None;
+            }
+        }
         self.best = Some((best, frame.received));
-        arrived >= SETTLE && lateness <= best + MAX_LAG
+        arrived >= SETTLE && self.late_since.is_none()
     }
 }
 
@@ -328,5 +343,82 @@ fn shift(at: Instant, ticks: i64, clock_rate: u32) -> Instant {
         at + by
     } else {
         at.checked_sub(by).unwrap_or(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::sound::SoundFrame;
+
+    /// A 20 ms G.711 frame at media time `media_ms`, had `arrived_ms` after `start`.
+    fn frame(start: Instant, media_ms: i64, arrived_ms: u64) -> SoundFrame {
+        SoundFrame {
+            timestamp: media_ms * 8,
+            clock_rate: 8000,
+            data: bytes::Bytes::from_static(&[0xff; 160]),
+            received: start + Duration::from_millis(arrived_ms),
+        }
+    }
+
+    #[test]
+    fn the_first_moments_of_a_sound_session_only_measure() {
+        let start = eyeward::clock::monotonic();
+        let mut edge = LiveEdge::new(start);
+        assert!(!edge.admits(&frame(start, 0, 10)));
+        assert!(!edge.admits(&frame(start, 280, 290)));
+        assert!(edge.admits(&frame(start, 300, 310)));
+    }
+
+    #[test]
+    fn a_burst_of_late_sound_is_dropped() {
+        let start = eyeward::clock::monotonic();
+        let mut edge = LiveEdge::new(start);
+        // Timely frames: 10 ms late each.
+        for ms in (0..400).step_by(20) {
+            edge.admits(&frame(start, ms, ms as u64 + 10));
+        }
+        // A stall: 200 ms of sound arrives at once at 700 ms, then the sound is timely again.
+        let burst = (400..600)
+            .step_by(20)
+            .filter(|ms| edge.admits(&frame(start, *ms, 700)));
+        assert_eq!(burst.count(), 0);
+        assert!(edge.admits(&frame(start, 700, 712)));
+    }
+
+    #[test]
+    fn sound_that_stays_later_goes_on_from_there_after_a_moment() {
+        let start = eyeward::clock::monotonic();
+        let mut edge = LiveEdge::new(start);
+        for ms in (0..400).step_by(20) {
+            edge.admits(&frame(start, ms, ms as u64 + 10));
+        }
+        // From 400 ms on, every frame comes 150 ms late.
+        let admitted: Vec<i64> = (400..1400)
+            .step_by(20)
+            .filter(|ms| edge.admits(&frame(start, *ms, *ms as u64 + 150)))
+            .collect();
+        assert_eq!(
+            admitted.first(),
+            Some(&900),
+            "after half a second: {admitted:?}"
+        );
+        assert_eq!(admitted.len(), 25);
+    }
+
+    #[test]
+    fn the_bar_rises_slowly_for_a_camera_whose_clock_runs_slow() {
+        let start = eyeward::clock::monotonic();
+        let mut edge = LiveEdge::new(start);
+        // The camera's clock runs 0.05 % slow: after 200 s its frames are 100 ms later.
+        let admitted = (0..10_000)
+            .map(|i| {
+                let media = i * 20;
+                let arrived = (media as f64 * 1.0005) as u64 + 10;
+                edge.admits(&frame(start, media, arrived))
+            })
+            .filter(|a| *a)
+            .count();
+        assert!(admitted > 9_900, "{admitted} of 10000 went on");
     }
 }
