@@ -76,9 +76,17 @@ try {
 
   // c stops (SIGTERM, a rolling restart's step): its page is told to reconnect and plays
   // again through the last node.
+  // Every status the page shows is kept: "Reconnecting…" may show only for a moment while
+  // the stopping node's last frames still arrive.
+  await onC.page.evaluate(() => {
+    const badge = document.getElementById('live-status');
+    window.statusesShown = [];
+    new MutationObserver(() => window.statusesShown.push(badge.textContent))
+      .observe(badge, { childList: true, characterData: true, subtree: true });
+  });
   process.kill(Number(env('NODE_C_PID')), 'SIGTERM');
   const drained = Date.now();
-  await onC.page.waitForFunction(() => document.getElementById('live-status').textContent === 'Reconnecting…', null, { timeout: 15_000 });
+  await onC.page.waitForFunction(() => window.statusesShown.includes('Reconnecting…'), null, { timeout: 15_000 });
   await onC.page.waitForFunction(() => document.getElementById('live-status').textContent === 'Live', null, { timeout: 25_000 });
   await waitPlaying(onC.page, 10_000);
   const drainBackMs = Date.now() - drained;
