@@ -117,3 +117,36 @@ export async function checkA11y(page, what) {
   });
   if (found.length > 0) throw new Error(`accessibility of ${what}:\n${found.join('\n')}`);
 }
+
+// Keeps the page's RTCPeerConnections in `window.peerConnections`, for their statistics.
+// `target` is a page or a browser context; call it before the page loads.
+export async function recordPeerConnections(target) {
+  await target.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Original(...args);
+      window.peerConnections.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+}
+
+// The statistics of type `type` of the page's connected RTCPeerConnections (recorded by
+// recordPeerConnections), with the codec of each (mimeType) where they name one.
+export function connectedStats(page, type) {
+  return page.evaluate(async (type) => {
+    const out = [];
+    for (const pc of window.peerConnections) {
+      if (pc.connectionState !== 'connected') continue;
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type !== type) return;
+        const codec = s.codecId && report.get(s.codecId);
+        out.push({ kind: s.kind, mimeType: codec ? codec.mimeType : null });
+      });
+    }
+    return out;
+  }, type);
+}

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { env, liveBrowser, logIn, waitPlaying, framesIn, collectProblems } from './common.mjs';
+import {
+  env, liveBrowser, logIn, waitPlaying, framesIn, collectProblems, recordPeerConnections, connectedStats,
+} from './common.mjs';
 
 const OUT = env('OUT_DIR');
 const TONE_HZ = 880;
@@ -129,14 +131,7 @@ async function hear(page, camera, what, bound) {
   assert.ok(offsets.length >= 8, `${what}: marks measured ${JSON.stringify(offsets)}`);
   assert.ok(offsets.every((d) => Math.abs(d) <= bound), `${what}: sound after pictures ${JSON.stringify(offsets)} ms`);
   // The browser has the relay's sender reports of both streams, which it syncs them by.
-  const reports = await page.evaluate(async () => {
-    const kinds = [];
-    for (const pc of window.peerConnections) {
-      if (pc.connectionState !== 'connected') continue;
-      (await pc.getStats()).forEach((s) => { if (s.type === 'remote-outbound-rtp') kinds.push(s.kind); });
-    }
-    return kinds.sort();
-  });
+  const reports = (await connectedStats(page, 'remote-outbound-rtp')).map((s) => s.kind).sort();
   assert.deepEqual(reports, ['audio', 'video'], `${what}: sender reports`);
   await page.screenshot({ path: join(OUT, `${what}.png`) });
   // Pressed again, the sound stops.
@@ -153,17 +148,7 @@ try {
   const page = ctx.pages()[0] ?? await ctx.newPage();
   // The 409 of the Speex camera's sound and the 404s this test asks for are expected.
   collectProblems(page, problems, 'page', /status of (401|404|409)/);
-  // The page's connections, for their statistics.
-  await page.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = function (...args) {
-      const pc = new Original(...args);
-      window.peerConnections.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
+  await recordPeerConnections(page);
   await logIn(page);
   // G.711 passed through: in step within 100 ms. AAC transcoded: later at first, closing in
   // (200 ms at first, about 100 after 20 s here; the goal of 100 ms is not met yet).

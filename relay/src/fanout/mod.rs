@@ -6,8 +6,18 @@
 
 mod gop;
 mod sound;
+mod transcoded;
 
 pub use sound::{Listening, SoundCodec, SoundPacket, SoundState};
+use transcoded::Transcoded;
+
+/// The codecs viewers get a camera's video in: its own H.264, or VP8 transcoded from it for
+/// browsers without H.264.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    H264,
+    Vp8,
+}
 
 use crate::cluster::{Cluster, PeerFeed};
 use crate::config::{CamerasConfig, RtspTransport};
@@ -63,9 +73,10 @@ struct Shared {
     epoch: u64,
 }
 
-/// One camera's feed.
+/// One camera's feed, in one codec.
 pub struct Feed {
     camera: CameraId,
+    codec: VideoCodec,
     shared: Mutex<Shared>,
     frames: broadcast::Sender<Arc<Frame>>,
 }
@@ -137,7 +148,7 @@ impl Feed {
 
 /// Every camera's feed.
 pub struct Feeds {
-    feeds: Mutex<HashMap<CameraId, Arc<Feed>>>,
+    feeds: Mutex<HashMap<(CameraId, VideoCodec), Arc<Feed>>>,
     /// The cameras someone listens to.
     sounds: Mutex<HashMap<CameraId, Arc<sound::SoundFeed>>>,
     links: Arc<Links>,
@@ -150,7 +161,8 @@ pub struct Feeds {
 }
 
 /// Where a feed's frames come from: the camera's RTSP (directly, or through its agent's
-/// tunnel, with the loopback port that carries it), or the node that holds the camera.
+/// tunnel, with the loopback port that carries it), the node that holds the camera, or the
+/// camera's H.264 feed through a transcoder.
 enum Pulled {
     Rtsp {
         ingest: Ingest,
@@ -158,6 +170,7 @@ enum Pulled {
         _carrier: loopback::Offered,
     },
     Peer(PeerFeed),
+    Transcoded(Box<Transcoded>),
 }
 
 impl Pulled {
@@ -165,6 +178,7 @@ impl Pulled {
         match self {
             Pulled::Rtsp { ingest, .. } => ingest.next_frame().await,
             Pulled::Peer(peer) => peer.next_frame().await,
+            Pulled::Transcoded(transcoded) => transcoded.next_frame().await,
         }
     }
 }
@@ -193,15 +207,17 @@ impl Feeds {
         }
     }
 
-    /// Joins the camera's feed, starting it if nobody watches yet.
-    pub fn watch(self: &Arc<Self>, camera: &Camera) -> Subscription {
+    /// Joins the camera's feed in `codec`, starting it if nobody watches yet (a VP8 feed
+    /// watches the camera's H.264 feed while it runs).
+    pub fn watch(self: &Arc<Self>, camera: &Camera, codec: VideoCodec) -> Subscription {
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(feed) = feeds.get(&camera.id) {
+        if let Some(feed) = feeds.get(&(camera.id, codec)) {
             return feed.subscribe();
         }
         let (frames, _) = broadcast::channel(VIEWER_QUEUE);
         let feed = Arc::new(Feed {
             camera: camera.id,
+            codec,
             shared: Mutex::new(Shared {
                 gop: Gop::default(),
                 viewers: Audience::default(),
@@ -210,11 +226,11 @@ impl Feeds {
             frames,
         });
         let sub = feed.subscribe();
-        feeds.insert(camera.id, feed.clone());
+        feeds.insert((camera.id, codec), feed.clone());
         let this = self.clone();
         let camera = camera.clone();
         tokio::spawn(async move {
-            let span = tracing::info_span!("feed", camera = camera.id.0);
+            let span = tracing::info_span!("feed", camera = camera.id.0, codec = ?codec);
             let _ = tracing::Instrument::instrument(this.run(feed, camera), span).await;
         });
         sub
@@ -237,7 +253,7 @@ impl Feeds {
             let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
             // A viewer may have joined since the last check: then the feed goes on.
             if feed.lock().viewers.count == 0 {
-                feeds.remove(&feed.camera);
+                feeds.remove(&(feed.camera, feed.codec));
                 tracing::info!("feed stopped: nobody watches");
                 return;
             }
@@ -245,14 +261,14 @@ impl Feeds {
     }
 
     /// Pulls the camera, reconnecting with backoff, until the feed is idle for `linger`.
-    async fn pull(&self, feed: &Feed, camera: &Camera) {
+    async fn pull(self: &Arc<Self>, feed: &Feed, camera: &Camera) {
         let ceiling = match camera.source {
             CameraSource::Agent if self.cluster.is_clustered() => RETRY_CEILING_ELSEWHERE,
             _ => RETRY_CEILING,
         };
         let mut backoff = Backoff::new(Duration::from_millis(250), ceiling);
         while !feed.expired(self.linger) {
-            let mut ingest = match self.connect(camera).await {
+            let mut ingest = match self.connect(camera, feed.codec).await {
                 Ok(session) => session,
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
@@ -285,8 +301,17 @@ impl Feeds {
     }
 
     /// Opens an RTSP session to the camera's video, directly or through its agent's tunnel,
-    /// or pulls it through the node its agent is linked to.
-    async fn connect(&self, camera: &Camera) -> Result<Pulled, crate::error::Error> {
+    /// or pulls it through the node its agent is linked to; or, for VP8, joins its H.264 feed
+    /// and starts a transcoder.
+    async fn connect(
+        self: &Arc<Self>,
+        camera: &Camera,
+        codec: VideoCodec,
+    ) -> Result<Pulled, crate::error::Error> {
+        if codec == VideoCodec::Vp8 {
+            let source = self.watch(camera, VideoCodec::H264);
+            return Ok(Pulled::Transcoded(Box::new(Transcoded::new(source)?)));
+        }
         if matches!(camera.source, CameraSource::Agent)
             && !self.links.is_online(camera.id)
             && self.cluster.is_clustered()

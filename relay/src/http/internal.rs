@@ -125,7 +125,7 @@ async fn feed(
         .camera(camera)
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
-    let mut subscription = st.feeds.watch(&held);
+    let mut subscription = st.feeds.watch(&held, crate::fanout::VideoCodec::H264);
     let cached = std::mem::take(&mut subscription.cached);
     let mut out = BytesMut::new();
     for frame in &cached {

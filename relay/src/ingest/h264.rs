@@ -13,6 +13,8 @@ const DROPPED_NAL_TYPES: [u8; 2] = [6, 9];
 /// browsers' own senders assume).
 const RTP_PACKET_BYTES: usize = 1200;
 const RTP_HEADER_BYTES: usize = 12;
+/// The largest RTP payload the relay sends, of any codec.
+pub const MAX_RTP_PAYLOAD: usize = RTP_PACKET_BYTES - RTP_HEADER_BYTES;
 
 /// Cuts an Annex B frame into RTP payloads (RFC 6184: single NAL units, STAP-A for the
 /// parameter sets, FU-A for large slices). Done once per frame for every viewer.
@@ -20,7 +22,7 @@ pub fn rtp_payloads(annex_b: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, &'stati
     use rtc::rtp::codec::h264::H264Payloader;
     use rtc::rtp::packetizer::Payloader;
     H264Payloader::default()
-        .payload(RTP_PACKET_BYTES - RTP_HEADER_BYTES, annex_b)
+        .payload(MAX_RTP_PAYLOAD, annex_b)
         .map_err(|_| "cannot packetize the frame")
 }
 

@@ -1,6 +1,7 @@
 //! Live-video sessions (WHEP, the WebRTC-HTTP Egress Protocol, whose HTTP side is
 //! `http::live_video`). Each session is one viewer's [`Peer`] (rtc's sans-I/O peer
-//! connection) fed from the camera's feed (see [`crate::fanout`]); nothing is transcoded.
+//! connection) fed from the camera's feed (see [`crate::fanout`]) in the codec its offer
+//! takes: the camera's own H.264, or VP8 transcoded once per camera for browsers without it.
 //!
 //! Every viewer's media goes through one UDP port ([`udp::UdpPort`]), or, where UDP is
 //! blocked, one TCP port (ICE-TCP, [`tcp`]); [`demux::Demux`] tells the viewers apart. Each
@@ -24,7 +25,7 @@ pub mod udp;
 
 use crate::config::WebrtcConfig;
 use crate::error::{Error, ErrorKind};
-use crate::fanout::{Feeds, Listening, SoundCodec, SoundState, Subscription};
+use crate::fanout::{Feeds, Listening, SoundCodec, SoundState, Subscription, VideoCodec};
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
@@ -317,7 +318,8 @@ impl Whep {
         let inbox = Routed::new(self.demux.clone(), peer.ufrag());
         let session = ViewerTask {
             // Joining now starts the camera's feed while ICE and DTLS are still under way.
-            early: Some(self.feeds.watch(camera)),
+            early: Some(self.feeds.watch(camera, offer.video_codec)),
+            codec: offer.video_codec,
             peer,
             inbox,
             sound_orders,
@@ -587,6 +589,8 @@ struct ViewerTask {
     closed: oneshot::Receiver<()>,
     feeds: Arc<Feeds>,
     camera: Camera,
+    /// The codec the viewer gets the camera's video in.
+    codec: VideoCodec,
     /// The subscription taken at offer time, which keeps the feed running until connected.
     early: Option<Subscription>,
     metrics: Arc<Metrics>,
@@ -616,7 +620,7 @@ impl ViewerTask {
                         );
                         // A fresh subscription: the group of pictures as it is now, not as it
                         // was at offer time.
-                        let mut sub = self.feeds.watch(&self.camera);
+                        let mut sub = self.feeds.watch(&self.camera, self.codec);
                         self.early = None;
                         let cached = std::mem::take(&mut sub.cached);
                         self.send_cached(&cached);

@@ -1,11 +1,12 @@
 //! A viewer's SDP offer read, and the relay's answer written (JSEP, RFC 8829, for a relay
-//! that only sends): one video section carries the camera's H.264, one audio section (when
+//! that only sends): one video section carries the camera's H.264 (or VP8 transcoded from
+//! it, for a browser that offers no H.264), one audio section (when
 //! the offer has one the viewer can receive on) the camera's sound, in each format of Opus,
 //! PCMU and PCMA the viewer takes (the relay sends whichever the camera's sound is, without
 //! asking again); every other section is refused (port 0). The relay is ICE lite and the DTLS
 //! server (`a=setup:passive`): the browser checks and connects; the relay answers.
 
-use crate::fanout::SoundCodec;
+use crate::fanout::{SoundCodec, VideoCodec};
 use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 use std::fmt::Write as _;
@@ -24,7 +25,9 @@ pub struct Offer {
     pub ice_ufrag: String,
     /// SHA-256 fingerprints of the certificate the viewer's DTLS may present, as bytes.
     pub fingerprints: Vec<Vec<u8>>,
-    /// The RTP payload type the viewer gave H.264 (packetization mode 1).
+    /// The video codec the viewer gets: H.264 when it takes it, else VP8.
+    pub video_codec: VideoCodec,
+    /// The RTP payload type the viewer gave it (for H.264, in packetization mode 1).
     pub payload_type: u8,
     /// Whether the viewer takes reduced-size RTCP.
     rtcp_rsize: bool,
@@ -144,13 +147,25 @@ impl Offer {
                     .starts_with("profile-level-id=42e0")
             })
         };
-        let payload_type = codecs
+        let vp8 = |c: &&rtc::sdp::util::Codec| {
+            c.name.eq_ignore_ascii_case("VP8") && c.clock_rate == 90_000
+        };
+        let h264 = codecs
             .iter()
             .filter(h264)
             .find(constrained_baseline)
             .or_else(|| codecs.iter().find(h264))
-            .map(|c| c.payload_type)
-            .ok_or_else(|| refuse("the offer does not accept H.264 (packetization mode 1)"))?;
+            .map(|c| (VideoCodec::H264, c.payload_type));
+        let (video_codec, payload_type) = h264
+            .or_else(|| {
+                codecs
+                    .iter()
+                    .find(vp8)
+                    .map(|c| (VideoCodec::Vp8, c.payload_type))
+            })
+            .ok_or_else(|| {
+                refuse("the offer accepts neither H.264 (packetization mode 1) nor VP8")
+            })?;
         let bundled = |i: usize| sections[i].protocol == SRTP_PROTOCOL && sections[i].mid.is_some();
         let sound = receivable("audio")
             .filter(|(i, _)| bundled(*i))
@@ -172,6 +187,7 @@ impl Offer {
         Ok(Offer {
             ice_ufrag,
             fingerprints,
+            video_codec,
             payload_type,
             rtcp_rsize: media.has_attribute("rtcp-rsize"),
             sections,
@@ -256,10 +272,17 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
             let pt = offer.payload_type;
             let _ = write!(sdp, "m=video 9 {SRTP_PROTOCOL} {pt}\r\n");
             transport(&mut sdp, mid, offer, local);
-            let _ = write!(
-                sdp,
-                "a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} {H264_FMTP}\r\n"
-            );
+            match offer.video_codec {
+                VideoCodec::H264 => {
+                    let _ = write!(
+                        sdp,
+                        "a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} {H264_FMTP}\r\n"
+                    );
+                }
+                VideoCodec::Vp8 => {
+                    let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n");
+                }
+            }
             for feedback in FEEDBACK {
                 let _ = write!(sdp, "a=rtcp-fb:{pt} {feedback}\r\n");
             }
@@ -389,6 +412,26 @@ mod tests {
         a=rtpmap:98 rtx/90000\r\na=setup:actpass\r\na=ssrc:1 cname:{x}\r\n";
 
     #[test]
+    fn a_firefox_offer_without_h264_gets_vp8() {
+        let without_h264: String = FIREFOX
+            .replace("120 124 126 127 97 98", "120 124")
+            .split("\r\n")
+            .filter(|l| !l.contains(":126") && !l.contains(":127") && !l.contains(":97"))
+            .filter(|l| !l.contains(":98") && !l.is_empty())
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let offer = Offer::parse(&without_h264).expect("offer");
+        assert_eq!(
+            (offer.video_codec, offer.payload_type),
+            (VideoCodec::Vp8, 120)
+        );
+        let sdp = answer(&offer, &local());
+        assert!(sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 120\r\n"), "{sdp}");
+        assert!(sdp.contains("a=rtpmap:120 VP8/90000\r\n"), "{sdp}");
+        assert!(!sdp.contains("H264"), "{sdp}");
+    }
+
+    #[test]
     fn a_firefox_offer_gets_its_h264_in_mode_one_and_its_session_level_fingerprint() {
         let offer = Offer::parse(FIREFOX).expect("offer");
         assert_eq!(offer.payload_type, 126);
@@ -477,9 +520,11 @@ mod tests {
         let cases = [
             ("no SDP", "hello".to_owned(), "not an SDP offer"),
             (
-                "no H.264 in mode 1",
-                CHROMIUM.replace("packetization-mode=1", "packetization-mode=0"),
-                "does not accept H.264",
+                "no H.264 in mode 1, no VP8",
+                CHROMIUM
+                    .replace("packetization-mode=1", "packetization-mode=0")
+                    .replace("VP8/90000", "VP9/90000"),
+                "neither H.264 (packetization mode 1) nor VP8",
             ),
             (
                 "video the viewer only sends",

@@ -1,7 +1,13 @@
-//! Sound transcoded to Opus with GStreamer, for browsers: a camera's frames (AAC, G.722,
-//! L16: whatever `decodebin` finds a decoder for, described by their caps) go in stamped with
-//! their media time, and 20 ms Opus packets at 48 kHz come out stamped with the same clock,
-//! so the relay keeps them in step with the pictures. One per listened-to camera.
+//! Transcoding with GStreamer, for browsers that cannot take what a camera sends: its sound
+//! to Opus ([`opus`]), its H.264 to VP8 for browsers without H.264 ([`vp8`]). Each is one
+//! pipeline per camera, fed with the camera's frames stamped with their media time; what it
+//! makes comes out stamped with the same clock.
+
+pub mod opus;
+pub mod vp8;
+
+pub use opus::{OPUS_CLOCK_RATE, OpusEncoder, OpusPacket};
+pub use vp8::Vp8Encoder;
 
 use crate::error::{Error, ErrorKind};
 use gstreamer as gst;
@@ -10,46 +16,38 @@ use gstreamer_app as gst_app;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Opus's RTP clock (RFC 7587): always 48 kHz.
-pub const OPUS_CLOCK_RATE: u32 = 48_000;
-/// Encoded packets waiting for the feed: a second of sound; more are dropped.
-const QUEUE: usize = 50;
-/// The Opus bitrate: speech and a room's sounds, as a phone call has them.
-const OPUS_BITRATE: i32 = 32_000;
-
-/// One Opus packet (20 ms).
+/// One unit the pipeline made: an Opus packet, a VP8 frame.
 #[derive(Debug, Clone)]
-pub struct OpusPacket {
-    /// Ticks of [`OPUS_CLOCK_RATE`] since the media's start (its input's media time).
-    pub timestamp: i64,
+pub struct Encoded {
+    /// Its media time.
+    pub at: Duration,
+    /// Whether decoding can start at it.
+    pub is_key: bool,
     pub data: bytes::Bytes,
-}
-
-/// A running transcoder (see the module's documentation); stopped when dropped.
-pub struct OpusEncoder {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    packets: mpsc::Receiver<OpusPacket>,
 }
 
 fn media_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::FailedPrecondition,
-        format!("sound transcoding: {what}: {e}"),
+        format!("transcoding: {what}: {e}"),
     )
 }
 
-impl OpusEncoder {
-    /// Starts a transcoder for frames described by `caps` (GStreamer caps).
-    pub fn new(caps: &str) -> Result<OpusEncoder, Error> {
+/// A running pipeline from an `appsrc` named `src` to an `appsink` named `sink`; stopped
+/// when dropped.
+struct Pipeline {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    out: mpsc::Receiver<Encoded>,
+}
+
+impl Pipeline {
+    /// Starts `description` (gst-launch syntax) with `caps` on its source; at most `queue`
+    /// units wait for the caller, more are dropped.
+    fn start(description: &str, caps: &str, queue: usize) -> Result<Pipeline, Error> {
         gst::init().map_err(|e| media_error("GStreamer", e))?;
         let caps: gst::Caps = caps.parse().map_err(|e| media_error("caps", e))?;
-        let description = format!(
-            "appsrc name=src format=time is-live=true ! decodebin ! audioconvert ! \
-             audioresample ! audio/x-raw,rate={OPUS_CLOCK_RATE} ! \
-             opusenc frame-size=20 bitrate={OPUS_BITRATE} ! appsink name=sink sync=false"
-        );
-        let pipeline = gst::parse::launch(&description)
+        let pipeline = gst::parse::launch(description)
             .map_err(|e| media_error("pipeline", e))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| media_error("pipeline", "not a pipeline"))?;
@@ -65,7 +63,7 @@ impl OpusEncoder {
         let sink = element("sink")?
             .downcast::<gst_app::AppSink>()
             .map_err(|_| media_error("pipeline", "sink is no appsink"))?;
-        let (tx, packets) = mpsc::channel(QUEUE);
+        let (tx, out) = mpsc::channel(queue);
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -77,11 +75,10 @@ impl OpusEncoder {
                         return Ok(gst::FlowSuccess::Ok);
                     };
                     let at = buffer.pts().map_or(0, gst::ClockTime::nseconds);
-                    let timestamp =
-                        (u128::from(at) * u128::from(OPUS_CLOCK_RATE) / 1_000_000_000) as i64;
-                    // A listener too slow for its sound loses it, not the camera's session.
-                    let _ = tx.try_send(OpusPacket {
-                        timestamp,
+                    // A consumer too slow loses units, not the camera's session.
+                    let _ = tx.try_send(Encoded {
+                        at: Duration::from_nanos(at),
+                        is_key: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                         data: bytes::Bytes::copy_from_slice(&map),
                     });
                     Ok(gst::FlowSuccess::Ok)
@@ -91,16 +88,12 @@ impl OpusEncoder {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| media_error("start", e))?;
-        Ok(OpusEncoder {
-            pipeline,
-            src,
-            packets,
-        })
+        Ok(Pipeline { pipeline, src, out })
     }
 
-    /// Hands on one frame, `timestamp` ticks of `clock_rate` after the media's start; fails
-    /// when the pipeline has failed (no decoder for the caps, a frame it cannot decode).
-    pub fn push(&mut self, timestamp: i64, clock_rate: u32, data: &[u8]) -> Result<(), Error> {
+    /// Hands on one unit with its media time `at`; fails when the pipeline has failed (no
+    /// decoder for the caps, input it cannot decode).
+    fn push(&mut self, at: Duration, data: &[u8]) -> Result<(), Error> {
         if let Some(bus) = self.pipeline.bus()
             && let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
             && let gst::MessageView::Error(e) = message.view()
@@ -108,7 +101,6 @@ impl OpusEncoder {
             return Err(media_error("decoding", e.error()));
         }
         let mut buffer = gst::Buffer::from_slice(data.to_vec());
-        let at = Duration::from_secs_f64(timestamp.max(0) as f64 / f64::from(clock_rate.max(1)));
         if let Some(b) = buffer.get_mut() {
             b.set_pts(gst::ClockTime::from_nseconds(at.as_nanos() as u64));
         }
@@ -118,13 +110,13 @@ impl OpusEncoder {
             .map_err(|e| media_error("decoding", e))
     }
 
-    /// The next Opus packet; `None` once the pipeline is gone.
-    pub async fn next(&mut self) -> Option<OpusPacket> {
-        self.packets.recv().await
+    /// The next unit made; `None` once the pipeline is gone.
+    async fn next(&mut self) -> Option<Encoded> {
+        self.out.recv().await
     }
 }
 
-impl Drop for OpusEncoder {
+impl Drop for Pipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }

@@ -1,0 +1,127 @@
+//! A camera's video transcoded for browsers without H.264: the camera's H.264 feed, joined
+//! as one more viewer, through a VP8 encoder ([`crate::transcode::vp8`]). The cached group of
+//! pictures goes in first, a millisecond apart (so the VP8 feed starts at the live edge, as a
+//! viewer of the H.264 feed does), then live frames with the camera's spacing.
+
+use super::Subscription;
+use crate::error::{Error, ErrorKind};
+use crate::ingest::Frame;
+use crate::ingest::h264::MAX_RTP_PAYLOAD;
+use crate::transcode::{Encoded, Vp8Encoder, vp8};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// The media time between cached frames on their way in (as `whep::peer` stamps them).
+const CACHED_FRAME_GAP: Duration = Duration::from_millis(1);
+/// The media time before a frame that follows no frame of the same camera session.
+const DEFAULT_FRAME_GAP: Duration = Duration::from_millis(66);
+/// The longest gap kept between two frames: a camera's stall is not replayed.
+const MAX_FRAME_GAP: Duration = Duration::from_secs(1);
+/// Frames in the encoder whose arrival is remembered.
+const IN_FLIGHT: usize = 64;
+/// The H.264 RTP clock: 90 kHz.
+const VIDEO_CLOCK_RATE: u128 = 90_000;
+
+/// See the module's documentation.
+pub struct Transcoded {
+    source: Subscription,
+    /// The cached frames not yet in the encoder.
+    cached: VecDeque<Arc<Frame>>,
+    encoder: Vp8Encoder,
+    /// The last frame in: its camera session and timestamp, and the media time it was given.
+    last: Option<(u64, i64, Duration)>,
+    /// After a gap (the source lagged) only a keyframe can go in.
+    wants_keyframe: bool,
+    /// When the relay had each frame in the encoder, by the media time it was given.
+    received: VecDeque<(Duration, Instant)>,
+}
+
+impl Transcoded {
+    pub fn new(mut source: Subscription) -> Result<Transcoded, Error> {
+        Ok(Transcoded {
+            cached: std::mem::take(&mut source.cached).into(),
+            source,
+            encoder: Vp8Encoder::new()?,
+            last: None,
+            wants_keyframe: true,
+            received: VecDeque::new(),
+        })
+    }
+
+    /// The next VP8 frame; `None` when the camera's feed or the encoder ended.
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        loop {
+            if let Some(frame) = self.cached.pop_front() {
+                self.push(&frame, CACHED_FRAME_GAP)?;
+                continue;
+            }
+            tokio::select! {
+                frame = self.source.live.recv() => match frame {
+                    Ok(frame) => self.push(&frame, DEFAULT_FRAME_GAP)?,
+                    Err(RecvError::Lagged(_)) => self.wants_keyframe = true,
+                    Err(RecvError::Closed) => return Ok(None),
+                },
+                encoded = self.encoder.next() => {
+                    return match encoded {
+                        Some(encoded) => self.frame(encoded).map(Some),
+                        None => Ok(None),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Puts a frame of the camera into the encoder, `gap` after the last unless the camera's
+    /// own spacing says otherwise; a frame sent already (from the cache) is left out.
+    fn push(&mut self, frame: &Frame, gap: Duration) -> Result<(), Error> {
+        let at = match self.last {
+            Some((epoch, timestamp, _)) if epoch == frame.epoch && frame.timestamp <= timestamp => {
+                return Ok(());
+            }
+            Some((epoch, timestamp, at)) if epoch == frame.epoch && gap != CACHED_FRAME_GAP => {
+                let ticks = (frame.timestamp - timestamp) as u64;
+                at + Duration::from_micros(ticks * 1_000_000 / 90_000).min(MAX_FRAME_GAP)
+            }
+            Some((_, _, at)) => at + gap,
+            None => Duration::ZERO,
+        };
+        if self.wants_keyframe && !frame.is_key {
+            return Ok(());
+        }
+        self.wants_keyframe = false;
+        self.last = Some((frame.epoch, frame.timestamp, at));
+        if self.received.len() == IN_FLIGHT {
+            self.received.pop_front();
+        }
+        self.received.push_back((at, frame.received));
+        self.encoder.push(at, &frame.data)
+    }
+
+    /// A VP8 frame as the feed hands frames on, with when the relay had its H.264 frame.
+    fn frame(&mut self, encoded: Encoded) -> Result<Frame, Error> {
+        while self
+            .received
+            .front()
+            .is_some_and(|(at, _)| *at < encoded.at)
+        {
+            self.received.pop_front();
+        }
+        let received = self
+            .received
+            .front()
+            .filter(|(at, _)| *at == encoded.at)
+            .map_or_else(eyeward::clock::monotonic, |(_, received)| *received);
+        let rtp_payloads = vp8::rtp_payloads(&encoded.data, MAX_RTP_PAYLOAD)
+            .map_err(|e| Error::new(ErrorKind::Internal, e))?;
+        Ok(Frame {
+            timestamp: (encoded.at.as_nanos() * VIDEO_CLOCK_RATE / 1_000_000_000) as i64,
+            is_key: encoded.is_key,
+            data: encoded.data,
+            rtp_payloads,
+            received,
+            epoch: 0,
+        })
+    }
+}
