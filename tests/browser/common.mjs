@@ -150,3 +150,32 @@ export function connectedStats(page, type) {
     return out;
   }, type);
 }
+
+// The loudest pitch of what the page's video element plays over `ms` (the loudest moment:
+// a camera with sync marks sounds its tone 200 ms every 2 s), and its level (dB). `page` is
+// Playwright's or Puppeteer's.
+export function loudest(page, ms = 2500) {
+  return page.evaluate(async (ms) => {
+    const v = document.getElementById('video');
+    const ctx = new AudioContext();
+    await ctx.resume();
+    const source = ctx.createMediaStreamSource(v.srcObject);
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 8192;
+    analyser.smoothingTimeConstant = 0;
+    source.connect(analyser);
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    let result = { hz: 0, db: -Infinity };
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      analyser.getFloatFrequencyData(bins);
+      let best = 1;
+      for (let i = 1; i < bins.length; i += 1) if (bins[i] > bins[best]) best = i;
+      if (bins[best] > result.db) result = { hz: (best * ctx.sampleRate) / analyser.fftSize, db: bins[best] };
+    }
+    source.disconnect();
+    await ctx.close();
+    return result;
+  }, ms);
+}

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   env, liveBrowser, logIn, waitPlaying, framesIn, collectProblems, recordPeerConnections, connectedStats,
+  loudest,
 } from './common.mjs';
 
 const OUT = env('OUT_DIR');
@@ -16,34 +17,6 @@ const TONE_HZ = 880;
 mkdirSync(OUT, { recursive: true });
 const browsers = [];
 const problems = [];
-
-// The loudest pitch of what the page's video element plays over `ms` (the loudest moment:
-// the cameras' tone sounds in 200 ms marks every 2 s), and its level (dB).
-function loudest(page, ms = 2500) {
-  return page.evaluate(async (ms) => {
-    const v = document.getElementById('video');
-    const ctx = new AudioContext();
-    await ctx.resume();
-    const source = ctx.createMediaStreamSource(v.srcObject);
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 8192;
-    analyser.smoothingTimeConstant = 0;
-    source.connect(analyser);
-    const bins = new Float32Array(analyser.frequencyBinCount);
-    let result = { hz: 0, db: -Infinity };
-    const until = performance.now() + ms;
-    while (performance.now() < until) {
-      await new Promise((r) => setTimeout(r, 50));
-      analyser.getFloatFrequencyData(bins);
-      let best = 1;
-      for (let i = 1; i < bins.length; i += 1) if (bins[i] > bins[best]) best = i;
-      if (bins[best] > result.db) result = { hz: (best * ctx.sampleRate) / analyser.fftSize, db: bins[best] };
-    }
-    source.disconnect();
-    await ctx.close();
-    return result;
-  }, ms);
-}
 
 // How much later the cameras' sync marks are heard than seen, in ms, for each of `marks`
 // marks: the picture's mark (the top-left square turning white) when its frame is shown
