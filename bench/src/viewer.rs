@@ -33,6 +33,36 @@ pub fn loopback_api() -> Result<API> {
 pub fn local_api(addresses: &[IpAddr]) -> Result<API> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
+    api_with(addresses, media)
+}
+
+/// A webrtc-rs API on loopback for viewers that take VP8 and no H.264 (as Firefox without its
+/// OpenH264 plug-in), and Opus.
+pub fn vp8_api() -> Result<API> {
+    use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+    use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters};
+    let mut media = MediaEngine::default();
+    for (mime_type, clock_rate, channels, payload_type, kind) in [
+        (MIME_TYPE_VP8, 90_000, 0, 96, RTPCodecType::Video),
+        (MIME_TYPE_OPUS, 48_000, 2, 111, RTPCodecType::Audio),
+    ] {
+        let codec = RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: mime_type.to_owned(),
+                clock_rate,
+                channels,
+                ..Default::default()
+            },
+            payload_type,
+            ..Default::default()
+        };
+        media.register_codec(codec, kind)?;
+    }
+    api_with(&[IpAddr::from([127, 0, 0, 1])], media)
+}
+
+/// A webrtc-rs API of `media` whose host candidates are `addresses` only.
+fn api_with(addresses: &[IpAddr], mut media: MediaEngine) -> Result<API> {
     let registry = register_default_interceptors(Registry::new(), &mut media)?;
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(addresses.iter().any(IpAddr::is_loopback));
@@ -54,15 +84,21 @@ pub async fn recvonly(api: &API) -> Result<Arc<RTCPeerConnection>> {
 /// video track.
 pub async fn recvonly_with(api: &API, config: RTCConfiguration) -> Result<Arc<RTCPeerConnection>> {
     let pc = Arc::new(api.new_peer_connection(config).await?);
+    receive(&pc, RTPCodecType::Video).await?;
+    Ok(pc)
+}
+
+/// Adds a receive-only transceiver of `kind` to `pc`.
+async fn receive(pc: &RTCPeerConnection, kind: RTPCodecType) -> Result<()> {
     pc.add_transceiver_from_kind(
-        RTPCodecType::Video,
+        kind,
         Some(RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Recvonly,
             send_encodings: vec![],
         }),
     )
     .await?;
-    Ok(pc)
+    Ok(())
 }
 
 /// Sets `description` locally and waits for ICE gathering (loopback: at once); returns the
@@ -144,6 +180,14 @@ impl Viewer {
     pub fn bytes(&self) -> u64 {
         self.received[1].load(Ordering::Relaxed)
     }
+
+    /// The viewer's WHEP session (its Location), if it is eyeward's.
+    pub fn location(&self) -> Option<&str> {
+        match &self.leave {
+            Leave::Whep(location) => Some(location),
+            Leave::Janus(_) => None,
+        }
+    }
 }
 
 /// The relay's answer to a WHEP offer.
@@ -204,6 +248,35 @@ impl Eyeward {
         config: RTCConfiguration,
     ) -> Result<Viewer> {
         let pc = recvonly_with(api, config).await?;
+        self.offer(pc, camera).await
+    }
+
+    /// Joins `camera` over WHEP to receive its sound too (still silent: see
+    /// [`Eyeward::listen`]).
+    pub async fn join_with_sound(&self, api: &API, camera: i64) -> Result<Viewer> {
+        let pc = recvonly(api).await?;
+        receive(&pc, RTPCodecType::Audio).await?;
+        self.offer(pc, camera).await
+    }
+
+    /// Starts or stops the camera's sound in `viewer`'s session; the relay's answer.
+    pub async fn listen(&self, viewer: &Viewer, on: bool) -> Result<Value> {
+        let location = viewer.location().context("not an eyeward viewer")?;
+        let resp = self
+            .http
+            .post(format!("{}{location}/sound", self.base))
+            .header("origin", &self.base)
+            .json(&json!({ "listen": on }))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("listen answered {}: {}", resp.status(), resp.text().await?);
+        }
+        Ok(resp.json().await?)
+    }
+
+    /// Offers from `pc` to `camera` over WHEP and applies the answer.
+    async fn offer(&self, pc: Arc<RTCPeerConnection>, camera: i64) -> Result<Viewer> {
         let offer = pc.create_offer(None).await?;
         let sdp = local_sdp(&pc, offer).await?;
         let answer = self.whep(camera, sdp).await?;

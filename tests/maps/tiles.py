@@ -8,6 +8,7 @@ import http.server
 import re
 import struct
 import sys
+import threading
 import zlib
 
 SIZE = 256
@@ -32,6 +33,10 @@ def png(z, x, y):
             + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
 
 
+# Held while a line is printed.
+PRINTING = threading.Lock()
+
+
 class Tiles(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         m = re.fullmatch(r"/(\d+)/(\d+)/(\d+)\.png", self.path)
@@ -45,7 +50,11 @@ class Tiles(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        print(f"tile {z}/{x}/{y}", flush=True)
+        # One write per line, under a lock: the server's threads print at once, and print()
+        # writes the text and its newline apart, so lines could run together.
+        with PRINTING:
+            sys.stdout.write(f"tile {z}/{x}/{y}\n")
+            sys.stdout.flush()
 
     def log_message(self, *args):
         pass

@@ -170,10 +170,18 @@ impl Feeds {
         let mut epoch = 0;
         while !feed.expired(self.linger) {
             let played = match self.connect_sound(camera).await {
-                // The loopback port carries the session for as long as it plays.
+                // The loopback port carries the session for as long as it plays. Once it
+                // played, what stopped it is the camera's or the network's doing, told in
+                // general words (their own may quote the camera's path).
                 Ok((ingest, _carrier)) => {
                     epoch += 1;
-                    self.play_sound(feed, ingest, epoch).await
+                    self.play_sound(feed, ingest, epoch).await.map_err(|e| {
+                        Error::new(
+                            ErrorKind::FailedPrecondition,
+                            "the camera's sound stopped; trying again",
+                        )
+                        .with_source(e)
+                    })
                 }
                 Err(e) => Err(e),
             };
@@ -181,7 +189,7 @@ impl Feeds {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
-                    tracing::warn!(error = %e, retry_in = ?delay, "no sound from the camera");
+                    tracing::warn!(error = %e.chain(), retry_in = ?delay, "no sound from the camera");
                     feed.state
                         .send_replace(SoundState::Unavailable(e.to_string()));
                     tokio::time::sleep(delay).await;

@@ -98,8 +98,9 @@ impl SoundIngest {
         credentials: Option<(String, String)>,
         transport: RtspTransport,
     ) -> Result<SoundIngest, Error> {
-        let mut chosen = None;
-        let (session, _) = play_one(url, credentials, transport, |streams| {
+        let (mut described, mut chosen) = (false, None);
+        let played = play_one(url, credentials, transport, |streams| {
+            described = true;
             let (index, stream) = streams
                 .iter()
                 .enumerate()
@@ -114,7 +115,21 @@ impl SoundIngest {
             chosen = Some((format, stream.clock_rate_hz()));
             Ok(index)
         })
-        .await?;
+        .await;
+        // The relay's own refusals say why; the camera's or the network's failures, whose
+        // words may quote the camera's path (and a camera may keep a password in its query),
+        // are told in general words and kept as the cause for the log.
+        let (session, _) = played.map_err(|e| {
+            if described && chosen.is_none() {
+                e
+            } else {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "the camera did not give its sound; trying again",
+                )
+                .with_source(e)
+            }
+        })?;
         let (format, clock_rate) = chosen.ok_or_else(no_sound)?;
         Ok(SoundIngest {
             session,

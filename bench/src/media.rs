@@ -1,0 +1,169 @@
+//! The media benchmark (`bench/media.sh`, issue 23): what each transcode costs the relay for
+//! one camera at 1280×720, 15 fps (its sound AAC at 16 kHz), and how soon each path shows its
+//! first frame. webrtc-rs viewers on loopback, the relay and a simulated camera read
+//! directly, release builds:
+//! - passthrough: one viewer of the camera's H.264, for `--seconds`;
+//! - H.264 → VP8: a viewer that takes VP8 alone joins as well;
+//! - AAC → Opus: the first viewer listens as well;
+//!
+//! each the relay's CPU (cores, from `/proc`) and resident memory against the stage before;
+//! then first frame (offer to first RTP packet), `--joins` times each: H.264 warm (the feed
+//! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm.
+//!
+//! `media [--seconds S] [--joins N]`; prints a Markdown section.
+
+use anyhow::{Context, Result};
+use eyeward_bench::process::{
+    BENCH_EMAIL, BENCH_PASSWORD, Running, provision_relay, start_relay, start_simulator, usage,
+};
+use eyeward_bench::quantile;
+use eyeward_bench::viewer::{Eyeward, Viewer, loopback_api, vp8_api};
+use std::time::{Duration, Instant};
+use webrtc::api::API;
+
+struct Args {
+    seconds: u64,
+    joins: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut args = Args {
+        seconds: 20,
+        joins: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => args.seconds = value.parse()?,
+            "--joins" => args.joins = value.parse()?,
+            other => anyhow::bail!("unknown flag {other}: media [--seconds S] [--joins N]"),
+        }
+    }
+    Ok(args)
+}
+
+/// The relay's CPU (cores) and resident memory (MB) over `seconds`.
+async fn measure(relay: &Running, seconds: u64) -> Result<(f64, f64)> {
+    let before = usage(relay.pid())?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = usage(relay.pid())?;
+    let cores = (after.cpu - before.cpu).as_secs_f64() / seconds as f64;
+    Ok((cores, after.rss_bytes as f64 / 1e6))
+}
+
+/// Waits until `viewer` has had a packet; how long since `since`.
+async fn first_packet(viewer: &Viewer, since: Instant) -> Result<Duration> {
+    while viewer.packets() == 0 {
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(20),
+            "no packet in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(since.elapsed())
+}
+
+/// A viewer of `camera` joined through `api`, and its first packet's time from the offer.
+async fn join(eyeward: &Eyeward, api: &API, camera: i64) -> Result<(Viewer, Duration)> {
+    let since = Instant::now();
+    let viewer = eyeward.join(api, camera).await?;
+    let took = first_packet(&viewer, since).await?;
+    Ok((viewer, took))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let dir = std::env::temp_dir().join(format!("eyeward-media-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (_sim, camera_url) = start_simulator(
+        "fixed",
+        "127.0.0.1:0",
+        &[
+            "--audio",
+            "aac",
+            "--grain",
+            "12",
+            "--keyframe-interval",
+            "2s",
+        ],
+        &dir.join("sim.log"),
+    )?;
+    // The VP8 feed lingers a second after its last viewer, so that each cold join starts it.
+    let extra = "[webrtc]\nice_addresses = [\"127.0.0.1\"]\nlinger = \"1s\"\n\
+                 [cameras]\nallow_private_sources = true\n";
+    let (config, camera) = provision_relay(&dir, extra, "fixed", &camera_url)?;
+    let camera = camera["id"].as_i64().context("camera id")?;
+    let (relay, base) = start_relay(&config, &dir.join("relay.log"))?;
+    let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
+    let (h264_api, vp8_api) = (loopback_api()?, vp8_api()?);
+
+    eprintln!("passthrough, {} s…", args.seconds);
+    let listener = eyeward.join_with_sound(&h264_api, camera).await?;
+    first_packet(&listener, Instant::now()).await?;
+    let passthrough = measure(&relay, args.seconds).await?;
+    eprintln!("H.264 → VP8, {} s…", args.seconds);
+    let (vp8_viewer, _) = join(&eyeward, &vp8_api, camera).await?;
+    let vp8 = measure(&relay, args.seconds).await?;
+    eprintln!("AAC → Opus, {} s…", args.seconds);
+    let heard = eyeward.listen(&listener, true).await?;
+    let opus = measure(&relay, args.seconds).await?;
+    eyeward.leave(vp8_viewer).await?;
+
+    eprintln!("first frames, {} joins each…", args.joins);
+    let (mut h264_warm, mut vp8_cold, mut vp8_warm) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.joins {
+        // The VP8 feed is gone (its linger), the H.264 one runs for the listener.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (cold, took) = join(&eyeward, &vp8_api, camera).await?;
+        vp8_cold.push(took.as_secs_f64() * 1000.0);
+        let (warm, took) = join(&eyeward, &vp8_api, camera).await?;
+        vp8_warm.push(took.as_secs_f64() * 1000.0);
+        let (h264, took) = join(&eyeward, &h264_api, camera).await?;
+        h264_warm.push(took.as_secs_f64() * 1000.0);
+        for viewer in [cold, warm, h264] {
+            eyeward.leave(viewer).await?;
+        }
+    }
+    eyeward.leave(listener).await?;
+    drop(relay);
+
+    println!("## Transcoding (`bench/media.sh`)\n");
+    println!(
+        "One camera, 1280×720 at 15 fps with AAC sound (16 kHz), read directly; webrtc-rs \
+         viewers on loopback; {} s a stage. The sound went out as {}.\n",
+        args.seconds, heard["codec"]
+    );
+    println!("| stage | relay CPU (cores) | added | relay memory (MB) | added |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let mut before: Option<(f64, f64)> = None;
+    for (stage, (cores, mb)) in [
+        ("passthrough: one H.264 viewer", passthrough),
+        ("+ H.264 → VP8 (a VP8 viewer)", vp8),
+        ("+ AAC → Opus (the first viewer listens)", opus),
+    ] {
+        let (added_cores, added_mb) = before.map_or((String::new(), String::new()), |(c, m)| {
+            (format!("{:+.3}", cores - c), format!("{:+.1}", mb - m))
+        });
+        println!("| {stage} | {cores:.3} | {added_cores} | {mb:.1} | {added_mb} |");
+        before = Some((cores, mb));
+    }
+    println!(
+        "\n| first frame, offer to first packet, {} joins | p50 ms | p95 ms |",
+        args.joins
+    );
+    println!("| --- | ---: | ---: |");
+    for (path, ms) in [
+        ("H.264, the feed running", h264_warm),
+        ("VP8, the transcode starting (H.264 feed running)", vp8_cold),
+        ("VP8, the transcode running", vp8_warm),
+    ] {
+        println!(
+            "| {path} | {:.0} | {:.0} |",
+            quantile(&ms, 0.5),
+            quantile(&ms, 0.95)
+        );
+    }
+    Ok(())
+}
