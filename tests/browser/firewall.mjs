@@ -3,29 +3,20 @@
 // or `relay-tls` (TURN over TLS, the relay's media ports being closed). Run by
 // tests/browser_firewalls.rs inside loopback-only network namespaces with a firewall.
 import assert from 'node:assert/strict';
-import { env, liveBrowser, openCamera, waitPlaying } from './common.mjs';
+import { env, liveBrowser, openCamera, recordPeerConnections, waitPlaying } from './common.mjs';
 
 const browsers = [];
 try {
   // The test's TURN server has a certificate made for the test, which no browser trusts.
   const ctx = await liveBrowser(browsers, env('EXPECT') === 'relay-tls' ? ['--ignore-certificate-errors'] : []);
   // The page's peer connections, kept where the test can ask them which path they took.
-  await ctx.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.testPeerConnections = [];
-    window.RTCPeerConnection = function (...args) {
-      const pc = new Original(...args);
-      window.testPeerConnections.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
+  await recordPeerConnections(ctx);
   const { page, started } = await openCamera(ctx, env('CAMERA_ID'));
   await waitPlaying(page, 30_000);
   const firstFrameMs = Date.now() - started;
   assert.equal(await page.textContent('#live-status'), 'Live');
   const path = await page.evaluate(async () => {
-    const pc = window.testPeerConnections.at(-1);
+    const pc = window.peerConnections.at(-1);
     const stats = await pc.getStats();
     let pair = null;
     stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
@@ -36,7 +27,7 @@ try {
       localType: local && local.candidateType,
       relayProtocol: local && local.relayProtocol,
       remoteType: remote && remote.candidateType,
-      attempts: window.testPeerConnections.length,
+      attempts: window.peerConnections.length,
     };
   });
   if (env('EXPECT') === 'tcp') {

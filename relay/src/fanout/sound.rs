@@ -204,7 +204,12 @@ impl Feeds {
         &self,
         camera: &Camera,
     ) -> Result<(SoundIngest, crate::loopback::Offered), Error> {
-        if matches!(camera.source, CameraSource::Agent) && !self.links.is_online(camera.id) {
+        // A camera held by another node: its feed is pulled through that node, its sound not yet
+        // (an agent that is offline everywhere gets the tunnel's own "offline" below).
+        if matches!(camera.source, CameraSource::Agent)
+            && !self.links.is_online(camera.id)
+            && self.cluster.is_clustered()
+        {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
                 "the camera's sound is heard only through the relay node its agent is linked to",
