@@ -31,6 +31,8 @@ if [ "$tests_too" = 1 ]; then
   packages+=(ca-certificates)
   # Real headless browser for the end-to-end tests; a Japanese font so screenshots are legible.
   packages+=(chromium fonts-ipafont-gothic ffmpeg)
+  # The other browser: Debian's Firefox ESR, which has no H.264 (tests/browser_firefox.rs).
+  packages+=(firefox-esr)
   # Network namespaces and a lossy link between the agent and the relay (random drops with
   # nftables: this kernel has no netem).
   packages+=(iproute2 nftables)
@@ -124,7 +126,8 @@ if [ "$tests_too" = 1 ]; then
     PATH="$PWD/tests/.node/bin:$PATH"
   fi
 
-  # playwright-core drives Debian's chromium; it never downloads a browser of its own.
+  # playwright-core drives Debian's chromium, puppeteer-core its firefox-esr; neither downloads
+  # a browser of its own.
   if [ ! -d tests/browser/node_modules/playwright-core ] \
      || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
     echo "setup: installing the browser-test npm packages" >&2

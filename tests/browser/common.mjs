@@ -93,14 +93,17 @@ export function framesIn(page, ms) {
   }), ms);
 }
 
-// Waits until the video has a size and its frames advance.
+// Waits until the video has a size and its frames advance. `page` is Playwright's or
+// Puppeteer's (whose waitForFunction takes its arguments in another order).
 export async function waitPlaying(page, timeout) {
-  await page.waitForFunction(() => document.getElementById('video').videoWidth > 0, null, { timeout });
   const deadline = Date.now() + timeout;
+  let sized = false;
   while (Date.now() < deadline) {
-    if ((await framesIn(page, 1000)) >= 5) return;
+    sized = await page.evaluate(() => document.getElementById('video').videoWidth > 0);
+    if (sized && (await framesIn(page, 1000)) >= 5) return;
+    if (!sized) await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('frames do not advance');
+  throw new Error(sized ? 'frames do not advance' : 'no picture');
 }
 
 // Checks what the page shows now with axe-core (WCAG 2.1 A and AA): throws with every
@@ -119,9 +122,11 @@ export async function checkA11y(page, what) {
 }
 
 // Keeps the page's RTCPeerConnections in `window.peerConnections`, for their statistics.
-// `target` is a page or a browser context; call it before the page loads.
+// `target` is a page or a browser context (Playwright's) or a page (Puppeteer's); call it
+// before the page loads.
 export async function recordPeerConnections(target) {
-  await target.addInitScript(() => {
+  const beforeLoad = target.addInitScript ? target.addInitScript.bind(target) : target.evaluateOnNewDocument.bind(target);
+  await beforeLoad(() => {
     const Original = window.RTCPeerConnection;
     window.peerConnections = [];
     window.RTCPeerConnection = function (...args) {

@@ -719,6 +719,29 @@ const NETNS_MARK: &str = "EYEWARD_TEST_IN_NETNS";
 /// namespace with only `lo` up (`unshare -n`, as root). Returns `Ok(true)` when the caller is
 /// that inner run and should do the work; `Ok(false)` after the inner run passed.
 pub fn in_loopback_namespace(test: &str) -> Result<bool> {
+    in_namespace(test, "ip link set lo up")
+}
+
+/// The address [`in_namespace_with_local_address`] gives its namespace.
+pub const NAMESPACE_LOCAL_ADDRESS: &str = "10.99.0.1";
+
+/// As [`in_loopback_namespace`], with one more address, [`NAMESPACE_LOCAL_ADDRESS`], on a veth
+/// pair whose both ends stay in the namespace, and a default route to it: Firefox gathers no
+/// ICE candidates on loopback, nor at all without a default route. Nothing leaves the machine:
+/// the namespace has no link out.
+pub fn in_namespace_with_local_address(test: &str) -> Result<bool> {
+    in_namespace(
+        test,
+        &format!(
+            "ip link set lo up && ip link add ew0 type veth peer name ew1 \
+             && ip addr add {NAMESPACE_LOCAL_ADDRESS}/24 dev ew0 && ip link set ew0 up \
+             && ip link set ew1 up && ip route add default dev ew0"
+        ),
+    )
+}
+
+/// Runs `test` again inside a new network namespace set up by the shell commands `network`.
+fn in_namespace(test: &str, network: &str) -> Result<bool> {
     if std::env::var_os(NETNS_MARK).is_some() {
         return Ok(true);
     }
@@ -729,7 +752,7 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
             "--",
             "sh",
             "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
+            &format!("{network} && exec \"$0\" \"$@\""),
         ])
         .arg(exe)
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
@@ -749,7 +772,6 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
     Ok(false)
 }
 
-/// A free TCP port on loopback (for a camera that must come back on the same port).
 /// Loads nftables `rules` (`nft -f -`), inside network namespace `namespace` if given.
 pub fn nft(namespace: Option<&str>, rules: &str) -> Result<()> {
     let mut cmd = match namespace {
