@@ -20,9 +20,7 @@ async fn chromium_hears_a_cameras_tone_once_listen_is_pressed() -> Result<()> {
         return Ok(());
     }
     common::browser_scripts()?;
-    let relay = Relay::start(
-        "[webrtc]\nice_addresses = [\"127.0.0.1\"]\n[cameras]\nallow_private_sources = true\n",
-    )?;
+    let relay = Relay::start(common::LOOPBACK_VIEWERS_AND_CAMERAS)?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
     // Small pictures: three cameras, two agents, the relay and Chromium share two cores.

@@ -249,6 +249,7 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
         }
         _ if p.ends_with("/ptz") => json(json!({"action": "stop"})),
         _ if p.ends_with("/sound") => json(json!({"listen": true})),
+        _ if p.ends_with("/talk") => json(json!({"talk": true})),
         _ if p.ends_with("/assign") => json(json!({"guard_id": 1})),
         _ if p.ends_with("/position") => json(json!({"lat": 35.0, "lon": 139.0})),
         _ if p == "/api/cameras/{id}" => json(json!({"name": "renamed"})),

@@ -523,7 +523,41 @@ async function toggleSound() {
   await state.player.listen(on);
 }
 
+// Press-and-hold "speak", as on an intercom: the camera's speaker plays the microphone from
+// the press until the button (or Space, Enter) is let go.
+let talkHeld = false;
+
+function setTalk({ talking = false, error = null, microphone = false }) {
+  const button = $('talk');
+  button.setAttribute('aria-pressed', String(talking));
+  button.textContent = t(state.lang, talking ? 'talk.on' : 'talk');
+  $('talk-status').textContent = error ? t(state.lang, microphone ? 'talk.noMic' : 'talk.failed', { why: error }) : '';
+}
+
+async function startTalk() {
+  if (!state.player || talkHeld) return;
+  talkHeld = true;
+  $('talk-status').textContent = t(state.lang, 'talk.starting');
+  const answer = await state.player.talk(true);
+  // Let go while the speaker was being set up: stop at once.
+  if (!talkHeld) {
+    if (answer.talking) await state.player.talk(false);
+    setTalk({});
+    return;
+  }
+  setTalk(answer);
+}
+
+async function stopTalk() {
+  if (!talkHeld) return;
+  talkHeld = false;
+  const pressed = $('talk').getAttribute('aria-pressed') === 'true';
+  if (pressed) setTalk(await state.player.talk(false));
+}
+
 async function stopLive() {
+  await stopTalk();
+  setTalk({});
   setSound({});
   keepStill();
   stopEvents();
@@ -648,6 +682,14 @@ async function start() {
   window.addEventListener('hashchange', () => route());
   $('stats-toggle').addEventListener('click', () => showStats($('stats').hidden));
   $('listen').addEventListener('click', toggleSound);
+  const talk = $('talk');
+  talk.addEventListener('pointerdown', (e) => { e.preventDefault(); talk.setPointerCapture(e.pointerId); startTalk(); });
+  for (const ended of ['pointerup', 'pointercancel', 'lostpointercapture']) talk.addEventListener(ended, stopTalk);
+  talk.addEventListener('keydown', (e) => {
+    if ((e.key === ' ' || e.key === 'Enter') && !e.repeat) { e.preventDefault(); startTalk(); }
+  });
+  talk.addEventListener('keyup', (e) => { if (e.key === ' ' || e.key === 'Enter') stopTalk(); });
+  talk.addEventListener('blur', stopTalk);
   $('events-day').addEventListener('change', () => { if (state.liveCamera) loadEvents(state.liveCamera); });
   $('events-older').addEventListener('click', olderOfDay);
   $('timeline').addEventListener('click', onTimelineClick);

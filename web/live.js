@@ -146,7 +146,9 @@ export class LivePlayer {
     this.pc = pc;
     this.connectStarted = performance.now();
     pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // Sends too: what the owner says through the camera goes here while they hold "speak"
+    // (the microphone is asked for only then; until then the sender has no track).
+    this.audio = pc.addTransceiver('audio', { direction: 'sendrecv' });
     // Both tracks come in the relay's one stream, which keeps sound and pictures in step.
     pc.ontrack = (e) => {
       const stream = e.streams[0] || new MediaStream([e.track]);
@@ -210,9 +212,51 @@ export class LivePlayer {
     this.onSound({ listening: false, error: body.error || (resp ? resp.statusText : 'network error') });
   }
 
+  // Starts (on) or stops speaking through the camera: the microphone goes on the view's own
+  // connection and the relay passes it to the camera's speaker. The microphone is let go as
+  // soon as the person stops. Returns { talking, codec } or { talking: false, error }.
+  async talk(on) {
+    const { location, audio } = this;
+    if (!on) {
+      this.releaseMic();
+      if (!location) return { talking: false };
+      await this.postTalk(location, false);
+      return { talking: false };
+    }
+    if (!location || !audio) return { talking: false, error: 'the live view is not connected' };
+    try {
+      this.mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (e) {
+      return { talking: false, error: e.message || e.name, microphone: true };
+    }
+    await audio.sender.replaceTrack(this.mic.getAudioTracks()[0]);
+    const answer = await this.postTalk(location, true);
+    if (!answer.talking) this.releaseMic();
+    return answer;
+  }
+
+  async postTalk(location, on) {
+    const resp = await fetch(`${location}/talk`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ talk: on }),
+      credentials: 'same-origin',
+    }).catch(() => null);
+    const body = resp ? await resp.json().catch(() => ({})) : {};
+    if (resp && resp.ok) return { talking: body.talking, codec: body.codec };
+    return { talking: false, error: body.error || (resp ? resp.statusText : 'network error') };
+  }
+
+  releaseMic() {
+    if (this.audio && this.pc) this.audio.sender.replaceTrack(null).catch(() => {});
+    if (this.mic) for (const track of this.mic.getTracks()) track.stop();
+    this.mic = null;
+  }
+
   // `gone`: the relay ended the session itself (a dispatch request's share closed), so there
   // is nothing to DELETE.
   async closeSession(gone = false) {
+    this.releaseMic();
     const { pc, location } = this;
     this.pc = null;
     this.location = null;

@@ -64,6 +64,10 @@ pub struct SimulateArgs {
     /// the picture's top-left corner and the tone together (black and silence between).
     #[arg(long)]
     sync_marks: bool,
+    /// A speaker: an ONVIF back-channel (Profile T) taking pcmu or pcma, which logs the pitch
+    /// and level of what it hears (`back-channel heard hz=… dbfs=… began_unix_ms=…`).
+    #[arg(long)]
+    backchannel: Option<crate::backchannel::SpeakerCodec>,
 }
 
 /// `fixed` or `pan-tilt`, as a command line says it.
@@ -100,6 +104,7 @@ impl SimulateArgs {
             },
             audio: self.audio,
             sync_marks: self.sync_marks,
+            backchannel: self.backchannel,
             ..SimulatorConfig::new(self.model)
         })
     }

@@ -11,6 +11,7 @@
 //! baseline, no B-frames, a keyframe every few seconds) and packetized for RTSP clients. One
 //! encoder is shared by all clients of the simulator.
 
+pub mod backchannel;
 pub mod command;
 mod error;
 pub mod onvif;
@@ -59,6 +60,9 @@ pub struct SimulatorConfig {
     /// a white square in the picture's top-left corner and the tone, together; a black
     /// square and silence between. What a test measures sound against pictures by.
     pub sync_marks: bool,
+    /// A speaker: an ONVIF back-channel in this codec, which reports what it hears
+    /// ([`backchannel`]).
+    pub backchannel: Option<backchannel::SpeakerCodec>,
 }
 
 /// How often a sync mark comes.
@@ -153,6 +157,7 @@ impl SimulatorConfig {
             },
             audio: None,
             sync_marks: false,
+            backchannel: None,
         }
     }
 
@@ -347,10 +352,23 @@ fn serve(
     world: &Arc<World>,
     context: &glib::MainContext,
 ) -> Result<((rtsp::RTSPServer, glib::SourceId, glib::SourceId), u16), Error> {
-    let server = rtsp::RTSPServer::new();
+    // A camera with a speaker is an ONVIF server (which understands the back-channel's
+    // `Require`); one without answers that `Require` with 551, as such cameras do.
+    let (server, factory) = match config.backchannel {
+        Some(codec) => {
+            let factory = rtsp::RTSPOnvifMediaFactory::new();
+            factory.set_backchannel_launch(Some(&codec.launch()));
+            // The ONVIF factory makes ONVIF media only (and none at all otherwise).
+            factory.set_media_gtype(rtsp::RTSPOnvifMedia::static_type());
+            (
+                rtsp::RTSPOnvifServer::new().upcast::<rtsp::RTSPServer>(),
+                factory.upcast::<rtsp::RTSPMediaFactory>(),
+            )
+        }
+        None => (rtsp::RTSPServer::new(), rtsp::RTSPMediaFactory::new()),
+    };
     server.set_address(&config.listen.ip().to_string());
     server.set_service(&config.listen.port().to_string());
-    let factory = rtsp::RTSPMediaFactory::new();
     let gop = (config.keyframe_interval.as_secs_f64() * f64::from(config.fps))
         .round()
         .max(1.0);
@@ -386,6 +404,16 @@ fn serve(
         };
         if world_for_media.keyframe_schedule.is_some() {
             ignore_keyframe_requests(media);
+        }
+        // A client that asked for the back-channel: what it sends is measured.
+        if let Some(speaker) = media
+            .element()
+            .downcast::<gst::Bin>()
+            .ok()
+            .and_then(|bin| bin.by_name_recurse_up("speaker"))
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        {
+            backchannel::listen(&speaker);
         }
         let world = world_for_media.clone();
         // The frame thread ends with the media (its last client left).

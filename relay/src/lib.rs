@@ -24,6 +24,7 @@ pub mod objects;
 pub mod ptz;
 pub mod revocation;
 pub mod store;
+pub mod talk;
 pub mod task;
 pub mod transcode;
 pub mod whep;

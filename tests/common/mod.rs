@@ -93,6 +93,11 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The file its log (stderr) goes to, for a browser script that reads it as it grows.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Whether this agent served a tunnel from the group of pictures it keeps (not by
     /// reaching through to the camera).
     pub fn served_from_group_of_pictures(&self) -> bool {
@@ -721,6 +726,11 @@ const NETNS_MARK: &str = "EYEWARD_TEST_IN_NETNS";
 pub fn in_loopback_namespace(test: &str) -> Result<bool> {
     in_namespace(test, "ip link set lo up")
 }
+
+/// A relay's config for browser tests in the loopback namespace whose cameras may be read
+/// directly from loopback.
+pub const LOOPBACK_VIEWERS_AND_CAMERAS: &str =
+    "[webrtc]\nice_addresses = [\"127.0.0.1\"]\n[cameras]\nallow_private_sources = true\n";
 
 /// The address [`in_namespace_with_local_address`] gives its namespace.
 pub const NAMESPACE_LOCAL_ADDRESS: &str = "10.99.0.1";

@@ -1,8 +1,9 @@
 //! Live video over HTTP (WHEP, the WebRTC-HTTP Egress Protocol): a viewer POSTs an SDP offer
 //! to `/api/cameras/{id}/whep`, gets `201 Created` with the answer, a `Location` and the ICE
 //! servers in `Link` headers, and DELETEs that location to stop; it POSTs `{"listen": true}`
-//! to the location's `/sound` to hear the camera (every view starts silent). The sessions
-//! themselves are [`crate::whep`]'s.
+//! to the location's `/sound` to hear the camera (every view starts silent), and
+//! `{"talk": true}` to its `/talk` to speak through the camera's speaker while the owner holds
+//! "speak" (`false` when they let go). The sessions themselves are [`crate::whep`]'s.
 
 use super::AppState;
 use super::extract::{ApiJson, CustomerCaller, IdPath, SdpBody};
@@ -108,6 +109,15 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller's camera `id` of a session's path; 404 (for the session) when it is not theirs.
+async fn session_camera(st: &AppState, c: &CustomerCaller, id: &str) -> Result<Camera, Error> {
+    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
+    st.store
+        .camera_of(c.id, CameraId(id))
+        .await?
+        .ok_or_else(|| Error::not_found("session"))
+}
+
 /// What a viewer asks of the camera's sound.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,12 +133,7 @@ pub async fn sound(
     Path((id, session)): Path<(String, String)>,
     ApiJson(req): ApiJson<Sound>,
 ) -> Result<Response, Error> {
-    let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("session"))?;
+    let camera = session_camera(&st, &c, &id).await?;
     listened(&st, Viewer::Customer(c.id), &camera, &session, req.listen).await
 }
 
@@ -146,4 +151,59 @@ pub async fn listened(
         "codec": codec.map(|c| c.rtpmap().0),
     }))
     .into_response())
+}
+
+/// What the camera's owner asks of its speaker.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Talk {
+    talk: bool,
+}
+
+/// `POST /api/cameras/{id}/whep/{session}/talk`: the owner starts or stops speaking through
+/// the camera; the answer says whether they speak, and in which codec the camera hears them.
+/// Each talk is in the owner's history, when it began and how long it lasted.
+pub async fn talk(
+    State(st): State<AppState>,
+    c: CustomerCaller,
+    Path((id, session)): Path<(String, String)>,
+    ApiJson(req): ApiJson<Talk>,
+) -> Result<Response, Error> {
+    let camera = session_camera(&st, &c, &id).await?;
+    let started = st
+        .whep
+        .talk(Viewer::Customer(c.id), &camera, &session, req.talk)
+        .await?;
+    let Some((codec, ended)) = started else {
+        return Ok(Json(serde_json::json!({ "talking": req.talk })).into_response());
+    };
+    let detail = serde_json::json!({ "camera": camera.name, "camera_id": camera.id.0 });
+    let audit = c.caller.audit(st.clock.now());
+    st.store
+        .record(&audit, Some(c.id), "camera.talk_started", detail.clone())
+        .await?;
+    let (store, clock) = (st.store.clone(), st.clock);
+    tokio::spawn(async move {
+        let Ok(lasted) = ended.await else {
+            return;
+        };
+        let mut detail = detail;
+        detail["seconds"] = serde_json::json!((lasted.as_secs_f64() * 10.0).round() / 10.0);
+        let audit = crate::store::Audit {
+            at: clock.now(),
+            ..audit
+        };
+        if let Err(e) = store
+            .record(
+                &audit,
+                Some(camera.customer_id),
+                "camera.talk_ended",
+                detail,
+            )
+            .await
+        {
+            tracing::warn!(error = %e.chain(), "could not record the end of a talk");
+        }
+    });
+    Ok(Json(serde_json::json!({ "talking": true, "codec": codec })).into_response())
 }

@@ -191,6 +191,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/cameras/{id}/whep/{session}/sound",
             post(live_video::sound),
         )
+        .route("/cameras/{id}/whep/{session}/talk", post(live_video::talk))
         .route(
             "/cameras/{id}/ptz",
             get(pan_tilt::state).post(pan_tilt::command),

@@ -13,7 +13,9 @@
 //! SRTP and its share of a send per packet, not a copy of the stream.
 //!
 //! A viewer hears the camera only once it asks to ([`Whep::listen`]): its session then
-//! joins the camera's sound feed, which runs while someone listens.
+//! joins the camera's sound feed, which runs while someone listens. The camera's owner speaks
+//! through the camera while they hold "speak" ([`Whep::talk`]): their session's speech goes
+//! to the camera's back-channel ([`crate::talk`]).
 
 pub mod demux;
 mod ice;
@@ -28,6 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::fanout::{Feeds, Listening, SoundCodec, SoundState, Subscription, VideoCodec};
 use crate::metrics::Metrics;
 use crate::store::Camera;
+use crate::talk::Speaking;
 use crate::task::{self, Task};
 use demux::{Datagram, Demux, TcpLink};
 use eyeward::{CameraId, CustomerId, OperatorId, UnixMillis};
@@ -69,6 +72,10 @@ struct Session {
     sound_formats: Vec<SoundCodec>,
     /// Hands the session's task the camera's sound, or takes it away (`None`).
     sound: mpsc::Sender<Option<Listening>>,
+    /// Whether the viewer's offer sends sound the relay can read (Opus): it can speak.
+    speaks: bool,
+    /// Hands the session's task a talk to the camera's speaker, or ends it (`None`).
+    talk: mpsc::Sender<Option<Speaking>>,
     /// Tells the session's task to close the connection (DTLS close), so the page learns
     /// at once.
     close: Option<oneshot::Sender<()>>,
@@ -89,6 +96,8 @@ pub struct Whep {
     candidates: Vec<SocketAddr>,
     tcp_candidates: Vec<SocketAddr>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// The cameras someone speaks through, and the session that does.
+    talkers: Arc<Mutex<HashMap<CameraId, String>>>,
     /// Sessions being set up, counted against the limits with the live ones, so that
     /// parallel offers cannot all pass a check none of them is in.
     reserved: Mutex<HashMap<u64, (Viewer, CameraId)>>,
@@ -195,6 +204,7 @@ impl Whep {
             candidates,
             tcp_candidates,
             sessions: Mutex::new(HashMap::new()),
+            talkers: Arc::default(),
             reserved: Mutex::new(HashMap::new()),
             feeds,
             metrics,
@@ -280,6 +290,7 @@ impl Whep {
         }
         let (close, closed) = oneshot::channel();
         let (sound, sound_orders) = mpsc::channel(4);
+        let (talk, talk_orders) = mpsc::channel(4);
         self.lock().insert(
             id.clone(),
             Session {
@@ -290,6 +301,8 @@ impl Whep {
                     .filter(|c| offer.sound_payload_type(*c).is_some())
                     .collect(),
                 sound,
+                speaks: offer.speech_payload_type().is_some(),
+                talk,
                 close: Some(close),
                 task: None,
                 watcher: None,
@@ -324,6 +337,8 @@ impl Whep {
             inbox,
             sound_orders,
             sound: None,
+            talk_orders,
+            speaking: None,
             udp: self.udp.clone(),
             tcp_links: HashMap::new(),
             closed,
@@ -463,6 +478,56 @@ impl Whep {
         Ok(Some(codec))
     }
 
+    /// Starts (`on`) or ends talk through `camera` in session `id` of `viewer` (404 when it is
+    /// not theirs, or not on that camera). Only a camera's owner speaks through it, one person
+    /// at a time. Starting waits until the camera's speaker is set up, and gives the codec it
+    /// takes and a receiver told how long the talk lasted when it ends; asking again while
+    /// talking changes nothing (`None`).
+    pub async fn talk(
+        &self,
+        viewer: Viewer,
+        camera: &Camera,
+        id: &str,
+        on: bool,
+    ) -> Result<Option<(String, oneshot::Receiver<Duration>)>, Error> {
+        let found = self
+            .lock()
+            .get(id)
+            .filter(|s| s.viewer == viewer && s.camera == camera.id)
+            .map(|s| (s.speaks, s.talk.clone()));
+        let Some((speaks, orders)) = found else {
+            return Err(Error::not_found("session"));
+        };
+        if !on {
+            let _ = orders.send(None).await;
+            return Ok(None);
+        }
+        if viewer != Viewer::Customer(camera.customer_id) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "only the camera's owner speaks through it",
+            ));
+        }
+        if !speaks {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "this live view was set up without a microphone (its browser sends no Opus)",
+            ));
+        }
+        let slot = TalkSlot::take(&self.talkers, camera.id, id)?;
+        let Some(slot) = slot else {
+            return Ok(None);
+        };
+        let (backchannel, carrier) = self.feeds.backchannel(camera).await?;
+        let (speaking, ended) = Speaking::open(backchannel, Box::new((carrier, slot)));
+        let codec = speaking.codec().to_owned();
+        orders
+            .send(Some(speaking))
+            .await
+            .map_err(|_| Error::not_found("session"))?;
+        Ok(Some((codec, ended)))
+    }
+
     /// Ends every session watching through dispatch request `request` (it closed).
     pub async fn end_shared(&self, request: i64) {
         let ids: Vec<String> = self
@@ -520,6 +585,50 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a viewer who asks to listen waits for the camera's sound to start.
 const SOUND_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A camera's place in the list of cameras spoken through, held by one session while it
+/// talks; given back when dropped.
+struct TalkSlot {
+    talkers: Arc<Mutex<HashMap<CameraId, String>>>,
+    camera: CameraId,
+    session: String,
+}
+
+impl TalkSlot {
+    /// Takes `camera`'s place for `session`: `None` when that session has it already, 409's
+    /// kind when another has.
+    fn take(
+        talkers: &Arc<Mutex<HashMap<CameraId, String>>>,
+        camera: CameraId,
+        session: &str,
+    ) -> Result<Option<TalkSlot>, Error> {
+        let mut held = talkers.lock().unwrap_or_else(|p| p.into_inner());
+        match held.get(&camera) {
+            Some(s) if s == session => Ok(None),
+            Some(_) => Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "someone else is speaking through this camera",
+            )),
+            None => {
+                held.insert(camera, session.to_owned());
+                Ok(Some(TalkSlot {
+                    talkers: talkers.clone(),
+                    camera,
+                    session: session.to_owned(),
+                }))
+            }
+        }
+    }
+}
+
+impl Drop for TalkSlot {
+    fn drop(&mut self) {
+        let mut held = self.talkers.lock().unwrap_or_else(|p| p.into_inner());
+        if held.get(&self.camera) == Some(&self.session) {
+            held.remove(&self.camera);
+        }
+    }
+}
 
 /// A place for a session being set up (see [`Whep::reserve`]).
 struct Reservation<'a> {
@@ -582,6 +691,10 @@ struct ViewerTask {
     sound_orders: mpsc::Receiver<Option<Listening>>,
     /// The camera's sound, while the viewer listens.
     sound: Option<Listening>,
+    /// A talk given to or taken from the session ([`Whep::talk`]).
+    talk_orders: mpsc::Receiver<Option<Speaking>>,
+    /// The talk to the camera's speaker, while the viewer speaks.
+    speaking: Option<Speaking>,
     udp: Arc<UdpPort>,
     /// The viewer's ICE-TCP connections, by its address.
     tcp_links: HashMap<SocketAddr, TcpLink>,
@@ -651,6 +764,10 @@ impl ViewerTask {
                     // The session is gone from the relay's list: it is ending.
                     None => return,
                 },
+                order = self.talk_orders.recv() => match order {
+                    Some(talk) => self.speaking = talk,
+                    None => return,
+                },
                 packet = next_sound(&mut self.sound) => match packet {
                     Ok(packet) => self.peer.send_sound(&packet),
                     // A listener that fell behind skips what it missed.
@@ -694,6 +811,16 @@ impl ViewerTask {
         let now = eyeward::clock::monotonic();
         self.peer
             .handle_datagram(now, protocol, datagram.local, datagram.from, &datagram.data);
+        // The viewer's speech goes to the camera while it talks; otherwise it is dropped.
+        while let Some(speech) = self.peer.poll_speech() {
+            let Some(speaking) = self.speaking.as_mut() else {
+                continue;
+            };
+            if let Err(e) = speaking.say(&speech) {
+                tracing::warn!(camera = self.camera.id.0, error = %e.chain(), "talk ended");
+                self.speaking = None;
+            }
+        }
     }
 
     /// Hands the peer's batches to the kernel: UDP straight to the shared socket, ICE-TCP

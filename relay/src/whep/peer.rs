@@ -20,11 +20,15 @@
 //! - a sender report for each stream every [`REPORT_INTERVAL`]: each ties its RTP clock to
 //!   when the relay had that moment of the camera, on one clock for both, which is what the
 //!   browser keeps sound and pictures in step by.
+//!
+//! What it takes: the viewer's speech (Opus, on the sound's section when the viewer's offer
+//! sends there), decrypted and held for the caller ([`Peer::poll_speech`]), a bounded few.
 
 use super::ice::{IceLite, Path};
 use super::sdp::{self, Offer};
 use crate::fanout::{SoundCodec, SoundPacket};
 use crate::ingest::Frame;
+use crate::talk::Speech;
 use bytes::BytesMut;
 use rtc::crypto::{HashAlgorithm, RTCCryptoProvider};
 use rtc::dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
@@ -56,6 +60,9 @@ const HISTORY: usize = 512;
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// The most bytes one batch may hold: the kernel's limit for one segmented UDP send.
 const MAX_BATCH_BYTES: usize = 65_000;
+/// The viewer's speech packets held for the caller at most (a second of 20 ms packets);
+/// older ones are dropped.
+const SPEECH_HELD: usize = 50;
 /// How often each stream's sender report goes out.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The video's RTP clock.
@@ -183,14 +190,14 @@ struct Sent {
 /// does not.
 const DTLS_ASSOCIATION: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-/// Replayed SRTCP packets recognised (RFC 3711's default window).
-const SRTCP_REPLAY_WINDOW: usize = 64;
+/// Replayed SRTP and SRTCP packets recognised (RFC 3711's default window).
+const REPLAY_WINDOW: usize = 64;
 
 /// The SRTP keys of a connection whose handshake is done.
 struct Srtp {
     /// Encrypts what the relay sends.
     outbound: Context,
-    /// Decrypts the viewer's RTCP.
+    /// Decrypts the viewer's RTCP, and its speech.
     inbound: Context,
 }
 
@@ -205,6 +212,9 @@ pub struct Peer {
     ssrc: u32,
     payload_type: u8,
     sound: SoundTrack,
+    /// The payload type of the viewer's speech, if its offer sends any.
+    speech_payload_type: Option<u8>,
+    speech: VecDeque<Speech>,
     /// The last live frame written: when the relay had it, and its RTP time.
     video_sync: Option<(Instant, u32)>,
     video_counts: Counts,
@@ -354,6 +364,8 @@ impl Peer {
                 last: None,
                 counts: Counts::default(),
             },
+            speech_payload_type: offer.speech_payload_type(),
+            speech: VecDeque::new(),
             video_sync: None,
             video_counts: Counts::default(),
             next_report: None,
@@ -414,7 +426,11 @@ impl Peer {
                 self.dtls_path = Some(path);
                 self.read_dtls(now, data);
             }
-            Some(128..=191) if self.ice.checked(path) => self.read_rtcp(now, data),
+            Some(128..=191) if self.ice.checked(path) => match data.get(1) {
+                Some(192..=223) => self.read_rtcp(now, data),
+                Some(_) => self.read_rtp(data),
+                None => {}
+            },
             _ => {}
         }
     }
@@ -464,6 +480,11 @@ impl Peer {
 
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
+    }
+
+    /// The next packet of the viewer's speech, oldest first.
+    pub fn poll_speech(&mut self) -> Option<Speech> {
+        self.speech.pop_front()
     }
 
     /// Sends cached frames (a keyframe and those after it) [`CACHED_FRAME_TICKS`] apart: the
@@ -779,10 +800,8 @@ impl Peer {
                 &keys.remote_master_key,
                 &keys.remote_master_salt,
                 profile,
-                None,
-                Some(rtc::srtp::option::srtcp_replay_protection(
-                    SRTCP_REPLAY_WINDOW,
-                )),
+                Some(rtc::srtp::option::srtp_replay_protection(REPLAY_WINDOW)),
+                Some(rtc::srtp::option::srtcp_replay_protection(REPLAY_WINDOW)),
                 crypto,
             )
             .ok()?,
@@ -798,13 +817,42 @@ impl Peer {
         }
     }
 
+    /// RTP from the viewer: its speech, if its offer said it would send some, is kept (the
+    /// oldest dropped past [`SPEECH_HELD`]); anything else is left.
+    fn read_rtp(&mut self, data: &[u8]) {
+        let Some(pt) = self.speech_payload_type else {
+            return;
+        };
+        if data.get(1).is_none_or(|b| b & 0x7f != pt) {
+            return;
+        }
+        let Some(srtp) = self.srtp.as_mut() else {
+            return;
+        };
+        let Ok(plain) = srtp.inbound.decrypt_rtp(data) else {
+            return;
+        };
+        let Ok(packet) = <rtc::rtp::packet::Packet as rtc::shared::marshal::Unmarshal>::unmarshal(
+            &mut plain.freeze(),
+        ) else {
+            return;
+        };
+        if packet.payload.is_empty() {
+            return;
+        }
+        if self.speech.len() == SPEECH_HELD {
+            self.speech.pop_front();
+        }
+        self.speech.push_back(Speech {
+            timestamp: packet.header.timestamp,
+            sequence_number: packet.header.sequence_number,
+            payload: packet.payload,
+        });
+    }
+
     /// The viewer's RTCP: its requests are acted on, the rest (receiver reports) is read
     /// and left.
     fn read_rtcp(&mut self, now: Instant, data: &[u8]) {
-        // RTP from the viewer (payload types below 192 here, RFC 5761 §4) is not expected.
-        if data.get(1).is_none_or(|pt| !(192..=223).contains(pt)) {
-            return;
-        }
         let Some(srtp) = self.srtp.as_mut() else {
             return;
         };

@@ -44,6 +44,9 @@ pub struct Offer {
 struct SoundSection {
     index: usize,
     formats: Vec<(SoundCodec, u8)>,
+    /// The payload type the viewer's Opus would come in, when the section also sends
+    /// (`sendrecv`): what the viewer says through the camera's speaker.
+    speech: Option<u8>,
 }
 
 /// One `m=` section of the offer, as much as the answer repeats.
@@ -182,7 +185,15 @@ impl Offer {
                             .map(|pt| (codec, pt))
                     })
                     .collect();
-                (!formats.is_empty()).then_some(SoundSection { index, formats })
+                let speech = sending(m)
+                    .then(|| formats.iter().find(|(c, _)| *c == SoundCodec::Opus))
+                    .flatten()
+                    .map(|(_, pt)| *pt);
+                (!formats.is_empty()).then_some(SoundSection {
+                    index,
+                    formats,
+                    speech,
+                })
             });
         Ok(Offer {
             ice_ufrag,
@@ -210,6 +221,11 @@ impl Offer {
     pub fn has_sound(&self) -> bool {
         self.sound.is_some()
     }
+
+    /// The payload type of the Opus the viewer may send (talk), if its audio section sends.
+    pub fn speech_payload_type(&self) -> Option<u8> {
+        self.sound.as_ref()?.speech
+    }
 }
 
 /// The only transport the relay speaks: RTP over DTLS-SRTP, with feedback.
@@ -218,6 +234,12 @@ const SRTP_PROTOCOL: &str = "UDP/TLS/RTP/SAVPF";
 /// Whether the viewer receives in this section: open, and neither send-only nor inactive.
 fn receiving(m: &MediaDescription) -> bool {
     m.media_name.port.value != 0 && !m.has_attribute("sendonly") && !m.has_attribute("inactive")
+}
+
+/// Whether the viewer sends in this section: neither receive-only nor inactive (with no
+/// direction, a section sends and receives).
+fn sending(m: &MediaDescription) -> bool {
+    !m.has_attribute("recvonly") && !m.has_attribute("inactive")
 }
 
 /// `AB:CD:…` as bytes.
@@ -271,7 +293,7 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
         if i == offer.video {
             let pt = offer.payload_type;
             let _ = write!(sdp, "m=video 9 {SRTP_PROTOCOL} {pt}\r\n");
-            transport(&mut sdp, mid, offer, local);
+            transport(&mut sdp, mid, "sendonly", offer, local);
             match offer.video_codec {
                 VideoCodec::H264 => {
                     let _ = write!(
@@ -291,7 +313,13 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
         } else if let Some(sound) = sound.filter(|s| s.index == i) {
             let formats: Vec<String> = sound.formats.iter().map(|(_, pt)| pt.to_string()).collect();
             let _ = write!(sdp, "m=audio 9 {SRTP_PROTOCOL} {}\r\n", formats.join(" "));
-            transport(&mut sdp, mid, offer, local);
+            // The relay takes the viewer's speech where the viewer sends it.
+            let direction = if sound.speech.is_some() {
+                "sendrecv"
+            } else {
+                "sendonly"
+            };
+            transport(&mut sdp, mid, direction, offer, local);
             for (codec, pt) in &sound.formats {
                 let (name, rate) = codec.rtpmap();
                 let channels = if *codec == SoundCodec::Opus { "/2" } else { "" };
@@ -314,7 +342,7 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
 }
 
 /// A bundled section's connection, mid, ICE, DTLS and direction lines.
-fn transport(sdp: &mut String, mid: &str, offer: &Offer, local: &Local<'_>) {
+fn transport(sdp: &mut String, mid: &str, direction: &str, offer: &Offer, local: &Local<'_>) {
     let fingerprint: Vec<String> = local
         .fingerprint
         .iter()
@@ -324,7 +352,7 @@ fn transport(sdp: &mut String, mid: &str, offer: &Offer, local: &Local<'_>) {
         sdp,
         "c=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n\
          a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:passive\r\n\
-         a=sendonly\r\na=rtcp-mux\r\n",
+         a={direction}\r\na=rtcp-mux\r\n",
         local.ice_ufrag,
         local.ice_pwd,
         fingerprint.join(":")
@@ -498,6 +526,27 @@ mod tests {
         // The answer reads back.
         SessionDescription::unmarshal(&mut std::io::Cursor::new(&sdp)).expect("valid SDP");
         assert_eq!(offer.sound_payload_type(SoundCodec::Pcma), Some(8));
+    }
+
+    #[test]
+    fn a_viewer_that_sends_sound_is_answered_sendrecv_and_speaks_in_its_opus() {
+        let receiving = Offer::parse(CHROMIUM).expect("offer");
+        assert_eq!(receiving.speech_payload_type(), None);
+        let both = CHROMIUM.replacen("a=recvonly", "a=sendrecv", 1);
+        let offer = Offer::parse(&both).expect("offer");
+        assert_eq!(offer.speech_payload_type(), Some(111));
+        let sdp = answer(&offer, &local());
+        let audio = &sdp[sdp.find("m=audio").unwrap()..sdp.find("m=video").unwrap()];
+        assert!(audio.contains("a=sendrecv\r\n"), "{audio}");
+        let video = &sdp[sdp.find("m=video").unwrap()..];
+        assert!(video.contains("a=sendonly\r\n"), "{video}");
+        // Without Opus the viewer's speech could not be read: the relay only sends.
+        let no_opus = both
+            .replace(" 111 63 9 0 8 13 110", " 0 8")
+            .replace("a=rtpmap:111 opus/48000/2\r\n", "");
+        let offer = Offer::parse(&no_opus).expect("offer");
+        assert_eq!(offer.speech_payload_type(), None);
+        assert!(answer(&offer, &local()).matches("a=sendonly").count() == 2);
     }
 
     #[test]
