@@ -1,6 +1,6 @@
 //! Talkback in a real browser: the owner holds "speak" in Chromium's live view (with the mouse,
 //! then with Space) and the camera's speaker (the simulator's ONVIF back-channel, reached
-//! through the camera's agent) hears the page's microphone, a 660 Hz tone from a file Chromium
+//! through the camera's agent, then directly) hears the page's microphone, a 660 Hz tone from a file Chromium
 //! takes for its fake microphone, measured by the simulator; letting go stops it. A camera
 //! without a back-channel says so (409) on the page; another customer's camera, or a session
 //! that is not the page's, is 404; each talk is in the owner's history, shown on the page.
@@ -74,6 +74,8 @@ async fn the_owner_holds_speak_and_the_camera_hears_the_microphone() -> Result<(
     let mute = Camera::start("fixed", &small, None)?;
     let porch = relay.camera(me, "Porch", "fixed", "dispatch", "agent")?;
     let gate = relay.camera(me, "Gate", "fixed", "camera-only", &mute.url)?;
+    // The same camera read directly too: its speaker reached without an agent.
+    let door = relay.camera(me, "Door", "fixed", "camera-only", &speaker.url)?;
     let foreign = relay.camera(other, "Bob's", "fixed", "camera-only", &speaker.url)?;
     let id = |v: &serde_json::Value| v["id"].as_i64().context("id");
     let token = porch["agent_token"].as_str().context("token")?;
@@ -91,6 +93,7 @@ async fn the_owner_holds_speak_and_the_camera_hears_the_microphone() -> Result<(
             ("PASSWORD", PW.into()),
             ("SPEAKER_CAMERA", id(&porch)?.to_string()),
             ("MUTE_CAMERA", id(&gate)?.to_string()),
+            ("DIRECT_SPEAKER_CAMERA", id(&door)?.to_string()),
             ("FOREIGN_CAMERA", id(&foreign)?.to_string()),
             ("MICROPHONE", microphone.display().to_string()),
             (
@@ -119,15 +122,18 @@ async fn the_owner_holds_speak_and_the_camera_hears_the_microphone() -> Result<(
         .filter(|e| e["action"] == "camera.talk_ended")
         .filter_map(|e| e["detail"]["seconds"].as_f64())
         .collect();
-    assert_eq!(talks.len(), 4, "{history}");
+    assert_eq!(talks.len(), 6, "{history}");
     assert!(
-        ended.len() == 2 && ended.iter().all(|s| *s >= 2.0),
+        ended.len() == 3 && ended.iter().all(|s| *s >= 2.0),
         "{history}"
     );
-    assert!(
+    let on = |camera: &str| {
         talks
             .iter()
-            .all(|e| e["actor_name"] == "Alice" && e["detail"]["camera"] == "Porch")
-    );
+            .filter(|e| e["detail"]["camera"] == camera)
+            .count()
+    };
+    assert_eq!((on("Porch"), on("Door")), (4, 2), "{history}");
+    assert!(talks.iter().all(|e| e["actor_name"] == "Alice"));
     Ok(())
 }

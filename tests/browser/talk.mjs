@@ -51,6 +51,22 @@ async function speakerFallsSilent(what) {
 
 const pressed = (page) => page.getAttribute('#talk', 'aria-pressed');
 
+// Holds Space on the focused button for a few seconds: the camera hears the tone, then falls
+// silent once it is let go. Returns what it heard first.
+async function holdSpace(page, what) {
+  await page.focus('#talk');
+  const pressedAt = Date.now();
+  await page.keyboard.down(' ');
+  await page.waitForFunction(() => document.getElementById('talk').getAttribute('aria-pressed') === 'true',
+    null, { timeout: 15_000 });
+  const first = await speakerHears(pressedAt, what);
+  await sleep(2500);
+  await page.keyboard.up(' ');
+  await page.waitForFunction(() => document.getElementById('talk').getAttribute('aria-pressed') === 'false');
+  await speakerFallsSilent(what);
+  return { ...first, afterPressMs: first.began - pressedAt };
+}
+
 try {
   const ctx = await liveBrowser(browsers, [
     '--use-fake-device-for-media-stream',
@@ -85,16 +101,18 @@ try {
   await speakerFallsSilent('mouse');
 
   // Held with Space, from the keyboard.
-  await page.focus('#talk');
-  const keyPressedAt = Date.now();
-  await page.keyboard.down(' ');
-  await page.waitForFunction(() => document.getElementById('talk').getAttribute('aria-pressed') === 'true',
-    null, { timeout: 15_000 });
-  const byKey = await speakerHears(keyPressedAt, 'held with Space');
-  await sleep(2500);
-  await page.keyboard.up(' ');
-  await page.waitForFunction(() => document.getElementById('talk').getAttribute('aria-pressed') === 'false');
-  await speakerFallsSilent('Space');
+  const byKey = await holdSpace(page, 'held with Space');
+
+  // The same camera read directly: its speaker is reached without the agent.
+  await page.evaluate(() => { location.hash = ''; });
+  await page.waitForSelector('#cameras-view:not([hidden])');
+  await page.click(`a[href="#camera/${env('DIRECT_SPEAKER_CAMERA')}"]`);
+  await waitPlaying(page, 20_000);
+  const direct = await holdSpace(page, 'read directly, held with Space');
+  await page.evaluate(() => { location.hash = ''; });
+  await page.waitForSelector('#cameras-view:not([hidden])');
+  await page.click(`a[href="#camera/${env('SPEAKER_CAMERA')}"]`);
+  await waitPlaying(page, 20_000);
 
   // Another customer's camera, or a session that is not this page's: 404, whoever asks.
   const status = (camera, session) => page.evaluate(async ([camera, session]) => (await fetch(
@@ -111,6 +129,7 @@ try {
   const history = await page.textContent('#history');
   assert.match(history, /Spoke through the camera: Porch/);
   assert.match(history, /Stopped speaking through the camera: Porch \(\d+(\.\d)? s\)/);
+  assert.match(history, /Stopped speaking through the camera: Door/);
   await page.click(`a[href="#camera/${env('MUTE_CAMERA')}"]`);
   await waitPlaying(page, 20_000);
   await page.focus('#talk');
@@ -126,7 +145,7 @@ try {
   console.log(JSON.stringify({
     ok: true,
     // From the press to the first sound the camera heard: the speaker's set-up included.
-    firstSoundAfterPressMs: { mouse: byMouse.began - mousePressedAt, space: byKey.began - keyPressedAt },
+    firstSoundAfterPressMs: { mouse: byMouse.began - mousePressedAt, space: byKey.afterPressMs, direct: direct.afterPressMs },
     heard: { hz: byMouse.hz, dbfs: byMouse.dbfs },
     noSpeaker: why,
   }));
