@@ -971,7 +971,7 @@ mod tests {
     use super::*;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
     use rtc::peer_connection::configuration::media_engine::{
-        MIME_TYPE_H264, MIME_TYPE_PCMU, MediaEngine,
+        MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMU, MediaEngine,
     };
     use rtc::peer_connection::event::RTCPeerConnectionEvent;
     use rtc::peer_connection::message::RTCMessage;
@@ -1017,19 +1017,20 @@ mod tests {
     /// The wall clock when the test starts (late 2027).
     const WALL_CLOCK: Duration = Duration::from_secs(1_820_000_000);
 
-    /// G.711 µ-law, which every browser takes, at the payload type browsers give it.
-    fn add_pcmu(media: &mut MediaEngine) {
+    /// An audio format at the payload type browsers give it: G.711 µ-law (0), which every
+    /// browser takes, or Opus (111).
+    fn add_audio(media: &mut MediaEngine, mime_type: &str, clock_rate: u32, payload_type: u8) {
         media
             .register_codec(
                 RTCRtpCodecParameters {
                     rtp_codec: RTCRtpCodec {
-                        mime_type: MIME_TYPE_PCMU.to_owned(),
-                        clock_rate: 8000,
-                        channels: 0,
+                        mime_type: mime_type.to_owned(),
+                        clock_rate,
+                        channels: if mime_type == MIME_TYPE_OPUS { 2 } else { 0 },
                         sdp_fmtp_line: String::new(),
                         rtcp_feedback: Vec::new(),
                     },
-                    payload_type: 0,
+                    payload_type,
                 },
                 RtpCodecKind::Audio,
             )
@@ -1087,11 +1088,28 @@ mod tests {
 
         /// The same, the browser offering to receive sound too (`sound`, in G.711 µ-law).
         fn connected_with(sound: bool) -> Call {
+            Call::connected_with_audio(if sound {
+                &[(MIME_TYPE_PCMU, 8000, 0)]
+            } else {
+                &[]
+            })
+        }
+
+        /// The same, the browser's audio section sending and receiving Opus and G.711 µ-law:
+        /// it may speak.
+        fn connected_speaking() -> Call {
+            Call::connected_with_audio(&[(MIME_TYPE_OPUS, 48_000, 111), (MIME_TYPE_PCMU, 8000, 0)])
+        }
+
+        /// A browser offering video and, in an audio section that sends and receives, the
+        /// `audio` formats (MIME type, clock rate, payload type).
+        fn connected_with_audio(audio: &[(&str, u32, u8)]) -> Call {
             let now = eyeward::clock::monotonic();
             let mut media = h264_engine();
-            if sound {
-                add_pcmu(&mut media);
+            for (mime_type, rate, pt) in audio {
+                add_audio(&mut media, mime_type, *rate, *pt);
             }
+            let sound = !audio.is_empty();
             let mut browser = RTCPeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
                 .with_media_engine(media)
@@ -1132,9 +1150,18 @@ mod tests {
                 max_segments: 64,
                 wall_clock: (now, WALL_CLOCK),
             };
+            // rtc's browser offers to send only with a track of its own: a speaking browser's
+            // offer says it sends, and the answer it is given that the relay only does.
+            let speaks = audio.iter().any(|(mime_type, ..)| *mime_type == MIME_TYPE_OPUS);
+            let offer = if speaks {
+                offer.replace("a=recvonly", "a=sendrecv")
+            } else {
+                offer
+            };
             let offer = Offer::parse(&offer).expect("offer sdp");
             let (peer, answer) = Peer::answer(&settings, &offer, now).expect("answer");
             assert!(answer.contains("a=ice-lite"), "{answer}");
+            let answer = answer.replace("a=sendrecv", "a=sendonly");
             browser
                 .set_remote_description(
                     now,
@@ -1280,6 +1307,83 @@ mod tests {
                 .map(|p| (p.header.timestamp, p.header.marker))
                 .collect()
         }
+    }
+
+    #[test]
+    fn the_viewers_speech_is_held_for_the_caller_decrypted_once_each_and_bounded() {
+        let mut call = Call::connected_speaking();
+        let (config, profile) = call.peer.keying().expect("keys");
+        // The browser's own keys: the relay's remote ones.
+        let mut browsers = Context::new(
+            &config.keys.remote_master_key,
+            &config.keys.remote_master_salt,
+            profile,
+            None,
+            None,
+            call.peer.crypto.crypto(),
+        )
+        .expect("context");
+        let mut packet = |sequence_number: u16, payload_type: u8| -> Vec<u8> {
+            use rtc::shared::marshal::Marshal;
+            let plain = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type,
+                    sequence_number,
+                    timestamp: u32::from(sequence_number) * 960,
+                    ssrc: 42,
+                    ..Default::default()
+                },
+                payload: bytes::Bytes::from(vec![sequence_number as u8; 40]),
+            };
+            let plain = plain.marshal().expect("RTP");
+            browsers.encrypt_rtp(&plain).expect("SRTP").to_vec()
+        };
+        let say = |call: &mut Call, datagram: &[u8]| {
+            call.peer.handle_datagram(
+                call.now,
+                TransportProtocol::UDP,
+                addr(RELAY),
+                addr(BROWSER),
+                datagram,
+            );
+        };
+        assert_eq!(call.peer.speech_payload_type, Some(111));
+        let first = packet(1, 111);
+        say(&mut call, &first);
+        let heard = call.peer.poll_speech().expect("speech");
+        assert_eq!((heard.sequence_number, heard.timestamp), (1, 960));
+        assert_eq!(heard.payload.as_ref(), [1; 40]);
+        // The same packet again (a replay), or one in another format: nothing.
+        say(&mut call, &first);
+        say(&mut call, &packet(2, 0));
+        assert!(call.peer.poll_speech().is_none());
+        // A caller that does not read keeps the newest second only.
+        for n in 3..63 {
+            say(&mut call, &packet(n, 111));
+        }
+        let held: Vec<u16> = std::iter::from_fn(|| call.peer.poll_speech())
+            .map(|s| s.sequence_number)
+            .collect();
+        assert_eq!(held, (13..63).collect::<Vec<u16>>());
+        // From an address that passed no check: nothing.
+        call.peer.handle_datagram(
+            call.now,
+            TransportProtocol::UDP,
+            addr(RELAY),
+            addr("10.0.0.9:50000"),
+            &packet(63, 111),
+        );
+        assert!(call.peer.poll_speech().is_none());
+    }
+
+    #[test]
+    fn a_viewer_whose_offer_has_no_opus_has_no_speech_held() {
+        let mut call = Call::connected_with(true);
+        assert_eq!(call.peer.speech_payload_type, None);
+        call.peer
+            .read_rtp(&[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 42, 1, 2, 3]);
+        assert!(call.peer.poll_speech().is_none());
     }
 
     #[test]
