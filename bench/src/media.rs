@@ -8,9 +8,15 @@
 //!
 //! each the relay's CPU (cores, from `/proc`) and resident memory against the stage before;
 //! then first frame (offer to first RTP packet), `--joins` times each: H.264 warm (the feed
-//! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm.
+//! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm;
+//! then talkback, mouth to camera: a viewer's microphone (Opus, 20 ms frames: a second of
+//! silence, then a second of a 660 Hz tone) through the relay to the camera's speaker (the
+//! simulator's ONVIF back-channel, which logs when each stretch of sound began), from the
+//! tone's first frame sent to its onset heard, `--presses` times; against the same frames
+//! sent straight to the camera's back-channel by the relay's own RTSP back-channel client,
+//! with no browser connection and no relay between.
 //!
-//! `media [--seconds S] [--joins N]`; prints a Markdown section.
+//! `media [--seconds S] [--joins N] [--presses N]`; prints a Markdown section.
 
 use anyhow::{Context, Result};
 use eyeward_bench::process::{
@@ -18,18 +24,137 @@ use eyeward_bench::process::{
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{Eyeward, Viewer, loopback_api, vp8_api};
+use eyeward_relay::talk::Backchannel;
+use eyeward_relay::transcode::OpusEncoder;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::api::API;
+use webrtc::media::Sample;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+
+/// The microphone's tone, and how long an Opus frame lasts.
+const TONE_HZ: f64 = 660.0;
+const FRAME: Duration = Duration::from_millis(20);
+
+/// A second of Opus frames (20 ms at 48 kHz): the tone, or silence.
+async fn opus_second(tone: bool) -> Result<Vec<bytes::Bytes>> {
+    let mut encoder =
+        OpusEncoder::new("audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1")?;
+    // A little more than a second, so that the encoder gives out fifty whole frames.
+    let pcm: Vec<u8> = (0..52_000)
+        .flat_map(|i| {
+            let t = f64::from(i) / 48_000.0;
+            let level = if tone { 0.5 } else { 0.0 };
+            ((level * 32767.0 * (2.0 * std::f64::consts::PI * TONE_HZ * t).sin()) as i16)
+                .to_le_bytes()
+        })
+        .collect();
+    encoder.push(0, 48_000, &pcm)?;
+    let mut frames = Vec::with_capacity(50);
+    while frames.len() < 50 {
+        let packet = tokio::time::timeout(Duration::from_secs(5), encoder.next())
+            .await
+            .context("the Opus encoder gave out too few frames")?
+            .context("the Opus encoder ended")?;
+        frames.push(packet.data);
+    }
+    Ok(frames)
+}
+
+/// Where the bench's speech goes: a viewer's microphone (through the relay), or the camera's
+/// back-channel itself.
+enum Mouth {
+    Relay(Arc<TrackLocalStaticSample>),
+    Direct(Backchannel),
+}
+
+impl Mouth {
+    async fn say(&mut self, frame: &bytes::Bytes, timestamp: u32) -> Result<()> {
+        match self {
+            Mouth::Relay(track) => {
+                let sample = Sample {
+                    data: frame.clone(),
+                    duration: FRAME,
+                    ..Default::default()
+                };
+                track.write_sample(&sample).await?;
+            }
+            Mouth::Direct(backchannel) => backchannel.push(timestamp, frame)?,
+        }
+        Ok(())
+    }
+}
+
+/// When the camera's speaker heard a stretch of sound at the tone's pitch begin (Unix ms),
+/// the first since `since`, from the simulator's log.
+fn heard_since(log: &Path, since: i64) -> Option<i64> {
+    let log = std::fs::read_to_string(log).ok()?;
+    log.lines()
+        .filter(|l| l.contains("back-channel heard"))
+        .filter_map(|l| {
+            let field = |name: &str| -> Option<i64> {
+                l.split(&format!("{name}="))
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            let hz = field("hz")?;
+            let began = field("began_unix_ms")?;
+            ((hz - TONE_HZ as i64).abs() <= 20 && began >= since).then_some(began)
+        })
+        .min()
+}
+
+/// Presses "speak" `presses` times through `mouth`: a second of silence, then a second of the
+/// tone; the time from the tone's first frame to the camera hearing it, in ms, each time.
+async fn mouth_to_camera(
+    mouth: &mut Mouth,
+    sim_log: &Path,
+    presses: usize,
+    tone: &[bytes::Bytes],
+    silence: &[bytes::Bytes],
+) -> Result<Vec<f64>> {
+    let mut took = Vec::with_capacity(presses);
+    let mut timestamp: u32 = 0;
+    let mut tick = tokio::time::interval(FRAME);
+    for _ in 0..presses {
+        let mut started = None;
+        for (i, frame) in silence.iter().chain(tone).enumerate() {
+            tick.tick().await;
+            if i == silence.len() {
+                started = Some(eyeward::clock::Clock::real().now().0);
+            }
+            mouth.say(frame, timestamp).await?;
+            timestamp = timestamp.wrapping_add(960);
+        }
+        let started = started.context("no tone sent")?;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let began = loop {
+            if let Some(began) = heard_since(sim_log, started - 100) {
+                break began;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the camera heard no tone");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        took.push((began - started) as f64);
+    }
+    Ok(took)
+}
 
 struct Args {
     seconds: u64,
     joins: usize,
+    presses: usize,
 }
 
 fn args() -> Result<Args> {
     let mut args = Args {
         seconds: 20,
         joins: 8,
+        presses: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -37,7 +162,10 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--seconds" => args.seconds = value.parse()?,
             "--joins" => args.joins = value.parse()?,
-            other => anyhow::bail!("unknown flag {other}: media [--seconds S] [--joins N]"),
+            "--presses" => args.presses = value.parse()?,
+            other => {
+                anyhow::bail!("unknown flag {other}: media [--seconds S] [--joins N] [--presses N]")
+            }
         }
     }
     Ok(args)
@@ -83,6 +211,8 @@ async fn main() -> Result<()> {
         &[
             "--audio",
             "aac",
+            "--backchannel",
+            "pcmu",
             "--grain",
             "12",
             "--keyframe-interval",
@@ -127,6 +257,21 @@ async fn main() -> Result<()> {
         }
     }
     eyeward.leave(listener).await?;
+
+    eprintln!("talkback, {} presses each…", args.presses);
+    let (tone, silence) = (opus_second(true).await?, opus_second(false).await?);
+    let sim_log = dir.join("sim.log");
+    let (speaker, microphone) = eyeward.join_to_speak(&h264_api, camera).await?;
+    first_packet(&speaker, Instant::now()).await?;
+    let talk = eyeward.talk(&speaker, true).await?;
+    let mut mouth = Mouth::Relay(microphone);
+    let through_relay =
+        mouth_to_camera(&mut mouth, &sim_log, args.presses, &tone, &silence).await?;
+    eyeward.talk(&speaker, false).await?;
+    eyeward.leave(speaker).await?;
+    let mut mouth = Mouth::Direct(Backchannel::open(&camera_url, None).await?);
+    let direct = mouth_to_camera(&mut mouth, &sim_log, args.presses, &tone, &silence).await?;
+    drop(mouth);
     drop(relay);
 
     println!("## Transcoding (`bench/media.sh`)\n");
@@ -165,5 +310,29 @@ async fn main() -> Result<()> {
             quantile(&ms, 0.95)
         );
     }
+    println!(
+        "\n| talkback, mouth to camera ({} presses; the camera's speaker takes {}) | p50 ms | p95 ms |",
+        args.presses, talk["codec"]
+    );
+    println!("| --- | ---: | ---: |");
+    let (relay_p50, direct_p50) = (quantile(&through_relay, 0.5), quantile(&direct, 0.5));
+    for (path, ms) in [
+        (
+            "through the relay: a viewer's microphone to the camera's speaker",
+            &through_relay,
+        ),
+        ("straight to the camera's back-channel (the peer)", &direct),
+    ] {
+        println!(
+            "| {path} | {:.0} | {:.0} |",
+            quantile(ms, 0.5),
+            quantile(ms, 0.95)
+        );
+    }
+    println!(
+        "\nThe relay adds {:.0} ms at the median ({:.2}× the straight path).",
+        relay_p50 - direct_p50,
+        relay_p50 / direct_p50.max(1.0)
+    );
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Receive-only WebRTC viewers on loopback (webrtc-rs as the client), joined to eyeward over
 //! WHEP or to Janus's streaming plugin over its HTTP API. Each counts the RTP packets it
-//! receives.
+//! receives; an eyeward viewer may also send a microphone (talkback).
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MIME_TYPE_OPUS;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
@@ -20,8 +21,10 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
 /// A webrtc-rs API for viewers that use loopback only (the tests' network).
 pub fn loopback_api() -> Result<API> {
@@ -39,8 +42,8 @@ pub fn local_api(addresses: &[IpAddr]) -> Result<API> {
 /// A webrtc-rs API on loopback for viewers that take VP8 and no H.264 (as Firefox without its
 /// OpenH264 plug-in), and Opus.
 pub fn vp8_api() -> Result<API> {
-    use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-    use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters};
+    use webrtc::api::media_engine::MIME_TYPE_VP8;
+    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
     let mut media = MediaEngine::default();
     for (mime_type, clock_rate, channels, payload_type, kind) in [
         (MIME_TYPE_VP8, 90_000, 0, 96, RTPCodecType::Video),
@@ -259,18 +262,52 @@ impl Eyeward {
         self.offer(pc, camera).await
     }
 
+    /// Joins `camera` over WHEP with a microphone: an Opus track the caller writes to, which
+    /// the relay passes to the camera's speaker while the viewer talks ([`Eyeward::talk`]).
+    pub async fn join_to_speak(
+        &self,
+        api: &API,
+        camera: i64,
+    ) -> Result<(Viewer, Arc<TrackLocalStaticSample>)> {
+        let pc = recvonly(api).await?;
+        let microphone = Arc::new(TrackLocalStaticSample::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                ..Default::default()
+            },
+            "microphone".to_owned(),
+            "bench".to_owned(),
+        ));
+        pc.add_track(microphone.clone()).await?;
+        Ok((self.offer(pc, camera).await?, microphone))
+    }
+
     /// Starts or stops the camera's sound in `viewer`'s session; the relay's answer.
     pub async fn listen(&self, viewer: &Viewer, on: bool) -> Result<Value> {
+        self.ask_session(viewer, "sound", json!({ "listen": on }))
+            .await
+    }
+
+    /// Starts or stops talking through the camera in `viewer`'s session; the relay's answer.
+    pub async fn talk(&self, viewer: &Viewer, on: bool) -> Result<Value> {
+        self.ask_session(viewer, "talk", json!({ "talk": on }))
+            .await
+    }
+
+    /// POSTs `body` to `what` under `viewer`'s session; the relay's answer.
+    async fn ask_session(&self, viewer: &Viewer, what: &str, body: Value) -> Result<Value> {
         let location = viewer.location().context("not an eyeward viewer")?;
         let resp = self
             .http
-            .post(format!("{}{location}/sound", self.base))
+            .post(format!("{}{location}/{what}", self.base))
             .header("origin", &self.base)
-            .json(&json!({ "listen": on }))
+            .json(&body)
             .send()
             .await?;
         if !resp.status().is_success() {
-            bail!("listen answered {}: {}", resp.status(), resp.text().await?);
+            bail!("{what} answered {}: {}", resp.status(), resp.text().await?);
         }
         Ok(resp.json().await?)
     }

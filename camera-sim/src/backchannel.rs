@@ -88,30 +88,32 @@ pub fn listen(speaker: &gst_app::AppSink) {
 #[derive(Default)]
 struct Ear {
     window: Vec<i16>,
+    /// When each sample of the window was heard (Unix ms): its delivery's arrival, less the
+    /// samples after it in that delivery (a sender sends a packet once its last sample is in).
+    heard_at: Vec<i64>,
     /// When the current stretch of sound began (Unix ms), while it lasts.
     began: Option<i64>,
     last_report: Option<i64>,
 }
 
 impl Ear {
-    /// Takes `samples`, whose last one arrived at `now_ms` (Unix ms).
+    /// Takes `samples`, delivered together at `now_ms` (Unix ms).
     fn hear(&mut self, samples: &[i16], now_ms: i64) {
-        let mut taken = 0;
-        while taken < samples.len() {
-            let room = WINDOW - self.window.len();
-            let now = &samples[taken..samples.len().min(taken + room)];
-            self.window.extend_from_slice(now);
-            taken += now.len();
+        let last = samples.len() as i64 - 1;
+        for (i, &sample) in samples.iter().enumerate() {
+            self.window.push(sample);
+            self.heard_at
+                .push(now_ms - (last - i as i64) * 1000 / i64::from(RATE));
             if self.window.len() == WINDOW {
-                let after = (samples.len() - taken) as i64;
-                self.measure(now_ms - after * 1000 / i64::from(RATE));
+                self.measure();
                 self.window.clear();
+                self.heard_at.clear();
             }
         }
     }
 
-    /// Measures the window, whose last sample arrived at `end_ms`.
-    fn measure(&mut self, end_ms: i64) {
+    /// Measures the window.
+    fn measure(&mut self) {
         let Some(heard) = Heard::of(&self.window) else {
             self.began = None;
             return;
@@ -123,8 +125,9 @@ impl Ear {
                 .iter()
                 .position(|s| s.unsigned_abs() >= ONSET)
                 .unwrap_or(0);
-            end_ms - ((WINDOW - first) as i64 * 1000 / i64::from(RATE))
+            self.heard_at[first]
         });
+        let end_ms = self.heard_at.last().copied().unwrap_or(began);
         let due = self
             .last_report
             .is_none_or(|at| end_ms - at >= REPORT_EVERY.as_millis() as i64);
@@ -228,16 +231,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stretch_of_sound_begins_at_its_first_loud_sample() {
+    fn a_stretch_of_sound_begins_at_its_first_loud_sample_as_its_delivery_places_it() {
         let mut ear = Ear::default();
-        // 100 ms of silence, then the tone: in one delivery of a whole window and 80 samples
-        // more, the last at 10 000 ms.
+        // 100 ms of silence, then the tone, in 20 ms deliveries 20 ms apart; the tone's first
+        // delivery (the sixth) arrives at 10 000 ms, its first sample 20 ms before.
         let mut samples = vec![0; 800];
-        samples.extend(tone(800.0, 0.5, WINDOW - 800 + 80));
-        ear.hear(&samples, 10_000);
-        // The window ended 10 ms before the delivery did; its sound began 150 ms before that
-        // (give or take the sine's first, quiet, sample).
+        samples.extend(tone(800.0, 0.5, WINDOW));
+        for (n, delivery) in samples.chunks(160).enumerate() {
+            ear.hear(delivery, 9_900 + n as i64 * 20);
+        }
         let began = ear.began.expect("heard");
-        assert!((began - (10_000 - 10 - 150)).abs() <= 1, "{began}");
+        // Give or take the sine's first, quiet, sample.
+        assert!((began - (10_000 - 20)).abs() <= 1, "{began}");
+        // Delivered in a burst (all at once at 10 500 ms), the tone is placed by its delivery.
+        let mut burst = Ear::default();
+        burst.hear(&samples, 10_500);
+        let began = burst.began.expect("heard");
+        let tone_len_ms = (WINDOW * 1000) as i64 / 8000;
+        assert!((began - (10_500 - tone_len_ms)).abs() <= 1, "{began}");
     }
 }

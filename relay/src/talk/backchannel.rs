@@ -77,8 +77,11 @@ impl Backchannel {
             let index = values.get(1).and_then(|v| v.get::<u32>().ok())?;
             let caps = values.get(2).and_then(|v| v.get::<gst::Caps>().ok())?;
             let speaker = caps.structure(0).is_some_and(|s| s.has_field("a-sendonly"));
+            // A copy: rtspsrc changes the stream's caps after this, which it cannot while
+            // another holds them.
             if speaker {
-                *found_in_signal.lock().unwrap_or_else(|p| p.into_inner()) = Some((index, caps));
+                *found_in_signal.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((index, caps.copy()));
             }
             Some(speaker.to_value())
         });
@@ -280,8 +283,13 @@ fn start_encoder(
                 };
                 let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
                 let sample = gst::Sample::builder().caps(&caps).buffer(&buffer).build();
+                // `push-backchannel-buffer` takes the sample's reference (as documented; and
+                // GStreamer 1.22.0's `push-backchannel-sample` does the same, wrongly): it
+                // is given one the relay lets go of.
+                let given = sample.clone();
                 let sent: gst::FlowReturn =
-                    rtspsrc.emit_by_name("push-backchannel-sample", &[&index, &sample]);
+                    rtspsrc.emit_by_name("push-backchannel-buffer", &[&index, &given]);
+                std::mem::forget(given);
                 sent.into_result()
             })
             .build(),

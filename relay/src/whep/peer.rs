@@ -1152,7 +1152,9 @@ mod tests {
             };
             // rtc's browser offers to send only with a track of its own: a speaking browser's
             // offer says it sends, and the answer it is given that the relay only does.
-            let speaks = audio.iter().any(|(mime_type, ..)| *mime_type == MIME_TYPE_OPUS);
+            let speaks = audio
+                .iter()
+                .any(|(mime_type, ..)| *mime_type == MIME_TYPE_OPUS);
             let offer = if speaks {
                 offer.replace("a=recvonly", "a=sendrecv")
             } else {
