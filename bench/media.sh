@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Transcoding (bench/src/media.rs): what each transcode costs the relay for one 720p15 camera
-# (H.264 to VP8, AAC to Opus) and how soon each path shows its first frame. Release builds, in
-# a loopback-only network namespace. Not part of CI.
-#   bench/media.sh [--seconds 20] [--joins 8]
+# (H.264 to VP8, AAC to Opus), how soon each path shows its first frame, and talkback's mouth
+# to camera. Release builds, in a loopback-only network namespace. Not part of CI.
+#   bench/media.sh [--seconds 20] [--joins 8] [--presses 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh bench

@@ -12,7 +12,8 @@
 //! then talkback, mouth to camera: a viewer's microphone (Opus, 20 ms frames: a second of
 //! silence, then a second of a 660 Hz tone) through the relay to the camera's speaker (the
 //! simulator's ONVIF back-channel, which logs when each stretch of sound began), from the
-//! tone's first frame sent to its onset heard, `--presses` times; against the same frames
+//! tone's first sample (a frame before its frame is sent, as from a microphone) to its onset
+//! heard, `--presses` times; against the same frames
 //! sent straight to the camera's back-channel by the relay's own RTSP back-channel client,
 //! with no browser connection and no relay between.
 //!
@@ -124,8 +125,10 @@ async fn mouth_to_camera(
         let mut started = None;
         for (i, frame) in silence.iter().chain(tone).enumerate() {
             tick.tick().await;
+            // A microphone sends a frame once its last sample is in: the tone's first sample
+            // was spoken a frame before its frame goes.
             if i == silence.len() {
-                started = Some(eyeward::clock::Clock::real().now().0);
+                started = Some(eyeward::clock::Clock::real().now().0 - FRAME.as_millis() as i64);
             }
             mouth.say(frame, timestamp).await?;
             timestamp = timestamp.wrapping_add(960);
