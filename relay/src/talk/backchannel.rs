@@ -151,9 +151,20 @@ impl Backchannel {
 }
 
 impl Drop for Backchannel {
+    /// Stops both pipelines on a thread of its own: `rtspsrc` says TEARDOWN to the camera
+    /// and waits a moment for its answer, which the caller's task need not.
     fn drop(&mut self) {
-        let _ = self.encoder.set_state(gst::State::Null);
-        let _ = self.source.set_state(gst::State::Null);
+        let (encoder, source) = (self.encoder.clone(), self.source.clone());
+        let stopped = std::thread::Builder::new()
+            .name("backchannel-stop".into())
+            .spawn(move || {
+                let _ = encoder.set_state(gst::State::Null);
+                let _ = source.set_state(gst::State::Null);
+            });
+        if stopped.is_err() {
+            let _ = self.encoder.set_state(gst::State::Null);
+            let _ = self.source.set_state(gst::State::Null);
+        }
     }
 }
 
@@ -242,8 +253,9 @@ fn encoder(codec: &str, payload: i32, rate: i32) -> Result<String, Error> {
             ));
         }
     };
+    // A second of speech at most waits for the camera (a stalled connection drops the oldest).
     Ok(format!(
-        "appsrc name=src format=time is-live=true \
+        "appsrc name=src format=time is-live=true max-buffers=50 max-bytes=0 leaky-type=downstream \
            caps=audio/x-opus,rate={OPUS_CLOCK_RATE},channels=1,channel-mapping-family=0 \
          ! opusdec plc=true ! audioconvert ! audioresample ! {chain} \
          ! appsink name=sink sync=false"
