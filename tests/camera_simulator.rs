@@ -1,5 +1,5 @@
-//! The simulated camera is a real RTSP camera to a third-party client (ffprobe): H.264 at the
-//! configured size, rate and keyframe interval, with Digest credentials when asked; and, as an
+//! The simulated camera is a real RTSP camera to a third-party client (ffprobe): H.264 (or
+//! H.265) at the configured size, rate and keyframe interval, with Digest credentials when asked; and, as an
 //! option, a camera whose encoder keeps its own keyframe schedule (a new session waits for it),
 //! and a camera with a microphone (a tone in G.711 or AAC, as a second stream).
 
@@ -46,27 +46,35 @@ fn probe_stream(
 
 #[test]
 fn ffprobe_reads_h264_at_the_configured_size_rate_and_keyframe_interval() -> Result<()> {
-    let cam = Camera::start(
-        "fixed",
-        &[
-            "--width",
-            "640",
-            "--height",
-            "360",
-            "--fps",
-            "10",
-            "--keyframe-interval",
-            "2s",
-        ],
-        None,
-    )?;
-    let (ok, stream, err) = probe(
+    reads_as_configured(&[], "h264,Constrained Baseline,640,360,10/1")
+}
+
+#[test]
+fn ffprobe_reads_h265_at_the_configured_size_rate_and_keyframe_interval() -> Result<()> {
+    reads_as_configured(&["--video", "h265"], "hevc,Main,640,360,10/1")
+}
+
+/// A camera at 640×360, 10 fps, a keyframe every 2 s (and `extra`) reads as `stream` (codec,
+/// profile, size, rate), with keyframes 2 s apart and frames 0.1 s apart.
+fn reads_as_configured(extra: &[&str], stream: &str) -> Result<()> {
+    let args = [
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--fps",
+        "10",
+        "--keyframe-interval",
+        "2s",
+    ];
+    let cam = Camera::start("fixed", &[&args[..], extra].concat(), None)?;
+    let (ok, found, err) = probe(
         &cam.url,
         "stream=codec_name,profile,width,height,r_frame_rate",
         1,
     )?;
     assert!(ok, "{err}");
-    assert_eq!(stream.trim(), "h264,Constrained Baseline,640,360,10/1");
+    assert_eq!(found.trim(), stream);
 
     let (ok, frames, err) = probe(&cam.url, "frame=key_frame,pts_time", 5)?;
     assert!(ok, "{err}");

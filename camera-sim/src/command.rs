@@ -68,6 +68,9 @@ pub struct SimulateArgs {
     /// and level of what it hears (`back-channel heard hz=… dbfs=… began_unix_ms=…`).
     #[arg(long)]
     backchannel: Option<crate::backchannel::SpeakerCodec>,
+    /// The video's codec: h264 (constrained baseline) or h265 (main).
+    #[arg(long, default_value = "h264")]
+    video: crate::VideoCodec,
 }
 
 /// `fixed` or `pan-tilt`, as a command line says it.
@@ -105,6 +108,7 @@ impl SimulateArgs {
             audio: self.audio,
             sync_marks: self.sync_marks,
             backchannel: self.backchannel,
+            video: self.video,
             ..SimulatorConfig::new(self.model)
         })
     }

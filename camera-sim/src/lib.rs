@@ -2,14 +2,14 @@
 //!
 //! The camera simulator: a virtual fixed or pan-tilt camera served over RTSP by
 //! gst-rtsp-server, with its ONVIF service ([`onvif`]), so the demo, the tests and the
-//! benchmarks have real H.264 cameras. A test double: the agent carries it only in its
+//! benchmarks have real H.264 (or H.265) cameras, with sound and a speaker if asked. A test double: the agent carries it only in its
 //! default build (`eyeward-agent simulate`, `sim://` cameras); a build for a camera leaves it
 //! out (`--no-default-features`).
 //!
 //! Frames are drawn by [`scene`] (plain code), pushed into an `appsrc` at the configured rate,
-//! stamped with a live clock, encoded by x264 like a camera's own encoder (constrained
-//! baseline, no B-frames, a keyframe every few seconds) and packetized for RTSP clients. One
-//! encoder is shared by all clients of the simulator.
+//! stamped with a live clock, encoded by x264 (or x265) like a camera's own encoder (constrained
+//! baseline or main, no B-frames, a keyframe every few seconds) and packetized for RTSP
+//! clients. One encoder is shared by all clients of the simulator.
 
 pub mod backchannel;
 pub mod command;
@@ -63,6 +63,54 @@ pub struct SimulatorConfig {
     /// A speaker: an ONVIF back-channel in this codec, which reports what it hears
     /// ([`backchannel`]).
     pub backchannel: Option<backchannel::SpeakerCodec>,
+    /// The video's codec: H.264, or H.265 as many cameras sold today send.
+    pub video: VideoCodec,
+}
+
+/// The codecs the simulated camera encodes its video in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    /// H.264 constrained baseline (x264), RFC 6184.
+    #[default]
+    H264,
+    /// H.265 main (x265), RFC 7798.
+    H265,
+}
+
+impl std::str::FromStr for VideoCodec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<VideoCodec, Error> {
+        match s {
+            "h264" => Ok(VideoCodec::H264),
+            "h265" => Ok(VideoCodec::H265),
+            other => Err(Error::Config(format!(
+                "video codec {other:?}: h264 or h265"
+            ))),
+        }
+    }
+}
+
+impl VideoCodec {
+    /// The pipeline's encoder (named `enc`), like a camera's own: real time, no B-frames, a
+    /// keyframe every `gop` frames, at `kbps`; then the RTP payloader `pay0`, with the
+    /// parameter sets before every keyframe.
+    fn launch(self, kbps: u32, gop: f64) -> String {
+        match self {
+            VideoCodec::H264 => format!(
+                "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} \
+                   key-int-max={gop} \
+                 ! video/x-h264,profile=constrained-baseline \
+                 ! rtph264pay name=pay0 pt=96 config-interval=-1"
+            ),
+            VideoCodec::H265 => format!(
+                "x265enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} \
+                   key-int-max={gop} \
+                 ! video/x-h265,profile=main \
+                 ! rtph265pay name=pay0 pt=96 config-interval=-1"
+            ),
+        }
+    }
 }
 
 /// How often a sync mark comes.
@@ -158,6 +206,7 @@ impl SimulatorConfig {
             audio: None,
             sync_marks: false,
             backchannel: None,
+            video: VideoCodec::H264,
         }
     }
 
@@ -378,13 +427,11 @@ fn serve(
            ! queue max-size-buffers=2 leaky=downstream \
            ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" halignment=right valignment=top \
                font-desc=\"Sans 18\" shaded-background=true \
-           ! x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} \
-           ! video/x-h264,profile=constrained-baseline \
-           ! rtph264pay name=pay0 pt=96 config-interval=-1 {audio} )",
+           ! {encode} {audio} )",
         w = config.width,
         h = config.height,
         fps = config.fps,
-        kbps = config.bitrate_kbps,
+        encode = config.video.launch(config.bitrate_kbps, gop),
         audio = config.audio.map(AudioCodec::launch).unwrap_or_default(),
     ));
     // One encoder for every client, as one camera has one.
