@@ -1,6 +1,7 @@
-//! Every browser plays: Chromium made to offer VP8 alone (as Firefox without its OpenH264
-//! plug-in does) plays an H.264 camera through the relay's VP8 transcode, which a second such
-//! page shares, while a page that offers H.264 gets the camera's own stream. Runs in a
+//! Every browser plays every camera: Chromium made to offer VP8 alone (as Firefox without its
+//! OpenH264 plug-in does) plays an H.264 camera through the relay's VP8 transcode, which a
+//! second such page shares, while a page that offers H.264 gets the camera's own stream; and
+//! Chromium plays an H.265 camera through the relay's one H.264 transcode of it. Runs in a
 //! loopback-only network namespace.
 
 mod common;
@@ -20,15 +21,7 @@ async fn a_browser_without_h264_plays_the_camera_in_vp8() -> Result<()> {
     common::browser_scripts()?;
     let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]\n")?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let args = [
-        "--keyframe-interval",
-        "1s",
-        "--width",
-        "640",
-        "--height",
-        "360",
-    ];
-    let camera = Camera::start("fixed", &args, None)?;
+    let camera = Camera::start("fixed", &common::SMALL_CAMERA, None)?;
     let porch = relay.camera(me, "Porch", "fixed", "dispatch", "agent")?;
     let id = porch["id"].as_i64().context("id")?;
     let token = porch["agent_token"].as_str().context("token")?;
@@ -51,6 +44,40 @@ async fn a_browser_without_h264_plays_the_camera_in_vp8() -> Result<()> {
     let transcodes = log
         .lines()
         .filter(|l| l.contains("codec=Vp8") && l.contains("feed starting"))
+        .count();
+    assert_eq!(transcodes, 1, "{log}");
+    Ok(())
+}
+
+const H265_TEST: &str = "chromium_plays_an_h265_camera_through_one_h264_transcode";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_an_h265_camera_through_one_h264_transcode() -> Result<()> {
+    if !in_loopback_namespace(H265_TEST)? {
+        return Ok(());
+    }
+    common::browser_scripts()?;
+    let relay = Relay::start(common::LOOPBACK_VIEWERS_AND_CAMERAS)?;
+    let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let h265 = [&common::SMALL_CAMERA[..], &["--video", "h265"]].concat();
+    let camera = Camera::start("fixed", &h265, None)?;
+    let porch = relay.camera(me, "Porch", "fixed", "camera-only", &camera.url)?;
+    let id = porch["id"].as_i64().context("id")?;
+    common::run_browser_script(
+        "h265",
+        &relay,
+        &[
+            ("EMAIL", "a@example.jp".into()),
+            ("PASSWORD", PW.into()),
+            ("CAMERA_ID", id.to_string()),
+        ],
+        &[("camera", &camera.process)],
+    )
+    .await?;
+    // One transcode for both pages.
+    let log = relay.process.log();
+    let transcodes = log
+        .matches("transcoding the camera's H.265 to H.264")
         .count();
     assert_eq!(transcodes, 1, "{log}");
     Ok(())

@@ -24,17 +24,8 @@ async fn firefox_without_h264_plays_a_camera_in_vp8_and_hears_it() -> Result<()>
         "[webrtc]\nice_addresses = [\"{NAMESPACE_LOCAL_ADDRESS}\"]\n"
     ))?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
-    let args = [
-        "--audio",
-        "aac",
-        "--keyframe-interval",
-        "1s",
-        "--width",
-        "640",
-        "--height",
-        "360",
-    ];
-    let camera = Camera::start("fixed", &args, None)?;
+    let aac = [&common::SMALL_CAMERA[..], &["--audio", "aac"]].concat();
+    let camera = Camera::start("fixed", &aac, None)?;
     let porch = relay.camera(me, "Porch", "fixed", "dispatch", "agent")?;
     let id = porch["id"].as_i64().context("id")?;
     let token = porch["agent_token"].as_str().context("token")?;

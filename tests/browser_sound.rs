@@ -26,16 +26,10 @@ async fn chromium_hears_a_cameras_tone_once_listen_is_pressed() -> Result<()> {
     // Small pictures: three cameras, two agents, the relay and Chromium share two cores.
     let camera = |codec: &str| {
         let args = [
-            "--audio",
-            codec,
-            "--sync-marks",
-            "--keyframe-interval",
-            "1s",
-            "--width",
-            "640",
-            "--height",
-            "360",
-        ];
+            &common::SMALL_CAMERA[..],
+            &["--audio", codec, "--sync-marks"],
+        ]
+        .concat();
         Camera::start("fixed", &args, None)
     };
     let (aac, pcmu, speex) = (camera("aac")?, camera("pcmu")?, camera("speex")?);

@@ -58,14 +58,7 @@ async fn the_owner_holds_speak_and_the_camera_hears_the_microphone() -> Result<(
     let relay = Relay::start(common::LOOPBACK_VIEWERS_AND_CAMERAS)?;
     let me = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let other = relay.customer("b@example.jp", "Bob", "tokyo", PW)?;
-    let small = [
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--keyframe-interval",
-        "1s",
-    ];
+    let small = common::SMALL_CAMERA;
     let speaker = Camera::start(
         "fixed",
         &[&small[..], &["--backchannel", "pcmu"]].concat(),

@@ -5,10 +5,12 @@
 //! - passthrough: one viewer of the camera's H.264, for `--seconds`;
 //! - H.264 → VP8: a viewer that takes VP8 alone joins as well;
 //! - AAC → Opus: the first viewer listens as well;
+//! - H.265 → H.264: a viewer joins a second camera, the same but in H.265;
 //!
 //! each the relay's CPU (cores, from `/proc`) and resident memory against the stage before;
 //! then first frame (offer to first RTP packet), `--joins` times each: H.264 warm (the feed
-//! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm;
+//! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm,
+//! H.264 from the H.265 camera cold (its session and transcode start for the join) and warm;
 //! then talkback, mouth to camera: a viewer's microphone (Opus, 20 ms frames: a second of
 //! silence, then a second of a 660 Hz tone) through the relay to the camera's speaker (the
 //! simulator's ONVIF back-channel, which logs when each stretch of sound began), from the
@@ -21,7 +23,8 @@
 
 use anyhow::{Context, Result};
 use eyeward_bench::process::{
-    BENCH_EMAIL, BENCH_PASSWORD, Running, provision_relay, start_relay, start_simulator, usage,
+    BENCH_EMAIL, BENCH_PASSWORD, Running, add_camera, provision_customer, start_relay,
+    start_simulator, usage,
 };
 use eyeward_bench::quantile;
 use eyeward_bench::viewer::{Eyeward, Viewer, loopback_api, vp8_api};
@@ -223,11 +226,33 @@ async fn main() -> Result<()> {
         ],
         &dir.join("sim.log"),
     )?;
-    // The VP8 feed lingers a second after its last viewer, so that each cold join starts it.
+    let (_h265_sim, h265_url) = start_simulator(
+        "fixed",
+        "127.0.0.1:0",
+        &[
+            "--video",
+            "h265",
+            "--grain",
+            "12",
+            "--keyframe-interval",
+            "2s",
+        ],
+        &dir.join("sim-h265.log"),
+    )?;
+    // Transcoded feeds linger a second after their last viewer, so that each cold join
+    // starts them.
     let extra = "[webrtc]\nice_addresses = [\"127.0.0.1\"]\nlinger = \"1s\"\n\
                  [cameras]\nallow_private_sources = true\n";
-    let (config, camera) = provision_relay(&dir, extra, "fixed", &camera_url)?;
-    let camera = camera["id"].as_i64().context("camera id")?;
+    let (config, customer) = provision_customer(&dir, extra)?;
+    let id = |v: serde_json::Value| v["id"].as_i64().context("camera id");
+    let camera = id(add_camera(
+        &config,
+        customer,
+        "Street",
+        "fixed",
+        &camera_url,
+    )?)?;
+    let h265_camera = id(add_camera(&config, customer, "Porch", "fixed", &h265_url)?)?;
     let (relay, base) = start_relay(&config, &dir.join("relay.log"))?;
     let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
     let (h264_api, vp8_api) = (loopback_api()?, vp8_api()?);
@@ -242,20 +267,31 @@ async fn main() -> Result<()> {
     eprintln!("AAC → Opus, {} s…", args.seconds);
     let heard = eyeward.listen(&listener, true).await?;
     let opus = measure(&relay, args.seconds).await?;
+    eprintln!("H.265 → H.264, {} s…", args.seconds);
+    let (h265_viewer, _) = join(&eyeward, &h264_api, h265_camera).await?;
+    let h265 = measure(&relay, args.seconds).await?;
+    eyeward.leave(h265_viewer).await?;
     eyeward.leave(vp8_viewer).await?;
 
     eprintln!("first frames, {} joins each…", args.joins);
     let (mut h264_warm, mut vp8_cold, mut vp8_warm) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut h265_cold, mut h265_warm) = (Vec::new(), Vec::new());
+    let ms = |took: Duration| took.as_secs_f64() * 1000.0;
     for _ in 0..args.joins {
-        // The VP8 feed is gone (its linger), the H.264 one runs for the listener.
+        // The VP8 feed and the H.265 camera's are gone (their linger), the H.264 one runs
+        // for the listener.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (cold, took) = join(&eyeward, &vp8_api, camera).await?;
-        vp8_cold.push(took.as_secs_f64() * 1000.0);
+        vp8_cold.push(ms(took));
         let (warm, took) = join(&eyeward, &vp8_api, camera).await?;
-        vp8_warm.push(took.as_secs_f64() * 1000.0);
+        vp8_warm.push(ms(took));
         let (h264, took) = join(&eyeward, &h264_api, camera).await?;
-        h264_warm.push(took.as_secs_f64() * 1000.0);
-        for viewer in [cold, warm, h264] {
+        h264_warm.push(ms(took));
+        let (h265_first, took) = join(&eyeward, &h264_api, h265_camera).await?;
+        h265_cold.push(ms(took));
+        let (h265_next, took) = join(&eyeward, &h264_api, h265_camera).await?;
+        h265_warm.push(ms(took));
+        for viewer in [cold, warm, h264, h265_first, h265_next] {
             eyeward.leave(viewer).await?;
         }
     }
@@ -279,8 +315,9 @@ async fn main() -> Result<()> {
 
     println!("## Transcoding (`bench/media.sh`)\n");
     println!(
-        "One camera, 1280×720 at 15 fps with AAC sound (16 kHz), read directly; webrtc-rs \
-         viewers on loopback; {} s a stage. The sound went out as {}.\n",
+        "One camera, 1280×720 at 15 fps with AAC sound (16 kHz), and one the same in H.265 \
+         (video only), read directly; webrtc-rs viewers on loopback; {} s a stage. The sound \
+         went out as {}.\n",
         args.seconds, heard["codec"]
     );
     println!("| stage | relay CPU (cores) | added | relay memory (MB) | added |");
@@ -290,6 +327,7 @@ async fn main() -> Result<()> {
         ("passthrough: one H.264 viewer", passthrough),
         ("+ H.264 → VP8 (a VP8 viewer)", vp8),
         ("+ AAC → Opus (the first viewer listens)", opus),
+        ("+ H.265 → H.264 (a viewer of the H.265 camera)", h265),
     ] {
         let (added_cores, added_mb) = before.map_or((String::new(), String::new()), |(c, m)| {
             (format!("{:+.3}", cores - c), format!("{:+.1}", mb - m))
@@ -306,6 +344,11 @@ async fn main() -> Result<()> {
         ("H.264, the feed running", h264_warm),
         ("VP8, the transcode starting (H.264 feed running)", vp8_cold),
         ("VP8, the transcode running", vp8_warm),
+        (
+            "H.264 of an H.265 camera, its session and transcode starting",
+            h265_cold,
+        ),
+        ("H.264 of an H.265 camera, the transcode running", h265_warm),
     ] {
         println!(
             "| {path} | {:.0} | {:.0} |",

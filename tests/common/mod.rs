@@ -727,6 +727,17 @@ pub fn in_loopback_namespace(test: &str) -> Result<bool> {
     in_namespace(test, "ip link set lo up")
 }
 
+/// A simulated camera's size for browser tests (two cores share cameras, agents, the relay
+/// and a browser): 640×360, a keyframe every second.
+pub const SMALL_CAMERA: [&str; 6] = [
+    "--keyframe-interval",
+    "1s",
+    "--width",
+    "640",
+    "--height",
+    "360",
+];
+
 /// A relay's config for browser tests in the loopback namespace whose cameras may be read
 /// directly from loopback.
 pub const LOOPBACK_VIEWERS_AND_CAMERAS: &str =

@@ -11,8 +11,8 @@ mod transcoded;
 pub use sound::{Listening, SoundCodec, SoundPacket, SoundState};
 use transcoded::Transcoded;
 
-/// The codecs viewers get a camera's video in: its own H.264, or VP8 transcoded from it for
-/// browsers without H.264.
+/// The codecs viewers get a camera's video in: H.264 (the camera's own, or transcoded from
+/// its H.265), or VP8 transcoded from that for browsers without H.264.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
     H264,
@@ -21,7 +21,7 @@ pub enum VideoCodec {
 
 use crate::cluster::{Cluster, PeerFeed};
 use crate::config::{CamerasConfig, RtspTransport};
-use crate::ingest::{self, Frame, Ingest};
+use crate::ingest::{self, CameraVideo, Frame, Ingest};
 use crate::link::{self, Links};
 use crate::loopback;
 use crate::metrics::Metrics;
@@ -310,7 +310,7 @@ impl Feeds {
     ) -> Result<Pulled, crate::error::Error> {
         if codec == VideoCodec::Vp8 {
             let source = self.watch(camera, VideoCodec::H264);
-            return Ok(Pulled::Transcoded(Box::new(Transcoded::new(source)?)));
+            return Ok(Pulled::Transcoded(Box::new(Transcoded::vp8(source)?)));
         }
         if matches!(camera.source, CameraSource::Agent)
             && !self.links.is_online(camera.id)
@@ -320,6 +320,10 @@ impl Feeds {
         }
         let rtsp = self.rtsp(camera, link::TunnelTo::Video).await?;
         let ingest = Ingest::connect(&rtsp.url, rtsp.credentials, rtsp.transport).await?;
+        if ingest.video == CameraVideo::H265 {
+            let transcoded = Transcoded::h264(ingest, rtsp.carrier)?;
+            return Ok(Pulled::Transcoded(Box::new(transcoded)));
+        }
         Ok(Pulled::Rtsp {
             ingest,
             _carrier: rtsp.carrier,

@@ -1,13 +1,18 @@
-//! A camera's video transcoded for browsers without H.264: the camera's H.264 feed, joined
-//! as one more viewer, through a VP8 encoder ([`crate::transcode::vp8`]). The cached group of
-//! pictures goes in first, a millisecond apart (so the VP8 feed starts at the live edge, as a
-//! viewer of the H.264 feed does), then live frames with the camera's spacing.
+//! A camera's video transcoded, once per camera for every viewer:
+//! - for browsers without H.264: the camera's H.264 feed, joined as one more viewer, through
+//!   a VP8 encoder ([`crate::transcode::vp8`]). The cached group of pictures goes in first, a
+//!   millisecond apart (so the VP8 feed starts at the live edge, as a viewer of the H.264 feed
+//!   does), then live frames with the camera's spacing;
+//! - for an H.265 camera: its RTSP session's frames through an H.264 encoder
+//!   ([`crate::transcode::h264`]): the H.264 feed of such a camera, with its own group of
+//!   pictures for instant starts.
 
 use super::Subscription;
 use crate::error::{Error, ErrorKind};
-use crate::ingest::Frame;
 use crate::ingest::h264::MAX_RTP_PAYLOAD;
-use crate::transcode::{Encoded, Vp8Encoder, vp8};
+use crate::ingest::{Frame, Ingest, h264};
+use crate::loopback;
+use crate::transcode::{Encoded, H264Encoder, Vp8Encoder, vp8};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +29,37 @@ const IN_FLIGHT: usize = 64;
 /// The H.264 RTP clock: 90 kHz.
 const VIDEO_CLOCK_RATE: u128 = 90_000;
 
+/// Where a transcode's frames come from.
+enum Source {
+    /// Another feed of the camera, joined as a viewer.
+    Feed(Subscription),
+    /// The camera's RTSP session, and what keeps its way open.
+    Camera {
+        ingest: Ingest,
+        _carrier: loopback::Offered,
+    },
+}
+
+/// What a transcode makes.
+enum Encoder {
+    Vp8(Vp8Encoder),
+    H264(H264Encoder),
+}
+
+/// What came of waiting for the source's next frame.
+enum Next {
+    Frame(Arc<Frame>),
+    /// The source skipped frames: only a keyframe may go in next.
+    Gap,
+    Ended,
+}
+
 /// See the module's documentation.
 pub struct Transcoded {
-    source: Subscription,
+    source: Source,
     /// The cached frames not yet in the encoder.
     cached: VecDeque<Arc<Frame>>,
-    encoder: Vp8Encoder,
+    encoder: Encoder,
     /// The last frame in: its camera session and timestamp, and the media time it was given.
     last: Option<(u64, i64, Duration)>,
     /// After a gap (the source lagged) only a keyframe can go in.
@@ -39,31 +69,59 @@ pub struct Transcoded {
 }
 
 impl Transcoded {
-    pub fn new(mut source: Subscription) -> Result<Transcoded, Error> {
+    /// VP8 from the camera's H.264 feed `source`.
+    pub fn vp8(mut source: Subscription) -> Result<Transcoded, Error> {
+        let cached = std::mem::take(&mut source.cached).into();
+        Transcoded::new(
+            Source::Feed(source),
+            cached,
+            Encoder::Vp8(Vp8Encoder::new()?),
+        )
+    }
+
+    /// H.264 from an H.265 camera's RTSP session `ingest`, kept open by `carrier`.
+    pub fn h264(ingest: Ingest, carrier: loopback::Offered) -> Result<Transcoded, Error> {
+        let source = Source::Camera {
+            ingest,
+            _carrier: carrier,
+        };
+        tracing::info!("transcoding the camera's H.265 to H.264");
+        Transcoded::new(source, VecDeque::new(), Encoder::H264(H264Encoder::new()?))
+    }
+
+    fn new(
+        source: Source,
+        cached: VecDeque<Arc<Frame>>,
+        encoder: Encoder,
+    ) -> Result<Transcoded, Error> {
         Ok(Transcoded {
-            cached: std::mem::take(&mut source.cached).into(),
             source,
-            encoder: Vp8Encoder::new()?,
+            cached,
+            encoder,
             last: None,
             wants_keyframe: true,
             received: VecDeque::new(),
         })
     }
 
-    /// The next VP8 frame; `None` when the camera's feed or the encoder ended.
+    /// The next transcoded frame; `None` when the source or the encoder ended.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
         loop {
             if let Some(frame) = self.cached.pop_front() {
                 self.push(&frame, CACHED_FRAME_GAP)?;
                 continue;
             }
+            let encoded = match &mut self.encoder {
+                Encoder::Vp8(e) => futures_util::future::Either::Left(e.next()),
+                Encoder::H264(e) => futures_util::future::Either::Right(e.next()),
+            };
             tokio::select! {
-                frame = self.source.live.recv() => match frame {
-                    Ok(frame) => self.push(&frame, DEFAULT_FRAME_GAP)?,
-                    Err(RecvError::Lagged(_)) => self.wants_keyframe = true,
-                    Err(RecvError::Closed) => return Ok(None),
+                next = next_of(&mut self.source) => match next? {
+                    Next::Frame(frame) => self.push(&frame, DEFAULT_FRAME_GAP)?,
+                    Next::Gap => self.wants_keyframe = true,
+                    Next::Ended => return Ok(None),
                 },
-                encoded = self.encoder.next() => {
+                encoded = encoded => {
                     return match encoded {
                         Some(encoded) => self.frame(encoded).map(Some),
                         None => Ok(None),
@@ -96,7 +154,10 @@ impl Transcoded {
             self.received.pop_front();
         }
         self.received.push_back((at, frame.received));
-        self.encoder.push(at, &frame.data)
+        match &mut self.encoder {
+            Encoder::Vp8(e) => e.push(at, &frame.data),
+            Encoder::H264(e) => e.push(at, &frame.data),
+        }
     }
 
     /// A VP8 frame as the feed hands frames on, with when the relay had its H.264 frame.
@@ -113,8 +174,11 @@ impl Transcoded {
             .front()
             .filter(|(at, _)| *at == encoded.at)
             .map_or_else(eyeward::clock::monotonic, |(_, received)| *received);
-        let rtp_payloads = vp8::rtp_payloads(&encoded.data, MAX_RTP_PAYLOAD)
-            .map_err(|e| Error::new(ErrorKind::Internal, e))?;
+        let rtp_payloads = match self.encoder {
+            Encoder::Vp8(_) => vp8::rtp_payloads(&encoded.data, MAX_RTP_PAYLOAD),
+            Encoder::H264(_) => h264::rtp_payloads(&encoded.data),
+        }
+        .map_err(|e| Error::new(ErrorKind::Internal, e))?;
         Ok(Frame {
             timestamp: (encoded.at.as_nanos() * VIDEO_CLOCK_RATE / 1_000_000_000) as i64,
             is_key: encoded.is_key,
@@ -123,5 +187,20 @@ impl Transcoded {
             received,
             epoch: 0,
         })
+    }
+}
+
+/// The source's next frame.
+async fn next_of(source: &mut Source) -> Result<Next, Error> {
+    match source {
+        Source::Feed(sub) => Ok(match sub.live.recv().await {
+            Ok(frame) => Next::Frame(frame),
+            Err(RecvError::Lagged(_)) => Next::Gap,
+            Err(RecvError::Closed) => Next::Ended,
+        }),
+        Source::Camera { ingest, .. } => Ok(match ingest.next_frame().await? {
+            Some(frame) => Next::Frame(Arc::new(frame)),
+            None => Next::Ended,
+        }),
     }
 }

@@ -2,7 +2,7 @@
 //! its 4-byte length) and parameter sets in an `avcC` record; browsers want Annex B (each NAL
 //! unit after a start code). Plain functions over bytes.
 
-const START_CODE: [u8; 4] = [0, 0, 0, 1];
+pub(super) const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// NAL unit types left out on the way to browsers: SEI (6), which decoders do not need and
 /// some browsers stumble on (x264 puts its whole settings string in one), and access unit
@@ -28,9 +28,21 @@ pub fn rtp_payloads(annex_b: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, &'stati
 
 /// Appends the NAL units of an AVCC frame to `out` in Annex B form, without SEI and access
 /// unit delimiters.
-pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
-    while !avcc.is_empty() {
-        let Some((len, rest)) = avcc.split_first_chunk::<4>() else {
+pub fn avcc_to_annex_b(avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+    length_prefixed_to_annex_b(avcc, out, |header| {
+        !DROPPED_NAL_TYPES.contains(&(header & 0x1f))
+    })
+}
+
+/// Appends the NAL units of a frame whose units each follow their 4-byte length (H.264's
+/// AVCC, H.265's HVCC) to `out` in Annex B form, those whose first header byte `keep` takes.
+pub fn length_prefixed_to_annex_b(
+    mut frame: &[u8],
+    out: &mut Vec<u8>,
+    keep: impl Fn(u8) -> bool,
+) -> Result<(), &'static str> {
+    while !frame.is_empty() {
+        let Some((len, rest)) = frame.split_first_chunk::<4>() else {
             return Err("truncated NAL length");
         };
         let len = u32::from_be_bytes(*len) as usize;
@@ -38,11 +50,11 @@ pub fn avcc_to_annex_b(mut avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'stati
             return Err("NAL length beyond the frame");
         }
         let nal = &rest[..len];
-        if !DROPPED_NAL_TYPES.contains(&(nal[0] & 0x1f)) {
+        if keep(nal[0]) {
             out.extend_from_slice(&START_CODE);
             out.extend_from_slice(nal);
         }
-        avcc = &rest[len..];
+        frame = &rest[len..];
     }
     Ok(())
 }

@@ -1,11 +1,12 @@
-//! Ingest: the relay's RTSP client (retina), pulling H.264 from a camera directly or through
-//! an agent's tunnel, and handing on whole frames in Annex B form with the parameter sets
-//! (SPS, PPS) put before every keyframe, as browsers' decoders need them; and, in its own
-//! session while someone listens, the camera's sound ([`sound`]).
+//! Ingest: the relay's RTSP client (retina), pulling H.264 (or H.265) from a camera directly
+//! or through an agent's tunnel, and handing on whole frames in Annex B form with the
+//! parameter sets (SPS, PPS; and VPS for H.265) put before every keyframe, as decoders need
+//! them; and, in its own session while someone listens, the camera's sound ([`sound`]).
 
 mod direct;
 pub mod frames;
 pub mod h264;
+pub mod h265;
 pub mod sound;
 pub mod transport;
 
@@ -39,11 +40,23 @@ pub struct Frame {
     pub epoch: u64,
 }
 
-/// A playing RTSP session of one camera's H.264 video.
+/// The codecs the relay reads cameras' video in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraVideo {
+    /// Passed through to browsers.
+    H264,
+    /// Transcoded to H.264 for browsers (`fanout::transcoded`): its frames carry no RTP
+    /// payloads.
+    H265,
+}
+
+/// A playing RTSP session of one camera's video.
 pub struct Ingest {
     session: Pin<Box<Demuxed>>,
     stream: usize,
-    /// SPS and PPS in Annex B form, from the SDP or in-band.
+    /// What the camera sends.
+    pub video: CameraVideo,
+    /// The parameter sets in Annex B form, from the SDP or in-band.
     parameter_sets: Vec<u8>,
 }
 
@@ -87,27 +100,34 @@ async fn play_one(
 }
 
 impl Ingest {
-    /// Plays the camera's H.264 video (see [`play_one`]).
+    /// Plays the camera's video, H.264 if it offers it, else H.265 (see [`play_one`]).
     pub async fn connect(
         url: &str,
         credentials: Option<(String, String)>,
         transport: RtspTransport,
     ) -> Result<Ingest, Error> {
         let (session, stream) = play_one(url, credentials, transport, |streams| {
-            streams
-                .iter()
-                .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::FailedPrecondition,
-                        "the camera offers no H.264 video",
-                    )
-                })
+            let video = |codec: &str| {
+                streams
+                    .iter()
+                    .position(|s| s.media() == "video" && s.encoding_name() == codec)
+            };
+            video("h264").or_else(|| video("h265")).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "the camera offers neither H.264 nor H.265 video",
+                )
+            })
         })
         .await?;
+        let video = match session.streams()[stream].encoding_name() {
+            "h265" => CameraVideo::H265,
+            _ => CameraVideo::H264,
+        };
         let mut ingest = Ingest {
             session,
             stream,
+            video,
             parameter_sets: Vec::new(),
         };
         ingest.refresh_parameters();
@@ -116,8 +136,12 @@ impl Ingest {
 
     /// Re-reads SPS/PPS after the camera announced new ones (or at start, from the SDP).
     fn refresh_parameters(&mut self) {
+        let from_record = match self.video {
+            CameraVideo::H264 => h264::parameter_sets_from_avcc,
+            CameraVideo::H265 => h265::parameter_sets_from_hvcc,
+        };
         if let Some(ParametersRef::Video(v)) = self.session.streams()[self.stream].parameters()
-            && let Some(ps) = h264::parameter_sets_from_avcc(v.extra_data())
+            && let Some(ps) = from_record(v.extra_data())
         {
             self.parameter_sets = ps;
         }
@@ -147,12 +171,20 @@ impl Ingest {
                     format!("camera sent a malformed frame: {e}"),
                 )
             };
-            h264::avcc_to_annex_b(f.data(), &mut data).map_err(malformed)?;
+            let to_annex_b = match self.video {
+                CameraVideo::H264 => h264::avcc_to_annex_b,
+                CameraVideo::H265 => h265::hvcc_to_annex_b,
+            };
+            to_annex_b(f.data(), &mut data).map_err(malformed)?;
             let data = bytes::Bytes::from(data);
+            let rtp_payloads = match self.video {
+                CameraVideo::H264 => h264::rtp_payloads(&data).map_err(malformed)?,
+                CameraVideo::H265 => Vec::new(),
+            };
             return Ok(Some(Frame {
                 timestamp: f.timestamp().elapsed(),
                 is_key,
-                rtp_payloads: h264::rtp_payloads(&data).map_err(malformed)?,
+                rtp_payloads,
                 data,
                 received: eyeward::clock::monotonic(),
                 epoch: 0,

@@ -1,0 +1,77 @@
+//! H.265 byte-format conversions, as [`super::h264`]'s: retina hands frames with each NAL
+//! unit after its 4-byte length and the parameter sets in an `hvcC` record; the relay's
+//! decoder wants Annex B, the VPS, SPS and PPS before each keyframe. Plain functions over
+//! bytes.
+
+use super::h264::{START_CODE, length_prefixed_to_annex_b};
+
+/// NAL unit types left out: access unit delimiters (35) and SEI (39, 40), which decoding
+/// does without.
+const DROPPED_NAL_TYPES: [u8; 3] = [35, 39, 40];
+
+/// Appends the NAL units of an HVCC frame to `out` in Annex B form, without access unit
+/// delimiters and SEI.
+pub fn hvcc_to_annex_b(frame: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+    length_prefixed_to_annex_b(frame, out, |header| {
+        !DROPPED_NAL_TYPES.contains(&((header >> 1) & 0x3f))
+    })
+}
+
+/// The parameter sets (VPS, SPS, PPS, in the record's order) of an
+/// `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1), in Annex B form; `None` if
+/// the record is malformed.
+pub fn parameter_sets_from_hvcc(record: &[u8]) -> Option<Vec<u8>> {
+    // 22 bytes of profile, level and format fields, then the number of arrays.
+    let (&arrays, mut rest) = record.get(22..)?.split_first()?;
+    let mut out = Vec::new();
+    for _ in 0..arrays {
+        // Each array: completeness and NAL unit type in one byte, then its units.
+        let (_, tail) = rest.split_first()?;
+        let (count, mut tail) = tail.split_first_chunk::<2>()?;
+        for _ in 0..u16::from_be_bytes(*count) {
+            let (len, units) = tail.split_first_chunk::<2>()?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(units.get(..len)?);
+            tail = &units[len..];
+        }
+        rest = tail;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hvcc_frames_become_annex_b_without_delimiters_and_sei() {
+        // An access unit delimiter (35: 0x46), a prefix SEI (39: 0x4e), an IDR slice (19:
+        // 0x26), a trailing slice (1: 0x02).
+        let frame = [
+            0, 0, 0, 3, 0x46, 0x01, 0x50, 0, 0, 0, 3, 0x4e, 0x01, 5, 0, 0, 0, 3, 0x26, 0x01, 0xaf,
+            0, 0, 0, 2, 0x02, 0x01,
+        ];
+        let mut out = Vec::new();
+        hvcc_to_annex_b(&frame, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x26, 0x01, 0xaf, 0, 0, 0, 1, 0x02, 0x01]);
+        assert!(hvcc_to_annex_b(&[0, 0, 0, 9, 0x26], &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn parameter_sets_come_out_of_the_hvcc_record() {
+        let mut record = vec![1; 22];
+        // Three arrays: a VPS of 2 bytes, an SPS of 3, a PPS of 1.
+        record.extend_from_slice(&[3, 0x20, 0, 1, 0, 2, 0x40, 0x01]);
+        record.extend_from_slice(&[0x21, 0, 1, 0, 3, 0x42, 0x01, 0x01]);
+        record.extend_from_slice(&[0x22, 0, 1, 0, 1, 0x44]);
+        assert_eq!(
+            parameter_sets_from_hvcc(&record).unwrap(),
+            [
+                0, 0, 0, 1, 0x40, 0x01, 0, 0, 0, 1, 0x42, 0x01, 0x01, 0, 0, 0, 1, 0x44
+            ]
+        );
+        assert!(parameter_sets_from_hvcc(&record[..30]).is_none());
+        assert!(parameter_sets_from_hvcc(&record[..10]).is_none());
+    }
+}
