@@ -270,21 +270,8 @@ fn start_encoder(
     index: u32,
     caps: gst::Caps,
 ) -> Result<(gst::Pipeline, gst_app::AppSrc), Error> {
-    let pipeline = gst::parse::launch(description)
-        .map_err(|e| media_error("encoder", e))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| media_error("encoder", "not a pipeline"))?;
-    let element = |name: &str| {
-        pipeline
-            .by_name(name)
-            .ok_or_else(|| media_error("encoder", format!("no {name}")))
-    };
-    let input = element("src")?
-        .downcast::<gst_app::AppSrc>()
-        .map_err(|_| media_error("encoder", "src is no appsrc"))?;
-    let sink = element("sink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| media_error("encoder", "sink is no appsink"))?;
+    let (pipeline, input, sink) =
+        crate::transcode::launch(description).map_err(|e| media_error("encoder", e))?;
     let rtspsrc = rtspsrc.downgrade();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()

@@ -50,22 +50,8 @@ impl Pipeline {
     fn start(description: &str, caps: &str, queue: usize) -> Result<Pipeline, Error> {
         gst::init().map_err(|e| media_error("GStreamer", e))?;
         let caps: gst::Caps = caps.parse().map_err(|e| media_error("caps", e))?;
-        let pipeline = gst::parse::launch(description)
-            .map_err(|e| media_error("pipeline", e))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| media_error("pipeline", "not a pipeline"))?;
-        let element = |name: &str| {
-            pipeline
-                .by_name(name)
-                .ok_or_else(|| media_error("pipeline", format!("no {name}")))
-        };
-        let src = element("src")?
-            .downcast::<gst_app::AppSrc>()
-            .map_err(|_| media_error("pipeline", "src is no appsrc"))?;
+        let (pipeline, src, sink) = launch(description)?;
         src.set_caps(Some(&caps));
-        let sink = element("sink")?
-            .downcast::<gst_app::AppSink>()
-            .map_err(|_| media_error("pipeline", "sink is no appsink"))?;
         let (tx, out) = mpsc::channel(queue);
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -117,6 +103,29 @@ impl Pipeline {
     async fn next(&mut self) -> Option<Encoded> {
         self.out.recv().await
     }
+}
+
+/// Makes the pipeline `description`, whose ends are an `appsrc` named `src` and an `appsink`
+/// named `sink` (not started).
+pub(crate) fn launch(
+    description: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSrc, gst_app::AppSink), Error> {
+    let pipeline = gst::parse::launch(description)
+        .map_err(|e| media_error("pipeline", e))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| media_error("pipeline", "not a pipeline"))?;
+    let element = |name: &str| {
+        pipeline
+            .by_name(name)
+            .ok_or_else(|| media_error("pipeline", format!("no {name}")))
+    };
+    let src = element("src")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| media_error("pipeline", "src is no appsrc"))?;
+    let sink = element("sink")?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| media_error("pipeline", "sink is no appsink"))?;
+    Ok((pipeline, src, sink))
 }
 
 impl Drop for Pipeline {
