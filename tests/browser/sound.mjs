@@ -79,8 +79,9 @@ async function pressListen(page) {
 }
 
 // Opens `camera` from the list, checks it is silent, presses Listen and measures the tone,
-// then how far the sound is from the pictures (every mark within `bound` ms).
-async function hear(page, camera, what, bound) {
+// then how far the sound is from the pictures: every mark within `bound` ms, and once the
+// browser has had `settle` marks to catch up, their median within 100 ms.
+async function hear(page, camera, what, bound, settle = 0) {
   await page.click(`a[href="#camera/${camera}"]`);
   await page.waitForSelector('#live-view:not([hidden])');
   await waitPlaying(page, 20_000);
@@ -103,6 +104,8 @@ async function hear(page, camera, what, bound) {
   const offsets = await soundAfterPicture(page, 10);
   assert.ok(offsets.length >= 8, `${what}: marks measured ${JSON.stringify(offsets)}`);
   assert.ok(offsets.every((d) => Math.abs(d) <= bound), `${what}: sound after pictures ${JSON.stringify(offsets)} ms`);
+  const settled = offsets.slice(settle).map(Math.abs).sort((a, b) => a - b);
+  assert.ok(settled[Math.floor(settled.length / 2)] <= 100, `${what}: settled ${JSON.stringify(offsets)} ms`);
   // The browser has the relay's sender reports of both streams, which it syncs them by.
   const reports = (await connectedStats(page, 'remote-outbound-rtp')).map((s) => s.kind).sort();
   assert.deepEqual(reports, ['audio', 'video'], `${what}: sender reports`);
@@ -123,9 +126,12 @@ try {
   collectProblems(page, problems, 'page', /status of (401|404|409)/);
   await recordPeerConnections(page);
   await logIn(page);
-  // G.711 passed through: in step within 100 ms. AAC transcoded: later at first, closing in
-  // (200 ms at first, about 100 after 20 s here; the goal of 100 ms is not met yet).
-  const aac = await hear(page, env('AAC_CAMERA'), 'aac-through-agent', 300);
+  // G.711 passed through: in step within 100 ms from the first mark. AAC transcoded: a camera's
+  // AAC encoder holds about 190 ms of sound (three frames at 16 kHz), so the sound comes about
+  // 200 ms after the pictures at first, and the browser, told so by the sender reports,
+  // slows the pictures to it (at most 100 ms a second: Chrome's rule): in step within 100 ms
+  // from about the fifth mark (10 s) on.
+  const aac = await hear(page, env('AAC_CAMERA'), 'aac-through-agent', 300, 5);
   const pcmu = await hear(page, env('PCMU_CAMERA'), 'pcmu-direct', 100);
 
   // A camera whose sound the relay cannot decode: the view says so and its video plays on.

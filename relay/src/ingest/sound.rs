@@ -39,7 +39,7 @@ pub struct SoundFrame {
     pub data: bytes::Bytes,
     /// When its first sound was heard: when the relay had it, less the time the camera's
     /// encoder held it (a frame's length: a camera sends a frame once its last sample is in;
-    /// two for AAC). What the browser keeps sound and pictures in step by.
+    /// three for AAC, with its priming). What the browser keeps sound and pictures in step by.
     pub received: Instant,
 }
 
@@ -148,9 +148,12 @@ impl SoundIngest {
             let CodecItem::AudioFrame(f) = item else {
                 continue;
             };
-            // An AAC encoder looks a frame ahead as well (its transform overlaps frames):
-            // it sends a frame two frames' time after its first sample.
-            let frames = if self.format.is_aac() { 2 } else { 1 };
+            // An AAC encoder looks a frame ahead as well (its transform overlaps frames): it
+            // sends a frame two frames' time after its first sample. And its frames begin
+            // with a frame of its priming that timestamps do not count (decoded, a sound
+            // comes 1024 samples after the time its frame says; measured with GStreamer's
+            // encoder and decoder), so what a frame holds was heard a frame before that.
+            let frames = if self.format.is_aac() { 3 } else { 1 };
             let length = std::time::Duration::from_secs_f64(
                 f64::from(f.frame_length().get() * frames) / f64::from(self.clock_rate.max(1)),
             );

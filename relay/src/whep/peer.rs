@@ -19,7 +19,9 @@
 //! - the camera's sound, while the viewer listens, on a stream of its own;
 //! - a sender report for each stream every [`REPORT_INTERVAL`]: each ties its RTP clock to
 //!   when the relay had that moment of the camera, on one clock for both, which is what the
-//!   browser keeps sound and pictures in step by.
+//!   browser keeps sound and pictures in step by. A browser begins to once it has two reports
+//!   of a stream, so when sound starts (or restarts) a report goes out at once and
+//!   [`QUICK_REPORTS`] more follow [`QUICK_REPORT_INTERVAL`] apart.
 //!
 //! What it takes: the viewer's speech (Opus, on the sound's section when the viewer's offer
 //! sends there), decrypted and held for the caller ([`Peer::poll_speech`]), a bounded few.
@@ -65,6 +67,9 @@ const MAX_BATCH_BYTES: usize = 65_000;
 const SPEECH_HELD: usize = 50;
 /// How often each stream's sender report goes out.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Reports that follow the one sent when sound starts quickly, and how far apart.
+const QUICK_REPORTS: u8 = 2;
+const QUICK_REPORT_INTERVAL: Duration = Duration::from_millis(150);
 /// The video's RTP clock.
 const VIDEO_CLOCK_RATE: u32 = 90_000;
 /// Seconds from NTP's epoch (1900) to Unix's (1970).
@@ -272,6 +277,8 @@ struct SoundTrack {
     first_rtp_time: u32,
     last: Option<SoundSent>,
     counts: Counts,
+    /// Reports still to go out [`QUICK_REPORT_INTERVAL`] apart.
+    quick_reports: u8,
 }
 
 /// The last sound packet sent.
@@ -363,6 +370,7 @@ impl Peer {
                 first_rtp_time: rand::random(),
                 last: None,
                 counts: Counts::default(),
+                quick_reports: 0,
             },
             speech_payload_type: offer.speech_payload_type(),
             speech: VecDeque::new(),
@@ -469,7 +477,13 @@ impl Peer {
         self.release(now);
         if self.next_report.is_some_and(|at| now >= at) {
             self.send_reports(now);
-            self.next_report = Some(now + REPORT_INTERVAL);
+            let interval = if self.sound.quick_reports > 0 {
+                self.sound.quick_reports -= 1;
+                QUICK_REPORT_INTERVAL
+            } else {
+                REPORT_INTERVAL
+            };
+            self.next_report = Some(now + interval);
         }
     }
 
@@ -627,6 +641,12 @@ impl Peer {
             // The first packet of a talkspurt is marked (RFC 3551 §4.1).
             None => (self.sound.first_rtp_time, true),
         };
+        if marker {
+            // The browser has this stream's reports soon (only once connected: before, the
+            // reports' first time is still to be set).
+            self.sound.quick_reports = QUICK_REPORTS;
+            self.next_report = self.next_report.map(|at| at.min(packet.received));
+        }
         let header = rtc::rtp::header::Header {
             version: 2,
             marker,
@@ -1760,8 +1780,8 @@ mod tests {
             };
             (last(true), last(false))
         };
-        // The reports go out every second from the connection on.
-        call.advance(REPORT_INTERVAL + Duration::from_millis(50));
+        // The reports go out when the sound starts.
+        call.advance(Duration::from_millis(1));
         assert_eq!(call.reports.len(), 2, "{:?}", call.reports);
         // Where each report puts its stream's packet on the wall clock, in seconds.
         let wall = |ssrc: u32, rtp: u32, rate: f64| {
@@ -1790,5 +1810,48 @@ mod tests {
         );
         let video_report = call.reports.iter().find(|r| r.ssrc == video_ssrc);
         assert_eq!(video_report.map(|r| r.packet_count), Some(2));
+    }
+
+    #[test]
+    fn sound_that_starts_or_restarts_is_reported_at_once_and_quickly_again() {
+        let mut call = Call::connected_with(true);
+        let t0 = call.now;
+        let live = Arc::new(Frame {
+            received: t0,
+            ..(*frame(1, 0, true, &[500])).clone()
+        });
+        call.peer.send_live(call.now, &live);
+        // Before any sound, only the video's reports, a second apart.
+        call.run_until(t0 + Duration::from_millis(2500));
+        let times = |call: &Call| -> Vec<u64> {
+            let mut at: Vec<u64> = call.reports.iter().map(|r| r.ntp_time).collect();
+            at.dedup();
+            at
+        };
+        assert_eq!(call.reports.len(), 2);
+        let sound_ssrc = |call: &Call| call.peer.sound.ssrc;
+        // Sound starts: a report of it now, then two more 150 ms apart, then each second.
+        let start = |call: &mut Call, epoch| {
+            call.reports.clear();
+            let at = call.now;
+            call.peer.send_sound(&sound(epoch, 0, at));
+            call.run_until(at + Duration::from_millis(1000));
+            let sound_reports = call
+                .reports
+                .iter()
+                .filter(|r| r.ssrc == sound_ssrc(call))
+                .count();
+            (sound_reports, times(call).len())
+        };
+        assert_eq!(start(&mut call, 1), (3, 3));
+        call.run_until(call.now + Duration::from_millis(2000));
+        // A new sound session (after the camera's restarted) is a new start.
+        assert_eq!(start(&mut call, 2), (3, 3));
+        // Sound that goes on is not.
+        call.reports.clear();
+        call.peer
+            .send_sound(&sound(2, 160, call.now + Duration::from_millis(20)));
+        call.run_until(call.now + Duration::from_millis(900));
+        assert!(call.reports.len() <= 2, "{:?}", call.reports);
     }
 }
