@@ -3,10 +3,10 @@
 //! snapshots are wanted, a second branch keeps the newest full-size decoded frame (I420, as
 //! the decoder made it) for the moment of motion; nothing is converted or encoded unless a
 //! snapshot is taken. For a live view through the agent, a third branch hands the camera's
-//! coded H.264 frames, before decoding, to the group of pictures ([`crate::gop`]).
+//! coded H.264 or H.265 frames, before decoding, to the group of pictures ([`crate::gop`]).
 
 use crate::error::Error;
-use crate::gop::GopRing;
+use crate::gop::{GopRing, VideoCodec};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -36,8 +36,8 @@ pub struct FullPicture {
 /// Set once OpenH264 failed on this process's camera: libav decodes from then on.
 static OPENH264_FAILED: AtomicBool = AtomicBool::new(false);
 
-/// Set once a stream could not be read as H.264 for the group of pictures (another codec):
-/// the agent decodes without keeping one from then on, and views pull from the camera.
+/// Set once a stream could not be read as H.264 or H.265 for the group of pictures (another
+/// codec): the agent decodes without keeping one from then on, and views pull from the camera.
 static CODED_TAP_FAILED: AtomicBool = AtomicBool::new(false);
 
 /// How long the camera's RTP packets are held for reordering, in milliseconds.
@@ -83,8 +83,8 @@ impl Capture {
     /// Opens `input` (an `rtsp://` URL or a video file's path), scaled to `width` pixels
     /// across (the height keeps the picture's shape), at most `max_fps` pictures a second.
     /// A live camera (`light`) is decoded with OpenH264 where it is installed, until it fails
-    /// once; otherwise with libav. With `coded`, the input's H.264 frames are kept there as
-    /// they come (until an input turns out to be another codec).
+    /// once; otherwise with libav. With `coded`, the input's H.264 or H.265 frames are kept
+    /// there as they come (until an input turns out to be another codec).
     pub fn open(
         input: &str,
         width: u32,
@@ -122,12 +122,13 @@ impl Capture {
             ""
         };
         let coded = coded.filter(|_| !CODED_TAP_FAILED.load(Ordering::Relaxed));
-        // Decoding stops at H.264, which is parsed into whole frames with their parameter
-        // sets before each keyframe, then split: one copy is decoded, one kept.
+        // Decoding stops at H.264 or H.265, which is parsed (by the parser its pad gets, see
+        // [`parse_coded`]) into whole frames with their parameter sets before each keyframe,
+        // then split: one copy is decoded, one kept.
         let input = if coded.is_some() {
             format!(
-                "uridecodebin name=input uri=\"{uri}\" caps=video/x-h264 ! h264parse config-interval=-1 \
-                 ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=c \
+                "uridecodebin name=input uri=\"{uri}\" caps=\"{CODED_CAPS}\" \
+                 identity name=parsed ! tee name=c \
                  c. ! queue ! appsink name=coded sync=false \
                  c. ! queue ! decodebin"
             )
@@ -174,6 +175,7 @@ impl Capture {
             None
         };
         if let Some(ring) = &coded {
+            parse_coded(&pipeline, &named("input")?, named("parsed")?);
             keep_coded_frames(
                 named("coded")?
                     .downcast::<gst_app::AppSink>()
@@ -223,7 +225,7 @@ impl Capture {
                 if self.coded_tap && self.first_pts.is_none() {
                     CODED_TAP_FAILED.store(true, Ordering::Relaxed);
                     return Err(Error::Media(format!(
-                        "{e} (reading the stream as H.264: decoded without from now on)"
+                        "{e} (reading the stream as H.264 or H.265: decoded without from now on)"
                     )));
                 }
                 return Err(e);
@@ -329,17 +331,69 @@ impl Capture {
 }
 
 /// Hands every coded frame to `ring` as the pipeline makes it, beginning a new session of it.
+/// The codecs whose frames are kept, as `uridecodebin` is told to stop decoding at them.
+const CODED_CAPS: &str = "video/x-h264;video/x-h265";
+
+/// Links the input's coded video, once its codec is known, through that codec's parser to
+/// `parsed`: Annex B access units, with the parameter sets before every keyframe.
+fn parse_coded(pipeline: &gst::Pipeline, input: &gst::Element, parsed: gst::Element) {
+    let pipeline = pipeline.downgrade();
+    input.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        let Some(codec) = pad.current_caps().and_then(|c| codec_of(&c)) else {
+            return;
+        };
+        let Some(sink) = parsed.static_pad("sink").filter(|p| !p.is_linked()) else {
+            return;
+        };
+        let (parser, caps) = match codec {
+            VideoCodec::H264 => ("h264parse", "video/x-h264"),
+            VideoCodec::H265 => ("h265parse", "video/x-h265"),
+        };
+        let caps = format!("{caps},stream-format=byte-stream,alignment=au");
+        let chain = gst::parse::bin_from_description(
+            &format!("{parser} config-interval=-1 ! capsfilter caps=\"{caps}\""),
+            true,
+        );
+        let linked = chain.map_err(|e| e.to_string()).and_then(|chain| {
+            pipeline.add(&chain).map_err(|e| e.to_string())?;
+            let input = chain.static_pad("sink").ok_or("no sink")?;
+            pad.link(&input).map_err(|e| e.to_string())?;
+            let output = chain.static_pad("src").ok_or("no src")?;
+            output.link(&sink).map_err(|e| e.to_string())?;
+            chain.sync_state_with_parent().map_err(|e| e.to_string())
+        });
+        if let Err(e) = linked {
+            tracing::warn!(error = %e, "cannot parse the camera's video");
+        }
+    });
+}
+
+/// The codec that `caps` describe, if the agent keeps its frames.
+fn codec_of(caps: &gst::CapsRef) -> Option<VideoCodec> {
+    match caps.structure(0)?.name().as_str() {
+        "video/x-h264" => Some(VideoCodec::H264),
+        "video/x-h265" => Some(VideoCodec::H265),
+        _ => None,
+    }
+}
+
 fn keep_coded_frames(sink: gst_app::AppSink, ring: Arc<GopRing>) {
     ring.new_session();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let codec = sample.caps().and_then(codec_of);
                 if let Some(buffer) = sample.buffer()
+                    && let Some(codec) = codec
                     && let Ok(map) = buffer.map_readable()
                 {
                     let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
                     ring.push(
+                        codec,
                         Duration::from_nanos(pts.nseconds()),
                         !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                         map.to_vec(),
@@ -406,25 +460,30 @@ mod tests {
 
     // One test: which codecs are kept is remembered for the process.
     #[test]
-    fn h264_frames_are_kept_while_decoded_and_another_codec_is_decoded_without() {
+    fn h264_and_h265_frames_are_kept_while_decoded_and_another_codec_is_decoded_without() {
         let dir = tempfile::tempdir().unwrap();
-        let h264 = dir.path().join("a.mp4");
-        video_file(&h264, "x264enc key-int-max=5 ! mp4mux");
-        let ring = Arc::new(GopRing::default());
-        let mut capture = open(&h264, &ring);
-        assert!(pictures(&mut capture).unwrap() > 10, "the pictures decoded");
-        let group = ring.subscribe().cached;
-        assert!(group[0].is_key, "the group starts at a keyframe");
-        assert!(!group[1..].iter().any(|f| f.is_key));
-        assert!(
-            (1..=5).contains(&group.len()),
-            "the newest group only: {}",
-            group.len()
-        );
-        assert!(
-            ring.servable(eyeward::clock::monotonic()).is_some(),
-            "with parameter sets"
-        );
+        for (codec, encode) in [
+            (VideoCodec::H264, "x264enc key-int-max=5"),
+            (VideoCodec::H265, "x265enc key-int-max=5 ! h265parse"),
+        ] {
+            let file = dir.path().join(format!("{codec:?}.mp4"));
+            video_file(&file, &format!("{encode} ! mp4mux"));
+            let ring = Arc::new(GopRing::default());
+            let mut capture = open(&file, &ring);
+            assert!(pictures(&mut capture).unwrap() > 10, "{codec:?}: decoded");
+            let group = ring.subscribe().cached;
+            assert!(group[0].is_key, "the group starts at a keyframe");
+            assert!(!group[1..].iter().any(|f| f.is_key));
+            assert!(group.iter().all(|f| f.codec == codec));
+            // Of 15 pictures (x265 may make a group longer than asked).
+            assert!(
+                (1..15).contains(&group.len()),
+                "the newest group only: {}",
+                group.len()
+            );
+            let sets = ring.servable(eyeward::clock::monotonic());
+            assert_eq!(sets.map(|s| s.codec), Some(codec), "with parameter sets");
+        }
 
         let vp8 = dir.path().join("b.webm");
         video_file(&vp8, "vp8enc ! webmmux");

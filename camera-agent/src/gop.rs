@@ -19,13 +19,32 @@ const LIVE_QUEUE_FRAMES: usize = 128;
 /// stalled, and a view is better off with a session of its own.
 const STALE_AFTER: Duration = Duration::from_secs(2);
 
-/// One coded picture: an H.264 access unit in Annex B form (parameter sets before each
-/// keyframe, as the agent's parser puts them).
+/// The codecs whose frames the agent keeps: what cameras send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    H264,
+    H265,
+}
+
+impl VideoCodec {
+    /// A NAL unit's type, from its header (one byte in H.264, two in H.265; `unit` is not
+    /// empty).
+    pub fn nal_type(self, unit: &[u8]) -> u8 {
+        match self {
+            VideoCodec::H264 => unit[0] & 0x1f,
+            VideoCodec::H265 => (unit[0] >> 1) & 0x3f,
+        }
+    }
+}
+
+/// One coded picture: an access unit in Annex B form (parameter sets before each keyframe,
+/// as the agent's parser puts them).
 #[derive(Debug)]
 pub struct CodedFrame {
     /// When the frame is to be shown, on the clock of its camera session.
     pub pts: Duration,
     pub is_key: bool,
+    pub codec: VideoCodec,
     pub data: Vec<u8>,
     /// Which camera session of the agent's decoder this came from: times restart with each.
     pub session: u64,
@@ -52,13 +71,17 @@ struct Inner {
     session: u64,
     /// When the newest frame came.
     newest_at: Option<Instant>,
-    /// The newest sequence and picture parameter sets (NAL units without start codes).
+    /// The newest parameter sets (NAL units without start codes).
     parameter_sets: Option<ParameterSets>,
 }
 
-/// An H.264 stream's SPS and PPS, as an SDP describes them.
+/// A stream's parameter sets, as an SDP describes them: H.264's SPS and PPS, H.265's VPS,
+/// SPS and PPS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterSets {
+    pub codec: VideoCodec,
+    /// H.265's only.
+    pub vps: Option<Vec<u8>>,
     pub sps: Vec<u8>,
     pub pps: Vec<u8>,
 }
@@ -88,18 +111,26 @@ impl GopRing {
     }
 
     /// Takes the camera's next frame (`pts` on this session's clock) at `now`.
-    pub fn push(&self, pts: Duration, is_key: bool, data: Vec<u8>, now: Instant) {
+    pub fn push(
+        &self,
+        codec: VideoCodec,
+        pts: Duration,
+        is_key: bool,
+        data: Vec<u8>,
+        now: Instant,
+    ) {
         let mut inner = self.lock();
         if is_key {
             inner.frames.clear();
             inner.bytes = 0;
-            if let Some(ps) = parameter_sets(&data) {
+            if let Some(ps) = parameter_sets(codec, &data) {
                 inner.parameter_sets = Some(ps);
             }
         }
         let frame = Arc::new(CodedFrame {
             pts,
             is_key,
+            codec,
             data,
             session: inner.session,
         });
@@ -120,13 +151,14 @@ impl GopRing {
         let _ = self.live.send(frame);
     }
 
-    /// The parameter sets, if a fresh group can be served at `now`.
+    /// The parameter sets, if a fresh group in their codec can be served at `now`.
     pub fn servable(&self, now: Instant) -> Option<ParameterSets> {
         let inner = self.lock();
         let fresh = inner
             .newest_at
             .is_some_and(|at| now.saturating_duration_since(at) < STALE_AFTER);
-        (fresh && !inner.frames.is_empty())
+        let codec = inner.frames.first().map(|f| f.codec);
+        (fresh && codec.is_some() && codec == inner.parameter_sets.as_ref().map(|p| p.codec))
             .then(|| inner.parameter_sets.clone())
             .flatten()
     }
@@ -164,17 +196,28 @@ fn find_start_code(data: &[u8]) -> Option<usize> {
     data.windows(3).position(|w| w == [0, 0, 1])
 }
 
-/// The SPS (type 7) and PPS (type 8) of a keyframe, if it carries both.
-fn parameter_sets(annex_b: &[u8]) -> Option<ParameterSets> {
-    let (mut sps, mut pps) = (None, None);
+/// The parameter sets of a keyframe, if it carries them all: H.264's SPS (type 7) and PPS
+/// (8); H.265's VPS (32), SPS (33) and PPS (34).
+fn parameter_sets(codec: VideoCodec, annex_b: &[u8]) -> Option<ParameterSets> {
+    let (mut vps, mut sps, mut pps) = (None, None, None);
+    let [vps_type, sps_type, pps_type] = match codec {
+        VideoCodec::H264 => [u8::MAX, 7, 8],
+        VideoCodec::H265 => [32, 33, 34],
+    };
     for unit in nal_units(annex_b) {
-        match unit[0] & 0x1f {
-            7 => sps = Some(unit.to_vec()),
-            8 => pps = Some(unit.to_vec()),
+        match codec.nal_type(unit) {
+            t if t == vps_type => vps = Some(unit.to_vec()),
+            t if t == sps_type => sps = Some(unit.to_vec()),
+            t if t == pps_type => pps = Some(unit.to_vec()),
             _ => {}
         }
     }
+    if codec == VideoCodec::H265 && vps.is_none() {
+        return None;
+    }
     Some(ParameterSets {
+        codec,
+        vps,
         sps: sps?,
         pps: pps?,
     })
@@ -221,26 +264,51 @@ mod tests {
     fn a_subscriber_gets_the_group_from_its_keyframe_then_each_new_frame_once() {
         let ring = GopRing::default();
         let t0 = eyeward::clock::monotonic();
-        ring.push(ms(0), false, delta(10), t0);
+        ring.push(VideoCodec::H264, ms(0), false, delta(10), t0);
         assert!(ring.servable(t0).is_none(), "no keyframe yet");
-        ring.push(ms(66), true, keyframe(), t0);
-        ring.push(ms(133), false, delta(10), t0);
+        ring.push(VideoCodec::H264, ms(66), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(133), false, delta(10), t0);
         let ps = ring.servable(t0).expect("a group with parameter sets");
         assert_eq!((ps.sps.as_slice(), ps.pps.as_slice()), (&SPS[..], &PPS[..]));
         let mut sub = ring.subscribe();
         let pts: Vec<Duration> = sub.cached.iter().map(|f| f.pts).collect();
         assert_eq!(pts, [ms(66), ms(133)]);
         assert!(sub.cached[0].is_key);
-        ring.push(ms(200), false, delta(10), t0);
+        ring.push(VideoCodec::H264, ms(200), false, delta(10), t0);
         assert_eq!(sub.live.try_recv().unwrap().pts, ms(200));
         assert!(sub.live.try_recv().is_err(), "nothing twice");
+    }
+
+    #[test]
+    fn an_h265_group_is_served_with_its_video_sequence_and_picture_parameter_sets() {
+        // NAL headers of two bytes: VPS 32, SPS 33, PPS 34, an IDR slice 19, a trailing 1.
+        let (vps, sps, pps) = ([0x40, 0x01, 0x0c], [0x42, 0x01, 0x01], [0x44, 0x01, 0xc1]);
+        let unit = |u: &[u8]| [&[0, 0, 0, 1][..], u].concat();
+        let key = [unit(&vps), unit(&sps), unit(&pps), unit(&[0x26, 0x01, 9])].concat();
+        let ring = GopRing::default();
+        let t0 = eyeward::clock::monotonic();
+        ring.push(VideoCodec::H265, ms(0), true, key.clone(), t0);
+        ring.push(VideoCodec::H265, ms(66), false, unit(&[0x02, 0x01, 7]), t0);
+        let ps = ring.servable(t0).expect("served");
+        assert_eq!(ps.codec, VideoCodec::H265);
+        assert_eq!(ps.vps.as_deref(), Some(&vps[..]));
+        assert_eq!((ps.sps.as_slice(), ps.pps.as_slice()), (&sps[..], &pps[..]));
+        assert_eq!(ring.subscribe().cached[0].codec, VideoCodec::H265);
+        // A keyframe without its VPS leaves the sets as they were; H.264's SPS and PPS
+        // types mean nothing in H.265.
+        let without_vps = [unit(&sps), unit(&pps), unit(&[0x26, 0x01, 9])].concat();
+        assert!(parameter_sets(VideoCodec::H265, &without_vps).is_none());
+        assert!(parameter_sets(VideoCodec::H265, &keyframe()).is_none());
+        // The group of one codec is not served with another's sets.
+        ring.push(VideoCodec::H264, ms(100), true, delta(10), t0);
+        assert!(ring.servable(t0).is_none());
     }
 
     #[test]
     fn a_stalled_stream_is_not_served() {
         let ring = GopRing::default();
         let t0 = eyeward::clock::monotonic();
-        ring.push(ms(0), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(0), true, keyframe(), t0);
         assert!(ring.servable(t0 + STALE_AFTER - ms(1)).is_some());
         assert!(ring.servable(t0 + STALE_AFTER).is_none());
     }
@@ -249,10 +317,10 @@ mod tests {
     fn a_new_camera_session_forgets_the_group_and_numbers_its_frames() {
         let ring = GopRing::default();
         let t0 = eyeward::clock::monotonic();
-        ring.push(ms(0), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(0), true, keyframe(), t0);
         ring.new_session();
         assert!(ring.servable(t0).is_none());
-        ring.push(ms(0), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(0), true, keyframe(), t0);
         let sub = ring.subscribe();
         assert_eq!(sub.cached.len(), 1);
         assert_eq!(sub.cached[0].session, 1);
@@ -262,17 +330,17 @@ mod tests {
     fn a_group_beyond_the_bounds_is_dropped_until_the_next_keyframe() {
         let ring = GopRing::default();
         let t0 = eyeward::clock::monotonic();
-        ring.push(ms(0), true, keyframe(), t0);
-        ring.push(ms(66), false, delta(MAX_GOP_BYTES), t0);
+        ring.push(VideoCodec::H264, ms(0), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(66), false, delta(MAX_GOP_BYTES), t0);
         assert!(ring.servable(t0).is_none(), "over the byte bound");
-        ring.push(ms(133), false, delta(10), t0);
+        ring.push(VideoCodec::H264, ms(133), false, delta(10), t0);
         assert!(ring.servable(t0).is_none(), "still none until a keyframe");
-        ring.push(ms(200), true, keyframe(), t0);
+        ring.push(VideoCodec::H264, ms(200), true, keyframe(), t0);
         for n in 1..MAX_GOP_FRAMES as u64 {
-            ring.push(ms(200 + n), false, delta(10), t0);
+            ring.push(VideoCodec::H264, ms(200 + n), false, delta(10), t0);
         }
         assert_eq!(ring.subscribe().cached.len(), MAX_GOP_FRAMES);
-        ring.push(ms(999), false, delta(10), t0);
+        ring.push(VideoCodec::H264, ms(999), false, delta(10), t0);
         assert!(ring.servable(t0).is_none(), "over the frame bound");
     }
 }

@@ -7,11 +7,11 @@
 //! One client (the relay's RTSP client, over the tunnel): OPTIONS, DESCRIBE (an SDP from the
 //! stream's parameter sets), SETUP (RTP interleaved on the connection only), PLAY,
 //! GET_PARAMETER/SET_PARAMETER as keep-alives, TEARDOWN. H.264 goes out as RFC 6184 RTP (single
-//! NAL units and FU-A). The group's frames are stamped 1 ms apart, so the viewer's decoder
+//! NAL units and FU-A), H.265 as RFC 7798 RTP (single NAL units and FUs). The group's frames are stamped 1 ms apart, so the viewer's decoder
 //! catches up on them at once rather than playing them out seconds behind; live frames keep
 //! the camera's spacing after them. Plain code over bytes and frames: no sockets here.
 
-use crate::gop::{CodedFrame, ParameterSets, nal_units};
+use crate::gop::{CodedFrame, ParameterSets, VideoCodec, nal_units};
 use crate::rtsp_framing::{Framer, Unit, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -35,8 +35,13 @@ const MAX_PAYLOAD_BYTES: usize = 1400;
 const PAYLOAD_TYPE: u8 = 96;
 /// The session's time-out announced, in seconds (the client's keep-alives come within it).
 const SESSION_TIMEOUT_S: u32 = 60;
-/// NAL unit types not sent: SEI (6) and access unit delimiters (9), as the relay does.
-const DROPPED_NAL_TYPES: [u8; 2] = [6, 9];
+/// NAL unit types not sent, as the relay does: SEI and access unit delimiters (H.264's 6
+/// and 9; H.265's 39 and 40, and 35).
+const DROPPED_H264_TYPES: [u8; 2] = [6, 9];
+const DROPPED_H265_TYPES: [u8; 3] = [35, 39, 40];
+/// The fragmentation unit's type: FU-A in H.264, FU in H.265.
+const H264_FU_A: u8 = 28;
+const H265_FU: u8 = 49;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -54,6 +59,7 @@ enum State {
 /// One tunnel's RTSP session, served from the agent's group of pictures.
 pub struct Restream {
     framer: Framer,
+    codec: VideoCodec,
     sdp: String,
     session_id: String,
     ssrc: u32,
@@ -113,6 +119,7 @@ impl Restream {
     pub fn new(parameter_sets: &ParameterSets, random: u64) -> Restream {
         Restream {
             framer: Framer::default(),
+            codec: parameter_sets.codec,
             sdp: sdp(parameter_sets, random),
             session_id: format!("{:016x}", random.rotate_left(17) ^ 0x5eed),
             ssrc: (random >> 32) as u32,
@@ -267,8 +274,13 @@ impl Restream {
         }
     }
 
-    /// A live frame, unless live frames are being skipped to the next keyframe.
+    /// A live frame, unless live frames are being skipped to the next keyframe. A frame in
+    /// another codec (the camera was set to another) ends the session: the client asks again.
     pub fn send_live(&mut self, frame: &CodedFrame) {
+        if frame.codec != self.codec {
+            self.state = State::Ended;
+            return;
+        }
         let new_session = self
             .stamps
             .offset
@@ -308,8 +320,17 @@ impl Restream {
         let State::Playing { channel } = self.state else {
             return;
         };
+        let codec = self.codec;
+        let dropped: &[u8] = match codec {
+            VideoCodec::H264 => &DROPPED_H264_TYPES,
+            VideoCodec::H265 => &DROPPED_H265_TYPES,
+        };
+        let header_len = match codec {
+            VideoCodec::H264 => 1,
+            VideoCodec::H265 => 2,
+        };
         let units: Vec<&[u8]> = nal_units(&frame.data)
-            .filter(|u| !DROPPED_NAL_TYPES.contains(&(u[0] & 0x1f)))
+            .filter(|u| u.len() >= header_len && !dropped.contains(&codec.nal_type(u)))
             .collect();
         for (i, unit) in units.iter().enumerate() {
             let last_unit = i + 1 == units.len();
@@ -317,18 +338,23 @@ impl Restream {
                 self.rtp(channel, ts, last_unit, &[unit]);
                 continue;
             }
-            // FU-A: the unit's header split into indicator (F, NRI, type 28) and FU header.
-            let indicator = (unit[0] & 0xe0) | 28;
-            let body = &unit[1..];
-            let chunks: Vec<&[u8]> = body.chunks(MAX_PAYLOAD_BYTES - 2).collect();
+            // A fragmentation unit's own header: the unit's with the FU type (H.264: F and
+            // NRI kept; H.265: F, layer and temporal id kept), then S, E and the unit's type.
+            let fu_indicator: &[u8] = match codec {
+                VideoCodec::H264 => &[(unit[0] & 0xe0) | H264_FU_A],
+                VideoCodec::H265 => &[(unit[0] & 0x81) | (H265_FU << 1), unit[1]],
+            };
+            let body = &unit[header_len..];
+            let chunks: Vec<&[u8]> = body.chunks(MAX_PAYLOAD_BYTES - header_len - 1).collect();
             for (j, chunk) in chunks.iter().enumerate() {
                 let (start, end) = (j == 0, j + 1 == chunks.len());
-                let fu_header = (u8::from(start) << 7) | (u8::from(end) << 6) | (unit[0] & 0x1f);
+                let fu_header =
+                    (u8::from(start) << 7) | (u8::from(end) << 6) | codec.nal_type(unit);
                 self.rtp(
                     channel,
                     ts,
                     last_unit && end,
-                    &[&[indicator, fu_header], chunk],
+                    &[fu_indicator, &[fu_header], chunk],
                 );
             }
         }
@@ -374,22 +400,36 @@ fn interleaved_channel(head: &str) -> Option<u8> {
     })
 }
 
-/// The session description: one H.264 video stream, its parameter sets out of band too.
+/// The session description: one video stream, its parameter sets out of band too.
 fn sdp(ps: &ParameterSets, random: u64) -> String {
-    let profile_level = ps
-        .sps
-        .get(1..4)
-        .map(|p| format!("{:02X}{:02X}{:02X}", p[0], p[1], p[2]))
-        .unwrap_or_else(|| "42C01F".into());
+    let format = match &ps.vps {
+        Some(vps) if ps.codec == VideoCodec::H265 => format!(
+            "a=rtpmap:{PAYLOAD_TYPE} H265/90000\r\n\
+             a=fmtp:{PAYLOAD_TYPE} sprop-vps={};sprop-sps={};sprop-pps={}\r\n",
+            STANDARD.encode(vps),
+            STANDARD.encode(&ps.sps),
+            STANDARD.encode(&ps.pps),
+        ),
+        _ => {
+            let profile_level = ps
+                .sps
+                .get(1..4)
+                .map(|p| format!("{:02X}{:02X}{:02X}", p[0], p[1], p[2]))
+                .unwrap_or_else(|| "42C01F".into());
+            format!(
+                "a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n\
+                 a=fmtp:{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={profile_level};\
+                 sprop-parameter-sets={},{}\r\n",
+                STANDARD.encode(&ps.sps),
+                STANDARD.encode(&ps.pps),
+            )
+        }
+    };
     format!(
         "v=0\r\no=- {} 1 IN IP4 127.0.0.1\r\ns=eyeward-agent\r\nt=0 0\r\n\
-         m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\nc=IN IP4 0.0.0.0\r\n\
-         a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n\
-         a=fmtp:{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={profile_level};sprop-parameter-sets={},{}\r\n\
+         m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\nc=IN IP4 0.0.0.0\r\n{format}\
          a=control:trackID=0\r\n",
         random >> 1,
-        STANDARD.encode(&ps.sps),
-        STANDARD.encode(&ps.pps),
     )
 }
 

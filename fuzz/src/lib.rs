@@ -271,24 +271,36 @@ pub fn camera_stream(data: &[u8]) {
 }
 
 /// The agent's own RTSP server for a tunnel: the client's bytes, in pieces, with frames put
-/// in between (the input's tail, as an Annex B frame). Whatever comes in, each request gets
-/// at most one answer, and no RTP goes out before PLAY.
+/// in between (the input's tail, as an Annex B frame of H.264 or H.265). Whatever comes in,
+/// each request gets at most one answer, and no RTP goes out before PLAY.
 pub fn agent_rtsp_server(data: &[u8]) {
-    use eyeward_agent::gop::{CodedFrame, ParameterSets};
+    use eyeward_agent::gop::{CodedFrame, ParameterSets, VideoCodec};
     use eyeward_agent::restream::Restream;
     use std::sync::Arc;
     let Some((&cut, rest)) = data.split_first() else {
         return;
     };
     let (client, frame) = rest.split_at(usize::from(cut).min(rest.len()) * rest.len() / 256);
-    let ps = ParameterSets {
-        sps: vec![0x67, 0x42, 0xc0, 0x1f],
-        pps: vec![0x68, 0xce, 0x3c],
+    let ps = if cut & 2 == 0 {
+        ParameterSets {
+            codec: VideoCodec::H264,
+            vps: None,
+            sps: vec![0x67, 0x42, 0xc0, 0x1f],
+            pps: vec![0x68, 0xce, 0x3c],
+        }
+    } else {
+        ParameterSets {
+            codec: VideoCodec::H265,
+            vps: Some(vec![0x40, 0x01, 0x0c]),
+            sps: vec![0x42, 0x01, 0x01],
+            pps: vec![0x44, 0x01, 0xc1],
+        }
     };
     let mut server = Restream::new(&ps, 7);
     let frame = Arc::new(CodedFrame {
         pts: std::time::Duration::from_millis(u64::from(cut)),
         is_key: cut % 2 == 0,
+        codec: ps.codec,
         data: frame.to_vec(),
         session: u64::from(cut % 3),
     });

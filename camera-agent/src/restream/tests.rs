@@ -9,6 +9,8 @@ const PPS: [u8; 3] = [0x68, 0xce, 0x3c];
 
 fn parameter_sets() -> ParameterSets {
     ParameterSets {
+        codec: VideoCodec::H264,
+        vps: None,
         sps: SPS.to_vec(),
         pps: PPS.to_vec(),
     }
@@ -29,6 +31,7 @@ fn frame(ms: u64, is_key: bool, slice_bytes: usize, session: u64) -> CodedFrame 
     CodedFrame {
         pts: Duration::from_millis(ms),
         is_key,
+        codec: VideoCodec::H264,
         data,
         session,
     }
@@ -105,11 +108,22 @@ fn play(server: &mut Restream) -> String {
         r.contains("Content-Base: rtsp://127.0.0.1:554/live/\r\n"),
         "{r}"
     );
-    assert!(r.contains("a=rtpmap:96 H264/90000"), "{r}");
-    assert!(
-        r.contains("profile-level-id=42C01F;sprop-parameter-sets=Z0LAHw==,aM48"),
-        "{r}"
-    );
+    match server.codec {
+        VideoCodec::H264 => {
+            assert!(r.contains("a=rtpmap:96 H264/90000"), "{r}");
+            assert!(
+                r.contains("profile-level-id=42C01F;sprop-parameter-sets=Z0LAHw==,aM48"),
+                "{r}"
+            );
+        }
+        VideoCodec::H265 => {
+            assert!(r.contains("a=rtpmap:96 H265/90000"), "{r}");
+            assert!(
+                r.contains("a=fmtp:96 sprop-vps=QAEM;sprop-sps=QgEB;sprop-pps=RAHB\r\n"),
+                "{r}"
+            );
+        }
+    }
     let (_, r) = request(
         server,
         &format!(
@@ -140,6 +154,11 @@ fn play(server: &mut Restream) -> String {
 
 /// The NAL units the packets carry, put together again (FU-A reassembled), per frame.
 fn frames_of(packets: &[Rtp]) -> Vec<(u32, Vec<Vec<u8>>)> {
+    frames_in(VideoCodec::H264, packets)
+}
+
+/// The NAL units the packets carry in `codec`, fragmentation units put together, per frame.
+fn frames_in(codec: VideoCodec, packets: &[Rtp]) -> Vec<(u32, Vec<Vec<u8>>)> {
     let mut frames: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
     let mut in_frame = false;
     for p in packets {
@@ -148,12 +167,19 @@ fn frames_of(packets: &[Rtp]) -> Vec<(u32, Vec<Vec<u8>>)> {
         }
         let (ts, units) = frames.last_mut().unwrap();
         assert_eq!(*ts, p.ts, "one time per frame");
-        if p.payload[0] & 0x1f == 28 {
-            let (start, fu) = (p.payload[1] & 0x80 != 0, p.payload[1]);
+        let payload = &p.payload;
+        if codec == VideoCodec::H264 && payload[0] & 0x1f == 28 {
+            let (start, fu) = (payload[1] & 0x80 != 0, payload[1]);
             if start {
-                units.push(vec![(p.payload[0] & 0xe0) | (fu & 0x1f)]);
+                units.push(vec![(payload[0] & 0xe0) | (fu & 0x1f)]);
             }
-            units.last_mut().unwrap().extend_from_slice(&p.payload[2..]);
+            units.last_mut().unwrap().extend_from_slice(&payload[2..]);
+        } else if codec == VideoCodec::H265 && (payload[0] >> 1) & 0x3f == 49 {
+            let (start, fu) = (payload[2] & 0x80 != 0, payload[2]);
+            if start {
+                units.push(vec![(payload[0] & 0x81) | ((fu & 0x3f) << 1), payload[1]]);
+            }
+            units.last_mut().unwrap().extend_from_slice(&payload[3..]);
         } else {
             units.push(p.payload.clone());
         }
@@ -207,6 +233,60 @@ fn the_group_goes_out_at_once_one_millisecond_apart_then_live_frames_keep_their_
             .iter()
             .all(|p| p.payload.len() <= MAX_PAYLOAD_BYTES)
     );
+}
+
+#[test]
+fn an_h265_group_goes_out_as_rfc_7798_packets_with_its_parameter_sets_described() {
+    let (vps, sps, pps) = ([0x40, 0x01, 0x0c], [0x42, 0x01, 0x01], [0x44, 0x01, 0xc1]);
+    let sets = ParameterSets {
+        codec: VideoCodec::H265,
+        vps: Some(vps.to_vec()),
+        sps: sps.to_vec(),
+        pps: pps.to_vec(),
+    };
+    let unit = |u: &[u8]| [&[0, 0, 0, 1][..], u].concat();
+    // An IDR slice (type 19) of 3000 bytes after the sets and a prefix SEI (39), which
+    // is not sent; then a trailing picture (type 1).
+    let idr: Vec<u8> = [0x26, 0x01]
+        .into_iter()
+        .chain((0..2998).map(|i| (i % 251) as u8 + 1))
+        .collect();
+    let key = [
+        unit(&vps),
+        unit(&sps),
+        unit(&pps),
+        unit(&[0x4e, 0x01, 5]),
+        unit(&idr),
+    ]
+    .concat();
+    let frame = |ms, is_key, data| CodedFrame {
+        pts: Duration::from_millis(ms),
+        is_key,
+        codec: VideoCodec::H265,
+        data,
+        session: 0,
+    };
+    let mut server = Restream::new(&sets, 99);
+    play(&mut server);
+    server.send_cached(&[Arc::new(frame(0, true, key))]);
+    server.send_live(&frame(66, false, unit(&[0x02, 0x01, 7, 7])));
+    let read = read(&server.take_output());
+    let frames = frames_in(VideoCodec::H265, &read.packets);
+    assert_eq!(frames.len(), 2);
+    let units: Vec<&[u8]> = frames[0].1.iter().map(Vec::as_slice).collect();
+    assert_eq!(units, [&vps[..], &sps[..], &pps[..], &idr[..]]);
+    assert_eq!(frames[1].1, [vec![0x02, 0x01, 7, 7]]);
+    assert!(
+        read.packets
+            .iter()
+            .all(|p| p.payload.len() <= MAX_PAYLOAD_BYTES)
+    );
+    // A frame in another codec ends the session: the relay asks again.
+    server.send_live(&CodedFrame {
+        codec: VideoCodec::H264,
+        ..frame(133, true, Vec::new())
+    });
+    assert!(server.ended());
 }
 
 #[test]

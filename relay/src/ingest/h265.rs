@@ -17,6 +17,27 @@ pub fn hvcc_to_annex_b(frame: &[u8], out: &mut Vec<u8>) -> Result<(), &'static s
     })
 }
 
+/// Whether an HVCC frame is a picture decoding can start at: an IRAP (BLA 16–18, IDR 19–20,
+/// CRA 21, reserved 22–23). Retina counts IDR pictures only, but cameras with an open group
+/// of pictures (x265's default) make one IDR and then CRAs, and the agent's cached group
+/// starts at whichever came last.
+pub fn is_random_access(frame: &[u8]) -> bool {
+    let mut rest = frame;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some(unit) = tail.get(..len) else {
+            return false;
+        };
+        if let Some(header) = unit.first()
+            && (16..=23).contains(&((header >> 1) & 0x3f))
+        {
+            return true;
+        }
+        rest = &tail[len..];
+    }
+    false
+}
+
 /// The parameter sets (VPS, SPS, PPS, in the record's order) of an
 /// `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1), in Annex B form; `None` if
 /// the record is malformed.
@@ -56,6 +77,28 @@ mod tests {
         hvcc_to_annex_b(&frame, &mut out).unwrap();
         assert_eq!(out, [0, 0, 0, 1, 0x26, 0x01, 0xaf, 0, 0, 0, 1, 0x02, 0x01]);
         assert!(hvcc_to_annex_b(&[0, 0, 0, 9, 0x26], &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn irap_pictures_are_where_decoding_starts_cra_included() {
+        let unit = |header: u8| [&[0, 0, 0, 3][..], &[header, 0x01, 0xaf]].concat();
+        // IDR_W_RADL (19), CRA (21), BLA_W_LP (16): yes; TRAIL_R (1), RASL (9): no.
+        for (header, random_access) in [
+            (0x26, true),
+            (0x2a, true),
+            (0x20, true),
+            (0x02, false),
+            (0x12, false),
+        ] {
+            assert_eq!(
+                is_random_access(&unit(header)),
+                random_access,
+                "{header:#x}"
+            );
+        }
+        // After a prefix SEI (39), and a frame cut short.
+        assert!(is_random_access(&[unit(0x4e), unit(0x2a)].concat()));
+        assert!(!is_random_access(&[0, 0, 0, 9, 0x2a, 0x01]));
     }
 
     #[test]

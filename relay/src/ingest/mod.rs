@@ -160,7 +160,10 @@ impl Ingest {
             if f.has_new_parameters() {
                 self.refresh_parameters();
             }
-            let is_key = f.is_random_access_point();
+            let is_key = match self.video {
+                CameraVideo::H264 => f.is_random_access_point(),
+                CameraVideo::H265 => h265::is_random_access(f.data()),
+            };
             let mut data = Vec::with_capacity(f.data().len() + self.parameter_sets.len() + 16);
             if is_key {
                 data.extend_from_slice(&self.parameter_sets);
