@@ -1,6 +1,8 @@
 //! Live video over WHEP, received by a real WebRTC peer (webrtc-rs as the viewer): the first
 //! frame is decodable (SPS, PPS, IDR), from an agent camera and from a direct one over TCP and
-//! UDP; sessions end with DELETE, and bad offers get clean 4xx.
+//! UDP; an H.265 camera's own stream goes to a viewer that takes H.265 (VPS, SPS, PPS, then
+//! an IRAP picture), H.264 transcoded from it to one that does not; sessions end with DELETE,
+//! and bad offers get clean 4xx.
 
 mod common;
 
@@ -64,27 +66,37 @@ async fn watch(client: &common::Client, cam: i64, pc: &RTCPeerConnection) -> Res
     Ok(location)
 }
 
-/// The NAL unit types of every access unit the viewer receives, with the track's SSRC.
+/// The NAL unit types of every access unit the viewer receives, with the track's SSRC: of
+/// H.264, or of H.265 when the track is (read from the RFC 7798 payload headers: a single
+/// unit's own, each of an aggregation packet's, a fragmented unit's once).
 fn access_units(pc: &RTCPeerConnection) -> tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<u8>)> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     pc.on_track(Box::new(move |track, _, _| {
         let tx = tx.clone();
+        let h265 = track
+            .codec()
+            .capability
+            .mime_type
+            .eq_ignore_ascii_case("video/H265");
         Box::pin(async move {
             let mut depacketizer = H264Packet::default();
-            let mut unit = Vec::new();
+            let (mut unit, mut types) = (Vec::new(), Vec::new());
             while let Ok((packet, _)) = track.read_rtp().await {
-                if let Ok(payload) = depacketizer.depacketize(&packet.payload) {
+                let payload = &packet.payload;
+                if h265 {
+                    types.extend(h265_unit_types(payload));
+                } else if let Ok(payload) = depacketizer.depacketize(payload) {
                     unit.extend_from_slice(&payload);
                 }
-                if packet.header.marker && !unit.is_empty() {
-                    let types = unit
-                        .windows(4)
-                        .enumerate()
-                        .filter(|(_, w)| w[..3] == [0, 0, 1])
-                        .map(|(i, _)| unit[i + 3] & 0x1f)
-                        .collect();
+                if packet.header.marker && !(unit.is_empty() && types.is_empty()) {
+                    types.extend(
+                        unit.windows(4)
+                            .enumerate()
+                            .filter(|(_, w)| w[..3] == [0, 0, 1])
+                            .map(|(i, _)| unit[i + 3] & 0x1f),
+                    );
                     unit.clear();
-                    if tx.send((track.ssrc(), types)).is_err() {
+                    if tx.send((track.ssrc(), std::mem::take(&mut types))).is_err() {
                         return;
                     }
                 }
@@ -92,6 +104,34 @@ fn access_units(pc: &RTCPeerConnection) -> tokio::sync::mpsc::UnboundedReceiver<
         })
     }));
     rx
+}
+
+/// The H.265 NAL unit types an RTP payload starts or holds.
+fn h265_unit_types(payload: &[u8]) -> Vec<u8> {
+    let kind = |header: u8| (header >> 1) & 0x3f;
+    match payload {
+        [h, _, rest @ ..] if kind(*h) == 48 => {
+            let mut types = Vec::new();
+            let mut rest = rest;
+            while let [a, b, tail @ ..] = rest {
+                let len = usize::from(u16::from_be_bytes([*a, *b]));
+                if let Some(&first) = tail.first() {
+                    types.push(kind(first));
+                }
+                rest = tail.get(len..).unwrap_or_default();
+            }
+            types
+        }
+        [h, _, fu, ..] if kind(*h) == 49 => {
+            if fu & 0x80 != 0 {
+                vec![fu & 0x3f]
+            } else {
+                Vec::new()
+            }
+        }
+        [h, ..] => vec![kind(*h)],
+        [] => Vec::new(),
+    }
 }
 
 /// The NAL unit types of the first access unit, and how long after `since` it came.
@@ -227,6 +267,69 @@ async fn a_camera_with_sound_still_plays_its_video_directly_and_through_its_agen
     // The agent's decoder ran on the video beside the sound: the view was served from the
     // group of pictures it keeps.
     assert!(agent.served_from_group_of_pictures(), "{}", agent.log());
+    Ok(())
+}
+
+/// An H.265 camera (x265, an open group of pictures: CRA pictures after the first IDR): a
+/// viewer that takes H.265 gets the camera's own stream at once, though the relay had not read
+/// the camera before (it asks the camera first); one that takes only H.264 gets it transcoded
+/// from that same feed, not from a session of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_takes_h265_gets_the_cameras_own_and_another_h264_transcoded_from_it()
+-> Result<()> {
+    let h265 = [&common::SMALL_CAMERA[..], &["--video", "h265"]].concat();
+    let camera = common::Camera::start("fixed", &h265, None)?;
+    let relay = Relay::start(common::LOOPBACK_VIEWERS_AND_CAMERAS)?;
+    let customer = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(customer, "Gate", "fixed", "camera-only", &camera.url)?;
+    let id = cam["id"].as_i64().context("id")?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let apis = [
+        ("takes H.265", eyeward_bench::viewer::loopback_api()?),
+        ("takes H.264 only", eyeward_bench::viewer::h264_api()?),
+    ];
+    let mut viewers = Vec::new();
+    for (what, api) in &apis {
+        let pc = eyeward_bench::viewer::recvonly(api).await?;
+        let mut units = access_units(&pc);
+        watch(&alice, id, &pc).await?;
+        let (types, took) = first_access_unit(&mut units, Instant::now()).await?;
+        eprintln!("a viewer that {what}: first frame after {took:?}, NAL types {types:?}");
+        // The types are read as the track's codec says: H.265's only from an H.265 track.
+        if *what == "takes H.265" {
+            assert_eq!(types[..3], [32, 33, 34], "VPS, SPS, PPS: {types:?}");
+            assert!(
+                (16..=21).contains(&types[3]),
+                "then an IRAP picture: {types:?}"
+            );
+        } else {
+            assert_eq!(types[..3], [7, 8, 5], "SPS, PPS, IDR: {types:?}");
+        }
+        viewers.push(pc);
+    }
+    let log = relay.process.log();
+    for feed in ["codec=H265", "codec=H264"] {
+        let starts = log
+            .lines()
+            .filter(|l| l.contains(feed) && l.contains("feed starting"))
+            .count();
+        assert_eq!(starts, 1, "{feed}: {log}");
+    }
+    assert_eq!(
+        log.matches("transcoding the camera's H.265 to H.264")
+            .count(),
+        1,
+        "{log}"
+    );
+    // The H.264 feed reads the H.265 feed: one RTSP session with the camera.
+    assert_eq!(
+        log.matches("feed{camera=1 codec=H264}: retina").count(),
+        0,
+        "{log}"
+    );
+    for pc in viewers {
+        pc.close().await?;
+    }
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use eyeward_bench::process::{
     start_simulator, usage,
 };
 use eyeward_bench::quantile;
-use eyeward_bench::viewer::{Eyeward, Viewer, loopback_api, vp8_api};
+use eyeward_bench::viewer::{Eyeward, Viewer, h264_api, loopback_api, vp8_api};
 use eyeward_relay::talk::Backchannel;
 use eyeward_relay::transcode::OpusEncoder;
 use std::path::Path;
@@ -255,7 +255,9 @@ async fn main() -> Result<()> {
     let h265_camera = id(add_camera(&config, customer, "Porch", "fixed", &h265_url)?)?;
     let (relay, base) = start_relay(&config, &dir.join("relay.log"))?;
     let eyeward = Eyeward::login(&base, BENCH_EMAIL, BENCH_PASSWORD).await?;
-    let (h264_api, vp8_api) = (loopback_api()?, vp8_api()?);
+    // Viewers that take H.264 and not H.265 (as Chromium without a hardware decoder), VP8
+    // alone, and H.265 too (webrtc-rs's default codecs, as Safari).
+    let (h264_api, vp8_api, h265_api) = (h264_api()?, vp8_api()?, loopback_api()?);
 
     eprintln!("passthrough, {} s…", args.seconds);
     let listener = eyeward.join_with_sound(&h264_api, camera).await?;
@@ -270,12 +272,22 @@ async fn main() -> Result<()> {
     eprintln!("H.265 → H.264, {} s…", args.seconds);
     let (h265_viewer, _) = join(&eyeward, &h264_api, h265_camera).await?;
     let h265 = measure(&relay, args.seconds).await?;
+    eprintln!("H.265 passed through, {} s…", args.seconds);
+    let (h265_taker, _) = join(&eyeward, &h265_api, h265_camera).await?;
+    let answer = h265_taker.pc.remote_description().await.map(|d| d.sdp);
+    anyhow::ensure!(
+        answer.as_deref().is_some_and(|a| a.contains(" H265/90000")),
+        "the relay did not answer a viewer that takes H.265 with it: {answer:?}"
+    );
+    let h265_passed = measure(&relay, args.seconds).await?;
+    eyeward.leave(h265_taker).await?;
     eyeward.leave(h265_viewer).await?;
     eyeward.leave(vp8_viewer).await?;
 
     eprintln!("first frames, {} joins each…", args.joins);
     let (mut h264_warm, mut vp8_cold, mut vp8_warm) = (Vec::new(), Vec::new(), Vec::new());
     let (mut h265_cold, mut h265_warm) = (Vec::new(), Vec::new());
+    let (mut passed_cold, mut passed_warm) = (Vec::new(), Vec::new());
     let ms = |took: Duration| took.as_secs_f64() * 1000.0;
     for _ in 0..args.joins {
         // The VP8 feed and the H.265 camera's are gone (their linger), the H.264 one runs
@@ -287,11 +299,24 @@ async fn main() -> Result<()> {
         vp8_warm.push(ms(took));
         let (h264, took) = join(&eyeward, &h264_api, camera).await?;
         h264_warm.push(ms(took));
+        // The H.265 camera's own feed first, then its H.264 transcoded from that.
+        let (passed_first, took) = join(&eyeward, &h265_api, h265_camera).await?;
+        passed_cold.push(ms(took));
+        let (passed_next, took) = join(&eyeward, &h265_api, h265_camera).await?;
+        passed_warm.push(ms(took));
         let (h265_first, took) = join(&eyeward, &h264_api, h265_camera).await?;
         h265_cold.push(ms(took));
         let (h265_next, took) = join(&eyeward, &h264_api, h265_camera).await?;
         h265_warm.push(ms(took));
-        for viewer in [cold, warm, h264, h265_first, h265_next] {
+        for viewer in [
+            cold,
+            warm,
+            h264,
+            passed_first,
+            passed_next,
+            h265_first,
+            h265_next,
+        ] {
             eyeward.leave(viewer).await?;
         }
     }
@@ -328,6 +353,10 @@ async fn main() -> Result<()> {
         ("+ H.264 → VP8 (a VP8 viewer)", vp8),
         ("+ AAC → Opus (the first viewer listens)", opus),
         ("+ H.265 → H.264 (a viewer of the H.265 camera)", h265),
+        (
+            "+ H.265 passed through (a viewer that takes it)",
+            h265_passed,
+        ),
     ] {
         let (added_cores, added_mb) = before.map_or((String::new(), String::new()), |(c, m)| {
             (format!("{:+.3}", cores - c), format!("{:+.1}", mb - m))
@@ -345,7 +374,12 @@ async fn main() -> Result<()> {
         ("VP8, the transcode starting (H.264 feed running)", vp8_cold),
         ("VP8, the transcode running", vp8_warm),
         (
-            "H.264 of an H.265 camera, its session and transcode starting",
+            "H.265 passed through, the camera's session starting",
+            passed_cold,
+        ),
+        ("H.265 passed through, the feed running", passed_warm),
+        (
+            "H.264 of an H.265 camera, its transcode starting (H.265 feed running)",
             h265_cold,
         ),
         ("H.264 of an H.265 camera, the transcode running", h265_warm),

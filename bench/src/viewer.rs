@@ -43,17 +43,34 @@ pub fn local_api(addresses: &[IpAddr]) -> Result<API> {
 /// OpenH264 plug-in), and Opus.
 pub fn vp8_api() -> Result<API> {
     use webrtc::api::media_engine::MIME_TYPE_VP8;
+    loopback_api_of(MIME_TYPE_VP8, "")
+}
+
+/// A webrtc-rs API on loopback for viewers that take H.264 (constrained baseline, mode 1) and
+/// no H.265 (as Chromium without a hardware H.265 decoder), and Opus.
+pub fn h264_api() -> Result<API> {
+    use webrtc::api::media_engine::MIME_TYPE_H264;
+    loopback_api_of(
+        MIME_TYPE_H264,
+        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    )
+}
+
+/// A webrtc-rs API on loopback whose viewers take one video codec (`mime_type`, with its
+/// format parameters) and Opus.
+fn loopback_api_of(mime_type: &str, fmtp: &str) -> Result<API> {
     use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
     let mut media = MediaEngine::default();
-    for (mime_type, clock_rate, channels, payload_type, kind) in [
-        (MIME_TYPE_VP8, 90_000, 0, 96, RTPCodecType::Video),
-        (MIME_TYPE_OPUS, 48_000, 2, 111, RTPCodecType::Audio),
+    for (mime_type, fmtp, clock_rate, channels, payload_type, kind) in [
+        (mime_type, fmtp, 90_000, 0, 96, RTPCodecType::Video),
+        (MIME_TYPE_OPUS, "", 48_000, 2, 111, RTPCodecType::Audio),
     ] {
         let codec = RTCRtpCodecParameters {
             capability: RTCRtpCodecCapability {
                 mime_type: mime_type.to_owned(),
                 clock_rate,
                 channels,
+                sdp_fmtp_line: fmtp.to_owned(),
                 ..Default::default()
             },
             payload_type,

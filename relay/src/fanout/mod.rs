@@ -12,12 +12,18 @@ pub use sound::{Listening, SoundCodec, SoundPacket, SoundState};
 use transcoded::Transcoded;
 
 /// The codecs viewers get a camera's video in: H.264 (the camera's own, or transcoded from
-/// its H.265), or VP8 transcoded from that for browsers without H.264.
+/// its H.265), the camera's own H.265 for browsers that take it, or VP8 transcoded from the
+/// H.264 for browsers without H.264.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
     H264,
+    H265,
     Vp8,
 }
+
+/// How long a viewer that takes H.265 waits to learn whether a camera not read yet sends it
+/// (a DESCRIBE); past it, it gets H.264.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 use crate::cluster::{Cluster, PeerFeed};
 use crate::config::{CamerasConfig, RtspTransport};
@@ -149,6 +155,8 @@ impl Feed {
 /// Every camera's feed.
 pub struct Feeds {
     feeds: Mutex<HashMap<(CameraId, VideoCodec), Arc<Feed>>>,
+    /// What each camera read on this node sent when last read.
+    videos: Mutex<HashMap<CameraId, CameraVideo>>,
     /// The cameras someone listens to.
     sounds: Mutex<HashMap<CameraId, Arc<sound::SoundFeed>>>,
     links: Arc<Links>,
@@ -198,6 +206,7 @@ impl Feeds {
     ) -> Feeds {
         Feeds {
             feeds: Mutex::new(HashMap::new()),
+            videos: Mutex::new(HashMap::new()),
             sounds: Mutex::new(HashMap::new()),
             links,
             metrics,
@@ -207,8 +216,46 @@ impl Feeds {
         }
     }
 
+    /// Whether `camera` sends H.265 this node can pass through to a viewer that takes it:
+    /// known from the camera's last session here, or asked of the camera (a DESCRIBE, at most
+    /// [`PROBE_TIMEOUT`]). An agent's camera read through another node is not.
+    pub async fn sends_h265(&self, camera: &Camera) -> bool {
+        if self.held_elsewhere(camera) {
+            return false;
+        }
+        if let Some(video) = self.learned(camera.id) {
+            return video == CameraVideo::H265;
+        }
+        let probe = async {
+            let rtsp = self.rtsp(camera, link::TunnelTo::Video).await?;
+            ingest::describe_video(&rtsp.url, rtsp.credentials).await
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(video)) => {
+                self.learn(camera.id, video);
+                video == CameraVideo::H265
+            }
+            Ok(Err(e)) => {
+                tracing::info!(camera = camera.id.0, error = %e, "cannot tell the camera's codec");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn learned(&self, camera: CameraId) -> Option<CameraVideo> {
+        let videos = self.videos.lock().unwrap_or_else(|p| p.into_inner());
+        videos.get(&camera).copied()
+    }
+
+    fn learn(&self, camera: CameraId, video: CameraVideo) {
+        let mut videos = self.videos.lock().unwrap_or_else(|p| p.into_inner());
+        videos.insert(camera, video);
+    }
+
     /// Joins the camera's feed in `codec`, starting it if nobody watches yet (a VP8 feed
-    /// watches the camera's H.264 feed while it runs).
+    /// watches the camera's H.264 feed while it runs, and the H.264 feed of a camera known to
+    /// send H.265 its H.265 feed).
     pub fn watch(self: &Arc<Self>, camera: &Camera, codec: VideoCodec) -> Subscription {
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(feed) = feeds.get(&(camera.id, codec)) {
@@ -302,32 +349,52 @@ impl Feeds {
 
     /// Opens an RTSP session to the camera's video, directly or through its agent's tunnel,
     /// or pulls it through the node its agent is linked to; or, for VP8, joins its H.264 feed
-    /// and starts a transcoder.
+    /// and starts a transcoder, as it does for H.264 of a camera known to send H.265 (whose
+    /// viewers that take H.265 share that session). A camera not known to is read as it
+    /// comes: its H.265, if so, transcoded in the H.264 feed's session of its own.
     async fn connect(
         self: &Arc<Self>,
         camera: &Camera,
         codec: VideoCodec,
     ) -> Result<Pulled, crate::error::Error> {
+        let unavailable =
+            |why: &str| crate::error::Error::new(crate::error::ErrorKind::FailedPrecondition, why);
         if codec == VideoCodec::Vp8 {
             let source = self.watch(camera, VideoCodec::H264);
             return Ok(Pulled::Transcoded(Box::new(Transcoded::vp8(source)?)));
         }
-        if matches!(camera.source, CameraSource::Agent)
-            && !self.links.is_online(camera.id)
-            && self.cluster.is_clustered()
-        {
+        if self.held_elsewhere(camera) {
+            if codec == VideoCodec::H265 {
+                return Err(unavailable("the camera's H.265 is read by another node"));
+            }
             return Ok(Pulled::Peer(self.cluster.pull_elsewhere(camera.id).await?));
         }
-        let rtsp = self.rtsp(camera, link::TunnelTo::Video).await?;
-        let ingest = Ingest::connect(&rtsp.url, rtsp.credentials, rtsp.transport).await?;
-        if ingest.video == CameraVideo::H265 {
-            let transcoded = Transcoded::h264(ingest, rtsp.carrier)?;
-            return Ok(Pulled::Transcoded(Box::new(transcoded)));
+        if codec == VideoCodec::H264 && self.learned(camera.id) == Some(CameraVideo::H265) {
+            let source = self.watch(camera, VideoCodec::H265);
+            return Ok(Pulled::Transcoded(Box::new(Transcoded::h264_of(source)?)));
         }
-        Ok(Pulled::Rtsp {
-            ingest,
-            _carrier: rtsp.carrier,
-        })
+        let prefer = match codec {
+            VideoCodec::H265 => CameraVideo::H265,
+            _ => CameraVideo::H264,
+        };
+        let rtsp = self.rtsp(camera, link::TunnelTo::Video).await?;
+        let ingest =
+            Ingest::connect_preferring(&rtsp.url, rtsp.credentials, rtsp.transport, prefer).await?;
+        self.learn(camera.id, ingest.video);
+        match (codec, ingest.video) {
+            (VideoCodec::H264, CameraVideo::H265) => {
+                let transcoded = Transcoded::h264(ingest, rtsp.carrier)?;
+                Ok(Pulled::Transcoded(Box::new(transcoded)))
+            }
+            // Its viewers were answered with H.265: they see nothing until they join again.
+            (VideoCodec::H265, CameraVideo::H264) => {
+                Err(unavailable("the camera sends H.264 now, not H.265"))
+            }
+            _ => Ok(Pulled::Rtsp {
+                ingest,
+                _carrier: rtsp.carrier,
+            }),
+        }
     }
 
     /// Where the relay's RTSP client reads the camera: the camera itself (past a guard that

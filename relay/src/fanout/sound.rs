@@ -235,7 +235,7 @@ impl Feeds {
     /// Whether `camera`'s agent is linked to another node: its feed is pulled through that
     /// node, its sound and speaker not yet (an agent that is offline everywhere gets the
     /// tunnel's own "offline").
-    fn held_elsewhere(&self, camera: &Camera) -> bool {
+    pub(super) fn held_elsewhere(&self, camera: &Camera) -> bool {
         matches!(camera.source, CameraSource::Agent)
             && !self.links.is_online(camera.id)
             && self.cluster.is_clustered()

@@ -3,7 +3,8 @@
 //!   a VP8 encoder ([`crate::transcode::vp8`]). The cached group of pictures goes in first, a
 //!   millisecond apart (so the VP8 feed starts at the live edge, as a viewer of the H.264 feed
 //!   does), then live frames with the camera's spacing;
-//! - for an H.265 camera: its RTSP session's frames through an H.264 encoder
+//! - for an H.265 camera: its H.265 feed (joined the same way) or, when the relay did not
+//!   know the camera sends H.265, its RTSP session's frames, through an H.264 encoder
 //!   ([`crate::transcode::h264`]): the H.264 feed of such a camera, with its own group of
 //!   pictures for instant starts.
 
@@ -70,13 +71,20 @@ pub struct Transcoded {
 
 impl Transcoded {
     /// VP8 from the camera's H.264 feed `source`.
-    pub fn vp8(mut source: Subscription) -> Result<Transcoded, Error> {
+    pub fn vp8(source: Subscription) -> Result<Transcoded, Error> {
+        Transcoded::of_feed(source, Encoder::Vp8(Vp8Encoder::new()?))
+    }
+
+    /// H.264 from an H.265 camera's feed `source`.
+    pub fn h264_of(source: Subscription) -> Result<Transcoded, Error> {
+        tracing::info!("transcoding the camera's H.265 to H.264");
+        Transcoded::of_feed(source, Encoder::H264(H264Encoder::new()?))
+    }
+
+    /// Joins `source` as a viewer: its cached group first, then its live frames.
+    fn of_feed(mut source: Subscription, encoder: Encoder) -> Result<Transcoded, Error> {
         let cached = std::mem::take(&mut source.cached).into();
-        Transcoded::new(
-            Source::Feed(source),
-            cached,
-            Encoder::Vp8(Vp8Encoder::new()?),
-        )
+        Transcoded::new(Source::Feed(source), cached, encoder)
     }
 
     /// H.264 from an H.265 camera's RTSP session `ingest`, kept open by `carrier`.
@@ -174,15 +182,19 @@ impl Transcoded {
             .front()
             .filter(|(at, _)| *at == encoded.at)
             .map_or_else(eyeward::clock::monotonic, |(_, received)| *received);
+        let data = match self.encoder {
+            Encoder::Vp8(_) => encoded.data,
+            Encoder::H264(_) => h264::annex_b_without_sei(&encoded.data).into(),
+        };
         let rtp_payloads = match self.encoder {
-            Encoder::Vp8(_) => vp8::rtp_payloads(&encoded.data, MAX_RTP_PAYLOAD),
-            Encoder::H264(_) => h264::rtp_payloads(&encoded.data),
+            Encoder::Vp8(_) => vp8::rtp_payloads(&data, MAX_RTP_PAYLOAD),
+            Encoder::H264(_) => h264::rtp_payloads(&data),
         }
         .map_err(|e| Error::new(ErrorKind::Internal, e))?;
         Ok(Frame {
             timestamp: (encoded.at.as_nanos() * VIDEO_CLOCK_RATE / 1_000_000_000) as i64,
             is_key: encoded.is_key,
-            data: encoded.data,
+            data,
             rtp_payloads,
             received,
             epoch: 0,

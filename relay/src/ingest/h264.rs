@@ -34,6 +34,35 @@ pub fn avcc_to_annex_b(avcc: &[u8], out: &mut Vec<u8>) -> Result<(), &'static st
     })
 }
 
+/// An Annex B frame without SEI and access unit delimiters, as [`avcc_to_annex_b`] leaves
+/// them out of cameras' frames: for the relay's own encoder's (x264 writes its settings in an
+/// SEI of its first keyframe).
+pub fn annex_b_without_sei(annex_b: &[u8]) -> Vec<u8> {
+    let starts: Vec<usize> = annex_b
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .map(|(i, _)| i + 3)
+        .collect();
+    let mut out = Vec::with_capacity(annex_b.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(annex_b.len(), |next| next - 3);
+        let mut unit = &annex_b[start..end];
+        // A 4-byte start code's leading zero belongs to no unit.
+        while let [head @ .., 0] = unit {
+            unit = head;
+        }
+        if unit
+            .first()
+            .is_some_and(|h| !DROPPED_NAL_TYPES.contains(&(h & 0x1f)))
+        {
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(unit);
+        }
+    }
+    out
+}
+
 /// Appends the NAL units of a frame whose units each follow their 4-byte length (H.264's
 /// AVCC, H.265's HVCC) to `out` in Annex B form, those whose first header byte `keep` takes.
 pub fn length_prefixed_to_annex_b(
@@ -87,6 +116,32 @@ pub fn parameter_sets_from_avcc(record: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoders_sei_and_delimiters_are_left_out_of_its_annex_b_frames() {
+        // An access unit delimiter (9), SPS (7), PPS (8) after a 3-byte start code, an SEI
+        // (6), an IDR slice (5) ending in a zero byte before the next 4-byte start code.
+        let frame = [
+            &[0, 0, 0, 1, 0x09, 0xf0][..],
+            &[0, 0, 0, 1, 0x67, 0x42],
+            &[0, 0, 1, 0x68, 0xce],
+            &[0, 0, 0, 1, 0x06, 5, 5],
+            &[0, 0, 0, 1, 0x65, 1, 2, 0],
+            &[0, 0, 0, 1, 0x65, 3],
+        ]
+        .concat();
+        assert_eq!(
+            annex_b_without_sei(&frame),
+            [
+                &[0, 0, 0, 1, 0x67, 0x42][..],
+                &[0, 0, 0, 1, 0x68, 0xce],
+                &[0, 0, 0, 1, 0x65, 1, 2],
+                &[0, 0, 0, 1, 0x65, 3],
+            ]
+            .concat()
+        );
+        assert!(annex_b_without_sei(&[1, 2, 3]).is_empty());
+    }
 
     #[test]
     fn avcc_frames_become_annex_b() {

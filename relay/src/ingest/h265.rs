@@ -1,20 +1,33 @@
 //! H.265 byte-format conversions, as [`super::h264`]'s: retina hands frames with each NAL
 //! unit after its 4-byte length and the parameter sets in an `hvcC` record; the relay's
-//! decoder wants Annex B, the VPS, SPS and PPS before each keyframe. Plain functions over
-//! bytes.
+//! decoder and browsers want Annex B, the VPS, SPS and PPS before each keyframe, and
+//! browsers that take H.265 want it as RFC 7798 RTP. Plain functions over bytes.
 
 use super::h264::{START_CODE, length_prefixed_to_annex_b};
 
-/// NAL unit types left out: access unit delimiters (35) and SEI (39, 40), which decoding
+/// NAL unit types left out: the parameter sets (VPS 32, SPS 33, PPS 34), which the relay
+/// puts before each keyframe itself from what retina last read (retina puts them in frames
+/// as well, as it sees fit), access unit delimiters (35) and SEI (39, 40), which decoding
 /// does without.
-const DROPPED_NAL_TYPES: [u8; 3] = [35, 39, 40];
+const DROPPED_NAL_TYPES: [u8; 6] = [32, 33, 34, 35, 39, 40];
 
-/// Appends the NAL units of an HVCC frame to `out` in Annex B form, without access unit
-/// delimiters and SEI.
+/// Appends the NAL units of an HVCC frame to `out` in Annex B form, without parameter sets,
+/// access unit delimiters and SEI.
 pub fn hvcc_to_annex_b(frame: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
     length_prefixed_to_annex_b(frame, out, |header| {
         !DROPPED_NAL_TYPES.contains(&((header >> 1) & 0x3f))
     })
+}
+
+/// Cuts an Annex B frame into RTP payloads (RFC 7798: single NAL units, aggregation packets
+/// for small ones such as the parameter sets, fragmentation units for large slices), for
+/// browsers that take H.265. Done once per frame for every viewer.
+pub fn rtp_payloads(annex_b: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, &'static str> {
+    use rtc::rtp::codec::h265::HevcPayloader;
+    use rtc::rtp::packetizer::Payloader;
+    HevcPayloader
+        .payload(super::h264::MAX_RTP_PAYLOAD, annex_b)
+        .map_err(|_| "cannot packetize the frame")
 }
 
 /// Whether an HVCC frame is a picture decoding can start at: an IRAP (BLA 16–18, IDR 19–20,
@@ -66,17 +79,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hvcc_frames_become_annex_b_without_delimiters_and_sei() {
-        // An access unit delimiter (35: 0x46), a prefix SEI (39: 0x4e), an IDR slice (19:
-        // 0x26), a trailing slice (1: 0x02).
+    fn hvcc_frames_become_annex_b_without_parameter_sets_delimiters_and_sei() {
+        // A VPS (32: 0x40), an access unit delimiter (35: 0x46), a prefix SEI (39: 0x4e), an
+        // IDR slice (19: 0x26), a trailing slice (1: 0x02).
         let frame = [
-            0, 0, 0, 3, 0x46, 0x01, 0x50, 0, 0, 0, 3, 0x4e, 0x01, 5, 0, 0, 0, 3, 0x26, 0x01, 0xaf,
-            0, 0, 0, 2, 0x02, 0x01,
+            0, 0, 0, 3, 0x40, 0x01, 0x0c, 0, 0, 0, 3, 0x46, 0x01, 0x50, 0, 0, 0, 3, 0x4e, 0x01, 5,
+            0, 0, 0, 3, 0x26, 0x01, 0xaf, 0, 0, 0, 2, 0x02, 0x01,
         ];
         let mut out = Vec::new();
         hvcc_to_annex_b(&frame, &mut out).unwrap();
         assert_eq!(out, [0, 0, 0, 1, 0x26, 0x01, 0xaf, 0, 0, 0, 1, 0x02, 0x01]);
         assert!(hvcc_to_annex_b(&[0, 0, 0, 9, 0x26], &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn frames_become_rfc_7798_payloads_that_put_the_units_back_together() {
+        let (vps, sps, pps) = ([0x40, 0x01, 0x0c], [0x42, 0x01, 0x01], [0x44, 0x01, 0xc1]);
+        let idr: Vec<u8> = [0x26, 0x01]
+            .into_iter()
+            .chain((0..3000).map(|i| (i % 251) as u8 + 1))
+            .collect();
+        let frame: Vec<u8> = [&vps[..], &sps, &pps, &idr]
+            .iter()
+            .flat_map(|u| START_CODE.iter().chain(u.iter()).copied())
+            .collect();
+        let payloads = rtp_payloads(&bytes::Bytes::from(frame)).unwrap();
+        assert!(
+            payloads
+                .iter()
+                .all(|p| p.len() <= super::super::h264::MAX_RTP_PAYLOAD)
+        );
+        // Aggregation packets (48), fragmentation units (49) and single units, undone.
+        let mut units: Vec<Vec<u8>> = Vec::new();
+        for p in &payloads {
+            match (p[0] >> 1) & 0x3f {
+                48 => {
+                    let mut rest = &p[2..];
+                    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+                        let len = usize::from(u16::from_be_bytes(*len));
+                        units.push(tail[..len].to_vec());
+                        rest = &tail[len..];
+                    }
+                }
+                49 => {
+                    if p[2] & 0x80 != 0 {
+                        units.push(vec![(p[0] & 0x81) | ((p[2] & 0x3f) << 1), p[1]]);
+                    }
+                    units.last_mut().unwrap().extend_from_slice(&p[3..]);
+                }
+                _ => units.push(p.to_vec()),
+            }
+        }
+        assert_eq!(units, [vps.to_vec(), sps.to_vec(), pps.to_vec(), idr]);
+        assert!(
+            payloads.len() >= 4,
+            "the slice in fragments: {}",
+            payloads.len()
+        );
     }
 
     #[test]

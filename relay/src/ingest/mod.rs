@@ -45,9 +45,65 @@ pub struct Frame {
 pub enum CameraVideo {
     /// Passed through to browsers.
     H264,
-    /// Transcoded to H.264 for browsers (`fanout::transcoded`): its frames carry no RTP
-    /// payloads.
+    /// Passed through to browsers that take it; transcoded to H.264 for the others
+    /// (`fanout::transcoded`).
     H265,
+}
+
+impl CameraVideo {
+    /// The encoding name in a camera's SDP.
+    fn encoding_name(self) -> &'static str {
+        match self {
+            CameraVideo::H264 => "h264",
+            CameraVideo::H265 => "h265",
+        }
+    }
+}
+
+/// The codec of the video `url` describes: H.264 if the camera offers it, else H.265. A
+/// DESCRIBE only: nothing is set up.
+pub async fn describe_video(
+    url: &str,
+    credentials: Option<(String, String)>,
+) -> Result<CameraVideo, Error> {
+    let url = url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
+    let session = Session::describe(url, session_options(credentials))
+        .await
+        .map_err(rtsp_error("DESCRIBE"))?;
+    let stream = pick_video(session.streams(), CameraVideo::H264)?;
+    Ok(video_of(&session.streams()[stream]))
+}
+
+/// The video stream to play: the first in `prefer`red codec, else in the other.
+fn pick_video(streams: &[retina::client::Stream], prefer: CameraVideo) -> Result<usize, Error> {
+    let video = |codec: CameraVideo| {
+        streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name() == codec.encoding_name())
+    };
+    let other = match prefer {
+        CameraVideo::H264 => CameraVideo::H265,
+        CameraVideo::H265 => CameraVideo::H264,
+    };
+    video(prefer).or_else(|| video(other)).ok_or_else(|| {
+        Error::new(
+            ErrorKind::FailedPrecondition,
+            "the camera offers neither H.264 nor H.265 video",
+        )
+    })
+}
+
+fn video_of(stream: &retina::client::Stream) -> CameraVideo {
+    match stream.encoding_name() {
+        "h265" => CameraVideo::H265,
+        _ => CameraVideo::H264,
+    }
+}
+
+fn session_options(credentials: Option<(String, String)>) -> SessionOptions {
+    SessionOptions::default()
+        .user_agent(format!("eyeward-relay {}", env!("CARGO_PKG_VERSION")))
+        .creds(credentials.map(|(username, password)| Credentials { username, password }))
 }
 
 /// A playing RTSP session of one camera's video.
@@ -75,10 +131,7 @@ async fn play_one(
     pick: impl FnOnce(&[retina::client::Stream]) -> Result<usize, Error>,
 ) -> Result<(Pin<Box<Demuxed>>, usize), Error> {
     let url = url::Url::parse(url).map_err(|e| Error::bad_request(format!("camera URL: {e}")))?;
-    let options = SessionOptions::default()
-        .user_agent(format!("eyeward-relay {}", env!("CARGO_PKG_VERSION")))
-        .creds(credentials.map(|(username, password)| Credentials { username, password }));
-    let mut session = Session::describe(url, options)
+    let mut session = Session::describe(url, session_options(credentials))
         .await
         .map_err(rtsp_error("DESCRIBE"))?;
     let stream = pick(session.streams())?;
@@ -106,24 +159,21 @@ impl Ingest {
         credentials: Option<(String, String)>,
         transport: RtspTransport,
     ) -> Result<Ingest, Error> {
+        Ingest::connect_preferring(url, credentials, transport, CameraVideo::H264).await
+    }
+
+    /// Plays the camera's video in the codec `prefer`red if it offers it, else in the other.
+    pub async fn connect_preferring(
+        url: &str,
+        credentials: Option<(String, String)>,
+        transport: RtspTransport,
+        prefer: CameraVideo,
+    ) -> Result<Ingest, Error> {
         let (session, stream) = play_one(url, credentials, transport, |streams| {
-            let video = |codec: &str| {
-                streams
-                    .iter()
-                    .position(|s| s.media() == "video" && s.encoding_name() == codec)
-            };
-            video("h264").or_else(|| video("h265")).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::FailedPrecondition,
-                    "the camera offers neither H.264 nor H.265 video",
-                )
-            })
+            pick_video(streams, prefer)
         })
         .await?;
-        let video = match session.streams()[stream].encoding_name() {
-            "h265" => CameraVideo::H265,
-            _ => CameraVideo::H264,
-        };
+        let video = video_of(&session.streams()[stream]);
         let mut ingest = Ingest {
             session,
             stream,
@@ -181,9 +231,10 @@ impl Ingest {
             to_annex_b(f.data(), &mut data).map_err(malformed)?;
             let data = bytes::Bytes::from(data);
             let rtp_payloads = match self.video {
-                CameraVideo::H264 => h264::rtp_payloads(&data).map_err(malformed)?,
-                CameraVideo::H265 => Vec::new(),
-            };
+                CameraVideo::H264 => h264::rtp_payloads(&data),
+                CameraVideo::H265 => h265::rtp_payloads(&data),
+            }
+            .map_err(malformed)?;
             return Ok(Some(Frame {
                 timestamp: f.timestamp().elapsed(),
                 is_key,

@@ -271,9 +271,12 @@ impl Whep {
         now: UnixMillis,
         ended: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(String, String), Error> {
-        let offer = parse_offer(offer)?;
+        let mut offer = parse_offer(offer)?;
         // Held until the session is registered (or fails).
         let _slot = self.reserve(viewer, camera.id)?;
+        if offer.takes_h265() && self.feeds.sends_h265(camera).await {
+            offer.choose_h265();
+        }
         let settings = self.peer_settings(now)?;
         let (peer, answer) = Peer::answer(&settings, &offer, eyeward::clock::monotonic())
             .map_err(|e| Error::bad_request(format!("cannot answer this offer: {}", e.0)))?;

@@ -1,6 +1,7 @@
 //! A viewer's SDP offer read, and the relay's answer written (JSEP, RFC 8829, for a relay
 //! that only sends): one video section carries the camera's H.264 (or VP8 transcoded from
-//! it, for a browser that offers no H.264), one audio section (when
+//! it, for a browser that offers no H.264; or an H.265 camera's own H.265, for a browser that
+//! offers it, RFC 7798), one audio section (when
 //! the offer has one the viewer can receive on) the camera's sound, in each format of Opus,
 //! PCMU and PCMA the viewer takes (the relay sends whichever the camera's sound is, without
 //! asking again); every other section is refused (port 0). The relay is ICE lite and the DTLS
@@ -29,6 +30,8 @@ pub struct Offer {
     pub video_codec: VideoCodec,
     /// The RTP payload type the viewer gave it (for H.264, in packetization mode 1).
     pub payload_type: u8,
+    /// The payload type and format parameters the viewer gave H.265, if it takes it.
+    h265: Option<(u8, String)>,
     /// Whether the viewer takes reduced-size RTCP.
     rtcp_rsize: bool,
     sections: Vec<Section>,
@@ -159,6 +162,10 @@ impl Offer {
             .find(constrained_baseline)
             .or_else(|| codecs.iter().find(h264))
             .map(|c| (VideoCodec::H264, c.payload_type));
+        let h265 = codecs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case("H265") && c.clock_rate == 90_000)
+            .map(|c| (c.payload_type, c.fmtp.clone()));
         let (video_codec, payload_type) = h264
             .or_else(|| {
                 codecs
@@ -200,11 +207,25 @@ impl Offer {
             fingerprints,
             video_codec,
             payload_type,
+            h265,
             rtcp_rsize: media.has_attribute("rtcp-rsize"),
             sections,
             video,
             sound,
         })
+    }
+
+    /// Whether the viewer takes H.265.
+    pub fn takes_h265(&self) -> bool {
+        self.h265.is_some()
+    }
+
+    /// Answers with H.265 (for a camera that sends it), if the viewer takes it.
+    pub fn choose_h265(&mut self) {
+        if let Some((pt, _)) = &self.h265 {
+            self.video_codec = VideoCodec::H265;
+            self.payload_type = *pt;
+        }
     }
 
     /// The payload type the viewer gave `codec`, if it takes the camera's sound in it.
@@ -303,6 +324,13 @@ pub fn answer(offer: &Offer, local: &Local<'_>) -> String {
                 }
                 VideoCodec::Vp8 => {
                     let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n");
+                }
+                // The viewer's own parameters (profile, level, tx-mode) for what it takes.
+                VideoCodec::H265 => {
+                    let _ = write!(sdp, "a=rtpmap:{pt} H265/90000\r\n");
+                    if let Some((_, fmtp)) = offer.h265.as_ref().filter(|(_, f)| !f.is_empty()) {
+                        let _ = write!(sdp, "a=fmtp:{pt} {fmtp}\r\n");
+                    }
                 }
             }
             for feedback in FEEDBACK {
@@ -468,6 +496,44 @@ mod tests {
         let sdp = answer(&offer, &local());
         assert!(sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 126\r\n"), "{sdp}");
         assert!(sdp.contains("a=group:BUNDLE 0\r\n"), "{sdp}");
+    }
+
+    #[test]
+    fn an_offer_with_h265_gets_it_with_its_own_parameters_when_the_camera_sends_it() {
+        // Safari's shape: H.265 (104) with its profile and level, before H.264.
+        let safari = CHROMIUM
+            .replace("96 102 103\r\n", "104 96 102 103\r\n")
+            .replace(
+                "a=rtpmap:96 VP8/90000\r\n",
+                "a=rtpmap:104 H265/90000\r\na=fmtp:104 level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST\r\n\
+                 a=rtpmap:96 VP8/90000\r\n",
+            );
+        let mut offer = Offer::parse(&safari).expect("offer");
+        assert!(offer.takes_h265());
+        // For a camera that sends H.264, the H.264 the offer takes.
+        assert_eq!(
+            (offer.video_codec, offer.payload_type),
+            (VideoCodec::H264, 103)
+        );
+        offer.choose_h265();
+        assert_eq!(
+            (offer.video_codec, offer.payload_type),
+            (VideoCodec::H265, 104)
+        );
+        let sdp = answer(&offer, &local());
+        assert!(sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 104\r\n"), "{sdp}");
+        assert!(sdp.contains("a=rtpmap:104 H265/90000\r\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=fmtp:104 level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST\r\n"),
+            "{sdp}"
+        );
+        assert!(sdp.contains("a=rtcp-fb:104 nack pli\r\n"), "{sdp}");
+        assert!(!sdp.contains("H264"), "{sdp}");
+        // An offer without H.265 stays as it was.
+        let mut chromium = Offer::parse(CHROMIUM).expect("offer");
+        assert!(!chromium.takes_h265());
+        chromium.choose_h265();
+        assert_eq!(chromium.video_codec, VideoCodec::H264);
     }
 
     fn local() -> Local<'static> {
