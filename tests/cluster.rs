@@ -2,7 +2,8 @@
 //! PostgreSQL database and one S3 place (Garage), behind HAProxy (`common::cluster`). A camera
 //! linked to one node is online, watched, moved and followed from the others; its alert is
 //! mailed once; the internal listener is the cluster's only; two operators on two nodes
-//! accepting one request make one acceptance and one charge.
+//! accepting one request make one acceptance and one charge; its sound is heard and its
+//! speaker spoken through from a node that does not hold it.
 
 mod common;
 
@@ -237,7 +238,8 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
         for path in internal_routes()? {
             let path = path
                 .replace("{id}", &cam_id.to_string())
-                .replace("{tunnel}", "0123456789abcdef0123456789abcdef");
+                .replace("{tunnel}", "0123456789abcdef0123456789abcdef")
+                .replace("{to}", "camera");
             let url = format!("{internal}{}", path.trim_start_matches('/'));
             let public = reqwest::get(format!("{}{path}", nodes.lb.base())).await?;
             assert_eq!(public.status(), 404, "{path} on the public listener");
@@ -255,6 +257,114 @@ async fn a_camera_linked_to_one_node_is_watched_moved_and_followed_from_the_othe
                 }
             }
         }
+        Ok(())
+    }
+    .await;
+    result.with_context(|| nodes.logs())
+}
+
+/// b holds no link to the camera's agent: its RTSP client reaches the camera's sound and its
+/// speaker through tunnels a opens and carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_linked_to_one_node_is_heard_and_spoken_through_from_another() -> Result<()> {
+    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+    let camera =
+        common::Camera::start("fixed", &["--audio", "pcmu", "--backchannel", "pcmu"], None)?;
+    let nodes = Nodes::start(&["a", "b"], "")?;
+    let result: Result<()> = async {
+        let a = nodes.node("a");
+        let alice = a.customer("a@example.jp", "Alice", "tokyo", PW)?;
+        let cam = a.camera(alice, "Porch", "fixed", "dispatch", "agent")?;
+        let cam_id = cam["id"].as_i64().context("id")?;
+        let token = cam["agent_token"].as_str().context("token")?;
+        let _agent =
+            common::start_agent_with(&a.base, a.dir.path(), token, &camera.url, "agent", &[])?;
+        let on_b = nodes.login_on("b", "a@example.jp", PW).await?;
+        wait_online(&on_b, cam_id, true, Duration::from_secs(15)).await?;
+
+        // A view on b with a microphone, whose sound section also receives.
+        let pc = eyeward_bench::viewer::recvonly(&eyeward_bench::viewer::loopback_api()?).await?;
+        let microphone = eyeward_bench::viewer::microphone();
+        pc.add_track(microphone.clone()).await?;
+        let sound = Arc::new(AtomicU64::new(0));
+        let counter = sound.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let counter = counter.clone();
+            Box::pin(async move {
+                if track.kind() != RTPCodecType::Audio {
+                    return;
+                }
+                while track.read_rtp().await.is_ok() {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        }));
+        let offer = pc.create_offer(None).await?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await?;
+        let _ = gathered.recv().await;
+        let sdp = pc.local_description().await.context("offer")?.sdp;
+        let resp = common::post_offer(&on_b, &format!("/api/cameras/{cam_id}/whep"), sdp).await?;
+        anyhow::ensure!(resp.status() == 201, "WHEP on b: {}", resp.status());
+        let session = resp.headers()["location"].to_str()?.to_owned();
+        pc.set_remote_description(RTCSessionDescription::answer(resp.text().await?)?)
+            .await?;
+
+        // Listening on b: the camera's G.711 comes through a's agent.
+        let (status, answer) = status_json(
+            on_b.post(&format!("{session}/sound"), &json!({"listen": true}))
+                .await?,
+        )
+        .await?;
+        assert_eq!(status, 200, "{answer}");
+        video_within(&sound, 50, Duration::from_secs(15)).await?;
+
+        // Speaking on b: the camera's speaker hears the tone.
+        let (status, answer) = status_json(
+            on_b.post(&format!("{session}/talk"), &json!({"talk": true}))
+                .await?,
+        )
+        .await?;
+        assert_eq!(status, 200, "{answer}");
+        let tone = eyeward_bench::viewer::opus_second(Some(880.0)).await?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let heard = loop {
+            for frame in &tone {
+                microphone
+                    .write_sample(&webrtc::media::Sample {
+                        data: frame.clone(),
+                        duration: Duration::from_millis(20),
+                        ..Default::default()
+                    })
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let log = camera.process.log();
+            let heard = log
+                .lines()
+                .filter(|l| l.contains("back-channel heard"))
+                .filter_map(|l| {
+                    l.split("hz=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .find(|hz| (hz - 880.0).abs() < 20.0);
+            if let Some(hz) = heard {
+                break hz;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the camera heard nothing: {log}");
+        };
+        eprintln!("spoken through b, the camera heard {heard} Hz");
+        let (status, _) = status_json(
+            on_b.post(&format!("{session}/talk"), &json!({"talk": false}))
+                .await?,
+        )
+        .await?;
+        assert_eq!(status, 200);
+        pc.close().await?;
         Ok(())
     }
     .await;

@@ -5,12 +5,16 @@
 //! - passthrough: one viewer of the camera's H.264, for `--seconds`;
 //! - H.264 → VP8: a viewer that takes VP8 alone joins as well;
 //! - AAC → Opus: the first viewer listens as well;
-//! - H.265 → H.264: a viewer joins a second camera, the same but in H.265;
+//! - H.265 → H.264: a viewer that takes H.264 and not H.265 joins a second camera, the same
+//!   but in H.265;
+//! - H.265 passed through: a viewer that takes H.265 joins that camera as well;
 //!
 //! each the relay's CPU (cores, from `/proc`) and resident memory against the stage before;
 //! then first frame (offer to first RTP packet), `--joins` times each: H.264 warm (the feed
 //! runs), VP8 cold (the transcode starts for the join, the H.264 feed running) and VP8 warm,
-//! H.264 from the H.265 camera cold (its session and transcode start for the join) and warm;
+//! H.265 passed through cold (the camera's session starts for the join) and warm, then H.264
+//! from the H.265 camera cold (its transcode starts for the join, the H.265 feed running) and
+//! warm;
 //! then talkback, mouth to camera: a viewer's microphone (Opus, 20 ms frames: a second of
 //! silence, then a second of a 660 Hz tone) through the relay to the camera's speaker (the
 //! simulator's ONVIF back-channel, which logs when each stretch of sound began), from the
@@ -27,9 +31,8 @@ use eyeward_bench::process::{
     start_simulator, usage,
 };
 use eyeward_bench::quantile;
-use eyeward_bench::viewer::{Eyeward, Viewer, h264_api, loopback_api, vp8_api};
+use eyeward_bench::viewer::{Eyeward, Viewer, h264_api, loopback_api, opus_second, vp8_api};
 use eyeward_relay::talk::Backchannel;
-use eyeward_relay::transcode::OpusEncoder;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,31 +43,6 @@ use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSampl
 /// The microphone's tone, and how long an Opus frame lasts.
 const TONE_HZ: f64 = 660.0;
 const FRAME: Duration = Duration::from_millis(20);
-
-/// A second of Opus frames (20 ms at 48 kHz): the tone, or silence.
-async fn opus_second(tone: bool) -> Result<Vec<bytes::Bytes>> {
-    let mut encoder =
-        OpusEncoder::new("audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1")?;
-    // A little more than a second, so that the encoder gives out fifty whole frames.
-    let pcm: Vec<u8> = (0..52_000)
-        .flat_map(|i| {
-            let t = f64::from(i) / 48_000.0;
-            let level = if tone { 0.5 } else { 0.0 };
-            ((level * 32767.0 * (2.0 * std::f64::consts::PI * TONE_HZ * t).sin()) as i16)
-                .to_le_bytes()
-        })
-        .collect();
-    encoder.push(0, 48_000, &pcm)?;
-    let mut frames = Vec::with_capacity(50);
-    while frames.len() < 50 {
-        let packet = tokio::time::timeout(Duration::from_secs(5), encoder.next())
-            .await
-            .context("the Opus encoder gave out too few frames")?
-            .context("the Opus encoder ended")?;
-        frames.push(packet.data);
-    }
-    Ok(frames)
-}
 
 /// Where the bench's speech goes: a viewer's microphone (through the relay), or the camera's
 /// back-channel itself.
@@ -323,7 +301,7 @@ async fn main() -> Result<()> {
     eyeward.leave(listener).await?;
 
     eprintln!("talkback, {} presses each…", args.presses);
-    let (tone, silence) = (opus_second(true).await?, opus_second(false).await?);
+    let (tone, silence) = (opus_second(Some(TONE_HZ)).await?, opus_second(None).await?);
     let sim_log = dir.join("sim.log");
     let (speaker, microphone) = eyeward.join_to_speak(&h264_api, camera).await?;
     first_packet(&speaker, Instant::now()).await?;

@@ -95,6 +95,47 @@ fn api_with(addresses: &[IpAddr], mut media: MediaEngine) -> Result<API> {
         .build())
 }
 
+/// A viewer's microphone: an Opus track the caller writes 20 ms frames to (see
+/// [`opus_second`]). Added to a peer connection, its audio section sends and receives.
+pub fn microphone() -> Arc<TrackLocalStaticSample> {
+    Arc::new(TrackLocalStaticSample::new(
+        RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            ..Default::default()
+        },
+        "microphone".to_owned(),
+        "bench".to_owned(),
+    ))
+}
+
+/// A second of Opus frames (50 of 20 ms at 48 kHz), as a microphone's: a tone of `tone_hz`,
+/// or silence.
+pub async fn opus_second(tone_hz: Option<f64>) -> Result<Vec<bytes::Bytes>> {
+    let mut encoder = eyeward_relay::transcode::OpusEncoder::new(
+        "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1",
+    )?;
+    // A little more than a second, so that the encoder gives out fifty whole frames.
+    let pcm: Vec<u8> = (0..52_000)
+        .flat_map(|i| {
+            let t = f64::from(i) / 48_000.0;
+            let sample = tone_hz.map_or(0.0, |hz| (2.0 * std::f64::consts::PI * hz * t).sin());
+            ((0.5 * 32767.0 * sample) as i16).to_le_bytes()
+        })
+        .collect();
+    encoder.push(0, 48_000, &pcm)?;
+    let mut frames = Vec::with_capacity(50);
+    while frames.len() < 50 {
+        let packet = tokio::time::timeout(Duration::from_secs(5), encoder.next())
+            .await
+            .context("the Opus encoder gave out too few frames")?
+            .context("the Opus encoder ended")?;
+        frames.push(packet.data);
+    }
+    Ok(frames)
+}
+
 /// A peer connection that receives one video track.
 pub async fn recvonly(api: &API) -> Result<Arc<RTCPeerConnection>> {
     recvonly_with(api, RTCConfiguration::default()).await
@@ -287,16 +328,7 @@ impl Eyeward {
         camera: i64,
     ) -> Result<(Viewer, Arc<TrackLocalStaticSample>)> {
         let pc = recvonly(api).await?;
-        let microphone = Arc::new(TrackLocalStaticSample::new(
-            RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                ..Default::default()
-            },
-            "microphone".to_owned(),
-            "bench".to_owned(),
-        ));
+        let microphone = microphone();
         pc.add_track(microphone.clone()).await?;
         Ok((self.offer(pc, camera).await?, microphone))
     }

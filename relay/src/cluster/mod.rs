@@ -7,7 +7,9 @@
 mod peer;
 pub mod signing;
 
-pub use peer::{GENERATION_HEADER, PeerFeed, PeerTunnel, PtzAnswer, encode_frame, moved};
+pub use peer::{
+    GENERATION_HEADER, PeerFeed, PeerTunnel, PtzAnswer, RTSP_PATH_HEADER, encode_frame, moved,
+};
 
 use crate::config::ClusterConfig;
 use crate::dispatch::Dispatcher;
@@ -228,6 +230,55 @@ impl Cluster {
         peers
             .tunnel(self.node(), &owner, camera, tunnel, max_message)
             .await
+    }
+
+    /// A new tunnel to `camera` (`to` its video or to the camera itself) through the node
+    /// that holds it and its agent, as this node's own tunnels are ([`crate::link::Tunnel`]),
+    /// and the RTSP path the camera takes.
+    pub async fn rtsp_elsewhere(
+        &self,
+        camera: CameraId,
+        to: crate::link::TunnelTo,
+    ) -> Result<(crate::link::Tunnel, String), Error> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (peers, owner) = self.owner(camera).await?;
+        let max = eyeward::link::MAX_TUNNEL_FRAME_BYTES;
+        let (ws, path) = peers.rtsp(self.node(), &owner, camera, to, max).await?;
+        let (from_agent_tx, from_agent) = tokio::sync::mpsc::channel(crate::link::TUNNEL_QUEUE);
+        let (to_agent, mut to_agent_rx) = tokio::sync::mpsc::channel(crate::link::TUNNEL_QUEUE);
+        tokio::spawn(async move {
+            let (mut ws_tx, mut ws_rx) = ws.split();
+            let up = async {
+                while let Some(bytes) = to_agent_rx.recv().await {
+                    if ws_tx.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = ws_tx.close().await;
+            };
+            let down = async {
+                while let Some(Ok(msg)) = ws_rx.next().await {
+                    let bytes = match msg {
+                        Message::Binary(bytes) => bytes,
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    if from_agent_tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                () = up => {},
+                () = down => {},
+            }
+        });
+        let tunnel = crate::link::Tunnel {
+            from_agent,
+            to_agent,
+        };
+        Ok((tunnel, path))
     }
 
     /// Whether this node holds `camera` with `generation` (as an internal call names it).

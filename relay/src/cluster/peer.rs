@@ -276,10 +276,47 @@ impl Peers {
         tunnel: &str,
         max_message: usize,
     ) -> Result<PeerTunnel, Error> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let path = format!("/internal/v1/cameras/{}/tunnels/{tunnel}", camera.0);
+        let (ws, _) = self.web_socket(from, owner, &path, max_message).await?;
+        Ok(ws)
+    }
+
+    /// A new tunnel to `camera` (its video, or the camera itself: `to`) through the agent
+    /// linked to `owner`, and the RTSP path the agent's camera takes.
+    pub async fn rtsp(
+        &self,
+        from: i64,
+        owner: &Owner,
+        camera: CameraId,
+        to: crate::link::TunnelTo,
+        max_message: usize,
+    ) -> Result<(PeerTunnel, String), Error> {
+        let to = match to {
+            crate::link::TunnelTo::Video => "video",
+            crate::link::TunnelTo::Camera => "camera",
+        };
+        let path = format!("/internal/v1/cameras/{}/rtsp/{to}", camera.0);
+        let (ws, headers) = self.web_socket(from, owner, &path, max_message).await?;
+        let rtsp_path = headers
+            .get(RTSP_PATH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| Error::internal("the camera's node named no RTSP path"))?;
+        Ok((ws, rtsp_path.to_owned()))
+    }
+
+    /// A signed WebSocket to `path` on `owner`'s internal listener, with the headers of its
+    /// answer; 409 (the camera moved) is [`moved`].
+    async fn web_socket(
+        &self,
+        from: i64,
+        owner: &Owner,
+        path: &str,
+        max_message: usize,
+    ) -> Result<(PeerTunnel, reqwest::header::HeaderMap), Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut url = url::Url::parse(&owner.internal_url)
-            .and_then(|u| u.join(&path))
+            .and_then(|u| u.join(path))
             .map_err(|e| Error::internal("a node's internal URL").with_source(e))?;
         url.set_scheme("ws")
             .map_err(|()| Error::internal("a node's internal URL"))?;
@@ -291,7 +328,7 @@ impl Peers {
             node: from,
             at_ms: eyeward::clock::Clock::real().now().0,
             method: "GET",
-            path: &path,
+            path,
             body: b"",
         });
         let headers = request.headers_mut();
@@ -311,7 +348,7 @@ impl Peers {
             .max_frame_size(Some(max_message));
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         match tokio::time::timeout(CALL_TIMEOUT, connect).await {
-            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Ok((ws, response))) => Ok((ws, response.headers().clone())),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))
                 if r.status() == reqwest::StatusCode::CONFLICT =>
             {
@@ -329,8 +366,11 @@ impl Peers {
     }
 }
 
-/// The header naming the generation the caller believes holds the camera: an owner that holds
-/// it no longer (or with another generation) answers 409, and the caller looks again.
+/// The header in which the node holding a camera names the RTSP path its agent's camera
+/// takes, answering a tunnel to it ([`Peers::rtsp`]). Between nodes only: it may carry the
+/// camera's query.
+pub const RTSP_PATH_HEADER: &str = "eyeward-rtsp-path";
+
 pub const GENERATION_HEADER: &str = "eyeward-generation";
 
 fn unreachable(e: reqwest::Error) -> Error {

@@ -243,6 +243,15 @@ impl Feeds {
         }
     }
 
+    /// Whether `camera`'s agent is linked to another node: its feed is pulled through that
+    /// node, its sound and speaker are reached through tunnels that node carries (an agent
+    /// that is offline everywhere gets the tunnel's own "offline").
+    fn held_elsewhere(&self, camera: &Camera) -> bool {
+        matches!(camera.source, CameraSource::Agent)
+            && !self.links.is_online(camera.id)
+            && self.cluster.is_clustered()
+    }
+
     fn learned(&self, camera: CameraId) -> Option<CameraVideo> {
         let videos = self.videos.lock().unwrap_or_else(|p| p.into_inner());
         videos.get(&camera).copied()
@@ -398,7 +407,8 @@ impl Feeds {
     }
 
     /// Where the relay's RTSP client reads the camera: the camera itself (past a guard that
-    /// bounds its pictures and checks its replies' source) or its agent's tunnel to `to`.
+    /// bounds its pictures and checks its replies' source) or its agent's tunnel to `to`,
+    /// opened here or, when the agent is linked to another node, through that node.
     async fn rtsp(&self, camera: &Camera, to: link::TunnelTo) -> Result<Rtsp, crate::error::Error> {
         match &camera.source {
             CameraSource::Rtsp(r) => {
@@ -411,6 +421,16 @@ impl Feeds {
                     url,
                     credentials,
                     transport: self.cameras.rtsp_transport,
+                    carrier,
+                })
+            }
+            CameraSource::Agent if self.held_elsewhere(camera) => {
+                let (tunnel, path) = self.cluster.rtsp_elsewhere(camera.id, to).await?;
+                let (url, carrier) = link::offer_tunnel(camera.id, &path, tunnel).await?;
+                Ok(Rtsp {
+                    url,
+                    credentials: None,
+                    transport: RtspTransport::Tcp,
                     carrier,
                 })
             }

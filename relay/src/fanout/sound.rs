@@ -11,8 +11,8 @@ use crate::ingest::sound::{SoundFormat, SoundIngest};
 use crate::store::Camera;
 use crate::task::{self, Task};
 use crate::transcode::{OPUS_CLOCK_RATE, OpusEncoder};
+use eyeward::CameraId;
 use eyeward::link::Backoff;
-use eyeward::{CameraId, CameraSource};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
@@ -204,12 +204,6 @@ impl Feeds {
         &self,
         camera: &Camera,
     ) -> Result<(SoundIngest, crate::loopback::Offered), Error> {
-        if self.held_elsewhere(camera) {
-            return Err(Error::new(
-                ErrorKind::FailedPrecondition,
-                "the camera's sound is heard only through the relay node its agent is linked to",
-            ));
-        }
         let rtsp = self.rtsp(camera, crate::link::TunnelTo::Camera).await?;
         let ingest = SoundIngest::connect(&rtsp.url, rtsp.credentials, rtsp.transport).await?;
         Ok((ingest, rtsp.carrier))
@@ -221,24 +215,9 @@ impl Feeds {
         &self,
         camera: &Camera,
     ) -> Result<(crate::talk::Backchannel, crate::loopback::Offered), Error> {
-        if self.held_elsewhere(camera) {
-            return Err(Error::new(
-                ErrorKind::FailedPrecondition,
-                "this camera is spoken through only on the relay node its agent is linked to",
-            ));
-        }
         let rtsp = self.rtsp(camera, crate::link::TunnelTo::Camera).await?;
         let backchannel = crate::talk::Backchannel::open(&rtsp.url, rtsp.credentials).await?;
         Ok((backchannel, rtsp.carrier))
-    }
-
-    /// Whether `camera`'s agent is linked to another node: its feed is pulled through that
-    /// node, its sound and speaker not yet (an agent that is offline everywhere gets the
-    /// tunnel's own "offline").
-    pub(super) fn held_elsewhere(&self, camera: &Camera) -> bool {
-        matches!(camera.source, CameraSource::Agent)
-            && !self.links.is_online(camera.id)
-            && self.cluster.is_clustered()
     }
 
     /// Hands on the session's sound, transcoded when it is not G.711, until the camera ends

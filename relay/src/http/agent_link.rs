@@ -348,7 +348,7 @@ async fn pass_on(agent: WebSocket, node: PeerTunnel) {
 }
 
 /// Carries a tunnel's WebSocket frames to and from its [`Tunnel`] until either side ends.
-async fn carry(
+pub(super) async fn carry(
     socket: WebSocket,
     from_agent: mpsc::Sender<Bytes>,
     mut to_agent: mpsc::Receiver<Bytes>,

@@ -7,11 +7,14 @@
 //! - `POST /internal/v1/cameras/{id}/ptz`: a pan-tilt command through this node's gate and
 //!   agent, answered as a `cluster::PtzAnswer`;
 //! - `GET /internal/v1/cameras/{id}/tunnels/{tunnel}`: a tunnel this node asked the camera's
-//!   agent for, which the load balancer brought to another node (a WebSocket, passed on).
+//!   agent for, which the load balancer brought to another node (a WebSocket, passed on);
+//! - `GET /internal/v1/cameras/{id}/rtsp/{video|camera}`: a new tunnel to the camera through
+//!   its agent, for another node's RTSP client (its viewers' sound and speech), the camera's
+//!   RTSP path in the answer's `eyeward-rtsp-path` (a WebSocket, passed on).
 
 use super::AppState;
 use super::serve::{ConnectionLimits, serve_connections};
-use crate::cluster::{GENERATION_HEADER, PtzAnswer, encode_frame, moved};
+use crate::cluster::{GENERATION_HEADER, PtzAnswer, RTSP_PATH_HEADER, encode_frame, moved};
 use crate::config::HttpConfig;
 use crate::error::Error;
 use axum::Router;
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/internal/v1/cameras/{id}/feed", get(feed))
         .route("/internal/v1/cameras/{id}/ptz", post(ptz))
         .route("/internal/v1/cameras/{id}/tunnels/{tunnel}", get(tunnel))
+        .route("/internal/v1/cameras/{id}/rtsp/{to}", get(rtsp))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -176,6 +180,46 @@ async fn tunnel(
         .claim_tunnel(&tunnel, camera)
         .ok_or_else(|| Error::not_found("tunnel"))?;
     Ok(super::agent_link::hand_over(&st, ws, deliver))
+}
+
+/// `GET /internal/v1/cameras/{id}/rtsp/{to}`.
+async fn rtsp(
+    State(st): State<AppState>,
+    Path((id, to)): Path<(i64, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let camera = called_for(&st, &method, &uri, &headers, b"", id)?;
+    let to = match to.as_str() {
+        "video" => crate::link::TunnelTo::Video,
+        "camera" => crate::link::TunnelTo::Camera,
+        _ => return Err(Error::not_found("route")),
+    };
+    let ws = ws.map_err(|_| Error::bad_request("expected a WebSocket upgrade"))?;
+    let path = st
+        .links
+        .rtsp_path(camera)
+        .ok_or_else(crate::link::camera_offline)?;
+    let path = header::HeaderValue::from_str(&path)
+        .map_err(|_| Error::internal("the camera's RTSP path"))?;
+    let links = st.links.clone();
+    let mut response = ws
+        .max_message_size(eyeward::link::MAX_TUNNEL_FRAME_BYTES)
+        .max_frame_size(eyeward::link::MAX_TUNNEL_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            match links.open_tunnel(camera, to).await {
+                Ok((tunnel, _slot)) => {
+                    super::agent_link::carry(socket, tunnel.to_agent, tunnel.from_agent).await;
+                }
+                Err(e) => {
+                    tracing::warn!(camera = camera.0, error = %e, "tunnel for another node not opened");
+                }
+            }
+        });
+    response.headers_mut().insert(RTSP_PATH_HEADER, path);
+    Ok(response)
 }
 
 /// `POST /internal/v1/cameras/{id}/ptz`.

@@ -70,6 +70,18 @@ pub async fn local_tunnel(
     Ok((format!("rtsp://127.0.0.1:{}{path}", offered.port), offered))
 }
 
+/// Offers `tunnel` (one this node did not open: carried from the node that holds the camera)
+/// on a loopback port for the RTSP client, as [`local_tunnel`] offers its own; `path` is the
+/// camera's RTSP path.
+pub async fn offer_tunnel(
+    camera: CameraId,
+    path: &str,
+    tunnel: Tunnel,
+) -> Result<(String, loopback::Offered), Error> {
+    let offered = loopback::offer(camera, move |tcp| bridge(tcp, tunnel, camera)).await?;
+    Ok((format!("rtsp://127.0.0.1:{}{path}", offered.port), offered))
+}
+
 /// Copies bytes both ways between a TCP connection and a tunnel until either ends, or until
 /// the camera's side sends a picture past [`MAX_FRAME_BYTES`].
 async fn bridge(tcp: TcpStream, tunnel: Tunnel, camera: CameraId) {
