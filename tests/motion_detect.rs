@@ -1,7 +1,8 @@
 //! `eyeward-agent detect` on recordings of the simulated camera (made with ffmpeg): the
 //! scripted intruder's crossing is exactly one event, at the right time and place; a still
-//! street, with its ticking on-screen clock and keyframes, gives none; bad input is a clean
-//! error.
+//! street, with its ticking on-screen clock and keyframes, gives none; the event's clip
+//! begins at a keyframe at least its pre-roll before the event, runs on without a gap and
+//! shows the crossing; bad input is a clean error.
 
 mod common;
 
@@ -32,6 +33,23 @@ fn record(url: &str, seconds: u32, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A camera whose intruder enters `offset` after it starts and takes 3 s to cross, with a
+/// keyframe every 2 s.
+fn walker(offset: &str) -> Result<Camera> {
+    Camera::start(
+        "fixed",
+        &[
+            "--motion-offset",
+            offset,
+            "--motion-crossing",
+            "3s",
+            "--keyframe-interval",
+            "2s",
+        ],
+        None,
+    )
+}
+
 /// Runs `detect` on `input`; returns its success, the JSON lines it printed, and stderr.
 fn detect(input: &str, extra: &[&str]) -> Result<(bool, Vec<Value>, String)> {
     let out = Command::new(bin("eyeward-agent"))
@@ -51,18 +69,7 @@ fn detect(input: &str, extra: &[&str]) -> Result<(bool, Vec<Value>, String)> {
 fn an_intruder_crossing_is_one_event_and_a_still_street_none() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // The intruder enters 3 s after the camera starts and takes 3 s to cross.
-    let walker = Camera::start(
-        "fixed",
-        &[
-            "--motion-offset",
-            "3s",
-            "--motion-crossing",
-            "3s",
-            "--keyframe-interval",
-            "2s",
-        ],
-        None,
-    )?;
+    let walker = walker("3s")?;
     let crossing = dir.path().join("crossing.mp4");
     record(&walker.url, 9, &crossing)?;
     let still = Camera::start(
@@ -127,6 +134,97 @@ fn an_intruder_crossing_is_one_event_and_a_still_street_none() -> Result<()> {
     Ok(())
 }
 
+/// Each decoded frame of `path`: whether it is a keyframe, and its time in seconds.
+fn frames_of(path: &Path) -> Result<Vec<(bool, f64)>> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=key_frame,pts_time", "-of", "json"])
+        .arg(path)
+        .output()
+        .context("running ffprobe")?;
+    ensure!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe: Value = serde_json::from_slice(&out.stdout)?;
+    probe["frames"]
+        .as_array()
+        .context("frames")?
+        .iter()
+        .map(|f| {
+            let at = f["pts_time"].as_str().context("pts_time")?.parse::<f64>()?;
+            Ok((f["key_frame"] == 1, at))
+        })
+        .collect()
+}
+
+#[test]
+fn an_events_clip_begins_a_pre_roll_before_it_at_a_keyframe_and_shows_the_crossing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let walker = walker("8s")?;
+    let recording = dir.path().join("crossing.mp4");
+    record(&walker.url, 18, &recording)?;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[clips]\npre_roll = \"3s\"\npost_roll = \"2s\"\nmax_length = \"30s\"\n",
+    )?;
+    let clips = dir.path().join("clips");
+    let (ok, lines, stderr) = detect(
+        recording.to_str().context("utf-8")?,
+        &[
+            "--config",
+            config.to_str().context("utf-8")?,
+            "--clips",
+            clips.to_str().context("utf-8")?,
+        ],
+    )?;
+    ensure!(ok, "detect failed: {stderr}");
+    let clip_lines: Vec<&Value> = lines.iter().filter(|l| l.get("clip").is_some()).collect();
+    assert_eq!(clip_lines.len(), 1, "{lines:?}");
+    let clip = clip_lines[0];
+    let event = lines
+        .iter()
+        .find(|l| l.get("start_ms").is_some())
+        .context("the event")?;
+    let event_at = clip["event_at_ms"].as_u64().context("event_at_ms")?;
+    let length = clip["length_ms"].as_u64().context("length_ms")?;
+    // At least the pre-roll before the event, from the keyframe before that (2 s apart).
+    assert!((3000..=5100).contains(&event_at), "{clip}");
+    // The crossing (3 s) and the post-roll after it.
+    let crossing =
+        event["end_ms"].as_u64().context("end")? - event["start_ms"].as_u64().context("start")?;
+    assert!(length >= event_at + crossing + 2000 - 200, "{clip} {event}");
+    let path = Path::new(clip["clip"].as_str().context("clip path")?);
+    assert_eq!(
+        std::fs::metadata(path)?.len(),
+        clip["bytes"].as_u64().context("bytes")?
+    );
+
+    // It decodes from its first frame, a keyframe, and its frames follow each other a 15th
+    // of a second apart, with no gap.
+    let frames = frames_of(path)?;
+    assert!(frames[0].0, "starts at a keyframe");
+    assert!(frames[0].1.abs() < 0.001, "starts at 0: {:?}", frames[0]);
+    let gaps: Vec<f64> = frames.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps.iter().all(|g| (0.060..0.075).contains(g)), "{gaps:?}");
+    let lasts = frames.last().context("frames")?.1;
+    assert!(
+        (lasts * 1000.0 - length as f64).abs() < 100.0,
+        "{lasts} s against {clip}"
+    );
+
+    // The clip shows the crossing: the detector finds it there, where the clip says (within
+    // a second: the detector learns the street afresh from the clip's first pictures).
+    let (ok, lines, stderr) = detect(path.to_str().context("utf-8")?, &[])?;
+    ensure!(ok, "detect on the clip failed: {stderr}");
+    let again = lines.first().context("an event in the clip")?;
+    let start = again["start_ms"].as_u64().context("start_ms")?;
+    assert!(start.abs_diff(event_at) <= 1000, "{again} against {clip}");
+    Ok(())
+}
+
 #[test]
 fn bad_input_and_bad_config_are_clean_errors() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -156,6 +254,28 @@ fn bad_input_and_bad_config_are_clean_errors() -> Result<()> {
     assert!(
         !ok && stderr.contains("sensitivty"),
         "a typo is refused: {stderr}"
+    );
+    // Clips that `run` would make and not upload yet: refused before anything starts.
+    std::fs::write(&config, "[clips]\nenabled = true\n")?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t")?;
+    let out = Command::new(bin("eyeward-agent"))
+        .args([
+            "run",
+            "--relay",
+            "http://127.0.0.1:9",
+            "--camera",
+            "sim://fixed",
+        ])
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--config")
+        .arg(&config)
+        .output()?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        !out.status.success() && stderr.contains("[clips] enabled"),
+        "{stderr}"
     );
     Ok(())
 }

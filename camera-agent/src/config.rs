@@ -1,5 +1,6 @@
 //! The agent's configuration file (TOML, every key optional), shared by `run` and `detect`.
 
+use crate::clips::ClipsConfig;
 use crate::error::Error;
 use crate::motion::DetectorConfig;
 use crate::ptz::PtzConfig;
@@ -16,6 +17,8 @@ pub struct AgentConfig {
     pub queue: QueueConfig,
     /// `[ptz]`: the pan-tilt driver.
     pub ptz: PtzConfig,
+    /// `[clips]`: video clips of events.
+    pub clips: ClipsConfig,
 }
 
 /// `[queue]`: the durable upload queue.
@@ -61,6 +64,10 @@ impl AgentConfig {
             .ptz
             .check()
             .map_err(|e| Error::Config(format!("ptz: {e}")))?;
+        config
+            .clips
+            .check()
+            .map_err(|e| Error::Config(format!("clips: {e}")))?;
         Ok(config)
     }
 }

@@ -7,6 +7,7 @@
 //! no RTSP or HTTP server.
 
 pub mod capture;
+pub mod clips;
 pub mod config;
 pub mod error;
 pub mod gop;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// eyeward's on-camera agent: motion detection, snapshots, pan-tilt and the link to the relay.
 #[derive(Debug, Parser)]
@@ -67,9 +69,14 @@ enum Command {
 struct DetectArgs {
     /// A video file, or an rtsp:// URL (read until Ctrl-C).
     input: String,
-    /// The agent's configuration file; its [motion] section tunes the detector.
+    /// The agent's configuration file; its [motion] section tunes the detector, its [clips]
+    /// section the clips `--clips` writes.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Writes each event's clip into this folder, as `event-<n>.mp4` (pre-roll, post-roll
+    /// and longest clip from the [clips] section; `enabled` is not needed).
+    #[arg(long)]
+    clips: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +296,13 @@ pub fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> Result<(), Error> {
     let token = args.token()?;
+    let agent_config = AgentConfig::load(args.config.as_deref())?;
+    if agent_config.clips.enabled {
+        // Made, not yet uploaded (issue 24): a clip nobody can see is not promised.
+        return Err(Error::Config(
+            "[clips] enabled: clips are only written by `detect --clips` in this version".into(),
+        ));
+    }
     let camera = RunCamera::open(&args.camera)?;
     let addr = camera.addr()?;
     #[cfg(feature = "simulator")]
@@ -297,7 +311,6 @@ async fn run(args: RunArgs) -> Result<(), Error> {
     }
     let relays = link::Relays::new(args.relay)?;
     tracing::info!(relays = ?relays.all().iter().map(url::Url::as_str).collect::<Vec<_>>(), camera = ?addr, "agent starting");
-    let agent_config = AgentConfig::load(args.config.as_deref())?;
     // The camera's current group of pictures, kept while the detector reads the stream.
     let gop = agent_config
         .motion
@@ -375,19 +388,43 @@ async fn run(args: RunArgs) -> Result<(), Error> {
 
 /// `detect`: decodes the input, runs the detector with the configured tuning, and prints
 /// `{"start_ms","end_ms","peak_score","bbox"}` per event (the box in the input's pixels), then
-/// `{"frames","events"}`.
+/// `{"frames","events"}`; with `--clips`, `{"clip","bytes","event_at_ms","length_ms"}` per
+/// clip written.
 fn detect(args: DetectArgs) -> Result<(), Error> {
-    let config = AgentConfig::load(args.config.as_deref())?.motion;
+    let agent_config = AgentConfig::load(args.config.as_deref())?;
+    let config = agent_config.motion;
+    // The coded frames, handed on for clips as the capture reads them.
+    let (coded, mut clips) = match &args.clips {
+        Some(dir) => {
+            let ring = Arc::new(gop::GopRing::default());
+            let frames = ring.subscribe().live;
+            let folder = clips::ClipFolder::new(dir)?;
+            let recorder = clips::Recorder::new(agent_config.clips);
+            (Some(ring), Some((recorder, folder, frames)))
+        }
+        None => (None, None),
+    };
+    let print_clip = |clip: clips::Clip| {
+        println!(
+            "{}",
+            serde_json::json!({
+                "clip": clip.path,
+                "bytes": clip.bytes,
+                "event_at_ms": clip.event_at.as_millis() as u64,
+                "length_ms": clip.length.as_millis() as u64,
+            })
+        );
+    };
     let mut capture = Capture::open(
         &args.input,
         config.picture_width,
         config.max_fps,
         false,
         false,
-        None,
+        coded,
     )?;
     let mut detector: Option<Detector> = None;
-    let (mut frames, mut events) = (0u64, 0u64);
+    let (mut frames, mut events, mut started) = (0u64, 0u64, 0u64);
     let mut scale = (1.0, 1.0);
     let mut print = |event: MotionEvent, scale: (f64, f64)| {
         events += 1;
@@ -417,12 +454,31 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
                 )
             }
         };
-        if let Some(Decision::Ended(event)) = d.process(&picture.luma, picture.at) {
+        let decision = d.process(&picture.luma, picture.at);
+        if let Some((recorder, folder, frames)) = &mut clips {
+            // The coded frames come ahead of their pictures: those so far first.
+            let mut steps = recorder.drain(frames, picture.at);
+            match &decision {
+                Some(Decision::Started { since, .. }) => {
+                    started += 1;
+                    steps.extend(recorder.motion_started(format!("event-{started}"), *since));
+                }
+                Some(Decision::Ended(event)) => recorder.motion_ended(event.end),
+                None => {}
+            }
+            folder.apply(steps)?.into_iter().for_each(print_clip);
+        }
+        if let Some(Decision::Ended(event)) = decision {
             print(event, scale);
         }
     }
     if let Some(Decision::Ended(event)) = detector.as_mut().and_then(Detector::finish) {
         print(event, scale);
+    }
+    if let Some((mut recorder, mut folder, mut frames)) = clips {
+        let steps = recorder.drain(&mut frames, Duration::MAX);
+        folder.apply(steps)?.into_iter().for_each(print_clip);
+        folder.finish()?.into_iter().for_each(print_clip);
     }
     println!(
         "{}",
