@@ -202,13 +202,16 @@ fn an_events_clip_begins_a_pre_roll_before_it_at_a_keyframe_and_shows_the_crossi
         clip["bytes"].as_u64().context("bytes")?
     );
 
-    // It decodes from its first frame, a keyframe, and its frames follow each other a 15th
-    // of a second apart, with no gap.
+    // It decodes from its first frame, a keyframe, and its frames follow each other with the
+    // camera's own spacing (a 15th of a second, as the simulator's clock keeps it under load):
+    // none missing, none out of order.
     let frames = frames_of(path)?;
     assert!(frames[0].0, "starts at a keyframe");
     assert!(frames[0].1.abs() < 0.001, "starts at 0: {:?}", frames[0]);
     let gaps: Vec<f64> = frames.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert!(gaps.iter().all(|g| (0.060..0.075).contains(g)), "{gaps:?}");
+    assert!(gaps.iter().all(|g| (0.02..0.11).contains(g)), "{gaps:?}");
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    assert!((mean - 1.0 / 15.0).abs() < 0.002, "{mean}");
     let lasts = frames.last().context("frames")?.1;
     assert!(
         (lasts * 1000.0 - length as f64).abs() < 100.0,
