@@ -13,7 +13,7 @@
 use anyhow::{Context, Result, bail};
 use eyeward_agent::motion::{Detector, DetectorConfig};
 use eyeward_bench::process::{
-    Running, dies_with_parent, provision_relay, start_relay, start_simulator, target_bin, usage,
+    Running, dies_with_parent, measure, provision_relay, start_relay, start_simulator, target_bin,
 };
 use eyeward_camera_sim::scene::{MotionScript, PanTilt, PanTiltLimits, Picture, Scene};
 use serde_json::Value;
@@ -377,31 +377,6 @@ fn cost() -> Result<f64> {
         ns_per_pixel * (w * h) as f64 / 1000.0
     );
     Ok(ns_per_pixel)
-}
-
-/// What a process used over a span: CPU share of one core, and peak resident and private
-/// (anonymous) memory.
-struct Load {
-    cpu: f64,
-    rss: u64,
-    anon: u64,
-}
-
-fn measure(pid: u32, span: Duration) -> Result<Load> {
-    let before = usage(pid)?;
-    let (mut rss, mut anon) = (before.rss_bytes, before.anon_bytes);
-    let start = Instant::now();
-    while start.elapsed() < span {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = usage(pid)?;
-        (rss, anon) = (rss.max(now.rss_bytes), anon.max(now.anon_bytes));
-    }
-    let after = usage(pid)?;
-    Ok(Load {
-        cpu: (after.cpu - before.cpu).as_secs_f64() / start.elapsed().as_secs_f64(),
-        rss,
-        anon,
-    })
 }
 
 fn whole_agent(dir: &Path, span: Duration) -> Result<bool> {

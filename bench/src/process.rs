@@ -150,6 +150,32 @@ pub fn usage(pid: u32) -> Result<Usage> {
     })
 }
 
+/// What a process used over a span: CPU share of one core, and peak resident and private
+/// (anonymous) memory.
+pub struct Load {
+    pub cpu: f64,
+    pub rss: u64,
+    pub anon: u64,
+}
+
+/// What `pid` uses over the next `span`, its memory sampled four times a second.
+pub fn measure(pid: u32, span: Duration) -> Result<Load> {
+    let before = usage(pid)?;
+    let (mut rss, mut anon) = (before.rss_bytes, before.anon_bytes);
+    let start = std::time::Instant::now();
+    while start.elapsed() < span {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = usage(pid)?;
+        (rss, anon) = (rss.max(now.rss_bytes), anon.max(now.anon_bytes));
+    }
+    let after = usage(pid)?;
+    Ok(Load {
+        cpu: (after.cpu - before.cpu).as_secs_f64() / start.elapsed().as_secs_f64(),
+        rss,
+        anon,
+    })
+}
+
 /// How many file descriptors `pid` has open (sockets, files, pipes, epoll and timer fds).
 pub fn open_fds(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())

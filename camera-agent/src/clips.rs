@@ -181,6 +181,9 @@ pub enum Step {
         codec: VideoCodec,
         event_at: Duration,
         frames: Vec<Arc<CodedFrame>>,
+        /// The bytes the pre-roll ring held then (what clips cost in memory, besides the
+        /// muxer's own).
+        held: usize,
     },
     /// The clip's next frame.
     Frame(Arc<CodedFrame>),
@@ -278,6 +281,7 @@ impl Recorder {
             codec: first.codec,
             event_at: at.saturating_sub(first.pts),
             frames,
+            held: self.pre_roll.bytes(),
         });
         steps
     }
@@ -413,6 +417,8 @@ pub struct Clip {
     pub event_at: Duration,
     /// From its first frame to its last.
     pub length: Duration,
+    /// The bytes the pre-roll ring held when it began.
+    pub pre_roll_bytes: usize,
 }
 
 /// The clip being written, with what its record will say.
@@ -423,6 +429,7 @@ struct Writing {
     event_at: Duration,
     first: Duration,
     last: Duration,
+    held: usize,
 }
 
 /// Carries out a recorder's steps into files in a folder: `<key>.mp4`.
@@ -450,6 +457,7 @@ impl ClipFolder {
                     codec,
                     event_at,
                     frames,
+                    held,
                 } => {
                     finished.extend(self.finish()?);
                     let Some(first) = frames.first().map(|f| f.pts) else {
@@ -469,6 +477,7 @@ impl ClipFolder {
                         event_at,
                         first,
                         last,
+                        held,
                     });
                 }
                 Step::Frame(frame) => {
@@ -495,6 +504,7 @@ impl ClipFolder {
             bytes,
             event_at: writing.event_at,
             length: writing.last.saturating_sub(writing.first),
+            pre_roll_bytes: writing.held,
         }))
     }
 }

@@ -388,8 +388,8 @@ async fn run(args: RunArgs) -> Result<(), Error> {
 
 /// `detect`: decodes the input, runs the detector with the configured tuning, and prints
 /// `{"start_ms","end_ms","peak_score","bbox"}` per event (the box in the input's pixels), then
-/// `{"frames","events"}`; with `--clips`, `{"clip","bytes","event_at_ms","length_ms"}` per
-/// clip written.
+/// `{"frames","events"}`; with `--clips`, `{"clip","bytes","event_at_ms","length_ms",
+/// "pre_roll_bytes"}` per clip written.
 fn detect(args: DetectArgs) -> Result<(), Error> {
     let agent_config = AgentConfig::load(args.config.as_deref())?;
     let config = agent_config.motion;
@@ -412,6 +412,7 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
                 "bytes": clip.bytes,
                 "event_at_ms": clip.event_at.as_millis() as u64,
                 "length_ms": clip.length.as_millis() as u64,
+                "pre_roll_bytes": clip.pre_roll_bytes,
             })
         );
     };

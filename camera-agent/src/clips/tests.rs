@@ -109,6 +109,7 @@ fn a_clip_begins_at_the_keyframe_before_the_pre_roll_and_marks_the_event() {
             event_at,
             frames,
             codec,
+            held,
         },
     ] = steps.as_slice()
     else {
@@ -119,6 +120,7 @@ fn a_clip_begins_at_the_keyframe_before_the_pre_roll_and_marks_the_event() {
     assert_eq!(frames[0].pts, ms(4000));
     assert_eq!(*event_at, ms(5000));
     assert_eq!(frames.last().map(|f| f.pts), Some(ms(9900)));
+    assert_eq!(*held, 60 * 100, "the ring's bytes: 4 s to 9.9 s");
 }
 
 #[test]
