@@ -18,8 +18,11 @@ try {
   const path = await page.evaluate(async () => {
     const pc = window.peerConnections.at(-1);
     const stats = await pc.getStats();
+    // The transport names the pair it sends on; a pair's own `nominated` flag can lag behind
+    // the first frames, which once left this test with no pair at all.
     let pair = null;
-    stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
     const local = pair && stats.get(pair.localCandidateId);
     const remote = pair && stats.get(pair.remoteCandidateId);
     return {
