@@ -13,6 +13,7 @@ pub mod alert;
 pub mod api;
 pub mod arming;
 mod camera;
+pub mod clip_upload;
 #[cfg(feature = "binary")]
 pub mod clock;
 pub mod dispatch;

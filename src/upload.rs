@@ -36,6 +36,9 @@ pub struct UploadQuery {
     /// Gap: events dropped whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_events: Option<u64>,
+    /// Gap: clips dropped (their events and snapshots were kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_clips: Option<u64>,
 }
 
 /// An upload, as both sides mean it.
@@ -63,6 +66,8 @@ pub enum EventUpload {
         lost_snapshots: u64,
         /// Events dropped whole.
         lost_events: u64,
+        /// Clips dropped (their events were kept).
+        lost_clips: u64,
     },
 }
 
@@ -122,6 +127,7 @@ impl EventUpload {
                 until,
                 lost_snapshots,
                 lost_events,
+                lost_clips,
             } => UploadQuery {
                 kind: Some("gap".into()),
                 key: key.clone(),
@@ -129,6 +135,8 @@ impl EventUpload {
                 until: Some(until.0),
                 lost_snapshots: Some(*lost_snapshots),
                 lost_events: Some(*lost_events),
+                // Left out when none, so that a relay from before clips takes the gap.
+                lost_clips: (*lost_clips > 0).then_some(*lost_clips),
                 ..UploadQuery::default()
             },
         }
@@ -158,9 +166,13 @@ impl UploadQuery {
     }
 
     fn motion(&self, captured_at: UnixMillis) -> Result<EventUpload, Error> {
-        if self.until.is_some() || self.lost_snapshots.is_some() || self.lost_events.is_some() {
+        if self.until.is_some()
+            || self.lost_snapshots.is_some()
+            || self.lost_events.is_some()
+            || self.lost_clips.is_some()
+        {
             return Err(Error::invalid(
-                "until, lost_snapshots and lost_events are for gap events",
+                "until, lost_snapshots, lost_events and lost_clips are for gap events",
             ));
         }
         let score = self
@@ -206,14 +218,17 @@ impl UploadQuery {
         if until < captured_at {
             return Err(Error::invalid("until comes before captured_at"));
         }
-        let (lost_snapshots, lost_events) = (
+        let (lost_snapshots, lost_events, lost_clips) = (
             self.lost_snapshots.unwrap_or(0),
             self.lost_events.unwrap_or(0),
+            self.lost_clips.unwrap_or(0),
         );
-        if lost_snapshots == 0 && lost_events == 0 {
-            return Err(Error::invalid("a gap loses at least one snapshot or event"));
+        if lost_snapshots == 0 && lost_events == 0 && lost_clips == 0 {
+            return Err(Error::invalid(
+                "a gap loses at least one snapshot, event or clip",
+            ));
         }
-        if lost_snapshots.max(lost_events) > i64::MAX as u64 {
+        if lost_snapshots.max(lost_events).max(lost_clips) > i64::MAX as u64 {
             return Err(Error::invalid("lost counts are too large"));
         }
         Ok(EventUpload::Gap {
@@ -222,6 +237,7 @@ impl UploadQuery {
             until,
             lost_snapshots,
             lost_events,
+            lost_clips,
         })
     }
 }
@@ -249,12 +265,24 @@ mod tests {
             until: NOW.plus(Duration::from_secs(5)),
             lost_snapshots: 3,
             lost_events: 1,
+            lost_clips: 0,
+        }
+    }
+
+    fn clips_gap() -> EventUpload {
+        EventUpload::Gap {
+            key: "gap-0002".into(),
+            captured_at: NOW,
+            until: NOW,
+            lost_snapshots: 0,
+            lost_events: 0,
+            lost_clips: 2,
         }
     }
 
     #[test]
     fn what_the_agent_writes_the_relay_reads_back_the_same() {
-        for upload in [motion(true), motion(false), gap()] {
+        for upload in [motion(true), motion(false), gap(), clips_gap()] {
             assert_eq!(upload.query().check(NOW).unwrap(), upload);
         }
     }
@@ -382,6 +410,7 @@ mod tests {
                 UploadQuery {
                     lost_snapshots: None,
                     lost_events: Some(0),
+                    lost_clips: None,
                     ..gap.clone()
                 },
                 "at least one",
@@ -392,6 +421,13 @@ mod tests {
                     ..gap.clone()
                 },
                 "too large",
+            ),
+            (
+                UploadQuery {
+                    lost_clips: Some(1),
+                    ..base.clone()
+                },
+                "are for gap events",
             ),
         ];
         for (query, expected) in cases {

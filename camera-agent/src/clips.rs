@@ -8,10 +8,12 @@
 //!   `post_roll` after the motion ends, `max_length` after its first frame at most, or where
 //!   the camera's session ends; it says what to write as [`Step`]s;
 //! - [`Mp4Writer`]: GStreamer's `mp4mux` (fragmented: a clip cut short still plays up to its
-//!   last fragment) into a file, fsynced when finished.
+//!   last fragment) into a file, fsynced when finished;
+//! - [`ClipMaker`]: all of it beside a detector, each clip written where the caller places
+//!   it (`detect --clips` into a folder, `run` into the upload queue).
 
 use crate::error::Error;
-use crate::gop::{CodedFrame, VideoCodec};
+use crate::gop::{CodedFrame, GopRing, VideoCodec};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -410,7 +412,6 @@ impl Drop for Mp4Writer {
 /// A finished clip.
 #[derive(Debug)]
 pub struct Clip {
-    pub key: String,
     pub path: PathBuf,
     pub bytes: u64,
     /// When the motion was first seen, from the clip's start.
@@ -421,9 +422,17 @@ pub struct Clip {
     pub pre_roll_bytes: usize,
 }
 
+/// What became of a clip.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Whole and fsynced.
+    Finished(Clip),
+    /// It could not be written on: what was of it at `path` is no clip.
+    Failed { path: PathBuf, error: Error },
+}
+
 /// The clip being written, with what its record will say.
 struct Writing {
-    key: String,
     path: PathBuf,
     writer: Mp4Writer,
     event_at: Duration,
@@ -432,24 +441,22 @@ struct Writing {
     held: usize,
 }
 
-/// Carries out a recorder's steps into files in a folder: `<key>.mp4`.
-pub struct ClipFolder {
-    dir: PathBuf,
+/// Carries out a recorder's steps into files, each where the caller places it.
+#[derive(Default)]
+pub struct ClipFiles {
     writing: Option<Writing>,
 }
 
-impl ClipFolder {
-    pub fn new(dir: &Path) -> Result<ClipFolder, Error> {
-        std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-        Ok(ClipFolder {
-            dir: dir.to_owned(),
-            writing: None,
-        })
-    }
-
-    /// Writes what `steps` say; the clips they finished.
-    pub fn apply(&mut self, steps: Vec<Step>) -> Result<Vec<Clip>, Error> {
-        let mut finished = Vec::new();
+impl ClipFiles {
+    /// Writes what `steps` say, a new clip where `place` says (given the event's key and
+    /// the codec); what became of the clips they ended. An error is one of `place`'s: the
+    /// clips' own come as [`Outcome::Failed`].
+    pub fn apply(
+        &mut self,
+        steps: Vec<Step>,
+        place: &mut dyn FnMut(&str, VideoCodec) -> Result<PathBuf, Error>,
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut ended = Vec::new();
         for step in steps {
             match step {
                 Step::Start {
@@ -459,53 +466,122 @@ impl ClipFolder {
                     frames,
                     held,
                 } => {
-                    finished.extend(self.finish()?);
+                    ended.extend(self.finish());
                     let Some(first) = frames.first().map(|f| f.pts) else {
                         continue;
                     };
-                    let path = self.dir.join(format!("{key}.mp4"));
-                    let mut writer = Mp4Writer::create(&path, codec, first)?;
-                    let mut last = first;
-                    for frame in &frames {
-                        writer.write(frame)?;
-                        last = frame.pts;
-                    }
-                    self.writing = Some(Writing {
-                        key,
-                        path,
-                        writer,
-                        event_at,
-                        first,
-                        last,
-                        held,
+                    let path = place(&key, codec)?;
+                    let started = Mp4Writer::create(&path, codec, first).and_then(|mut writer| {
+                        for frame in &frames {
+                            writer.write(frame)?;
+                        }
+                        Ok(writer)
                     });
+                    match started {
+                        Ok(writer) => {
+                            self.writing = Some(Writing {
+                                path,
+                                writer,
+                                event_at,
+                                first,
+                                last: frames.last().map_or(first, |f| f.pts),
+                                held,
+                            })
+                        }
+                        Err(error) => ended.push(Outcome::Failed { path, error }),
+                    }
                 }
                 Step::Frame(frame) => {
                     if let Some(writing) = &mut self.writing {
-                        writing.writer.write(&frame)?;
-                        writing.last = frame.pts;
+                        match writing.writer.write(&frame) {
+                            Ok(()) => writing.last = frame.pts,
+                            Err(error) => {
+                                let path = writing.path.clone();
+                                self.writing = None;
+                                ended.push(Outcome::Failed { path, error });
+                            }
+                        }
                     }
                 }
-                Step::Finish { .. } => finished.extend(self.finish()?),
+                Step::Finish { .. } => ended.extend(self.finish()),
             }
         }
-        Ok(finished)
+        Ok(ended)
     }
 
     /// Finishes the clip being written, if any (at the end of the input, say).
-    pub fn finish(&mut self) -> Result<Option<Clip>, Error> {
-        let Some(writing) = self.writing.take() else {
-            return Ok(None);
-        };
-        let bytes = writing.writer.finish()?;
-        Ok(Some(Clip {
-            key: writing.key,
-            path: writing.path,
-            bytes,
-            event_at: writing.event_at,
-            length: writing.last.saturating_sub(writing.first),
-            pre_roll_bytes: writing.held,
-        }))
+    pub fn finish(&mut self) -> Option<Outcome> {
+        let writing = self.writing.take()?;
+        Some(match writing.writer.finish() {
+            Ok(bytes) => Outcome::Finished(Clip {
+                path: writing.path,
+                bytes,
+                event_at: writing.event_at,
+                length: writing.last.saturating_sub(writing.first),
+                pre_roll_bytes: writing.held,
+            }),
+            Err(error) => Outcome::Failed {
+                path: writing.path,
+                error,
+            },
+        })
+    }
+}
+
+/// What the detector decided on a picture, as far as clips go.
+pub enum Motion {
+    /// An event began with the picture at `since`; `key` is its own.
+    Started { key: String, since: Duration },
+    /// The event's motion ended at `end`.
+    Ended { end: Duration },
+}
+
+/// Clips of a camera's events as its detector goes: the capture's coded frames (from a
+/// [`GopRing`]) through a [`Recorder`] into [`ClipFiles`].
+pub struct ClipMaker {
+    recorder: Recorder,
+    files: ClipFiles,
+    frames: broadcast::Receiver<Arc<CodedFrame>>,
+}
+
+impl ClipMaker {
+    pub fn new(config: ClipsConfig, ring: &GopRing) -> ClipMaker {
+        ClipMaker {
+            recorder: Recorder::new(config),
+            files: ClipFiles::default(),
+            frames: ring.subscribe().live,
+        }
+    }
+
+    /// The detector has looked at the picture at `seen` and decided `motion` on it: the
+    /// frames so far go to the pre-roll and the clip being made (they come ahead of their
+    /// pictures), and a clip begins or is told its motion ended.
+    pub fn picture(
+        &mut self,
+        seen: Duration,
+        motion: Option<Motion>,
+        place: &mut dyn FnMut(&str, VideoCodec) -> Result<PathBuf, Error>,
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut steps = self.recorder.drain(&mut self.frames, seen);
+        match motion {
+            Some(Motion::Started { key, since }) => {
+                steps.extend(self.recorder.motion_started(key, since))
+            }
+            Some(Motion::Ended { end }) => self.recorder.motion_ended(end),
+            None => {}
+        }
+        self.files.apply(steps, place)
+    }
+
+    /// The input (or the camera's session) ended: the frames left, and the clip being made
+    /// ends with them.
+    pub fn end(
+        &mut self,
+        place: &mut dyn FnMut(&str, VideoCodec) -> Result<PathBuf, Error>,
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut steps = self.recorder.drain(&mut self.frames, Duration::MAX);
+        steps.extend(self.recorder.finish());
+        self.files.apply(steps, place)
     }
 }
 

@@ -68,6 +68,11 @@ impl AgentConfig {
             .clips
             .check()
             .map_err(|e| Error::Config(format!("clips: {e}")))?;
+        if config.clips.enabled && !config.motion.enabled {
+            return Err(Error::Config(
+                "clips: events come from motion detection, which [motion] turns off".into(),
+            ));
+        }
         Ok(config)
     }
 }

@@ -27,6 +27,14 @@ pub enum VideoCodec {
 }
 
 impl VideoCodec {
+    /// Its name in the relay's API: `h264`, `h265`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::H265 => "h265",
+        }
+    }
+
     /// A NAL unit's type, from its header (one byte in H.264, two in H.265; `unit` is not
     /// empty).
     pub fn nal_type(self, unit: &[u8]) -> u8 {

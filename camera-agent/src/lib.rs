@@ -36,7 +36,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// eyeward's on-camera agent: motion detection, snapshots, pan-tilt and the link to the relay.
 #[derive(Debug, Parser)]
@@ -297,12 +296,6 @@ pub fn main() -> ExitCode {
 async fn run(args: RunArgs) -> Result<(), Error> {
     let token = args.token()?;
     let agent_config = AgentConfig::load(args.config.as_deref())?;
-    if agent_config.clips.enabled {
-        // Made, not yet uploaded (issue 24): a clip nobody can see is not promised.
-        return Err(Error::Config(
-            "[clips] enabled: clips are only written by `detect --clips` in this version".into(),
-        ));
-    }
     let camera = RunCamera::open(&args.camera)?;
     let addr = camera.addr()?;
     #[cfg(feature = "simulator")]
@@ -363,6 +356,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
                 gop: gop.clone().expect("kept when motion detection is on"),
             },
             agent_config.motion,
+            agent_config.clips.enabled.then_some(agent_config.clips),
             shared.clone(),
             ptz.is_some().then(|| head.clone()),
             stop.clone(),
@@ -396,25 +390,34 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
     // The coded frames, handed on for clips as the capture reads them.
     let (coded, mut clips) = match &args.clips {
         Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(Error::io(format!("creating {}", dir.display())))?;
             let ring = Arc::new(gop::GopRing::default());
-            let frames = ring.subscribe().live;
-            let folder = clips::ClipFolder::new(dir)?;
-            let recorder = clips::Recorder::new(agent_config.clips);
-            (Some(ring), Some((recorder, folder, frames)))
+            let maker = clips::ClipMaker::new(agent_config.clips, &ring);
+            (Some(ring), Some(maker))
         }
         None => (None, None),
     };
-    let print_clip = |clip: clips::Clip| {
-        println!(
-            "{}",
-            serde_json::json!({
-                "clip": clip.path,
-                "bytes": clip.bytes,
-                "event_at_ms": clip.event_at.as_millis() as u64,
-                "length_ms": clip.length.as_millis() as u64,
-                "pre_roll_bytes": clip.pre_roll_bytes,
-            })
-        );
+    let clip_dir = args.clips.clone().unwrap_or_default();
+    let mut place = |key: &str, _| Ok(clip_dir.join(format!("{key}.mp4")));
+    let print_clips = |ended: Vec<clips::Outcome>| -> Result<(), Error> {
+        for outcome in ended {
+            let clip = match outcome {
+                clips::Outcome::Finished(clip) => clip,
+                clips::Outcome::Failed { error, .. } => return Err(error),
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "clip": clip.path,
+                    "bytes": clip.bytes,
+                    "event_at_ms": clip.event_at.as_millis() as u64,
+                    "length_ms": clip.length.as_millis() as u64,
+                    "pre_roll_bytes": clip.pre_roll_bytes,
+                })
+            );
+        }
+        Ok(())
     };
     let mut capture = Capture::open(
         &args.input,
@@ -456,18 +459,19 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
             }
         };
         let decision = d.process(&picture.luma, picture.at);
-        if let Some((recorder, folder, frames)) = &mut clips {
-            // The coded frames come ahead of their pictures: those so far first.
-            let mut steps = recorder.drain(frames, picture.at);
-            match &decision {
+        if let Some(maker) = &mut clips {
+            let motion = match &decision {
                 Some(Decision::Started { since, .. }) => {
                     started += 1;
-                    steps.extend(recorder.motion_started(format!("event-{started}"), *since));
+                    Some(clips::Motion::Started {
+                        key: format!("event-{started}"),
+                        since: *since,
+                    })
                 }
-                Some(Decision::Ended(event)) => recorder.motion_ended(event.end),
-                None => {}
-            }
-            folder.apply(steps)?.into_iter().for_each(print_clip);
+                Some(Decision::Ended(event)) => Some(clips::Motion::Ended { end: event.end }),
+                None => None,
+            };
+            print_clips(maker.picture(picture.at, motion, &mut place)?)?;
         }
         if let Some(Decision::Ended(event)) = decision {
             print(event, scale);
@@ -476,10 +480,8 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
     if let Some(Decision::Ended(event)) = detector.as_mut().and_then(Detector::finish) {
         print(event, scale);
     }
-    if let Some((mut recorder, mut folder, mut frames)) = clips {
-        let steps = recorder.drain(&mut frames, Duration::MAX);
-        folder.apply(steps)?.into_iter().for_each(print_clip);
-        folder.finish()?.into_iter().for_each(print_clip);
+    if let Some(maker) = &mut clips {
+        print_clips(maker.end(&mut place)?)?;
     }
     println!(
         "{}",
