@@ -45,6 +45,28 @@ pub struct EventView {
     pub lost_events: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// A gap: clips dropped (their events are listed, without a clip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_clips: Option<i64>,
+    /// The event's video clip, once the camera's agent has uploaded it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipView>,
+}
+
+/// An event's clip as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipView {
+    /// Where it is served (HTTP range requests: the browser seeks).
+    pub url: String,
+    pub bytes: u64,
+    /// From its first frame to its last, milliseconds.
+    pub length_ms: u64,
+    /// When the motion was first seen, from its start, milliseconds.
+    pub event_at_ms: u64,
+    /// `h264` or `h265`.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// How an event's alert mail went to one address.
@@ -110,6 +132,8 @@ mod tests {
             lost_snapshots: None,
             lost_events: None,
             until: None,
+            lost_clips: None,
+            clip: None,
         }
     }
 
@@ -134,6 +158,23 @@ mod tests {
                 "mail": [{"to": "home@example.jp", "state": "sent"}]})
         );
         assert_eq!(serde_json::from_value::<ListedEvent>(v).unwrap(), listed);
+        let clipped = EventView {
+            clip: Some(ClipView {
+                url: "/api/events/7/clip".into(),
+                bytes: 2_000_000,
+                length_ms: 15_000,
+                event_at_ms: 5_000,
+                codec: "h264".into(),
+                width: 1280,
+                height: 720,
+            }),
+            ..motion()
+        };
+        assert_eq!(
+            serde_json::to_value(&clipped).unwrap()["clip"],
+            json!({"url": "/api/events/7/clip", "bytes": 2_000_000, "length_ms": 15_000,
+                "event_at_ms": 5_000, "codec": "h264", "width": 1280, "height": 720})
+        );
         let one = OneEvent {
             event: motion(),
             camera_name: "Porch".into(),

@@ -258,8 +258,11 @@ fn bad_input_and_bad_config_are_clean_errors() -> Result<()> {
         !ok && stderr.contains("sensitivty"),
         "a typo is refused: {stderr}"
     );
-    // Clips that `run` would make and not upload yet: refused before anything starts.
-    std::fs::write(&config, "[clips]\nenabled = true\n")?;
+    // Clips of events that would never be: refused before anything starts.
+    std::fs::write(
+        &config,
+        "[motion]\nenabled = false\n[clips]\nenabled = true\n",
+    )?;
     let token = dir.path().join("token");
     std::fs::write(&token, "t")?;
     let out = Command::new(bin("eyeward-agent"))
@@ -277,7 +280,7 @@ fn bad_input_and_bad_config_are_clean_errors() -> Result<()> {
         .output()?;
     let stderr = String::from_utf8(out.stderr)?;
     assert!(
-        !out.status.success() && stderr.contains("[clips] enabled"),
+        !out.status.success() && stderr.contains("clips: events come from motion detection"),
         "{stderr}"
     );
     Ok(())

@@ -349,9 +349,7 @@ impl Queue {
         let Some((seq, clip)) = self.recording(path) else {
             return Ok(());
         };
-        let media_bytes = std::fs::metadata(path)
-            .map_err(io("reading", path))?
-            .len();
+        let media_bytes = std::fs::metadata(path).map_err(io("reading", path))?.len();
         let record = Record::Clip(ClipMeta {
             recording: false,
             length_ms: length.as_millis() as u64,

@@ -223,6 +223,14 @@ pub struct EventsConfig {
     /// Bytes of snapshots one camera may have stored; past it, 507 with `Retry-After` until
     /// the retention makes room, and the agent keeps its queue.
     pub max_snapshot_bytes_per_camera: u64,
+    /// How long events' clips are kept (at most `retention`: a clip goes before its event).
+    #[serde(with = "humantime_serde")]
+    pub clip_retention: Duration,
+    /// The largest clip taken, in bytes (413 past it).
+    pub max_clip_bytes: u64,
+    /// Bytes of clips one camera may have stored; past it, 507 with `Retry-After` until the
+    /// clip retention makes room, and the agent keeps its clips.
+    pub max_clip_bytes_per_camera: u64,
 }
 
 impl Default for EventsConfig {
@@ -233,6 +241,9 @@ impl Default for EventsConfig {
             max_snapshot_pixels: 12_000_000,
             max_per_minute_per_camera: 60,
             max_snapshot_bytes_per_camera: 4 * 1024 * 1024 * 1024,
+            clip_retention: Duration::from_secs(7 * 24 * 3600),
+            max_clip_bytes: 256 * 1024 * 1024,
+            max_clip_bytes_per_camera: 32 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -750,6 +761,20 @@ impl Config {
         }
         if self.events.retention < Duration::from_secs(3600) {
             return bad("events.retention must be at least an hour");
+        }
+        if self.events.clip_retention < Duration::from_secs(3600)
+            || self.events.clip_retention > self.events.retention
+        {
+            return bad("events.clip_retention must be at least an hour and at most retention");
+        }
+        if self.events.max_clip_bytes < 1024 * 1024
+            || self.events.max_clip_bytes > eyeward::clip_upload::MAX_CLIP_BYTES
+            || self.events.max_clip_bytes_per_camera < self.events.max_clip_bytes
+        {
+            return bad(&format!(
+                "events.max_clip_bytes must be 1 MiB to {} bytes, and max_clip_bytes_per_camera at least as much",
+                eyeward::clip_upload::MAX_CLIP_BYTES
+            ));
         }
         if self.http.max_json_body_bytes < 1024 {
             return bad("http.max_json_body_bytes must be at least 1024");

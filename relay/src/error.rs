@@ -26,7 +26,7 @@ pub enum ErrorKind {
     /// The state of things does not allow it now (a taken address, an offline camera, a
     /// request already accepted).
     FailedPrecondition,
-    /// A device (a camera) refused what was asked of it.
+    /// A device (a camera) refused what was asked of it, or an upload is not what it says.
     Rejected,
     /// A limit of rate or count is reached; retry later.
     ResourceExhausted,

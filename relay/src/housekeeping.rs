@@ -1,6 +1,7 @@
 //! Housekeeping, for as long as the server runs (and once at start): every hour, events older
-//! than the retention with their snapshots, the snapshots of removed cameras, snapshots no
-//! event names and the pictures shared with closed dispatch requests; every ten minutes, expired sessions and unsubscribe
+//! than the retention with their snapshots and clips, clips older than the clip retention,
+//! clip uploads given up, the files of removed cameras, files no event names and the
+//! pictures shared with closed dispatch requests; every ten minutes, expired sessions and unsubscribe
 //! tokens, so the tables hold only live ones. Each pass takes the time as an argument, so
 //! tests run days of it without waiting.
 
@@ -69,15 +70,25 @@ impl Housekeeping {
             Ok(n) => tracing::info!(events = n, "old events deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
         }
+        match self.events.expire_clips(&self.store, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(clips = n, "old clips deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old clips"),
+        }
+        match self.events.sweep_partial_clips(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "clip uploads given up"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for given-up clip uploads"),
+        }
         match self.events.sweep_removed_cameras(&self.store).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(cameras = n, "removed cameras' snapshots deleted"),
-            Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' snapshots"),
+            Ok(n) => tracing::info!(folders = n, "removed cameras' snapshots and clips deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for removed cameras' files"),
         }
         match self.events.sweep_orphans(&self.store, now).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(snapshots = n, "snapshots no event names deleted"),
-            Err(e) => tracing::warn!(error = %e, "cannot look for snapshots no event names"),
+            Ok(n) => tracing::info!(files = n, "snapshots and clips no event names deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for files no event names"),
         }
         match self.dispatcher.sweep_pictures(&self.store).await {
             Ok(0) => {}
@@ -118,7 +129,7 @@ mod tests {
             ..EventsConfig::default()
         };
         let objects = crate::objects::testing::objects(dir.path()).await;
-        let events = Events::new(objects.clone(), &config, Clock::real());
+        let events = Events::new(objects.clone(), &config, dir.path(), Clock::real());
         let dispatcher = Dispatcher::new(&DispatchConfig::default(), objects);
         let sessions = SessionPolicy {
             idle_timeout: Duration::from_secs(3600),

@@ -77,6 +77,7 @@ pub struct Metrics {
     pub frames_forwarded: Counter,
     pub packets_forwarded: Counter,
     pub events_stored: Counter,
+    pub clips_stored: Counter,
     pub bytes_forwarded: Counter,
     pub viewer_frames_dropped: Counter,
     pub first_frame_seconds: Histogram,
@@ -170,6 +171,12 @@ impl Metrics {
             "Motion events stored (repeated uploads not counted)",
             events_stored.clone(),
         );
+        let clips_stored = Counter::default();
+        registry.register(
+            "clips_stored",
+            "Event clips stored whole (repeated uploads not counted)",
+            clips_stored.clone(),
+        );
         let packets_forwarded = Counter::default();
         registry.register(
             "packets_forwarded",
@@ -243,6 +250,7 @@ impl Metrics {
             frames_forwarded,
             packets_forwarded,
             events_stored,
+            clips_stored,
             bytes_forwarded,
             viewer_frames_dropped,
             first_frame_seconds,

@@ -1,5 +1,5 @@
 //! The pictures the relay keeps (events' snapshots, the pictures customers share with their
-//! guard center, and later clips) behind one interface, in one of two places: a folder, by
+//! guard center) and events' clips behind one interface, in one of two places: a folder, by
 //! default `data_dir` as it always was, or a bucket of S3-compatible object storage
 //! (through the `object_store` crate).
 //!
@@ -46,6 +46,14 @@ pub struct ObjectKey(String);
 pub const SNAPSHOTS: &str = "snapshots";
 /// Where the pictures shared with a guard center are.
 pub const SHARED_PICTURES: &str = "dispatch";
+/// Where events' clips are: one folder per camera.
+pub const CLIPS: &str = "clips";
+
+/// An object's bytes as they are read.
+pub type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// The parts a clip goes to the bucket in.
+const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
 
 impl ObjectKey {
     /// The snapshot of `camera`'s event with this idempotency key (checked to be a plain
@@ -59,6 +67,11 @@ impl ObjectKey {
         ObjectKey::snapshot(event.camera_id, &event.idempotency_key)
     }
 
+    /// The clip of `camera`'s event with this idempotency key.
+    pub fn clip(camera: i64, key: &str) -> ObjectKey {
+        ObjectKey(format!("{CLIPS}/{camera}/{key}.mp4"))
+    }
+
     /// The picture shared with dispatch request `request`.
     pub fn shared_picture(request: i64) -> ObjectKey {
         ObjectKey(format!("{SHARED_PICTURES}/{request}.jpg"))
@@ -67,11 +80,6 @@ impl ObjectKey {
     /// An object a listing of `folder` found.
     pub fn listed(folder: &str, listed: &Listed) -> ObjectKey {
         ObjectKey(format!("{folder}/{}", listed.name))
-    }
-
-    /// The folder of `camera`'s snapshots.
-    pub fn camera_folder(camera: i64) -> String {
-        format!("{SNAPSHOTS}/{camera}")
     }
 
     pub fn as_str(&self) -> &str {
@@ -191,6 +199,87 @@ impl Objects {
                 .await
                 .map(drop)
                 .map_err(unreachable),
+        }
+    }
+
+    /// Stores the file at `path` as `key` (a clip, too large to hold in memory), durably:
+    /// moved into place when it can be, else copied; to a bucket in parts.
+    pub async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<(), Error> {
+        match &*self.place {
+            Place::Folder(dir) => {
+                let (target, source) = (dir.join(&key.0), path.to_owned());
+                tokio::task::spawn_blocking(move || move_durably(&source, &target))
+                    .await
+                    .map_err(|e| Error::internal("clip writer").with_source(e))?
+                    .map_err(|e| Error::storage("the clip", &e))
+            }
+            Place::Bucket { store, prefix } => {
+                let upload = store
+                    .put_multipart(&in_bucket(prefix, &key.0))
+                    .await
+                    .map_err(unreachable)?;
+                let mut writer =
+                    object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
+                let sent = async {
+                    use tokio::io::AsyncReadExt;
+                    let mut file = tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| Error::storage("the clip", &e))?;
+                    let mut buf = vec![0; 1024 * 1024];
+                    loop {
+                        let n = file
+                            .read(&mut buf)
+                            .await
+                            .map_err(|e| Error::storage("the clip", &e))?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        writer.wait_for_capacity(2).await.map_err(unreachable)?;
+                        writer.write(&buf[..n]);
+                    }
+                };
+                match sent.await {
+                    Ok(()) => writer.finish().await.map(drop).map_err(unreachable),
+                    Err(e) => {
+                        // Parts already sent are cleared; nothing is stored.
+                        let _ = writer.abort().await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bytes `range` of the object `key`, streamed.
+    pub async fn read_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteStream, Error> {
+        let missing = |e| Error::internal(format!("object {} unreadable", key.0)).with_source(e);
+        match &*self.place {
+            Place::Folder(dir) => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let mut file = tokio::fs::File::open(dir.join(&key.0))
+                    .await
+                    .map_err(missing)?;
+                file.seek(std::io::SeekFrom::Start(range.start))
+                    .await
+                    .map_err(missing)?;
+                let part = file.take(range.end.saturating_sub(range.start));
+                Ok(tokio_util::io::ReaderStream::new(part).boxed())
+            }
+            Place::Bucket { store, prefix } => {
+                let options = object_store::GetOptions {
+                    range: Some(object_store::GetRange::Bounded(range)),
+                    ..Default::default()
+                };
+                let got = store
+                    .get_opts(&in_bucket(prefix, &key.0), options)
+                    .await
+                    .map_err(unreachable)?;
+                Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+            }
         }
     }
 
@@ -333,7 +422,7 @@ impl Objects {
             pictures: 0,
             copied: 0,
         };
-        for folder in [SNAPSHOTS, SHARED_PICTURES] {
+        for folder in [SNAPSHOTS, SHARED_PICTURES, CLIPS] {
             let names = |listed: Vec<Listed>| -> std::collections::BTreeSet<String> {
                 listed
                     .into_iter()
@@ -398,6 +487,26 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     std::fs::rename(&tmp, path)?;
+    std::fs::File::open(folder)?.sync_all()
+}
+
+/// Moves the file at `source` to `target` durably: renamed when both are on one disk (the
+/// usual: both under `data_dir`), else copied through a temporary file, fsynced; the folder
+/// fsynced either way.
+fn move_durably(source: &Path, target: &Path) -> std::io::Result<()> {
+    let folder = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)?;
+    if std::fs::rename(source, target).is_err() {
+        let mut tmp = target.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let copied =
+            std::fs::copy(source, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all());
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, target)?;
+    }
     std::fs::File::open(folder)?.sync_all()
 }
 

@@ -9,13 +9,14 @@
 //! An agent whose queue overflowed during a long outage sends the events whose snapshots it
 //! dropped without a picture, and a gap event saying how many it dropped.
 
+pub mod clips;
 mod rate;
 
 use crate::config::EventsConfig;
 use crate::error::{Error, ErrorKind};
-use crate::objects::{ObjectKey, Objects, SNAPSHOTS};
+use crate::objects::{CLIPS, ObjectKey, Objects, SNAPSHOTS};
 use crate::store::{AlertPolicy, Camera, Event, Gap, NewEvent, Store, is_taken_key};
-use eyeward::api::{EventKind, EventView};
+use eyeward::api::{ClipView, EventKind, EventView};
 use eyeward::clock::Clock;
 use eyeward::upload::{EventUpload, UploadQuery};
 use eyeward::{CameraId, UnixMillis};
@@ -54,6 +55,10 @@ pub struct Events {
     /// Several nodes: every node's streams hear of stored events from the database (see
     /// `crate::cluster`), this one's included, rather than from the node that stored them.
     told_by_database: std::sync::atomic::AtomicBool,
+    /// Where clips being uploaded are kept until whole.
+    uploads_dir: std::path::PathBuf,
+    /// The clip uploads under way.
+    uploads: clips::Uploads,
 }
 
 /// What storing an upload did.
@@ -67,8 +72,16 @@ pub enum Stored {
 }
 
 impl Events {
-    pub fn new(snapshots: Objects, config: &EventsConfig, clock: Clock) -> Events {
+    /// `data_dir` holds the clips being uploaded.
+    pub fn new(
+        snapshots: Objects,
+        config: &EventsConfig,
+        data_dir: &std::path::Path,
+        clock: Clock,
+    ) -> Events {
         Events {
+            uploads_dir: clips::uploads_dir(data_dir),
+            uploads: clips::Uploads::default(),
             clock,
             snapshots,
             config: config.clone(),
@@ -265,28 +278,28 @@ impl Events {
                 tracing::warn!(event = e.id, error = %left.chain(), "an expired snapshot stays for now");
             }
         }
+        self.delete_clips(&gone).await;
         Ok(gone.len())
     }
 
-    /// Deletes the snapshot folders of cameras that were removed (their rows went with the
-    /// camera; ids are never reused, so a folder without a camera is no one's); returns how
-    /// many.
+    /// Deletes the snapshot and clip folders of cameras that were removed (their rows went
+    /// with the camera; ids are never reused, so a folder without a camera is no one's);
+    /// returns how many.
     pub async fn sweep_removed_cameras(&self, store: &Store) -> Result<usize, Error> {
         let cameras = store.camera_ids().await?;
         let mut removed = 0;
-        for camera in self.snapshots.folders(SNAPSHOTS).await? {
-            let Ok(id) = camera.parse::<i64>() else {
-                continue;
-            };
-            if !cameras.contains(&id) {
-                match self
-                    .snapshots
-                    .delete_folder(&ObjectKey::camera_folder(id))
-                    .await
-                {
+        for kind in [Media::Snapshots, Media::Clips] {
+            for camera in self.snapshots.folders(kind.folder()).await? {
+                let Ok(id) = camera.parse::<i64>() else {
+                    continue;
+                };
+                if cameras.contains(&id) {
+                    continue;
+                }
+                match self.snapshots.delete_folder(&kind.camera_folder(id)).await {
                     Ok(()) => removed += 1,
                     Err(e) => {
-                        tracing::warn!(camera = id, error = %e.chain(), "cannot delete a removed camera's snapshots")
+                        tracing::warn!(camera = id, error = %e.chain(), "cannot delete a removed camera's files")
                     }
                 }
             }
@@ -294,39 +307,47 @@ impl Events {
         Ok(removed)
     }
 
-    /// Deletes the snapshots no event names (the relay stopped between storing a snapshot
-    /// and its row, or an expired event's deletion failed) once older than [`ORPHAN_AGE`],
-    /// so that an upload in flight keeps its own; returns how many.
+    /// Deletes the snapshots and clips no event names (the relay stopped between storing
+    /// one and its row, or an expired event's deletion failed) once older than
+    /// [`ORPHAN_AGE`], so that an upload in flight keeps its own; returns how many.
     pub async fn sweep_orphans(&self, store: &Store, now: UnixMillis) -> Result<usize, Error> {
         let before = now.0.saturating_sub(ORPHAN_AGE.as_millis() as i64);
         let mut removed = 0;
-        for camera in self.snapshots.folders(SNAPSHOTS).await? {
-            let Ok(id) = camera.parse::<i64>() else {
-                continue;
-            };
-            let folder = ObjectKey::camera_folder(id);
-            let old: Vec<_> = self
-                .snapshots
-                .list(&folder)
-                .await?
-                .into_iter()
-                .filter(|o| {
-                    o.modified
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .is_ok_and(|t| (t.as_millis() as i64) < before)
-                })
-                .collect();
-            if old.is_empty() {
-                continue;
-            }
-            let named = store.snapshot_keys_of(CameraId(id)).await?;
-            for object in old {
-                let key = object.name.strip_suffix(".jpg").unwrap_or(&object.name);
-                if !named.contains(key) {
-                    self.snapshots
-                        .delete(&ObjectKey::listed(&folder, &object))
-                        .await?;
-                    removed += 1;
+        for kind in [Media::Snapshots, Media::Clips] {
+            for camera in self.snapshots.folders(kind.folder()).await? {
+                let Ok(id) = camera.parse::<i64>() else {
+                    continue;
+                };
+                let folder = kind.camera_folder(id);
+                let old: Vec<_> = self
+                    .snapshots
+                    .list(&folder)
+                    .await?
+                    .into_iter()
+                    .filter(|o| {
+                        o.modified
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .is_ok_and(|t| (t.as_millis() as i64) < before)
+                    })
+                    .collect();
+                if old.is_empty() {
+                    continue;
+                }
+                let named = match kind {
+                    Media::Snapshots => store.snapshot_keys_of(CameraId(id)).await?,
+                    Media::Clips => store.clip_keys_of(CameraId(id)).await?,
+                };
+                for object in old {
+                    let key = object
+                        .name
+                        .strip_suffix(kind.extension())
+                        .unwrap_or(&object.name);
+                    if !named.contains(key) {
+                        self.snapshots
+                            .delete(&ObjectKey::listed(&folder, &object))
+                            .await?;
+                        removed += 1;
+                    }
                 }
             }
         }
@@ -359,6 +380,43 @@ impl Events {
             lost_snapshots: gap.then_some(e.lost_snapshots),
             lost_events: gap.then_some(e.lost_events),
             until: e.until_at.filter(|_| gap).map(at),
+            lost_clips: (gap && e.lost_clips > 0).then_some(e.lost_clips),
+            clip: (e.clip_bytes > 0).then(|| ClipView {
+                url: format!("/api/events/{}/clip", e.id),
+                bytes: e.clip_bytes.try_into().unwrap_or_default(),
+                length_ms: e.clip_ms.try_into().unwrap_or_default(),
+                event_at_ms: e.clip_event_at_ms.try_into().unwrap_or_default(),
+                codec: e.clip_codec.clone().unwrap_or_default(),
+                width: e.clip_width.try_into().unwrap_or_default(),
+                height: e.clip_height.try_into().unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// What events keep besides their rows, each in a folder per camera.
+#[derive(Clone, Copy)]
+enum Media {
+    Snapshots,
+    Clips,
+}
+
+impl Media {
+    fn folder(self) -> &'static str {
+        match self {
+            Media::Snapshots => SNAPSHOTS,
+            Media::Clips => CLIPS,
+        }
+    }
+
+    fn camera_folder(self, camera: i64) -> String {
+        format!("{}/{camera}", self.folder())
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Media::Snapshots => ".jpg",
+            Media::Clips => ".mp4",
         }
     }
 }
@@ -457,6 +515,7 @@ pub fn accept(
                 until,
                 lost_snapshots,
                 lost_events,
+                lost_clips,
                 ..
             },
             None,
@@ -464,6 +523,7 @@ pub fn accept(
             event.gap = Some(Gap {
                 lost_snapshots,
                 lost_events,
+                lost_clips,
                 until,
             });
             None

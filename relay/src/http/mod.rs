@@ -7,6 +7,7 @@ mod agent_link;
 mod alert_mail;
 mod api;
 mod arming;
+mod clips;
 mod dispatch;
 mod error;
 pub mod extract;
@@ -163,7 +164,12 @@ impl AppState {
             links,
             feeds,
             whep,
-            events: Arc::new(Events::new(objects.clone(), &config.events, clock)),
+            events: Arc::new(Events::new(
+                objects.clone(),
+                &config.events,
+                &config.data_dir,
+                clock,
+            )),
             mailer: Arc::new(Mailer::new(
                 &config.mail,
                 &config.data_dir,
@@ -210,6 +216,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/events", get(motion_events::feed))
         .route("/events/{id}", get(motion_events::one))
         .route("/events/{id}/snapshot", get(motion_events::snapshot))
+        .route("/events/{id}/clip", get(clips::clip))
         .route(
             "/alert-addresses",
             get(alert_mail::list)
@@ -274,6 +281,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/agent/v1/link", get(agent_link::link))
         .route("/agent/v1/tunnel/{tunnel}", get(agent_link::tunnel))
         .route("/agent/v1/events", post(motion_events::upload))
+        .route(
+            "/agent/v1/events/{key}/clip",
+            axum::routing::put(clips::upload).head(clips::held),
+        )
         .route("/guard/v1/position", post(dispatch::ops::report_position))
         // Links in mails, for whoever holds the mail: the token is the authority.
         .route(

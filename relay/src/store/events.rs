@@ -64,6 +64,18 @@ pub struct Event {
     /// Whether the household was armed for the camera when the event came: only then is it
     /// mailed.
     pub armed: bool,
+    /// For a gap: the clips dropped (their events came on).
+    pub lost_clips: i64,
+    /// The event's clip, once stored: 0 when it has none (yet).
+    pub clip_bytes: i64,
+    /// From the clip's first frame to its last; when the motion was first seen from its
+    /// start (milliseconds).
+    pub clip_ms: i64,
+    pub clip_event_at_ms: i64,
+    /// `h264` or `h265`.
+    pub clip_codec: Option<String>,
+    pub clip_width: i64,
+    pub clip_height: i64,
 }
 
 /// Where a page of an event list starts: before this capture time (and, among events taken
@@ -78,7 +90,19 @@ pub struct EventPage {
 pub struct Gap {
     pub lost_snapshots: u64,
     pub lost_events: u64,
+    pub lost_clips: u64,
     pub until: UnixMillis,
+}
+
+/// A clip, checked and stored, as its event's row names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClip {
+    pub bytes: u64,
+    pub length_ms: u64,
+    pub event_at_ms: u64,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// What an agent reported, checked.
@@ -98,12 +122,14 @@ pub struct NewEvent {
 }
 
 const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
-                       width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed";
+                       width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed, \
+                       lost_clips, clip_bytes, clip_ms, clip_event_at_ms, clip_codec, clip_width, clip_height";
 
 /// The columns a new event sets, and their values as [`bind_new_event!`] binds them.
 const NEW_COLUMNS: &str = "camera_id, idempotency_key, captured_at, received_at, score, bbox, \
-                           width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed";
-const NEW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14";
+                           width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed, \
+                           lost_clips";
+const NEW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
 
 /// The 409 of an upload whose key a concurrent upload took.
 const TAKEN: &str = "this event is being stored already";
@@ -126,6 +152,7 @@ macro_rules! bind_new_event {
             .bind($e.gap.map_or(0, |g| g.lost_events as i64))
             .bind($e.gap.map(|g| g.until.0))
             .bind($armed)
+            .bind($e.gap.map_or(0, |g| g.lost_clips as i64))
     };
 }
 
@@ -255,14 +282,16 @@ impl Store {
     /// retry of an older report changes nothing). `None` when nothing changed.
     pub async fn grow_gap(&self, id: i64, gap: Gap) -> Result<Option<Event>, Error> {
         Ok(on!(self.pool, c => sqlx::query_as(&format!(
-            "UPDATE events SET lost_snapshots = $2, lost_events = $3, until_at = $4 \
+            "UPDATE events SET lost_snapshots = $2, lost_events = $3, until_at = $4, lost_clips = $5 \
              WHERE id = $1 AND kind = 'gap' AND lost_snapshots <= $2 AND lost_events <= $3 \
-             AND (lost_snapshots < $2 OR lost_events < $3) RETURNING {COLUMNS}"
+             AND lost_clips <= $5 \
+             AND (lost_snapshots < $2 OR lost_events < $3 OR lost_clips < $5) RETURNING {COLUMNS}"
         ))
         .bind(id)
         .bind(gap.lost_snapshots as i64)
         .bind(gap.lost_events as i64)
         .bind(gap.until.0)
+        .bind(gap.lost_clips as i64)
         .fetch_optional(c)
         .await)?)
     }
@@ -379,19 +408,106 @@ impl Store {
         .bind(cutoff.0)
         .fetch_all(c)
         .await)?;
-        let mut freed = std::collections::BTreeMap::<i64, i64>::new();
+        let mut freed = std::collections::BTreeMap::<i64, (i64, i64)>::new();
         for e in &gone {
-            *freed.entry(e.camera_id).or_default() += e.snapshot_bytes;
+            let camera = freed.entry(e.camera_id).or_default();
+            camera.0 += e.snapshot_bytes;
+            camera.1 += e.clip_bytes;
         }
-        for (camera, bytes) in freed.into_iter().filter(|&(_, bytes)| bytes > 0) {
-            on!(tx, c => sqlx::query("UPDATE cameras SET snapshot_bytes = snapshot_bytes - $2 WHERE id = $1")
-                .bind(camera)
-                .bind(bytes)
+        for (camera, (snapshots, clips)) in freed {
+            if snapshots > 0 || clips > 0 {
+                on!(tx, c => sqlx::query(
+                    "UPDATE cameras SET snapshot_bytes = snapshot_bytes - $2, clip_bytes = clip_bytes - $3 WHERE id = $1")
+                    .bind(camera)
+                    .bind(snapshots)
+                    .bind(clips)
+                    .execute(c)
+                    .await.map(|r| r.rows_affected()))?;
+            }
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Names `event`'s clip, stored, on its row, its bytes on its camera's running total;
+    /// `None` when the event had a clip already (a repeated upload) or is gone.
+    pub async fn set_clip(&self, event: &Event, clip: &StoredClip) -> Result<Option<Event>, Error> {
+        let mut tx = self.begin().await?;
+        let stored: Option<Event> = on!(tx, c => sqlx::query_as(&format!(
+            "UPDATE events SET clip_bytes = $2, clip_ms = $3, clip_event_at_ms = $4, clip_codec = $5, \
+             clip_width = $6, clip_height = $7 WHERE id = $1 AND clip_bytes = 0 RETURNING {COLUMNS}"
+        ))
+        .bind(event.id)
+        .bind(clip.bytes as i64)
+        .bind(clip.length_ms as i64)
+        .bind(clip.event_at_ms as i64)
+        .bind(&clip.codec)
+        .bind(i64::from(clip.width))
+        .bind(i64::from(clip.height))
+        .fetch_optional(c)
+        .await)?;
+        if stored.is_some() {
+            on!(tx, c => sqlx::query("UPDATE cameras SET clip_bytes = clip_bytes + $2 WHERE id = $1")
+                .bind(event.camera_id)
+                .bind(clip.bytes as i64)
                 .execute(c)
                 .await.map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// The bytes of clips `camera`'s events hold.
+    pub async fn clip_bytes_of(&self, camera: CameraId) -> Result<u64, Error> {
+        let (bytes,): (i64,) = on!(self.pool, c => sqlx::query_as("SELECT clip_bytes FROM cameras WHERE id = $1")
+            .bind(camera.0)
+            .fetch_one(c)
+            .await)?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
+    /// Forgets the clips of events captured before `cutoff` (the events stay), their bytes
+    /// off their cameras' totals in the same transaction; returns the events as they were
+    /// (their clips' objects go next).
+    pub async fn drop_clips_before(&self, cutoff: UnixMillis) -> Result<Vec<Event>, Error> {
+        let mut tx = self.begin().await?;
+        let gone: Vec<Event> = on!(tx, c => sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE captured_at < $1 AND clip_bytes > 0"
+        ))
+        .bind(cutoff.0)
+        .fetch_all(c)
+        .await)?;
+        for e in &gone {
+            let dropped = on!(tx, c => sqlx::query(
+                "UPDATE events SET clip_bytes = 0 WHERE id = $1 AND clip_bytes = $2")
+                .bind(e.id)
+                .bind(e.clip_bytes)
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
+            if dropped == 1 {
+                on!(tx, c => sqlx::query("UPDATE cameras SET clip_bytes = clip_bytes - $2 WHERE id = $1")
+                    .bind(e.camera_id)
+                    .bind(e.clip_bytes)
+                    .execute(c)
+                    .await.map(|r| r.rows_affected()))?;
+            }
+        }
+        tx.commit().await?;
         Ok(gone)
+    }
+
+    /// The idempotency keys of `camera`'s events that have a clip.
+    pub async fn clip_keys_of(
+        &self,
+        camera: CameraId,
+    ) -> Result<std::collections::HashSet<String>, Error> {
+        let keys: Vec<(String,)> = on!(self.pool, c => sqlx::query_as(
+            "SELECT idempotency_key FROM events WHERE camera_id = $1 AND clip_bytes > 0",
+        )
+        .bind(camera.0)
+        .fetch_all(c)
+        .await)?;
+        Ok(keys.into_iter().map(|(k,)| k).collect())
     }
 }
 
@@ -769,6 +885,7 @@ mod tests {
             gap: Some(Gap {
                 lost_snapshots: 2,
                 lost_events: 0,
+                lost_clips: 0,
                 until: at(5),
             }),
             ..motion(camera, "gap-0000", at(5))

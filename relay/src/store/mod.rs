@@ -24,7 +24,7 @@ pub use cluster::{CHANGES, JobsLock, Owner};
 pub use dispatch::{
     Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
 };
-pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, is_taken_key};
+pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, StoredClip, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,

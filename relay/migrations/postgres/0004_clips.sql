@@ -1,0 +1,15 @@
+-- Event clips (issue 24): the seconds before and after an event, uploaded by the agent after
+-- its snapshot. An event's clip columns are set once the clip is stored whole and checked;
+-- clip_bytes 0 is no clip (none yet, none made, or gone with the clip retention).
+ALTER TABLE events ADD COLUMN clip_bytes BIGINT NOT NULL DEFAULT 0 CHECK (clip_bytes >= 0);
+-- From its first frame to its last, and when the motion was first seen from its start.
+ALTER TABLE events ADD COLUMN clip_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN clip_event_at_ms BIGINT NOT NULL DEFAULT 0;
+-- 'h264' or 'h265' (the camera's own coding), and the picture's size.
+ALTER TABLE events ADD COLUMN clip_codec TEXT;
+ALTER TABLE events ADD COLUMN clip_width BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN clip_height BIGINT NOT NULL DEFAULT 0;
+-- For a gap: clips the agent had to drop (their events came on).
+ALTER TABLE events ADD COLUMN lost_clips BIGINT NOT NULL DEFAULT 0;
+-- The bytes of clips a camera's events hold (its clip quota), kept like snapshot_bytes.
+ALTER TABLE cameras ADD COLUMN clip_bytes BIGINT NOT NULL DEFAULT 0 CHECK (clip_bytes >= 0);
