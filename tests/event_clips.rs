@@ -611,12 +611,13 @@ async fn what_is_not_the_clip_its_upload_says_is_refused_and_nothing_stored() ->
     );
     let events = events(&scene.alice, scene.cam).await?;
     assert!(events[0].get("clip").is_none(), "{events:?}");
-    let stored = |folder: &str| {
-        std::fs::read_dir(scene.relay.dir.path().join("data").join(folder))
+    // Nothing kept: no clip where the relay keeps them (files or bucket), no upload begun.
+    let uploads = || {
+        std::fs::read_dir(scene.relay.dir.path().join("data/clip-uploads"))
             .map(|d| d.count())
             .unwrap_or(0)
     };
-    assert_eq!((stored("clips"), stored("clip-uploads")), (0, 0));
+    assert_eq!((scene.relay.pictures("clips").await?.len(), uploads()), (0, 0));
 
     // The clip in two parts, the second first sent from the wrong place.
     let half = total / 2;
@@ -675,6 +676,6 @@ async fn what_is_not_the_clip_its_upload_says_is_refused_and_nothing_stored() ->
         .bytes()
         .await?;
     assert_eq!(&got[..], &clip[..]);
-    assert_eq!((stored("clips"), stored("clip-uploads")), (1, 0));
+    assert_eq!((scene.relay.pictures("clips").await?.len(), uploads()), (1, 0));
     Ok(())
 }
