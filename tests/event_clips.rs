@@ -617,7 +617,10 @@ async fn what_is_not_the_clip_its_upload_says_is_refused_and_nothing_stored() ->
             .map(|d| d.count())
             .unwrap_or(0)
     };
-    assert_eq!((scene.relay.pictures("clips").await?.len(), uploads()), (0, 0));
+    assert_eq!(
+        (scene.relay.pictures("clips").await?.len(), uploads()),
+        (0, 0)
+    );
 
     // The clip in two parts, the second first sent from the wrong place.
     let half = total / 2;
@@ -676,6 +679,9 @@ async fn what_is_not_the_clip_its_upload_says_is_refused_and_nothing_stored() ->
         .bytes()
         .await?;
     assert_eq!(&got[..], &clip[..]);
-    assert_eq!((scene.relay.pictures("clips").await?.len(), uploads()), (1, 0));
+    assert_eq!(
+        (scene.relay.pictures("clips").await?.len(), uploads()),
+        (1, 0)
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@ import { api, errorText } from './api.js';
 import { ArmingPanel } from './arming.js';
 import { GuardConsole } from './console.js';
 import { GuardRequests } from './dispatch.js';
+import { clipPlayer } from './clip.js';
 import { EventFeed, eventItem, olderThan } from './feed.js';
 import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
@@ -336,7 +337,8 @@ async function showEvent(id) {
       $(id).href = $(id).hidden ? '#' : `#event/${to}`;
     }
     const picture = $('event-picture');
-    picture.hidden = !data.snapshot_url;
+    // With a clip, the clip takes the picture's place (the picture is its poster).
+    picture.hidden = !data.snapshot_url || !!data.clip;
     $('event-download').hidden = !data.snapshot_url;
     $('event-no-picture').hidden = !!data.snapshot_url;
     if (data.snapshot_url) {
@@ -345,6 +347,7 @@ async function showEvent(id) {
       $('event-download').href = data.snapshot_url;
       $('event-download').download = `${data.camera_name}-${data.at}.jpg`.replace(/[\\/:*?"<>|\s]+/g, '-');
     }
+    $('event-clip').replaceChildren(...(data.clip ? [clipPlayer(state.lang, data, at)] : []));
   }
   state.shownEvent = found ? data : null;
   show('event-view');

@@ -1,8 +1,10 @@
 // Events as evidence. `eventItem` is one event as every list shows it (the picture and the
-// time in the home's zone, a link to the full-size viewer; a gap says what was lost); the
+// time in the home's zone, a link to the full-size viewer, its clip played in place; a gap
+// says what was lost); the
 // `EventFeed` is every camera's events in one list, newest first, with a camera filter and
 // "Show older" paging back through everything kept. User text is only ever set as text.
 import { api, errorText } from './api.js';
+import { clipPlayer } from './clip.js';
 import { formatTime, t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -24,9 +26,7 @@ export function eventItem(lang, e, withCamera = false) {
     // A gap in what the camera could keep, or an event whose picture it had to drop.
     li.className = 'no-snapshot';
     const what = document.createElement('span');
-    what.textContent = e.kind === 'gap'
-      ? t(lang, 'eventGap', { n: e.lost_snapshots + e.lost_events, until: when(e.until) })
-      : t(lang, 'eventNoSnapshot');
+    what.textContent = e.kind === 'gap' ? gapText(lang, e, when(e.until)) : t(lang, 'eventNoSnapshot');
     li.append(time, ...(withCamera ? [camera] : []), what);
     return li;
   }
@@ -52,6 +52,23 @@ export function eventItem(lang, e, withCamera = false) {
     link.append(quiet);
   }
   li.append(link);
+  if (e.clip) {
+    // The clip plays where the picture was, the snapshot as its first picture.
+    const play = document.createElement('button');
+    play.type = 'button';
+    play.className = 'secondary clip-play';
+    play.textContent = t(lang, 'clipPlay');
+    play.setAttribute('aria-label', t(lang, 'clipPlayLabel', { t: label }));
+    play.addEventListener('click', () => {
+      const player = clipPlayer(lang, e, label, true);
+      img.hidden = true;
+      play.hidden = true;
+      li.classList.add('playing');
+      li.insertBefore(player, link);
+      player.querySelector('video').focus();
+    });
+    li.append(play);
+  }
   for (const m of (e.mail || []).filter((d) => d.state === 'failed')) {
     const failed = document.createElement('span');
     failed.className = 'mail-failed';
@@ -59,6 +76,15 @@ export function eventItem(lang, e, withCamera = false) {
     li.append(failed);
   }
   return li;
+}
+
+// What a gap lost: snapshots and events, clips, or both.
+function gapText(lang, e, until) {
+  const n = (e.lost_snapshots || 0) + (e.lost_events || 0);
+  const clips = e.lost_clips || 0;
+  if (clips === 0) return t(lang, 'eventGap', { n, until });
+  if (n === 0) return t(lang, 'eventGapClips', { c: clips, until });
+  return t(lang, 'eventGapBoth', { n, c: clips, until });
 }
 
 // The query that continues a list after its last event (capture time, then id).

@@ -1,0 +1,66 @@
+// An event's clip, as a customer plays it (issue 24). In the history of every camera ("All
+// events"), the event's "Play clip" plays it where the picture was: it advances, at the
+// camera's 1280 pixels, and "Go to the moment of detection" goes there. The event's own page
+// shows the clip with the snapshot as its poster; "Download the clip" saves an MP4 named after
+// the camera. Run by tests/browser_clips.rs.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkA11y, collectProblems, env, launch, logIn } from './common.mjs';
+
+const OUT = env('OUT_DIR');
+mkdirSync(OUT, { recursive: true });
+const EVENT = env('EVENT_ID');
+const EVENT_AT = Number(env('EVENT_AT_MS')) / 1000;
+
+const browser = await launch({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+const problems = [];
+try {
+  const page = browser.ctx.pages()[0] ?? await browser.ctx.newPage();
+  collectProblems(page, problems, 'customer');
+  await logIn(page);
+  await page.click('[data-lang="en"]');
+
+  // The history: the event with its clip, played in place.
+  await page.click('#all-events');
+  const item = `#feed-list li[data-event-id="${EVENT}"]`;
+  await page.waitForSelector(`${item} .clip-play`);
+  assert.equal(await page.getAttribute(`${item} .clip-play`, 'aria-label'), `Play the video clip of ${await page.textContent(`${item} time`)}`);
+  await page.click(`${item} .clip-play`);
+  const video = `${item} video.clip-video`;
+  await page.waitForSelector(video);
+  assert.equal(await page.getAttribute(video, 'poster'), `/api/events/${EVENT}/snapshot`);
+  const playing = (sel, past) => page.waitForFunction(({ sel, past }) => {
+    const v = document.querySelector(sel);
+    return v && v.currentTime > past && v.videoWidth === 1280 && v.videoHeight === 720;
+  }, { sel, past }, { timeout: 20_000 });
+  await playing(video, 1);
+  // The moment of detection: marked on the bar, a button away.
+  const mark = await page.$eval(`${item} .clip-mark`, (m) => parseFloat(m.style.left));
+  assert.ok(mark > 0 && mark < 100, `the mark at ${mark}%`);
+  await page.click(`${item} .clip-moment`);
+  const at = await page.$eval(video, (v) => v.currentTime);
+  assert.ok(Math.abs(at - EVENT_AT) < 0.5, `at ${at} s, detection at ${EVENT_AT} s`);
+  await playing(video, EVENT_AT + 0.5);
+  await checkA11y(page, 'the history with a clip playing');
+  await page.screenshot({ path: join(OUT, 'history.png') });
+
+  // The event's page: the clip, its poster the snapshot, and the file to save.
+  await page.click(`${item} > a`);
+  await page.waitForSelector('#event-view:not([hidden])');
+  const own = '#event-clip video.clip-video';
+  await page.waitForSelector(own);
+  assert.ok(await page.isHidden('#event-picture'), 'the clip takes the picture\'s place');
+  await page.click('#event-clip .clip-moment');
+  await playing(own, EVENT_AT + 0.5);
+  await checkA11y(page, 'the event with its clip');
+  await page.screenshot({ path: join(OUT, 'event.png') });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#event-clip .clip-download')]);
+  assert.match(download.suggestedFilename(), /^front-door-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.mp4$/);
+  const saved = join(OUT, 'saved.mp4');
+  await download.saveAs(saved);
+  console.log(JSON.stringify({ ok: true, saved, suggested: download.suggestedFilename() }));
+  assert.deepEqual(problems, []);
+} finally {
+  await browser.close();
+}
