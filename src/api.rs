@@ -51,6 +51,9 @@ pub struct EventView {
     /// The event's video clip, once the camera's agent has uploaded it whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<ClipView>,
+    /// The camera records a clip of it, which has not arrived yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clip_coming: bool,
 }
 
 /// An event's clip as the API shows it.
@@ -134,6 +137,7 @@ mod tests {
             until: None,
             lost_clips: None,
             clip: None,
+            clip_coming: false,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct UploadQuery {
     /// Motion: `dropped` when the agent had to drop the snapshot (and sends no body).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Motion: `coming` when the agent records a clip of the event, to upload after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
     /// Gap: the capture time of the last dropped event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
@@ -54,6 +57,8 @@ pub enum EventUpload {
         bbox: [u32; 4],
         /// Whether the snapshot is the body (false: the agent had to drop it).
         with_snapshot: bool,
+        /// Whether the agent records a clip of it, to upload after.
+        clip_coming: bool,
     },
     /// The agent's queue had to drop what it could not keep: an event of its own.
     Gap {
@@ -113,12 +118,14 @@ impl EventUpload {
                 score,
                 bbox,
                 with_snapshot,
+                clip_coming,
             } => UploadQuery {
                 key: key.clone(),
                 captured_at: captured_at.0,
                 score: Some(*score),
                 bbox: Some(bbox.map(|v| v.to_string()).join(",")),
                 snapshot: (!with_snapshot).then(|| "dropped".to_owned()),
+                clip: clip_coming.then(|| "coming".to_owned()),
                 ..UploadQuery::default()
             },
             EventUpload::Gap {
@@ -196,19 +203,29 @@ impl UploadQuery {
             Some("dropped") => false,
             Some(_) => return Err(Error::invalid("snapshot can only be 'dropped'")),
         };
+        let clip_coming = match self.clip.as_deref() {
+            None => false,
+            Some("coming") => true,
+            Some(_) => return Err(Error::invalid("clip can only be 'coming'")),
+        };
         Ok(EventUpload::Motion {
             key: self.key.clone(),
             captured_at,
             score,
             bbox: [x, y, w, h],
             with_snapshot,
+            clip_coming,
         })
     }
 
     fn gap(&self, captured_at: UnixMillis, now: UnixMillis) -> Result<EventUpload, Error> {
-        if self.score.is_some() || self.bbox.is_some() || self.snapshot.is_some() {
+        if self.score.is_some()
+            || self.bbox.is_some()
+            || self.snapshot.is_some()
+            || self.clip.is_some()
+        {
             return Err(Error::invalid(
-                "score, bbox and snapshot are for motion events",
+                "score, bbox, snapshot and clip are for motion events",
             ));
         }
         let until = self
@@ -255,6 +272,7 @@ mod tests {
             score: 0.25,
             bbox: [1, 2, 30, 40],
             with_snapshot,
+            clip_coming: !with_snapshot,
         }
     }
 
@@ -293,7 +311,7 @@ mod tests {
         assert_eq!(
             q,
             serde_json::json!({"key": "0123456789abcdef", "captured_at": NOW.0, "score": 0.25,
-                "bbox": "1,2,30,40", "snapshot": "dropped"})
+                "bbox": "1,2,30,40", "snapshot": "dropped", "clip": "coming"})
         );
         let q = serde_json::to_value(gap().query()).unwrap();
         assert_eq!(

@@ -1,5 +1,7 @@
 //! An event's clip in Chromium (`tests/browser/clips.mjs`, issue 24): the real agent records
-//! the simulated camera's intruder and uploads the clip; the customer plays it in the history
+//! the simulated camera's intruder and uploads the clip after the snapshot. The customer opens
+//! the alert mail's "Watch the video clip" link at once: after logging in, the page says the
+//! clip is on its way, and plays it when it arrives. Then the customer plays it in the history
 //! (it advances at the camera's 1280 × 720, and goes to the moment of detection), on the
 //! event's page with the snapshot as its poster, and saves it. The saved file is the stored
 //! clip, byte for byte. Screenshots go to `target/test-output/browser_clips/`.
@@ -7,16 +9,20 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use common::{Camera, Relay, start_agent_with, status_json};
-use std::time::{Duration, Instant};
+use common::smtp::{Smtp, confirmed_address};
+use common::{Camera, Relay, start_agent_with};
 
 const PW: &str = "correct horse battery";
 
 #[tokio::test]
-async fn chromium_plays_an_events_clip_in_the_history_and_saves_it() -> Result<()> {
-    let relay = Relay::start("")?;
+async fn chromium_plays_an_events_clip_from_the_alert_mail_and_the_history_and_saves_it()
+-> Result<()> {
+    let smtp = Smtp::start()?;
+    let relay = Relay::start(&format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()))?;
     let alice = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let cam = relay.camera(alice, "Front door", "fixed", "dispatch", "agent")?;
+    let client = relay.login("a@example.jp", PW).await?;
+    confirmed_address(&relay, &smtp, &client, "home@example.jp").await?;
     let camera = Camera::start(
         "fixed",
         &[
@@ -34,7 +40,9 @@ async fn chromium_plays_an_events_clip_in_the_history_and_saves_it() -> Result<(
     let config = relay.dir.path().join("agent.toml");
     std::fs::write(
         &config,
-        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"2s\"\n",
+        // A long post-roll: the clip comes seconds after the alert mail, whose link is opened
+        // before it has arrived.
+        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"6s\"\n",
     )?;
     let agent = start_agent_with(
         &relay.base,
@@ -44,35 +52,33 @@ async fn chromium_plays_an_events_clip_in_the_history_and_saves_it() -> Result<(
         "agent",
         &["--config", config.to_str().context("utf-8")?],
     )?;
-    let client = relay.login("a@example.jp", PW).await?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let event = loop {
-        let (status, list) =
-            status_json(client.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
-        ensure!(status == 200, "{status} {list}");
-        if let Some(e) = list
-            .as_array()
-            .and_then(|l| l.iter().find(|e| e["clip"].is_object()))
-        {
-            break e.clone();
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "no clip; agent log:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let id = event["id"].as_i64().context("id")?;
+    let alert = smtp
+        .wait_for("the alert", |m| {
+            m.iter()
+                .any(|r| common::smtp::subject(&r.raw).starts_with("Motion"))
+        })
+        .await?;
+    let alert = alert
+        .iter()
+        .find(|r| common::smtp::subject(&r.raw).starts_with("Motion"))
+        .context("the alert")?;
+    let clip_url =
+        common::smtp::link(&alert.raw, &format!("{}/#event/", relay.base)).and_then(|event| {
+            let clip = format!("{event}/clip");
+            let text = String::from_utf8_lossy(&alert.raw);
+            anyhow::ensure!(
+                text.contains(&format!("Watch the video clip: {clip}")),
+                "{text}"
+            );
+            Ok(clip)
+        })?;
     let out = common::run_browser_script(
         "clips",
         &relay,
         &[
             ("EMAIL", "a@example.jp".into()),
             ("PASSWORD", PW.into()),
-            ("EVENT_ID", id.to_string()),
-            ("EVENT_AT_MS", event["clip"]["event_at_ms"].to_string()),
+            ("CLIP_URL", clip_url.clone()),
         ],
         &[("agent", &agent)],
     )
@@ -83,6 +89,7 @@ async fn chromium_plays_an_events_clip_in_the_history_and_saves_it() -> Result<(
             .context("the script's result")?,
     )?;
     let saved = std::fs::read(line["saved"].as_str().context("saved")?)?;
+    let id = line["event"].as_i64().context("event")?;
     let stored = client
         .get(&format!("/api/events/{id}/clip"))
         .await?

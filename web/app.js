@@ -16,6 +16,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
   dispatch: null, console: null, arming: null,
+  // The event page's wait for a clip on its way.
+  clipWait: null,
   // The camera whose live view plays.
   liveCamera: null,
   // The live view's day of events, as far back as paged.
@@ -256,10 +258,12 @@ async function onAddAddress(ev) {
   err.hidden = false;
 }
 
-// #camera/ID shows that camera live, #event/ID one motion event (the link in an alert mail);
-// anything else, the list.
+// #camera/ID shows that camera live, #event/ID one motion event (the link in an alert mail),
+// #event/ID/clip the same with its clip playing (the mail's other link); anything else, the
+// list.
 async function route() {
   if (!state.me || state.me.role !== 'customer') return;
+  stopClipWait();
   // Leaving the grid ends its sessions; coming to it starts them.
   if (state.grid && location.hash !== '#grid') await state.grid.stop();
   if (location.hash === '#grid') {
@@ -279,11 +283,11 @@ async function route() {
     await state.feed.load();
     return;
   }
-  const ev = location.hash.match(/^#event\/(\d+)$/);
+  const ev = location.hash.match(/^#event\/(\d+)(\/clip)?$/);
   if (ev) {
     await stopLive();
     if (state.dispatch) state.dispatch.hideCamera();
-    await showEvent(Number(ev[1]));
+    await showEvent(Number(ev[1]), !!ev[2]);
     return;
   }
   const m = location.hash.match(/^#camera\/(\d+)$/);
@@ -316,10 +320,11 @@ async function route() {
   }
 }
 
-// One motion event, full size: its camera, its time, the picture to download, and the way to
-// the camera's live view. Reached from the list, the timeline, or an alert mail's link (after
-// logging in, if need be).
-async function showEvent(id) {
+// One motion event, full size: its camera, its time, its clip or the picture to download, and
+// the way to the camera's live view. Reached from the list, the timeline, or an alert mail's
+// links (after logging in, if need be); `play` starts the clip, and a clip still on its way
+// from the camera shows as soon as the relay has it.
+async function showEvent(id, play = false) {
   const { resp, data } = await api('GET', `/api/events/${id}`).catch(() => ({ resp: { ok: false } }));
   if (resp.status === 401) return loggedOut();
   const found = resp.ok;
@@ -347,10 +352,37 @@ async function showEvent(id) {
       $('event-download').href = data.snapshot_url;
       $('event-download').download = `${data.camera_name}-${data.at}.jpg`.replace(/[\\/:*?"<>|\s]+/g, '-');
     }
-    $('event-clip').replaceChildren(...(data.clip ? [clipPlayer(state.lang, data, at)] : []));
+    $('event-clip').replaceChildren(...(data.clip ? [clipPlayer(state.lang, data, at, play)] : []));
+    $('event-clip-coming').hidden = !data.clip_coming;
+    if (data.clip_coming) awaitClip(data, play);
   }
   state.shownEvent = found ? data : null;
   show('event-view');
+}
+
+// The clip of event `e`, on its way from the camera: the camera's live feed says when the
+// relay has it, and the event is shown again with it.
+function awaitClip(e, play) {
+  stopClipWait();
+  const feed = new EventSource(`/api/cameras/${e.camera_id}/events/live`);
+  const check = async () => {
+    const { resp, data } = await api('GET', `/api/events/${e.id}`).catch(() => ({ resp: { ok: false } }));
+    if (resp.ok && data.clip && state.clipWait === feed && location.hash.startsWith(`#event/${e.id}`)) {
+      stopClipWait();
+      await showEvent(e.id, play);
+    }
+  };
+  // Asked again on every (re)connection too: nothing stored meanwhile is missed.
+  feed.addEventListener('open', check);
+  feed.addEventListener('event', (m) => {
+    if (JSON.parse(m.data).id === e.id) check();
+  });
+  state.clipWait = feed;
+}
+
+function stopClipWait() {
+  if (state.clipWait) state.clipWait.close();
+  state.clipWait = null;
 }
 
 // The camera's motion events under its live picture: newest first, one day of the home's
@@ -598,6 +630,7 @@ function loggedIn(me) {
 
 function loggedOut() {
   stopLive();
+  stopClipWait();
   forgetStills();
   state.me = null;
   // Nothing of the last account stays in the page for the next one to see.
@@ -607,7 +640,7 @@ function loggedOut() {
   if (state.feed) state.feed.stop();
   if (state.grid) state.grid.stop();
   state.dayEvents = { camera: null, day: null, list: [], more: false };
-  for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline']) $(id).replaceChildren();
+  for (const id of ['cameras', 'history', 'who', 'event-list', 'timeline', 'event-clip']) $(id).replaceChildren();
   for (const id of ['event-camera', 'event-at']) $(id).textContent = '';
   $('event-picture').removeAttribute('src');
   $('password').value = '';

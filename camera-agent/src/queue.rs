@@ -40,6 +40,9 @@ pub struct EventMeta {
     /// The snapshot was dropped to keep the queue within its disk budget.
     #[serde(default)]
     pub snapshot_dropped: bool,
+    /// A clip of it is being recorded, to upload after.
+    #[serde(default)]
+    pub clip_coming: bool,
 }
 
 /// An event's clip.
@@ -592,6 +595,7 @@ mod tests {
             score: 0.05,
             bbox: [1, 2, 3, 4],
             snapshot_dropped: false,
+            clip_coming: false,
         }
     }
 

@@ -158,8 +158,17 @@ fn watch_once(
         let motion = match d.process(&picture.luma, picture.at) {
             Some(Decision::Started { motion, since, .. }) => {
                 let masks = config.masks_at(masks_for.1.as_deref());
-                queue_snapshot(&mut capture, &picture, &motion, masks, shared, clock)?
-                    .map(|(key, captured_at)| (Motion::Started { key, since }, captured_at))
+                let clip_coming = clips.is_some();
+                queue_snapshot(
+                    &mut capture,
+                    &picture,
+                    &motion,
+                    masks,
+                    clip_coming,
+                    shared,
+                    clock,
+                )?
+                .map(|(key, captured_at)| (Motion::Started { key, since }, captured_at))
             }
             Some(Decision::Ended(event)) => Some((Motion::Ended { end: event.end }, 0)),
             None => None,
@@ -182,6 +191,7 @@ fn queue_snapshot(
     picture: &GreyPicture,
     motion: &crate::motion::Motion,
     masks: &[Polygon],
+    clip_coming: bool,
     shared: &Shared,
     clock: Clock,
 ) -> Result<Option<(String, i64)>, Error> {
@@ -208,6 +218,7 @@ fn queue_snapshot(
             score: (motion.score * 1e4).round() / 1e4,
             bbox,
             snapshot_dropped: false,
+            clip_coming,
         };
         let key = meta.key.clone();
         let seq = shared.lock().push(meta, &jpeg)?;
@@ -574,6 +585,7 @@ fn upload_of(record: &Record) -> Option<EventUpload> {
             score: m.score,
             bbox: m.bbox,
             with_snapshot: !m.snapshot_dropped,
+            clip_coming: m.clip_coming,
         }),
         Record::Gap(g) => Some(EventUpload::Gap {
             key: g.key.clone(),

@@ -1,27 +1,51 @@
-// An event's clip, as a customer plays it (issue 24). In the history of every camera ("All
-// events"), the event's "Play clip" plays it where the picture was: it advances, at the
+// An event's clip, as a customer plays it (issue 24). The alert mail's "Watch the video clip",
+// opened before the clip has come: after logging in, the page says it is on its way and plays
+// it once it arrives. In the history of every camera ("All events"), the event's "Play clip" plays it where the picture was: it advances, at the
 // camera's 1280 pixels, and "Go to the moment of detection" goes there. The event's own page
 // shows the clip with the snapshot as its poster; "Download the clip" saves an MP4 named after
 // the camera. Run by tests/browser_clips.rs.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkA11y, collectProblems, env, launch, logIn } from './common.mjs';
+import { checkA11y, collectProblems, env, launch } from './common.mjs';
 
 const OUT = env('OUT_DIR');
 mkdirSync(OUT, { recursive: true });
-const EVENT = env('EVENT_ID');
-const EVENT_AT = Number(env('EVENT_AT_MS')) / 1000;
+const CLIP_URL = env('CLIP_URL');
+const EVENT = CLIP_URL.match(/#event\/(\d+)\/clip$/)[1];
 
 const browser = await launch({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
 const problems = [];
 try {
   const page = browser.ctx.pages()[0] ?? await browser.ctx.newPage();
   collectProblems(page, problems, 'customer');
-  await logIn(page);
+  const playing = (sel, past) => page.waitForFunction(({ sel, past }) => {
+    const v = document.querySelector(sel);
+    return v && v.currentTime > past && v.videoWidth === 1280 && v.videoHeight === 720;
+  }, { sel, past }, { timeout: 20_000 });
+
+  // The mail's link, before the clip has come: log in, and the page waits for it.
+  await page.goto(CLIP_URL);
+  await page.waitForSelector('#login-view:not([hidden])');
   await page.click('[data-lang="en"]');
+  await page.fill('#email', env('EMAIL'));
+  await page.fill('#password', env('PASSWORD'));
+  await page.click('#login-submit');
+  await page.waitForSelector('#event-view:not([hidden])');
+  await page.waitForSelector('#event-clip-coming:not([hidden])');
+  assert.match(await page.textContent('#event-clip-coming'), /on its way/);
+  await page.screenshot({ path: join(OUT, 'coming.png') });
+  // It comes, and plays by itself.
+  const own = '#event-clip video.clip-video';
+  await page.waitForSelector(own, { timeout: 30_000 });
+  assert.ok(await page.isHidden('#event-clip-coming'));
+  await playing(own, 1);
+  const { clip } = await page.evaluate(async (id) => (await fetch(`/api/events/${id}`)).json(), EVENT);
+  const EVENT_AT = clip.event_at_ms / 1000;
 
   // The history: the event with its clip, played in place.
+  await page.click('#event-view .back');
+  await page.waitForSelector('#cameras-view:not([hidden])');
   await page.click('#all-events');
   const item = `#feed-list li[data-event-id="${EVENT}"]`;
   await page.waitForSelector(`${item} .clip-play`);
@@ -30,10 +54,6 @@ try {
   const video = `${item} video.clip-video`;
   await page.waitForSelector(video);
   assert.equal(await page.getAttribute(video, 'poster'), `/api/events/${EVENT}/snapshot`);
-  const playing = (sel, past) => page.waitForFunction(({ sel, past }) => {
-    const v = document.querySelector(sel);
-    return v && v.currentTime > past && v.videoWidth === 1280 && v.videoHeight === 720;
-  }, { sel, past }, { timeout: 20_000 });
   await playing(video, 1);
   // The moment of detection: marked on the bar, a button away.
   const mark = await page.$eval(`${item} .clip-mark`, (m) => parseFloat(m.style.left));
@@ -48,7 +68,6 @@ try {
   // The event's page: the clip, its poster the snapshot, and the file to save.
   await page.click(`${item} > a`);
   await page.waitForSelector('#event-view:not([hidden])');
-  const own = '#event-clip video.clip-video';
   await page.waitForSelector(own);
   assert.ok(await page.isHidden('#event-picture'), 'the clip takes the picture\'s place');
   await page.click('#event-clip .clip-moment');
@@ -59,7 +78,7 @@ try {
   assert.match(download.suggestedFilename(), /^front-door-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.mp4$/);
   const saved = join(OUT, 'saved.mp4');
   await download.saveAs(saved);
-  console.log(JSON.stringify({ ok: true, saved, suggested: download.suggestedFilename() }));
+  console.log(JSON.stringify({ ok: true, saved, event: Number(EVENT), suggested: download.suggestedFilename() }));
   assert.deepEqual(problems, []);
 } finally {
   await browser.close();

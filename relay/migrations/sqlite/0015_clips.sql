@@ -9,6 +9,8 @@ ALTER TABLE events ADD COLUMN clip_event_at_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN clip_codec TEXT;
 ALTER TABLE events ADD COLUMN clip_width INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN clip_height INTEGER NOT NULL DEFAULT 0;
+-- The agent said it records a clip of the event (its alert mail links to it).
+ALTER TABLE events ADD COLUMN clip_coming BOOLEAN NOT NULL DEFAULT FALSE;
 -- For a gap: clips the agent had to drop (their events came on).
 ALTER TABLE events ADD COLUMN lost_clips INTEGER NOT NULL DEFAULT 0;
 -- The bytes of clips a camera's events hold (its clip quota), kept like snapshot_bytes.

@@ -381,6 +381,7 @@ impl Events {
             lost_events: gap.then_some(e.lost_events),
             until: e.until_at.filter(|_| gap).map(at),
             lost_clips: (gap && e.lost_clips > 0).then_some(e.lost_clips),
+            clip_coming: e.clip_coming && e.clip_bytes == 0,
             clip: (e.clip_bytes > 0).then(|| ClipView {
                 url: format!("/api/events/{}/clip", e.id),
                 bytes: e.clip_bytes.try_into().unwrap_or_default(),
@@ -483,6 +484,7 @@ pub fn accept(
         height: 0,
         snapshot_bytes: 0,
         gap: None,
+        clip_coming: false,
     };
     let jpeg = match (upload, jpeg) {
         (
@@ -506,8 +508,16 @@ pub fn accept(
                 "this event has no snapshot: send no body",
             ));
         }
-        (EventUpload::Motion { score, bbox, .. }, None) => {
-            (event.score, event.bbox) = (score, bbox);
+        (
+            EventUpload::Motion {
+                score,
+                bbox,
+                clip_coming,
+                ..
+            },
+            None,
+        ) => {
+            (event.score, event.bbox, event.clip_coming) = (score, bbox, clip_coming);
             None
         }
         (
@@ -528,7 +538,16 @@ pub fn accept(
             });
             None
         }
-        (EventUpload::Motion { score, bbox, .. }, Some(jpeg)) => {
+        (
+            EventUpload::Motion {
+                score,
+                bbox,
+                clip_coming,
+                ..
+            },
+            Some(jpeg),
+        ) => {
+            event.clip_coming = clip_coming;
             let (width, height) = check_jpeg(&jpeg, max_pixels)?;
             let [x, y, w, h] = bbox;
             if x.saturating_add(w) > width || y.saturating_add(h) > height {

@@ -118,24 +118,28 @@ pub struct Alert<'a> {
     pub more: i64,
     /// The snapshot, if the camera could keep it.
     pub jpeg: Option<&'a [u8]>,
-    /// Links: the live view, the event, and one-click unsubscribe.
+    /// Links: the live view, the event, its clip (when the camera records one), and
+    /// one-click unsubscribe.
     pub live_url: &'a str,
     pub event_url: &'a str,
+    pub clip_url: Option<&'a str>,
     pub unsubscribe_url: &'a str,
 }
 
-/// The alert mail: text and HTML, the snapshot inline and attached, a one-click unsubscribe
-/// (RFC 8058) that removes this address alone.
+/// The alert mail: text and HTML, the snapshot inline and attached, a link to the event's
+/// clip (never the clip itself: it comes later, and is too large for mail), a one-click
+/// unsubscribe (RFC 8058) that removes this address alone.
 pub fn alert(a: &Alert<'_>) -> Result<Vec<u8>, Error> {
     let when = local_time(a.captured_at, a.lang);
     let camera = header_text(a.camera);
-    let (subject, seen, more, live, event, stop) = match a.lang {
+    let (subject, seen, more, live, event, clip, stop) = match a.lang {
         Language::Ja => (
             format!("【動体検知】{camera} {when}"),
             format!("カメラ「{camera}」が {when} に動きを検知しました。"),
             (a.more > 0).then(|| format!("前回の通知以降、ほかに {} 件の検知があります。", a.more)),
             "ライブ映像を見る",
             "この記録を見る",
+            "動画クリップを見る",
             "このアドレスへの通知を停止する",
         ),
         Language::En => (
@@ -144,14 +148,21 @@ pub fn alert(a: &Alert<'_>) -> Result<Vec<u8>, Error> {
             (a.more > 0).then(|| format!("And {} more events since the last alert.", a.more)),
             "Watch live",
             "See this event",
+            "Watch the video clip",
             "Stop alerts to this address",
         ),
     };
     let more = more.unwrap_or_default();
+    let clip_text = a
+        .clip_url
+        .map_or(String::new(), |url| format!("{clip}: {url}\n"));
     let text = format!(
-        "{seen}\n{more}\n\n{live}: {}\n{event}: {}\n\n{stop}: {}\n",
+        "{seen}\n{more}\n\n{live}: {}\n{event}: {}\n{clip_text}\n{stop}: {}\n",
         a.live_url, a.event_url, a.unsubscribe_url
     );
+    let clip_html = a.clip_url.map_or(String::new(), |url| {
+        format!(" · <a href=\"{}\">{}</a>", html(url), html(clip))
+    });
     let picture = if a.jpeg.is_some() {
         "<p><img src=\"cid:snapshot\" alt=\"\" style=\"max-width:100%\"></p>"
     } else {
@@ -159,7 +170,7 @@ pub fn alert(a: &Alert<'_>) -> Result<Vec<u8>, Error> {
     };
     let body_html = format!(
         "<!doctype html><html><body><p>{}</p><p>{}</p>{picture}\
-         <p><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a></p>\
+         <p><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a>{clip_html}</p>\
          <p style=\"font-size:small\"><a href=\"{}\">{}</a></p></body></html>",
         html(&seen),
         html(&more),
@@ -602,6 +613,10 @@ mod tests {
     use super::*;
 
     fn alert_to(camera: &str, jpeg: Option<&[u8]>) -> String {
+        alert_with_clip(camera, jpeg, None)
+    }
+
+    fn alert_with_clip(camera: &str, jpeg: Option<&[u8]>, clip_url: Option<&str>) -> String {
         let bytes = alert(&Alert {
             from: "eyeward <alerts@example.com>",
             to: "owner@example.jp",
@@ -614,6 +629,7 @@ mod tests {
             jpeg,
             live_url: "https://relay.example.jp/#camera/1",
             event_url: "https://relay.example.jp/#event/1",
+            clip_url,
             unsubscribe_url: "https://relay.example.jp/unsubscribe/tok",
         })
         .unwrap();
@@ -669,6 +685,27 @@ mod tests {
             assert!(mail.contains(needle), "{needle} missing in\n{mail}");
         }
         assert!(mail.contains("Date: "));
+    }
+
+    #[test]
+    fn an_alert_links_to_the_clip_of_a_camera_that_records_one_and_never_attaches_it() {
+        let without = alert_to("Porch", Some(b"\xff\xd8jpeg\xff\xd9"));
+        assert!(!without.contains("video clip"), "{without}");
+        let mail = alert_with_clip(
+            "Porch",
+            Some(b"\xff\xd8jpeg\xff\xd9"),
+            Some("https://relay.example.jp/#event/1/clip"),
+        );
+        assert!(
+            mail.contains("Watch the video clip: https://relay.example.jp/#event/1/clip"),
+            "{mail}"
+        );
+        // The HTML part (quoted-printable) links it too.
+        assert!(
+            mail.contains("#event/1/clip\">Watch the video clip</a>"),
+            "{mail}"
+        );
+        assert!(!mail.contains("video/mp4"), "a link, never the clip");
     }
 
     #[test]

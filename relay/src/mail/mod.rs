@@ -369,6 +369,9 @@ impl Mailer {
             jpeg: jpeg.as_deref(),
             live_url: &self.link(&format!("/#camera/{}", camera.id.0)),
             event_url: &self.link(&format!("/#event/{}", event.id)),
+            clip_url: (event.clip_coming || event.clip_bytes > 0)
+                .then(|| self.link(&format!("/#event/{}/clip", event.id)))
+                .as_deref(),
             unsubscribe_url: &unsubscribe_url,
         })
         .map(Some)

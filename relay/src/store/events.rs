@@ -66,6 +66,8 @@ pub struct Event {
     pub armed: bool,
     /// For a gap: the clips dropped (their events came on).
     pub lost_clips: i64,
+    /// The agent said it records a clip of the event.
+    pub clip_coming: bool,
     /// The event's clip, once stored: 0 when it has none (yet).
     pub clip_bytes: i64,
     /// From the clip's first frame to its last; when the motion was first seen from its
@@ -119,17 +121,19 @@ pub struct NewEvent {
     pub snapshot_bytes: usize,
     /// `Some` for a gap event.
     pub gap: Option<Gap>,
+    /// The agent records a clip of it.
+    pub clip_coming: bool,
 }
 
 const COLUMNS: &str = "id, camera_id, idempotency_key, captured_at, received_at, score, bbox, \
                        width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed, \
-                       lost_clips, clip_bytes, clip_ms, clip_event_at_ms, clip_codec, clip_width, clip_height";
+                       lost_clips, clip_coming, clip_bytes, clip_ms, clip_event_at_ms, clip_codec, clip_width, clip_height";
 
 /// The columns a new event sets, and their values as [`bind_new_event!`] binds them.
 const NEW_COLUMNS: &str = "camera_id, idempotency_key, captured_at, received_at, score, bbox, \
                            width, height, snapshot_bytes, kind, lost_snapshots, lost_events, until_at, armed, \
-                           lost_clips";
-const NEW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
+                           lost_clips, clip_coming";
+const NEW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16";
 
 /// The 409 of an upload whose key a concurrent upload took.
 const TAKEN: &str = "this event is being stored already";
@@ -153,6 +157,7 @@ macro_rules! bind_new_event {
             .bind($e.gap.map(|g| g.until.0))
             .bind($armed)
             .bind($e.gap.map_or(0, |g| g.lost_clips as i64))
+            .bind($e.clip_coming)
     };
 }
 

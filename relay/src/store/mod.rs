@@ -331,6 +331,7 @@ pub(crate) mod testing {
             height: 64,
             snapshot_bytes: 100,
             gap: None,
+            clip_coming: false,
         }
     }
 }
