@@ -8,7 +8,7 @@
 
 mod common;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use common::smtp::{Smtp, confirmed_address};
 use common::{Camera, Relay, start_agent_with};
 

@@ -224,13 +224,26 @@ pub struct EventsConfig {
     /// the retention makes room, and the agent keeps its queue.
     pub max_snapshot_bytes_per_camera: u64,
     /// How long events' clips are kept (at most `retention`: a clip goes before its event).
-    #[serde(with = "humantime_serde")]
-    pub clip_retention: Duration,
+    /// Unset: a week, or `retention` if shorter.
+    #[serde(with = "humantime_serde::option")]
+    pub clip_retention: Option<Duration>,
     /// The largest clip taken, in bytes (413 past it).
     pub max_clip_bytes: u64,
     /// Bytes of clips one camera may have stored; past it, 507 with `Retry-After` until the
     /// clip retention makes room, and the agent keeps its clips.
     pub max_clip_bytes_per_camera: u64,
+}
+
+/// How long clips are kept when `[events] clip_retention` is unset (or `retention`, if
+/// shorter).
+const CLIP_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl EventsConfig {
+    /// How long clips are kept.
+    pub fn clip_retention(&self) -> Duration {
+        self.clip_retention
+            .unwrap_or(CLIP_RETENTION.min(self.retention))
+    }
 }
 
 impl Default for EventsConfig {
@@ -241,7 +254,7 @@ impl Default for EventsConfig {
             max_snapshot_pixels: 12_000_000,
             max_per_minute_per_camera: 60,
             max_snapshot_bytes_per_camera: 4 * 1024 * 1024 * 1024,
-            clip_retention: Duration::from_secs(7 * 24 * 3600),
+            clip_retention: None,
             max_clip_bytes: 256 * 1024 * 1024,
             max_clip_bytes_per_camera: 32 * 1024 * 1024 * 1024,
         }
@@ -762,8 +775,10 @@ impl Config {
         if self.events.retention < Duration::from_secs(3600) {
             return bad("events.retention must be at least an hour");
         }
-        if self.events.clip_retention < Duration::from_secs(3600)
-            || self.events.clip_retention > self.events.retention
+        if self
+            .events
+            .clip_retention
+            .is_some_and(|keep| keep < Duration::from_secs(3600) || keep > self.events.retention)
         {
             return bad("events.clip_retention must be at least an hour and at most retention");
         }
@@ -903,6 +918,15 @@ mod tests {
     }
 
     #[test]
+    fn clips_are_kept_a_week_unless_events_are_kept_less_or_it_is_set() {
+        let days = |n: u64| Duration::from_secs(n * 24 * 3600);
+        let keep = |text: &str| Config::parse(text).unwrap().events.clip_retention();
+        assert_eq!(keep(""), days(7));
+        assert_eq!(keep("[events]\nretention = \"2d\""), days(2));
+        assert_eq!(keep("[events]\nclip_retention = \"30d\""), days(30));
+    }
+
+    #[test]
     fn unknown_and_bad_values_are_refused() {
         for (text, wanted) in [
             ("lisen = \"127.0.0.1:1\"", "unknown field `lisen`"),
@@ -944,6 +968,11 @@ mod tests {
                 "[database]\nurl = \"postgres://db.example.jp/e\"\n[cluster]\nlisten = \"127.0.0.1:0\"\nsecret_file = \"s\"",
                 "[cluster] needs object storage",
             ),
+            (
+                "[events]\nretention = \"2d\"\nclip_retention = \"3d\"",
+                "clip_retention must be",
+            ),
+            ("[events]\nmax_clip_bytes = 1000", "max_clip_bytes must be"),
         ] {
             let err = Config::parse(text).unwrap_err().to_string();
             assert!(err.contains(wanted), "{text:?}: {err}");

@@ -183,6 +183,113 @@ mod tests {
         assert!(has(&snapshots, camera.0, "recent").await);
     }
 
+    /// Clips are kept a week: past it the clip goes (object, row and the camera's total), the
+    /// event stays with its snapshot; a clip with no event naming it goes as an orphan, and
+    /// an event expired whole takes its clip along.
+    #[tokio::test]
+    async fn clips_past_their_retention_go_before_their_events() {
+        let (keeper, _dir) = housekeeping(30 * DAY).await;
+        let (owner, camera) = porch(&keeper.store, &Audit::admin(T0)).await;
+        let owner = eyeward::CustomerId(owner);
+        let objects = keeper.events.snapshots();
+        let policy = crate::store::AlertPolicy {
+            cooldown: Duration::from_secs(60),
+            domain: "test",
+        };
+        let clip = |bytes| crate::store::StoredClip {
+            bytes,
+            length_ms: 15_000,
+            event_at_ms: 5_000,
+            codec: "h264".into(),
+            width: 1280,
+            height: 720,
+        };
+        let has_clip = |key: &'static str| {
+            let objects = objects.clone();
+            async move { objects.get(&ObjectKey::clip(camera.0, key)).await.is_ok() }
+        };
+        let mut ids = Vec::new();
+        for (key, at) in [("old", T0), ("recent", T0.plus(6 * DAY))] {
+            objects
+                .put(&ObjectKey::snapshot(camera.0, key), b"jpeg".to_vec())
+                .await
+                .unwrap();
+            objects
+                .put(&ObjectKey::clip(camera.0, key), b"mp4".to_vec())
+                .await
+                .unwrap();
+            let event = keeper
+                .store
+                .insert_event(&motion(camera, key, at), &policy)
+                .await
+                .unwrap();
+            assert!(
+                keeper
+                    .store
+                    .set_clip(&event, &clip(1000))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                keeper
+                    .store
+                    .set_clip(&event, &clip(1000))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "a clip is named once"
+            );
+            ids.push(event.id);
+        }
+        assert_eq!(keeper.store.clip_bytes_of(camera).await.unwrap(), 2000);
+        keeper.hourly(T0.plus(8 * DAY)).await;
+        let old = keeper.store.event_of(owner, ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (old.clip_bytes, old.snapshot_bytes),
+            (0, 100),
+            "the event stays"
+        );
+        assert!(!has_clip("old").await);
+        assert!(has(&objects, camera.0, "old").await);
+        assert!(has_clip("recent").await);
+        assert_eq!(keeper.store.clip_bytes_of(camera).await.unwrap(), 1000);
+        keeper.hourly(T0.plus(37 * DAY)).await;
+        assert!(
+            keeper
+                .store
+                .event_of(owner, ids[1])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!has_clip("recent").await);
+        assert_eq!(keeper.store.clip_bytes_of(camera).await.unwrap(), 0);
+
+        // Events kept two days, clips as long: an event expired whole takes its clip along.
+        let (keeper, _dir) = housekeeping(2 * DAY).await;
+        let (_, camera) = porch(&keeper.store, &Audit::admin(T0)).await;
+        let objects = keeper.events.snapshots();
+        objects
+            .put(&ObjectKey::clip(camera.0, "short"), b"mp4".to_vec())
+            .await
+            .unwrap();
+        let event = keeper
+            .store
+            .insert_event(&motion(camera, "short", T0), &policy)
+            .await
+            .unwrap();
+        keeper.store.set_clip(&event, &clip(1000)).await.unwrap();
+        keeper.hourly(T0.plus(3 * DAY)).await;
+        assert!(
+            objects
+                .get(&ObjectKey::clip(camera.0, "short"))
+                .await
+                .is_err()
+        );
+        assert_eq!(keeper.store.clip_bytes_of(camera).await.unwrap(), 0);
+    }
+
     /// A session unused for an hour, and one in use every half hour but a week old, are
     /// deleted by the sweep after that; a week of simulated time, no waiting.
     /// A snapshot whose event row never came (the relay stopped between the two) goes once

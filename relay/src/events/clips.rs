@@ -241,7 +241,7 @@ impl Events {
     pub async fn expire_clips(&self, store: &Store, now: UnixMillis) -> Result<usize, Error> {
         let cutoff = UnixMillis(
             now.0
-                .saturating_sub(self.config.clip_retention.as_millis() as i64),
+                .saturating_sub(self.config.clip_retention().as_millis() as i64),
         );
         let gone = store.drop_clips_before(cutoff).await?;
         self.delete_clips(&gone).await;
