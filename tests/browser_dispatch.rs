@@ -1,6 +1,7 @@
 //! Guard dispatch from real browsers: headless Chromium as a customer asks for a guard from a
-//! dispatch camera's live view and shares the picture and the live view; the Tokyo operator's console shows the
-//! request at once (the East operator's never does), opens it, sees the picture and accepts;
+//! dispatch camera's live view and shares the picture, the live view and the clip of the
+//! motion just seen; the Tokyo operator's console shows the request at once (the East
+//! operator's never does), opens it, sees the picture, plays the clip and accepts;
 //! the customer's page follows and the customer cancels with the fee due; a camera-only
 //! camera offers no guard (`tests/browser/dispatch.mjs`). The API then confirms what the pages
 //! showed. Runs in a loopback-only network namespace.
@@ -32,17 +33,53 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     let cam = relay.camera(me, "Back door", "fixed", "dispatch", "agent")?;
     let cam_id = cam["id"].as_i64().context("id")?;
     let only = relay.camera(me, "Garden", "fixed", "camera-only", "agent")?;
-    let camera = Camera::start("fixed", &["--motion-every", "0s"], None)?;
+    // Someone crosses the picture once, 4 s in: an event with its clip.
+    let camera = Camera::start(
+        "fixed",
+        &[
+            "--motion-offset",
+            "4s",
+            "--motion-crossing",
+            "2s",
+            "--motion-every",
+            "600s",
+            "--keyframe-interval",
+            "2s",
+        ],
+        None,
+    )?;
+    let config = relay.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"2s\"\npost_roll = \"1s\"\n",
+    )?;
     let agent = start_agent_with(
         &relay.base,
         relay.dir.path(),
         cam["agent_token"].as_str().context("token")?,
         &camera.url,
         "agent",
-        &[],
+        &["--config", config.to_str().context("utf-8")?],
     )?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let clipped = loop {
+        let (_, events) =
+            status_json(alice.get(&format!("/api/cameras/{cam_id}/events")).await?).await?;
+        if let Some(e) = events
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["clip"].is_object()))
+        {
+            break e["id"].clone();
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no clip: {}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
 
     common::run_browser_script(
         "dispatch",
@@ -77,6 +114,7 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     // request closed, is deleted.
     assert_eq!(request["has_snapshot"], false, "{request}");
     assert_eq!(request["share_live"], true, "{request}");
+    assert_eq!(request["clip_event_id"], clipped, "{request}");
     assert_eq!(request["note"], "Someone at the back door", "{request}");
     let (_, charges) = status_json(alice.get("/api/charges").await?).await?;
     let charges = charges.as_array().context("charges")?;
@@ -85,7 +123,7 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     assert_eq!(charges[0]["request_id"], request["id"], "{charges:?}");
 
     // The customer's history says that the Tokyo operator opened the request, looked at the
-    // picture and watched live.
+    // picture, watched live and played the clip.
     let (_, history) = status_json(alice.get("/api/history?limit=200").await?).await?;
     let history = history.as_array().context("history")?;
     let by_operator = |action: &str| {
@@ -99,6 +137,7 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
     assert!(by_operator("dispatch.viewed"), "{history:?}");
     assert!(by_operator("dispatch.snapshot_viewed"), "{history:?}");
     assert!(by_operator("dispatch.live_viewed"), "{history:?}");
+    assert!(by_operator("dispatch.clip_viewed"), "{history:?}");
     assert!(by_operator("dispatch.accepted"), "{history:?}");
     Ok(())
 }

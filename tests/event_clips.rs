@@ -3,7 +3,9 @@
 //! its owner with range requests (404 to anyone else, 416 past its end). An upload whose
 //! link is cut half-way, and one whose agent is killed half-way, go on from where they
 //! stopped: the clip arrives whole and once, for at most 1.2 times its bytes. What is not an
-//! MP4 clip, or not the clip its upload says, is refused with nothing stored.
+//! MP4 clip, or not the clip its upload says, is refused with nothing stored. A clip shared
+//! with a dispatch request plays for its guard center only while the request is open, each
+//! look in the customer's history.
 
 mod common;
 
@@ -683,5 +685,123 @@ async fn what_is_not_the_clip_its_upload_says_is_refused_and_nothing_stored() ->
         (scene.relay.pictures("clips").await?.len(), uploads()),
         (1, 0)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shared_clip_plays_for_the_guard_center_only_while_the_request_is_open() -> Result<()> {
+    let scene = Scene::start().await?;
+    scene
+        .relay
+        .operator("op@example.jp", "Oscar", "tokyo", PW)?;
+    scene.relay.operator("east@example.jp", "Eve", "east", PW)?;
+    let tokyo = scene.relay.login("op@example.jp", PW).await?;
+    let east = scene.relay.login("east@example.jp", PW).await?;
+    let http = reqwest::Client::new();
+    // An event whose clip is coming, and one without.
+    let now = eyeward::UnixMillis::now().0;
+    let upload = |key: &str, clip: &str| {
+        http.post(scene.agent_url(&format!(
+            "/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8{clip}"
+        )))
+        .bearer_auth(&scene.token)
+        .header("content-type", "image/jpeg")
+        .body(common::jpeg(64, 48))
+        .send()
+    };
+    let (status, with_clip) = status_json(upload("with-a-clip-1", "&clip=coming").await?).await?;
+    assert_eq!(
+        (status, &with_clip["clip_coming"]),
+        (201, &Value::Bool(true)),
+        "{with_clip}"
+    );
+    let (_, without) = status_json(upload("without-clip-1", "").await?).await?;
+    let bobs = common::upload_event(
+        &scene.relay,
+        &scene.bob_token,
+        "bobs-event-1",
+        &common::jpeg(64, 48),
+    )
+    .await?;
+    let (_, bobs) = status_json(bobs).await?;
+    let request = |event: &Value| {
+        let body = serde_json::json!({"camera_id": scene.cam, "share_clip_of": event["id"]});
+        let alice = &scene.alice;
+        async move { alice.post("/api/dispatch-requests", &body).await }
+    };
+    assert_eq!(request(&without).await?.status(), 409, "no clip to share");
+    assert_eq!(request(&bobs).await?.status(), 404, "not Alice's");
+
+    // Shared while the clip is on its way: the center is told it is coming.
+    let (status, d) = status_json(request(&with_clip).await?).await?;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_i64().context("request id")?;
+    let path = format!("/api/ops/dispatch-requests/{id}");
+    let (_, opened) = status_json(tokyo.get(&path).await?).await?;
+    assert_eq!(opened["clip_coming"], true, "{opened}");
+    assert_eq!(opened["request"]["shares_clip"], true);
+    assert_eq!(tokyo.get(&format!("{path}/clip")).await?.status(), 404);
+
+    // It comes: the center plays it; each look (from its first byte) is in Alice's history,
+    // a seek is not; nothing of it is cached.
+    let clip = test_clip(scene.relay.dir.path(), 2)?;
+    let total = clip.len();
+    let put = http
+        .put(scene.agent_url(
+            "/agent/v1/events/with-a-clip-1/clip?codec=h264&length_ms=1933&event_at_ms=500",
+        ))
+        .bearer_auth(&scene.token)
+        .header("content-type", "video/mp4")
+        .header("content-range", format!("bytes 0-{}/{total}", total - 1))
+        .body(clip.clone())
+        .send()
+        .await?;
+    assert_eq!(put.status(), 201);
+    let (_, opened) = status_json(tokyo.get(&path).await?).await?;
+    assert_eq!(opened["clip"]["url"], format!("{path}/clip"), "{opened}");
+    let ranged = |client: &common::Client, range: &'static str| {
+        client
+            .request(reqwest::Method::GET, &format!("{path}/clip"))
+            .header("range", range)
+            .send()
+    };
+    let look = ranged(&tokyo, "bytes=0-").await?;
+    assert_eq!(look.status(), 206);
+    assert_eq!(look.headers()["cache-control"], "no-store");
+    assert_eq!(&look.bytes().await?[..], &clip[..]);
+    assert_eq!(ranged(&tokyo, "bytes=1000-").await?.status(), 206);
+    assert_eq!(tokyo.get(&format!("{path}/clip")).await?.status(), 200);
+    assert_eq!(
+        ranged(&east, "bytes=0-").await?.status(),
+        404,
+        "another center"
+    );
+    let looks = || async {
+        let (_, history) = status_json(scene.alice.get("/api/history?limit=100").await?).await?;
+        anyhow::Ok(
+            history
+                .as_array()
+                .context("history")?
+                .iter()
+                .filter(|e| e["action"] == "dispatch.clip_viewed")
+                .map(|e| e["actor_name"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(looks().await?, ["Oscar", "Oscar"]);
+
+    // Closed, it is shared no more.
+    let cancelled = scene
+        .alice
+        .post(
+            &format!("/api/dispatch-requests/{id}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await?;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(ranged(&tokyo, "bytes=0-").await?.status(), 404);
+    let (_, closed) = status_json(tokyo.get(&path).await?).await?;
+    assert!(closed.get("clip").is_none(), "{closed}");
+    assert_eq!(looks().await?.len(), 2);
     Ok(())
 }

@@ -191,7 +191,7 @@ export class GuardConsole {
     const before = d.request.state;
     d.request = { ...d.request, ...item };
     if (!OPEN.includes(item.state)) {
-      for (const k of ['customer', 'camera_name', 'note', 'guards', 'proposals', 'estimate', 'guard_speed_kmh']) delete d[k];
+      for (const k of ['customer', 'camera_name', 'note', 'guards', 'proposals', 'estimate', 'guard_speed_kmh', 'clip', 'clip_coming']) delete d[k];
       this.renderDetail();
       this.reloadClosed(item.id);
       return;
@@ -309,6 +309,7 @@ export class GuardConsole {
     if (!d) {
       if (this.watching) this.stopLive();
       img.removeAttribute('src');
+      this.$('console-clip').removeAttribute('src');
       delete section.dataset.requestId;
       return;
     }
@@ -364,6 +365,19 @@ export class GuardConsole {
       figure.hidden = true;
     }
     this.$('console-snapshot-waiting').hidden = !(open && r.share_snapshot && !r.has_snapshot);
+    // The shared clip: fetched only when played (each look is written to the customer's
+    // history), and only while the request is open.
+    const clip = this.$('console-clip');
+    const shared = open && d.clip;
+    if (shared) {
+      if (clip.getAttribute('src') !== d.clip.url) clip.src = d.clip.url;
+      this.$('console-clip-caption').textContent = this.text('consoleClipCaption', { at: Math.round(d.clip.event_at_ms / 1000) });
+    } else if (clip.hasAttribute('src')) {
+      clip.removeAttribute('src');
+      clip.load();
+    }
+    this.$('console-clip-figure').hidden = !shared;
+    this.$('console-clip-waiting').hidden = !(open && d.clip_coming);
     const live = open && r.share_live;
     this.$('console-live').hidden = !live;
     // The share ends with the request (the relay closes the session too), or another
@@ -557,6 +571,7 @@ function sharedText(c, r) {
   const parts = [];
   if (r.share_snapshot) parts.push(c.text('consoleSharedPicture'));
   if (r.share_live) parts.push(c.text('consoleSharedLive'));
+  if (r.shares_clip) parts.push(c.text('consoleSharedClip'));
   return parts.join(' · ');
 }
 

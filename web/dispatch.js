@@ -177,6 +177,7 @@ export class GuardRequests {
     $('dispatch-send').disabled = true;
     $('dispatch-lead').textContent = this.text('dispatchConfirmLead', { center: this.text(this.center) });
     dialog.showModal();
+    this.offerClip();
     // The fee is asked for each time: the page sends back the one it showed.
     const terms = await this.loadTerms();
     if (!dialog.open) return;
@@ -185,6 +186,23 @@ export class GuardRequests {
       return;
     }
     $('dispatch-send').disabled = false;
+  }
+
+  // The clip of the camera's latest event, offered to share when it has one (or one on its
+  // way) from the last hour: what the customer most likely asks a guard about.
+  async offerClip() {
+    const camera = this.camera;
+    this.clipEvent = null;
+    $('dispatch-share-clip-label').hidden = true;
+    $('dispatch-share-clip').checked = false;
+    const { resp, data } = await api('GET', `/api/cameras/${camera.id}/events?limit=10`).catch(() => ({ resp: { ok: false } }));
+    if (!resp.ok || this.camera !== camera) return;
+    const hour = Date.now() - 3600 * 1000;
+    const e = data.find((ev) => (ev.clip || ev.clip_coming) && Date.parse(ev.at) >= hour);
+    if (!e) return;
+    this.clipEvent = e.id;
+    $('dispatch-share-clip-text').textContent = this.text('dispatchShareClip', { t: formatTime(this.lang(), e.at, 'time') });
+    $('dispatch-share-clip-label').hidden = false;
   }
 
   showDialogError(message) {
@@ -211,6 +229,7 @@ export class GuardRequests {
         note: $('dispatch-note').value,
         share_snapshot: shareSnapshot,
         share_live: $('dispatch-share-live').checked,
+        share_clip_of: $('dispatch-share-clip').checked ? this.clipEvent : undefined,
         fee_yen: this.terms.fee_yen,
       });
       if (!resp.ok) {

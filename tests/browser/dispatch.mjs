@@ -88,6 +88,10 @@ try {
   await page.screenshot({ path: join(OUT, 'confirm.png') });
   await page.check('#dispatch-share-snapshot');
   await page.check('#dispatch-share-live');
+  // The clip of the motion just seen is offered too.
+  await page.waitForSelector('#dispatch-share-clip-label:not([hidden])');
+  assert.match(await page.textContent('#dispatch-share-clip-label'), /^ ?Share the video clip of the motion at \d/);
+  await page.check('#dispatch-share-clip');
   await page.fill('#dispatch-note', 'Someone at the back door');
   const rowShown = tokyo.waitForSelector('#console-queue li[data-request-id]', { timeout: 10_000 });
   const sentAt = Date.now();
@@ -126,6 +130,17 @@ try {
   const picture = await tokyo.$eval('#console-snapshot', (img) => ({ w: img.naturalWidth, h: img.naturalHeight }));
   assert.deepEqual(picture, { w: 1280, h: 720 });
   await tokyo.screenshot({ path: join(OUT, 'console-opened.png'), fullPage: true });
+
+  // And the clip: the operator plays it (the space bar on the player), at the camera's size.
+  await tokyo.waitForSelector('#console-clip-figure:not([hidden])');
+  assert.match(await tokyo.textContent('#console-shared'), /動画クリップ/);
+  await tokyo.focus('#console-clip');
+  await tokyo.keyboard.press('Space');
+  await tokyo.waitForFunction(() => {
+    const v = document.getElementById('console-clip');
+    return v.currentTime > 0.5 && v.videoWidth === 1280;
+  }, null, { timeout: 20_000 });
+  await tokyo.$eval('#console-clip', (v) => v.pause());
 
   // The customer shares the live view too: the operator watches it.
   await tokyo.waitForSelector('#console-live:not([hidden])');
@@ -181,6 +196,8 @@ try {
   assert.equal(await tokyo.$$eval('#console-queue li', (els) => els.length), 0);
   await tokyo.waitForSelector('#console-facts', { state: 'hidden' });
   await tokyo.waitForSelector('#console-snapshot-figure', { state: 'hidden' });
+  await tokyo.waitForSelector('#console-clip-figure', { state: 'hidden' });
+  assert.ok(await tokyo.$eval('#console-clip', (v) => !v.hasAttribute('src')));
   // The live share ended with the request.
   await tokyo.waitForSelector('#console-live', { state: 'hidden' });
   assert.ok(await tokyo.$eval('#console-video', (v) => v.hidden && !v.srcObject));

@@ -15,3 +15,6 @@ ALTER TABLE events ADD COLUMN clip_coming BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE events ADD COLUMN lost_clips BIGINT NOT NULL DEFAULT 0;
 -- The bytes of clips a camera's events hold (its clip quota), kept like snapshot_bytes.
 ALTER TABLE cameras ADD COLUMN clip_bytes BIGINT NOT NULL DEFAULT 0 CHECK (clip_bytes >= 0);
+-- The event whose clip a dispatch request shares with the guard center (while it is open).
+-- No foreign key: the event may expire first, and the request keeps its history.
+ALTER TABLE dispatch_requests ADD COLUMN clip_event_id BIGINT;

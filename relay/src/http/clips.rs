@@ -154,11 +154,37 @@ pub async fn clip(
         .camera_of(c.id, CameraId(event.camera_id))
         .await?
         .ok_or_else(|| Error::not_found("event"))?;
+    let download =
+        (options.download == Some(1)).then(|| download_name(&camera.name, event.captured_at));
+    // Clips never change; they are the customer's own, so private caches only.
+    serve(
+        &st,
+        &event,
+        &headers,
+        "private, max-age=86400, immutable",
+        download,
+    )
+    .await
+    .map(|(response, _)| response)
+}
+
+/// `event`'s clip (it has one) as `video/mp4`: the range `headers` ask for (`206`), `416`
+/// past the end, or whole; saved as `download` if named. Also whether the answer starts at
+/// the clip's first byte (a player's first request: a new look, rather than a seek).
+pub async fn serve(
+    st: &AppState,
+    event: &Event,
+    headers: &HeaderMap,
+    cache: &'static str,
+    download: Option<String>,
+) -> Result<(Response, bool), Error> {
     let size = event.clip_bytes as u64;
     let requested = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(|v| byte_range(v, size));
+    let header_value =
+        |v: String| HeaderValue::from_str(&v).map_err(|e| Error::internal("header").with_source(e));
     let (status, range) = match requested {
         Some(Err(Unsatisfiable)) => {
             let mut response = Error::new(
@@ -170,16 +196,16 @@ pub async fn clip(
             *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             response.headers_mut().insert(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}"))
-                    .map_err(|e| Error::internal("header").with_source(e))?,
+                header_value(format!("bytes */{size}"))?,
             );
-            return Ok(response);
+            return Ok((response, false));
         }
         Some(Ok(Some(range))) => (StatusCode::PARTIAL_CONTENT, range),
         // No range, or one this does not serve in part (several): the whole clip.
         Some(Ok(None)) | None => (StatusCode::OK, 0..size),
     };
-    let stream = st.events.read_clip(&event, range.clone()).await?;
+    let stream = st.events.read_clip(event, range.clone()).await?;
+    let from_start = range.start == 0;
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -189,27 +215,20 @@ pub async fn clip(
         header::CONTENT_LENGTH,
         HeaderValue::from(range.end - range.start),
     );
-    // Clips never change; they are the customer's own, so private caches only.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400, immutable"),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(
             header::CONTENT_RANGE,
-            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
-                .map_err(|e| Error::internal("header").with_source(e))?,
+            header_value(format!("bytes {}-{}/{size}", range.start, range.end - 1))?,
         );
     }
-    if options.download == Some(1) {
-        let name = download_name(&camera.name, event.captured_at);
+    if let Some(name) = download {
         h.insert(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-                .map_err(|e| Error::internal("header").with_source(e))?,
+            header_value(format!("attachment; filename=\"{name}\""))?,
         );
     }
-    Ok(response)
+    Ok((response, from_start))
 }
 
 /// A clip's file name when saved: the camera's name (letters and digits of it) and the

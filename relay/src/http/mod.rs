@@ -7,7 +7,7 @@ mod agent_link;
 mod alert_mail;
 mod api;
 mod arming;
-mod clips;
+pub(crate) mod clips;
 mod dispatch;
 mod error;
 pub mod extract;
@@ -251,6 +251,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/ops/dispatch-requests/{id}/snapshot",
             get(dispatch::ops::snapshot),
         )
+        .route("/ops/dispatch-requests/{id}/clip", get(dispatch::ops::clip))
         .route(
             "/ops/dispatch-requests/{id}/whep",
             post(dispatch::ops::watch),

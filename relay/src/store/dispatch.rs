@@ -29,6 +29,8 @@ pub struct Dispatch {
     pub share_live: bool,
     /// Whether a shared picture was uploaded.
     pub has_snapshot: bool,
+    /// The event whose clip is shared, if one is.
+    pub clip_event_id: Option<i64>,
     pub guard_id: Option<i64>,
     pub guard_name: Option<String>,
     #[serde(serialize_with = "rfc3339")]
@@ -69,6 +71,7 @@ struct DispatchRow {
     share_snapshot: bool,
     share_live: bool,
     snapshot_bytes: i64,
+    clip_event_id: Option<i64>,
     guard_id: Option<i64>,
     guard_name: Option<String>,
     created_at: i64,
@@ -94,6 +97,7 @@ impl TryFrom<DispatchRow> for Dispatch {
             share_snapshot: r.share_snapshot,
             share_live: r.share_live,
             has_snapshot: r.snapshot_bytes > 0,
+            clip_event_id: r.clip_event_id,
             guard_id: r.guard_id,
             guard_name: r.guard_name,
             created_at: r.created_at,
@@ -106,7 +110,7 @@ impl TryFrom<DispatchRow> for Dispatch {
 }
 
 const COLUMNS: &str = "id, customer_id, camera_id, camera_name, guard_center, state, note, \
-     fee_yen, share_snapshot, share_live, snapshot_bytes, guard_id, guard_name, created_at, \
+     fee_yen, share_snapshot, share_live, snapshot_bytes, clip_event_id, guard_id, guard_name, created_at, \
      updated_at, (SELECT amount_yen FROM charges c WHERE c.request_id = dispatch_requests.id) \
      AS fee_due_yen, eta_at, report";
 
@@ -133,6 +137,8 @@ pub struct NewDispatch<'a> {
     pub fee_yen: i64,
     pub share_snapshot: bool,
     pub share_live: bool,
+    /// The event whose clip is shared (checked to be the customer's, of this camera).
+    pub clip_event_id: Option<i64>,
 }
 
 /// One step of a request, as the customer and the console show it.
@@ -258,8 +264,8 @@ impl Store {
         let mut tx = self.begin().await?;
         let row: DispatchRow = on!(tx, c => sqlx::query_as(&format!(
             "INSERT INTO dispatch_requests (customer_id, camera_id, camera_name, guard_center, \
-             state, note, fee_yen, share_snapshot, share_live, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+             state, note, fee_yen, share_snapshot, share_live, created_at, updated_at, clip_event_id) \
+             VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
         ))
         .bind(new.customer.0)
         .bind(new.camera_id)
@@ -270,6 +276,7 @@ impl Store {
         .bind(new.share_snapshot)
         .bind(new.share_live)
         .bind(at)
+        .bind(new.clip_event_id)
         .fetch_one(c)
         .await)
         // One open request per camera, kept by the schema: a double click (two requests at
@@ -295,6 +302,7 @@ impl Store {
             json!({
                 "request_id": row.id, "camera": new.camera_name, "fee_yen": new.fee_yen,
                 "share_snapshot": new.share_snapshot, "share_live": new.share_live,
+                "share_clip": new.clip_event_id.is_some(),
             }),
         )
         .await?;

@@ -46,6 +46,9 @@ pub struct NewRequest {
     /// Let the guard center watch this camera live, for this request only.
     #[serde(default)]
     share_live: bool,
+    /// Let the guard center play the clip of this event of the camera (one with a clip, or
+    /// one on its way), for this request only.
+    share_clip_of: Option<i64>,
     /// The fee the page showed; if given, it must still be the fee.
     fee_yen: Option<u32>,
 }
@@ -67,6 +70,24 @@ pub async fn create(
             "this camera's plan has no guard dispatch; it cannot request one",
         ));
     }
+    if let Some(event) = req.share_clip_of {
+        let event = st
+            .store
+            .event_of(c.id, event)
+            .await?
+            .ok_or_else(|| Error::not_found("event"))?;
+        if event.camera_id != camera.id.0 {
+            return Err(Error::bad_request(
+                "the clip shared must be of the camera the guard is requested from",
+            ));
+        }
+        if event.clip_bytes == 0 && !event.clip_coming {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "this event has no clip to share",
+            ));
+        }
+    }
     let fee_yen = st.dispatcher.config().fee_yen;
     if req.fee_yen.is_some_and(|shown| shown != fee_yen) {
         return Err(Error::new(
@@ -87,6 +108,7 @@ pub async fn create(
                 fee_yen: i64::from(fee_yen),
                 share_snapshot: req.share_snapshot,
                 share_live: req.share_live,
+                clip_event_id: req.share_clip_of,
             },
             &c.caller.audit(st.clock.now()),
         )

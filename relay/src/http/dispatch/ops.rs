@@ -11,11 +11,11 @@ use crate::auth::hash_token;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiQuery, IdPath, OperatorCaller, SdpBody, bearer_token};
-use crate::store::{Dispatch, Guard};
+use crate::store::{Dispatch, Event, Guard};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use eyeward::UnixMillis;
 use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, Note, propose};
@@ -42,6 +42,7 @@ fn queue_item(d: &Dispatch) -> Value {
         "share_snapshot": d.share_snapshot,
         "share_live": d.share_live,
         "has_snapshot": d.has_snapshot,
+        "shares_clip": d.clip_event_id.is_some(),
         "fee_due_yen": d.fee_due_yen,
     })
 }
@@ -125,6 +126,19 @@ pub async fn open(
     body["guards"] = json!(guards);
     body["proposals"] = json!(proposals(&st, home.location, &guards));
     body["guard_speed_kmh"] = json!(st.dispatcher.config().guard_speed_kmh);
+    if let Some(event) = shared_clip_event(&st, &d).await? {
+        if event.clip_bytes > 0 {
+            body["clip"] = json!({
+                "url": format!("/api/ops/dispatch-requests/{id}/clip"),
+                "length_ms": event.clip_ms,
+                "event_at_ms": event.clip_event_at_ms,
+                "width": event.clip_width,
+                "height": event.clip_height,
+            });
+        } else {
+            body["clip_coming"] = json!(event.clip_coming);
+        }
+    }
     body["estimate"] = json!(format!(
         "straight-line distance at {} km/h; roads are not taken into account",
         st.dispatcher.config().guard_speed_kmh
@@ -281,6 +295,43 @@ pub async fn snapshot(
         )
         .await?;
     Ok(resp)
+}
+
+/// The event whose clip request `d` shares, if it still is (it may have expired).
+async fn shared_clip_event(st: &AppState, d: &Dispatch) -> Result<Option<Event>, Error> {
+    match d.clip_event_id {
+        Some(event) => st.store.event_of(d.customer_id, event).await,
+        None => Ok(None),
+    }
+}
+
+/// `GET /api/ops/dispatch-requests/{id}/clip`: the clip the customer shared, with range
+/// requests, while the request is open; each look (a request from the clip's first byte) is
+/// written to the customer's history. Never cached, so that every look asks.
+pub async fn clip(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let d = shared(&st, &op, id, |d| d.clip_event_id.is_some()).await?;
+    let event = shared_clip_event(&st, &d)
+        .await?
+        .filter(|e| e.clip_bytes > 0)
+        .ok_or_else(|| Error::not_found("shared clip for this request"))?;
+    let (response, look) =
+        crate::http::clips::serve(&st, &event, &headers, "no-store", None).await?;
+    if look {
+        st.store
+            .record(
+                &op.caller.audit(st.clock.now()),
+                Some(d.customer_id),
+                "dispatch.clip_viewed",
+                json!({ "request_id": id, "camera": d.camera_name }),
+            )
+            .await?;
+    }
+    Ok(response)
 }
 
 /// `POST /api/ops/dispatch-requests/{id}/whep`: the shared live view (WHEP); it ends when
