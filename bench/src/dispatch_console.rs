@@ -100,6 +100,7 @@ async fn provision(store: &Store, open: usize) -> Result<i64> {
                     fee_yen: 3300,
                     share_snapshot: false,
                     share_live: false,
+                    clip_event_id: None,
                 },
                 &audit,
             )
