@@ -5,12 +5,16 @@
 //! CPU (share of one core) and peak resident and private memory, the clips written, the
 //! bytes the pre-roll ring held and the stream's bytes of a pre-roll (from the clips' own size
 //! and length). Goals: the pre-roll ring at most twice the stream's bytes of a pre-roll; CPU
-//! added at most 1% of a core (no decoding or encoding for clips). Upload and the mail's speed are measured once clips
-//! upload.
+//! added at most 1% of a core (no decoding or encoding for clips).
 //!
-//! `clips [SECONDS]` (default 40); prints a Markdown section.
+//! Then the whole path, relay and agent, twice with `EVENTS` crossings each, without and with
+//! clips ([`eyeward_bench::alerts`]): motion to mail (goal: p95 unchanged with clips on) and
+//! the bytes the agent sent for its clips against the clips' own (goal ≤ 1.05 ×).
+//!
+//! `clips [SECONDS] [EVENTS]` (defaults 40 and 15); prints a Markdown section.
 
 use anyhow::{Context, Result};
+use eyeward_bench::alerts::{motion_to_mail, percentile, table};
 use eyeward_bench::process::{
     Load, Running, dies_with_parent, measure, start_simulator, target_bin,
 };
@@ -52,6 +56,12 @@ fn main() -> Result<()> {
         .context("SECONDS")?
         .unwrap_or(40);
     let span = Duration::from_secs(seconds);
+    let events: usize = std::env::args()
+        .nth(2)
+        .map(|s| s.parse())
+        .transpose()
+        .context("EVENTS")?
+        .unwrap_or(15);
     let dir = std::env::temp_dir().join(format!("eyeward-clips-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // Sensor grain makes the encoder spend its whole bitrate, as a real street does.
@@ -141,6 +151,62 @@ fn main() -> Result<()> {
         mb(ring),
         ring / pre_roll_bytes.max(1.0),
         mb(pre_roll_bytes)
+    );
+
+    // The whole path, without and with clips.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let grain = ["--grain", "8"];
+    let with_clips_config = format!(
+        "[clips]\nenabled = true\npre_roll = \"{}s\"\npost_roll = \"10s\"\n",
+        PRE_ROLL.as_secs()
+    );
+    eprintln!("motion to mail without clips, {events} crossings…");
+    let mut without = runtime.block_on(motion_to_mail(&dir.join("without"), events, &grain, ""))?;
+    eprintln!("motion to mail with clips, {events} crossings…");
+    let mut with = runtime.block_on(motion_to_mail(
+        &dir.join("with"),
+        events,
+        &grain,
+        &with_clips_config,
+    ))?;
+    println!(
+        "
+### Motion to mail, without and with clips
+
+The relay and the agent (release builds,          loopback), {events} crossings each, one every {} s, the same stream. With clips, each          event's clip (pre-roll {} s, up to the next event) uploads after its snapshot, giving way          to the next event's.
+",
+        eyeward_bench::alerts::EVERY_MS / 1000,
+        PRE_ROLL.as_secs()
+    );
+    println!(
+        "Without clips:
+
+{}",
+        table(&mut without.spans)
+    );
+    println!(
+        "With clips:
+
+{}",
+        table(&mut with.spans)
+    );
+    let (p95_without, p95_with) = (
+        percentile(&without.spans.total, 95.0),
+        percentile(&with.spans.total, 95.0),
+    );
+    println!(
+        "Entry to mail, p95: {p95_without} ms without clips, {p95_with} ms with ({:+} ms; goal:          unchanged).
+",
+        p95_with - p95_without
+    );
+    println!(
+        "Upstream: {} clips stored, {:.2} MB; the agent sent {:.2} MB for them (HEAD and PUT,          headers included): {:.3} × (goal ≤ 1.05). Its event uploads took {:.2} MB with clips,          {:.2} MB without.",
+        with.clips,
+        mb(with.clip_bytes as f64),
+        mb(with.clip_bytes_sent as f64),
+        with.clip_bytes_sent as f64 / (with.clip_bytes as f64).max(1.0),
+        mb(with.event_bytes_sent as f64),
+        mb(without.event_bytes_sent as f64)
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -1,7 +1,8 @@
-//! What eyeward's benchmarks share: the processes they start and what `/proc` says those
+//! What eyeward's benchmarks share: motion to mail, the processes they start and what `/proc` says those
 //! use, the storage backends of their relays, several relays as one service, receive-only WebRTC viewers for eyeward and
 //! for Janus, and SVG charts.
 
+pub mod alerts;
 pub mod backend;
 pub mod cluster;
 pub mod light_viewer;
