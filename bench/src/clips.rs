@@ -170,37 +170,28 @@ fn main() -> Result<()> {
         &with_clips_config,
     ))?;
     println!(
-        "
-### Motion to mail, without and with clips
-
-The relay and the agent (release builds,          loopback), {events} crossings each, one every {} s, the same stream. With clips, each          event's clip (pre-roll {} s, up to the next event) uploads after its snapshot, giving way          to the next event's.
-",
+        "\n### Motion to mail, without and with clips\n\nThe relay and the agent (release \
+         builds, loopback), {events} crossings each, one every {} s, the same stream. With \
+         clips, each event's clip (pre-roll {} s, up to the next event) uploads after its \
+         snapshot, giving way to the next event's.\n",
         eyeward_bench::alerts::EVERY_MS / 1000,
         PRE_ROLL.as_secs()
     );
-    println!(
-        "Without clips:
-
-{}",
-        table(&mut without.spans)
-    );
-    println!(
-        "With clips:
-
-{}",
-        table(&mut with.spans)
-    );
+    println!("Without clips:\n\n{}", table(&mut without.spans));
+    println!("With clips:\n\n{}", table(&mut with.spans));
     let (p95_without, p95_with) = (
         percentile(&without.spans.total, 95.0),
         percentile(&with.spans.total, 95.0),
     );
     println!(
-        "Entry to mail, p95: {p95_without} ms without clips, {p95_with} ms with ({:+} ms; goal:          unchanged).
-",
+        "Entry to mail, p95: {p95_without} ms without clips, {p95_with} ms with ({:+} ms; \
+         goal: unchanged).\n",
         p95_with - p95_without
     );
     println!(
-        "Upstream: {} clips stored, {:.2} MB; the agent sent {:.2} MB for them (HEAD and PUT,          headers included): {:.3} × (goal ≤ 1.05). Its event uploads took {:.2} MB with clips,          {:.2} MB without.",
+        "Upstream: {} clips stored, {:.2} MB; the agent sent {:.2} MB for them (HEAD and \
+         PUT, headers included): {:.3} × (goal ≤ 1.05). Its event uploads took {:.2} MB with \
+         clips, {:.2} MB without.",
         with.clips,
         mb(with.clip_bytes as f64),
         mb(with.clip_bytes_sent as f64),

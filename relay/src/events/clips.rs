@@ -124,12 +124,13 @@ impl Events {
 
     /// One request of `event`'s clip upload: `range` of the clip, its bytes in `body`.
     /// Whatever arrives is kept, even when the request is cut; once the clip is whole it is
-    /// checked against `query`, stored and named on the event.
+    /// checked against `query` and the camera's codec (if the relay has read its stream),
+    /// stored and named on the event.
     pub async fn receive_clip<S, E>(
         &self,
         store: &Store,
         event: &Event,
-        query: &ClipQuery,
+        (query, camera_codec): (&ClipQuery, Option<&str>),
         range: ContentRange,
         body: S,
     ) -> Result<Received, Error>
@@ -179,7 +180,7 @@ impl Events {
         if received < range.total {
             return Ok(Received::Partial(received));
         }
-        self.store_clip(store, event, query, &path, range.total)
+        self.store_clip(store, event, (query, camera_codec), &path, range.total)
             .await
             .map(|event| Received::Stored {
                 event: Box::new(event),
@@ -193,7 +194,7 @@ impl Events {
         &self,
         store: &Store,
         event: &Event,
-        query: &ClipQuery,
+        (query, camera_codec): (&ClipQuery, Option<&str>),
         path: &Path,
         bytes: u64,
     ) -> Result<Event, Error> {
@@ -208,7 +209,9 @@ impl Events {
                 .await
                 .map_err(|e| Error::internal("clip check").with_source(e))?
         };
-        let facts = match checked.and_then(|facts| matches_query(&facts, query).map(|()| facts)) {
+        let facts = match checked
+            .and_then(|facts| matches_query(&facts, query, camera_codec).map(|()| facts))
+        {
             Ok(facts) => facts,
             Err(e) => {
                 let _ = tokio::fs::remove_file(path).await;
@@ -490,8 +493,13 @@ fn scopeguard(pipeline: gst::Pipeline) -> impl Drop {
     Stop(pipeline)
 }
 
-/// Whether what the demuxer found is what the agent said: 422 otherwise.
-pub fn matches_query(facts: &ClipFacts, query: &ClipQuery) -> Result<(), Error> {
+/// Whether what the demuxer found is what the agent said, and of the codec the camera sends
+/// (when known): 422 otherwise.
+pub fn matches_query(
+    facts: &ClipFacts,
+    query: &ClipQuery,
+    camera_codec: Option<&str>,
+) -> Result<(), Error> {
     let refuse = |why: String| {
         Error::new(
             ErrorKind::Rejected,
@@ -503,6 +511,12 @@ pub fn matches_query(facts: &ClipFacts, query: &ClipQuery) -> Result<(), Error> 
         return Err(refuse(format!(
             "it is {}, not {}",
             facts.codec, query.codec
+        )));
+    }
+    if let Some(camera) = camera_codec.filter(|c| *c != facts.codec) {
+        return Err(refuse(format!(
+            "it is {}, the camera sends {camera}",
+            facts.codec
         )));
     }
     if facts.length_ms > MAX_CLIP_MS + LENGTH_SLACK_MS {
@@ -523,4 +537,73 @@ pub fn matches_query(facts: &ClipFacts, query: &ClipQuery) -> Result<(), Error> 
 /// Where partial uploads are kept, under `data_dir`.
 pub fn uploads_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("clip-uploads")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(codec: &str, length_ms: u64) -> ClipFacts {
+        ClipFacts {
+            codec: codec.into(),
+            width: 1280,
+            height: 720,
+            frames: 150,
+            length_ms,
+        }
+    }
+
+    fn query(codec: &str, length_ms: u64) -> ClipQuery {
+        ClipQuery {
+            codec: codec.into(),
+            length_ms,
+            event_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_clip_must_be_the_codec_and_length_its_upload_says_and_the_cameras_codec() {
+        let ok = [
+            (facts("h264", 10_000), query("h264", 10_000), None),
+            (facts("h264", 10_000), query("h264", 10_900), Some("h264")),
+            (facts("h265", 9_100), query("h265", 10_000), Some("h265")),
+        ];
+        for (f, q, camera) in ok {
+            assert!(
+                matches_query(&f, &q, camera).is_ok(),
+                "{f:?} {q:?} {camera:?}"
+            );
+        }
+        let refused = [
+            (
+                facts("h264", 10_000),
+                query("h265", 10_000),
+                None,
+                "not h265",
+            ),
+            (
+                facts("h264", 10_000),
+                query("h264", 10_000),
+                Some("h265"),
+                "camera sends h265",
+            ),
+            (
+                facts("h264", 10_000),
+                query("h264", 11_001),
+                None,
+                "not 11001 ms",
+            ),
+            (
+                facts("h264", 301_001),
+                query("h264", 300_000),
+                None,
+                "longer than a clip",
+            ),
+        ];
+        for (f, q, camera, why) in refused {
+            let e = matches_query(&f, &q, camera).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Rejected);
+            assert!(e.to_string().contains(why), "{e}");
+        }
+    }
 }

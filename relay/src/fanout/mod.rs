@@ -252,6 +252,11 @@ impl Feeds {
             && self.cluster.is_clustered()
     }
 
+    /// The codec `camera` sent when this node last read it (`h264`, `h265`), if it did.
+    pub fn codec_seen(&self, camera: CameraId) -> Option<&'static str> {
+        self.learned(camera).map(CameraVideo::encoding_name)
+    }
+
     fn learned(&self, camera: CameraId) -> Option<CameraVideo> {
         let videos = self.videos.lock().unwrap_or_else(|p| p.into_inner());
         videos.get(&camera).copied()

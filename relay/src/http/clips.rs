@@ -83,9 +83,17 @@ pub async fn upload(
         ));
     }
     let event = agents_event(&st, &agent, &key).await?;
+    // The camera's codec, as this node last read its stream: a clip must be of it too.
+    let camera_codec = st.feeds.codec_seen(agent.camera.id);
     let received = st
         .events
-        .receive_clip(&st.store, &event, &query, range, body.into_data_stream())
+        .receive_clip(
+            &st.store,
+            &event,
+            (&query, camera_codec),
+            range,
+            body.into_data_stream(),
+        )
         .await?;
     Ok(match received {
         Received::Stored { event, now } => {

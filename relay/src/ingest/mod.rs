@@ -51,8 +51,8 @@ pub enum CameraVideo {
 }
 
 impl CameraVideo {
-    /// The encoding name in a camera's SDP.
-    fn encoding_name(self) -> &'static str {
+    /// The encoding name in a camera's SDP (and a clip's codec in the API).
+    pub fn encoding_name(self) -> &'static str {
         match self {
             CameraVideo::H264 => "h264",
             CameraVideo::H265 => "h265",
