@@ -11,11 +11,10 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{Camera, Process, Relay, start_agent_with, status_json};
+use eyeward_testkit::uplink::Uplink;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const PW: &str = "correct horse battery";
@@ -273,114 +272,6 @@ async fn an_events_clip_comes_after_its_snapshot_and_is_served_to_its_owner_only
     Ok(())
 }
 
-/// A TCP relay for the agent's calls to the relay: counts the bytes the agent sends on
-/// connections other than its link (the uploads), holds them to about 400 kB/s (a home's
-/// uplink, so that an upload takes seconds), and can cut every connection at once.
-struct Uplink {
-    base: String,
-    sent: Arc<AtomicU64>,
-    /// Bytes sent of clip uploads (requests that start `PUT `).
-    clip_bytes: Arc<AtomicU64>,
-    cut: Arc<tokio::sync::Notify>,
-    refusing: Arc<AtomicBool>,
-}
-
-impl Uplink {
-    async fn start(upstream: &str) -> Result<Uplink> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let upstream = upstream.trim_start_matches("http://").to_owned();
-        let (sent, clip_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let cut = Arc::new(tokio::sync::Notify::new());
-        let refusing = Arc::new(AtomicBool::new(false));
-        let (s, cb, c, r) = (
-            sent.clone(),
-            clip_bytes.clone(),
-            cut.clone(),
-            refusing.clone(),
-        );
-        tokio::spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                if r.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (sent, clip_bytes, cut) = (s.clone(), cb.clone(), c.clone());
-                tokio::spawn(async move {
-                    let ((mut dr, mut dw), (mut ur, mut uw)) = (down.into_split(), up.into_split());
-                    let upward = async {
-                        let mut buf = vec![0; 16 * 1024];
-                        let mut first = true;
-                        let (mut counted, mut in_clip) = (false, false);
-                        while let Ok(n @ 1..) = dr.read(&mut buf).await {
-                            let chunk = &buf[..n];
-                            if first {
-                                // The link is a WebSocket (GET); uploads are not.
-                                counted = !chunk.starts_with(b"GET ");
-                                first = false;
-                            }
-                            if chunk.starts_with(b"PUT ") {
-                                in_clip = true;
-                            } else if chunk.starts_with(b"HEAD ") || chunk.starts_with(b"POST ") {
-                                in_clip = false;
-                            }
-                            if counted {
-                                sent.fetch_add(n as u64, Ordering::Relaxed);
-                                // 16 kB every 40 ms.
-                                tokio::time::sleep(Duration::from_millis(40)).await;
-                            }
-                            if in_clip {
-                                clip_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            }
-                            if uw.write_all(chunk).await.is_err() {
-                                return;
-                            }
-                        }
-                        let _ = uw.shutdown().await;
-                    };
-                    let downward = async {
-                        let _ = tokio::io::copy(&mut ur, &mut dw).await;
-                        let _ = dw.shutdown().await;
-                    };
-                    tokio::select! {
-                        _ = async { tokio::join!(upward, downward) } => {}
-                        () = cut.notified() => {}
-                    }
-                });
-            }
-        });
-        Ok(Uplink {
-            base,
-            sent,
-            clip_bytes,
-            cut,
-            refusing,
-        })
-    }
-
-    /// Waits until `bytes` more of a clip have gone up.
-    async fn until_clip_bytes(&self, bytes: u64, within: Duration) -> Result<()> {
-        let from = self.clip_bytes.load(Ordering::Relaxed);
-        let deadline = Instant::now() + within;
-        while self.clip_bytes.load(Ordering::Relaxed) < from + bytes {
-            ensure!(Instant::now() < deadline, "no clip upload under way");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    /// Cuts every connection and refuses new ones for `down`.
-    async fn cut_for(&self, down: Duration) {
-        self.refusing.store(true, Ordering::Relaxed);
-        self.cut.notify_waiters();
-        tokio::time::sleep(down).await;
-        self.refusing.store(false, Ordering::Relaxed);
-    }
-}
-
 /// The bytes of snapshots the agent's log says it queued.
 fn snapshot_bytes(log: &str) -> u64 {
     log.lines()
@@ -399,7 +290,8 @@ fn snapshot_bytes(log: &str) -> u64 {
 #[tokio::test]
 async fn a_clip_upload_cut_off_or_killed_half_way_goes_on_from_where_it_stopped() -> Result<()> {
     let scene = Scene::start().await?;
-    let uplink = Uplink::start(&scene.relay.base).await?;
+    // A home's uplink of about 400 kB/s (16 KiB every 40 ms): an upload takes seconds.
+    let uplink = Uplink::start(&scene.relay.base, Some(Duration::from_millis(40))).await?;
     // Grain makes the encoder spend its 2 Mbit/s: clips of a few megabytes. The intruder
     // crosses 8 s in, and 25 s after that again.
     let camera = Camera::start(
@@ -422,7 +314,7 @@ async fn a_clip_upload_cut_off_or_killed_half_way_goes_on_from_where_it_stopped(
 
     // The first clip: the link is cut with a third of it sent.
     uplink
-        .until_clip_bytes(1_000_000, Duration::from_secs(40))
+        .until_puts(1_000_000, Duration::from_secs(40))
         .await
         .with_context(|| agent.log())?;
     uplink.cut_for(Duration::from_secs(2)).await;
@@ -437,9 +329,9 @@ async fn a_clip_upload_cut_off_or_killed_half_way_goes_on_from_where_it_stopped(
     );
 
     // The second: the agent is killed with a third of it sent, and started again.
-    let before = uplink.clip_bytes.load(Ordering::Relaxed);
+    let before = uplink.puts();
     uplink
-        .until_clip_bytes(1_000_000, Duration::from_secs(40))
+        .until_puts(1_000_000, Duration::from_secs(40))
         .await
         .with_context(|| agent.log())?;
     agent.kill_only(libc::SIGKILL);
@@ -451,7 +343,7 @@ async fn a_clip_upload_cut_off_or_killed_half_way_goes_on_from_where_it_stopped(
     })
     .await?;
     let second_bytes = both[0]["clip"]["bytes"].as_u64().context("bytes")?;
-    ensure!(uplink.clip_bytes.load(Ordering::Relaxed) > before);
+    ensure!(uplink.puts() > before);
 
     // Each arrived whole and once, and went on from where it stopped: all the agents sent
     // (both clips, their snapshots and the requests' headers) is at most 1.2 times the
@@ -460,7 +352,7 @@ async fn a_clip_upload_cut_off_or_killed_half_way_goes_on_from_where_it_stopped(
     let motion: Vec<&Value> = events.iter().filter(|e| e["kind"] == "motion").collect();
     assert_eq!(motion.len(), 2, "{events:?}");
     let snapshots = snapshot_bytes(&killed_log) + snapshot_bytes(&agent.log());
-    let sent = uplink.sent.load(Ordering::Relaxed);
+    let sent = uplink.uploads();
     let ratio = sent as f64 / (first_bytes + second_bytes + snapshots) as f64;
     println!(
         "clips {first_bytes} and {second_bytes} bytes, snapshots {snapshots}: {sent} bytes sent, {ratio:.3}x"

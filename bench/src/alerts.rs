@@ -17,11 +17,10 @@ use crate::process::{
     target_bin,
 };
 use anyhow::{Context, Result, bail};
+use eyeward_testkit::uplink::Uplink;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The simulator's script: the first crossing 3 s after start, then every 8 s, 3 s each (the
@@ -57,66 +56,6 @@ pub fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// A TCP relay for the agent's calls that counts the bytes it sends on its upload
-/// connections (not its link, a WebSocket) by the request they belong to.
-struct Uplink {
-    base: String,
-    posts: Arc<AtomicU64>,
-    clips: Arc<AtomicU64>,
-}
-
-impl Uplink {
-    async fn start(upstream: &str) -> Result<Uplink> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let upstream = upstream.trim_start_matches("http://").to_owned();
-        let (posts, clips) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (p, c) = (posts.clone(), clips.clone());
-        tokio::spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let _ = (down.set_nodelay(true), up.set_nodelay(true));
-                let (posts, clips) = (p.clone(), c.clone());
-                tokio::spawn(async move {
-                    let ((mut dr, mut dw), (mut ur, mut uw)) = (down.into_split(), up.into_split());
-                    let upward = async {
-                        let mut buf = vec![0; 64 * 1024];
-                        // The request the bytes belong to: requests on a connection follow
-                        // one another, each starting a read.
-                        let mut counter: Option<&AtomicU64> = None;
-                        while let Ok(n @ 1..) = dr.read(&mut buf).await {
-                            let chunk = &buf[..n];
-                            if chunk.starts_with(b"POST ") {
-                                counter = Some(&posts);
-                            } else if chunk.starts_with(b"PUT ") || chunk.starts_with(b"HEAD ") {
-                                counter = Some(&clips);
-                            } else if chunk.starts_with(b"GET ") {
-                                counter = None;
-                            }
-                            if let Some(c) = counter {
-                                c.fetch_add(n as u64, Ordering::Relaxed);
-                            }
-                            if uw.write_all(chunk).await.is_err() {
-                                return;
-                            }
-                        }
-                        let _ = uw.shutdown().await;
-                    };
-                    let downward = async {
-                        let _ = tokio::io::copy(&mut ur, &mut dw).await;
-                        let _ = dw.shutdown().await;
-                    };
-                    tokio::join!(upward, downward);
-                });
-            }
-        });
-        Ok(Uplink { base, posts, clips })
-    }
-}
-
 /// `n` crossings of the simulator (720p, `sim_args` added) before an agent with `agent_config`
 /// (its TOML): the spans of each alert, and what the agent sent. `dir` holds the run's files.
 pub async fn motion_to_mail(
@@ -141,7 +80,7 @@ pub async fn motion_to_mail(
     let http = bench_login(&base).await?;
     sink.confirm_alert_address(&http, &base, "home@example.jp")
         .await?;
-    let uplink = Uplink::start(&base).await?;
+    let uplink = Uplink::start(&base, None).await?;
 
     let sim_log = dir.join("sim.log");
     let mut args = vec![
@@ -243,8 +182,8 @@ pub async fn motion_to_mail(
         run.clips += 1;
         run.clip_bytes += e["clip"]["bytes"].as_u64().unwrap_or(0);
     }
-    run.event_bytes_sent = uplink.posts.load(Ordering::Relaxed);
-    run.clip_bytes_sent = uplink.clips.load(Ordering::Relaxed);
+    run.event_bytes_sent = uplink.posts();
+    run.clip_bytes_sent = uplink.clip_requests();
     Ok(run)
 }
 

@@ -1,11 +1,13 @@
 //! The real servers eyeward's tests start for themselves, shared by the relay's own tests and
 //! the black-box suites: a private PostgreSQL cluster from Debian's `postgresql` package, and
 //! Garage for S3-compatible object storage. Each binds to loopback on free ports and stops
-//! with its test, or with the test process.
+//! with its test, or with the test process. Also a home's uplink between an agent and its
+//! relay that counts, slows and cuts (`uplink`).
 
 pub mod garage;
 pub mod haproxy;
 pub mod postgres;
+pub mod uplink;
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
