@@ -4,7 +4,8 @@
 //! clip is on its way, and plays it when it arrives. Then the customer plays it in the history
 //! (it advances at the camera's 1280 × 720, and goes to the moment of detection), on the
 //! event's page with the snapshot as its poster, and saves it. The saved file is the stored
-//! clip, byte for byte. Screenshots go to `target/test-output/browser_clips/`.
+//! clip, byte for byte. A gap that says the camera dropped clips is shown in the history too.
+//! Screenshots go to `target/test-output/browser_clips/`.
 
 mod common;
 
@@ -72,6 +73,25 @@ async fn chromium_plays_an_events_clip_from_the_alert_mail_and_the_history_and_s
             );
             Ok(clip)
         })?;
+    // The camera's queue once had to drop clips: a gap that says so, then grows.
+    let token = cam["agent_token"].as_str().context("token")?;
+    let now = eyeward::UnixMillis::now().0;
+    for (clips, status) in [(2, 201), (3, 200)] {
+        let gap = reqwest::Client::new()
+            .post(relay.url(&format!(
+                "/agent/v1/events?kind=gap&key=gap-clips-1&captured_at={now}&until={now}\
+                 &lost_snapshots=0&lost_events=0&lost_clips={clips}"
+            )))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let (got, gap) = common::status_json(gap).await?;
+        assert_eq!(
+            (got, gap["lost_clips"].as_i64()),
+            (status, Some(clips)),
+            "{gap}"
+        );
+    }
     let out = common::run_browser_script(
         "clips",
         &relay,

@@ -1,9 +1,10 @@
 // An event's clip, as a customer plays it (issue 24). The alert mail's "Watch the video clip",
 // opened before the clip has come: after logging in, the page says it is on its way and plays
-// it once it arrives. In the history of every camera ("All events"), the event's "Play clip" plays it where the picture was: it advances, at the
-// camera's 1280 pixels, and "Go to the moment of detection" goes there. The event's own page
-// shows the clip with the snapshot as its poster; "Download the clip" saves an MP4 named after
-// the camera. Run by tests/browser_clips.rs.
+// it once it arrives. In the history of every camera ("All events"), a gap says how many clips
+// the camera had to drop, and the event's "Play clip" plays it where the picture was: it
+// advances, at the camera's 1280 pixels, and "Go to the moment of detection" goes there. The
+// event's own page shows the clip with the snapshot as its poster; "Download the clip" saves
+// an MP4 named after the camera. Run by tests/browser_clips.rs.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,6 +48,9 @@ try {
   await page.click('#event-view .back');
   await page.waitForSelector('#cameras-view:not([hidden])');
   await page.click('#all-events');
+  // The clips the camera's queue had to drop are told, with the snapshots and events.
+  await page.waitForSelector('#feed-list li.no-snapshot');
+  assert.match(await page.textContent('#feed-list li.no-snapshot'), /^.*3 video clips lost on the camera until/);
   const item = `#feed-list li[data-event-id="${EVENT}"]`;
   await page.waitForSelector(`${item} .clip-play`);
   assert.equal(await page.getAttribute(`${item} .clip-play`, 'aria-label'), `Play the video clip of ${await page.textContent(`${item} time`)}`);
