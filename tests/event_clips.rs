@@ -3,7 +3,8 @@
 //! its owner with range requests (404 to anyone else, 416 past its end). An upload whose
 //! link is cut half-way, and one whose agent is killed half-way, go on from where they
 //! stopped: the clip arrives whole and once, for at most 1.2 times its bytes. What is not an
-//! MP4 clip, or not the clip its upload says, is refused with nothing stored. A clip shared
+//! MP4 clip, or not the clip its upload says, is refused with nothing stored. A clip being
+//! recorded when the agent is stopped is finished and sent at its next start. A clip shared
 //! with a dispatch request plays for its guard center only while the request is open, each
 //! look in the customer's history.
 
@@ -268,6 +269,91 @@ async fn an_events_clip_comes_after_its_snapshot_and_is_served_to_its_owner_only
     assert!(
         log.find("clip uploaded").context("the clip went")? > snapshot_at,
         "{log}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_clip_being_recorded_when_the_agent_stops_is_kept_and_sent_at_its_next_start()
+-> Result<()> {
+    let scene = Scene::start().await?;
+    let camera = Camera::start(
+        "fixed",
+        &[
+            "--motion-offset",
+            "6s",
+            "--motion-crossing",
+            "3s",
+            "--motion-every",
+            "600s",
+            "--keyframe-interval",
+            "2s",
+        ],
+        None,
+    )?;
+    // A long post-roll: the agent is stopped while the clip is still being recorded.
+    let dir = scene.relay.dir.path();
+    let config = dir.join("stopping.toml");
+    std::fs::write(
+        &config,
+        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"30s\"\n",
+    )?;
+    let queue = dir.join("stopping.queue");
+    let args = [
+        "--config",
+        config.to_str().context("utf-8")?,
+        "--queue-dir",
+        queue.to_str().context("utf-8")?,
+    ];
+    let mut agent = start_agent_with(
+        &scene.relay.base,
+        dir,
+        &scene.token,
+        &camera.url,
+        "stopping-1",
+        &args,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !agent.log().contains("event uploaded") {
+        ensure!(Instant::now() < deadline, "no event: {}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two seconds into the post-roll, SIGTERM: the clip so far is finished into the queue.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    agent.stop()?;
+    let log = agent.log();
+    assert!(log.contains("clip queued"), "{log}");
+    assert!(!log.contains("lost"), "{log}");
+    let records: Vec<String> = std::fs::read_dir(&queue)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| std::fs::read_to_string(e.path()))
+        .collect::<Result<_, _>>()?;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains("\"kind\":\"clip\"") && r.contains("\"recording\":false")),
+        "{records:?}"
+    );
+    // Started again, it sends the clip: shorter than asked, whole.
+    let agent = start_agent_with(
+        &scene.relay.base,
+        dir,
+        &scene.token,
+        &camera.url,
+        "stopping-2",
+        &args,
+    )?;
+    let events = clipped_events(&scene.alice, scene.cam, 1, Duration::from_secs(30), || {
+        agent.log()
+    })
+    .await?;
+    let clip = &events[0]["clip"];
+    let length = clip["length_ms"].as_u64().context("length_ms")?;
+    assert!(length < 20_000, "cut short at the stop: {clip}");
+    assert!(
+        length >= clip["event_at_ms"].as_u64().context("event_at_ms")? + 3_000,
+        "{clip}"
     );
     Ok(())
 }

@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// eyeward's on-camera agent: motion detection, snapshots, pan-tilt and the link to the relay.
 #[derive(Debug, Parser)]
@@ -333,7 +334,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let uploader = if agent_config.motion.enabled {
+    let watching = if agent_config.motion.enabled {
         // One queue per camera: beside its token file, named after it.
         let queue_dir = args.queue_dir.clone().unwrap_or_else(|| {
             let mut dir = args.token_file.clone().into_os_string();
@@ -349,7 +350,7 @@ async fn run(args: RunArgs) -> Result<(), Error> {
         }
         let shared = watch::Shared::new(queue);
         let (url, secret) = camera.capture_url()?;
-        watch::spawn_detector(
+        let detector = watch::spawn_detector(
             watch::CameraStream {
                 url,
                 secret,
@@ -362,23 +363,33 @@ async fn run(args: RunArgs) -> Result<(), Error> {
             stop.clone(),
             clock,
         )?;
-        Some(tokio::spawn(watch::upload(
+        let uploader = tokio::spawn(watch::upload(
             shared,
             config.relays.clone(),
             config.token.clone(),
             config.tls.clone(),
-        )))
+        ));
+        Some((detector, uploader))
     } else {
         None
     };
     link::run(config, ptz, clock, telemetry::shutdown_signal()).await;
     stop.store(true, Ordering::Relaxed);
-    if let Some(u) = uploader {
-        u.abort();
+    if let Some((detector, uploader)) = watching {
+        // The clip being recorded ends with the detector, whole, into the queue (it uploads
+        // at the next start); a camera that stalls does not hold the stop up for long.
+        let finished = tokio::task::spawn_blocking(move || detector.join());
+        if tokio::time::timeout(DETECTOR_STOP, finished).await.is_err() {
+            tracing::warn!("the detector did not stop in time; a clip being recorded is lost");
+        }
+        uploader.abort();
     }
     drop(camera);
     Ok(())
 }
+
+/// How long a stopping agent waits for its detector to finish the clip being recorded.
+const DETECTOR_STOP: Duration = Duration::from_secs(5);
 
 /// `detect`: decodes the input, runs the detector with the configured tuning, and prints
 /// `{"start_ms","end_ms","peak_score","bbox"}` per event (the box in the input's pixels), then
