@@ -98,7 +98,14 @@ pub fn spawn_detector(
                     Err(e) => redact(&e.to_string(), camera.secret.as_deref()),
                 };
                 tracing::warn!(error = %why, retry_in = ?delay, "motion detection paused");
-                std::thread::sleep(delay);
+                // In steps, so that a stopping agent is not held up by the wait.
+                let step = Duration::from_millis(100);
+                for _ in 0..delay.as_millis().div_ceil(step.as_millis()) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(step);
+                }
             }
         })
         .map_err(Error::io("starting the motion thread"))
