@@ -488,6 +488,11 @@ impl Uploader {
             _ => None,
         };
         let Some(offset) = offset else {
+            if held.as_ref().is_ok_and(|r| r.status().is_success()) {
+                // Answered, but not how much it holds: nothing to go on from; later.
+                tracing::warn!(key = %clip.key, "the relay did not say what it holds of a clip");
+                return Sent::Again { asked: None };
+            }
             return verdict(0, "clip", held, &self.relays, relay).await;
         };
         let range = ContentRange::rest(offset, total);
