@@ -7,7 +7,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::smtp::{Received, Smtp, add_address, confirmed_address, link, subject};
-use common::{Camera, Relay, start_agent_with, status_json, wait_online};
+use common::{Camera, Relay, status_json, wait_online};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -275,18 +275,12 @@ async fn queued_alerts_survive_a_mail_server_outage_and_a_relay_crash() -> Resul
         ],
         None,
     )?;
-    let config = relay.dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        "[motion]\nstop_after = \"500ms\"\ncooldown = \"1s\"\n",
-    )?;
-    let _agent = start_agent_with(
-        &relay.base,
-        relay.dir.path(),
+    let _agent = relay.start_configured_agent(
         cam["agent_token"].as_str().context("token")?,
         &camera.url,
         "agent",
-        &["--config", config.to_str().context("utf-8")?],
+        "[motion]\nstop_after = \"500ms\"\ncooldown = \"1s\"\n",
+        &[],
     )?;
 
     // The mail server goes away; events (and their mails) pile up.

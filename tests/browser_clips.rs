@@ -11,7 +11,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::smtp::{Smtp, confirmed_address};
-use common::{Camera, Relay, start_agent_with};
+use common::{Camera, Relay};
 
 const PW: &str = "correct horse battery";
 
@@ -38,20 +38,14 @@ async fn chromium_plays_an_events_clip_from_the_alert_mail_and_the_history_and_s
         ],
         None,
     )?;
-    let config = relay.dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        // A long post-roll: the clip comes seconds after the alert mail, whose link is opened
-        // before it has arrived.
-        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"6s\"\n",
-    )?;
-    let agent = start_agent_with(
-        &relay.base,
-        relay.dir.path(),
+    let agent = relay.start_configured_agent(
         cam["agent_token"].as_str().context("token")?,
         &camera.url,
         "agent",
-        &["--config", config.to_str().context("utf-8")?],
+        // A long post-roll: the clip comes seconds after the alert mail, whose link is opened
+        // before it has arrived.
+        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"6s\"\n",
+        &[],
     )?;
     let alert = smtp
         .wait_for("the alert", |m| {

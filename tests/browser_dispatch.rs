@@ -9,7 +9,7 @@
 mod common;
 
 use anyhow::{Context, Result};
-use common::{Camera, Relay, in_loopback_namespace, start_agent_with, status_json, wait_online};
+use common::{Camera, Relay, in_loopback_namespace, status_json, wait_online};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -48,18 +48,12 @@ async fn a_guard_requested_in_chromium_reaches_only_the_customers_center_and_a_l
         ],
         None,
     )?;
-    let config = relay.dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"2s\"\npost_roll = \"1s\"\n",
-    )?;
-    let agent = start_agent_with(
-        &relay.base,
-        relay.dir.path(),
+    let agent = relay.start_configured_agent(
         cam["agent_token"].as_str().context("token")?,
         &camera.url,
         "agent",
-        &["--config", config.to_str().context("utf-8")?],
+        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"2s\"\npost_roll = \"1s\"\n",
+        &[],
     )?;
     let alice = relay.login("a@example.jp", PW).await?;
     wait_online(&alice, cam_id, true, Duration::from_secs(10)).await?;

@@ -293,26 +293,15 @@ async fn a_clip_being_recorded_when_the_agent_stops_is_kept_and_sent_at_its_next
     )?;
     // A long post-roll: the agent is stopped while the clip is still being recorded.
     let dir = scene.relay.dir.path();
-    let config = dir.join("stopping.toml");
-    std::fs::write(
-        &config,
-        "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"30s\"\n",
-    )?;
+    const CONFIG: &str = "[motion]\nstop_after = \"500ms\"\n[clips]\nenabled = true\npre_roll = \"3s\"\npost_roll = \"30s\"\n";
     let queue = dir.join("stopping.queue");
-    let args = [
-        "--config",
-        config.to_str().context("utf-8")?,
-        "--queue-dir",
-        queue.to_str().context("utf-8")?,
-    ];
-    let mut agent = start_agent_with(
-        &scene.relay.base,
-        dir,
-        &scene.token,
-        &camera.url,
-        "stopping-1",
-        &args,
-    )?;
+    let args = ["--queue-dir", queue.to_str().context("utf-8")?];
+    let start = |name| {
+        scene
+            .relay
+            .start_configured_agent(&scene.token, &camera.url, name, CONFIG, &args)
+    };
+    let mut agent = start("stopping-1")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !agent.log().contains("event uploaded") {
         ensure!(Instant::now() < deadline, "no event: {}", agent.log());
@@ -336,14 +325,7 @@ async fn a_clip_being_recorded_when_the_agent_stops_is_kept_and_sent_at_its_next
         "{records:?}"
     );
     // Started again, it sends the clip: shorter than asked, whole.
-    let agent = start_agent_with(
-        &scene.relay.base,
-        dir,
-        &scene.token,
-        &camera.url,
-        "stopping-2",
-        &args,
-    )?;
+    let agent = start("stopping-2")?;
     let events = clipped_events(&scene.alice, scene.cam, 1, Duration::from_secs(30), || {
         agent.log()
     })

@@ -520,6 +520,23 @@ impl Site {
     pub fn start_agent(&self, token: &str, camera: &str, name: &str) -> Result<Process> {
         start_agent(&self.base, self.dir.path(), token, camera, name)
     }
+
+    /// Like [`Site::start_agent`], with `config` as the agent's file (`<name>.toml` beside
+    /// its log) and `extra` arguments.
+    pub fn start_configured_agent(
+        &self,
+        token: &str,
+        camera: &str,
+        name: &str,
+        config: &str,
+        extra: &[&str],
+    ) -> Result<Process> {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config)?;
+        let mut args = vec!["--config", path.to_str().context("utf-8")?];
+        args.extend_from_slice(extra);
+        start_agent_with(&self.base, self.dir.path(), token, camera, name, &args)
+    }
 }
 
 /// A running relay with its own data folder; stopped (SIGTERM) when dropped.
