@@ -33,6 +33,7 @@ use crate::loopback;
 use crate::metrics::Metrics;
 use crate::store::Camera;
 use crate::task::{self, Task};
+use crate::transcode::H264Engines;
 use eyeward::link::Backoff;
 use eyeward::{CameraId, CameraSource, RtspSource, SourcePolicy};
 use gop::Gop;
@@ -166,6 +167,8 @@ pub struct Feeds {
     cameras: CamerasConfig,
     /// Agent cameras linked to another node are pulled through it.
     cluster: Arc<Cluster>,
+    /// The H.264 encoders the transcodes of H.265 cameras may use.
+    h264_engines: Arc<H264Engines>,
 }
 
 /// Where a feed's frames come from: the camera's RTSP (directly, or through its agent's
@@ -213,6 +216,7 @@ impl Feeds {
             linger,
             cameras: cameras.clone(),
             cluster,
+            h264_engines: Arc::new(H264Engines::of_this_machine()),
         }
     }
 
@@ -385,7 +389,10 @@ impl Feeds {
         }
         if codec == VideoCodec::H264 && self.learned(camera.id) == Some(CameraVideo::H265) {
             let source = self.watch(camera, VideoCodec::H265);
-            return Ok(Pulled::Transcoded(Box::new(Transcoded::h264_of(source)?)));
+            return Ok(Pulled::Transcoded(Box::new(Transcoded::h264_of(
+                source,
+                self.h264_engines.clone(),
+            )?)));
         }
         let prefer = match codec {
             VideoCodec::H265 => CameraVideo::H265,
@@ -397,7 +404,7 @@ impl Feeds {
         self.learn(camera.id, ingest.video);
         match (codec, ingest.video) {
             (VideoCodec::H264, CameraVideo::H265) => {
-                let transcoded = Transcoded::h264(ingest, rtsp.carrier)?;
+                let transcoded = Transcoded::h264(ingest, rtsp.carrier, self.h264_engines.clone())?;
                 Ok(Pulled::Transcoded(Box::new(transcoded)))
             }
             // Its viewers were answered with H.265: they see nothing until they join again.

@@ -5,7 +5,7 @@
 //!   does), then live frames with the camera's spacing;
 //! - for an H.265 camera: its H.265 feed (joined the same way) or, when the relay did not
 //!   know the camera sends H.265, its RTSP session's frames, through an H.264 encoder
-//!   ([`crate::transcode::h264`]): the H.264 feed of such a camera, with its own group of
+//!   ([`crate::transcode::h264`], the machine's hardware encoder where it has one): the H.264 feed of such a camera, with its own group of
 //!   pictures for instant starts.
 
 use super::Subscription;
@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::ingest::h264::MAX_RTP_PAYLOAD;
 use crate::ingest::{Frame, Ingest, h264};
 use crate::loopback;
-use crate::transcode::{Encoded, H264Encoder, Vp8Encoder, vp8};
+use crate::transcode::{Encoded, H264Encoder, H264Engines, Vp8Encoder, vp8};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,10 +75,10 @@ impl Transcoded {
         Transcoded::of_feed(source, Encoder::Vp8(Vp8Encoder::new()?))
     }
 
-    /// H.264 from an H.265 camera's feed `source`.
-    pub fn h264_of(source: Subscription) -> Result<Transcoded, Error> {
+    /// H.264 from an H.265 camera's feed `source`, with the first of `engines` that starts.
+    pub fn h264_of(source: Subscription, engines: Arc<H264Engines>) -> Result<Transcoded, Error> {
         tracing::info!("transcoding the camera's H.265 to H.264");
-        Transcoded::of_feed(source, Encoder::H264(H264Encoder::new()?))
+        Transcoded::of_feed(source, Encoder::H264(H264Encoder::new(engines)?))
     }
 
     /// Joins `source` as a viewer: its cached group first, then its live frames.
@@ -87,14 +87,23 @@ impl Transcoded {
         Transcoded::new(Source::Feed(source), cached, encoder)
     }
 
-    /// H.264 from an H.265 camera's RTSP session `ingest`, kept open by `carrier`.
-    pub fn h264(ingest: Ingest, carrier: loopback::Offered) -> Result<Transcoded, Error> {
+    /// H.264 from an H.265 camera's RTSP session `ingest`, kept open by `carrier`, with the
+    /// first of `engines` that starts.
+    pub fn h264(
+        ingest: Ingest,
+        carrier: loopback::Offered,
+        engines: Arc<H264Engines>,
+    ) -> Result<Transcoded, Error> {
         let source = Source::Camera {
             ingest,
             _carrier: carrier,
         };
         tracing::info!("transcoding the camera's H.265 to H.264");
-        Transcoded::new(source, VecDeque::new(), Encoder::H264(H264Encoder::new()?))
+        Transcoded::new(
+            source,
+            VecDeque::new(),
+            Encoder::H264(H264Encoder::new(engines)?),
+        )
     }
 
     fn new(

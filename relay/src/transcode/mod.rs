@@ -1,6 +1,6 @@
 //! Transcoding with GStreamer, for browsers that cannot take what a camera sends: its sound
 //! to Opus ([`opus`]), its H.264 to VP8 for browsers without H.264 ([`vp8`]), its H.265 to
-//! H.264 ([`h264`]). Each is one
+//! H.264 ([`h264`], on the machine's hardware encoder where it has one). Each is one
 //! pipeline per camera, fed with the camera's frames stamped with their media time; what it
 //! makes comes out stamped with the same clock.
 
@@ -8,7 +8,7 @@ pub mod h264;
 pub mod opus;
 pub mod vp8;
 
-pub use h264::H264Encoder;
+pub use h264::{H264Encoder, H264Engines};
 pub use opus::{OPUS_CLOCK_RATE, OpusEncoder, OpusPacket};
 pub use vp8::Vp8Encoder;
 
