@@ -86,6 +86,9 @@ string_enum!(
         Customer = "customer",
         /// A guard-center operator: works the dispatch queue of their center.
         Operator = "operator",
+        /// Someone a customer let into their household: their own login, the rights the
+        /// customer gave them (`household`).
+        Member = "member",
     }
 );
 

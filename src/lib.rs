@@ -18,6 +18,7 @@ pub mod clip_upload;
 pub mod clock;
 pub mod dispatch;
 mod error;
+pub mod household;
 mod ids;
 pub mod link;
 pub mod ptz;

@@ -33,6 +33,15 @@ impl UnixMillis {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
 
+    /// A time as RFC 3339 writes it (any offset); `None` for anything else.
+    pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+        let t = ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
+            .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(UnixMillis)
+    }
+
     /// RFC 3339 in UTC with millisecond precision, as the API shows times.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
@@ -51,6 +60,19 @@ impl UnixMillis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_read_with_any_offset_and_nothing_else() {
+        let t = UnixMillis(1_700_000_000_123);
+        assert_eq!(UnixMillis::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2023-11-15T07:13:20.123+09:00"),
+            Some(t)
+        );
+        for bad in ["", "2023-11-15", "yesterday", "2023-11-15T25:00:00Z"] {
+            assert_eq!(UnixMillis::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn arithmetic_saturates_and_formats() {

@@ -95,6 +95,8 @@ enum Access {
     Agent,
     /// A guard's phone token.
     GuardPhone,
+    /// The token of a mailed invitation, in the body.
+    InvitationToken,
 }
 
 fn access_of(route: &Route) -> Access {
@@ -104,6 +106,7 @@ fn access_of(route: &Route) -> Access {
         "/metrics" => Access::Metrics,
         "/api/logout" | "/api/me" => Access::Account,
         _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Access::MailToken,
+        "/api/invitation" | "/api/invitation/accept" => Access::InvitationToken,
         _ if p.starts_with("/api/ops/") => Access::Operator,
         _ if p.starts_with("/api/") => Access::Customer,
         _ if p.starts_with("/agent/") => Access::Agent,
@@ -128,6 +131,7 @@ struct World {
     bob_address: i64,
     bob_request: i64,
     bob_switch: i64,
+    bob_invitation: i64,
     west_guard: i64,
 }
 
@@ -193,6 +197,16 @@ async fn world() -> Result<World> {
     )
     .await?;
     ensure!(status == 201, "arming switch: {status} {switch}");
+    let (status, invitation) = common::status_json(
+        bob.post(
+            "/api/household/invitations",
+            &json!({"email": "sitter@example.jp", "name": "Bob's sitter",
+                    "cameras": {bob_camera.to_string(): ["watch"]}}),
+        )
+        .await?,
+    )
+    .await?;
+    ensure!(status == 201, "invitation: {status} {invitation}");
     Ok(World {
         alice: relay.login("a@example.jp", PW).await?,
         tokyo_op: relay.login("op@example.jp", PW).await?,
@@ -204,6 +218,7 @@ async fn world() -> Result<World> {
         bob_address: address["id"].as_i64().context("address id")?,
         bob_request: request["id"].as_i64().context("request id")?,
         bob_switch: switch["id"].as_i64().context("switch id")?,
+        bob_invitation: invitation["id"].as_i64().context("invitation id")?,
         west_guard: guard["id"].as_i64().context("guard id")?,
         bob,
         bob_agent,
@@ -224,6 +239,9 @@ impl World {
             self.bob_switch
         } else if route.path.starts_with("/api/ops/guards/") {
             self.west_guard
+        } else if route.path.starts_with("/api/household/") {
+            // Bob's household has an invitation and no member yet: either id is not Alice's.
+            self.bob_invitation
         } else {
             self.bob_request
         };
@@ -257,6 +275,14 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
         _ if p == "/api/arming" => json(json!({"mode": "home"})),
         _ if p == "/api/arming/schedule" => {
             json(json!({"days": ["mon"], "time": "08:00", "mode": "away"}))
+        }
+        _ if p == "/api/household/invitations" => {
+            json(json!({"email": "x@example.jp", "name": "X", "cameras": {}}))
+        }
+        _ if p == "/api/household/members/{id}" => json(json!({"cameras": {}})),
+        _ if p == "/api/invitation" => json(json!({"token": "ewi_unknown"})),
+        _ if p == "/api/invitation/accept" => {
+            json(json!({"token": "ewi_unknown", "password": "long enough, surely"}))
         }
         _ => json(json!({})),
     }
@@ -315,6 +341,9 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
             // is what a token does.
             Access::MailToken if route.method == "GET" => {}
             Access::MailToken => checks.push(("an unknown mail token", &anonymous, None, &[404])),
+            Access::InvitationToken => {
+                checks.push(("an unknown invitation token", &anonymous, None, &[404]));
+            }
             Access::Account => checks.push(("no session", &anonymous, None, &[401])),
             Access::Customer => {
                 checks.push(("no session", &anonymous, None, &[401]));

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::arming::CameraAlerts;
-use eyeward::{CameraId, CameraModel, DisplayName, Email, Language, Password, Plan, Role};
+use eyeward::{CameraId, CameraModel, DisplayName, Email, Language, Password, Plan};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashSet;
@@ -55,19 +55,13 @@ pub async fn login(
             return Err(Error::too_many_requests(wait));
         }
     };
-    let Ok(Ok(turn)) = tokio::time::timeout(
-        PASSWORD_CHECK_WAIT,
-        st.password_checks.clone().acquire_owned(),
-    )
-    .await
-    else {
-        lock_limiter(&st).finish(attempt, Outcome::Abandoned);
-        st.metrics.login("busy");
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            "too many logins at once; try again shortly",
-        )
-        .retry_after(Duration::from_secs(1)));
+    let turn = match password_turn(&st).await {
+        Ok(turn) => turn,
+        Err(e) => {
+            lock_limiter(&st).finish(attempt, Outcome::Abandoned);
+            st.metrics.login("busy");
+            return Err(e);
+        }
     };
     let hash = found.as_ref().map(|a| a.password_hash.clone());
     let password = req.password;
@@ -87,6 +81,53 @@ pub async fn login(
         ));
     };
     lock_limiter(&st).finish(attempt, Outcome::Succeeded);
+    if let Some(until) = account.access_until.filter(|until| *until <= now) {
+        return Err(access_ended(until));
+    }
+    st.metrics.login("success");
+    signed_in(&st, account, known, now).await
+}
+
+/// A guest whose rights ended at `until`: 401, whatever they try.
+pub(super) fn access_ended(until: eyeward::UnixMillis) -> Error {
+    Error::new(
+        ErrorKind::Unauthenticated,
+        format!(
+            "your access to this household ended at {}",
+            until.to_rfc3339()
+        ),
+    )
+    .with_code("access_ended")
+}
+
+/// A turn at the password hasher (a few at once, by the cores); 503 after a short wait.
+pub(super) async fn password_turn(
+    st: &AppState,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    match tokio::time::timeout(
+        PASSWORD_CHECK_WAIT,
+        st.password_checks.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(turn)) => Ok(turn),
+        _ => Err(Error::new(
+            ErrorKind::Unavailable,
+            "too many logins at once; try again shortly",
+        )
+        .retry_after(Duration::from_secs(1))),
+    }
+}
+
+/// `account` signed in at `now` from a browser it used before (`known`) or a new one: a new
+/// session and its cookie, the login in their history (one from a new browser also mailed,
+/// when the customer wants operation mails, and the browser remembered).
+pub(super) async fn signed_in(
+    st: &AppState,
+    account: Account,
+    known: bool,
+    now: eyeward::UnixMillis,
+) -> Result<Response, Error> {
     let token = Token::generate("");
     st.store
         .create_session(&token.hash, account.id, now)
@@ -95,24 +136,21 @@ pub async fn login(
         account,
         token_hash: token.hash.clone(),
     };
-    // A login from a browser the account used before is recorded; one from a new browser is
-    // also mailed (when the customer wants operation mails), and the browser remembered.
     let mut cookies = vec![session_cookie(
-        &st,
+        st,
         token.secret(),
         st.sessions.max_age.as_secs(),
     )];
     if known {
-        record_own(&st, &caller, "login", json!({})).await?;
+        record_own(st, &caller, "login", json!({})).await?;
     } else {
         let browser = Token::generate("");
         st.store
             .remember_browser(caller.account.id, &browser.hash, now)
             .await?;
-        record_own(&st, &caller, "login.new_browser", json!({})).await?;
-        cookies.push(browser_cookie(&st, browser.secret()));
+        record_own(st, &caller, "login.new_browser", json!({})).await?;
+        cookies.push(browser_cookie(st, browser.secret()));
     }
-    st.metrics.login("success");
     let mut resp = Json(caller.account).into_response();
     for c in cookies {
         resp.headers_mut().append(header::SET_COOKIE, c);
@@ -151,10 +189,13 @@ async fn record_own(
     action: &str,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    let owner =
-        (caller.account.role == Role::Customer).then_some(eyeward::CustomerId(caller.account.id));
     st.store
-        .record(&caller.audit(st.clock.now()), owner, action, detail)
+        .record(
+            &caller.audit(st.clock.now()),
+            caller.household(),
+            action,
+            detail,
+        )
         .await
 }
 

@@ -33,9 +33,22 @@ impl Caller {
             actor: match self.account.role {
                 Role::Customer => Actor::Customer { id, name },
                 Role::Operator => Actor::Operator { id, name },
+                Role::Member => Actor::Member { id, name },
             },
             channel: Channel::Web,
             at,
+        }
+    }
+}
+
+impl Caller {
+    /// The household whose history this caller's operations go to: a customer's own, a
+    /// member's holder's; none for an operator.
+    pub fn household(&self) -> Option<CustomerId> {
+        match self.account.role {
+            Role::Customer => Some(CustomerId(self.account.id)),
+            Role::Member => self.account.household,
+            Role::Operator => None,
         }
     }
 }
@@ -106,6 +119,18 @@ impl FromRequestParts<AppState> for Caller {
                 Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "session expired; please log in again",
+                ))
+            }
+            SessionCheck::Valid { .. }
+                if session
+                    .account
+                    .access_until
+                    .is_some_and(|until| until <= now) =>
+            {
+                // A guest's time is up: their sessions end without anyone acting.
+                state.store.delete_session(&token_hash).await?;
+                Err(super::api::access_ended(
+                    session.account.access_until.unwrap_or(now),
                 ))
             }
             SessionCheck::Valid { touch } => {

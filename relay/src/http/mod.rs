@@ -11,6 +11,7 @@ pub(crate) mod clips;
 mod dispatch;
 mod error;
 pub mod extract;
+mod household;
 mod internal;
 pub(crate) mod live_video;
 mod middleware;
@@ -274,6 +275,16 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/mail-settings",
             get(alert_mail::notices).put(alert_mail::set_notices),
         )
+        .route("/household", get(household::get))
+        .route("/household/invitations", post(household::invite))
+        .route("/household/invitations/{id}", delete(household::withdraw))
+        .route(
+            "/household/members/{id}",
+            axum::routing::put(household::set_rights).delete(household::remove),
+        )
+        // The invited person's: the token in the body is the authority.
+        .route("/invitation", post(household::look))
+        .route("/invitation/accept", post(household::accept))
         .fallback(api::no_such_route)
         .layer(DefaultBodyLimit::max(max_json_body))
         .layer(axum::Extension(extract::JsonLimit(max_json_body)));

@@ -17,6 +17,8 @@ use eyeward::{CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod household;
+
 /// The public URL the pages are served at: the origin a browser's requests carry.
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
@@ -24,6 +26,7 @@ const ORIGIN: &str = "http://127.0.0.1:8080";
 struct App {
     router: Router,
     store: Store,
+    clock: Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -36,6 +39,11 @@ struct Answer {
 
 impl App {
     async fn new() -> App {
+        App::with_clock(Clock::real()).await
+    }
+
+    /// A relay whose handlers read `clock`.
+    async fn with_clock(clock: Clock) -> App {
         let (store, dir) = crate::store::testing::store().await;
         let config = Config {
             data_dir: dir.path().to_owned(),
@@ -43,10 +51,12 @@ impl App {
         };
         let bound = ORIGIN.trim_start_matches("http://").parse().unwrap();
         let objects = crate::objects::testing::objects(dir.path()).await;
-        let state = AppState::new(&config, bound, store.clone(), objects).unwrap();
+        let mut state = AppState::new(&config, bound, store.clone(), objects).unwrap();
+        state.clock = clock;
         App {
             router: router(state, &config.http),
             store,
+            clock,
             _dir: dir,
         }
     }
@@ -55,7 +65,7 @@ impl App {
     async fn customer(&self, email: &str) -> (CustomerId, String) {
         let id = customer(&self.store, email).await;
         let secret = format!("session-of-{email}");
-        let now = Clock::real().now();
+        let now = self.clock.now();
         self.store
             .create_session(&hash_token(&secret), id.0, now)
             .await
@@ -99,7 +109,13 @@ impl App {
     }
 
     async fn post_json(&self, uri: &str, cookie: &str, body: &str) -> Answer {
-        let request = Request::post(uri)
+        self.json(Method::POST, uri, cookie, body).await
+    }
+
+    async fn json(&self, method: Method, uri: &str, cookie: &str, body: &str) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header(header::COOKIE, cookie)
             .header(header::ORIGIN, ORIGIN)
             .header(header::CONTENT_TYPE, "application/json");

@@ -255,6 +255,62 @@ pub fn confirmation(c: &Confirmation<'_>) -> Result<Vec<u8>, Error> {
     )
 }
 
+/// An invitation into a household.
+pub struct Invitation<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message_id: &'a str,
+    /// The mail's `Date:`.
+    pub date: UnixMillis,
+    /// The invited person's language.
+    pub lang: Language,
+    /// Who invites (the holder's name) and whom (the name they gave).
+    pub by: &'a str,
+    pub name: &'a str,
+    pub accept_url: &'a str,
+    pub expires: UnixMillis,
+    /// A guest's rights end here.
+    pub until: Option<UnixMillis>,
+}
+
+/// The mail that invites someone into a household, with the single-use link that sets their
+/// password.
+pub fn invitation(i: &Invitation<'_>) -> Result<Vec<u8>, Error> {
+    let expires = local_time(i.expires, i.lang);
+    let (by, name) = (header_text(i.by), header_text(i.name));
+    let (subject, text) = match i.lang {
+        Language::Ja => (
+            format!("【eyeward】{by} 様からの招待"),
+            format!(
+                "{name} 様\n\n{by} 様が、ご自宅のカメラを eyeward で一緒に見守るためにあなたを招待しました。\n\
+                 {expires} までに次のリンクを開き、パスワードを決めてください（一度だけ有効です）。\n\n{}\n\n{}\
+                 お心当たりがなければ、このメールは破棄してください。\n",
+                i.accept_url,
+                i.until.map_or(String::new(), |u| format!(
+                    "ゲストとしての利用は {} までです。\n\n",
+                    local_time(u, i.lang)
+                )),
+            ),
+        ),
+        Language::En => (
+            format!("eyeward: {by} invites you to their household"),
+            format!(
+                "Hello {name},\n\n{by} invites you to watch over their home with eyeward.\n\
+                 Open this link before {expires} and choose your password (it works once):\n\n{}\n\n{}\
+                 If this was not expected, ignore this mail.\n",
+                i.accept_url,
+                i.until.map_or(String::new(), |u| format!(
+                    "As a guest, your access lasts until {}.\n\n",
+                    local_time(u, i.lang)
+                )),
+            ),
+        ),
+    };
+    built(
+        envelope(i.from, i.to, i.message_id, &subject, i.date)?.singlepart(SinglePart::plain(text)),
+    )
+}
+
 /// What a notice mail says: one entry of the account's history.
 pub struct Notice<'a> {
     pub from: &'a str,

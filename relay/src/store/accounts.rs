@@ -4,7 +4,7 @@
 use super::history::{Audit, record};
 use super::{Store, conflict_on_unique, on, parse_column};
 use crate::error::Error;
-use eyeward::{CustomerId, DisplayName, Email, GuardCenter, Language, Role};
+use eyeward::{CustomerId, DisplayName, Email, GuardCenter, Language, Role, UnixMillis};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,6 +17,10 @@ pub struct Account {
     pub name: String,
     pub guard_center: GuardCenter,
     pub lang: Language,
+    /// A member's household: its holder.
+    pub household: Option<CustomerId>,
+    /// When a guest's rights end.
+    pub access_until: Option<UnixMillis>,
 }
 
 /// An account with its password hash, for login only.
@@ -44,6 +48,8 @@ pub(super) struct AccountRow {
     guard_center: String,
     lang: String,
     password_hash: String,
+    household_id: Option<i64>,
+    access_until: Option<i64>,
 }
 
 impl AccountRow {
@@ -57,13 +63,16 @@ impl AccountRow {
                 name: self.name,
                 guard_center: parse_column("guard center", &self.guard_center)?,
                 lang: parse_column("language", &self.lang)?,
+                household: self.household_id.map(CustomerId),
+                access_until: self.access_until.map(UnixMillis),
             },
             password_hash: self.password_hash,
         })
     }
 }
 
-const COLUMNS: &str = "id, role, email, name, guard_center, lang, password_hash";
+const COLUMNS: &str =
+    "id, role, email, name, guard_center, lang, password_hash, household_id, access_until";
 
 /// The history belongs to the customer when the account is one.
 fn owner(role: Role, id: i64) -> Option<CustomerId> {

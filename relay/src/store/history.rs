@@ -13,6 +13,8 @@ pub enum Actor {
     Customer { id: i64, name: String },
     /// A logged-in operator.
     Operator { id: i64, name: String },
+    /// A member of a customer's household (the history is the holder's).
+    Member { id: i64, name: String },
     /// Someone at the relay's command line.
     Admin,
     /// A camera's agent.
@@ -28,6 +30,7 @@ impl Actor {
         match self {
             Actor::Customer { id, name } => ("customer", Some(*id), name.clone()),
             Actor::Operator { id, name } => ("operator", Some(*id), name.clone()),
+            Actor::Member { id, name } => ("member", Some(*id), name.clone()),
             Actor::Admin => ("admin", None, "admin".to_owned()),
             Actor::Agent { camera_id } => {
                 ("agent", Some(*camera_id), format!("camera {camera_id}"))

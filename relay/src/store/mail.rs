@@ -54,6 +54,8 @@ pub enum MailKind {
     /// Something the owner is told of (an operation, a camera offline or back), to the
     /// confirmed addresses.
     Notice,
+    /// An invitation into a household, to the invited address.
+    Invitation,
 }
 
 /// Which switch governs a notice.
@@ -70,11 +72,12 @@ pub enum Notice {
 }
 
 impl MailKind {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             MailKind::Alert => "alert",
             MailKind::Confirm => "confirm",
             MailKind::Notice => "notice",
+            MailKind::Invitation => "invitation",
         }
     }
 }

@@ -13,6 +13,7 @@ mod copy;
 mod dispatch;
 mod events;
 mod history;
+mod household;
 mod mail;
 mod schema;
 mod sessions;
@@ -26,6 +27,7 @@ pub use dispatch::{
 };
 pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, StoredClip, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
+pub use household::{Invitation, MAX_MEMBERS, Member, NewInvitation};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };
@@ -92,12 +94,12 @@ impl Store {
             .map_err(|e| Error::internal(format!("cannot lock {}: {e}", data_dir.display())))?;
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
         let rebuilt = match migrated {
-            Ok(()) => schema::make_ids_never_reused(&pool).await,
+            Ok(()) => schema::rebuild_outdated_tables(&pool).await,
             Err(e) => Err(e.into()),
         };
         drop(lock);
         if rebuilt? > 0 {
-            tracing::info!("tables rebuilt so that ids are never reused");
+            tracing::info!("tables rebuilt: ids never reused, checks as they are now");
         }
         Store::opened(Pool::Sqlite(pool)).await
     }

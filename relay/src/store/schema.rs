@@ -10,19 +10,53 @@
 //! dropping the old table cascades to nothing, all in one transaction that is checked with
 //! `PRAGMA foreign_key_check` before it commits. It finds nothing to do once done, and does
 //! the same for any table a later migration adds without `AUTOINCREMENT`.
+//!
+//! A `CHECK` is part of a SQLite table's definition too: the checks a later migration widens
+//! ([`WIDENED_CHECKS`], for the household's members) are changed by the same rebuild.
 
 use crate::error::Error;
 use sqlx::{Connection, SqlitePool};
 
-/// Rebuilds every table that could reuse ids; returns how many it rebuilt.
-pub(super) async fn make_ids_never_reused(pool: &SqlitePool) -> Result<usize, Error> {
+/// Checks as the first migrations wrote them, and as they are now: (was, is). Members
+/// (migration 0016) are accounts of their own role who act in the history and on requests.
+const WIDENED_CHECKS: &[(&str, &str)] = &[
+    (
+        "CHECK (role IN ('customer', 'operator'))",
+        "CHECK (role IN ('customer', 'operator', 'member'))",
+    ),
+    (
+        "CHECK (actor_kind IN ('customer', 'operator', 'admin', 'agent', 'recipient', 'system'))",
+        "CHECK (actor_kind IN ('customer', 'operator', 'admin', 'agent', 'recipient', 'system', 'member'))",
+    ),
+    (
+        "CHECK (actor_kind IN ('customer', 'operator'))",
+        "CHECK (actor_kind IN ('customer', 'operator', 'member'))",
+    ),
+];
+
+/// The primary key SQLite may give again.
+const REUSABLE_KEY: &str = "INTEGER PRIMARY KEY";
+
+/// Whether the table defined by `sql` is rebuilt: its ids could be reused, or a check of it
+/// was widened since.
+fn outdated(sql: &str) -> bool {
+    (sql.contains(REUSABLE_KEY) && !sql.contains("AUTOINCREMENT"))
+        || WIDENED_CHECKS.iter().any(|(was, _)| sql.contains(was))
+}
+
+/// Rebuilds every table that could reuse ids or has a check widened since; returns how many
+/// it rebuilt.
+pub(super) async fn rebuild_outdated_tables(pool: &SqlitePool) -> Result<usize, Error> {
     let tables: Vec<(String, String)> = sqlx::query_as(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' \
-         AND sql LIKE '%INTEGER PRIMARY KEY%' AND sql NOT LIKE '%AUTOINCREMENT%' \
          AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_sqlx%' ESCAPE '\\'",
     )
     .fetch_all(pool)
     .await?;
+    let tables: Vec<(String, String)> = tables
+        .into_iter()
+        .filter(|(_, sql)| outdated(sql))
+        .collect();
     if tables.is_empty() {
         return Ok(0);
     }
@@ -34,7 +68,7 @@ pub(super) async fn make_ids_never_reused(pool: &SqlitePool) -> Result<usize, Er
     let mut tx = conn.begin().await?;
     for (name, sql) in &tables {
         let rebuilt = format!("{name}__rebuilt");
-        let create = with_autoincrement(sql, &rebuilt).ok_or_else(|| {
+        let create = rebuilt_definition(sql, &rebuilt).ok_or_else(|| {
             Error::internal(format!("cannot read the definition of table {name}"))
         })?;
         let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info($1)")
@@ -79,16 +113,23 @@ pub(super) async fn make_ids_never_reused(pool: &SqlitePool) -> Result<usize, Er
 }
 
 /// `sql`, a table's `CREATE TABLE` as SQLite keeps it, for a table named `rebuilt` whose first
-/// `INTEGER PRIMARY KEY` is `AUTOINCREMENT`.
-fn with_autoincrement(sql: &str, rebuilt: &str) -> Option<String> {
-    const KEY: &str = "INTEGER PRIMARY KEY";
-    let body = &sql[sql.find('(')?..];
-    let key = body.find(KEY)? + KEY.len();
-    Some(format!(
-        "CREATE TABLE \"{rebuilt}\" {} AUTOINCREMENT{}",
-        &body[..key],
-        &body[key..]
-    ))
+/// `INTEGER PRIMARY KEY` is `AUTOINCREMENT` and whose checks are as they are now.
+fn rebuilt_definition(sql: &str, rebuilt: &str) -> Option<String> {
+    let widened = WIDENED_CHECKS
+        .iter()
+        .fold(sql.to_owned(), |sql, (was, is)| sql.replace(was, is));
+    let body = &widened[widened.find('(')?..];
+    match body.find(REUSABLE_KEY) {
+        Some(key) if !body.contains("AUTOINCREMENT") => {
+            let key = key + REUSABLE_KEY.len();
+            Some(format!(
+                "CREATE TABLE \"{rebuilt}\" {} AUTOINCREMENT{}",
+                &body[..key],
+                &body[key..]
+            ))
+        }
+        _ => Some(format!("CREATE TABLE \"{rebuilt}\" {body}")),
+    }
 }
 
 #[cfg(test)]
@@ -99,10 +140,26 @@ mod tests {
     fn a_definition_gets_autoincrement_on_its_key_and_the_new_name() {
         let sql =
             "CREATE TABLE IF NOT EXISTS \"history\" (\n    id INTEGER PRIMARY KEY,\n    at BIGINT)";
+        assert!(outdated(sql));
         assert_eq!(
-            with_autoincrement(sql, "history__rebuilt").unwrap(),
+            rebuilt_definition(sql, "history__rebuilt").unwrap(),
             "CREATE TABLE \"history__rebuilt\" (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    at BIGINT)"
         );
-        assert_eq!(with_autoincrement("CREATE TABLE t (x TEXT)", "t2"), None);
+        assert!(!outdated("CREATE TABLE t (x TEXT)"));
+        assert_eq!(rebuilt_definition("CREATE TABLE t", "t2"), None);
+    }
+
+    #[test]
+    fn a_widened_check_is_rebuilt_once_with_its_new_values() {
+        let sql = "CREATE TABLE \"accounts\" (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   role TEXT NOT NULL CHECK (role IN ('customer', 'operator')), name TEXT)";
+        assert!(outdated(sql));
+        let rebuilt = rebuilt_definition(sql, "accounts__rebuilt").unwrap();
+        assert_eq!(
+            rebuilt,
+            "CREATE TABLE \"accounts__rebuilt\" (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             role TEXT NOT NULL CHECK (role IN ('customer', 'operator', 'member')), name TEXT)"
+        );
+        assert!(!outdated(&rebuilt));
     }
 }

@@ -95,7 +95,7 @@ impl Store {
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, Error> {
         let row: Option<Row> = on!(self.pool, c => sqlx::query_as(
             "SELECT s.created_at, s.last_seen_at, a.id, a.role, a.email, a.name,
-                    a.guard_center, a.lang, a.password_hash
+                    a.guard_center, a.lang, a.password_hash, a.household_id, a.access_until
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1",
         )
