@@ -321,3 +321,92 @@ async fn streams_and_live_views_end_after_their_lifetime() -> Result<()> {
     open_stream(&watching.1, &format!("/api/cameras/{cam_id}/events/live")).await?;
     Ok(())
 }
+
+const MEMBER_REVOKED: &str =
+    "a_members_live_view_and_streams_end_when_the_holder_takes_the_right_away";
+
+/// A household member watches the holder's camera live with its event stream open: taking
+/// `watch` away ends the live view (the event stream goes on: `events` stays), taking
+/// `events` away ends that stream, and removing the member ends all they had open, each
+/// within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_live_view_and_streams_end_when_the_holder_takes_the_right_away() -> Result<()> {
+    if !in_loopback_namespace(MEMBER_REVOKED)? {
+        return Ok(());
+    }
+    let relay = Relay::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]\n")?;
+    let alice_id = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let (cam_id, _agent) = camera_with_agent(&relay, alice_id, "Porch", "fixed")?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    wait_online(&alice, cam_id, true, Duration::from_secs(15)).await?;
+    let cameras = |rights: &[&str]| json!({ "cameras": { cam_id.to_string(): rights } });
+    let hana = relay
+        .member(
+            &alice,
+            "hana@example.jp",
+            "Hana",
+            cameras(&["watch", "events"]),
+            PW,
+        )
+        .await?;
+    let (_, household) = status_json(alice.get("/api/household").await?).await?;
+    let member = household["members"][0]["id"]
+        .as_i64()
+        .context("member id")?;
+    let rights = format!("/api/household/members/{member}");
+    let mut took = Vec::new();
+
+    let mut motion = open_stream(&hana, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let _pc = watch(&hana, cam_id).await?;
+    assert_eq!(viewers(&relay, cam_id).await?, 1);
+    let put = alice
+        .request(reqwest::Method::PUT, &rights)
+        .json(&cameras(&["events"]));
+    assert_eq!(put.send().await?.status(), 200);
+    took.push(no_viewers_within(&relay, cam_id, "after watch was taken away").await?);
+    let (status, _) = status_json(
+        common::post_offer(
+            &hana,
+            &format!("/api/cameras/{cam_id}/whep"),
+            common::whep_offer().await?.1,
+        )
+        .await?,
+    )
+    .await?;
+    assert_eq!(status, 403, "watching is no longer hers");
+
+    let put = alice
+        .request(reqwest::Method::PUT, &rights)
+        .json(&cameras(&[]));
+    assert_eq!(put.send().await?.status(), 200);
+    took.push(
+        ended_within(
+            &mut motion,
+            "events stream after events was taken away",
+            WITHIN,
+        )
+        .await?,
+    );
+
+    let put = alice
+        .request(reqwest::Method::PUT, &rights)
+        .json(&cameras(&["watch", "events"]));
+    assert_eq!(put.send().await?.status(), 200);
+    let mut motion = open_stream(&hana, &format!("/api/cameras/{cam_id}/events/live")).await?;
+    let _pc = watch(&hana, cam_id).await?;
+    let delete = alice.request(reqwest::Method::DELETE, &rights);
+    assert_eq!(delete.send().await?.status(), 204);
+    took.push(
+        ended_within(
+            &mut motion,
+            "events stream after the member's removal",
+            WITHIN,
+        )
+        .await?,
+    );
+    took.push(no_viewers_within(&relay, cam_id, "after the member's removal").await?);
+    let (status, _) = status_json(hana.get("/api/me").await?).await?;
+    assert_eq!(status, 401, "her session went with her");
+    eprintln!("ended after {took:?}");
+    Ok(())
+}

@@ -2,6 +2,10 @@
 //! credentials it answers 401, with the wrong kind of credentials 401 or 403, and with another
 //! tenant's ids 404. A new route is walked as soon as it is added, so it cannot ship unguarded;
 //! one whose guard the rules below cannot tell fails here until it is given one.
+//!
+//! Then every customer route is walked as each kind of household member, on the holder's
+//! things: a member given one right (with `watch`, for those used from the live view) gets
+//! past the guard of exactly the routes that right opens, and 403 or 404 everywhere else.
 
 mod common;
 
@@ -439,6 +443,98 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
     assert_eq!(cam["name"], "Gate");
     let (_, addresses) = common::status_json(w.bob.get("/api/alert-addresses").await?).await?;
     assert_eq!(addresses.as_array().map(Vec::len), Some(1), "{addresses}");
+    Ok(())
+}
+
+/// What a customer route lets a household member do: the holder's alone, any member who
+/// sees the camera, or a member given this right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Holder,
+    AnyRight,
+    Right(&'static str),
+}
+
+/// Which right opens each customer route to a member. Guard requests, alert addresses, the
+/// schedule, the history and the household itself stay the holder's.
+fn needs(route: &Route) -> Needs {
+    let (m, p) = (route.method.as_str(), route.path.as_str());
+    match (m, p) {
+        ("GET", "/api/cameras" | "/api/cameras/{id}" | "/api/events") => Needs::AnyRight,
+        (_, "/api/cameras/{id}/whep" | "/api/cameras/{id}/whep/{session}") => Needs::Right("watch"),
+        (_, "/api/cameras/{id}/whep/{session}/sound") => Needs::Right("watch"),
+        (_, "/api/cameras/{id}/whep/{session}/talk") => Needs::Right("speak"),
+        ("POST", "/api/cameras/{id}/ptz") => Needs::Right("move"),
+        ("GET", "/api/cameras/{id}/ptz" | "/api/cameras/{id}/ptz/live") => Needs::Right("watch"),
+        ("GET", "/api/cameras/{id}/events" | "/api/cameras/{id}/events/live") => {
+            Needs::Right("events")
+        }
+        ("GET", "/api/events/{id}" | "/api/events/{id}/snapshot" | "/api/events/{id}/clip") => {
+            Needs::Right("events")
+        }
+        _ => Needs::Holder,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_lets_a_household_member_do_exactly_what_their_rights_say() -> Result<()> {
+    let w = world().await?;
+    let routes = routes()?;
+    let kinds: [&[&str]; 6] = [
+        &["watch"],
+        &["events"],
+        &["alerts"],
+        &["watch", "move"],
+        &["watch", "speak"],
+        &["watch", "dispatch"],
+    ];
+    let mut failures = Vec::new();
+    let mut walked = 0;
+    for (n, rights) in kinds.iter().enumerate() {
+        let grant = json!({"cameras": {w.bob_camera.to_string(): rights}});
+        let email = format!("member{n}@example.jp");
+        let member = w.relay.member(&w.bob, &email, "Member", grant, PW).await?;
+        for route in routes.iter().filter(|r| access_of(r) == Access::Customer) {
+            let path = w.foreign_path(route);
+            let body = foreign_body(&w, route);
+            let resp = call(&member, route, &path, None, body).await?;
+            let status = resp.status().as_u16();
+            // A live stream let through stays open: only a refusal's body is read.
+            let text = match status {
+                200 if route.path.ends_with("/live") => String::new(),
+                _ => resp.text().await?,
+            };
+            walked += 1;
+            let opened = match needs(route) {
+                Needs::Holder => false,
+                Needs::AnyRight => true,
+                Needs::Right(right) => rights.contains(&right),
+            };
+            // A session path names no session of this member's, and Bob's event has no clip:
+            // past the guard those are 404 too.
+            let found_nothing = route.path.contains("{session}") || route.path.ends_with("/clip");
+            let refused = status == 403 || (status == 404 && !found_nothing);
+            let wrong = if opened {
+                refused || status == 401
+            } else {
+                !(status == 403 || status == 404)
+            };
+            if wrong {
+                failures.push(format!(
+                    "{} {path} as a member with {rights:?}: {status} {text}",
+                    route.method
+                ));
+            }
+        }
+    }
+    eprintln!("{walked} calls as members");
+    if !failures.is_empty() {
+        bail!(
+            "{} answers not as the rights say:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
     Ok(())
 }
 

@@ -182,7 +182,8 @@ async fn customers_see_only_their_own_cameras_and_history() -> Result<()> {
             "name",
             "offline_since",
             "online",
-            "plan"
+            "plan",
+            "rights"
         ]
     );
 

@@ -1,19 +1,21 @@
 //! Long-lived things end when what authorised them ends. A live view (WHEP), a server-sent
 //! event stream and an agent's link each hold a [`Grant`]: the session, or the agent token,
 //! that opened it, and the camera it is about. Whatever takes a grant away (a logout, a
-//! password set by the administrator, an account or a camera removed, a new agent token)
+//! password set by the administrator, an account or a camera removed, a new agent token, a
+//! household member's rights changed or the member removed)
 //! bumps a revocation counter in the database, in the same transaction; the relay reads the
 //! counter every second, so a change made by another process (the admin command) is seen too,
 //! and every long-lived thing then checks its grant again and ends if it is gone. A session's
 //! grant is also checked again just after the session would expire (sessions expire with
-//! time alone), any grant at least every minute, and everything ends after a maximum lifetime
+//! time alone, and a guest's at their time), any grant at least every minute, and everything ends after a maximum lifetime
 //! whatever happens (clients reconnect, and prove themselves again).
 
 use crate::auth::{SessionCheck, SessionPolicy};
 use crate::error::Error;
 use crate::store::Store;
 use eyeward::clock::Clock;
-use eyeward::{CameraId, CustomerId, UnixMillis};
+use eyeward::household::{Access, Right};
+use eyeward::{CameraId, CustomerId, Role, UnixMillis};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,17 +30,27 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// What authorised a long-lived thing.
 #[derive(Debug, Clone)]
 pub enum Grant {
-    /// A login session (its token's hash), and, for a customer's stream about one camera,
-    /// that the camera is still theirs.
+    /// A login session (its token's hash), and, for a stream about one camera, that the
+    /// camera is still the household's and, for a member, that they may still use it so.
+    /// A guest's session also ends at their time.
     Session {
         token_hash: String,
-        camera: Option<(CustomerId, CameraId)>,
+        camera: Option<CameraGrant>,
     },
     /// An agent's token (its hash), which must still be its camera's.
     Agent {
         camera: CameraId,
         token_hash: String,
     },
+}
+
+/// A camera a session's stream is about: the household it must still belong to, and the
+/// right a member must still have on it.
+#[derive(Debug, Clone, Copy)]
+pub struct CameraGrant {
+    pub household: CustomerId,
+    pub camera: CameraId,
+    pub right: Right,
 }
 
 impl Grant {
@@ -63,13 +75,32 @@ impl Grant {
                     ) {
                         return Ok(None);
                     }
-                    if let Some((owner, camera)) = camera
-                        && store.camera_of(*owner, *camera).await?.is_none()
-                    {
-                        return Ok(None);
-                    }
+                    let plan = match camera {
+                        Some(grant) => {
+                            match store.camera_of(grant.household, grant.camera).await? {
+                                Some(camera) => Some(camera.plan),
+                                None => return Ok(None),
+                            }
+                        }
+                        None => None,
+                    };
                     // Just past the moment it would expire, unless seen again meanwhile.
-                    let ends = sessions.ends_at(session.created_at, session.last_seen_at);
+                    let mut ends = sessions.ends_at(session.created_at, session.last_seen_at);
+                    if session.account.role == Role::Member {
+                        let Some(membership) = store.membership(session.account.id).await? else {
+                            return Ok(None);
+                        };
+                        if !membership.is_current(now) {
+                            return Ok(None);
+                        }
+                        if let (Some(grant), Some(plan)) = (camera, plan)
+                            && membership.may(grant.camera, plan, grant.right, now)
+                                != Access::Allowed
+                        {
+                            return Ok(None);
+                        }
+                        ends = membership.until.map_or(ends, |until| ends.min(until));
+                    }
                     Ok(Some(ends.since(now) + Duration::from_millis(100)))
                 }
                 Grant::Agent { camera, token_hash } => Ok(store

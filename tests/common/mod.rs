@@ -11,7 +11,7 @@ pub mod in_process;
 pub mod smtp;
 pub mod turn;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -488,6 +488,78 @@ impl Site {
             ],
             "",
         )
+    }
+
+    /// The mails the relay wrote to its outbox folder (no SMTP server configured) for `to`,
+    /// oldest first, waiting up to 10 s for at least one.
+    pub async fn outbox_mail_to(&self, to: &str) -> Result<Vec<Vec<u8>>> {
+        let folder = self.dir.path().join("data/outbox");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut found: Vec<(std::time::SystemTime, Vec<u8>)> = Vec::new();
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "eml") {
+                    let raw = std::fs::read(&path)?;
+                    let parsed = mail_parser::MessageParser::default().parse(&raw);
+                    let addressed = parsed
+                        .and_then(|m| m.to().and_then(|a| a.first()?.address().map(str::to_owned)))
+                        .is_some_and(|a| a == to);
+                    if addressed {
+                        found.push((entry.metadata()?.modified()?, raw));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                found.sort_by_key(|(at, _)| *at);
+                return Ok(found.into_iter().map(|(_, raw)| raw).collect());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("no mail to {to} in {}", folder.display());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `holder` invites `email` as `name` with `grant` (`{"cameras": …, "until"?: …}`), and the
+    /// invited person takes the mailed link with `password`: their logged-in client.
+    pub async fn member(
+        &self,
+        holder: &Client,
+        email: &str,
+        name: &str,
+        grant: serde_json::Value,
+        password: &str,
+    ) -> Result<Client> {
+        let mut invitation = grant;
+        invitation["email"] = serde_json::json!(email);
+        invitation["name"] = serde_json::json!(name);
+        invitation["lang"] = serde_json::json!("en");
+        let (status, body) = status_json(
+            holder
+                .post("/api/household/invitations", &invitation)
+                .await?,
+        )
+        .await?;
+        ensure!(status == 201, "invitation: {status} {body}");
+        let mail = self.outbox_mail_to(email).await?;
+        let link = smtp::link(
+            mail.last().context("a mail")?,
+            &format!("{}/#invite/", self.base),
+        )?;
+        let token = link.rsplit('/').next().context("a token")?;
+        let client = self.client();
+        let (status, body) = status_json(
+            client
+                .post(
+                    "/api/invitation/accept",
+                    &serde_json::json!({"token": token, "password": password}),
+                )
+                .await?,
+        )
+        .await?;
+        ensure!(status == 200, "accepting the invitation: {status} {body}");
+        Ok(client)
     }
 
     /// A browser-like client (cookie jar, our Origin) logged in as `email`.

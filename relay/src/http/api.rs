@@ -2,7 +2,8 @@
 
 use super::AppState;
 use super::extract::{
-    ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, IdPath, cookie, cookie_names,
+    ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, HouseholdCaller, IdPath, cookie,
+    cookie_names,
 };
 use crate::auth::{Outcome, Token, hash_token, verify_password};
 use crate::error::{Error, ErrorKind};
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::arming::CameraAlerts;
+use eyeward::household::Rights;
 use eyeward::{CameraId, CameraModel, DisplayName, Email, Language, Password, Plan};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -250,13 +252,15 @@ pub struct CameraView {
     offline_since: Option<String>,
     /// In which of the household's modes it mails alerts.
     alerts: CameraAlerts,
+    /// What a member may do with it; `null` for the holder, who may do everything.
+    rights: Option<Rights>,
 }
 
 impl CameraView {
     /// An agent camera is online while its agent's link is up (on any node: `online` holds
     /// those). A direct RTSP camera has no link; it counts as online until pulling it fails
     /// (that state comes with live video).
-    fn new(c: Camera, online: &HashSet<CameraId>) -> Self {
+    fn new(c: Camera, online: &HashSet<CameraId>, rights: Option<Rights>) -> Self {
         let online = match c.source {
             eyeward::CameraSource::Agent => online.contains(&c.id),
             eyeward::CameraSource::Rtsp(_) => false,
@@ -269,8 +273,14 @@ impl CameraView {
             online,
             offline_since: c.offline_since.filter(|_| !online).map(|t| t.to_rfc3339()),
             alerts: c.alerts,
+            rights,
         }
     }
+}
+
+/// What `c` may do with `camera`: `None` for the holder, a member's rights at `now`.
+fn rights_of(c: &HouseholdCaller, camera: CameraId, now: eyeward::UnixMillis) -> Option<Rights> {
+    c.membership.as_ref().map(|m| m.rights_on(camera, now))
 }
 
 /// Which of `cameras` (their agents) are linked, to any node.
@@ -283,33 +293,42 @@ async fn online(st: &AppState, cameras: &[Camera]) -> Result<HashSet<CameraId>, 
     st.cluster.online(&st.links, &agents).await
 }
 
-/// `GET /api/cameras`: the caller's own cameras.
+/// `GET /api/cameras`: the household's cameras (a member's: those they have any right on,
+/// each with those rights).
 pub async fn cameras(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
 ) -> Result<Json<Vec<CameraView>>, Error> {
-    let cams = st.store.cameras_of(c.id).await?;
+    let now = st.clock.now();
+    let cams = c.cameras(&st, now).await?;
     let online = online(&st, &cams).await?;
     Ok(Json(
         cams.into_iter()
-            .map(|c| CameraView::new(c, &online))
+            .map(|cam| {
+                let rights = rights_of(&c, cam.id, now);
+                CameraView::new(cam, &online, rights)
+            })
             .collect(),
     ))
 }
 
-/// `GET /api/cameras/{id}`.
+/// `GET /api/cameras/{id}`: one of the household's cameras; 404 for one a member has no right
+/// on.
 pub async fn camera(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Json<CameraView>, Error> {
-    let cam = st
-        .store
-        .camera_of(c.id, CameraId(id))
+    let now = st.clock.now();
+    let cam = c
+        .cameras(&st, now)
         .await?
+        .into_iter()
+        .find(|cam| cam.id == CameraId(id))
         .ok_or_else(|| Error::not_found("camera"))?;
     let online = online(&st, std::slice::from_ref(&cam)).await?;
-    Ok(Json(CameraView::new(cam, &online)))
+    let rights = rights_of(&c, cam.id, now);
+    Ok(Json(CameraView::new(cam, &online, rights)))
 }
 
 #[derive(Deserialize)]
@@ -350,7 +369,7 @@ pub async fn update_camera(
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
     let online = online(&st, std::slice::from_ref(&cam)).await?;
-    Ok(Json(CameraView::new(cam, &online)))
+    Ok(Json(CameraView::new(cam, &online, None)))
 }
 
 #[derive(Deserialize)]

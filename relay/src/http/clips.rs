@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::agent_link::AgentCaller;
-use super::extract::{ApiQuery, CustomerCaller, IdPath};
+use super::extract::{ApiQuery, HouseholdCaller, IdPath};
 use crate::error::{Error, ErrorKind};
 use crate::events::clips::Received;
 use crate::store::Event;
@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use eyeward::CameraId;
 use eyeward::clip_upload::{ClipQuery, ContentRange, UPLOAD_OFFSET};
 use serde::Deserialize;
 use std::ops::Range;
@@ -141,27 +140,18 @@ pub struct ClipOptions {
 /// past the end. 404 for an event that is not the caller's or has no clip (yet).
 pub async fn clip(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
     ApiQuery(options): ApiQuery<ClipOptions>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let event = st
-        .store
-        .event_of(c.id, id)
-        .await?
-        .ok_or_else(|| Error::not_found("event"))?;
+    let (event, camera) = c.event(&st, id).await?;
     if event.clip_bytes == 0 {
         return Err(Error::new(
             ErrorKind::NotFound,
             "this event has no clip (yet): its camera may still be sending it",
         ));
     }
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(event.camera_id))
-        .await?
-        .ok_or_else(|| Error::not_found("event"))?;
     let download =
         (options.download == Some(1)).then(|| download_name(&camera.name, event.captured_at));
     // Clips never change; they are the customer's own, so private caches only.

@@ -4,11 +4,13 @@ use super::AppState;
 use crate::auth::{SessionCheck, hash_token};
 use crate::config::ProxyNet;
 use crate::error::{Error, ErrorKind};
-use crate::revocation::Grant;
-use crate::store::{Account, Actor, Audit, Channel};
+use crate::revocation::{CameraGrant, Grant};
+use crate::store::{Account, Actor, Audit, Camera, Channel, Event};
+use crate::whep::Viewer;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use eyeward::household::{Access, Membership, Right};
 use eyeward::{CameraId, CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -162,17 +164,6 @@ impl Caller {
     }
 }
 
-impl CustomerCaller {
-    /// What authorises a long-lived thing about `camera`: this session, and the camera
-    /// staying theirs.
-    pub fn grant_on(&self, camera: CameraId) -> Grant {
-        Grant::Session {
-            token_hash: self.caller.token_hash.clone(),
-            camera: Some((self.id, camera)),
-        }
-    }
-}
-
 impl FromRequestParts<AppState> for CustomerCaller {
     type Rejection = Error;
 
@@ -183,6 +174,134 @@ impl FromRequestParts<AppState> for CustomerCaller {
         }
         Ok(CustomerCaller {
             id: CustomerId(caller.account.id),
+            caller,
+        })
+    }
+}
+
+/// A logged-in customer, or a member of a customer's household: whose household it is, and
+/// what a member was given. Operators: 403. The holder may do everything with the
+/// household's cameras; a member what their rights say ([`HouseholdCaller::camera`]).
+pub struct HouseholdCaller {
+    pub household: CustomerId,
+    /// A member's rights; `None` for the holder.
+    pub membership: Option<Membership>,
+    pub caller: Caller,
+}
+
+impl HouseholdCaller {
+    /// Who watches, for the live-video sessions: each person their own.
+    pub fn viewer(&self) -> Viewer {
+        match self.membership {
+            None => Viewer::Customer(self.household),
+            Some(_) => Viewer::Member {
+                id: self.caller.account.id,
+                household: self.household,
+            },
+        }
+    }
+
+    /// The household's camera `id`, for a use that needs `right`: 404 for a camera not the
+    /// household's or none of a member's, 403 for a right a member was not given.
+    pub async fn camera(&self, st: &AppState, id: CameraId, right: Right) -> Result<Camera, Error> {
+        let camera = st
+            .store
+            .camera_of(self.household, id)
+            .await?
+            .ok_or_else(|| Error::not_found("camera"))?;
+        match self.access(&camera, right, st.clock.now()) {
+            Access::Allowed => Ok(camera),
+            Access::NoCamera => Err(Error::not_found("camera")),
+            Access::NotThisRight => Err(Error::forbidden(format!(
+                "you were not given the {right} right on this camera"
+            ))
+            .with_code("not_your_right")),
+        }
+    }
+
+    /// The household's event `id` with its camera, for a member given `events` on that camera:
+    /// 404 for an event not the household's or of a camera none of a member's, 403 for a
+    /// member without the right.
+    pub async fn event(&self, st: &AppState, id: i64) -> Result<(Event, Camera), Error> {
+        let event = st
+            .store
+            .event_of(self.household, id)
+            .await?
+            .ok_or_else(|| Error::not_found("event"))?;
+        let camera = self
+            .camera(st, CameraId(event.camera_id), Right::Events)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::not_found("event"),
+                _ => e,
+            })?;
+        Ok((event, camera))
+    }
+
+    /// The member whose cameras without `events` are left out of the household's event lists.
+    pub fn events_viewer(&self) -> Option<i64> {
+        self.membership.as_ref().map(|_| self.caller.account.id)
+    }
+
+    /// What this caller may do with `camera` (one of the household's) at `now`.
+    pub fn access(&self, camera: &Camera, right: Right, now: UnixMillis) -> Access {
+        match &self.membership {
+            None => Access::Allowed,
+            Some(m) => m.may(camera.id, camera.plan, right, now),
+        }
+    }
+
+    /// The household's cameras this caller sees at `now`: all of them for the holder, those
+    /// a member has any right on.
+    pub async fn cameras(&self, st: &AppState, now: UnixMillis) -> Result<Vec<Camera>, Error> {
+        let cameras = st.store.cameras_of(self.household).await?;
+        Ok(match &self.membership {
+            None => cameras,
+            Some(m) => cameras
+                .into_iter()
+                .filter(|c| !m.rights_on(c.id, now).is_empty())
+                .collect(),
+        })
+    }
+
+    /// What authorises a long-lived thing about `camera` that needs `right`: this session,
+    /// the camera staying the household's, and a member keeping the right.
+    pub fn grant_on(&self, camera: CameraId, right: Right) -> Grant {
+        Grant::Session {
+            token_hash: self.caller.token_hash.clone(),
+            camera: Some(CameraGrant {
+                household: self.household,
+                camera,
+                right,
+            }),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for HouseholdCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let (household, membership) = match (caller.account.role, caller.account.household) {
+            (Role::Customer, _) => (CustomerId(caller.account.id), None),
+            (Role::Member, Some(household)) => {
+                let membership = state
+                    .store
+                    .membership(caller.account.id)
+                    .await?
+                    .ok_or_else(Error::unauthenticated)?;
+                (household, Some(membership))
+            }
+            _ => {
+                return Err(Error::forbidden(
+                    "this is for customers and their households only",
+                ));
+            }
+        };
+        Ok(HouseholdCaller {
+            household,
+            membership,
             caller,
         })
     }

@@ -6,7 +6,7 @@
 //! "speak" (`false` when they let go). The sessions themselves are [`crate::whep`]'s.
 
 use super::AppState;
-use super::extract::{ApiJson, CustomerCaller, IdPath, SdpBody};
+use super::extract::{ApiJson, HouseholdCaller, IdPath, SdpBody};
 use crate::error::Error;
 use crate::store::Camera;
 use crate::whep::Viewer;
@@ -15,26 +15,25 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::CameraId;
+use eyeward::household::Right;
 
-/// `POST /api/cameras/{id}/whep`: an SDP offer in, `201 Created` with the answer out.
+/// `POST /api/cameras/{id}/whep`: an SDP offer in, `201 Created` with the answer out. The
+/// household's holder, or a member given `watch` on the camera (the view ends when it is
+/// taken away).
 pub async fn offer(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
     SdpBody(offer): SdpBody,
 ) -> Result<Response, Error> {
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("camera"))?;
+    let camera = c.camera(&st, CameraId(id), Right::Watch).await?;
     answer(
         &st,
-        Viewer::Customer(c.id),
+        c.viewer(),
         &camera,
         &offer,
         &format!("/api/cameras/{id}/whep"),
-        c.grant_on(CameraId(id)),
+        c.grant_on(CameraId(id), Right::Watch),
     )
     .await
     .map(|(_, resp)| resp)
@@ -99,23 +98,32 @@ pub async fn answer(
 /// `DELETE /api/cameras/{id}/whep/{session}`: the viewer leaves.
 pub async fn delete(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     Path((id, session)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
     st.whep
-        .stop(Viewer::Customer(c.id), Some(CameraId(id)), &session)
+        .stop(c.viewer(), Some(CameraId(id)), &session)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's camera `id` of a session's path; 404 (for the session) when it is not theirs.
-async fn session_camera(st: &AppState, c: &CustomerCaller, id: &str) -> Result<Camera, Error> {
+/// The household's camera `id` of a session's path, for a use that needs `right`; 404 (for
+/// the session) when it is not the caller's to see, 403 for a right a member lacks.
+async fn session_camera(
+    st: &AppState,
+    c: &HouseholdCaller,
+    id: &str,
+    right: Right,
+) -> Result<Camera, Error> {
     let id = id.parse::<i64>().map_err(|_| Error::not_found("session"))?;
-    st.store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("session"))
+    c.camera(st, CameraId(id), right).await.map_err(|e| {
+        if e.kind() == crate::error::ErrorKind::NotFound {
+            Error::not_found("session")
+        } else {
+            e
+        }
+    })
 }
 
 /// What a viewer asks of the camera's sound.
@@ -129,12 +137,12 @@ pub struct Sound {
 /// camera; the answer says whether it listens, and in which format.
 pub async fn sound(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     Path((id, session)): Path<(String, String)>,
     ApiJson(req): ApiJson<Sound>,
 ) -> Result<Response, Error> {
-    let camera = session_camera(&st, &c, &id).await?;
-    listened(&st, Viewer::Customer(c.id), &camera, &session, req.listen).await
+    let camera = session_camera(&st, &c, &id, Right::Watch).await?;
+    listened(&st, c.viewer(), &camera, &session, req.listen).await
 }
 
 /// Starts or stops the sound of `viewer`'s session on `camera`, and says how it is now.
@@ -160,19 +168,22 @@ pub struct Talk {
     talk: bool,
 }
 
-/// `POST /api/cameras/{id}/whep/{session}/talk`: the owner starts or stops speaking through
-/// the camera; the answer says whether they speak, and in which codec the camera hears them.
-/// Each talk is in the owner's history, when it began and how long it lasted.
+/// `POST /api/cameras/{id}/whep/{session}/talk`: the owner (or a member given `speak`) starts
+/// or stops speaking through the camera; the answer says whether they speak, and in which
+/// codec the camera hears them. Each talk is in the household's history, with who spoke,
+/// when it began and how long it lasted.
 pub async fn talk(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     Path((id, session)): Path<(String, String)>,
     ApiJson(req): ApiJson<Talk>,
 ) -> Result<Response, Error> {
-    let camera = session_camera(&st, &c, &id).await?;
+    // Letting go is always allowed: a right taken away mid-talk must not hold the speaker.
+    let right = if req.talk { Right::Speak } else { Right::Watch };
+    let camera = session_camera(&st, &c, &id, right).await?;
     let started = st
         .whep
-        .talk(Viewer::Customer(c.id), &camera, &session, req.talk)
+        .talk(c.viewer(), &camera, &session, req.talk)
         .await?;
     let Some((codec, ended)) = started else {
         return Ok(Json(serde_json::json!({ "talking": req.talk })).into_response());
@@ -180,7 +191,12 @@ pub async fn talk(
     let detail = serde_json::json!({ "camera": camera.name, "camera_id": camera.id.0 });
     let audit = c.caller.audit(st.clock.now());
     st.store
-        .record(&audit, Some(c.id), "camera.talk_started", detail.clone())
+        .record(
+            &audit,
+            Some(c.household),
+            "camera.talk_started",
+            detail.clone(),
+        )
         .await?;
     let (store, clock) = (st.store.clone(), st.clock);
     tokio::spawn(async move {

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::agent_link::AgentCaller;
-use super::extract::{ApiQuery, CustomerCaller, IdPath, JpegBody};
+use super::extract::{ApiQuery, HouseholdCaller, IdPath, JpegBody};
 use super::streams::{self, Live};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Stored, accept};
@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::api::{ListedEvent, MailDelivery, OneEvent};
+use eyeward::household::Right;
 use eyeward::upload::UploadQuery;
 use eyeward::{CameraId, UnixMillis};
 use serde::Deserialize;
@@ -93,10 +94,11 @@ impl ListQuery {
     }
 }
 
-/// `GET /api/cameras/{id}/events`: the owner's events of that camera, newest first.
+/// `GET /api/cameras/{id}/events`: the household's events of that camera, newest first (for
+/// a member given `events` on it).
 pub async fn list(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<ListedEvent>>, Error> {
@@ -104,27 +106,30 @@ pub async fn list(
         return Err(Error::bad_request("the camera is in the path"));
     }
     let (page, limit) = q.page()?;
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("camera"))?;
+    let camera = c.camera(&st, CameraId(id), Right::Events).await?;
     let events = st
         .store
-        .events_of(c.id, Some(camera.id), page, limit)
+        .events_of(c.household, Some(camera.id), None, page, limit)
         .await?;
     Ok(Json(with_mail(&st, &events, &[camera]).await?))
 }
 
-/// `GET /api/events[?camera=ID]`: the owner's events of all cameras (or of one), newest
-/// first, each with its camera's name: the feed of everything that happened.
+/// `GET /api/events[?camera=ID]`: the household's events of all cameras (or of one), newest
+/// first, each with its camera's name: the feed of everything that happened (a member's, of
+/// the cameras they were given `events` on).
 pub async fn feed(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<ListedEvent>>, Error> {
     let (page, limit) = q.page()?;
-    let cameras = st.store.cameras_of(c.id).await?;
+    let now = st.clock.now();
+    let cameras: Vec<Camera> = c
+        .cameras(&st, now)
+        .await?
+        .into_iter()
+        .filter(|cam| c.access(cam, Right::Events, now) == eyeward::household::Access::Allowed)
+        .collect();
     let camera = match q.camera {
         Some(id) => Some(
             cameras
@@ -135,7 +140,10 @@ pub async fn feed(
         ),
         None => None,
     };
-    let events = st.store.events_of(c.id, camera, page, limit).await?;
+    let events = st
+        .store
+        .events_of(c.household, camera, c.events_viewer(), page, limit)
+        .await?;
     Ok(Json(with_mail(&st, &events, &cameras).await?))
 }
 
@@ -186,39 +194,32 @@ async fn with_mail(
 /// camera, or `resync` when this viewer fell behind and should fetch the list again.
 pub async fn live(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
-    st.store
-        .camera_of(c.id, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("camera"))?;
+    c.camera(&st, CameraId(id), Right::Events).await?;
     let source = streams::from_broadcast(st.events.subscribe(), move |live| {
         (live.0 == id).then(|| Live::Message {
             name: "event",
             data: serde_json::to_string(&live.1).unwrap_or_default(),
         })
     });
-    streams::live_stream(&st, &c.caller, c.grant_on(CameraId(id)), source)
+    streams::live_stream(
+        &st,
+        &c.caller,
+        c.grant_on(CameraId(id), Right::Events),
+        source,
+    )
 }
 
 /// `GET /api/events/{id}`: one of the owner's events, as in the list, with its camera's name
 /// (the page a mailed "See this event" link opens).
 pub async fn one(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Json<OneEvent>, Error> {
-    let event = st
-        .store
-        .event_of(c.id, id)
-        .await?
-        .ok_or_else(|| Error::not_found("event"))?;
-    let camera = st
-        .store
-        .camera_of(c.id, CameraId(event.camera_id))
-        .await?
-        .ok_or_else(|| Error::not_found("event"))?;
+    let (event, camera) = c.event(&st, id).await?;
     // The viewer's previous (older) and next (newer) of the same camera.
     let (older_id, newer_id) = st.store.event_neighbours(&event).await?;
     Ok(Json(OneEvent {
@@ -232,14 +233,10 @@ pub async fn one(
 /// `GET /api/events/{id}/snapshot`: the picture of one of the owner's events.
 pub async fn snapshot(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
-    let event = st
-        .store
-        .event_of(c.id, id)
-        .await?
-        .ok_or_else(|| Error::not_found("event"))?;
+    let (event, _) = c.event(&st, id).await?;
     if event.snapshot_bytes == 0 {
         return Err(Error::new(
             ErrorKind::NotFound,

@@ -3,7 +3,7 @@
 //! change, so that all viewers of a camera see it move). The service is [`crate::ptz`].
 
 use super::AppState;
-use super::extract::{ApiJson, CustomerCaller, IdPath};
+use super::extract::{ApiJson, HouseholdCaller, IdPath};
 use super::streams::{self, Live};
 use crate::error::{Error, ErrorKind};
 use crate::ptz::Done;
@@ -12,18 +12,21 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use eyeward::api::PtzStatus;
+use eyeward::household::Right;
 use eyeward::ptz::{PtzCommand, PtzState};
-use eyeward::{CameraId, CameraModel, CameraSource, CustomerId};
+use eyeward::{CameraId, CameraModel, CameraSource};
 use serde_json::json;
 
-/// The caller's camera `id` if it can pan and tilt: another customer's is 404, a fixed camera
-/// (or one the relay pulls directly, with no agent to drive it) 409.
-async fn pan_tilt_camera(st: &AppState, customer: CustomerId, id: i64) -> Result<Camera, Error> {
-    let camera = st
-        .store
-        .camera_of(customer, CameraId(id))
-        .await?
-        .ok_or_else(|| Error::not_found("camera"))?;
+/// The household's camera `id`, for a use that needs `right`, if it can pan and tilt: another
+/// customer's is 404 (as is one a member has no right on), a right a member lacks 403, a fixed
+/// camera (or one the relay pulls directly, with no agent to drive it) 409.
+async fn pan_tilt_camera(
+    st: &AppState,
+    c: &HouseholdCaller,
+    id: i64,
+    right: Right,
+) -> Result<Camera, Error> {
+    let camera = c.camera(st, CameraId(id), right).await?;
     if camera.model != CameraModel::PanTilt {
         return Err(Error::new(
             ErrorKind::FailedPrecondition,
@@ -79,12 +82,12 @@ async fn carry_out(st: &AppState, camera: CameraId, command: PtzCommand) -> Resu
 /// looks after it.
 pub async fn command(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
     ApiJson(command): ApiJson<PtzCommand>,
 ) -> Result<Json<PtzStatus>, Error> {
     command.check()?;
-    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let camera = pan_tilt_camera(&st, &c, id, Right::Move).await?;
     let action = command.action();
     let preset = match &command {
         PtzCommand::Preset { name }
@@ -106,7 +109,12 @@ pub async fn command(
             detail["preset"] = json!(p);
         }
         st.store
-            .record(&c.caller.audit(st.clock.now()), Some(c.id), history, detail)
+            .record(
+                &c.caller.audit(st.clock.now()),
+                Some(c.household),
+                history,
+                detail,
+            )
             .await?;
     }
     Ok(Json(status(&st, camera.id, Some(done.state)).await?))
@@ -116,10 +124,10 @@ pub async fn command(
 /// and the dead-man timeout (a viewer repeats `move` well within it).
 pub async fn state(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Json<PtzStatus>, Error> {
-    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let camera = pan_tilt_camera(&st, &c, id, Right::Watch).await?;
     let state = st.ptz.watch(camera.id).borrow().clone();
     Ok(Json(status(&st, camera.id, state).await?))
 }
@@ -127,13 +135,13 @@ pub async fn state(
 /// `GET /api/cameras/{id}/ptz/live`: server-sent `state` events, the current one first.
 pub async fn live(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
-    let camera = pan_tilt_camera(&st, c.id, id).await?;
+    let camera = pan_tilt_camera(&st, &c, id, Right::Watch).await?;
     let source = streams::from_watch(st.ptz.watch(camera.id), |state| Live::Message {
         name: "state",
         data: serde_json::to_string(state).unwrap_or_else(|_| "null".to_owned()),
     });
-    streams::live_stream(&st, &c.caller, c.grant_on(camera.id), source)
+    streams::live_stream(&st, &c.caller, c.grant_on(camera.id, Right::Watch), source)
 }

@@ -308,6 +308,7 @@ impl Store {
         &self,
         customer: CustomerId,
         camera: Option<CameraId>,
+        member: Option<i64>,
         page: EventPage,
         limit: u32,
     ) -> Result<Vec<Event>, Error> {
@@ -322,8 +323,15 @@ impl Store {
         } else {
             "$2 IS NULL"
         };
+        // A member sees the events of the cameras they were given `events` on.
+        let member_filter = if member.is_some() {
+            "camera_id IN (SELECT camera_id FROM member_rights WHERE member_id = $6 \
+             AND ',' || rights || ',' LIKE '%,events,%')"
+        } else {
+            "$6 IS NULL"
+        };
         Ok(on!(self.pool, c => sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events WHERE {camera_filter} \
+            "SELECT {COLUMNS} FROM events WHERE {camera_filter} AND {member_filter} \
              AND camera_id IN (SELECT id FROM cameras WHERE customer_id = $1) \
              AND (captured_at < $3 OR (captured_at = $3 AND id < $4)) \
              ORDER BY captured_at DESC, id DESC LIMIT $5"
@@ -333,6 +341,7 @@ impl Store {
         .bind(before)
         .bind(before_id)
         .bind(i64::from(limit))
+        .bind(member)
         .fetch_all(c)
         .await)?)
     }
@@ -797,7 +806,7 @@ mod tests {
             "the disarmed one is not counted"
         );
         let all = s
-            .events_of(owner, Some(camera), EventPage::default(), 10)
+            .events_of(owner, Some(camera), None, EventPage::default(), 10)
             .await
             .unwrap();
         assert_eq!(all.len(), 4, "every event is stored");
@@ -821,14 +830,17 @@ mod tests {
         }
         let owner = CustomerId(owner);
         let first = s
-            .events_of(owner, None, EventPage::default(), 2)
+            .events_of(owner, None, None, EventPage::default(), 2)
             .await
             .unwrap();
         let last = first.last().unwrap();
         let page = EventPage {
             before: Some((UnixMillis(last.captured_at), Some(last.id))),
         };
-        let second = s.events_of(owner, Some(camera), page, 2).await.unwrap();
+        let second = s
+            .events_of(owner, Some(camera), None, page, 2)
+            .await
+            .unwrap();
         let ids: Vec<i64> = first.iter().chain(&second).map(|e| e.id).collect();
         assert_eq!(ids.len(), 3);
         assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
@@ -837,7 +849,7 @@ mod tests {
             before: Some((t0, None)),
         };
         assert!(
-            s.events_of(owner, None, strictly, 9)
+            s.events_of(owner, None, None, strictly, 9)
                 .await
                 .unwrap()
                 .is_empty()

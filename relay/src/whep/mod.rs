@@ -49,6 +49,8 @@ use udp::UdpPort;
 pub enum Viewer {
     /// The camera's owner.
     Customer(CustomerId),
+    /// A member of the owner's household (their rights are checked at the HTTP edge).
+    Member { id: i64, household: CustomerId },
     /// An operator of the customer's guard center, through a dispatch request that shares
     /// the live view: the session ends when the request closes.
     Operator { id: OperatorId, request: i64 },
@@ -60,6 +62,7 @@ impl Viewer {
     fn turn_name(&self) -> String {
         match self {
             Viewer::Customer(id) => format!("c{}", id.0),
+            Viewer::Member { id, .. } => format!("m{id}"),
             Viewer::Operator { id, .. } => format!("o{}", id.0),
         }
     }
@@ -505,10 +508,14 @@ impl Whep {
             let _ = orders.send(None).await;
             return Ok(None);
         }
-        if viewer != Viewer::Customer(camera.customer_id) {
+        let of_the_household = match viewer {
+            Viewer::Customer(id) | Viewer::Member { household: id, .. } => id == camera.customer_id,
+            Viewer::Operator { .. } => false,
+        };
+        if !of_the_household {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
-                "only the camera's owner speaks through it",
+                "only the camera's household speaks through it",
             ));
         }
         if !speaks {
