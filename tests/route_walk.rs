@@ -455,12 +455,19 @@ enum Needs {
     Right(&'static str),
 }
 
-/// Which right opens each customer route to a member. Guard requests, alert addresses, the
-/// schedule, the history and the household itself stay the holder's.
+/// Which right opens each customer route to a member. Charges, alert addresses, the schedule,
+/// the history and the household itself stay the holder's.
 fn needs(route: &Route) -> Needs {
     let (m, p) = (route.method.as_str(), route.path.as_str());
     match (m, p) {
         ("GET", "/api/cameras" | "/api/cameras/{id}" | "/api/events") => Needs::AnyRight,
+        // Lists of what the member follows: empty without the right.
+        ("GET", "/api/dispatch-requests" | "/api/dispatch-requests/live") => Needs::AnyRight,
+        ("GET", "/api/dispatch-terms") => Needs::Right("dispatch"),
+        (_, "/api/dispatch-requests" | "/api/dispatch-requests/{id}") => Needs::Right("dispatch"),
+        (_, "/api/dispatch-requests/{id}/cancel" | "/api/dispatch-requests/{id}/snapshot") => {
+            Needs::Right("dispatch")
+        }
         (_, "/api/cameras/{id}/whep" | "/api/cameras/{id}/whep/{session}") => Needs::Right("watch"),
         (_, "/api/cameras/{id}/whep/{session}/sound") => Needs::Right("watch"),
         (_, "/api/cameras/{id}/whep/{session}/talk") => Needs::Right("speak"),
@@ -510,9 +517,11 @@ async fn every_route_lets_a_household_member_do_exactly_what_their_rights_say() 
                 Needs::AnyRight => true,
                 Needs::Right(right) => rights.contains(&right),
             };
-            // A session path names no session of this member's, and Bob's event has no clip:
-            // past the guard those are 404 too.
-            let found_nothing = route.path.contains("{session}") || route.path.ends_with("/clip");
+            // A session path names no session of this member's, Bob's event has no clip and
+            // his request no shared picture: past the guard those are 404 too.
+            let found_nothing = route.path.contains("{session}")
+                || route.path.ends_with("/clip")
+                || route.path == "/api/dispatch-requests/{id}/snapshot";
             let refused = status == 403 || (status == 404 && !found_nothing);
             let wrong = if opened {
                 refused || status == 401

@@ -14,7 +14,7 @@ use crate::auth::{SessionCheck, SessionPolicy};
 use crate::error::Error;
 use crate::store::Store;
 use eyeward::clock::Clock;
-use eyeward::household::{Access, Right};
+use eyeward::household::{Access, Membership, Right};
 use eyeward::{CameraId, CustomerId, Role, UnixMillis};
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +36,9 @@ pub enum Grant {
     Session {
         token_hash: String,
         camera: Option<CameraGrant>,
+        /// For a member's stream about several cameras, the rights it was opened with: any
+        /// change ends it (the page opens it again, under the new rights).
+        opened_with: Option<Membership>,
     },
     /// An agent's token (its hash), which must still be its camera's.
     Agent {
@@ -65,7 +68,11 @@ impl Grant {
     ) -> Option<Duration> {
         let held: Result<Option<Duration>, Error> = async {
             match self {
-                Grant::Session { token_hash, camera } => {
+                Grant::Session {
+                    token_hash,
+                    camera,
+                    opened_with,
+                } => {
                     let Some(session) = store.session(token_hash).await? else {
                         return Ok(None);
                     };
@@ -90,7 +97,9 @@ impl Grant {
                         let Some(membership) = store.membership(session.account.id).await? else {
                             return Ok(None);
                         };
-                        if !membership.is_current(now) {
+                        if !membership.is_current(now)
+                            || opened_with.as_ref().is_some_and(|m| *m != membership)
+                        {
                             return Ok(None);
                         }
                         if let (Some(grant), Some(plan)) = (camera, plan)

@@ -10,6 +10,7 @@ use crate::whep::Viewer;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use eyeward::dispatch::DispatchActor;
 use eyeward::household::{Access, Membership, Right};
 use eyeward::{CameraId, CustomerId, GuardCenter, OperatorId, Role, UnixMillis};
 use serde::de::DeserializeOwned;
@@ -160,6 +161,7 @@ impl Caller {
         Grant::Session {
             token_hash: self.token_hash.clone(),
             camera: None,
+            opened_with: None,
         }
     }
 }
@@ -274,7 +276,65 @@ impl HouseholdCaller {
                 camera,
                 right,
             }),
+            opened_with: None,
         }
+    }
+
+    /// What authorises a stream about several of the household's cameras: this session and,
+    /// for a member, the rights they have now (a change ends it).
+    pub fn grant(&self) -> Grant {
+        Grant::Session {
+            token_hash: self.caller.token_hash.clone(),
+            camera: None,
+            opened_with: self.membership.clone(),
+        }
+    }
+
+    /// The household's request `id`, for the holder or a member given `dispatch` on its
+    /// camera: 404 otherwise (a request is seen with its camera's right).
+    pub async fn dispatch_request(
+        &self,
+        st: &AppState,
+        id: i64,
+    ) -> Result<crate::store::Dispatch, Error> {
+        let d = st
+            .store
+            .dispatch(id)
+            .await?
+            .filter(|d| {
+                d.rules()
+                    .visible_to(DispatchActor::Customer(self.household))
+            })
+            .ok_or_else(|| Error::not_found("dispatch request"))?;
+        if self.membership.is_some() {
+            // A request whose camera is gone is the holder's alone.
+            let camera = d
+                .camera_id
+                .ok_or_else(|| Error::not_found("dispatch request"))?;
+            self.camera(st, CameraId(camera), Right::Dispatch)
+                .await
+                .map_err(|_| Error::not_found("dispatch request"))?;
+        }
+        Ok(d)
+    }
+
+    /// Whether this caller follows the requests of `camera` at `now`: the holder every one, a
+    /// member those of cameras they were given `dispatch` on (not those of a camera gone).
+    pub fn follows_dispatch(&self, camera: Option<i64>, now: UnixMillis) -> bool {
+        follows_dispatch(self.membership.as_ref(), camera, now)
+    }
+}
+
+/// [`HouseholdCaller::follows_dispatch`] for a caller given `membership` (`None`: the holder).
+pub fn follows_dispatch(
+    membership: Option<&Membership>,
+    camera: Option<i64>,
+    now: UnixMillis,
+) -> bool {
+    match (membership, camera) {
+        (None, _) => true,
+        (Some(m), Some(camera)) => m.rights_on(CameraId(camera), now).has(Right::Dispatch),
+        (Some(_), None) => false,
     }
 }
 

@@ -4,7 +4,7 @@
 //! transition is written with a guard on the state it was decided from, so two operators
 //! accepting at once cannot both succeed.
 
-use super::history::{Audit, record, rfc3339};
+use super::history::{Actor, Audit, record, rfc3339};
 use super::{Store, conflict_on_unique, on, parse_column};
 use crate::error::{Error, ErrorKind};
 use eyeward::dispatch::{
@@ -246,10 +246,12 @@ pub struct HomeNotes {
     pub key_holder: Option<String>,
 }
 
-fn actor_parts(actor: DispatchActor) -> (&'static str, i64) {
-    match actor {
-        DispatchActor::Customer(c) => ("customer", c.0),
-        DispatchActor::Operator { id, .. } => ("operator", id.0),
+/// Who took a step: a household member under their own id, else the rules' actor.
+fn step_actor(actor: DispatchActor, audit: &Audit) -> (&'static str, i64) {
+    match (&audit.actor, actor) {
+        (Actor::Member { id, .. }, DispatchActor::Customer(_)) => ("member", *id),
+        (_, DispatchActor::Customer(c)) => ("customer", c.0),
+        (_, DispatchActor::Operator { id, .. }) => ("operator", id.0),
     }
 }
 
@@ -283,13 +285,15 @@ impl Store {
         // once) does not ask, and charge, twice.
         .map_err(|e| conflict_on_unique(e, "a guard is already requested for this camera"))?;
         let (_, _, actor_name) = audit.actor.parts();
+        let (kind, actor_id) = step_actor(DispatchActor::Customer(new.customer), audit);
         on!(tx, c => sqlx::query(
             "INSERT INTO dispatch_transitions (request_id, action, from_state, to_state, \
              actor_kind, actor_id, actor_name, at) VALUES ($1, 'request', NULL, 'requested', \
-             'customer', $2, $3, $4)",
+             $2, $3, $4, $5)",
         )
         .bind(row.id)
-        .bind(new.customer.0)
+        .bind(kind)
+        .bind(actor_id)
         .bind(actor_name)
         .bind(at)
         .execute(c)
@@ -347,7 +351,7 @@ impl Store {
             )
             .with_code("request_changed"));
         }
-        let (kind, actor_id) = actor_parts(t.actor);
+        let (kind, actor_id) = step_actor(t.actor, audit);
         let (_, _, actor_name) = audit.actor.parts();
         on!(tx, c => sqlx::query(
             "INSERT INTO dispatch_transitions (request_id, action, from_state, to_state, \

@@ -1,24 +1,42 @@
 //! The customer's side: ask for a guard from a dispatch-plan camera, follow the request live,
-//! cancel it, share a picture with the guard center, see the fees owed.
+//! cancel it, share a picture with the guard center, see the fees owed. A household member
+//! given `dispatch` on a camera does the same for that camera's requests, under their own
+//! name; the fee is always the holder's, and only the holder sees the charges.
 
-use super::{act, live_stream, visible};
+use super::{act, live_stream};
 use crate::error::{Error, ErrorKind};
 use crate::events::check_jpeg;
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, CustomerCaller, IdPath, JpegBody};
+use crate::http::extract::{
+    ApiJson, CustomerCaller, HouseholdCaller, IdPath, JpegBody, follows_dispatch,
+};
 use crate::store::NewDispatch;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::dispatch::{DispatchAction, DispatchActor, Note};
+use eyeward::household::{Access, Right};
 use eyeward::{CameraId, Plan};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// `GET /api/dispatch-terms`: what a request costs and when, for the confirmation.
-pub async fn terms(State(st): State<AppState>, c: CustomerCaller) -> Result<Json<Value>, Error> {
-    let home = st.store.home_of(c.id).await?;
+/// `GET /api/dispatch-terms`: what a request costs and when, for the confirmation (to a
+/// member given `dispatch` on a camera, too).
+pub async fn terms(State(st): State<AppState>, c: HouseholdCaller) -> Result<Json<Value>, Error> {
+    let now = st.clock.now();
+    if let Some(m) = &c.membership
+        && !m
+            .cameras
+            .keys()
+            .any(|camera| m.rights_on(*camera, now).has(Right::Dispatch))
+    {
+        return Err(
+            Error::forbidden("you were not given the dispatch right on any camera")
+                .with_code("not_your_right"),
+        );
+    }
+    let home = st.store.home_of(c.household).await?;
     Ok(Json(json!({
         "fee_yen": st.dispatcher.config().fee_yen,
         "tax_included": true,
@@ -28,9 +46,13 @@ pub async fn terms(State(st): State<AppState>, c: CustomerCaller) -> Result<Json
     })))
 }
 
-/// `GET /api/dispatch-requests`: the caller's requests, newest first.
-pub async fn list(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
-    Ok(Json(st.store.dispatches_of(c.id, 100).await?).into_response())
+/// `GET /api/dispatch-requests`: the household's requests, newest first (a member's: those of
+/// the cameras they were given `dispatch` on).
+pub async fn list(State(st): State<AppState>, c: HouseholdCaller) -> Result<Response, Error> {
+    let now = st.clock.now();
+    let mut requests = st.store.dispatches_of(c.household, 100).await?;
+    requests.retain(|d| c.follows_dispatch(d.camera_id, now));
+    Ok(Json(requests).into_response())
 }
 
 #[derive(Deserialize)]
@@ -53,29 +75,31 @@ pub struct NewRequest {
     fee_yen: Option<u32>,
 }
 
-/// `POST /api/dispatch-requests`: asks for a guard. `201` with the request.
+/// `POST /api/dispatch-requests`: asks for a guard (the holder, or a member given `dispatch`
+/// on the camera; sharing a clip needs `events` too). `201` with the request.
 pub async fn create(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     ApiJson(req): ApiJson<NewRequest>,
 ) -> Result<Response, Error> {
     let note = Note::parse(&req.note)?;
     let camera = st
         .store
-        .camera_of(c.id, CameraId(req.camera_id))
+        .camera_of(c.household, CameraId(req.camera_id))
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
+    if camera.plan == Plan::Dispatch {
+        c.camera(&st, camera.id, Right::Dispatch).await?;
+    } else if c.access(&camera, Right::Watch, st.clock.now()) == Access::NoCamera {
+        return Err(Error::not_found("camera"));
+    }
     if camera.plan != Plan::Dispatch {
         return Err(Error::forbidden(
             "this camera's plan has no guard dispatch; it cannot request one",
         ));
     }
     if let Some(event) = req.share_clip_of {
-        let event = st
-            .store
-            .event_of(c.id, event)
-            .await?
-            .ok_or_else(|| Error::not_found("event"))?;
+        let (event, _) = c.event(&st, event).await?;
         if event.camera_id != camera.id.0 {
             return Err(Error::bad_request(
                 "the clip shared must be of the camera the guard is requested from",
@@ -100,7 +124,7 @@ pub async fn create(
         .store
         .create_dispatch(
             NewDispatch {
-                customer: c.id,
+                customer: c.household,
                 center: c.caller.account.guard_center,
                 camera_id: camera.id.0,
                 camera_name: &camera.name,
@@ -131,10 +155,10 @@ pub async fn create(
 /// `GET /api/dispatch-requests/{id}`: one request with its steps.
 pub async fn one(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, Error> {
-    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    let d = c.dispatch_request(&st, id).await?;
     let steps = st.store.dispatch_steps(id).await?;
     Ok(Json(json!({ "request": d, "steps": steps })))
 }
@@ -142,13 +166,14 @@ pub async fn one(
 /// `POST /api/dispatch-requests/{id}/cancel`: free before acceptance, the fee stays after.
 pub async fn cancel(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
+    c.dispatch_request(&st, id).await?;
     let audit = c.caller.audit(st.clock.now());
     let d = act(
         &st,
-        DispatchActor::Customer(c.id),
+        DispatchActor::Customer(c.household),
         &audit,
         id,
         DispatchAction::Cancel,
@@ -163,11 +188,11 @@ pub async fn cancel(
 /// with the guard center, when they consented to sharing one and the request is open.
 pub async fn put_snapshot(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
     JpegBody(jpeg): JpegBody,
 ) -> Result<StatusCode, Error> {
-    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    let d = c.dispatch_request(&st, id).await?;
     if !d.share_snapshot {
         return Err(Error::new(
             ErrorKind::FailedPrecondition,
@@ -198,19 +223,22 @@ pub async fn put_snapshot(
 /// `GET /api/dispatch-requests/{id}/snapshot`: the picture the customer shared.
 pub async fn snapshot(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
-    let d = visible(&st, DispatchActor::Customer(c.id), id).await?;
+    let d = c.dispatch_request(&st, id).await?;
     super::jpeg_response(&st, &d).await
 }
 
 /// `GET /api/dispatch-requests/live`: server-sent `request` events, one per change of any of
-/// the caller's requests.
-pub async fn live(State(st): State<AppState>, c: CustomerCaller) -> Result<Response, Error> {
-    let me = c.id;
-    live_stream(&st, &c.caller, move |d| {
-        (d.customer_id == me).then(|| serde_json::to_value(d).unwrap_or(Value::Null))
+/// the household's requests the caller follows (a member's stream ends when their rights
+/// change, and the page opens it again).
+pub async fn live(State(st): State<AppState>, c: HouseholdCaller) -> Result<Response, Error> {
+    let (household, membership, clock) = (c.household, c.membership.clone(), st.clock);
+    live_stream(&st, &c.caller, c.grant(), move |d| {
+        let followed = follows_dispatch(membership.as_ref(), d.camera_id, clock.now());
+        (d.customer_id == household && followed)
+            .then(|| serde_json::to_value(d).unwrap_or(Value::Null))
     })
 }
 

@@ -141,6 +141,7 @@ pub(crate) async fn guard_moved(st: &AppState, guard: &Guard) -> Result<(), Erro
 fn live_stream(
     st: &AppState,
     caller: &crate::http::extract::Caller,
+    grant: crate::revocation::Grant,
     render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
 ) -> Result<Response, Error> {
     let source = streams::from_broadcast(st.dispatcher.subscribe(), move |d| {
@@ -149,5 +150,5 @@ fn live_stream(
             data: v.to_string(),
         })
     });
-    streams::live_stream(st, caller, caller.grant(), source)
+    streams::live_stream(st, caller, grant, source)
 }

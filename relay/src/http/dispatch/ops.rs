@@ -80,7 +80,7 @@ pub async fn queue(
 /// change of any of the center's requests.
 pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Result<Response, Error> {
     let center = op.center;
-    live_stream(&st, &op.caller, move |d| {
+    live_stream(&st, &op.caller, op.caller.grant(), move |d| {
         (d.guard_center == center).then(|| queue_item(d))
     })
 }

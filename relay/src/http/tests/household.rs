@@ -246,3 +246,57 @@ async fn only_the_holder_changes_or_removes_a_member_and_it_takes_effect_at_once
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_member_given_dispatch_asks_for_a_guard_under_their_name_on_the_holders_account() {
+    let app = App::new().await;
+    let (holder, taro) = app.customer("a@example.jp").await;
+    let camera = app.camera(holder, CameraModel::Fixed, "t").await;
+    let rights = |r: &str| format!(r#""cameras":{{"{camera}":{r}}}"#);
+    let hanako = member(
+        &app,
+        &taro,
+        "hanako@example.jp",
+        &rights(r#"["watch","dispatch"]"#),
+    )
+    .await;
+    let jiro = member(&app, &taro, "jiro@example.jp", &rights(r#"["watch"]"#)).await;
+
+    let ask = json!({ "camera_id": camera }).to_string();
+    let refused = app.post_json("/api/dispatch-requests", &jiro, &ask).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["code"], "not_your_right");
+    let asked = app.post_json("/api/dispatch-requests", &hanako, &ask).await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.body);
+    let id = asked.body["id"].as_i64().unwrap();
+    // The household's request: the holder's fee, the holder's list.
+    assert_eq!(asked.body["customer_id"], holder.0);
+    let theirs = app.get("/api/dispatch-requests", &taro).await;
+    assert_eq!(theirs.body[0]["id"], id);
+    let one = app
+        .get(&format!("/api/dispatch-requests/{id}"), &hanako)
+        .await;
+    assert_eq!(one.body["steps"][0]["actor_name"], "Hanako");
+    assert_eq!(one.body["steps"][0]["actor_kind"], "member");
+    // A member without the right follows none of it; no member sees the charges.
+    assert_eq!(
+        app.get("/api/dispatch-requests", &jiro).await.body,
+        json!([])
+    );
+    let hidden = app
+        .get(&format!("/api/dispatch-requests/{id}"), &jiro)
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/charges", &hanako).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let cancelled = app
+        .post_json(
+            &format!("/api/dispatch-requests/{id}/cancel"),
+            &hanako,
+            "{}",
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+}
