@@ -7,6 +7,7 @@ import { GuardConsole } from './console.js';
 import { GuardRequests } from './dispatch.js';
 import { clipPlayer } from './clip.js';
 import { EventFeed, eventItem, olderThan } from './feed.js';
+import { HouseholdPanel, may, showInvitation } from './household.js';
 import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
@@ -15,7 +16,7 @@ import { PanTiltControls } from './ptz.js';
 const $ = (id) => document.getElementById(id);
 const state = {
   lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
-  dispatch: null, console: null, arming: null,
+  dispatch: null, console: null, arming: null, household: null,
   // The event page's wait for a clip on its way.
   clipWait: null,
   // The camera whose live view plays.
@@ -69,12 +70,12 @@ async function setLang(lang) {
 function show(view) {
   const changed = $(view).hidden;
   for (const id of VIEWS) $(id).hidden = id !== view;
-  const loggedIn = view !== 'login-view';
+  const loggedIn = view !== 'login-view' && view !== 'invite-view';
   $('logout').hidden = !loggedIn;
   $('who').hidden = !loggedIn;
   if (changed && view !== 'login-view') $(view).querySelector('h1').focus({ preventScroll: false });
 }
-const VIEWS = ['login-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'grid-view', 'console-view'];
+const VIEWS = ['login-view', 'invite-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'grid-view', 'console-view'];
 
 function renderCameras(cameras) {
   const list = $('cameras');
@@ -163,17 +164,31 @@ async function render() {
     show('console-view');
     return;
   }
-  const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')]);
+  // A household member sees the cameras they were given, with what they may do there; the
+  // arming, the alert addresses, the household, the fees and the history are the holder's.
+  const holder = me.role === 'customer';
+  for (const el of document.querySelectorAll('.holder-only')) el.hidden = !holder;
+  const none = Promise.resolve({ resp: { ok: false } });
+  const [cams, hist] = await Promise.all([
+    api('GET', '/api/cameras'),
+    holder ? api('GET', '/api/history?limit=20') : none,
+  ]);
   if (cams.resp.status === 401) return loggedOut();
   state.cameras = cams.data || [];
-  if (!state.arming) state.arming = new ArmingPanel(() => state.lang, armingChanged);
-  await state.arming.load(state.cameras);
+  if (holder) {
+    if (!state.arming) state.arming = new ArmingPanel(() => state.lang, armingChanged);
+    await state.arming.load(state.cameras);
+    if (!state.household) state.household = new HouseholdPanel(() => state.lang);
+    await state.household.load(state.cameras);
+  }
   renderCameras(state.cameras);
   if (!state.dispatch) state.dispatch = new GuardRequests(() => state.lang);
   state.dispatch.setCameras(state.cameras);
   state.dispatch.start(me);
-  renderHistory(hist.data || []);
-  loadAddresses();
+  if (holder) {
+    renderHistory(hist.data || []);
+    loadAddresses();
+  }
   await route();
 }
 
@@ -262,7 +277,15 @@ async function onAddAddress(ev) {
 // #event/ID/clip the same with its clip playing (the mail's other link); anything else, the
 // list.
 async function route() {
-  if (!state.me || state.me.role !== 'customer') return;
+  // A mailed invitation's link, whoever is logged in (taking it logs its person in).
+  const invitation = location.hash.match(/^#invite\/([\w-]+)$/);
+  if (invitation) {
+    await stopLive();
+    await showInvitation(invitation[1], () => state.lang, loggedIn);
+    show('invite-view');
+    return;
+  }
+  if (!state.me || !['customer', 'member'].includes(state.me.role)) return;
   stopClipWait();
   // Leaving the grid ends its sessions; coming to it starts them.
   if (state.grid && location.hash !== '#grid') await state.grid.stop();
@@ -271,7 +294,7 @@ async function route() {
     if (state.dispatch) state.dispatch.hideCamera();
     if (!state.grid) state.grid = new LiveGrid(() => state.lang);
     show('grid-view');
-    await state.grid.start(state.cameras);
+    await state.grid.start(state.cameras.filter((c) => may(c, 'watch')));
     return;
   }
   if (location.hash === '#events') {
@@ -306,13 +329,21 @@ async function route() {
   if (state.dispatch) state.dispatch.showCamera(cam);
   if (!state.player) state.player = new LivePlayer($('video'), setLiveStatus, setSound);
   if (!state.ptz) state.ptz = new PanTiltControls($('ptz'), $('player'), $('video'), (key, vars) => t(state.lang, key, vars));
-  // Pan-tilt controls on a pan-tilt camera only.
-  if (cam.model === 'pan-tilt') state.ptz.open(cam.id);
+  // What a household member was not given is not offered: the picture, pan-tilt (on a
+  // pan-tilt camera only), the speaker, the events.
+  const watching = may(cam, 'watch');
+  $('stage').hidden = !watching;
+  $('live-tools').hidden = !watching;
+  $('live-not-given').hidden = watching;
+  $('talk').hidden = !may(cam, 'speak');
+  $('live-events').hidden = !may(cam, 'events');
+  if (watching && cam.model === 'pan-tilt' && may(cam, 'move')) state.ptz.open(cam.id);
   else state.ptz.close();
   if (state.liveCamera !== cam.id) {
     state.liveCamera = cam.id;
+    if (may(cam, 'events')) watchEvents(cam.id);
+    if (!watching) return;
     const playing = state.player.play(`/api/cameras/${cam.id}/whep`);
-    watchEvents(cam.id);
     playing.catch((e) => {
       $('fatal').textContent = e.message;
       $('fatal').hidden = false;
@@ -637,6 +668,7 @@ function loggedOut() {
   if (state.dispatch) state.dispatch.stop();
   if (state.console) state.console.stop();
   if (state.arming) state.arming.stop();
+  if (state.household) state.household.stop();
   if (state.feed) state.feed.stop();
   if (state.grid) state.grid.stop();
   state.dayEvents = { camera: null, day: null, list: [], more: false };
@@ -691,12 +723,15 @@ async function onLogout() {
 // page is on screen.
 const REFRESH_MS = 5_000;
 setInterval(async () => {
-  if (!state.me || state.me.role !== 'customer' || document.hidden) return;
-  const [cams, hist] = await Promise.all([api('GET', '/api/cameras'), api('GET', '/api/history?limit=20')])
-    .catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
+  if (!state.me || !['customer', 'member'].includes(state.me.role) || document.hidden) return;
+  const holder = state.me.role === 'customer';
+  const [cams, hist] = await Promise.all([
+    api('GET', '/api/cameras'),
+    holder ? api('GET', '/api/history?limit=20') : Promise.resolve({ resp: { ok: false } }),
+  ]).catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
   if (cams.resp.ok) {
     state.cameras = cams.data;
-    if (state.arming) await state.arming.load(cams.data);
+    if (state.arming && holder) await state.arming.load(cams.data);
     if (!$('cameras-view').hidden) renderCameras(cams.data);
     if (state.dispatch) state.dispatch.setCameras(cams.data);
   }
@@ -749,6 +784,8 @@ async function start() {
   // Leaving the page ends the live session on the relay at once.
   window.addEventListener('pagehide', () => { if (state.player) state.player.closeSession(); });
   try {
+    // A mailed invitation's link opens its page, logged in or not.
+    if (location.hash.startsWith('#invite/')) return await route();
     const { resp, data } = await api('GET', '/api/me');
     if (resp.ok) await loggedIn(data);
     else loggedOut();

@@ -3,6 +3,7 @@
 // and a cancel while that is still possible), and the list of requests and fees on the
 // cameras view. User text (camera names, the relay's error messages) is only set as text.
 import { api, errorText } from './api.js';
+import { may } from './household.js';
 import { formatTime, t, yen } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -65,8 +66,10 @@ export class GuardRequests {
   // me: the account (its guard center is named in the confirmation).
   start(me) {
     this.center = me.guard_center;
+    // A household member follows requests; the fees and the home's notes are the holder's.
+    this.holder = me.role === 'customer';
     if (this.feed) return this.render();
-    this.loadHome();
+    if (this.holder) this.loadHome();
     const feed = new EventSource('/api/dispatch-requests/live');
     feed.addEventListener('open', () => this.reload());
     feed.addEventListener('resync', () => this.reload());
@@ -114,9 +117,10 @@ export class GuardRequests {
   }
 
   async reload() {
+    const none = Promise.resolve({ resp: { ok: false } });
     const [list, charges] = await Promise.all([
       api('GET', '/api/dispatch-requests'),
-      api('GET', '/api/charges'),
+      this.holder ? api('GET', '/api/charges') : none,
     ]).catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
     if (!this.feed) return;
     if (list.resp.ok) this.requests = list.data;
@@ -125,6 +129,7 @@ export class GuardRequests {
   }
 
   async reloadCharges() {
+    if (!this.holder) return;
     const { resp, data } = await api('GET', '/api/charges').catch(() => ({ resp: { ok: false } }));
     if (resp.ok && this.feed) {
       this.charges = data;
@@ -327,7 +332,7 @@ export class GuardRequests {
   renderLive() {
     const cam = this.camera;
     const section = $('dispatch');
-    section.hidden = !cam || cam.plan !== 'dispatch';
+    section.hidden = !cam || cam.plan !== 'dispatch' || !may(cam, 'dispatch');
     if (section.hidden) return;
     const d = this.current(cam);
     const open = d && OPEN.includes(d.state);
@@ -364,7 +369,8 @@ export class GuardRequests {
   // The cameras view's part: every request with its state and fee, and the fees owed.
   renderList() {
     const section = $('dispatch-section');
-    const any = this.cameras.some((c) => c.plan === 'dispatch') || this.requests.length > 0 || this.charges.length > 0;
+    const any = this.cameras.some((c) => c.plan === 'dispatch' && may(c, 'dispatch'))
+      || this.requests.length > 0 || this.charges.length > 0;
     section.hidden = !this.feed || !any;
     if (section.hidden) return;
     const when = (at) => formatTime(this.lang(), at, 'datetime');
