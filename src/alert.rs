@@ -5,22 +5,28 @@
 use crate::{CustomerId, UnixMillis};
 use std::time::Duration;
 
-/// An entry of a customer's alert address book, as the rule sees it.
+/// An entry of a household's alert address book, as the rule sees it: the holder's own
+/// addresses, and those of the people they let in (`crate::household`).
 pub trait Recipient {
-    /// The customer whose address book it is in.
+    /// The customer whose household's address book it is in.
     fn owner(&self) -> CustomerId;
     fn email(&self) -> &str;
-    /// Whether its owner proved it is theirs (the link in the confirmation mail).
+    /// Whether its person proved it is theirs (the link in the confirmation mail).
     fn confirmed(&self) -> bool;
+    /// Whether its person receives what is being sent: the holder everything, a member the
+    /// alerts of the cameras they were given `alerts` on while their access lasts, and none
+    /// of the holder's notices.
+    fn receives(&self) -> bool;
 }
 
-/// The one recipient rule: an alert about `owner`'s camera goes to `owner`'s confirmed alert
-/// addresses and to nothing else — no operator, admin or system address, no copies — once
-/// each. Every alert's recipients come from here.
+/// The one recipient rule: an alert about `owner`'s camera goes to the confirmed alert
+/// addresses of `owner`'s household whose person receives it, and to nothing else — no
+/// operator, admin or system address, no other household, no copies — once each. Every
+/// alert's recipients come from here.
 pub fn recipients<R: Recipient>(owner: CustomerId, addresses: &[R]) -> Vec<&R> {
     let mut out: Vec<&R> = Vec::new();
     for a in addresses {
-        let theirs = a.owner() == owner && a.confirmed();
+        let theirs = a.owner() == owner && a.confirmed() && a.receives();
         if theirs
             && !out
                 .iter()
@@ -49,6 +55,7 @@ mod tests {
         customer_id: i64,
         email: String,
         confirmed_at: Option<i64>,
+        receives: bool,
     }
 
     impl Recipient for AlertAddress {
@@ -61,6 +68,9 @@ mod tests {
         fn confirmed(&self) -> bool {
             self.confirmed_at.is_some()
         }
+        fn receives(&self) -> bool {
+            self.receives
+        }
     }
 
     fn address(id: i64, customer: i64, email: &str, confirmed: bool) -> AlertAddress {
@@ -69,6 +79,7 @@ mod tests {
             customer_id: customer,
             email: email.into(),
             confirmed_at: confirmed.then_some(1),
+            receives: true,
         }
     }
 
@@ -108,8 +119,27 @@ mod tests {
         assert!(recipients(CustomerId(9), &all).is_empty());
     }
 
+    #[test]
+    fn a_household_members_address_receives_only_what_they_were_given() {
+        let mut member = address(5, 7, "m@example.jp", true);
+        member.receives = false;
+        let all = [address(1, 7, "a@example.jp", true), member];
+        let got: Vec<_> = recipients(CustomerId(7), &all)
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(
+            got,
+            [1],
+            "not given alerts on this camera, or their access ended"
+        );
+        let given = [address(5, 7, "m@example.jp", true)];
+        assert_eq!(recipients(CustomerId(7), &given).len(), 1);
+    }
+
     /// Random address books: whatever they hold, every recipient is one of the owner's
-    /// confirmed addresses, each address at most once, and every such address is there.
+    /// household's confirmed addresses whose person receives it, each address at most once,
+    /// and every such address is there.
     #[test]
     fn the_recipient_rule_holds_for_any_address_book() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -126,20 +156,25 @@ mod tests {
                         "{}@example.jp",
                         ["a", "b", "c", "ops", "admin"][next(5) as usize]
                     );
-                    address(i as i64, next(3) as i64, &email, next(2) == 1)
+                    let mut a = address(i as i64, next(3) as i64, &email, next(2) == 1);
+                    a.receives = next(4) != 0;
+                    a
                 })
                 .collect();
             let owner = next(3) as i64;
             let got = recipients(CustomerId(owner), &book);
             for r in &got {
-                assert!(r.customer_id == owner && r.confirmed_at.is_some(), "{r:?}");
+                assert!(
+                    r.customer_id == owner && r.confirmed_at.is_some() && r.receives,
+                    "{r:?}"
+                );
             }
             let mut emails: Vec<_> = got.iter().map(|r| r.email.to_lowercase()).collect();
             emails.sort();
             emails.dedup();
             assert_eq!(emails.len(), got.len(), "one message per recipient");
             for a in &book {
-                if a.customer_id == owner && a.confirmed_at.is_some() {
+                if a.customer_id == owner && a.confirmed_at.is_some() && a.receives {
                     assert!(emails.contains(&a.email.to_lowercase()), "{a:?} left out");
                 }
             }

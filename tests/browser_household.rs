@@ -3,8 +3,10 @@
 //! invitation arrives as a real mail, whose link the invited person opens in their own
 //! browser, where they choose a password. They see that camera alone, live, without the
 //! pan-tilt pad or the speaker they were not given, and none of the holder's settings; the
-//! holder's history names them. Then the holder gives them `move` from the same card, and the
-//! pad appears for them. Runs in a loopback-only network namespace (live video). Screenshots
+//! holder's history names them. They add an alert address of their own, confirmed through its
+//! real mail: motion on their camera is mailed there, motion on the camera they were not given
+//! alert mail on is not. Then the holder gives them `move` from the same card, and the pad
+//! appears for them. Runs in a loopback-only network namespace (live video). Screenshots
 //! go to `target/test-output/browser_household/`.
 
 mod common;
@@ -84,8 +86,48 @@ async fn a_member_invited_by_mail_joins_and_sees_only_what_they_were_given() -> 
     let (_, household) = status_json(alice.get("/api/household").await?).await?;
     assert_eq!(
         household["members"][0]["cameras"],
-        serde_json::json!({ porch_id.to_string(): ["watch", "events", "move"] }),
+        serde_json::json!({ porch_id.to_string(): ["watch", "events", "move", "alerts"] }),
         "{household}"
     );
+
+    // Her address, added in her page, confirmed through its mail by whoever reads it.
+    let hers = "hana-phone@example.jp";
+    let mails = smtp
+        .wait_for("her confirmation", |m| m.iter().any(|r| r.to == [hers]))
+        .await?;
+    let confirm = link(
+        &mails.iter().find(|r| r.to == [hers]).context("mail")?.raw,
+        &format!("{}/confirm/", relay.base),
+    )?;
+    let confirmed = relay
+        .client()
+        .request(
+            reqwest::Method::POST,
+            confirm.trim_start_matches(&relay.base),
+        )
+        .send()
+        .await?;
+    assert_eq!(confirmed.status(), 200);
+    // Motion on Garden (no alert mail for her), then on Porch (hers): only Porch reaches her.
+    for (camera, key) in [
+        (&garden, "household-garden-1"),
+        (&porch, "household-porch-1"),
+    ] {
+        let upload =
+            common::upload_event(&relay, &token(camera)?, key, &common::jpeg(320, 180)).await?;
+        assert_eq!(upload.status(), 201, "{}", upload.text().await?);
+    }
+    let alerts = |m: &[common::smtp::Received]| -> Vec<String> {
+        m.iter()
+            .filter(|r| r.to == [hers] && common::smtp::subject(&r.raw).starts_with("Motion"))
+            .map(|r| common::smtp::subject(&r.raw))
+            .collect()
+    };
+    let mails = smtp
+        .wait_for("her alert", |m| !alerts(m).is_empty())
+        .await?;
+    let got = alerts(&mails);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("Porch"), "{got:?}");
     Ok(())
 }

@@ -453,6 +453,8 @@ enum Needs {
     Holder,
     AnyRight,
     Right(&'static str),
+    /// The caller's own things (alert addresses): the holder's are never a member's (404).
+    Own,
 }
 
 /// Which right opens each customer route to a member. Charges, alert addresses, the schedule,
@@ -464,6 +466,9 @@ fn needs(route: &Route) -> Needs {
         // Lists of what the member follows: empty without the right.
         ("GET", "/api/dispatch-requests" | "/api/dispatch-requests/live") => Needs::AnyRight,
         ("GET", "/api/dispatch-terms") => Needs::Right("dispatch"),
+        ("GET", "/api/alert-addresses") => Needs::AnyRight,
+        ("POST", "/api/alert-addresses") => Needs::Right("alerts"),
+        ("DELETE", "/api/alert-addresses" | "/api/alert-addresses/{id}") => Needs::Own,
         (_, "/api/dispatch-requests" | "/api/dispatch-requests/{id}") => Needs::Right("dispatch"),
         (_, "/api/dispatch-requests/{id}/cancel" | "/api/dispatch-requests/{id}/snapshot") => {
             Needs::Right("dispatch")
@@ -513,7 +518,7 @@ async fn every_route_lets_a_household_member_do_exactly_what_their_rights_say() 
             };
             walked += 1;
             let opened = match needs(route) {
-                Needs::Holder => false,
+                Needs::Holder | Needs::Own => false,
                 Needs::AnyRight => true,
                 Needs::Right(right) => rights.contains(&right),
             };
@@ -525,6 +530,8 @@ async fn every_route_lets_a_household_member_do_exactly_what_their_rights_say() 
             let refused = status == 403 || (status == 404 && !found_nothing);
             let wrong = if opened {
                 refused || status == 401
+            } else if needs(route) == Needs::Own {
+                status != 404
             } else {
                 !(status == 403 || status == 404)
             };

@@ -185,10 +185,11 @@ async function render() {
   if (!state.dispatch) state.dispatch = new GuardRequests(() => state.lang);
   state.dispatch.setCameras(state.cameras);
   state.dispatch.start(me);
-  if (holder) {
-    renderHistory(hist.data || []);
-    loadAddresses();
-  }
+  if (holder) renderHistory(hist.data || []);
+  // A member given alert mail on a camera keeps addresses of their own.
+  const mailed = holder || state.cameras.some((c) => may(c, 'alerts'));
+  $('alerts').hidden = !mailed;
+  if (mailed) loadAddresses(holder);
   await route();
 }
 
@@ -201,11 +202,11 @@ async function armingChanged() {
 }
 
 // The addresses that receive alert mail: listed with their state, added (a confirmation mail
-// goes out) and removed here.
-async function loadAddresses() {
+// goes out) and removed here; the holder's also receive the notices switched here.
+async function loadAddresses(holder = state.me && state.me.role === 'customer') {
   const [addresses, notices] = await Promise.all([
     api('GET', '/api/alert-addresses'),
-    api('GET', '/api/mail-settings'),
+    holder ? api('GET', '/api/mail-settings') : Promise.resolve({ resp: { ok: false } }),
   ]).catch(() => [{ resp: { ok: false } }, { resp: { ok: false } }]);
   if (addresses.resp.ok) renderAddresses(addresses.data);
   if (notices.resp.ok) {

@@ -43,6 +43,7 @@ try {
     assert.equal(await page.isChecked(box(PORCH, 'move')), false);
     await page.check(box(PORCH, 'watch'));
     await page.check(box(PORCH, 'events'));
+    await page.check(box(PORCH, 'alerts'));
     // Garden is camera-only: no guard to request.
     assert.equal(await page.isDisabled(box(GARDEN, 'dispatch')), true);
     await checkA11y(page, 'the household card');
@@ -62,7 +63,7 @@ try {
     await page.waitForSelector('#invite-view:not([hidden])');
     assert.match(await page.textContent('#invite-lead'), /Alice invites you, Hana, to watch over their home/);
     assert.equal(await page.textContent('#invite-email'), 'hana@example.jp');
-    assert.match(await page.textContent('#invite-cameras'), /Porch Watch live, Events and clips/);
+    assert.match(await page.textContent('#invite-cameras'), /Porch Watch live, Events and clips, Alert mail/);
     await checkA11y(page, 'the invitation');
     await page.screenshot({ path: join(OUT, 'invitation.png') });
     await page.fill('#invite-password', 'hana’s own password');
@@ -80,7 +81,13 @@ try {
       assert.equal(await page.isHidden(`#${id}`), true, `#${id} is the holder's`);
     }
     assert.equal(await page.isHidden('#history'), true, 'the history is the holder\'s');
-    assert.equal(await page.isHidden('#alert-form'), true, 'the alert addresses are the holder\'s');
+    // Her own alert addresses (she was given alert mail), not the holder's notices.
+    assert.equal(await page.isVisible('#alert-form'), true, 'her alert addresses');
+    assert.equal(await page.isHidden('#notify-offline'), true, 'the notices are the holder\'s');
+    await page.fill('#alert-email', 'hana-phone@example.jp');
+    await page.click('#alert-add');
+    await page.waitForSelector('#alert-addresses li[data-address-id]');
+    assert.match(await page.textContent('#alert-addresses'), /hana-phone@example\.jp/);
     await checkA11y(page, 'the member\'s cameras');
     await page.screenshot({ path: join(OUT, 'member-cameras.png'), fullPage: true });
 
@@ -99,13 +106,15 @@ try {
     const entry = await holder.$$eval('#history li', (lis) => lis.map((li) => li.textContent).find((t) => /Joined the household/.test(t)));
     assert.match(entry, /Hana · via /);
     const member = holder.locator('#household-members li', { hasText: 'Hana' });
-    assert.match(await member.textContent(), /Porch: Watch live, Events and clips/);
+    assert.match(await member.textContent(), /Porch: Watch live, Events and clips, Alert mail/);
     await member.getByRole('button', { name: 'Change what Hana may do' }).click();
     assert.equal(await holder.isChecked(box(PORCH, 'events')), true);
     await holder.check(box(PORCH, 'move'));
     await holder.click('#household-submit');
     await holder.waitForFunction(() => /Hana’s rights are changed/.test(document.getElementById('household-status').textContent));
-    await holder.waitForFunction(() => /Porch: Watch live, Events and clips, Move/.test(document.getElementById('household-members').textContent));
+    await holder.waitForFunction(() => /Porch: Watch live, Events and clips, Move, Alert mail/.test(document.getElementById('household-members').textContent));
+    // Her address is hers: not in the holder's list.
+    assert.doesNotMatch(await holder.textContent('#alert-addresses'), /hana-phone/);
     await holder.screenshot({ path: join(OUT, 'holder.png'), fullPage: true });
 
     // Her page, loaded again, gives her the pad.

@@ -1,5 +1,6 @@
 //! The alert-address endpoints. The customer lists, adds and removes their addresses
-//! (`/api/alert-addresses`, session required, scoped to the caller). A new address receives a
+//! (`/api/alert-addresses`, session required, scoped to the caller); so does a household
+//! member given `alerts` on a camera, in the household's limit (each sees their own). A new address receives a
 //! confirmation link (`/confirm/{token}`, single use, 24 h) and every alert carries a one-click
 //! unsubscribe link (`/unsubscribe/{token}`, RFC 8058). Those two are opened by whoever holds
 //! the mail, without an account: the token in the path is their authority, and it names one
@@ -7,7 +8,7 @@
 //! follows links changes nothing.
 
 use super::AppState;
-use super::extract::{ApiJson, CustomerCaller, IdPath};
+use super::extract::{ApiJson, CustomerCaller, HouseholdCaller, IdPath};
 use crate::auth::{Token, hash_token};
 use crate::error::Error;
 use crate::mail::compose;
@@ -16,7 +17,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use eyeward::{Email, UnixMillis};
+use eyeward::household::Right;
+use eyeward::{CustomerId, Email, UnixMillis};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -35,12 +37,18 @@ fn to_json(a: &AlertAddress) -> Value {
     })
 }
 
+/// The account whose address book the caller keeps: their own (a member's is theirs, not the
+/// holder's).
+fn book_of(c: &HouseholdCaller) -> CustomerId {
+    CustomerId(c.caller.account.id)
+}
+
 /// `GET /api/alert-addresses`: the caller's addresses, oldest first.
 pub async fn list(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
 ) -> Result<Json<Vec<Value>>, Error> {
-    let list = st.store.alert_addresses(c.id).await?;
+    let list = st.store.alert_addresses(book_of(&c)).await?;
     Ok(Json(list.iter().map(to_json).collect()))
 }
 
@@ -51,12 +59,25 @@ pub struct NewAddress {
 }
 
 /// `POST /api/alert-addresses {"email"}`: adds an address, unconfirmed, and mails it its
-/// confirmation link. 409 for one the caller has, or a sixth.
+/// confirmation link. 409 for one the caller has, or a sixth in the household; 403 for a
+/// member given `alerts` on no camera.
 pub async fn add(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     ApiJson(new): ApiJson<NewAddress>,
 ) -> Result<Response, Error> {
+    let now = st.clock.now();
+    if let Some(m) = &c.membership
+        && !m
+            .cameras
+            .keys()
+            .any(|camera| m.rights_on(*camera, now).has(Right::Alerts))
+    {
+        return Err(
+            Error::forbidden("you were not given alert mail on any camera")
+                .with_code("not_your_right"),
+        );
+    }
     let email = Email::parse(&new.email)
         .map_err(|e| Error::bad_request(e.to_string()).with_code("invalid_email"))?;
     let confirm = Token::generate("ewc_");
@@ -72,7 +93,7 @@ pub async fn add(
     let added = st
         .store
         .add_alert_address(
-            c.id,
+            book_of(&c),
             &email,
             &confirm.hash,
             expires,
@@ -104,7 +125,7 @@ pub async fn add(
 /// queued mail is cancelled). 404 for one that is not theirs.
 pub async fn remove(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, Error> {
     remove_address(&st, c, id).await
@@ -119,16 +140,16 @@ pub struct Which {
 /// `DELETE /api/alert-addresses {"id"}`: the same, with the id in the body.
 pub async fn remove_by_body(
     State(st): State<AppState>,
-    c: CustomerCaller,
+    c: HouseholdCaller,
     ApiJson(which): ApiJson<Which>,
 ) -> Result<StatusCode, Error> {
     remove_address(&st, c, which.id).await
 }
 
-async fn remove_address(st: &AppState, c: CustomerCaller, id: i64) -> Result<StatusCode, Error> {
+async fn remove_address(st: &AppState, c: HouseholdCaller, id: i64) -> Result<StatusCode, Error> {
     if st
         .store
-        .remove_alert_address(c.id, id, &c.caller.audit(st.clock.now()))
+        .remove_alert_address(book_of(&c), id, &c.caller.audit(st.clock.now()))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

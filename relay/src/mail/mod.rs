@@ -286,20 +286,33 @@ impl Mailer {
             return Ok(Some(body.clone()));
         }
         let customer = CustomerId(mail.customer_id);
-        let (Some(address), Some(account)) = (
-            match mail.address_id {
-                Some(id) => store.alert_address(id).await?,
-                None => None,
+        // An alert's event (and so its camera); a notice has neither.
+        let event = match mail.event_id {
+            Some(id) => match store.event_of(customer, id).await? {
+                Some(event) => Some(event),
+                None => return Ok(None),
             },
-            store.account(mail.customer_id).await?,
-        ) else {
+            None => None,
+        };
+        let Some(address_id) = mail.address_id else {
             return Ok(None);
         };
-        // The rule once more at the last moment: still theirs, still confirmed.
-        let owner = CustomerId(mail.customer_id);
-        if recipients(owner, std::slice::from_ref(&address)).is_empty() {
+        let camera = event.as_ref().map(|e| e.camera_id);
+        let Some(address) = store
+            .alert_recipient(address_id, customer, camera, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The rule once more at the last moment: still the household's, still confirmed, and
+        // its person still receives it (a member's rights may have changed meanwhile).
+        if recipients(customer, std::slice::from_ref(&address)).is_empty() {
             return Ok(None);
         }
+        // In the language of the person whose address it is.
+        let Some(account) = store.account(address.person).await? else {
+            return Ok(None);
+        };
         // Notices get this relay's domain in their Message-ID here.
         let message_id = if mail.message_id.contains('@') {
             mail.message_id.clone()
@@ -342,10 +355,7 @@ impl Mailer {
             })
             .map(Some);
         }
-        let Some(event_id) = mail.event_id else {
-            return Ok(None);
-        };
-        let Some(event) = store.event_of(customer, event_id).await? else {
+        let Some(event) = event else {
             return Ok(None);
         };
         let Some(camera) = store.camera_of(customer, CameraId(event.camera_id)).await? else {

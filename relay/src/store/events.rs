@@ -4,7 +4,7 @@
 
 use super::arming::{alerts_now, by_hand};
 use super::backend::Pool;
-use super::mail::{MailKind, NewMail, confirmed_addresses_in, queue};
+use super::mail::{MailKind, NewMail, queue, recipients_in};
 use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
 use eyeward::alert::{alert_due, recipients};
@@ -534,8 +534,9 @@ pub struct AlertPolicy<'a> {
     pub domain: &'a str,
 }
 
-/// Queues the alert mail about `event`, one per confirmed address of the camera's owner (the
-/// one recipient rule: [`eyeward::alert::recipients`]); the camera's cooldown starts with it.
+/// Queues the alert mail about `event`, one per confirmed address of the camera's household
+/// whose person receives its alerts (the one recipient rule: [`eyeward::alert::recipients`]);
+/// the camera's cooldown starts with it.
 async fn queue_alert_mail(
     tx: &mut Tx,
     camera: i64,
@@ -547,7 +548,7 @@ async fn queue_alert_mail(
         .bind(camera)
         .fetch_one(c)
         .await)?;
-    let addresses = confirmed_addresses_in(tx, owner).await?;
+    let addresses = recipients_in(tx, owner, Some(camera), now).await?;
     let to_all = recipients(CustomerId(owner), &addresses);
     for to in &to_all {
         let message_id = format!(

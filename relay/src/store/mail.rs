@@ -30,9 +30,22 @@ pub struct AlertAddress {
     pub created_at: i64,
 }
 
-impl Recipient for AlertAddress {
+/// A confirmed alert address as the recipient rule sees it, for one camera's alerts or for the
+/// holder's notices: its household, its person, and whether that person receives it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AlertRecipient {
+    pub id: i64,
+    pub household: i64,
+    /// The account whose address it is: the holder, or one of their household's members.
+    pub person: i64,
+    pub email: String,
+    pub confirmed_at: Option<i64>,
+    pub receives: bool,
+}
+
+impl Recipient for AlertRecipient {
     fn owner(&self) -> CustomerId {
-        CustomerId(self.customer_id)
+        CustomerId(self.household)
     }
     fn email(&self) -> &str {
         &self.email
@@ -40,7 +53,22 @@ impl Recipient for AlertAddress {
     fn confirmed(&self) -> bool {
         self.confirmed_at.is_some()
     }
+    fn receives(&self) -> bool {
+        self.receives
+    }
 }
+
+/// The confirmed addresses of household `$1`'s people; `$2`: the camera whose alerts are sent
+/// (NULL for the holder's notices, which members never receive); `$3`: now. A member
+/// receives a camera's alerts when given `alerts` on it, while their access lasts.
+const RECIPIENTS: &str = "SELECT a.id, COALESCE(p.household_id, p.id) AS household, p.id AS person, \
+     a.email, a.confirmed_at, \
+     (p.role = 'customer' OR (p.role = 'member' AND $2 IS NOT NULL \
+      AND (p.access_until IS NULL OR p.access_until > $3) \
+      AND EXISTS (SELECT 1 FROM member_rights r WHERE r.member_id = p.id AND r.camera_id = $2 \
+                  AND ',' || r.rights || ',' LIKE '%,alerts,%'))) AS receives \
+     FROM alert_addresses a JOIN accounts p ON p.id = a.customer_id \
+     WHERE a.confirmed_at IS NOT NULL AND (p.id = $1 OR p.household_id = $1)";
 
 const ADDRESS_COLUMNS: &str = "id, customer_id, email, confirmed_at, confirm_expires, created_at";
 
@@ -172,7 +200,7 @@ pub(super) async fn queue_notice(
     if wanted != Some((true,)) {
         return Ok(());
     }
-    let addresses = confirmed_addresses_in(tx, customer).await?;
+    let addresses = recipients_in(tx, customer, None, now).await?;
     for to in recipients(CustomerId(customer), &addresses) {
         let message_id = format!("notice.{history}.{}", to.id);
         queue(
@@ -194,18 +222,22 @@ pub(super) async fn queue_notice(
     Ok(())
 }
 
-/// The confirmed alert addresses of `customer`, in the transaction `tx`.
-pub(super) async fn confirmed_addresses_in(
+/// The confirmed alert addresses of `household`'s people for `camera`'s alerts (`None`: for
+/// the holder's notices) at `now`, in the transaction `tx`, for the recipient rule.
+pub(super) async fn recipients_in(
     tx: &mut Tx,
-    customer: i64,
-) -> Result<Vec<AlertAddress>, Error> {
-    Ok(on!(tx, c => sqlx::query_as(&format!(
-        "SELECT {ADDRESS_COLUMNS} FROM alert_addresses \
-         WHERE customer_id = $1 AND confirmed_at IS NOT NULL ORDER BY id"
-    ))
-    .bind(customer)
-    .fetch_all(c)
-    .await)?)
+    household: i64,
+    camera: Option<i64>,
+    now: UnixMillis,
+) -> Result<Vec<AlertRecipient>, Error> {
+    Ok(
+        on!(tx, c => sqlx::query_as(&format!("{RECIPIENTS} ORDER BY a.id"))
+        .bind(household)
+        .bind(camera)
+        .bind(now.0)
+        .fetch_all(c)
+        .await)?,
+    )
 }
 
 impl Store {
@@ -234,14 +266,19 @@ impl Store {
         audit: &Audit,
     ) -> Result<AlertAddress, Error> {
         let mut tx = self.begin().await?;
-        let (count,): (i64,) = on!(tx, c => sqlx::query_as("SELECT COUNT(*) FROM alert_addresses WHERE customer_id = $1")
-                .bind(customer.0)
-                .fetch_one(c)
-                .await)?;
+        // The limit is the household's: its holder's addresses and its members' together.
+        let household = household_of(&mut tx, customer.0).await?;
+        let (count,): (i64,) = on!(tx, c => sqlx::query_as(
+            "SELECT COUNT(*) FROM alert_addresses WHERE customer_id IN \
+             (SELECT id FROM accounts WHERE id = $1 OR household_id = $1)",
+        )
+        .bind(household.0)
+        .fetch_one(c)
+        .await)?;
         if count >= MAX_ALERT_ADDRESSES {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                format!("at most {MAX_ALERT_ADDRESSES} alert addresses"),
+                format!("at most {MAX_ALERT_ADDRESSES} alert addresses in a household"),
             )
             .with_code("too_many_addresses"));
         }
@@ -297,7 +334,7 @@ impl Store {
         record(
             &mut tx,
             audit,
-            Some(customer),
+            Some(household),
             "alert_address.added",
             json!({"email": address.email}),
         )
@@ -325,10 +362,11 @@ impl Store {
         .fetch_optional(c)
         .await)?;
         if let Some(a) = &confirmed {
+            let household = household_of(&mut tx, a.customer_id).await?;
             record(
                 &mut tx,
                 &by_recipient(a, now),
-                Some(CustomerId(a.customer_id)),
+                Some(household),
                 "alert_address.confirmed",
                 json!({"email": a.email}),
             )
@@ -347,21 +385,22 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let removed: Option<(String,)> = on!(tx, c => sqlx::query_as(
-            "DELETE FROM alert_addresses WHERE id = $1 AND customer_id = $2 RETURNING email",
+        let theirs: Option<(String,)> = on!(tx, c => sqlx::query_as(
+            "SELECT email FROM alert_addresses WHERE id = $1 AND customer_id = $2",
         )
         .bind(id)
         .bind(customer.0)
         .fetch_optional(c)
         .await)?;
-        let Some((email,)) = removed else {
+        let Some((email,)) = theirs else {
             return Ok(false);
         };
-        cancel_queued_to(&mut tx, customer.0, &email).await?;
+        remove_address_in(&mut tx, id).await?;
+        let household = household_of(&mut tx, customer.0).await?;
         record(
             &mut tx,
             audit,
-            Some(customer),
+            Some(household),
             "alert_address.removed",
             json!({"email": email}),
         )
@@ -441,19 +480,20 @@ impl Store {
     ) -> Result<Option<AlertAddress>, Error> {
         let mut tx = self.begin().await?;
         let removed: Option<AlertAddress> = on!(tx, c => sqlx::query_as(&format!(
-            "DELETE FROM alert_addresses WHERE id = (SELECT address_id FROM unsubscribe_tokens \
-             WHERE token_hash = $1 AND expires_at > $2) RETURNING {ADDRESS_COLUMNS}"
+            "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE id = (SELECT address_id \
+             FROM unsubscribe_tokens WHERE token_hash = $1 AND expires_at > $2)"
         ))
         .bind(token_hash)
         .bind(now.0)
         .fetch_optional(c)
         .await)?;
         if let Some(a) = &removed {
-            cancel_queued_to(&mut tx, a.customer_id, &a.email).await?;
+            remove_address_in(&mut tx, a.id).await?;
+            let household = household_of(&mut tx, a.customer_id).await?;
             record(
                 &mut tx,
                 &by_recipient(a, now),
-                Some(CustomerId(a.customer_id)),
+                Some(household),
                 "alert_address.unsubscribed",
                 json!({"email": a.email}),
             )
@@ -538,13 +578,24 @@ impl Store {
     }
 
     /// One alert address by id, if it still exists.
-    pub async fn alert_address(&self, id: i64) -> Result<Option<AlertAddress>, Error> {
-        Ok(on!(self.pool, c => sqlx::query_as(&format!(
-            "SELECT {ADDRESS_COLUMNS} FROM alert_addresses WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(c)
-        .await)?)
+    /// Address `id` as the recipient rule sees it for `household`'s mail about `camera`
+    /// (`None`: a notice) at `now`: the sender's check at the last moment.
+    pub async fn alert_recipient(
+        &self,
+        id: i64,
+        household: CustomerId,
+        camera: Option<i64>,
+        now: UnixMillis,
+    ) -> Result<Option<AlertRecipient>, Error> {
+        Ok(
+            on!(self.pool, c => sqlx::query_as(&format!("{RECIPIENTS} AND a.id = $4"))
+            .bind(household.0)
+            .bind(camera)
+            .bind(now.0)
+            .bind(id)
+            .fetch_optional(c)
+            .await)?,
+        )
     }
 
     /// The camera's events stored, while armed, since the one before `event` that was mailed,
@@ -704,18 +755,33 @@ fn by_recipient(address: &AlertAddress, at: UnixMillis) -> Audit {
     }
 }
 
-/// Cancels the customer's queued mail to `recipient`, an address just removed: removal is
-/// immediate.
-async fn cancel_queued_to(tx: &mut Tx, customer: i64, recipient: &str) -> Result<(), Error> {
+/// Removes address `address` with its queued mail, at once: every mail to it names it (its
+/// confirmation, alerts and notices), and is cancelled before the row goes (which unlinks
+/// them).
+async fn remove_address_in(tx: &mut Tx, address: i64) -> Result<(), Error> {
     on!(tx, c => sqlx::query(
         "UPDATE outbox SET state = 'cancelled', last_error = 'the address was removed', \
-         body = NULL WHERE customer_id = $1 AND recipient = $2 AND state = 'queued'",
+         body = NULL WHERE state = 'queued' AND address_id = $1",
     )
-    .bind(customer)
-    .bind(recipient)
+    .bind(address)
     .execute(c)
     .await.map(|r| r.rows_affected()))?;
+    on!(tx, c => sqlx::query("DELETE FROM alert_addresses WHERE id = $1")
+        .bind(address)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// The household account `account` belongs to: its own, or a member's holder's.
+async fn household_of(tx: &mut Tx, account: i64) -> Result<CustomerId, Error> {
+    let (household,): (i64,) = on!(tx, c => sqlx::query_as(
+        "SELECT COALESCE(household_id, id) FROM accounts WHERE id = $1",
+    )
+    .bind(account)
+    .fetch_one(c)
+    .await)?;
+    Ok(CustomerId(household))
 }
 
 #[cfg(test)]

@@ -301,3 +301,129 @@ async fn rights_change_and_a_member_is_removed_at_once_each_in_the_history() {
         ["member.rights_changed", "member.removed"]
     );
 }
+
+/// The alert mail queued for `event`: its recipients, in order.
+async fn alerted(s: &Store, event: i64) -> Vec<String> {
+    let far = UnixMillis(i64::MAX / 2);
+    s.due_mail(far, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "alert" && m.event_id == Some(event))
+        .map(|m| m.recipient)
+        .collect()
+}
+
+#[tokio::test]
+async fn alerts_reach_a_members_own_addresses_for_the_cameras_given_alerts_while_their_access_lasts()
+ {
+    use crate::store::AlertPolicy;
+    use crate::store::testing::{confirmed_address, motion};
+    let (s, _dir) = store().await;
+    let (holder, porch) = porch(&s, &Audit::admin(T0)).await;
+    let holder = CustomerId(holder);
+    let garden = s
+        .add_camera(
+            NewCamera {
+                customer_id: holder,
+                name: DisplayName::parse("Garden").unwrap(),
+                model: CameraModel::Fixed,
+                plan: Plan::Dispatch,
+                source: CameraSource::Agent,
+                agent_token_hash: Some("g".into()),
+            },
+            &Audit::admin(T0),
+        )
+        .await
+        .unwrap();
+    confirmed_address(&s, holder.0, T0).await;
+    let mut guest = invitation("hanako@example.jp", porch, &[Right::Alerts]);
+    guest
+        .membership
+        .cameras
+        .insert(garden, Rights::of(&[Right::Watch]));
+    guest.membership.until = Some(T0.plus(DAY));
+    invite(&s, holder, &guest, "tok", T0).await.unwrap();
+    let member = s.accept_invitation("tok", "h", T0).await.unwrap().unwrap();
+    let add = |email: &'static str, hash: &'static str| {
+        let s = s.clone();
+        async move {
+            s.add_alert_address(
+                CustomerId(member.id),
+                &Email::parse(email).unwrap(),
+                hash,
+                T0.plus(DAY),
+                &format!("<{hash}@test>"),
+                |_| Ok(b"confirm".to_vec()),
+                &Audit::admin(T0),
+            )
+            .await
+        }
+    };
+    let hers = add("hanako@example.jp", "hc").await.unwrap();
+    s.confirm_alert_address("hc", T0).await.unwrap().unwrap();
+    // Her address is hers: the holder's list does not show it; the history is the holder's.
+    let holders: Vec<String> = s
+        .alert_addresses(holder)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.email)
+        .collect();
+    assert_eq!(holders, ["home@example.jp"]);
+    let names: Vec<String> = actions(&s, holder).await.into_iter().map(|a| a.2).collect();
+    assert!(
+        names.contains(&"alert_address.confirmed".to_owned()),
+        "{names:?}"
+    );
+
+    let policy = AlertPolicy {
+        cooldown: Duration::ZERO,
+        domain: "test",
+    };
+    let event = |camera, key: &'static str, at| {
+        let s = s.clone();
+        let policy = &policy;
+        async move {
+            s.insert_event(&motion(camera, key, at), policy)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let on_porch = event(porch, "porch-0001", T0.plus(Duration::from_secs(1))).await;
+    assert_eq!(
+        alerted(&s, on_porch).await,
+        ["home@example.jp", "hanako@example.jp"]
+    );
+    let on_garden = event(garden, "garden-0001", T0.plus(Duration::from_secs(2))).await;
+    assert_eq!(
+        alerted(&s, on_garden).await,
+        ["home@example.jp"],
+        "no alerts right there"
+    );
+
+    // The sender's last check follows her access: at her end, her queued alert is not hers.
+    let sent = |at| s.alert_recipient(hers.id, holder, Some(porch.0), at);
+    assert!(
+        sent(T0.plus(Duration::from_secs(1)))
+            .await
+            .unwrap()
+            .unwrap()
+            .receives
+    );
+    assert!(!sent(T0.plus(DAY)).await.unwrap().unwrap().receives);
+    let later = event(porch, "porch-0002", T0.plus(DAY)).await;
+    assert_eq!(
+        alerted(&s, later).await,
+        ["home@example.jp"],
+        "her access ended"
+    );
+
+    // Five addresses in the household, hers counted.
+    for (email, hash) in [("b@x.jp", "kb"), ("c@x.jp", "kc"), ("d@x.jp", "kd")] {
+        add(email, hash).await.unwrap();
+    }
+    let e = add("e@x.jp", "ke").await.unwrap_err();
+    assert_eq!(e.given_code(), Some("too_many_addresses"));
+}
