@@ -330,3 +330,57 @@ fn direct_sources_on_the_relays_own_or_private_network_are_refused_unless_allowe
     );
     Ok(())
 }
+
+/// A household member who forgot their password: the administrator lists them with their
+/// household, sets a new password after checking who they are (their sessions end, the
+/// holder's history says so), and can remove them as the holder would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_household_members_password_is_set_and_they_are_removed_by_the_administrator()
+-> Result<()> {
+    let relay = Relay::start("")?;
+    let owner = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
+    let cam = relay.camera(owner, "Porch", "fixed", "dispatch", "agent")?;
+    let alice = relay.login("a@example.jp", PW).await?;
+    let grant = serde_json::json!({ "cameras": { cam["id"].to_string(): ["watch"] } });
+    let hana = relay
+        .member(&alice, "hana@example.jp", "Hana", grant, PW)
+        .await?;
+    let listed = relay.admin(&["member", "list"], "")?;
+    let member = &listed["members"][0];
+    assert_eq!(member["email"], "hana@example.jp", "{listed}");
+    assert_eq!(member["household"], owner, "{listed}");
+    let id = member["id"].as_i64().expect("id").to_string();
+
+    let set = relay.admin(
+        &["member", "set-password", "--id", &id],
+        "a brand new password\n",
+    )?;
+    assert_eq!(set["password_set"], true);
+    let (status, _) = common::status_json(hana.get("/api/me").await?).await?;
+    assert_eq!(status, 401, "her old session ended");
+    let hana = relay
+        .login("hana@example.jp", "a brand new password")
+        .await?;
+    let (_, history) = common::status_json(alice.get("/api/history").await?).await?;
+    let reset = history
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["action"] == "password.reset" && e["actor_name"] == "admin");
+    assert!(reset, "in the holder's history: {history}");
+    // Not a customer's command: the customer subcommands do not reach her.
+    let (ok, _, _) = common::admin_raw(
+        &relay.config,
+        &["customer", "set-password", "--id", &id],
+        "x long enough\n",
+    )?;
+    assert!(!ok);
+
+    let removed = relay.admin(&["member", "remove", "--id", &id], "")?;
+    assert_eq!(removed["removed"], true);
+    let (status, _) = common::status_json(hana.get("/api/me").await?).await?;
+    assert_eq!(status, 401);
+    let (_, household) = common::status_json(alice.get("/api/household").await?).await?;
+    assert_eq!(household["members"], serde_json::json!([]));
+    Ok(())
+}

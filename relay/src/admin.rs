@@ -26,6 +26,9 @@ pub enum AdminCommand {
     /// Guard-center operator accounts.
     #[command(subcommand)]
     Operator(AccountCommand<NoExtra>),
+    /// Members of customers' households (made only by a customer's invitation).
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Cameras and their agent tokens.
     #[command(subcommand)]
     Camera(CameraCommand),
@@ -130,6 +133,23 @@ pub enum AccountCommand<E: Args> {
         id: i64,
         #[command(flatten)]
         home: HomeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Lists the members of every household.
+    List,
+    /// Sets a member's new password (read from stdin) after an identity check, and ends their
+    /// sessions.
+    SetPassword {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Removes a member from their household (as its holder would).
+    Remove {
+        #[arg(long)]
+        id: i64,
     },
 }
 
@@ -270,6 +290,7 @@ pub async fn run(
         AdminCommand::Operator(c) => {
             account(store, Role::Operator, c, |_| Language::Ja, stdin, &audit).await
         }
+        AdminCommand::Member(c) => member(store, c, stdin, &audit).await,
         AdminCommand::Camera(c) => camera(store, sources, c, &audit).await,
         AdminCommand::Guard(c) => guard(store, c, &audit).await,
         AdminCommand::MigrateStorage(_) => Err(Error::internal(
@@ -344,6 +365,59 @@ async fn account<E: Args>(
             Ok(Output {
                 json: json!({ "id": id, "password_set": true }),
                 human: format!("new password set for {role} {id}; their sessions were ended"),
+            })
+        }
+    }
+}
+
+async fn member(
+    store: &Store,
+    cmd: MemberCommand,
+    stdin: impl BufRead,
+    audit: &Audit,
+) -> Result<Output, Error> {
+    match cmd {
+        MemberCommand::List => {
+            let members = store.accounts(Role::Member).await?;
+            let human = members
+                .iter()
+                .map(|m| {
+                    let household = m.household.map_or(0, |h| h.0);
+                    format!("{}\thousehold {household}", describe(m))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                json: json!({ "members": members }),
+                human,
+            })
+        }
+        MemberCommand::SetPassword { id } => {
+            let hash = hash_blocking(read_password(stdin)?).await?;
+            if !store
+                .set_password_hash(Role::Member, id, &hash, audit)
+                .await?
+            {
+                return Err(Error::not_found("member"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "password_set": true }),
+                human: format!("new password set for member {id}; their sessions were ended"),
+            })
+        }
+        MemberCommand::Remove { id } => {
+            let household = store
+                .account(id)
+                .await?
+                .filter(|a| a.role == Role::Member)
+                .and_then(|a| a.household)
+                .ok_or_else(|| Error::not_found("member"))?;
+            if !store.remove_member(household, id, audit).await? {
+                return Err(Error::not_found("member"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "removed": true }),
+                human: format!("removed member {id} from household {household}"),
             })
         }
     }

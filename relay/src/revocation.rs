@@ -197,3 +197,6 @@ impl Revocations {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

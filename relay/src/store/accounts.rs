@@ -2,7 +2,8 @@
 //! exactly one account, whatever its role.
 
 use super::history::{Audit, record};
-use super::{Store, conflict_on_unique, on, parse_column};
+use super::household::household_of;
+use super::{Store, Tx, conflict_on_unique, on, parse_column};
 use crate::error::Error;
 use eyeward::{CustomerId, DisplayName, Email, GuardCenter, Language, Role, UnixMillis};
 use serde::Serialize;
@@ -74,9 +75,14 @@ impl AccountRow {
 const COLUMNS: &str =
     "id, role, email, name, guard_center, lang, password_hash, household_id, access_until";
 
-/// The history belongs to the customer when the account is one.
-fn owner(role: Role, id: i64) -> Option<CustomerId> {
-    (role == Role::Customer).then_some(CustomerId(id))
+/// Whose history an account's own operations go to: a customer's own, a member's holder's;
+/// an operator's to none.
+async fn history_owner(tx: &mut Tx, role: Role, id: i64) -> Result<Option<CustomerId>, Error> {
+    match role {
+        Role::Customer => Ok(Some(CustomerId(id))),
+        Role::Member => household_of(tx, id).await.map(Some),
+        Role::Operator => Ok(None),
+    }
 }
 
 impl Store {
@@ -96,10 +102,11 @@ impl Store {
         .fetch_one(c)
         .await)
         .map_err(|e| conflict_on_unique(e, "an account with this email address already exists"))?;
+        let owner = history_owner(&mut tx, new.role, id).await?;
         record(
             &mut tx,
             audit,
-            owner(new.role, id),
+            owner,
             &format!("{}.created", new.role),
             json!({ "id": id, "email": new.email, "guard_center": new.guard_center }),
         )
@@ -189,7 +196,8 @@ impl Store {
                 .execute(c)
                 .await.map(|r| r.rows_affected()))?;
             super::revoke(&mut tx).await?;
-            record(&mut tx, audit, owner(role, id), "password.reset", json!({})).await?;
+            let owner = history_owner(&mut tx, role, id).await?;
+            record(&mut tx, audit, owner, "password.reset", json!({})).await?;
         }
         tx.commit().await?;
         Ok(done)
@@ -208,10 +216,11 @@ impl Store {
             .bind(id)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
+        let owner = history_owner(&mut tx, role, id).await?;
         record(
             &mut tx,
             audit,
-            owner(role, id),
+            owner,
             "language.changed",
             json!({ "lang": lang }),
         )

@@ -534,6 +534,17 @@ impl Store {
     }
 }
 
+/// The household account `account` belongs to: its own, or a member's holder's.
+pub(super) async fn household_of(tx: &mut Tx, account: i64) -> Result<CustomerId, Error> {
+    let (household,): (i64,) = on!(tx, c => sqlx::query_as(
+        "SELECT COALESCE(household_id, id) FROM accounts WHERE id = $1",
+    )
+    .bind(account)
+    .fetch_one(c)
+    .await)?;
+    Ok(CustomerId(household))
+}
+
 /// Withdraws a pending invitation of the household to `email`, and its unsent mail.
 async fn withdraw_pending_to(
     tx: &mut Tx,

@@ -3,6 +3,7 @@
 //! module sends it.
 
 use super::history::{Actor, Audit, Channel, record};
+use super::household::household_of;
 use super::{Store, Tx, conflict_on_unique, on};
 use crate::error::{Error, ErrorKind};
 use eyeward::alert::{Recipient, recipients};
@@ -771,17 +772,6 @@ async fn remove_address_in(tx: &mut Tx, address: i64) -> Result<(), Error> {
         .execute(c)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
-}
-
-/// The household account `account` belongs to: its own, or a member's holder's.
-async fn household_of(tx: &mut Tx, account: i64) -> Result<CustomerId, Error> {
-    let (household,): (i64,) = on!(tx, c => sqlx::query_as(
-        "SELECT COALESCE(household_id, id) FROM accounts WHERE id = $1",
-    )
-    .bind(account)
-    .fetch_one(c)
-    .await)?;
-    Ok(CustomerId(household))
 }
 
 #[cfg(test)]
