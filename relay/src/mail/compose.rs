@@ -377,6 +377,30 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
             on_off(&detail["away"], lang),
             on_off(&detail["home"], lang)
         ),
+        (Language::Ja, "member.invited") => {
+            format!("{}（{}）さんを招待", field("name"), field("email"))
+        }
+        (Language::Ja, "member.joined") => "ご家族・ゲストとして参加".into(),
+        (Language::Ja, "member.rights_changed") => format!("{} さんの権限を変更", field("member")),
+        (Language::Ja, "member.removed") => format!("{} さんを削除", field("member")),
+        (Language::Ja, "member.invitation_withdrawn") => {
+            format!("{} への招待を取り消し", field("email"))
+        }
+        (Language::En, "member.invited") => format!(
+            "Invited {} ({}) to the household",
+            field("name"),
+            field("email")
+        ),
+        (Language::En, "member.joined") => "Joined the household".into(),
+        (Language::En, "member.rights_changed") => {
+            format!("Changed what {} may do", field("member"))
+        }
+        (Language::En, "member.removed") => {
+            format!("Removed {} from the household", field("member"))
+        }
+        (Language::En, "member.invitation_withdrawn") => {
+            format!("Withdrew the invitation to {}", field("email"))
+        }
         (Language::En, "login.new_browser") => "Login from a new browser".into(),
         (Language::En, "password.reset") => "Password reset".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),

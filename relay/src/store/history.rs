@@ -161,6 +161,12 @@ const OPERATION_NOTICES: &[&str] = &[
     "arming.schedule_added",
     "arming.schedule_removed",
     "camera.alerts_changed",
+    // Who is let into the household, and what they may do.
+    "member.invited",
+    "member.joined",
+    "member.rights_changed",
+    "member.removed",
+    "member.invitation_withdrawn",
 ];
 
 /// Each step of a dispatch request: mailed whatever the switches say, since the customer is
