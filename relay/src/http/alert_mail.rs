@@ -66,18 +66,7 @@ pub async fn add(
     c: HouseholdCaller,
     ApiJson(new): ApiJson<NewAddress>,
 ) -> Result<Response, Error> {
-    let now = st.clock.now();
-    if let Some(m) = &c.membership
-        && !m
-            .cameras
-            .keys()
-            .any(|camera| m.rights_on(*camera, now).has(Right::Alerts))
-    {
-        return Err(
-            Error::forbidden("you were not given alert mail on any camera")
-                .with_code("not_your_right"),
-        );
-    }
+    c.given_on_some_camera(Right::Alerts, st.clock.now())?;
     let email = Email::parse(&new.email)
         .map_err(|e| Error::bad_request(e.to_string()).with_code("invalid_email"))?;
     let confirm = Token::generate("ewc_");

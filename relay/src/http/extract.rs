@@ -245,6 +245,20 @@ impl HouseholdCaller {
         self.membership.as_ref().map(|_| self.caller.account.id)
     }
 
+    /// For what a member may use on any camera given `right` (the holder always): 403
+    /// `not_your_right` when they were given it on none at `now`.
+    pub fn given_on_some_camera(&self, right: Right, now: UnixMillis) -> Result<(), Error> {
+        match &self.membership {
+            Some(m) if !m.cameras.keys().any(|c| m.rights_on(*c, now).has(right)) => {
+                Err(Error::forbidden(format!(
+                    "you were not given the {right} right on any camera"
+                ))
+                .with_code("not_your_right"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// What this caller may do with `camera` (one of the household's) at `now`.
     pub fn access(&self, camera: &Camera, right: Right, now: UnixMillis) -> Access {
         match &self.membership {

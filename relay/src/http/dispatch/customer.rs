@@ -24,18 +24,7 @@ use serde_json::{Value, json};
 /// `GET /api/dispatch-terms`: what a request costs and when, for the confirmation (to a
 /// member given `dispatch` on a camera, too).
 pub async fn terms(State(st): State<AppState>, c: HouseholdCaller) -> Result<Json<Value>, Error> {
-    let now = st.clock.now();
-    if let Some(m) = &c.membership
-        && !m
-            .cameras
-            .keys()
-            .any(|camera| m.rights_on(*camera, now).has(Right::Dispatch))
-    {
-        return Err(
-            Error::forbidden("you were not given the dispatch right on any camera")
-                .with_code("not_your_right"),
-        );
-    }
+    c.given_on_some_camera(Right::Dispatch, st.clock.now())?;
     let home = st.store.home_of(c.household).await?;
     Ok(Json(json!({
         "fee_yen": st.dispatcher.config().fee_yen,
