@@ -7,7 +7,8 @@
 //! joined. They add an alert address of their own, confirmed through its
 //! real mail: motion on their camera is mailed there, motion on the camera they were not given
 //! alert mail on is not. Then the holder gives them `move` from the same card, and the pad
-//! appears for them. Runs in a loopback-only network namespace (live video). Screenshots
+//! appears for them; last, the holder removes them with the card's button, and their login is
+//! gone. Runs in a loopback-only network namespace (live video). Screenshots
 //! go to `target/test-output/browser_household/`.
 
 mod common;
@@ -156,6 +157,15 @@ async fn a_member_invited_by_mail_joins_and_sees_only_what_they_were_given() -> 
     assert!(
         got.iter().all(|s| s.contains("Porch")),
         "only Porch's alerts reach her: {got:?}"
+    );
+
+    // The holder removes her from the card: her login is gone.
+    common::run_browser_script("household", &relay, &vars("remove"), &agents).await?;
+    assert!(
+        relay
+            .login("hana@example.jp", "hana’s own password")
+            .await
+            .is_err()
     );
     Ok(())
 }

@@ -2,7 +2,8 @@
 // invites Hana from the household card, giving Porch's "watch live" and "events". STEP=join:
 // Hana opens the mailed link in her own browser, chooses a password, and sees Porch alone,
 // live, with neither the pan-tilt pad nor the speaker, and none of the holder's settings;
-// the holder gives her "move" from the card, and the pad appears on her page.
+// the holder gives her "move" from the card, and the pad appears on her page. STEP=remove:
+// the holder removes her with the card's button, accepting its confirmation.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +32,14 @@ async function holderPage() {
 const box = (camera, right) => `#household-rights input[name="${camera}:${right}"]`;
 
 try {
-  if (STEP === 'invite') {
+  if (STEP === 'remove') {
+    const page = await holderPage();
+    page.once('dialog', (d) => d.accept());
+    await page.locator('#household-members li', { hasText: 'Hana' })
+      .getByRole('button', { name: 'Remove Hana from the household' }).click();
+    await page.waitForSelector('#household-empty:not([hidden])');
+    await page.waitForFunction(() => /Removed Hana from the household/.test(document.getElementById('history').textContent), null, { timeout: 10_000 });
+  } else if (STEP === 'invite') {
     const page = await holderPage();
     await page.fill('#household-name', 'Hana');
     await page.fill('#household-email', 'hana@example.jp');
