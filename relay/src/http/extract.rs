@@ -273,10 +273,13 @@ impl HouseholdCaller {
         let cameras = st.store.cameras_of(self.household).await?;
         Ok(match &self.membership {
             None => cameras,
-            Some(m) => cameras
-                .into_iter()
-                .filter(|c| !m.rights_on(c.id, now).is_empty())
-                .collect(),
+            Some(m) => {
+                let seen = m.cameras_seen(now);
+                cameras
+                    .into_iter()
+                    .filter(|c| seen.contains(&c.id))
+                    .collect()
+            }
         })
     }
 
