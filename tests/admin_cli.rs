@@ -333,7 +333,8 @@ fn direct_sources_on_the_relays_own_or_private_network_are_refused_unless_allowe
 
 /// A household member who forgot their password: the administrator lists them with their
 /// household, sets a new password after checking who they are (their sessions end, the
-/// holder's history says so), and can remove them as the holder would.
+/// holder's history says so), removes their passkeys the same way, and can remove them as the
+/// holder would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_household_members_password_is_set_and_they_are_removed_by_the_administrator()
 -> Result<()> {
@@ -373,6 +374,21 @@ async fn a_household_members_password_is_set_and_they_are_removed_by_the_adminis
         &relay.config,
         &["customer", "set-password", "--id", &id],
         "x long enough\n",
+    )?;
+    assert!(!ok);
+
+    // Her passkeys, all lost: removed after the same check; her session ends again, and the
+    // holder's history says so. A customer's id is not a member's.
+    let reset = relay.admin(&["member", "remove-passkeys", "--id", &id], "")?;
+    assert_eq!(reset["passkeys_removed"], true);
+    let (status, _) = common::status_json(hana.get("/api/me").await?).await?;
+    assert_eq!(status, 401, "her session ended");
+    let (_, history) = common::status_json(alice.get("/api/history").await?).await?;
+    assert_eq!(history[0]["action"], "passkeys.reset", "{history}");
+    let (ok, _, _) = common::admin_raw(
+        &relay.config,
+        &["member", "remove-passkeys", "--id", &owner.to_string()],
+        "",
     )?;
     assert!(!ok);
 

@@ -12,11 +12,12 @@ import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
+import { PasskeyPanel, ceremonyError, passkeyGate, passkeysInBrowser, signInWithPasskey } from './passkeys.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
   lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
-  dispatch: null, console: null, arming: null, household: null,
+  dispatch: null, console: null, arming: null, household: null, passkeys: null,
   // The event page's wait for a clip on its way.
   clipWait: null,
   // The camera whose live view plays.
@@ -75,7 +76,7 @@ function show(view) {
   $('who').hidden = !loggedIn;
   if (changed && view !== 'login-view') $(view).querySelector('h1').focus({ preventScroll: false });
 }
-const VIEWS = ['login-view', 'invite-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'grid-view', 'console-view'];
+const VIEWS = ['login-view', 'invite-view', 'passkey-gate-view', 'cameras-view', 'live-view', 'event-view', 'feed-view', 'grid-view', 'console-view'];
 
 function renderCameras(cameras) {
   const list = $('cameras');
@@ -121,7 +122,8 @@ function renderHistory(entries) {
     const what = document.createElement('span');
     what.className = 'what';
     const detail = e.detail || {};
-    what.textContent = t(state.lang, `action.${e.action}`, historyVars(detail));
+    const by = detail.with === 'passkey' ? '.passkey' : '';
+    what.textContent = t(state.lang, `action.${e.action}${by}`, historyVars(detail));
     const who = document.createElement('span');
     who.className = 'muted who-did';
     // A camera's own entries (online, offline) are signed by the camera: say which, by name.
@@ -158,10 +160,20 @@ function historyVars(detail) {
 async function render() {
   const me = state.me;
   $('who').textContent = me.name;
+  if (!state.passkeys) state.passkeys = new PasskeyPanel(() => state.lang);
   if (me.role === 'operator') {
+    // Operators see people's homes: where the relay offers passkeys, the console opens only
+    // to a session signed in or checked with one.
+    const pk = await api('GET', '/api/passkeys');
+    if (pk.resp.status === 401) return loggedOut();
+    if (pk.resp.ok && pk.data.needed && !pk.data.checked) {
+      show('passkey-gate-view');
+      await passkeyGate(() => state.lang, pk.data);
+    }
     if (!state.console) state.console = new GuardConsole($('console-view'), () => state.lang);
     state.console.start(me);
     show('console-view');
+    await state.passkeys.load($('console-view'));
     return;
   }
   // A household member sees the cameras they were given, with what they may do there; the
@@ -190,6 +202,7 @@ async function render() {
   const mailed = holder || state.cameras.some((c) => may(c, 'alerts'));
   $('alerts').hidden = !mailed;
   if (mailed) loadAddresses(holder);
+  await state.passkeys.load($('cameras-view'));
   await route();
 }
 
@@ -715,6 +728,34 @@ async function onLogin(ev) {
   }
 }
 
+// Signs in with whichever of this site's passkeys the person picks (no address typed).
+async function onPasskeyLogin() {
+  const err = $('login-error');
+  err.hidden = true;
+  const button = $('login-passkey');
+  button.disabled = true;
+  try {
+    const outcome = await signInWithPasskey();
+    if (outcome.resp && outcome.resp.ok) {
+      await loggedIn(outcome.data);
+      return;
+    }
+    err.textContent = ceremonyError(state.lang, outcome);
+  } catch {
+    err.textContent = t(state.lang, 'networkError');
+  } finally {
+    button.disabled = false;
+  }
+  err.hidden = false;
+}
+
+// The passkey button shows where both this browser and the relay can use one.
+async function offerPasskeyLogin() {
+  if (!passkeysInBrowser()) return;
+  const { resp, data } = await api('GET', '/api/login/passkey').catch(() => ({ resp: { ok: false } }));
+  $('login-passkey').hidden = !(resp.ok && data.offered);
+}
+
 async function onLogout() {
   await api('POST', '/api/logout').catch(() => {});
   loggedOut();
@@ -746,6 +787,8 @@ async function start() {
     b.addEventListener('click', () => setLang(b.dataset.lang));
   }
   $('login-form').addEventListener('submit', onLogin);
+  $('login-passkey').addEventListener('click', onPasskeyLogin);
+  offerPasskeyLogin();
   $('alert-form').addEventListener('submit', onAddAddress);
   $('notify-offline').addEventListener('change', saveNotices);
   $('notify-operations').addEventListener('change', saveNotices);

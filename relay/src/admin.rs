@@ -127,6 +127,12 @@ pub enum AccountCommand<E: Args> {
         #[arg(long)]
         id: i64,
     },
+    /// Removes every passkey of the account after an identity check (all of them lost), and
+    /// ends its sessions.
+    RemovePasskeys {
+        #[arg(long)]
+        id: i64,
+    },
     /// Sets where a customer's home is (for guards sent there).
     SetHome {
         #[arg(long)]
@@ -143,6 +149,11 @@ pub enum MemberCommand {
     /// Sets a member's new password (read from stdin) after an identity check, and ends their
     /// sessions.
     SetPassword {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Removes every passkey of a member after an identity check, and ends their sessions.
+    RemovePasskeys {
         #[arg(long)]
         id: i64,
     },
@@ -357,6 +368,7 @@ async fn account<E: Args>(
                 human: format!("home set for customer {id}"),
             })
         }
+        AccountCommand::RemovePasskeys { id } => remove_passkeys(store, role, id, audit).await,
         AccountCommand::SetPassword { id } => {
             let hash = hash_blocking(read_password(stdin)?).await?;
             if !store.set_password_hash(role, id, &hash, audit).await? {
@@ -368,6 +380,22 @@ async fn account<E: Args>(
             })
         }
     }
+}
+
+/// The passkey reset: every passkey of `role` `id` removed, their sessions ended.
+async fn remove_passkeys(
+    store: &Store,
+    role: Role,
+    id: i64,
+    audit: &Audit,
+) -> Result<Output, Error> {
+    if !store.remove_all_passkeys(role, id, audit).await? {
+        return Err(Error::not_found(role.as_str()));
+    }
+    Ok(Output {
+        json: json!({ "id": id, "passkeys_removed": true }),
+        human: format!("every passkey of {role} {id} removed; their sessions were ended"),
+    })
 }
 
 async fn member(
@@ -404,6 +432,9 @@ async fn member(
                 json: json!({ "id": id, "password_set": true }),
                 human: format!("new password set for member {id}; their sessions were ended"),
             })
+        }
+        MemberCommand::RemovePasskeys { id } => {
+            remove_passkeys(store, Role::Member, id, audit).await
         }
         MemberCommand::Remove { id } => {
             let household = store

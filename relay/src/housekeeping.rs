@@ -322,8 +322,8 @@ mod tests {
         let (keeper, _dir) = housekeeping(30 * DAY).await;
         let owner = customer(&keeper.store, "a@example.jp").await.0;
         let s = &keeper.store;
-        s.create_session("idle", owner, T0).await.unwrap();
-        s.create_session("busy", owner, T0).await.unwrap();
+        s.create_session("idle", owner, None, T0).await.unwrap();
+        s.create_session("busy", owner, None, T0).await.unwrap();
         let (mut idle_gone, mut busy_gone) = (None, None);
         let mut now = T0;
         while busy_gone.is_none() && now < T0.plus(8 * DAY) {

@@ -44,10 +44,10 @@ pub async fn login(
     }
     let found = st.store.account_for_login(&email).await?;
     // A browser this account logged in from before is throttled on its own count only.
-    let browser = cookie(&headers, cookie_names(st.secure_cookies).1).map(hash_token);
-    let known = match (&found, &browser) {
-        (Some(a), Some(hash)) => st.store.browser_known(a.account.id, hash, now).await?,
-        _ => false,
+    let browser = browser_cookie_hash(&st, &headers);
+    let known = match &found {
+        Some(a) => browser_known(&st, &browser, a.account.id, now).await?,
+        None => false,
     };
     let known_browser = browser.as_deref().filter(|_| known);
     let attempt = match lock_limiter(&st).begin(email.as_str(), addr, known_browser, now) {
@@ -87,7 +87,40 @@ pub async fn login(
         return Err(access_ended(until));
     }
     st.metrics.login("success");
-    signed_in(&st, account, known, now).await
+    signed_in(&st, account, known, None, now).await
+}
+
+/// The hash of the cookie that names this browser, if it sent one.
+fn browser_cookie_hash(st: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, cookie_names(st.secure_cookies).1).map(hash_token)
+}
+
+/// Whether the browser whose cookie hashes to `browser` signed in to `account` before (and, if
+/// so, is seen again now).
+async fn browser_known(
+    st: &AppState,
+    browser: &Option<String>,
+    account: i64,
+    now: eyeward::UnixMillis,
+) -> Result<bool, Error> {
+    match browser {
+        Some(hash) => st.store.browser_known(account, hash, now).await,
+        None => Ok(false),
+    }
+}
+
+/// `account` signed in at `now` with passkey `passkey`, from the browser that sent `headers`.
+pub(super) async fn signed_in_with_passkey(
+    st: &AppState,
+    headers: &HeaderMap,
+    account: Account,
+    passkey: i64,
+    now: eyeward::UnixMillis,
+) -> Result<Response, Error> {
+    let browser = browser_cookie_hash(st, headers);
+    let known = browser_known(st, &browser, account.id, now).await?;
+    st.metrics.login("success");
+    signed_in(st, account, known, Some(passkey), now).await
 }
 
 /// A guest whose rights ended at `until`: 401, whatever they try.
@@ -121,22 +154,29 @@ pub(super) async fn password_turn(
     }
 }
 
-/// `account` signed in at `now` from a browser it used before (`known`) or a new one: a new
-/// session and its cookie, the login in their history (one from a new browser also mailed,
-/// when the customer wants operation mails, and the browser remembered).
+/// `account` signed in at `now` (with `passkey`, if by one) from a browser it used before
+/// (`known`) or a new one: a new session and its cookie, the login in their history (one from
+/// a new browser also mailed, when the customer wants operation mails, and the browser
+/// remembered).
 pub(super) async fn signed_in(
     st: &AppState,
     account: Account,
     known: bool,
+    passkey: Option<i64>,
     now: eyeward::UnixMillis,
 ) -> Result<Response, Error> {
     let token = Token::generate("");
     st.store
-        .create_session(&token.hash, account.id, now)
+        .create_session(&token.hash, account.id, passkey, now)
         .await?;
     let caller = Caller {
         account,
         token_hash: token.hash.clone(),
+        passkey,
+    };
+    let with = match passkey {
+        Some(_) => json!({ "with": "passkey" }),
+        None => json!({}),
     };
     let mut cookies = vec![session_cookie(
         st,
@@ -144,13 +184,13 @@ pub(super) async fn signed_in(
         st.sessions.max_age.as_secs(),
     )];
     if known {
-        record_own(st, &caller, "login", json!({})).await?;
+        record_own(st, &caller, "login", with).await?;
     } else {
         let browser = Token::generate("");
         st.store
             .remember_browser(caller.account.id, &browser.hash, now)
             .await?;
-        record_own(st, &caller, "login.new_browser", json!({})).await?;
+        record_own(st, &caller, "login.new_browser", with).await?;
         cookies.push(browser_cookie(st, browser.secret()));
     }
     let mut resp = Json(caller.account).into_response();
@@ -185,7 +225,7 @@ fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue 
 }
 
 /// Records an operation in the caller's own history (customers only have one).
-async fn record_own(
+pub(super) async fn record_own(
     st: &AppState,
     caller: &Caller,
     action: &str,

@@ -26,6 +26,8 @@ pub const SECURE_SESSION_COOKIE: &str = "__Host-eyeward_session";
 pub struct Caller {
     pub account: Account,
     pub token_hash: String,
+    /// The passkey this session was signed in or checked with, if any.
+    pub passkey: Option<i64>,
 }
 
 impl Caller {
@@ -143,6 +145,7 @@ impl FromRequestParts<AppState> for Caller {
                 Ok(Caller {
                     account: session.account,
                     token_hash,
+                    passkey: session.passkey,
                 })
             }
         }
@@ -384,7 +387,8 @@ impl FromRequestParts<AppState> for HouseholdCaller {
     }
 }
 
-/// A logged-in guard-center operator, with their center. Other roles: 403.
+/// A logged-in guard-center operator, with their center, whose session was signed in or
+/// checked with a passkey (where passkeys are offered). Other roles, or no passkey: 403.
 pub struct OperatorCaller {
     pub id: OperatorId,
     pub center: GuardCenter,
@@ -398,6 +402,14 @@ impl FromRequestParts<AppState> for OperatorCaller {
         let caller = Caller::from_request_parts(parts, state).await?;
         if caller.account.role != Role::Operator {
             return Err(Error::forbidden("this is for guard-center operators only"));
+        }
+        // Operators see people's homes: where passkeys can be had, the console opens only to a
+        // session signed in or checked with one.
+        if state.relying_party.offered() && caller.passkey.is_none() {
+            return Err(
+                Error::forbidden("the console opens after a check with your passkey")
+                    .with_code("passkey_needed"),
+            );
         }
         Ok(OperatorCaller {
             id: OperatorId(caller.account.id),

@@ -298,5 +298,5 @@ pub async fn accept(
         .await?
         .ok_or_else(|| Error::not_found("invitation"))?;
     tracing::info!(member = account.id, "invitation accepted");
-    signed_in(&st, account, false, now).await
+    signed_in(&st, account, false, None, now).await
 }

@@ -17,6 +17,7 @@ pub(crate) mod live_video;
 mod middleware;
 mod motion_events;
 mod pan_tilt;
+mod passkeys;
 mod serve;
 pub mod streams;
 pub mod tls;
@@ -25,7 +26,7 @@ mod web;
 #[cfg(test)]
 mod tests;
 
-use crate::auth::{LoginLimiter, LoginLimits, SessionPolicy};
+use crate::auth::{LoginLimiter, LoginLimits, RelyingParty, SessionPolicy};
 use crate::cluster::{Cluster, Followers};
 use crate::config::{Config, HttpConfig, ProxyNet};
 use crate::dispatch::Dispatcher;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Password checks at once: each takes argon2id's 19 MiB on a blocking thread.
     pub password_checks: Arc<tokio::sync::Semaphore>,
     pub sessions: SessionPolicy,
+    /// Passkeys: the WebAuthn relying party this relay is at its public URL, if one can be.
+    pub relying_party: Arc<RelyingParty>,
     /// `scheme://host[:port]` of `public_url`: the only origin allowed to change state.
     pub origin: String,
     /// The public URL is https: cookies are marked `Secure` and browsers told to keep to
@@ -151,6 +154,7 @@ impl AppState {
                 crate::auth::password_checks_at_once(),
             )),
             sessions,
+            relying_party: Arc::new(RelyingParty::for_url(&public_url)),
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
             clock,
@@ -275,6 +279,16 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/mail-settings",
             get(alert_mail::notices).put(alert_mail::set_notices),
         )
+        .route(
+            "/login/passkey",
+            get(passkeys::offered).post(passkeys::sign_in),
+        )
+        .route("/login/passkey/options", post(passkeys::sign_in_options))
+        .route("/passkeys", get(passkeys::list).post(passkeys::register))
+        .route("/passkeys/options", post(passkeys::register_options))
+        .route("/passkeys/{id}", delete(passkeys::remove))
+        .route("/me/passkey-check", post(passkeys::check))
+        .route("/me/passkey-check/options", post(passkeys::check_options))
         .route("/household", get(household::get))
         .route("/household/invitations", post(household::invite))
         .route("/household/invitations/{id}", delete(household::withdraw))

@@ -67,7 +67,7 @@ impl App {
         let secret = format!("session-of-{email}");
         let now = self.clock.now();
         self.store
-            .create_session(&hash_token(&secret), id.0, now)
+            .create_session(&hash_token(&secret), id.0, None, now)
             .await
             .unwrap();
         (id, format!("eyeward_session={secret}"))

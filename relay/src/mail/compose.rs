@@ -338,6 +338,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
     match (lang, action) {
         (Language::Ja, "login.new_browser") => "新しいブラウザからのログイン".into(),
         (Language::Ja, "password.reset") => "パスワード再設定".into(),
+        (Language::Ja, "passkey.added") => format!("パスキーを登録：{}", field("name")),
+        (Language::Ja, "passkey.removed") => format!("パスキーを削除：{}", field("name")),
+        (Language::Ja, "passkeys.reset") => "管理者がパスキーをすべて削除".into(),
         (Language::Ja, "camera.renamed") => format!("カメラ名の変更：{}", field("to")),
         (Language::Ja, "alert_address.added") => format!("通知先を追加：{}", field("email")),
         (Language::Ja, "alert_address.confirmed") => format!("通知先を確認：{}", field("email")),
@@ -403,6 +406,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::En, "login.new_browser") => "Login from a new browser".into(),
         (Language::En, "password.reset") => "Password reset".into(),
+        (Language::En, "passkey.added") => format!("Passkey registered: {}", field("name")),
+        (Language::En, "passkey.removed") => format!("Passkey removed: {}", field("name")),
+        (Language::En, "passkeys.reset") => "Every passkey removed by the administrator".into(),
         (Language::En, "camera.renamed") => format!("Camera renamed to {}", field("to")),
         (Language::En, "alert_address.added") => format!("Alert address added: {}", field("email")),
         (Language::En, "alert_address.confirmed") => {

@@ -45,7 +45,9 @@ async fn a_members_grant_holds_while_their_right_does_and_a_guests_ends_at_their
     .await
     .unwrap();
     let member = s.accept_invitation("tok", "h", T0).await.unwrap().unwrap();
-    s.create_session("session", member.id, T0).await.unwrap();
+    s.create_session("session", member.id, None, T0)
+        .await
+        .unwrap();
     let grant = |right| Grant::Session {
         token_hash: "session".into(),
         camera: Some(CameraGrant {

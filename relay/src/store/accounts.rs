@@ -77,7 +77,31 @@ const COLUMNS: &str =
 
 /// Whose history an account's own operations go to: a customer's own, a member's holder's;
 /// an operator's to none.
-async fn history_owner(tx: &mut Tx, role: Role, id: i64) -> Result<Option<CustomerId>, Error> {
+/// What follows the administrator's reset of `role` `id`'s password or passkeys: every session
+/// of the account ends (and what they opened), and `action` goes to its history.
+pub(super) async fn reset_by_admin(
+    tx: &mut Tx,
+    role: Role,
+    id: i64,
+    audit: &Audit,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    on!(tx, c => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(id)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+    super::revoke(tx).await?;
+    let owner = history_owner(tx, role, id).await?;
+    record(tx, audit, owner, action, detail).await?;
+    Ok(())
+}
+
+pub(super) async fn history_owner(
+    tx: &mut Tx,
+    role: Role,
+    id: i64,
+) -> Result<Option<CustomerId>, Error> {
     match role {
         Role::Customer => Ok(Some(CustomerId(id))),
         Role::Member => household_of(tx, id).await.map(Some),
@@ -191,13 +215,7 @@ impl Store {
                 .await.map(|r| r.rows_affected()))?
             > 0;
         if done {
-            on!(tx, c => sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-                .bind(id)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            super::revoke(&mut tx).await?;
-            let owner = history_owner(&mut tx, role, id).await?;
-            record(&mut tx, audit, owner, "password.reset", json!({})).await?;
+            reset_by_admin(&mut tx, role, id, audit, "password.reset", json!({})).await?;
         }
         tx.commit().await?;
         Ok(done)

@@ -150,6 +150,9 @@ pub(super) async fn record(
 const OPERATION_NOTICES: &[&str] = &[
     "login.new_browser",
     "password.reset",
+    "passkey.added",
+    "passkey.removed",
+    "passkeys.reset",
     "camera.renamed",
     "alert_address.added",
     "alert_address.confirmed",

@@ -15,6 +15,7 @@ mod events;
 mod history;
 mod household;
 mod mail;
+mod passkeys;
 mod schema;
 mod sessions;
 
@@ -31,6 +32,7 @@ pub use household::{Invitation, MAX_MEMBERS, Member, NewInvitation};
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };
+pub use passkeys::{NewPasskey, PasskeyEntry, StoredPasskey};
 pub use sessions::SessionRow;
 
 use crate::config::{DatabaseConfig, DatabaseTls};

@@ -10,12 +10,15 @@ pub struct SessionRow {
     pub account: Account,
     pub created_at: UnixMillis,
     pub last_seen_at: UnixMillis,
+    /// The passkey it was signed in or checked with, if any.
+    pub passkey: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
     created_at: i64,
     last_seen_at: i64,
+    passkey_id: Option<i64>,
     #[sqlx(flatten)]
     account: AccountRow,
 }
@@ -78,15 +81,17 @@ impl Store {
         &self,
         token_hash: &str,
         account_id: i64,
+        passkey: Option<i64>,
         now: UnixMillis,
     ) -> Result<(), Error> {
         on!(self.pool, c => sqlx::query(
-            "INSERT INTO sessions (token_hash, account_id, created_at, last_seen_at)
-             VALUES ($1, $2, $3, $3)",
+            "INSERT INTO sessions (token_hash, account_id, created_at, last_seen_at, passkey_id)
+             VALUES ($1, $2, $3, $3, $4)",
         )
         .bind(token_hash)
         .bind(account_id)
         .bind(now.0)
+        .bind(passkey)
         .execute(c)
         .await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -94,7 +99,7 @@ impl Store {
 
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, Error> {
         let row: Option<Row> = on!(self.pool, c => sqlx::query_as(
-            "SELECT s.created_at, s.last_seen_at, a.id, a.role, a.email, a.name,
+            "SELECT s.created_at, s.last_seen_at, s.passkey_id, a.id, a.role, a.email, a.name,
                     a.guard_center, a.lang, a.password_hash, a.household_id, a.access_until
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1",
@@ -108,6 +113,7 @@ impl Store {
                 account,
                 created_at: UnixMillis(r.created_at),
                 last_seen_at: UnixMillis(r.last_seen_at),
+                passkey: r.passkey_id,
             })
         })
         .transpose()
