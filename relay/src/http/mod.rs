@@ -126,6 +126,10 @@ impl AppState {
             cluster.clone(),
         ));
         let whep = Arc::new(Whep::new(&config.webrtc, feeds.clone(), metrics.clone())?);
+        let relying_party = RelyingParty::for_url(&public_url);
+        if let Some(why) = relying_party.why_not_offered() {
+            tracing::warn!("{why}: operators open the console with their password alone");
+        }
         let sessions = SessionPolicy {
             idle_timeout: a.session_idle_timeout,
             max_age: a.session_max_age,
@@ -154,7 +158,7 @@ impl AppState {
                 crate::auth::password_checks_at_once(),
             )),
             sessions,
-            relying_party: Arc::new(RelyingParty::for_url(&public_url)),
+            relying_party: Arc::new(relying_party),
             origin: public_url.origin().ascii_serialization(),
             secure_cookies: public_url.scheme() == "https",
             clock,
