@@ -38,6 +38,25 @@ pub fn recipients<R: Recipient>(owner: CustomerId, addresses: &[R]) -> Vec<&R> {
     out
 }
 
+/// A device that takes alerts as notifications (a Web Push subscription), as the rule sees it.
+/// Its person subscribed it from a session of theirs: that is its proof, as the confirmation
+/// link is an address's.
+pub trait Device {
+    /// The customer whose household its person is in.
+    fn owner(&self) -> CustomerId;
+    /// Whether its person receives this alert (as [`Recipient::receives`]).
+    fn receives(&self) -> bool;
+}
+
+/// The one recipient rule for devices: an alert about `owner`'s camera goes to the devices of
+/// the people of `owner`'s household who receive it, and to no other.
+pub fn devices<D: Device>(owner: CustomerId, devices: &[D]) -> Vec<&D> {
+    devices
+        .iter()
+        .filter(|d| d.owner() == owner && d.receives())
+        .collect()
+}
+
 /// Whether a camera whose last alert mail was queued at `last` may have another at `now`:
 /// at most one per `cooldown`, the events in between counted in the next.
 pub fn alert_due(last: Option<UnixMillis>, now: UnixMillis, cooldown: Duration) -> bool {
@@ -135,6 +154,33 @@ mod tests {
         );
         let given = [address(5, 7, "m@example.jp", true)];
         assert_eq!(recipients(CustomerId(7), &given).len(), 1);
+    }
+
+    struct Phone {
+        household: i64,
+        receives: bool,
+    }
+
+    impl Device for Phone {
+        fn owner(&self) -> CustomerId {
+            CustomerId(self.household)
+        }
+        fn receives(&self) -> bool {
+            self.receives
+        }
+    }
+
+    #[test]
+    fn only_the_devices_of_the_owners_people_who_receive_it_get_an_alert() {
+        let phone = |household, receives| Phone {
+            household,
+            receives,
+        };
+        let all = [phone(7, true), phone(8, true), phone(7, false)];
+        let got = devices(CustomerId(7), &all);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].household == 7 && got[0].receives);
+        assert!(devices(CustomerId(9), &all).is_empty());
     }
 
     /// Random address books: whatever they hold, every recipient is one of the owner's

@@ -101,6 +101,8 @@ enum Access {
     GuardPhone,
     /// The token of a mailed invitation, in the body.
     InvitationToken,
+    /// The token of a push's picture link, in the path.
+    PictureToken,
 }
 
 fn access_of(route: &Route) -> Access {
@@ -115,6 +117,7 @@ fn access_of(route: &Route) -> Access {
         _ if p.starts_with("/api/passkeys") || p.starts_with("/api/me/") => Access::Account,
         _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Access::MailToken,
         "/api/invitation" | "/api/invitation/accept" => Access::InvitationToken,
+        _ if p.starts_with("/push/") => Access::PictureToken,
         _ if p.starts_with("/api/ops/") => Access::Operator,
         _ if p.starts_with("/api/") => Access::Customer,
         _ if p.starts_with("/agent/") => Access::Agent,
@@ -288,6 +291,13 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
             json(json!({"email": "x@example.jp", "name": "X", "cameras": {}}))
         }
         _ if p == "/api/household/members/{id}" => json(json!({"cameras": {}})),
+        _ if p == "/api/push/devices" => json(json!({
+            "endpoint": "https://push.example.com/walk",
+            "keys": {
+                "p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY",
+                "auth": "_ordMnz7uTCmrpBTeUV4Bw",
+            },
+        })),
         _ if p == "/api/invitation" => json(json!({"token": "ewi_unknown"})),
         _ if p == "/api/invitation/accept" => {
             json(json!({"token": "ewi_unknown", "password": "long enough, surely"}))
@@ -351,6 +361,9 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
             Access::MailToken => checks.push(("an unknown mail token", &anonymous, None, &[404])),
             Access::InvitationToken => {
                 checks.push(("an unknown invitation token", &anonymous, None, &[404]));
+            }
+            Access::PictureToken => {
+                checks.push(("an unknown picture token", &anonymous, None, &[404]));
             }
             Access::Account => checks.push(("no session", &anonymous, None, &[401])),
             Access::Customer => {
@@ -461,8 +474,9 @@ enum Needs {
     Own,
 }
 
-/// Which right opens each customer route to a member. Charges, alert addresses, the schedule,
-/// the history and the household itself stay the holder's.
+/// Which right opens each customer route to a member. Charges, the schedule, the history and
+/// the household itself stay the holder's; alert addresses and push devices are each
+/// person's own.
 fn needs(route: &Route) -> Needs {
     let (m, p) = (route.method.as_str(), route.path.as_str());
     match (m, p) {
@@ -470,7 +484,9 @@ fn needs(route: &Route) -> Needs {
         // Lists of what the member follows: empty without the right.
         ("GET", "/api/dispatch-requests" | "/api/dispatch-requests/live") => Needs::AnyRight,
         ("GET", "/api/dispatch-terms") => Needs::Right("dispatch"),
-        ("GET", "/api/alert-addresses") => Needs::AnyRight,
+        ("GET", "/api/alert-addresses" | "/api/push") => Needs::AnyRight,
+        ("POST", "/api/push/devices") => Needs::Right("alerts"),
+        ("DELETE", "/api/push/devices/{id}") => Needs::Own,
         ("POST", "/api/alert-addresses") => Needs::Right("alerts"),
         ("DELETE", "/api/alert-addresses" | "/api/alert-addresses/{id}") => Needs::Own,
         (_, "/api/dispatch-requests" | "/api/dispatch-requests/{id}") => Needs::Right("dispatch"),

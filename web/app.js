@@ -12,12 +12,13 @@ import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
 import { PanTiltControls } from './ptz.js';
+import { PushPanel } from './push.js';
 import { PasskeyPanel, ceremonyError, passkeyGate, passkeysInBrowser, signInWithPasskey } from './passkeys.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
   lang: initialLang(), me: null, cameras: [], player: null, ptz: null, statsTimer: null, eventFeed: null,
-  dispatch: null, console: null, arming: null, household: null, passkeys: null,
+  dispatch: null, console: null, arming: null, household: null, passkeys: null, push: null,
   // The event page's wait for a clip on its way.
   clipWait: null,
   // The camera whose live view plays.
@@ -202,6 +203,8 @@ async function render() {
   const mailed = holder || state.cameras.some((c) => may(c, 'alerts'));
   $('alerts').hidden = !mailed;
   if (mailed) loadAddresses(holder);
+  if (!state.push) state.push = new PushPanel(() => state.lang);
+  await state.push.load(mailed);
   await state.passkeys.load($('cameras-view'));
   await route();
 }

@@ -7,6 +7,10 @@
 //!   queue, HTTP upload, the relay's checks, fsync, commit);
 //! - **mail**: stored → accepted by the SMTP server (the outbox, rendering, SMTP).
 //!
+//! The same alerts go to a device as Web Push, to a push service on loopback
+//! (`eyeward_testkit::push`) that checks their VAPID signature and decrypts them as a browser
+//! does: **push** is stored → decrypted there (the outbox, the encryption, the signature, HTTP).
+//!
 //! The agent reaches the relay through an [`Uplink`] that counts what it sends, by request:
 //! what clips cost the home's upstream. Release binaries on loopback; all clocks are this
 //! machine's.
@@ -16,7 +20,8 @@ use crate::process::{
     Running, bench_login, dies_with_parent, provision_relay, start_relay, start_simulator,
     target_bin,
 };
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use eyeward_testkit::push::PushService;
 use eyeward_testkit::uplink::Uplink;
 use serde_json::Value;
 use std::path::Path;
@@ -35,6 +40,9 @@ pub struct Spans {
     pub detect: Vec<i64>,
     pub upload: Vec<i64>,
     pub mailing: Vec<i64>,
+    /// Entry → the push decrypted at the push service, and stored → that.
+    pub push_total: Vec<i64>,
+    pub pushing: Vec<i64>,
 }
 
 /// What one run saw.
@@ -70,7 +78,8 @@ pub async fn motion_to_mail(
     let (config, cam) = provision_relay(
         dir,
         &format!(
-            "[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nalert_cooldown = \"1s\"\n",
+            "[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nalert_cooldown = \"1s\"\n\
+             [push]\nallow_private_endpoints = true\n",
             sink.port
         ),
         "fixed",
@@ -80,6 +89,14 @@ pub async fn motion_to_mail(
     let http = bench_login(&base).await?;
     sink.confirm_alert_address(&http, &base, "home@example.jp")
         .await?;
+    let push = PushService::start().await?;
+    let device = http
+        .post(format!("{base}/api/push/devices"))
+        .header("origin", &base)
+        .json(&push.device("phone", 1))
+        .send()
+        .await?;
+    ensure!(device.status() == 201, "push device: {}", device.status());
     let uplink = Uplink::start(&base, None).await?;
 
     let sim_log = dir.join("sim.log");
@@ -149,6 +166,17 @@ pub async fn motion_to_mail(
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
 
+    // Each alert's push, a moment after its mail at most.
+    let pushes = push
+        .wait_for("a push for each alert", Duration::from_secs(10), |d| {
+            d.len() >= alerts.len()
+        })
+        .await?;
+    ensure!(
+        push.refused().is_empty(),
+        "pushes refused: {:?}",
+        push.refused()
+    );
     let events: Vec<Value> = http
         .get(format!("{base}/api/cameras/{}/events?limit=200", cam["id"]))
         .send()
@@ -177,6 +205,14 @@ pub async fn motion_to_mail(
         run.spans.detect.push(captured - onset);
         run.spans.upload.push(received - captured);
         run.spans.mailing.push(alert.at_ms - received);
+        let url = format!("#event/{id}");
+        if let Some(pushed) = pushes
+            .iter()
+            .find(|p| p.payload["url"].as_str().is_some_and(|u| u.ends_with(&url)))
+        {
+            run.spans.push_total.push(pushed.at_ms - onset);
+            run.spans.pushing.push(pushed.at_ms - received);
+        }
     }
     for e in events.iter().filter(|e| e["clip"].is_object()) {
         run.clips += 1;
@@ -199,7 +235,15 @@ pub fn table(spans: &mut Spans) -> String {
             "mail: stored → accepted by the SMTP server",
             &mut spans.mailing,
         ),
+        (
+            "entry → push decrypted at the push service",
+            &mut spans.push_total,
+        ),
+        ("push: stored → decrypted there", &mut spans.pushing),
     ] {
+        if v.is_empty() {
+            continue;
+        }
         v.sort_unstable();
         out.push_str(&format!(
             "| {name} | {} | {} | {} |\n",

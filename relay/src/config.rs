@@ -24,6 +24,8 @@ pub struct Config {
     pub public_url: Option<url::Url>,
     /// Outgoing mail.
     pub mail: MailConfig,
+    /// Alerts as notifications on people's devices (Web Push).
+    pub push: PushConfig,
     /// How cameras are pulled.
     pub cameras: CamerasConfig,
     /// Pan-tilt commands.
@@ -520,6 +522,17 @@ impl<'de> Deserialize<'de> for ProxyNet {
     }
 }
 
+/// `[push]`: Web Push to the push services of people's browsers and phones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Also push to endpoints on private, loopback and other non-public addresses, over plain
+    /// http too: for tests and closed networks with a push service of their own. Off, the
+    /// relay pushes only over https to public addresses, so an endpoint cannot point it at
+    /// its own network.
+    pub allow_private_endpoints: bool,
+}
+
 /// `[metrics]`: who may read `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -536,6 +549,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./eyeward-data"),
             public_url: None,
             mail: MailConfig::default(),
+            push: PushConfig::default(),
             cameras: CamerasConfig::default(),
             ptz: PtzConfig::default(),
             dispatch: DispatchConfig::default(),

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod metrics;
 pub mod objects;
 pub mod ptz;
+pub mod push;
 pub mod revocation;
 pub mod store;
 pub mod talk;

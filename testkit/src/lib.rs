@@ -2,11 +2,13 @@
 //! the black-box suites: a private PostgreSQL cluster from Debian's `postgresql` package, and
 //! Garage for S3-compatible object storage. Each binds to loopback on free ports and stops
 //! with its test, or with the test process. Also a home's uplink between an agent and its
-//! relay that counts, slows and cuts (`uplink`).
+//! relay that counts, slows and cuts (`uplink`), and a Web Push service on loopback that
+//! checks and decrypts what the relay pushes (`push`).
 
 pub mod garage;
 pub mod haproxy;
 pub mod postgres;
+pub mod push;
 pub mod uplink;
 
 use anyhow::Result;

@@ -18,6 +18,7 @@ mod middleware;
 mod motion_events;
 mod pan_tilt;
 mod passkeys;
+mod push;
 mod serve;
 pub mod streams;
 pub mod tls;
@@ -181,6 +182,7 @@ impl AppState {
             )),
             mailer: Arc::new(Mailer::new(
                 &config.mail,
+                &config.push,
                 &config.data_dir,
                 public_url,
                 clock,
@@ -293,6 +295,9 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/passkeys/{id}", delete(passkeys::remove))
         .route("/me/passkey-check", post(passkeys::check))
         .route("/me/passkey-check/options", post(passkeys::check_options))
+        .route("/push", get(push::get))
+        .route("/push/devices", post(push::add))
+        .route("/push/devices/{id}", delete(push::remove))
         .route("/household", get(household::get))
         .route("/household/invitations", post(household::invite))
         .route("/household/invitations/{id}", delete(household::withdraw))
@@ -325,6 +330,8 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/unsubscribe/{token}",
             get(alert_mail::unsubscribe_page).post(alert_mail::unsubscribe),
         )
+        // The picture in a push, for the device it went to: the token is the authority.
+        .route("/push/picture/{token}", get(push::picture))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(web::asset)

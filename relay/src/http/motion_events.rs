@@ -237,13 +237,18 @@ pub async fn snapshot(
     IdPath(id): IdPath,
 ) -> Result<Response, Error> {
     let (event, _) = c.event(&st, id).await?;
+    snapshot_response(&st, &event).await
+}
+
+/// An event's snapshot as the answer to whoever may see it: the JPEG, for private caches only.
+pub(super) async fn snapshot_response(st: &AppState, event: &Event) -> Result<Response, Error> {
     if event.snapshot_bytes == 0 {
         return Err(Error::new(
             ErrorKind::NotFound,
             "this event has no snapshot: the camera had to drop it",
         ));
     }
-    let jpeg = st.events.read_snapshot(&event).await?;
+    let jpeg = st.events.read_snapshot(event).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),

@@ -5,7 +5,7 @@
 //! change the markup.
 
 use crate::error::Error;
-use eyeward::{Language, UnixMillis};
+use eyeward::{CameraId, Language, UnixMillis};
 use lettre::Message;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -311,6 +311,35 @@ pub fn invitation(i: &Invitation<'_>) -> Result<Vec<u8>, Error> {
     )
 }
 
+/// What a push says: the camera, the time, and where a tap leads.
+pub struct Push<'a> {
+    pub lang: Language,
+    pub camera: &'a str,
+    pub camera_id: CameraId,
+    pub captured_at: UnixMillis,
+    /// The event's page: where a tap on the notification opens.
+    pub event_url: &'a str,
+    /// The snapshot's link of its own, for platforms that show pictures.
+    pub picture_url: Option<&'a str>,
+}
+
+/// A push's payload, the JSON the page's service worker shows: `title`, `body`, `url`,
+/// `image` (or null) and `tag` (one notification per camera, the newest replacing the last).
+pub fn push(p: &Push<'_>) -> Result<Vec<u8>, Error> {
+    let title = match p.lang {
+        Language::Ja => format!("動きを検知：{}", p.camera),
+        Language::En => format!("Motion: {}", p.camera),
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "title": title,
+        "body": local_time(p.captured_at, p.lang),
+        "url": p.event_url,
+        "image": p.picture_url,
+        "tag": format!("eyeward-camera-{}", p.camera_id.0),
+    }))
+    .map_err(|e| Error::internal("a push's payload").with_source(e))
+}
+
 /// What a notice mail says: one entry of the account's history.
 pub struct Notice<'a> {
     pub from: &'a str,
@@ -347,6 +376,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         (Language::Ja, "alert_address.removed") => format!("通知先を削除：{}", field("email")),
         (Language::Ja, "alert_address.unsubscribed") => {
             format!("通知先の配信停止：{}", field("email"))
+        }
+        (Language::Ja, "push.subscribed") => {
+            format!("通知を受ける端末を追加：{}", field("service"))
         }
         (Language::Ja, "ptz.moved") => format!("カメラの向きを変更：{}", field("camera")),
         (Language::Ja, "home.changed") => "ご住所の変更".into(),
@@ -419,6 +451,9 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::En, "alert_address.unsubscribed") => {
             format!("Alert address unsubscribed: {}", field("email"))
+        }
+        (Language::En, "push.subscribed") => {
+            format!("Device added for notifications: {}", field("service"))
         }
         (Language::En, "ptz.moved") => format!("Pan-tilt moved: {}", field("camera")),
         (Language::En, "home.changed") => "Home address changed".into(),

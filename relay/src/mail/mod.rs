@@ -1,5 +1,5 @@
 //! Mail: alert mail with the snapshot to the customer's own confirmed addresses, and the
-//! confirmation of new addresses. Mail is queued in the database with what it is about (see
+//! confirmation of new addresses; the outbox's pushes leave through [`crate::push`]. Mail is queued in the database with what it is about (see
 //! `store::mail`); the [`Mailer`] sends the queue over SMTP (or into `<data_dir>/outbox` as
 //! `.eml` files when no server is configured), retrying temporary failures with backoff and
 //! marking permanent ones on the event. A crash loses nothing: the queue is read again at
@@ -10,10 +10,11 @@ pub mod compose;
 
 use crate::auth::Token;
 use crate::cluster::Cluster;
-use crate::config::MailConfig;
+use crate::config::{MailConfig, PushConfig};
 use crate::error::Error;
 use crate::objects::{ObjectKey, Objects};
-use crate::store::{AlertPolicy, OutboxMail, Store, UNSUBSCRIBE_FOR};
+use crate::push::{Pushed, Pusher};
+use crate::store::{AlertPolicy, MailKind, OutboxMail, PushTarget, Store, UNSUBSCRIBE_FOR};
 use eyeward::alert::recipients;
 use eyeward::clock::Clock;
 use eyeward::{CameraId, CustomerId, UnixMillis};
@@ -54,6 +55,12 @@ pub fn retry_delay(attempt: i64) -> Duration {
 const MAIL_CLAIM_BATCH: u32 = 10;
 const MAIL_CLAIM: Duration = Duration::from_secs(180);
 
+/// Tries of a push before it is given up (about a quarter of an hour at [`retry_delay`]'s
+/// pace): an alert much later is no alert.
+const MAX_PUSH_ATTEMPTS: i64 = 20;
+/// How long a push's picture link works.
+const PUSH_PICTURE_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// How often the sender looks for cameras whose alert cooldown ended with events held back.
 const STORM_CHECK: Duration = Duration::from_secs(2);
 
@@ -67,6 +74,8 @@ pub struct Mailer {
     public_url: url::Url,
     /// Rung when mail was queued, so it leaves at once.
     pub wake: Notify,
+    /// Sends the outbox's pushes.
+    pub push: Pusher,
     clock: Clock,
 }
 
@@ -75,6 +84,7 @@ impl Mailer {
     /// `data_dir/outbox`. Mail links start with `public_url`.
     pub fn new(
         config: &MailConfig,
+        push: &PushConfig,
         data_dir: &Path,
         public_url: url::Url,
         clock: Clock,
@@ -97,6 +107,7 @@ impl Mailer {
             offline_after: config.offline_after,
             public_url,
             wake: Notify::new(),
+            push: Pusher::new(push, &config.from, clock),
             clock,
         })
     }
@@ -220,6 +231,9 @@ impl Mailer {
     ) -> Result<(), Error> {
         let span = tracing::info_span!("mail", id = mail.id, kind = %mail.kind);
         let _guard = span.enter();
+        if mail.kind == MailKind::Push.as_str() {
+            return self.push_one(store, mail, now).await;
+        }
         let message = match self.render(store, snapshots, mail, now).await {
             Ok(Some(m)) => m,
             Ok(None) => {
@@ -257,6 +271,98 @@ impl Mailer {
                 store.mail_ended(mail.id, "failed", &why).await
             }
         }
+    }
+
+    /// A push of the outbox: its device and message now (the rule once more), sent by the
+    /// pusher; a device its service says is gone is removed.
+    async fn push_one(
+        &self,
+        store: &Store,
+        mail: &OutboxMail,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let (target, payload) = match self.push_message(store, mail, now).await {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                return store
+                    .mail_ended(mail.id, "cancelled", "nothing left to send")
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prepare a push; it is kept for a retry");
+                let retry = now.plus(retry_delay(mail.attempts + 1));
+                return store.mail_retry(mail.id, retry, &e.to_string()).await;
+            }
+        };
+        match self.push.send(store, &target, &payload).await {
+            Pushed::Ok => {
+                tracing::info!("push sent");
+                store.push_sent(target.subscription, now).await?;
+                store.mail_sent(mail.id, now).await
+            }
+            Pushed::Retry(why) if mail.attempts + 1 < MAX_PUSH_ATTEMPTS => {
+                tracing::warn!(%why, attempts = mail.attempts + 1, "push not sent yet");
+                let retry = now.plus(retry_delay(mail.attempts + 1));
+                store.mail_retry(mail.id, retry, &why).await
+            }
+            Pushed::Retry(why) | Pushed::Refused(why) => {
+                tracing::warn!(%why, "a push was given up");
+                store.mail_ended(mail.id, "failed", &why).await
+            }
+            Pushed::Gone => {
+                tracing::info!("the push service says the device is gone; it is removed");
+                store.push_device_gone(target.subscription).await?;
+                store
+                    .mail_ended(mail.id, "failed", "the device is gone")
+                    .await
+            }
+        }
+    }
+
+    /// A push's device and its message; `None` when there is nothing to send any more (the
+    /// event, the camera or the device is gone, or the device's person no longer receives
+    /// this camera's alerts).
+    async fn push_message(
+        &self,
+        store: &Store,
+        mail: &OutboxMail,
+        now: UnixMillis,
+    ) -> Result<Option<(PushTarget, Vec<u8>)>, Error> {
+        let customer = CustomerId(mail.customer_id);
+        let (Some(event), Some(device)) = (mail.event_id, mail.push_subscription_id) else {
+            return Ok(None);
+        };
+        let Some(event) = store.event_of(customer, event).await? else {
+            return Ok(None);
+        };
+        let camera_id = CameraId(event.camera_id);
+        let Some(camera) = store.camera_of(customer, camera_id).await? else {
+            return Ok(None);
+        };
+        let Some(target) = store.push_target(device, customer, camera_id, now).await? else {
+            return Ok(None);
+        };
+        // A link of its own to the snapshot, for platforms that show pictures: the device
+        // fetches it without a session.
+        let picture_url = if event.snapshot_bytes > 0 {
+            let token = Token::generate("ewp_");
+            let expires = now.plus(PUSH_PICTURE_FOR);
+            store
+                .add_push_picture(&token.hash, event.id, device, expires, now)
+                .await?;
+            Some(self.link(&format!("/push/picture/{}", token.secret())))
+        } else {
+            None
+        };
+        let payload = compose::push(&compose::Push {
+            lang: target.lang,
+            camera: &camera.name,
+            camera_id,
+            captured_at: UnixMillis(event.captured_at),
+            event_url: &self.link(&format!("/#event/{}", event.id)),
+            picture_url: picture_url.as_deref(),
+        })?;
+        Ok(Some((target, payload)))
     }
 
     async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Sent {
@@ -453,7 +559,14 @@ mod tests {
             ..MailConfig::default()
         };
         let public_url = "https://relay.example/".parse().unwrap();
-        Mailer::new(&config, data_dir, public_url, Clock::real()).unwrap()
+        Mailer::new(
+            &config,
+            &PushConfig::default(),
+            data_dir,
+            public_url,
+            Clock::real(),
+        )
+        .unwrap()
     }
 
     /// Runs the sender's passes from `from` to `until`, each when the one before asked;

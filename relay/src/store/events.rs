@@ -535,8 +535,8 @@ pub struct AlertPolicy<'a> {
 }
 
 /// Queues the alert mail about `event`, one per confirmed address of the camera's household
-/// whose person receives its alerts (the one recipient rule: [`eyeward::alert::recipients`]);
-/// the camera's cooldown starts with it.
+/// whose person receives its alerts (the one recipient rule: [`eyeward::alert::recipients`]),
+/// and its push to each of their devices; the camera's cooldown starts with them.
 async fn queue_alert_mail(
     tx: &mut Tx,
     camera: i64,
@@ -567,12 +567,14 @@ async fn queue_alert_mail(
                 history: None,
                 message_id: &message_id,
                 body: None,
+                push_subscription: None,
             },
             now,
         )
         .await?;
     }
-    if !to_all.is_empty() {
+    let pushed = super::push::queue_alert_pushes(tx, owner, camera, event, domain, now).await?;
+    if !to_all.is_empty() || pushed > 0 {
         on!(tx, c => sqlx::query("UPDATE cameras SET last_alert_at = $2 WHERE id = $1")
             .bind(camera)
             .bind(now.0)
@@ -623,7 +625,7 @@ impl Store {
             "SELECT e.camera_id, MAX(e.id) FROM events e JOIN \
              (SELECT ev.camera_id, MAX(o.event_id) AS last_event, MAX(o.created_at) AS last_at \
               FROM outbox o JOIN events ev ON ev.id = o.event_id \
-              WHERE o.kind = 'alert' AND o.created_at > $2 GROUP BY ev.camera_id) l \
+              WHERE o.kind IN ('alert', 'push') AND o.created_at > $2 GROUP BY ev.camera_id) l \
              ON l.camera_id = e.camera_id \
              WHERE e.kind = 'motion' AND e.armed AND e.id > l.last_event AND l.last_at <= $1 \
              GROUP BY e.camera_id",

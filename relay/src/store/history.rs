@@ -158,6 +158,8 @@ const OPERATION_NOTICES: &[&str] = &[
     "alert_address.confirmed",
     "alert_address.removed",
     "alert_address.unsubscribed",
+    // A device that now takes alerts with their pictures, like an address.
+    "push.subscribed",
     "home.changed",
     "home.notes_changed",
     "arming.changed",

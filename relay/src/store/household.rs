@@ -250,6 +250,7 @@ impl Store {
                 history: None,
                 message_id,
                 body: Some(&body),
+                push_subscription: None,
             },
             audit.at,
         )

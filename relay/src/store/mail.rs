@@ -59,17 +59,29 @@ impl Recipient for AlertRecipient {
     }
 }
 
+/// Whether person `p` receives what is sent; `$2`: the camera whose alerts are sent (NULL for
+/// the holder's notices, which members never receive); `$3`: now. A member receives a
+/// camera's alerts when given `alerts` on it, while their access lasts.
+macro_rules! receives {
+    () => {
+        "(p.role = 'customer' OR (p.role = 'member' AND $2 IS NOT NULL \
+         AND (p.access_until IS NULL OR p.access_until > $3) \
+         AND EXISTS (SELECT 1 FROM member_rights r WHERE r.member_id = p.id AND r.camera_id = $2 \
+                     AND ',' || r.rights || ',' LIKE '%,alerts,%')))"
+    };
+}
+pub(super) use receives;
+
 /// The confirmed addresses of household `$1`'s people; `$2`: the camera whose alerts are sent
 /// (NULL for the holder's notices, which members never receive); `$3`: now. A member
 /// receives a camera's alerts when given `alerts` on it, while their access lasts.
-const RECIPIENTS: &str = "SELECT a.id, COALESCE(p.household_id, p.id) AS household, p.id AS person, \
-     a.email, a.confirmed_at, \
-     (p.role = 'customer' OR (p.role = 'member' AND $2 IS NOT NULL \
-      AND (p.access_until IS NULL OR p.access_until > $3) \
-      AND EXISTS (SELECT 1 FROM member_rights r WHERE r.member_id = p.id AND r.camera_id = $2 \
-                  AND ',' || r.rights || ',' LIKE '%,alerts,%'))) AS receives \
-     FROM alert_addresses a JOIN accounts p ON p.id = a.customer_id \
-     WHERE a.confirmed_at IS NOT NULL AND (p.id = $1 OR p.household_id = $1)";
+const RECIPIENTS: &str = concat!(
+    "SELECT a.id, COALESCE(p.household_id, p.id) AS household, p.id AS person, \
+     a.email, a.confirmed_at, ",
+    receives!(),
+    " AS receives FROM alert_addresses a JOIN accounts p ON p.id = a.customer_id \
+     WHERE a.confirmed_at IS NOT NULL AND (p.id = $1 OR p.household_id = $1)"
+);
 
 const ADDRESS_COLUMNS: &str = "id, customer_id, email, confirmed_at, confirm_expires, created_at";
 
@@ -85,6 +97,9 @@ pub enum MailKind {
     Notice,
     /// An invitation into a household, to the invited address.
     Invitation,
+    /// Not a mail: a motion alert as a notification on a device (Web Push), sent from the same
+    /// outbox with the same claims and retries; `recipient` names the push service.
+    Push,
 }
 
 /// Which switch governs a notice.
@@ -101,12 +116,13 @@ pub enum Notice {
 }
 
 impl MailKind {
-    pub(super) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             MailKind::Alert => "alert",
             MailKind::Confirm => "confirm",
             MailKind::Notice => "notice",
             MailKind::Invitation => "invitation",
+            MailKind::Push => "push",
         }
     }
 }
@@ -138,10 +154,11 @@ pub struct OutboxMail {
     pub message_id: String,
     pub body: Option<Vec<u8>>,
     pub attempts: i64,
+    pub push_subscription_id: Option<i64>,
 }
 
 const OUTBOX_COLUMNS: &str = "id, kind, customer_id, address_id, recipient, event_id, history_id, \
-                              message_id, body, attempts";
+                              message_id, body, attempts, push_subscription_id";
 
 /// A new mail for the outbox.
 pub struct NewMail<'a> {
@@ -153,14 +170,16 @@ pub struct NewMail<'a> {
     pub history: Option<i64>,
     pub message_id: &'a str,
     pub body: Option<&'a [u8]>,
+    /// A push's device (kind [`MailKind::Push`]).
+    pub push_subscription: Option<i64>,
 }
 
 /// Queues `mail` in the transaction of what it is about.
 pub(super) async fn queue(tx: &mut Tx, mail: &NewMail<'_>, now: UnixMillis) -> Result<(), Error> {
     on!(tx, c => sqlx::query(
         "INSERT INTO outbox (kind, customer_id, address_id, recipient, event_id, history_id, \
-         message_id, body, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+         message_id, body, next_attempt_at, created_at, push_subscription_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
     )
     .bind(mail.kind.as_str())
     .bind(mail.customer.0)
@@ -171,6 +190,7 @@ pub(super) async fn queue(tx: &mut Tx, mail: &NewMail<'_>, now: UnixMillis) -> R
     .bind(mail.message_id)
     .bind(mail.body)
     .bind(now.0)
+    .bind(mail.push_subscription)
     .execute(c)
     .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -215,6 +235,7 @@ pub(super) async fn queue_notice(
                 history: Some(history),
                 message_id: &message_id,
                 body: None,
+                push_subscription: None,
             },
             now,
         )
@@ -328,6 +349,7 @@ impl Store {
                 history: None,
                 message_id,
                 body: Some(&body),
+                push_subscription: None,
             },
             audit.at,
         )
@@ -606,7 +628,8 @@ impl Store {
         let (n,): (i64,) = on!(self.pool, c => sqlx::query_as(
             "SELECT COUNT(*) FROM events WHERE camera_id = $1 AND kind = 'motion' AND armed AND id < $2 \
              AND id > COALESCE((SELECT MAX(o.event_id) FROM outbox o JOIN events e \
-             ON e.id = o.event_id WHERE o.kind = 'alert' AND e.camera_id = $1 AND o.event_id < $2), $2)",
+             ON e.id = o.event_id WHERE o.kind IN ('alert', 'push') AND e.camera_id = $1 \
+             AND o.event_id < $2), $2)",
         )
         .bind(camera)
         .bind(event)

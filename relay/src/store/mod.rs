@@ -16,6 +16,7 @@ mod history;
 mod household;
 mod mail;
 mod passkeys;
+mod push;
 mod schema;
 mod sessions;
 
@@ -33,6 +34,7 @@ pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };
 pub use passkeys::{NewPasskey, PasskeyEntry, StoredPasskey};
+pub use push::{MAX_DEVICES, NewDevice, PushDevice, PushTarget, service_of};
 pub use sessions::SessionRow;
 
 use crate::config::{DatabaseConfig, DatabaseTls};
@@ -265,6 +267,18 @@ pub(crate) mod testing {
             Store::open_sqlite(dir.path()).await.unwrap()
         };
         (store, dir)
+    }
+
+    /// Customer `id`, "Taro", acting through the web at `at`.
+    pub(crate) fn customer_audit(id: i64, at: UnixMillis) -> Audit {
+        Audit {
+            actor: Actor::Customer {
+                id,
+                name: "Taro".into(),
+            },
+            channel: Channel::Web,
+            at,
+        }
     }
 
     /// A customer with this email (in English, password hash "h").

@@ -5,8 +5,7 @@
 
 use super::*;
 use crate::auth::RelyingParty;
-use crate::store::testing::{customer, store};
-use crate::store::{Actor, Channel};
+use crate::store::testing::{customer, customer_audit, store};
 use webauthn_rs::prelude::Url;
 
 const T0: UnixMillis = UnixMillis(1_800_000_000_000);
@@ -16,14 +15,7 @@ fn credential() -> Passkey {
 }
 
 fn audit(id: i64) -> Audit {
-    Audit {
-        actor: Actor::Customer {
-            id,
-            name: "Taro".into(),
-        },
-        channel: Channel::Web,
-        at: T0,
-    }
+    customer_audit(id, T0)
 }
 
 async fn add(s: &Store, account: i64, credential_id: &str, session: &str) -> Result<i64, Error> {
