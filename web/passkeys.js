@@ -98,11 +98,14 @@ export class PasskeyPanel {
   constructor(lang) {
     this.lang = lang;
     this.card = $('passkeys');
+    // Its place on the customer's page, to come back to from the console.
+    this.home = { parent: this.card.parentElement, next: this.card.nextElementSibling };
     $('passkey-form').addEventListener('submit', (e) => { e.preventDefault(); this.add(); });
   }
 
   async load(into) {
-    into.append(this.card);
+    if (into.contains(this.home.parent)) this.home.parent.insertBefore(this.card, this.home.next);
+    else into.append(this.card);
     const { resp, data } = await api('GET', '/api/passkeys').catch(() => ({ resp: { ok: false } }));
     this.card.hidden = !resp.ok || !data.offered || !passkeysInBrowser();
     if (this.card.hidden) return;
@@ -159,7 +162,7 @@ export class PasskeyPanel {
       if (outcome.resp && outcome.resp.ok) {
         input.value = '';
         this.say(t(lang, 'passkeyRegistered', { name }), '');
-        await this.load(this.card.parentElement);
+        await this.reload();
       } else {
         this.say('', ceremonyError(lang, outcome));
       }
@@ -178,7 +181,12 @@ export class PasskeyPanel {
       .catch(() => ({ resp: { ok: false } }));
     if (resp.ok) this.say(t(lang, 'passkeyRemoved', { name: passkey.name }), '');
     else this.say('', resp.status ? errorText(lang, resp, data) : t(lang, 'networkError'));
-    await this.load(this.card.parentElement);
+    await this.reload();
+  }
+
+  // The list again, where the card is.
+  reload() {
+    return this.load(this.card.closest('#cameras-view, #console-view'));
   }
 }
 

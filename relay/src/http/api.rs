@@ -225,7 +225,7 @@ fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue 
 }
 
 /// Records an operation in the caller's own history (customers only have one).
-pub(super) async fn record_own(
+async fn record_own(
     st: &AppState,
     caller: &Caller,
     action: &str,
