@@ -208,11 +208,22 @@ fn an_events_clip_begins_a_pre_roll_before_it_at_a_keyframe_and_shows_the_crossi
     let frames = frames_of(path)?;
     assert!(frames[0].0, "starts at a keyframe");
     assert!(frames[0].1.abs() < 0.001, "starts at 0: {:?}", frames[0]);
+    // A picture the simulator's encoder sends late under load is followed by one early (a gap
+    // of 128 ms, then 15 ms, was seen): each gap is under two intervals, and there are as many
+    // pictures as the clip's length holds at 15 a second.
     let gaps: Vec<f64> = frames.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert!(gaps.iter().all(|g| (0.02..0.11).contains(g)), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| (0.0..2.0 / 15.0).contains(g)),
+        "{gaps:?}"
+    );
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
     assert!((mean - 1.0 / 15.0).abs() < 0.002, "{mean}");
     let lasts = frames.last().context("frames")?.1;
+    assert_eq!(
+        frames.len(),
+        (lasts * 15.0).round() as usize + 1,
+        "none missing"
+    );
     assert!(
         (lasts * 1000.0 - length as f64).abs() < 100.0,
         "{lasts} s against {clip}"
