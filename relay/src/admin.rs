@@ -369,17 +369,27 @@ async fn account<E: Args>(
             })
         }
         AccountCommand::RemovePasskeys { id } => remove_passkeys(store, role, id, audit).await,
-        AccountCommand::SetPassword { id } => {
-            let hash = hash_blocking(read_password(stdin)?).await?;
-            if !store.set_password_hash(role, id, &hash, audit).await? {
-                return Err(Error::not_found(role.as_str()));
-            }
-            Ok(Output {
-                json: json!({ "id": id, "password_set": true }),
-                human: format!("new password set for {role} {id}; their sessions were ended"),
-            })
-        }
+        AccountCommand::SetPassword { id } => set_password(store, role, id, stdin, audit).await,
     }
+}
+
+/// The password reset: a new password for `role` `id` (read from `stdin`), their sessions
+/// ended.
+async fn set_password(
+    store: &Store,
+    role: Role,
+    id: i64,
+    stdin: impl BufRead,
+    audit: &Audit,
+) -> Result<Output, Error> {
+    let hash = hash_blocking(read_password(stdin)?).await?;
+    if !store.set_password_hash(role, id, &hash, audit).await? {
+        return Err(Error::not_found(role.as_str()));
+    }
+    Ok(Output {
+        json: json!({ "id": id, "password_set": true }),
+        human: format!("new password set for {role} {id}; their sessions were ended"),
+    })
 }
 
 /// The passkey reset: every passkey of `role` `id` removed, their sessions ended.
@@ -421,17 +431,7 @@ async fn member(
             })
         }
         MemberCommand::SetPassword { id } => {
-            let hash = hash_blocking(read_password(stdin)?).await?;
-            if !store
-                .set_password_hash(Role::Member, id, &hash, audit)
-                .await?
-            {
-                return Err(Error::not_found("member"));
-            }
-            Ok(Output {
-                json: json!({ "id": id, "password_set": true }),
-                human: format!("new password set for member {id}; their sessions were ended"),
-            })
+            set_password(store, Role::Member, id, stdin, audit).await
         }
         MemberCommand::RemovePasskeys { id } => {
             remove_passkeys(store, Role::Member, id, audit).await
