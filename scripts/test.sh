@@ -14,9 +14,11 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The agent as built for a camera: without the simulator (issue 19).
 cargo clippy -p eyeward-agent --all-targets --no-default-features --locked -- -D warnings
-# The end-to-end tests run the real binaries: build them first.
+# The end-to-end tests run the real binaries: build them first, in one build with the test
+# binaries. The tests' dev-dependencies turn features on (tokio's test-util among them), so
+# binaries built alone would have every crate above tokio compiled a second time for the tests.
 echo "== cargo build" >&2
-cargo build --workspace --locked
+cargo build --workspace --bins --tests --locked
 echo "== cargo test" >&2
 test_log=$(mktemp)
 # A hung test fails the run in 25 minutes rather than holding CI for 90.

@@ -2,12 +2,17 @@
 //! scripted intruder's crossing is exactly one event, at the right time and place; a still
 //! street, with its ticking on-screen clock and keyframes, gives none; the event's clip
 //! begins at a keyframe at least its pre-roll before the event, runs on without a gap and
-//! shows the crossing; bad input is a clean error.
+//! shows the crossing; bad input is a clean error. Drawn clips, encoded with x264 and
+//! decoded by the agent as a camera is: views that pan, zoom or shake on their own and a
+//! switch to night mode give no event, and a person walking in right after a pan is found.
 
 mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{Camera, bin};
+use eyeward_agent::motion::SETTLE_PICTURES;
+use eyeward_bench::video::encode_mp4;
+use eyeward_camera_sim::clips;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -131,6 +136,65 @@ fn an_intruder_crossing_is_one_event_and_a_still_street_none() -> Result<()> {
         "{:?}",
         masked.1
     );
+    Ok(())
+}
+
+/// The labelled clips (`eyeward_camera_sim::clips`) named here.
+fn labelled(names: &[&str]) -> Vec<clips::Clip> {
+    let all: Vec<_> = clips::view_changes()
+        .into_iter()
+        .chain(clips::people())
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|c| c.name == *name)
+                .unwrap_or_else(|| panic!("no clip {name:?}"))
+                .clone()
+        })
+        .collect()
+}
+
+#[test]
+fn views_that_move_or_go_to_night_mode_give_no_event_through_the_agents_decoding() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clips = labelled(&[
+        "textured pan diagonally at 400 px/s, starting at once",
+        "street pan across at 30 px/s, starting smoothly",
+        "dark pan down at 120 px/s, starting smoothly",
+        "textured zoom 2x in 2 s",
+        "street shaken ±3 px at 5 hz",
+        "street switching to night mode with a person standing",
+        "street pan at 400 px/s, then a person walks in",
+    ]);
+    // The detector looks at 10 of the 15 pictures a second: it settles for
+    // SETTLE_PICTURES + 1 of its pictures after the view's last move.
+    let settle = f64::from(SETTLE_PICTURES + 1) / 10.0;
+    for (i, clip) in clips.iter().enumerate() {
+        let path = dir.path().join(format!("clip-{i}.mp4"));
+        let frames = (clip.seconds * 15.0) as usize;
+        let pictures = (0..frames).map(|f| clip.render(f as f64 / 15.0, 640, 360));
+        encode_mp4(pictures, (640, 360), 15, &path)?;
+        let (ok, lines, stderr) = detect(path.to_str().context("utf-8")?, &[])?;
+        ensure!(ok, "detect failed on {}: {stderr}", clip.name);
+        let (summary, events) = lines.split_last().context("a summary line")?;
+        assert_eq!(
+            summary["events"].as_u64(),
+            Some(clip.expected_events() as u64),
+            "{}: {lines:?}",
+            clip.name
+        );
+        if let Some(entry) = clip.entry() {
+            let visible = entry.max(clip.view_settles().map_or(0.0, |end| end + settle));
+            let start = events[0]["start_ms"].as_f64().context("start_ms")? / 1000.0;
+            assert!(
+                start - visible <= 0.3,
+                "{}: found at {start} s, visible from {visible} s",
+                clip.name
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! What eyeward's benchmarks share: motion to mail, the processes they start and what `/proc` says those
 //! use, the storage backends of their relays, several relays as one service, receive-only WebRTC viewers for eyeward and
-//! for Janus, and SVG charts.
+//! for Janus, SVG charts, and video files drawn at run time.
 
 pub mod alerts;
 pub mod backend;
@@ -9,6 +9,7 @@ pub mod light_viewer;
 pub mod mail;
 pub mod plot;
 pub mod process;
+pub mod video;
 pub mod viewer;
 
 /// The `q` quantile (nearest rank) of `xs`, which must not be empty.

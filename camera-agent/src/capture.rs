@@ -1,5 +1,6 @@
 //! Capture for motion detection: GStreamer decodes the camera's stream (or a video file)
-//! once and hands small grey pictures, at most `max_fps` a second, to the detector. When
+//! once and hands small pictures (their luma, and how colourful they are, which tells night
+//! mode from day), at most `max_fps` a second, to the detector. When
 //! snapshots are wanted, a second branch keeps the newest full-size decoded frame (I420, as
 //! the decoder made it) for the moment of motion; nothing is converted or encoded unless a
 //! snapshot is taken. For a live view through the agent, a third branch hands the camera's
@@ -15,10 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// One grey picture for the detector.
-pub struct GreyPicture {
+/// One picture for the detector.
+pub struct DetectionPicture {
     /// Luma, `width` bytes a row, no padding.
     pub luma: Vec<u8>,
+    /// How colourful it is ([`crate::motion::colourfulness`]): near 0 in night mode.
+    pub colour: u8,
     pub width: usize,
     pub height: usize,
     /// Time from the first picture of the input.
@@ -138,7 +141,7 @@ impl Capture {
         let launch = format!(
             "{input} ! videoconvert ! video/x-raw,format=I420 ! tee name=t \
              t. ! queue ! videorate max-rate={max_fps} drop-only=true ! identity name=source \
-             ! videoscale ! videoconvert ! video/x-raw,format=GRAY8,width={width},pixel-aspect-ratio=1/1 \
+             ! videoscale ! video/x-raw,format=I420,width={width},pixel-aspect-ratio=1/1 \
              ! appsink name=sink sync=false max-buffers=4{full}"
         );
         let pipeline = gst::parse::launch(&launch)
@@ -208,7 +211,7 @@ impl Capture {
     }
 
     /// The next picture; `None` at the end of the input.
-    pub fn next_picture(&mut self) -> Result<Option<GreyPicture>, Error> {
+    pub fn next_picture(&mut self) -> Result<Option<DetectionPicture>, Error> {
         // An error (a file that is no video, a camera gone) stops the pipeline without an
         // end of stream: look at the bus between waits.
         let sample = loop {
@@ -242,37 +245,21 @@ impl Capture {
             }
         };
         self.openh264_waiting = None;
-        let caps = sample
-            .caps()
-            .ok_or_else(|| Error::Media("picture without caps".into()))?;
-        let s = caps
-            .structure(0)
-            .ok_or_else(|| Error::Media("empty caps".into()))?;
-        let size = |k: &str| {
-            s.get::<i32>(k)
-                .map(|v| v as usize)
-                .map_err(|e| Error::Media(format!("caps {k}: {e}")))
-        };
-        let (width, height) = (size("width")?, size("height")?);
+        let picture = i420_of(&sample)?;
+        let luma_len = picture.width * picture.height;
+        let (u, v) = picture.i420[luma_len..].split_at((picture.i420.len() - luma_len) / 2);
+        let colour = crate::motion::colourfulness(u, v);
+        let (width, height) = (picture.width, picture.height);
+        let mut luma = picture.i420;
+        luma.truncate(luma_len);
         let buffer = sample
             .buffer()
             .ok_or_else(|| Error::Media("picture without data".into()))?;
-        let map = buffer
-            .map_readable()
-            .map_err(|e| Error::Media(format!("map: {e}")))?;
-        // GStreamer pads grey rows to a multiple of four bytes.
-        let stride = width.next_multiple_of(4);
-        if map.len() < stride * (height - 1) + width {
-            return Err(Error::Media("picture shorter than its size".into()));
-        }
-        let mut luma = Vec::with_capacity(width * height);
-        for row in map.chunks(stride).take(height) {
-            luma.extend_from_slice(&row[..width]);
-        }
         let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
         let first = *self.first_pts.get_or_insert(pts);
-        Ok(Some(GreyPicture {
+        Ok(Some(DetectionPicture {
             luma,
+            colour,
             width,
             height,
             at: Duration::from_nanos(pts.saturating_sub(first).nseconds()),
@@ -288,31 +275,7 @@ impl Capture {
         else {
             return Ok(None);
         };
-        let media = |m: &str| Error::Media(m.to_owned());
-        let caps = sample.caps().ok_or_else(|| media("frame without caps"))?;
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| media(&e.to_string()))?;
-        let buffer = sample.buffer().ok_or_else(|| media("frame without data"))?;
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-            .map_err(|e| media(&e.to_string()))?;
-        let (width, height) = (info.width() as usize, info.height() as usize);
-        let mut i420 = Vec::with_capacity(width * height * 3 / 2 + 2);
-        for plane in 0..3u32 {
-            let (w, h) = if plane == 0 {
-                (width, height)
-            } else {
-                (width.div_ceil(2), height.div_ceil(2))
-            };
-            let stride = info.stride()[plane as usize] as usize;
-            let data = frame.plane_data(plane).map_err(|e| media(&e.to_string()))?;
-            for row in data.chunks(stride).take(h) {
-                i420.extend_from_slice(row.get(..w).ok_or_else(|| media("short row"))?);
-            }
-        }
-        Ok(Some(FullPicture {
-            width,
-            height,
-            i420,
-        }))
+        i420_of(&sample).map(Some)
     }
 
     /// The error that stopped the pipeline, if any.
@@ -410,6 +373,38 @@ impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// A decoded I420 frame's planes without their row padding.
+fn i420_of(sample: &gst::Sample) -> Result<FullPicture, Error> {
+    let media = |m: &str| Error::Media(m.to_owned());
+    let caps = sample.caps().ok_or_else(|| media("frame without caps"))?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| media(&e.to_string()))?;
+    let buffer = sample.buffer().ok_or_else(|| media("frame without data"))?;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+        .map_err(|e| media(&e.to_string()))?;
+    let (width, height) = (info.width() as usize, info.height() as usize);
+    let mut i420 = Vec::with_capacity(width * height * 3 / 2 + 2);
+    for plane in 0..3u32 {
+        let (w, h) = if plane == 0 {
+            (width, height)
+        } else {
+            (width.div_ceil(2), height.div_ceil(2))
+        };
+        let stride = info.stride()[plane as usize] as usize;
+        let data = frame.plane_data(plane).map_err(|e| media(&e.to_string()))?;
+        for row in data.chunks(stride).take(h) {
+            i420.extend_from_slice(row.get(..w).ok_or_else(|| media("short row"))?);
+        }
+    }
+    if i420.len() != width * height + 2 * width.div_ceil(2) * height.div_ceil(2) {
+        return Err(media("frame shorter than its size"));
+    }
+    Ok(FullPicture {
+        width,
+        height,
+        i420,
+    })
 }
 
 #[cfg(test)]

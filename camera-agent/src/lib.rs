@@ -469,7 +469,7 @@ fn detect(args: DetectArgs) -> Result<(), Error> {
                 )
             }
         };
-        let decision = d.process(&picture.luma, picture.at);
+        let decision = d.process(&picture.luma, picture.colour, picture.at);
         if let Some(maker) = &mut clips {
             let motion = match &decision {
                 Some(Decision::Started { since, .. }) => {

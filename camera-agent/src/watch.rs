@@ -3,7 +3,7 @@
 //! its clip, and the uploader that empties the queue into the relay, oldest first, backing
 //! off while the relay is away; clips resumably ([`crate::clip_upload`]).
 
-use crate::capture::{Capture, GreyPicture};
+use crate::capture::{Capture, DetectionPicture};
 use crate::clips::{ClipMaker, ClipsConfig, Motion, Outcome};
 use crate::error::Error;
 use crate::gop::GopRing;
@@ -162,7 +162,7 @@ fn watch_once(
                 masks_for = preset;
             }
         }
-        let motion = match d.process(&picture.luma, picture.at) {
+        let motion = match d.process(&picture.luma, picture.colour, picture.at) {
             Some(Decision::Started { motion, since, .. }) => {
                 let masks = config.masks_at(masks_for.1.as_deref());
                 let clip_coming = clips.is_some();
@@ -195,7 +195,7 @@ fn watch_once(
 /// time, or none when there is no full-size picture yet.
 fn queue_snapshot(
     capture: &mut Capture,
-    picture: &GreyPicture,
+    picture: &DetectionPicture,
     motion: &crate::motion::Motion,
     masks: &[Polygon],
     clip_coming: bool,

@@ -12,6 +12,7 @@
 //! clients. One encoder is shared by all clients of the simulator.
 
 pub mod backchannel;
+pub mod clips;
 pub mod command;
 mod error;
 pub mod onvif;

@@ -11,17 +11,25 @@
 //!    `min_area` of the picture, and part of it must differ from the previous picture too.
 //!    A change that holds still (an on-screen clock's box redrawn, a parked car) is not
 //!    motion: it fades into the background within seconds.
-//! 4. **Global change**: a change over most of the picture at once (lights, the day/night IR
-//!    switch) is not motion. The background is re-learned from the new pictures, and
-//!    detection resumes a few pictures later, so motion during the change is still caught.
+//! 4. **Global change**: a change over most of the picture at once (lights) is not motion.
+//!    The background is re-learned from the new pictures, and detection resumes a few
+//!    pictures later, so motion during the change is still caught.
 //! 5. **Hysteresis**: an event starts after `start_after` pictures in a row with motion, ends
 //!    after `stop_after` without, and no new one starts within `cooldown` of the last.
 //! 6. **Pan-tilt**: while the head moves nothing is detected; once it stops, the background is
-//!    re-learned from the new view. A move nobody reported (the camera's own patrol) is seen
-//!    in the pictures: when much changes and the whole view slid (brightness profiles match
-//!    better shifted), it is handled like a global change.
+//!    re-learned from the new view.
+//! 7. **The view moved on its own** (a patrol nobody reported, a zoom, wind shaking the
+//!    camera): whenever motion could start an event, or much of the picture changed, the
+//!    view's move since the background is estimated ([`view`]: a pan or tilt of any speed,
+//!    a fraction of a pixel included, and a zoom). When that move explains most of what
+//!    changed, it is handled like a global change; so no event starts while the view moves,
+//!    from its first picture to the last, and after it settles the new view is learned.
+//! 8. **Night mode**: a camera dropping its infrared filter at dusk (the picture loses its
+//!    colour; the scene, lit by infrared, changes brightness unevenly) or taking it back at
+//!    dawn is handled like a global change, the moment the picture's colour comes or goes.
 
 pub mod mask;
+mod view;
 
 use mask::Polygon;
 use serde::Deserialize;
@@ -236,7 +244,7 @@ const CELL: usize = 8;
 const FIX: u32 = 4;
 /// Pictures without detection after the background was re-learned (lights, a pan-tilt
 /// stop), while the scene settles (auto exposure, a lamp warming up).
-const SETTLE_PICTURES: u32 = 3;
+pub const SETTLE_PICTURES: u32 = 3;
 /// Background learning rates, as shifts: the scene (and any change that holds still) is
 /// followed within a couple of seconds at 10 pictures a second; moving pixels far slower, so
 /// a moving person is not absorbed.
@@ -246,49 +254,27 @@ const LEARN_CHANGED: u32 = 6;
 /// since the previous picture (a slow walker's edges are enough).
 const MOVING_SHARE: usize = 16;
 
-/// The share of the picture that must change before the detector asks whether the whole
-/// view moved: a walker changes far less.
+/// The share of the picture that, changing at once, makes the detector ask whether the whole
+/// view moved even while it could not start an event: a walker changes far less.
 const VIEW_MOVE_GATE: f64 = 0.08;
 
-/// Whether `now` is `before` slid sideways or up and down as a whole (the camera turned, and
-/// nobody said so): the pictures' column and row brightness profiles, compared at shifts up to
-/// an eighth of the picture, match far better shifted than in place. Someone walking changes
-/// a few columns; sliding every edge in the view to fit them only makes the match worse.
-fn view_moved(before: &[u8], now: &[u8], width: usize) -> bool {
-    let profiles = |p: &[u8]| {
-        let mut columns = vec![0u32; width];
-        let mut rows = Vec::with_capacity(p.len() / width);
-        for row in p.chunks(width) {
-            for (c, &l) in columns.iter_mut().zip(row) {
-                *c += u32::from(l);
-            }
-            rows.push(row.iter().map(|&l| u32::from(l)).sum::<u32>());
-        }
-        (columns, rows)
-    };
-    let (columns_before, rows_before) = profiles(before);
-    let (columns, rows) = profiles(now);
-    slid(&columns_before, &columns) || slid(&rows_before, &rows)
-}
+/// The picture's colour, as the mean distance of its chroma from grey (|U−128| + |V−128|,
+/// in levels): below `GREY` it is in night mode, above `COLOURFUL` in day mode, and in
+/// between it keeps its mode (dusk is pale before the switch).
+const GREY: u8 = 2;
+const COLOURFUL: u8 = 5;
 
-/// Whether the profile `now` matches `before` shifted (by 2 to len/8 places) with less than
-/// half the mean difference it has in place.
-fn slid(before: &[u32], now: &[u32]) -> bool {
-    let n = now.len() as isize;
-    let max = n / 8;
-    // Mean absolute difference of now[i] and before[i - shift] where both exist.
-    let error = |shift: isize| {
-        let range = shift.max(0)..(n + shift).min(n);
-        let pairs = range.len() as f64;
-        let sum: u64 = range
-            .map(|i| u64::from(now[i as usize].abs_diff(before[(i - shift) as usize])))
-            .sum();
-        sum as f64 / pairs
-    };
-    let in_place = error(0);
-    (-max..=max)
-        .filter(|s| s.abs() >= 2)
-        .any(|s| error(s) < in_place / 2.0)
+/// How colourful an I420 picture is (see [`GREY`]), from its U and V planes.
+pub fn colourfulness(u: &[u8], v: &[u8]) -> u8 {
+    if u.is_empty() {
+        return 0;
+    }
+    let sum: u64 = u
+        .iter()
+        .zip(v)
+        .map(|(&u, &v)| u64::from(u.abs_diff(128)) + u64::from(v.abs_diff(128)))
+        .sum();
+    (sum / u.len() as u64).min(255) as u8
 }
 
 /// The motion detector of one camera's detection picture (`width`×`height`, grey).
@@ -326,6 +312,11 @@ pub struct Detector {
     open_per_row: Vec<i32>,
     previous: Vec<u8>,
     cell_needs: Vec<u16>,
+    /// The exposure change taken out of the last picture compared (<< FIX).
+    offset: i16,
+    /// Whether the camera is in night mode (grey pictures), once a picture said.
+    night: Option<bool>,
+    view: view::ViewMotion,
     state: State,
 }
 
@@ -361,6 +352,9 @@ impl Detector {
             open_per_row: Vec::new(),
             previous: vec![0; width * height],
             cell_needs: Vec::new(),
+            offset: 0,
+            night: None,
+            view: view::ViewMotion::default(),
             state: State::Idle {
                 run: 0,
                 run_start: Duration::ZERO,
@@ -415,17 +409,17 @@ impl Detector {
         self.head_moving = moving;
     }
 
-    /// Takes the picture seen at `at` (`width`×`height` luma, row by row).
-    pub fn process(&mut self, luma: &[u8], at: Duration) -> Option<Decision> {
+    /// Takes the picture seen at `at` (`width`×`height` luma, row by row) and how colourful
+    /// it was ([`colourfulness`]).
+    pub fn process(&mut self, luma: &[u8], colour: u8, at: Duration) -> Option<Decision> {
         assert_eq!(luma.len(), self.width * self.height, "picture size");
+        let switched = self.night_mode_switched(colour);
         if self.head_moving {
             return self.observe(None, at);
         }
-        if self.relearn {
-            self.learn(luma);
+        if self.relearn || switched {
             self.relearn = false;
-            self.settle = SETTLE_PICTURES;
-            return self.observe(None, at);
+            return self.start_over(luma, at);
         }
         if self.settle > 0 {
             self.settle -= 1;
@@ -433,20 +427,65 @@ impl Detector {
             return self.observe(None, at);
         }
         let changed = self.compare(luma);
-        let view_moved = changed as f64 > VIEW_MOVE_GATE * self.unmasked as f64
-            && view_moved(&self.previous, luma, self.width);
         self.previous.copy_from_slice(luma);
-        if view_moved || changed as f64 > self.tuning.global_change * self.unmasked as f64 {
-            // Lights, the IR switch, or the view sliding as the camera turns (a patrol, a
-            // move the agent was not told of): learn the new scene, then look again.
-            self.learn(luma);
-            self.settle = SETTLE_PICTURES;
-            return self.observe(None, at);
+        if changed as f64 > self.tuning.global_change * self.unmasked as f64 {
+            // Lights: learn the new scene, then look again.
+            return self.start_over(luma, at);
         }
         let motion = self
             .largest_region()
             .filter(|m| m.score >= self.tuning.min_area);
+        let worth_checking = changed as f64 > VIEW_MOVE_GATE * self.unmasked as f64
+            || (motion.is_some() && self.could_start(at));
+        if worth_checking && self.view_moved(luma) {
+            return self.start_over(luma, at);
+        }
         self.observe(motion, at)
+    }
+
+    /// Learns the picture as the background and looks again once the scene has settled.
+    fn start_over(&mut self, luma: &[u8], at: Duration) -> Option<Decision> {
+        self.learn(luma);
+        self.settle = SETTLE_PICTURES;
+        self.observe(None, at)
+    }
+
+    /// Whether a picture `colour` this colourful means the camera entered or left night
+    /// mode since the last.
+    fn night_mode_switched(&mut self, colour: u8) -> bool {
+        let night = match colour {
+            c if c < GREY => true,
+            c if c > COLOURFUL => false,
+            _ => return false,
+        };
+        self.night.replace(night).is_some_and(|was| was != night)
+    }
+
+    /// Whether motion now could start an event (not one already on, nor in the cooldown).
+    fn could_start(&self, at: Duration) -> bool {
+        matches!(self.state, State::Idle { cooldown_until, .. }
+            if cooldown_until.is_none_or(|until| at >= until))
+    }
+
+    /// Whether what changed since the background is the whole view moving (rule 7).
+    fn view_moved(&mut self, luma: &[u8]) -> bool {
+        let threshold =
+            (i32::from(self.tuning.pixel_threshold) + 2 * (self.noise >> FIX)).min(255) as u8;
+        let exposure = self.offset >> FIX;
+        let (cells, needs, across) = (&self.cells, &self.cell_needs, self.cells_across);
+        self.view
+            .explain(
+                self.background
+                    .iter()
+                    .map(|&b| (b >> FIX).clamp(0, 255) as u8),
+                luma.iter()
+                    .map(|&l| (i16::from(l) - exposure).clamp(0, 255) as u8),
+                self.width,
+                CELL,
+                |x, y| cells[y * across + x] >= needs[y * across + x],
+                threshold,
+            )
+            .explains()
     }
 
     /// The input ended at `at`: ends an open event.
@@ -510,6 +549,7 @@ impl Detector {
         const MAX: i64 = 255 << FIX;
         let offset = (((sum_picture << FIX) - self.background_sum) / self.unmasked as i64)
             .clamp(-MAX, MAX) as i16;
+        self.offset = offset;
         let threshold = ((i32::from(self.tuning.pixel_threshold) << FIX) + 2 * self.noise)
             .min(i32::from(i16::MAX)) as i16;
         let frame_threshold =

@@ -2,10 +2,13 @@
 //! whatever a test adds to it, at 10 pictures a second.
 
 use super::*;
+use eyeward_camera_sim::clips::{self, Clip};
 
 const W: usize = 320;
 const H: usize = 180;
 const STEP: Duration = Duration::from_millis(100);
+/// How colourful the street is by day (see `colourfulness`).
+const DAYLIGHT: u8 = 20;
 
 /// A street-like background with texture, plus deterministic noise of ±`noise` levels.
 struct Scene {
@@ -65,7 +68,7 @@ fn run(
     for i in 0..pictures {
         let mut p = scene.picture();
         draw(i, &mut p);
-        if let Some(decision) = d.process(&p, STEP * i as u32) {
+        if let Some(decision) = d.process(&p, DAYLIGHT, STEP * i as u32) {
             out.push((i, decision));
         }
     }
@@ -281,7 +284,7 @@ fn a_pan_tilt_move_gives_no_event_and_the_new_view_is_learned() {
         let moved: Vec<u8> = (0..W * H)
             .map(|j| p[(j / W) * W + (j % W + shift * 4) % W])
             .collect();
-        decisions.extend(d.process(&moved, STEP * i as u32));
+        decisions.extend(d.process(&moved, DAYLIGHT, STEP * i as u32));
     }
     assert!(decisions.is_empty(), "{decisions:?}");
 }
@@ -304,7 +307,7 @@ fn a_pan_nobody_reported_gives_no_event() {
             // The camera's own patrol turns it between pictures 30 and 50.
             let step = i.clamp(30, 50) - 30;
             let p = slid_view(&scene.picture(), step * across, step * down);
-            decisions.extend(d.process(&p, STEP * i as u32));
+            decisions.extend(d.process(&p, DAYLIGHT, STEP * i as u32));
         }
         assert!(decisions.is_empty(), "pan {across},{down}: {decisions:?}");
     }
@@ -391,4 +394,82 @@ fn sensitivity_sets_the_numbers_and_overrides_win() {
         ..Default::default()
     };
     assert!(Detector::new(&all_masked, W, H).is_err());
+}
+
+/// Runs a labelled clip (`eyeward_camera_sim::clips`) through a default detector at 10
+/// pictures a second: the times (s) at which events started.
+fn starts(clip: &Clip) -> Vec<f64> {
+    let mut d = detector(DetectorConfig::default());
+    let mut started = Vec::new();
+    for i in 0..(clip.seconds * 10.0) as u32 {
+        let at = STEP * i;
+        let p = clip.render(at.as_secs_f64(), W, H);
+        let colour = colourfulness(&p.u, &p.v);
+        if let Some(Decision::Started { at, .. }) = d.process(&p.y, colour, at) {
+            started.push(at.as_secs_f64());
+        }
+    }
+    started
+}
+
+/// The clips of views that change on their own whose names have `part` and which gave
+/// events, with the times of those events.
+fn false_events(part: &str) -> Vec<(String, Vec<f64>)> {
+    let chosen: Vec<_> = clips::view_changes()
+        .into_iter()
+        .filter(|c| c.name.contains(part))
+        .collect();
+    assert!(!chosen.is_empty(), "no clip is named with {part:?}");
+    chosen
+        .iter()
+        .map(|c| (c.name.clone(), starts(c)))
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+#[test]
+fn pans_and_tilts_nobody_reported_give_no_event_at_any_speed_direction_or_start() {
+    // 30 to 400 px/s, across, down and diagonally, starting at once and smoothly, over
+    // textured, street, flat and dark ground, with and without a person standing there.
+    let wrong = false_events(" pan ");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_zoom_gives_no_event() {
+    let wrong = false_events("zoom");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn wind_shaking_the_camera_gives_no_event() {
+    let wrong = false_events("shaken");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn switching_to_night_mode_gives_no_event() {
+    let wrong = false_events("night mode");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_person_is_found_on_every_lit_ground_and_right_after_the_view_settles() {
+    for clip in clips::people() {
+        let found = starts(&clip);
+        assert_eq!(found.len(), 1, "{}: {found:?}", clip.name);
+        // From the walker's entry, or from the end of the settling that follows the view's
+        // last move (its last picture, then SETTLE_PICTURES more), whichever is later.
+        let settled = clip.view_settles().map_or(0.0, |end| {
+            end + STEP.as_secs_f64() * f64::from(SETTLE_PICTURES + 1)
+        });
+        let from = clip.entry().expect("a walker").max(settled);
+        assert!(
+            found[0] - from <= 0.3,
+            "{}: found at {:.1} s, {:.0} ms after {from:.1} s",
+            clip.name,
+            found[0],
+            (found[0] - from) * 1000.0
+        );
+    }
 }
