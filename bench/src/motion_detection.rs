@@ -327,8 +327,8 @@ fn accuracy(dir: &Path) -> Result<bool> {
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |");
     let mut all_ok = true;
-    for mut clip in clips() {
-        let file = dir.join(format!("{}.mp4", clip.name.replace(' ', "-")));
+    for (i, mut clip) in clips().into_iter().enumerate() {
+        let file = dir.join(format!("clip-{i}.mp4"));
         encode(&mut clip, &file)?;
         let config = dir.join("agent.toml");
         std::fs::write(&config, format!("[motion]\n{}", clip.config))?;
