@@ -277,6 +277,39 @@ pub fn colourfulness(u: &[u8], v: &[u8]) -> u8 {
     (sum / u.len() as u64).min(255) as u8
 }
 
+/// Per-column totals over a band of rows (see `Detector::compare`).
+struct Columns {
+    /// Changed pixels, and of them those that also changed since the previous picture.
+    changed: Vec<u16>,
+    moving: Vec<u16>,
+    /// Differences from the background of the unchanged pixels (<< FIX, at most 4095 each).
+    still: Vec<u16>,
+    /// The background (<< FIX) of the open pixels.
+    background: Vec<u16>,
+}
+
+impl Columns {
+    fn new(width: usize) -> Columns {
+        Columns {
+            changed: vec![0; width],
+            moving: vec![0; width],
+            still: vec![0; width],
+            background: vec![0; width],
+        }
+    }
+
+    fn clear(&mut self) {
+        for v in [
+            &mut self.changed,
+            &mut self.moving,
+            &mut self.still,
+            &mut self.background,
+        ] {
+            v.fill(0);
+        }
+    }
+}
+
 /// The motion detector of one camera's detection picture (`width`×`height`, grey).
 pub struct Detector {
     tuning: Tuning,
@@ -303,11 +336,11 @@ pub struct Detector {
     cells: Vec<u16>,
     /// Of the changed pixels per cell, those that also differ from the previous picture.
     cells_moving: Vec<u16>,
-    /// One row's changed and moving flags (0 or 1), before they are counted per cell.
-    row_changed: Vec<u8>,
-    row_moving: Vec<u8>,
-    /// One row's differences from the background where unchanged (0 where changed).
-    row_still: Vec<i16>,
+    /// Per column, over a band of rows as tall as a cell: what `compare` counts and sums.
+    columns: Columns,
+    /// Cells already in a region, and those still to visit (kept between pictures).
+    seen: Vec<bool>,
+    stack: Vec<usize>,
     /// Open (unmasked) pixels per row.
     open_per_row: Vec<i32>,
     previous: Vec<u8>,
@@ -346,9 +379,9 @@ impl Detector {
             cells_across,
             cells: vec![0; cells_across * cells_down],
             cells_moving: vec![0; cells_across * cells_down],
-            row_changed: vec![0; width],
-            row_moving: vec![0; width],
-            row_still: vec![0; width],
+            columns: Columns::new(width),
+            seen: Vec::new(),
+            stack: Vec::new(),
             open_per_row: Vec::new(),
             previous: vec![0; width * height],
             cell_needs: Vec::new(),
@@ -554,78 +587,71 @@ impl Detector {
             .min(i32::from(i16::MAX)) as i16;
         let frame_threshold =
             (i32::from(self.tuning.pixel_threshold) + 2 * (self.noise >> FIX)).min(255) as i16;
-        self.cells.fill(0);
-        self.cells_moving.fill(0);
         let (mut changed, mut still_sum, mut still, mut background_sum) =
             (0usize, 0i64, 0i64, 0i64);
-        for y in 0..self.height {
-            let row = y * w..(y + 1) * w;
-            let (luma, previous, open) = (
-                &luma[row.clone()],
-                &self.previous[row.clone()],
-                &self.open[row.clone()],
-            );
-            let background = &mut self.background[row];
-            let (row_changed, row_moving, row_still) = (
-                &mut self.row_changed[..w],
-                &mut self.row_moving[..w],
-                &mut self.row_still[..w],
-            );
-            // Flags are all ones (-1) or 0. Only 16-bit lanes and no sums in this loop, so
-            // that it runs eight pixels per vector instruction; the sums come after.
-            for ((((((&l, &previous), &open), b), c), m), still) in luma
-                .iter()
-                .zip(previous)
-                .zip(open)
-                .zip(background.iter_mut())
-                .zip(row_changed.iter_mut())
-                .zip(row_moving.iter_mut())
-                .zip(row_still.iter_mut())
-            {
-                let l = i16::from(l);
-                let picture = l << FIX;
-                let d = (picture - *b - offset).abs();
-                let is_changed = -i16::from(d > threshold) & open;
-                let is_moving =
-                    -i16::from((l - i16::from(previous)).abs() > frame_threshold) & is_changed;
-                // What moves is learned slowly (a walker is not absorbed); a change that
-                // holds still as fast as the rest of the scene (no ghosts).
-                let (fast, slow) = (
-                    (picture - *b) >> LEARN_STILL,
-                    (picture - *b) >> LEARN_CHANGED,
-                );
-                *b += fast ^ ((fast ^ slow) & is_moving);
-                *c = (is_changed & 1) as u8;
-                *m = (is_moving & 1) as u8;
-                *still = d & !is_changed & open;
-            }
-            let sum = |v: &[i16]| v.iter().map(|&x| i32::from(x)).sum::<i32>();
-            still_sum += i64::from(sum(row_still));
-            background_sum += i64::from(if self.open_per_row[y] == w as i32 {
-                sum(background)
-            } else {
-                background
+        for band in 0..self.height.div_ceil(CELL) {
+            let rows = band * CELL..((band + 1) * CELL).min(self.height);
+            let columns = &mut self.columns;
+            for y in rows.clone() {
+                let row = y * w..(y + 1) * w;
+                // Flags are all ones (-1) or 0. Only 16-bit lanes and no sums in this loop,
+                // so that it runs eight pixels per vector instruction: what is counted or
+                // summed is added to per-column totals, which a band of rows at a time adds
+                // up (CELL × 4095 fits in 16 bits).
+                for (((((((&l, &previous), &open), b), c), m), still), sum) in luma[row.clone()]
                     .iter()
-                    .zip(open)
-                    .map(|(&b, &o)| i32::from(b & o))
-                    .sum::<i32>()
-            });
-            let cell_row = y / CELL * self.cells_across;
-            let cells = &mut self.cells[cell_row..cell_row + self.cells_across];
-            let cells_moving = &mut self.cells_moving[cell_row..cell_row + self.cells_across];
-            let mut n_changed = 0i32;
-            for ((c, m), (n, n_moving)) in row_changed
-                .chunks(CELL)
-                .zip(row_moving.chunks(CELL))
-                .zip(cells.iter_mut().zip(cells_moving.iter_mut()))
-            {
-                let here = c.iter().map(|&f| u16::from(f)).sum::<u16>();
-                *n += here;
-                n_changed += i32::from(here);
-                *n_moving += m.iter().map(|&f| u16::from(f)).sum::<u16>();
+                    .zip(&self.previous[row.clone()])
+                    .zip(&self.open[row.clone()])
+                    .zip(self.background[row].iter_mut())
+                    .zip(columns.changed.iter_mut())
+                    .zip(columns.moving.iter_mut())
+                    .zip(columns.still.iter_mut())
+                    .zip(columns.background.iter_mut())
+                {
+                    let l = i16::from(l);
+                    let picture = l << FIX;
+                    let d = (picture - *b - offset).abs();
+                    let is_changed = -i16::from(d > threshold) & open;
+                    let is_moving =
+                        -i16::from((l - i16::from(previous)).abs() > frame_threshold) & is_changed;
+                    // What moves is learned slowly (a walker is not absorbed); a change that
+                    // holds still as fast as the rest of the scene (no ghosts).
+                    let (fast, slow) = (
+                        (picture - *b) >> LEARN_STILL,
+                        (picture - *b) >> LEARN_CHANGED,
+                    );
+                    *b += fast ^ ((fast ^ slow) & is_moving);
+                    *c += (is_changed & 1) as u16;
+                    *m += (is_moving & 1) as u16;
+                    *still += (d.min(4095) & !is_changed & open) as u16;
+                    *sum += (*b & open) as u16;
+                }
             }
-            still += i64::from(self.open_per_row[y] - n_changed);
-            changed += n_changed as usize;
+            let cells = band * self.cells_across..(band + 1) * self.cells_across;
+            for ((n, n_moving), (c, m)) in self.cells[cells.clone()]
+                .iter_mut()
+                .zip(&mut self.cells_moving[cells])
+                .zip(
+                    columns
+                        .changed
+                        .chunks(CELL)
+                        .zip(columns.moving.chunks(CELL)),
+                )
+            {
+                *n = c.iter().sum();
+                *n_moving = m.iter().sum();
+                changed += usize::from(*n);
+            }
+            let band_changed: i64 = columns.changed.iter().map(|&c| i64::from(c)).sum();
+            let band_open: i64 = rows.map(|y| i64::from(self.open_per_row[y])).sum();
+            still += band_open - band_changed;
+            still_sum += columns.still.iter().map(|&v| i64::from(v)).sum::<i64>();
+            background_sum += columns
+                .background
+                .iter()
+                .map(|&v| i64::from(v))
+                .sum::<i64>();
+            columns.clear();
         }
         self.background_sum = background_sum;
         if still > 0 {
@@ -636,13 +662,14 @@ impl Detector {
     }
 
     /// The largest moving region of busy cells (8-connected), as a share of the picture.
-    fn largest_region(&self) -> Option<Motion> {
+    fn largest_region(&mut self) -> Option<Motion> {
         let busy = |c: usize| self.cells[c] >= self.cell_needs[c];
         let across = self.cells_across;
         let down = self.cells.len() / across;
-        let mut seen = vec![false; self.cells.len()];
+        let (seen, stack) = (&mut self.seen, &mut self.stack);
+        seen.clear();
+        seen.resize(self.cells.len(), false);
         let mut best: Option<(usize, [usize; 4])> = None;
-        let mut stack = Vec::new();
         for start in 0..self.cells.len() {
             if !busy(start) || seen[start] {
                 continue;
