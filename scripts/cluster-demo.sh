@@ -14,12 +14,14 @@ scripts/setup.sh cluster
 
 dir=${EYEWARD_DEMO_DIR:-./cluster-demo-data}
 profile=${EYEWARD_DEMO_PROFILE:-release}
-# The whole workspace, as the tests build it: the same features, so nothing is built twice.
+# The whole workspace. A debug build is the tests' own build (scripts/test.sh builds the
+# binaries with the test binaries, whose dev-dependencies turn features on): the same
+# features, so nothing is built twice.
 if [ "$profile" = release ]; then
   cargo build --release --locked --workspace --bins
   bin=target/release
 else
-  cargo build --locked --workspace --bins
+  cargo build --locked --workspace --bins --tests
   bin=target/debug
 fi
 # A fresh folder each run: the servers' data lives in temporary folders that end with it.

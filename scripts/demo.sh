@@ -23,12 +23,14 @@ data_dir = "$dir/data"
 public_url = "http://$listen"
 TOML
 
-# The whole workspace, as the tests build it: the same features, so nothing is built twice.
+# The whole workspace. A debug build is the tests' own build (scripts/test.sh builds the
+# binaries with the test binaries, whose dev-dependencies turn features on): the same
+# features, so nothing is built twice.
 if [ "$profile" = release ]; then
   cargo build --release --locked --workspace --bins
   bin=target/release
 else
-  cargo build --locked --workspace --bins
+  cargo build --locked --workspace --bins --tests
   bin=target/debug
 fi
 admin() { "$bin/eyeward-relay" admin --config "$config" "$@" --json; }
