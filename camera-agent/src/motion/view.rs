@@ -121,12 +121,6 @@ pub struct ViewMotion {
     /// The older picture (the background) and the new one, at half size and smaller.
     before: [Plane; LEVELS],
     now: [Plane; LEVELS],
-    /// The darkest and brightest of each half-size old pixel's 3×3 neighbourhood.
-    darkest: Vec<u8>,
-    brightest: Vec<u8>,
-    /// The same along rows only, on the way.
-    row_darkest: Vec<u8>,
-    row_brightest: Vec<u8>,
 }
 
 impl ViewMotion {
@@ -175,7 +169,7 @@ impl ViewMotion {
     /// Counts the change and what `best` (in half-size pixels) leaves of it, forgiving a
     /// pixel either way.
     fn count_left(
-        &mut self,
+        &self,
         best: ViewMove,
         cell: usize,
         busy: impl Fn(usize, usize) -> bool,
@@ -183,15 +177,19 @@ impl ViewMotion {
     ) -> Explanation {
         let (before, now) = (&self.before[0], &self.now[0]);
         let (w, h) = (before.width, before.height);
-        neighbourhood_extremes(
-            before,
-            [&mut self.row_darkest, &mut self.row_brightest],
-            [&mut self.darkest, &mut self.brightest],
-        );
         let t = i16::from(threshold);
+        // Beyond the darkest or brightest of the old 3×3 neighbourhood (clipped at the edges)
+        // by the threshold; looked up only for changed pixels, which are few unless the view
+        // moved.
         let outside = |x: usize, y: usize, value: i16| {
-            let i = y * w + x;
-            value < i16::from(self.darkest[i]) - t || value > i16::from(self.brightest[i]) + t
+            let (mut darkest, mut brightest) = (u8::MAX, u8::MIN);
+            for row in y.saturating_sub(1)..(y + 2).min(h) {
+                for &p in &before.pixels[row * w + x.saturating_sub(1)..row * w + (x + 2).min(w)] {
+                    darkest = darkest.min(p);
+                    brightest = brightest.max(p);
+                }
+            }
+            value < i16::from(darkest) - t || value > i16::from(brightest) + t
         };
         let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
         let (mut changed, mut brought, mut left_moved, mut left_still) = (0, 0, 0, 0);
@@ -222,52 +220,6 @@ impl ViewMotion {
             brought,
             left_moved,
             left_still,
-        }
-    }
-}
-
-/// The darkest and brightest value of each pixel's 3×3 neighbourhood (clipped at the edges):
-/// along rows, then down columns, three slices side by side so that it vectorizes.
-fn neighbourhood_extremes(
-    p: &Plane,
-    [row_min, row_max]: [&mut Vec<u8>; 2],
-    [darkest, brightest]: [&mut Vec<u8>; 2],
-) {
-    let (w, h) = (p.width, p.height);
-    // Of three neighbours (the middle one repeated at an edge), by `pick`.
-    fn of_three(out: &mut Vec<u8>, [a, b, c]: [&[u8]; 3], pick: fn(u8, u8) -> u8) {
-        out.extend(
-            a.iter()
-                .zip(b)
-                .zip(c)
-                .map(|((&a, &b), &c)| pick(pick(a, b), c)),
-        );
-    }
-    for v in [&mut *row_min, &mut *row_max, &mut *darkest, &mut *brightest] {
-        v.clear();
-    }
-    for row in p.pixels.chunks_exact(w) {
-        for (out, pick) in [
-            (&mut *row_min, u8::min as fn(u8, u8) -> u8),
-            (&mut *row_max, u8::max),
-        ] {
-            if w < 2 {
-                out.extend_from_slice(row);
-                continue;
-            }
-            out.push(pick(row[0], row[1]));
-            of_three(out, [&row[..w - 2], &row[1..w - 1], &row[2..]], pick);
-            out.push(pick(row[w - 2], row[w - 1]));
-        }
-    }
-    for (source, out, pick) in [
-        (&*row_min, &mut *darkest, u8::min as fn(u8, u8) -> u8),
-        (&*row_max, &mut *brightest, u8::max),
-    ] {
-        for y in 0..h {
-            let row = |r: usize| &source[r * w..(r + 1) * w];
-            let (above, below) = (row(y.saturating_sub(1)), row((y + 1).min(h - 1)));
-            of_three(out, [above, row(y), below], pick);
         }
     }
 }
