@@ -15,8 +15,10 @@
 //!    as changed under the move if it lies outside the darkest and brightest of the 3×3 old
 //!    pixels it came from, by the detector's threshold (so a pixel of error in the move, or
 //!    a move of a fraction of one, is forgiven). The move explains the change when less than
-//!    half of the changed pixels remain; a person walking in is not a move of the view and
-//!    leaves the whole of their body.
+//!    half of the changed pixels remain and most of them came from inside the older picture
+//!    (what came into view is new; a move that pushes the change out of the picture explains
+//!    nothing), or when a pixel's shimmer in place leaves less than half. A person walking in
+//!    is not a move of the view and leaves the whole of their body.
 
 /// Halvings from the detection picture to the coarse search's.
 const LEVELS: usize = 3;
