@@ -1,5 +1,6 @@
-//! The detector's rules, each on synthetic pictures: a still street with sensor noise and
-//! whatever a test adds to it, at 10 pictures a second.
+//! The detector's rules, each on synthetic pictures at 10 a second: a still street with
+//! sensor noise and whatever a test adds to it, and for the view that moves on its own and
+//! night mode (rules 7 and 8) the labelled clips of `eyeward_camera_sim::clips`.
 
 use super::*;
 use eyeward_camera_sim::clips::{self, Clip};
