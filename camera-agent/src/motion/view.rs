@@ -141,14 +141,8 @@ impl ViewMotion {
     ) -> Explanation {
         self.full_before.fill(before, width);
         self.full_now.fill(now, width);
-        self.full_before.halve_into(&mut self.before[0]);
-        self.full_now.halve_into(&mut self.now[0]);
-        for level in 1..LEVELS {
-            let (done, rest) = self.before.split_at_mut(level);
-            done[level - 1].halve_into(&mut rest[0]);
-            let (done, rest) = self.now.split_at_mut(level);
-            done[level - 1].halve_into(&mut rest[0]);
-        }
+        pyramid(&self.full_before, &mut self.before);
+        pyramid(&self.full_now, &mut self.now);
         let coarse = coarse_shift(&self.before[LEVELS - 1], &self.now[LEVELS - 1]);
         // The coarse shift, in the 80×45 picture's pixels, refined there.
         let fine_level = LEVELS - 2;
@@ -223,6 +217,15 @@ impl ViewMotion {
             left_moved,
             left_still,
         }
+    }
+}
+
+/// `full` halved into `levels[0]`, that halved into `levels[1]`, and so on.
+fn pyramid(full: &Plane, levels: &mut [Plane; LEVELS]) {
+    full.halve_into(&mut levels[0]);
+    for level in 1..LEVELS {
+        let (done, rest) = levels.split_at_mut(level);
+        done[level - 1].halve_into(&mut rest[0]);
     }
 }
 
