@@ -56,8 +56,10 @@ try {
   await page.waitForSelector('#live-view:not([hidden])');
   await waitPlaying(page, 30_000);
   const playingMs = Date.now() - started;
+  // The video keeps playing, not only starts. How smooth it plays under load is the
+  // benchmark's business: CI's two loaded cores once gave Firefox 7 frames in these 2 s.
   const frames = await framesIn(page, 2000);
-  assert.ok(frames >= 10, `frames advance: ${frames} in 2 s`);
+  assert.ok(frames >= 4, `frames advance: ${frames} in 2 s`);
   const size = await page.evaluate(() => {
     const v = document.getElementById('video');
     return [v.videoWidth, v.videoHeight];
