@@ -40,6 +40,109 @@ pub enum AdminCommand {
     /// first; run it again after a failure to go on where it stopped. Then set
     /// `[database] url` and start the relay.
     MigrateStorage(MigrateStorage),
+    /// Backs the relay up into a folder while it serves: a consistent copy of the database
+    /// and the pictures and clips its rows name, with a manifest of sizes and checksums.
+    /// Into the same folder again, only what it lacks is copied (docs/operations.md).
+    Backup {
+        /// The backup folder (made if missing).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Checks a backup whole (manifest, every file's checksum, the database copy) without
+    /// restoring it.
+    VerifyBackup {
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+    /// Restores a backup into the empty installation the config names (data_dir, or the
+    /// database and bucket it names), after checking it whole; the relay is stopped.
+    Restore {
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+}
+
+impl AdminCommand {
+    /// Whether the command opens the configured store itself (see `cli`): a restore and
+    /// its checks must not make a database where there is none.
+    pub fn opens_its_own_store(&self) -> bool {
+        matches!(
+            self,
+            AdminCommand::MigrateStorage(_)
+                | AdminCommand::Backup { .. }
+                | AdminCommand::VerifyBackup { .. }
+                | AdminCommand::Restore { .. }
+        )
+    }
+}
+
+/// Runs a command that opens what it needs itself ([`AdminCommand::opens_its_own_store`]).
+pub async fn run_on_config(config: &Config, cmd: AdminCommand) -> Result<Output, Error> {
+    match cmd {
+        AdminCommand::MigrateStorage(args) => migrate_storage(config, args).await,
+        AdminCommand::Backup { to } => {
+            let store = Store::open(&config.data_dir, &config.database).await?;
+            let objects = Objects::open(&config.data_dir, &config.storage).await?;
+            let done = crate::backup::backup(config, &store, &objects, &to).await?;
+            let human = format!(
+                "backup in {}: {} events, {} rows, {} objects ({} copied now, {} bytes), \
+                 schema {} ({}), in {:.1} s{}",
+                to.display(),
+                done.events,
+                done.rows,
+                done.objects,
+                done.objects_copied,
+                done.bytes_copied,
+                done.schema_version,
+                done.engine,
+                done.seconds,
+                if done.vanished > 0 {
+                    format!(
+                        "; {} objects were deleted before they could be copied",
+                        done.vanished
+                    )
+                } else {
+                    String::new()
+                },
+            );
+            Ok(Output {
+                json: serde_json::to_value(&done).unwrap_or_default(),
+                human,
+            })
+        }
+        AdminCommand::VerifyBackup { from } => {
+            let found = crate::backup::verify(&from).await?;
+            Ok(Output {
+                human: format!(
+                    "the backup in {} is sound: {} events, {} rows, {} objects, schema {} \
+                     of relay {}",
+                    from.display(),
+                    found.events,
+                    found.rows,
+                    found.objects,
+                    found.schema_version,
+                    found.relay_version
+                ),
+                json: serde_json::to_value(&found).unwrap_or_default(),
+            })
+        }
+        AdminCommand::Restore { from } => {
+            let done = crate::backup::restore(config, &from).await?;
+            Ok(Output {
+                human: format!(
+                    "restored {} events, {} rows and {} objects from {}; schema {} → {}",
+                    done.backup.events,
+                    done.backup.rows,
+                    done.backup.objects,
+                    from.display(),
+                    done.backup.schema_version,
+                    done.schema_version
+                ),
+                json: serde_json::to_value(&done).unwrap_or_default(),
+            })
+        }
+        _ => Err(Error::internal("this command runs on an opened store")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -304,8 +407,11 @@ pub async fn run(
         AdminCommand::Member(c) => member(store, c, stdin, &audit).await,
         AdminCommand::Camera(c) => camera(store, sources, c, &audit).await,
         AdminCommand::Guard(c) => guard(store, c, &audit).await,
-        AdminCommand::MigrateStorage(_) => Err(Error::internal(
-            "migrate-storage opens its own databases (see `migrate_storage`)",
+        AdminCommand::MigrateStorage(_)
+        | AdminCommand::Backup { .. }
+        | AdminCommand::VerifyBackup { .. }
+        | AdminCommand::Restore { .. } => Err(Error::internal(
+            "this command opens its own store (see `run_on_config`)",
         )),
     }
 }

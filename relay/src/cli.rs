@@ -1,4 +1,4 @@
-//! The command line: `serve` and `admin`.
+//! The command line: `serve`, `check-config` and `admin`.
 
 use crate::admin::{self, AdminCommand};
 use crate::config::Config;
@@ -29,6 +29,17 @@ enum Command {
         /// 127.0.0.1:8080 and ./eyeward-data.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Checks a configuration without serving: the file, then the database (and whether
+    /// this relay can run its schema), the picture storage, the SMTP server and the TLS
+    /// files, each reached and left unchanged. Exits 1 if anything fails.
+    CheckConfig {
+        /// The configuration file `serve` would be given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object: {"ok": bool, "findings": [{"part", "ok", "detail"}]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Provisions accounts and cameras, on the same database whether or not the server runs.
     Admin {
@@ -61,6 +72,7 @@ pub fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { config } => report(serve(config).await),
+            Command::CheckConfig { config, json } => check_config(config, json).await,
             Command::Admin {
                 config,
                 json,
@@ -134,11 +146,33 @@ async fn serve(config: Option<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
+async fn check_config(config: Option<PathBuf>, json: bool) -> ExitCode {
+    let findings = crate::check_config::check(config.as_deref()).await;
+    let ok = findings.iter().all(|f| f.ok);
+    if json {
+        println!("{}", serde_json::json!({ "ok": ok, "findings": findings }));
+    } else {
+        for f in &findings {
+            println!(
+                "{:4} {}: {}",
+                if f.ok { "ok" } else { "FAIL" },
+                f.part,
+                f.detail
+            );
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 async fn run_admin(config: Option<PathBuf>, json: bool, cmd: AdminCommand) -> ExitCode {
     let result = async {
         let config = Config::load(config.as_deref())?;
-        if let AdminCommand::MigrateStorage(args) = cmd {
-            return admin::migrate_storage(&config, args).await;
+        if cmd.opens_its_own_store() {
+            return admin::run_on_config(&config, cmd).await;
         }
         let store = Store::open(&config.data_dir, &config.database).await?;
         admin::run(

@@ -6,6 +6,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
+pub mod check_config;
 pub mod cli;
 pub mod cluster;
 pub mod config;

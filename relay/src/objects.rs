@@ -77,6 +77,32 @@ impl ObjectKey {
         ObjectKey(format!("{SHARED_PICTURES}/{request}.jpg"))
     }
 
+    /// An object's name as a backup's manifest gives it, if it is one the relay makes: a
+    /// tampered manifest names nothing outside the storage's own folders.
+    pub fn parse(name: &str) -> Option<ObjectKey> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let number = |s: &str| s.parse::<i64>().ok().filter(|n| n.to_string() == s);
+        let key = match name.split('/').collect::<Vec<_>>()[..] {
+            [SNAPSHOTS, camera, file] => {
+                let key = file.strip_suffix(".jpg").filter(|k| plain(k))?;
+                ObjectKey::snapshot(number(camera)?, key)
+            }
+            [CLIPS, camera, file] => {
+                let key = file.strip_suffix(".mp4").filter(|k| plain(k))?;
+                ObjectKey::clip(number(camera)?, key)
+            }
+            [SHARED_PICTURES, file] => {
+                ObjectKey::shared_picture(number(file.strip_suffix(".jpg")?)?)
+            }
+            _ => return None,
+        };
+        (key.0 == name).then_some(key)
+    }
+
     /// An object a listing of `folder` found.
     pub fn listed(folder: &str, listed: &Listed) -> ObjectKey {
         ObjectKey(format!("{folder}/{}", listed.name))
@@ -298,6 +324,15 @@ impl Objects {
                     Err(e) => Err(unreachable(e)),
                 }
             }
+        }
+    }
+
+    /// The object `key`, or `None` when there is none (deleted since its row was read).
+    pub async fn get_if_present(&self, key: &ObjectKey) -> Result<Option<Vec<u8>>, Error> {
+        match self.get(key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

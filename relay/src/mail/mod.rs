@@ -11,7 +11,7 @@ pub mod compose;
 use crate::auth::Token;
 use crate::cluster::Cluster;
 use crate::config::{MailConfig, PushConfig};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::objects::{ObjectKey, Objects};
 use crate::push::{Pushed, Pusher};
 use crate::store::{AlertPolicy, MailKind, OutboxMail, PushTarget, Store, UNSUBSCRIBE_FOR};
@@ -491,6 +491,26 @@ impl Mailer {
             unsubscribe_url: &unsubscribe_url,
         })
         .map(Some)
+    }
+}
+
+/// Checks that the SMTP server of `config` answers and takes the relay's greeting (and its
+/// login, when the URL names one), for `check-config`; `false` without a server set.
+pub async fn reach_smtp(config: &MailConfig) -> Result<bool, Error> {
+    compose_check_from(&config.from)?;
+    let Some(url) = &config.smtp_url else {
+        return Ok(false);
+    };
+    let transport = smtp(url, config.ca_file.as_deref())?;
+    match transport.test_connection().await {
+        Ok(true) => Ok(true),
+        Ok(false) => Err(Error::new(
+            ErrorKind::Unavailable,
+            "the SMTP server did not answer NOOP",
+        )),
+        Err(e) => {
+            Err(Error::new(ErrorKind::Unavailable, "cannot reach the SMTP server").with_source(e))
+        }
     }
 }
 

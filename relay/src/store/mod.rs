@@ -7,6 +7,7 @@
 mod accounts;
 mod arming;
 mod backend;
+pub mod backup;
 mod cameras;
 mod cluster;
 mod copy;
@@ -19,6 +20,8 @@ mod passkeys;
 mod push;
 mod schema;
 mod sessions;
+#[cfg(test)]
+mod upgrade_tests;
 
 pub use accounts::{Account, AccountWithHash, NewAccount};
 pub use arming::{Arming, MAX_SWITCHES, StoredSwitch};
@@ -96,10 +99,16 @@ impl Store {
         let lock = std::fs::File::create(data_dir.join("migrate.lock"))
             .and_then(|f| f.lock().map(|()| f))
             .map_err(|e| Error::internal(format!("cannot lock {}: {e}", data_dir.display())))?;
-        let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+        let migrated = match Store::before_migrating_sqlite(&pool, data_dir).await {
+            Ok(()) => sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
         let rebuilt = match migrated {
             Ok(()) => schema::rebuild_outdated_tables(&pool).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         drop(lock);
         if rebuilt? > 0 {
@@ -108,59 +117,111 @@ impl Store {
         Store::opened(Pool::Sqlite(pool)).await
     }
 
+    /// Refuses a database a newer relay wrote, and keeps a copy of one about to be upgraded:
+    /// each migration commits whole, so a failed upgrade leaves the database at the last
+    /// version it reached (the relay refuses to start; started again it goes on from there),
+    /// and the copy is the way back from anything else (docs/operations.md, "Upgrades").
+    async fn before_migrating_sqlite(
+        pool: &sqlx::SqlitePool,
+        data_dir: &Path,
+    ) -> Result<(), Error> {
+        let mut conn = Pool::Sqlite(pool.clone()).acquire().await?;
+        let Some(applied) = backup::applied_schema(&mut conn).await? else {
+            return Ok(());
+        };
+        drop(conn);
+        let engine = backup::Engine::Sqlite;
+        engine.refuse_newer(applied)?;
+        let newest = engine.newest_schema();
+        let copy = data_dir.join(format!("{DB_FILE}.schema-{applied}"));
+        if applied < newest && !copy.exists() {
+            let partial = data_dir.join(format!("{DB_FILE}.schema-{applied}.partial"));
+            let _ = std::fs::remove_file(&partial);
+            Store {
+                pool: Pool::Sqlite(pool.clone()),
+            }
+            .copy_sqlite_into(&partial)
+            .await?;
+            std::fs::rename(&partial, &copy)
+                .map_err(|e| Error::storage("the copy before the upgrade", &e))?;
+            tracing::info!(
+                from = applied,
+                to = newest,
+                copy = %copy.display(),
+                "upgrading the database; its copy as it was is kept"
+            );
+        }
+        Ok(())
+    }
+
     /// Connects to PostgreSQL at `url` and brings its schema up to date. sqlx holds a
     /// PostgreSQL advisory lock while it migrates, so nodes starting at once migrate once.
     pub async fn open_postgres(url: &url::Url, database: &DatabaseConfig) -> Result<Store, Error> {
-        let mut options = PgConnectOptions::from_url(url)
-            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("database.url: {e}")))?
-            .application_name("eyeward-relay")
-            .ssl_mode(match database.tls {
-                DatabaseTls::VerifyFull => PgSslMode::VerifyFull,
-                DatabaseTls::Require => PgSslMode::Require,
-                DatabaseTls::Disable => PgSslMode::Disable,
-            })
-            .options([(
-                "statement_timeout",
-                database.statement_timeout.as_millis().to_string(),
-            )]);
-        if let Some(file) = &database.password_file {
-            let password = std::fs::read_to_string(file).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("cannot read database.password_file {}: {e}", file.display()),
-                )
-            })?;
-            options = options.password(password.trim_end_matches(['\r', '\n']));
+        let pool = connect_postgres(url, database, database.pool_size).await?;
+        let mut conn = Pool::Postgres(pool.clone()).acquire().await?;
+        if let Some(applied) = backup::applied_schema(&mut conn).await? {
+            backup::Engine::Postgres.refuse_newer(applied)?;
         }
-        if let Some(ca) = &database.ca_file {
-            options = options.ssl_root_cert(ca);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(database.pool_size)
-            .acquire_timeout(database.connect_timeout)
-            // sqlx pings every connection given back to the pool, and by default once more
-            // before handing it out: a round trip per query under load. A connection in use
-            // moments ago is known alive; one idle a while (the server may have restarted
-            // meanwhile) is pinged first, and a dead one is replaced rather than failing a
-            // request.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= IDLE_BEFORE_PING {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Unavailable, "cannot reach the database").with_source(e)
-            })?;
+        drop(conn);
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Store::opened(Pool::Postgres(pool)).await
     }
+}
 
+/// A pool of at most `size` connections to PostgreSQL at `url`, as `database` says; nothing
+/// is changed in it.
+async fn connect_postgres(
+    url: &url::Url,
+    database: &DatabaseConfig,
+    size: u32,
+) -> Result<sqlx::PgPool, Error> {
+    let mut options = PgConnectOptions::from_url(url)
+        .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("database.url: {e}")))?
+        .application_name("eyeward-relay")
+        .ssl_mode(match database.tls {
+            DatabaseTls::VerifyFull => PgSslMode::VerifyFull,
+            DatabaseTls::Require => PgSslMode::Require,
+            DatabaseTls::Disable => PgSslMode::Disable,
+        })
+        .options([(
+            "statement_timeout",
+            database.statement_timeout.as_millis().to_string(),
+        )]);
+    if let Some(file) = &database.password_file {
+        let password = std::fs::read_to_string(file).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("cannot read database.password_file {}: {e}", file.display()),
+            )
+        })?;
+        options = options.password(password.trim_end_matches(['\r', '\n']));
+    }
+    if let Some(ca) = &database.ca_file {
+        options = options.ssl_root_cert(ca);
+    }
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(database.connect_timeout)
+        // sqlx pings every connection given back to the pool, and by default once more
+        // before handing it out: a round trip per query under load. A connection in use
+        // moments ago is known alive; one idle a while (the server may have restarted
+        // meanwhile) is pinged first, and a dead one is replaced rather than failing a
+        // request.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unavailable, "cannot reach the database").with_source(e))
+}
+
+impl Store {
     /// The store on a migrated pool, once what older versions left is brought up to date.
     async fn opened(pool: Pool) -> Result<Store, Error> {
         let store = Store { pool };

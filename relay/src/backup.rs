@@ -1,0 +1,807 @@
+//! Backups of a relay while it serves (`eyeward-relay admin backup`), their checks
+//! (`admin verify-backup`) and their restore into an empty installation (`admin restore`).
+//!
+//! A backup is a folder:
+//! - `manifest.json`: the relay and schema versions, the rows per table, and the size and
+//!   SHA-256 of the database copy and of every object (picture, clip) the copy's rows name;
+//! - `database-<made at>.db` (SQLite, written by `VACUUM INTO`) or `.pgdump` (`pg_dump`'s
+//!   custom format);
+//! - `objects/`: the objects, named as in the picture storage.
+//!
+//! Taken again into the same folder, a backup copies only the objects the folder lacks
+//! (objects never change once stored). The new manifest replaces the old one in one rename,
+//! the last step: until then the folder holds the previous backup whole, so a backup cut off
+//! half-way loses nothing. What the new manifest no longer names is removed after.
+//!
+//! An object deleted between the database copy and its own copy (a customer deleted the
+//! event, retention removed it) is listed as vanished: the restored relay has its row, which
+//! answers as a picture that is gone.
+
+use crate::config::{Config, DatabaseConfig, DatabaseTls};
+use crate::error::{Error, ErrorKind};
+use crate::objects::{CLIPS, ObjectKey, Objects, SHARED_PICTURES, SNAPSHOTS};
+use crate::store::backup::{self as db, Contents, Engine, NamedObjects};
+use crate::store::{DB_FILE, Store};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The manifest's file name in a backup folder.
+pub const MANIFEST: &str = "manifest.json";
+/// The folder of objects in a backup folder.
+const OBJECTS: &str = "objects";
+/// The manifest format this relay writes and reads.
+const FORMAT: u32 = 1;
+/// Objects copied at once: a bucket answers each in a round trip.
+const COPIES_IN_FLIGHT: usize = 8;
+/// Problems named in a failed check (all are counted).
+const PROBLEMS_NAMED: usize = 10;
+/// How long `pg_dump` and `pg_restore` may take.
+const PG_TOOL_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// A backup's manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub relay_version: String,
+    pub engine: Engine,
+    pub schema_version: i64,
+    /// When the database was copied (Unix milliseconds).
+    pub made_at: i64,
+    pub database: Checked,
+    /// Rows per table in the database copy.
+    pub rows: BTreeMap<String, i64>,
+    pub objects: Vec<Checked>,
+    /// Objects the copy's rows name that were deleted before they could be copied.
+    pub vanished: Vec<String>,
+}
+
+/// A file of the backup: its name (an object's key, or the database file's name), size and
+/// SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checked {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What `admin backup` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSummary {
+    pub engine: Engine,
+    pub schema_version: i64,
+    pub database_bytes: u64,
+    pub rows: i64,
+    pub events: i64,
+    pub objects: usize,
+    /// Objects this run copied (the others were in the folder from an earlier backup).
+    pub objects_copied: usize,
+    pub bytes_copied: u64,
+    pub vanished: usize,
+    pub seconds: f64,
+}
+
+/// What `admin verify-backup` found sound.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub engine: Engine,
+    pub relay_version: String,
+    pub schema_version: i64,
+    pub made_at: i64,
+    pub rows: i64,
+    pub events: i64,
+    pub objects: usize,
+    pub bytes: u64,
+}
+
+/// What `admin restore` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub backup: Verified,
+    /// The schema version after the restored database was brought up to date.
+    pub schema_version: i64,
+}
+
+/// Backs the relay of `config` (its `store` and `objects`) up into the folder `to`.
+pub async fn backup(
+    config: &Config,
+    store: &Store,
+    objects: &Objects,
+    to: &Path,
+) -> Result<BackupSummary, Error> {
+    let started = Instant::now();
+    std::fs::create_dir_all(to.join(OBJECTS)).map_err(|e| folder_error(to, e))?;
+    let _lock = lock(to)?;
+    // An unreadable earlier manifest only means every object is copied again.
+    let before = read_manifest(to).ok();
+    let made_at = eyeward::clock::Clock::real().now().0;
+    let engine = store.engine();
+    let file = database_file(engine, made_at);
+    let path = to.join(&file);
+    let mut progress = Progress::on_terminal();
+    progress.show(format_args!("backup: copying the database"));
+    let contents = match engine {
+        Engine::Sqlite => {
+            store.copy_sqlite_into(&path).await?;
+            let copy = db::open_copy(&path).await?;
+            let contents = copy.contents().await;
+            copy.close().await;
+            contents?
+        }
+        Engine::Postgres => {
+            let url = postgres_url(&config.database)?;
+            let path = &path;
+            store
+                .on_exported_snapshot(|snapshot, contents| async move {
+                    let mut dump = pg_tool("pg_dump", url, &config.database)?;
+                    dump.arg("--format=custom")
+                        .arg(format!("--snapshot={snapshot}"))
+                        .arg("--file")
+                        .arg(path);
+                    run_pg_tool(dump).await?;
+                    Ok(contents)
+                })
+                .await?
+        }
+    };
+    let database = checked_file(&path, file).await?;
+    let earlier: HashMap<String, Checked> = before
+        .into_iter()
+        .flat_map(|m| m.objects)
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    let shelf_dir = to.join(OBJECTS);
+    let shelf = Objects::folder(&shelf_dir);
+    let keys = named_keys(&contents.named);
+    let total = keys.len();
+    let mut copies = futures_util::stream::iter(keys)
+        .map(|key| copy_object(objects, &shelf, &shelf_dir, earlier.get(key.as_str()), key))
+        .buffer_unordered(COPIES_IN_FLIGHT);
+    let (mut kept, mut vanished, mut copied, mut bytes_copied) = (Vec::new(), Vec::new(), 0, 0);
+    while let Some(done) = copies.next().await {
+        match done? {
+            ObjectCopied::Kept(c) => kept.push(c),
+            ObjectCopied::Copied(c) => {
+                copied += 1;
+                bytes_copied += c.bytes;
+                kept.push(c);
+            }
+            ObjectCopied::Vanished(key) => vanished.push(key.as_str().to_owned()),
+        }
+        progress.show(format_args!(
+            "backup: objects {}/{total} ({copied} copied now)",
+            kept.len() + vanished.len()
+        ));
+    }
+    drop(copies);
+    progress.finish();
+    kept.sort_by(|a, b| a.name.cmp(&b.name));
+    vanished.sort();
+    let manifest = Manifest {
+        format: FORMAT,
+        relay_version: env!("CARGO_PKG_VERSION").to_owned(),
+        engine,
+        schema_version: contents.schema_version,
+        made_at,
+        database,
+        rows: contents.rows,
+        objects: kept,
+        vanished,
+    };
+    write_manifest(to, &manifest)?;
+    prune(to, &manifest)?;
+    if !manifest.vanished.is_empty() {
+        tracing::warn!(
+            objects = manifest.vanished.len(),
+            "objects deleted while the backup ran are not in it (their rows are)"
+        );
+    }
+    Ok(BackupSummary {
+        engine,
+        schema_version: manifest.schema_version,
+        database_bytes: manifest.database.bytes,
+        rows: manifest.rows.values().sum(),
+        events: manifest.rows.get("events").copied().unwrap_or(0),
+        objects: manifest.objects.len(),
+        objects_copied: copied,
+        bytes_copied,
+        vanished: manifest.vanished.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checks the backup in `from`: its manifest, the size and SHA-256 of every file, the
+/// database copy's own soundness, and that this relay can run its schema.
+pub async fn verify(from: &Path) -> Result<Verified, Error> {
+    let manifest = read_manifest(from)?;
+    if manifest.format != FORMAT {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "the backup's manifest is of format {}; this relay reads format {FORMAT}",
+                manifest.format
+            ),
+        ));
+    }
+    manifest.engine.refuse_newer(manifest.schema_version)?;
+    let mut problems = Vec::new();
+    if manifest.database.name != database_file(manifest.engine, manifest.made_at) {
+        problems.push(format!(
+            "the manifest names the database file {:?}",
+            manifest.database.name
+        ));
+    } else {
+        let path = from.join(&manifest.database.name);
+        let found = check_file(&path, &manifest.database).await;
+        let sound = found.is_none();
+        problems.extend(found);
+        if sound {
+            problems.extend(check_database(&manifest, &path).await);
+        }
+    }
+    for object in &manifest.objects {
+        if ObjectKey::parse(&object.name).is_none() {
+            problems.push(format!("the manifest names the object {:?}", object.name));
+            continue;
+        }
+        problems.extend(check_file(&from.join(OBJECTS).join(&object.name), object).await);
+    }
+    if !problems.is_empty() {
+        let mut named = problems
+            .iter()
+            .take(PROBLEMS_NAMED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if problems.len() > PROBLEMS_NAMED {
+            named.push_str("; …");
+        }
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "the backup in {} is damaged ({} problems): {named}",
+                from.display(),
+                problems.len()
+            ),
+        ));
+    }
+    Ok(Verified {
+        engine: manifest.engine,
+        relay_version: manifest.relay_version.clone(),
+        schema_version: manifest.schema_version,
+        made_at: manifest.made_at,
+        rows: manifest.rows.values().sum(),
+        events: manifest.rows.get("events").copied().unwrap_or(0),
+        objects: manifest.objects.len(),
+        bytes: manifest.database.bytes + manifest.objects.iter().map(|o| o.bytes).sum::<u64>(),
+    })
+}
+
+/// Restores the backup in `from` into the empty installation `config` names, after
+/// [`verify`] found it sound; the database is then brought up to this relay's schema.
+pub async fn restore(config: &Config, from: &Path) -> Result<Restored, Error> {
+    let verified = verify(from).await?;
+    let manifest = read_manifest(from)?;
+    let objects = Objects::open(&config.data_dir, &config.storage).await?;
+    match (manifest.engine, &config.database.url) {
+        (Engine::Sqlite, None) => {
+            let taken = std::fs::read_dir(&config.data_dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if taken {
+                return Err(not_empty(format!(
+                    "data_dir {} is not empty",
+                    config.data_dir.display()
+                )));
+            }
+        }
+        (Engine::Postgres, Some(url)) => {
+            if db::probe_postgres(url, &config.database).await?.tables > 0 {
+                return Err(not_empty(
+                    "the database of [database] url has tables".to_owned(),
+                ));
+            }
+        }
+        (Engine::Sqlite, Some(_)) => {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "the backup is of a SQLite database: restore it with a config without \
+                 [database] url, then `admin migrate-storage` copies it into PostgreSQL",
+            ));
+        }
+        (Engine::Postgres, None) => {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "the backup is of a PostgreSQL database: set [database] url to an empty \
+                 database to restore it into",
+            ));
+        }
+    }
+    for folder in [SNAPSHOTS, SHARED_PICTURES, CLIPS] {
+        if !objects.list(folder).await?.is_empty() {
+            return Err(not_empty(format!("the picture storage has {folder}")));
+        }
+    }
+    let shelf = from.join(OBJECTS);
+    let mut puts = futures_util::stream::iter(&manifest.objects)
+        .map(|object| restore_object(&objects, &shelf, object))
+        .buffer_unordered(COPIES_IN_FLIGHT);
+    let mut progress = Progress::on_terminal();
+    let mut done = 0;
+    while let Some(put) = puts.next().await {
+        put?;
+        done += 1;
+        progress.show(format_args!(
+            "restore: objects {done}/{}",
+            manifest.objects.len()
+        ));
+    }
+    drop(puts);
+    progress.finish();
+    let database = from.join(&manifest.database.name);
+    match &config.database.url {
+        None => {
+            let target = config.data_dir.join(DB_FILE);
+            tokio::task::spawn_blocking(move || copy_durably(&database, &target))
+                .await
+                .map_err(|e| Error::internal("database copier").with_source(e))?
+                .map_err(|e| Error::storage("the database", &e))?;
+        }
+        Some(url) => {
+            let mut restore = pg_tool("pg_restore", url, &config.database)?;
+            restore
+                .args(["--no-owner", "--no-privileges", "--single-transaction"])
+                .arg("--exit-on-error")
+                .arg(format!("--dbname={}", url.path().trim_start_matches('/')))
+                .arg(&database);
+            run_pg_tool(restore).await?;
+        }
+    }
+    let store = Store::open(&config.data_dir, &config.database).await?;
+    Ok(Restored {
+        backup: verified,
+        schema_version: store.schema_version().await?,
+    })
+}
+
+fn not_empty(what: String) -> Error {
+    Error::new(
+        ErrorKind::FailedPrecondition,
+        format!("a restore goes into an empty installation, and {what}"),
+    )
+}
+
+/// The keys of the objects `named`, in the order the rows came.
+fn named_keys(named: &NamedObjects) -> Vec<ObjectKey> {
+    let snapshots = named
+        .snapshots
+        .iter()
+        .map(|(camera, key)| ObjectKey::snapshot(*camera, key));
+    let clips = named
+        .clips
+        .iter()
+        .map(|(camera, key)| ObjectKey::clip(*camera, key));
+    let shared = named
+        .shared_pictures
+        .iter()
+        .map(|request| ObjectKey::shared_picture(*request));
+    snapshots.chain(clips).chain(shared).collect()
+}
+
+/// What became of one object in a backup.
+enum ObjectCopied {
+    /// In the folder from an earlier backup.
+    Kept(Checked),
+    Copied(Checked),
+    Vanished(ObjectKey),
+}
+
+async fn copy_object(
+    objects: &Objects,
+    shelf: &Objects,
+    shelf_dir: &Path,
+    earlier: Option<&Checked>,
+    key: ObjectKey,
+) -> Result<ObjectCopied, Error> {
+    if let Some(earlier) = earlier {
+        let size = tokio::fs::metadata(shelf_dir.join(key.as_str()))
+            .await
+            .map(|m| m.len());
+        if size.ok() == Some(earlier.bytes) {
+            return Ok(ObjectCopied::Kept(earlier.clone()));
+        }
+    }
+    let Some(bytes) = objects.get_if_present(&key).await? else {
+        return Ok(ObjectCopied::Vanished(key));
+    };
+    let checked = Checked {
+        name: key.as_str().to_owned(),
+        bytes: bytes.len() as u64,
+        sha256: hex(&Sha256::digest(&bytes)),
+    };
+    shelf.put(&key, bytes).await?;
+    Ok(ObjectCopied::Copied(checked))
+}
+
+async fn restore_object(objects: &Objects, shelf: &Path, object: &Checked) -> Result<(), Error> {
+    let key = ObjectKey::parse(&object.name)
+        .ok_or_else(|| Error::internal("a verified manifest names an unknown object"))?;
+    let bytes = tokio::fs::read(shelf.join(key.as_str()))
+        .await
+        .map_err(|e| Error::storage(&format!("the backup's {}", key.as_str()), &e))?;
+    // Read once more: checked again, so that what goes in is what was verified.
+    if bytes.len() as u64 != object.bytes || hex(&Sha256::digest(&bytes)) != object.sha256 {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "the backup's {} changed since it was verified",
+                key.as_str()
+            ),
+        ));
+    }
+    objects.put(&key, bytes).await
+}
+
+/// The database copy's name in a backup made at `made_at`.
+fn database_file(engine: Engine, made_at: i64) -> String {
+    match engine {
+        Engine::Sqlite => format!("database-{made_at}.db"),
+        Engine::Postgres => format!("database-{made_at}.pgdump"),
+    }
+}
+
+/// The database copy checked in itself: SQLite's `integrity_check` and its rows against the
+/// manifest; `pg_restore --list` reading the dump whole.
+async fn check_database(manifest: &Manifest, path: &Path) -> Vec<String> {
+    match manifest.engine {
+        Engine::Sqlite => {
+            let checked = async {
+                let copy = db::open_copy(path).await?;
+                let problems = copy.integrity_problems().await;
+                let contents = copy.contents().await;
+                copy.close().await;
+                Ok::<_, Error>((problems?, contents?))
+            };
+            match checked.await {
+                Err(e) => vec![format!("the database copy cannot be read: {}", e.chain())],
+                Ok((mut problems, contents)) => {
+                    problems.truncate(PROBLEMS_NAMED);
+                    let Contents {
+                        schema_version,
+                        rows,
+                        ..
+                    } = contents;
+                    if schema_version != manifest.schema_version || rows != manifest.rows {
+                        problems.push(
+                            "the database copy's rows or schema differ from the manifest's"
+                                .to_owned(),
+                        );
+                    }
+                    problems
+                }
+            }
+        }
+        Engine::Postgres => {
+            let mut list = tokio::process::Command::new("pg_restore");
+            list.arg("--list").arg(path);
+            match run_pg_tool(list).await {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![format!("the dump cannot be read: {}", e.chain())],
+            }
+        }
+    }
+}
+
+/// A problem with the file at `path` against what the manifest says of it, if any.
+async fn check_file(path: &Path, expected: &Checked) -> Option<String> {
+    match checked_file(path, expected.name.clone()).await {
+        Err(e) => Some(format!("{}: {}", expected.name, e.chain())),
+        Ok(found) if found.bytes != expected.bytes => Some(format!(
+            "{}: {} bytes where the manifest says {}",
+            expected.name, found.bytes, expected.bytes
+        )),
+        Ok(found) if found.sha256 != expected.sha256 => {
+            Some(format!("{}: its SHA-256 differs", expected.name))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// The size and SHA-256 of the file at `path`, read in pieces.
+async fn checked_file(path: &Path, name: String) -> Result<Checked, Error> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0; 1 << 16];
+        let mut bytes = 0;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            bytes += n as u64;
+        }
+        Ok(Checked {
+            name,
+            bytes,
+            sha256: hex(&hash.finalize()),
+        })
+    })
+    .await
+    .map_err(|e| Error::internal("file checker").with_source(e))?
+    .map_err(|e: std::io::Error| Error::internal("unreadable").with_source(e))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest in `folder`.
+pub fn read_manifest(folder: &Path) -> Result<Manifest, Error> {
+    let path = folder.join(MANIFEST);
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("no backup in {}: cannot read {MANIFEST}", folder.display()),
+        )
+        .with_source(e)
+    })?;
+    serde_json::from_slice(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("the backup's {} is damaged", path.display()),
+        )
+        .with_source(e)
+    })
+}
+
+/// Writes `manifest` into `folder` in one rename, durably.
+fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::internal("manifest").with_source(e))?;
+    let tmp = folder.join(format!("{MANIFEST}.tmp"));
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&json)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, folder.join(MANIFEST)))
+        .and_then(|()| std::fs::File::open(folder)?.sync_all());
+    written.map_err(|e| Error::storage("the backup's manifest", &e))
+}
+
+/// Removes from `folder` what `manifest` no longer names: older database copies, objects
+/// since deleted, writes cut off half-way.
+fn prune(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let keep: std::collections::HashSet<&str> =
+        manifest.objects.iter().map(|o| o.name.as_str()).collect();
+    let removed = |e| Error::internal("cannot tidy the backup folder").with_source(e);
+    for entry in std::fs::read_dir(folder).map_err(removed)? {
+        let name = entry.map_err(removed)?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("database-") && name != manifest.database.name {
+            std::fs::remove_file(folder.join(&*name)).map_err(removed)?;
+        }
+    }
+    let objects = folder.join(OBJECTS);
+    for file in files_under(&objects).map_err(removed)? {
+        let name = file
+            .strip_prefix(&objects)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !keep.contains(name.as_str()) {
+            std::fs::remove_file(&file).map_err(removed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                folders.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Copies `source` to `target` through a temporary file, fsynced, then its folder.
+fn copy_durably(source: &Path, target: &Path) -> std::io::Result<()> {
+    let folder = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)?;
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::copy(source, &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, target)?;
+    std::fs::File::open(folder)?.sync_all()
+}
+
+/// Holds the backup folder's lock: two backups into one folder at once would mix.
+fn lock(folder: &Path) -> Result<std::fs::File, Error> {
+    let file =
+        std::fs::File::create(folder.join("backup.lock")).map_err(|e| folder_error(folder, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("another backup into {} is running", folder.display()),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(folder_error(folder, e)),
+    }
+}
+
+fn folder_error(folder: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!("cannot use the backup folder {}", folder.display()),
+    )
+    .with_source(e)
+}
+
+fn postgres_url(database: &DatabaseConfig) -> Result<&url::Url, Error> {
+    database
+        .url
+        .as_ref()
+        .ok_or_else(|| Error::internal("a PostgreSQL store without [database] url"))
+}
+
+/// `program` (`pg_dump`, `pg_restore`) set to reach the database at `url` as the relay does.
+/// The connection goes in the environment, the password too: never on a command line that
+/// `ps` shows.
+fn pg_tool(
+    program: &str,
+    url: &url::Url,
+    database: &DatabaseConfig,
+) -> Result<tokio::process::Command, Error> {
+    let decoded = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "database.url is not valid UTF-8",
+            )
+        })
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .env("PGHOST", url.host_str().unwrap_or("localhost"))
+        .env("PGPORT", url.port().unwrap_or(5432).to_string())
+        .env(
+            "PGCONNECT_TIMEOUT",
+            database.connect_timeout.as_secs().max(1).to_string(),
+        )
+        .env("PGAPPNAME", "eyeward-relay admin")
+        .env(
+            "PGSSLMODE",
+            match database.tls {
+                DatabaseTls::VerifyFull => "verify-full",
+                DatabaseTls::Require => "require",
+                DatabaseTls::Disable => "disable",
+            },
+        )
+        .arg("--no-password");
+    if !url.username().is_empty() {
+        command.env("PGUSER", decoded(url.username())?);
+    }
+    let database_name = url.path().trim_start_matches('/');
+    if !database_name.is_empty() {
+        command.env("PGDATABASE", decoded(database_name)?);
+    }
+    let password = match (&database.password_file, url.password()) {
+        (Some(file), _) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("cannot read database.password_file {}", file.display()),
+                    )
+                    .with_source(e)
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        (None, Some(p)) => Some(decoded(p)?),
+        (None, None) => None,
+    };
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    if let Some(ca) = &database.ca_file {
+        command.env("PGSSLROOTCERT", ca);
+    }
+    Ok(command)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Runs a PostgreSQL tool to its end; its own words on failure.
+async fn run_pg_tool(mut command: tokio::process::Command) -> Result<(), Error> {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("cannot run {program} (PostgreSQL's client tools): is it installed?"),
+        )
+        .with_source(e)
+    })?;
+    let out = tokio::time::timeout(PG_TOOL_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::DeadlineExceeded,
+                format!("{program} took too long"),
+            )
+        })?
+        .map_err(|e| Error::internal(format!("{program} stopped")).with_source(e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said: String = said.trim().chars().take(600).collect();
+    Err(Error::new(
+        ErrorKind::FailedPrecondition,
+        format!("{program} failed ({}): {said}", out.status),
+    ))
+}
+
+/// Progress on a terminal (stderr), at most a few times a second; nothing elsewhere.
+struct Progress {
+    on: bool,
+    shown: Option<Instant>,
+}
+
+impl Progress {
+    fn on_terminal() -> Progress {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, what: std::fmt::Arguments<'_>) {
+        if !self.on
+            || self
+                .shown
+                .is_some_and(|s| s.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        eprint!("\r\x1b[2K{what}");
+    }
+
+    fn finish(&mut self) {
+        if self.on && self.shown.is_some() {
+            eprintln!();
+        }
+    }
+}
