@@ -34,7 +34,7 @@ EYEWARD_TEST_BACKEND=postgres-s3 timeout 900 cargo test --locked -p eyeward-rela
   -p eyeward --test sessions --test tenant_isolation --test route_walk --test motion_events \
   --test event_upload --test alert_mail --test dispatch_requests --test abuse_races \
   --test abuse_leftovers --test abuse_uploads --test snapshot_delivery --test admin_cli \
-  --test event_clips \
+  --test event_clips --test backup_restore \
   -- --skip a_busy_database_holds_uploads_back --skip a_full_disk_refuses_new_snapshots \
   --skip a_clip_upload_cut_off_or_killed_half_way --skip a_clip_being_recorded_when_the_agent_stops \
   2>&1 | tee -a "$test_log"

@@ -81,8 +81,7 @@ pub async fn run_on_config(config: &Config, cmd: AdminCommand) -> Result<Output,
     match cmd {
         AdminCommand::MigrateStorage(args) => migrate_storage(config, args).await,
         AdminCommand::Backup { to } => {
-            let store = Store::open(&config.data_dir, &config.database).await?;
-            let objects = Objects::open(&config.data_dir, &config.storage).await?;
+            let (store, objects) = crate::backup::open_installation(config).await?;
             let done = crate::backup::backup(config, &store, &objects, &to).await?;
             let human = format!(
                 "backup in {}: {} events, {} rows, {} objects ({} copied now, {} bytes), \

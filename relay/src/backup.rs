@@ -107,6 +107,40 @@ pub struct Restored {
     pub schema_version: i64,
 }
 
+/// The store and objects of the installation `config` names, to back up: opened only when
+/// its database is at this relay's own schema, so that a newer binary never upgrades the
+/// database under the older relay that serves it.
+pub async fn open_installation(config: &Config) -> Result<(Store, Objects), Error> {
+    let probe = match &config.database.url {
+        None => db::probe_sqlite(&config.data_dir).await?,
+        Some(url) => db::probe_postgres(url, &config.database).await?,
+    };
+    let ours = probe.engine.newest_schema();
+    match probe.schema_version {
+        Some(v) if v == ours => {}
+        Some(v) => {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "the database is at schema version {v} and this eyeward-relay {} at {ours}: \
+                     back it up with the relay binary that serves it",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        None => {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "there is no database to back up: is the config the relay's?",
+            ));
+        }
+    }
+    Ok((
+        Store::open(&config.data_dir, &config.database).await?,
+        Objects::open(&config.data_dir, &config.storage).await?,
+    ))
+}
+
 /// Backs the relay of `config` (its `store` and `objects`) up into the folder `to`.
 pub async fn backup(
     config: &Config,
@@ -155,12 +189,11 @@ pub async fn backup(
         .flat_map(|m| m.objects)
         .map(|c| (c.name.clone(), c))
         .collect();
-    let shelf_dir = to.join(OBJECTS);
-    let shelf = Objects::folder(&shelf_dir);
+    let shelf = to.join(OBJECTS);
     let keys = named_keys(&contents.named);
     let total = keys.len();
     let mut copies = futures_util::stream::iter(keys)
-        .map(|key| copy_object(objects, &shelf, &shelf_dir, earlier.get(key.as_str()), key))
+        .map(|key| copy_object(objects, &shelf, earlier.get(key.as_str()), key))
         .buffer_unordered(COPIES_IN_FLIGHT);
     let (mut kept, mut vanished, mut copied, mut bytes_copied) = (Vec::new(), Vec::new(), 0, 0);
     while let Some(done) = copies.next().await {
@@ -180,6 +213,7 @@ pub async fn backup(
     }
     drop(copies);
     progress.finish();
+    sync_folders(&shelf)?;
     kept.sort_by(|a, b| a.name.cmp(&b.name));
     vanished.sort();
     let manifest = Manifest {
@@ -290,9 +324,17 @@ pub async fn restore(config: &Config, from: &Path) -> Result<Restored, Error> {
     let objects = Objects::open(&config.data_dir, &config.storage).await?;
     match (manifest.engine, &config.database.url) {
         (Engine::Sqlite, None) => {
-            let taken = std::fs::read_dir(&config.data_dir)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false);
+            let taken = match std::fs::read_dir(&config.data_dir) {
+                Ok(mut entries) => entries.next().is_some(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("cannot read data_dir {}", config.data_dir.display()),
+                    )
+                    .with_source(e));
+                }
+            };
             if taken {
                 return Err(not_empty(format!(
                     "data_dir {} is not empty",
@@ -347,7 +389,7 @@ pub async fn restore(config: &Config, from: &Path) -> Result<Restored, Error> {
     match &config.database.url {
         None => {
             let target = config.data_dir.join(DB_FILE);
-            tokio::task::spawn_blocking(move || copy_durably(&database, &target))
+            tokio::task::spawn_blocking(move || crate::objects::copy_durably(&database, &target))
                 .await
                 .map_err(|e| Error::internal("database copier").with_source(e))?
                 .map_err(|e| Error::storage("the database", &e))?;
@@ -401,50 +443,61 @@ enum ObjectCopied {
     Vanished(ObjectKey),
 }
 
+/// Copies `key` into the backup's folder of objects `shelf` (streamed, checksummed on the
+/// way, fsynced), unless an earlier backup left it there.
 async fn copy_object(
     objects: &Objects,
-    shelf: &Objects,
-    shelf_dir: &Path,
+    shelf: &Path,
     earlier: Option<&Checked>,
     key: ObjectKey,
 ) -> Result<ObjectCopied, Error> {
+    use tokio::io::AsyncWriteExt;
+    let target = shelf.join(key.as_str());
     if let Some(earlier) = earlier {
-        let size = tokio::fs::metadata(shelf_dir.join(key.as_str()))
-            .await
-            .map(|m| m.len());
+        let size = tokio::fs::metadata(&target).await.map(|m| m.len());
         if size.ok() == Some(earlier.bytes) {
             return Ok(ObjectCopied::Kept(earlier.clone()));
         }
     }
-    let Some(bytes) = objects.get_if_present(&key).await? else {
+    let Some(mut stream) = objects.stream(&key).await? else {
         return Ok(ObjectCopied::Vanished(key));
     };
-    let checked = Checked {
+    let failed = |e: std::io::Error| Error::storage(&format!("the backup's {}", key.as_str()), &e);
+    let folder = target.parent().unwrap_or(shelf);
+    tokio::fs::create_dir_all(folder).await.map_err(failed)?;
+    let tmp = shelf.join(format!("{}.tmp", key.as_str()));
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(failed)?;
+    let (mut hash, mut bytes) = (Sha256::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Error::internal(format!("object {} unreadable", key.as_str())).with_source(e)
+        })?;
+        hash.update(&chunk);
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.sync_all().await.map_err(failed)?;
+    drop(file);
+    tokio::fs::rename(&tmp, &target).await.map_err(failed)?;
+    Ok(ObjectCopied::Copied(Checked {
         name: key.as_str().to_owned(),
-        bytes: bytes.len() as u64,
-        sha256: hex(&Sha256::digest(&bytes)),
-    };
-    shelf.put(&key, bytes).await?;
-    Ok(ObjectCopied::Copied(checked))
+        bytes,
+        sha256: hex(&hash.finalize()),
+    }))
 }
 
 async fn restore_object(objects: &Objects, shelf: &Path, object: &Checked) -> Result<(), Error> {
     let key = ObjectKey::parse(&object.name)
         .ok_or_else(|| Error::internal("a verified manifest names an unknown object"))?;
-    let bytes = tokio::fs::read(shelf.join(key.as_str()))
-        .await
-        .map_err(|e| Error::storage(&format!("the backup's {}", key.as_str()), &e))?;
-    // Read once more: checked again, so that what goes in is what was verified.
-    if bytes.len() as u64 != object.bytes || hex(&Sha256::digest(&bytes)) != object.sha256 {
+    let path = shelf.join(key.as_str());
+    // Checked once more as it goes in: what is restored is what was verified.
+    if let Some(problem) = check_file(&path, object).await {
         return Err(Error::new(
             ErrorKind::FailedPrecondition,
-            format!(
-                "the backup's {} changed since it was verified",
-                key.as_str()
-            ),
+            format!("the backup changed since it was verified: {problem}"),
         ));
     }
-    objects.put(&key, bytes).await
+    objects.put_copy_of(&key, &path).await
 }
 
 /// The database copy's name in a backup made at `made_at`.
@@ -620,16 +673,22 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Copies `source` to `target` through a temporary file, fsynced, then its folder.
-fn copy_durably(source: &Path, target: &Path) -> std::io::Result<()> {
-    let folder = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(folder)?;
-    let mut tmp = target.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::copy(source, &tmp)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, target)?;
-    std::fs::File::open(folder)?.sync_all()
+/// Fsyncs every folder under `dir` (the objects' files were, one by one).
+fn sync_folders(dir: &Path) -> Result<(), Error> {
+    let synced = |e| Error::storage("the backup's folders", &e);
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(synced)? {
+            let entry = entry.map_err(synced)?;
+            if entry.file_type().map_err(synced)?.is_dir() {
+                folders.push(entry.path());
+            }
+        }
+        std::fs::File::open(&folder)
+            .and_then(|f| f.sync_all())
+            .map_err(synced)?;
+    }
+    Ok(())
 }
 
 /// Holds the backup folder's lock: two backups into one folder at once would mix.
@@ -679,7 +738,14 @@ fn pg_tool(
     };
     let mut command = tokio::process::Command::new(program);
     command
-        .env("PGHOST", url.host_str().unwrap_or("localhost"))
+        // An IPv6 address without its URL brackets, as libpq takes it.
+        .env(
+            "PGHOST",
+            url.host_str()
+                .unwrap_or("localhost")
+                .trim_start_matches('[')
+                .trim_end_matches(']'),
+        )
         .env("PGPORT", url.port().unwrap_or(5432).to_string())
         .env(
             "PGCONNECT_TIMEOUT",

@@ -115,12 +115,6 @@ impl Error {
         out
     }
 
-    /// The kind of the I/O error that caused this one, if one did.
-    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
-        let cause = self.source.as_deref()?;
-        cause.downcast_ref::<std::io::Error>().map(|e| e.kind())
-    }
-
     /// How long the client should wait before trying again, if it should.
     pub fn retry_delay(&self) -> Option<Duration> {
         self.retry_after

@@ -327,12 +327,40 @@ impl Objects {
         }
     }
 
-    /// The object `key`, or `None` when there is none (deleted since its row was read).
-    pub async fn get_if_present(&self, key: &ObjectKey) -> Result<Option<Vec<u8>>, Error> {
-        match self.get(key).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(None),
-            Err(e) => Err(e),
+    /// The object `key` streamed whole, or `None` when there is none (deleted since the row
+    /// that named it was read).
+    pub async fn stream(&self, key: &ObjectKey) -> Result<Option<ByteStream>, Error> {
+        match &*self.place {
+            Place::Folder(dir) => match tokio::fs::File::open(dir.join(&key.0)).await {
+                Ok(file) => Ok(Some(tokio_util::io::ReaderStream::new(file).boxed())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => {
+                    Err(Error::internal(format!("object {} unreadable", key.0)).with_source(e))
+                }
+            },
+            Place::Bucket { store, prefix } => match store.get(&in_bucket(prefix, &key.0)).await {
+                Ok(got) => Ok(Some(
+                    got.into_stream().map_err(std::io::Error::other).boxed(),
+                )),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(unreachable(e)),
+            },
+        }
+    }
+
+    /// Stores a copy of the file at `path` as `key`, durably, leaving the file as it was (a
+    /// restore from a backup).
+    pub async fn put_copy_of(&self, key: &ObjectKey, path: &Path) -> Result<(), Error> {
+        match &*self.place {
+            Place::Folder(dir) => {
+                let (target, source) = (dir.join(&key.0), path.to_owned());
+                tokio::task::spawn_blocking(move || copy_durably(&source, &target))
+                    .await
+                    .map_err(|e| Error::internal("object copier").with_source(e))?
+                    .map_err(|e| Error::storage("the object", &e))
+            }
+            // A bucket's upload only reads the file.
+            Place::Bucket { .. } => self.put_file(key, path).await,
         }
     }
 
@@ -532,16 +560,23 @@ fn move_durably(source: &Path, target: &Path) -> std::io::Result<()> {
     let folder = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
     if std::fs::rename(source, target).is_err() {
-        let mut tmp = target.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let copied =
-            std::fs::copy(source, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all());
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, target)?;
+        return copy_durably(source, target);
     }
+    std::fs::File::open(folder)?.sync_all()
+}
+
+/// Copies `source` to `target` through a temporary file, fsynced, then its folder.
+pub(crate) fn copy_durably(source: &Path, target: &Path) -> std::io::Result<()> {
+    let folder = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)?;
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let copied = std::fs::copy(source, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all());
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, target)?;
     std::fs::File::open(folder)?.sync_all()
 }
 

@@ -126,9 +126,13 @@ impl Store {
             return Err(Error::internal("exported snapshots are PostgreSQL's"));
         };
         let mut tx = Tx::Postgres(pool.begin().await?);
-        let snapshot: String = on!(tx, c => sqlx::query_scalar(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-             SELECT pg_export_snapshot()").fetch_one(c).await)?;
+        on!(tx, c => sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(c)
+            .await
+            .map(drop))?;
+        let snapshot: String = on!(tx, c => sqlx::query_scalar("SELECT pg_export_snapshot()")
+            .fetch_one(c)
+            .await)?;
         let contents = contents(&mut tx).await?;
         // The snapshot stays valid while this transaction is open.
         let done = work(snapshot, contents).await;
