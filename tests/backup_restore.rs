@@ -159,15 +159,25 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
     let (acked, ran) = tokio::join!(uploads, backup);
     let (acked, (began, ended, summary)) = (acked?, ran?);
     let before: Vec<&Acked> = acked.iter().filter(|a| a.at < began).collect();
-    let during = acked.iter().filter(|a| a.at >= began && a.at <= ended).count();
+    let during = acked
+        .iter()
+        .filter(|a| a.at >= began && a.at <= ended)
+        .count();
     let after: Vec<&Acked> = acked.iter().filter(|a| a.at > ended).collect();
     eprintln!(
         "backup: {summary}; uploads acknowledged before it {}, during it {during}, after it {}",
         before.len(),
         after.len()
     );
-    ensure!(before.len() >= 150, "the load before the backup: {}", before.len());
-    ensure!(during >= 1, "no upload was acknowledged while the backup ran");
+    ensure!(
+        before.len() >= 150,
+        "the load before the backup: {}",
+        before.len()
+    );
+    ensure!(
+        during >= 1,
+        "no upload was acknowledged while the backup ran"
+    );
     ensure!(summary["events"].as_i64() >= Some(before.len() as i64));
     ensure!(summary["vanished"] == 0, "{summary}");
 
@@ -181,7 +191,10 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
         );
     }
     use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState::Connected;
-    ensure!(viewer.connection_state() == Connected, "the live view ended");
+    ensure!(
+        viewer.connection_state() == Connected,
+        "the live view ended"
+    );
     let alerts = smtp
         .received()?
         .iter()
@@ -196,7 +209,10 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
     common::admin(&relay.config, &["verify-backup", "--from", backup_path], "")?;
     let target = Site::new("127.0.0.1:0", &extra)?;
     let restored = target.admin(&["restore", "--from", backup_path], "")?;
-    ensure!(restored["backup"]["events"] == summary["events"], "{restored}");
+    ensure!(
+        restored["backup"]["events"] == summary["events"],
+        "{restored}"
+    );
     let mut copy = Relay::run(target)?;
     let alice_there = copy.login("a@example.jp", PW).await?;
     for a in &before {
@@ -225,8 +241,8 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_picture_or_a_truncated_database_copy_is_found_and_never_restored()
--> Result<()> {
+async fn a_changed_picture_or_a_truncated_database_copy_is_found_and_never_restored() -> Result<()>
+{
     let relay = Relay::start("[events]\nmax_per_minute_per_camera = 1000\n")?;
     let owner = relay.customer("a@example.jp", "Alice", "tokyo", PW)?;
     let door = relay.camera(owner, "Door", "fixed", "dispatch", "agent")?;
@@ -239,12 +255,18 @@ async fn a_changed_picture_or_a_truncated_database_copy_is_found_and_never_resto
     let dir = tempfile::tempdir()?;
     let to = dir.path().to_str().context("utf-8")?;
     let first = relay.admin(&["backup", "--to", to], "")?;
-    ensure!(first["objects"] == 3 && first["objects_copied"] == 3, "{first}");
+    ensure!(
+        first["objects"] == 3 && first["objects_copied"] == 3,
+        "{first}"
+    );
     // Taken again into the same folder, it copies only what is new.
     let resp = upload_event(&relay, token, "event-0003", &pictures[0]).await?;
     ensure!(resp.status() == 201);
     let again = relay.admin(&["backup", "--to", to], "")?;
-    ensure!(again["objects"] == 4 && again["objects_copied"] == 1, "{again}");
+    ensure!(
+        again["objects"] == 4 && again["objects_copied"] == 1,
+        "{again}"
+    );
     relay.admin(&["verify-backup", "--from", to], "")?;
 
     let refused = |what: &str, names: &str| -> Result<()> {
@@ -288,7 +310,10 @@ async fn a_changed_picture_or_a_truncated_database_copy_is_found_and_never_resto
     let database = std::fs::read_dir(dir.path())?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("database-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("database-"))
+        })
         .context("the database copy")?;
     let length = std::fs::metadata(&database)?.len();
     std::fs::OpenOptions::new()

@@ -1,10 +1,11 @@
-//! What eyeward's benchmarks share: motion to mail, the processes they start and what `/proc` says those
+//! What eyeward's benchmarks share: agents' uploads, motion to mail, the processes they start and what `/proc` says those
 //! use, the storage backends of their relays, several relays as one service, receive-only WebRTC viewers for eyeward and
 //! for Janus, SVG charts, and video files drawn at run time.
 
 pub mod alerts;
 pub mod backend;
 pub mod cluster;
+pub mod ingest;
 pub mod light_viewer;
 pub mod mail;
 pub mod plot;

@@ -20,6 +20,7 @@
 
 use anyhow::{Context, Result, ensure};
 use eyeward_bench::backend::Backend;
+use eyeward_bench::ingest::{jpeg, upload};
 use eyeward_bench::mail::Sink;
 use eyeward_bench::process::{add_camera, bench_login, provision_customer, start_relay, usage};
 use eyeward_bench::quantile;
@@ -74,40 +75,6 @@ fn machine_busy() -> Result<(Duration, Duration)> {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let time = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
     Ok((time(busy), time(ticks[7])))
-}
-
-/// Uploads `jpeg` as an event of the camera with `token`; the time to its answer, which must
-/// be a 201.
-async fn upload(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    key: &str,
-    jpeg: &[u8],
-) -> Result<f64> {
-    let now = eyeward::UnixMillis::now().0;
-    let started = Instant::now();
-    let answer = http
-        .post(format!(
-            "{base}/agent/v1/events?key={key}&captured_at={now}&score=0.04&bbox=0,0,8,8"
-        ))
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(jpeg.to_vec())
-        .send()
-        .await?;
-    let took = started.elapsed().as_secs_f64() * 1000.0;
-    ensure!(answer.status() == 201, "upload {key}: {}", answer.status());
-    Ok(took)
-}
-
-fn jpeg() -> Result<Vec<u8>> {
-    let img = image::RgbImage::from_fn(320, 180, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&img)?;
-    Ok(out)
 }
 
 async fn measure(backend: &Backend, n: usize, seconds: u64, workers: usize) -> Result<Figures> {
