@@ -1,10 +1,14 @@
 //! The admin command line as CONTRACT.md gives it: exactly one JSON object with `--json`,
-//! tokens shown once and stored only as hashes, clear errors.
+//! tokens shown once and stored only as hashes, clear errors; and `check-config`, which
+//! reaches what a config names, says what fails, and changes nothing.
 
 mod common;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use common::smtp::Smtp;
 use common::{Relay, bin};
+use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 
 const PW: &str = "correct horse battery";
@@ -398,5 +402,81 @@ async fn a_household_members_password_is_set_and_they_are_removed_by_the_adminis
     assert_eq!(status, 401);
     let (_, household) = common::status_json(alice.get("/api/household").await?).await?;
     assert_eq!(household["members"], serde_json::json!([]));
+    Ok(())
+}
+
+/// `eyeward-relay check-config --json --config CONFIG`: whether it exited 0, the one object
+/// it printed, and everything it wrote.
+fn check_config(config: &Path) -> Result<(bool, Value, String)> {
+    let out = Command::new(bin("eyeward-relay"))
+        .args(["check-config", "--json", "--config"])
+        .arg(config)
+        .output()?;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = serde_json::from_slice(&out.stdout).with_context(|| printed.clone())?;
+    Ok((out.status.success(), json, printed))
+}
+
+/// The finding of `part` in what check-config printed: whether it passed, and its detail.
+fn finding(found: &Value, part: &str) -> (bool, String) {
+    let f = found["findings"]
+        .as_array()
+        .and_then(|all| all.iter().find(|f| f["part"] == part))
+        .unwrap_or_else(|| panic!("no {part} in {found}"));
+    (
+        f["ok"].as_bool().unwrap_or(false),
+        f["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_config_reaches_what_the_config_names_and_changes_nothing() -> Result<()> {
+    let mut smtp = Smtp::start()?;
+    let relay = Relay::start(&format!("[mail]\nsmtp_url = \"{}\"\n", smtp.url()))?;
+    let (ok, found, printed) = check_config(&relay.config)?;
+    assert!(ok && found["ok"] == true, "{printed}");
+    for part in ["config", "data_dir", "database", "storage", "mail"] {
+        assert!(finding(&found, part).0, "{part}: {printed}");
+    }
+    assert!(finding(&found, "database").1.ends_with("this relay's"), "{printed}");
+    assert!(finding(&found, "mail").1.contains("answers"), "{printed}");
+
+    // The mail server away: that part fails, the command exits 1, the rest passes.
+    smtp.stop()?;
+    let (ok, found, printed) = check_config(&relay.config)?;
+    assert!(!ok && found["ok"] == false, "{printed}");
+    assert!(!finding(&found, "mail").0, "{printed}");
+    assert!(finding(&found, "database").0, "{printed}");
+
+    // A fresh installation: nothing is made, and a password in a URL is never printed.
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("relay.toml");
+    let port = common::free_port()?;
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[mail]\nsmtp_url = \"smtp://bob:s3cret-mail-pw@127.0.0.1:{port}\"\n",
+            data.to_str().context("utf-8")?
+        ),
+    )?;
+    let (ok, found, printed) = check_config(&config)?;
+    assert!(!ok, "{printed}");
+    assert!(finding(&found, "database").1.contains("no database yet"), "{printed}");
+    assert!(finding(&found, "data_dir").1.contains("made at the first start"), "{printed}");
+    assert!(!finding(&found, "mail").0, "{printed}");
+    assert!(!printed.contains("s3cret-mail-pw"), "{printed}");
+    assert!(!data.exists(), "check-config made the data folder");
+
+    // A config that does not read is the one finding.
+    std::fs::write(&config, "data_dir = \"/tmp/x\"\nlisten_on = \"nowhere\"\n")?;
+    let (ok, found, printed) = check_config(&config)?;
+    assert!(!ok, "{printed}");
+    assert_eq!(found["findings"].as_array().map(Vec::len), Some(1), "{printed}");
+    assert!(finding(&found, "config").1.contains("listen_on"), "{printed}");
     Ok(())
 }

@@ -150,6 +150,13 @@ pub async fn backup(
 ) -> Result<BackupSummary, Error> {
     let started = Instant::now();
     std::fs::create_dir_all(to.join(OBJECTS)).map_err(|e| folder_error(to, e))?;
+    // The copy holds what the database does (password hashes, cameras' RTSP credentials):
+    // the folder is its owner's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| folder_error(to, e))?;
+    }
     let _lock = lock(to)?;
     // An unreadable earlier manifest only means every object is copied again.
     let before = read_manifest(to).ok();
