@@ -442,7 +442,10 @@ async fn check_config_reaches_what_the_config_names_and_changes_nothing() -> Res
     for part in ["config", "data_dir", "database", "storage", "mail"] {
         assert!(finding(&found, part).0, "{part}: {printed}");
     }
-    assert!(finding(&found, "database").1.ends_with("this relay's"), "{printed}");
+    assert!(
+        finding(&found, "database").1.ends_with("this relay's"),
+        "{printed}"
+    );
     assert!(finding(&found, "mail").1.contains("answers"), "{printed}");
 
     // The mail server away: that part fails, the command exits 1, the rest passes.
@@ -466,8 +469,16 @@ async fn check_config_reaches_what_the_config_names_and_changes_nothing() -> Res
     )?;
     let (ok, found, printed) = check_config(&config)?;
     assert!(!ok, "{printed}");
-    assert!(finding(&found, "database").1.contains("no database yet"), "{printed}");
-    assert!(finding(&found, "data_dir").1.contains("made at the first start"), "{printed}");
+    assert!(
+        finding(&found, "database").1.contains("no database yet"),
+        "{printed}"
+    );
+    assert!(
+        finding(&found, "data_dir")
+            .1
+            .contains("made at the first start"),
+        "{printed}"
+    );
     assert!(!finding(&found, "mail").0, "{printed}");
     assert!(!printed.contains("s3cret-mail-pw"), "{printed}");
     assert!(!data.exists(), "check-config made the data folder");
@@ -476,7 +487,14 @@ async fn check_config_reaches_what_the_config_names_and_changes_nothing() -> Res
     std::fs::write(&config, "data_dir = \"/tmp/x\"\nlisten_on = \"nowhere\"\n")?;
     let (ok, found, printed) = check_config(&config)?;
     assert!(!ok, "{printed}");
-    assert_eq!(found["findings"].as_array().map(Vec::len), Some(1), "{printed}");
-    assert!(finding(&found, "config").1.contains("listen_on"), "{printed}");
+    assert_eq!(
+        found["findings"].as_array().map(Vec::len),
+        Some(1),
+        "{printed}"
+    );
+    assert!(
+        finding(&found, "config").1.contains("listen_on"),
+        "{printed}"
+    );
     Ok(())
 }
