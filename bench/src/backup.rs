@@ -10,7 +10,8 @@
 //! 4. **During a second backup** into the same folder: what an incremental one takes.
 //!
 //! Printed: the figures, and the ratios during against without (goal: ≤ 1.5×).
-//! `bench/backup.sh [EVENTS]` runs it.
+//! `bench/backup.sh [EVENTS] [MAX_RATE]` runs it (`MAX_RATE`: the backup's `--max-rate`, in
+//! MB/s, 0 for none; its default without).
 
 use anyhow::{Context, Result};
 use eyeward_bench::ingest::{jpeg, upload};
@@ -97,16 +98,26 @@ async fn under_steady_load<T>(
     ))
 }
 
-/// `admin backup --to folder`, timed; its summary and the wall time in seconds.
-async fn backup(config: &Path, folder: &Path) -> Result<(serde_json::Value, f64)> {
+/// `admin backup --to folder [--max-rate MB/s]`, timed; its summary and the wall time in
+/// seconds.
+async fn backup(
+    config: &Path,
+    folder: &Path,
+    max_rate: Option<u32>,
+) -> Result<(serde_json::Value, f64)> {
     let (config, folder) = (config.to_owned(), folder.to_owned());
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let summary = relay_admin(
-            &config,
-            &["backup", "--to", folder.to_str().context("utf-8")?],
-            "",
-        )?;
+        let mut args = vec![
+            "backup".to_owned(),
+            "--to".to_owned(),
+            folder.to_str().context("utf-8")?.to_owned(),
+        ];
+        if let Some(rate) = max_rate {
+            args.extend(["--max-rate".to_owned(), rate.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let summary = relay_admin(&config, &args, "")?;
         Ok((summary, started.elapsed().as_secs_f64()))
     })
     .await?
@@ -118,6 +129,11 @@ async fn main() -> Result<()> {
         .nth(1)
         .map_or(Ok(100_000), |s| s.parse())
         .context("events to fill the relay with")?;
+    let max_rate: Option<u32> = std::env::args()
+        .nth(2)
+        .map(|s| s.parse())
+        .transpose()
+        .context("the backup's --max-rate")?;
     let dir = std::env::temp_dir().join(format!("eyeward-backup-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (config, customer) =
@@ -171,11 +187,21 @@ async fn main() -> Result<()> {
     .await?;
     eprintln!("the first backup, under the load...");
     let folder = dir.join("backup");
-    let (first, (first_summary, first_s)) =
-        under_steady_load(&base, &steady_token, "first", backup(&config, &folder)).await?;
+    let (first, (first_summary, first_s)) = under_steady_load(
+        &base,
+        &steady_token,
+        "first",
+        backup(&config, &folder, max_rate),
+    )
+    .await?;
     eprintln!("a second backup into the same folder, under the load...");
-    let (again, (again_summary, again_s)) =
-        under_steady_load(&base, &steady_token, "again", backup(&config, &folder)).await?;
+    let (again, (again_summary, again_s)) = under_steady_load(
+        &base,
+        &steady_token,
+        "again",
+        backup(&config, &folder, max_rate),
+    )
+    .await?;
     let verify_started = Instant::now();
     relay_admin(
         &config,
@@ -187,8 +213,9 @@ async fn main() -> Result<()> {
     let mb = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1e6;
     let objects = first_summary["objects"].as_f64().unwrap_or(0.0);
     let bytes = mb(&first_summary["bytes_copied"]) + mb(&first_summary["database_bytes"]);
+    let rate = max_rate.map_or("its default".to_owned(), |r| format!("{r} MB/s"));
     println!(
-        "## Backup of a serving relay ({events} events with pictures, SQLite and files, release build, loopback)\n"
+        "## Backup of a serving relay ({events} events with pictures, SQLite and files, --max-rate {rate}, release build, loopback)\n"
     );
     println!(
         "Filled in {fill_s:.0} s ({:.0} events/s, {FILL_WORKERS} uploads at once). The steady load: an upload and a `/healthz` every {} ms.\n",

@@ -47,6 +47,10 @@ pub enum AdminCommand {
         /// The backup folder (made if missing).
         #[arg(long)]
         to: std::path::PathBuf,
+        /// Megabytes a second the pictures are copied at, at most, so that the relay serving
+        /// beside the backup keeps its pace (0: as fast as the disks go).
+        #[arg(long, default_value_t = crate::backup::DEFAULT_MAX_RATE)]
+        max_rate: u32,
     },
     /// Checks a backup whole (manifest, every file's checksum, the database copy) without
     /// restoring it.
@@ -80,9 +84,9 @@ impl AdminCommand {
 pub async fn run_on_config(config: &Config, cmd: AdminCommand) -> Result<Output, Error> {
     match cmd {
         AdminCommand::MigrateStorage(args) => migrate_storage(config, args).await,
-        AdminCommand::Backup { to } => {
+        AdminCommand::Backup { to, max_rate } => {
             let (store, objects) = crate::backup::open_installation(config).await?;
-            let done = crate::backup::backup(config, &store, &objects, &to).await?;
+            let done = crate::backup::backup(config, &store, &objects, &to, max_rate).await?;
             let human = format!(
                 "backup in {}: {} events, {} rows, {} objects ({} copied now, {} bytes), \
                  schema {} ({}), in {:.1} s{}",

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,9 @@ const OBJECTS: &str = "objects";
 const FORMAT: u32 = 1;
 /// Objects copied at once: a bucket answers each in a round trip.
 const COPIES_IN_FLIGHT: usize = 8;
+/// Megabytes a second a backup copies pictures at, unless told otherwise (see
+/// docs/benchmarks.md, "Backups").
+pub const DEFAULT_MAX_RATE: u32 = 20;
 /// Problems named in a failed check (all are counted).
 const PROBLEMS_NAMED: usize = 10;
 /// How long `pg_dump` and `pg_restore` may take.
@@ -147,6 +150,7 @@ pub async fn backup(
     store: &Store,
     objects: &Objects,
     to: &Path,
+    max_rate: u32,
 ) -> Result<BackupSummary, Error> {
     let started = Instant::now();
     std::fs::create_dir_all(to.join(OBJECTS)).map_err(|e| folder_error(to, e))?;
@@ -191,16 +195,21 @@ pub async fn backup(
         }
     };
     let database = checked_file(&path, file).await?;
+    let shelf = to.join(OBJECTS);
+    // One listing rather than a look at each file: a daily backup keeps most objects, and
+    // 100,000 looks cost the relay beside it more than the copies do.
+    let present = names_under(&shelf).map_err(|e| folder_error(to, e))?;
     let earlier: HashMap<String, Checked> = before
         .into_iter()
         .flat_map(|m| m.objects)
+        .filter(|c| present.contains(&c.name))
         .map(|c| (c.name.clone(), c))
         .collect();
-    let shelf = to.join(OBJECTS);
+    let pace = Pace::new(max_rate);
     let keys = named_keys(&contents.named);
     let total = keys.len();
     let mut copies = futures_util::stream::iter(keys)
-        .map(|key| copy_object(objects, &shelf, earlier.get(key.as_str()), key))
+        .map(|key| copy_object(objects, &shelf, earlier.get(key.as_str()), &pace, key))
         .buffer_unordered(COPIES_IN_FLIGHT);
     let (mut kept, mut vanished, mut copied, mut bytes_copied) = (Vec::new(), Vec::new(), 0, 0);
     while let Some(done) = copies.next().await {
@@ -220,7 +229,7 @@ pub async fn backup(
     }
     drop(copies);
     progress.finish();
-    sync_folders(&shelf)?;
+    flush_file_system(&shelf)?;
     kept.sort_by(|a, b| a.name.cmp(&b.name));
     vanished.sort();
     let manifest = Manifest {
@@ -235,7 +244,7 @@ pub async fn backup(
         vanished,
     };
     write_manifest(to, &manifest)?;
-    prune(to, &manifest)?;
+    prune(to, &manifest, &present)?;
     if !manifest.vanished.is_empty() {
         tracing::warn!(
             objects = manifest.vanished.len(),
@@ -451,21 +460,20 @@ enum ObjectCopied {
 }
 
 /// Copies `key` into the backup's folder of objects `shelf` (streamed, checksummed on the
-/// way, fsynced), unless an earlier backup left it there.
+/// way), unless an earlier backup left it there (`earlier`: the folder has it, and the last
+/// manifest says what it is).
 async fn copy_object(
     objects: &Objects,
     shelf: &Path,
     earlier: Option<&Checked>,
+    pace: &Pace,
     key: ObjectKey,
 ) -> Result<ObjectCopied, Error> {
     use tokio::io::AsyncWriteExt;
-    let target = shelf.join(key.as_str());
     if let Some(earlier) = earlier {
-        let size = tokio::fs::metadata(&target).await.map(|m| m.len());
-        if size.ok() == Some(earlier.bytes) {
-            return Ok(ObjectCopied::Kept(earlier.clone()));
-        }
+        return Ok(ObjectCopied::Kept(earlier.clone()));
     }
+    let target = shelf.join(key.as_str());
     let Some(mut stream) = objects.stream(&key).await? else {
         return Ok(ObjectCopied::Vanished(key));
     };
@@ -482,8 +490,12 @@ async fn copy_object(
         hash.update(&chunk);
         bytes += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(failed)?;
+        pace.copied(chunk.len()).await;
     }
-    file.sync_all().await.map_err(failed)?;
+    // Made durable all at once before the manifest names it (see `flush_file_system`):
+    // an fsync per object would commit the file system's journal once per object, and the
+    // serving relay's own fsyncs would queue behind each commit.
+    file.flush().await.map_err(failed)?;
     drop(file);
     tokio::fs::rename(&tmp, &target).await.map_err(failed)?;
     Ok(ObjectCopied::Copied(Checked {
@@ -624,8 +636,8 @@ pub fn read_manifest(folder: &Path) -> Result<Manifest, Error> {
 
 /// Writes `manifest` into `folder` in one rename, durably.
 fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| Error::internal("manifest").with_source(e))?;
+    let json =
+        serde_json::to_vec(manifest).map_err(|e| Error::internal("manifest").with_source(e))?;
     let tmp = folder.join(format!("{MANIFEST}.tmp"));
     let written = std::fs::File::create(&tmp)
         .and_then(|mut f| {
@@ -639,7 +651,11 @@ fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
 
 /// Removes from `folder` what `manifest` no longer names: older database copies, objects
 /// since deleted, writes cut off half-way.
-fn prune(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
+fn prune(
+    folder: &Path,
+    manifest: &Manifest,
+    present: &std::collections::HashSet<String>,
+) -> Result<(), Error> {
     let keep: std::collections::HashSet<&str> =
         manifest.objects.iter().map(|o| o.name.as_str()).collect();
     let removed = |e| Error::internal("cannot tidy the backup folder").with_source(e);
@@ -650,52 +666,77 @@ fn prune(folder: &Path, manifest: &Manifest) -> Result<(), Error> {
             std::fs::remove_file(folder.join(&*name)).map_err(removed)?;
         }
     }
-    let objects = folder.join(OBJECTS);
-    for file in files_under(&objects).map_err(removed)? {
-        let name = file
-            .strip_prefix(&objects)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !keep.contains(name.as_str()) {
-            std::fs::remove_file(&file).map_err(removed)?;
-        }
+    // What this backup wrote is all in the manifest: only what was there before can go.
+    for name in present.iter().filter(|n| !keep.contains(n.as_str())) {
+        std::fs::remove_file(folder.join(OBJECTS).join(name)).map_err(removed)?;
     }
     Ok(())
 }
 
-/// Every file under `dir`, at any depth.
-fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+/// The names of every file under `dir`, at any depth, relative to it (none when `dir` is
+/// missing): read from the folders' listings alone.
+fn names_under(dir: &Path) -> std::io::Result<std::collections::HashSet<String>> {
+    let mut names = std::collections::HashSet::new();
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder)? {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
             let entry = entry?;
             if entry.file_type()?.is_dir() {
                 folders.push(entry.path());
-            } else {
-                files.push(entry.path());
+            } else if let Ok(name) = entry.path().strip_prefix(dir) {
+                names.insert(name.to_string_lossy().into_owned());
             }
         }
     }
-    Ok(files)
+    Ok(names)
 }
 
-/// Fsyncs every folder under `dir` (the objects' files were, one by one).
-fn sync_folders(dir: &Path) -> Result<(), Error> {
-    let synced = |e| Error::storage("the backup's folders", &e);
-    let mut folders = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).map_err(synced)? {
-            let entry = entry.map_err(synced)?;
-            if entry.file_type().map_err(synced)?.is_dir() {
-                folders.push(entry.path());
-            }
-        }
-        std::fs::File::open(&folder)
-            .and_then(|f| f.sync_all())
-            .map_err(synced)?;
+/// Writes out everything written to the file system that holds `dir` (`syncfs`): the
+/// objects' files and folders, before the manifest that names them.
+fn flush_file_system(dir: &Path) -> Result<(), Error> {
+    use std::os::fd::AsRawFd;
+    let folder = std::fs::File::open(dir).map_err(|e| Error::storage("the backup", &e))?;
+    // SAFETY: syncfs only reads the descriptor, which `folder` keeps open.
+    if unsafe { libc::syncfs(folder.as_raw_fd()) } != 0 {
+        return Err(Error::storage(
+            "the backup",
+            &std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
+}
+
+/// Puts the calling thread, and the threads and processes it makes after (an `admin backup`
+/// and its `pg_dump`), behind the relay it backs up on the same machine:
+/// CPU niceness 10, and the lowest I/O priority of the best-effort class, so that viewers,
+/// uploads and mail go first. Either may be refused (a container's limits); the backup then
+/// runs as it is.
+pub fn run_behind_the_relay() {
+    const NICENESS: libc::c_int = 10;
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_BE: libc::c_long = 2;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    const LOWEST_LEVEL: libc::c_long = 7;
+    // SAFETY: both only change this process's scheduling parameters.
+    let (cpu, io) = unsafe {
+        (
+            libc::setpriority(libc::PRIO_PROCESS, 0, NICENESS),
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0,
+                (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | LOWEST_LEVEL,
+            ),
+        )
+    };
+    if cpu != 0 || io != 0 {
+        tracing::warn!("could not lower the backup's priority; it runs at the relay's");
+    }
 }
 
 /// Holds the backup folder's lock: two backups into one folder at once would mix.
@@ -846,6 +887,37 @@ async fn run_pg_tool(mut command: tokio::process::Command) -> Result<(), Error> 
     ))
 }
 
+/// Keeps the copies of one backup under a rate: each waits after a piece until the bytes
+/// copied so far are due.
+struct Pace {
+    bytes_per_second: Option<f64>,
+    started: tokio::time::Instant,
+    copied: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    /// At most `megabytes` a second; 0 for no limit.
+    fn new(megabytes: u32) -> Pace {
+        Pace {
+            bytes_per_second: (megabytes > 0).then(|| f64::from(megabytes) * 1e6),
+            started: tokio::time::Instant::now(),
+            copied: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    async fn copied(&self, bytes: usize) {
+        let Some(rate) = self.bytes_per_second else {
+            return;
+        };
+        let total = self
+            .copied
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed)
+            + bytes as u64;
+        let due = self.started + Duration::from_secs_f64(total as f64 / rate);
+        tokio::time::sleep_until(due).await;
+    }
+}
+
 /// Progress on a terminal (stderr), at most a few times a second; nothing elsewhere.
 struct Progress {
     on: bool,
@@ -875,6 +947,51 @@ impl Progress {
     fn finish(&mut self) {
         if self.on && self.shown.is_some() {
             eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn copies_keep_to_the_rate_they_are_given_and_to_none_without() {
+        let pace = Pace::new(2);
+        let started = tokio::time::Instant::now();
+        for _ in 0..100 {
+            pace.copied(60_000).await;
+        }
+        // 6 MB at 2 MB/s.
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        let unpaced = Pace::new(0);
+        let started = tokio::time::Instant::now();
+        unpaced.copied(1 << 30).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_manifest_names_only_objects_the_relay_makes() {
+        for made in [
+            ObjectKey::snapshot(12, "abc-DEF_123"),
+            ObjectKey::clip(3, "k0000001"),
+            ObjectKey::shared_picture(7),
+        ] {
+            assert_eq!(ObjectKey::parse(made.as_str()), Some(made));
+        }
+        for foreign in [
+            "../etc/passwd",
+            "snapshots/1/../../x.jpg",
+            "/snapshots/1/a.jpg",
+            "snapshots/01/a.jpg",
+            "snapshots/1/a.png",
+            "snapshots/1/.jpg",
+            "clips/1/a b.mp4",
+            "dispatch/x.jpg",
+            "outbox/1.eml",
+            "",
+        ] {
+            assert_eq!(ObjectKey::parse(foreign), None, "{foreign}");
         }
     }
 }

@@ -59,6 +59,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     keep_large_buffers_out_of_the_heap();
+    if let Command::Admin {
+        command: AdminCommand::Backup { .. },
+        ..
+    } = &cli.command
+    {
+        // Before the runtime's threads start: Linux keeps priorities per thread, and new
+        // threads take their maker's.
+        crate::backup::run_behind_the_relay();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

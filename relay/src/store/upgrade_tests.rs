@@ -160,13 +160,31 @@ async fn holds_what_was_seeded(store: &Store, version: i64, engine: Engine) {
     assert_eq!(new, 3, "schema {version}");
 }
 
-#[tokio::test]
-async fn a_database_of_every_earlier_schema_upgrades_with_its_data() {
-    let engine = if on_servers() {
+/// The engine the tests run on (see `testing::on_servers`).
+fn engine_under_test() -> Engine {
+    if on_servers() {
         Engine::Postgres
     } else {
         Engine::Sqlite
+    }
+}
+
+/// A new, empty database on the test process's PostgreSQL, and a config to reach it.
+fn new_postgres_database() -> (url::Url, DatabaseConfig) {
+    let url = eyeward_testkit::postgres::Postgres::shared()
+        .database()
+        .unwrap();
+    let database = DatabaseConfig {
+        tls: DatabaseTls::Disable,
+        pool_size: 2,
+        ..DatabaseConfig::default()
     };
+    (url.parse().unwrap(), database)
+}
+
+#[tokio::test]
+async fn a_database_of_every_earlier_schema_upgrades_with_its_data() {
+    let engine = engine_under_test();
     let first_with_data = 1;
     for version in first_with_data..engine.newest_schema() {
         let dir = tempfile::tempdir().unwrap();
@@ -188,15 +206,7 @@ async fn a_database_of_every_earlier_schema_upgrades_with_its_data() {
                 store
             }
             Engine::Postgres => {
-                let url = eyeward_testkit::postgres::Postgres::shared()
-                    .database()
-                    .unwrap();
-                let database = DatabaseConfig {
-                    tls: DatabaseTls::Disable,
-                    pool_size: 2,
-                    ..DatabaseConfig::default()
-                };
-                let url: url::Url = url.parse().unwrap();
+                let (url, database) = new_postgres_database();
                 let pool = connect_postgres(&url, &database, 2).await.unwrap();
                 made_at_version(&Pool::Postgres(pool.clone()), engine, version).await;
                 pool.close().await;
@@ -221,16 +231,7 @@ async fn fresh(engine: Engine) -> (tempfile::TempDir, Option<(url::Url, Database
             (dir, None, store)
         }
         Engine::Postgres => {
-            let url: url::Url = eyeward_testkit::postgres::Postgres::shared()
-                .database()
-                .unwrap()
-                .parse()
-                .unwrap();
-            let database = DatabaseConfig {
-                tls: DatabaseTls::Disable,
-                pool_size: 2,
-                ..DatabaseConfig::default()
-            };
+            let (url, database) = new_postgres_database();
             let store = Store::open_postgres(&url, &database).await.unwrap();
             (dir, Some((url, database)), store)
         }
@@ -245,11 +246,7 @@ async fn contents_of(store: &Store) -> super::backup::Contents {
 
 #[tokio::test]
 async fn a_database_from_a_newer_relay_is_refused_and_left_as_it_was() {
-    let engine = if on_servers() {
-        Engine::Postgres
-    } else {
-        Engine::Sqlite
-    };
+    let engine = engine_under_test();
     let (dir, postgres, store) = fresh(engine).await;
     let newer = engine.newest_schema() + 1;
     on!(store.pool, c => sqlx::query(
