@@ -169,8 +169,10 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
         before.len(),
         after.len()
     );
+    // Half the rate at least: uploads go one at a time, and a loaded machine answers some
+    // late.
     ensure!(
-        before.len() >= 150,
+        before.len() >= 100,
         "the load before the backup: {}",
         before.len()
     );
