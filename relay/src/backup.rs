@@ -152,7 +152,7 @@ pub async fn backup(
     to: &Path,
     max_rate: u32,
 ) -> Result<BackupSummary, Error> {
-    let started = Instant::now();
+    let started = eyeward::clock::monotonic();
     std::fs::create_dir_all(to.join(OBJECTS)).map_err(|e| folder_error(to, e))?;
     // The copy holds what the database does (password hashes, cameras' RTSP credentials):
     // the folder is its owner's alone.
@@ -677,22 +677,10 @@ fn prune(
 /// missing): read from the folders' listings alone.
 fn names_under(dir: &Path) -> std::io::Result<std::collections::HashSet<String>> {
     let mut names = std::collections::HashSet::new();
-    let mut folders = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                folders.push(entry.path());
-            } else if let Ok(name) = entry.path().strip_prefix(dir) {
-                names.insert(name.to_string_lossy().into_owned());
-            }
-        }
-    }
+    crate::objects::walk_files(dir, |name, _| {
+        names.insert(name);
+        Ok(())
+    })?;
     Ok(names)
 }
 
@@ -891,7 +879,7 @@ async fn run_pg_tool(mut command: tokio::process::Command) -> Result<(), Error> 
 /// copied so far are due.
 struct Pace {
     bytes_per_second: Option<f64>,
-    started: tokio::time::Instant,
+    started: Instant,
     copied: std::sync::atomic::AtomicU64,
 }
 
@@ -900,7 +888,7 @@ impl Pace {
     fn new(megabytes: u32) -> Pace {
         Pace {
             bytes_per_second: (megabytes > 0).then(|| f64::from(megabytes) * 1e6),
-            started: tokio::time::Instant::now(),
+            started: eyeward::clock::monotonic(),
             copied: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -914,7 +902,7 @@ impl Pace {
             .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed)
             + bytes as u64;
         let due = self.started + Duration::from_secs_f64(total as f64 / rate);
-        tokio::time::sleep_until(due).await;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
     }
 }
 
@@ -940,7 +928,7 @@ impl Progress {
         {
             return;
         }
-        self.shown = Some(Instant::now());
+        self.shown = Some(eyeward::clock::monotonic());
         eprint!("\r\x1b[2K{what}");
     }
 
@@ -958,16 +946,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn copies_keep_to_the_rate_they_are_given_and_to_none_without() {
         let pace = Pace::new(2);
-        let started = tokio::time::Instant::now();
+        let started = eyeward::clock::monotonic();
         for _ in 0..100 {
             pace.copied(60_000).await;
         }
         // 6 MB at 2 MB/s.
-        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        assert_eq!(
+            eyeward::clock::monotonic() - started,
+            Duration::from_secs(3)
+        );
         let unpaced = Pace::new(0);
-        let started = tokio::time::Instant::now();
+        let started = eyeward::clock::monotonic();
         unpaced.copied(1 << 30).await;
-        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(eyeward::clock::monotonic() - started, Duration::ZERO);
     }
 
     #[test]

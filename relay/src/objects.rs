@@ -583,6 +583,23 @@ pub(crate) fn copy_durably(source: &Path, target: &Path) -> std::io::Result<()> 
 /// Every file under `root`, named relative to it (none if it does not exist).
 fn list_files(root: &Path) -> std::io::Result<Vec<Listed>> {
     let mut found = Vec::new();
+    walk_files(root, |name, entry| {
+        found.push(Listed {
+            name,
+            modified: entry.metadata()?.modified()?,
+        });
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Calls `each` with the name (relative to `root`) and the listing's entry of every file
+/// under `root`, at any depth; nothing if `root` does not exist. Only the folders' listings
+/// are read: a file is looked at only if `each` does.
+pub(crate) fn walk_files(
+    root: &Path,
+    mut each: impl FnMut(String, &std::fs::DirEntry) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut folders = vec![root.to_owned()];
     while let Some(folder) = folders.pop() {
         let entries = match std::fs::read_dir(&folder) {
@@ -598,14 +615,11 @@ fn list_files(root: &Path) -> std::io::Result<Vec<Listed>> {
             } else if kind.is_file() {
                 let path = entry.path();
                 let name = path.strip_prefix(root).unwrap_or(&path);
-                found.push(Listed {
-                    name: name.to_string_lossy().into_owned(),
-                    modified: entry.metadata()?.modified()?,
-                });
+                each(name.to_string_lossy().into_owned(), &entry)?;
             }
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]
