@@ -215,8 +215,33 @@ impl Garage {
         started
             .wait_for("S3 API server listening on")
             .context("Garage did not start")?;
+        self.wait_answering()?;
         *server = Some(started);
         Ok(())
+    }
+
+    /// Waits until the S3 port answers a request: Garage says it listens a moment before it
+    /// serves (a relay started at once had its first listing reset, once in a whole run).
+    fn wait_answering(&self) -> Result<()> {
+        use std::io::Write;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let answered =
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut c| {
+                    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                    c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+                    let mut head = [0; 8];
+                    c.read_exact(&mut head)?;
+                    Ok(head.starts_with(b"HTTP/1."))
+                });
+            if answered.unwrap_or(false) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("Garage listens on {} but does not answer", self.port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// The store's log so far.
