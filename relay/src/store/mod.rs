@@ -303,8 +303,9 @@ pub(crate) mod testing {
         }
     }
 
-    /// A store on a new database of its own on the test process's PostgreSQL.
-    pub(crate) async fn on_postgres() -> Store {
+    /// A new, empty database of its own on the test process's PostgreSQL, and a config to
+    /// reach it.
+    pub(crate) fn new_postgres_database() -> (url::Url, DatabaseConfig) {
         let url = eyeward_testkit::postgres::Postgres::shared()
             .database()
             .unwrap();
@@ -313,9 +314,13 @@ pub(crate) mod testing {
             pool_size: 4,
             ..DatabaseConfig::default()
         };
-        Store::open_postgres(&url.parse().unwrap(), &database)
-            .await
-            .unwrap()
+        (url.parse().unwrap(), database)
+    }
+
+    /// A store on a new database of its own on the test process's PostgreSQL.
+    pub(crate) async fn on_postgres() -> Store {
+        let (url, database) = new_postgres_database();
+        Store::open_postgres(&url, &database).await.unwrap()
     }
 
     /// A fresh store, removed when the guard drops: SQLite in a temporary folder, or a new

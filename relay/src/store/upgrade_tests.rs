@@ -6,7 +6,7 @@
 
 use super::backend::Pool;
 use super::backup::{Engine, probe_sqlite};
-use super::testing::{customer_audit, on_servers};
+use super::testing::{customer_audit, new_postgres_database, on_servers};
 use super::*;
 use eyeward::{CustomerId, Email, GuardCenter, Language, Role, UnixMillis};
 use sqlx::migrate::Migrator;
@@ -167,19 +167,6 @@ fn engine_under_test() -> Engine {
     } else {
         Engine::Sqlite
     }
-}
-
-/// A new, empty database on the test process's PostgreSQL, and a config to reach it.
-fn new_postgres_database() -> (url::Url, DatabaseConfig) {
-    let url = eyeward_testkit::postgres::Postgres::shared()
-        .database()
-        .unwrap();
-    let database = DatabaseConfig {
-        tls: DatabaseTls::Disable,
-        pool_size: 2,
-        ..DatabaseConfig::default()
-    };
-    (url.parse().unwrap(), database)
 }
 
 #[tokio::test]
