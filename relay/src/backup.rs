@@ -268,6 +268,11 @@ pub async fn backup(
 /// Checks the backup in `from`: its manifest, the size and SHA-256 of every file, the
 /// database copy's own soundness, and that this relay can run its schema.
 pub async fn verify(from: &Path) -> Result<Verified, Error> {
+    verified(from).await.map(|(_, found)| found)
+}
+
+/// [`verify`], and the manifest it checked.
+async fn verified(from: &Path) -> Result<(Manifest, Verified), Error> {
     let manifest = read_manifest(from)?;
     if manifest.format != FORMAT {
         return Err(Error::new(
@@ -320,7 +325,7 @@ pub async fn verify(from: &Path) -> Result<Verified, Error> {
             ),
         ));
     }
-    Ok(Verified {
+    let found = Verified {
         engine: manifest.engine,
         relay_version: manifest.relay_version.clone(),
         schema_version: manifest.schema_version,
@@ -329,14 +334,14 @@ pub async fn verify(from: &Path) -> Result<Verified, Error> {
         events: manifest.rows.get("events").copied().unwrap_or(0),
         objects: manifest.objects.len(),
         bytes: manifest.database.bytes + manifest.objects.iter().map(|o| o.bytes).sum::<u64>(),
-    })
+    };
+    Ok((manifest, found))
 }
 
 /// Restores the backup in `from` into the empty installation `config` names, after
 /// [`verify`] found it sound; the database is then brought up to this relay's schema.
 pub async fn restore(config: &Config, from: &Path) -> Result<Restored, Error> {
-    let verified = verify(from).await?;
-    let manifest = read_manifest(from)?;
+    let (manifest, verified) = verified(from).await?;
     let objects = Objects::open(&config.data_dir, &config.storage).await?;
     match (manifest.engine, &config.database.url) {
         (Engine::Sqlite, None) => {
