@@ -19,6 +19,7 @@ pub mod clock;
 pub mod dispatch;
 mod error;
 pub mod household;
+pub mod identity;
 mod ids;
 pub mod link;
 pub mod ptz;

@@ -113,6 +113,8 @@ fn access_of(route: &Route) -> Access {
         }
         "/metrics" => Access::Metrics,
         "/api/logout" | "/api/me" => Access::Account,
+        // The holder's identity-check password: a customer's, not every account's.
+        "/api/me/identity-password" => Access::Customer,
         // One's own passkeys: no id of anyone else's reaches them (see the store's tests).
         _ if p.starts_with("/api/passkeys") || p.starts_with("/api/me/") => Access::Account,
         _ if p.starts_with("/confirm/") || p.starts_with("/unsubscribe/") => Access::MailToken,
@@ -144,6 +146,7 @@ struct World {
     bob_switch: i64,
     bob_invitation: i64,
     west_guard: i64,
+    bob_customer: i64,
 }
 
 async fn world() -> Result<World> {
@@ -231,6 +234,7 @@ async fn world() -> Result<World> {
         bob_switch: switch["id"].as_i64().context("switch id")?,
         bob_invitation: invitation["id"].as_i64().context("invitation id")?,
         west_guard: guard["id"].as_i64().context("guard id")?,
+        bob_customer: bob_id,
         bob,
         bob_agent,
         relay,
@@ -250,6 +254,8 @@ impl World {
             self.bob_switch
         } else if route.path.starts_with("/api/ops/guards/") {
             self.west_guard
+        } else if route.path.starts_with("/api/ops/customers/") {
+            self.bob_customer
         } else if route.path.starts_with("/api/household/") {
             // Bob's household has an invitation and no member yet: either id is not Alice's.
             self.bob_invitation
@@ -299,6 +305,10 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
             },
         })),
         _ if p == "/api/invitation" => json(json!({"token": "ewi_unknown"})),
+        _ if p.ends_with("/identity-check") => json(json!({"identity_password": "a word"})),
+        _ if p == "/api/me/identity-password" => {
+            json(json!({"password": PW, "identity_password": "a word"}))
+        }
         _ if p == "/api/invitation/accept" => {
             json(json!({"token": "ewi_unknown", "password": "long enough, surely"}))
         }

@@ -1,6 +1,8 @@
 //! Secrets never leak: a sentinel RTSP password, SMTP password, customer password, agent token,
-//! metrics token, TURN secret and mailed-link tokens are run through the failure paths (wrong and locked-out
-//! logins, mailed links opened and pressed, a mail
+//! metrics token, TURN secret, mailed-link tokens and identity-check passwords are run through
+//! the failure paths (wrong and locked-out logins, mailed links opened and pressed, an
+//! identity-check password set behind a wrong login password, checked wrong and right, and
+//! reset by the company's desk, a mail
 //! server that is down, a camera that refuses, one whose name does not resolve, one that never
 //! answers, an agent whose camera is unreachable, an agent with a wrong token or no relay), and
 //! then looked for in every log line, every answer the clients got and the metrics. None of
@@ -22,6 +24,10 @@ const WRONG_TOKEN: &str = "ewa_SENTINELwrongtoken0123456789abcdef0123456789";
 /// Tokens of mailed links, in their paths (mail scanners fetch every link in a mail).
 const CONFIRM_TOKEN: &str = "ewc_SENTINELconfirm0123456789abcdef";
 const UNSUBSCRIBE_TOKEN: &str = "ewu_SENTINELunsubscribe0123456789abcdef";
+/// Identity-check passwords, in the form the relay compares (lower case): the customer's, and
+/// the one the company's desk sets.
+const IDENTITY_WORD: &str = "sentinel-identity-3b7c";
+const IDENTITY_RESET_WORD: &str = "sentinel-identity-reset-8e1d";
 
 /// A port on loopback where nothing listens.
 fn closed_port() -> Result<u16> {
@@ -199,6 +205,50 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
         let pressed = relay.client().post(&path, &serde_json::json!({})).await?;
         ensure!(pressed.status() == 404, "{path}: {}", pressed.status());
     }
+    // The identity-check password: set behind a wrong login password, then the right one;
+    // checked by an operator with an almost-right word and the right one; reset by the desk.
+    let bob_id = relay.customer("b@example.jp", "Bob", "tokyo", CUSTOMER_PASSWORD)?;
+    let bob = relay.login("b@example.jp", CUSTOMER_PASSWORD).await?;
+    for password in [
+        format!("{CUSTOMER_PASSWORD}!"),
+        CUSTOMER_PASSWORD.to_owned(),
+    ] {
+        let resp = bob
+            .request(reqwest::Method::PUT, "/api/me/identity-password")
+            .json(&serde_json::json!({"password": password, "identity_password": IDENTITY_WORD}))
+            .send()
+            .await?;
+        answers.push(format!("{} {}", resp.status(), resp.text().await?));
+    }
+    relay.operator("op@example.jp", "Oscar", "tokyo", CUSTOMER_PASSWORD)?;
+    let op = relay.login("op@example.jp", CUSTOMER_PASSWORD).await?;
+    for word in [format!("{IDENTITY_WORD}!"), IDENTITY_WORD.to_owned()] {
+        let resp = op
+            .post(
+                &format!("/api/ops/customers/{bob_id}/identity-check"),
+                &serde_json::json!({ "identity_password": word }),
+            )
+            .await?;
+        answers.push(resp.text().await?);
+    }
+    ensure!(
+        answers.iter().any(|a| a.contains("\"match\"")),
+        "the identity check did not match: {answers:?}"
+    );
+    let (ok, out, stderr) = relay.admin_raw(
+        &[
+            "customer",
+            "set-identity-password",
+            "--id",
+            &bob_id.to_string(),
+        ],
+        &format!("{IDENTITY_RESET_WORD}\n"),
+    )?;
+    ensure!(ok, "{out} {stderr}");
+    answers.push(format!("{out} {stderr}"));
+    let history = bob.get("/api/history").await?.text().await?;
+    ensure!(history.contains("identity.checked"), "{history}");
+    answers.push(history);
     drop(silent);
 
     let logs = [
@@ -218,6 +268,8 @@ async fn no_secret_reaches_a_log_an_answer_or_the_metrics() -> Result<()> {
             WRONG_TOKEN,
             CONFIRM_TOKEN,
             UNSUBSCRIBE_TOKEN,
+            IDENTITY_WORD,
+            IDENTITY_RESET_WORD,
             token.as_str(),
         ] {
             ensure!(

@@ -8,6 +8,7 @@ import { GuardRequests } from './dispatch.js';
 import { clipPlayer } from './clip.js';
 import { EventFeed, eventItem, olderThan } from './feed.js';
 import { HouseholdPanel, may, showInvitation } from './household.js';
+import { IdentityCard } from './identity.js';
 import { LiveGrid, latestPicture, showPicture } from './grid.js';
 import { LANGS, dayNames, formatTime, homeDay, homeDayStart, t } from './i18n.js';
 import { LivePlayer } from './live.js';
@@ -147,6 +148,7 @@ function historyVars(detail) {
   if (vars.camera === undefined && detail.camera_id !== undefined) vars.camera = cameraName(detail.camera_id) ?? '';
   // Arming: the mode, the days and the switches in words.
   if (typeof detail.mode === 'string') vars.mode = t(state.lang, `mode.${detail.mode}`);
+  if (typeof detail.result === 'string') vars.result = t(state.lang, `identityOutcome.${detail.result}`);
   vars.by = detail.by === 'schedule' ? t(state.lang, 'bySchedule') : '';
   if (Array.isArray(detail.days)) vars.days = dayNames(state.lang, detail.days);
   for (const k of ['away', 'home']) {
@@ -193,6 +195,8 @@ async function render() {
     await state.arming.load(state.cameras);
     if (!state.household) state.household = new HouseholdPanel(() => state.lang);
     await state.household.load(state.cameras);
+    if (!state.identity) state.identity = new IdentityCard(() => state.lang, historyChanged);
+    await state.identity.load();
   }
   renderCameras(state.cameras);
   if (!state.dispatch) state.dispatch = new GuardRequests(() => state.lang);
@@ -213,6 +217,11 @@ async function render() {
 // history shows the switch.
 async function armingChanged() {
   if (!$('cameras-view').hidden) renderCameras(state.cameras);
+  await historyChanged();
+}
+
+// The history has a new entry to show.
+async function historyChanged() {
   const hist = await api('GET', '/api/history?limit=20').catch(() => ({ resp: { ok: false } }));
   if (hist.resp.ok) renderHistory(hist.data);
 }

@@ -7,6 +7,7 @@
 import { api, errorText } from './api.js';
 import { GuardMap } from './guardmap.js';
 import { formatTime, t, yen } from './i18n.js';
+import { IdentityCheck } from './identity.js';
 import { LivePlayer } from './live.js';
 import { Ringer } from './ring.js';
 
@@ -33,6 +34,7 @@ export class GuardConsole {
     this.watching = null;     // the request it belongs to
     this.ringer = new Ringer(this.$('console-ring'), (id) => this.openRequest(id));
     this.guardMap = new GuardMap(this.$('guard-map-dialog'), lang, () => this.loadGuards());
+    this.identity = new IdentityCheck(root, lang);
     this.bind();
     // Desktop notifications ring even when the tab is hidden: offered until decided.
     const notify = this.$('console-notify');
@@ -53,6 +55,10 @@ export class GuardConsole {
 
   bind() {
     this.$('console-accept').addEventListener('click', () => this.act('accept'));
+    // The customer of the opened request is most often the one on the phone.
+    this.$('console-identity').addEventListener('click', () => {
+      if (this.detail && this.detail.customer) this.identity.prefill(this.detail.customer.number);
+    });
     this.$('console-arrive').addEventListener('click', () => this.act('arrive'));
     // Completion carries the operator's short report for the customer (shown and mailed).
     this.$('console-complete').addEventListener('click', async () => {
@@ -138,6 +144,7 @@ export class GuardConsole {
       this.$(id).replaceChildren();
     }
     delete this.root.dataset.loaded;
+    this.identity.clear();
     this.renderDetail();
   }
 
@@ -145,6 +152,7 @@ export class GuardConsole {
     this.renderQueue();
     this.renderDetail();
     this.renderGuards();
+    this.identity.render();
   }
 
   now() {

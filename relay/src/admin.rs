@@ -1,13 +1,14 @@
 //! `eyeward-relay admin`: provisioning from the command line, on the same database whether or
 //! not the server runs. The only way to create accounts, add cameras or reset a password.
 
-use crate::auth::{Token, hash_password};
+use crate::auth::{Token, hash_identity_password, hash_password};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::objects::Objects;
 use crate::store::{Account, Audit, Home, NewAccount, NewCamera, Store};
 use clap::{Args, Subcommand};
 use eyeward::dispatch::GeoPoint;
+use eyeward::identity::IdentityPassword;
 use eyeward::{
     CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Email, GuardCenter, Language,
     Password, Plan, Role, SourcePolicy,
@@ -236,6 +237,13 @@ pub enum AccountCommand<E: Args> {
     /// Removes every passkey of the account after an identity check (all of them lost), and
     /// ends its sessions.
     RemovePasskeys {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Sets a customer's identity-check password (read from stdin), after the company's own
+    /// check that the caller is the customer: a forgotten one is reset only this way. The
+    /// customer is told by mail; their sessions, password and passkeys stay as they are.
+    SetIdentityPassword {
         #[arg(long)]
         id: i64,
     },
@@ -475,6 +483,23 @@ async fn account<E: Args>(
             Ok(Output {
                 json: json!({ "id": id, "home_set": true }),
                 human: format!("home set for customer {id}"),
+            })
+        }
+        AccountCommand::SetIdentityPassword { id } => {
+            let word = IdentityPassword::new(&read_line(stdin, "identity-check password")?)?;
+            let hash = hash_identity_password(word).await?;
+            if role != Role::Customer
+                || !store
+                    .set_identity_password(CustomerId(id), &hash, audit, "identity.password_reset")
+                    .await?
+            {
+                return Err(Error::not_found("customer"));
+            }
+            Ok(Output {
+                json: json!({ "id": id, "identity_password_set": true }),
+                human: format!(
+                    "new identity-check password set for customer {id}; they are told by mail"
+                ),
             })
         }
         AccountCommand::RemovePasskeys { id } => remove_passkeys(store, role, id, audit).await,
@@ -717,18 +742,23 @@ async fn guard(store: &Store, cmd: GuardCommand, audit: &Audit) -> Result<Output
     }
 }
 
-/// One line from stdin, without its line ending.
-fn read_password(mut stdin: impl BufRead) -> Result<Password, Error> {
+/// The password on one line of stdin.
+fn read_password(stdin: impl BufRead) -> Result<Password, Error> {
+    Ok(Password::new(&read_line(stdin, "password")?)?)
+}
+
+/// One line from stdin, without its line ending: the `what` a command reads there.
+fn read_line(mut stdin: impl BufRead, what: &str) -> Result<String, Error> {
     let mut line = String::new();
     stdin
         .read_line(&mut line)
-        .map_err(|e| Error::bad_request(format!("cannot read the password from stdin: {e}")))?;
+        .map_err(|e| Error::bad_request(format!("cannot read the {what} from stdin: {e}")))?;
     let line = line.strip_suffix('\n').unwrap_or(&line);
     let line = line.strip_suffix('\r').unwrap_or(line);
     if line.is_empty() {
-        return Err(Error::bad_request("expected the password on stdin"));
+        return Err(Error::bad_request(format!("expected the {what} on stdin")));
     }
-    Ok(Password::new(line)?)
+    Ok(line.to_owned())
 }
 
 async fn hash_blocking(password: Password) -> Result<String, Error> {

@@ -13,6 +13,8 @@ pub use passkey::{
     CEREMONY_TIMEOUT, Ceremony, CeremonyKind, MAX_PASSKEYS, PasskeyUser, RelyingParty,
     credential_key, passkey_refused,
 };
-pub use password::{hash_password, password_checks_at_once, verify_password};
+pub use password::{
+    hash_identity_password, hash_password, password_checks_at_once, verify_password,
+};
 pub use session::{SessionCheck, SessionPolicy};
 pub use token::{Token, hash_token};

@@ -5,6 +5,7 @@ use crate::error::Error;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use eyeward::Password;
+use eyeward::identity::IdentityPassword;
 use std::sync::LazyLock;
 
 /// A hash of no one's password, verified against when an email is unknown so that a login
@@ -23,10 +24,22 @@ pub fn password_checks_at_once() -> usize {
 
 /// Hashes a password with a fresh random salt. Slow by design: call off the async runtime.
 pub fn hash_password(password: &Password) -> Result<String, Error> {
+    hash_secret(password.expose())
+}
+
+/// Hashes a customer's identity-check password (its spoken form) as a password is hashed, off
+/// the async runtime.
+pub async fn hash_identity_password(word: IdentityPassword) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash_secret(word.expose()))
+        .await
+        .map_err(|e| Error::internal("identity-check password hash").with_source(e))?
+}
+
+fn hash_secret(secret: &str) -> Result<String, Error> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| Error::internal("password salt").with_source(e))?;
     Argon2::default()
-        .hash_password(password.expose().as_bytes(), &salt)
+        .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| Error::internal("password hash").with_source(e))
 }

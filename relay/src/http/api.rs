@@ -50,23 +50,78 @@ pub async fn login(
         None => false,
     };
     let known_browser = browser.as_deref().filter(|_| known);
-    let attempt = match lock_limiter(&st).begin(email.as_str(), addr, known_browser, now) {
-        Ok(attempt) => attempt,
-        Err(wait) => {
+    let hash = found.as_ref().map(|a| a.password_hash.clone());
+    let checked = check_password(
+        &st,
+        email.as_str(),
+        addr,
+        known_browser,
+        hash,
+        req.password,
+        now,
+    )
+    .await?;
+    let account = match checked {
+        Checked::Right => found.map(|a| a.account),
+        Checked::Throttled(wait) => {
             st.metrics.login("throttled");
             return Err(Error::too_many_requests(wait));
         }
-    };
-    let turn = match password_turn(&st).await {
-        Ok(turn) => turn,
-        Err(e) => {
-            lock_limiter(&st).finish(attempt, Outcome::Abandoned);
+        Checked::Busy(e) => {
             st.metrics.login("busy");
             return Err(e);
         }
+        Checked::Wrong => None,
     };
-    let hash = found.as_ref().map(|a| a.password_hash.clone());
-    let password = req.password;
+    let Some(account) = account else {
+        st.metrics.login("failure");
+        return Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "wrong email address or password",
+        ));
+    };
+    if let Some(until) = account.access_until.filter(|until| *until <= now) {
+        return Err(access_ended(until));
+    }
+    st.metrics.login("success");
+    signed_in(&st, account, known, None, now).await
+}
+
+/// What a password check under the login limits came to.
+pub(super) enum Checked {
+    Right,
+    /// A wrong password, or no account to check it against (`hash` was `None`).
+    Wrong,
+    /// Too many failures on the account from this source: nothing was checked.
+    Throttled(Duration),
+    /// No turn at the hasher: nothing was checked.
+    Busy(Error),
+}
+
+/// Checks `password` against `hash` (the decoy's when `None`) for the account `email`, from
+/// `addr` or a browser the account knows, counted by the login limits: a wrong password
+/// typed where a signed-in person confirms who they are counts as a failed login.
+pub(super) async fn check_password(
+    st: &AppState,
+    email: &str,
+    addr: std::net::IpAddr,
+    known_browser: Option<&str>,
+    hash: Option<String>,
+    password: String,
+    now: eyeward::UnixMillis,
+) -> Result<Checked, Error> {
+    let attempt = match lock_limiter(st).begin(email, addr, known_browser, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(Checked::Throttled(wait)),
+    };
+    let turn = match password_turn(st).await {
+        Ok(turn) => turn,
+        Err(e) => {
+            lock_limiter(st).finish(attempt, Outcome::Abandoned);
+            return Ok(Checked::Busy(e));
+        }
+    };
+    let has_account = hash.is_some();
     let ok = tokio::task::spawn_blocking(move || {
         let ok = verify_password(&password, hash.as_deref());
         drop(turn);
@@ -74,20 +129,18 @@ pub async fn login(
     })
     .await
     .map_err(|e| Error::internal("password check").with_source(e))?;
-    let Some(account) = found.filter(|_| ok).map(|a| a.account) else {
-        lock_limiter(&st).finish(attempt, Outcome::Failed);
-        st.metrics.login("failure");
-        return Err(Error::new(
-            ErrorKind::Unauthenticated,
-            "wrong email address or password",
-        ));
+    let right = ok && has_account;
+    let outcome = if right {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed
     };
-    lock_limiter(&st).finish(attempt, Outcome::Succeeded);
-    if let Some(until) = account.access_until.filter(|until| *until <= now) {
-        return Err(access_ended(until));
-    }
-    st.metrics.login("success");
-    signed_in(&st, account, known, None, now).await
+    lock_limiter(st).finish(attempt, outcome);
+    Ok(if right {
+        Checked::Right
+    } else {
+        Checked::Wrong
+    })
 }
 
 /// The hash of the cookie that names this browser, if it sent one.

@@ -12,6 +12,7 @@ mod dispatch;
 mod error;
 pub mod extract;
 mod household;
+mod identity;
 mod internal;
 pub(crate) mod live_video;
 mod middleware;
@@ -200,6 +201,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/login", post(api::login))
         .route("/logout", post(api::logout))
         .route("/me", get(api::me).patch(api::update_me))
+        .route(
+            "/me/identity-password",
+            get(identity::get).put(identity::set),
+        )
         .route("/cameras", get(api::cameras))
         .route("/cameras/{id}", get(api::camera).patch(api::update_camera))
         .route("/cameras/{id}/whep", post(live_video::offer))
@@ -275,6 +280,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/ops/dispatch-requests/{id}/{action}",
             post(dispatch::ops::step),
         )
+        .route("/ops/customers/{id}/identity-check", post(identity::check))
         .route("/ops/guards", get(dispatch::ops::guards))
         .route("/ops/map", get(dispatch::ops::map))
         .route(

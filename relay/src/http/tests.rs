@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod household;
+mod identity;
 
 /// The public URL the pages are served at: the origin a browser's requests carry.
 const ORIGIN: &str = "http://127.0.0.1:8080";

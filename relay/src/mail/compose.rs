@@ -367,6 +367,19 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
     match (lang, action) {
         (Language::Ja, "login.new_browser") => "新しいブラウザからのログイン".into(),
         (Language::Ja, "password.reset") => "パスワード再設定".into(),
+        (Language::Ja, "identity.password_set") => "本人確認用パスワードを設定".into(),
+        (Language::Ja, "identity.password_reset") => {
+            "当社窓口で本人確認用パスワードを再設定".into()
+        }
+        (Language::Ja, "identity.checked") => format!(
+            "警備センターが本人確認用パスワードを照合：{}",
+            match detail["result"].as_str() {
+                Some("match") => "一致",
+                Some("no_match") => "不一致",
+                Some("not_set") => "未設定",
+                _ => "照合回数の上限に達したため照合せず",
+            }
+        ),
         (Language::Ja, "passkey.added") => format!("パスキーを登録：{}", field("name")),
         (Language::Ja, "passkey.removed") => format!("パスキーを削除：{}", field("name")),
         (Language::Ja, "passkeys.reset") => "管理者がパスキーをすべて削除".into(),
@@ -438,6 +451,19 @@ fn operation(action: &str, detail: &serde_json::Value, lang: Language) -> String
         }
         (Language::En, "login.new_browser") => "Login from a new browser".into(),
         (Language::En, "password.reset") => "Password reset".into(),
+        (Language::En, "identity.password_set") => "Identity-check password set".into(),
+        (Language::En, "identity.password_reset") => {
+            "Identity-check password reset by our desk".into()
+        }
+        (Language::En, "identity.checked") => format!(
+            "The guard center checked your identity-check password: {}",
+            match detail["result"].as_str() {
+                Some("match") => "it matched",
+                Some("no_match") => "it did not match",
+                Some("not_set") => "you have none",
+                _ => "not checked, too many checks this hour",
+            }
+        ),
         (Language::En, "passkey.added") => format!("Passkey registered: {}", field("name")),
         (Language::En, "passkey.removed") => format!("Passkey removed: {}", field("name")),
         (Language::En, "passkeys.reset") => "Every passkey removed by the administrator".into(),

@@ -137,8 +137,8 @@ pub(super) async fn record(
             queue_notice(tx, customer.0, id, Notice::Operations, audit.at).await?;
         } else if action == "ptz.moved" {
             queue_notice(tx, customer.0, id, Notice::PanTilt, audit.at).await?;
-        } else if DISPATCH_NOTICES.contains(&action) {
-            queue_notice(tx, customer.0, id, Notice::Dispatch, audit.at).await?;
+        } else if ALWAYS_NOTICES.contains(&action) {
+            queue_notice(tx, customer.0, id, Notice::Always, audit.at).await?;
         }
     }
     Ok(id)
@@ -172,11 +172,17 @@ const OPERATION_NOTICES: &[&str] = &[
     "member.rights_changed",
     "member.removed",
     "member.invitation_withdrawn",
+    // The identity-check password set, and each check of it by the guard center with its
+    // result (never the word).
+    "identity.password_set",
+    "identity.checked",
 ];
 
-/// Each step of a dispatch request: mailed whatever the switches say, since the customer is
-/// waiting for a guard.
-const DISPATCH_NOTICES: &[&str] = &[
+/// Mailed whatever the switches say: each step of a dispatch request, since the customer is
+/// waiting for a guard; the company's reset of the identity-check password, which the
+/// customer did not do themselves.
+const ALWAYS_NOTICES: &[&str] = &[
+    "identity.password_reset",
     "dispatch.requested",
     "dispatch.accepted",
     "dispatch.assigned",

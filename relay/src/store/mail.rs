@@ -111,8 +111,9 @@ pub enum Notice {
     Operations,
     /// A pan-tilt camera turned.
     PanTilt,
-    /// The steps of a dispatch request: no switch, always sent.
-    Dispatch,
+    /// The steps of a dispatch request and the company's reset of the identity-check
+    /// password: no switch, always sent.
+    Always,
 }
 
 impl MailKind {
@@ -210,7 +211,7 @@ pub(super) async fn queue_notice(
         Notice::Operations => "notify_operations",
         Notice::PanTilt => "notify_ptz",
         // Any true column: the customer exists and is a customer.
-        Notice::Dispatch => "TRUE",
+        Notice::Always => "TRUE",
     };
     let wanted: Option<(bool,)> = on!(tx, c => sqlx::query_as(&format!(
         "SELECT {column} FROM accounts WHERE id = $1 AND role = 'customer'"

@@ -15,6 +15,7 @@ mod dispatch;
 mod events;
 mod history;
 mod household;
+mod identity;
 mod mail;
 mod passkeys;
 mod push;
@@ -33,6 +34,7 @@ pub use dispatch::{
 pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, StoredClip, is_taken_key};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use household::{Invitation, MAX_MEMBERS, Member, NewInvitation};
+pub use identity::IdentityCheckTurn;
 pub use mail::{
     AlertAddress, MAX_ALERT_ADDRESSES, MailKind, NoticesWanted, OutboxMail, UNSUBSCRIBE_FOR,
 };

@@ -114,6 +114,7 @@ pub async fn open(
     let home = st.store.home_of(d.customer_id).await?;
     let guards = st.store.guards(Some(op.center)).await?;
     body["customer"] = json!({
+        "number": d.customer_id.0,
         "name": customer.map(|a| a.name),
         "address": home.address,
         "location": home.location,
