@@ -1,18 +1,21 @@
 //! Dispatch requests: a customer asks for a guard to rush to the home; an operator of the
-//! customer's guard center accepts, assigns a guard, marks the guard's arrival and completes.
+//! customer's guard center accepts and assigns a guard; the guard says from their phone that
+//! they are on their way, that they arrived and that they are done (or the operator marks
+//! arrival and completion for a guard who called in).
 //!
 //! The rules as plain code (no I/O, time passed in), so tests can walk every state, action and
 //! role:
 //!
 //! ```text
-//! requested ──accept──▶ accepted ──assign──▶ assigned ──arrive──▶ arrived ──complete──▶ completed
-//!     │                    │                    │
-//!     └──cancel (free)─────┴──cancel (fee due)──┴──▶ cancelled
+//! requested ─accept─▶ accepted ─assign─▶ assigned ─depart─▶ en_route ─arrive─▶ arrived ─complete─▶ completed
+//!     │                  │                  │  └──────────arrive──────────────▲
+//!     └─cancel (free)────┴─cancel (fee due)─┴──────────────┴─cancel (fee due)─▶ cancelled
 //! ```
 //!
 //! Only the customer who owns the request creates and cancels it; only an operator of the
-//! customer's guard center moves it on. The fee is charged when a request is accepted and
-//! stays due if the customer cancels afterwards.
+//! customer's guard center accepts and assigns; only the guard assigned says they are on
+//! their way; arrival and completion are the guard's or an operator's. The fee is charged
+//! when a request is accepted and stays due if the customer cancels afterwards.
 
 use crate::account::string_enum;
 use crate::{CustomerId, Error, GuardCenter, OperatorId, UnixMillis};
@@ -24,8 +27,10 @@ string_enum!(
         Requested = "requested",
         /// Taken on by an operator: the fee is due from here on.
         Accepted = "accepted",
-        /// A guard is on the way.
+        /// A guard is given the request.
         Assigned = "assigned",
+        /// The guard said they are on their way.
+        EnRoute = "en_route",
         /// The guard is at the home.
         Arrived = "arrived",
         /// Done.
@@ -40,6 +45,8 @@ string_enum!(
     DispatchAction, "dispatch action" {
         Accept = "accept",
         Assign = "assign",
+        /// The guard's "on my way".
+        Depart = "depart",
         Arrive = "arrive",
         Complete = "complete",
         Cancel = "cancel",
@@ -58,7 +65,15 @@ impl DispatchState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchActor {
     Customer(CustomerId),
-    Operator { id: OperatorId, center: GuardCenter },
+    Operator {
+        id: OperatorId,
+        center: GuardCenter,
+    },
+    /// A guard, from their phone.
+    Guard {
+        id: i64,
+        center: GuardCenter,
+    },
 }
 
 /// The parts of a request the rules look at.
@@ -68,6 +83,8 @@ pub struct DispatchRequest {
     /// The customer's guard center: the only one whose operators see and work the request.
     pub center: GuardCenter,
     pub state: DispatchState,
+    /// The guard given the request, once one is.
+    pub guard: Option<i64>,
 }
 
 /// Why an action is refused.
@@ -95,12 +112,13 @@ pub struct Transition {
 }
 
 impl DispatchRequest {
-    /// Whether `actor` may see this request at all: its customer, or an operator of its
-    /// guard center.
+    /// Whether `actor` may see this request at all: its customer, an operator of its guard
+    /// center, or the guard given it.
     pub fn visible_to(&self, actor: DispatchActor) -> bool {
         match actor {
             DispatchActor::Customer(c) => c == self.customer,
             DispatchActor::Operator { center, .. } => center == self.center,
+            DispatchActor::Guard { id, center } => center == self.center && self.guard == Some(id),
         }
     }
 
@@ -116,16 +134,23 @@ impl DispatchRequest {
         if !self.visible_to(actor) {
             return Err(Refusal::NotFound);
         }
-        let by_customer = matches!(actor, DispatchActor::Customer(_));
-        if by_customer != (action == A::Cancel) {
+        let may = match actor {
+            DispatchActor::Customer(_) => action == A::Cancel,
+            DispatchActor::Operator { .. } => {
+                matches!(action, A::Accept | A::Assign | A::Arrive | A::Complete)
+            }
+            DispatchActor::Guard { .. } => matches!(action, A::Depart | A::Arrive | A::Complete),
+        };
+        if !may {
             return Err(Refusal::Forbidden);
         }
         let to = match (self.state, action) {
             (S::Requested, A::Accept) => S::Accepted,
             (S::Accepted, A::Assign) => S::Assigned,
-            (S::Assigned, A::Arrive) => S::Arrived,
+            (S::Assigned, A::Depart) => S::EnRoute,
+            (S::Assigned | S::EnRoute, A::Arrive) => S::Arrived,
             (S::Arrived, A::Complete) => S::Completed,
-            (S::Requested | S::Accepted | S::Assigned, A::Cancel) => S::Cancelled,
+            (S::Requested | S::Accepted | S::Assigned | S::EnRoute, A::Cancel) => S::Cancelled,
             _ => return Err(Refusal::Conflict),
         };
         Ok(Transition {
@@ -147,10 +172,38 @@ pub fn fee_due(states: &[DispatchState]) -> bool {
             s,
             DispatchState::Accepted
                 | DispatchState::Assigned
+                | DispatchState::EnRoute
                 | DispatchState::Arrived
                 | DispatchState::Completed
         )
     })
+}
+
+/// Whether a request in `state` already went through the step `action` leads to (or past
+/// it): a step sent again (a phone on a flaky connection that never heard the answer) is
+/// then answered as done, not refused. A cancelled request went through no step of the
+/// guard's or operator's that was still to come.
+pub fn already_through(state: DispatchState, action: DispatchAction) -> bool {
+    use DispatchAction as A;
+    use DispatchState as S;
+    let rank = |s: S| match s {
+        S::Requested => 0,
+        S::Accepted => 1,
+        S::Assigned => 2,
+        S::EnRoute => 3,
+        S::Arrived => 4,
+        S::Completed => 5,
+        S::Cancelled => -1,
+    };
+    let to = match action {
+        A::Accept => S::Accepted,
+        A::Assign => S::Assigned,
+        A::Depart => S::EnRoute,
+        A::Arrive => S::Arrived,
+        A::Complete => S::Completed,
+        A::Cancel => return state == S::Cancelled,
+    };
+    state != S::Cancelled && rank(state) >= rank(to)
 }
 
 /// A place on Earth, in degrees (WGS 84, as phones report it).
@@ -307,8 +360,11 @@ mod tests {
     const OWNER: CustomerId = CustomerId(1);
     const AT: UnixMillis = UnixMillis(1_700_000_000_000);
 
+    /// The guard a request is given once it is assigned.
+    const GUARD: i64 = 20;
+
     /// The roles a test acts as, named.
-    fn roles() -> [(&'static str, DispatchActor); 4] {
+    fn roles() -> [(&'static str, DispatchActor); 7] {
         [
             ("owner", DispatchActor::Customer(OWNER)),
             ("other customer", DispatchActor::Customer(CustomerId(2))),
@@ -326,25 +382,63 @@ mod tests {
                     center: GuardCenter::West,
                 },
             ),
+            (
+                "guard given the request",
+                DispatchActor::Guard {
+                    id: GUARD,
+                    center: GuardCenter::Tokyo,
+                },
+            ),
+            (
+                "another guard of the center",
+                DispatchActor::Guard {
+                    id: GUARD + 1,
+                    center: GuardCenter::Tokyo,
+                },
+            ),
+            (
+                "a guard of another center with the same number",
+                DispatchActor::Guard {
+                    id: GUARD,
+                    center: GuardCenter::West,
+                },
+            ),
         ]
+    }
+
+    /// Whether a request in `state` has a guard: from the assignment on (a cancelled one, in
+    /// these tests, was cancelled after it).
+    fn has_guard(state: S) -> bool {
+        !matches!(state, S::Requested | S::Accepted)
     }
 
     /// The whole rule book: what each role gets for each action in each state.
     fn expected(state: S, action: A, role: &str) -> Result<S, Refusal> {
         match role {
-            "other customer" | "operator of another center" => return Err(Refusal::NotFound),
+            "other customer"
+            | "operator of another center"
+            | "another guard of the center"
+            | "a guard of another center with the same number" => return Err(Refusal::NotFound),
+            "guard given the request" if !has_guard(state) => return Err(Refusal::NotFound),
             "owner" if action != A::Cancel => return Err(Refusal::Forbidden),
-            "operator of the center" if action == A::Cancel => return Err(Refusal::Forbidden),
+            "operator of the center" if matches!(action, A::Cancel | A::Depart) => {
+                return Err(Refusal::Forbidden);
+            }
+            "guard given the request" if matches!(action, A::Accept | A::Assign | A::Cancel) => {
+                return Err(Refusal::Forbidden);
+            }
             _ => {}
         }
         match (state, action) {
             (S::Requested, A::Accept) => Ok(S::Accepted),
             (S::Accepted, A::Assign) => Ok(S::Assigned),
-            (S::Assigned, A::Arrive) => Ok(S::Arrived),
+            (S::Assigned, A::Depart) => Ok(S::EnRoute),
+            (S::Assigned, A::Arrive) | (S::EnRoute, A::Arrive) => Ok(S::Arrived),
             (S::Arrived, A::Complete) => Ok(S::Completed),
-            (S::Requested, A::Cancel) | (S::Accepted, A::Cancel) | (S::Assigned, A::Cancel) => {
-                Ok(S::Cancelled)
-            }
+            (S::Requested, A::Cancel)
+            | (S::Accepted, A::Cancel)
+            | (S::Assigned, A::Cancel)
+            | (S::EnRoute, A::Cancel) => Ok(S::Cancelled),
             _ => Err(Refusal::Conflict),
         }
     }
@@ -357,6 +451,7 @@ mod tests {
                 customer: OWNER,
                 center: GuardCenter::Tokyo,
                 state,
+                guard: has_guard(state).then_some(GUARD),
             };
             for &action in A::ALL {
                 for (role, actor) in roles() {
@@ -374,8 +469,9 @@ mod tests {
                 }
             }
         }
-        // accept, assign, arrive, complete, and three cancels.
-        assert_eq!(allowed, 7);
+        // accept, assign, depart; arrive from two states by two roles; complete by two roles;
+        // and four cancels.
+        assert_eq!(allowed, 13);
     }
 
     #[test]
@@ -392,6 +488,7 @@ mod tests {
             S::Requested,
             S::Accepted,
             S::Assigned,
+            S::EnRoute,
             S::Arrived,
             S::Completed
         ]));
@@ -401,7 +498,35 @@ mod tests {
     #[test]
     fn only_open_requests_are_open() {
         let open: Vec<S> = S::ALL.iter().copied().filter(|s| s.is_open()).collect();
-        assert_eq!(open, [S::Requested, S::Accepted, S::Assigned, S::Arrived]);
+        assert_eq!(
+            open,
+            [
+                S::Requested,
+                S::Accepted,
+                S::Assigned,
+                S::EnRoute,
+                S::Arrived
+            ]
+        );
+    }
+
+    #[test]
+    fn a_step_sent_again_is_through_once_the_request_reached_it_or_went_past() {
+        assert!(already_through(S::EnRoute, A::Depart));
+        assert!(
+            already_through(S::Arrived, A::Depart),
+            "arrived without waiting"
+        );
+        assert!(already_through(S::Completed, A::Arrive));
+        assert!(already_through(S::Completed, A::Complete));
+        assert!(!already_through(S::Assigned, A::Depart));
+        assert!(!already_through(S::EnRoute, A::Arrive));
+        assert!(
+            !already_through(S::Cancelled, A::Complete),
+            "cancelled is not done"
+        );
+        assert!(!already_through(S::Cancelled, A::Depart));
+        assert!(already_through(S::Cancelled, A::Cancel));
     }
 
     #[test]

@@ -97,8 +97,12 @@ enum Access {
     Operator,
     /// A camera's agent token.
     Agent,
-    /// A guard's phone token.
+    /// A guard's device token (position reports), or a signed-in phone.
     GuardPhone,
+    /// A guard's phone signed in from a link the console issued.
+    GuardSession,
+    /// The token of a guard's sign-in link, in the body.
+    GuardLink,
     /// The token of a mailed invitation, in the body.
     InvitationToken,
     /// The token of a push's picture link, in the path.
@@ -123,7 +127,9 @@ fn access_of(route: &Route) -> Access {
         _ if p.starts_with("/api/ops/") => Access::Operator,
         _ if p.starts_with("/api/") => Access::Customer,
         _ if p.starts_with("/agent/") => Access::Agent,
-        _ if p.starts_with("/guard/") => Access::GuardPhone,
+        "/guard/v1/position" => Access::GuardPhone,
+        "/guard/v1/sign-in" => Access::GuardLink,
+        _ if p.starts_with("/guard/") => Access::GuardSession,
         _ => Access::Public,
     }
 }
@@ -147,6 +153,8 @@ struct World {
     bob_invitation: i64,
     west_guard: i64,
     bob_customer: i64,
+    /// A Tokyo guard's phone, signed in from a link the Tokyo operator issued.
+    tokyo_phone: Client,
 }
 
 async fn world() -> Result<World> {
@@ -221,9 +229,29 @@ async fn world() -> Result<World> {
     )
     .await?;
     ensure!(status == 201, "invitation: {status} {invitation}");
+    let tokyo_op = relay.login("op@example.jp", PW).await?;
+    let tanaka = relay.guard("tokyo", "Tanaka", "35.68,139.76")?;
+    let tanaka = tanaka["id"].as_i64().context("guard id")?;
+    let (status, link) = common::status_json(
+        tokyo_op
+            .post(
+                &format!("/api/ops/guards/{tanaka}/sign-in-link"),
+                &json!({}),
+            )
+            .await?,
+    )
+    .await?;
+    ensure!(status == 200, "sign-in link: {status} {link}");
+    let link_token = link["url"].as_str().and_then(|u| u.split('#').nth(1));
+    let tokyo_phone = relay.client();
+    let signed_in = tokyo_phone
+        .post("/guard/v1/sign-in", &json!({"token": link_token}))
+        .await?;
+    ensure!(signed_in.status() == 204, "sign-in: {}", signed_in.status());
     Ok(World {
         alice: relay.login("a@example.jp", PW).await?,
-        tokyo_op: relay.login("op@example.jp", PW).await?,
+        tokyo_op,
+        tokyo_phone,
         east_op: relay.login("east@example.jp", PW).await?,
         alice_agent: token(&alice_cam, "agent_token")?,
         guard_phone: token(&guard, "guard_token")?,
@@ -266,7 +294,14 @@ impl World {
             .path
             .replace("{id}", &id.to_string())
             .replace("{session}", "1")
-            .replace("{action}", "accept")
+            .replace(
+                "{action}",
+                if route.path.starts_with("/guard/") {
+                    "arrive"
+                } else {
+                    "accept"
+                },
+            )
             .replace("{tunnel}", "1")
             .replace("{token}", "0123456789abcdef0123456789abcdef")
     }
@@ -305,6 +340,7 @@ fn sample_body(route: &Route) -> Option<(&'static str, Vec<u8>)> {
             },
         })),
         _ if p == "/api/invitation" => json(json!({"token": "ewi_unknown"})),
+        _ if p == "/guard/v1/sign-in" => json(json!({"token": "ewg_unknown"})),
         _ if p.ends_with("/identity-check") => json(json!({"identity_password": "a word"})),
         _ if p == "/api/me/identity-password" => {
             json(json!({"password": PW, "identity_password": "a word"}))
@@ -358,6 +394,8 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
     let mut walked = 0;
     // Customer GETs without an id: Alice's own lists, checked for anything of Bob's.
     let mut lists = Vec::new();
+    // A guard's phone's own reads, checked for anything of Bob's.
+    let mut guard_lists = Vec::new();
     for route in &routes {
         let access = access_of(route);
         let path = w.foreign_path(route);
@@ -413,6 +451,30 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
                 checks.push(("an agent token", &anonymous, Some(&w.bob_agent), &[401]));
                 checks.push(("a customer's session", &w.bob, None, &[401]));
             }
+            Access::GuardLink => {
+                checks.push(("an unknown sign-in link", &anonymous, None, &[404]));
+            }
+            Access::GuardSession => {
+                checks.push(("no session", &anonymous, None, &[401]));
+                checks.push((
+                    "a guard's device token",
+                    &anonymous,
+                    Some(&w.guard_phone),
+                    &[401],
+                ));
+                checks.push(("a customer's session", &w.bob, None, &[401]));
+                checks.push(("an operator's session", &w.tokyo_op, None, &[401]));
+                if route.path.contains("{id}") {
+                    checks.push((
+                        "another guard's phone, on Bob's",
+                        &w.tokyo_phone,
+                        None,
+                        &[404],
+                    ));
+                } else {
+                    guard_lists.push(route);
+                }
+            }
         }
         for (who, client, bearer, allowed) in checks {
             walked += 1;
@@ -445,6 +507,23 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() -> Result
             failures.push(format!(
                 "GET {} as Alice: {status}, shows Bob's: {text}",
                 route.path
+            ));
+        }
+    }
+    for route in guard_lists {
+        walked += 1;
+        let resp = call(&w.tokyo_phone, route, &route.path, None, None).await?;
+        let status = resp.status().as_u16();
+        let wanted = if route.method == "GET" { 200 } else { 204 };
+        let text = if route.path.ends_with("/live") {
+            String::new()
+        } else {
+            resp.text().await?
+        };
+        if status != wanted || BOBS.iter().any(|b| text.contains(b)) {
+            failures.push(format!(
+                "{} {} as Tanaka's phone: {status}, shows Bob's: {text}",
+                route.method, route.path
             ));
         }
     }

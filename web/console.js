@@ -11,10 +11,12 @@ import { IdentityCheck } from './identity.js';
 import { LivePlayer } from './live.js';
 import { Ringer } from './ring.js';
 
-const OPEN = ['requested', 'accepted', 'assigned', 'arrived'];
+const OPEN = ['requested', 'accepted', 'assigned', 'en_route', 'arrived'];
 // The states in which the fee is due (and a cancelled request, if it was accepted first).
-const CHARGED = ['accepted', 'assigned', 'arrived', 'completed'];
+const CHARGED = ['accepted', 'assigned', 'en_route', 'arrived', 'completed'];
 const STEP_TO = { accept: 'accepted', assign: 'assigned', arrive: 'arrived', complete: 'completed' };
+// A guard is on the way in these states.
+const DRIVING = ['assigned', 'en_route'];
 // How many closed requests stay listed under the open ones.
 const CLOSED_SHOWN = 20;
 
@@ -69,6 +71,18 @@ export class GuardConsole {
     this.$('console-watch').addEventListener('click', () => {
       if (this.watching) this.stopLive();
       else if (this.detail) this.watchLive(this.detail.request.id);
+    });
+    const linkDialog = this.$('sign-in-link-dialog');
+    this.$('sign-in-link-close').addEventListener('click', () => linkDialog.close());
+    linkDialog.addEventListener('close', () => {
+      this.$('sign-in-link-qr').replaceChildren();
+      this.$('sign-in-link-url').value = '';
+      this.loadGuards();
+    });
+    this.$('sign-in-link-copy').addEventListener('click', async () => {
+      const url = this.$('sign-in-link-url');
+      url.select();
+      await navigator.clipboard?.writeText(url.value).catch(() => {});
     });
     this.$('console-assign-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -181,7 +195,7 @@ export class GuardConsole {
     // What an operator must not miss: a new request, and a cancellation while a guard drives.
     if (!old && item.state === 'requested' && this.root.dataset.loaded === 'true') {
       this.ringer.ring(item.id, this.text('consoleRingNew', { id: item.id }));
-    } else if (old && old.state === 'assigned' && item.state === 'cancelled') {
+    } else if (old && DRIVING.includes(old.state) && item.state === 'cancelled') {
       this.ringer.ring(item.id, this.text('consoleRingCancelled', { id: item.id, guard: item.guard_name || '' }));
     }
     this.renderQueue();
@@ -395,7 +409,7 @@ export class GuardConsole {
     // The step this state allows.
     this.$('console-accept').hidden = r.state !== 'requested';
     this.$('console-assign-form').hidden = r.state !== 'accepted';
-    this.$('console-arrive').hidden = r.state !== 'assigned';
+    this.$('console-arrive').hidden = !DRIVING.includes(r.state);
     this.$('console-complete-form').hidden = r.state !== 'arrived';
     if (r.state === 'accepted') this.renderGuardSelect();
 
@@ -502,9 +516,66 @@ export class GuardConsole {
       onMap.className = 'secondary set-on-map';
       onMap.textContent = this.text('consoleSetOnMap');
       onMap.addEventListener('click', () => this.guardMap.open(g, this.guards, this.openHome()));
-      li.append(onMap, this.positionForm(g));
+      li.append(onMap, this.positionForm(g), this.phoneControls(g));
       return li;
     }));
+  }
+
+  // The guard's phone: a single-use sign-in link with its QR code, and, while a phone is
+  // signed in, signing it out at once.
+  phoneControls(g) {
+    const box = document.createElement('span');
+    box.className = 'phone-controls';
+    const state = document.createElement('span');
+    state.className = g.signed_in ? 'badge free' : 'badge off';
+    state.textContent = this.text(g.signed_in ? 'consolePhoneSignedIn' : 'consolePhoneNone');
+    const link = document.createElement('button');
+    link.type = 'button';
+    link.className = 'secondary sign-in-link';
+    link.textContent = this.text('consolePhoneLink');
+    link.setAttribute('aria-label', this.text('consolePhoneLinkFor', { name: g.name }));
+    link.addEventListener('click', () => this.issueSignInLink(g));
+    box.append(state, link);
+    if (g.signed_in) {
+      const out = document.createElement('button');
+      out.type = 'button';
+      out.className = 'secondary sign-out-phone';
+      out.textContent = this.text('consolePhoneRevoke');
+      out.setAttribute('aria-label', this.text('consolePhoneRevokeFor', { name: g.name }));
+      out.addEventListener('click', async () => {
+        out.disabled = true;
+        const { resp, data } = await api('DELETE', `/api/ops/guards/${g.id}/sign-ins`)
+          .catch(() => ({ resp: null, data: null }));
+        if (resp && !resp.ok) this.showError(errorText(this.lang(), resp, data));
+        this.loadGuards();
+      });
+      box.append(out);
+    }
+    return box;
+  }
+
+  // Shows a new sign-in link for guard `g`: its QR code for the phone to scan, the link to
+  // send, and until when it works. Closing the dialog forgets it.
+  async issueSignInLink(g) {
+    const dialog = this.$('sign-in-link-dialog');
+    const { resp, data } = await api('POST', `/api/ops/guards/${g.id}/sign-in-link`)
+      .catch(() => ({ resp: null, data: null }));
+    if (!resp || !resp.ok) {
+      this.showError(resp ? errorText(this.lang(), resp, data) : this.text('networkError'));
+      return;
+    }
+    this.$('sign-in-link-title').textContent = this.text('consolePhoneLinkTitle', { name: g.name });
+    const svg = new DOMParser().parseFromString(data.qr_svg, 'image/svg+xml').documentElement;
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', this.text('consolePhoneQr'));
+    this.$('sign-in-link-qr').replaceChildren(document.importNode(svg, true));
+    const url = this.$('sign-in-link-url');
+    url.value = data.url;
+    this.$('sign-in-link-until').textContent = this.text('consolePhoneLinkUntil', {
+      t: formatTime(this.lang(), data.expires_at, 'time'),
+    });
+    dialog.dataset.guardId = g.id;
+    dialog.showModal();
   }
 
   // The open request's home, { lat, lon, address }, while the console shows its customer.

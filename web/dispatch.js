@@ -8,9 +8,9 @@ import { formatTime, t, yen } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 // The states in which the guard center still works on a request.
-const OPEN = ['requested', 'accepted', 'assigned', 'arrived'];
+const OPEN = ['requested', 'accepted', 'assigned', 'en_route', 'arrived'];
 // The states the customer may cancel from (free from `requested` only).
-const CANCELLABLE = ['requested', 'accepted', 'assigned'];
+const CANCELLABLE = ['requested', 'accepted', 'assigned', 'en_route'];
 // A closed request stays on its camera's live view this long after its last change.
 const SHOW_CLOSED_MS = 24 * 3600 * 1000;
 const JPEG_QUALITY = 0.85;
@@ -328,6 +328,15 @@ export class GuardRequests {
     this.render();
   }
 
+  // While the guard is on the way: when expected, moved as the guard's phone reports; '' else.
+  etaText(d) {
+    if (!['assigned', 'en_route'].includes(d.state) || !d.eta) return '';
+    return this.text('dispatchEta', {
+      t: formatTime(this.lang(), d.eta, 'time'),
+      min: Math.max(1, Math.round((Date.parse(d.eta) - Date.now()) / 60000)),
+    });
+  }
+
   // The live view's part: the button, or the request's state, fee and cancel.
   renderLive() {
     const cam = this.camera;
@@ -344,13 +353,9 @@ export class GuardRequests {
       status.dataset.state = d.state;
       status.dataset.feeDue = d.fee_due_yen;
       $('dispatch-state').textContent = this.describe(d);
-      // While the guard is on the way: when expected, moved as the guard's phone reports.
       const eta = $('dispatch-eta');
-      eta.hidden = !(d.state === 'assigned' && d.eta);
-      eta.textContent = eta.hidden ? '' : this.text('dispatchEta', {
-        t: formatTime(this.lang(), d.eta, 'time'),
-        min: Math.max(1, Math.round((Date.parse(d.eta) - Date.now()) / 60000)),
-      });
+      eta.textContent = this.etaText(d);
+      eta.hidden = !eta.textContent;
       $('dispatch-report').hidden = !(d.state === 'completed' && d.report);
       $('dispatch-report-text').textContent = d.report || '';
       $('dispatch-fee').textContent = this.feeLine(d);
@@ -395,6 +400,13 @@ export class GuardRequests {
       fee.className = 'muted';
       fee.textContent = this.feeLine(d);
       li.append(time, camera, state, fee);
+      const eta = this.etaText(d);
+      if (eta) {
+        const line = document.createElement('span');
+        line.className = 'eta';
+        line.textContent = eta;
+        li.append(line);
+      }
       list.append(li);
     }
     const charges = $('charges');

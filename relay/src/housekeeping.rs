@@ -97,8 +97,9 @@ impl Housekeeping {
         }
     }
 
-    /// Deletes the sessions expired at `now` (idle too long, or too old) and the expired
-    /// unsubscribe tokens; returns how many sessions.
+    /// Deletes the sessions expired at `now` (idle too long, or too old), the expired
+    /// unsubscribe tokens, and guards' phone sessions and sign-in links past their time;
+    /// returns how many sessions.
     pub async fn sweep_sessions(&self, now: UnixMillis) -> Result<u64, Error> {
         let idle_before = UnixMillis(now.0 - self.sessions.idle_timeout.as_millis() as i64);
         let created_before = UnixMillis(now.0 - self.sessions.max_age.as_millis() as i64);
@@ -107,7 +108,8 @@ impl Housekeeping {
             .delete_expired_sessions(idle_before, created_before)
             .await?;
         self.store.delete_expired_unsubscribe_tokens(now).await?;
-        Ok(sessions)
+        let phones = self.store.sweep_guard_sign_ins(now).await?;
+        Ok(sessions + phones)
     }
 }
 

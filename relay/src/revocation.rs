@@ -45,6 +45,9 @@ pub enum Grant {
         camera: CameraId,
         token_hash: String,
     },
+    /// A guard's phone session (its token's hash): it ends when an operator revokes the
+    /// guard's sign-in, the guard signs out, or the shift's session runs out.
+    Guard { token_hash: String },
 }
 
 /// A camera a session's stream is about: the household it must still belong to, and the
@@ -117,6 +120,10 @@ impl Grant {
                     .await?
                     .is_some_and(|c| c.id == *camera)
                     .then_some(RECHECK)),
+                Grant::Guard { token_hash } => Ok(store
+                    .guard_session(token_hash, now)
+                    .await?
+                    .map(|s| s.ends_at.since(now) + Duration::from_millis(100))),
             }
         }
         .await;

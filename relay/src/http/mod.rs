@@ -282,6 +282,14 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         )
         .route("/ops/customers/{id}/identity-check", post(identity::check))
         .route("/ops/guards", get(dispatch::ops::guards))
+        .route(
+            "/ops/guards/{id}/sign-in-link",
+            post(dispatch::ops::sign_in_link),
+        )
+        .route(
+            "/ops/guards/{id}/sign-ins",
+            delete(dispatch::ops::revoke_sign_ins),
+        )
         .route("/ops/map", get(dispatch::ops::map))
         .route(
             "/ops/guards/{id}/position",
@@ -326,7 +334,28 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/agent/v1/events/{key}/clip",
             axum::routing::put(clips::upload).head(clips::held),
         )
-        .route("/guard/v1/position", post(dispatch::ops::report_position))
+        .route("/guard/v1/position", post(dispatch::guard::report_position))
+        .route("/guard/v1/sign-in", post(dispatch::guard::sign_in))
+        .route("/guard/v1/sign-out", post(dispatch::guard::sign_out))
+        .route("/guard/v1/assignment", get(dispatch::guard::current))
+        .route("/guard/v1/live", get(dispatch::guard::live))
+        .route("/guard/v1/assignments/{id}", get(dispatch::guard::one))
+        .route(
+            "/guard/v1/assignments/{id}/snapshot",
+            get(dispatch::guard::snapshot),
+        )
+        .route(
+            "/guard/v1/assignments/{id}/whep",
+            post(dispatch::guard::watch),
+        )
+        .route(
+            "/guard/v1/assignments/{id}/whep/{session}",
+            delete(dispatch::guard::unwatch),
+        )
+        .route(
+            "/guard/v1/assignments/{id}/{action}",
+            post(dispatch::guard::step),
+        )
         // Links in mails, for whoever holds the mail: the token is the authority.
         .route(
             "/confirm/{token}",

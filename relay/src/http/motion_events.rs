@@ -206,7 +206,7 @@ pub async fn live(
     });
     streams::live_stream(
         &st,
-        &c.caller,
+        c.caller.holder(),
         c.grant_on(CameraId(id), Right::Events),
         source,
     )

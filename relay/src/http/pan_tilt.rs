@@ -143,5 +143,10 @@ pub async fn live(
         name: "state",
         data: serde_json::to_string(state).unwrap_or_else(|_| "null".to_owned()),
     });
-    streams::live_stream(&st, &c.caller, c.grant_on(camera.id, Right::Watch), source)
+    streams::live_stream(
+        &st,
+        c.caller.holder(),
+        c.grant_on(camera.id, Right::Watch),
+        source,
+    )
 }

@@ -25,9 +25,23 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How soon a page connects its stream again after the relay ended it because it stops.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-/// How many streams each account has open.
+/// Whose open streams a stream counts against: an account's, or a guard's phone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamHolder {
+    Account(i64),
+    Guard(i64),
+}
+
+impl Caller {
+    /// The caller's streams, counted.
+    pub fn holder(&self) -> StreamHolder {
+        StreamHolder::Account(self.account.id)
+    }
+}
+
+/// How many streams each account (or guard's phone) has open.
 pub struct StreamCounts {
-    open: Mutex<HashMap<i64, usize>>,
+    open: Mutex<HashMap<StreamHolder, usize>>,
     per_account: usize,
 }
 
@@ -39,7 +53,7 @@ impl StreamCounts {
         }
     }
 
-    fn take(self: &Arc<Self>, account: i64) -> Result<StreamSlot, Error> {
+    fn take(self: &Arc<Self>, account: StreamHolder) -> Result<StreamSlot, Error> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(account).or_default();
         if *n >= self.per_account {
@@ -60,7 +74,7 @@ impl StreamCounts {
 /// One open stream of an account, given back when the stream ends.
 struct StreamSlot {
     counts: Arc<StreamCounts>,
-    account: i64,
+    account: StreamHolder,
 }
 
 impl Drop for StreamSlot {
@@ -75,15 +89,15 @@ impl Drop for StreamSlot {
     }
 }
 
-/// `stream`, opened by `caller` under `grant`: it counts against the caller's open streams
-/// and ends when the grant is taken away or its time is up. 429 past the account's limit.
+/// `stream`, opened by `holder` under `grant`: it counts against the holder's open streams
+/// and ends when the grant is taken away or its time is up. 429 past the holder's limit.
 fn event_stream<S: Stream>(
     st: &AppState,
-    caller: &Caller,
+    holder: StreamHolder,
     grant: Grant,
     stream: S,
 ) -> Result<impl Stream<Item = S::Item> + use<S>, Error> {
-    let slot = st.streams.take(caller.account.id)?;
+    let slot = st.streams.take(holder)?;
     Ok(stream
         .take_until(st.revocations.ended(grant, st.max_event_stream))
         .map(move |item| {
@@ -144,7 +158,7 @@ where
 /// after `http.max_event_stream`.
 pub fn live_stream(
     st: &AppState,
-    caller: &Caller,
+    holder: StreamHolder,
     grant: Grant,
     source: impl Stream<Item = Live> + Send + 'static,
 ) -> Result<Response, Error> {
@@ -174,7 +188,7 @@ pub fn live_stream(
             })
         })
         .chain(reconnect);
-    let events = event_stream(st, caller, grant, events)?;
+    let events = event_stream(st, holder, grant, events)?;
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())

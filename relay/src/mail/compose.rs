@@ -624,12 +624,21 @@ fn dispatch_step(
         // The guard's name as the center keeps it, which may hold a title of its own: never
         // "Guard" put before it, and no empty slot when the name is unknown.
         "dispatch.assigned" if guard.is_empty() => (
-            "警備員が向かっています。".to_owned(),
-            "A guard is on the way.".to_owned(),
+            "警備員を手配しました。".to_owned(),
+            "A guard was sent.".to_owned(),
         ),
         "dispatch.assigned" => (
+            format!("警備員（{guard}）を手配しました。"),
+            format!("A guard was sent: {guard}."),
+        ),
+        // The guard said from their phone that they set off.
+        "dispatch.en_route" if guard.is_empty() => (
+            "警備員が向かっています。".to_owned(),
+            "The guard is on the way.".to_owned(),
+        ),
+        "dispatch.en_route" => (
             format!("警備員（{guard}）が向かっています。"),
-            format!("A guard is on the way: {guard}."),
+            format!("The guard is on the way: {guard}."),
         ),
         "dispatch.arrived" if guard.is_empty() => (
             "警備員が到着しました。".to_owned(),
@@ -673,6 +682,7 @@ fn dispatch_step(
                 "requested" => "依頼",
                 "accepted" => "受付",
                 "assigned" => "出動",
+                "en_route" => "移動中",
                 "arrived" => "到着",
                 "completed" => "完了",
                 _ => "取消",
@@ -683,7 +693,7 @@ fn dispatch_step(
             )
         }
         Language::En => (
-            format!("Guard dispatch {id}: {state}"),
+            format!("Guard dispatch {id}: {}", state.replace('_', " ")),
             format!("{en}\nWhen: {when}"),
         ),
     }
@@ -921,9 +931,16 @@ mod notice_tests {
             Language::En,
             serde_json::json!({"request_id": 7, "guard": "Sato\r\nBcc: x@evil.example"}),
         );
+        assert!(assigned.contains("A guard was sent: Sato"), "{assigned}");
+        let on_the_way = mail(
+            "dispatch.en_route",
+            Language::En,
+            serde_json::json!({"request_id": 7, "guard": "Sato"}),
+        );
         assert!(
-            assigned.contains("A guard is on the way: Sato"),
-            "{assigned}"
+            on_the_way.contains("Subject: Guard dispatch 7: en route")
+                && on_the_way.contains("The guard is on the way: Sato."),
+            "{on_the_way}"
         );
         // A name that carries its own title is not given a second one; none is no gap.
         let titled = mail(

@@ -54,6 +54,7 @@ impl Dispatch {
             customer: self.customer_id,
             center: self.guard_center,
             state: self.state,
+            guard: self.guard_id,
         }
     }
 }
@@ -175,6 +176,8 @@ pub struct Guard {
     pub seen_at: Option<i64>,
     /// The open request the guard is assigned to, if any.
     pub busy_with: Option<i64>,
+    /// Whether a phone is signed in as the guard (from a link the console issued).
+    pub signed_in: bool,
 }
 
 impl Guard {
@@ -196,7 +199,7 @@ fn rfc3339_opt<S: serde::Serializer>(at: &Option<i64>, s: S) -> Result<S::Ok, S:
 }
 
 #[derive(sqlx::FromRow)]
-struct GuardRow {
+pub(super) struct GuardRow {
     id: i64,
     guard_center: String,
     name: String,
@@ -204,6 +207,7 @@ struct GuardRow {
     lon: Option<f64>,
     seen_at: Option<i64>,
     busy_with: Option<i64>,
+    signed_in: bool,
 }
 
 impl TryFrom<GuardRow> for Guard {
@@ -217,13 +221,16 @@ impl TryFrom<GuardRow> for Guard {
             position: r.lat.zip(r.lon).map(|(lat, lon)| GeoPoint { lat, lon }),
             seen_at: r.seen_at,
             busy_with: r.busy_with,
+            signed_in: r.signed_in,
         })
     }
 }
 
-const GUARD_SELECT: &str = "SELECT g.id, g.guard_center, g.name, g.lat, g.lon, g.seen_at, \
-     (SELECT MIN(r.id) FROM dispatch_requests r WHERE r.guard_id = g.id \
-        AND r.state IN ('assigned', 'arrived')) AS busy_with \
+pub(super) const GUARD_SELECT: &str = "SELECT g.id, g.guard_center, g.name, g.lat, g.lon, \
+     g.seen_at, (SELECT MIN(r.id) FROM dispatch_requests r WHERE r.guard_id = g.id \
+        AND r.state IN ('assigned', 'en_route', 'arrived')) AS busy_with, \
+     EXISTS (SELECT 1 FROM guard_sign_ins s WHERE s.guard_id = g.id \
+        AND s.session_hash IS NOT NULL) AS signed_in \
      FROM guards g";
 
 /// Where a customer's home is.
@@ -252,6 +259,7 @@ fn step_actor(actor: DispatchActor, audit: &Audit) -> (&'static str, i64) {
         (Actor::Member { id, .. }, DispatchActor::Customer(_)) => ("member", *id),
         (_, DispatchActor::Customer(c)) => ("customer", c.0),
         (_, DispatchActor::Operator { id, .. }) => ("operator", id.0),
+        (_, DispatchActor::Guard { id, .. }) => ("guard", id),
     }
 }
 
@@ -330,7 +338,7 @@ impl Store {
         let updated = on!(tx, c => sqlx::query(
             "UPDATE dispatch_requests SET state = $1, updated_at = $2, \
              guard_id = COALESCE($3, guard_id), guard_name = COALESCE($4, guard_name), \
-             eta_at = CASE WHEN $1 = 'assigned' THEN COALESCE($7, eta_at) END, \
+             eta_at = CASE WHEN $1 IN ('assigned', 'en_route') THEN COALESCE($7, eta_at) END, \
              report = COALESCE($8, report) \
              WHERE id = $5 AND state = $6",
         )
@@ -444,9 +452,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Dispatch>, Error> {
         let states = if closed {
-            "'requested', 'accepted', 'assigned', 'arrived', 'completed', 'cancelled'"
+            "'requested', 'accepted', 'assigned', 'en_route', 'arrived', 'completed', 'cancelled'"
         } else {
-            "'requested', 'accepted', 'assigned', 'arrived'"
+            "'requested', 'accepted', 'assigned', 'en_route', 'arrived'"
         };
         rows(on!(self.pool, c => sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM dispatch_requests \
@@ -500,7 +508,7 @@ impl Store {
     ) -> Result<std::collections::HashSet<i64>, Error> {
         let ids: Vec<(i64,)> = on!(self.pool, c => sqlx::query_as(
             "SELECT id FROM dispatch_requests WHERE snapshot_bytes > 0 \
-             AND state IN ('requested', 'accepted', 'assigned', 'arrived')",
+             AND state IN ('requested', 'accepted', 'assigned', 'en_route', 'arrived')",
         )
         .fetch_all(c)
         .await)?;
@@ -699,10 +707,11 @@ impl Store {
         row.map(Guard::try_from).transpose()
     }
 
-    /// The requests guard `id` is on the way to (assigned, not yet arrived).
+    /// The requests guard `id` is on the way to (assigned or en route, not yet arrived).
     pub async fn dispatches_assigned_to(&self, guard: i64) -> Result<Vec<Dispatch>, Error> {
         rows(on!(self.pool, c => sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM dispatch_requests WHERE guard_id = $1 AND state = 'assigned'"
+                "SELECT {COLUMNS} FROM dispatch_requests WHERE guard_id = $1 \
+                 AND state IN ('assigned', 'en_route')"
             ))
             .bind(guard)
             .fetch_all(c)
@@ -717,7 +726,8 @@ impl Store {
         eta: Option<UnixMillis>,
     ) -> Result<Option<Dispatch>, Error> {
         let set = on!(self.pool, c => sqlx::query(
-            "UPDATE dispatch_requests SET eta_at = $2 WHERE id = $1 AND state = 'assigned'",
+            "UPDATE dispatch_requests SET eta_at = $2 WHERE id = $1 \
+             AND state IN ('assigned', 'en_route')",
         )
         .bind(id)
         .bind(eta.map(|e| e.0))

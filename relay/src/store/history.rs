@@ -15,6 +15,8 @@ pub enum Actor {
     Operator { id: i64, name: String },
     /// A member of a customer's household (the history is the holder's).
     Member { id: i64, name: String },
+    /// A guard, from their signed-in phone.
+    Guard { id: i64, name: String },
     /// Someone at the relay's command line.
     Admin,
     /// A camera's agent.
@@ -31,6 +33,7 @@ impl Actor {
             Actor::Customer { id, name } => ("customer", Some(*id), name.clone()),
             Actor::Operator { id, name } => ("operator", Some(*id), name.clone()),
             Actor::Member { id, name } => ("member", Some(*id), name.clone()),
+            Actor::Guard { id, name } => ("guard", Some(*id), name.clone()),
             Actor::Admin => ("admin", None, "admin".to_owned()),
             Actor::Agent { camera_id } => {
                 ("agent", Some(*camera_id), format!("camera {camera_id}"))
@@ -186,6 +189,7 @@ const ALWAYS_NOTICES: &[&str] = &[
     "dispatch.requested",
     "dispatch.accepted",
     "dispatch.assigned",
+    "dispatch.en_route",
     "dispatch.arrived",
     "dispatch.completed",
     "dispatch.cancelled",

@@ -13,6 +13,7 @@ mod cluster;
 mod copy;
 mod dispatch;
 mod events;
+mod guard_phones;
 mod history;
 mod household;
 mod identity;
@@ -32,6 +33,7 @@ pub use dispatch::{
     Charge, Dispatch, DispatchStep, Guard, Home, HomeNotes, NewDispatch, StepDetails,
 };
 pub use events::{AlertPolicy, Event, EventPage, Gap, NewEvent, StoredClip, is_taken_key};
+pub use guard_phones::{GUARD_SESSION_FOR, GuardSession};
 pub use history::{Actor, Audit, Channel, HistoryEntry};
 pub use household::{Invitation, MAX_MEMBERS, Member, NewInvitation};
 pub use identity::IdentityCheckTurn;

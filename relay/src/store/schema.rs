@@ -17,8 +17,10 @@
 use crate::error::Error;
 use sqlx::{Connection, SqlitePool};
 
-/// Checks as the first migrations wrote them, and as they are now: (was, is). Members
-/// (migration 0016) are accounts of their own role who act in the history and on requests.
+/// Checks as the first migrations wrote them, and as they are now: (was, is), applied in
+/// order, so a check widened twice goes through both. Members (migration 0016) are accounts
+/// of their own role who act in the history and on requests; guards (0020) act on requests
+/// from their phones, which have a state of their own between assigned and arrived.
 const WIDENED_CHECKS: &[(&str, &str)] = &[
     (
         "CHECK (role IN ('customer', 'operator'))",
@@ -31,6 +33,18 @@ const WIDENED_CHECKS: &[(&str, &str)] = &[
     (
         "CHECK (actor_kind IN ('customer', 'operator'))",
         "CHECK (actor_kind IN ('customer', 'operator', 'member'))",
+    ),
+    (
+        "CHECK (actor_kind IN ('customer', 'operator', 'admin', 'agent', 'recipient', 'system', 'member'))",
+        "CHECK (actor_kind IN ('customer', 'operator', 'admin', 'agent', 'recipient', 'system', 'member', 'guard'))",
+    ),
+    (
+        "CHECK (actor_kind IN ('customer', 'operator', 'member'))",
+        "CHECK (actor_kind IN ('customer', 'operator', 'member', 'guard'))",
+    ),
+    (
+        "CHECK (state IN ('requested', 'accepted', 'assigned', 'arrived', 'completed', 'cancelled'))",
+        "CHECK (state IN ('requested', 'accepted', 'assigned', 'en_route', 'arrived', 'completed', 'cancelled'))",
     ),
 ];
 
@@ -159,6 +173,18 @@ mod tests {
             rebuilt,
             "CREATE TABLE \"accounts__rebuilt\" (id INTEGER PRIMARY KEY AUTOINCREMENT, \
              role TEXT NOT NULL CHECK (role IN ('customer', 'operator', 'member')), name TEXT)"
+        );
+        assert!(!outdated(&rebuilt));
+    }
+
+    #[test]
+    fn a_check_widened_twice_goes_through_both() {
+        let sql = "CREATE TABLE \"dispatch_transitions\" (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   actor_kind TEXT NOT NULL CHECK (actor_kind IN ('customer', 'operator')))";
+        let rebuilt = rebuilt_definition(sql, "t").unwrap();
+        assert!(
+            rebuilt.contains("CHECK (actor_kind IN ('customer', 'operator', 'member', 'guard'))"),
+            "{rebuilt}"
         );
         assert!(!outdated(&rebuilt));
     }

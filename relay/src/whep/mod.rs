@@ -54,16 +54,20 @@ pub enum Viewer {
     /// An operator of the customer's guard center, through a dispatch request that shares
     /// the live view: the session ends when the request closes.
     Operator { id: OperatorId, request: i64 },
+    /// The guard given a dispatch request that shares the live view, on their phone: the
+    /// session ends when the request closes, as an operator's.
+    Guard { id: i64, request: i64 },
 }
 
 impl Viewer {
-    /// The viewer's part of its TURN username (the TURN server logs it): `c<customer id>` or
-    /// `o<operator id>`.
+    /// The viewer's part of its TURN username (the TURN server logs it): `c<customer id>`,
+    /// `m<member id>`, `o<operator id>` or `g<guard id>`.
     fn turn_name(&self) -> String {
         match self {
             Viewer::Customer(id) => format!("c{}", id.0),
             Viewer::Member { id, .. } => format!("m{id}"),
             Viewer::Operator { id, .. } => format!("o{}", id.0),
+            Viewer::Guard { id, .. } => format!("g{id}"),
         }
     }
 }
@@ -510,7 +514,7 @@ impl Whep {
         }
         let of_the_household = match viewer {
             Viewer::Customer(id) | Viewer::Member { household: id, .. } => id == camera.customer_id,
-            Viewer::Operator { .. } => false,
+            Viewer::Operator { .. } | Viewer::Guard { .. } => false,
         };
         if !of_the_household {
             return Err(Error::new(
@@ -543,9 +547,10 @@ impl Whep {
         let ids: Vec<String> = self
             .lock()
             .iter()
-            .filter(
-                |(_, s)| matches!(s.viewer, Viewer::Operator { request: r, .. } if r == request),
-            )
+            .filter(|(_, s)| {
+                matches!(s.viewer, Viewer::Operator { request: r, .. }
+                    | Viewer::Guard { request: r, .. } if r == request)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {

@@ -224,7 +224,7 @@ pub async fn snapshot(
 /// change, and the page opens it again).
 pub async fn live(State(st): State<AppState>, c: HouseholdCaller) -> Result<Response, Error> {
     let (household, membership, clock) = (c.household, c.membership.clone(), st.clock);
-    live_stream(&st, &c.caller, c.grant(), move |d| {
+    live_stream(&st, c.caller.holder(), c.grant(), "request", move |d| {
         let followed = follows_dispatch(membership.as_ref(), d.camera_id, clock.now());
         (d.customer_id == household && followed)
             .then(|| serde_json::to_value(d).unwrap_or(Value::Null))

@@ -1,9 +1,10 @@
 //! Dispatch requests over HTTP: the customer's side (`/api/dispatch-requests`, [`customer`]),
 //! the guard-center console's (`/api/ops/...`, [`ops`]) and the guards' phones
-//! (`/guard/v1/position`, [`ops::report_position`]). Every step is decided by
+//! (`/guard/v1/...`, [`guard`]). Every step is decided by
 //! [`eyeward::dispatch`], stored, then announced by [`crate::dispatch::Dispatcher`].
 
 pub mod customer;
+pub mod guard;
 pub mod ops;
 
 use super::AppState;
@@ -37,12 +38,19 @@ fn refused(refusal: Refusal, d: &Dispatch, action: DispatchAction) -> Error {
         Refusal::NotFound => Error::not_found("dispatch request"),
         Refusal::Forbidden => Error::forbidden(match action {
             DispatchAction::Cancel => "only the customer who asked may cancel a request",
-            _ => "only an operator of the customer's guard center may do this",
+            DispatchAction::Depart => "only the guard given the request says they are on the way",
+            DispatchAction::Accept | DispatchAction::Assign => {
+                "only an operator of the customer's guard center may do this"
+            }
+            DispatchAction::Arrive | DispatchAction::Complete => {
+                "only the guard center or the guard given the request may do this"
+            }
         }),
         Refusal::Conflict => {
             let done = match action {
                 DispatchAction::Accept => "accepted",
                 DispatchAction::Assign => "given a guard",
+                DispatchAction::Depart => "marked as on the way",
                 DispatchAction::Arrive => "marked as arrived",
                 DispatchAction::Complete => "completed",
                 DispatchAction::Cancel => "cancelled",
@@ -137,18 +145,19 @@ pub(crate) async fn guard_moved(st: &AppState, guard: &Guard) -> Result<(), Erro
 }
 
 /// A server-sent event stream of the changes `render` picks (and renders) for one page, each
-/// a `request` message; `resync` when the page fell behind and must reload.
+/// a message called `name`; `resync` when the page fell behind and must reload.
 fn live_stream(
     st: &AppState,
-    caller: &crate::http::extract::Caller,
+    holder: streams::StreamHolder,
     grant: crate::revocation::Grant,
+    name: &'static str,
     render: impl Fn(&Dispatch) -> Option<Value> + Send + 'static,
 ) -> Result<Response, Error> {
     let source = streams::from_broadcast(st.dispatcher.subscribe(), move |d| {
         render(&d).map(|v| Live::Message {
-            name: "request",
+            name,
             data: v.to_string(),
         })
     });
-    streams::live_stream(st, caller, grant, source)
+    streams::live_stream(st, holder, grant, source)
 }

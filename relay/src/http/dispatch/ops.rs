@@ -1,5 +1,5 @@
-//! The guard-center console's API (`/api/ops/...`, operators only) and the guards' phones'
-//! position reports (`/guard/v1/position`, a guard token).
+//! The guard-center console's API (`/api/ops/...`, operators only), with the sign-in links
+//! by which guards' phones sign in (see [`super::guard`]).
 //!
 //! An operator sees only their own center's requests. The queue shows no personal data; an
 //! operator opens a request to see the customer's name, address and camera, and that opening
@@ -7,15 +7,14 @@
 //! history. Shared pictures and live video are served only while the request is open.
 
 use super::{act, live_stream, visible};
-use crate::auth::hash_token;
+use crate::auth::Token;
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, ApiQuery, IdPath, OperatorCaller, SdpBody, bearer_token};
+use crate::http::extract::{ApiJson, ApiQuery, IdPath, OperatorCaller, SdpBody};
 use crate::store::{Dispatch, Event, Guard};
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::UnixMillis;
 use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, Note, propose};
@@ -80,9 +79,13 @@ pub async fn queue(
 /// change of any of the center's requests.
 pub async fn live(State(st): State<AppState>, op: OperatorCaller) -> Result<Response, Error> {
     let center = op.center;
-    live_stream(&st, &op.caller, op.caller.grant(), move |d| {
-        (d.guard_center == center).then(|| queue_item(d))
-    })
+    live_stream(
+        &st,
+        op.caller.holder(),
+        op.caller.grant(),
+        "request",
+        move |d| (d.guard_center == center).then(|| queue_item(d)),
+    )
 }
 
 /// `GET /api/ops/dispatch-requests/{id}`: the request; while it is open also the customer's
@@ -414,6 +417,7 @@ pub async fn map(State(st): State<AppState>, _op: OperatorCaller) -> Response {
     .into_response()
 }
 
+/// A place in a request's body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Position {
@@ -422,7 +426,7 @@ pub struct Position {
 }
 
 impl Position {
-    fn point(&self) -> Result<GeoPoint, Error> {
+    pub(super) fn point(&self) -> Result<GeoPoint, Error> {
         Ok(GeoPoint::new(self.lat, self.lon)?)
     }
 }
@@ -450,38 +454,61 @@ pub async fn set_position(
     Ok(Json(guard).into_response())
 }
 
-/// A guard's phone, authenticated by the guard's bearer token. Anything else: 401.
-pub struct GuardCaller(Guard);
+/// How long a sign-in link waits to be opened on the guard's phone.
+const SIGN_IN_LINK_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-impl FromRequestParts<AppState> for GuardCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let guard = match bearer_token(parts) {
-            Some(t) => state.store.guard_by_token(&hash_token(t)).await?,
-            None => None,
-        };
-        guard
-            .map(GuardCaller)
-            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown or revoked guard token"))
+/// `POST /api/ops/guards/{id}/sign-in-link`: a single-use link by which guard `{id}` signs
+/// in on their phone, for 15 minutes, with its QR code (SVG) to show the phone; an unused
+/// earlier link of theirs stops working. `{"url", "expires_at", "qr_svg"}`, never cached.
+pub async fn sign_in_link(
+    State(st): State<AppState>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
+) -> Result<Response, Error> {
+    let link = Token::generate("ewg_");
+    let now = st.clock.now();
+    let expires_at = now.plus(SIGN_IN_LINK_FOR);
+    let audit = op.caller.audit(now);
+    if !st
+        .store
+        .issue_guard_link(op.center, id, &link.hash, expires_at, &audit)
+        .await?
+    {
+        return Err(Error::not_found("guard"));
     }
+    // In the fragment: the browser never sends it, so no log or proxy on the way sees it.
+    let url = format!("{}/guard.html#{}", st.origin, link.secret());
+    let qr = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| Error::internal("the sign-in link's QR code").with_source(e))?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .build();
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(json!({
+            "url": url,
+            "expires_at": expires_at.to_rfc3339(),
+            "qr_svg": qr,
+        })),
+    )
+        .into_response())
 }
 
-/// `POST /guard/v1/position` `{"lat": .., "lon": ..}`: a guard's phone reports its GPS fix.
-pub async fn report_position(
+/// `DELETE /api/ops/guards/{id}/sign-ins`: signs guard `{id}` out of every phone at once and
+/// voids their unused link; their open pages end within seconds.
+pub async fn revoke_sign_ins(
     State(st): State<AppState>,
-    GuardCaller(guard): GuardCaller,
-    ApiJson(p): ApiJson<Position>,
+    op: OperatorCaller,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, Error> {
-    let now = st.clock.now();
-    let at = p.point()?;
-    st.store.set_guard_position(guard.id, at, now).await?;
-    let moved = Guard {
-        position: Some(at),
-        seen_at: Some(now.0),
-        ..guard
-    };
-    // The customer whose home the guard drives to sees the new estimate.
-    super::guard_moved(&st, &moved).await?;
+    let audit = op.caller.audit(st.clock.now());
+    if !st
+        .store
+        .revoke_guard_sign_ins(op.center, id, &audit)
+        .await?
+    {
+        return Err(Error::not_found("guard"));
+    }
+    tracing::info!(guard = id, "a guard's phones were signed out");
     Ok(StatusCode::NO_CONTENT)
 }
