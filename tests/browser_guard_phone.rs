@@ -22,34 +22,6 @@ const HOME: &str = "1-1 Chiyoda, Chiyoda-ku, Tokyo";
 const ENTRY: &str = "Gate code 4812, the side door";
 const NOTE: &str = "Someone at the back window";
 
-/// A phone of guard `guard` signed in from a link `operator` issued: its client.
-async fn phone_of(relay: &Relay, operator: &common::Client, guard: i64) -> Result<common::Client> {
-    let (status, link) = status_json(
-        operator
-            .post(&format!("/api/ops/guards/{guard}/sign-in-link"), &json!({}))
-            .await?,
-    )
-    .await?;
-    ensure!(status == 200, "{status} {link}");
-    let token = link["url"]
-        .as_str()
-        .and_then(|u| u.split_once("/guard.html#"))
-        .map(|(_, t)| t)
-        .context("the link's token")?;
-    let phone = relay.client();
-    let signed_in = phone
-        .post("/guard/v1/sign-in", &json!({ "token": token }))
-        .await?;
-    ensure!(signed_in.status() == 204, "sign-in: {}", signed_in.status());
-    // Used once: a second phone cannot take the same link.
-    let again = relay
-        .client()
-        .post("/guard/v1/sign-in", &json!({ "token": token }))
-        .await?;
-    ensure!(again.status() == 404, "the link again: {}", again.status());
-    Ok(phone)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guard_takes_a_request_from_sign_in_to_done_on_a_phone() -> Result<()> {
     let relay = Relay::start("")?;
@@ -104,7 +76,7 @@ async fn a_guard_takes_a_request_from_sign_in_to_done_on_a_phone() -> Result<()>
     ensure!(assigned.status() == 200, "assign: {}", assigned.status());
 
     // Suzuki, signed in on a phone of his own, gets nothing of Sato's assignment.
-    let suzukis = phone_of(&relay, &op, suzuki).await?;
+    let suzukis = common::guard_phone(&relay, &op, suzuki).await?;
     for path in [
         format!("/guard/v1/assignments/{request}"),
         format!("/guard/v1/assignments/{request}/snapshot"),

@@ -861,3 +861,71 @@ async fn the_center_watches_live_only_when_shared_and_only_until_the_request_clo
     let _ = pc.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guards_phone_watches_live_only_while_its_request_shares_it_and_is_open() -> Result<()>
+{
+    use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+    let w = World::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]").await?;
+    let cam = w
+        .relay
+        .camera(w.alice_id, "Hall", "fixed", "dispatch", "agent")?;
+    let cam_id = cam["id"].as_i64().context("id")?;
+    let _agent = w.relay.start_agent(
+        cam["agent_token"].as_str().context("token")?,
+        "sim://fixed",
+        "agent",
+    )?;
+    common::wait_online(&w.alice, cam_id, true, Duration::from_secs(10)).await?;
+    let (sato, suzuki) = (w.guards[0].0, w.guards[1].0);
+    let sato_phone = common::guard_phone(&w.relay, &w.tokyo, sato).await?;
+    let suzuki_phone = common::guard_phone(&w.relay, &w.tokyo, suzuki).await?;
+    let (_, shared) = w
+        .request(json!({"camera_id": cam_id, "share_live": true}))
+        .await?;
+    let shared = shared["id"].as_i64().context("id")?;
+    assert_eq!(w.step(&w.tokyo, shared, "accept").await?.0, 200);
+    assert_eq!(w.assign(&w.tokyo, shared, sato).await?.0, 200);
+    let api = eyeward_bench::viewer::loopback_api()?;
+    let pc = eyeward_bench::viewer::recvonly(&api).await?;
+    let offer = pc.create_offer(None).await?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await?;
+    let _ = gathered.recv().await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let path = format!("/guard/v1/assignments/{shared}/whep");
+    let watch = |phone: &Client| {
+        phone
+            .request(reqwest::Method::POST, &path)
+            .header("Content-Type", "application/sdp")
+            .body(sdp.clone())
+            .send()
+    };
+
+    // Another guard's phone: nothing to watch.
+    assert_eq!(status_json(watch(&suzuki_phone).await?).await?.0, 404);
+    // Sato's, the guard given the request: the camera's video.
+    let resp = watch(&sato_phone).await?;
+    assert_eq!(resp.status(), 201);
+    pc.set_remote_description(RTCSessionDescription::answer(resp.text().await?)?)
+        .await?;
+    let viewers = format!("eyeward_viewers{{camera=\"{cam_id}\"}}");
+    wait_metric(&w.relay, &viewers, |v| v == 1.0).await?;
+    wait_metric(&w.relay, "eyeward_frames_forwarded_total", |v| v > 0.0).await?;
+
+    // The customer cancels: the phone's session ends at once and cannot start again.
+    assert_eq!(w.cancel(&w.alice, shared).await?.0, 200);
+    wait_metric(&w.relay, &viewers, |v| v == 0.0).await?;
+    assert_eq!(status_json(watch(&sato_phone).await?).await?.0, 404);
+    let (_, history) = w.get(&w.alice, "/api/history?limit=50").await?;
+    assert!(
+        history.as_array().context("history")?.iter().any(|e| {
+            e["action"] == "dispatch.live_viewed"
+                && e["actor_kind"] == "guard"
+                && e["actor_name"] == "Sato"
+        }),
+        "{history}"
+    );
+    let _ = pc.close().await;
+    Ok(())
+}

@@ -232,22 +232,7 @@ async fn world() -> Result<World> {
     let tokyo_op = relay.login("op@example.jp", PW).await?;
     let tanaka = relay.guard("tokyo", "Tanaka", "35.68,139.76")?;
     let tanaka = tanaka["id"].as_i64().context("guard id")?;
-    let (status, link) = common::status_json(
-        tokyo_op
-            .post(
-                &format!("/api/ops/guards/{tanaka}/sign-in-link"),
-                &json!({}),
-            )
-            .await?,
-    )
-    .await?;
-    ensure!(status == 200, "sign-in link: {status} {link}");
-    let link_token = link["url"].as_str().and_then(|u| u.split('#').nth(1));
-    let tokyo_phone = relay.client();
-    let signed_in = tokyo_phone
-        .post("/guard/v1/sign-in", &json!({"token": link_token}))
-        .await?;
-    ensure!(signed_in.status() == 204, "sign-in: {}", signed_in.status());
+    let tokyo_phone = common::guard_phone(&relay, &tokyo_op, tanaka).await?;
     Ok(World {
         alice: relay.login("a@example.jp", PW).await?,
         tokyo_op,

@@ -1065,6 +1065,37 @@ pub async fn upload_event_at(
         .await?)
 }
 
+/// A phone of guard `guard` signed in from a link `operator` issued: its client.
+pub async fn guard_phone(relay: &Relay, operator: &Client, guard: i64) -> Result<Client> {
+    let (status, link) = status_json(
+        operator
+            .post(
+                &format!("/api/ops/guards/{guard}/sign-in-link"),
+                &serde_json::json!({}),
+            )
+            .await?,
+    )
+    .await?;
+    ensure!(status == 200, "{status} {link}");
+    let token = link["url"]
+        .as_str()
+        .and_then(|u| u.split_once("/guard.html#"))
+        .map(|(_, t)| t)
+        .context("the link's token")?;
+    let phone = relay.client();
+    let signed_in = phone
+        .post("/guard/v1/sign-in", &serde_json::json!({ "token": token }))
+        .await?;
+    ensure!(signed_in.status() == 204, "sign-in: {}", signed_in.status());
+    // Used once: a second phone cannot take the same link.
+    let again = relay
+        .client()
+        .post("/guard/v1/sign-in", &serde_json::json!({ "token": token }))
+        .await?;
+    ensure!(again.status() == 404, "the link again: {}", again.status());
+    Ok(phone)
+}
+
 /// A customer's dispatch request (`body` names the camera and what is shared); its id.
 pub async fn request_dispatch(customer: &Client, body: &Value) -> Result<i64> {
     let (status, request) =
