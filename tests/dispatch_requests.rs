@@ -76,6 +76,22 @@ impl World {
         })
     }
 
+    /// A camera of Alice's on the dispatch plan with its agent on a simulated camera, online:
+    /// its id and the agent.
+    async fn live_camera(&self) -> Result<(i64, common::Process)> {
+        let cam = self
+            .relay
+            .camera(self.alice_id, "Hall", "fixed", "dispatch", "agent")?;
+        let cam_id = cam["id"].as_i64().context("id")?;
+        let agent = self.relay.start_agent(
+            cam["agent_token"].as_str().context("token")?,
+            "sim://fixed",
+            "agent",
+        )?;
+        common::wait_online(&self.alice, cam_id, true, Duration::from_secs(10)).await?;
+        Ok((cam_id, agent))
+    }
+
     /// Alice asks for a guard from her dispatch camera.
     async fn request(&self, body: Value) -> Result<(u16, Value)> {
         status_json(self.alice.post("/api/dispatch-requests", &body).await?).await
@@ -762,6 +778,21 @@ async fn a_request_waits_through_a_restart_and_guards_phones_move_the_proposal()
 }
 
 /// The counter or gauge `name` (with its labels) in the relay's metrics, or 0.
+/// A receive-only webrtc-rs peer on loopback and its offer, candidates gathered.
+async fn loopback_offer() -> Result<(
+    std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>,
+    String,
+)> {
+    let api = eyeward_bench::viewer::loopback_api()?;
+    let pc = eyeward_bench::viewer::recvonly(&api).await?;
+    let offer = pc.create_offer(None).await?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer).await?;
+    let _ = gathered.recv().await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    Ok((pc, sdp))
+}
+
 async fn metric(relay: &Relay, name: &str) -> Result<f64> {
     let text = reqwest::get(relay.url("/metrics")).await?.text().await?;
     Ok(text
@@ -788,23 +819,8 @@ async fn the_center_watches_live_only_when_shared_and_only_until_the_request_clo
 {
     use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
     let w = World::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]").await?;
-    let cam = w
-        .relay
-        .camera(w.alice_id, "Hall", "fixed", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let _agent = w.relay.start_agent(
-        cam["agent_token"].as_str().context("token")?,
-        "sim://fixed",
-        "agent",
-    )?;
-    common::wait_online(&w.alice, cam_id, true, Duration::from_secs(10)).await?;
-    let api = eyeward_bench::viewer::loopback_api()?;
-    let pc = eyeward_bench::viewer::recvonly(&api).await?;
-    let offer = pc.create_offer(None).await?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer).await?;
-    let _ = gathered.recv().await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let (cam_id, _agent) = w.live_camera().await?;
+    let (pc, sdp) = loopback_offer().await?;
     let watch = |id: i64| {
         w.tokyo
             .request(
@@ -867,16 +883,7 @@ async fn the_guards_phone_watches_live_only_while_its_request_shares_it_and_is_o
 {
     use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
     let w = World::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]").await?;
-    let cam = w
-        .relay
-        .camera(w.alice_id, "Hall", "fixed", "dispatch", "agent")?;
-    let cam_id = cam["id"].as_i64().context("id")?;
-    let _agent = w.relay.start_agent(
-        cam["agent_token"].as_str().context("token")?,
-        "sim://fixed",
-        "agent",
-    )?;
-    common::wait_online(&w.alice, cam_id, true, Duration::from_secs(10)).await?;
+    let (cam_id, _agent) = w.live_camera().await?;
     let (sato, suzuki) = (w.guards[0].0, w.guards[1].0);
     let sato_phone = common::guard_phone(&w.relay, &w.tokyo, sato).await?;
     let suzuki_phone = common::guard_phone(&w.relay, &w.tokyo, suzuki).await?;
@@ -886,13 +893,7 @@ async fn the_guards_phone_watches_live_only_while_its_request_shares_it_and_is_o
     let shared = shared["id"].as_i64().context("id")?;
     assert_eq!(w.step(&w.tokyo, shared, "accept").await?.0, 200);
     assert_eq!(w.assign(&w.tokyo, shared, sato).await?.0, 200);
-    let api = eyeward_bench::viewer::loopback_api()?;
-    let pc = eyeward_bench::viewer::recvonly(&api).await?;
-    let offer = pc.create_offer(None).await?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer).await?;
-    let _ = gathered.recv().await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let (pc, sdp) = loopback_offer().await?;
     let path = format!("/guard/v1/assignments/{shared}/whep");
     let watch = |phone: &Client| {
         phone

@@ -7,7 +7,7 @@
 
 use super::dispatch::{GUARD_SELECT, GuardRow};
 use super::history::{Audit, record};
-use super::{Store, on, revoke};
+use super::{Store, Tx, on, revoke};
 use crate::error::Error;
 use crate::store::Guard;
 use eyeward::{GuardCenter, UnixMillis};
@@ -24,6 +24,18 @@ pub struct GuardSession {
     pub ends_at: UnixMillis,
 }
 
+/// Whether guard `guard` is one of `center`'s.
+async fn of_center(tx: &mut Tx, center: GuardCenter, guard: i64) -> Result<bool, Error> {
+    Ok(on!(tx, c => sqlx::query_as::<_, (i64,)>(
+        "SELECT id FROM guards WHERE id = $1 AND guard_center = $2",
+    )
+    .bind(guard)
+    .bind(center.as_str())
+    .fetch_optional(c)
+    .await)?
+    .is_some())
+}
+
 impl Store {
     /// Issues a sign-in link for guard `guard` of `center` (its token's hash), usable once
     /// until `expires_at`; a link of theirs not yet taken is replaced. False if the guard is
@@ -37,15 +49,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let theirs = on!(tx, c => sqlx::query_as::<_, (i64,)>(
-            "SELECT id FROM guards WHERE id = $1 AND guard_center = $2",
-        )
-        .bind(guard)
-        .bind(center.as_str())
-        .fetch_optional(c)
-        .await)?
-        .is_some();
-        if !theirs {
+        if !of_center(&mut tx, center, guard).await? {
             return Ok(false);
         }
         on!(tx, c => sqlx::query(
@@ -156,15 +160,7 @@ impl Store {
         audit: &Audit,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        let theirs = on!(tx, c => sqlx::query_as::<_, (i64,)>(
-            "SELECT id FROM guards WHERE id = $1 AND guard_center = $2",
-        )
-        .bind(guard)
-        .bind(center.as_str())
-        .fetch_optional(c)
-        .await)?
-        .is_some();
-        if !theirs {
+        if !of_center(&mut tx, center, guard).await? {
             return Ok(false);
         }
         on!(tx, c => sqlx::query("DELETE FROM guard_sign_ins WHERE guard_id = $1")

@@ -21,7 +21,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::UnixMillis;
-use eyeward::dispatch::{DispatchAction, DispatchActor, Note, already_through};
+use eyeward::dispatch::{DispatchAction, DispatchActor, already_through};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -207,12 +207,12 @@ pub async fn one(
     Ok(private(assignment(&st, &d).await?))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct StepBody {
-    #[serde(default)]
-    report: String,
-}
+/// The steps a guard takes from the phone.
+const GUARD_STEPS: [DispatchAction; 3] = [
+    DispatchAction::Depart,
+    DispatchAction::Arrive,
+    DispatchAction::Complete,
+];
 
 /// `POST /guard/v1/assignments/{id}/{depart|arrive|complete}`, `complete` with `{"report"}`:
 /// the step by the guard's rules; `{"id", "state"}` after it. A step the request already
@@ -223,25 +223,7 @@ pub async fn step(
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Response, Error> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| Error::not_found("dispatch request"))?;
-    let action = match action.as_str() {
-        "depart" => DispatchAction::Depart,
-        "arrive" => DispatchAction::Arrive,
-        "complete" => DispatchAction::Complete,
-        _ => return Err(Error::not_found("action")),
-    };
-    let body: StepBody = if body.is_empty() {
-        StepBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::bad_request(format!("request body: {e}")))?
-    };
-    let report = Note::parse(&body.report)?;
-    if report.is_some() && action != DispatchAction::Complete {
-        return Err(Error::bad_request("a report comes with completion only"));
-    }
+    let (id, action, report) = super::step_of(&id, &action, &GUARD_STEPS, &body)?;
     let now = st.clock.now();
     let d = visible(&st, phone.actor(), id).await?;
     if already_through(d.state, action) {
@@ -307,42 +289,18 @@ pub async fn watch(
     if !d.share_live {
         return Err(Error::not_found("shared live view for this request"));
     }
-    let camera = match d.camera_id {
-        Some(camera) => {
-            st.store
-                .camera_of(d.customer_id, eyeward::CameraId(camera))
-                .await?
-        }
-        None => None,
-    }
-    .ok_or_else(|| Error::not_found("camera"))?;
     let viewer = crate::whep::Viewer::Guard {
         id: phone.guard.id,
         request: id,
     };
-    let (session, resp) = crate::http::live_video::answer(
-        &st,
+    let watcher = super::Watcher {
         viewer,
-        &camera,
-        &offer,
-        &format!("/guard/v1/assignments/{id}/whep"),
-        grant(&phone),
-    )
-    .await?;
-    // As for an operator's view: the request may have closed while it was set up.
-    if let Err(e) = open_assignment(&st, &phone, id).await {
-        st.whep.end(&session).await;
-        return Err(e);
-    }
-    st.store
-        .record(
-            &phone.audit(st.clock.now()),
-            Some(d.customer_id),
-            "dispatch.live_viewed",
-            json!({ "request_id": id, "camera": d.camera_name }),
-        )
-        .await?;
-    Ok(resp)
+        path: format!("/guard/v1/assignments/{id}/whep"),
+        grant: grant(&phone),
+        audit: phone.audit(st.clock.now()),
+    };
+    let still_shared = open_assignment(&st, &phone, id);
+    super::watch_shared(&st, &d, &offer, watcher, still_shared).await
 }
 
 /// `DELETE /guard/v1/assignments/{id}/whep/{session}`: the guard stops watching.

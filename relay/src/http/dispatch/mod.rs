@@ -14,7 +14,8 @@ use crate::store::{Audit, Dispatch, Guard, StepDetails};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::dispatch::{DispatchAction, DispatchActor, Note, Refusal};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// The picture shared with `d`, if one was uploaded. Never cached: the share may end.
 async fn jpeg_response(st: &AppState, d: &Dispatch) -> Result<Response, Error> {
@@ -64,6 +65,43 @@ fn refused(refusal: Refusal, d: &Dispatch, action: DispatchAction) -> Error {
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StepBody {
+    /// On `complete`: what the guard found and did, for the customer (shown and mailed).
+    #[serde(default)]
+    report: String,
+}
+
+/// A step sent by path (`/{id}/{action}`, one of `allowed`) with no body, or on `complete`
+/// `{"report": "…"}` (at most 1000 characters): the request's id, the action and the report.
+fn step_of(
+    id: &str,
+    action: &str,
+    allowed: &[DispatchAction],
+    body: &[u8],
+) -> Result<(i64, DispatchAction, Option<Note>), Error> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| Error::not_found("dispatch request"))?;
+    let action = allowed
+        .iter()
+        .copied()
+        .find(|a| a.as_str() == action)
+        .ok_or_else(|| Error::not_found("action"))?;
+    let body: StepBody = if body.is_empty() {
+        StepBody::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("request body: {e}")))?
+    };
+    let report = Note::parse(&body.report)?;
+    if report.is_some() && action != DispatchAction::Complete {
+        return Err(Error::bad_request("a report comes with completion only"));
+    }
+    Ok((id, action, report))
+}
+
 /// Request `id` if `actor` may see it; 404 otherwise (another customer's, another center's,
 /// or none: never told apart).
 async fn visible(st: &AppState, actor: DispatchActor, id: i64) -> Result<Dispatch, Error> {
@@ -108,6 +146,58 @@ async fn act(
     tracing::info!(request = id, state = %updated.state, "dispatch request changed");
     st.dispatcher.announce(updated.clone());
     Ok(updated)
+}
+
+/// Who watches a request's shared live view: the viewer, the path the session is answered
+/// at, what ends it, and who is written to the customer's history.
+struct Watcher {
+    viewer: crate::whep::Viewer,
+    path: String,
+    grant: crate::revocation::Grant,
+    audit: Audit,
+}
+
+/// The live view request `d` shares, for `watcher` (WHEP). The request may close while the
+/// session is set up, after `end_shared` looked for sessions to end: `still_shared` asks
+/// again once the session is registered, so one of the two sees the other. Each look goes to
+/// the customer's history.
+async fn watch_shared(
+    st: &AppState,
+    d: &Dispatch,
+    offer: &str,
+    watcher: Watcher,
+    still_shared: impl std::future::Future<Output = Result<Dispatch, Error>>,
+) -> Result<Response, Error> {
+    let camera = match d.camera_id {
+        Some(camera) => {
+            st.store
+                .camera_of(d.customer_id, eyeward::CameraId(camera))
+                .await?
+        }
+        None => None,
+    }
+    .ok_or_else(|| Error::not_found("camera"))?;
+    let Watcher {
+        viewer,
+        path,
+        grant,
+        audit,
+    } = watcher;
+    let (session, resp) =
+        crate::http::live_video::answer(st, viewer, &camera, offer, &path, grant).await?;
+    if let Err(e) = still_shared.await {
+        st.whep.end(&session).await;
+        return Err(e);
+    }
+    st.store
+        .record(
+            &audit,
+            Some(d.customer_id),
+            "dispatch.live_viewed",
+            json!({ "request_id": d.id, "camera": d.camera_name }),
+        )
+        .await?;
+    Ok(resp)
 }
 
 /// When `guard` reaches the home of request `d`'s customer, from the guard's last reported

@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eyeward::UnixMillis;
-use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, Note, propose};
+use eyeward::dispatch::{DispatchAction, DispatchActor, GeoPoint, propose};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -182,13 +182,12 @@ fn proposals(st: &AppState, home: Option<GeoPoint>, guards: &[Guard]) -> Vec<Val
     .collect()
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct StepBody {
-    /// On `complete`: what the guard found and did, for the customer (shown and mailed).
-    #[serde(default)]
-    report: String,
-}
+/// The steps an operator takes by path (assigning takes a guard: `assign`).
+const OPERATOR_STEPS: [DispatchAction; 3] = [
+    DispatchAction::Accept,
+    DispatchAction::Arrive,
+    DispatchAction::Complete,
+];
 
 /// `POST /api/ops/dispatch-requests/{id}/{accept|arrive|complete}`, with no body, or on
 /// `complete` `{"report": "…"}` (at most 1000 characters).
@@ -198,25 +197,7 @@ pub async fn step(
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Response, Error> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| Error::not_found("dispatch request"))?;
-    let action = match action.as_str() {
-        "accept" => DispatchAction::Accept,
-        "arrive" => DispatchAction::Arrive,
-        "complete" => DispatchAction::Complete,
-        _ => return Err(Error::not_found("action")),
-    };
-    let body: StepBody = if body.is_empty() {
-        StepBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::bad_request(format!("request body: {e}")))?
-    };
-    let report = Note::parse(&body.report)?;
-    if report.is_some() && action != DispatchAction::Complete {
-        return Err(Error::bad_request("a report comes with completion only"));
-    }
+    let (id, action, report) = super::step_of(&id, &action, &OPERATOR_STEPS, &body)?;
     let d = act(
         &st,
         op.actor(),
@@ -347,44 +328,18 @@ pub async fn watch(
     SdpBody(offer): SdpBody,
 ) -> Result<Response, Error> {
     let d = shared(&st, &op, id, |d| d.share_live).await?;
-    let camera = match d.camera_id {
-        Some(camera) => {
-            st.store
-                .camera_of(d.customer_id, eyeward::CameraId(camera))
-                .await?
-        }
-        None => None,
-    }
-    .ok_or_else(|| Error::not_found("camera"))?;
     let viewer = crate::whep::Viewer::Operator {
         id: op.id,
         request: id,
     };
-    let (session, resp) = crate::http::live_video::answer(
-        &st,
+    let watcher = super::Watcher {
         viewer,
-        &camera,
-        &offer,
-        &format!("/api/ops/dispatch-requests/{id}/whep"),
-        op.caller.grant(),
-    )
-    .await?;
-    // The request may have closed while the session was set up, after `end_shared` looked
-    // for sessions to end: asked again now that the session is registered, one of the two
-    // sees the other.
-    if let Err(e) = shared(&st, &op, id, |d| d.share_live).await {
-        st.whep.end(&session).await;
-        return Err(e);
-    }
-    st.store
-        .record(
-            &op.caller.audit(st.clock.now()),
-            Some(d.customer_id),
-            "dispatch.live_viewed",
-            json!({ "request_id": id, "camera": d.camera_name }),
-        )
-        .await?;
-    Ok(resp)
+        path: format!("/api/ops/dispatch-requests/{id}/whep"),
+        grant: op.caller.grant(),
+        audit: op.caller.audit(st.clock.now()),
+    };
+    let still_shared = shared(&st, &op, id, |d| d.share_live);
+    super::watch_shared(&st, &d, &offer, watcher, still_shared).await
 }
 
 /// `DELETE /api/ops/dispatch-requests/{id}/whep/{session}`: the operator stops watching.
