@@ -778,21 +778,6 @@ async fn a_request_waits_through_a_restart_and_guards_phones_move_the_proposal()
 }
 
 /// The counter or gauge `name` (with its labels) in the relay's metrics, or 0.
-/// A receive-only webrtc-rs peer on loopback and its offer, candidates gathered.
-async fn loopback_offer() -> Result<(
-    std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>,
-    String,
-)> {
-    let api = eyeward_bench::viewer::loopback_api()?;
-    let pc = eyeward_bench::viewer::recvonly(&api).await?;
-    let offer = pc.create_offer(None).await?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer).await?;
-    let _ = gathered.recv().await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
-    Ok((pc, sdp))
-}
-
 async fn metric(relay: &Relay, name: &str) -> Result<f64> {
     let text = reqwest::get(relay.url("/metrics")).await?.text().await?;
     Ok(text
@@ -820,7 +805,7 @@ async fn the_center_watches_live_only_when_shared_and_only_until_the_request_clo
     use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
     let w = World::start("[webrtc]\nice_addresses = [\"127.0.0.1\"]").await?;
     let (cam_id, _agent) = w.live_camera().await?;
-    let (pc, sdp) = loopback_offer().await?;
+    let (pc, sdp) = common::whep_offer().await?;
     let watch = |id: i64| {
         w.tokyo
             .request(
@@ -893,7 +878,7 @@ async fn the_guards_phone_watches_live_only_while_its_request_shares_it_and_is_o
     let shared = shared["id"].as_i64().context("id")?;
     assert_eq!(w.step(&w.tokyo, shared, "accept").await?.0, 200);
     assert_eq!(w.assign(&w.tokyo, shared, sato).await?.0, 200);
-    let (pc, sdp) = loopback_offer().await?;
+    let (pc, sdp) = common::whep_offer().await?;
     let path = format!("/guard/v1/assignments/{shared}/whep");
     let watch = |phone: &Client| {
         phone

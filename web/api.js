@@ -2,16 +2,24 @@
 import { hasText, t } from './i18n.js';
 
 // Sends `body` (if any) as JSON; resolves to the response and its JSON body (null for 204 or
-// a body that is not JSON). Rejects only when the relay cannot be reached.
-export async function api(method, path, body) {
+// a body that is not JSON). Rejects only when the relay cannot be reached, or, with `within`
+// (ms), when no answer came in that time (a request a flaky network swallowed).
+export async function api(method, path, body, { within } = {}) {
   const init = { method, headers: {}, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const resp = await fetch(path, init);
-  const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-  return { resp, data };
+  const controller = within ? new AbortController() : null;
+  const timer = controller ? setTimeout(() => controller.abort(), within) : null;
+  if (controller) init.signal = controller.signal;
+  try {
+    const resp = await fetch(path, init);
+    const data = resp.status === 204 ? null : await resp.json().catch(() => null);
+    return { resp, data };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 // What a failed answer means, in the page's language: the relay names each error with a

@@ -51,22 +51,7 @@ function applyLang() {
 }
 
 // `api` with a time limit: a request the network swallowed is given up, to be sent again.
-async function call(method, path, body) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), ANSWER_WITHIN_MS);
-  try {
-    const init = { method, headers: {}, credentials: 'same-origin', signal: controller.signal };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    const resp = await fetch(path, init);
-    const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-    return { resp, data };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const call = (method, path, body) => api(method, path, body, { within: ANSWER_WITHIN_MS });
 
 // `call`, sent again after a network failure or a 5xx until it is answered otherwise.
 async function persist(method, path, body, onRetry = () => {}) {
