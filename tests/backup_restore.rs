@@ -120,6 +120,7 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
     let pictures = pictures(20);
     let backup_dir = tempfile::tempdir()?;
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let acked_so_far = std::sync::atomic::AtomicUsize::new(0);
     let uploads = async {
         let mut acked = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -137,13 +138,21 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
                 picture,
                 at: Instant::now(),
             });
+            acked_so_far.store(acked.len(), std::sync::atomic::Ordering::Relaxed);
         }
         Ok::<_, anyhow::Error>(acked)
     };
     let backup = async {
-        // Ten seconds of load first, so that the backup has pictures to copy while the load
-        // goes on.
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        // A hundred events first (five seconds at the load's pace; a loaded machine answers
+        // some late), so that the backup has pictures to copy while the load goes on.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked_so_far.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+            ensure!(
+                Instant::now() < deadline,
+                "the load never reached 100 events"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let began = Instant::now();
         let config = relay.config.clone();
         let to = backup_dir.path().to_owned();
@@ -169,8 +178,6 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() -> Re
         before.len(),
         after.len()
     );
-    // Half the rate at least: uploads go one at a time, and a loaded machine answers some
-    // late.
     ensure!(
         before.len() >= 100,
         "the load before the backup: {}",

@@ -328,7 +328,8 @@ async function sendPosition() {
   try {
     const { resp } = await call('POST', '/guard/v1/position', fix);
     if (resp.status === 401) return signedOut('guardSignedOutLead');
-    if (resp.status >= 500 && !p.next) p.next = fix;
+    // Not taken (too soon, or the relay is busy): it is the newest still, unless a newer came.
+    if ((resp.status === 429 || resp.status >= 500) && !p.next) p.next = fix;
   } catch {
     // Not sent: it is the newest still, unless a newer came meanwhile.
     if (!p.next) p.next = fix;

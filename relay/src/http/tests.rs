@@ -17,6 +17,7 @@ use eyeward::{CameraId, CameraModel, CameraSource, CustomerId, DisplayName, Plan
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod guard_positions;
 mod household;
 mod identity;
 

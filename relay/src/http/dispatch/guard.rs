@@ -339,6 +339,9 @@ pub async fn live(State(st): State<AppState>, phone: GuardPhone) -> Result<Respo
     )
 }
 
+/// The least time between two positions of a guard, in milliseconds.
+const POSITION_EVERY_MS: i64 = 1000;
+
 /// Who reports a position: a device with the guard's token, or a signed-in phone.
 pub struct PositionReporter(Guard);
 
@@ -361,7 +364,8 @@ impl FromRequestParts<AppState> for PositionReporter {
 }
 
 /// `POST /guard/v1/position` `{"lat": .., "lon": ..}`: a guard's GPS fix, from a device with
-/// the guard's token or from the signed-in phone page.
+/// the guard's token or from the signed-in phone page; one a second at most (429
+/// `too_many_positions`).
 pub async fn report_position(
     State(st): State<AppState>,
     PositionReporter(guard): PositionReporter,
@@ -369,6 +373,18 @@ pub async fn report_position(
 ) -> Result<StatusCode, Error> {
     let now = st.clock.now();
     let at = p.point()?;
+    // Each report is a write and a new estimate: one a second is plenty for a car.
+    if guard
+        .seen_at
+        .is_some_and(|seen| (0..POSITION_EVERY_MS).contains(&(now.0 - seen)))
+    {
+        return Err(Error::new(
+            ErrorKind::ResourceExhausted,
+            "one position a second at most; send the newest one",
+        )
+        .with_code("too_many_positions")
+        .retry_after(std::time::Duration::from_millis(POSITION_EVERY_MS as u64)));
+    }
     st.store.set_guard_position(guard.id, at, now).await?;
     let moved = Guard {
         position: Some(at),
