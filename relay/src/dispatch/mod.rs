@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::metrics::{CenterLabels, Metrics};
 use crate::objects::{ObjectKey, Objects, SHARED_PICTURES};
 use crate::store::{Dispatch, Store};
-use eyeward::GuardCenter;
+use eyeward::{GuardCenter, UnixMillis};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -22,7 +22,13 @@ pub struct Dispatcher {
     /// Several nodes: every node's pages hear of changes from the database (see
     /// `crate::cluster`), this one's included.
     told_by_database: std::sync::atomic::AtomicBool,
+    /// When each guard's position was last reported to this node, for the bound on reports.
+    reported: std::sync::Mutex<std::collections::HashMap<i64, UnixMillis>>,
 }
+
+/// The least time between two positions a guard reports (to one node): each is a write and a
+/// new estimate, and one a second is plenty for a car.
+pub const POSITION_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Dispatcher {
     pub fn new(config: &DispatchConfig, pictures: Objects) -> Dispatcher {
@@ -32,11 +38,29 @@ impl Dispatcher {
             // A page that falls this far behind reloads its list.
             changes: broadcast::channel(256).0,
             told_by_database: std::sync::atomic::AtomicBool::new(false),
+            reported: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
     pub fn config(&self) -> &DispatchConfig {
         &self.config
+    }
+
+    /// Whether guard `guard` may report a position at `now`: at most one per
+    /// [`POSITION_EVERY`]. Reports older than that are forgotten as new ones come, so the map
+    /// holds the guards reporting now at most.
+    pub fn position_due(&self, guard: i64, now: UnixMillis) -> bool {
+        let every = POSITION_EVERY.as_millis() as i64;
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        if reported
+            .get(&guard)
+            .is_some_and(|last| (0..every).contains(&(now.0 - last.0)))
+        {
+            return false;
+        }
+        reported.retain(|_, last| now.0 - last.0 < every);
+        reported.insert(guard, now);
+        true
     }
 
     /// Stores the picture shared with request `id`, durably.

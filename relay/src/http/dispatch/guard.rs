@@ -339,9 +339,6 @@ pub async fn live(State(st): State<AppState>, phone: GuardPhone) -> Result<Respo
     )
 }
 
-/// The least time between two positions of a guard, in milliseconds.
-const POSITION_EVERY_MS: i64 = 1000;
-
 /// Who reports a position: a device with the guard's token, or a signed-in phone.
 pub struct PositionReporter(Guard);
 
@@ -373,17 +370,13 @@ pub async fn report_position(
 ) -> Result<StatusCode, Error> {
     let now = st.clock.now();
     let at = p.point()?;
-    // Each report is a write and a new estimate: one a second is plenty for a car.
-    if guard
-        .seen_at
-        .is_some_and(|seen| (0..POSITION_EVERY_MS).contains(&(now.0 - seen)))
-    {
+    if !st.dispatcher.position_due(guard.id, now) {
         return Err(Error::new(
             ErrorKind::ResourceExhausted,
             "one position a second at most; send the newest one",
         )
         .with_code("too_many_positions")
-        .retry_after(std::time::Duration::from_millis(POSITION_EVERY_MS as u64)));
+        .retry_after(crate::dispatch::POSITION_EVERY));
     }
     st.store.set_guard_position(guard.id, at, now).await?;
     let moved = Guard {
