@@ -194,7 +194,7 @@ async function loadPicture() {
 
 // A link that opens the phone's own navigation to `at`: Apple Maps on iPhones and iPads, the
 // standard geo: address (RFC 5870) elsewhere, which Android hands to its navigation apps.
-export function navigationUrl(at, label, userAgent = navigator.userAgent) {
+function navigationUrl(at, label, userAgent = navigator.userAgent) {
   const where = `${at.lat},${at.lon}`;
   if (/iPhone|iPad|iPod/.test(userAgent)) return `https://maps.apple.com/?daddr=${where}&dirflg=d`;
   return `geo:${where}?q=${where}(${encodeURIComponent(label || '')})`;
