@@ -3,7 +3,7 @@
 use super::AppState;
 use super::extract::{
     ApiJson, ApiQuery, Caller, ClientAddr, CustomerCaller, HouseholdCaller, IdPath, cookie,
-    cookie_names,
+    cookie_names, session_set_cookie,
 };
 use crate::auth::{Outcome, Token, hash_token, verify_password};
 use crate::error::{Error, ErrorKind};
@@ -269,12 +269,8 @@ fn lock_limiter(st: &AppState) -> std::sync::MutexGuard<'_, crate::auth::LoginLi
 }
 
 fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue {
-    let secure = if st.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}",
-        cookie_names(st.secure_cookies).0
-    );
-    HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
+    let name = cookie_names(st.secure_cookies).0;
+    session_set_cookie(name, value, max_age_secs, st.secure_cookies)
 }
 
 /// Records an operation in the caller's own history (customers only have one).

@@ -8,6 +8,7 @@ use crate::revocation::{CameraGrant, Grant};
 use crate::store::{Account, Actor, Audit, Camera, Channel, Event};
 use crate::whep::Viewer;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderValue;
 use axum::http::header;
 use axum::http::request::Parts;
 use eyeward::dispatch::DispatchActor;
@@ -71,6 +72,16 @@ pub fn cookie_names(secure: bool) -> (&'static str, &'static str) {
     } else {
         (SESSION_COOKIE, BROWSER_COOKIE)
     }
+}
+
+/// A `Set-Cookie` value for a session token (a person's, or a guard's phone's): this host,
+/// every path, HttpOnly, SameSite=Strict, Secure over https, kept `max_age_secs`.
+pub fn session_set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    ))
+    .expect("a cookie of base64url and fixed words is a valid header value")
 }
 
 /// The session token from the `Cookie` header, if any.

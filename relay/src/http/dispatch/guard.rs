@@ -11,7 +11,7 @@ use super::{act, live_stream, visible};
 use crate::auth::{Token, hash_token};
 use crate::error::{Error, ErrorKind};
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, IdPath, SdpBody, bearer_token, cookie};
+use crate::http::extract::{ApiJson, IdPath, SdpBody, bearer_token, cookie, session_set_cookie};
 use crate::http::streams::StreamHolder;
 use crate::revocation::Grant;
 use crate::store::{Actor, Audit, Channel, Dispatch, GUARD_SESSION_FOR, Guard};
@@ -93,12 +93,8 @@ pub struct SignIn {
 
 /// The phone's session cookie with `value`, kept for `max_age_secs`.
 fn session_cookie(st: &AppState, value: &str, max_age_secs: u64) -> HeaderValue {
-    let secure = if st.secure_cookies { "; Secure" } else { "" };
     let name = cookie_name(st.secure_cookies);
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
-    ))
-    .expect("a cookie of base64url and fixed words is a valid header value")
+    session_set_cookie(name, value, max_age_secs, st.secure_cookies)
 }
 
 /// `POST /guard/v1/sign-in` `{"token"}`: takes the single-use link (404 for one unknown,
